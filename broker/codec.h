@@ -1,0 +1,71 @@
+/*
+ * codec: bytes <-> frames. Pure: no I/O, no globals.
+ *
+ * A frame on the wire is a 4-byte big-endian length N and N bytes of one
+ * protobuf Ringmq__Frame (proto/ringmq.proto). Decoding allocates from a
+ * per-connection arena (protobuf-c copies every sub-message and bytes
+ * field), reset after each frame, with a hard cap so a small frame cannot
+ * make the broker allocate without bound. Repeated fields that drive
+ * allocation (Publish.messages, Message.headers, lease id lists) are counted
+ * in the raw bytes and checked against limits before unpacking.
+ */
+#ifndef RINGMQ_CODEC_H
+#define RINGMQ_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmq.pb-c.h"
+
+#define CODEC_HEADER_BYTES 4u
+
+/* A bump allocator for protobuf-c unpacking. Embed it; _init/_fini. */
+struct codec_arena {
+	ProtobufCAllocator allocator; /* hands out memory from the chunks */
+	void *chunks;		      /* owned: singly linked chunk list */
+	size_t used_bytes;	      /* across chunks since the last reset */
+	size_t cap_bytes;	      /* allocations beyond this fail */
+};
+
+/* Limits checked before unpacking. */
+struct codec_limits {
+	uint32_t max_frame_bytes;  /* N above this: -RMQ_EMESSAGE_TOO_LARGE */
+	uint32_t max_batch_count;  /* messages per publish, ids per ack/... */
+	uint32_t max_header_count; /* headers per message */
+};
+
+void codec_arena_init(struct codec_arena *a, size_t cap_bytes);
+/* Frees all chunks but the first; everything decoded from it dies. */
+void codec_arena_reset(struct codec_arena *a);
+void codec_arena_fini(struct codec_arena *a);
+
+/*
+ * Reads the length prefix at the start of buf.
+ * @param[out] frame_bytes  N, the protobuf bytes that follow the prefix.
+ * @return 0 when the prefix is complete and N is within the limit;
+ *         -RMQ_ENEED_MORE with fewer than 4 bytes;
+ *         -RMQ_EMESSAGE_TOO_LARGE when N > max_frame_bytes;
+ *         -RMQ_EBAD_FRAME when N is 0.
+ */
+int codec_frame_length(const uint8_t *buf, size_t len, uint32_t max_frame_bytes,
+		       uint32_t *frame_bytes);
+
+/*
+ * Decodes one frame body (the N bytes after the prefix).
+ * @param[out] out  the frame, allocated from a; valid until the next
+ *                  codec_arena_reset. NULL on failure.
+ * @return 0; -RMQ_EBAD_FRAME if the bytes do not decode, the body is not
+ *         set, or the arena cap is hit; -RMQ_EMESSAGE_TOO_LARGE when a
+ *         counted repeated field is over its limit.
+ */
+int codec_decode(struct codec_arena *a, const struct codec_limits *lim,
+		 const uint8_t *body, size_t len, Ringmq__Frame **out);
+
+/* Bytes codec_encode writes for f: prefix plus packed body. */
+size_t codec_encoded_size(const Ringmq__Frame *f);
+
+/* Writes prefix and body to out, which holds codec_encoded_size(f) bytes.
+ * @return bytes written. */
+size_t codec_encode(const Ringmq__Frame *f, uint8_t *out);
+
+#endif

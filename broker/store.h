@@ -1,0 +1,318 @@
+/*
+ * store: ringmq's LMDB storage engine.
+ *
+ * Owns the LMDB environment of a data directory: its lock, format version,
+ * key layout, CRC32C on every record, the storage thread that runs every
+ * write transaction (group commit), the loop thread's short read
+ * transactions, and the start-up scan that rebuilds memory state.
+ * It knows nothing of connections, frames or dispatch.
+ *
+ * Threads: store_open/close/load, store_submit, store_reap, store_msg_next
+ * and store_read_release run on the loop thread (the thread that opened the
+ * store). The storage thread is private to store.c; it alone begins, fills
+ * and commits write transactions.
+ *
+ * Invariant: batches are applied and committed in submission order, and
+ * their completions are reported in that order. A batch is applied as a
+ * unit (a nested transaction): it is committed whole or not at all, and a
+ * batch that fails (e.g. STORAGE_FULL) fails alone, never the other batches
+ * of the same commit.
+ *
+ * ---------------------------------------------------------------------
+ * On-disk layout, format version 1 (STORE_FORMAT_VERSION).
+ * All integers are big-endian. Every value begins with a u32 CRC32C
+ * (Castagnoli) computed over the key bytes followed by the value bytes that
+ * come after the CRC; a mismatch on read is reported as -RMQ_ECORRUPT.
+ *
+ * Named databases (one LMDB environment, MDB_NOSUBDIR off, in DIR/):
+ *
+ *  "meta"    key: ASCII name
+ *              "format" -> crc | u32 format version
+ *              "epoch"  -> crc | u64 boot epoch (incremented at every open)
+ *  "queues"  key: u32 qid
+ *              -> crc | u32 partitions | u64 created_ms
+ *                 | u64 lease_ms | u64 max_lease_ms | u32 max_deliveries
+ *                 | u64 max_depth | u64 max_bytes | u64 dedup_window_ms
+ *                 | u16 name_len | name | u16 dlq_len | dlq name
+ *  "parts"   key: u32 qid | u32 partition
+ *              -> crc | u64 next_offset
+ *  "msgs"    key: u32 qid | u32 partition | u64 offset
+ *              -> crc | u8 record version (1) | u8 flags (0)
+ *                 | u64 publish_ms | u64 deliver_at_ms (0 = none)
+ *                 | u32 key_len | u32 headers_len | u16 dedup_len
+ *                 | key | headers | dedup_id | payload (the rest)
+ *              headers: repeated {u16 name_len, name, u32 value_len, value}
+ *  "groups"  key: u32 qid | u32 gid
+ *              -> crc | u64 created_ms | u16 name_len | name
+ *  "gstate"  key: u32 qid | u32 gid | u32 partition
+ *              -> crc | u64 ack_floor | u32 n | n x u64 acked offset
+ *              (every offset below ack_floor is acked; the n offsets are
+ *              ascending and above the floor)
+ *  "fails"   key: u32 qid | u32 gid | u32 partition | u64 offset
+ *              -> crc | u32 failures | u64 first_delivery_ms
+ *                 | u64 last_delivery_ms
+ *
+ * Changing the layout: bump STORE_FORMAT_VERSION; store_open refuses data
+ * of any other version with -RMQ_EFORMAT (before the first release there is
+ * no migration).
+ * ---------------------------------------------------------------------
+ */
+#ifndef RINGMQ_STORE_H
+#define RINGMQ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_FORMAT_VERSION 1u
+#define STORE_NAME_MAX	     200u /* queue and group names, bytes */
+
+struct store; /* opaque */
+
+enum store_sync {
+	STORE_SYNC_ALWAYS = 0,	 /* every commit is fdatasync'ed */
+	STORE_SYNC_INTERVAL = 1, /* synced commits at most every interval */
+	STORE_SYNC_NEVER = 2, /* MDB_NOSYNC: survives kill -9, not power loss */
+};
+
+struct store_opts {
+	const char *dir;	    /* borrowed for store_open only */
+	uint64_t max_storage_bytes; /* LMDB map size, fixed at open */
+	enum store_sync sync;
+	uint32_t sync_interval_ms; /* STORE_SYNC_INTERVAL only */
+};
+
+/*
+ * Opens (creating if needed) the data directory: takes an exclusive lock
+ * file (DIR/LOCK, flock) so a second broker fails, opens LMDB with the given
+ * map size, clears stale reader slots, checks or writes the format version,
+ * increments the boot epoch, and starts the storage thread.
+ * @param[out] out  the store; NULL on failure.
+ * @return 0, -RMQ_ELOCKED, -RMQ_EFORMAT, -RMQ_ESTORAGE or -errno.
+ */
+int store_open(struct store **out, const struct store_opts *o);
+
+/* Commits nothing further: waits for submitted batches to finish (their
+ * completions are delivered by a last store_reap inside), stops the storage
+ * thread, closes LMDB, releases the lock. NULL is a no-op. */
+void store_close(struct store *s);
+
+/* Boot epoch of this open (>= 1, strictly greater than every earlier one). */
+uint64_t store_boot_epoch(const struct store *s);
+
+/* An eventfd that becomes readable when completions are waiting; the loop
+ * reads it (8 bytes) and then calls store_reap. Owned by the store. */
+int store_event_fd(const struct store *s);
+
+/* Bytes of the map in use and the map size, for STORAGE_FULL decisions and
+ * metrics. Cheap (mdb_env_info / stat of the last commit). */
+void store_usage(const struct store *s, uint64_t *used_bytes,
+		 uint64_t *map_bytes);
+
+/* ------------------------------------------------------------- records */
+
+struct store_policy {
+	uint64_t lease_ms;
+	uint64_t max_lease_ms;
+	uint32_t max_deliveries;
+	uint64_t max_depth;
+	uint64_t max_bytes;
+	uint64_t dedup_window_ms;
+	char dlq[STORE_NAME_MAX + 8]; /* "" = "<queue>.dlq" */
+};
+
+struct store_queue {
+	uint32_t qid;
+	uint32_t partitions;
+	uint64_t created_ms;
+	struct store_policy policy;
+	char name[STORE_NAME_MAX + 8];
+};
+
+struct store_group {
+	uint32_t qid;
+	uint32_t gid;
+	uint64_t created_ms;
+	char name[STORE_NAME_MAX + 8];
+};
+
+struct store_header {
+	const void *name; /* borrowed */
+	uint32_t name_len;
+	const void *value; /* borrowed */
+	uint32_t value_len;
+};
+
+/* A message to write. Every pointer is borrowed for the call that takes it;
+ * the batch copies the bytes. */
+struct store_msg {
+	uint64_t publish_ms;
+	uint64_t deliver_at_ms; /* 0 = none */
+	const void *key;
+	uint32_t key_len;
+	const struct store_header *headers;
+	uint32_t header_count;
+	const void *dedup_id;
+	uint16_t dedup_len;
+	const void *payload;
+	uint32_t payload_len;
+};
+
+/* A stored message as read. Every pointer points into the LMDB map and is
+ * valid only until the next store_read_release (copy before keeping). */
+struct store_msg_view {
+	uint32_t partition;
+	uint64_t offset;
+	uint64_t publish_ms;
+	uint64_t deliver_at_ms;
+	const void *key;
+	uint32_t key_len;
+	const void *headers; /* raw header block, see the layout above */
+	uint32_t headers_len;
+	const void *dedup_id;
+	uint16_t dedup_len;
+	const void *payload;
+	uint32_t payload_len;
+};
+
+/* Iterates a raw header block. Start with *pos = 0; returns 1 and fills h
+ * (pointing into block), 0 at the end, -RMQ_ECORRUPT on a malformed block. */
+int store_headers_next(const void *block, uint32_t len, uint32_t *pos,
+		       struct store_header *h);
+
+struct store_failure {
+	uint32_t failures; /* leases of this message that ended in failure */
+	uint64_t first_delivery_ms;
+	uint64_t last_delivery_ms;
+};
+
+/* -------------------------------------------------------------- batches */
+
+/* A batch: the operations of one request or one flush, applied as a unit.
+ * Built on the loop thread, then handed to store_submit. */
+struct store_batch;
+
+/* Flags for store_batch_new. */
+enum {
+	/* Adds data (publishes, new queues): refused with -RMQ_ESTORAGE_FULL
+	 * when the map or the filesystem is near full, so that batches without
+	 * it (acks, deletes) keep headroom to commit and free space. */
+	STORE_BATCH_GROWS = 1u << 0,
+};
+
+/* @return a new empty batch, or NULL when out of memory. */
+struct store_batch *store_batch_new(unsigned flags);
+
+/* Frees a batch never submitted. NULL is a no-op. */
+void store_batch_free(struct store_batch *b);
+
+/* Number of operations in the batch. */
+size_t store_batch_ops(const struct store_batch *b);
+
+/* Each adds one operation, copying what it is given.
+ * @return 0, or -ENOMEM (the batch is unchanged). */
+int store_batch_put_queue(struct store_batch *b, const struct store_queue *q);
+/* Deletes the queue record and every record of the queue (parts, msgs,
+ * groups, gstate, fails). */
+int store_batch_del_queue(struct store_batch *b, uint32_t qid);
+int store_batch_put_next_offset(struct store_batch *b, uint32_t qid,
+				uint32_t part, uint64_t next_offset);
+int store_batch_put_msg(struct store_batch *b, uint32_t qid, uint32_t part,
+			uint64_t offset, const struct store_msg *m);
+/* Deletes the messages of a partition with from <= offset < to. */
+int store_batch_del_msgs(struct store_batch *b, uint32_t qid, uint32_t part,
+			 uint64_t from, uint64_t to);
+int store_batch_put_group(struct store_batch *b, const struct store_group *g);
+/* Deletes the group record and its gstate and fails records. */
+int store_batch_del_group(struct store_batch *b, uint32_t qid, uint32_t gid);
+int store_batch_put_group_state(struct store_batch *b, uint32_t qid,
+				uint32_t gid, uint32_t part, uint64_t ack_floor,
+				const uint64_t *acked, uint32_t n);
+int store_batch_put_failure(struct store_batch *b, uint32_t qid, uint32_t gid,
+			    uint32_t part, uint64_t offset,
+			    const struct store_failure *f);
+/* Deletes failure records of a group partition with from <= offset < to. */
+int store_batch_del_failures(struct store_batch *b, uint32_t qid, uint32_t gid,
+			     uint32_t part, uint64_t from, uint64_t to);
+
+/*
+ * Completion of a submitted batch, called on the loop thread from
+ * store_reap. status: 0 committed (and synced as the sync mode says),
+ * -RMQ_ESTORAGE_FULL, -RMQ_ESTORAGE or -errno: nothing of the batch was
+ * written.
+ */
+typedef void (*store_done_fn)(void *ctx, int status);
+
+/*
+ * Hands a batch to the storage thread, which takes ownership of b. done is
+ * called exactly once, later, from store_reap (never from inside this call).
+ * Everything submitted while a commit is syncing goes into the next commit.
+ */
+void store_submit(struct store *s, struct store_batch *b, store_done_fn done,
+		  void *ctx);
+
+/* Calls the completions of every batch committed since the last call, in
+ * submission order. Returns how many it called. Does not block. */
+int store_reap(struct store *s);
+
+/* Blocks until every batch submitted so far has completed (their callbacks
+ * still run only from store_reap). For shutdown and tests. */
+void store_drain(struct store *s);
+
+/* ---------------------------------------------------------------- reads */
+
+/*
+ * Finds the first message of (qid, part) with offset >= from. Opens or
+ * renews the loop thread's read transaction as needed.
+ * @param[out] v  the message, pointing into the map until
+ *                store_read_release.
+ * @return 0 found; -RMQ_ENOTFOUND none at or after from;
+ *         -RMQ_ECORRUPT the record at v->offset failed its CRC (v->offset
+ *         and v->partition are set, the rest is not: skip it); -RMQ_ESTORAGE.
+ */
+int store_msg_next(struct store *s, uint32_t qid, uint32_t part, uint64_t from,
+		   struct store_msg_view *v);
+
+/* Like store_msg_next for exactly one offset (-RMQ_ENOTFOUND if absent). */
+int store_msg_get(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
+		  struct store_msg_view *v);
+
+/* Ends the loop thread's read transaction (mdb_txn_reset) so pages can be
+ * reused; called once per loop pass. Views die here. */
+void store_read_release(struct store *s);
+
+/* ------------------------------------------------------------- recovery */
+
+/* Callbacks of store_load, each optional (NULL skips). Pointers passed are
+ * valid only during the call. Returning a negative value stops the load
+ * with that value. */
+struct store_load_cb {
+	int (*queue)(void *ctx, const struct store_queue *q);
+	/* next_offset from "parts" (0 if absent). */
+	int (*partition)(void *ctx, uint32_t qid, uint32_t part,
+			 uint64_t next_offset);
+	/* One per stored message, ascending (qid, part, offset); no payload
+	 * is read, so CRCs are not checked here. */
+	int (*message)(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
+		       uint32_t payload_len, uint64_t publish_ms,
+		       uint64_t deliver_at_ms);
+	int (*group)(void *ctx, const struct store_group *g);
+	int (*group_state)(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+			   uint64_t ack_floor, const uint64_t *acked,
+			   uint32_t n);
+	int (*failure)(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+		       uint64_t offset, const struct store_failure *f);
+};
+
+/*
+ * Reads every queue, partition, group, group state, failure and message
+ * header, in that order (queues first, messages last), in one read
+ * transaction. Call before the loop starts. A record failing its CRC in
+ * queues/parts/groups/gstate/fails is logged and fails the load with
+ * -RMQ_ECORRUPT; a message record is reported as is (checked on read).
+ */
+int store_load(struct store *s, const struct store_load_cb *cb, void *ctx);
+
+/* CRC32C (Castagnoli) of buf, continuing from crc (start with 0). */
+uint32_t store_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,3 @@
+#ifndef RINGMQ_H
+#define RINGMQ_H
+#endif

@@ -1,0 +1,187 @@
+/*
+ * harness: see harness.h.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+long long
+harness_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *
+harness_program(const char *env_name)
+{
+	const char *p = getenv(env_name);
+
+	if (p == NULL || *p == '\0') {
+		fprintf(stderr, "harness: %s is not set\n", env_name);
+		abort();
+	}
+	return p;
+}
+
+/* Reads the broker's stdout until "listening on HOST:PORT\n" or deadline. */
+static int
+wait_listening(struct harness_broker *b, long long deadline_ms)
+{
+	char line[256];
+	size_t n = 0;
+
+	while (harness_now_ms() < deadline_ms) {
+		struct pollfd p = { .fd = b->stdout_fd, .events = POLLIN };
+		int left = (int)(deadline_ms - harness_now_ms());
+		ssize_t r;
+
+		if (poll(&p, 1, left > 0 ? left : 0) <= 0)
+			continue;
+		r = read(b->stdout_fd, line + n, 1);
+		if (r <= 0) {
+			fprintf(stderr, "harness: ringmqd exited early\n");
+			return -1;
+		}
+		if (line[n] != '\n') {
+			if (++n == sizeof(line) - 1)
+				return -1;
+			continue;
+		}
+		line[n] = '\0';
+		if (sscanf(line, "listening on %63s", b->addr) != 1) {
+			fprintf(stderr, "harness: unexpected line '%s'\n",
+				line);
+			return -1;
+		}
+		const char *colon = strrchr(b->addr, ':');
+		b->port = colon ? atoi(colon + 1) : 0;
+		return b->port > 0 ? 0 : -1;
+	}
+	fprintf(stderr, "harness: no 'listening on' within the deadline\n");
+	return -1;
+}
+
+int
+harness_start(struct harness_broker *b, const char *const *extra)
+{
+	const char *prog = harness_program("RINGMQD");
+	const char *argv[HARNESS_MAX_ARGS + 16];
+	int fds[2];
+	int argc = 0;
+
+	if (b->dir[0] == '\0') {
+		snprintf(b->dir, sizeof(b->dir), "/tmp/ringmq-test-XXXXXX");
+		if (mkdtemp(b->dir) == NULL) {
+			perror("harness: mkdtemp");
+			return -1;
+		}
+		b->extra[0] = NULL;
+		for (int i = 0; extra && extra[i] && i < HARNESS_MAX_ARGS - 1;
+		     i++) {
+			b->extra[i] = extra[i];
+			b->extra[i + 1] = NULL;
+		}
+	}
+	argv[argc++] = prog;
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--data";
+	argv[argc++] = b->dir;
+	argv[argc++] = "--max-storage-bytes";
+	argv[argc++] = "268435456";
+	for (int i = 0; b->extra[i]; i++)
+		argv[argc++] = b->extra[i];
+	argv[argc] = NULL;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	b->pid = fork();
+	if (b->pid < 0)
+		return -1;
+	if (b->pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		execv(prog, (char *const *)argv);
+		perror("harness: execv ringmqd");
+		_exit(127);
+	}
+	close(fds[1]);
+	b->stdout_fd = fds[0];
+	if (wait_listening(b, harness_now_ms() + 10000) < 0) {
+		harness_kill(b, SIGKILL);
+		return -1;
+	}
+	return 0;
+}
+
+int
+harness_kill(struct harness_broker *b, int sig)
+{
+	long long deadline = harness_now_ms() + 10000;
+	int status = -1;
+
+	if (b->pid <= 0)
+		return -1;
+	kill(b->pid, sig);
+	for (;;) {
+		pid_t r = waitpid(b->pid, &status, WNOHANG);
+
+		if (r == b->pid)
+			break;
+		if (r < 0 && errno != EINTR) {
+			status = -1;
+			break;
+		}
+		if (harness_now_ms() > deadline) {
+			fprintf(stderr, "harness: broker ignored signal %d\n",
+				sig);
+			kill(b->pid, SIGKILL);
+			deadline = harness_now_ms() + 10000;
+		}
+		usleep(2000);
+	}
+	b->pid = 0;
+	if (b->stdout_fd >= 0)
+		close(b->stdout_fd);
+	b->stdout_fd = -1;
+	return status;
+}
+
+int
+harness_stop(struct harness_broker *b)
+{
+	int status = harness_kill(b, SIGTERM);
+
+	if (status < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+void
+harness_cleanup(struct harness_broker *b)
+{
+	char cmd[300];
+
+	if (b->pid > 0)
+		harness_kill(b, SIGKILL);
+	if (b->dir[0] != '\0' &&
+	    strncmp(b->dir, "/tmp/ringmq-test-", 17) == 0) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "harness: could not remove %s\n",
+				b->dir);
+	}
+	b->dir[0] = '\0';
+}

@@ -1,0 +1,52 @@
+/*
+ * harness: starts and stops a real ringmqd for integration tests.
+ *
+ * The broker runs on 127.0.0.1 port 0 with a fresh temporary data
+ * directory; the harness learns the port from its "listening on" line and
+ * stops it by PID only. The path of ringmqd comes from the RINGMQD
+ * environment variable (set by meson).
+ */
+#ifndef RINGMQ_TEST_HARNESS_H
+#define RINGMQ_TEST_HARNESS_H
+
+#include <sys/types.h>
+
+#define HARNESS_MAX_ARGS 32
+
+struct harness_broker {
+	pid_t pid;     /* 0 when not running */
+	int stdout_fd; /* read end of the broker's stdout; -1 if none */
+	char dir[256]; /* data directory (created by harness_start) */
+	char addr[64]; /* "127.0.0.1:PORT" once started */
+	int port;
+	const char
+		*extra[HARNESS_MAX_ARGS]; /* borrowed extra flags, NULL-ended */
+};
+
+/*
+ * Starts ringmqd. On first start creates a temporary data directory; a later
+ * start (after harness_kill/harness_stop) reuses it, for restart tests.
+ * extra (may be NULL) is a NULL-terminated list of further flags, kept for
+ * restarts. Waits at most 10 s for "listening on".
+ * @return 0, or -1 with a message on stderr.
+ */
+int harness_start(struct harness_broker *b, const char *const *extra);
+
+/* Sends sig to the broker and waits (at most 10 s, then SIGKILL) for it to
+ * exit. @return its exit status as from waitpid, or -1. */
+int harness_kill(struct harness_broker *b, int sig);
+
+/* SIGTERM and wait; @return the exit code (0 for a clean stop), or -1. */
+int harness_stop(struct harness_broker *b);
+
+/* Stops the broker if running and removes the data directory. */
+void harness_cleanup(struct harness_broker *b);
+
+/* Path of a built program from an environment variable (RINGMQD,
+ * RINGMQ_CLI); aborts the test with a message when unset. */
+const char *harness_program(const char *env_name);
+
+/* Monotonic milliseconds, for deadlines. */
+long long harness_now_ms(void);
+
+#endif
