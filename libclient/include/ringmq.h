@@ -1,3 +1,624 @@
+/*
+ * ringmq.h: the C client library of ringmq (libringmq), its only public
+ * header.
+ *
+ * Everything is reached through opaque handles and accessors; no struct is
+ * public, so fields can be added without breaking callers. Status codes are
+ * the wire protocol's ErrorCode values (proto/ringmq.proto) plus the
+ * library's own codes from 100 up, which are never sent on the wire.
+ *
+ * Calls in this version are synchronous: each sends its request, then reads
+ * the connection until the answer arrives or the request timeout passes.
+ * Deliveries pushed by the broker while a call waits are queued inside the
+ * client and handed out by ringmq_next().
+ *
+ * Threads: a ringmq_client is used by one thread at a time in this version.
+ * Different clients may be used by different threads concurrently. The
+ * other objects (options, messages, results, deliveries) are plain data: a
+ * thread may use one while another thread uses another.
+ *
+ * Memory: a function that returns a pointer says who owns it. Strings and
+ * byte buffers passed in are copied unless the function says otherwise.
+ * Every _free() accepts NULL and does nothing.
+ */
 #ifndef RINGMQ_H
 #define RINGMQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+#if defined(RINGMQ_BUILDING) && defined(__GNUC__)
+#define RINGMQ_API __attribute__((visibility("default")))
+#else
+#define RINGMQ_API
+#endif
+
+/* ------------------------------------------------------------ status codes */
+
+/**
+ * Status codes. 0..99 are the wire's ErrorCode values (the same numbers, in
+ * the same order; new ones are added, never renumbered); 100 and up are
+ * produced by the library or the CLI only. Functions return them as int so
+ * that a code added by a newer broker passes through unchanged.
+ */
+enum ringmq_status {
+	RINGMQ_OK = 0,
+	/** A frame does not decode or breaks a rule. */
+	RINGMQ_BAD_FRAME = 1,
+	/** The broker does not speak this protocol version. */
+	RINGMQ_UNSUPPORTED_VERSION = 2,
+	/** A request before hello. */
+	RINGMQ_NOT_HELLO = 3,
+	RINGMQ_QUEUE_NOT_FOUND = 4,
+	/** The queue exists with other settings. */
+	RINGMQ_QUEUE_EXISTS = 5,
+	/** Over the queue's max depth or max bytes. */
+	RINGMQ_QUEUE_FULL = 6,
+	/** The broker is near its storage limit. */
+	RINGMQ_STORAGE_FULL = 7,
+	RINGMQ_LEASE_EXPIRED = 8,
+	/** Never delivered, or another connection's lease. */
+	RINGMQ_NOT_LEASED = 9,
+	RINGMQ_GROUP_NOT_FOUND = 10,
+	RINGMQ_MESSAGE_NOT_FOUND = 11,
+	/** A message or frame over the broker's announced limits. */
+	RINGMQ_MESSAGE_TOO_LARGE = 12,
+	RINGMQ_INVALID_ARGUMENT = 13,
+	RINGMQ_TOO_MANY_CONNECTIONS = 14,
+	RINGMQ_SHUTTING_DOWN = 15,
+	/** The broker failed, or the library ran out of memory. */
+	RINGMQ_INTERNAL = 16,
+
+	/** The outgoing buffer is full (for the asynchronous calls to come). */
+	RINGMQ_WOULD_BLOCK = 100,
+	/** No answer within the timeout. */
+	RINGMQ_TIMEOUT = 101,
+	/** The handle was closed by its owner. */
+	RINGMQ_CLOSED = 102,
+	/** Could not connect to any broker. */
+	RINGMQ_UNREACHABLE = 103,
+	/** The connection dropped with the request pending. */
+	RINGMQ_CONNECTION_LOST = 104,
+	/** A bad argument or command line. */
+	RINGMQ_USAGE = 105,
+	/** Local input or output failed (e.g. standard output). */
+	RINGMQ_IO = 106
+};
+
+/**
+ * Human description of a status code.
+ * @param[in] code a status code (any int).
+ * @return a static string, never NULL ("unknown error" for unknown codes).
+ * @note Thread-safe.
+ */
+RINGMQ_API const char *ringmq_strerror(int code);
+
+/**
+ * Symbolic name of a status code as in the protocol: "OK",
+ * "QUEUE_NOT_FOUND", "CONNECTION_LOST", ...
+ * @param[in] code a status code (any int).
+ * @return a static string, never NULL ("UNKNOWN" for unknown codes).
+ * @note Thread-safe.
+ */
+RINGMQ_API const char *ringmq_code_name(int code);
+
+/**
+ * Version of the library, e.g. "0.1.0".
+ * @return a static string.
+ */
+RINGMQ_API const char *ringmq_version(void);
+
+/* ----------------------------------------------------------------- options */
+
+/** Connection options (opaque). */
+typedef struct ringmq_opts ringmq_opts;
+
+/**
+ * Creates connection options holding the defaults.
+ * @return new options, owned by the caller (ringmq_opts_free()), or NULL
+ *         when out of memory.
+ */
+RINGMQ_API ringmq_opts *ringmq_opts_new(void);
+
+/**
+ * Sets one option. Names are those of the CLI flags, without "--":
+ *  - "server": HOST:PORT[,HOST:PORT...] (default "127.0.0.1:7420"); IPv6
+ *    hosts in brackets ("[::1]:7420"). Connect tries each in turn.
+ *  - "connect-timeout-ms": per address, 1..3600000 (default 5000).
+ *  - "request-timeout-ms": wait for each answer, 1..3600000 (default 5000).
+ *  - "client-name": free text sent in hello, for the broker's logs.
+ * @param[in,out] opts the options.
+ * @param[in] name option name.
+ * @param[in] value its value as text (copied).
+ * @param[out] errbuf receives a message on failure; may be NULL.
+ * @param[in] errlen size of errbuf.
+ * @return RINGMQ_OK; RINGMQ_USAGE for an unknown name or a bad value (opts
+ *         unchanged); RINGMQ_INTERNAL when out of memory.
+ */
+RINGMQ_API int ringmq_opts_set(ringmq_opts *opts, const char *name,
+			       const char *value, char *errbuf, size_t errlen);
+
+/** Frees options (NULL: no-op). Clients connected with them keep a copy. */
+RINGMQ_API void ringmq_opts_free(ringmq_opts *opts);
+
+/* ------------------------------------------------------------------ client */
+
+/** A connection to a broker (opaque). One thread at a time. */
+typedef struct ringmq_client ringmq_client;
+
+/**
+ * Connects to the first broker of the "server" list that answers, and
+ * exchanges hello. The connect (TCP, TCP_NODELAY) is bounded by
+ * connect-timeout-ms per address, the hello answer by request-timeout-ms.
+ * @param[out] clientp receives the client (owned by the caller, release
+ *             with ringmq_client_free()); set to NULL on failure.
+ * @param[in] opts options, copied (NULL: defaults). The caller keeps and
+ *            frees its own.
+ * @param[out] errbuf receives a message on failure; may be NULL.
+ * @param[in] errlen size of errbuf.
+ * @return RINGMQ_OK; RINGMQ_UNREACHABLE when no address could be connected
+ *         to or none completed hello (connection refused, timed out, closed
+ *         during hello, unresolvable host); the broker's code when it
+ *         refused hello (e.g. RINGMQ_UNSUPPORTED_VERSION,
+ *         RINGMQ_TOO_MANY_CONNECTIONS, RINGMQ_SHUTTING_DOWN; if every
+ *         address failed, the last broker refusal wins over UNREACHABLE);
+ *         RINGMQ_USAGE for a bad server list; RINGMQ_INTERNAL when out of
+ *         memory.
+ */
+RINGMQ_API int ringmq_client_connect(ringmq_client **clientp,
+				     const ringmq_opts *opts, char *errbuf,
+				     size_t errlen);
+
+/**
+ * Closes the connection. Later calls on the client return RINGMQ_CLOSED;
+ * deliveries already queued are dropped (the broker counts their leases as
+ * failed when it sees the connection close). The client's memory stays
+ * valid until ringmq_client_free().
+ * @param[in,out] c the client (NULL: no-op).
+ */
+RINGMQ_API void ringmq_client_close(ringmq_client *c);
+
+/**
+ * Closes the connection if open and frees the client (NULL: no-op).
+ * Deliveries already handed out by ringmq_next() stay valid; free them with
+ * ringmq_delivery_free().
+ */
+RINGMQ_API void ringmq_client_free(ringmq_client *c);
+
+/**
+ * Message of the last failed call on this client: the broker's text for a
+ * broker refusal, or the library's for a local failure.
+ * @return a string owned by the client, valid until its next call; "" when
+ *         there is none.
+ */
+RINGMQ_API const char *ringmq_client_errmsg(const ringmq_client *c);
+
+/** Longest frame the broker accepts (from hello), in bytes. */
+RINGMQ_API uint32_t ringmq_client_max_frame_bytes(const ringmq_client *c);
+
+/** Longest payload the broker accepts (from hello), in bytes. */
+RINGMQ_API uint32_t ringmq_client_max_message_bytes(const ringmq_client *c);
+
+/** Most messages or lease ids per request (from hello). */
+RINGMQ_API uint32_t ringmq_client_max_batch_count(const ringmq_client *c);
+
+/** The producer id the broker assigned in hello. */
+RINGMQ_API uint64_t ringmq_client_producer_id(const ringmq_client *c);
+
+/**
+ * The address this client connected to, as given in the server list.
+ * @return a string owned by the client, valid until ringmq_client_free().
+ */
+RINGMQ_API const char *ringmq_client_server(const ringmq_client *c);
+
+/**
+ * Round trip to the broker (Ping / Pong).
+ * @return RINGMQ_OK; RINGMQ_TIMEOUT; RINGMQ_CONNECTION_LOST;
+ *         RINGMQ_CLOSED; or the broker's code.
+ */
+RINGMQ_API int ringmq_client_ping(ringmq_client *c);
+
+/*
+ * Every call below that talks to the broker returns, besides what it lists:
+ *  RINGMQ_TIMEOUT          no answer within request-timeout-ms (the request
+ *                          may still take effect; the connection stays open
+ *                          and a late answer is discarded);
+ *  RINGMQ_CONNECTION_LOST  the connection dropped (or a protocol error was
+ *                          seen) before the answer; every later call returns
+ *                          it too;
+ *  RINGMQ_CLOSED           ringmq_client_close() was called;
+ *  RINGMQ_USAGE            a NULL or out-of-range argument;
+ *  RINGMQ_INTERNAL         out of memory, or the broker's INTERNAL;
+ * and any code the broker answers with an Error frame (its message is then
+ * readable with ringmq_client_errmsg()).
+ */
+
+/* ------------------------------------------------------------------ queues */
+
+/** Settings of a queue to create (opaque). */
+typedef struct ringmq_queue_opts ringmq_queue_opts;
+
+/**
+ * Creates empty queue settings: every setting absent (the broker's
+ * defaults apply, and an existing queue's settings are not compared).
+ * @return new settings owned by the caller, or NULL when out of memory.
+ */
+RINGMQ_API ringmq_queue_opts *ringmq_queue_opts_new(void);
+
+/**
+ * Sets one queue setting. Names are those of the CLI flags:
+ *  "partitions" (1..1024), "lease-ms", "max-lease-ms", "max-deliveries"
+ *  (0 = unlimited), "dead-letter-queue" (a queue name), "max-depth" and
+ *  "max-bytes" (0 = unlimited), "dedup-window-ms". Numbers are decimal.
+ * @param[in,out] o the settings.
+ * @param[in] name setting name.
+ * @param[in] value its value as text (copied).
+ * @param[out] errbuf receives a message on failure; may be NULL.
+ * @param[in] errlen size of errbuf.
+ * @return RINGMQ_OK; RINGMQ_USAGE for an unknown name or a bad value
+ *         (o unchanged); RINGMQ_INTERNAL when out of memory.
+ */
+RINGMQ_API int ringmq_queue_opts_set(ringmq_queue_opts *o, const char *name,
+				     const char *value, char *errbuf,
+				     size_t errlen);
+
+/** Frees queue settings (NULL: no-op). */
+RINGMQ_API void ringmq_queue_opts_free(ringmq_queue_opts *o);
+
+/**
+ * Creates a queue. Succeeds also when it exists with the same given
+ * settings.
+ * @param[in] c the client.
+ * @param[in] name queue name, [A-Za-z0-9][A-Za-z0-9._-]{0,195}.
+ * @param[in] o settings (borrowed; NULL: all defaults).
+ * @return RINGMQ_OK; RINGMQ_QUEUE_EXISTS when it exists with other
+ *         settings; RINGMQ_INVALID_ARGUMENT; and the common codes above.
+ */
+RINGMQ_API int ringmq_queue_create(ringmq_client *c, const char *name,
+				   const ringmq_queue_opts *o);
+
+/**
+ * Deletes a queue and its messages.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; and the common codes above.
+ */
+RINGMQ_API int ringmq_queue_delete(ringmq_client *c, const char *name);
+
+/** Result of ringmq_queue_list() (opaque). */
+typedef struct ringmq_queue_list ringmq_queue_list;
+
+/**
+ * Lists the queues with their counters.
+ * @param[in] c the client.
+ * @param[out] listp receives the list (owned by the caller, release with
+ *             ringmq_queue_list_free()); NULL on failure.
+ * @return RINGMQ_OK and the common codes above.
+ */
+RINGMQ_API int ringmq_queue_list_get(ringmq_client *c,
+				     ringmq_queue_list **listp);
+
+/** Number of queues in the list. */
+RINGMQ_API size_t ringmq_queue_list_count(const ringmq_queue_list *l);
+
+/*
+ * Accessors of the i-th queue, 0 <= i < count (out of range: NULL or 0).
+ * Strings are owned by the list.
+ */
+RINGMQ_API const char *ringmq_queue_list_name(const ringmq_queue_list *l,
+					      size_t i);
+RINGMQ_API uint32_t ringmq_queue_list_partitions(const ringmq_queue_list *l,
+						 size_t i);
+/** Retained messages ready for delivery, summed over groups. */
+RINGMQ_API uint64_t ringmq_queue_list_ready(const ringmq_queue_list *l,
+					    size_t i);
+RINGMQ_API uint64_t ringmq_queue_list_delayed(const ringmq_queue_list *l,
+					      size_t i);
+/** Messages leased right now. */
+RINGMQ_API uint64_t ringmq_queue_list_in_flight(const ringmq_queue_list *l,
+						size_t i);
+RINGMQ_API uint32_t ringmq_queue_list_groups(const ringmq_queue_list *l,
+					     size_t i);
+/** Stored messages. */
+RINGMQ_API uint64_t ringmq_queue_list_messages(const ringmq_queue_list *l,
+					       size_t i);
+/** Stored payload bytes. */
+RINGMQ_API uint64_t ringmq_queue_list_bytes(const ringmq_queue_list *l,
+					    size_t i);
+
+/** Frees a queue list (NULL: no-op). */
+RINGMQ_API void ringmq_queue_list_free(ringmq_queue_list *l);
+
+/* ----------------------------------------------------------------- publish */
+
+/** A message to publish (opaque). */
+typedef struct ringmq_message ringmq_message;
+
+/**
+ * Creates a message.
+ * @param[in] payload payload bytes, copied (may be NULL when len is 0).
+ * @param[in] len payload length in bytes.
+ * @return a message owned by the caller (ringmq_message_free()), or NULL
+ *         when out of memory.
+ */
+RINGMQ_API ringmq_message *ringmq_message_new(const void *payload, size_t len);
+
+/**
+ * Sets the message's key (copied): it picks the partition by hash.
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m); RINGMQ_INTERNAL (out of memory).
+ */
+RINGMQ_API int ringmq_message_set_key(ringmq_message *m, const void *key,
+				      size_t len);
+
+/**
+ * Adds a header (name and value copied). The prefix "ringmq-" is reserved
+ * for the broker.
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m or name, or a reserved name);
+ *         RINGMQ_INTERNAL (out of memory).
+ */
+RINGMQ_API int ringmq_message_add_header(ringmq_message *m, const char *name,
+					 const void *value, size_t len);
+
+/**
+ * Delays the message: ready delay_ms after the broker receives it.
+ * Replaces a deliver-at time set before.
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m).
+ */
+RINGMQ_API int ringmq_message_set_delay_ms(ringmq_message *m,
+					   uint64_t delay_ms);
+
+/**
+ * Makes the message ready at a wall-clock time (ms since the epoch).
+ * Replaces a delay set before.
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m).
+ */
+RINGMQ_API int ringmq_message_set_deliver_at_ms(ringmq_message *m,
+						uint64_t deliver_at_ms);
+
+/**
+ * Sets a dedup id (copied): a publish repeating it within the queue's
+ * dedup window is confirmed as a duplicate instead of stored again.
+ * @return RINGMQ_OK; RINGMQ_USAGE; RINGMQ_INTERNAL (out of memory).
+ */
+RINGMQ_API int ringmq_message_set_dedup_id(ringmq_message *m,
+					   const char *dedup_id);
+
+/** Frees a message (NULL: no-op). */
+RINGMQ_API void ringmq_message_free(ringmq_message *m);
+
+/**
+ * Publishes one message and waits for its confirmation (durable in the
+ * broker's sync mode).
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[in] m the message (borrowed).
+ * @param[out] partition receives its partition when confirmed; may be NULL.
+ * @param[out] offset receives its offset when confirmed; may be NULL.
+ * @param[out] is_duplicate receives 1 when it was confirmed earlier under
+ *             its dedup id, else 0; may be NULL.
+ * @return RINGMQ_OK when confirmed; RINGMQ_MESSAGE_TOO_LARGE when over the
+ *         broker's announced limits (decided locally, nothing is sent);
+ *         RINGMQ_QUEUE_NOT_FOUND, RINGMQ_QUEUE_FULL, RINGMQ_STORAGE_FULL,
+ *         RINGMQ_INVALID_ARGUMENT; and the common codes above. On
+ *         RINGMQ_TIMEOUT or RINGMQ_CONNECTION_LOST the message may or may
+ *         not have been stored.
+ */
+RINGMQ_API int ringmq_publish(ringmq_client *c, const char *queue,
+			      const ringmq_message *m, uint32_t *partition,
+			      uint64_t *offset, int *is_duplicate);
+
+/** Per-message results of ringmq_publish_batch() (opaque). */
+typedef struct ringmq_publish_results ringmq_publish_results;
+
+/**
+ * Publishes messages to one queue, in order, and waits for their
+ * confirmations. The batch is split into requests of at most the broker's
+ * max batch count and max frame bytes, sent one after the other. A message
+ * over the broker's limits gets RINGMQ_MESSAGE_TOO_LARGE and is never sent;
+ * the others still are. After a connection loss or timeout the remaining
+ * messages are not sent and get that code.
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[in] msgs array of count messages (borrowed).
+ * @param[in] count number of messages (0 is allowed: nothing is sent).
+ * @param[out] resultsp receives one result per message, in order (owned by
+ *             the caller, ringmq_publish_results_free()); may be NULL when
+ *             the caller needs only the status. Set to NULL when the
+ *             return is RINGMQ_USAGE or the results could not be allocated.
+ * @return RINGMQ_OK when every message was confirmed; otherwise
+ *         RINGMQ_CONNECTION_LOST, RINGMQ_TIMEOUT or RINGMQ_CLOSED if one of
+ *         those happened, else the code of the first refused message.
+ */
+RINGMQ_API int ringmq_publish_batch(ringmq_client *c, const char *queue,
+				    const ringmq_message *const *msgs,
+				    size_t count,
+				    ringmq_publish_results **resultsp);
+
+/** Number of results (the count given to the publish). */
+RINGMQ_API size_t ringmq_publish_results_count(const ringmq_publish_results *r);
+
+/**
+ * Status of the i-th message: RINGMQ_OK when confirmed, else why not (a
+ * refusal, or TIMEOUT / CONNECTION_LOST when unconfirmed: it may or may
+ * not have been stored). Out of range: RINGMQ_USAGE.
+ */
+RINGMQ_API int ringmq_publish_results_code(const ringmq_publish_results *r,
+					   size_t i);
+
+/** Partition of the i-th message when confirmed, else 0. */
+RINGMQ_API uint32_t
+ringmq_publish_results_partition(const ringmq_publish_results *r, size_t i);
+
+/** Offset of the i-th message when confirmed, else 0. */
+RINGMQ_API uint64_t
+ringmq_publish_results_offset(const ringmq_publish_results *r, size_t i);
+
+/** 1 when the i-th message was confirmed earlier under its dedup id. */
+RINGMQ_API int
+ringmq_publish_results_is_duplicate(const ringmq_publish_results *r, size_t i);
+
+/**
+ * Human text for the i-th message when its code is not OK (the broker's,
+ * or the library's); owned by the results; "" when none.
+ */
+RINGMQ_API const char *
+ringmq_publish_results_message(const ringmq_publish_results *r, size_t i);
+
+/** Frees publish results (NULL: no-op). */
+RINGMQ_API void ringmq_publish_results_free(ringmq_publish_results *r);
+
+/* ----------------------------------------------------------------- consume */
+
+/** Where a new consumer group starts. */
+enum ringmq_start {
+	RINGMQ_START_EARLIEST = 0, /**< the earliest retained message */
+	RINGMQ_START_LATEST = 1	   /**< the next message published */
+};
+
+/**
+ * Subscribes to a queue in a consumer group (created at start if it does
+ * not exist). Deliveries then arrive while the client waits in any call and
+ * are handed out by ringmq_next().
+ * @param[in] c the client.
+ * @param[out] subscriptionp receives the subscription id (tags its
+ *             deliveries); untouched on failure.
+ * @param[in] queue queue name.
+ * @param[in] group group name.
+ * @param[in] credit most messages leased to this subscription at once
+ *            (0: paused).
+ * @param[in] start RINGMQ_START_EARLIEST or RINGMQ_START_LATEST.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_INVALID_ARGUMENT; and
+ *         the common codes above.
+ */
+RINGMQ_API int ringmq_subscribe(ringmq_client *c, uint32_t *subscriptionp,
+				const char *queue, const char *group,
+				uint32_t credit, int start);
+
+/**
+ * Sets a subscription's credit to a new absolute value (0 pauses it).
+ * Messages already leased stay leased.
+ * @return RINGMQ_OK and the common codes above.
+ */
+RINGMQ_API int ringmq_subscription_set_credit(ringmq_client *c,
+					      uint32_t subscription,
+					      uint32_t credit);
+
+/**
+ * Ends a subscription. Its leases stay until acked, nacked, released or
+ * expired; deliveries of it still queued in the client stay queued.
+ * @return RINGMQ_OK and the common codes above.
+ */
+RINGMQ_API int ringmq_unsubscribe(ringmq_client *c, uint32_t subscription);
+
+/** A message leased to this client (opaque). */
+typedef struct ringmq_delivery ringmq_delivery;
+
+/**
+ * Takes the next delivery, waiting for one when none is queued.
+ * @param[in] c the client.
+ * @param[out] deliveryp receives the delivery, owned by the caller
+ *             (ringmq_delivery_free(); it stays valid after the client is
+ *             freed); NULL unless RINGMQ_OK.
+ * @param[in] timeout_ms longest wait; 0 returns at once; negative waits
+ *            without limit.
+ * @return RINGMQ_OK; RINGMQ_TIMEOUT when none arrived in time;
+ *         RINGMQ_CONNECTION_LOST (queued deliveries are still handed out
+ *         first); RINGMQ_CLOSED; RINGMQ_USAGE.
+ * @note A signal does not interrupt the wait; call with short timeouts to
+ *       react to signals.
+ */
+RINGMQ_API int ringmq_next(ringmq_client *c, ringmq_delivery **deliveryp,
+			   int timeout_ms);
+
+/*
+ * Delivery accessors. d must not be NULL. Pointers returned are owned by
+ * the delivery and valid until ringmq_delivery_free().
+ */
+RINGMQ_API uint32_t ringmq_delivery_subscription(const ringmq_delivery *d);
+RINGMQ_API uint64_t ringmq_delivery_lease_id(const ringmq_delivery *d);
+RINGMQ_API uint32_t ringmq_delivery_partition(const ringmq_delivery *d);
+RINGMQ_API uint64_t ringmq_delivery_offset(const ringmq_delivery *d);
+/** 1 + earlier leases of this message in this group that failed. */
+RINGMQ_API uint32_t ringmq_delivery_delivery_count(const ringmq_delivery *d);
+/** Lease time left when the broker sent it, in ms. */
+RINGMQ_API uint64_t
+ringmq_delivery_lease_remaining_ms(const ringmq_delivery *d);
+/** Broker's wall clock at publish, ms since the epoch; 0 if not given. */
+RINGMQ_API uint64_t ringmq_delivery_publish_ms(const ringmq_delivery *d);
+
+/**
+ * The payload.
+ * @param[out] lenp receives its length in bytes; may be NULL.
+ * @return the bytes (not NUL-terminated; non-NULL even when empty).
+ */
+RINGMQ_API const void *ringmq_delivery_payload(const ringmq_delivery *d,
+					       size_t *lenp);
+
+/**
+ * The key.
+ * @param[out] lenp receives its length (0 when none); may be NULL.
+ * @return the bytes, or NULL when the message has no key.
+ */
+RINGMQ_API const void *ringmq_delivery_key(const ringmq_delivery *d,
+					   size_t *lenp);
+
+/** Number of headers. */
+RINGMQ_API size_t ringmq_delivery_header_count(const ringmq_delivery *d);
+
+/** Name of the i-th header (NUL-terminated); NULL when out of range. */
+RINGMQ_API const char *ringmq_delivery_header_name(const ringmq_delivery *d,
+						   size_t i);
+
+/**
+ * Value of the i-th header.
+ * @param[out] lenp receives its length; may be NULL.
+ * @return the bytes (non-NULL even when empty); NULL when out of range.
+ */
+RINGMQ_API const void *ringmq_delivery_header_value(const ringmq_delivery *d,
+						    size_t i, size_t *lenp);
+
+/** Frees a delivery (NULL: no-op). Its lease is not affected. */
+RINGMQ_API void ringmq_delivery_free(ringmq_delivery *d);
+
+/*
+ * Settling leases. Each takes an array of n lease ids (split into requests
+ * of at most the broker's max batch count) and, when codes is not NULL,
+ * fills codes[i] with the status of lease_ids[i]: RINGMQ_OK,
+ * RINGMQ_LEASE_EXPIRED or RINGMQ_NOT_LEASED, or the failure of the whole
+ * request it was in (e.g. RINGMQ_CONNECTION_LOST; ids not yet sent after
+ * such a failure get it too).
+ * @return RINGMQ_OK when every id is OK; otherwise RINGMQ_CONNECTION_LOST,
+ *         RINGMQ_TIMEOUT or RINGMQ_CLOSED if one of those happened, else
+ *         the first code that is not OK. n == 0 returns RINGMQ_OK without
+ *         sending anything.
+ */
+
+/** Acknowledges: done, never delivered to this group again. */
+RINGMQ_API int ringmq_ack(ringmq_client *c, const uint64_t *lease_ids, size_t n,
+			  int *codes);
+
+/** Negative acknowledgement: failed, ready again after delay_ms (0: now). */
+RINGMQ_API int ringmq_nack(ringmq_client *c, const uint64_t *lease_ids,
+			   size_t n, uint64_t delay_ms, int *codes);
+
+/** Releases: not failed (delivery count unchanged), ready again at once. */
+RINGMQ_API int ringmq_release(ringmq_client *c, const uint64_t *lease_ids,
+			      size_t n, int *codes);
+
+/**
+ * Extends leases to now + lease_ms (0: the queue's lease time), capped by
+ * the queue's max lease.
+ * @param[out] remaining_ms when not NULL, receives per id the remaining
+ *             lease time in ms (0 when its code is not OK).
+ */
+RINGMQ_API int ringmq_touch(ringmq_client *c, const uint64_t *lease_ids,
+			    size_t n, uint64_t lease_ms, int *codes,
+			    uint64_t *remaining_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGMQ_H */
