@@ -1,0 +1,411 @@
+/*
+ * consume.c: subscriptions, the delivery queue seen from the caller
+ * (ringmq_next), delivery accessors, and settling leases (ack, nack,
+ * release, touch).
+ *
+ * Deliveries are decoded and queued by conn.c whenever the client reads;
+ * a ringmq_delivery is the decoded frame itself, so handing one out copies
+ * nothing. Lease requests are cut to the broker's max batch count and frame
+ * size, and their per-id codes are reported in request order.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+/* -------------------------------------------------------------- subscribe */
+
+int
+ringmq_subscribe(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
+		 const char *group, uint32_t credit, int start)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	Ringmq__Frame *resp;
+	int rc = client_begin(c);
+
+	if (rc != RINGMQ_OK)
+		return rc;
+	if (subscriptionp == NULL || queue == NULL || group == NULL ||
+	    (start != RINGMQ_START_EARLIEST && start != RINGMQ_START_LATEST))
+		return client_fail(c, RINGMQ_USAGE, "bad argument");
+	s.queue = (char *)queue; /* packing only reads them */
+	s.group = (char *)group;
+	s.credit = credit;
+	s.has_start = 1;
+	s.start = start == RINGMQ_START_LATEST
+			  ? RINGMQ__START_POSITION__LATEST
+			  : RINGMQ__START_POSITION__EARLIEST;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_SUBSCRIBE_OK, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	*subscriptionp = resp->subscribe_ok->subscription;
+	ringmq__frame__free_unpacked(resp, NULL);
+	return RINGMQ_OK;
+}
+
+int
+ringmq_subscription_set_credit(ringmq_client *c, uint32_t subscription,
+			       uint32_t credit)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Credit cr = RINGMQ__CREDIT__INIT;
+	Ringmq__Frame *resp;
+	int rc = client_begin(c);
+
+	if (rc != RINGMQ_OK)
+		return rc;
+	cr.subscription = subscription;
+	cr.credit = credit;
+	f.body_case = RINGMQ__FRAME__BODY_CREDIT;
+	f.credit = &cr;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	ringmq__frame__free_unpacked(resp, NULL);
+	return RINGMQ_OK;
+}
+
+int
+ringmq_unsubscribe(ringmq_client *c, uint32_t subscription)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Unsubscribe u = RINGMQ__UNSUBSCRIBE__INIT;
+	Ringmq__Frame *resp;
+	int rc = client_begin(c);
+
+	if (rc != RINGMQ_OK)
+		return rc;
+	u.subscription = subscription;
+	f.body_case = RINGMQ__FRAME__BODY_UNSUBSCRIBE;
+	f.unsubscribe = &u;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	ringmq__frame__free_unpacked(resp, NULL);
+	return RINGMQ_OK;
+}
+
+/* ------------------------------------------------------------------- next */
+
+int
+ringmq_next(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
+{
+	int64_t deadline_ms;
+	int rc;
+
+	if (c == NULL || deliveryp == NULL)
+		return RINGMQ_USAGE;
+	*deliveryp = NULL;
+	c->errmsg[0] = '\0';
+	/* Deliveries read before a loss are still handed out. */
+	*deliveryp = conn_dq_pop(c);
+	if (*deliveryp != NULL)
+		return RINGMQ_OK;
+	rc = client_begin(c);
+	if (rc != RINGMQ_OK)
+		return rc;
+	deadline_ms = timeout_ms < 0 ? -1 : conn_now_ms() + timeout_ms;
+	for (;;) {
+		rc = conn_pump(c, deadline_ms);
+		*deliveryp = conn_dq_pop(c);
+		if (*deliveryp != NULL)
+			return RINGMQ_OK;
+		if (rc == RINGMQ_CONNECTION_LOST)
+			return rc; /* conn_lose left the reason in errmsg */
+		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
+			return RINGMQ_TIMEOUT;
+	}
+}
+
+/* ------------------------------------------------------------- accessors */
+
+static const Ringmq__Delivery *
+dv(const ringmq_delivery *d)
+{
+	return d->f->delivery;
+}
+
+uint32_t
+ringmq_delivery_subscription(const ringmq_delivery *d)
+{
+	return dv(d)->subscription;
+}
+
+uint64_t
+ringmq_delivery_lease_id(const ringmq_delivery *d)
+{
+	return dv(d)->lease_id;
+}
+
+uint32_t
+ringmq_delivery_partition(const ringmq_delivery *d)
+{
+	return dv(d)->partition;
+}
+
+uint64_t
+ringmq_delivery_offset(const ringmq_delivery *d)
+{
+	return dv(d)->offset;
+}
+
+uint32_t
+ringmq_delivery_delivery_count(const ringmq_delivery *d)
+{
+	return dv(d)->delivery_count;
+}
+
+uint64_t
+ringmq_delivery_lease_remaining_ms(const ringmq_delivery *d)
+{
+	return dv(d)->lease_remaining_ms;
+}
+
+uint64_t
+ringmq_delivery_publish_ms(const ringmq_delivery *d)
+{
+	return dv(d)->has_publish_ms ? dv(d)->publish_ms : 0;
+}
+
+const void *
+ringmq_delivery_payload(const ringmq_delivery *d, size_t *lenp)
+{
+	const ProtobufCBinaryData *p = &dv(d)->message->payload;
+
+	if (lenp != NULL)
+		*lenp = p->len;
+	/* protobuf-c leaves data NULL for an empty field */
+	return p->data ? (const void *)p->data : (const void *)"";
+}
+
+const void *
+ringmq_delivery_key(const ringmq_delivery *d, size_t *lenp)
+{
+	const Ringmq__Message *m = dv(d)->message;
+
+	if (lenp != NULL)
+		*lenp = m->has_key ? m->key.len : 0;
+	if (!m->has_key)
+		return NULL;
+	return m->key.data ? (const void *)m->key.data : (const void *)"";
+}
+
+size_t
+ringmq_delivery_header_count(const ringmq_delivery *d)
+{
+	return dv(d)->message->n_headers;
+}
+
+const char *
+ringmq_delivery_header_name(const ringmq_delivery *d, size_t i)
+{
+	const Ringmq__Message *m = dv(d)->message;
+
+	return i < m->n_headers ? m->headers[i]->name : NULL;
+}
+
+const void *
+ringmq_delivery_header_value(const ringmq_delivery *d, size_t i, size_t *lenp)
+{
+	const Ringmq__Message *m = dv(d)->message;
+	const ProtobufCBinaryData *v;
+
+	if (i >= m->n_headers) {
+		if (lenp != NULL)
+			*lenp = 0;
+		return NULL;
+	}
+	v = &m->headers[i]->value;
+	if (lenp != NULL)
+		*lenp = v->len;
+	return v->data ? (const void *)v->data : (const void *)"";
+}
+
+void
+ringmq_delivery_free(ringmq_delivery *d)
+{
+	if (d == NULL)
+		return;
+	ringmq__frame__free_unpacked(d->f, NULL);
+	free(d);
+}
+
+/* ------------------------------------------------------------------ leases */
+
+/* Which settle request, and its optional argument. */
+struct lease_op {
+	Ringmq__Frame__BodyCase body;
+	uint64_t arg_ms; /* nack delay_ms or touch lease_ms; 0: absent */
+};
+
+/*
+ * Most ids per request: the broker's max batch count, and what fits in its
+ * frame limit (a repeated uint64 costs at most 1 tag byte + 10 bytes; 64
+ * bytes cover the frame, request id and the optional ms field).
+ */
+static size_t
+lease_chunk(const ringmq_client *c)
+{
+	size_t by_bytes =
+		c->max_frame_bytes > 64 ? (c->max_frame_bytes - 64) / 11 : 1;
+	size_t n =
+		c->max_batch_count < by_bytes ? c->max_batch_count : by_bytes;
+
+	return n ? n : 1;
+}
+
+/* Sends one request for ids[0..n) and fills codes / remaining. */
+static int
+lease_request(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
+	      size_t n, int *codes, uint64_t *remaining)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ack ack = RINGMQ__ACK__INIT;
+	Ringmq__Nack nack = RINGMQ__NACK__INIT;
+	Ringmq__Release rel = RINGMQ__RELEASE__INIT;
+	Ringmq__Touch touch = RINGMQ__TOUCH__INIT;
+	uint64_t *mut_ids = (uint64_t *)ids; /* packing only reads them */
+	Ringmq__LeaseResult *lr;
+	Ringmq__Frame *resp;
+	int first = RINGMQ_OK;
+	int rc;
+
+	f.body_case = op->body;
+	switch (op->body) {
+	case RINGMQ__FRAME__BODY_ACK:
+		ack.n_lease_ids = n;
+		ack.lease_ids = mut_ids;
+		f.ack = &ack;
+		break;
+	case RINGMQ__FRAME__BODY_NACK:
+		nack.n_lease_ids = n;
+		nack.lease_ids = mut_ids;
+		nack.has_delay_ms = op->arg_ms != 0;
+		nack.delay_ms = op->arg_ms;
+		f.nack = &nack;
+		break;
+	case RINGMQ__FRAME__BODY_RELEASE:
+		rel.n_lease_ids = n;
+		rel.lease_ids = mut_ids;
+		f.release = &rel;
+		break;
+	default:
+		touch.n_lease_ids = n;
+		touch.lease_ids = mut_ids;
+		touch.has_lease_ms = op->arg_ms != 0;
+		touch.lease_ms = op->arg_ms;
+		f.touch = &touch;
+		break;
+	}
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_LEASE_RESULT, &resp);
+	if (rc != RINGMQ_OK) {
+		for (size_t i = 0; i < n; i++) {
+			if (codes != NULL)
+				codes[i] = rc;
+			if (remaining != NULL)
+				remaining[i] = 0;
+		}
+		return rc;
+	}
+	lr = resp->lease_result;
+	for (size_t i = 0; i < n; i++) {
+		/* A short answer is the broker's fault: count it as such. */
+		int code =
+			i < lr->n_codes ? (int)lr->codes[i] : RINGMQ_BAD_FRAME;
+
+		if (codes != NULL)
+			codes[i] = code;
+		if (remaining != NULL)
+			remaining[i] =
+				code == RINGMQ_OK && i < lr->n_remaining_ms
+					? lr->remaining_ms[i]
+					: 0;
+		if (code != RINGMQ_OK && first == RINGMQ_OK) {
+			first = code;
+			(void)client_fail(c, code, "lease %llu: %s",
+					  (unsigned long long)ids[i],
+					  ringmq_strerror(code));
+		}
+	}
+	ringmq__frame__free_unpacked(resp, NULL);
+	return first;
+}
+
+/* Runs op over every id, chunk by chunk; see ringmq.h for the result. */
+static int
+lease_run(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
+	  size_t n, int *codes, uint64_t *remaining)
+{
+	int conn_rc;
+	int first = RINGMQ_OK;
+	size_t chunk;
+
+	conn_rc = client_begin(c);
+	if (conn_rc == RINGMQ_USAGE)
+		return conn_rc;
+	if (ids == NULL && n > 0)
+		return client_fail(c, RINGMQ_USAGE, "NULL lease ids");
+	if (n == 0)
+		return RINGMQ_OK;
+	chunk = lease_chunk(c);
+	for (size_t off = 0; off < n; off += chunk) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		int rc;
+
+		if (conn_rc != RINGMQ_OK) {
+			/* Not sent after the connection failed. */
+			for (size_t i = off; i < n; i++) {
+				if (codes != NULL)
+					codes[i] = conn_rc;
+				if (remaining != NULL)
+					remaining[i] = 0;
+			}
+			break;
+		}
+		rc = lease_request(c, op, ids + off, k,
+				   codes ? codes + off : NULL,
+				   remaining ? remaining + off : NULL);
+		if (status_is_conn_failure(rc))
+			conn_rc = rc;
+		else if (rc != RINGMQ_OK && first == RINGMQ_OK)
+			first = rc;
+	}
+	return conn_rc != RINGMQ_OK ? conn_rc : first;
+}
+
+int
+ringmq_ack(ringmq_client *c, const uint64_t *lease_ids, size_t n, int *codes)
+{
+	struct lease_op op = { RINGMQ__FRAME__BODY_ACK, 0 };
+
+	return lease_run(c, &op, lease_ids, n, codes, NULL);
+}
+
+int
+ringmq_nack(ringmq_client *c, const uint64_t *lease_ids, size_t n,
+	    uint64_t delay_ms, int *codes)
+{
+	struct lease_op op = { RINGMQ__FRAME__BODY_NACK, delay_ms };
+
+	return lease_run(c, &op, lease_ids, n, codes, NULL);
+}
+
+int
+ringmq_release(ringmq_client *c, const uint64_t *lease_ids, size_t n,
+	       int *codes)
+{
+	struct lease_op op = { RINGMQ__FRAME__BODY_RELEASE, 0 };
+
+	return lease_run(c, &op, lease_ids, n, codes, NULL);
+}
+
+int
+ringmq_touch(ringmq_client *c, const uint64_t *lease_ids, size_t n,
+	     uint64_t lease_ms, int *codes, uint64_t *remaining_ms)
+{
+	struct lease_op op = { RINGMQ__FRAME__BODY_TOUCH, lease_ms };
+
+	return lease_run(c, &op, lease_ids, n, codes, remaining_ms);
+}

@@ -1,0 +1,501 @@
+/*
+ * publish.c: messages to publish, publish calls and their per-message
+ * results.
+ *
+ * A ringmq_message holds its protobuf form directly (every buffer owned by
+ * the message), so a batch is packed without converting anything. A batch
+ * is cut into requests that respect the broker's max_batch_count and
+ * max_frame_bytes from hello; a message that cannot fit in any request, or
+ * whose payload is over max_message_bytes, is refused here and never sent.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The prefix of header names reserved for the broker. */
+#define RESERVED_HEADER_PREFIX "ringmq-"
+
+struct ringmq_message {
+	Ringmq__Message pb; /* every pointer in it owned by the message */
+};
+
+struct publish_result {
+	int code;
+	uint32_t partition;
+	uint64_t offset;
+	int is_duplicate;
+	char *message; /* owned; NULL when none */
+};
+
+struct ringmq_publish_results {
+	size_t count;
+	struct publish_result *r; /* owned array of count */
+};
+
+/* ----------------------------------------------------------------- message */
+
+/* malloc+memcpy that never returns NULL for len 0 unless out of memory. */
+static uint8_t *
+bytes_dup(const void *p, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (copy != NULL && len > 0)
+		memcpy(copy, p, len);
+	return copy;
+}
+
+ringmq_message *
+ringmq_message_new(const void *payload, size_t len)
+{
+	ringmq_message *m;
+
+	if (payload == NULL && len > 0)
+		return NULL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return NULL;
+	ringmq__message__init(&m->pb);
+	m->pb.payload.data = bytes_dup(payload, len);
+	if (m->pb.payload.data == NULL) {
+		free(m);
+		return NULL;
+	}
+	m->pb.payload.len = len;
+	return m;
+}
+
+int
+ringmq_message_set_key(ringmq_message *m, const void *key, size_t len)
+{
+	uint8_t *copy;
+
+	if (m == NULL || (key == NULL && len > 0))
+		return RINGMQ_USAGE;
+	copy = bytes_dup(key, len);
+	if (copy == NULL)
+		return RINGMQ_INTERNAL;
+	free(m->pb.key.data);
+	m->pb.key.data = copy;
+	m->pb.key.len = len;
+	m->pb.has_key = 1;
+	return RINGMQ_OK;
+}
+
+int
+ringmq_message_add_header(ringmq_message *m, const char *name,
+			  const void *value, size_t len)
+{
+	Ringmq__Header **headers;
+	Ringmq__Header *h;
+
+	if (m == NULL || name == NULL || (value == NULL && len > 0))
+		return RINGMQ_USAGE;
+	if (strncmp(name, RESERVED_HEADER_PREFIX,
+		    strlen(RESERVED_HEADER_PREFIX)) == 0)
+		return RINGMQ_USAGE;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return RINGMQ_INTERNAL;
+	ringmq__header__init(h);
+	h->name = strdup(name);
+	h->value.data = bytes_dup(value, len);
+	h->value.len = len;
+	headers = realloc(m->pb.headers,
+			  (m->pb.n_headers + 1) * sizeof(*headers));
+	if (h->name == NULL || h->value.data == NULL || headers == NULL)
+		goto fail;
+	m->pb.headers = headers;
+	m->pb.headers[m->pb.n_headers++] = h;
+	return RINGMQ_OK;
+fail:
+	if (headers != NULL)
+		m->pb.headers = headers; /* the larger array is still fine */
+	free(h->name);
+	free(h->value.data);
+	free(h);
+	return RINGMQ_INTERNAL;
+}
+
+int
+ringmq_message_set_delay_ms(ringmq_message *m, uint64_t delay_ms)
+{
+	if (m == NULL)
+		return RINGMQ_USAGE;
+	m->pb.has_deliver_at_ms = 0;
+	m->pb.has_delay_ms = 1;
+	m->pb.delay_ms = delay_ms;
+	return RINGMQ_OK;
+}
+
+int
+ringmq_message_set_deliver_at_ms(ringmq_message *m, uint64_t deliver_at_ms)
+{
+	if (m == NULL)
+		return RINGMQ_USAGE;
+	m->pb.has_delay_ms = 0;
+	m->pb.has_deliver_at_ms = 1;
+	m->pb.deliver_at_ms = deliver_at_ms;
+	return RINGMQ_OK;
+}
+
+int
+ringmq_message_set_dedup_id(ringmq_message *m, const char *dedup_id)
+{
+	char *copy;
+
+	if (m == NULL || dedup_id == NULL)
+		return RINGMQ_USAGE;
+	copy = strdup(dedup_id);
+	if (copy == NULL)
+		return RINGMQ_INTERNAL;
+	free(m->pb.dedup_id);
+	m->pb.dedup_id = copy;
+	return RINGMQ_OK;
+}
+
+void
+ringmq_message_free(ringmq_message *m)
+{
+	if (m == NULL)
+		return;
+	free(m->pb.payload.data);
+	free(m->pb.key.data);
+	for (size_t i = 0; i < m->pb.n_headers; i++) {
+		free(m->pb.headers[i]->name);
+		free(m->pb.headers[i]->value.data);
+		free(m->pb.headers[i]);
+	}
+	free(m->pb.headers);
+	free(m->pb.dedup_id);
+	free(m);
+}
+
+/* ----------------------------------------------------------------- results */
+
+size_t
+ringmq_publish_results_count(const ringmq_publish_results *r)
+{
+	return r ? r->count : 0;
+}
+
+int
+ringmq_publish_results_code(const ringmq_publish_results *r, size_t i)
+{
+	return r && i < r->count ? r->r[i].code : RINGMQ_USAGE;
+}
+
+uint32_t
+ringmq_publish_results_partition(const ringmq_publish_results *r, size_t i)
+{
+	return r && i < r->count ? r->r[i].partition : 0;
+}
+
+uint64_t
+ringmq_publish_results_offset(const ringmq_publish_results *r, size_t i)
+{
+	return r && i < r->count ? r->r[i].offset : 0;
+}
+
+int
+ringmq_publish_results_is_duplicate(const ringmq_publish_results *r, size_t i)
+{
+	return r && i < r->count ? r->r[i].is_duplicate : 0;
+}
+
+const char *
+ringmq_publish_results_message(const ringmq_publish_results *r, size_t i)
+{
+	if (r == NULL || i >= r->count || r->r[i].message == NULL)
+		return "";
+	return r->r[i].message;
+}
+
+void
+ringmq_publish_results_free(ringmq_publish_results *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->count; i++)
+		free(r->r[i].message);
+	free(r->r);
+	free(r);
+}
+
+/* Records a refusal; text is copied (a failed copy leaves no text). */
+static void
+result_fail(struct publish_result *res, int code, const char *text)
+{
+	res->code = code;
+	free(res->message);
+	res->message = text ? strdup(text) : NULL;
+}
+
+/* ----------------------------------------------------------------- publish */
+
+/* Bytes of a protobuf varint holding v. */
+static size_t
+varint_bytes(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Bytes a message adds to a Publish: tag, length and body. */
+static size_t
+message_cost(const Ringmq__Message *pb)
+{
+	size_t n = ringmq__message__get_packed_size(pb);
+
+	return 1 + varint_bytes(n) + n;
+}
+
+/*
+ * Bytes of a Publish frame for queue with no messages, with the largest
+ * request_id and room for the Publish length to grow to 5 bytes.
+ */
+static size_t
+publish_base_bytes(const char *queue)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
+
+	pub.queue = (char *)queue; /* only measured */
+	f.has_request_id = 1;
+	f.request_id = UINT64_MAX;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &pub;
+	return ringmq__frame__get_packed_size(&f) + 4;
+}
+
+/* State of one publish_batch call. */
+struct batch {
+	ringmq_client *c;
+	const char *queue;
+	const ringmq_message *const *msgs;
+	struct publish_result *res;
+	size_t base_bytes;
+	Ringmq__Message **pbs; /* scratch: the request's messages, borrowed */
+	size_t *idx;	       /* scratch: their indexes in msgs */
+	int conn_rc;	       /* connection-level failure, else OK */
+	int first_refusal;     /* first per-message refusal, else OK */
+};
+
+/* Checks message i against the broker's limits; 0 if it may be sent. */
+static int
+check_limits(struct batch *b, size_t i)
+{
+	const Ringmq__Message *pb = &b->msgs[i]->pb;
+	char text[160];
+
+	if (pb->payload.len > b->c->max_message_bytes) {
+		snprintf(text, sizeof(text),
+			 "payload of %zu bytes is over the broker's limit of "
+			 "%u bytes",
+			 pb->payload.len, b->c->max_message_bytes);
+		goto refuse;
+	}
+	if (b->base_bytes + message_cost(pb) > b->c->max_frame_bytes) {
+		snprintf(text, sizeof(text),
+			 "message of %zu bytes with its headers does not fit "
+			 "the broker's frame limit of %u bytes",
+			 message_cost(pb), b->c->max_frame_bytes);
+		goto refuse;
+	}
+	return 0;
+refuse:
+	result_fail(&b->res[i], RINGMQ_MESSAGE_TOO_LARGE, text);
+	if (b->first_refusal == RINGMQ_OK) {
+		b->first_refusal = RINGMQ_MESSAGE_TOO_LARGE;
+		(void)client_fail(b->c, RINGMQ_MESSAGE_TOO_LARGE, "%s", text);
+	}
+	return -1;
+}
+
+/* Sends the n messages gathered in b->pbs and records their results. */
+static void
+send_request(struct batch *b, size_t n)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
+	Ringmq__Frame *resp;
+	Ringmq__PublishOk *ok;
+	int rc;
+
+	pub.queue = (char *)b->queue; /* packing only reads it */
+	pub.n_messages = n;
+	pub.messages = b->pbs;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &pub;
+	rc = conn_call(b->c, &f, RINGMQ__FRAME__BODY_PUBLISH_OK, &resp);
+	if (rc == RINGMQ_OK && resp->publish_ok->n_results != n) {
+		size_t got = resp->publish_ok->n_results;
+
+		ringmq__frame__free_unpacked(resp, NULL);
+		rc = client_fail(b->c, RINGMQ_BAD_FRAME,
+				 "protocol error: %zu results for %zu "
+				 "messages",
+				 got, n);
+	}
+	if (rc != RINGMQ_OK) {
+		/* The whole request failed: every message in it gets why. */
+		for (size_t k = 0; k < n; k++)
+			result_fail(&b->res[b->idx[k]], rc, b->c->errmsg);
+		if (status_is_conn_failure(rc))
+			b->conn_rc = rc;
+		else if (b->first_refusal == RINGMQ_OK)
+			b->first_refusal = rc;
+		return;
+	}
+	ok = resp->publish_ok;
+	for (size_t k = 0; k < n; k++) {
+		const Ringmq__PublishResult *pr = ok->results[k];
+		struct publish_result *res = &b->res[b->idx[k]];
+
+		if (pr->code != RINGMQ__ERROR_CODE__OK) {
+			result_fail(res, (int)pr->code,
+				    pr->message
+					    ? pr->message
+					    : ringmq_strerror((int)pr->code));
+			if (b->first_refusal == RINGMQ_OK) {
+				b->first_refusal = (int)pr->code;
+				(void)client_fail(b->c, (int)pr->code, "%s",
+						  res->message ? res->message
+							       : "");
+			}
+			continue;
+		}
+		res->code = RINGMQ_OK;
+		res->partition = pr->partition;
+		res->offset = pr->offset;
+		res->is_duplicate = pr->has_duplicate && pr->duplicate;
+	}
+	ringmq__frame__free_unpacked(resp, NULL);
+}
+
+/* Runs the batch from message 0 to count; fills every result. */
+static void
+batch_run(struct batch *b, size_t count)
+{
+	size_t i = 0;
+
+	while (i < count) {
+		size_t n = 0;
+		size_t bytes = b->base_bytes;
+
+		if (b->conn_rc != RINGMQ_OK) {
+			/* Not sent after the connection failed. */
+			for (; i < count; i++)
+				result_fail(&b->res[i], b->conn_rc,
+					    ringmq_strerror(b->conn_rc));
+			return;
+		}
+		while (i < count && n < b->c->max_batch_count) {
+			size_t cost;
+
+			if (check_limits(b, i) < 0) {
+				i++;
+				continue;
+			}
+			cost = message_cost(&b->msgs[i]->pb);
+			if (bytes + cost > b->c->max_frame_bytes)
+				break;
+			bytes += cost;
+			/* Packing only reads the message. */
+			b->pbs[n] = (Ringmq__Message *)&b->msgs[i]->pb;
+			b->idx[n++] = i++;
+		}
+		if (n > 0)
+			send_request(b, n);
+	}
+}
+
+int
+ringmq_publish_batch(ringmq_client *c, const char *queue,
+		     const ringmq_message *const *msgs, size_t count,
+		     ringmq_publish_results **resultsp)
+{
+	ringmq_publish_results *r = NULL;
+	struct batch b = { 0 };
+	size_t slots;
+	int rc;
+
+	if (resultsp != NULL)
+		*resultsp = NULL;
+	rc = client_begin(c);
+	if (rc == RINGMQ_USAGE)
+		return rc;
+	if (queue == NULL || (msgs == NULL && count > 0))
+		return client_fail(c, RINGMQ_USAGE, "NULL argument");
+	for (size_t i = 0; i < count; i++)
+		if (msgs[i] == NULL)
+			return client_fail(c, RINGMQ_USAGE,
+					   "NULL message at %zu", i);
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		goto nomem;
+	r->count = count;
+	r->r = calloc(count ? count : 1, sizeof(*r->r));
+	slots = c->max_batch_count < count ? c->max_batch_count : count;
+	b.pbs = calloc(slots ? slots : 1, sizeof(*b.pbs));
+	b.idx = calloc(slots ? slots : 1, sizeof(*b.idx));
+	if (r->r == NULL || b.pbs == NULL || b.idx == NULL)
+		goto nomem;
+
+	b.c = c;
+	b.queue = queue;
+	b.msgs = msgs;
+	b.res = r->r;
+	b.base_bytes = publish_base_bytes(queue);
+	b.conn_rc = rc; /* CLOSED or CONNECTION_LOST: nothing is sent */
+	b.first_refusal = RINGMQ_OK;
+	batch_run(&b, count);
+	free(b.pbs);
+	free(b.idx);
+
+	rc = b.conn_rc != RINGMQ_OK ? b.conn_rc : b.first_refusal;
+	if (resultsp != NULL)
+		*resultsp = r;
+	else
+		ringmq_publish_results_free(r);
+	return rc;
+
+nomem:
+	free(b.pbs);
+	free(b.idx);
+	ringmq_publish_results_free(r);
+	return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+}
+
+int
+ringmq_publish(ringmq_client *c, const char *queue, const ringmq_message *m,
+	       uint32_t *partition, uint64_t *offset, int *is_duplicate)
+{
+	ringmq_publish_results *r;
+	int rc;
+
+	if (m == NULL)
+		return c ? client_fail(c, RINGMQ_USAGE, "NULL message")
+			 : RINGMQ_USAGE;
+	rc = ringmq_publish_batch(c, queue, &m, 1, &r);
+	if (r == NULL)
+		return rc;
+	if (rc == RINGMQ_OK) {
+		if (partition != NULL)
+			*partition = r->r[0].partition;
+		if (offset != NULL)
+			*offset = r->r[0].offset;
+		if (is_duplicate != NULL)
+			*is_duplicate = r->r[0].is_duplicate;
+	}
+	ringmq_publish_results_free(r);
+	return rc;
+}
