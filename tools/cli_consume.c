@@ -1,0 +1,331 @@
+/*
+ * cli_consume.c: "ringmq consume": subscribe, print each payload, settle.
+ *
+ * Invariants:
+ *  - never leased more than it will print: the credit is at most the
+ *    messages still wanted (capped at CREDIT_WINDOW) plus the printed
+ *    messages it still holds. With --ack the credit is lowered before the
+ *    ack that frees a slot; otherwise printed messages are held (settled at
+ *    exit, so the broker does not hand them back to this same run) and the
+ *    credit only grows.
+ *  - standard output is flushed before a message is settled, and a message
+ *    that could not be written is released, so none is lost.
+ *  - at exit the credit goes to 0 and every lease received but not printed
+ *    is released.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Most messages leased ahead of printing. */
+#define CREDIT_WINDOW 64
+
+/* Raise the credit once it lags the allowed value by this much. */
+#define CREDIT_STEP 16
+
+/* Longest wait inside the library, so a signal is seen promptly. */
+#define SLICE_MS 100
+
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+/* A growable list of lease ids. */
+struct leases {
+	uint64_t *ids; /* owned */
+	size_t n;
+	size_t cap;
+};
+
+static int
+leases_add(struct leases *l, uint64_t id)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		uint64_t *nids = realloc(l->ids, ncap * sizeof(*nids));
+
+		if (nids == NULL)
+			return -1;
+		l->ids = nids;
+		l->cap = ncap;
+	}
+	l->ids[l->n++] = id;
+	return 0;
+}
+
+struct consume {
+	const struct cli *cli;
+	ringmq_client *c;
+	uint32_t sub;
+	uint32_t credit;	 /* the value the broker has */
+	uint64_t printed;	 /* messages written to stdout */
+	struct leases held;	 /* printed, settled at exit (nack/release) */
+	struct leases unprinted; /* received, not printed: released at exit */
+	int conn_rc;		 /* connection failure, else OK */
+	int is_refused;		 /* a settle or request was refused */
+	int is_io_failed;	 /* stdout failed */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail */
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Records a failed library call's outcome and prints it once. */
+static void
+note_failure(struct consume *k, int rc, const char *what)
+{
+	if (rc == RINGMQ_OK)
+		return;
+	if (cli_is_conn_failure(rc)) {
+		if (k->conn_rc == RINGMQ_OK)
+			cli_error(rc, "%s: %s", what,
+				  ringmq_client_errmsg(k->c));
+		k->conn_rc = rc;
+		return;
+	}
+	k->is_refused = 1;
+	cli_error(rc, "%s: %s", what, ringmq_client_errmsg(k->c));
+}
+
+/* The largest credit that cannot lease a message it will not print. */
+static uint32_t
+credit_allowed(const struct consume *k)
+{
+	uint64_t remaining =
+		k->cli->count ? k->cli->count - k->printed : UINT64_MAX;
+	uint64_t want = remaining < CREDIT_WINDOW ? remaining : CREDIT_WINDOW;
+	uint64_t total = want + k->held.n;
+
+	return total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+}
+
+static int
+set_credit(struct consume *k, uint32_t credit)
+{
+	int rc = ringmq_subscription_set_credit(k->c, k->sub, credit);
+
+	if (rc == RINGMQ_OK)
+		k->credit = credit;
+	note_failure(k, rc, "credit");
+	return rc;
+}
+
+/* Writes one message to stdout and flushes; -1 when stdout failed. */
+static int
+print_delivery(const struct consume *k, const ringmq_delivery *d)
+{
+	size_t len;
+	const void *payload = ringmq_delivery_payload(d, &len);
+
+	if (k->cli->is_json) {
+		size_t keylen;
+		const void *key = ringmq_delivery_key(d, &keylen);
+
+		printf("{\"partition\":%" PRIu32 ",\"offset\":%" PRIu64
+		       ",\"delivery_count\":%" PRIu32,
+		       ringmq_delivery_partition(d), ringmq_delivery_offset(d),
+		       ringmq_delivery_delivery_count(d));
+		if (key != NULL) {
+			fputs(",\"key\":\"", stdout);
+			(void)cli_json_string(stdout, key, keylen);
+			fputc('"', stdout);
+		}
+		fputs(",\"payload\":\"", stdout);
+		(void)cli_json_string(stdout, payload, len);
+		fputs("\"}\n", stdout);
+	} else {
+		if (len > 0 && fwrite(payload, 1, len, stdout) != len)
+			return -1;
+		if (fputc('\n', stdout) == EOF)
+			return -1;
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return -1;
+	return 0;
+}
+
+/* Prints and settles (or holds) one delivery. */
+static void
+handle_delivery(struct consume *k, ringmq_delivery *d)
+{
+	uint64_t id = ringmq_delivery_lease_id(d);
+	int rc;
+
+	if ((k->cli->count && k->printed >= k->cli->count) || k->is_io_failed) {
+		/* Not wanted any more: released at exit. */
+		if (leases_add(&k->unprinted, id) < 0)
+			cli_error(RINGMQ_INTERNAL, "out of memory");
+		return;
+	}
+	if (print_delivery(k, d) < 0) {
+		cli_error(RINGMQ_IO, "write to standard output: %s",
+			  strerror(errno));
+		k->is_io_failed = 1;
+		if (leases_add(&k->unprinted, id) < 0)
+			cli_error(RINGMQ_INTERNAL, "out of memory");
+		return;
+	}
+	k->printed++;
+	if (!k->cli->is_ack) {
+		if (leases_add(&k->held, id) < 0) {
+			/* Its lease expires at the broker instead. */
+			cli_error(RINGMQ_INTERNAL, "out of memory");
+			k->is_refused = 1;
+			return;
+		}
+		/* Holding it used a slot: hand slots back in steps. */
+		uint32_t allowed = credit_allowed(k);
+
+		if (allowed > k->credit &&
+		    (allowed - k->credit >= CREDIT_STEP ||
+		     k->credit <= k->held.n))
+			(void)set_credit(k, allowed);
+		return;
+	}
+	/* The ack frees a slot: first make sure it cannot be refilled with
+	 * a message beyond --count. */
+	if (credit_allowed(k) < k->credit &&
+	    set_credit(k, credit_allowed(k)) != RINGMQ_OK)
+		return;
+	rc = ringmq_ack(k->c, &id, 1, NULL);
+	note_failure(k, rc, "ack");
+}
+
+/* Waits for and handles deliveries until done, timed out or signalled. */
+static void
+consume_loop(struct consume *k)
+{
+	int64_t last_ms = now_ms();
+
+	while (!got_signal && !k->is_io_failed && k->conn_rc == RINGMQ_OK) {
+		int64_t left_ms;
+		ringmq_delivery *d;
+		int rc;
+
+		if (k->cli->count && k->printed >= k->cli->count)
+			break;
+		left_ms = k->cli->timeout_ms - (now_ms() - last_ms);
+		if (left_ms <= 0)
+			break;
+		rc = ringmq_next(k->c, &d,
+				 left_ms < SLICE_MS ? (int)left_ms : SLICE_MS);
+		if (rc == RINGMQ_TIMEOUT)
+			continue;
+		if (rc != RINGMQ_OK) {
+			note_failure(k, rc, "consume");
+			break;
+		}
+		last_ms = now_ms();
+		handle_delivery(k, d);
+		ringmq_delivery_free(d);
+	}
+}
+
+/* Settles a list of leases with release or nack. */
+static void
+settle(struct consume *k, const struct leases *l, int is_nack)
+{
+	int rc;
+
+	if (l->n == 0 || k->conn_rc != RINGMQ_OK)
+		return;
+	if (is_nack)
+		rc = ringmq_nack(k->c, l->ids, l->n, 0, NULL);
+	else
+		rc = ringmq_release(k->c, l->ids, l->n, NULL);
+	note_failure(k, rc, is_nack ? "nack" : "release");
+}
+
+/* Stops deliveries and settles what is left. */
+static void
+finish(struct consume *k)
+{
+	ringmq_delivery *d;
+
+	if (k->conn_rc != RINGMQ_OK)
+		return;
+	if (k->credit != 0 && set_credit(k, 0) != RINGMQ_OK)
+		return;
+	/* Credit 0 is confirmed: what was sent before it is here now. */
+	while (ringmq_next(k->c, &d, 0) == RINGMQ_OK) {
+		if (leases_add(&k->unprinted, ringmq_delivery_lease_id(d)) < 0)
+			cli_error(RINGMQ_INTERNAL, "out of memory");
+		ringmq_delivery_free(d);
+	}
+	settle(k, &k->unprinted, 0);
+	settle(k, &k->held, k->cli->is_nack);
+}
+
+static int
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	/* No SA_RESTART: waits return early and the loop sees the flag. */
+	if (sigemptyset(&sa.sa_mask) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0)
+		return -1;
+	/* A closed stdout must be an error from fwrite, not a kill. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -1;
+	return 0;
+}
+
+int
+cmd_consume(const struct cli *cli)
+{
+	struct consume k = { 0 };
+	int rc;
+	int code;
+
+	k.cli = cli;
+	if (install_signals() < 0) {
+		cli_error(RINGMQ_INTERNAL, "signal handlers: %s",
+			  strerror(errno));
+		return EXIT_REFUSED;
+	}
+	rc = cli_connect(cli, &k.c);
+	if (rc != RINGMQ_OK)
+		return cli_exit_code(rc);
+	k.credit = credit_allowed(&k);
+	rc = ringmq_subscribe(k.c, &k.sub, cli->args[0], cli->group, k.credit,
+			      RINGMQ_START_EARLIEST);
+	if (rc != RINGMQ_OK) {
+		cli_error(rc, "subscribe to %s as %s: %s", cli->args[0],
+			  cli->group, ringmq_client_errmsg(k.c));
+		ringmq_client_free(k.c);
+		return cli_exit_code(rc);
+	}
+	consume_loop(&k);
+	finish(&k);
+	ringmq_client_free(k.c);
+	free(k.held.ids);
+	free(k.unprinted.ids);
+
+	if (got_signal)
+		return 128 + got_signal;
+	if (k.conn_rc != RINGMQ_OK)
+		code = EXIT_UNREACHABLE;
+	else if (k.is_refused || k.is_io_failed)
+		code = EXIT_REFUSED;
+	else
+		code = EXIT_OK;
+	return code;
+}
