@@ -1,1 +1,395 @@
-/* placeholder */
+/*
+ * config: see config.h. The settings table is the only place a setting is
+ * named, typed and defaulted; the flag parser, the config file reader and
+ * --help all read it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store.h"
+
+enum setting_type {
+	SET_STRING,
+	SET_U32,
+	SET_U64,
+	SET_BYTES, /* u64 with an optional K, M, G or T suffix (powers of 2) */
+	SET_BYTES32, /* the same, u32 */
+	SET_SYNC,
+	SET_LOG_LEVEL,
+};
+
+struct setting {
+	const char *name;
+	enum setting_type type;
+	size_t offset;	  /* into struct config */
+	size_t size;	  /* of the string buffer, for SET_STRING */
+	const char *def;  /* default, parsed like any value */
+	const char *unit; /* for --help */
+	uint64_t min, max;
+	const char *help;
+};
+
+#define STR(f) \
+	SET_STRING, offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define NUM(t, f) t, offsetof(struct config, f), 0
+
+static const struct setting settings[] = {
+	{ "listen", STR(listen), "127.0.0.1:7420", "HOST:PORT", 0, 0,
+	  "address to accept clients on; port 0 picks a free port" },
+	{ "data", STR(data_dir), "./ringmq-data", "DIR", 0, 0,
+	  "data directory (created if missing; locked while running)" },
+	{ "config", STR(config_file), "", "FILE", 0, 0,
+	  "read settings from FILE (key = value lines); flags win" },
+	{ "max-storage-bytes", NUM(SET_BYTES, max_storage_bytes), "8G", "bytes",
+	  1u << 20, UINT64_MAX,
+	  "storage limit: LMDB map size, fixed while running" },
+	{ "sync", NUM(SET_SYNC, sync), "always", "always|interval|never", 0, 0,
+	  "when a publish is confirmed: after fsync (always), on receipt "
+	  "with fsync every sync-interval-ms (interval), or after a commit "
+	  "without fsync (never: survives kill -9, not power loss)" },
+	{ "sync-interval-ms", NUM(SET_U32, sync_interval_ms), "100", "ms", 1,
+	  60000, "fsync period for sync=interval" },
+	{ "max-frame-bytes", NUM(SET_BYTES32, max_frame_bytes), "4M", "bytes",
+	  1024, 1u << 30, "longest frame accepted from a client" },
+	{ "max-message-bytes", NUM(SET_BYTES32, max_message_bytes), "1M",
+	  "bytes", 1, 1u << 30, "longest message payload accepted" },
+	{ "max-batch-count", NUM(SET_U32, max_batch_count), "1000", "count", 1,
+	  100000, "most messages or lease ids in one request" },
+	{ "max-header-count", NUM(SET_U32, max_header_count), "64", "count", 0,
+	  10000, "most headers on one message" },
+	{ "max-connections", NUM(SET_U32, max_connections), "10000", "count", 1,
+	  1000000, "connections beyond this are refused" },
+	{ "max-conn-out-bytes", NUM(SET_BYTES, max_conn_out_bytes), "8M",
+	  "bytes", 65536, UINT64_MAX,
+	  "a peer's unsent output above this stops reading from it" },
+	{ "lease-ms", NUM(SET_U64, lease_ms), "30000", "ms", 1, UINT64_MAX / 2,
+	  "default lease time of new queues" },
+	{ "max-lease-ms", NUM(SET_U64, max_lease_ms), "43200000", "ms", 1,
+	  UINT64_MAX / 2, "default max lease (touch cap) of new queues" },
+	{ "max-deliveries", NUM(SET_U32, max_deliveries), "5", "count", 0,
+	  UINT32_MAX, "default max deliveries of new queues; 0 = unlimited" },
+	{ "shutdown-timeout-ms", NUM(SET_U32, shutdown_timeout_ms), "10000",
+	  "ms", 1, 3600000, "on SIGTERM, exit within this" },
+	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
+	  "debug|info|warn|error", 0, 0, "least severe log line written" },
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static const struct setting *
+setting_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (strlen(settings[i].name) == len &&
+		    memcmp(settings[i].name, name, len) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+static int
+parse_u64(const char *v, int allow_suffix, uint64_t *out)
+{
+	char *end;
+	unsigned long long x;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (allow_suffix && *end != '\0' && end[1] == '\0') {
+		int shift = 0;
+
+		switch (*end) {
+		case 'K':
+		case 'k': shift = 10; break;
+		case 'M':
+		case 'm': shift = 20; break;
+		case 'G':
+		case 'g': shift = 30; break;
+		case 'T':
+		case 't': shift = 40; break;
+		default: return -1;
+		}
+		if (x > (UINT64_MAX >> shift))
+			return -1;
+		x <<= shift;
+		end++;
+	}
+	if (*end != '\0')
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* Parses v into the field of s; on failure writes why into err. */
+static int
+setting_apply(struct config *cfg, const struct setting *s, const char *v,
+	      char *err, size_t errlen)
+{
+	char *field = (char *)cfg + s->offset;
+	uint64_t x;
+	int lv;
+
+	switch (s->type) {
+	case SET_STRING:
+		if (strlen(v) >= s->size) {
+			set_err(err, errlen, "%s: value too long", s->name);
+			return -1;
+		}
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case SET_SYNC:
+		if (strcmp(v, "always") == 0)
+			*(int *)field = STORE_SYNC_ALWAYS;
+		else if (strcmp(v, "interval") == 0)
+			*(int *)field = STORE_SYNC_INTERVAL;
+		else if (strcmp(v, "never") == 0)
+			*(int *)field = STORE_SYNC_NEVER;
+		else
+			goto bad;
+		return 0;
+	case SET_LOG_LEVEL:
+		lv = log_level_parse(v);
+		if (lv < 0)
+			goto bad;
+		*(int *)field = lv;
+		return 0;
+	case SET_U32:
+	case SET_U64:
+	case SET_BYTES:
+	case SET_BYTES32:
+		if (parse_u64(v, s->type == SET_BYTES || s->type == SET_BYTES32,
+			      &x) < 0)
+			goto bad;
+		if (x < s->min || x > s->max) {
+			set_err(err, errlen,
+				"%s: %s is out of range (%llu to %llu)",
+				s->name, v, (unsigned long long)s->min,
+				(unsigned long long)s->max);
+			return -1;
+		}
+		if (s->type == SET_U32 || s->type == SET_BYTES32)
+			*(uint32_t *)field = (uint32_t)x;
+		else
+			*(uint64_t *)field = x;
+		return 0;
+	}
+bad:
+	set_err(err, errlen, "%s: invalid value '%s' (expected %s)", s->name, v,
+		s->unit);
+	return -1;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+			 e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int
+config_read_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	char line[2048];
+	FILE *f = fopen(path, "r");
+	int lineno = 0;
+
+	if (f == NULL) {
+		set_err(err, errlen, "config %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *hash = strchr(line, '#');
+		char *eq, *key, *val;
+		const struct setting *s;
+		char why[512];
+
+		lineno++;
+		if (hash)
+			*hash = '\0';
+		key = trim(line);
+		if (*key == '\0')
+			continue;
+		eq = strchr(key, '=');
+		if (eq == NULL) {
+			set_err(err, errlen,
+				"config %s:%d: expected 'key = value'", path,
+				lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		val = trim(eq + 1);
+		key = trim(key);
+		s = setting_find(key, strlen(key));
+		if (s == NULL || strcmp(s->name, "config") == 0) {
+			set_err(err, errlen, "config %s:%d: unknown key '%s'",
+				path, lineno, key);
+			goto fail;
+		}
+		if (setting_apply(cfg, s, val, why, sizeof(why)) < 0) {
+			set_err(err, errlen, "config %s:%d: %s", path, lineno,
+				why);
+			goto fail;
+		}
+	}
+	fclose(f);
+	return 0;
+fail:
+	fclose(f);
+	return -1;
+}
+
+void
+config_usage(void *file)
+{
+	FILE *f = file;
+
+	fprintf(f, "usage: ringmqd [--FLAG VALUE]...\n\n"
+		   "ringmq broker. Every flag is also a config file key.\n\n");
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const struct setting *s = &settings[i];
+
+		fprintf(f, "  --%s %s\n      %s", s->name, s->unit, s->help);
+		if (s->def[0] != '\0')
+			fprintf(f, " (default %s)", s->def);
+		fputc('\n', f);
+	}
+	fprintf(f, "  --help\n      this text\n  --version\n      print the "
+		   "version\n");
+}
+
+/* Looks up argv[i] as a flag; sets *val to its value (inline after '=' or
+ * the next argument). @return the setting or NULL with err set. */
+static const struct setting *
+flag_parse(int argc, char **argv, int *i, const char **val, char *err,
+	   size_t errlen)
+{
+	const char *a = argv[*i];
+	const char *eq;
+	const struct setting *s;
+
+	if (strncmp(a, "--", 2) != 0) {
+		set_err(err, errlen, "unexpected argument '%s'", a);
+		return NULL;
+	}
+	a += 2;
+	eq = strchr(a, '=');
+	s = setting_find(a, eq ? (size_t)(eq - a) : strlen(a));
+	if (s == NULL) {
+		set_err(err, errlen, "unknown flag '%s'", argv[*i]);
+		return NULL;
+	}
+	if (eq) {
+		*val = eq + 1;
+	} else if (*i + 1 < argc) {
+		*val = argv[++*i];
+	} else {
+		set_err(err, errlen, "flag --%s needs a value", s->name);
+		return NULL;
+	}
+	return s;
+}
+
+int
+config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+	const char *val;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (setting_apply(cfg, &settings[i], settings[i].def, err,
+				  errlen) < 0)
+			return -1;
+
+	/* First pass: --help, --version, --config and syntax. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			config_usage(stdout);
+			return CONFIG_EXIT;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("ringmqd %s\n", RINGMQ_VERSION);
+			return CONFIG_EXIT;
+		}
+		const struct setting *s =
+			flag_parse(argc, argv, &i, &val, err, errlen);
+		if (s == NULL)
+			return -1;
+		if (strcmp(s->name, "config") == 0 &&
+		    setting_apply(cfg, s, val, err, errlen) < 0)
+			return -1;
+	}
+	if (cfg->config_file[0] != '\0' &&
+	    config_read_file(cfg, cfg->config_file, err, errlen) < 0)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		const struct setting *s =
+			flag_parse(argc, argv, &i, &val, err, errlen);
+		if (s == NULL || setting_apply(cfg, s, val, err, errlen) < 0)
+			return -1;
+	}
+	if (cfg->max_message_bytes > cfg->max_frame_bytes - 1024) {
+		set_err(err, errlen,
+			"max-message-bytes must be at least 1 KiB below "
+			"max-frame-bytes");
+		return -1;
+	}
+	char host[256];
+	uint16_t port;
+	if (config_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
+		set_err(err, errlen, "listen: expected HOST:PORT, got '%s'",
+			cfg->listen);
+		return -1;
+	}
+	return CONFIG_OK;
+}
+
+int
+config_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t hl;
+	uint64_t p;
+
+	if (colon == NULL || parse_u64(colon + 1, 0, &p) < 0 || p > 65535)
+		return -1;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}

@@ -1,1 +1,1250 @@
-/* placeholder */
+/*
+ * conn: see conn.h.
+ *
+ * Requests reach their handler through a table indexed by the Frame's body
+ * case. Handlers that wait for a commit take a reference on the connection
+ * and answer from their completion; responses go into the pending output
+ * buffer and leave in one send per loop pass.
+ */
+#define _GNU_SOURCE
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "config.h"
+#include "err.h"
+#include "group.h"
+#include "log.h"
+#include "loop.h"
+#include "queue.h"
+#include "store.h"
+
+#define PROTOCOL_VERSION 1u
+#define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
+
+struct obuf {
+	uint8_t *data; /* owned */
+	size_t len, cap;
+};
+
+struct conn {
+	struct conn_env *env; /* borrowed */
+	int fd;
+	uint64_t id;
+	struct loop_op recv_op;
+	struct loop_op send_op;
+	int is_recv_armed;    /* a multishot receive may still complete */
+	int is_cancel_sent;   /* its cancel is submitted */
+	int is_send_inflight; /* sending[sent..) is with the kernel */
+	int is_closing;	      /* read no more; close once output is out */
+	int is_dead;	      /* the socket failed: drop all output */
+	int is_paused;	      /* output over the limit: not reading */
+	int is_hello_done;
+	int refs;    /* completions still to come back */
+	uint8_t *in; /* owned: bytes not yet parsed */
+	size_t in_len, in_cap;
+	struct obuf pending; /* output not yet submitted */
+	struct obuf sending; /* output owned by the in-flight send */
+	size_t sent;
+	struct msghdr msg;
+	struct iovec iov;
+	struct codec_arena arena;
+	struct codec_limits lim;
+	struct lease_owner lo;
+	struct sub **subs; /* owned array of this connection's subscriptions */
+	size_t nsubs, capsubs;
+	uint32_t next_sub_id;
+	struct conn *next, *prev; /* env->conns */
+	struct conn *flush_next;  /* env->flush */
+	int is_flush_queued;
+};
+
+static void conn_close(struct conn *c);
+static void conn_maybe_free(struct conn *c);
+static void conn_resume(struct conn *c);
+
+/* ------------------------------------------------------------- output */
+
+static int
+obuf_reserve(struct obuf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	uint8_t *data;
+
+	if (b->len + more <= b->cap)
+		return 0;
+	while (cap < b->len + more)
+		cap *= 2;
+	data = realloc(b->data, cap);
+	if (data == NULL)
+		return -ENOMEM;
+	b->data = data;
+	b->cap = cap;
+	return 0;
+}
+
+static size_t
+conn_out_bytes(const struct conn *c)
+{
+	return c->pending.len + (c->sending.len - c->sent);
+}
+
+static int
+conn_is_writable(void *owner)
+{
+	struct conn *c = owner;
+
+	return !c->is_closing &&
+	       conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes;
+}
+
+static void
+conn_queue_flush(struct conn *c)
+{
+	if (c->is_flush_queued)
+		return;
+	c->is_flush_queued = 1;
+	c->flush_next = c->env->flush;
+	c->env->flush = c;
+}
+
+/* Appends f to the pending output. @return 0 or -ENOMEM. */
+static int
+conn_send(struct conn *c, Ringmq__Frame *f)
+{
+	size_t n;
+
+	if (c->is_dead)
+		return 0;
+	n = codec_encoded_size(f);
+	if (obuf_reserve(&c->pending, n) < 0) {
+		log_error("conn %llu: out of memory for %zu bytes of output",
+			  (unsigned long long)c->id, n);
+		return -ENOMEM;
+	}
+	c->pending.len += codec_encode(f, c->pending.data + c->pending.len);
+	conn_queue_flush(c);
+	return 0;
+}
+
+static void
+send_error(struct conn *c, uint64_t request_id, int code, const char *why)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Error e = RINGMQ__ERROR__INIT;
+
+	e.code = (Ringmq__ErrorCode)code;
+	e.message = (char *)why;
+	f.has_request_id = request_id != 0;
+	f.request_id = request_id;
+	f.body_case = RINGMQ__FRAME__BODY_ERROR;
+	f.error = &e;
+	(void)conn_send(c, &f); /* logged inside; nothing else to do */
+}
+
+/* Answers with an Error for a negative broker code. */
+static void
+send_rc(struct conn *c, uint64_t request_id, int rc)
+{
+	send_error(c, request_id, err_to_wire(rc), err_str(rc));
+}
+
+static void
+send_done(struct conn *c, uint64_t request_id)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Done d = RINGMQ__DONE__INIT;
+
+	f.has_request_id = 1;
+	f.request_id = request_id;
+	f.body_case = RINGMQ__FRAME__BODY_DONE;
+	f.done = &d;
+	(void)conn_send(c, &f);
+}
+
+/* A protocol violation: answer with an Error and close. */
+static void
+conn_fail(struct conn *c, int code, const char *why)
+{
+	log_info("conn %llu: %s; closing", (unsigned long long)c->id, why);
+	send_error(c, 0, code, why);
+	conn_close(c);
+}
+
+static void on_send(struct loop_op *op, int res, uint32_t flags);
+
+static void
+conn_submit_send(struct conn *c)
+{
+	c->iov.iov_base = c->sending.data + c->sent;
+	c->iov.iov_len = c->sending.len - c->sent;
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = &c->iov;
+	c->msg.msg_iovlen = 1;
+	if (loop_sendmsg(c->env->loop, c->fd, &c->msg, &c->send_op) < 0) {
+		log_error("conn %llu: cannot submit a send",
+			  (unsigned long long)c->id);
+		c->is_dead = 1;
+		conn_close(c);
+		return;
+	}
+	c->is_send_inflight = 1;
+}
+
+/* Moves pending output to the sending buffer and submits it. */
+static void
+conn_start_send(struct conn *c)
+{
+	struct obuf t;
+
+	if (c->is_send_inflight || c->pending.len == 0 || c->is_dead)
+		return;
+	t = c->sending;
+	c->sending = c->pending;
+	c->pending = t;
+	c->pending.len = 0;
+	c->sent = 0;
+	conn_submit_send(c);
+}
+
+static void
+on_send(struct loop_op *op, int res, uint32_t flags)
+{
+	struct conn *c = op->data;
+	int was_writable = conn_is_writable(c);
+
+	(void)flags;
+	c->is_send_inflight = 0;
+	if (res < 0) {
+		if (res != -EPIPE && res != -ECONNRESET)
+			log_info("conn %llu: send: %s",
+				 (unsigned long long)c->id, strerror(-res));
+		c->is_dead = 1;
+		c->pending.len = 0;
+		conn_close(c);
+		conn_maybe_free(c);
+		return;
+	}
+	c->sent += (size_t)res;
+	if (c->sent < c->sending.len) {
+		conn_submit_send(c);
+		return;
+	}
+	c->sending.len = 0;
+	c->sent = 0;
+	conn_start_send(c);
+	if (!was_writable && conn_is_writable(c)) {
+		for (size_t i = 0; i < c->nsubs; i++)
+			sub_wake(c->env->gs, c->subs[i]);
+	}
+	if (c->is_paused &&
+	    conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes / 2)
+		conn_resume(c);
+	conn_maybe_free(c);
+}
+
+void
+conn_flush_all(struct conn_env *env)
+{
+	while (env->flush) {
+		struct conn *c = env->flush;
+
+		env->flush = c->flush_next;
+		c->is_flush_queued = 0;
+		conn_start_send(c);
+		conn_maybe_free(c);
+	}
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static void on_recv(struct loop_op *op, int res, uint32_t flags);
+
+static int
+conn_arm_recv(struct conn *c)
+{
+	int rc = loop_recv(c->env->loop, c->fd, &c->recv_op);
+
+	if (rc == 0) {
+		c->is_recv_armed = 1;
+		c->is_cancel_sent = 0;
+	}
+	return rc;
+}
+
+static void
+conn_stop_recv(struct conn *c)
+{
+	if (c->is_recv_armed && !c->is_cancel_sent &&
+	    loop_cancel(c->env->loop, &c->recv_op) == 0)
+		c->is_cancel_sent = 1;
+}
+
+/* Stops reading, ends leases and subscriptions; the socket closes once the
+ * output is out and nothing is in flight. */
+static void
+conn_close(struct conn *c)
+{
+	if (c->is_closing)
+		return;
+	c->is_closing = 1;
+	conn_stop_recv(c);
+	for (size_t i = 0; i < c->nsubs; i++)
+		sub_free(c->env->gs, c->subs[i]);
+	c->nsubs = 0;
+	groups_owner_gone(c->env->gs, &c->lo);
+}
+
+static void
+conn_maybe_free(struct conn *c)
+{
+	struct conn_env *env = c->env;
+
+	if (!c->is_closing || c->is_recv_armed || c->is_send_inflight ||
+	    c->refs > 0 || c->is_flush_queued)
+		return;
+	if (!c->is_dead && c->pending.len > 0)
+		return; /* still to send; conn_flush_all will */
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		env->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	env->count--;
+	codec_arena_fini(&c->arena);
+	free(c->in);
+	free(c->pending.data);
+	free(c->sending.data);
+	free(c->subs);
+	free(c);
+}
+
+static void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+/* Drops a reference; @return 1 if the connection can still be answered. */
+static int
+conn_unref_live(struct conn *c)
+{
+	c->refs--;
+	if (c->is_dead) {
+		conn_maybe_free(c);
+		return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+typedef void (*handler_fn)(struct conn *c, const Ringmq__Frame *f);
+
+static void
+on_hello(struct conn *c, const Ringmq__Frame *f)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__HelloOk ok = RINGMQ__HELLO_OK__INIT;
+	const struct config *cfg = c->env->cfg;
+
+	if (c->is_hello_done) {
+		send_error(c, f->request_id,
+			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			   "hello was already sent");
+		return;
+	}
+	if (f->hello->version != PROTOCOL_VERSION) {
+		conn_fail(c, RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION,
+			  "unsupported protocol version");
+		return;
+	}
+	c->is_hello_done = 1;
+	ok.version = PROTOCOL_VERSION;
+	ok.max_frame_bytes = cfg->max_frame_bytes;
+	ok.max_message_bytes = cfg->max_message_bytes;
+	ok.max_batch_count = cfg->max_batch_count;
+	/* Unique across restarts: the boot epoch, then a counter. */
+	ok.producer_id =
+		f->hello->has_producer_id
+			? f->hello->producer_id
+			: (c->env->boot_epoch << 32) |
+				  (++c->env->producer_counter & 0xffffffffu);
+	ok.broker_version = (char *)RINGMQ_VERSION;
+	r.has_request_id = f->has_request_id;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_HELLO_OK;
+	r.hello_ok = &ok;
+	(void)conn_send(c, &r);
+}
+
+static void
+on_ping(struct conn *c, const Ringmq__Frame *f)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__Pong pong = RINGMQ__PONG__INIT;
+
+	pong.has_nonce = f->ping->has_nonce;
+	pong.nonce = f->ping->nonce;
+	r.has_request_id = f->has_request_id;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_PONG;
+	r.pong = &pong;
+	(void)conn_send(c, &r);
+}
+
+static void
+on_goodbye(struct conn *c, const Ringmq__Frame *f)
+{
+	(void)f;
+	conn_close(c);
+}
+
+static void
+on_unsupported(struct conn *c, const Ringmq__Frame *f)
+{
+	/* TODO: admin frames (delete, set, describe, purge, group admin,
+	 * peek, message show/cancel, dead letters, stats, backup). */
+	send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		   "not supported yet");
+}
+
+/* Context of a request answered from a completion. */
+struct pending_req {
+	struct conn *c;
+	uint64_t request_id;
+};
+
+static struct pending_req *
+pending_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
+{
+	struct pending_req *p = calloc(1, sizeof(*p) + extra);
+
+	if (p == NULL)
+		return NULL;
+	p->c = c;
+	p->request_id = f->request_id;
+	conn_ref(c);
+	return p;
+}
+
+static void
+queue_created(void *ctx, int status)
+{
+	struct pending_req *p = ctx;
+
+	if (conn_unref_live(p->c)) {
+		if (status < 0)
+			send_rc(p->c, p->request_id, status);
+		else
+			send_done(p->c, p->request_id);
+	}
+	free(p);
+}
+
+static void
+on_queue_create(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__QueueCreate *qc = f->queue_create;
+	struct pending_req *p;
+	int rc;
+
+	if (qc->has_partitions &&
+	    (qc->partitions == 0 || qc->partitions > QUEUE_MAX_PARTITIONS)) {
+		send_error(c, f->request_id,
+			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			   "partitions must be 1 to 1024");
+		return;
+	}
+	if (!queue_name_valid(qc->name)) {
+		send_error(
+			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
+		return;
+	}
+	p = pending_new(c, f, 0);
+	if (p == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	rc = queue_create(c->env->qs, qc->name,
+			  qc->has_partitions ? qc->partitions : 0, qc->policy,
+			  queue_created, p);
+	if (rc == 0)
+		return;
+	c->refs--;
+	free(p);
+	if (rc == 1)
+		send_done(c, f->request_id);
+	else
+		send_rc(c, f->request_id, rc);
+}
+
+static void
+policy_to_wire(const struct queue *q, Ringmq__QueuePolicy *pol, char *dlq,
+	       size_t dlqlen)
+{
+	pol->has_lease_ms = pol->has_max_lease_ms = 1;
+	pol->has_max_deliveries = pol->has_max_depth = 1;
+	pol->has_max_bytes = pol->has_dedup_window_ms = 1;
+	pol->lease_ms = q->policy.lease_ms;
+	pol->max_lease_ms = q->policy.max_lease_ms;
+	pol->max_deliveries = q->policy.max_deliveries;
+	pol->max_depth = q->policy.max_depth;
+	pol->max_bytes = q->policy.max_bytes;
+	pol->dedup_window_ms = q->policy.dedup_window_ms;
+	if (q->policy.dlq[0] != '\0')
+		snprintf(dlq, dlqlen, "%s", q->policy.dlq);
+	else
+		snprintf(dlq, dlqlen, "%s.dlq", q->name);
+	pol->dead_letter_queue = dlq;
+}
+
+struct list_ctx {
+	Ringmq__QueueInfo *infos;
+	Ringmq__QueueInfo **ptrs;
+	Ringmq__QueuePolicy *pols;
+	char (*dlqs)[STORE_NAME_MAX + 16];
+	size_t n;
+};
+
+static void
+list_one(void *arg, struct queue *q)
+{
+	struct list_ctx *lc = arg;
+	Ringmq__QueueInfo *qi = &lc->infos[lc->n];
+	Ringmq__QueuePolicy *pol = &lc->pols[lc->n];
+
+	if (q->is_pending)
+		return;
+	ringmq__queue_info__init(qi);
+	ringmq__queue_policy__init(pol);
+	qi->name = q->name;
+	qi->partitions = q->partitions;
+	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
+	queue_totals(q, &qi->messages, &qi->bytes);
+	qi->delayed = 0; /* TODO: delayed messages */
+	policy_to_wire(q, pol, lc->dlqs[lc->n], sizeof(lc->dlqs[0]));
+	qi->policy = pol;
+	lc->ptrs[lc->n] = qi;
+	lc->n++;
+}
+
+static void
+on_queue_list(struct conn *c, const Ringmq__Frame *f)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__QueueListOk ok = RINGMQ__QUEUE_LIST_OK__INIT;
+	size_t n = queues_count(c->env->qs);
+	struct list_ctx lc = { 0 };
+
+	lc.infos = calloc(n + 1, sizeof(*lc.infos));
+	lc.ptrs = calloc(n + 1, sizeof(*lc.ptrs));
+	lc.pols = calloc(n + 1, sizeof(*lc.pols));
+	lc.dlqs = calloc(n + 1, sizeof(*lc.dlqs));
+	if (lc.infos == NULL || lc.ptrs == NULL || lc.pols == NULL ||
+	    lc.dlqs == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		goto out;
+	}
+	queues_each(c->env->qs, list_one, &lc);
+	ok.n_queues = lc.n;
+	ok.queues = lc.ptrs;
+	r.has_request_id = 1;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST_OK;
+	r.queue_list_ok = &ok;
+	(void)conn_send(c, &r);
+out:
+	free(lc.infos);
+	free(lc.ptrs);
+	free(lc.pols);
+	free(lc.dlqs);
+}
+
+static void
+published(void *ctx, const struct publish_result *res, size_t n)
+{
+	struct pending_req *p = ctx;
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__PublishOk ok = RINGMQ__PUBLISH_OK__INIT;
+	Ringmq__PublishResult *rs = NULL;
+	Ringmq__PublishResult **ptrs = NULL;
+
+	if (!conn_unref_live(p->c))
+		goto out;
+	rs = calloc(n + 1, sizeof(*rs));
+	ptrs = calloc(n + 1, sizeof(*ptrs));
+	if (rs == NULL || ptrs == NULL) {
+		send_rc(p->c, p->request_id, -ENOMEM);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ringmq__publish_result__init(&rs[i]);
+		rs[i].code = (Ringmq__ErrorCode)res[i].code;
+		if (res[i].code == RINGMQ__ERROR_CODE__OK) {
+			rs[i].has_partition = rs[i].has_offset = 1;
+			rs[i].partition = res[i].partition;
+			rs[i].offset = res[i].offset;
+		} else {
+			rs[i].message = (char *)res[i].why;
+		}
+		ptrs[i] = &rs[i];
+	}
+	ok.n_results = n;
+	ok.results = ptrs;
+	r.has_request_id = 1;
+	r.request_id = p->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_PUBLISH_OK;
+	r.publish_ok = &ok;
+	(void)conn_send(p->c, &r);
+out:
+	free(rs);
+	free(ptrs);
+	free(p);
+}
+
+static void
+on_publish(struct conn *c, const Ringmq__Frame *f)
+{
+	struct pending_req *p;
+	int rc;
+
+	if (c->env->is_shutting_down) {
+		send_error(c, f->request_id, RINGMQ__ERROR_CODE__SHUTTING_DOWN,
+			   "broker is shutting down");
+		return;
+	}
+	if (f->publish->n_messages == 0) {
+		send_error(c, f->request_id,
+			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			   "publish without messages");
+		return;
+	}
+	p = pending_new(c, f, 0);
+	if (p == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	rc = queue_publish(c->env->qs, f->publish, published, p);
+	if (rc < 0) {
+		c->refs--;
+		free(p);
+		send_rc(c, f->request_id, rc);
+	}
+}
+
+/* --------------------------------------------------------- consuming */
+
+static int conn_deliver(void *owner, const struct delivery *d,
+			const struct store_msg_view *v);
+
+static const struct sub_ops conn_sub_ops = {
+	.deliver = conn_deliver,
+	.is_writable = conn_is_writable,
+};
+
+/* Copies header names out of the map: protobuf strings end in NUL. */
+static int
+conn_deliver(void *owner, const struct delivery *d,
+	     const struct store_msg_view *v)
+{
+	struct conn *c = owner;
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__Delivery del = RINGMQ__DELIVERY__INIT;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT;
+	Ringmq__Header *hs = NULL;
+	Ringmq__Header **hp = NULL;
+	char *names = NULL;
+	char *dedup = NULL;
+	struct store_header h;
+	uint32_t pos = 0, nh = 0;
+	int rc = -1;
+
+	while (store_headers_next(v->headers, v->headers_len, &pos, &h) == 1)
+		nh++;
+	if (nh > 0) {
+		hs = calloc(nh, sizeof(*hs));
+		hp = calloc(nh, sizeof(*hp));
+		names = malloc(v->headers_len + nh);
+		if (hs == NULL || hp == NULL || names == NULL)
+			goto out;
+		char *np = names;
+
+		pos = 0;
+		for (uint32_t i = 0; i < nh; i++) {
+			(void)store_headers_next(v->headers, v->headers_len,
+						 &pos, &h);
+			ringmq__header__init(&hs[i]);
+			memcpy(np, h.name, h.name_len);
+			np[h.name_len] = '\0';
+			hs[i].name = np;
+			np += h.name_len + 1;
+			hs[i].value.data = (uint8_t *)h.value;
+			hs[i].value.len = h.value_len;
+			hp[i] = &hs[i];
+		}
+	}
+	if (v->dedup_len > 0) {
+		dedup = strndup(v->dedup_id, v->dedup_len);
+		if (dedup == NULL)
+			goto out;
+		m.dedup_id = dedup;
+	}
+	m.payload.data = (uint8_t *)v->payload;
+	m.payload.len = v->payload_len;
+	m.has_key = v->key_len > 0;
+	m.key.data = (uint8_t *)v->key;
+	m.key.len = v->key_len;
+	m.n_headers = nh;
+	m.headers = hp;
+	if (v->deliver_at_ms) {
+		m.has_deliver_at_ms = 1;
+		m.deliver_at_ms = v->deliver_at_ms;
+	}
+	del.subscription = d->subscription;
+	del.lease_id = d->lease_id;
+	del.partition = d->partition;
+	del.offset = d->offset;
+	del.delivery_count = d->delivery_count;
+	del.lease_remaining_ms = d->lease_remaining_ms;
+	del.message = &m;
+	del.has_publish_ms = 1;
+	del.publish_ms = v->publish_ms;
+	r.body_case = RINGMQ__FRAME__BODY_DELIVERY;
+	r.delivery = &del;
+	rc = conn_send(c, &r);
+out:
+	free(hs);
+	free(hp);
+	free(names);
+	free(dedup);
+	return rc;
+}
+
+static struct sub *
+conn_find_sub(struct conn *c, uint32_t id, size_t *index)
+{
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (sub_id(c->subs[i]) == id) {
+			if (index)
+				*index = i;
+			return c->subs[i];
+		}
+	return NULL;
+}
+
+static void
+subscribed(void *ctx, int status, struct sub *s)
+{
+	struct pending_req *p = ctx;
+	struct conn *c = p->c;
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__SubscribeOk ok = RINGMQ__SUBSCRIBE_OK__INIT;
+
+	c->refs--;
+	if (c->is_closing) {
+		/* Its subscriptions were ended at close: end this one too. */
+		if (status == 0)
+			sub_free(c->env->gs, s);
+		conn_maybe_free(c);
+		free(p);
+		return;
+	}
+	if (status == 0 && c->nsubs == c->capsubs) {
+		size_t cap = c->capsubs ? c->capsubs * 2 : 4;
+		struct sub **subs = realloc(c->subs, cap * sizeof(*subs));
+
+		if (subs == NULL) {
+			sub_free(c->env->gs, s);
+			status = -ENOMEM;
+		} else {
+			c->subs = subs;
+			c->capsubs = cap;
+		}
+	}
+	if (status < 0) {
+		send_rc(c, p->request_id, status);
+		free(p);
+		return;
+	}
+	c->subs[c->nsubs++] = s;
+	ok.subscription = sub_id(s);
+	r.has_request_id = 1;
+	r.request_id = p->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE_OK;
+	r.subscribe_ok = &ok;
+	(void)conn_send(c, &r);
+	free(p);
+}
+
+static void
+on_subscribe(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__Subscribe *sr = f->subscribe;
+	struct queue *q;
+	struct pending_req *p;
+
+	if (c->env->is_shutting_down) {
+		send_error(c, f->request_id, RINGMQ__ERROR_CODE__SHUTTING_DOWN,
+			   "broker is shutting down");
+		return;
+	}
+	if (!queue_name_valid(sr->group)) {
+		send_error(
+			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			"group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
+		return;
+	}
+	q = queues_find(c->env->qs, sr->queue);
+	if (q == NULL || q->is_pending) {
+		send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
+		return;
+	}
+	p = pending_new(c, f, 0);
+	if (p == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	if (group_subscribe(c->env->gs, q, sr->group,
+			    sr->has_start &&
+				    sr->start == RINGMQ__START_POSITION__LATEST,
+			    sr->credit, c, &c->lo, &conn_sub_ops,
+			    ++c->next_sub_id, subscribed, p) < 0) {
+		c->refs--;
+		free(p);
+		send_rc(c, f->request_id, -ENOMEM);
+	}
+}
+
+static void
+on_unsubscribe(struct conn *c, const Ringmq__Frame *f)
+{
+	size_t i;
+	struct sub *s = conn_find_sub(c, f->unsubscribe->subscription, &i);
+
+	if (s == NULL) {
+		send_error(c, f->request_id,
+			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			   "no such subscription");
+		return;
+	}
+	sub_free(c->env->gs, s);
+	c->subs[i] = c->subs[--c->nsubs];
+	send_done(c, f->request_id);
+}
+
+static void
+on_credit(struct conn *c, const Ringmq__Frame *f)
+{
+	struct sub *s = conn_find_sub(c, f->credit->subscription, NULL);
+
+	if (s == NULL) {
+		send_error(c, f->request_id,
+			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			   "no such subscription");
+		return;
+	}
+	sub_set_credit(c->env->gs, s, f->credit->credit);
+	send_done(c, f->request_id);
+}
+
+/* A lease request waiting for its flush: codes follow the struct. */
+struct lease_req {
+	struct pending_req p;
+	size_t n;
+	int codes[];
+};
+
+static void
+send_lease_result(struct conn *c, uint64_t request_id, const int *codes,
+		  const uint64_t *remaining_ms, size_t n)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__LeaseResult lr = RINGMQ__LEASE_RESULT__INIT;
+	Ringmq__ErrorCode *wire = calloc(n + 1, sizeof(*wire));
+
+	if (wire == NULL) {
+		send_rc(c, request_id, -ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		wire[i] = (Ringmq__ErrorCode)codes[i];
+	lr.n_codes = n;
+	lr.codes = wire;
+	if (remaining_ms) {
+		lr.n_remaining_ms = n;
+		lr.remaining_ms = (uint64_t *)remaining_ms;
+	}
+	r.has_request_id = 1;
+	r.request_id = request_id;
+	r.body_case = RINGMQ__FRAME__BODY_LEASE_RESULT;
+	r.lease_result = &lr;
+	(void)conn_send(c, &r);
+	free(wire);
+}
+
+static void
+lease_flushed(void *ctx, int status)
+{
+	struct lease_req *lr = ctx;
+
+	if (conn_unref_live(lr->p.c)) {
+		if (status < 0)
+			send_rc(lr->p.c, lr->p.request_id, status);
+		else
+			send_lease_result(lr->p.c, lr->p.request_id, lr->codes,
+					  NULL, lr->n);
+	}
+	free(lr);
+}
+
+typedef void (*lease_fn)(struct groups *gs, struct lease_owner *lo,
+			 const uint64_t *ids, size_t n, int *codes,
+			 lease_done_fn done, void *ctx);
+
+static void
+lease_request(struct conn *c, const Ringmq__Frame *f, const uint64_t *ids,
+	      size_t n, lease_fn fn)
+{
+	struct lease_req *lr;
+
+	lr = (struct lease_req *)pending_new(
+		c, f, sizeof(*lr) - sizeof(lr->p) + n * sizeof(int));
+	if (lr == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	lr->n = n;
+	fn(c->env->gs, &c->lo, ids, n, lr->codes, lease_flushed, lr);
+}
+
+static void
+on_ack(struct conn *c, const Ringmq__Frame *f)
+{
+	lease_request(c, f, f->ack->lease_ids, f->ack->n_lease_ids, groups_ack);
+}
+
+static void
+on_nack(struct conn *c, const Ringmq__Frame *f)
+{
+	if (f->nack->has_delay_ms && f->nack->delay_ms > 0) {
+		/* TODO: nack with a delay. */
+		send_error(c, f->request_id,
+			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			   "nack with a delay is not supported yet");
+		return;
+	}
+	lease_request(c, f, f->nack->lease_ids, f->nack->n_lease_ids,
+		      groups_nack);
+}
+
+static void
+on_release(struct conn *c, const Ringmq__Frame *f)
+{
+	lease_request(c, f, f->release->lease_ids, f->release->n_lease_ids,
+		      groups_release);
+}
+
+static void
+on_touch(struct conn *c, const Ringmq__Frame *f)
+{
+	size_t n = f->touch->n_lease_ids;
+	int *codes = calloc(n + 1, sizeof(*codes));
+	uint64_t *remaining = calloc(n + 1, sizeof(*remaining));
+
+	if (codes == NULL || remaining == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+	} else {
+		groups_touch(c->env->gs, &c->lo, f->touch->lease_ids, n,
+			     f->touch->has_lease_ms ? f->touch->lease_ms : 0,
+			     codes, remaining);
+		send_lease_result(c, f->request_id, codes, remaining, n);
+	}
+	free(codes);
+	free(remaining);
+}
+
+static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
+	[RINGMQ__FRAME__BODY_HELLO] = on_hello,
+	[RINGMQ__FRAME__BODY_PING] = on_ping,
+	[RINGMQ__FRAME__BODY_GOODBYE] = on_goodbye,
+	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = on_queue_create,
+	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_QUEUE_SET] = on_unsupported,
+	[RINGMQ__FRAME__BODY_QUEUE_LIST] = on_queue_list,
+	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_PURGE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_PUBLISH] = on_publish,
+	[RINGMQ__FRAME__BODY_SUBSCRIBE] = on_subscribe,
+	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = on_unsubscribe,
+	[RINGMQ__FRAME__BODY_CREDIT] = on_credit,
+	[RINGMQ__FRAME__BODY_ACK] = on_ack,
+	[RINGMQ__FRAME__BODY_NACK] = on_nack,
+	[RINGMQ__FRAME__BODY_RELEASE] = on_release,
+	[RINGMQ__FRAME__BODY_TOUCH] = on_touch,
+	[RINGMQ__FRAME__BODY_GROUP_CREATE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_GROUP_DELETE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_GROUP_LIST] = on_unsupported,
+	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_GROUP_RESET] = on_unsupported,
+	[RINGMQ__FRAME__BODY_PEEK] = on_unsupported,
+	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = on_unsupported,
+	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = on_unsupported,
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = on_unsupported,
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_STATS] = on_unsupported,
+	[RINGMQ__FRAME__BODY_BACKUP] = on_unsupported,
+};
+
+/* ---------------------------------------------------------------- input */
+
+static void
+conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
+{
+	Ringmq__Frame *f = NULL;
+	handler_fn fn;
+	int rc;
+
+	rc = codec_decode(&c->arena, &c->lim, body, len, &f);
+	if (rc < 0) {
+		conn_fail(c, err_to_wire(rc),
+			  rc == -RMQ_EMESSAGE_TOO_LARGE
+				  ? "frame over the broker's batch limits"
+				  : "frame does not decode");
+		codec_arena_reset(&c->arena);
+		return;
+	}
+	if (!c->is_hello_done && f->body_case != RINGMQ__FRAME__BODY_HELLO) {
+		conn_fail(c, RINGMQ__ERROR_CODE__NOT_HELLO,
+			  "the first frame must be hello");
+	} else {
+		fn = (size_t)f->body_case < sizeof(handlers) / sizeof(*handlers)
+			     ? handlers[f->body_case]
+			     : NULL;
+		if (fn != NULL)
+			fn(c, f);
+		else
+			send_error(c, f->request_id,
+				   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				   "not a request");
+	}
+	codec_arena_reset(&c->arena);
+}
+
+/* Parses and handles the complete frames at the start of buf.
+ * @return bytes consumed; the rest is an incomplete frame. */
+static size_t
+conn_parse(struct conn *c, const uint8_t *buf, size_t len)
+{
+	size_t used = 0;
+
+	while (!c->is_closing && !c->is_paused) {
+		uint32_t n;
+		int rc = codec_frame_length(buf + used, len - used,
+					    c->lim.max_frame_bytes, &n);
+
+		if (rc == -RMQ_ENEED_MORE)
+			break;
+		if (rc < 0) {
+			conn_fail(c, err_to_wire(rc),
+				  rc == -RMQ_EMESSAGE_TOO_LARGE
+					  ? "frame over max-frame-bytes"
+					  : "empty frame");
+			break;
+		}
+		if (len - used < CODEC_HEADER_BYTES + (size_t)n)
+			break;
+		conn_handle_frame(c, buf + used + CODEC_HEADER_BYTES, n);
+		used += CODEC_HEADER_BYTES + n;
+		if (conn_out_bytes(c) >= c->env->cfg->max_conn_out_bytes) {
+			/* Back-pressure: read nothing more until it drains. */
+			c->is_paused = 1;
+			conn_stop_recv(c);
+		}
+	}
+	return used;
+}
+
+/* Keeps bytes for later in the connection's own buffer. */
+static int
+conn_stash(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->in_len + len > c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap : 4096;
+		uint8_t *in;
+
+		while (cap < c->in_len + len)
+			cap *= 2;
+		in = realloc(c->in, cap);
+		if (in == NULL)
+			return -ENOMEM;
+		c->in = in;
+		c->in_cap = cap;
+	}
+	memcpy(c->in + c->in_len, data, len);
+	c->in_len += len;
+	return 0;
+}
+
+/* Handles what is stashed; moves the rest to the front. */
+static void
+conn_parse_stash(struct conn *c)
+{
+	size_t used = conn_parse(c, c->in, c->in_len);
+
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+}
+
+static void
+conn_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t used;
+
+	if (c->in_len > 0) {
+		/* A frame straddles buffers: complete it in our own. */
+		if (conn_stash(c, data, len) < 0) {
+			conn_fail(c, RINGMQ__ERROR_CODE__INTERNAL,
+				  "out of memory");
+			return;
+		}
+		conn_parse_stash(c);
+		return;
+	}
+	used = conn_parse(c, data, len);
+	if (used < len && !c->is_closing &&
+	    conn_stash(c, data + used, len - used) < 0)
+		conn_fail(c, RINGMQ__ERROR_CODE__INTERNAL, "out of memory");
+}
+
+static void
+conn_resume(struct conn *c)
+{
+	c->is_paused = 0;
+	if (c->in_len > 0)
+		conn_parse_stash(c);
+	if (!c->is_paused && !c->is_closing && !c->is_recv_armed &&
+	    conn_arm_recv(c) < 0)
+		conn_close(c);
+}
+
+static void
+on_recv(struct loop_op *op, int res, uint32_t flags)
+{
+	struct conn *c = op->data;
+
+	if (!loop_op_more(flags))
+		c->is_recv_armed = 0;
+	if (res > 0) {
+		unsigned bid = loop_buf_id(flags);
+
+		if (!c->is_closing)
+			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
+		loop_buf_return(c->env->loop, bid);
+	} else if (res == 0) {
+		conn_close(c); /* the peer closed */
+	} else if (res != -ENOBUFS && res != -ECANCELED) {
+		if (res != -ECONNRESET)
+			log_info("conn %llu: receive: %s",
+				 (unsigned long long)c->id, strerror(-res));
+		c->is_dead = 1;
+		conn_close(c);
+	}
+	if (!c->is_recv_armed && !c->is_closing && !c->is_paused &&
+	    conn_arm_recv(c) < 0)
+		conn_close(c);
+	conn_maybe_free(c);
+}
+
+int
+conn_open(struct conn_env *env, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->env = env;
+	c->fd = fd;
+	c->id = ++env->conn_counter;
+	c->recv_op.cb = on_recv;
+	c->recv_op.data = c;
+	c->send_op.cb = on_send;
+	c->send_op.data = c;
+	c->lim.max_frame_bytes = env->cfg->max_frame_bytes;
+	c->lim.max_batch_count = env->cfg->max_batch_count;
+	c->lim.max_header_count = env->cfg->max_header_count;
+	codec_arena_init(&c->arena,
+			 (size_t)env->cfg->max_frame_bytes * ARENA_CAP_FACTOR);
+	lease_owner_init(&c->lo);
+	c->next = env->conns;
+	if (env->conns)
+		env->conns->prev = c;
+	env->conns = c;
+	env->count++;
+	if (conn_arm_recv(c) < 0) {
+		c->is_dead = 1;
+		conn_close(c);
+		conn_maybe_free(c);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+void
+conn_refuse(struct conn_env *env, int fd, int code, const char *why)
+{
+	struct conn *c;
+
+	if (conn_open(env, fd) < 0)
+		return;
+	c = env->conns;
+	conn_fail(c, code, why);
+}
+
+void
+conn_goodbye_all(struct conn_env *env)
+{
+	for (struct conn *c = env->conns; c; c = c->next) {
+		Ringmq__Frame f = RINGMQ__FRAME__INIT;
+		Ringmq__Goodbye g = RINGMQ__GOODBYE__INIT;
+
+		if (c->is_closing)
+			continue;
+		g.reason = (char *)"broker shutting down";
+		f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
+		f.goodbye = &g;
+		(void)conn_send(c, &f);
+		conn_close(c);
+	}
+}
+
+void
+conn_free_all(struct conn_env *env)
+{
+	while (env->conns) {
+		struct conn *c = env->conns;
+
+		conn_close(c);
+		c->is_dead = 1;
+		c->is_recv_armed = c->is_send_inflight = 0;
+		c->is_flush_queued = 0;
+		c->refs = 0;
+		conn_maybe_free(c);
+	}
+	env->flush = NULL;
+}

@@ -1,1 +1,1393 @@
-/* placeholder */
+/*
+ * group: see group.h.
+ *
+ * Persistence follows DESIGN.md's storage budget: leases are never
+ * written; an ack changes only the group partition's state record, which is
+ * rewritten once per flush (one loop pass) whatever the number of acks;
+ * failure counts are written only when a lease fails; acked ranges below
+ * every group's floor are deleted in the same flush.
+ */
+#include "group.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "ringmq.pb-c.h"
+
+#define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
+
+/* A sorted set of offsets with cheap removal at the front. */
+struct u64set {
+	uint64_t *v; /* owned; live entries are v[start .. start + n) */
+	size_t start, n, cap;
+};
+
+struct failrec {
+	uint64_t offset;
+	struct store_failure f;
+};
+
+struct gpart {
+	uint64_t ack_floor;	 /* every retained offset below is acked */
+	uint64_t read_pos;	 /* next offset to deliver for the first time */
+	struct u64set acked;	 /* acked offsets above the floor */
+	struct u64set redeliver; /* offsets ready again, lowest first */
+	struct failrec *fails;	 /* owned, sorted by offset */
+	size_t nfails, capfails;
+	uint64_t leased;
+	int is_dirty;
+	struct gpart *dirty_next;
+	struct group *g; /* borrowed: the owner */
+	uint32_t index;	 /* partition number */
+};
+
+struct pending_sub {
+	void *owner;
+	struct lease_owner *lo;
+	const struct sub_ops *ops;
+	uint32_t id, credit;
+	sub_done_fn done;
+	void *ctx;
+	struct pending_sub *next;
+};
+
+struct group {
+	uint32_t gid;
+	char name[STORE_NAME_MAX + 8];
+	struct queue *q;	     /* borrowed */
+	struct groups *gs;	     /* borrowed */
+	struct gpart *parts;	     /* owned, [q->partitions] */
+	struct sub *subs;	     /* list of subscriptions */
+	struct sub *rr_sub;	     /* next subscription to try */
+	uint32_t rr_part;	     /* next partition to try */
+	int is_pending;		     /* creation not committed yet */
+	struct pending_sub *waiting; /* owned: subscribes awaiting creation */
+	int is_woken;
+	struct group *wake_next;
+	struct group *next; /* in q->groups */
+};
+
+struct sub {
+	uint32_t id;
+	struct group *g; /* borrowed */
+	void *owner;	 /* borrowed: the connection */
+	struct lease_owner *lo;
+	const struct sub_ops *ops;
+	uint32_t credit, leased;
+	struct sub *next, *prev;
+};
+
+struct lease {
+	uint64_t id;
+	struct group *g; /* borrowed */
+	uint32_t part;
+	uint64_t offset;
+	struct sub *sub; /* borrowed; NULL once unsubscribed */
+	struct lease_owner *lo;
+	uint64_t deadline_ms;  /* monotonic */
+	uint64_t delivered_ms; /* monotonic, for the max lease */
+	uint64_t delivered_wall_ms;
+	uint32_t delivery_count;
+	struct lease *lo_next, *lo_prev; /* owner's list */
+	struct lease *hash_next;
+	size_t heap_idx;
+};
+
+struct waiter {
+	lease_done_fn done;
+	void *ctx;
+};
+
+struct flush_req {
+	size_t n;
+	struct waiter w[];
+};
+
+struct groups {
+	struct store *store; /* borrowed */
+	struct queues *qs;   /* borrowed */
+	uint64_t epoch;
+	uint64_t lease_counter;
+	struct lease **table; /* owned buckets; leases chained by id */
+	size_t tcap, tcount;
+	struct lease **heap; /* owned: min-heap by deadline */
+	size_t hn, hcap;
+	struct gpart *dirty;
+	struct group *woken;
+	struct store_batch *flush; /* owned: ops for the next flush */
+	struct waiter *waiters;	   /* owned: confirm after the next flush */
+	size_t nwaiters, capwaiters;
+	int is_stopped;
+};
+
+uint64_t
+groups_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ u64set */
+
+static size_t
+u64set_lower(const struct u64set *s, uint64_t x)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->v[s->start + mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+u64set_has(const struct u64set *s, uint64_t x)
+{
+	size_t i = u64set_lower(s, x);
+
+	return i < s->n && s->v[s->start + i] == x;
+}
+
+static int
+u64set_add(struct u64set *s, uint64_t x)
+{
+	size_t i = u64set_lower(s, x);
+
+	if (i < s->n && s->v[s->start + i] == x)
+		return 0;
+	if (s->start + s->n == s->cap) {
+		if (s->start > s->cap / 2) {
+			memmove(s->v, s->v + s->start, s->n * sizeof(*s->v));
+			s->start = 0;
+		} else {
+			size_t cap = s->cap ? s->cap * 2 : 16;
+			uint64_t *v = realloc(s->v, cap * sizeof(*v));
+
+			if (v == NULL)
+				return -ENOMEM;
+			s->v = v;
+			s->cap = cap;
+		}
+	}
+	memmove(&s->v[s->start + i + 1], &s->v[s->start + i],
+		(s->n - i) * sizeof(*s->v));
+	s->v[s->start + i] = x;
+	s->n++;
+	return 0;
+}
+
+static uint64_t
+u64set_first(const struct u64set *s)
+{
+	return s->v[s->start];
+}
+
+static void
+u64set_pop(struct u64set *s)
+{
+	s->start++;
+	if (--s->n == 0)
+		s->start = 0;
+}
+
+static void
+u64set_free(struct u64set *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---------------------------------------------------------- failures */
+
+static struct failrec *
+fail_find(struct gpart *gp, uint64_t offset)
+{
+	size_t lo = 0, hi = gp->nfails;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (gp->fails[mid].offset == offset)
+			return &gp->fails[mid];
+		if (gp->fails[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static struct failrec *
+fail_add(struct gpart *gp, uint64_t offset)
+{
+	size_t i = 0;
+
+	if (gp->nfails == gp->capfails) {
+		size_t cap = gp->capfails ? gp->capfails * 2 : 8;
+		struct failrec *v = realloc(gp->fails, cap * sizeof(*v));
+
+		if (v == NULL)
+			return NULL;
+		gp->fails = v;
+		gp->capfails = cap;
+	}
+	while (i < gp->nfails && gp->fails[i].offset < offset)
+		i++;
+	memmove(&gp->fails[i + 1], &gp->fails[i],
+		(gp->nfails - i) * sizeof(*gp->fails));
+	memset(&gp->fails[i], 0, sizeof(gp->fails[i]));
+	gp->fails[i].offset = offset;
+	gp->nfails++;
+	return &gp->fails[i];
+}
+
+static void
+fail_remove(struct gpart *gp, struct failrec *fr)
+{
+	size_t i = (size_t)(fr - gp->fails);
+
+	memmove(&gp->fails[i], &gp->fails[i + 1],
+		(gp->nfails - i - 1) * sizeof(*gp->fails));
+	gp->nfails--;
+}
+
+/* -------------------------------------------------------- lease table */
+
+static size_t
+lease_bucket(const struct groups *gs, uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & (gs->tcap - 1);
+}
+
+static int
+table_grow(struct groups *gs)
+{
+	size_t cap = gs->tcap ? gs->tcap * 2 : 1024;
+	struct lease **t = calloc(cap, sizeof(*t));
+	size_t old = gs->tcap;
+	struct lease **ot = gs->table;
+
+	if (t == NULL)
+		return -ENOMEM;
+	gs->table = t;
+	gs->tcap = cap;
+	for (size_t i = 0; i < old; i++)
+		while (ot[i]) {
+			struct lease *l = ot[i];
+			size_t b = lease_bucket(gs, l->id);
+
+			ot[i] = l->hash_next;
+			l->hash_next = t[b];
+			t[b] = l;
+		}
+	free(ot);
+	return 0;
+}
+
+static struct lease *
+lease_find(struct groups *gs, uint64_t id)
+{
+	if (gs->tcap == 0)
+		return NULL;
+	for (struct lease *l = gs->table[lease_bucket(gs, id)]; l;
+	     l = l->hash_next)
+		if (l->id == id)
+			return l;
+	return NULL;
+}
+
+/* ---------------------------------------------------------- lease heap */
+
+static void
+heap_swap(struct groups *gs, size_t a, size_t b)
+{
+	struct lease *t = gs->heap[a];
+
+	gs->heap[a] = gs->heap[b];
+	gs->heap[b] = t;
+	gs->heap[a]->heap_idx = a;
+	gs->heap[b]->heap_idx = b;
+}
+
+static void
+heap_up(struct groups *gs, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (gs->heap[p]->deadline_ms <= gs->heap[i]->deadline_ms)
+			break;
+		heap_swap(gs, i, p);
+		i = p;
+	}
+}
+
+static void
+heap_down(struct groups *gs, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < gs->hn &&
+		    gs->heap[l]->deadline_ms < gs->heap[m]->deadline_ms)
+			m = l;
+		if (r < gs->hn &&
+		    gs->heap[r]->deadline_ms < gs->heap[m]->deadline_ms)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(gs, i, m);
+		i = m;
+	}
+}
+
+static void
+heap_remove(struct groups *gs, struct lease *l)
+{
+	size_t i = l->heap_idx;
+
+	gs->hn--;
+	if (i != gs->hn) {
+		gs->heap[i] = gs->heap[gs->hn];
+		gs->heap[i]->heap_idx = i;
+		heap_down(gs, i);
+		heap_up(gs, i);
+	}
+}
+
+/* Adds l to the table, the heap and its owner's list. */
+static int
+lease_insert(struct groups *gs, struct lease *l)
+{
+	size_t b;
+
+	if ((gs->tcount + 1) * 2 > gs->tcap && table_grow(gs) < 0)
+		return -ENOMEM;
+	if (gs->hn == gs->hcap) {
+		size_t cap = gs->hcap ? gs->hcap * 2 : 1024;
+		struct lease **h = realloc(gs->heap, cap * sizeof(*h));
+
+		if (h == NULL)
+			return -ENOMEM;
+		gs->heap = h;
+		gs->hcap = cap;
+	}
+	b = lease_bucket(gs, l->id);
+	l->hash_next = gs->table[b];
+	gs->table[b] = l;
+	gs->tcount++;
+	l->heap_idx = gs->hn;
+	gs->heap[gs->hn++] = l;
+	heap_up(gs, l->heap_idx);
+	l->lo_prev = NULL;
+	l->lo_next = l->lo->leases;
+	if (l->lo_next)
+		l->lo_next->lo_prev = l;
+	l->lo->leases = l;
+	return 0;
+}
+
+/* Unlinks l from the table, the heap and its owner's list. */
+static void
+lease_unlink(struct groups *gs, struct lease *l)
+{
+	struct lease **pp = &gs->table[lease_bucket(gs, l->id)];
+
+	while (*pp != l)
+		pp = &(*pp)->hash_next;
+	*pp = l->hash_next;
+	gs->tcount--;
+	heap_remove(gs, l);
+	if (l->lo_prev)
+		l->lo_prev->lo_next = l->lo_next;
+	else
+		l->lo->leases = l->lo_next;
+	if (l->lo_next)
+		l->lo_next->lo_prev = l->lo_prev;
+}
+
+void
+lease_owner_init(struct lease_owner *lo)
+{
+	memset(lo, 0, sizeof(*lo));
+}
+
+/* -------------------------------------------------------------- groups */
+
+int
+groups_new(struct groups **out, struct store *s, struct queues *qs,
+	   uint64_t boot_epoch)
+{
+	struct groups *gs = calloc(1, sizeof(*gs));
+
+	*out = NULL;
+	if (gs == NULL)
+		return -ENOMEM;
+	gs->store = s;
+	gs->qs = qs;
+	gs->epoch = boot_epoch;
+	if (table_grow(gs) < 0) {
+		free(gs);
+		return -ENOMEM;
+	}
+	*out = gs;
+	return 0;
+}
+
+static void
+group_free(struct group *g)
+{
+	if (g == NULL)
+		return;
+	for (uint32_t i = 0; g->parts && i < g->q->partitions; i++) {
+		u64set_free(&g->parts[i].acked);
+		u64set_free(&g->parts[i].redeliver);
+		free(g->parts[i].fails);
+	}
+	while (g->waiting) {
+		struct pending_sub *ps = g->waiting;
+
+		g->waiting = ps->next;
+		free(ps);
+	}
+	while (g->subs) {
+		struct sub *s = g->subs;
+
+		g->subs = s->next;
+		free(s);
+	}
+	free(g->parts);
+	free(g);
+}
+
+static void
+free_queue_groups(void *ctx, struct queue *q)
+{
+	(void)ctx;
+	while (q->groups) {
+		struct group *g = q->groups;
+
+		q->groups = g->next;
+		group_free(g);
+	}
+}
+
+void
+groups_free(struct groups *gs)
+{
+	if (gs == NULL)
+		return;
+	queues_each(gs->qs, free_queue_groups, NULL);
+	for (size_t i = 0; i < gs->tcap; i++)
+		while (gs->table[i]) {
+			struct lease *l = gs->table[i];
+
+			gs->table[i] = l->hash_next;
+			free(l);
+		}
+	free(gs->table);
+	free(gs->heap);
+	store_batch_free(gs->flush);
+	free(gs->waiters);
+	free(gs);
+}
+
+static struct group *
+group_find(struct queue *q, const char *name)
+{
+	for (struct group *g = q->groups; g; g = g->next)
+		if (strcmp(g->name, name) == 0)
+			return g;
+	return NULL;
+}
+
+static struct group *
+group_find_id(struct queue *q, uint32_t gid)
+{
+	for (struct group *g = q->groups; g; g = g->next)
+		if (g->gid == gid)
+			return g;
+	return NULL;
+}
+
+/* A group in memory, linked at the end of q's list. */
+static struct group *
+group_new(struct groups *gs, struct queue *q, uint32_t gid, const char *name)
+{
+	struct group *g = calloc(1, sizeof(*g));
+	struct group **pp = &q->groups;
+
+	if (g == NULL)
+		return NULL;
+	g->parts = calloc(q->partitions, sizeof(*g->parts));
+	if (g->parts == NULL) {
+		free(g);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		g->parts[i].g = g;
+		g->parts[i].index = i;
+	}
+	g->gid = gid;
+	g->q = q;
+	g->gs = gs;
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = g;
+	if (gid >= q->next_gid)
+		q->next_gid = gid + 1;
+	return g;
+}
+
+static void
+group_unlink(struct group *g)
+{
+	struct group **pp = &g->q->groups;
+
+	while (*pp != g)
+		pp = &(*pp)->next;
+	*pp = g->next;
+}
+
+static void
+group_wake(struct groups *gs, struct group *g)
+{
+	if (g->is_woken || gs->is_stopped)
+		return;
+	g->is_woken = 1;
+	g->wake_next = gs->woken;
+	gs->woken = g;
+}
+
+void
+groups_wake_queue(struct groups *gs, struct queue *q)
+{
+	for (struct group *g = q->groups; g; g = g->next)
+		group_wake(gs, g);
+}
+
+static void
+gpart_dirty(struct groups *gs, struct gpart *gp)
+{
+	if (gp->is_dirty)
+		return;
+	gp->is_dirty = 1;
+	gp->dirty_next = gs->dirty;
+	gs->dirty = gp;
+}
+
+/* ------------------------------------------------------------ recovery */
+
+int
+groups_load_group(struct groups *gs, struct queues *qs,
+		  const struct store_group *sg)
+{
+	struct queue *q = queues_find_id(qs, sg->qid);
+
+	if (q == NULL)
+		return 0; /* leftover of a deleted queue */
+	return group_new(gs, q, sg->gid, sg->name) ? 0 : -ENOMEM;
+}
+
+static struct gpart *
+load_gpart(struct queues *qs, uint32_t qid, uint32_t gid, uint32_t part)
+{
+	struct queue *q = queues_find_id(qs, qid);
+	struct group *g;
+
+	if (q == NULL || part >= q->partitions)
+		return NULL;
+	g = group_find_id(q, gid);
+	return g ? &g->parts[part] : NULL;
+}
+
+int
+groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
+		  uint32_t gid, uint32_t part, uint64_t ack_floor,
+		  const uint64_t *acked, uint32_t n)
+{
+	struct gpart *gp = load_gpart(qs, qid, gid, part);
+
+	(void)gs;
+	if (gp == NULL)
+		return 0;
+	gp->ack_floor = gp->read_pos = ack_floor;
+	for (uint32_t i = 0; i < n; i++)
+		if (acked[i] >= ack_floor &&
+		    u64set_add(&gp->acked, acked[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+int
+groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
+		    uint32_t gid, uint32_t part, uint64_t offset,
+		    const struct store_failure *f)
+{
+	struct gpart *gp = load_gpart(qs, qid, gid, part);
+	struct failrec *fr;
+
+	(void)gs;
+	if (gp == NULL)
+		return 0;
+	fr = fail_add(gp, offset);
+	if (fr == NULL)
+		return -ENOMEM;
+	fr->f = *f;
+	return 0;
+}
+
+/* --------------------------------------------------------- ack floor */
+
+/* Moves the floor past acked offsets and holes; drops acked entries below
+ * it. Marks gp dirty if anything changed. */
+static void
+gpart_advance(struct groups *gs, struct gpart *gp)
+{
+	const struct partition *p = &gp->g->q->parts[gp->index];
+	uint64_t before = gp->ack_floor;
+
+	for (;;) {
+		uint64_t next = partition_next(p, gp->ack_floor);
+
+		if (next == UINT64_MAX) {
+			/* No retained message at or above the floor. */
+			if (gp->ack_floor < p->committed_next)
+				gp->ack_floor = p->committed_next;
+			break;
+		}
+		if (gp->acked.n > 0 && u64set_first(&gp->acked) == next) {
+			u64set_pop(&gp->acked);
+			gp->ack_floor = next + 1;
+			continue;
+		}
+		if (next > gp->ack_floor)
+			gp->ack_floor = next;
+		break;
+	}
+	while (gp->acked.n > 0 && u64set_first(&gp->acked) < gp->ack_floor)
+		u64set_pop(&gp->acked);
+	if (gp->read_pos < gp->ack_floor)
+		gp->read_pos = gp->ack_floor;
+	if (gp->ack_floor != before)
+		gpart_dirty(gs, gp);
+}
+
+/* ------------------------------------------------------------ subscribe */
+
+static struct sub *
+sub_attach(struct group *g, const struct pending_sub *ps)
+{
+	struct sub *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->id = ps->id;
+	s->g = g;
+	s->owner = ps->owner;
+	s->lo = ps->lo;
+	s->ops = ps->ops;
+	s->credit = ps->credit;
+	s->next = g->subs;
+	if (g->subs)
+		g->subs->prev = s;
+	g->subs = s;
+	group_wake(g->gs, g);
+	return s;
+}
+
+struct create_req {
+	struct groups *gs;
+	struct queues *qs;
+	uint32_t qid, gid;
+};
+
+static void
+group_created(void *arg, int status)
+{
+	struct create_req *r = arg;
+	struct queue *q = queues_find_id(r->qs, r->qid);
+	struct group *g = q ? group_find_id(q, r->gid) : NULL;
+
+	free(r);
+	if (g == NULL)
+		return;
+	g->is_pending = 0;
+	if (status < 0) {
+		log_warn("group %s/%s: create failed: %s", q->name, g->name,
+			 err_str(status));
+		group_unlink(g);
+	} else {
+		log_info("group %s/%s created", q->name, g->name);
+	}
+	while (g->waiting) {
+		struct pending_sub *ps = g->waiting;
+		struct sub *s = NULL;
+
+		g->waiting = ps->next;
+		if (status == 0) {
+			s = sub_attach(g, ps);
+			ps->done(ps->ctx, s ? 0 : -ENOMEM, s);
+		} else {
+			ps->done(ps->ctx, status, NULL);
+		}
+		free(ps);
+	}
+	if (status < 0)
+		group_free(g);
+}
+
+/* Creates group gname of q and submits its records. */
+static struct group *
+group_create(struct groups *gs, struct queue *q, const char *gname,
+	     int is_latest)
+{
+	struct store_group sg;
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct create_req *r = calloc(1, sizeof(*r));
+	struct group *g = NULL;
+
+	if (b == NULL || r == NULL)
+		goto fail;
+	g = group_new(gs, q, q->next_gid, gname);
+	if (g == NULL)
+		goto fail;
+	memset(&sg, 0, sizeof(sg));
+	sg.qid = q->qid;
+	sg.gid = g->gid;
+	sg.created_ms = queue_now_ms();
+	snprintf(sg.name, sizeof(sg.name), "%s", gname);
+	if (store_batch_put_group(b, &sg) < 0)
+		goto fail;
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		struct gpart *gp = &g->parts[i];
+		const struct partition *p = &q->parts[i];
+
+		gp->ack_floor = is_latest ? p->next_offset : p->base;
+		gp->read_pos = gp->ack_floor;
+		if (store_batch_put_group_state(b, q->qid, g->gid, i,
+						gp->ack_floor, NULL, 0) < 0)
+			goto fail;
+	}
+	g->is_pending = 1;
+	r->gs = gs;
+	r->qs = gs->qs;
+	r->qid = q->qid;
+	r->gid = g->gid;
+	store_submit(gs->store, b, group_created, r);
+	return g;
+fail:
+	if (g != NULL) {
+		group_unlink(g);
+		group_free(g);
+	}
+	store_batch_free(b);
+	free(r);
+	return NULL;
+}
+
+int
+group_subscribe(struct groups *gs, struct queue *q, const char *gname,
+		int is_latest, uint32_t credit, void *owner,
+		struct lease_owner *lo, const struct sub_ops *ops, uint32_t id,
+		sub_done_fn done, void *ctx)
+{
+	struct group *g = group_find(q, gname);
+	struct pending_sub *ps = calloc(1, sizeof(*ps));
+	struct sub *s;
+
+	if (ps == NULL)
+		return -ENOMEM;
+	ps->owner = owner;
+	ps->lo = lo;
+	ps->ops = ops;
+	ps->id = id;
+	ps->credit = credit;
+	ps->done = done;
+	ps->ctx = ctx;
+	if (g == NULL) {
+		g = group_create(gs, q, gname, is_latest);
+		if (g == NULL) {
+			free(ps);
+			return -ENOMEM;
+		}
+	}
+	if (g->is_pending) {
+		ps->next = g->waiting;
+		g->waiting = ps;
+		return 0;
+	}
+	s = sub_attach(g, ps);
+	free(ps);
+	if (s == NULL)
+		return -ENOMEM;
+	done(ctx, 0, s);
+	return 0;
+}
+
+uint32_t
+sub_id(const struct sub *s)
+{
+	return s->id;
+}
+
+void
+sub_set_credit(struct groups *gs, struct sub *s, uint32_t credit)
+{
+	s->credit = credit;
+	group_wake(gs, s->g);
+}
+
+void
+sub_wake(struct groups *gs, struct sub *s)
+{
+	group_wake(gs, s->g);
+}
+
+void
+sub_free(struct groups *gs, struct sub *s)
+{
+	struct group *g;
+
+	(void)gs;
+	if (s == NULL)
+		return;
+	g = s->g;
+	for (struct lease *l = s->lo->leases; l; l = l->lo_next)
+		if (l->sub == s)
+			l->sub = NULL;
+	if (g->rr_sub == s)
+		g->rr_sub = s->next;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		g->subs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+/* ------------------------------------------------------------- leases */
+
+enum lease_end {
+	END_ACK,
+	END_FAIL,    /* nack, expiry, disconnect: counts as a failure */
+	END_RELEASE, /* ready again, not a failure */
+};
+
+static struct store_batch *
+flush_batch(struct groups *gs)
+{
+	if (gs->flush == NULL)
+		gs->flush = store_batch_new(0);
+	return gs->flush;
+}
+
+/* Records one more failed lease of l's message, in memory and in the
+ * next flush. */
+static void
+lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp)
+{
+	struct failrec *fr = fail_find(gp, l->offset);
+	struct store_batch *b = flush_batch(gs);
+
+	if (fr == NULL)
+		fr = fail_add(gp, l->offset);
+	if (fr == NULL || b == NULL) {
+		log_error("group %s/%s: out of memory counting a failure",
+			  l->g->q->name, l->g->name);
+		return;
+	}
+	if (fr->f.failures == 0)
+		fr->f.first_delivery_ms = l->delivered_wall_ms;
+	fr->f.failures++;
+	fr->f.last_delivery_ms = l->delivered_wall_ms;
+	if (store_batch_put_failure(b, l->g->q->qid, l->g->gid, l->part,
+				    l->offset, &fr->f) < 0)
+		log_error("group %s/%s: out of memory recording a failure",
+			  l->g->q->name, l->g->name);
+}
+
+static void
+lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
+{
+	struct failrec *fr = fail_find(gp, l->offset);
+
+	if (fr != NULL) {
+		struct store_batch *b = flush_batch(gs);
+
+		fail_remove(gp, fr);
+		if (b == NULL || store_batch_del_failures(
+					 b, l->g->q->qid, l->g->gid, l->part,
+					 l->offset, l->offset + 1) < 0)
+			log_error("group %s/%s: out of memory deleting a "
+				  "failure record",
+				  l->g->q->name, l->g->name);
+	}
+	if (u64set_add(&gp->acked, l->offset) < 0) {
+		log_error("group %s/%s: out of memory acking offset %llu",
+			  l->g->q->name, l->g->name,
+			  (unsigned long long)l->offset);
+		return;
+	}
+	gpart_dirty(gs, gp);
+	gpart_advance(gs, gp);
+}
+
+/* Ends lease l as how says, and frees it. recent_code is remembered for
+ * later requests naming the same id (-1: nothing). */
+static void
+lease_end(struct groups *gs, struct lease *l, enum lease_end how,
+	  int recent_code)
+{
+	struct gpart *gp = &l->g->parts[l->part];
+
+	lease_unlink(gs, l);
+	if (recent_code >= 0) {
+		size_t slot = l->id & (LEASE_RECENT - 1);
+
+		l->lo->recent[slot].id = l->id;
+		l->lo->recent[slot].code = recent_code;
+	}
+	if (l->sub)
+		l->sub->leased--;
+	gp->leased--;
+	switch (how) {
+	case END_ACK: lease_ack(gs, l, gp); break;
+	case END_FAIL:
+		lease_count_failure(gs, l, gp);
+		__attribute__((fallthrough)); /* ready again too */
+	case END_RELEASE:
+		if (u64set_add(&gp->redeliver, l->offset) < 0)
+			log_error("group %s/%s: out of memory requeueing "
+				  "offset %llu",
+				  l->g->q->name, l->g->name,
+				  (unsigned long long)l->offset);
+		break;
+	}
+	group_wake(gs, l->g);
+	free(l);
+}
+
+/* Looks up id for owner lo; on failure returns NULL and sets *code. */
+static struct lease *
+lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
+	     int *code)
+{
+	struct lease *l = lease_find(gs, id);
+	size_t slot = id & (LEASE_RECENT - 1);
+
+	if (l != NULL && l->lo == lo) {
+		*code = RINGMQ__ERROR_CODE__OK;
+		return l;
+	}
+	*code = RINGMQ__ERROR_CODE__NOT_LEASED;
+	if (l == NULL && lo->recent[slot].id == id) {
+		if (lo->recent[slot].code == RINGMQ__ERROR_CODE__LEASE_EXPIRED)
+			*code = RINGMQ__ERROR_CODE__LEASE_EXPIRED;
+		else if (is_ack)
+			*code = RINGMQ__ERROR_CODE__OK; /* acked before */
+	}
+	return NULL;
+}
+
+static void
+add_waiter(struct groups *gs, lease_done_fn done, void *ctx)
+{
+	if (gs->nwaiters == gs->capwaiters) {
+		size_t cap = gs->capwaiters ? gs->capwaiters * 2 : 16;
+		struct waiter *w = realloc(gs->waiters, cap * sizeof(*w));
+
+		if (w == NULL) {
+			done(ctx, -ENOMEM);
+			return;
+		}
+		gs->waiters = w;
+		gs->capwaiters = cap;
+	}
+	gs->waiters[gs->nwaiters].done = done;
+	gs->waiters[gs->nwaiters].ctx = ctx;
+	gs->nwaiters++;
+}
+
+static void
+lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+	 size_t n, int *codes, enum lease_end how, lease_done_fn done,
+	 void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct lease *l =
+			lease_lookup(gs, lo, ids[i], how == END_ACK, &codes[i]);
+
+		if (l != NULL)
+			lease_end(gs, l, how,
+				  how == END_ACK
+					  ? RINGMQ__ERROR_CODE__OK
+					  : RINGMQ__ERROR_CODE__NOT_LEASED);
+	}
+	/* Confirmed after the flush that makes the change durable. */
+	add_waiter(gs, done, ctx);
+}
+
+void
+groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+	   size_t n, int *codes, lease_done_fn done, void *ctx)
+{
+	lease_op(gs, lo, ids, n, codes, END_ACK, done, ctx);
+}
+
+void
+groups_nack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+	    size_t n, int *codes, lease_done_fn done, void *ctx)
+{
+	lease_op(gs, lo, ids, n, codes, END_FAIL, done, ctx);
+}
+
+void
+groups_release(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+	       size_t n, int *codes, lease_done_fn done, void *ctx)
+{
+	lease_op(gs, lo, ids, n, codes, END_RELEASE, done, ctx);
+}
+
+void
+groups_touch(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+	     size_t n, uint64_t lease_ms, int *codes, uint64_t *remaining_ms)
+{
+	uint64_t now = groups_mono_ms();
+
+	for (size_t i = 0; i < n; i++) {
+		struct lease *l = lease_lookup(gs, lo, ids[i], 0, &codes[i]);
+		const struct store_policy *pol;
+		uint64_t deadline, cap;
+
+		remaining_ms[i] = 0;
+		if (l == NULL)
+			continue;
+		pol = &l->g->q->policy;
+		deadline = now + (lease_ms ? lease_ms : pol->lease_ms);
+		cap = l->delivered_ms + pol->max_lease_ms;
+		if (deadline > cap)
+			deadline = cap;
+		if (deadline < now)
+			deadline = now;
+		l->deadline_ms = deadline;
+		heap_down(gs, l->heap_idx);
+		heap_up(gs, l->heap_idx);
+		remaining_ms[i] = deadline - now;
+	}
+}
+
+void
+groups_owner_gone(struct groups *gs, struct lease_owner *lo)
+{
+	while (lo->leases)
+		lease_end(gs, lo->leases, END_FAIL, -1);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/* The next offset of gp to deliver, from the redelivery set first.
+ * @return 1 with *off set, or 0 if nothing is ready. */
+static int
+gpart_peek(struct gpart *gp, uint64_t *off, int *is_redelivery)
+{
+	const struct partition *p = &gp->g->q->parts[gp->index];
+
+	if (gp->redeliver.n > 0) {
+		*off = u64set_first(&gp->redeliver);
+		*is_redelivery = 1;
+		return 1;
+	}
+	*is_redelivery = 0;
+	for (;;) {
+		uint64_t x = partition_next(p, gp->read_pos);
+
+		if (x == UINT64_MAX) {
+			if (gp->read_pos < p->committed_next)
+				gp->read_pos = p->committed_next;
+			return 0;
+		}
+		if (u64set_has(&gp->acked, x)) {
+			gp->read_pos = x + 1;
+			continue;
+		}
+		gp->read_pos = x;
+		*off = x;
+		return 1;
+	}
+}
+
+/* Takes off out of the ready state (after a delivery or a skip). */
+static void
+gpart_take(struct gpart *gp, int is_redelivery)
+{
+	if (is_redelivery)
+		u64set_pop(&gp->redeliver);
+	else
+		gp->read_pos++;
+}
+
+static struct sub *
+next_sub(struct group *g)
+{
+	struct sub *start = g->rr_sub ? g->rr_sub : g->subs;
+	struct sub *s = start;
+
+	if (s == NULL)
+		return NULL;
+	do {
+		if (s->leased < s->credit && s->ops->is_writable(s->owner))
+			return s;
+		s = s->next ? s->next : g->subs;
+	} while (s != start);
+	return NULL;
+}
+
+/* Delivers offset off of partition gp to s. @return 0 delivered, 1
+ * skipped (unreadable record), -1 could not send (nothing changed). */
+static int
+deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
+	    uint64_t off, int is_redelivery)
+{
+	struct store_msg_view v;
+	struct failrec *fr;
+	struct delivery d;
+	struct lease *l;
+	int rc;
+
+	rc = store_msg_get(gs->store, g->q->qid, gp->index, off, &v);
+	if (rc < 0) {
+		/* TODO: dead-letter records that fail their CRC (reason
+		 * "corrupt"); until then they are skipped, never delivered. */
+		log_error("queue %s partition %u offset %llu: unreadable (%s); "
+			  "skipped for group %s",
+			  g->q->name, gp->index, (unsigned long long)off,
+			  err_str(rc), g->name);
+		gpart_take(gp, is_redelivery);
+		if (u64set_add(&gp->acked, off) == 0) {
+			gpart_dirty(gs, gp);
+			gpart_advance(gs, gp);
+		}
+		return 1;
+	}
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return -1;
+	fr = fail_find(gp, off);
+	l->id = (gs->epoch << 40) | (++gs->lease_counter & ((1ull << 40) - 1));
+	l->g = g;
+	l->part = gp->index;
+	l->offset = off;
+	l->sub = s;
+	l->lo = s->lo;
+	l->delivered_ms = groups_mono_ms();
+	l->delivered_wall_ms = queue_now_ms();
+	l->deadline_ms = l->delivered_ms + g->q->policy.lease_ms;
+	l->delivery_count = 1 + (fr ? fr->f.failures : 0);
+	d.subscription = s->id;
+	d.lease_id = l->id;
+	d.partition = gp->index;
+	d.offset = off;
+	d.delivery_count = l->delivery_count;
+	d.lease_remaining_ms = g->q->policy.lease_ms;
+	if (lease_insert(gs, l) < 0) {
+		free(l);
+		return -1;
+	}
+	if (s->ops->deliver(s->owner, &d, &v) < 0) {
+		lease_unlink(gs, l);
+		free(l);
+		return -1;
+	}
+	gpart_take(gp, is_redelivery);
+	s->leased++;
+	gp->leased++;
+	return 0;
+}
+
+static void
+group_dispatch(struct groups *gs, struct group *g)
+{
+	uint32_t nparts = g->q->partitions;
+	int budget = DISPATCH_BUDGET;
+
+	while (budget-- > 0) {
+		struct sub *s = next_sub(g);
+		uint64_t off = 0;
+		int is_redelivery = 0;
+		uint32_t i;
+
+		if (s == NULL)
+			return;
+		for (i = 0; i < nparts; i++) {
+			struct gpart *gp = &g->parts[(g->rr_part + i) % nparts];
+
+			if (gpart_peek(gp, &off, &is_redelivery))
+				break;
+		}
+		if (i == nparts)
+			return;
+		i = (g->rr_part + i) % nparts;
+		int rc =
+			deliver_one(gs, g, &g->parts[i], s, off, is_redelivery);
+		if (rc < 0)
+			return;
+		if (rc == 0) {
+			g->rr_part = (i + 1) % nparts;
+			g->rr_sub = s->next;
+		}
+	}
+	group_wake(gs, g); /* budget spent: go on next pass */
+}
+
+/* --------------------------------------------------------------- flush */
+
+static void
+flush_done(void *arg, int status)
+{
+	struct flush_req *r = arg;
+
+	if (status < 0)
+		log_error("group state flush failed: %s", err_str(status));
+	for (size_t i = 0; i < r->n; i++)
+		r->w[i].done(r->w[i].ctx, status);
+	free(r);
+}
+
+/* The lowest ack floor of partition part over q's groups, or 0 when q
+ * has no group (then nothing may be deleted). */
+static uint64_t
+min_floor(const struct queue *q, uint32_t part)
+{
+	uint64_t m = UINT64_MAX;
+
+	for (const struct group *g = q->groups; g; g = g->next)
+		if (g->parts[part].ack_floor < m)
+			m = g->parts[part].ack_floor;
+	return m == UINT64_MAX ? 0 : m;
+}
+
+static void
+groups_flush(struct groups *gs)
+{
+	struct store_batch *b;
+	struct flush_req *r;
+	int failed = 0;
+
+	if (gs->dirty == NULL && gs->flush == NULL && gs->nwaiters == 0)
+		return;
+	b = flush_batch(gs);
+	gs->flush = NULL;
+	while (gs->dirty) {
+		struct gpart *gp = gs->dirty;
+		struct group *g = gp->g;
+		struct queue *q = g->q;
+
+		gs->dirty = gp->dirty_next;
+		gp->is_dirty = 0;
+		if (b == NULL ||
+		    store_batch_put_group_state(
+			    b, q->qid, g->gid, gp->index, gp->ack_floor,
+			    gp->acked.n ? &gp->acked.v[gp->acked.start] : NULL,
+			    (uint32_t)gp->acked.n) < 0 ||
+		    partition_trim(q, gp->index, min_floor(q, gp->index), b) <
+			    0)
+			failed = 1;
+	}
+	r = malloc(sizeof(*r) + gs->nwaiters * sizeof(r->w[0]));
+	if (r == NULL || failed) {
+		log_error("group state flush: out of memory");
+		for (size_t i = 0; i < gs->nwaiters; i++)
+			gs->waiters[i].done(gs->waiters[i].ctx, -ENOMEM);
+		gs->nwaiters = 0;
+		free(r);
+		store_batch_free(b);
+		return;
+	}
+	r->n = gs->nwaiters;
+	memcpy(r->w, gs->waiters, r->n * sizeof(r->w[0]));
+	gs->nwaiters = 0;
+	if (store_batch_ops(b) == 0) {
+		store_batch_free(b);
+		flush_done(r, 0);
+		return;
+	}
+	store_submit(gs->store, b, flush_done, r);
+}
+
+int64_t
+groups_tick(struct groups *gs)
+{
+	uint64_t now = groups_mono_ms();
+	int64_t next = -1;
+
+	while (gs->hn > 0 && gs->heap[0]->deadline_ms <= now)
+		lease_end(gs, gs->heap[0], END_FAIL,
+			  RINGMQ__ERROR_CODE__LEASE_EXPIRED);
+	if (!gs->is_stopped) {
+		struct group *woken = gs->woken;
+
+		gs->woken = NULL;
+		while (woken) {
+			struct group *g = woken;
+
+			woken = g->wake_next;
+			g->is_woken = 0;
+			if (!g->is_pending)
+				group_dispatch(gs, g);
+		}
+	}
+	groups_flush(gs);
+	store_read_release(gs->store);
+	if (gs->woken != NULL)
+		return 0;
+	if (gs->hn > 0)
+		next = (int64_t)(gs->heap[0]->deadline_ms - now);
+	return next;
+}
+
+void
+groups_stop_dispatch(struct groups *gs)
+{
+	gs->is_stopped = 1;
+	gs->woken = NULL;
+}
+
+/* ------------------------------------------------------------- counters */
+
+void
+groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
+		    uint32_t *ngroups)
+{
+	*ready = *in_flight = 0;
+	*ngroups = 0;
+	for (struct group *g = q->groups; g; g = g->next) {
+		(*ngroups)++;
+		for (uint32_t i = 0; i < q->partitions; i++) {
+			const struct gpart *gp = &g->parts[i];
+			const struct partition *p = &q->parts[i];
+			uint64_t unacked = 0;
+
+			for (uint64_t o = partition_next(p, gp->ack_floor);
+			     o != UINT64_MAX; o = partition_next(p, o + 1))
+				if (!u64set_has(&gp->acked, o))
+					unacked++;
+			*in_flight += gp->leased;
+			*ready += unacked - gp->leased;
+		}
+	}
+}

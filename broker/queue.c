@@ -1,1 +1,746 @@
-/* placeholder */
+/*
+ * queue: see queue.h.
+ */
+#include "queue.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "partition.h"
+
+#define QUEUES_BUCKETS 1024u
+
+struct queues {
+	struct store *store;	  /* borrowed */
+	const struct config *cfg; /* borrowed */
+	queue_visible_fn visible;
+	void *visible_ctx;
+	struct queue *buckets[QUEUES_BUCKETS]; /* chains by name hash */
+	struct queue **by_id;		       /* owned array, creation order */
+	size_t count, cap;
+	uint32_t next_qid;
+};
+
+uint64_t
+queue_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t
+name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h & (QUEUES_BUCKETS - 1);
+}
+
+int
+queues_new(struct queues **out, struct store *s, const struct config *cfg,
+	   queue_visible_fn visible, void *visible_ctx)
+{
+	struct queues *qs = calloc(1, sizeof(*qs));
+
+	*out = NULL;
+	if (qs == NULL)
+		return -ENOMEM;
+	qs->store = s;
+	qs->cfg = cfg;
+	qs->visible = visible;
+	qs->visible_ctx = visible_ctx;
+	qs->next_qid = 1;
+	*out = qs;
+	return 0;
+}
+
+static void
+queue_free(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	for (uint32_t i = 0; q->parts && i < q->partitions; i++)
+		free(q->parts[i].sizes);
+	free(q->parts);
+	free(q);
+}
+
+void
+queues_free(struct queues *qs)
+{
+	if (qs == NULL)
+		return;
+	for (size_t i = 0; i < qs->count; i++)
+		queue_free(qs->by_id[i]);
+	free(qs->by_id);
+	free(qs);
+}
+
+struct queue *
+queues_find(struct queues *qs, const char *name)
+{
+	for (struct queue *q = qs->buckets[name_hash(name)]; q;
+	     q = q->hash_next)
+		if (strcmp(q->name, name) == 0)
+			return q;
+	return NULL;
+}
+
+struct queue *
+queues_find_id(struct queues *qs, uint32_t qid)
+{
+	/* by_id is sorted by qid: ids only grow. */
+	size_t lo = 0, hi = qs->count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (qs->by_id[mid]->qid == qid)
+			return qs->by_id[mid];
+		if (qs->by_id[mid]->qid < qid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void
+queues_each(struct queues *qs, void (*fn)(void *ctx, struct queue *q),
+	    void *ctx)
+{
+	for (size_t i = 0; i < qs->count; i++)
+		fn(ctx, qs->by_id[i]);
+}
+
+size_t
+queues_count(const struct queues *qs)
+{
+	return qs->count;
+}
+
+int
+queue_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 196)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			 (ch >= '0' && ch <= '9') ||
+			 (i > 0 && (ch == '.' || ch == '_' || ch == '-'));
+
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+/* Allocates a queue in memory and links it into the registry. */
+static struct queue *
+queue_add(struct queues *qs, const struct store_queue *sq)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+	uint32_t h;
+
+	if (q == NULL)
+		return NULL;
+	q->parts = calloc(sq->partitions, sizeof(*q->parts));
+	if (q->parts == NULL)
+		goto fail;
+	if (qs->count == qs->cap) {
+		size_t cap = qs->cap ? qs->cap * 2 : 16;
+		struct queue **by_id = realloc(qs->by_id, cap * sizeof(*by_id));
+
+		if (by_id == NULL)
+			goto fail;
+		qs->by_id = by_id;
+		qs->cap = cap;
+	}
+	q->qid = sq->qid;
+	q->partitions = sq->partitions;
+	q->created_ms = sq->created_ms;
+	q->policy = sq->policy;
+	memcpy(q->name, sq->name, sizeof(q->name));
+	q->next_gid = 1;
+	h = name_hash(q->name);
+	q->hash_next = qs->buckets[h];
+	qs->buckets[h] = q;
+	qs->by_id[qs->count++] = q;
+	if (sq->qid >= qs->next_qid)
+		qs->next_qid = sq->qid + 1;
+	return q;
+fail:
+	queue_free(q);
+	return NULL;
+}
+
+/* Unlinks q from the registry and frees it. */
+static void
+queue_remove(struct queues *qs, struct queue *q)
+{
+	struct queue **pp = &qs->buckets[name_hash(q->name)];
+	size_t i;
+
+	while (*pp != q)
+		pp = &(*pp)->hash_next;
+	*pp = q->hash_next;
+	for (i = 0; i < qs->count && qs->by_id[i] != q; i++)
+		;
+	memmove(&qs->by_id[i], &qs->by_id[i + 1],
+		(qs->count - i - 1) * sizeof(*qs->by_id));
+	qs->count--;
+	queue_free(q);
+}
+
+int
+queues_load_queue(struct queues *qs, const struct store_queue *sq)
+{
+	if (sq->partitions == 0 || sq->partitions > QUEUE_MAX_PARTITIONS) {
+		log_error("queue %s: stored partition count %u is invalid",
+			  sq->name, sq->partitions);
+		return -RMQ_ECORRUPT;
+	}
+	return queue_add(qs, sq) ? 0 : -ENOMEM;
+}
+
+int
+queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
+		      uint64_t next_offset)
+{
+	struct queue *q = queues_find_id(qs, qid);
+	struct partition *p;
+
+	if (q == NULL || part >= q->partitions)
+		return 0; /* a leftover of a deleted queue: ignore */
+	p = &q->parts[part];
+	p->next_offset = p->committed_next = p->base = next_offset;
+	return 0;
+}
+
+/* Appends one offset (a message size or PART_HOLE) at committed_next. */
+static int
+partition_append(struct partition *p, uint32_t size)
+{
+	if (p->len == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		uint32_t *sizes = malloc(cap * sizeof(*sizes));
+
+		if (sizes == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < p->len; i++)
+			sizes[i] = p->sizes[(p->head + i) & (p->cap - 1)];
+		free(p->sizes);
+		p->sizes = sizes;
+		p->cap = cap;
+		p->head = 0;
+	}
+	if (p->len == 0 && p->count == 0)
+		p->base = p->committed_next;
+	p->sizes[(p->head + p->len) & (p->cap - 1)] = size;
+	p->len++;
+	p->committed_next++;
+	if (size != PART_HOLE) {
+		p->count++;
+		p->bytes += size;
+	}
+	return 0;
+}
+
+int
+queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
+		    uint64_t offset, uint32_t payload_len)
+{
+	struct queue *q = queues_find_id(qs, qid);
+	struct partition *p;
+
+	if (q == NULL || part >= q->partitions)
+		return 0;
+	p = &q->parts[part];
+	if (p->count == 0 && p->len == 0) {
+		/* The first retained message sets the base. */
+		p->base = p->committed_next = offset;
+	}
+	if (offset < p->committed_next)
+		return 0; /* out of order: impossible with LMDB's sort */
+	while (p->committed_next < offset)
+		if (partition_append(p, PART_HOLE) < 0)
+			return -ENOMEM;
+	if (partition_append(p, payload_len) < 0)
+		return -ENOMEM;
+	if (p->next_offset < p->committed_next) {
+		/* A message above the stored next offset: trust the message. */
+		p->next_offset = p->committed_next;
+	}
+	return 0;
+}
+
+int
+queues_load_done(struct queues *qs)
+{
+	for (size_t i = 0; i < qs->count; i++) {
+		struct queue *q = qs->by_id[i];
+
+		for (uint32_t j = 0; j < q->partitions; j++) {
+			struct partition *p = &q->parts[j];
+
+			if (p->len == 0) {
+				p->base = p->committed_next = p->next_offset;
+				continue;
+			}
+			while (p->committed_next < p->next_offset)
+				if (partition_append(p, PART_HOLE) < 0)
+					return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int
+partition_has(const struct partition *p, uint64_t offset)
+{
+	if (offset < p->base || offset >= p->committed_next)
+		return 0;
+	return p->sizes[(p->head + (offset - p->base)) & (p->cap - 1)] !=
+	       PART_HOLE;
+}
+
+uint64_t
+partition_next(const struct partition *p, uint64_t from)
+{
+	if (from < p->base)
+		from = p->base;
+	for (; from < p->committed_next; from++)
+		if (p->sizes[(p->head + (from - p->base)) & (p->cap - 1)] !=
+		    PART_HOLE)
+			return from;
+	return UINT64_MAX;
+}
+
+int
+partition_trim(struct queue *q, uint32_t part, uint64_t upto,
+	       struct store_batch *b)
+{
+	struct partition *p = &q->parts[part];
+	uint64_t from = p->base;
+
+	if (upto > p->committed_next)
+		upto = p->committed_next;
+	if (upto <= from)
+		return 0;
+	if (store_batch_del_msgs(b, q->qid, part, from, upto) < 0)
+		return -ENOMEM;
+	for (; p->base < upto; p->base++) {
+		uint32_t size = p->sizes[p->head];
+
+		if (size != PART_HOLE) {
+			p->count--;
+			p->bytes -= size;
+		}
+		p->head = (p->head + 1) & (p->cap - 1);
+		p->len--;
+	}
+	return 0;
+}
+
+void
+queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes)
+{
+	*messages = *bytes = 0;
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		*messages += q->parts[i].count;
+		*bytes += q->parts[i].bytes;
+	}
+}
+
+/* ------------------------------------------------------------ creation */
+
+static void
+policy_defaults(const struct config *cfg, struct store_policy *pol)
+{
+	memset(pol, 0, sizeof(*pol));
+	pol->lease_ms = cfg->lease_ms;
+	pol->max_lease_ms = cfg->max_lease_ms;
+	pol->max_deliveries = cfg->max_deliveries;
+	pol->dedup_window_ms = 600000;
+}
+
+/* Applies the fields given in a QueuePolicy onto pol. */
+static int
+policy_apply(struct store_policy *pol, const Ringmq__QueuePolicy *g)
+{
+	if (g == NULL)
+		return 0;
+	if (g->has_lease_ms) {
+		if (g->lease_ms == 0)
+			return -RMQ_EINVALID_ARGUMENT;
+		pol->lease_ms = g->lease_ms;
+	}
+	if (g->has_max_lease_ms) {
+		if (g->max_lease_ms == 0)
+			return -RMQ_EINVALID_ARGUMENT;
+		pol->max_lease_ms = g->max_lease_ms;
+	}
+	if (g->has_max_deliveries)
+		pol->max_deliveries = g->max_deliveries;
+	if (g->has_max_depth)
+		pol->max_depth = g->max_depth;
+	if (g->has_max_bytes)
+		pol->max_bytes = g->max_bytes;
+	if (g->has_dedup_window_ms)
+		pol->dedup_window_ms = g->dedup_window_ms;
+	if (g->dead_letter_queue) {
+		if (g->dead_letter_queue[0] != '\0' &&
+		    !queue_name_valid(g->dead_letter_queue))
+			return -RMQ_EINVALID_ARGUMENT;
+		snprintf(pol->dlq, sizeof(pol->dlq), "%s",
+			 g->dead_letter_queue);
+	}
+	return 0;
+}
+
+/* 1 if every field given in g equals q's setting. */
+static int
+policy_matches(const struct queue *q, uint32_t partitions,
+	       const Ringmq__QueuePolicy *g)
+{
+	struct store_policy want = q->policy;
+
+	if (partitions != 0 && partitions != q->partitions)
+		return 0;
+	if (policy_apply(&want, g) < 0)
+		return 0;
+	return memcmp(&want, &q->policy, sizeof(want)) == 0;
+}
+
+struct create_req {
+	struct queues *qs;
+	uint32_t qid;
+	queue_done_fn done;
+	void *ctx;
+};
+
+static void
+create_done(void *arg, int status)
+{
+	struct create_req *r = arg;
+	struct queue *q = queues_find_id(r->qs, r->qid);
+
+	if (q != NULL) {
+		if (status == 0) {
+			q->is_pending = 0;
+			log_info("queue %s created (%u partitions)", q->name,
+				 q->partitions);
+		} else {
+			log_warn("queue %s: create failed: %s", q->name,
+				 err_str(status));
+			queue_remove(r->qs, q);
+		}
+	}
+	r->done(r->ctx, status);
+	free(r);
+}
+
+int
+queue_create(struct queues *qs, const char *name, uint32_t partitions,
+	     const Ringmq__QueuePolicy *given, queue_done_fn done, void *ctx)
+{
+	struct store_queue sq;
+	struct store_batch *b = NULL;
+	struct create_req *r = NULL;
+	struct queue *q;
+	int rc;
+
+	if (!queue_name_valid(name) || partitions > QUEUE_MAX_PARTITIONS)
+		return -RMQ_EINVALID_ARGUMENT;
+	q = queues_find(qs, name);
+	if (q != NULL)
+		return policy_matches(q, partitions, given)
+			       ? 1
+			       : -RMQ_EQUEUE_EXISTS;
+	memset(&sq, 0, sizeof(sq));
+	policy_defaults(qs->cfg, &sq.policy);
+	rc = policy_apply(&sq.policy, given);
+	if (rc < 0)
+		return rc;
+	sq.qid = qs->next_qid;
+	sq.partitions = partitions ? partitions : 1;
+	sq.created_ms = queue_now_ms();
+	snprintf(sq.name, sizeof(sq.name), "%s", name);
+
+	rc = -ENOMEM;
+	b = store_batch_new(STORE_BATCH_GROWS);
+	r = calloc(1, sizeof(*r));
+	if (b == NULL || r == NULL || store_batch_put_queue(b, &sq) < 0)
+		goto fail;
+	for (uint32_t i = 0; i < sq.partitions; i++)
+		if (store_batch_put_next_offset(b, sq.qid, i, 0) < 0)
+			goto fail;
+	q = queue_add(qs, &sq);
+	if (q == NULL)
+		goto fail;
+	q->is_pending = 1;
+	r->qs = qs;
+	r->qid = sq.qid;
+	r->done = done;
+	r->ctx = ctx;
+	store_submit(qs->store, b, create_done, r);
+	return 0;
+fail:
+	store_batch_free(b);
+	free(r);
+	return rc;
+}
+
+/* ------------------------------------------------------------- publish */
+
+struct publish_req {
+	struct queues *qs;
+	uint32_t qid;
+	int is_confirmed; /* sync=interval: confirmed on receipt */
+	publish_done_fn done;
+	void *ctx;
+	size_t n;
+	struct publish_result res[]; /* one per message */
+};
+
+static void
+publish_refuse(struct publish_result *r, int code, const char *why)
+{
+	r->code = code;
+	r->why = why;
+}
+
+/* Chooses the partition of message m, or refuses it in r. */
+static int
+publish_route(struct queue *q, const Ringmq__Publish *p,
+	      const Ringmq__Message *m, struct publish_result *r)
+{
+	int has_named = m->has_partition || p->has_partition;
+	uint32_t named = m->has_partition ? m->partition : p->partition;
+	int has_hash = m->has_key || m->dedup_id != NULL;
+	uint32_t hashed = 0;
+
+	if (m->has_key)
+		hashed = partition_for_key(m->key.data, m->key.len,
+					   q->partitions);
+	else if (m->dedup_id != NULL)
+		hashed = partition_for_key(m->dedup_id, strlen(m->dedup_id),
+					   q->partitions);
+	if (has_named && named >= q->partitions) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "partition out of range");
+		return -1;
+	}
+	if (has_named && has_hash && named != hashed) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "partition disagrees with the key hash");
+		return -1;
+	}
+	if (has_named)
+		r->partition = named;
+	else if (has_hash)
+		r->partition = hashed;
+	else
+		r->partition = q->rr_part++ % q->partitions;
+	return 0;
+}
+
+/* Checks message m against limits and reserved names; 0 if acceptable. */
+static int
+publish_check(const struct config *cfg, const Ringmq__Message *m,
+	      struct publish_result *r)
+{
+	if (m->payload.len > cfg->max_message_bytes) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__MESSAGE_TOO_LARGE,
+			       "payload over max-message-bytes");
+		return -1;
+	}
+	if (m->has_deliver_at_ms || m->has_delay_ms) {
+		/* TODO: delayed messages (deliver_at_ms, delay_ms). */
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "delayed messages are not supported yet");
+		return -1;
+	}
+	if (m->has_key && m->key.len > 65535) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "key over 65535 bytes");
+		return -1;
+	}
+	if (m->dedup_id != NULL && strlen(m->dedup_id) > 65535) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "dedup id over 65535 bytes");
+		return -1;
+	}
+	for (size_t i = 0; i < m->n_headers; i++)
+		if (strncmp(m->headers[i]->name, "ringmq-", 7) == 0) {
+			publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				       "header prefix ringmq- is reserved");
+			return -1;
+		}
+	return 0;
+}
+
+/* Adds message m, routed to r->partition, to b at a new offset. */
+static int
+publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
+	    struct publish_result *r, struct store_batch *b)
+{
+	struct store_header hdrs[64];
+	struct store_header *h = hdrs;
+	struct store_msg sm;
+	int rc;
+
+	if (m->n_headers > 64) {
+		h = calloc(m->n_headers, sizeof(*h));
+		if (h == NULL)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_headers; i++) {
+		h[i].name = m->headers[i]->name;
+		h[i].name_len = (uint32_t)strlen(m->headers[i]->name);
+		h[i].value = m->headers[i]->value.data;
+		h[i].value_len = (uint32_t)m->headers[i]->value.len;
+	}
+	memset(&sm, 0, sizeof(sm));
+	sm.publish_ms = now_ms;
+	sm.key = m->has_key ? m->key.data : NULL;
+	sm.key_len = m->has_key ? (uint32_t)m->key.len : 0;
+	sm.headers = h;
+	sm.header_count = (uint32_t)m->n_headers;
+	sm.dedup_id = m->dedup_id;
+	sm.dedup_len = m->dedup_id ? (uint16_t)strlen(m->dedup_id) : 0;
+	sm.payload = m->payload.data;
+	sm.payload_len = (uint32_t)m->payload.len;
+	r->payload_bytes = sm.payload_len;
+	r->offset = q->parts[r->partition].next_offset;
+	rc = store_batch_put_msg(b, q->qid, r->partition, r->offset, &sm);
+	if (h != hdrs)
+		free(h);
+	if (rc < 0)
+		return rc;
+	q->parts[r->partition].next_offset++;
+	return 0;
+}
+
+static void
+publish_done(void *arg, int status)
+{
+	struct publish_req *r = arg;
+	struct queue *q = queues_find_id(r->qs, r->qid);
+
+	if (q != NULL)
+		q->pending_ops--;
+	for (size_t i = 0; i < r->n; i++) {
+		struct publish_result *res = &r->res[i];
+		/* Offsets were assigned in order, so each stored one is the
+		 * next of its partition's index. */
+		if (res->code != RINGMQ__ERROR_CODE__OK)
+			continue;
+		if (status < 0) {
+			res->code = err_to_wire(status);
+			res->why = err_str(status);
+		}
+		if (q == NULL)
+			continue;
+		struct partition *p = &q->parts[res->partition];
+		while (p->committed_next < res->offset)
+			(void)partition_append(p, PART_HOLE);
+		if (partition_append(p, status < 0 ? PART_HOLE
+						   : res->payload_bytes) < 0)
+			log_error(
+				"queue %s: out of memory indexing offset %llu",
+				q->name, (unsigned long long)res->offset);
+	}
+	if (q != NULL && status == 0) {
+		for (size_t i = 0; i < r->n; i++)
+			if (r->res[i].code == RINGMQ__ERROR_CODE__OK)
+				r->qs->visible(r->qs->visible_ctx, q,
+					       r->res[i].partition);
+	}
+	if (r->is_confirmed) {
+		if (status < 0)
+			log_error("queue %s: commit of %zu confirmed messages "
+				  "failed: %s",
+				  q ? q->name : "(deleted)", r->n,
+				  err_str(status));
+	} else {
+		r->done(r->ctx, r->res, r->n);
+	}
+	free(r);
+}
+
+int
+queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
+	      void *ctx)
+{
+	struct queue *q = queues_find(qs, p->queue);
+	struct store_batch *b = NULL;
+	struct publish_req *r;
+	uint64_t now_ms = queue_now_ms();
+	uint8_t touched[QUEUE_MAX_PARTITIONS];
+	size_t stored = 0;
+
+	if (q == NULL)
+		return -RMQ_EQUEUE_NOT_FOUND;
+	r = calloc(1, sizeof(*r) + p->n_messages * sizeof(r->res[0]));
+	b = store_batch_new(STORE_BATCH_GROWS);
+	if (r == NULL || b == NULL)
+		goto fail;
+	r->qs = qs;
+	r->qid = q->qid;
+	r->done = done;
+	r->ctx = ctx;
+	r->n = p->n_messages;
+	memset(touched, 0, q->partitions);
+	for (size_t i = 0; i < p->n_messages; i++) {
+		const Ringmq__Message *m = p->messages[i];
+		struct publish_result *res = &r->res[i];
+
+		res->code = RINGMQ__ERROR_CODE__OK;
+		if (publish_check(qs->cfg, m, res) < 0 ||
+		    publish_route(q, p, m, res) < 0)
+			continue;
+		if (publish_put(q, m, now_ms, res, b) < 0)
+			goto fail;
+		touched[res->partition] = 1;
+		stored++;
+	}
+	if (stored == 0) {
+		store_batch_free(b);
+		done(ctx, r->res, r->n);
+		free(r);
+		return 0;
+	}
+	/* Only the partitions this batch touched need their counter. */
+	for (uint32_t i = 0; i < q->partitions; i++)
+		if (touched[i] &&
+		    store_batch_put_next_offset(b, q->qid, i,
+						q->parts[i].next_offset) < 0)
+			goto fail;
+	q->pending_ops++;
+	/* sync=interval confirms on receipt; the commit follows within the
+	 * interval (DESIGN.md, "Sync modes"). */
+	r->is_confirmed = qs->cfg->sync == STORE_SYNC_INTERVAL;
+	if (r->is_confirmed)
+		done(ctx, r->res, r->n);
+	store_submit(qs->store, b, publish_done, r);
+	return 0;
+fail:
+	/* Offsets assigned to a batch never stored stay unused: holes. */
+	store_batch_free(b);
+	free(r);
+	return -ENOMEM;
+}

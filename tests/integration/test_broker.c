@@ -1,6 +1,790 @@
-int main(void);
+/*
+ * Integration tests of ringmqd: a real broker process on 127.0.0.1, port 0,
+ * a temporary data directory, driven through libringmq (and raw sockets
+ * for malformed input), stopped by PID.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ringmq.h>
+
+#include "harness.h"
+
+#define WAIT_MS	 5000 /* longest wait for an expected delivery */
+#define QUIET_MS 300  /* how long "nothing more arrives" is watched */
+
+static struct harness_broker broker;
+
+static int
+setup_broker(void **state)
+{
+	(void)state;
+	memset(&broker, 0, sizeof(broker));
+	broker.stdout_fd = -1;
+	return harness_start(&broker, NULL);
+}
+
+static int
+teardown_broker(void **state)
+{
+	(void)state;
+	int code = harness_stop(&broker);
+
+	harness_cleanup(&broker);
+	return code == 0 ? 0 : -1;
+}
+
+static ringmq_client *
+connect_client(void)
+{
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_client *c = NULL;
+	char err[256];
+
+	assert_non_null(o);
+	assert_int_equal(
+		ringmq_opts_set(o, "server", broker.addr, err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	ringmq_opts_free(o);
+	return c;
+}
+
+static void
+create_queue(ringmq_client *c, const char *name, uint32_t partitions)
+{
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	char num[16];
+
+	snprintf(num, sizeof(num), "%u", partitions);
+	assert_int_equal(ringmq_queue_opts_set(qo, "partitions", num, NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, name, qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+}
+
+/* Publishes "PREFIX-i" for i in [0, n); checks offsets when one
+ * partition. */
+static void
+publish_n(ringmq_client *c, const char *queue, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char buf[64];
+		int len = snprintf(buf, sizeof(buf), "%s-%d", prefix, i);
+		ringmq_message *m = ringmq_message_new(buf, (size_t)len);
+
+		assert_non_null(m);
+		assert_int_equal(ringmq_publish(c, queue, m, NULL, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+}
+
+/* The payload of d as a NUL-terminated string in buf. */
+static const char *
+payload_str(const ringmq_delivery *d, char *buf, size_t len)
+{
+	size_t n;
+	const void *p = ringmq_delivery_payload(d, &n);
+
+	assert_true(n < len);
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static ringmq_delivery *
+next_delivery(ringmq_client *c, int timeout_ms)
+{
+	ringmq_delivery *d = NULL;
+	int rc = ringmq_next(c, &d, timeout_ms);
+
+	assert_int_equal(rc, RINGMQ_OK);
+	return d;
+}
+
+static void
+expect_nothing(ringmq_client *c)
+{
+	ringmq_delivery *d = NULL;
+
+	assert_int_equal(ringmq_next(c, &d, QUIET_MS), RINGMQ_TIMEOUT);
+	assert_null(d);
+}
+
+static uint64_t
+ack_one(ringmq_client *c, ringmq_delivery *d)
+{
+	uint64_t id = ringmq_delivery_lease_id(d);
+	int code = -1;
+
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	return id;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_publish_consume_ack(void **state)
+{
+	ringmq_client *c = connect_client();
+	uint32_t sub;
+	char buf[64];
+
+	(void)state;
+	create_queue(c, "basic", 1);
+	publish_n(c, "basic", "job", 3);
+	assert_int_equal(ringmq_subscribe(c, &sub, "basic", "workers", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 3; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+		char want[16];
+
+		snprintf(want, sizeof(want), "job-%d", i);
+		assert_string_equal(payload_str(d, buf, sizeof(buf)), want);
+		assert_int_equal(ringmq_delivery_offset(d), (uint64_t)i);
+		assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+		assert_int_equal(ringmq_delivery_subscription(d), sub);
+		assert_true(ringmq_delivery_lease_remaining_ms(d) > 0);
+		ack_one(c, d);
+		ringmq_delivery_free(d);
+	}
+	expect_nothing(c);
+	ringmq_client_free(c);
+
+	/* Acked messages never come back to the group. */
+	c = connect_client();
+	assert_int_equal(ringmq_subscribe(c, &sub, "basic", "workers", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	expect_nothing(c);
+	ringmq_client_free(c);
+}
+
+static void
+test_ack_twice_is_ok_and_unknown_lease_not_leased(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_client *other = connect_client();
+	ringmq_delivery *d;
+	uint32_t sub;
+	uint64_t id, bogus = 0x7fffffffffffull;
+	int code;
+
+	(void)state;
+	create_queue(c, "leases", 1);
+	publish_n(c, "leases", "x", 2);
+	assert_int_equal(ringmq_subscribe(c, &sub, "leases", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	d = next_delivery(c, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+
+	/* Another connection cannot settle it. */
+	assert_int_equal(ringmq_ack(other, &id, 1, &code), RINGMQ_NOT_LEASED);
+	assert_int_equal(code, RINGMQ_NOT_LEASED);
+	/* A lease id never issued. */
+	assert_int_equal(ringmq_ack(c, &bogus, 1, &code), RINGMQ_NOT_LEASED);
+	assert_int_equal(code, RINGMQ_NOT_LEASED);
+	assert_int_equal(ringmq_release(c, &bogus, 1, &code),
+			 RINGMQ_NOT_LEASED);
+	/* Ack, then ack again: OK both times; release after ack: gone. */
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	assert_int_equal(ringmq_release(c, &id, 1, &code), RINGMQ_NOT_LEASED);
+	ringmq_client_free(other);
+	ringmq_client_free(c);
+}
+
+static void
+test_touch_extends_within_max_lease(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_delivery *d;
+	uint64_t id, remaining = 0;
+	uint32_t sub;
+	int code;
+
+	(void)state;
+	assert_int_equal(ringmq_queue_opts_set(qo, "lease-ms", "1000", NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "touchy", qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	publish_n(c, "touchy", "t", 1);
+	assert_int_equal(ringmq_subscribe(c, &sub, "touchy", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	d = next_delivery(c, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	assert_true(ringmq_delivery_lease_remaining_ms(d) <= 1000);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_touch(c, &id, 1, 5000, &code, &remaining),
+			 RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	assert_true(remaining > 4000 && remaining <= 5000);
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
+	ringmq_client_free(c);
+}
+
+static void
+test_first_deliveries_in_offset_order(void **state)
+{
+	ringmq_client *c = connect_client();
+	uint32_t sub;
+	uint64_t last = 0;
+
+	(void)state;
+	create_queue(c, "ordered", 1);
+	publish_n(c, "ordered", "o", 50);
+	assert_int_equal(ringmq_subscribe(c, &sub, "ordered", "g", 7,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 50; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+		uint64_t off = ringmq_delivery_offset(d);
+
+		if (i > 0)
+			assert_true(off == last + 1);
+		else
+			assert_int_equal(off, 0);
+		last = off;
+		ack_one(c, d);
+		ringmq_delivery_free(d);
+	}
+	ringmq_client_free(c);
+}
+
+/* Consumes until n deliveries arrived; records payload numbers in seen. */
+static void
+consume_into(ringmq_client *c, int n, int *seen, int max, int do_ack)
+{
+	char buf[64];
+
+	for (int i = 0; i < n; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+		const char *p = payload_str(d, buf, sizeof(buf));
+		int k = atoi(strrchr(p, '-') + 1);
+
+		assert_true(k >= 0 && k < max);
+		seen[k]++;
+		if (do_ack)
+			ack_one(c, d);
+		ringmq_delivery_free(d);
+	}
+}
+
+static void
+test_two_groups_each_get_every_message(void **state)
+{
+	ringmq_client *a = connect_client();
+	ringmq_client *b = connect_client();
+	int seen_a[20] = { 0 }, seen_b[20] = { 0 };
+	uint32_t sub;
+
+	(void)state;
+	create_queue(a, "fanout", 3);
+	assert_int_equal(ringmq_subscribe(a, &sub, "fanout", "ga", 5,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(b, &sub, "fanout", "gb", 5,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	publish_n(a, "fanout", "f", 20);
+	consume_into(a, 20, seen_a, 20, 1);
+	consume_into(b, 20, seen_b, 20, 1);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(seen_a[i], 1);
+		assert_int_equal(seen_b[i], 1);
+	}
+	expect_nothing(a);
+	expect_nothing(b);
+	ringmq_client_free(a);
+	ringmq_client_free(b);
+}
+
+static void
+test_competing_consumers_split_one_partition(void **state)
+{
+	ringmq_client *p = connect_client();
+	ringmq_client *a = connect_client();
+	ringmq_client *b = connect_client();
+	int seen[40] = { 0 };
+	uint32_t sub;
+	int got_a = 0, got_b = 0;
+	char buf[64];
+
+	(void)state;
+	create_queue(p, "compete", 1);
+	assert_int_equal(ringmq_subscribe(a, &sub, "compete", "g", 4,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(b, &sub, "compete", "g", 4,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	publish_n(p, "compete", "c", 40);
+	/* Alternate so neither holds the other up; each acks what it gets. */
+	while (got_a + got_b < 40) {
+		ringmq_client *who[2] = { a, b };
+
+		for (int w = 0; w < 2; w++) {
+			ringmq_delivery *d = NULL;
+
+			if (ringmq_next(who[w], &d, 50) != RINGMQ_OK)
+				continue;
+			seen[atoi(
+				strrchr(payload_str(d, buf, sizeof(buf)), '-') +
+				1)]++;
+			ack_one(who[w], d);
+			ringmq_delivery_free(d);
+			if (w == 0)
+				got_a++;
+			else
+				got_b++;
+		}
+	}
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(seen[i], 1);
+	assert_true(got_a > 0 && got_b > 0);
+	expect_nothing(a);
+	expect_nothing(b);
+	ringmq_client_free(p);
+	ringmq_client_free(a);
+	ringmq_client_free(b);
+}
+
+static void
+test_credit_is_never_exceeded(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_delivery *held[3];
+	ringmq_delivery *d;
+	uint32_t sub;
+
+	(void)state;
+	create_queue(c, "credit", 1);
+	publish_n(c, "credit", "k", 10);
+	assert_int_equal(ringmq_subscribe(c, &sub, "credit", "g", 3,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 3; i++)
+		held[i] = next_delivery(c, WAIT_MS);
+	expect_nothing(c); /* three leased: no fourth */
+	ack_one(c, held[0]);
+	d = next_delivery(c, WAIT_MS); /* a slot freed: exactly one more */
+	expect_nothing(c);
+	/* Credit 0 pauses even with slots free. */
+	assert_int_equal(ringmq_subscription_set_credit(c, sub, 0), RINGMQ_OK);
+	ack_one(c, held[1]);
+	expect_nothing(c);
+	assert_int_equal(ringmq_subscription_set_credit(c, sub, 5), RINGMQ_OK);
+	for (int i = 0; i < 3; i++) { /* 2 held, 5 allowed: 3 more */
+		ringmq_delivery *x = next_delivery(c, WAIT_MS);
+
+		ringmq_delivery_free(x);
+	}
+	expect_nothing(c);
+	ringmq_delivery_free(held[0]);
+	ringmq_delivery_free(held[1]);
+	ringmq_delivery_free(held[2]);
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+}
+
+static void
+test_disconnect_redelivers_with_count_2_release_does_not(void **state)
+{
+	ringmq_client *a = connect_client();
+	ringmq_client *b;
+	ringmq_delivery *d;
+	uint32_t sub;
+	uint64_t id;
+	int code;
+
+	(void)state;
+	create_queue(a, "crashy", 1);
+	publish_n(a, "crashy", "w", 1);
+	assert_int_equal(ringmq_subscribe(a, &sub, "crashy", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	d = next_delivery(a, WAIT_MS);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+	ringmq_delivery_free(d);
+	ringmq_client_free(a); /* the worker dies holding the lease */
+
+	b = connect_client();
+	assert_int_equal(ringmq_subscribe(b, &sub, "crashy", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	d = next_delivery(b, WAIT_MS);
+	assert_int_equal(ringmq_delivery_offset(d), 0);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 2);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	/* Release: ready again at once, not a failure. */
+	assert_int_equal(ringmq_release(b, &id, 1, &code), RINGMQ_OK);
+	d = next_delivery(b, WAIT_MS);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 2);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	/* Nack: a failure, so the next delivery counts 3. */
+	assert_int_equal(ringmq_nack(b, &id, 1, 0, &code), RINGMQ_OK);
+	d = next_delivery(b, WAIT_MS);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 3);
+	ack_one(b, d);
+	ringmq_delivery_free(d);
+	ringmq_client_free(b);
+}
+
+static void
+test_queue_without_group_keeps_messages(void **state)
+{
+	ringmq_client *c = connect_client();
+	int seen[5] = { 0 };
+	uint32_t sub;
+
+	(void)state;
+	create_queue(c, "waiting", 2);
+	publish_n(c, "waiting", "early", 5);
+	ringmq_client_free(c);
+	c = connect_client();
+	assert_int_equal(ringmq_subscribe(c, &sub, "waiting", "late", 5,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	consume_into(c, 5, seen, 5, 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(seen[i], 1);
+	ringmq_client_free(c);
+}
+
+static void
+test_latest_group_skips_earlier_messages(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_delivery *d;
+	uint32_t sub;
+	char buf[64];
+
+	(void)state;
+	create_queue(c, "tail", 1);
+	publish_n(c, "tail", "old", 3);
+	assert_int_equal(
+		ringmq_subscribe(c, &sub, "tail", "g", 5, RINGMQ_START_LATEST),
+		RINGMQ_OK);
+	expect_nothing(c);
+	publish_n(c, "tail", "new", 1);
+	d = next_delivery(c, WAIT_MS);
+	assert_string_equal(payload_str(d, buf, sizeof(buf)), "new-0");
+	assert_int_equal(ringmq_delivery_offset(d), 3);
+	ack_one(c, d);
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+}
+
+static void
+test_errors_for_unknown_queue_and_bad_names(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_message *m = ringmq_message_new("x", 1);
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	uint32_t sub;
+
+	(void)state;
+	assert_int_equal(ringmq_publish(c, "nope", m, NULL, NULL, NULL),
+			 RINGMQ_QUEUE_NOT_FOUND);
+	assert_int_equal(ringmq_subscribe(c, &sub, "nope", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_QUEUE_NOT_FOUND);
+	create_queue(c, "dup", 2);
+	create_queue(c, "dup", 2); /* same settings: fine */
+	assert_int_equal(ringmq_queue_opts_set(qo, "partitions", "3", NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "dup", qo),
+			 RINGMQ_QUEUE_EXISTS);
+	/* The ringmq- header prefix is reserved (the library refuses it
+	 * before sending; the broker checks it too). */
+	assert_int_equal(
+		ringmq_message_add_header(m, "ringmq-source-queue", "x", 1),
+		RINGMQ_USAGE);
+	ringmq_queue_opts_free(qo);
+	ringmq_message_free(m);
+	ringmq_client_free(c);
+}
+
+static void
+test_keyed_messages_follow_the_hash(void **state)
+{
+	ringmq_client *c = connect_client();
+	uint32_t first = 0, part = 0;
+
+	(void)state;
+	create_queue(c, "keyed", 8);
+	for (int i = 0; i < 5; i++) {
+		ringmq_message *m = ringmq_message_new("v", 1);
+
+		ringmq_message_set_key(m, "customer-42", 11);
+		assert_int_equal(
+			ringmq_publish(c, "keyed", m, &part, NULL, NULL),
+			RINGMQ_OK);
+		if (i == 0)
+			first = part;
+		assert_int_equal(part, first);
+		ringmq_message_free(m);
+	}
+	ringmq_client_free(c);
+}
+
+/* ----------------------------------------------------- raw sockets */
+
+static int
+raw_connect(void)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)broker.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Reads until the peer closes (or 5 s); @return bytes read. */
+static size_t
+raw_read_until_close(int fd, uint8_t *buf, size_t cap)
+{
+	long long deadline = harness_now_ms() + WAIT_MS;
+	size_t n = 0;
+
+	while (harness_now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		r = read(fd, buf + n, cap - n);
+		if (r <= 0)
+			return n;
+		n += (size_t)r;
+		if (n == cap)
+			return n;
+	}
+	fail_msg("connection not closed by the broker");
+	return n;
+}
+
+static void
+test_bad_frames_get_error_and_close_others_unharmed(void **state)
+{
+	static const uint8_t garbage[] = { 0,	 0,    0,    5,	  0xff,
+					   0xff, 0xff, 0xff, 0xff };
+	static const uint8_t oversized[] = { 0x7f, 0xff, 0xff, 0xff };
+	/* A valid Frame with a Ping (field 12, empty) but no hello first. */
+	static const uint8_t not_hello[] = { 0, 0, 0, 2, 0x62, 0x00 };
+	const uint8_t *inputs[] = { garbage, oversized, not_hello };
+	size_t lens[] = { sizeof(garbage), sizeof(oversized),
+			  sizeof(not_hello) };
+	ringmq_client *c = connect_client();
+	uint8_t buf[4096];
+
+	(void)state;
+	create_queue(c, "survivor", 1);
+	for (int i = 0; i < 3; i++) {
+		int fd = raw_connect();
+		size_t n;
+
+		assert_int_equal(write(fd, inputs[i], lens[i]),
+				 (ssize_t)lens[i]);
+		n = raw_read_until_close(fd, buf, sizeof(buf));
+		/* An Error frame came back before the close: a length prefix
+		 * and a Frame whose body is field 15 (0x7a). */
+		assert_true(n > 4);
+		assert_int_equal(buf[4], 0x7a);
+		close(fd);
+	}
+	/* A peer vanishing mid-frame harms nothing either. */
+	int fd = raw_connect();
+	assert_int_equal(write(fd, "\0\0\1\0abc", 7), 7);
+	close(fd);
+	/* The broker still serves the good connection. */
+	assert_int_equal(ringmq_client_ping(c), RINGMQ_OK);
+	publish_n(c, "survivor", "s", 1);
+	ringmq_client_free(c);
+}
+
+/* -------------------------------------------------------- restarts */
+
+static void
+test_kill9_keeps_confirmed_and_acked(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o;
+	uint32_t sub;
+	char err[256], buf[64];
+	int seen[100] = { 0 };
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	o = ringmq_opts_new();
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "durable", 2);
+	publish_n(c, "durable", "d", 100);
+	/* Ack the first 30 deliveries, hold 5 more leased. */
+	assert_int_equal(ringmq_subscribe(c, &sub, "durable", "g", 35,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 35; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+		int k = atoi(strrchr(payload_str(d, buf, sizeof(buf)), '-') +
+			     1);
+
+		if (i < 30) {
+			ack_one(c, d);
+			seen[k] = 1; /* acked: must never come back */
+		}
+		ringmq_delivery_free(d);
+	}
+	ringmq_client_free(c);
+	assert_int_equal(harness_kill(&b, SIGKILL) >= 0, 1);
+
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	ringmq_queue_list *ql = NULL;
+	assert_int_equal(ringmq_queue_list_get(c, &ql), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_list_count(ql), 1);
+	assert_int_equal(ringmq_queue_list_partitions(ql, 0), 2);
+	assert_int_equal(ringmq_queue_list_ready(ql, 0), 70);
+	ringmq_queue_list_free(ql);
+	assert_int_equal(ringmq_subscribe(c, &sub, "durable", "g", 100,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 70; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+		int k = atoi(strrchr(payload_str(d, buf, sizeof(buf)), '-') +
+			     1);
+
+		assert_int_equal(seen[k], 0);
+		seen[k] = 1;
+		/* A restart releases leases without counting a failure. */
+		assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+		ack_one(c, d);
+		ringmq_delivery_free(d);
+	}
+	expect_nothing(c);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(seen[i], 1);
+	ringmq_client_free(c);
+
+	/* Everything acked; after a restart offsets still go forward. */
+	assert_int_equal(harness_stop(&b), 0);
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	for (int i = 0; i < 4; i++) {
+		ringmq_message *m = ringmq_message_new("after", 5);
+		uint32_t part;
+		uint64_t off;
+
+		assert_int_equal(
+			ringmq_publish(c, "durable", m, &part, &off, NULL),
+			RINGMQ_OK);
+		assert_true(off >= 50); /* 100 over 2 partitions before */
+		ringmq_message_free(m);
+	}
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+static void
+test_sigterm_says_goodbye_and_exits_0(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o;
+	ringmq_delivery *d = NULL;
+	char err[256];
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	o = ringmq_opts_new();
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	kill(b.pid, SIGTERM);
+	/* The client sees the connection end, not a hang. */
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_CONNECTION_LOST);
+	assert_int_equal(harness_stop(&b), 0);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
-	return 0;
+	const struct CMUnitTest shared[] = {
+		cmocka_unit_test(test_publish_consume_ack),
+		cmocka_unit_test(
+			test_ack_twice_is_ok_and_unknown_lease_not_leased),
+		cmocka_unit_test(test_touch_extends_within_max_lease),
+		cmocka_unit_test(test_first_deliveries_in_offset_order),
+		cmocka_unit_test(test_two_groups_each_get_every_message),
+		cmocka_unit_test(test_competing_consumers_split_one_partition),
+		cmocka_unit_test(test_credit_is_never_exceeded),
+		cmocka_unit_test(
+			test_disconnect_redelivers_with_count_2_release_does_not),
+		cmocka_unit_test(test_queue_without_group_keeps_messages),
+		cmocka_unit_test(test_latest_group_skips_earlier_messages),
+		cmocka_unit_test(test_errors_for_unknown_queue_and_bad_names),
+		cmocka_unit_test(test_keyed_messages_follow_the_hash),
+		cmocka_unit_test(
+			test_bad_frames_get_error_and_close_others_unharmed),
+	};
+	const struct CMUnitTest own[] = {
+		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
+		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
+	};
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	failed = cmocka_run_group_tests_name("broker", shared, setup_broker,
+					     teardown_broker);
+	failed += cmocka_run_group_tests_name("restarts", own, NULL, NULL);
+	return failed ? 1 : 0;
 }

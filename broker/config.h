@@ -1,0 +1,57 @@
+/*
+ * config: every broker setting, from one table.
+ *
+ * Each setting has a name (the flag without "--" and the config file key),
+ * a type, a default, a unit and a help line. Defaults are applied, then the
+ * config file (--config FILE: "key = value" lines, '#' comments), then the
+ * flags; flags win. The result is one struct that nothing changes after
+ * start-up.
+ */
+#ifndef RINGMQ_CONFIG_H
+#define RINGMQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+	char listen[256]; /* HOST:PORT; port 0 picks a free one */
+	char data_dir[1024];
+	char config_file[1024];
+	uint64_t max_storage_bytes; /* LMDB map size */
+	int sync;		    /* enum store_sync */
+	uint32_t sync_interval_ms;
+	uint32_t max_frame_bytes;
+	uint32_t max_message_bytes;
+	uint32_t max_batch_count;
+	uint32_t max_header_count;
+	uint32_t max_connections;
+	uint64_t max_conn_out_bytes; /* stop reading a peer above this */
+	uint64_t lease_ms;	     /* default lease time of new queues */
+	uint64_t max_lease_ms;	     /* default max lease of new queues */
+	uint32_t max_deliveries;     /* default for new queues; 0 = unlimited */
+	uint32_t shutdown_timeout_ms;
+	int log_level; /* enum log_level */
+};
+
+/* Outcome of config_load beyond success. */
+enum {
+	CONFIG_OK = 0,
+	CONFIG_EXIT = 1, /* --help or --version printed; exit 0 */
+};
+
+/*
+ * Fills cfg from defaults, the --config file if given, then argv.
+ * @param[out] err  a message naming the flag, key or line, on failure.
+ * @return CONFIG_OK, CONFIG_EXIT, or -1 on bad input (exit code 2).
+ */
+int config_load(struct config *cfg, int argc, char **argv, char *err,
+		size_t errlen);
+
+/* Writes the --help text (every setting, its default and unit). */
+void config_usage(void *file);
+
+/* Splits "HOST:PORT" ("[::1]:PORT" too). @return 0 or -1. */
+int config_split_hostport(const char *s, char *host, size_t hostlen,
+			  uint16_t *port);
+
+#endif

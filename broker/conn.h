@@ -1,0 +1,60 @@
+/*
+ * conn: client connections.
+ *
+ * Owns each connection's socket, its input bytes (a frame that straddles
+ * receive buffers is copied here so the shared buffer ring never starves),
+ * its output buffers (one vectored send in flight, a bounded amount
+ * pending), hello, subscriptions and leases held, and the table of request
+ * handlers. A connection whose pending output is over max-conn-out-bytes is
+ * not read until it drains.
+ *
+ * Lifetime: a connection is freed only after its last in-flight operation
+ * completed and every asynchronous completion it waits for (store commits)
+ * came back; until then a closed connection only drops what it would send.
+ */
+#ifndef RINGMQ_CONN_H
+#define RINGMQ_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct queues;
+struct groups;
+struct config;
+struct conn;
+
+/* What every connection shares; owned by the server. */
+struct conn_env {
+	struct loop *loop;	  /* borrowed */
+	struct queues *qs;	  /* borrowed */
+	struct groups *gs;	  /* borrowed */
+	const struct config *cfg; /* borrowed */
+	uint64_t boot_epoch;
+	uint64_t producer_counter;
+	uint64_t conn_counter;
+	struct conn *conns; /* list of live connections */
+	size_t count;	    /* live connections */
+	struct conn *flush; /* connections with output to send */
+	int is_shutting_down;
+};
+
+/* Takes over socket fd and starts reading it.
+ * @return 0, or -errno (fd is closed). */
+int conn_open(struct conn_env *env, int fd);
+
+/* Refuses a connection over the limit: sends an Error and closes. */
+void conn_refuse(struct conn_env *env, int fd, int code, const char *why);
+
+/* Submits the sends of every connection with pending output. */
+void conn_flush_all(struct conn_env *env);
+
+/* Shutdown: sends Goodbye to every connection and closes them once their
+ * output is out. */
+void conn_goodbye_all(struct conn_env *env);
+
+/* Frees every connection at once, whatever is in flight; only after the
+ * loop has stopped and its ring is gone. */
+void conn_free_all(struct conn_env *env);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * group: consumer groups, subscriptions, leases and dispatch.
+ *
+ * Owns per group and partition the ack floor and the acked offsets above
+ * it (persisted once per flush, one record per group partition), the read
+ * position of first deliveries, the redelivery set, failure counts (sparse,
+ * persisted only when a lease fails), and every lease (memory only, by id
+ * and by deadline). Dispatch hands ready messages to subscriptions with free
+ * credit, round-robin over subscriptions and over partitions.
+ *
+ * Connections are reached only through struct sub_ops callbacks; this
+ * module never sees a socket or a frame encoder.
+ *
+ * Invariant: a message offset is in at most one of {leased, redelivery
+ * set, acked}, and first deliveries of a group partition go out in offset
+ * order (everything below read_pos was delivered at least once or acked).
+ */
+#ifndef RINGMQ_GROUP_H
+#define RINGMQ_GROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+#include "store.h"
+
+struct groups; /* opaque: every group, lease and flush of the broker */
+struct group;
+struct sub;
+struct lease;
+
+#define LEASE_RECENT 1024u /* ended leases remembered per owner */
+
+/* What a connection embeds to hold leases; _init before use. */
+struct lease_owner {
+	struct lease *leases; /* list of this owner's live leases */
+	struct {
+		uint64_t id;
+		int code;	/* RINGMQ__ERROR_CODE__OK or LEASE_EXPIRED */
+	} recent[LEASE_RECENT]; /* ended leases, direct-mapped by id */
+};
+
+void lease_owner_init(struct lease_owner *lo);
+
+/* A delivery as dispatch hands it over. */
+struct delivery {
+	uint32_t subscription;
+	uint64_t lease_id;
+	uint32_t partition;
+	uint64_t offset;
+	uint32_t delivery_count;
+	uint64_t lease_remaining_ms;
+};
+
+struct sub_ops {
+	/* Sends a delivery; v points into the LMDB map (copy it now).
+	 * @return 0, or -1 if it could not be sent (the lease is undone). */
+	int (*deliver)(void *owner, const struct delivery *d,
+		       const struct store_msg_view *v);
+	/* 1 while the owner can take more output. */
+	int (*is_writable)(void *owner);
+};
+
+/* Completion of subscribe: status 0 with the sub, or a negative code. */
+typedef void (*sub_done_fn)(void *ctx, int status, struct sub *s);
+
+/* Completion of an ack/nack/release batch (codes filled at call time). */
+typedef void (*lease_done_fn)(void *ctx, int status);
+
+int groups_new(struct groups **out, struct store *s, struct queues *qs,
+	       uint64_t boot_epoch);
+/* Frees every group of every queue of qs, and every lease. Call before
+ * queues_free. */
+void groups_free(struct groups *gs);
+
+/* --- recovery --- */
+int groups_load_group(struct groups *gs, struct queues *qs,
+		      const struct store_group *sg);
+int groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
+		      uint32_t gid, uint32_t part, uint64_t ack_floor,
+		      const uint64_t *acked, uint32_t n);
+int groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
+			uint32_t gid, uint32_t part, uint64_t offset,
+			const struct store_failure *f);
+
+/* Marks the queue's groups for dispatch (new messages, credit, ...). */
+void groups_wake_queue(struct groups *gs, struct queue *q);
+
+/*
+ * Subscribes owner to group gname of q, creating the group if needed
+ * (from the earliest retained message, or the latest when is_latest).
+ * done runs once: at once if the group exists, else after its commit.
+ * @return 0, or -ENOMEM (done not called).
+ */
+int group_subscribe(struct groups *gs, struct queue *q, const char *gname,
+		    int is_latest, uint32_t credit, void *owner,
+		    struct lease_owner *lo, const struct sub_ops *ops,
+		    uint32_t sub_id, sub_done_fn done, void *ctx);
+
+uint32_t sub_id(const struct sub *s);
+void sub_set_credit(struct groups *gs, struct sub *s, uint32_t credit);
+
+/* The sub's owner can take output again: dispatch to it. */
+void sub_wake(struct groups *gs, struct sub *s);
+
+/* Ends a subscription. Its leases stay with the owner until settled. */
+void sub_free(struct groups *gs, struct sub *s);
+
+/* Lease operations on n ids, each code written to codes[i]. Acks and
+ * nacks are confirmed after their flush commits: done runs then (or at
+ * once if nothing needs writing). */
+void groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+		size_t n, int *codes, lease_done_fn done, void *ctx);
+void groups_nack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
+		 size_t n, int *codes, lease_done_fn done, void *ctx);
+void groups_release(struct groups *gs, struct lease_owner *lo,
+		    const uint64_t *ids, size_t n, int *codes,
+		    lease_done_fn done, void *ctx);
+/* lease_ms 0 = the queue's lease time. remaining_ms[i] gets the time left. */
+void groups_touch(struct groups *gs, struct lease_owner *lo,
+		  const uint64_t *ids, size_t n, uint64_t lease_ms, int *codes,
+		  uint64_t *remaining_ms);
+
+/* The owner is gone: every lease it holds ends as a failure. */
+void groups_owner_gone(struct groups *gs, struct lease_owner *lo);
+
+/* Per loop pass: expires leases, dispatches, flushes group state.
+ * @return ms until the next lease deadline, or -1. */
+int64_t groups_tick(struct groups *gs);
+
+/* Stops dispatch for good (shutdown); leases already out stay valid. */
+void groups_stop_dispatch(struct groups *gs);
+
+/* Counters of a queue over its groups. */
+void groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
+			 uint32_t *ngroups);
+
+/* Monotonic milliseconds. */
+uint64_t groups_mono_ms(void);
+
+#endif

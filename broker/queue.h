@@ -1,0 +1,143 @@
+/*
+ * queue: queues, their partitions, offsets and publishing.
+ *
+ * Owns the registry of queues (by name and by id), each partition's offset
+ * counters and an in-memory index of its retained messages (payload size
+ * per offset, holes for offsets never stored), and the publish path: check,
+ * route, assign offsets, hand a batch to the store, confirm on commit.
+ * Consumer groups live in group.c and read partitions through the
+ * partition_* functions here.
+ *
+ * Invariant: offsets of a partition are assigned in submission order and
+ * never reused; [base, committed_next) is indexed, each offset either a
+ * stored message or a hole; nothing at or above committed_next is visible
+ * to consumers.
+ */
+#ifndef RINGMQ_QUEUE_H
+#define RINGMQ_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmq.pb-c.h"
+#include "store.h"
+
+#define QUEUE_MAX_PARTITIONS 1024u
+#define PART_HOLE	     UINT32_MAX /* size marking an offset with no message */
+
+struct group;
+struct config;
+
+struct partition {
+	uint64_t next_offset;	 /* next to assign (uncommitted included) */
+	uint64_t committed_next; /* every offset below is committed or a hole */
+	uint64_t base;		 /* lowest indexed offset */
+	uint32_t *sizes; /* owned ring: payload bytes of offset base + i */
+	size_t cap;	 /* ring capacity, a power of two */
+	size_t head;	 /* ring index of base */
+	size_t len;	 /* committed_next - base */
+	uint64_t count;	 /* stored messages */
+	uint64_t bytes;	 /* their payload bytes */
+};
+
+struct queue {
+	uint32_t qid;
+	uint32_t partitions;
+	uint64_t created_ms;
+	struct store_policy policy;
+	char name[STORE_NAME_MAX + 8];
+	struct partition *parts; /* owned, [partitions] */
+	uint32_t rr_part;	 /* next partition for unrouted messages */
+	uint32_t next_gid;
+	struct group *groups;	 /* owned by group.c: list of this queue's */
+	int is_pending;		 /* create not committed yet */
+	uint32_t pending_ops;	 /* publishes in flight */
+	struct queue *hash_next; /* registry chain by name */
+};
+
+struct queues; /* opaque registry */
+
+/* Called when new messages of (q, part) become visible. */
+typedef void (*queue_visible_fn)(void *ctx, struct queue *q, uint32_t part);
+
+int queues_new(struct queues **out, struct store *s, const struct config *cfg,
+	       queue_visible_fn visible, void *visible_ctx);
+void queues_free(struct queues *qs);
+
+struct queue *queues_find(struct queues *qs, const char *name);
+struct queue *queues_find_id(struct queues *qs, uint32_t qid);
+
+/* Calls fn for each queue, in creation order. */
+void queues_each(struct queues *qs, void (*fn)(void *ctx, struct queue *q),
+		 void *ctx);
+size_t queues_count(const struct queues *qs);
+
+/* --- recovery (store_load callbacks forward here) --- */
+int queues_load_queue(struct queues *qs, const struct store_queue *sq);
+int queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
+			  uint64_t next_offset);
+int queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
+			uint64_t offset, uint32_t payload_len);
+/* Ends recovery: offsets between the last message and the stored next
+ * offset become holes. */
+int queues_load_done(struct queues *qs);
+
+/* Name rule: [A-Za-z0-9][A-Za-z0-9._-]{0,195}. */
+int queue_name_valid(const char *name);
+
+/* Completion of an asynchronous queue operation: 0 or -RMQ_E* / -errno. */
+typedef void (*queue_done_fn)(void *ctx, int status);
+
+/*
+ * Creates a queue. given: the policy fields the request set (QueuePolicy),
+ * or NULL. partitions 0 = default (1).
+ * @return 1 if it exists with the same given settings (done not called);
+ *         0 if creation was submitted (done called on commit);
+ *         -RMQ_EQUEUE_EXISTS, -RMQ_EINVALID_ARGUMENT.
+ */
+int queue_create(struct queues *qs, const char *name, uint32_t partitions,
+		 const Ringmq__QueuePolicy *given, queue_done_fn done,
+		 void *ctx);
+
+/* Result of one published message. */
+struct publish_result {
+	int code; /* RINGMQ__ERROR_CODE__* */
+	uint32_t partition;
+	uint64_t offset;
+	uint32_t payload_bytes;
+	const char *why; /* static text when code != OK */
+};
+
+/* Completion of a publish: results has one entry per message. */
+typedef void (*publish_done_fn)(void *ctx, const struct publish_result *res,
+				size_t n);
+
+/*
+ * Checks, routes and stores the messages of p.
+ * @return 0: done will be called (on commit, or at once if nothing was
+ *         stored); -RMQ_EQUEUE_NOT_FOUND, -RMQ_EINVALID_ARGUMENT,
+ *         -ENOMEM: done is not called.
+ */
+int queue_publish(struct queues *qs, const Ringmq__Publish *p,
+		  publish_done_fn done, void *ctx);
+
+/* Fills a QueueInfo's counters that queue.c knows (messages, bytes). */
+void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes);
+
+/* --- partition index, for group.c --- */
+
+/* 1 if offset holds a committed, retained message. */
+int partition_has(const struct partition *p, uint64_t offset);
+
+/* The first retained message offset >= from below committed_next, or
+ * UINT64_MAX if none. */
+uint64_t partition_next(const struct partition *p, uint64_t from);
+
+/* Drops offsets below upto from the index and adds their deletion to b.
+ * @return 0 or -ENOMEM. */
+int partition_trim(struct queue *q, uint32_t part, uint64_t upto,
+		   struct store_batch *b);
+
+uint64_t queue_now_ms(void); /* wall clock */
+
+#endif

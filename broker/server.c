@@ -1,0 +1,426 @@
+/*
+ * server: see server.h.
+ */
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "err.h"
+#include "group.h"
+#include "log.h"
+#include "loop.h"
+#include "queue.h"
+#include "store.h"
+
+#define RING_ENTRIES	 4096u
+#define RECV_BUFS	 512u	/* provided buffers, a power of two */
+#define RECV_BUF_BYTES	 32768u /* bytes each */
+#define SHUTDOWN_POLL_MS 20
+
+struct server {
+	const struct config *cfg;
+	struct store *store;
+	struct queues *qs;
+	struct groups *gs;
+	struct loop *loop;
+	struct conn_env env;
+	int listen_fd;
+	int signal_fd;
+	struct loop_op accept_op;
+	struct loop_op store_op;
+	struct loop_op signal_op;
+	uint64_t store_ev;		 /* eventfd counter read */
+	struct signalfd_siginfo siginfo; /* signalfd read */
+	int is_accepting;		 /* accept op in flight */
+	int is_stopping;
+	int is_goodbye_sent;
+	uint64_t stop_deadline_ms;
+};
+
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open file limit: %s",
+				 strerror(errno));
+	}
+}
+
+/* --------------------------------------------------------------- load */
+
+static int
+load_queue(void *ctx, const struct store_queue *q)
+{
+	struct server *srv = ctx;
+
+	return queues_load_queue(srv->qs, q);
+}
+
+static int
+load_partition(void *ctx, uint32_t qid, uint32_t part, uint64_t next_offset)
+{
+	struct server *srv = ctx;
+
+	return queues_load_partition(srv->qs, qid, part, next_offset);
+}
+
+static int
+load_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
+	     uint32_t payload_len, uint64_t publish_ms, uint64_t deliver_at_ms)
+{
+	struct server *srv = ctx;
+
+	(void)publish_ms;
+	(void)deliver_at_ms;
+	return queues_load_message(srv->qs, qid, part, offset, payload_len);
+}
+
+static int
+load_group(void *ctx, const struct store_group *g)
+{
+	struct server *srv = ctx;
+
+	return groups_load_group(srv->gs, srv->qs, g);
+}
+
+static int
+load_group_state(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+		 uint64_t ack_floor, const uint64_t *acked, uint32_t n)
+{
+	struct server *srv = ctx;
+
+	return groups_load_state(srv->gs, srv->qs, qid, gid, part, ack_floor,
+				 acked, n);
+}
+
+static int
+load_failure(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+	     uint64_t offset, const struct store_failure *f)
+{
+	struct server *srv = ctx;
+
+	return groups_load_failure(srv->gs, srv->qs, qid, gid, part, offset, f);
+}
+
+static int
+server_recover(struct server *srv)
+{
+	static const struct store_load_cb cb = {
+		.queue = load_queue,
+		.partition = load_partition,
+		.message = load_message,
+		.group = load_group,
+		.group_state = load_group_state,
+		.failure = load_failure,
+	};
+	uint64_t start = groups_mono_ms();
+	int rc;
+
+	rc = store_load(srv->store, &cb, srv);
+	if (rc == 0)
+		rc = queues_load_done(srv->qs);
+	if (rc < 0) {
+		log_error("recovery failed: %s", err_str(rc));
+		return rc;
+	}
+	log_info("recovered %zu queues in %llu ms", queues_count(srv->qs),
+		 (unsigned long long)(groups_mono_ms() - start));
+	return 0;
+}
+
+/* ------------------------------------------------------------- listen */
+
+static int
+server_listen(struct server *srv, char *bound, size_t boundlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[256], portstr[8], hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+	uint16_t port;
+	int fd = -1, one = 1, rc;
+
+	if (config_split_hostport(srv->cfg->listen, host, sizeof(host), &port) <
+	    0)
+		return -EINVAL;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host, portstr, &hints, &ai);
+	if (rc != 0) {
+		log_error("listen %s: %s", srv->cfg->listen, gai_strerror(rc));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+		rc = -errno;
+		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
+		goto fail;
+	}
+	rc = getnameinfo((struct sockaddr *)&ss, sslen, hbuf, sizeof(hbuf),
+			 pbuf, sizeof(pbuf), NI_NUMERICHOST | NI_NUMERICSERV);
+	if (rc != 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	snprintf(bound, boundlen,
+		 ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
+	freeaddrinfo(ai);
+	srv->listen_fd = fd;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+/* ---------------------------------------------------------- operations */
+
+static void
+arm_accept(struct server *srv)
+{
+	if (loop_accept(srv->loop, srv->listen_fd, &srv->accept_op) == 0)
+		srv->is_accepting = 1;
+	else
+		log_error("cannot submit accept");
+}
+
+static void
+on_accept(struct loop_op *op, int res, uint32_t flags)
+{
+	struct server *srv = op->data;
+
+	if (!loop_op_more(flags))
+		srv->is_accepting = 0;
+	if (res >= 0) {
+		if (srv->is_stopping)
+			close(res);
+		else if (srv->env.count >= srv->cfg->max_connections)
+			conn_refuse(&srv->env, res,
+				    RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
+				    "too many connections");
+		else if (conn_open(&srv->env, res) < 0)
+			log_warn("cannot set up a connection");
+	} else if (res != -ECANCELED) {
+		log_warn("accept: %s", strerror(-res));
+	}
+	if (!srv->is_accepting && !srv->is_stopping)
+		arm_accept(srv);
+}
+
+static void
+arm_store(struct server *srv)
+{
+	if (loop_read(srv->loop, store_event_fd(srv->store), &srv->store_ev,
+		      sizeof(srv->store_ev), &srv->store_op) < 0)
+		log_error("cannot submit the store event read");
+}
+
+static void
+on_store(struct loop_op *op, int res, uint32_t flags)
+{
+	struct server *srv = op->data;
+
+	(void)flags;
+	if (res < 0 && res != -EAGAIN && res != -EINTR)
+		log_error("store event: %s", strerror(-res));
+	store_reap(srv->store);
+	arm_store(srv);
+}
+
+static void
+arm_signal(struct server *srv)
+{
+	if (loop_read(srv->loop, srv->signal_fd, &srv->siginfo,
+		      sizeof(srv->siginfo), &srv->signal_op) < 0)
+		log_error("cannot submit the signal read");
+}
+
+static void
+on_signal(struct loop_op *op, int res, uint32_t flags)
+{
+	struct server *srv = op->data;
+
+	(void)flags;
+	if (res == (int)sizeof(srv->siginfo) && !srv->is_stopping) {
+		log_info("received %s: shutting down",
+			 strsignal((int)srv->siginfo.ssi_signo));
+		srv->is_stopping = 1;
+		srv->env.is_shutting_down = 1;
+		srv->stop_deadline_ms =
+			groups_mono_ms() + srv->cfg->shutdown_timeout_ms;
+		groups_stop_dispatch(srv->gs);
+		if (srv->is_accepting)
+			(void)loop_cancel(srv->loop, &srv->accept_op);
+	}
+	arm_signal(srv);
+}
+
+/* Shutdown after the signal: commit and confirm what was received, then
+ * goodbye; stop once every connection is gone or the time is up. */
+static int64_t
+server_stop_step(struct server *srv)
+{
+	if (!srv->is_goodbye_sent) {
+		store_drain(srv->store);
+		store_reap(srv->store);
+		(void)groups_tick(srv->gs); /* flush acks the reap answered */
+		store_drain(srv->store);
+		store_reap(srv->store);
+		conn_goodbye_all(&srv->env);
+		conn_flush_all(&srv->env);
+		srv->is_goodbye_sent = 1;
+	}
+	if (srv->env.count == 0 && !srv->is_accepting) {
+		loop_stop(srv->loop);
+		return 0;
+	}
+	if (groups_mono_ms() >= srv->stop_deadline_ms) {
+		log_warn("shutdown timeout: closing %zu connections",
+			 srv->env.count);
+		loop_stop(srv->loop);
+		return 0;
+	}
+	return SHUTDOWN_POLL_MS;
+}
+
+static int64_t
+server_tick(void *ctx)
+{
+	struct server *srv = ctx;
+	int64_t next = groups_tick(srv->gs);
+
+	conn_flush_all(&srv->env);
+	if (srv->is_stopping) {
+		int64_t s = server_stop_step(srv);
+
+		if (next < 0 || s < next)
+			next = s;
+	}
+	return next;
+}
+
+static void
+on_visible(void *ctx, struct queue *q, uint32_t part)
+{
+	struct server *srv = ctx;
+
+	(void)part;
+	groups_wake_queue(srv->gs, q);
+}
+
+static int
+server_signals(struct server *srv)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	srv->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
+	return srv->signal_fd < 0 ? -errno : 0;
+}
+
+int
+server_run(const struct config *cfg)
+{
+	struct server srv;
+	struct store_opts so;
+	char bound[300];
+	int rc, code = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	srv.listen_fd = srv.signal_fd = -1;
+	raise_nofile();
+	if (server_signals(&srv) < 0) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		return 1;
+	}
+	memset(&so, 0, sizeof(so));
+	so.dir = cfg->data_dir;
+	so.max_storage_bytes = cfg->max_storage_bytes;
+	so.sync = (enum store_sync)cfg->sync;
+	so.sync_interval_ms = cfg->sync_interval_ms;
+	rc = store_open(&srv.store, &so);
+	if (rc < 0) {
+		log_error("cannot open data directory %s: %s", cfg->data_dir,
+			  err_str(rc));
+		goto out;
+	}
+	if (queues_new(&srv.qs, srv.store, cfg, on_visible, &srv) < 0 ||
+	    groups_new(&srv.gs, srv.store, srv.qs,
+		       store_boot_epoch(srv.store)) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	if (server_recover(&srv) < 0)
+		goto out;
+	rc = loop_open(&srv.loop, RING_ENTRIES, RECV_BUFS, RECV_BUF_BYTES);
+	if (rc < 0) {
+		log_error("io_uring set-up failed: %s", strerror(-rc));
+		goto out;
+	}
+	if (server_listen(&srv, bound, sizeof(bound)) < 0)
+		goto out;
+	srv.env.loop = srv.loop;
+	srv.env.qs = srv.qs;
+	srv.env.gs = srv.gs;
+	srv.env.cfg = cfg;
+	srv.env.boot_epoch = store_boot_epoch(srv.store);
+	srv.accept_op = (struct loop_op){ .cb = on_accept, .data = &srv };
+	srv.store_op = (struct loop_op){ .cb = on_store, .data = &srv };
+	srv.signal_op = (struct loop_op){ .cb = on_signal, .data = &srv };
+	arm_accept(&srv);
+	arm_store(&srv);
+	arm_signal(&srv);
+	log_info("ringmqd %s listening on %s, data %s, sync %s", RINGMQ_VERSION,
+		 bound, cfg->data_dir,
+		 cfg->sync == STORE_SYNC_ALWAYS	    ? "always"
+		 : cfg->sync == STORE_SYNC_INTERVAL ? "interval"
+						    : "never");
+	printf("listening on %s\n", bound);
+	fflush(stdout);
+	rc = loop_run(srv.loop, server_tick, &srv);
+	code = rc < 0 ? 1 : 0;
+	store_drain(srv.store);
+	store_reap(srv.store);
+	log_info("stopped");
+out:
+	if (srv.listen_fd >= 0)
+		close(srv.listen_fd);
+	loop_close(srv.loop);
+	conn_free_all(&srv.env);
+	groups_free(srv.gs);
+	queues_free(srv.qs);
+	store_close(srv.store);
+	if (srv.signal_fd >= 0)
+		close(srv.signal_fd);
+	return code;
+}
