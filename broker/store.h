@@ -87,12 +87,15 @@ struct store_opts {
  * map size, clears stale reader slots, checks or writes the format version,
  * increments the boot epoch, and starts the storage thread.
  * @param[out] out  the store; NULL on failure.
- * @return 0, -RMQ_ELOCKED, -RMQ_EFORMAT, -RMQ_ESTORAGE or -errno.
+ * @return 0, -RMQ_ELOCKED, -RMQ_EFORMAT, -RMQ_ECORRUPT (the boot epoch
+ *         record failed its CRC), -RMQ_ESTORAGE, -EINVAL (bad options)
+ *         or another -errno.
  */
 int store_open(struct store **out, const struct store_opts *o);
 
 /* Commits nothing further: waits for submitted batches to finish (their
- * completions are delivered by a last store_reap inside), stops the storage
+ * completions are delivered by a last store_reap inside; batches those
+ * completions submit fail with -RMQ_ESHUTTING_DOWN), stops the storage
  * thread, closes LMDB, releases the lock. NULL is a no-op. */
 void store_close(struct store *s);
 
@@ -195,7 +198,11 @@ struct store_batch;
 enum {
 	/* Adds data (publishes, new queues): refused with -RMQ_ESTORAGE_FULL
 	 * when the map or the filesystem is near full, so that batches without
-	 * it (acks, deletes) keep headroom to commit and free space. */
+	 * it (acks, deletes) keep headroom to commit and free space. Near
+	 * full: bytes in use (high-water pages minus LMDB's free pages) above
+	 * map size - headroom, or less than 2 x headroom left on the
+	 * filesystem (counting free pages inside the file); headroom = map
+	 * size / 16, clamped to [64 KiB, 1 GiB]. */
 	STORE_BATCH_GROWS = 1u << 0,
 };
 
@@ -209,7 +216,9 @@ void store_batch_free(struct store_batch *b);
 size_t store_batch_ops(const struct store_batch *b);
 
 /* Each adds one operation, copying what it is given.
- * @return 0, or -ENOMEM (the batch is unchanged). */
+ * @return 0, -ENOMEM or -EINVAL (a length or count does not fit the
+ *         layout, or a name is not NUL-terminated in its buffer); on
+ *         failure the batch is unchanged. */
 int store_batch_put_queue(struct store_batch *b, const struct store_queue *q);
 /* Deletes the queue record and every record of the queue (parts, msgs,
  * groups, gstate, fails). */
@@ -251,7 +260,8 @@ void store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 		  void *ctx);
 
 /* Calls the completions of every batch committed since the last call, in
- * submission order. Returns how many it called. Does not block. */
+ * submission order. Returns how many it called. Does not block. Called
+ * from inside a completion it does nothing (returns 0). */
 int store_reap(struct store *s);
 
 /* Blocks until every batch submitted so far has completed (their callbacks

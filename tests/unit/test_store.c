@@ -1,6 +1,1463 @@
-int main(void);
+/*
+ * Unit tests of broker/store.c against a real LMDB environment in a fresh
+ * temporary directory per test. Completions are awaited through the
+ * store's eventfd with a deadline; nothing sleeps to synchronise.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <lmdb.h>
+
+#include "err.h"
+#include "store.h"
+
+#define MiB		 (1024u * 1024u)
+#define TEST_MAP_BYTES	 (64ull * MiB)
+#define WAIT_DEADLINE_MS 20000
+
+struct fixture {
+	char dir[64];
+};
+
+/* One submitted batch's completion. */
+struct done {
+	int status;
+	int order; /* position among completions, -1 until called */
+};
+
+static int done_seq; /* completions seen so far in this test */
+
+static void
+on_done(void *ctx, int status)
+{
+	struct done *d = ctx;
+
+	d->status = status;
+	d->order = done_seq++;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/ringmq-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	done_seq = 0;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	DIR *d = opendir(f->dir);
+	struct dirent *e;
+	char path[512];
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
+		assert_int_equal(unlink(path), 0);
+	}
+	closedir(d);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static struct store *
+open_with(const char *dir, uint64_t map_bytes, enum store_sync sync,
+	  uint32_t interval_ms)
+{
+	struct store_opts o = { dir, map_bytes, sync, interval_ms };
+	struct store *s = NULL;
+
+	assert_int_equal(store_open(&s, &o), 0);
+	assert_non_null(s);
+	return s;
+}
+
+static struct store *
+open_default(struct fixture *f)
+{
+	return open_with(f->dir, TEST_MAP_BYTES, STORE_SYNC_ALWAYS, 0);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Reaps until done_seq reaches want, waiting on the eventfd. */
+static void
+wait_done(struct store *s, int want)
+{
+	uint64_t deadline = now_ms() + WAIT_DEADLINE_MS;
+	struct pollfd p = { store_event_fd(s), POLLIN, 0 };
+
+	while (done_seq < want) {
+		uint64_t now = now_ms(), n;
+
+		assert_true(now < deadline);
+		if (poll(&p, 1, (int)(deadline - now)) <= 0)
+			continue;
+		if (read(p.fd, &n, sizeof(n)) != sizeof(n))
+			assert_int_equal(errno, EAGAIN);
+		store_reap(s);
+	}
+}
+
+static void
+submit(struct store *s, struct store_batch *b, struct done *d)
+{
+	d->status = 1;
+	d->order = -1;
+	store_submit(s, b, on_done, d);
+}
+
+/* Submits b and waits for it; returns its status. */
+static int
+commit(struct store *s, struct store_batch *b)
+{
+	struct done d;
+
+	submit(s, b, &d);
+	wait_done(s, done_seq + 1);
+	return d.status;
+}
+
+static struct store_msg
+text_msg(const char *payload)
+{
+	struct store_msg m = { 0 };
+
+	m.publish_ms = 1000;
+	m.payload = payload;
+	m.payload_len = (uint32_t)strlen(payload);
+	return m;
+}
+
+/* Commits one GROWS batch holding the messages [from, to) of a partition,
+ * each with payload "m<offset>". */
+static void
+put_range(struct store *s, uint32_t qid, uint32_t part, uint64_t from,
+	  uint64_t to)
+{
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	char text[32];
+
+	assert_non_null(b);
+	for (uint64_t off = from; off < to; off++) {
+		struct store_msg m;
+
+		snprintf(text, sizeof(text), "m%llu", (unsigned long long)off);
+		m = text_msg(text);
+		assert_int_equal(store_batch_put_msg(b, qid, part, off, &m), 0);
+	}
+	assert_int_equal(commit(s, b), 0);
+}
+
+static void
+assert_payload(const struct store_msg_view *v, const char *text)
+{
+	assert_int_equal(v->payload_len, strlen(text));
+	assert_memory_equal(v->payload, text, strlen(text));
+}
+
+static void
+assert_msg(struct store *s, uint32_t qid, uint32_t part, uint64_t off)
+{
+	struct store_msg_view v;
+	char text[32];
+
+	snprintf(text, sizeof(text), "m%llu", (unsigned long long)off);
+	assert_int_equal(store_msg_get(s, qid, part, off, &v), 0);
+	assert_int_equal(v.offset, off);
+	assert_payload(&v, text);
+}
+
+/* -------------------------------------------------------------- crc32c */
+
+static void
+test_crc32c_matches_known_vectors(void **state)
+{
+	uint8_t buf[32];
+
+	(void)state;
+	assert_int_equal(store_crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(store_crc32c(0, "", 0), 0);
+	/* RFC 3720, appendix B.4. */
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(store_crc32c(0, buf, 32), 0x8A9136AAu);
+	memset(buf, 0xff, sizeof(buf));
+	assert_int_equal(store_crc32c(0, buf, 32), 0x62A8AB43u);
+	for (int i = 0; i < 32; i++)
+		buf[i] = (uint8_t)i;
+	assert_int_equal(store_crc32c(0, buf, 32), 0x46DD794Eu);
+	for (int i = 0; i < 32; i++)
+		buf[i] = (uint8_t)(31 - i);
+	assert_int_equal(store_crc32c(0, buf, 32), 0x113FDB5Cu);
+}
+
+static void
+test_crc32c_continues_across_calls(void **state)
+{
+	uint8_t buf[301];
+	uint32_t whole;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t start = 0; start < 9; start++) {
+		size_t len = sizeof(buf) - start;
+
+		whole = store_crc32c(0, buf + start, len);
+		for (size_t cut = 0; cut <= len; cut += 7) {
+			uint32_t c = store_crc32c(0, buf + start, cut);
+
+			c = store_crc32c(c, buf + start + cut, len - cut);
+			assert_int_equal(c, whole);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void
+test_store_msg_round_trips_key_headers_and_dedup(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_header hs[3] = {
+		{ "trace", 5, "abc", 3 },
+		{ "empty", 5, "", 0 },
+		{ "bin", 3, "\0\1\2\3", 4 },
+	};
+	struct store_msg m = text_msg("hello payload");
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct store_msg_view v;
+	struct store_header h;
+	uint32_t pos = 0;
+
+	m.publish_ms = 1234567;
+	m.deliver_at_ms = 7654321;
+	m.key = "user-42";
+	m.key_len = 7;
+	m.headers = hs;
+	m.header_count = 3;
+	m.dedup_id = "dedup-1";
+	m.dedup_len = 7;
+	assert_int_equal(store_batch_put_msg(b, 7, 2, 99, &m), 0);
+	assert_int_equal(store_batch_ops(b), 1);
+	assert_int_equal(commit(s, b), 0);
+
+	assert_int_equal(store_msg_get(s, 7, 2, 99, &v), 0);
+	assert_int_equal(v.partition, 2);
+	assert_int_equal(v.offset, 99);
+	assert_int_equal(v.publish_ms, 1234567);
+	assert_int_equal(v.deliver_at_ms, 7654321);
+	assert_int_equal(v.key_len, 7);
+	assert_memory_equal(v.key, "user-42", 7);
+	assert_int_equal(v.dedup_len, 7);
+	assert_memory_equal(v.dedup_id, "dedup-1", 7);
+	assert_payload(&v, "hello payload");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+			store_headers_next(v.headers, v.headers_len, &pos, &h),
+			1);
+		assert_int_equal(h.name_len, hs[i].name_len);
+		assert_memory_equal(h.name, hs[i].name, h.name_len);
+		assert_int_equal(h.value_len, hs[i].value_len);
+		if (h.value_len > 0)
+			assert_memory_equal(h.value, hs[i].value, h.value_len);
+	}
+	assert_int_equal(store_headers_next(v.headers, v.headers_len, &pos, &h),
+			 0);
+	store_read_release(s);
+	store_close(s);
+}
+
+static void
+test_store_msg_round_trips_empty_payload(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct store_msg m = { 0 };
+	struct store_msg_view v;
+	struct store_header h;
+	uint32_t pos = 0;
+
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 0, &m), 0);
+	assert_int_equal(commit(s, b), 0);
+	assert_int_equal(store_msg_get(s, 1, 0, 0, &v), 0);
+	assert_int_equal(v.payload_len, 0);
+	assert_int_equal(v.key_len, 0);
+	assert_int_equal(v.dedup_len, 0);
+	assert_int_equal(v.deliver_at_ms, 0);
+	assert_int_equal(store_headers_next(v.headers, v.headers_len, &pos, &h),
+			 0);
+	store_close(s);
+}
+
+static void
+test_store_msg_round_trips_payload_larger_than_page(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	size_t len = 300000;
+	uint8_t *payload = malloc(len);
+	struct store_msg m = { 0 };
+	struct store_msg_view v;
+
+	assert_non_null(payload);
+	for (size_t i = 0; i < len; i++)
+		payload[i] = (uint8_t)(i * 7 + (i >> 9));
+	m.payload = payload;
+	m.payload_len = (uint32_t)len;
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 5, &m), 0);
+	memset(payload, 0, len); /* the batch holds its own copy */
+	for (size_t i = 0; i < len; i++)
+		payload[i] = (uint8_t)(i * 7 + (i >> 9));
+	assert_int_equal(commit(s, b), 0);
+	assert_int_equal(store_msg_get(s, 1, 0, 5, &v), 0);
+	assert_int_equal(v.payload_len, len);
+	assert_memory_equal(v.payload, payload, len);
+	store_close(s);
+	free(payload);
+}
+
+static void
+test_store_batch_copies_its_inputs(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	char text[] = "original";
+	struct store_msg m = text_msg(text);
+	struct store_msg_view v;
+
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 0, &m), 0);
+	memcpy(text, "changed!", 8);
+	assert_int_equal(commit(s, b), 0);
+	assert_int_equal(store_msg_get(s, 1, 0, 0, &v), 0);
+	assert_payload(&v, "original");
+	store_close(s);
+}
+
+static void
+test_store_batch_rejects_header_name_over_u16(void **state)
+{
+	struct store_batch *b = store_batch_new(0);
+	static char name[70000];
+	struct store_header h = { name, sizeof(name), "v", 1 };
+	struct store_msg m = text_msg("x");
+
+	(void)state;
+	m.headers = &h;
+	m.header_count = 1;
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 0, &m), -EINVAL);
+	assert_int_equal(store_batch_ops(b), 0);
+	store_batch_free(b);
+	store_batch_free(NULL);
+}
+
+static void
+test_store_headers_next_rejects_truncated_block(void **state)
+{
+	/* name_len 3 "abc", value_len 5 but only 2 value bytes. */
+	static const uint8_t block[] = { 0, 3, 'a', 'b', 'c', 0,
+					 0, 0, 5,   'x', 'y' };
+	struct store_header h;
+	uint32_t pos = 0;
+
+	(void)state;
+	assert_int_equal(store_headers_next(block, sizeof(block), &pos, &h),
+			 -RMQ_ECORRUPT);
+	pos = 0;
+	assert_int_equal(store_headers_next(block, 1, &pos, &h), -RMQ_ECORRUPT);
+	pos = 0;
+	assert_int_equal(store_headers_next(block, 0, &pos, &h), 0);
+}
+
+static void
+test_store_msg_next_skips_gaps_and_stops_at_partition_end(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_msg_view v;
+
+	put_range(s, 3, 0, 10, 11);
+	put_range(s, 3, 1, 1, 2);
+	put_range(s, 3, 1, 5, 6);
+	put_range(s, 3, 1, 9, 10);
+	put_range(s, 3, 2, 0, 1);
+	put_range(s, 4, 0, 0, 1);
+
+	assert_int_equal(store_msg_next(s, 3, 1, 0, &v), 0);
+	assert_int_equal(v.offset, 1);
+	assert_int_equal(store_msg_next(s, 3, 1, 2, &v), 0);
+	assert_int_equal(v.offset, 5);
+	assert_payload(&v, "m5");
+	assert_int_equal(store_msg_next(s, 3, 1, 6, &v), 0);
+	assert_int_equal(v.offset, 9);
+	assert_int_equal(v.partition, 1);
+	assert_int_equal(store_msg_next(s, 3, 1, 10, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_next(s, 3, 2, 1, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_next(s, 4, 0, 1, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_next(s, 2, 0, 0, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_next(s, 3, 0, 0, &v), 0);
+	assert_int_equal(v.offset, 10);
+	store_read_release(s);
+	store_close(s);
+}
+
+static void
+test_store_msg_get_of_missing_offset_is_notfound(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_msg_view v;
+
+	put_range(s, 1, 0, 0, 3);
+	assert_int_equal(store_msg_get(s, 1, 0, 3, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_get(s, 1, 1, 0, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_get(s, 2, 0, 0, &v), -RMQ_ENOTFOUND);
+	assert_msg(s, 1, 0, 2);
+	store_close(s);
+}
+
+static void
+test_store_read_sees_new_commits_after_release(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_msg_view v;
+
+	assert_int_equal(store_msg_get(s, 1, 0, 0, &v), -RMQ_ENOTFOUND);
+	put_range(s, 1, 0, 0, 1);
+	/* Same read transaction: still the old snapshot. */
+	assert_int_equal(store_msg_get(s, 1, 0, 0, &v), -RMQ_ENOTFOUND);
+	store_read_release(s);
+	assert_msg(s, 1, 0, 0);
+	store_read_release(s);
+	store_read_release(s); /* twice is harmless */
+	store_close(s);
+}
+
+static void
+test_store_del_msgs_removes_exactly_the_range(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct store_msg_view v;
+	uint64_t off = 0;
+	int n = 0;
+
+	put_range(s, 1, 0, 0, 5000);
+	put_range(s, 1, 1, 0, 10);
+	assert_int_equal(store_batch_del_msgs(b, 1, 0, 100, 4000), 0);
+	assert_int_equal(store_batch_del_msgs(b, 1, 0, 7, 7), 0); /* empty */
+	assert_int_equal(commit(s, b), 0);
+	store_read_release(s);
+	while (store_msg_next(s, 1, 0, off, &v) == 0) {
+		assert_true(v.offset < 100 || v.offset >= 4000);
+		off = v.offset + 1;
+		n++;
+	}
+	assert_int_equal(n, 100 + 1000);
+	assert_msg(s, 1, 0, 99);
+	assert_msg(s, 1, 0, 4000);
+	assert_int_equal(store_msg_get(s, 1, 0, 100, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_get(s, 1, 0, 3999, &v), -RMQ_ENOTFOUND);
+	assert_msg(s, 1, 1, 9);
+	store_close(s);
+}
+
+/* ---------------------------------------------------- records and load */
+
+struct loaded {
+	char trace[64];
+	struct store_queue queues[4];
+	int nqueues;
+	uint64_t next_offset[4][4]; /* [qid][part] */
+	int npartitions;
+	struct store_group groups[4];
+	int ngroups;
+	uint32_t gs_key[4][3];
+	uint64_t gs_floor[4];
+	uint64_t gs_acked[4][8];
+	uint32_t gs_n[4];
+	int ngstates;
+	uint64_t fail_offset[16];
+	struct store_failure fails[16];
+	int nfails;
+	uint64_t msg_offsets[16];
+	uint32_t msg_payload_len[16];
+	uint64_t msg_deliver_at[16];
+	int nmsgs;
+};
+
+static void
+trace(struct loaded *l, char c)
+{
+	size_t n = strlen(l->trace);
+
+	if (n + 1 < sizeof(l->trace))
+		l->trace[n] = c;
+}
+
+static int
+on_queue(void *ctx, const struct store_queue *q)
+{
+	struct loaded *l = ctx;
+
+	trace(l, 'Q');
+	assert_true(l->nqueues < 4);
+	l->queues[l->nqueues++] = *q;
+	return 0;
+}
+
+static int
+on_partition(void *ctx, uint32_t qid, uint32_t part, uint64_t next_offset)
+{
+	struct loaded *l = ctx;
+
+	trace(l, 'P');
+	assert_true(qid < 4 && part < 4);
+	l->next_offset[qid][part] = next_offset;
+	l->npartitions++;
+	return 0;
+}
+
+static int
+on_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
+	   uint32_t payload_len, uint64_t publish_ms, uint64_t deliver_at_ms)
+{
+	struct loaded *l = ctx;
+
+	(void)qid;
+	(void)part;
+	(void)publish_ms;
+	trace(l, 'M');
+	assert_true(l->nmsgs < 16);
+	l->msg_offsets[l->nmsgs] = offset;
+	l->msg_payload_len[l->nmsgs] = payload_len;
+	l->msg_deliver_at[l->nmsgs++] = deliver_at_ms;
+	return 0;
+}
+
+static int
+on_group(void *ctx, const struct store_group *g)
+{
+	struct loaded *l = ctx;
+
+	trace(l, 'G');
+	assert_true(l->ngroups < 4);
+	l->groups[l->ngroups++] = *g;
+	return 0;
+}
+
+static int
+on_group_state(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+	       uint64_t ack_floor, const uint64_t *acked, uint32_t n)
+{
+	struct loaded *l = ctx;
+	int i = l->ngstates++;
+
+	trace(l, 'S');
+	assert_true(i < 4 && n <= 8);
+	l->gs_key[i][0] = qid;
+	l->gs_key[i][1] = gid;
+	l->gs_key[i][2] = part;
+	l->gs_floor[i] = ack_floor;
+	l->gs_n[i] = n;
+	if (n > 0)
+		memcpy(l->gs_acked[i], acked, n * sizeof(*acked));
+	return 0;
+}
+
+static int
+on_failure(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+	   uint64_t offset, const struct store_failure *fl)
+{
+	struct loaded *l = ctx;
+
+	(void)qid;
+	(void)gid;
+	(void)part;
+	trace(l, 'F');
+	assert_true(l->nfails < 16);
+	l->fail_offset[l->nfails] = offset;
+	l->fails[l->nfails++] = *fl;
+	return 0;
+}
+
+static const struct store_load_cb all_cb = {
+	on_queue, on_partition,	  on_message,
+	on_group, on_group_state, on_failure,
+};
+
+static struct store_queue
+sample_queue(uint32_t qid, uint32_t partitions, const char *name)
+{
+	struct store_queue q;
+
+	memset(&q, 0, sizeof(q));
+	q.qid = qid;
+	q.partitions = partitions;
+	q.created_ms = 1700000000123ull;
+	q.policy.lease_ms = 30000;
+	q.policy.max_lease_ms = 43200000;
+	q.policy.max_deliveries = 5;
+	q.policy.max_depth = 1000000;
+	q.policy.max_bytes = 1ull << 33;
+	q.policy.dedup_window_ms = 600000;
+	snprintf(q.name, sizeof(q.name), "%s", name);
+	snprintf(q.policy.dlq, sizeof(q.policy.dlq), "%s.dead", name);
+	return q;
+}
+
+static struct store_group
+sample_group(uint32_t qid, uint32_t gid, const char *name)
+{
+	struct store_group g;
+
+	memset(&g, 0, sizeof(g));
+	g.qid = qid;
+	g.gid = gid;
+	g.created_ms = 1700000000999ull;
+	snprintf(g.name, sizeof(g.name), "%s", name);
+	return g;
+}
+
+/* Queue 1 (2 partitions) with a group, its state, a failure and three
+ * messages; queue 2 (1 partition) with a group and one message. */
+static void
+put_sample_records(struct store *s)
+{
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct store_queue q1 = sample_queue(1, 2, "jobs");
+	struct store_queue q2 = sample_queue(2, 1, "mail");
+	struct store_group g1 = sample_group(1, 1, "workers");
+	struct store_group g2 = sample_group(2, 1, "senders");
+	struct store_failure fl = { 3, 111, 222 };
+	static const uint64_t acked[3] = { 5, 7, 9 };
+	struct store_msg m = text_msg("abcd");
+
+	assert_int_equal(store_batch_put_queue(b, &q1), 0);
+	assert_int_equal(store_batch_put_queue(b, &q2), 0);
+	assert_int_equal(store_batch_put_next_offset(b, 1, 1, 42), 0);
+	assert_int_equal(store_batch_put_group(b, &g1), 0);
+	assert_int_equal(store_batch_put_group(b, &g2), 0);
+	assert_int_equal(store_batch_put_group_state(b, 1, 1, 0, 3, acked, 3),
+			 0);
+	assert_int_equal(store_batch_put_group_state(b, 2, 1, 0, 0, NULL, 0),
+			 0);
+	assert_int_equal(store_batch_put_failure(b, 1, 1, 0, 4, &fl), 0);
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 4, &m), 0);
+	m.deliver_at_ms = 99999;
+	assert_int_equal(store_batch_put_msg(b, 1, 1, 41, &m), 0);
+	m.deliver_at_ms = 0;
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 6, &m), 0);
+	assert_int_equal(store_batch_put_msg(b, 2, 0, 0, &m), 0);
+	assert_int_equal(commit(s, b), 0);
+}
+
+static void
+test_store_records_round_trip_through_load_after_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_queue q1 = sample_queue(1, 2, "jobs");
+	struct store_group g1 = sample_group(1, 1, "workers");
+	struct loaded l;
+
+	put_sample_records(s);
+	store_close(s);
+	s = open_default(f);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+
+	assert_int_equal(l.nqueues, 2);
+	assert_memory_equal(&l.queues[0], &q1, sizeof(q1));
+	assert_string_equal(l.queues[1].name, "mail");
+	assert_string_equal(l.queues[1].policy.dlq, "mail.dead");
+	assert_int_equal(l.ngroups, 2);
+	assert_memory_equal(&l.groups[0], &g1, sizeof(g1));
+	assert_int_equal(l.groups[1].qid, 2);
+	assert_int_equal(l.ngstates, 2);
+	assert_int_equal(l.gs_key[0][0], 1);
+	assert_int_equal(l.gs_floor[0], 3);
+	assert_int_equal(l.gs_n[0], 3);
+	assert_int_equal(l.gs_acked[0][0], 5);
+	assert_int_equal(l.gs_acked[0][2], 9);
+	assert_int_equal(l.gs_n[1], 0);
+	assert_int_equal(l.nfails, 1);
+	assert_int_equal(l.fail_offset[0], 4);
+	assert_int_equal(l.fails[0].failures, 3);
+	assert_int_equal(l.fails[0].first_delivery_ms, 111);
+	assert_int_equal(l.fails[0].last_delivery_ms, 222);
+	assert_int_equal(l.nmsgs, 4);
+	assert_int_equal(l.msg_offsets[0], 4);
+	assert_int_equal(l.msg_offsets[1], 6);
+	assert_int_equal(l.msg_offsets[2], 41);
+	assert_int_equal(l.msg_deliver_at[2], 99999);
+	assert_int_equal(l.msg_payload_len[0], 4);
+	store_close(s);
+}
+
+static void
+test_store_load_reports_in_documented_order(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct loaded l;
+
+	put_sample_records(s);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	/* queues, partitions, groups, group states, failures, messages */
+	assert_string_equal(l.trace, "QQPPPGGSSFMMMM");
+	store_close(s);
+}
+
+static void
+test_store_reopens_with_next_offsets(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct loaded l;
+
+	put_sample_records(s);
+	store_close(s);
+	s = open_default(f);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	/* Every partition is reported; those without a record as 0. */
+	assert_int_equal(l.npartitions, 3);
+	assert_int_equal(l.next_offset[1][0], 0);
+	assert_int_equal(l.next_offset[1][1], 42);
+	assert_int_equal(l.next_offset[2][0], 0);
+	store_close(s);
+}
+
+static int
+stop_at_queue(void *ctx, const struct store_queue *q)
+{
+	(void)ctx;
+	(void)q;
+	return -42;
+}
+
+static void
+test_store_load_stops_on_callback_error(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_load_cb cb = { .queue = stop_at_queue };
+	struct store_load_cb none = { 0 };
+
+	put_sample_records(s);
+	assert_int_equal(store_load(s, &cb, NULL), -42);
+	assert_int_equal(store_load(s, &none, NULL), 0);
+	store_close(s);
+}
+
+static void
+test_store_del_queue_removes_every_record_of_the_queue(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct loaded l;
+
+	put_sample_records(s);
+	assert_int_equal(store_batch_del_queue(b, 1), 0);
+	assert_int_equal(commit(s, b), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	assert_string_equal(l.trace, "QPGSM");
+	assert_int_equal(l.queues[0].qid, 2);
+	assert_int_equal(l.groups[0].qid, 2);
+	assert_int_equal(l.gs_key[0][0], 2);
+	store_close(s);
+}
+
+static void
+test_store_del_queue_of_last_qid_has_no_upper_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct store_msg_view v;
+
+	put_range(s, UINT32_MAX, 0, 0, 3);
+	put_range(s, UINT32_MAX - 1, 0, 0, 1);
+	assert_int_equal(store_batch_del_queue(b, UINT32_MAX), 0);
+	assert_int_equal(commit(s, b), 0);
+	assert_int_equal(store_msg_next(s, UINT32_MAX, 0, 0, &v),
+			 -RMQ_ENOTFOUND);
+	assert_msg(s, UINT32_MAX - 1, 0, 0);
+	store_close(s);
+}
+
+static void
+test_store_del_group_removes_state_and_failures(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct store_group g2 = sample_group(1, 2, "other");
+	struct store_failure fl = { 1, 5, 6 };
+	struct loaded l;
+
+	put_sample_records(s);
+	assert_int_equal(store_batch_put_group(b, &g2), 0);
+	assert_int_equal(store_batch_put_failure(b, 1, 2, 0, 4, &fl), 0);
+	assert_int_equal(commit(s, b), 0);
+	b = store_batch_new(0);
+	assert_int_equal(store_batch_del_group(b, 1, 1), 0);
+	assert_int_equal(commit(s, b), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	/* Left: group 1/2 and 2/1, state of 2/1, failure of 1/2. */
+	assert_string_equal(l.trace, "QQPPPGGSFMMMM");
+	assert_int_equal(l.groups[0].gid, 2);
+	assert_int_equal(l.gs_key[0][0], 2);
+	assert_int_equal(l.fails[0].failures, 1);
+	store_close(s);
+}
+
+static void
+test_store_del_failures_removes_the_range(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct store_failure fl = { 1, 1, 1 };
+	struct loaded l;
+
+	for (uint64_t off = 0; off < 10; off++)
+		assert_int_equal(store_batch_put_failure(b, 1, 1, 0, off, &fl),
+				 0);
+	assert_int_equal(store_batch_put_failure(b, 1, 1, 1, 5, &fl), 0);
+	assert_int_equal(commit(s, b), 0);
+	b = store_batch_new(0);
+	assert_int_equal(store_batch_del_failures(b, 1, 1, 0, 2, 8), 0);
+	assert_int_equal(commit(s, b), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	assert_int_equal(l.nfails, 5);
+	assert_int_equal(l.fail_offset[0], 0);
+	assert_int_equal(l.fail_offset[1], 1);
+	assert_int_equal(l.fail_offset[2], 8);
+	assert_int_equal(l.fail_offset[3], 9);
+	assert_int_equal(l.fail_offset[4], 5); /* partition 1 */
+	store_close(s);
+}
+
+/* ------------------------------------------------- open, lock, format */
+
+static void
+test_store_boot_epoch_increases_across_opens(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t last = 0;
+
+	for (int i = 0; i < 3; i++) {
+		struct store *s = open_with(
+			f->dir, TEST_MAP_BYTES,
+			i == 1 ? STORE_SYNC_NEVER : STORE_SYNC_ALWAYS, 0);
+
+		assert_true(store_boot_epoch(s) > last);
+		last = store_boot_epoch(s);
+		store_close(s);
+	}
+	assert_int_equal(last, 3);
+}
+
+static void
+test_store_second_open_of_dir_fails_locked(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_ALWAYS, 0 };
+	struct store *s = open_default(f);
+	struct store *s2 = (struct store *)&o;
+
+	assert_int_equal(store_open(&s2, &o), -RMQ_ELOCKED);
+	assert_null(s2);
+	store_close(s);
+	s = open_default(f);
+	assert_int_equal(store_boot_epoch(s), 2);
+	store_close(s);
+	store_close(NULL);
+}
+
+/* Opens the store's LMDB environment directly, as another tool would. */
+static void
+raw_open(const char *dir, MDB_env **env, MDB_txn **txn, const char *db,
+	 MDB_dbi *dbi)
+{
+	assert_int_equal(mdb_env_create(env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+	assert_int_equal(mdb_env_set_mapsize(*env, TEST_MAP_BYTES), 0);
+	assert_int_equal(mdb_env_open(*env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, txn), 0);
+	assert_int_equal(mdb_dbi_open(*txn, db, 0, dbi), 0);
+}
+
+static void
+raw_close(MDB_env *env, MDB_txn *txn)
+{
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void
+write_format(const char *dir, uint32_t version, bool is_crc_ok)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t val[8] = { 0,
+			   0,
+			   0,
+			   0,
+			   (uint8_t)(version >> 24),
+			   (uint8_t)(version >> 16),
+			   (uint8_t)(version >> 8),
+			   (uint8_t)version };
+	uint32_t crc = store_crc32c(store_crc32c(0, "format", 6), val + 4, 4);
+	MDB_val k = { 6, "format" }, v = { sizeof(val), val };
+
+	if (!is_crc_ok)
+		crc ^= 1;
+	for (int i = 0; i < 4; i++)
+		val[i] = (uint8_t)(crc >> (24 - 8 * i));
+	raw_open(dir, &env, &txn, "meta", &dbi);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	raw_close(env, txn);
+}
+
+static void
+test_store_refuses_other_format_version(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_ALWAYS, 0 };
+	struct store *s = open_default(f);
+
+	store_close(s);
+	write_format(f->dir, STORE_FORMAT_VERSION + 1, true);
+	assert_int_equal(store_open(&s, &o), -RMQ_EFORMAT);
+	assert_null(s);
+	write_format(f->dir, STORE_FORMAT_VERSION, false);
+	assert_int_equal(store_open(&s, &o), -RMQ_EFORMAT);
+	write_format(f->dir, STORE_FORMAT_VERSION, true);
+	s = open_default(f);
+	assert_int_equal(store_boot_epoch(s), 2);
+	store_close(s);
+}
+
+/* Flips one payload byte of a stored message, bypassing the store. */
+static void
+corrupt_record(const char *dir, const char *db, const uint8_t *key,
+	       size_t key_len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { key_len, (void *)key }, v;
+	uint8_t *copy;
+
+	raw_open(dir, &env, &txn, db, &dbi);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	copy = malloc(v.mv_size);
+	assert_non_null(copy);
+	memcpy(copy, v.mv_data, v.mv_size);
+	copy[v.mv_size - 1] ^= 0x20;
+	v.mv_data = copy;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	raw_close(env, txn);
+	free(copy);
+}
+
+static void
+test_store_detects_corrupt_message_and_reads_others(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t key[16] = { 0, 0, 0, 9, 0, 0, 0, 1,
+					 0, 0, 0, 0, 0, 0, 0, 2 };
+	struct store *s = open_default(f);
+	struct store_msg_view v;
+	struct loaded l;
+
+	put_range(s, 9, 1, 0, 5);
+	store_close(s);
+	corrupt_record(f->dir, "msgs", key, sizeof(key));
+	s = open_default(f);
+	memset(&v, 0xff, sizeof(v));
+	assert_int_equal(store_msg_get(s, 9, 1, 2, &v), -RMQ_ECORRUPT);
+	assert_int_equal(v.partition, 1);
+	assert_int_equal(v.offset, 2);
+	assert_int_equal(store_msg_next(s, 9, 1, 2, &v), -RMQ_ECORRUPT);
+	assert_int_equal(v.offset, 2);
+	assert_int_equal(store_msg_next(s, 9, 1, v.offset + 1, &v), 0);
+	assert_int_equal(v.offset, 3);
+	assert_msg(s, 9, 1, 1);
+	assert_msg(s, 9, 1, 4);
+	store_read_release(s);
+	/* The start-up scan reports it as is; reads catch it. */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	assert_int_equal(l.nmsgs, 5);
+	store_close(s);
+}
+
+static void
+test_store_load_fails_on_corrupt_group_record(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t key[8] = { 0, 0, 0, 1, 0, 0, 0, 1 };
+	struct store *s = open_default(f);
+	struct loaded l;
+
+	put_sample_records(s);
+	store_close(s);
+	corrupt_record(f->dir, "groups", key, sizeof(key));
+	s = open_default(f);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), -RMQ_ECORRUPT);
+	store_close(s);
+}
+
+/* --------------------------------------------------------------- space */
+
+static struct store_batch *
+big_batch(uint32_t qid, uint64_t first, int count, size_t payload_len)
+{
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	uint8_t *payload = calloc(1, payload_len);
+	struct store_msg m = { 0 };
+
+	assert_non_null(b);
+	assert_non_null(payload);
+	m.payload = payload;
+	m.payload_len = (uint32_t)payload_len;
+	for (int i = 0; i < count; i++)
+		assert_int_equal(
+			store_batch_put_msg(b, qid, 0, first + (uint64_t)i, &m),
+			0);
+	free(payload);
+	return b;
+}
+
+static void
+test_store_small_map_refuses_grows_but_commits_deletes(void **state)
+{
+	struct fixture *f = *state;
+	/* A long interval: batches submitted together share one commit,
+	 * which store_drain starts at once. */
+	struct store *s =
+		open_with(f->dir, 1 * MiB, STORE_SYNC_INTERVAL, 600000);
+	struct done d[3];
+	struct store_msg_view v;
+	uint64_t next = 0, used, map;
+	int rounds = 0;
+
+	for (;;) {
+		submit(s, big_batch(1, next, 4, 3000), &d[0]);
+		store_drain(s);
+		assert_int_equal(store_reap(s), 1);
+		if (d[0].status != 0)
+			break;
+		next += 4;
+		assert_true(++rounds < 200);
+	}
+	assert_int_equal(d[0].status, -RMQ_ESTORAGE_FULL);
+	assert_true(next > 100); /* most of the map was usable */
+	store_usage(s, &used, &map);
+	assert_int_equal(map, 1 * MiB);
+	assert_true(used > map / 2);
+
+	/* In one commit: a publish is refused, a delete goes through. */
+	struct store_batch *del = store_batch_new(0);
+
+	assert_int_equal(store_batch_del_msgs(del, 1, 0, 0, next), 0);
+	submit(s, big_batch(1, next, 1, 3000), &d[0]);
+	submit(s, del, &d[1]);
+	store_drain(s);
+	assert_int_equal(store_reap(s), 2);
+	assert_int_equal(d[0].status, -RMQ_ESTORAGE_FULL);
+	assert_int_equal(d[1].status, 0);
+	assert_true(d[0].order < d[1].order);
+	assert_int_equal(store_msg_get(s, 1, 0, 0, &v), -RMQ_ENOTFOUND);
+	store_read_release(s);
+
+	/* The space is usable again. */
+	submit(s, big_batch(1, next, 4, 3000), &d[2]);
+	store_drain(s);
+	assert_int_equal(store_reap(s), 1);
+	assert_int_equal(d[2].status, 0);
+	assert_int_equal(store_msg_get(s, 1, 0, next, &v), 0);
+	assert_int_equal(v.payload_len, 3000);
+	store_usage(s, &used, &map);
+	assert_true(used < map / 2);
+	store_close(s);
+}
+
+static void
+test_store_batch_over_map_fails_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s =
+		open_with(f->dir, 1 * MiB, STORE_SYNC_INTERVAL, 600000);
+	struct done d[3];
+	struct store_msg_view v;
+
+	submit(s, big_batch(1, 0, 1, 100), &d[0]);
+	submit(s, big_batch(1, 1, 1, 2 * MiB), &d[1]);
+	submit(s, big_batch(1, 2, 1, 100), &d[2]);
+	store_drain(s);
+	assert_int_equal(store_reap(s), 3);
+	assert_int_equal(d[0].status, 0);
+	assert_int_equal(d[1].status, -RMQ_ESTORAGE_FULL);
+	assert_int_equal(d[2].status, 0);
+	assert_int_equal(store_msg_get(s, 1, 0, 0, &v), 0);
+	assert_int_equal(store_msg_get(s, 1, 0, 1, &v), -RMQ_ENOTFOUND);
+	assert_int_equal(store_msg_get(s, 1, 0, 2, &v), 0);
+	store_close(s);
+}
+
+static void
+test_store_usage_reports_map_and_growth(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	uint64_t used0, used1, map;
+
+	store_usage(s, &used0, &map);
+	assert_int_equal(map, TEST_MAP_BYTES);
+	assert_true(used0 > 0);
+	assert_int_equal(commit(s, big_batch(1, 0, 64, 16384)), 0);
+	store_usage(s, &used1, &map);
+	assert_true(used1 >= used0 + 64 * 16384);
+	store_close(s);
+}
+
+/* ------------------------------------------- group commit, drain, sync */
+
+static void
+test_store_group_commit_completes_in_submission_order(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	enum { N = 1000 };
+	struct done *d = calloc(N, sizeof(*d));
+
+	assert_non_null(d);
+	for (int i = 0; i < N; i++) {
+		struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+		char text[16];
+		struct store_msg m;
+
+		snprintf(text, sizeof(text), "m%d", i);
+		m = text_msg(text);
+
+		assert_int_equal(store_batch_put_msg(b, 1, 0, (uint64_t)i, &m),
+				 0);
+		submit(s, b, &d[i]);
+	}
+	wait_done(s, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(d[i].status, 0);
+		assert_int_equal(d[i].order, i);
+	}
+	assert_msg(s, 1, 0, 0);
+	assert_msg(s, 1, 0, N - 1);
+	store_close(s);
+	free(d);
+}
+
+static void
+test_store_drain_waits_for_every_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct done d[50];
+
+	store_drain(s); /* nothing pending: returns at once */
+	for (int i = 0; i < 50; i++) {
+		struct store_batch *b = store_batch_new(0);
+		struct store_msg m = text_msg("m");
+
+		assert_int_equal(store_batch_put_msg(b, 2, 0, (uint64_t)i, &m),
+				 0);
+		submit(s, b, &d[i]);
+	}
+	store_drain(s);
+	assert_int_equal(done_seq, 0); /* callbacks only from store_reap */
+	for (int i = 0; i < 50; i++) {
+		struct store_msg_view v;
+
+		assert_int_equal(store_msg_get(s, 2, 0, (uint64_t)i, &v), 0);
+	}
+	assert_int_equal(store_reap(s), 50);
+	assert_int_equal(store_reap(s), 0);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(d[i].order, i);
+	store_close(s);
+}
+
+static void
+test_store_empty_batch_completes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+
+	assert_int_equal(commit(s, store_batch_new(0)), 0);
+	assert_int_equal(commit(s, store_batch_new(STORE_BATCH_GROWS)), 0);
+	store_close(s);
+}
+
+static void
+test_store_close_delivers_pending_completions(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s =
+		open_with(f->dir, TEST_MAP_BYTES, STORE_SYNC_INTERVAL, 600000);
+	struct done d[10];
+	uint64_t start = now_ms();
+
+	for (int i = 0; i < 10; i++) {
+		struct store_batch *b = store_batch_new(0);
+		struct store_msg m = text_msg("m0");
+
+		assert_int_equal(store_batch_put_msg(b, 1, 0, (uint64_t)i, &m),
+				 0);
+		submit(s, b, &d[i]);
+	}
+	store_close(s);
+	assert_true(now_ms() - start < 10000); /* not the 600 s interval */
+	assert_int_equal(done_seq, 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(d[i].status, 0);
+	s = open_default(f);
+	assert_msg(s, 1, 0, 0);
+	store_close(s);
+}
+
+/* A completion that submits another batch, as the loop may. */
+struct resubmit {
+	struct store *s;
+	struct done first;
+	struct done second;
+	int reaped_inside;
+};
+
+static void
+on_done_resubmit(void *ctx, int status)
+{
+	struct resubmit *r = ctx;
+
+	on_done(&r->first, status);
+	submit(r->s, store_batch_new(0), &r->second);
+	r->reaped_inside = store_reap(r->s);
+}
+
+static void
+test_store_close_fails_batches_submitted_by_last_completions(void **state)
+{
+	struct fixture *f = *state;
+	struct resubmit r = { 0 };
+
+	r.s = open_default(f);
+	r.first.status = 1;
+	store_submit(r.s, store_batch_new(0), on_done_resubmit, &r);
+	store_close(r.s);
+	assert_int_equal(r.first.status, 0);
+	assert_int_equal(r.second.status, -RMQ_ESHUTTING_DOWN);
+	assert_int_equal(r.second.order, 1);
+}
+
+static void
+test_store_reap_inside_completion_keeps_order(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s =
+		open_with(f->dir, TEST_MAP_BYTES, STORE_SYNC_INTERVAL, 600000);
+	struct resubmit r = { 0 };
+	struct done d;
+
+	r.s = s;
+	r.first.status = 1;
+	store_submit(s, store_batch_new(0), on_done_resubmit, &r);
+	submit(s, store_batch_new(0), &d);
+	store_drain(s); /* both complete in one commit */
+	assert_int_equal(store_reap(s), 2);
+	assert_int_equal(r.reaped_inside, 0);
+	assert_int_equal(r.first.order, 0);
+	assert_int_equal(d.order, 1);
+	store_drain(s); /* the batch submitted from the completion */
+	assert_int_equal(store_reap(s), 1);
+	assert_int_equal(r.second.order, 2);
+	assert_int_equal(r.second.status, 0);
+	store_close(s);
+}
+
+static void
+test_store_batch_rejects_unterminated_name(void **state)
+{
+	struct store_batch *b = store_batch_new(0);
+	struct store_queue q = sample_queue(1, 1, "q");
+	struct store_group g = sample_group(1, 1, "g");
+
+	(void)state;
+	memset(q.name, 'a', sizeof(q.name));
+	assert_int_equal(store_batch_put_queue(b, &q), -EINVAL);
+	memset(g.name, 'a', sizeof(g.name));
+	assert_int_equal(store_batch_put_group(b, &g), -EINVAL);
+	assert_int_equal(store_batch_ops(b), 0);
+	store_batch_free(b);
+}
+
+static void
+check_sync_mode(struct fixture *f, enum store_sync sync, uint32_t interval)
+{
+	struct store *s = open_with(f->dir, TEST_MAP_BYTES, sync, interval);
+
+	for (uint64_t i = 0; i < 5; i++)
+		put_range(s, 1, 0, i * 10, i * 10 + 10);
+	assert_msg(s, 1, 0, 49);
+	store_close(s);
+	s = open_default(f);
+	assert_msg(s, 1, 0, 0);
+	assert_msg(s, 1, 0, 49);
+	store_close(s);
+}
+
+static void
+test_store_sync_always_persists(void **state)
+{
+	check_sync_mode(*state, STORE_SYNC_ALWAYS, 0);
+}
+
+static void
+test_store_sync_never_persists_after_close(void **state)
+{
+	check_sync_mode(*state, STORE_SYNC_NEVER, 0);
+}
+
+static void
+test_store_sync_interval_commits_without_drain(void **state)
+{
+	check_sync_mode(*state, STORE_SYNC_INTERVAL, 20);
+}
+
+static void
+test_store_interval_drain_does_not_wait_the_interval(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s =
+		open_with(f->dir, TEST_MAP_BYTES, STORE_SYNC_INTERVAL, 600000);
+	struct store_batch *b = store_batch_new(0);
+	struct store_msg m = text_msg("m");
+	struct done d;
+	uint64_t start = now_ms();
+
+	assert_int_equal(store_batch_put_msg(b, 1, 0, 0, &m), 0);
+	submit(s, b, &d);
+	store_drain(s);
+	assert_true(now_ms() - start < 10000);
+	assert_int_equal(store_reap(s), 1);
+	assert_int_equal(d.status, 0);
+	store_close(s);
+}
+
+static void
+test_store_open_rejects_bad_options(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = { f->dir, 0, STORE_SYNC_ALWAYS, 0 };
+	struct store *s;
+
+	assert_int_equal(store_open(&s, &o), -EINVAL);
+	assert_null(s);
+	o.max_storage_bytes = TEST_MAP_BYTES;
+	o.sync = STORE_SYNC_INTERVAL;
+	assert_int_equal(store_open(&s, &o), -EINVAL);
+}
+
 int
 main(void)
 {
-	return 0;
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_matches_known_vectors),
+		cmocka_unit_test(test_crc32c_continues_across_calls),
+		T(test_store_msg_round_trips_key_headers_and_dedup),
+		T(test_store_msg_round_trips_empty_payload),
+		T(test_store_msg_round_trips_payload_larger_than_page),
+		T(test_store_batch_copies_its_inputs),
+		cmocka_unit_test(test_store_batch_rejects_header_name_over_u16),
+		cmocka_unit_test(
+			test_store_headers_next_rejects_truncated_block),
+		T(test_store_msg_next_skips_gaps_and_stops_at_partition_end),
+		T(test_store_msg_get_of_missing_offset_is_notfound),
+		T(test_store_read_sees_new_commits_after_release),
+		T(test_store_del_msgs_removes_exactly_the_range),
+		T(test_store_records_round_trip_through_load_after_reopen),
+		T(test_store_load_reports_in_documented_order),
+		T(test_store_reopens_with_next_offsets),
+		T(test_store_load_stops_on_callback_error),
+		T(test_store_del_queue_removes_every_record_of_the_queue),
+		T(test_store_del_queue_of_last_qid_has_no_upper_bound),
+		T(test_store_del_group_removes_state_and_failures),
+		T(test_store_del_failures_removes_the_range),
+		T(test_store_boot_epoch_increases_across_opens),
+		T(test_store_second_open_of_dir_fails_locked),
+		T(test_store_refuses_other_format_version),
+		T(test_store_detects_corrupt_message_and_reads_others),
+		T(test_store_load_fails_on_corrupt_group_record),
+		T(test_store_small_map_refuses_grows_but_commits_deletes),
+		T(test_store_batch_over_map_fails_alone),
+		T(test_store_usage_reports_map_and_growth),
+		T(test_store_group_commit_completes_in_submission_order),
+		T(test_store_drain_waits_for_every_batch),
+		T(test_store_empty_batch_completes),
+		T(test_store_close_delivers_pending_completions),
+		T(test_store_close_fails_batches_submitted_by_last_completions),
+		T(test_store_reap_inside_completion_keeps_order),
+		cmocka_unit_test(test_store_batch_rejects_unterminated_name),
+		T(test_store_sync_always_persists),
+		T(test_store_sync_never_persists_after_close),
+		T(test_store_sync_interval_commits_without_drain),
+		T(test_store_interval_drain_does_not_wait_the_interval),
+		T(test_store_open_rejects_bad_options),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
