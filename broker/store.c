@@ -9,10 +9,11 @@
  * Threads. The loop thread builds batches (copies of every input, encoded
  * into one buffer per batch), submits them and reaps completions; it also
  * owns the read transaction (reset between loop passes). The storage
- * thread takes every pending batch at once, applies each in a nested
- * transaction of one write transaction and commits that once (group
- * commit), then hands the batches back through the done list and the
- * eventfd. One mutex guards both lists and the counters.
+ * thread takes the pending batches (all of them, up to GROUP_MAX_BYTES),
+ * applies each in a nested transaction of one write transaction and
+ * commits that once (group commit), then hands the batches back through
+ * the done list and the eventfd. One mutex guards both lists and the
+ * counters.
  *
  * Invariant: batches complete, and their callbacks run, in submission
  * order; a failed batch leaves nothing behind and fails alone.
@@ -53,7 +54,13 @@
 #define MSG_FIXED_BYTES	   32u /* crc .. dedup_len of a "msgs" value */
 #define QUEUE_FIXED_BYTES  64u /* crc .. dlq_len of a "queues" value */
 #define GROUP_FIXED_BYTES  14u /* crc .. name_len of a "groups" value */
+#define FAIL_BYTES	   32u /* a "fails" value */
 #define MSG_RECORD_VERSION 1u
+/* Encoded batch bytes per commit. A parent transaction cannot spill the
+ * pages its committed children dirtied, so one commit must stay well
+ * inside LMDB's dirty-page limit (128 Ki pages = 512 MiB): taking every
+ * pending batch of a long backlog at once failed with MDB_TXN_FULL. */
+#define GROUP_MAX_BYTES (64u << 20)
 
 enum store_db {
 	DB_META,
@@ -126,6 +133,7 @@ struct store {
 	pthread_cond_t done_cond;    /* drainers: completed advanced */
 	struct store_batch *pending; /* owned: submitted, not taken */
 	struct store_batch **pending_tail; /* borrowed: into pending list */
+	uint64_t pending_bytes;		   /* encoded bytes in pending */
 	struct store_batch *done_list;	   /* owned: completed, not reaped */
 	struct store_batch **done_tail;	   /* borrowed: into done list */
 	uint64_t submitted;
@@ -649,15 +657,16 @@ store_batch_put_failure(struct store_batch *b, uint32_t qid, uint32_t gid,
 			uint32_t part, uint64_t offset,
 			const struct store_failure *f)
 {
-	uint8_t *key = batch_op(b, OP_PUT, DB_FAILS, 20, 24), *p;
+	uint8_t *key = batch_op(b, OP_PUT, DB_FAILS, 20, FAIL_BYTES), *p;
 
 	if (key == NULL)
 		return -ENOMEM;
 	p = put_fail_key(key, qid, gid, part, offset) + 4;
 	p = put_be(p, f->failures, 4);
 	p = put_be(p, f->first_delivery_ms, 8);
-	(void)put_be(p, f->last_delivery_ms, 8);
-	batch_seal(key, 20, 24);
+	p = put_be(p, f->last_delivery_ms, 8);
+	(void)put_be(p, f->retry_at_ms, 8);
+	batch_seal(key, 20, FAIL_BYTES);
 	return 0;
 }
 
@@ -925,7 +934,9 @@ wait_interval(struct store *s)
 {
 	uint64_t deadline = s->last_commit_ns + s->sync_interval_ns;
 
-	while (!s->is_stopping && s->drain_waiters == 0) {
+	/* A full group commits at once: waiting would only grow it. */
+	while (!s->is_stopping && s->drain_waiters == 0 &&
+	       s->pending_bytes < GROUP_MAX_BYTES) {
 		struct timespec ts;
 
 		if (mono_ns() >= deadline)
@@ -936,8 +947,33 @@ wait_interval(struct store *s)
 	}
 }
 
-/* Takes every pending batch, blocking until there is one; NULL when the
- * store is closing and nothing is left. Runs on: storage thread. */
+/* Detaches the oldest pending batches, at least one and at most
+ * GROUP_MAX_BYTES of them. Called with s->lock held. */
+static struct store_batch *
+detach_group(struct store *s)
+{
+	struct store_batch *list = s->pending, *last = list;
+	uint64_t bytes;
+
+	if (list == NULL)
+		return NULL;
+	bytes = list->len;
+	while (last->next != NULL &&
+	       bytes + last->next->len <= GROUP_MAX_BYTES) {
+		last = last->next;
+		bytes += last->len;
+	}
+	s->pending = last->next;
+	if (s->pending == NULL)
+		s->pending_tail = &s->pending;
+	last->next = NULL;
+	s->pending_bytes -= bytes;
+	return list;
+}
+
+/* Takes the next group of pending batches, blocking until there is one;
+ * NULL when the store is closing and nothing is left.
+ * Runs on: storage thread. */
 static struct store_batch *
 take_pending(struct store *s)
 {
@@ -948,9 +984,7 @@ take_pending(struct store *s)
 		pthread_cond_wait(&s->work_cond, &s->lock);
 	if (s->pending != NULL && s->sync == STORE_SYNC_INTERVAL)
 		wait_interval(s);
-	list = s->pending;
-	s->pending = NULL;
-	s->pending_tail = &s->pending;
+	list = detach_group(s);
 	pthread_mutex_unlock(&s->lock);
 	return list;
 }
@@ -1002,19 +1036,23 @@ void
 store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 	     void *ctx)
 {
-	bool was_idle;
+	bool is_wake;
 
 	b->done = done;
 	b->ctx = ctx;
 	b->next = NULL;
 	b->status = 0;
 	pthread_mutex_lock(&s->lock);
-	was_idle = s->pending == NULL;
+	/* Wake the thread when it may be idle, or waiting out the interval
+	 * with a full group; a busy thread rechecks on its own. */
+	is_wake = s->pending == NULL ||
+		  (s->pending_bytes < GROUP_MAX_BYTES &&
+		   s->pending_bytes + b->len >= GROUP_MAX_BYTES);
 	*s->pending_tail = b;
 	s->pending_tail = &b->next;
+	s->pending_bytes += b->len;
 	s->submitted++;
-	/* A thread busy or waiting out the interval rechecks on its own. */
-	if (was_idle)
+	if (is_wake)
 		pthread_cond_signal(&s->work_cond);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1075,6 +1113,7 @@ reap_at_close(struct store *s)
 		list = s->pending;
 		s->pending = NULL;
 		s->pending_tail = &s->pending;
+		s->pending_bytes = 0;
 		pthread_mutex_unlock(&s->lock);
 		if (list == NULL)
 			break;
@@ -1800,11 +1839,12 @@ load_failure(struct load *l, const MDB_val *k, const MDB_val *v)
 	const uint8_t *key = k->mv_data, *p = v->mv_data;
 	struct store_failure f;
 
-	if (v->mv_size != 24)
+	if (v->mv_size != FAIL_BYTES)
 		return load_corrupt(l, DB_FAILS, "is malformed");
 	f.failures = (uint32_t)get_be(p + 4, 4);
 	f.first_delivery_ms = get_be(p + 8, 8);
 	f.last_delivery_ms = get_be(p + 16, 8);
+	f.retry_at_ms = get_be(p + 24, 8);
 	return l->cb->failure(
 		l->ctx, (uint32_t)get_be(key, 4), (uint32_t)get_be(key + 4, 4),
 		(uint32_t)get_be(key + 8, 4), get_be(key + 12, 8), &f);

@@ -50,7 +50,7 @@
  *              ascending and above the floor)
  *  "fails"   key: u32 qid | u32 gid | u32 partition | u64 offset
  *              -> crc | u32 failures | u64 first_delivery_ms
- *                 | u64 last_delivery_ms
+ *                 | u64 last_delivery_ms | u64 retry_at_ms
  *
  * Changing the layout: bump STORE_FORMAT_VERSION; store_open refuses data
  * of any other version with -RMQ_EFORMAT (before the first release there is
@@ -186,6 +186,7 @@ struct store_failure {
 	uint32_t failures; /* leases of this message that ended in failure */
 	uint64_t first_delivery_ms;
 	uint64_t last_delivery_ms;
+	uint64_t retry_at_ms; /* wall clock; 0 = ready at once (nack delay) */
 };
 
 /* -------------------------------------------------------------- batches */

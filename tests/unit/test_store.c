@@ -664,7 +664,7 @@ put_sample_records(struct store *s)
 	struct store_queue q2 = sample_queue(2, 1, "mail");
 	struct store_group g1 = sample_group(1, 1, "workers");
 	struct store_group g2 = sample_group(2, 1, "senders");
-	struct store_failure fl = { 3, 111, 222 };
+	struct store_failure fl = { 3, 111, 222, 333 };
 	static const uint64_t acked[3] = { 5, 7, 9 };
 	struct store_msg m = text_msg("abcd");
 
@@ -721,6 +721,7 @@ test_store_records_round_trip_through_load_after_reopen(void **state)
 	assert_int_equal(l.fails[0].failures, 3);
 	assert_int_equal(l.fails[0].first_delivery_ms, 111);
 	assert_int_equal(l.fails[0].last_delivery_ms, 222);
+	assert_int_equal(l.fails[0].retry_at_ms, 333);
 	assert_int_equal(l.nmsgs, 4);
 	assert_int_equal(l.msg_offsets[0], 4);
 	assert_int_equal(l.msg_offsets[1], 6);
@@ -832,7 +833,7 @@ test_store_del_group_removes_state_and_failures(void **state)
 	struct store *s = open_default(f);
 	struct store_batch *b = store_batch_new(0);
 	struct store_group g2 = sample_group(1, 2, "other");
-	struct store_failure fl = { 1, 5, 6 };
+	struct store_failure fl = { 1, 5, 6, 0 };
 	struct loaded l;
 
 	put_sample_records(s);
@@ -858,7 +859,7 @@ test_store_del_failures_removes_the_range(void **state)
 	struct fixture *f = *state;
 	struct store *s = open_default(f);
 	struct store_batch *b = store_batch_new(0);
-	struct store_failure fl = { 1, 1, 1 };
+	struct store_failure fl = { 1, 1, 1, 7 };
 	struct loaded l;
 
 	for (uint64_t off = 0; off < 10; off++)
@@ -1378,6 +1379,31 @@ test_store_sync_interval_commits_without_drain(void **state)
 }
 
 static void
+test_store_interval_commits_a_full_group_without_waiting(void **state)
+{
+	struct fixture *f = *state;
+	/* 40 batches of 2 MiB: more than one commit's 64 MiB budget. */
+	struct store *s =
+		open_with(f->dir, 512ull * MiB, STORE_SYNC_INTERVAL, 600000);
+	struct done d[40];
+	uint64_t start = now_ms();
+
+	for (int i = 0; i < 40; i++)
+		submit(s, big_batch(1, (uint64_t)i, 1, 2 * MiB), &d[i]);
+	wait_done(s, 1); /* no drain: the full group went at once */
+	assert_true(now_ms() - start < WAIT_DEADLINE_MS);
+	assert_true(done_seq < 40); /* the rest waits for the interval */
+	store_drain(s);
+	store_reap(s);
+	assert_int_equal(done_seq, 40);
+	for (int i = 0; i < 40; i++) {
+		assert_int_equal(d[i].status, 0);
+		assert_int_equal(d[i].order, i);
+	}
+	store_close(s);
+}
+
+static void
 test_store_interval_drain_does_not_wait_the_interval(void **state)
 {
 	struct fixture *f = *state;
@@ -1456,6 +1482,7 @@ main(void)
 		T(test_store_sync_never_persists_after_close),
 		T(test_store_sync_interval_commits_without_drain),
 		T(test_store_interval_drain_does_not_wait_the_interval),
+		T(test_store_interval_commits_a_full_group_without_waiting),
 		T(test_store_open_rejects_bad_options),
 	};
 #undef T
