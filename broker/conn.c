@@ -439,7 +439,7 @@ pending_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 }
 
 static void
-queue_created(void *ctx, int status)
+answer_done(void *ctx, int status)
 {
 	struct pending_req *p = ctx;
 
@@ -479,7 +479,7 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 	}
 	rc = queue_create(c->env->qs, qc->name,
 			  qc->has_partitions ? qc->partitions : 0, qc->policy,
-			  queue_created, p);
+			  answer_done, p);
 	if (rc == 0)
 		return;
 	c->refs--;
@@ -488,6 +488,25 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 		send_done(c, f->request_id);
 	else
 		send_rc(c, f->request_id, rc);
+}
+
+static void
+on_queue_set(struct conn *c, const Ringmq__Frame *f)
+{
+	struct pending_req *p = pending_new(c, f, 0);
+	int rc;
+
+	if (p == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	rc = queue_set(c->env->qs, f->queue_set->name, f->queue_set->policy,
+		       answer_done, p);
+	if (rc < 0) {
+		c->refs--;
+		free(p);
+		send_rc(c, f->request_id, rc);
+	}
 }
 
 static void
@@ -938,15 +957,19 @@ on_ack(struct conn *c, const Ringmq__Frame *f)
 static void
 on_nack(struct conn *c, const Ringmq__Frame *f)
 {
-	if (f->nack->has_delay_ms && f->nack->delay_ms > 0) {
-		/* TODO: nack with a delay. */
-		send_error(c, f->request_id,
-			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			   "nack with a delay is not supported yet");
+	struct lease_req *lr;
+	size_t n = f->nack->n_lease_ids;
+
+	lr = (struct lease_req *)pending_new(
+		c, f, sizeof(*lr) - sizeof(lr->p) + n * sizeof(int));
+	if (lr == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
-	lease_request(c, f, f->nack->lease_ids, f->nack->n_lease_ids,
-		      groups_nack);
+	lr->n = n;
+	groups_nack(c->env->gs, &c->lo, f->nack->lease_ids, n,
+		    f->nack->has_delay_ms ? f->nack->delay_ms : 0, lr->codes,
+		    lease_flushed, lr);
 }
 
 static void
@@ -981,7 +1004,7 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_GOODBYE] = on_goodbye,
 	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = on_queue_create,
 	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = on_unsupported,
-	[RINGMQ__FRAME__BODY_QUEUE_SET] = on_unsupported,
+	[RINGMQ__FRAME__BODY_QUEUE_SET] = on_queue_set,
 	[RINGMQ__FRAME__BODY_QUEUE_LIST] = on_queue_list,
 	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = on_unsupported,
 	[RINGMQ__FRAME__BODY_PURGE] = on_unsupported,

@@ -37,6 +37,7 @@ struct gpart {
 	uint64_t read_pos;	 /* next offset to deliver for the first time */
 	struct u64set acked;	 /* acked offsets above the floor */
 	struct u64set redeliver; /* offsets ready again, lowest first */
+	struct u64set held;	 /* offsets failed with a delay, not yet due */
 	struct failrec *fails;	 /* owned, sorted by offset */
 	size_t nfails, capfails;
 	uint64_t leased;
@@ -98,12 +99,23 @@ struct lease {
 	size_t heap_idx;
 };
 
+/* A message failed with a delay: ready again for its group at due_ms. */
+struct retry {
+	uint64_t due_ms; /* monotonic */
+	struct group *g; /* borrowed */
+	uint32_t part;
+	uint64_t offset;
+};
+
 struct waiter {
 	lease_done_fn done;
 	void *ctx;
 };
 
 struct flush_req {
+	struct queues *qs;
+	struct queue_staged *staged; /* owned: dead letters in this flush */
+	size_t nstaged;
 	size_t n;
 	struct waiter w[];
 };
@@ -119,9 +131,13 @@ struct groups {
 	size_t hn, hcap;
 	struct gpart *dirty;
 	struct group *woken;
+	struct retry *retries; /* owned: min-heap of delayed redeliveries */
+	size_t nretries, capretries;
 	struct store_batch *flush; /* owned: ops for the next flush */
 	struct waiter *waiters;	   /* owned: confirm after the next flush */
 	size_t nwaiters, capwaiters;
+	struct queue_staged *staged; /* owned: dead letters in gs->flush */
+	size_t nstaged, capstaged;
 	int is_stopped;
 };
 
@@ -198,6 +214,19 @@ static void
 u64set_pop(struct u64set *s)
 {
 	s->start++;
+	if (--s->n == 0)
+		s->start = 0;
+}
+
+static void
+u64set_remove(struct u64set *s, uint64_t x)
+{
+	size_t i = u64set_lower(s, x);
+
+	if (i == s->n || s->v[s->start + i] != x)
+		return;
+	memmove(&s->v[s->start + i], &s->v[s->start + i + 1],
+		(s->n - i - 1) * sizeof(*s->v));
 	if (--s->n == 0)
 		s->start = 0;
 }
@@ -418,6 +447,84 @@ lease_unlink(struct groups *gs, struct lease *l)
 		l->lo_next->lo_prev = l->lo_prev;
 }
 
+/* --------------------------------------------------------- retry heap */
+
+static void
+retry_swap(struct retry *a, struct retry *b)
+{
+	struct retry t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static int
+retry_push(struct groups *gs, const struct retry *r)
+{
+	size_t i;
+
+	if (gs->nretries == gs->capretries) {
+		size_t cap = gs->capretries ? gs->capretries * 2 : 64;
+		struct retry *v = realloc(gs->retries, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		gs->retries = v;
+		gs->capretries = cap;
+	}
+	i = gs->nretries++;
+	gs->retries[i] = *r;
+	while (i > 0 &&
+	       gs->retries[(i - 1) / 2].due_ms > gs->retries[i].due_ms) {
+		retry_swap(&gs->retries[(i - 1) / 2], &gs->retries[i]);
+		i = (i - 1) / 2;
+	}
+	return 0;
+}
+
+static void
+retry_pop(struct groups *gs)
+{
+	size_t i = 0;
+
+	gs->retries[0] = gs->retries[--gs->nretries];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < gs->nretries &&
+		    gs->retries[l].due_ms < gs->retries[m].due_ms)
+			m = l;
+		if (r < gs->nretries &&
+		    gs->retries[r].due_ms < gs->retries[m].due_ms)
+			m = r;
+		if (m == i)
+			return;
+		retry_swap(&gs->retries[i], &gs->retries[m]);
+		i = m;
+	}
+}
+
+/* Holds offset of gp back until delay_ms from now. */
+static int
+gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
+	   uint64_t delay_ms)
+{
+	struct retry r = {
+		.due_ms = groups_mono_ms() + delay_ms,
+		.g = gp->g,
+		.part = gp->index,
+		.offset = offset,
+	};
+
+	if (u64set_add(&gp->held, offset) < 0)
+		return -ENOMEM;
+	if (retry_push(gs, &r) < 0) {
+		u64set_remove(&gp->held, offset);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 void
 lease_owner_init(struct lease_owner *lo)
 {
@@ -454,6 +561,7 @@ group_free(struct group *g)
 	for (uint32_t i = 0; g->parts && i < g->q->partitions; i++) {
 		u64set_free(&g->parts[i].acked);
 		u64set_free(&g->parts[i].redeliver);
+		u64set_free(&g->parts[i].held);
 		free(g->parts[i].fails);
 	}
 	while (g->waiting) {
@@ -500,6 +608,8 @@ groups_free(struct groups *gs)
 	free(gs->table);
 	free(gs->heap);
 	store_batch_free(gs->flush);
+	free(gs->staged);
+	free(gs->retries);
 	free(gs->waiters);
 	free(gs);
 }
@@ -640,13 +750,15 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 	struct gpart *gp = load_gpart(qs, qid, gid, part);
 	struct failrec *fr;
 
-	(void)gs;
 	if (gp == NULL)
 		return 0;
 	fr = fail_add(gp, offset);
 	if (fr == NULL)
 		return -ENOMEM;
 	fr->f = *f;
+	if (f->retry_at_ms > queue_now_ms())
+		return gpart_hold(gs, gp, offset,
+				  f->retry_at_ms - queue_now_ms());
 	return 0;
 }
 
@@ -882,6 +994,8 @@ sub_free(struct groups *gs, struct sub *s)
 
 /* ------------------------------------------------------------- leases */
 
+static void groups_flush(struct groups *gs);
+
 enum lease_end {
 	END_ACK,
 	END_FAIL,    /* nack, expiry, disconnect: counts as a failure */
@@ -899,7 +1013,8 @@ flush_batch(struct groups *gs)
 /* Records one more failed lease of l's message, in memory and in the
  * next flush. */
 static void
-lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp)
+lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp,
+		    uint64_t delay_ms)
 {
 	struct failrec *fr = fail_find(gp, l->offset);
 	struct store_batch *b = flush_batch(gs);
@@ -915,6 +1030,7 @@ lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp)
 		fr->f.first_delivery_ms = l->delivered_wall_ms;
 	fr->f.failures++;
 	fr->f.last_delivery_ms = l->delivered_wall_ms;
+	fr->f.retry_at_ms = delay_ms ? queue_now_ms() + delay_ms : 0;
 	if (store_batch_put_failure(b, l->g->q->qid, l->g->gid, l->part,
 				    l->offset, &fr->f) < 0)
 		log_error("group %s/%s: out of memory recording a failure",
@@ -947,11 +1063,153 @@ lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
 	gpart_advance(gs, gp);
 }
 
+#define DLQ_HEADERS 8
+
+/* Formats the dead-letter headers into h (numbers into buf). */
+static uint32_t
+dlq_headers(struct store_header *h, char (*buf)[24], const char *reason,
+	    const struct queue *q, const char *group, uint32_t part,
+	    uint64_t offset, uint32_t count, uint64_t first_ms,
+	    uint64_t last_ms)
+{
+	static const char *const names[DLQ_HEADERS] = {
+		"ringmq-dlq-reason",	    "ringmq-source-queue",
+		"ringmq-source-group",	    "ringmq-source-partition",
+		"ringmq-source-offset",	    "ringmq-delivery-count",
+		"ringmq-first-delivery-ms", "ringmq-last-delivery-ms",
+	};
+	const char *values[DLQ_HEADERS] = { reason, q->name, group };
+
+	snprintf(buf[0], sizeof(buf[0]), "%u", part);
+	snprintf(buf[1], sizeof(buf[1]), "%llu", (unsigned long long)offset);
+	snprintf(buf[2], sizeof(buf[2]), "%u", count);
+	snprintf(buf[3], sizeof(buf[3]), "%llu", (unsigned long long)first_ms);
+	snprintf(buf[4], sizeof(buf[4]), "%llu", (unsigned long long)last_ms);
+	for (int i = 3; i < DLQ_HEADERS; i++)
+		values[i] = buf[i - 3];
+	for (int i = 0; i < DLQ_HEADERS; i++) {
+		h[i].name = names[i];
+		h[i].name_len = (uint32_t)strlen(names[i]);
+		h[i].value = values[i];
+		h[i].value_len = (uint32_t)strlen(values[i]);
+	}
+	return DLQ_HEADERS;
+}
+
+static int
+stage_add(struct groups *gs, const struct queue_staged *st)
+{
+	if (gs->nstaged == gs->capstaged) {
+		size_t cap = gs->capstaged ? gs->capstaged * 2 : 8;
+		struct queue_staged *v = realloc(gs->staged, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		gs->staged = v;
+		gs->capstaged = cap;
+	}
+	gs->staged[gs->nstaged++] = *st;
+	return 0;
+}
+
+/* The dead-letter queue of q, created on demand into b; NULL if q would
+ * dead-letter into itself or memory ran out. */
+static struct queue *
+dlq_of(struct groups *gs, struct queue *q, struct store_batch *b)
+{
+	char name[STORE_NAME_MAX + 16];
+
+	if (q->policy.dlq[0] != '\0')
+		snprintf(name, sizeof(name), "%s", q->policy.dlq);
+	else
+		snprintf(name, sizeof(name), "%s.dlq", q->name);
+	if (strcmp(name, q->name) == 0 || !queue_name_valid(name))
+		return NULL;
+	return queue_ensure(gs->qs, name, b);
+}
+
+/*
+ * Adds to the next flush a copy of message v of (q, part, offset) for q's
+ * dead-letter queue, with the ringmq-* headers. The caller then submits
+ * the flush, so the dead-letter queue's offsets commit in order.
+ * @return 0, or -1 if it could not (the caller keeps the message).
+ */
+static int
+dead_letter(struct groups *gs, struct queue *q, const char *group,
+	    uint32_t part, uint64_t offset, const struct store_msg_view *v,
+	    const char *reason, uint32_t count, uint64_t first_ms,
+	    uint64_t last_ms)
+{
+	struct store_batch *b = flush_batch(gs);
+	struct store_header *h = NULL;
+	struct store_header one;
+	struct queue_staged st;
+	struct store_msg sm;
+	struct queue *dlq = NULL;
+	char buf[5][24];
+	uint32_t pos = 0, nh = 0;
+	int rc = -1;
+
+	if (b != NULL)
+		dlq = dlq_of(gs, q, b);
+	if (dlq == NULL)
+		goto out;
+	while (store_headers_next(v->headers, v->headers_len, &pos, &one) == 1)
+		nh++;
+	h = calloc(nh + DLQ_HEADERS, sizeof(*h));
+	if (h == NULL)
+		goto out;
+	pos = 0;
+	for (uint32_t i = 0; i < nh; i++)
+		(void)store_headers_next(v->headers, v->headers_len, &pos,
+					 &h[i]);
+	nh += dlq_headers(h + nh, buf, reason, q, group, part, offset, count,
+			  first_ms, last_ms);
+	memset(&sm, 0, sizeof(sm));
+	sm.publish_ms = queue_now_ms();
+	sm.key = v->key;
+	sm.key_len = v->key_len;
+	sm.headers = h;
+	sm.header_count = nh;
+	sm.payload = v->payload;
+	sm.payload_len = v->payload_len;
+	if (queue_stage(gs->qs, dlq, &sm, b, &st) < 0 || stage_add(gs, &st) < 0)
+		goto out;
+	log_info("queue %s partition %u offset %llu: dead-lettered to %s "
+		 "(%s%s%s)",
+		 q->name, part, (unsigned long long)offset, dlq->name, reason,
+		 group[0] ? ", group " : "", group);
+	rc = 0;
+out:
+	free(h);
+	if (rc < 0)
+		log_error("queue %s partition %u offset %llu: cannot "
+			  "dead-letter (%s)",
+			  q->name, part, (unsigned long long)offset, reason);
+	return rc;
+}
+
+/* The failed lease l reached max deliveries: dead-letter its message for
+ * its group. @return 0 if done (the group then acks it), -1 if not. */
+static int
+lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
+{
+	struct failrec *fr = fail_find(gp, l->offset);
+	struct store_msg_view v;
+
+	if (store_msg_get(gs->store, l->g->q->qid, l->part, l->offset, &v) < 0)
+		return -1; /* dispatch's unreadable-record path deals with it */
+	return dead_letter(gs, l->g->q, l->g->name, l->part, l->offset, &v,
+			   "max_deliveries", l->delivery_count,
+			   fr ? fr->f.first_delivery_ms : l->delivered_wall_ms,
+			   l->delivered_wall_ms);
+}
+
 /* Ends lease l as how says, and frees it. recent_code is remembered for
  * later requests naming the same id (-1: nothing). */
 static void
 lease_end(struct groups *gs, struct lease *l, enum lease_end how,
-	  int recent_code)
+	  int recent_code, uint64_t delay_ms)
 {
 	struct gpart *gp = &l->g->parts[l->part];
 
@@ -968,8 +1226,25 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 	switch (how) {
 	case END_ACK: lease_ack(gs, l, gp); break;
 	case END_FAIL:
-		lease_count_failure(gs, l, gp);
-		__attribute__((fallthrough)); /* ready again too */
+		if (l->g->q->policy.max_deliveries != 0 &&
+		    l->delivery_count >= l->g->q->policy.max_deliveries &&
+		    lease_dead_letter(gs, l, gp) == 0) {
+			/* Gone from this group: acked, failure record
+			 * deleted, in the same commit as the dead letter. */
+			lease_ack(gs, l, gp);
+			groups_flush(gs);
+			break;
+		}
+		lease_count_failure(gs, l, gp, delay_ms);
+		if (delay_ms > 0) {
+			if (gpart_hold(gs, gp, l->offset, delay_ms) == 0)
+				break;
+			log_error("group %s/%s: out of memory delaying offset "
+				  "%llu; ready at once",
+				  l->g->q->name, l->g->name,
+				  (unsigned long long)l->offset);
+		}
+		__attribute__((fallthrough)); /* ready again at once */
 	case END_RELEASE:
 		if (u64set_add(&gp->redeliver, l->offset) < 0)
 			log_error("group %s/%s: out of memory requeueing "
@@ -1025,8 +1300,8 @@ add_waiter(struct groups *gs, lease_done_fn done, void *ctx)
 
 static void
 lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
-	 size_t n, int *codes, enum lease_end how, lease_done_fn done,
-	 void *ctx)
+	 size_t n, int *codes, enum lease_end how, uint64_t delay_ms,
+	 lease_done_fn done, void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct lease *l =
@@ -1036,7 +1311,8 @@ lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 			lease_end(gs, l, how,
 				  how == END_ACK
 					  ? RINGMQ__ERROR_CODE__OK
-					  : RINGMQ__ERROR_CODE__NOT_LEASED);
+					  : RINGMQ__ERROR_CODE__NOT_LEASED,
+				  delay_ms);
 	}
 	/* Confirmed after the flush that makes the change durable. */
 	add_waiter(gs, done, ctx);
@@ -1046,21 +1322,22 @@ void
 groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	   size_t n, int *codes, lease_done_fn done, void *ctx)
 {
-	lease_op(gs, lo, ids, n, codes, END_ACK, done, ctx);
+	lease_op(gs, lo, ids, n, codes, END_ACK, 0, done, ctx);
 }
 
 void
 groups_nack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
-	    size_t n, int *codes, lease_done_fn done, void *ctx)
+	    size_t n, uint64_t delay_ms, int *codes, lease_done_fn done,
+	    void *ctx)
 {
-	lease_op(gs, lo, ids, n, codes, END_FAIL, done, ctx);
+	lease_op(gs, lo, ids, n, codes, END_FAIL, delay_ms, done, ctx);
 }
 
 void
 groups_release(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	       size_t n, int *codes, lease_done_fn done, void *ctx)
 {
-	lease_op(gs, lo, ids, n, codes, END_RELEASE, done, ctx);
+	lease_op(gs, lo, ids, n, codes, END_RELEASE, 0, done, ctx);
 }
 
 void
@@ -1095,7 +1372,7 @@ void
 groups_owner_gone(struct groups *gs, struct lease_owner *lo)
 {
 	while (lo->leases)
-		lease_end(gs, lo->leases, END_FAIL, -1);
+		lease_end(gs, lo->leases, END_FAIL, -1, 0);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -1121,7 +1398,7 @@ gpart_peek(struct gpart *gp, uint64_t *off, int *is_redelivery)
 				gp->read_pos = p->committed_next;
 			return 0;
 		}
-		if (u64set_has(&gp->acked, x)) {
+		if (u64set_has(&gp->acked, x) || u64set_has(&gp->held, x)) {
 			gp->read_pos = x + 1;
 			continue;
 		}
@@ -1260,11 +1537,13 @@ static void
 flush_done(void *arg, int status)
 {
 	struct flush_req *r = arg;
-
 	if (status < 0)
 		log_error("group state flush failed: %s", err_str(status));
+	for (size_t i = 0; i < r->nstaged; i++)
+		queue_staged_done(r->qs, &r->staged[i], status);
 	for (size_t i = 0; i < r->n; i++)
 		r->w[i].done(r->w[i].ctx, status);
+	free(r->staged);
 	free(r);
 }
 
@@ -1311,6 +1590,9 @@ groups_flush(struct groups *gs)
 	r = malloc(sizeof(*r) + gs->nwaiters * sizeof(r->w[0]));
 	if (r == NULL || failed) {
 		log_error("group state flush: out of memory");
+		for (size_t i = 0; i < gs->nstaged; i++)
+			queue_staged_done(gs->qs, &gs->staged[i], -ENOMEM);
+		gs->nstaged = 0;
 		for (size_t i = 0; i < gs->nwaiters; i++)
 			gs->waiters[i].done(gs->waiters[i].ctx, -ENOMEM);
 		gs->nwaiters = 0;
@@ -1318,6 +1600,11 @@ groups_flush(struct groups *gs)
 		store_batch_free(b);
 		return;
 	}
+	r->qs = gs->qs;
+	r->staged = gs->staged;
+	r->nstaged = gs->nstaged;
+	gs->staged = NULL;
+	gs->nstaged = gs->capstaged = 0;
 	r->n = gs->nwaiters;
 	memcpy(r->w, gs->waiters, r->n * sizeof(r->w[0]));
 	gs->nwaiters = 0;
@@ -1337,7 +1624,22 @@ groups_tick(struct groups *gs)
 
 	while (gs->hn > 0 && gs->heap[0]->deadline_ms <= now)
 		lease_end(gs, gs->heap[0], END_FAIL,
-			  RINGMQ__ERROR_CODE__LEASE_EXPIRED);
+			  RINGMQ__ERROR_CODE__LEASE_EXPIRED, 0);
+	while (gs->nretries > 0 && gs->retries[0].due_ms <= now) {
+		struct retry r = gs->retries[0];
+		struct gpart *gp = &r.g->parts[r.part];
+
+		retry_pop(gs);
+		if (!u64set_has(&gp->held, r.offset))
+			continue;
+		u64set_remove(&gp->held, r.offset);
+		if (u64set_add(&gp->redeliver, r.offset) < 0)
+			log_error("group %s/%s: out of memory requeueing "
+				  "offset %llu",
+				  r.g->q->name, r.g->name,
+				  (unsigned long long)r.offset);
+		group_wake(gs, r.g);
+	}
 	if (!gs->is_stopped) {
 		struct group *woken = gs->woken;
 
@@ -1357,6 +1659,9 @@ groups_tick(struct groups *gs)
 		return 0;
 	if (gs->hn > 0)
 		next = (int64_t)(gs->heap[0]->deadline_ms - now);
+	if (gs->nretries > 0 &&
+	    (next < 0 || (int64_t)(gs->retries[0].due_ms - now) < next))
+		next = (int64_t)(gs->retries[0].due_ms - now);
 	return next;
 }
 

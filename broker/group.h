@@ -111,8 +111,10 @@ void sub_free(struct groups *gs, struct sub *s);
  * once if nothing needs writing). */
 void groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 		size_t n, int *codes, lease_done_fn done, void *ctx);
+/* delay_ms > 0: not ready again for the group before that time. */
 void groups_nack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
-		 size_t n, int *codes, lease_done_fn done, void *ctx);
+		 size_t n, uint64_t delay_ms, int *codes, lease_done_fn done,
+		 void *ctx);
 void groups_release(struct groups *gs, struct lease_owner *lo,
 		    const uint64_t *ids, size_t n, int *codes,
 		    lease_done_fn done, void *ctx);

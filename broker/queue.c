@@ -504,6 +504,68 @@ fail:
 	return rc;
 }
 
+struct set_req {
+	queue_done_fn done;
+	void *ctx;
+};
+
+static void
+set_done(void *arg, int status)
+{
+	struct set_req *r = arg;
+
+	r->done(r->ctx, status);
+	free(r);
+}
+
+/* The record of q as stored. */
+static void
+queue_record(const struct queue *q, struct store_queue *sq)
+{
+	memset(sq, 0, sizeof(*sq));
+	sq->qid = q->qid;
+	sq->partitions = q->partitions;
+	sq->created_ms = q->created_ms;
+	sq->policy = q->policy;
+	memcpy(sq->name, q->name, sizeof(sq->name));
+}
+
+int
+queue_set(struct queues *qs, const char *name, const Ringmq__QueuePolicy *pol,
+	  queue_done_fn done, void *ctx)
+{
+	struct queue *q = queues_find(qs, name);
+	struct store_policy next;
+	struct store_queue sq;
+	struct store_batch *b;
+	struct set_req *r;
+	int rc;
+
+	if (q == NULL || q->is_pending)
+		return -RMQ_EQUEUE_NOT_FOUND;
+	next = q->policy;
+	rc = policy_apply(&next, pol);
+	if (rc < 0)
+		return rc;
+	b = store_batch_new(0);
+	r = calloc(1, sizeof(*r));
+	if (b == NULL || r == NULL)
+		goto fail;
+	q->policy = next;
+	queue_record(q, &sq);
+	if (store_batch_put_queue(b, &sq) < 0)
+		goto fail;
+	r->done = done;
+	r->ctx = ctx;
+	store_submit(qs->store, b, set_done, r);
+	log_info("queue %s: policies changed", q->name);
+	return 0;
+fail:
+	store_batch_free(b);
+	free(r);
+	return -ENOMEM;
+}
+
 /* ------------------------------------------------------------- publish */
 
 struct publish_req {
@@ -635,6 +697,32 @@ publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	return 0;
 }
 
+/* Records the outcome of the commit of offset (size, or PART_HOLE if it
+ * failed). Offsets are assigned in submission order and commits complete
+ * in that order, so offset is at or after committed_next; any offset
+ * skipped on the way was never stored. */
+static void
+queue_index(struct queue *q, uint32_t part, uint64_t offset, uint32_t size)
+{
+	struct partition *p = &q->parts[part];
+
+	if (offset < p->committed_next) {
+		/* Every writer submits in offset order; this is a bug. */
+		log_error("queue %s partition %u: offset %llu committed out of "
+			  "order",
+			  q->name, part, (unsigned long long)offset);
+		return;
+	}
+	while (p->committed_next < offset)
+		if (partition_append(p, PART_HOLE) < 0)
+			goto oom;
+	if (partition_append(p, size) == 0)
+		return;
+oom:
+	log_error("queue %s: out of memory indexing offset %llu", q->name,
+		  (unsigned long long)offset);
+}
+
 static void
 publish_done(void *arg, int status)
 {
@@ -653,16 +741,10 @@ publish_done(void *arg, int status)
 			res->code = err_to_wire(status);
 			res->why = err_str(status);
 		}
-		if (q == NULL)
-			continue;
-		struct partition *p = &q->parts[res->partition];
-		while (p->committed_next < res->offset)
-			(void)partition_append(p, PART_HOLE);
-		if (partition_append(p, status < 0 ? PART_HOLE
-						   : res->payload_bytes) < 0)
-			log_error(
-				"queue %s: out of memory indexing offset %llu",
-				q->name, (unsigned long long)res->offset);
+		if (q != NULL)
+			queue_index(q, res->partition, res->offset,
+				    status < 0 ? PART_HOLE
+					       : res->payload_bytes);
 	}
 	if (q != NULL && status == 0) {
 		for (size_t i = 0; i < r->n; i++)
@@ -743,4 +825,67 @@ fail:
 	store_batch_free(b);
 	free(r);
 	return -ENOMEM;
+}
+
+/* ------------------------------------------------------------- staging */
+
+struct queue *
+queue_ensure(struct queues *qs, const char *name, struct store_batch *b)
+{
+	struct queue *q = queues_find(qs, name);
+	struct store_queue sq;
+
+	if (q != NULL)
+		return q;
+	memset(&sq, 0, sizeof(sq));
+	policy_defaults(qs->cfg, &sq.policy);
+	sq.policy.max_deliveries = 0; /* a dead-letter queue never loops */
+	sq.qid = qs->next_qid;
+	sq.partitions = 1;
+	sq.created_ms = queue_now_ms();
+	snprintf(sq.name, sizeof(sq.name), "%s", name);
+	if (store_batch_put_queue(b, &sq) < 0 ||
+	    store_batch_put_next_offset(b, sq.qid, 0, 0) < 0)
+		return NULL;
+	q = queue_add(qs, &sq);
+	if (q != NULL)
+		log_info("queue %s created on demand", name);
+	return q;
+}
+
+int
+queue_stage(struct queues *qs, struct queue *q, const struct store_msg *m,
+	    struct store_batch *b, struct queue_staged *st)
+{
+	struct partition *p;
+	uint32_t part;
+
+	(void)qs;
+	if (m->key_len > 0)
+		part = partition_for_key(m->key, m->key_len, q->partitions);
+	else
+		part = q->rr_part++ % q->partitions;
+	p = &q->parts[part];
+	if (store_batch_put_msg(b, q->qid, part, p->next_offset, m) < 0 ||
+	    store_batch_put_next_offset(b, q->qid, part, p->next_offset + 1) <
+		    0)
+		return -ENOMEM;
+	st->qid = q->qid;
+	st->partition = part;
+	st->offset = p->next_offset++;
+	st->payload_bytes = m->payload_len;
+	return 0;
+}
+
+void
+queue_staged_done(struct queues *qs, const struct queue_staged *st, int status)
+{
+	struct queue *q = queues_find_id(qs, st->qid);
+
+	if (q == NULL)
+		return;
+	queue_index(q, st->partition, st->offset,
+		    status < 0 ? PART_HOLE : st->payload_bytes);
+	if (status == 0)
+		qs->visible(qs->visible_ctx, q, st->partition);
 }

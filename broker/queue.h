@@ -99,6 +99,15 @@ int queue_create(struct queues *qs, const char *name, uint32_t partitions,
 		 const Ringmq__QueuePolicy *given, queue_done_fn done,
 		 void *ctx);
 
+/*
+ * Changes the policies given in pol (absent fields stay). The new values
+ * apply at once; done runs after they are committed.
+ * @return 0 (done will be called), -RMQ_EQUEUE_NOT_FOUND,
+ *         -RMQ_EINVALID_ARGUMENT or -ENOMEM (done not called).
+ */
+int queue_set(struct queues *qs, const char *name,
+	      const Ringmq__QueuePolicy *pol, queue_done_fn done, void *ctx);
+
 /* Result of one published message. */
 struct publish_result {
 	int code; /* RINGMQ__ERROR_CODE__* */
@@ -139,5 +148,29 @@ int partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 		   struct store_batch *b);
 
 uint64_t queue_now_ms(void); /* wall clock */
+
+/* --- messages written by the broker itself (dead letters) --- */
+
+/* Where a staged message goes; resolved by queue_staged_done. */
+struct queue_staged {
+	uint32_t qid;
+	uint32_t partition;
+	uint64_t offset;
+	uint32_t payload_bytes;
+};
+
+/* The queue called name, created (one partition, max deliveries 0) with
+ * its records added to b if it does not exist. NULL when out of memory. */
+struct queue *queue_ensure(struct queues *qs, const char *name,
+			   struct store_batch *b);
+
+/* Adds message m to b at the next offset of q (partition by key hash or
+ * round-robin). Call queue_staged_done when b's commit completes.
+ * @return 0 or -ENOMEM. */
+int queue_stage(struct queues *qs, struct queue *q, const struct store_msg *m,
+		struct store_batch *b, struct queue_staged *st);
+
+void queue_staged_done(struct queues *qs, const struct queue_staged *st,
+		       int status);
 
 #endif

@@ -19,7 +19,7 @@
  * of the same commit.
  *
  * ---------------------------------------------------------------------
- * On-disk layout, format version 1 (STORE_FORMAT_VERSION).
+ * On-disk layout, format version 2 (STORE_FORMAT_VERSION).
  * All integers are big-endian. Every value begins with a u32 CRC32C
  * (Castagnoli) computed over the key bytes followed by the value bytes that
  * come after the CRC; a mismatch on read is reported as -RMQ_ECORRUPT.
@@ -63,7 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_FORMAT_VERSION 1u
+#define STORE_FORMAT_VERSION 2u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */
 
 struct store; /* opaque */
