@@ -159,57 +159,68 @@ print_delivery(const struct consume *k, const ringmq_delivery *d)
 	return 0;
 }
 
-/* Prints and settles (or holds) one delivery. */
+/*
+ * Prints one delivery; its lease goes to acks (--ack), to held, or, when
+ * it was not printed, to unprinted.
+ */
 static void
-handle_delivery(struct consume *k, ringmq_delivery *d)
+handle_delivery(struct consume *k, ringmq_delivery *d, struct leases *acks)
 {
 	uint64_t id = ringmq_delivery_lease_id(d);
-	int rc;
+	int is_wanted = !k->is_io_failed &&
+			(k->cli->count == 0 || k->printed < k->cli->count);
+	struct leases *dest = &k->unprinted;
 
-	if ((k->cli->count && k->printed >= k->cli->count) || k->is_io_failed) {
-		/* Not wanted any more: released at exit. */
-		if (leases_add(&k->unprinted, id) < 0)
-			cli_error(RINGMQ_INTERNAL, "out of memory");
-		return;
-	}
-	if (print_delivery(k, d) < 0) {
+	if (is_wanted && print_delivery(k, d) < 0) {
 		cli_error(RINGMQ_IO, "write to standard output: %s",
 			  strerror(errno));
 		k->is_io_failed = 1;
-		if (leases_add(&k->unprinted, id) < 0)
-			cli_error(RINGMQ_INTERNAL, "out of memory");
-		return;
+	} else if (is_wanted) {
+		k->printed++;
+		dest = k->cli->is_ack ? acks : &k->held;
 	}
-	k->printed++;
-	if (!k->cli->is_ack) {
-		if (leases_add(&k->held, id) < 0) {
-			/* Its lease expires at the broker instead. */
-			cli_error(RINGMQ_INTERNAL, "out of memory");
-			k->is_refused = 1;
-			return;
-		}
-		/* Holding it used a slot: hand slots back in steps. */
-		uint32_t allowed = credit_allowed(k);
+	if (leases_add(dest, id) < 0) {
+		/* Its lease expires at the broker instead. */
+		cli_error(RINGMQ_INTERNAL, "out of memory");
+		k->is_refused = 1;
+	}
+}
 
+/* Settles the printed messages of one round: acks or credit. */
+static void
+settle_round(struct consume *k, struct leases *acks)
+{
+	uint32_t allowed = credit_allowed(k);
+	int rc;
+
+	if (!k->cli->is_ack) {
+		/* Held messages use slots: hand slots back in steps. */
 		if (allowed > k->credit &&
 		    (allowed - k->credit >= CREDIT_STEP ||
 		     k->credit <= k->held.n))
 			(void)set_credit(k, allowed);
 		return;
 	}
-	/* The ack frees a slot: first make sure it cannot be refilled with
-	 * a message beyond --count. */
-	if (credit_allowed(k) < k->credit &&
-	    set_credit(k, credit_allowed(k)) != RINGMQ_OK)
+	if (acks->n == 0)
 		return;
-	rc = ringmq_ack(k->c, &id, 1, NULL);
+	/* The acks free slots: first make sure they cannot be refilled
+	 * with messages beyond --count. */
+	if (allowed < k->credit && set_credit(k, allowed) != RINGMQ_OK)
+		return;
+	rc = ringmq_ack(k->c, acks->ids, acks->n, NULL);
 	note_failure(k, rc, "ack");
+	acks->n = 0;
 }
 
-/* Waits for and handles deliveries until done, timed out or signalled. */
+/*
+ * Waits for deliveries and handles them until done, timed out or
+ * signalled. Deliveries already received are printed together (each
+ * flushed) and acked in one request.
+ */
 static void
 consume_loop(struct consume *k)
 {
+	struct leases acks = { 0 };
 	int64_t last_ms = now_ms();
 
 	while (!got_signal && !k->is_io_failed && k->conn_rc == RINGMQ_OK) {
@@ -231,9 +242,17 @@ consume_loop(struct consume *k)
 			break;
 		}
 		last_ms = now_ms();
-		handle_delivery(k, d);
-		ringmq_delivery_free(d);
+		for (int i = 0; d != NULL; i++) {
+			handle_delivery(k, d, &acks);
+			ringmq_delivery_free(d);
+			d = NULL;
+			if (i + 1 < CREDIT_WINDOW &&
+			    ringmq_next(k->c, &d, 0) != RINGMQ_OK)
+				d = NULL;
+		}
+		settle_round(k, &acks);
 	}
+	free(acks.ids);
 }
 
 /* Settles a list of leases with release or nack. */
