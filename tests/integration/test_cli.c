@@ -774,6 +774,10 @@ test_consume_count_ack_prints_in_order(void **state)
 	create_queue("work");
 	publish_ok("work", ARGS("m1", "m2", "m3", "m4", "m5"),
 		   "0 0\n0 1\n0 2\n0 3\n0 4\n");
+	/* A second group, created before g's acks can delete anything. */
+	RUN(&r, "consume", "work", "--group", "other", "--count", "1");
+	expect(&r, 0, "m1\n");
+	run_free(&r);
 	RUN(&r, "consume", "work", "--group", "g", "--count", "3", "--ack");
 	expect(&r, 0, "m1\nm2\nm3\n");
 	run_free(&r);
@@ -785,7 +789,7 @@ test_consume_count_ack_prints_in_order(void **state)
 	    "200");
 	expect(&r, 0, "");
 	run_free(&r);
-	/* Another group sees every message. */
+	/* The other group still sees every message. */
 	RUN(&r, "consume", "work", "--group", "other", "--count", "2", "--ack");
 	expect(&r, 0, "m1\nm2\n");
 	run_free(&r);
