@@ -510,6 +510,35 @@ on_queue_set(struct conn *c, const Ringmq__Frame *f)
 }
 
 static void
+on_message_cancel(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__MessageCancel *mc = f->message_cancel;
+	struct queue *q = queues_find(c->env->qs, mc->queue);
+	struct pending_req *p;
+	int rc;
+
+	if (q == NULL || q->is_pending) {
+		send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
+		return;
+	}
+	p = pending_new(c, f, 0);
+	if (p == NULL) {
+		send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	rc = queue_cancel(c->env->qs, q, mc->partition, mc->offset, answer_done,
+			  p);
+	if (rc < 0) {
+		c->refs--;
+		free(p);
+		send_error(c, f->request_id, err_to_wire(rc),
+			   rc == -RMQ_EINVALID_ARGUMENT
+				   ? "only delayed messages can be cancelled"
+				   : err_str(rc));
+	}
+}
+
+static void
 policy_to_wire(const struct queue *q, Ringmq__QueuePolicy *pol, char *dlq,
 	       size_t dlqlen)
 {
@@ -551,8 +580,7 @@ list_one(void *arg, struct queue *q)
 	qi->name = q->name;
 	qi->partitions = q->partitions;
 	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
-	queue_totals(q, &qi->messages, &qi->bytes);
-	qi->delayed = 0; /* TODO: delayed messages */
+	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
 	policy_to_wire(q, pol, lc->dlqs[lc->n], sizeof(lc->dlqs[0]));
 	qi->policy = pol;
 	lc->ptrs[lc->n] = qi;
@@ -1023,7 +1051,7 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_GROUP_RESET] = on_unsupported,
 	[RINGMQ__FRAME__BODY_PEEK] = on_unsupported,
 	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = on_unsupported,
-	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = on_unsupported,
+	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = on_message_cancel,
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = on_unsupported,
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = on_unsupported,
 	[RINGMQ__FRAME__BODY_STATS] = on_unsupported,

@@ -1173,7 +1173,8 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 	sm.header_count = nh;
 	sm.payload = v->payload;
 	sm.payload_len = v->payload_len;
-	if (queue_stage(gs->qs, dlq, &sm, b, &st) < 0 || stage_add(gs, &st) < 0)
+	if (queue_stage(gs->qs, dlq, -1, &sm, b, &st) < 0 ||
+	    stage_add(gs, &st) < 0)
 		goto out;
 	log_info("queue %s partition %u offset %llu: dead-lettered to %s "
 		 "(%s%s%s)",

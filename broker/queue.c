@@ -25,6 +25,17 @@ struct queues {
 	struct queue **by_id;		       /* owned array, creation order */
 	size_t count, cap;
 	uint32_t next_qid;
+	struct due *due; /* owned: min-heap of delayed messages by due time */
+	size_t ndue, capdue;
+};
+
+/* A delayed message in the due-time heap; stale entries (cancelled or
+ * moved) are skipped when popped. */
+struct due {
+	uint64_t due_ms; /* wall clock */
+	uint32_t qid;
+	uint32_t part;
+	uint64_t offset;
 };
 
 uint64_t
@@ -34,6 +45,120 @@ queue_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ delayed */
+
+static void
+due_swap(struct due *a, struct due *b)
+{
+	struct due t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static int
+due_push(struct queues *qs, uint64_t due_ms, uint32_t qid, uint32_t part,
+	 uint64_t offset)
+{
+	size_t i;
+
+	if (qs->ndue == qs->capdue) {
+		size_t cap = qs->capdue ? qs->capdue * 2 : 64;
+		struct due *v = realloc(qs->due, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		qs->due = v;
+		qs->capdue = cap;
+	}
+	i = qs->ndue++;
+	qs->due[i] = (struct due){ due_ms, qid, part, offset };
+	while (i > 0 && qs->due[(i - 1) / 2].due_ms > qs->due[i].due_ms) {
+		due_swap(&qs->due[(i - 1) / 2], &qs->due[i]);
+		i = (i - 1) / 2;
+	}
+	return 0;
+}
+
+static void
+due_pop(struct queues *qs)
+{
+	size_t i = 0;
+
+	qs->due[0] = qs->due[--qs->ndue];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < qs->ndue && qs->due[l].due_ms < qs->due[m].due_ms)
+			m = l;
+		if (r < qs->ndue && qs->due[r].due_ms < qs->due[m].due_ms)
+			m = r;
+		if (m == i)
+			return;
+		due_swap(&qs->due[i], &qs->due[m]);
+		i = m;
+	}
+}
+
+/* Index of offset in p's delayed set, or -1. */
+static ssize_t
+delayed_find(const struct partition *p, uint64_t offset)
+{
+	size_t lo = 0, hi = p->ndelayed;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (p->delayed[mid].offset == offset)
+			return (ssize_t)mid;
+		if (p->delayed[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* Adds a delayed message to its partition and the due heap. */
+static int
+delayed_add(struct queues *qs, struct queue *q, uint32_t part, uint64_t offset,
+	    uint64_t due_ms, uint32_t size)
+{
+	struct partition *p = &q->parts[part];
+	size_t i = p->ndelayed;
+
+	if (p->ndelayed == p->capdelayed) {
+		size_t cap = p->capdelayed ? p->capdelayed * 2 : 8;
+		struct delayed *v = realloc(p->delayed, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		p->delayed = v;
+		p->capdelayed = cap;
+	}
+	if (due_push(qs, due_ms, q->qid, part, offset) < 0)
+		return -ENOMEM;
+	while (i > 0 && p->delayed[i - 1].offset > offset)
+		i--;
+	memmove(&p->delayed[i + 1], &p->delayed[i],
+		(p->ndelayed - i) * sizeof(*p->delayed));
+	p->delayed[i] = (struct delayed){ offset, due_ms, size };
+	p->ndelayed++;
+	p->count++;
+	p->bytes += size;
+	return 0;
+}
+
+static void
+delayed_remove(struct partition *p, size_t i)
+{
+	p->count--;
+	p->bytes -= p->delayed[i].size;
+	memmove(&p->delayed[i], &p->delayed[i + 1],
+		(p->ndelayed - i - 1) * sizeof(*p->delayed));
+	p->ndelayed--;
 }
 
 static uint32_t
@@ -69,8 +194,10 @@ queue_free(struct queue *q)
 {
 	if (q == NULL)
 		return;
-	for (uint32_t i = 0; q->parts && i < q->partitions; i++)
+	for (uint32_t i = 0; q->parts && i < q->partitions; i++) {
 		free(q->parts[i].sizes);
+		free(q->parts[i].delayed);
+	}
 	free(q->parts);
 	free(q);
 }
@@ -83,6 +210,7 @@ queues_free(struct queues *qs)
 	for (size_t i = 0; i < qs->count; i++)
 		queue_free(qs->by_id[i]);
 	free(qs->by_id);
+	free(qs->due);
 	free(qs);
 }
 
@@ -261,7 +389,8 @@ partition_append(struct partition *p, uint32_t size)
 
 int
 queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
-		    uint64_t offset, uint32_t payload_len)
+		    uint64_t offset, uint32_t payload_len,
+		    uint64_t deliver_at_ms)
 {
 	struct queue *q = queues_find_id(qs, qid);
 	struct partition *p;
@@ -278,8 +407,16 @@ queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
 	while (p->committed_next < offset)
 		if (partition_append(p, PART_HOLE) < 0)
 			return -ENOMEM;
-	if (partition_append(p, payload_len) < 0)
+	if (deliver_at_ms != 0) {
+		/* Still delayed (or due while the broker was down: the first
+		 * tick moves it). */
+		if (partition_append(p, PART_HOLE) < 0 ||
+		    delayed_add(qs, q, part, offset, deliver_at_ms,
+				payload_len) < 0)
+			return -ENOMEM;
+	} else if (partition_append(p, payload_len) < 0) {
 		return -ENOMEM;
+	}
 	if (p->next_offset < p->committed_next) {
 		/* A message above the stored next offset: trust the message. */
 		p->next_offset = p->committed_next;
@@ -340,7 +477,21 @@ partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 		upto = p->committed_next;
 	if (upto <= from)
 		return 0;
-	if (store_batch_del_msgs(b, q->qid, part, from, upto) < 0)
+	/* Delayed messages are outside the stream: delete around them. */
+	for (size_t i = 0; i < p->ndelayed && from < upto; i++) {
+		uint64_t d = p->delayed[i].offset;
+
+		if (d < from)
+			continue;
+		if (d >= upto)
+			break;
+		if (d > from &&
+		    store_batch_del_msgs(b, q->qid, part, from, d) < 0)
+			return -ENOMEM;
+		from = d + 1;
+	}
+	if (from < upto &&
+	    store_batch_del_msgs(b, q->qid, part, from, upto) < 0)
 		return -ENOMEM;
 	for (; p->base < upto; p->base++) {
 		uint32_t size = p->sizes[p->head];
@@ -356,12 +507,14 @@ partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 }
 
 void
-queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes)
+queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
+	     uint64_t *delayed)
 {
-	*messages = *bytes = 0;
+	*messages = *bytes = *delayed = 0;
 	for (uint32_t i = 0; i < q->partitions; i++) {
 		*messages += q->parts[i].count;
 		*bytes += q->parts[i].bytes;
+		*delayed += q->parts[i].ndelayed;
 	}
 }
 
@@ -630,10 +783,9 @@ publish_check(const struct config *cfg, const Ringmq__Message *m,
 			       "payload over max-message-bytes");
 		return -1;
 	}
-	if (m->has_deliver_at_ms || m->has_delay_ms) {
-		/* TODO: delayed messages (deliver_at_ms, delay_ms). */
+	if (m->has_deliver_at_ms && m->has_delay_ms) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			       "delayed messages are not supported yet");
+			       "deliver_at_ms and delay_ms together");
 		return -1;
 	}
 	if (m->has_key && m->key.len > 65535) {
@@ -678,6 +830,11 @@ publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	}
 	memset(&sm, 0, sizeof(sm));
 	sm.publish_ms = now_ms;
+	if (m->has_deliver_at_ms && m->deliver_at_ms > now_ms)
+		sm.deliver_at_ms = m->deliver_at_ms;
+	else if (m->has_delay_ms && m->delay_ms > 0)
+		sm.deliver_at_ms = now_ms + m->delay_ms;
+	r->deliver_at_ms = sm.deliver_at_ms;
 	sm.key = m->has_key ? m->key.data : NULL;
 	sm.key_len = m->has_key ? (uint32_t)m->key.len : 0;
 	sm.headers = h;
@@ -741,10 +898,21 @@ publish_done(void *arg, int status)
 			res->code = err_to_wire(status);
 			res->why = err_str(status);
 		}
-		if (q != NULL)
-			queue_index(q, res->partition, res->offset,
-				    status < 0 ? PART_HOLE
-					       : res->payload_bytes);
+		if (q == NULL)
+			continue;
+		if (status == 0 && res->deliver_at_ms != 0) {
+			queue_index(q, res->partition, res->offset, PART_HOLE);
+			if (delayed_add(r->qs, q, res->partition, res->offset,
+					res->deliver_at_ms,
+					res->payload_bytes) < 0)
+				log_error("queue %s: out of memory delaying "
+					  "offset %llu",
+					  q->name,
+					  (unsigned long long)res->offset);
+			continue;
+		}
+		queue_index(q, res->partition, res->offset,
+			    status < 0 ? PART_HOLE : res->payload_bytes);
 	}
 	if (q != NULL && status == 0) {
 		for (size_t i = 0; i < r->n; i++)
@@ -854,14 +1022,17 @@ queue_ensure(struct queues *qs, const char *name, struct store_batch *b)
 }
 
 int
-queue_stage(struct queues *qs, struct queue *q, const struct store_msg *m,
-	    struct store_batch *b, struct queue_staged *st)
+queue_stage(struct queues *qs, struct queue *q, int fixed_part,
+	    const struct store_msg *m, struct store_batch *b,
+	    struct queue_staged *st)
 {
 	struct partition *p;
 	uint32_t part;
 
 	(void)qs;
-	if (m->key_len > 0)
+	if (fixed_part >= 0)
+		part = (uint32_t)fixed_part;
+	else if (m->key_len > 0)
 		part = partition_for_key(m->key, m->key_len, q->partitions);
 	else
 		part = q->rr_part++ % q->partitions;
@@ -888,4 +1059,181 @@ queue_staged_done(struct queues *qs, const struct queue_staged *st, int status)
 		    status < 0 ? PART_HOLE : st->payload_bytes);
 	if (status == 0)
 		qs->visible(qs->visible_ctx, q, st->partition);
+}
+
+/* ---------------------------------------------------------- due moves */
+
+struct move_req {
+	struct queues *qs;
+	size_t n;
+	struct queue_staged st[];
+};
+
+static void
+move_done(void *arg, int status)
+{
+	struct move_req *r = arg;
+
+	if (status < 0)
+		log_error("moving %zu due messages failed: %s", r->n,
+			  err_str(status));
+	for (size_t i = 0; i < r->n; i++)
+		queue_staged_done(r->qs, &r->st[i], status);
+	free(r);
+}
+
+/* Copies delayed message d of (q, part) to a new offset at the end of its
+ * partition and deletes the old record, in b. */
+static int
+move_due(struct queues *qs, struct queue *q, uint32_t part, uint64_t offset,
+	 struct store_batch *b, struct queue_staged *st)
+{
+	struct store_msg_view v;
+	struct store_header *h = NULL;
+	struct store_header one;
+	struct store_msg sm;
+	uint32_t pos = 0, nh = 0;
+	int rc;
+
+	rc = store_msg_get(qs->store, q->qid, part, offset, &v);
+	if (rc < 0)
+		return rc;
+	while (store_headers_next(v.headers, v.headers_len, &pos, &one) == 1)
+		nh++;
+	if (nh > 0 && (h = calloc(nh, sizeof(*h))) == NULL)
+		return -ENOMEM;
+	pos = 0;
+	for (uint32_t i = 0; i < nh; i++)
+		(void)store_headers_next(v.headers, v.headers_len, &pos, &h[i]);
+	memset(&sm, 0, sizeof(sm));
+	sm.publish_ms = v.publish_ms;
+	sm.key = v.key;
+	sm.key_len = v.key_len;
+	sm.headers = h;
+	sm.header_count = nh;
+	sm.dedup_id = v.dedup_id;
+	sm.dedup_len = v.dedup_len;
+	sm.payload = v.payload;
+	sm.payload_len = v.payload_len;
+	rc = queue_stage(qs, q, (int)part, &sm, b, st);
+	if (rc == 0)
+		rc = store_batch_del_msgs(b, q->qid, part, offset, offset + 1);
+	free(h);
+	return rc;
+}
+
+int64_t
+queues_tick(struct queues *qs)
+{
+	uint64_t now = queue_now_ms();
+	struct store_batch *b = NULL;
+	struct move_req *r = NULL;
+	size_t cap = 0;
+
+	while (qs->ndue > 0 && qs->due[0].due_ms <= now) {
+		struct due d = qs->due[0];
+		struct queue *q = queues_find_id(qs, d.qid);
+		struct partition *p;
+		ssize_t i;
+		int rc;
+
+		due_pop(qs);
+		if (q == NULL || d.part >= q->partitions)
+			continue;
+		p = &q->parts[d.part];
+		i = delayed_find(p, d.offset);
+		if (i < 0 || p->delayed[i].due_ms != d.due_ms)
+			continue; /* cancelled or stale */
+		if (b == NULL)
+			b = store_batch_new(0);
+		if (r == NULL || r->n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct move_req *nr = realloc(
+				r, sizeof(*r) + ncap * sizeof(r->st[0]));
+
+			if (nr == NULL) {
+				if (r == NULL)
+					break;
+			} else {
+				if (r == NULL)
+					nr->n = 0;
+				r = nr;
+				cap = ncap;
+			}
+		}
+		if (b == NULL || r->n == cap) {
+			(void)due_push(qs, d.due_ms, d.qid, d.part, d.offset);
+			break; /* out of memory: try again next tick */
+		}
+		rc = move_due(qs, q, d.part, d.offset, b, &r->st[r->n]);
+		if (rc < 0) {
+			/* TODO: dead-letter a delayed record that fails its
+			 * CRC; until then it stays out of the stream. */
+			log_error("queue %s partition %u offset %llu: due but "
+				  "unreadable (%s)",
+				  q->name, d.part, (unsigned long long)d.offset,
+				  err_str(rc));
+			continue;
+		}
+		r->n++;
+		delayed_remove(p, (size_t)i);
+	}
+	if (r != NULL && r->n > 0) {
+		r->qs = qs;
+		store_submit(qs->store, b, move_done, r);
+	} else {
+		store_batch_free(b);
+		free(r);
+	}
+	if (qs->ndue == 0)
+		return -1;
+	return qs->due[0].due_ms > now ? (int64_t)(qs->due[0].due_ms - now) : 0;
+}
+
+struct cancel_req {
+	queue_done_fn done;
+	void *ctx;
+};
+
+static void
+cancel_done(void *arg, int status)
+{
+	struct cancel_req *r = arg;
+
+	r->done(r->ctx, status);
+	free(r);
+}
+
+int
+queue_cancel(struct queues *qs, struct queue *q, uint32_t part, uint64_t offset,
+	     queue_done_fn done, void *ctx)
+{
+	struct store_batch *b;
+	struct cancel_req *r;
+	struct partition *p;
+	ssize_t i;
+
+	if (part >= q->partitions)
+		return -RMQ_EMESSAGE_NOT_FOUND;
+	p = &q->parts[part];
+	i = delayed_find(p, offset);
+	if (i < 0)
+		return partition_has(p, offset) ? -RMQ_EINVALID_ARGUMENT
+						: -RMQ_EMESSAGE_NOT_FOUND;
+	b = store_batch_new(0);
+	r = calloc(1, sizeof(*r));
+	if (b == NULL || r == NULL ||
+	    store_batch_del_msgs(b, q->qid, part, offset, offset + 1) < 0) {
+		store_batch_free(b);
+		free(r);
+		return -ENOMEM;
+	}
+	delayed_remove(p, (size_t)i);
+	r->done = done;
+	r->ctx = ctx;
+	store_submit(qs->store, b, cancel_done, r);
+	log_info("queue %s partition %u offset %llu: delayed message "
+		 "cancelled",
+		 q->name, part, (unsigned long long)offset);
+	return 0;
 }

@@ -36,8 +36,19 @@ struct partition {
 	size_t cap;	 /* ring capacity, a power of two */
 	size_t head;	 /* ring index of base */
 	size_t len;	 /* committed_next - base */
-	uint64_t count;	 /* stored messages */
+	uint64_t count;	 /* stored messages, delayed ones included */
 	uint64_t bytes;	 /* their payload bytes */
+	struct delayed *delayed; /* owned, sorted by offset: not yet due */
+	size_t ndelayed, capdelayed;
+};
+
+/* A stored message waiting for its time, outside the in-order stream: its
+ * offset is a hole in the index until it is due and moves to a new
+ * offset at the end of the partition. */
+struct delayed {
+	uint64_t offset;
+	uint64_t due_ms; /* wall clock */
+	uint32_t size;
 };
 
 struct queue {
@@ -77,7 +88,8 @@ int queues_load_queue(struct queues *qs, const struct store_queue *sq);
 int queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
 			  uint64_t next_offset);
 int queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
-			uint64_t offset, uint32_t payload_len);
+			uint64_t offset, uint32_t payload_len,
+			uint64_t deliver_at_ms);
 /* Ends recovery: offsets between the last message and the stored next
  * offset become holes. */
 int queues_load_done(struct queues *qs);
@@ -114,7 +126,8 @@ struct publish_result {
 	uint32_t partition;
 	uint64_t offset;
 	uint32_t payload_bytes;
-	const char *why; /* static text when code != OK */
+	uint64_t deliver_at_ms; /* 0 = not delayed */
+	const char *why;	/* static text when code != OK */
 };
 
 /* Completion of a publish: results has one entry per message. */
@@ -130,8 +143,23 @@ typedef void (*publish_done_fn)(void *ctx, const struct publish_result *res,
 int queue_publish(struct queues *qs, const Ringmq__Publish *p,
 		  publish_done_fn done, void *ctx);
 
-/* Fills a QueueInfo's counters that queue.c knows (messages, bytes). */
-void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes);
+/* Fills a QueueInfo's counters that queue.c knows. */
+void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
+		  uint64_t *delayed);
+
+/* Moves delayed messages that are due into their partition's stream.
+ * @return ms until the next one is due, or -1 if none. */
+int64_t queues_tick(struct queues *qs);
+
+/*
+ * Cancels the delayed message (q, part, offset). done runs after the
+ * delete commits.
+ * @return 0; -RMQ_EMESSAGE_NOT_FOUND if no such delayed message
+ *         (-RMQ_EINVALID_ARGUMENT if the message exists but is not delayed);
+ *         -ENOMEM.
+ */
+int queue_cancel(struct queues *qs, struct queue *q, uint32_t part,
+		 uint64_t offset, queue_done_fn done, void *ctx);
 
 /* --- partition index, for group.c --- */
 
@@ -164,11 +192,13 @@ struct queue_staged {
 struct queue *queue_ensure(struct queues *qs, const char *name,
 			   struct store_batch *b);
 
-/* Adds message m to b at the next offset of q (partition by key hash or
- * round-robin). Call queue_staged_done when b's commit completes.
+/* Adds message m to b at the next offset of q (partition fixed_part, or
+ * if negative by key hash or round-robin). Call queue_staged_done when b's
+ * commit completes.
  * @return 0 or -ENOMEM. */
-int queue_stage(struct queues *qs, struct queue *q, const struct store_msg *m,
-		struct store_batch *b, struct queue_staged *st);
+int queue_stage(struct queues *qs, struct queue *q, int fixed_part,
+		const struct store_msg *m, struct store_batch *b,
+		struct queue_staged *st);
 
 void queue_staged_done(struct queues *qs, const struct queue_staged *st,
 		       int status);

@@ -86,10 +86,9 @@ load_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
 	     uint32_t payload_len, uint64_t publish_ms, uint64_t deliver_at_ms)
 {
 	struct server *srv = ctx;
-
 	(void)publish_ms;
-	(void)deliver_at_ms;
-	return queues_load_message(srv->qs, qid, part, offset, payload_len);
+	return queues_load_message(srv->qs, qid, part, offset, payload_len,
+				   deliver_at_ms);
 }
 
 static int
@@ -311,8 +310,11 @@ static int64_t
 server_tick(void *ctx)
 {
 	struct server *srv = ctx;
+	int64_t due = queues_tick(srv->qs);
 	int64_t next = groups_tick(srv->gs);
 
+	if (due >= 0 && (next < 0 || due < next))
+		next = due;
 	conn_flush_all(&srv->env);
 	if (srv->is_stopping) {
 		int64_t s = server_stop_step(srv);

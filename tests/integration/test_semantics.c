@@ -386,6 +386,126 @@ test_failure_counts_survive_restart(void **state)
 	harness_cleanup(&b);
 }
 
+static void
+publish_delayed(ringmq_client *c, const char *queue, const char *payload,
+		uint64_t delay_ms, uint32_t *part, uint64_t *off)
+{
+	ringmq_message *m = ringmq_message_new(payload, strlen(payload));
+
+	assert_int_equal(ringmq_message_set_delay_ms(m, delay_ms), RINGMQ_OK);
+	assert_int_equal(ringmq_publish(c, queue, m, part, off, NULL),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+}
+
+/* Field of queue name in a fresh listing. */
+static void
+queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
+	     uint64_t *delayed, uint64_t *ready)
+{
+	ringmq_queue_list *l = NULL;
+	size_t i;
+
+	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+	for (i = 0; i < ringmq_queue_list_count(l); i++)
+		if (strcmp(ringmq_queue_list_name(l, i), name) == 0)
+			break;
+	assert_true(i < ringmq_queue_list_count(l));
+	*messages = ringmq_queue_list_messages(l, i);
+	*delayed = ringmq_queue_list_delayed(l, i);
+	*ready = ringmq_queue_list_ready(l, i);
+	ringmq_queue_list_free(l);
+}
+
+static void
+test_delayed_job_not_early_and_holds_nothing_back(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_delivery *d;
+	uint64_t messages, delayed, ready;
+	char buf[64];
+	long long t0;
+
+	(void)state;
+	create_queue(c, "later", NULL);
+	publish(c, "later", "before");
+	t0 = harness_now_ms();
+	publish_delayed(c, "later", "soon", 700, NULL, NULL);
+	/* A month away: must hold back neither order nor the ack floor. */
+	publish_delayed(c, "later", "next month", 30ull * 24 * 3600 * 1000,
+			NULL, NULL);
+	publish(c, "later", "after");
+	subscribe(c, "later", "g", 10);
+	for (int i = 0; i < 2; i++) {
+		size_t n;
+		const void *p;
+
+		d = next_delivery(c, WAIT_MS);
+		p = ringmq_delivery_payload(d, &n);
+		snprintf(buf, sizeof(buf), "%.*s", (int)n, (const char *)p);
+		assert_string_equal(buf, i == 0 ? "before" : "after");
+		assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	d = next_delivery(c, WAIT_MS);
+	assert_true(harness_now_ms() - t0 >= 650);
+	{
+		size_t n;
+		const void *p = ringmq_delivery_payload(d, &n);
+
+		assert_int_equal(n, 4);
+		assert_memory_equal(p, "soon", 4);
+	}
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	expect_nothing(c, 300);
+	/* Its neighbours were acked and deleted: only the far job stays. */
+	queue_counts(c, "later", &messages, &delayed, &ready);
+	assert_int_equal(messages, 1);
+	assert_int_equal(delayed, 1);
+	assert_int_equal(ready, 0);
+	ringmq_client_free(c);
+}
+
+static void
+test_delayed_job_survives_restart_before_its_time(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_delivery *d;
+	char err[256];
+	long long t0;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "timer", NULL);
+	t0 = harness_now_ms();
+	publish_delayed(c, "timer", "wake up", 1500, NULL, NULL);
+	ringmq_client_free(c);
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	subscribe(c, "timer", "g", 1);
+	d = next_delivery(c, WAIT_MS);
+	assert_true(harness_now_ms() - t0 >= 1450);
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -396,9 +516,13 @@ main(void)
 		cmocka_unit_test(test_touch_keeps_job_and_stops_at_max_lease),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
+		cmocka_unit_test(
+			test_delayed_job_not_early_and_holds_nothing_back),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_failure_counts_survive_restart),
+		cmocka_unit_test(
+			test_delayed_job_survives_restart_before_its_time),
 	};
 	int failed;
 
