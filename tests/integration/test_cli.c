@@ -296,6 +296,24 @@ unused_server(char *buf, size_t len)
 	close(fd);
 }
 
+/* A listening socket that never accepts: connects succeed, hello gets no
+ * answer. Returns the fd; its address goes to buf. */
+static int
+silent_server(char *buf, size_t len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(buf, len, "127.0.0.1:%d", ntohs(a.sin_port));
+	return fd;
+}
+
 /* ---------------------------------------------------------------- fixtures */
 
 static int
@@ -486,11 +504,60 @@ test_unreachable_broker_exits_3(void **state)
 	expect_err(&r, "UNREACHABLE");
 	run_free(&r);
 
-	/* Options after the command, and a list tried in turn. */
+	/* Options after the command. */
 	g_server = NULL;
 	RUN(&r, "queue", "create", "q", "--server", server);
 	expect(&r, 3, "");
 	run_free(&r);
+}
+
+static void
+test_silent_broker_times_out_exits_3(void **state)
+{
+	char server[64];
+	char list[160];
+	long long t0;
+	struct run r;
+	int fd;
+
+	(void)state;
+	fd = silent_server(server, sizeof(server));
+	g_server = server;
+	t0 = harness_now_ms();
+	RUN(&r, "--request-timeout-ms", "300", "publish", "q", "a", "b");
+	expect(&r, 3, "error UNREACHABLE\nerror UNREACHABLE\n");
+	expect_err(&r, "UNREACHABLE");
+	assert_true(harness_now_ms() - t0 < 10000);
+	run_free(&r);
+
+	/* Each address of the list is tried in turn, all failing. */
+	unused_server(list, sizeof(list));
+	strcat(list, ",");
+	strcat(list, server);
+	g_server = list;
+	RUN(&r, "queue", "list", "--request-timeout-ms", "200");
+	expect(&r, 3, "");
+	expect_err(&r, "UNREACHABLE");
+	run_free(&r);
+	g_server = NULL;
+	close(fd);
+}
+
+static void
+test_server_list_uses_the_first_that_answers(void **state)
+{
+	struct harness_broker *b = *state;
+	char list[160];
+	struct run r;
+
+	unused_server(list, sizeof(list));
+	strcat(list, ",");
+	strcat(list, b->addr);
+	g_server = list;
+	RUN(&r, "queue", "create", "q");
+	expect(&r, 0, "");
+	run_free(&r);
+	g_server = b->addr;
 }
 
 /* ------------------------------------------------------------------ queues */
@@ -1010,6 +1077,36 @@ test_consume_signal_settles_printed(void **state)
 	run_free(&r);
 }
 
+static void
+test_consume_connection_lost_exits_3(void **state)
+{
+	struct harness_broker *b = *state;
+	struct child ch;
+	struct run r = { 0 };
+
+	create_queue("lost");
+	publish_ok("lost", ARGS("kept"), "0 0\n");
+	spawn(&ch,
+	      ARGS("consume", "lost", "--group", "g", "--timeout-ms", "60000"),
+	      0);
+	read_until(&ch, &r, "kept\n");
+	/* The broker dies under the waiting consume. */
+	assert_true(harness_kill(b, SIGKILL) >= 0);
+	finish_child(&ch, &r, NULL, 0, harness_now_ms() + RUN_DEADLINE_MS);
+	expect(&r, 3, "kept\n");
+	expect_err(&r, "CONNECTION_LOST");
+	run_free(&r);
+
+	/* Restarted on the same data: the confirmed message is there, its
+	 * lease gone with the broker, and offsets go on. */
+	assert_int_equal(harness_start(b, NULL), 0);
+	g_server = b->addr;
+	publish_ok("lost", ARGS("after"), "0 1\n");
+	RUN(&r, "consume", "lost", "--group", "g", "--count", "2", "--ack");
+	expect(&r, 0, "kept\nafter\n");
+	run_free(&r);
+}
+
 int
 main(void)
 {
@@ -1017,6 +1114,10 @@ main(void)
 		cmocka_unit_test(test_usage_errors_exit_2_before_connecting),
 		cmocka_unit_test(test_help_exits_0_on_stdout),
 		cmocka_unit_test(test_unreachable_broker_exits_3),
+		cmocka_unit_test(test_silent_broker_times_out_exits_3),
+		cmocka_unit_test_setup_teardown(
+			test_server_list_uses_the_first_that_answers,
+			broker_setup, broker_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_queue_create_is_idempotent_and_conflict_exits_1,
 			broker_setup, broker_teardown),
@@ -1057,6 +1158,9 @@ main(void)
 			broker_setup, broker_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_consume_signal_settles_printed, broker_setup,
+			broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_consume_connection_lost_exits_3, broker_setup,
 			broker_teardown),
 	};
 
