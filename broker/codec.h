@@ -19,7 +19,8 @@
 
 #define CODEC_HEADER_BYTES 4u
 
-/* A bump allocator for protobuf-c unpacking. Embed it; _init/_fini. */
+/* A bump allocator for protobuf-c unpacking. Embed it; _init/_fini. The
+ * allocator points back at the struct: it must not move in between. */
 struct codec_arena {
 	ProtobufCAllocator allocator; /* hands out memory from the chunks */
 	void *chunks;		      /* owned: singly linked chunk list */
@@ -41,7 +42,9 @@ void codec_arena_fini(struct codec_arena *a);
 
 /*
  * Reads the length prefix at the start of buf.
- * @param[out] frame_bytes  N, the protobuf bytes that follow the prefix.
+ * @param[out] frame_bytes  N, the protobuf bytes that follow the prefix;
+ *                         set whenever 4 bytes are there (for logging a
+ *                         refused N), else 0.
  * @return 0 when the prefix is complete and N is within the limit;
  *         -RMQ_ENEED_MORE with fewer than 4 bytes;
  *         -RMQ_EMESSAGE_TOO_LARGE when N > max_frame_bytes;
@@ -54,9 +57,11 @@ int codec_frame_length(const uint8_t *buf, size_t len, uint32_t max_frame_bytes,
  * Decodes one frame body (the N bytes after the prefix).
  * @param[out] out  the frame, allocated from a; valid until the next
  *                  codec_arena_reset. NULL on failure.
- * @return 0; -RMQ_EBAD_FRAME if the bytes do not decode, the body is not
- *         set, or the arena cap is hit; -RMQ_EMESSAGE_TOO_LARGE when a
- *         counted repeated field is over its limit.
+ * @return 0; -RMQ_EBAD_FRAME if the bytes do not decode (this includes
+ *         field number 0 and strings holding a NUL, which protobuf-c would
+ *         not give back intact), the body is not set, or the arena cap is
+ *         hit; -RMQ_EMESSAGE_TOO_LARGE when a counted repeated field is
+ *         over its limit (headers are counted in every Message).
  */
 int codec_decode(struct codec_arena *a, const struct codec_limits *lim,
 		 const uint8_t *body, size_t len, Ringmq__Frame **out);
