@@ -301,9 +301,6 @@ install_signals(void)
 	if (sigemptyset(&sa.sa_mask) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
 	    sigaction(SIGTERM, &sa, NULL) < 0)
 		return -1;
-	/* A closed stdout must be an error from fwrite, not a kill. */
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-		return -1;
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -610,6 +611,16 @@ main(int argc, char **argv)
 
 	if (pos == NULL || uses == NULL) {
 		cli_error(RINGMQ_INTERNAL, "out of memory");
+		free(pos);
+		free(uses);
+		return EXIT_REFUSED;
+	}
+	/* A closed standard output must be an error from fwrite (exit 1,
+	 * "ringmq: IO: ..."), not a silent kill; the library never raises
+	 * SIGPIPE itself. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		cli_error(RINGMQ_INTERNAL, "ignore SIGPIPE: %s",
+			  strerror(errno));
 		free(pos);
 		free(uses);
 		return EXIT_REFUSED;
