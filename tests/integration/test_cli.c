@@ -688,8 +688,14 @@ test_publish_args_print_partition_and_offset(void **state)
 	expect(&r, 0, "{\"partition\":0,\"offset\":6}\n");
 	run_free(&r);
 
-	RUN(&r, "consume", "q", "--group", "g", "--count", "7", "--ack");
-	expect(&r, 0, "a\nb\n\nc\n--json\n-x\nkeyed\n");
+	/* A closed stdout is an IO error; the message is still stored. */
+	run_cli_ex(&r, NULL, 0, ARGS("publish", "q", "unseen"), 1);
+	assert_int_equal(r.code, 1);
+	expect_err(&r, "IO");
+	run_free(&r);
+
+	RUN(&r, "consume", "q", "--group", "g", "--count", "8", "--ack");
+	expect(&r, 0, "a\nb\n\nc\n--json\n-x\nkeyed\nunseen\n");
 	run_free(&r);
 }
 
