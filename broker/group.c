@@ -868,7 +868,9 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 	     int is_latest)
 {
 	struct store_group sg;
-	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	/* Not a growing batch: consumers must be able to start (and free
+	 * space) when storage is near full. */
+	struct store_batch *b = store_batch_new(0);
 	struct create_req *r = calloc(1, sizeof(*r));
 	struct group *g = NULL;
 
@@ -1681,6 +1683,12 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 {
 	*ready = *in_flight = 0;
 	*ngroups = 0;
+	if (q->groups == NULL) {
+		/* No group yet: everything retained waits for the first. */
+		for (uint32_t i = 0; i < q->partitions; i++)
+			*ready += q->parts[i].count - q->parts[i].ndelayed;
+		return;
+	}
 	for (struct group *g = q->groups; g; g = g->next) {
 		(*ngroups)++;
 		for (uint32_t i = 0; i < q->partitions; i++) {
@@ -1693,7 +1701,7 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 				if (!u64set_has(&gp->acked, o))
 					unacked++;
 			*in_flight += gp->leased;
-			*ready += unacked - gp->leased;
+			*ready += unacked - gp->leased - gp->held.n;
 		}
 	}
 }

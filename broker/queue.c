@@ -724,7 +724,8 @@ fail:
 struct publish_req {
 	struct queues *qs;
 	uint32_t qid;
-	int is_confirmed; /* sync=interval: confirmed on receipt */
+	uint64_t msgs, bytes; /* stored by this request, for the limits */
+	int is_confirmed;     /* sync=interval: confirmed on receipt */
 	publish_done_fn done;
 	void *ctx;
 	size_t n;
@@ -885,9 +886,11 @@ publish_done(void *arg, int status)
 {
 	struct publish_req *r = arg;
 	struct queue *q = queues_find_id(r->qs, r->qid);
-
-	if (q != NULL)
+	if (q != NULL) {
 		q->pending_ops--;
+		q->pending_msgs -= r->msgs;
+		q->pending_bytes -= r->bytes;
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct publish_result *res = &r->res[i];
 		/* Offsets were assigned in order, so each stored one is the
@@ -941,8 +944,8 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
 	struct publish_req *r;
 	uint64_t now_ms = queue_now_ms();
 	uint8_t touched[QUEUE_MAX_PARTITIONS];
+	uint64_t depth, bytes, delayed;
 	size_t stored = 0;
-
 	if (q == NULL)
 		return -RMQ_EQUEUE_NOT_FOUND;
 	r = calloc(1, sizeof(*r) + p->n_messages * sizeof(r->res[0]));
@@ -955,6 +958,9 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
 	r->ctx = ctx;
 	r->n = p->n_messages;
 	memset(touched, 0, q->partitions);
+	queue_totals(q, &depth, &bytes, &delayed);
+	depth += q->pending_msgs;
+	bytes += q->pending_bytes;
 	for (size_t i = 0; i < p->n_messages; i++) {
 		const Ringmq__Message *m = p->messages[i];
 		struct publish_result *res = &r->res[i];
@@ -963,6 +969,17 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
 		if (publish_check(qs->cfg, m, res) < 0 ||
 		    publish_route(q, p, m, res) < 0)
 			continue;
+		if ((q->policy.max_depth && depth + 1 > q->policy.max_depth) ||
+		    (q->policy.max_bytes &&
+		     bytes + m->payload.len > q->policy.max_bytes)) {
+			publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
+				       "queue over its max depth or bytes");
+			continue;
+		}
+		depth++;
+		bytes += m->payload.len;
+		r->msgs++;
+		r->bytes += m->payload.len;
 		if (publish_put(q, m, now_ms, res, b) < 0)
 			goto fail;
 		touched[res->partition] = 1;
@@ -981,6 +998,8 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
 						q->parts[i].next_offset) < 0)
 			goto fail;
 	q->pending_ops++;
+	q->pending_msgs += r->msgs;
+	q->pending_bytes += r->bytes;
 	/* sync=interval confirms on receipt; the commit follows within the
 	 * interval (DESIGN.md, "Sync modes"). */
 	r->is_confirmed = qs->cfg->sync == STORE_SYNC_INTERVAL;

@@ -63,6 +63,8 @@ struct queue {
 	struct group *groups;	 /* owned by group.c: list of this queue's */
 	int is_pending;		 /* create not committed yet */
 	uint32_t pending_ops;	 /* publishes in flight */
+	uint64_t pending_msgs;	 /* messages of those publishes */
+	uint64_t pending_bytes;	 /* their payload bytes */
 	struct queue *hash_next; /* registry chain by name */
 };
 

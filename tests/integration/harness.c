@@ -15,6 +15,37 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Brokers still running, killed at exit so a failed assertion (which
+ * longjmps past the test's own cleanup) leaves no process behind. */
+static pid_t running[16];
+
+static void
+kill_running(void)
+{
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i] > 0) {
+			kill(running[i], SIGKILL);
+			(void)waitpid(running[i], NULL, 0);
+			running[i] = 0;
+		}
+}
+
+static void
+track(pid_t pid, pid_t replace)
+{
+	static int is_registered;
+
+	if (!is_registered) {
+		atexit(kill_running);
+		is_registered = 1;
+	}
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i] == replace) {
+			running[i] = pid;
+			return;
+		}
+}
+
 long long
 harness_now_ms(void)
 {
@@ -119,6 +150,7 @@ harness_start(struct harness_broker *b, const char *const *extra)
 	}
 	close(fds[1]);
 	b->stdout_fd = fds[0];
+	track(b->pid, 0);
 	if (wait_listening(b, harness_now_ms() + 10000) < 0) {
 		harness_kill(b, SIGKILL);
 		return -1;
@@ -152,6 +184,7 @@ harness_kill(struct harness_broker *b, int sig)
 		}
 		usleep(2000);
 	}
+	track(0, b->pid);
 	b->pid = 0;
 	if (b->stdout_fd >= 0)
 		close(b->stdout_fd);

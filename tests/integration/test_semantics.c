@@ -506,6 +506,96 @@ test_delayed_job_survives_restart_before_its_time(void **state)
 	harness_cleanup(&b);
 }
 
+static int
+try_publish(ringmq_client *c, const char *queue, const void *data, size_t len)
+{
+	ringmq_message *m = ringmq_message_new(data, len);
+	int rc = ringmq_publish(c, queue, m, NULL, NULL, NULL);
+
+	ringmq_message_free(m);
+	return rc;
+}
+
+/* Consumes and acks n messages of queue in group g. */
+static void
+drain(ringmq_client *c, const char *queue, const char *g, int n)
+{
+	uint32_t sub = subscribe(c, queue, g, 100);
+
+	for (int i = 0; i < n; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+
+		assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	assert_int_equal(ringmq_unsubscribe(c, sub), RINGMQ_OK);
+}
+
+static void
+test_queue_full_at_max_depth_and_bytes_until_acked(void **state)
+{
+	ringmq_client *c = connect_client();
+	char big[600];
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	create_queue(c, "small", "max-depth=3", NULL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(try_publish(c, "small", "j", 1), RINGMQ_OK);
+	assert_int_equal(try_publish(c, "small", "j", 1), RINGMQ_QUEUE_FULL);
+	drain(c, "small", "g", 3);
+	assert_int_equal(try_publish(c, "small", "j", 1), RINGMQ_OK);
+
+	create_queue(c, "narrow", "max-bytes=1000", NULL);
+	assert_int_equal(try_publish(c, "narrow", big, sizeof(big)), RINGMQ_OK);
+	assert_int_equal(try_publish(c, "narrow", big, sizeof(big)),
+			 RINGMQ_QUEUE_FULL);
+	assert_int_equal(try_publish(c, "narrow", big, 300), RINGMQ_OK);
+	drain(c, "narrow", "g", 2);
+	assert_int_equal(try_publish(c, "narrow", big, sizeof(big)), RINGMQ_OK);
+	ringmq_client_free(c);
+}
+
+static void
+test_storage_full_then_acks_work_and_publishing_resumes(void **state)
+{
+	static const char *const flags[] = { "--max-storage-bytes", "2M",
+					     NULL };
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o = ringmq_opts_new();
+	char err[256], payload[2000];
+	int stored = 0, rc = RINGMQ_OK;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "fill", NULL);
+	while (stored < 5000) {
+		rc = try_publish(c, "fill", payload, sizeof(payload));
+		if (rc != RINGMQ_OK)
+			break;
+		stored++;
+	}
+	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
+	assert_true(stored > 100);
+	/* Consumers still consume and ack everything. */
+	drain(c, "fill", "g", stored);
+	/* The space is free again. */
+	assert_int_equal(try_publish(c, "fill", payload, sizeof(payload)),
+			 RINGMQ_OK);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -518,11 +608,15 @@ main(void)
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
 		cmocka_unit_test(
 			test_delayed_job_not_early_and_holds_nothing_back),
+		cmocka_unit_test(
+			test_queue_full_at_max_depth_and_bytes_until_acked),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_failure_counts_survive_restart),
 		cmocka_unit_test(
 			test_delayed_job_survives_restart_before_its_time),
+		cmocka_unit_test(
+			test_storage_full_then_acks_work_and_publishing_resumes),
 	};
 	int failed;
 
