@@ -1,10 +1,12 @@
 /*
- * queue.c: queue settings, queue create / delete, and the queue list.
+ * queue.c: queue settings, queue create / set / delete, and the queue list
+ * with each queue's policies.
  *
  * Settings are named like the CLI flags so that a new policy adds a name to
- * the table below, not a function to the API. Absent settings are left out
- * of the request: the broker applies its defaults and, for an existing
- * queue, does not compare them.
+ * the table below, not a function to the API; the list reads policies back
+ * by the same names. Absent settings are left out of the request: in a
+ * create the broker applies its defaults and, for an existing queue, does
+ * not compare them; in a set it leaves them unchanged.
  */
 #include "internal.h"
 
@@ -63,6 +65,12 @@ ringmq_queue_opts_free(ringmq_queue_opts *o)
 	free(o);
 }
 
+/*
+ * Longest time setting, ms. The broker adds these to its clocks in 64 bits;
+ * up to INT64_MAX (292 million years) that cannot wrap around.
+ */
+#define MAX_SETTING_MS ((uint64_t)INT64_MAX)
+
 /* Numeric settings: where each goes in the request and its range. */
 enum setting_slot {
 	SLOT_PARTITIONS,
@@ -81,12 +89,12 @@ static const struct setting {
 	uint64_t max;
 } settings[] = {
 	{ "partitions", SLOT_PARTITIONS, 1, 1024 },
-	{ "lease-ms", SLOT_LEASE_MS, 1, UINT64_MAX },
-	{ "max-lease-ms", SLOT_MAX_LEASE_MS, 1, UINT64_MAX },
+	{ "lease-ms", SLOT_LEASE_MS, 1, MAX_SETTING_MS },
+	{ "max-lease-ms", SLOT_MAX_LEASE_MS, 1, MAX_SETTING_MS },
 	{ "max-deliveries", SLOT_MAX_DELIVERIES, 0, UINT32_MAX },
 	{ "max-depth", SLOT_MAX_DEPTH, 0, UINT64_MAX },
 	{ "max-bytes", SLOT_MAX_BYTES, 0, UINT64_MAX },
-	{ "dedup-window-ms", SLOT_DEDUP_WINDOW_MS, 0, UINT64_MAX },
+	{ "dedup-window-ms", SLOT_DEDUP_WINDOW_MS, 0, MAX_SETTING_MS },
 };
 
 static void
@@ -137,13 +145,16 @@ ringmq_queue_opts_set(ringmq_queue_opts *o, const char *name, const char *value,
 		errbuf_set(errbuf, errlen, "NULL argument");
 		return RINGMQ_USAGE;
 	}
-	if (strcmp(name, "dead-letter-queue") == 0) {
+	/* "dead-letter-queue" is the first spelling, kept as an alias. */
+	if (strcmp(name, "dead-letter") == 0 ||
+	    strcmp(name, "dead-letter-queue") == 0) {
 		char *copy;
 
 		if (!name_is_valid(value)) {
 			errbuf_set(errbuf, errlen,
-				   "dead-letter-queue: bad queue name '%.200s'",
-				   value);
+				   "%s: bad queue name '%.200s' (want "
+				   "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+				   name, value);
 			return RINGMQ_USAGE;
 		}
 		copy = strdup(value);
@@ -201,6 +212,36 @@ ringmq_queue_create(ringmq_client *c, const char *name,
 	}
 	f.body_case = RINGMQ__FRAME__BODY_QUEUE_CREATE;
 	f.queue_create = &qc;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	ringmq__frame__free_unpacked(resp, NULL);
+	return RINGMQ_OK;
+}
+
+int
+ringmq_queue_set(ringmq_client *c, const char *name, const ringmq_queue_opts *o)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__QueueSet qs = RINGMQ__QUEUE_SET__INIT;
+	Ringmq__QueuePolicy policy;
+	Ringmq__Frame *resp;
+	int rc = client_begin(c);
+
+	if (rc != RINGMQ_OK)
+		return rc;
+	if (name == NULL || o == NULL)
+		return client_fail(c, RINGMQ_USAGE, "NULL argument");
+	/* Partitions are fixed at creation in this protocol version. */
+	if (o->has_partitions)
+		return client_fail(c, RINGMQ_USAGE,
+				   "partitions cannot be changed after "
+				   "creation");
+	policy = o->policy; /* shallow: packing only reads it */
+	qs.name = (char *)name;
+	qs.policy = &policy;
+	f.body_case = RINGMQ__FRAME__BODY_QUEUE_SET;
+	f.queue_set = &qs;
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
@@ -337,6 +378,71 @@ ringmq_queue_list_bytes(const ringmq_queue_list *l, size_t i)
 	const Ringmq__QueueInfo *q = list_at(l, i);
 
 	return q ? q->bytes : 0;
+}
+
+int
+ringmq_queue_list_setting(const ringmq_queue_list *l, size_t i,
+			  const char *name, uint64_t *valuep)
+{
+	const Ringmq__QueueInfo *q = list_at(l, i);
+	const Ringmq__QueuePolicy *p;
+	int has = 0;
+	uint64_t v = 0;
+
+	if (q == NULL || name == NULL || valuep == NULL)
+		return 0;
+	if (strcmp(name, "partitions") == 0) {
+		*valuep = q->partitions;
+		return 1;
+	}
+	p = q->policy;
+	if (p == NULL)
+		return 0; /* a broker that does not report policies */
+	for (size_t k = 0; k < sizeof(settings) / sizeof(settings[0]); k++) {
+		if (strcmp(name, settings[k].name) != 0)
+			continue;
+		switch (settings[k].slot) {
+		case SLOT_PARTITIONS: break; /* answered above */
+		case SLOT_LEASE_MS:
+			has = p->has_lease_ms;
+			v = p->lease_ms;
+			break;
+		case SLOT_MAX_LEASE_MS:
+			has = p->has_max_lease_ms;
+			v = p->max_lease_ms;
+			break;
+		case SLOT_MAX_DELIVERIES:
+			has = p->has_max_deliveries;
+			v = p->max_deliveries;
+			break;
+		case SLOT_MAX_DEPTH:
+			has = p->has_max_depth;
+			v = p->max_depth;
+			break;
+		case SLOT_MAX_BYTES:
+			has = p->has_max_bytes;
+			v = p->max_bytes;
+			break;
+		case SLOT_DEDUP_WINDOW_MS:
+			has = p->has_dedup_window_ms;
+			v = p->dedup_window_ms;
+			break;
+		}
+		break;
+	}
+	if (has)
+		*valuep = v;
+	return has;
+}
+
+const char *
+ringmq_queue_list_dead_letter_queue(const ringmq_queue_list *l, size_t i)
+{
+	const Ringmq__QueueInfo *q = list_at(l, i);
+
+	if (q == NULL || q->policy == NULL)
+		return NULL;
+	return q->policy->dead_letter_queue;
 }
 
 void

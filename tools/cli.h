@@ -27,12 +27,23 @@ enum cli_cmd {
 	CMD_NONE,
 	CMD_QUEUE, /* "queue" without a subcommand: help only */
 	CMD_QUEUE_CREATE,
+	CMD_QUEUE_SET,
 	CMD_QUEUE_LIST,
 	CMD_PUBLISH,
 	CMD_CONSUME,
+	CMD_MESSAGE, /* "message" without a subcommand: help only */
+	CMD_MESSAGE_CANCEL,
 };
 
-/* A queue setting flag of "queue create", passed on by name. */
+/* Most partitions of a queue (protocol limit): partition numbers are
+ * below it. */
+#define CLI_MAX_PARTITIONS 1024
+
+/* Longest dedup id the broker stores, bytes. */
+#define CLI_MAX_DEDUP_ID_BYTES 65535
+
+/* A queue setting flag of "queue create" or "queue set", passed on by
+ * name. */
 struct cli_setting {
 	const char *name;  /* flag name without "--"; static */
 	const char *value; /* borrowed from argv */
@@ -52,15 +63,30 @@ struct cli {
 	const char **args; /* positionals after the command words */
 	size_t nargs;
 
-	struct cli_setting settings[CLI_MAX_SETTINGS]; /* queue create */
+	struct cli_setting settings[CLI_MAX_SETTINGS]; /* queue create, set */
 	size_t nsettings;
+	int has_partitions; /* --partitions given (refused by queue set) */
 
-	const char *key;   /* publish */
-	const char *group; /* consume */
-	uint64_t count;	   /* consume; 0 = unlimited */
-	int timeout_ms;	   /* consume */
+	/* publish: applied to every message of the invocation */
+	const char *key;
+	const char *dedup_id;
+	int has_delay;
+	uint64_t delay_ms;
+	int has_deliver_at;
+	uint64_t deliver_at_ms; /* wall clock, ms since the epoch */
+
+	/* consume */
+	const char *group;
+	uint64_t count; /* 0 = unlimited */
+	int timeout_ms;
 	int is_ack;
 	int is_nack;
+	int has_nack_delay;
+	uint64_t nack_delay_ms;
+
+	/* message cancel */
+	uint32_t partition;
+	uint64_t offset;
 };
 
 /* Prints "ringmq: CODE: message" to standard error. */
@@ -77,6 +103,17 @@ int cli_is_conn_failure(int status);
 int cli_name_is_valid(const char *name);
 
 /*
+ * Parses an RFC 3339 date-time strictly: YYYY-MM-DDTHH:MM:SS, optional
+ * fractional seconds (any number of digits, kept to the millisecond), then
+ * Z or an offset +HH:MM / -HH:MM ("T" and "Z" may be lower case, as RFC
+ * 3339 section 5.6 allows). Second 60 (a leap second) counts as the next
+ * minute's second 0.
+ * @param[out] msp receives ms since the epoch (UTC).
+ * @return 0, or -1 for anything else, including times before 1970.
+ */
+int cli_parse_rfc3339(const char *s, uint64_t *msp);
+
+/*
  * Connects with cli->opts. On failure prints "ringmq: CODE: message" and
  * returns the status (client NULL).
  */
@@ -91,8 +128,10 @@ int cli_connect(const struct cli *cli, ringmq_client **clientp);
 int cli_json_string(FILE *out, const void *bytes, size_t len);
 
 int cmd_queue_create(const struct cli *cli);
+int cmd_queue_set(const struct cli *cli);
 int cmd_queue_list(const struct cli *cli);
 int cmd_publish(const struct cli *cli);
 int cmd_consume(const struct cli *cli);
+int cmd_message_cancel(const struct cli *cli);
 
 #endif

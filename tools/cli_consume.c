@@ -264,7 +264,8 @@ settle(struct consume *k, const struct leases *l, int is_nack)
 	if (l->n == 0 || k->conn_rc != RINGMQ_OK)
 		return;
 	if (is_nack)
-		rc = ringmq_nack(k->c, l->ids, l->n, 0, NULL);
+		rc = ringmq_nack(k->c, l->ids, l->n, k->cli->nack_delay_ms,
+				 NULL);
 	else
 		rc = ringmq_release(k->c, l->ids, l->n, NULL);
 	note_failure(k, rc, is_nack ? "nack" : "release");

@@ -106,6 +106,31 @@ flush_batch(struct pub *p)
 }
 
 /*
+ * A message of len bytes with the invocation's key, delay or deliver-at
+ * time, and dedup id; NULL when out of memory.
+ */
+static ringmq_message *
+message_build(const struct cli *cli, const void *data, size_t len)
+{
+	ringmq_message *m = ringmq_message_new(data, len);
+	int rc = m ? RINGMQ_OK : RINGMQ_INTERNAL;
+
+	if (rc == RINGMQ_OK && cli->key != NULL)
+		rc = ringmq_message_set_key(m, cli->key, strlen(cli->key));
+	if (rc == RINGMQ_OK && cli->has_delay)
+		rc = ringmq_message_set_delay_ms(m, cli->delay_ms);
+	if (rc == RINGMQ_OK && cli->has_deliver_at)
+		rc = ringmq_message_set_deliver_at_ms(m, cli->deliver_at_ms);
+	if (rc == RINGMQ_OK && cli->dedup_id != NULL)
+		rc = ringmq_message_set_dedup_id(m, cli->dedup_id);
+	if (rc != RINGMQ_OK) {
+		ringmq_message_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/*
  * One message of the input. data is NULL when the message was longer than
  * the broker's limit and not kept; len is its full length.
  */
@@ -133,12 +158,8 @@ feed(struct pub *p, const void *data, size_t len)
 		print_result(p, RINGMQ_MESSAGE_TOO_LARGE, 0, 0, 0, text);
 		return;
 	}
-	m = ringmq_message_new(data, len);
-	if (m == NULL ||
-	    (p->cli->key != NULL &&
-	     ringmq_message_set_key(m, p->cli->key, strlen(p->cli->key)) !=
-		     RINGMQ_OK)) {
-		ringmq_message_free(m);
+	m = message_build(p->cli, data, len);
+	if (m == NULL) {
 		flush_batch(p);
 		print_result(p, RINGMQ_INTERNAL, 0, 0, 0, "out of memory");
 		return;

@@ -1,5 +1,6 @@
 /*
- * cli_queue.c: "ringmq queue create" and "ringmq queue list".
+ * cli_queue.c: "ringmq queue create", "ringmq queue set" and "ringmq queue
+ * list".
  */
 #include "cli.h"
 
@@ -7,8 +8,16 @@
 #include <inttypes.h>
 #include <string.h>
 
-int
-cmd_queue_create(const struct cli *cli)
+/* Create or set: one request taking the settings of the command line. */
+typedef int (*queue_req_fn)(ringmq_client *c, const char *name,
+			    const ringmq_queue_opts *o);
+
+/*
+ * Builds the settings (the library checks names and ranges, before
+ * connecting: a bad one is a usage error), connects and sends the request.
+ */
+static int
+queue_settings_run(const struct cli *cli, queue_req_fn req)
 {
 	ringmq_queue_opts *o = ringmq_queue_opts_new();
 	ringmq_client *c = NULL;
@@ -19,7 +28,6 @@ cmd_queue_create(const struct cli *cli)
 		cli_error(RINGMQ_INTERNAL, "out of memory");
 		return EXIT_REFUSED;
 	}
-	/* The library checks names and ranges, before connecting. */
 	for (size_t i = 0; i < cli->nsettings && rc == RINGMQ_OK; i++)
 		rc = ringmq_queue_opts_set(o, cli->settings[i].name,
 					   cli->settings[i].value, err,
@@ -31,7 +39,7 @@ cmd_queue_create(const struct cli *cli)
 	rc = cli_connect(cli, &c);
 	if (rc != RINGMQ_OK)
 		goto out;
-	rc = ringmq_queue_create(c, cli->args[0], o);
+	rc = req(c, cli->args[0], o);
 	if (rc != RINGMQ_OK)
 		cli_error(rc, "queue %s: %s", cli->args[0],
 			  ringmq_client_errmsg(c));
@@ -39,6 +47,55 @@ out:
 	ringmq_client_free(c);
 	ringmq_queue_opts_free(o);
 	return cli_exit_code(rc);
+}
+
+int
+cmd_queue_create(const struct cli *cli)
+{
+	return queue_settings_run(cli, ringmq_queue_create);
+}
+
+int
+cmd_queue_set(const struct cli *cli)
+{
+	return queue_settings_run(cli, ringmq_queue_set);
+}
+
+/* The names the JSON output gives the numeric policies, by setting. */
+static const struct {
+	const char *setting;
+	const char *json;
+} json_policies[] = {
+	{ "lease-ms", "lease_ms" },
+	{ "max-lease-ms", "max_lease_ms" },
+	{ "max-deliveries", "max_deliveries" },
+	{ "max-depth", "max_depth" },
+	{ "max-bytes", "max_bytes" },
+	{ "dedup-window-ms", "dedup_window_ms" },
+};
+
+/* ,"policy":{...} of queue i, or nothing when the broker reported none. */
+static void
+print_json_policy(const ringmq_queue_list *l, size_t i)
+{
+	const char *dlq = ringmq_queue_list_dead_letter_queue(l, i);
+	const char *sep = "";
+	uint64_t v;
+
+	if (dlq == NULL)
+		return;
+	fputs(",\"policy\":{", stdout);
+	for (size_t k = 0; k < sizeof(json_policies) / sizeof(json_policies[0]);
+	     k++) {
+		if (!ringmq_queue_list_setting(l, i, json_policies[k].setting,
+					       &v))
+			continue;
+		printf("%s\"%s\":%" PRIu64, sep, json_policies[k].json, v);
+		sep = ",";
+	}
+	printf("%s\"dead_letter\":\"", sep);
+	(void)cli_json_string(stdout, dlq, strlen(dlq));
+	fputs("\"}", stdout);
 }
 
 static void
@@ -55,7 +112,7 @@ print_json(const ringmq_queue_list *l)
 		printf("\",\"partitions\":%" PRIu32 ",\"ready\":%" PRIu64
 		       ",\"delayed\":%" PRIu64 ",\"in_flight\":%" PRIu64
 		       ",\"groups\":%" PRIu32 ",\"messages\":%" PRIu64
-		       ",\"bytes\":%" PRIu64 "}",
+		       ",\"bytes\":%" PRIu64,
 		       ringmq_queue_list_partitions(l, i),
 		       ringmq_queue_list_ready(l, i),
 		       ringmq_queue_list_delayed(l, i),
@@ -63,6 +120,8 @@ print_json(const ringmq_queue_list *l)
 		       ringmq_queue_list_groups(l, i),
 		       ringmq_queue_list_messages(l, i),
 		       ringmq_queue_list_bytes(l, i));
+		print_json_policy(l, i);
+		fputc('}', stdout);
 	}
 	fputs("]}\n", stdout);
 }

@@ -1,6 +1,7 @@
 /*
  * cli_util.c: helpers shared by the ringmq commands: error lines, exit
- * codes, the name rule, connecting, and JSON string output.
+ * codes, the name rule, RFC 3339 times, connecting, and JSON string
+ * output.
  */
 #include "cli.h"
 
@@ -58,6 +59,108 @@ cli_name_is_valid(const char *name)
 			return 0;
 	}
 	return 1;
+}
+
+/* Reads exactly n digits at *sp into *out and advances; -1 if not. */
+static int
+digits(const char **sp, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		char ch = (*sp)[i];
+
+		if (ch < '0' || ch > '9')
+			return -1;
+		v = v * 10 + (ch - '0');
+	}
+	*sp += n;
+	*out = v;
+	return 0;
+}
+
+/* Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant,
+ * "chrono-Compatible Low-Level Date Algorithms", days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era;
+	int64_t yoe;
+	int64_t doy;
+	int64_t doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int
+days_in_month(int y, int m)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31 };
+	int is_leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && is_leap ? 29 : days[m - 1];
+}
+
+int
+cli_parse_rfc3339(const char *s, uint64_t *msp)
+{
+	int year, month, day, hour, minute, second;
+	int off_h = 0, off_m = 0, off_sign = 0;
+	int frac_ms = 0;
+	int64_t ms;
+
+	if (digits(&s, 4, &year) < 0 || *s++ != '-' ||
+	    digits(&s, 2, &month) < 0 || *s++ != '-' ||
+	    digits(&s, 2, &day) < 0 || (*s != 'T' && *s != 't'))
+		return -1;
+	s++;
+	if (digits(&s, 2, &hour) < 0 || *s++ != ':' ||
+	    digits(&s, 2, &minute) < 0 || *s++ != ':' ||
+	    digits(&s, 2, &second) < 0)
+		return -1;
+	if (*s == '.') {
+		int n = 0;
+
+		s++;
+		for (; *s >= '0' && *s <= '9'; s++, n++)
+			if (n < 3)
+				frac_ms = frac_ms * 10 + (*s - '0');
+		if (n == 0)
+			return -1;
+		for (; n < 3; n++)
+			frac_ms *= 10;
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		off_sign = *s++ == '+' ? 1 : -1;
+		if (digits(&s, 2, &off_h) < 0 || *s++ != ':' ||
+		    digits(&s, 2, &off_m) < 0 || off_h > 23 || off_m > 59)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (*s != '\0')
+		return -1;
+	if (month < 1 || month > 12 || day < 1 ||
+	    day > days_in_month(year, month) || hour > 23 || minute > 59 ||
+	    second > 60)
+		return -1;
+	ms = days_from_civil(year, month, day) * 86400000 +
+	     (int64_t)hour * 3600000 + (int64_t)minute * 60000 +
+	     (int64_t)second * 1000 + frac_ms;
+	/* The local time is UTC plus the offset. */
+	ms -= (int64_t)off_sign * ((int64_t)off_h * 3600000 + off_m * 60000);
+	if (ms < 0)
+		return -1;
+	*msp = (uint64_t)ms;
+	return 0;
 }
 
 int

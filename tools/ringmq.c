@@ -1,7 +1,7 @@
 /*
  * ringmq.c: the ringmq command-line tool: command-line parsing, help texts
  * and dispatch to the commands (cli_queue.c, cli_publish.c,
- * cli_consume.c).
+ * cli_consume.c, cli_message.c).
  *
  * Options may come before or after the command; "--" ends them. Every flag
  * is known to the parser with whether it takes a value, so a value is never
@@ -19,6 +19,8 @@
 /* Bits of the commands a flag applies to. */
 #define ON_ALL		(~0u)
 #define ON_QUEUE_CREATE (1u << CMD_QUEUE_CREATE)
+#define ON_QUEUE_SET	(1u << CMD_QUEUE_SET)
+#define ON_POLICY	(ON_QUEUE_CREATE | ON_QUEUE_SET)
 #define ON_PUBLISH	(1u << CMD_PUBLISH)
 #define ON_CONSUME	(1u << CMD_CONSUME)
 
@@ -30,11 +32,15 @@ enum flag_id {
 	F_CONNECT_TIMEOUT,
 	F_SETTING, /* a queue setting, passed on by name */
 	F_KEY,
+	F_DELAY,
+	F_DELIVER_AT,
+	F_DEDUP_ID,
 	F_GROUP,
 	F_COUNT,
 	F_TIMEOUT,
 	F_ACK,
 	F_NACK,
+	F_NACK_DELAY,
 };
 
 static const struct flag_def {
@@ -48,21 +54,34 @@ static const struct flag_def {
 	{ "json", F_JSON, 0, ON_ALL },
 	{ "request-timeout-ms", F_REQUEST_TIMEOUT, 1, ON_ALL },
 	{ "connect-timeout-ms", F_CONNECT_TIMEOUT, 1, ON_ALL },
-	{ "partitions", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "lease-ms", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "max-lease-ms", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "max-deliveries", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "dead-letter-queue", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "max-depth", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "max-bytes", F_SETTING, 1, ON_QUEUE_CREATE },
-	{ "dedup-window-ms", F_SETTING, 1, ON_QUEUE_CREATE },
+	/* queue set refuses --partitions itself, with a clearer message */
+	{ "partitions", F_SETTING, 1, ON_POLICY },
+	{ "lease-ms", F_SETTING, 1, ON_POLICY },
+	{ "max-lease-ms", F_SETTING, 1, ON_POLICY },
+	{ "max-deliveries", F_SETTING, 1, ON_POLICY },
+	{ "dead-letter", F_SETTING, 1, ON_POLICY },
+	{ "dead-letter-queue", F_SETTING, 1, ON_POLICY }, /* first spelling */
+	{ "max-depth", F_SETTING, 1, ON_POLICY },
+	{ "max-bytes", F_SETTING, 1, ON_POLICY },
+	{ "dedup-window-ms", F_SETTING, 1, ON_POLICY },
 	{ "key", F_KEY, 1, ON_PUBLISH },
+	{ "delay-ms", F_DELAY, 1, ON_PUBLISH },
+	{ "deliver-at", F_DELIVER_AT, 1, ON_PUBLISH },
+	{ "dedup-id", F_DEDUP_ID, 1, ON_PUBLISH },
 	{ "group", F_GROUP, 1, ON_CONSUME },
 	{ "count", F_COUNT, 1, ON_CONSUME },
 	{ "timeout-ms", F_TIMEOUT, 1, ON_CONSUME },
 	{ "ack", F_ACK, 0, ON_CONSUME },
 	{ "nack", F_NACK, 0, ON_CONSUME },
+	{ "nack-delay-ms", F_NACK_DELAY, 1, ON_CONSUME },
 };
+
+/*
+ * Longest delay accepted, ms: the broker adds a delay to its clock in 64
+ * bits, so a delay up to INT64_MAX cannot wrap around (and is longer than
+ * anyone waits).
+ */
+#define MAX_DELAY_MS INT64_MAX
 
 #define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
 
@@ -75,12 +94,15 @@ static const char help_main[] =
 	"\n"
 	"Commands:\n"
 	"  queue create NAME    create a queue\n"
+	"  queue set NAME       change a queue's policies\n"
 	"  queue list           list the queues with their counters\n"
 	"  publish NAME [DATA...]\n"
 	"                       publish messages (arguments, or lines of "
 	"standard input)\n"
 	"  consume NAME --group G\n"
 	"                       print messages of a consumer group\n"
+	"  message cancel NAME PARTITION OFFSET\n"
+	"                       cancel a delayed message\n"
 	"\n"
 	"Options (before or after the command):\n"
 	"  --server HOST:PORT[,HOST:PORT...]\n"
@@ -113,9 +135,36 @@ static const char help_main[] =
 
 static const char help_queue[] =
 	"Usage: ringmq queue create NAME [SETTINGS]\n"
+	"       ringmq queue set NAME SETTINGS\n"
 	"       ringmq queue list [--json]\n"
 	"\n"
-	"Run 'ringmq queue create --help' or 'ringmq queue list --help'.\n";
+	"Run 'ringmq queue create --help', 'ringmq queue set --help' or "
+	"'ringmq queue\n"
+	"list --help'.\n";
+
+/* The policy flags, shared by queue create and queue set. */
+#define HELP_POLICIES                                                        \
+	"  --lease-ms MS            lease time of a delivery (default "      \
+	"30000)\n"                                                           \
+	"  --max-lease-ms MS        most a touch may extend a lease to, "    \
+	"counted from\n"                                                     \
+	"                           delivery (default 43200000, 12 h)\n"     \
+	"  --max-deliveries N       dead-letter after N failed deliveries "  \
+	"(default 5,\n"                                                      \
+	"                           0 = unlimited)\n"                        \
+	"  --dead-letter Q          queue that receives dead letters "       \
+	"(default NAME.dlq;\n"                                               \
+	"                           a queue name)\n"                         \
+	"  --max-depth N            most retained messages: ready, delayed " \
+	"and in\n"                                                           \
+	"                           flight (default 0 = unlimited)\n"        \
+	"  --max-bytes B            most retained payload bytes (default 0 " \
+	"= unlimited)\n"                                                     \
+	"  --dedup-window-ms MS     how long dedup ids are remembered "      \
+	"(default 600000)\n"                                                 \
+	"Numbers are decimal; lease times are at least 1. Over --max-depth " \
+	"or\n"                                                               \
+	"--max-bytes, publishes are refused with QUEUE_FULL.\n"
 
 static const char help_queue_create[] =
 	"Usage: ringmq queue create NAME [--partitions N] [--lease-ms MS] "
@@ -128,23 +177,25 @@ static const char help_queue_create[] =
 	"fails with QUEUE_EXISTS (exit 1). Prints nothing on success.\n"
 	"\n"
 	"Settings (absent: the broker's default):\n"
-	"  --partitions N           1..1024 (default 1)\n"
-	"  --lease-ms MS            lease time of a delivery (default "
-	"30000)\n"
-	"  --max-lease-ms MS        most a touch may extend a lease to "
-	"(default 12 h)\n"
-	"  --max-deliveries N       dead-letter after N failed deliveries "
-	"(default 5,\n"
-	"                           0 = unlimited)\n"
-	"  --dead-letter-queue Q    where dead letters go (default "
-	"NAME.dlq)\n"
-	"  --max-depth N            most retained messages (0 = "
-	"unlimited)\n"
-	"  --max-bytes N            most retained payload bytes (0 = "
-	"unlimited)\n"
-	"  --dedup-window-ms MS     how long dedup ids are remembered "
-	"(default 600000)\n"
+	"  --partitions N           1..1024 (default 1; fixed once "
+	"created)\n" HELP_POLICIES "\n"
+	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
+	"--help'.\n";
+
+static const char help_queue_set[] =
+	"Usage: ringmq queue set NAME [--lease-ms MS] [--max-deliveries N] "
+	"[...]\n"
 	"\n"
+	"Changes policies of queue NAME: the settings given replace the "
+	"queue's,\n"
+	"the others stay. At least one is needed; --partitions cannot be "
+	"changed\n"
+	"(exit 2). A new lease time applies to later deliveries, not to "
+	"leases\n"
+	"already running. Prints nothing on success; a missing queue is\n"
+	"QUEUE_NOT_FOUND (exit 1).\n"
+	"\n"
+	"Settings:\n" HELP_POLICIES "\n"
 	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
 	"--help'.\n";
 
@@ -157,13 +208,21 @@ static const char help_queue_list[] =
 	"  {\"queues\":[{\"name\":...,\"partitions\":...,\"ready\":...,"
 	"\"delayed\":...,\n"
 	"    \"in_flight\":...,\"groups\":...,\"messages\":...,"
-	"\"bytes\":...},...]}\n"
+	"\"bytes\":...,\n"
+	"    \"policy\":{\"lease_ms\":...,\"max_lease_ms\":...,"
+	"\"max_deliveries\":...,\n"
+	"      \"max_depth\":...,\"max_bytes\":...,"
+	"\"dedup_window_ms\":...,\n"
+	"      \"dead_letter\":\"...\"}},...]}\n"
+	"(\"policy\" only when the broker reports policies.)\n"
 	"\n"
 	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
 	"--help'.\n";
 
 static const char help_publish[] =
-	"Usage: ringmq publish NAME [--key K] [--] [DATA...]\n"
+	"Usage: ringmq publish NAME [--key K] [--delay-ms MS | --deliver-at "
+	"TIME]\n"
+	"                      [--dedup-id ID] [--] [DATA...]\n"
 	"\n"
 	"Publishes to queue NAME. Each DATA argument is one message; with "
 	"none, each\n"
@@ -175,7 +234,26 @@ static const char help_publish[] =
 	"before DATA\n"
 	"that starts with '-'.\n"
 	"\n"
-	"  --key K      key of every message (picks the partition by hash)\n"
+	"  --key K            key of every message (picks the partition by "
+	"hash)\n"
+	"  --delay-ms MS      each message becomes ready MS after the broker "
+	"gets it\n"
+	"  --deliver-at TIME  each message becomes ready at TIME, an RFC "
+	"3339\n"
+	"                     date-time: 2026-12-01T10:00:00Z, with "
+	"fractional\n"
+	"                     seconds (...:00.250Z) or an offset "
+	"(...:00+02:00)\n"
+	"  --dedup-id ID      dedup id of every message: a publish repeating "
+	"it within\n"
+	"                     the queue's dedup window is not stored again "
+	"and prints\n"
+	"                     the original PARTITION OFFSET\n"
+	"--delay-ms and --deliver-at exclude each other. The options apply "
+	"to every\n"
+	"message of the invocation. A delayed message can be cancelled "
+	"with\n"
+	"'ringmq message cancel' until it is due.\n"
 	"\n"
 	"Standard output gets one line per message, in input order:\n"
 	"  PARTITION OFFSET     when the broker confirmed it (stored "
@@ -206,7 +284,7 @@ static const char help_publish[] =
 
 static const char help_consume[] =
 	"Usage: ringmq consume NAME --group G [--count N] [--timeout-ms MS]\n"
-	"                      [--ack | --nack]\n"
+	"                      [--ack | --nack [--nack-delay-ms MS]]\n"
 	"\n"
 	"Subscribes to queue NAME in consumer group G (created from the "
 	"earliest\n"
@@ -227,6 +305,10 @@ static const char help_consume[] =
 	"they come\n"
 	"                   again, counting toward the queue's max "
 	"deliveries)\n"
+	"  --nack-delay-ms MS\n"
+	"                   with --nack: the nacked messages become ready "
+	"again only\n"
+	"                   MS later (default 0: at once)\n"
 	"  (neither)        release the printed messages: they come again, "
 	"not\n"
 	"                   counted as failed\n"
@@ -264,6 +346,29 @@ static const char help_consume[] =
 	"no\n"
 	"connection or connection lost; 2 bad usage.\n";
 
+static const char help_message[] =
+	"Usage: ringmq message cancel NAME PARTITION OFFSET\n"
+	"\n"
+	"Run 'ringmq message cancel --help'.\n";
+
+static const char help_message_cancel[] =
+	"Usage: ringmq message cancel NAME PARTITION OFFSET\n"
+	"\n"
+	"Cancels the delayed message at PARTITION and OFFSET of queue NAME "
+	"(as\n"
+	"publish printed them): it is deleted and never delivered. Prints "
+	"nothing on\n"
+	"success. PARTITION is 0..1023 and OFFSET a decimal number (exit 2 "
+	"otherwise).\n"
+	"\n"
+	"Exit status: 0 cancelled; 1 refused: MESSAGE_NOT_FOUND (no such "
+	"message),\n"
+	"INVALID_ARGUMENT (the message is not delayed, e.g. already due) or\n"
+	"QUEUE_NOT_FOUND; 3 no connection or connection lost; 2 bad usage.\n"
+	"\n"
+	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
+	"--help'.\n";
+
 static void
 print_help(enum cli_cmd cmd)
 {
@@ -273,9 +378,12 @@ print_help(enum cli_cmd cmd)
 	case CMD_NONE: break;
 	case CMD_QUEUE: text = help_queue; break;
 	case CMD_QUEUE_CREATE: text = help_queue_create; break;
+	case CMD_QUEUE_SET: text = help_queue_set; break;
 	case CMD_QUEUE_LIST: text = help_queue_list; break;
 	case CMD_PUBLISH: text = help_publish; break;
 	case CMD_CONSUME: text = help_consume; break;
+	case CMD_MESSAGE: text = help_message; break;
+	case CMD_MESSAGE_CANCEL: text = help_message_cancel; break;
 	}
 	fputs(text, stdout);
 }
@@ -287,9 +395,11 @@ cmd_label(enum cli_cmd cmd)
 {
 	switch (cmd) {
 	case CMD_QUEUE_CREATE: return "queue create";
+	case CMD_QUEUE_SET: return "queue set";
 	case CMD_QUEUE_LIST: return "queue list";
 	case CMD_PUBLISH: return "publish";
 	case CMD_CONSUME: return "consume";
+	case CMD_MESSAGE_CANCEL: return "message cancel";
 	default: return "ringmq";
 	}
 }
@@ -336,6 +446,10 @@ parse_command(const char **pos, size_t npos, enum cli_cmd *cmd, int quiet)
 			*cmd = CMD_QUEUE_CREATE;
 			return 2;
 		}
+		if (npos >= 2 && strcmp(pos[1], "set") == 0) {
+			*cmd = CMD_QUEUE_SET;
+			return 2;
+		}
 		if (npos >= 2 && strcmp(pos[1], "list") == 0) {
 			*cmd = CMD_QUEUE_LIST;
 			return 2;
@@ -344,10 +458,28 @@ parse_command(const char **pos, size_t npos, enum cli_cmd *cmd, int quiet)
 			if (npos < 2)
 				cli_error(RINGMQ_USAGE,
 					  "missing queue subcommand (create, "
-					  "list)");
+					  "set, list)");
 			else
 				cli_error(RINGMQ_USAGE,
 					  "unknown command 'queue %s'", pos[1]);
+		}
+		return -1;
+	}
+	if (strcmp(pos[0], "message") == 0) {
+		*cmd = CMD_MESSAGE;
+		if (npos >= 2 && strcmp(pos[1], "cancel") == 0) {
+			*cmd = CMD_MESSAGE_CANCEL;
+			return 2;
+		}
+		if (!quiet) {
+			if (npos < 2)
+				cli_error(RINGMQ_USAGE,
+					  "missing message subcommand "
+					  "(cancel)");
+			else
+				cli_error(RINGMQ_USAGE,
+					  "unknown command 'message %s'",
+					  pos[1]);
 		}
 		return -1;
 	}
@@ -387,6 +519,51 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 	case F_CONNECT_TIMEOUT: cli->connect_timeout_ms = u->value; return 0;
 	case F_KEY: cli->key = u->value; return 0;
 	case F_GROUP: cli->group = u->value; return 0;
+	case F_DEDUP_ID:
+		if (u->value[0] == '\0' ||
+		    strlen(u->value) > CLI_MAX_DEDUP_ID_BYTES) {
+			cli_error(RINGMQ_USAGE,
+				  "--dedup-id must be 1 to %d bytes",
+				  CLI_MAX_DEDUP_ID_BYTES);
+			return -1;
+		}
+		cli->dedup_id = u->value;
+		return 0;
+	case F_DELAY:
+		if (parse_number(u->value, 0, MAX_DELAY_MS, &v) < 0) {
+			cli_error(RINGMQ_USAGE,
+				  "--delay-ms must be a number of "
+				  "milliseconds, not '%s'",
+				  u->value);
+			return -1;
+		}
+		cli->has_delay = 1;
+		cli->delay_ms = v;
+		return 0;
+	case F_DELIVER_AT:
+		if (cli_parse_rfc3339(u->value, &v) < 0) {
+			cli_error(RINGMQ_USAGE,
+				  "--deliver-at must be an RFC 3339 time "
+				  "from 1970 on, such as "
+				  "2026-12-01T10:00:00Z or "
+				  "2026-12-01T12:00:00.5+02:00, not '%s'",
+				  u->value);
+			return -1;
+		}
+		cli->has_deliver_at = 1;
+		cli->deliver_at_ms = v;
+		return 0;
+	case F_NACK_DELAY:
+		if (parse_number(u->value, 0, MAX_DELAY_MS, &v) < 0) {
+			cli_error(RINGMQ_USAGE,
+				  "--nack-delay-ms must be a number of "
+				  "milliseconds, not '%s'",
+				  u->value);
+			return -1;
+		}
+		cli->has_nack_delay = 1;
+		cli->nack_delay_ms = v;
+		return 0;
 	case F_ACK: cli->is_ack = 1; return 0;
 	case F_NACK: cli->is_nack = 1; return 0;
 	case F_SETTING:
@@ -396,6 +573,8 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 			cli_error(RINGMQ_USAGE, "too many settings");
 			return -1;
 		}
+		if (strcmp(u->def->name, "partitions") == 0)
+			cli->has_partitions = 1;
 		cli->settings[cli->nsettings].name = u->def->name;
 		cli->settings[cli->nsettings++].value = u->value;
 		return 0;
@@ -423,32 +602,25 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 	return 0;
 }
 
-/* Checks what is decidable without the broker; -1 after an error. */
+/* Checks the per-command rules of publish, queue set and consume; -1
+ * after an error. */
 static int
-check_command(struct cli *cli)
+check_flags(const struct cli *cli)
 {
-	size_t want_min = 1;
-	size_t want_max = 1;
-
-	if (cli->cmd == CMD_QUEUE_LIST)
-		want_min = want_max = 0;
-	if (cli->cmd == CMD_PUBLISH)
-		want_max = SIZE_MAX;
-	if (cli->nargs < want_min) {
-		cli_error(RINGMQ_USAGE, "%s: missing queue name",
-			  cmd_label(cli->cmd));
+	if (cli->cmd == CMD_PUBLISH && cli->has_delay && cli->has_deliver_at) {
+		cli_error(RINGMQ_USAGE, "publish: --delay-ms and --deliver-at "
+					"exclude each other");
 		return -1;
 	}
-	if (cli->nargs > want_max) {
-		cli_error(RINGMQ_USAGE, "%s: unexpected argument '%s'",
-			  cmd_label(cli->cmd), cli->args[want_max]);
+	if (cli->cmd == CMD_QUEUE_SET && cli->has_partitions) {
+		cli_error(RINGMQ_USAGE, "queue set: --partitions cannot be "
+					"changed once the queue exists");
 		return -1;
 	}
-	if (want_min == 1 && !cli_name_is_valid(cli->args[0])) {
-		cli_error(RINGMQ_USAGE,
-			  "bad queue name '%s' (want "
-			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
-			  cli->args[0]);
+	if (cli->cmd == CMD_QUEUE_SET && cli->nsettings == 0) {
+		cli_error(RINGMQ_USAGE, "queue set: nothing to change (give "
+					"at least one setting, see 'ringmq "
+					"queue set --help')");
 		return -1;
 	}
 	if (cli->cmd != CMD_CONSUME)
@@ -469,7 +641,80 @@ check_command(struct cli *cli)
 					"each other");
 		return -1;
 	}
+	if (cli->has_nack_delay && !cli->is_nack) {
+		cli_error(RINGMQ_USAGE,
+			  "consume: --nack-delay-ms needs --nack");
+		return -1;
+	}
 	return 0;
+}
+
+/* PARTITION and OFFSET of message cancel; -1 after an error. */
+static int
+check_position(struct cli *cli)
+{
+	uint64_t v;
+
+	if (parse_number(cli->args[1], 0, CLI_MAX_PARTITIONS - 1, &v) < 0) {
+		cli_error(RINGMQ_USAGE,
+			  "message cancel: PARTITION must be a number from 0 "
+			  "to %d, not '%s'",
+			  CLI_MAX_PARTITIONS - 1, cli->args[1]);
+		return -1;
+	}
+	cli->partition = (uint32_t)v;
+	if (parse_number(cli->args[2], 0, UINT64_MAX, &v) < 0) {
+		cli_error(RINGMQ_USAGE,
+			  "message cancel: OFFSET must be a number from 0 to "
+			  "%llu, not '%s'",
+			  (unsigned long long)UINT64_MAX, cli->args[2]);
+		return -1;
+	}
+	cli->offset = v;
+	return 0;
+}
+
+/* Checks what is decidable without the broker; -1 after an error. */
+static int
+check_command(struct cli *cli)
+{
+	size_t want_min = 1;
+	size_t want_max = 1;
+
+	if (cli->cmd == CMD_QUEUE_LIST)
+		want_min = want_max = 0;
+	if (cli->cmd == CMD_PUBLISH)
+		want_max = SIZE_MAX;
+	if (cli->cmd == CMD_MESSAGE_CANCEL)
+		want_max = 3;
+	if (cli->nargs < want_min) {
+		cli_error(RINGMQ_USAGE, "%s: missing queue name",
+			  cmd_label(cli->cmd));
+		return -1;
+	}
+	if (cli->nargs > want_max) {
+		cli_error(RINGMQ_USAGE, "%s: unexpected argument '%s'",
+			  cmd_label(cli->cmd), cli->args[want_max]);
+		return -1;
+	}
+	if (want_min == 1 && !cli_name_is_valid(cli->args[0])) {
+		cli_error(RINGMQ_USAGE,
+			  "bad queue name '%s' (want "
+			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+			  cli->args[0]);
+		return -1;
+	}
+	if (cli->cmd == CMD_MESSAGE_CANCEL) {
+		if (cli->nargs < 3) {
+			cli_error(RINGMQ_USAGE, "message cancel: missing %s",
+				  cli->nargs == 1 ? "PARTITION and OFFSET"
+						  : "OFFSET");
+			return -1;
+		}
+		if (check_position(cli) < 0)
+			return -1;
+	}
+	return check_flags(cli);
 }
 
 /*
@@ -634,9 +879,11 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		switch (cli.cmd) {
 		case CMD_QUEUE_CREATE: rc = cmd_queue_create(&cli); break;
+		case CMD_QUEUE_SET: rc = cmd_queue_set(&cli); break;
 		case CMD_QUEUE_LIST: rc = cmd_queue_list(&cli); break;
 		case CMD_PUBLISH: rc = cmd_publish(&cli); break;
 		case CMD_CONSUME: rc = cmd_consume(&cli); break;
+		case CMD_MESSAGE_CANCEL: rc = cmd_message_cancel(&cli); break;
 		default: rc = EXIT_USAGE; break;
 		}
 	}

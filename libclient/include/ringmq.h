@@ -239,21 +239,25 @@ RINGMQ_API int ringmq_client_ping(ringmq_client *c);
 
 /* ------------------------------------------------------------------ queues */
 
-/** Settings of a queue to create (opaque). */
+/** Settings of a queue to create or change (opaque). */
 typedef struct ringmq_queue_opts ringmq_queue_opts;
 
 /**
- * Creates empty queue settings: every setting absent (the broker's
- * defaults apply, and an existing queue's settings are not compared).
+ * Creates empty queue settings: every setting absent (in a create the
+ * broker's defaults apply and an existing queue's settings are not
+ * compared; in a set they stay unchanged).
  * @return new settings owned by the caller, or NULL when out of memory.
  */
 RINGMQ_API ringmq_queue_opts *ringmq_queue_opts_new(void);
 
 /**
  * Sets one queue setting. Names are those of the CLI flags:
- *  "partitions" (1..1024), "lease-ms", "max-lease-ms", "max-deliveries"
- *  (0 = unlimited), "dead-letter-queue" (a queue name), "max-depth" and
- *  "max-bytes" (0 = unlimited), "dedup-window-ms". Numbers are decimal.
+ *  "partitions" (1..1024, create only), "lease-ms" and "max-lease-ms"
+ *  (1..INT64_MAX), "max-deliveries" (0..UINT32_MAX, 0 = unlimited),
+ *  "dead-letter" (a queue name under the name rule; "dead-letter-queue" is
+ *  accepted too), "max-depth" and "max-bytes" (0..UINT64_MAX, 0 =
+ *  unlimited), "dedup-window-ms" (0..INT64_MAX). Numbers are decimal
+ *  digits only. A setting given twice keeps the last value.
  * @param[in,out] o the settings.
  * @param[in] name setting name.
  * @param[in] value its value as text (copied).
@@ -280,6 +284,24 @@ RINGMQ_API void ringmq_queue_opts_free(ringmq_queue_opts *o);
  */
 RINGMQ_API int ringmq_queue_create(ringmq_client *c, const char *name,
 				   const ringmq_queue_opts *o);
+
+/**
+ * Changes policies of an existing queue (QueueSet). Settings given in o
+ * replace the queue's; the others stay as they are. The new lease time
+ * applies to deliveries made after the change, not to leases already
+ * running.
+ * @param[in] c the client.
+ * @param[in] name queue name.
+ * @param[in] o settings (borrowed). It must not set "partitions", which is
+ *            fixed at creation. With no setting at all nothing changes and
+ *            the call only checks that the queue exists.
+ * @return RINGMQ_OK once the change is stored; RINGMQ_USAGE (decided
+ *         locally, nothing sent) when o is NULL or sets "partitions";
+ *         RINGMQ_QUEUE_NOT_FOUND; RINGMQ_INVALID_ARGUMENT (a value the
+ *         broker refuses, e.g. a bad name); and the common codes above.
+ */
+RINGMQ_API int ringmq_queue_set(ringmq_client *c, const char *name,
+				const ringmq_queue_opts *o);
 
 /**
  * Deletes a queue and its messages.
@@ -327,6 +349,31 @@ RINGMQ_API uint64_t ringmq_queue_list_messages(const ringmq_queue_list *l,
 /** Stored payload bytes. */
 RINGMQ_API uint64_t ringmq_queue_list_bytes(const ringmq_queue_list *l,
 					    size_t i);
+
+/**
+ * A policy of the i-th queue, by the setting names of
+ * ringmq_queue_opts_set(): "partitions", "lease-ms", "max-lease-ms",
+ * "max-deliveries", "max-depth", "max-bytes", "dedup-window-ms" (as in
+ * the queue; 0 means unlimited where it does for the setting).
+ * @param[in] l the list.
+ * @param[in] i index, 0 <= i < count.
+ * @param[in] name setting name.
+ * @param[out] valuep receives the value when 1 is returned.
+ * @return 1 when the value was reported; 0 (*valuep untouched) for an
+ *         index out of range, an unknown name, a NULL argument, or a
+ *         broker that does not report policies.
+ */
+RINGMQ_API int ringmq_queue_list_setting(const ringmq_queue_list *l, size_t i,
+					 const char *name, uint64_t *valuep);
+
+/**
+ * Dead-letter queue of the i-th queue (its name, "<queue>.dlq" unless set
+ * otherwise).
+ * @return a string owned by the list; NULL for an index out of range or a
+ *         broker that does not report policies.
+ */
+RINGMQ_API const char *
+ringmq_queue_list_dead_letter_queue(const ringmq_queue_list *l, size_t i);
 
 /** Frees a queue list (NULL: no-op). */
 RINGMQ_API void ringmq_queue_list_free(ringmq_queue_list *l);
@@ -468,6 +515,24 @@ ringmq_publish_results_message(const ringmq_publish_results *r, size_t i);
 
 /** Frees publish results (NULL: no-op). */
 RINGMQ_API void ringmq_publish_results_free(ringmq_publish_results *r);
+
+/* --------------------------------------------------------- stored messages */
+
+/**
+ * Cancels a delayed message (one published with a delay or deliver-at time
+ * that is not due yet): it is deleted and never delivered to any group.
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[in] partition the message's partition.
+ * @param[in] offset the message's offset (as its publish confirmed).
+ * @return RINGMQ_OK once the deletion is stored; RINGMQ_QUEUE_NOT_FOUND;
+ *         RINGMQ_MESSAGE_NOT_FOUND (no such partition or offset, or
+ *         already deleted); RINGMQ_INVALID_ARGUMENT (the message exists
+ *         but is not delayed: it is due or was never delayed); and the
+ *         common codes above.
+ */
+RINGMQ_API int ringmq_message_cancel(ringmq_client *c, const char *queue,
+				     uint32_t partition, uint64_t offset);
 
 /* ----------------------------------------------------------------- consume */
 

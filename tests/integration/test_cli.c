@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -445,15 +446,134 @@ test_usage_errors_exit_2_before_connecting(void **state)
 }
 
 static void
+test_job_flags_usage_errors_exit_2_before_connecting(void **state)
+{
+	char server[64];
+
+	(void)state;
+	unused_server(server, sizeof(server));
+	g_server = server;
+
+	/* queue create: policy ranges and the dead-letter name rule */
+	expect_usage(ARGS("queue", "create", "q", "--max-lease-ms", "0"));
+	expect_usage(ARGS("queue", "create", "q", "--lease-ms",
+			  "9223372036854775808"));
+	expect_usage(ARGS("queue", "create", "q", "--max-lease-ms",
+			  "18446744073709551615"));
+	expect_usage(ARGS("queue", "create", "q", "--max-deliveries", "-1"));
+	expect_usage(
+		ARGS("queue", "create", "q", "--max-deliveries", "4294967296"));
+	expect_usage(ARGS("queue", "create", "q", "--dead-letter", "bad/q"));
+	expect_usage(ARGS("queue", "create", "q", "--dead-letter", ""));
+	expect_usage(ARGS("queue", "create", "q", "--dead-letter"));
+	expect_usage(ARGS("queue", "create", "q", "--max-depth", "x"));
+	expect_usage(ARGS("queue", "create", "q", "--max-bytes", "1k"));
+	expect_usage(ARGS("queue", "create", "q", "--dedup-window-ms", "-1"));
+
+	/* queue set: a setting is needed, partitions are fixed */
+	expect_usage(ARGS("queue", "set", "q"));
+	expect_usage(ARGS("queue", "set"));
+	expect_usage(ARGS("queue", "set", "bad/q", "--lease-ms", "5"));
+	expect_usage(ARGS("queue", "set", "q", "--partitions", "2"));
+	expect_usage(ARGS("queue", "set", "q", "--lease-ms", "5",
+			  "--partitions", "2"));
+	expect_usage(ARGS("queue", "set", "q", "--lease-ms", "0"));
+	expect_usage(ARGS("queue", "set", "q", "--dead-letter", "-x"));
+	expect_usage(ARGS("queue", "set", "q", "extra", "--lease-ms", "5"));
+	expect_usage(ARGS("queue", "set", "q", "--key", "k"));
+
+	/* publish: delays, deliver-at times, dedup ids */
+	expect_usage(ARGS("publish", "q", "--delay-ms", "-1", "x"));
+	expect_usage(ARGS("publish", "q", "--delay-ms", "1.5", "x"));
+	expect_usage(
+		ARGS("publish", "q", "--delay-ms", "9223372036854775808", "x"));
+	expect_usage(ARGS("publish", "q", "--delay-ms", "10", "--deliver-at",
+			  "2026-12-01T10:00:00Z", "x"));
+	expect_usage(ARGS("publish", "q", "--deliver-at",
+			  "2026-12-01T10:00:00Z", "--delay-ms", "0", "x"));
+	expect_usage(ARGS("publish", "q", "--dedup-id", "", "x"));
+	expect_usage(ARGS("publish", "q", "--nack-delay-ms", "5", "x"));
+	{
+		/* Not RFC 3339, or not a real time. */
+		static const char *const bad_times[] = {
+			"",
+			"2026-12-01",
+			"2026-12-01T10:00:00",	     /* no offset */
+			"2026-12-01 10:00:00Z",	     /* space */
+			"2026-12-01T10:00Z",	     /* no seconds */
+			"2026-12-01T10:00:00.Z",     /* empty fraction */
+			"2026-12-01T10:00:00,5Z",    /* comma */
+			"2026-12-01T10:00:00+0200",  /* offset without : */
+			"2026-12-01T10:00:00+02",    /* short offset */
+			"2026-12-01T10:00:00+24:00", /* offset hour */
+			"2026-12-01T10:00:00+02:60", /* offset minute */
+			"2026-12-01T10:00:00ZZ",     /* trailing */
+			"2026-12-01T10:00:00Z ",     /* trailing space */
+			" 2026-12-01T10:00:00Z",     /* leading space */
+			"2026-13-01T10:00:00Z",	     /* month */
+			"2026-00-01T10:00:00Z",	     /* month */
+			"2026-02-29T10:00:00Z",	     /* not a leap year */
+			"2026-04-31T10:00:00Z",	     /* day */
+			"2026-12-00T10:00:00Z",	     /* day */
+			"2026-12-01T24:00:00Z",	     /* hour */
+			"2026-12-01T10:60:00Z",	     /* minute */
+			"2026-12-01T10:00:61Z",	     /* second */
+			"26-12-01T10:00:00Z",	     /* two-digit year */
+			"+2026-12-01T10:00:00Z",     /* sign */
+			"1969-12-31T23:59:59Z",	     /* before the epoch */
+			"1970-01-01T00:30:00+01:00", /* before the epoch */
+			"1764583200000",	     /* ms, not a time */
+		};
+
+		for (size_t i = 0; i < sizeof(bad_times) / sizeof(bad_times[0]);
+		     i++)
+			expect_usage(ARGS("publish", "q", "--deliver-at",
+					  bad_times[i], "x"));
+	}
+
+	/* consume: --nack-delay-ms only with --nack */
+	expect_usage(
+		ARGS("consume", "q", "--group", "g", "--nack-delay-ms", "500"));
+	expect_usage(ARGS("consume", "q", "--group", "g", "--ack",
+			  "--nack-delay-ms", "500"));
+	expect_usage(ARGS("consume", "q", "--group", "g", "--nack",
+			  "--nack-delay-ms", "-1"));
+	expect_usage(ARGS("consume", "q", "--group", "g", "--nack",
+			  "--nack-delay-ms", "x"));
+	expect_usage(ARGS("consume", "q", "--group", "g", "--nack",
+			  "--nack-delay-ms"));
+
+	/* message cancel QUEUE PARTITION OFFSET */
+	expect_usage(ARGS("message"));
+	expect_usage(ARGS("message", "frob"));
+	expect_usage(ARGS("message", "cancel"));
+	expect_usage(ARGS("message", "cancel", "q"));
+	expect_usage(ARGS("message", "cancel", "q", "0"));
+	expect_usage(ARGS("message", "cancel", "q", "0", "1", "2"));
+	expect_usage(ARGS("message", "cancel", "bad/q", "0", "1"));
+	expect_usage(ARGS("message", "cancel", "q", "1024", "1"));
+	expect_usage(ARGS("message", "cancel", "q", "x", "1"));
+	expect_usage(ARGS("message", "cancel", "q", "0", "--", "-1"));
+	expect_usage(ARGS("message", "cancel", "q", "0", "1x"));
+	expect_usage(
+		ARGS("message", "cancel", "q", "0", "18446744073709551616"));
+	expect_usage(ARGS("message", "cancel", "q", "0", "1", "--group", "g"));
+	g_server = NULL;
+}
+
+static void
 test_help_exits_0_on_stdout(void **state)
 {
 	const char *const *cases[] = {
 		ARGS("--help"),
 		ARGS("-h"),
 		ARGS("queue", "create", "--help"),
+		ARGS("queue", "set", "--help"),
 		ARGS("queue", "list", "--help"),
 		ARGS("publish", "--help"),
 		ARGS("consume", "--help"),
+		ARGS("message", "--help"),
+		ARGS("message", "cancel", "--help"),
 		ARGS("--help", "consume", "q", "--group", "bad/name"),
 	};
 	struct run r;
@@ -469,6 +589,54 @@ test_help_exits_0_on_stdout(void **state)
 	RUN(&r, "consume", "--help");
 	assert_non_null(strstr(r.out, "\\u00XX"));
 	run_free(&r);
+}
+
+/* The help of args mentions every string of want (NULL-ended). */
+static void
+expect_help_lists(const char *const *args, const char *const *want)
+{
+	struct run r;
+
+	run_cli_ex(&r, NULL, 0, args, 0);
+	assert_int_equal(r.code, 0);
+	for (size_t i = 0; want[i] != NULL; i++) {
+		if (strstr(r.out, want[i]) == NULL)
+			fprintf(stderr, "help of '%s %s' lacks '%s'\n", args[0],
+				args[1] ? args[1] : "", want[i]);
+		assert_non_null(strstr(r.out, want[i]));
+	}
+	run_free(&r);
+}
+
+static void
+test_help_lists_job_flags(void **state)
+{
+	(void)state;
+	expect_help_lists(ARGS("--help"),
+			  ARGS("queue set NAME", "message cancel NAME "
+						 "PARTITION OFFSET"));
+	expect_help_lists(ARGS("queue", "create", "--help"),
+			  ARGS("--partitions N", "--lease-ms MS",
+			       "--max-lease-ms MS", "--max-deliveries N",
+			       "--dead-letter Q", "--max-depth N",
+			       "--max-bytes B", "--dedup-window-ms MS"));
+	expect_help_lists(ARGS("queue", "set", "--help"),
+			  ARGS("Usage: ringmq queue set NAME", "--lease-ms MS",
+			       "--max-lease-ms MS", "--max-deliveries N",
+			       "--dead-letter Q", "--max-depth N",
+			       "--max-bytes B", "--dedup-window-ms MS",
+			       "--partitions cannot be changed"));
+	expect_help_lists(ARGS("publish", "--help"),
+			  ARGS("--delay-ms MS", "--deliver-at TIME",
+			       "--dedup-id ID", "RFC 3339"));
+	expect_help_lists(ARGS("consume", "--help"),
+			  ARGS("--nack-delay-ms MS"));
+	expect_help_lists(ARGS("message", "cancel", "--help"),
+			  ARGS("Usage: ringmq message cancel NAME PARTITION "
+			       "OFFSET",
+			       "MESSAGE_NOT_FOUND"));
+	expect_help_lists(ARGS("queue", "list", "--help"),
+			  ARGS("\"policy\":{\"lease_ms\""));
 }
 
 /* ------------------------------------------------------------ unreachable */
@@ -502,6 +670,20 @@ test_unreachable_broker_exits_3(void **state)
 	RUN(&r, "consume", "q", "--group", "g");
 	expect(&r, 3, "");
 	expect_err(&r, "UNREACHABLE");
+	run_free(&r);
+
+	RUN(&r, "queue", "set", "q", "--lease-ms", "5");
+	expect(&r, 3, "");
+	expect_err(&r, "UNREACHABLE");
+	run_free(&r);
+
+	RUN(&r, "message", "cancel", "q", "0", "0");
+	expect(&r, 3, "");
+	expect_err(&r, "UNREACHABLE");
+	run_free(&r);
+
+	RUN(&r, "publish", "q", "--delay-ms", "10", "--dedup-id", "d", "a");
+	expect(&r, 3, "error UNREACHABLE\n");
 	run_free(&r);
 
 	/* Options after the command. */
@@ -662,6 +844,149 @@ test_queue_list_table_and_json(void **state)
 	assert_true(r.out_len > 4);
 	assert_string_equal(r.out + r.out_len - 4, "}]}\n");
 	assert_true(strchr(r.out, '\n') == r.out + r.out_len - 1);
+	run_free(&r);
+}
+
+/*
+ * The object of queue name in queue list --json output is exactly want
+ * (followed by ',' or ']').
+ */
+static void
+expect_queue_json(const char *out, const char *name, const char *want)
+{
+	char key[256];
+	const char *p;
+
+	snprintf(key, sizeof(key), "{\"name\":\"%s\",", name);
+	p = strstr(out, key);
+	if (p == NULL || strncmp(p, want, strlen(want)) != 0 ||
+	    (p[strlen(want)] != ',' && p[strlen(want)] != ']'))
+		fprintf(stderr, "queue %s: want\n%s\nin:\n%s\n", name, want,
+			out);
+	assert_non_null(p);
+	assert_int_equal(strncmp(p, want, strlen(want)), 0);
+	assert_true(p[strlen(want)] == ',' || p[strlen(want)] == ']');
+}
+
+static void
+test_queue_create_policies_shown_and_compared(void **state)
+{
+	static const char *const all[] = { "queue",    "create",
+					   "pol",      "--partitions",
+					   "2",	       "--lease-ms",
+					   "1500",     "--max-lease-ms",
+					   "60000",    "--max-deliveries",
+					   "3",	       "--dead-letter",
+					   "pol-dead", "--max-depth",
+					   "100",      "--max-bytes",
+					   "4096",     "--dedup-window-ms",
+					   "20000",    NULL };
+	struct run r;
+
+	(void)state;
+	run_cli_ex(&r, NULL, 0, all, 0);
+	expect(&r, 0, "");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+	create_queue("plain");
+
+	RUN(&r, "queue", "list", "--json");
+	assert_int_equal(r.code, 0);
+	expect_queue_json(r.out, "pol",
+			  "{\"name\":\"pol\",\"partitions\":2,\"ready\":0,"
+			  "\"delayed\":0,\"in_flight\":0,\"groups\":0,"
+			  "\"messages\":0,\"bytes\":0,\"policy\":{"
+			  "\"lease_ms\":1500,\"max_lease_ms\":60000,"
+			  "\"max_deliveries\":3,\"max_depth\":100,"
+			  "\"max_bytes\":4096,\"dedup_window_ms\":20000,"
+			  "\"dead_letter\":\"pol-dead\"}}");
+	/* Defaults as the broker reports them. */
+	expect_queue_json(r.out, "plain",
+			  "{\"name\":\"plain\",\"partitions\":1,\"ready\":0,"
+			  "\"delayed\":0,\"in_flight\":0,\"groups\":0,"
+			  "\"messages\":0,\"bytes\":0,\"policy\":{"
+			  "\"lease_ms\":30000,\"max_lease_ms\":43200000,"
+			  "\"max_deliveries\":5,\"max_depth\":0,"
+			  "\"max_bytes\":0,\"dedup_window_ms\":600000,"
+			  "\"dead_letter\":\"plain.dlq\"}}");
+	run_free(&r);
+
+	/* The same given settings, all or some: fine. */
+	run_cli_ex(&r, NULL, 0, all, 0);
+	expect(&r, 0, "");
+	run_free(&r);
+	RUN(&r, "queue", "create", "pol", "--max-deliveries", "3",
+	    "--dead-letter", "pol-dead");
+	expect(&r, 0, "");
+	run_free(&r);
+	RUN(&r, "queue", "create", "pol", "--max-depth", "100", "--max-bytes",
+	    "4096", "--dedup-window-ms", "20000", "--max-lease-ms", "60000");
+	expect(&r, 0, "");
+	run_free(&r);
+
+	/* Any given setting that differs: QUEUE_EXISTS. */
+	{
+		static const char *const differs[][2] = {
+			{ "--lease-ms", "1501" },
+			{ "--max-lease-ms", "60001" },
+			{ "--max-deliveries", "0" },
+			{ "--dead-letter", "other" },
+			{ "--max-depth", "0" },
+			{ "--max-bytes", "4095" },
+			{ "--dedup-window-ms", "0" },
+			{ "--partitions", "1" },
+		};
+
+		for (size_t i = 0; i < sizeof(differs) / sizeof(differs[0]);
+		     i++) {
+			RUN(&r, "queue", "create", "pol", differs[i][0],
+			    differs[i][1]);
+			if (r.code != 1)
+				fprintf(stderr, "%s %s: exit %d\n",
+					differs[i][0], differs[i][1], r.code);
+			expect(&r, 1, "");
+			expect_err(&r, "QUEUE_EXISTS");
+			run_free(&r);
+		}
+	}
+}
+
+static void
+test_queue_set_changes_policies(void **state)
+{
+	struct run r;
+
+	(void)state;
+	create_queue("adj");
+	RUN(&r, "queue", "set", "adj", "--max-deliveries", "0", "--max-depth",
+	    "7", "--dead-letter", "adj-dead", "--dedup-window-ms", "5000");
+	expect(&r, 0, "");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+	RUN(&r, "queue", "list", "--json");
+	assert_int_equal(r.code, 0);
+	expect_queue_json(r.out, "adj",
+			  "{\"name\":\"adj\",\"partitions\":1,\"ready\":0,"
+			  "\"delayed\":0,\"in_flight\":0,\"groups\":0,"
+			  "\"messages\":0,\"bytes\":0,\"policy\":{"
+			  "\"lease_ms\":30000,\"max_lease_ms\":43200000,"
+			  "\"max_deliveries\":0,\"max_depth\":7,"
+			  "\"max_bytes\":0,\"dedup_window_ms\":5000,"
+			  "\"dead_letter\":\"adj-dead\"}}");
+	run_free(&r);
+
+	/* Create compares with the settings as they are now. */
+	RUN(&r, "queue", "create", "adj", "--max-depth", "7");
+	expect(&r, 0, "");
+	run_free(&r);
+	RUN(&r, "queue", "create", "adj", "--max-deliveries", "5");
+	expect(&r, 1, "");
+	expect_err(&r, "QUEUE_EXISTS");
+	run_free(&r);
+
+	RUN(&r, "queue", "set", "nosuch", "--lease-ms", "300");
+	expect(&r, 1, "");
+	expect_err(&r, "QUEUE_NOT_FOUND");
 	run_free(&r);
 }
 
@@ -1113,12 +1438,385 @@ test_consume_connection_lost_exits_3(void **state)
 	run_free(&r);
 }
 
+/* ----------------------------------------------------- leases and delays */
+
+/*
+ * Starts a consume of queue in group g that prints want and holds the
+ * leases (no --ack, no --count, a long timeout) until stopped.
+ */
+static void
+spawn_holder(struct child *ch, struct run *r, const char *queue,
+	     const char *want)
+{
+	memset(r, 0, sizeof(*r));
+	spawn(ch,
+	      ARGS("consume", queue, "--group", "g", "--timeout-ms", "60000"),
+	      0);
+	read_until(ch, r, want);
+}
+
+/* Stops a holder with SIGTERM (it releases what it holds, if it can). */
+static void
+stop_holder(struct child *ch, struct run *r)
+{
+	assert_int_equal(kill(ch->pid, SIGTERM), 0);
+	finish_child(ch, r, NULL, 0, harness_now_ms() + RUN_DEADLINE_MS);
+	run_free(r);
+}
+
+static void
+test_queue_set_lease_ms_makes_leases_expire_sooner(void **state)
+{
+	struct child ch;
+	struct run held;
+	struct run r;
+	long long t0;
+
+	(void)state;
+	create_queue("lq");
+	publish_ok("lq", ARGS("job"), "0 0\n");
+
+	/* Default lease (30 s): while one consume holds the message, another
+	 * does not get it. */
+	spawn_holder(&ch, &held, "lq", "job\n");
+	RUN(&r, "consume", "lq", "--group", "g", "--timeout-ms", "700");
+	expect(&r, 0, "");
+	run_free(&r);
+	stop_holder(&ch, &held);
+
+	RUN(&r, "queue", "set", "lq", "--lease-ms", "300");
+	expect(&r, 0, "");
+	run_free(&r);
+
+	/* A lease of 300 ms: once it expires the message comes back, its
+	 * delivery counted as failed. */
+	spawn_holder(&ch, &held, "lq", "job\n");
+	t0 = harness_now_ms();
+	RUN(&r, "consume", "lq", "--group", "g", "--count", "1", "--json",
+	    "--ack", "--timeout-ms", "10000");
+	expect(&r, 0,
+	       "{\"partition\":0,\"offset\":0,\"delivery_count\":2,"
+	       "\"payload\":\"job\"}\n");
+	assert_true(harness_now_ms() - t0 < 5000);
+	run_free(&r);
+	stop_holder(&ch, &held);
+}
+
+/*
+ * Writes into buf the wall-clock time in_ms from now as RFC 3339, in the
+ * zone offset_min minutes east of UTC ("Z" when is_z), with frac extra
+ * characters after the seconds ("" for none, e.g. ".%03d" fed the ms).
+ */
+static void
+rfc3339_from_now(char *buf, size_t len, long long in_ms, int offset_min,
+		 int is_z, int is_frac)
+{
+	struct timespec ts;
+	struct tm tm;
+	long long ms;
+	time_t sec;
+	size_t n;
+
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + in_ms +
+	     (long long)offset_min * 60000;
+	sec = (time_t)(ms / 1000);
+	assert_non_null(gmtime_r(&sec, &tm));
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	assert_true(n > 0);
+	if (is_frac) /* more digits than ms: the rest is dropped */
+		n += (size_t)snprintf(buf + n, len - n, ".%03lld999",
+				      ms % 1000);
+	if (is_z)
+		snprintf(buf + n, len - n, "Z");
+	else
+		snprintf(buf + n, len - n, "%c%02d:%02d",
+			 offset_min < 0 ? '-' : '+', abs(offset_min) / 60,
+			 abs(offset_min) % 60);
+}
+
+/* Exit 0 and one "0 OFFSET" line on stdout. */
+static void
+expect_one_position(const struct run *r)
+{
+	unsigned long long off;
+	char want[64];
+
+	assert_int_equal(r->code, 0);
+	assert_int_equal(sscanf(r->out, "0 %llu", &off), 1);
+	snprintf(want, sizeof(want), "0 %llu\n", off);
+	assert_string_equal(r->out, want);
+}
+
+static void
+test_publish_delay_ms_holds_messages_back(void **state)
+{
+	struct run r;
+	long long t0;
+
+	(void)state;
+	create_queue("later");
+	t0 = harness_now_ms();
+	/* Every message of the invocation gets the delay. */
+	RUN(&r, "publish", "later", "--delay-ms", "800", "a", "b");
+	expect(&r, 0, "0 0\n0 1\n");
+	run_free(&r);
+	RUN(&r, "consume", "later", "--group", "g", "--timeout-ms", "300");
+	expect(&r, 0, "");
+	assert_true(harness_now_ms() - t0 < 800);
+	run_free(&r);
+
+	RUN(&r, "consume", "later", "--group", "g", "--count", "2", "--ack",
+	    "--timeout-ms", "10000");
+	expect(&r, 0, "a\nb\n");
+	assert_true(harness_now_ms() - t0 >= 800);
+	run_free(&r);
+
+	/* A delay of 0 is no delay. (Offsets are not compared from here on:
+	 * a delayed message takes a new offset when it becomes due.) */
+	RUN(&r, "publish", "later", "--delay-ms", "0", "now");
+	expect_one_position(&r);
+	run_free(&r);
+	RUN(&r, "consume", "later", "--group", "g", "--count", "1", "--ack",
+	    "--timeout-ms", "300");
+	expect(&r, 0, "now\n");
+	run_free(&r);
+}
+
+static void
+test_publish_deliver_at_holds_messages_back(void **state)
+{
+	char at_east[64], at_west[64], at_z[64];
+	struct run r;
+	long long t0;
+
+	(void)state;
+	create_queue("at");
+	t0 = harness_now_ms();
+	/* The same instant, about 2.5 s ahead, in three spellings; a wrong
+	 * offset sign would make it hours early or late. */
+	rfc3339_from_now(at_east, sizeof(at_east), 2500, 120, 0, 1);
+	rfc3339_from_now(at_west, sizeof(at_west), 2500, -330, 0, 1);
+	rfc3339_from_now(at_z, sizeof(at_z), 2500, 0, 1, 0); /* whole s */
+	RUN(&r, "publish", "at", "--deliver-at", at_east, "east");
+	expect(&r, 0, "0 0\n");
+	run_free(&r);
+	RUN(&r, "publish", "at", "--deliver-at", at_west, "west");
+	expect(&r, 0, "0 1\n");
+	run_free(&r);
+	RUN(&r, "publish", "at", "--deliver-at", at_z, "zulu");
+	expect(&r, 0, "0 2\n");
+	run_free(&r);
+
+	RUN(&r, "consume", "at", "--group", "g", "--timeout-ms", "300");
+	expect(&r, 0, "");
+	/* Dropping the fraction makes at_z due 1.5 s ahead at the earliest. */
+	assert_true(harness_now_ms() - t0 < 1500);
+	run_free(&r);
+
+	RUN(&r, "consume", "at", "--group", "g", "--count", "3", "--ack",
+	    "--timeout-ms", "10000");
+	assert_int_equal(r.code, 0);
+	assert_true(harness_now_ms() - t0 >= 1500);
+	assert_int_equal(r.out_len, strlen("east\nwest\nzulu\n"));
+	assert_non_null(strstr(r.out, "east\n"));
+	assert_non_null(strstr(r.out, "west\n"));
+	assert_non_null(strstr(r.out, "zulu\n"));
+	run_free(&r);
+
+	/* A time already past is ready at once. */
+	RUN(&r, "publish", "at", "--deliver-at", "2020-02-29T23:59:60.5-01:00",
+	    "past");
+	expect_one_position(&r);
+	run_free(&r);
+	RUN(&r, "consume", "at", "--group", "g", "--count", "1", "--ack",
+	    "--timeout-ms", "300");
+	expect(&r, 0, "past\n");
+	run_free(&r);
+}
+
+/* 1 when the broker answers a repeated dedup id as a duplicate. */
+static int
+broker_has_dedup(void)
+{
+	ringmq_opts *opts = ringmq_opts_new();
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_message *m = ringmq_message_new("probe", 5);
+	ringmq_client *c = NULL;
+	char err[256];
+	int is_dup = 0;
+
+	assert_non_null(opts);
+	assert_non_null(qo);
+	assert_non_null(m);
+	assert_int_equal(
+		ringmq_opts_set(opts, "server", g_server, err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, opts, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "dedup-probe", qo), RINGMQ_OK);
+	assert_int_equal(ringmq_message_set_dedup_id(m, "probe"), RINGMQ_OK);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(ringmq_publish(c, "dedup-probe", m, NULL, NULL,
+						&is_dup),
+				 RINGMQ_OK);
+	ringmq_message_free(m);
+	ringmq_client_free(c);
+	ringmq_queue_opts_free(qo);
+	ringmq_opts_free(opts);
+	return is_dup;
+}
+
+static void
+test_publish_dedup_id_prints_original_position(void **state)
+{
+	char want[64];
+	unsigned part;
+	unsigned long long off;
+	struct run r;
+
+	(void)state;
+	if (!broker_has_dedup()) {
+		fprintf(stderr, "skipped: this ringmqd does not deduplicate "
+				"by dedup id yet\n");
+		skip();
+	}
+	RUN(&r, "queue", "create", "dq", "--partitions", "4");
+	expect(&r, 0, "");
+	run_free(&r);
+
+	RUN(&r, "publish", "dq", "--dedup-id", "order-17", "first");
+	assert_int_equal(r.code, 0);
+	assert_int_equal(sscanf(r.out, "%u %llu", &part, &off), 2);
+	snprintf(want, sizeof(want), "%u %llu\n", part, off);
+	assert_string_equal(r.out, want);
+	run_free(&r);
+
+	/* The repeat is not stored; it prints where the original is. */
+	RUN(&r, "publish", "dq", "--dedup-id", "order-17", "second");
+	expect(&r, 0, want);
+	assert_string_equal(r.err, "");
+	run_free(&r);
+	snprintf(want, sizeof(want),
+		 "{\"partition\":%u,\"offset\":%llu,\"duplicate\":true}\n",
+		 part, off);
+	RUN(&r, "publish", "dq", "--dedup-id", "order-17", "--json", "third");
+	expect(&r, 0, want);
+	run_free(&r);
+
+	/* One id for every message of the invocation: the later ones are
+	 * duplicates of the first. */
+	RUN(&r, "publish", "dq", "--dedup-id", "order-18", "x", "y");
+	assert_int_equal(r.code, 0);
+	assert_int_equal(sscanf(r.out, "%u %llu", &part, &off), 2);
+	snprintf(want, sizeof(want), "%u %llu\n%u %llu\n", part, off, part,
+		 off);
+	assert_string_equal(r.out, want);
+	run_free(&r);
+
+	RUN(&r, "consume", "dq", "--group", "g", "--ack", "--timeout-ms",
+	    "500");
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.out_len, strlen("first\nx\n"));
+	assert_non_null(strstr(r.out, "first\n"));
+	assert_non_null(strstr(r.out, "x\n"));
+	run_free(&r);
+}
+
+static void
+test_consume_nack_delay_ms_holds_message_back(void **state)
+{
+	struct run r;
+	long long t_nack;
+
+	(void)state;
+	create_queue("nd");
+	publish_ok("nd", ARGS("retry-me"), "0 0\n");
+	RUN(&r, "consume", "nd", "--group", "g", "--count", "1", "--nack",
+	    "--nack-delay-ms", "500");
+	expect(&r, 0, "retry-me\n");
+	run_free(&r);
+	/* consume exits once its nack is confirmed. */
+	t_nack = harness_now_ms();
+
+	RUN(&r, "consume", "nd", "--group", "g", "--timeout-ms", "200");
+	expect(&r, 0, "");
+	assert_true(harness_now_ms() - t_nack < 500);
+	run_free(&r);
+
+	RUN(&r, "consume", "nd", "--group", "g", "--count", "1", "--json",
+	    "--ack", "--timeout-ms", "10000");
+	expect(&r, 0,
+	       "{\"partition\":0,\"offset\":0,\"delivery_count\":2,"
+	       "\"payload\":\"retry-me\"}\n");
+	run_free(&r);
+}
+
+/* Exit 1 with stderr starting "ringmq: CODE: " and nothing on stdout. */
+static void
+expect_refusal(const struct run *r, const char *code)
+{
+	char prefix[64];
+
+	expect(r, 1, "");
+	snprintf(prefix, sizeof(prefix), "ringmq: %s: ", code);
+	if (strncmp(r->err, prefix, strlen(prefix)) != 0)
+		fprintf(stderr, "stderr does not start '%s':\n%s\n", prefix,
+			r->err);
+	assert_int_equal(strncmp(r->err, prefix, strlen(prefix)), 0);
+}
+
+static void
+test_message_cancel_delayed_is_never_delivered(void **state)
+{
+	struct run r;
+
+	(void)state;
+	create_queue("cq");
+	RUN(&r, "publish", "cq", "--delay-ms", "1000", "cancelled");
+	expect(&r, 0, "0 0\n");
+	run_free(&r);
+	publish_ok("cq", ARGS("kept"), "0 1\n");
+
+	RUN(&r, "message", "cancel", "cq", "0", "0");
+	expect(&r, 0, "");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+
+	/* Gone: a second cancel finds nothing. */
+	RUN(&r, "message", "cancel", "cq", "0", "0");
+	expect_refusal(&r, "MESSAGE_NOT_FOUND");
+	run_free(&r);
+	RUN(&r, "message", "cancel", "cq", "0", "99");
+	expect_refusal(&r, "MESSAGE_NOT_FOUND");
+	run_free(&r);
+	RUN(&r, "message", "cancel", "cq", "1", "0"); /* no partition 1 */
+	expect_refusal(&r, "MESSAGE_NOT_FOUND");
+	run_free(&r);
+	/* Only delayed messages can be cancelled. */
+	RUN(&r, "message", "cancel", "cq", "0", "1");
+	expect_refusal(&r, "INVALID_ARGUMENT");
+	run_free(&r);
+	RUN(&r, "message", "cancel", "nosuch", "0", "0");
+	expect_refusal(&r, "QUEUE_NOT_FOUND");
+	run_free(&r);
+
+	/* Past the cancelled message's due time, only the other one came. */
+	RUN(&r, "consume", "cq", "--group", "g", "--ack", "--timeout-ms",
+	    "1500");
+	expect(&r, 0, "kept\n");
+	run_free(&r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_usage_errors_exit_2_before_connecting),
+		cmocka_unit_test(
+			test_job_flags_usage_errors_exit_2_before_connecting),
 		cmocka_unit_test(test_help_exits_0_on_stdout),
+		cmocka_unit_test(test_help_lists_job_flags),
 		cmocka_unit_test(test_unreachable_broker_exits_3),
 		cmocka_unit_test(test_silent_broker_times_out_exits_3),
 		cmocka_unit_test_setup_teardown(
@@ -1128,6 +1826,11 @@ main(void)
 			test_queue_create_is_idempotent_and_conflict_exits_1,
 			broker_setup, broker_teardown),
 		cmocka_unit_test_setup_teardown(test_queue_list_table_and_json,
+						broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_queue_create_policies_shown_and_compared,
+			broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_set_changes_policies,
 						broker_setup, broker_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_publish_args_print_partition_and_offset,
@@ -1168,6 +1871,24 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_consume_connection_lost_exits_3, broker_setup,
 			broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_queue_set_lease_ms_makes_leases_expire_sooner,
+			broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_publish_delay_ms_holds_messages_back, broker_setup,
+			broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_publish_deliver_at_holds_messages_back,
+			broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_publish_dedup_id_prints_original_position,
+			broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_consume_nack_delay_ms_holds_message_back,
+			broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_message_cancel_delayed_is_never_delivered,
+			broker_setup, broker_teardown),
 	};
 
 	/* A child that exits early must not kill the test with SIGPIPE. */
