@@ -1504,8 +1504,9 @@ test_queue_set_lease_ms_makes_leases_expire_sooner(void **state)
 
 /*
  * Writes into buf the wall-clock time in_ms from now as RFC 3339, in the
- * zone offset_min minutes east of UTC ("Z" when is_z), with frac extra
- * characters after the seconds ("" for none, e.g. ".%03d" fed the ms).
+ * zone offset_min minutes east of UTC ("Z" when is_z instead). With
+ * is_frac the seconds carry six fractional digits (the ms, then 999, which
+ * must be dropped); without, the time is cut to the whole second.
  */
 static void
 rfc3339_from_now(char *buf, size_t len, long long in_ms, int offset_min,
@@ -1524,7 +1525,7 @@ rfc3339_from_now(char *buf, size_t len, long long in_ms, int offset_min,
 	assert_non_null(gmtime_r(&sec, &tm));
 	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 	assert_true(n > 0);
-	if (is_frac) /* more digits than ms: the rest is dropped */
+	if (is_frac)
 		n += (size_t)snprintf(buf + n, len - n, ".%03lld999",
 				      ms % 1000);
 	if (is_z)
@@ -1808,6 +1809,74 @@ test_message_cancel_delayed_is_never_delivered(void **state)
 	run_free(&r);
 }
 
+/* What the CLI refuses before connecting, the library refuses too. */
+static void
+test_library_checks_queue_set_and_list_accessors(void **state)
+{
+	ringmq_opts *opts = ringmq_opts_new();
+	ringmq_queue_opts *o = ringmq_queue_opts_new();
+	ringmq_queue_list *l = NULL;
+	ringmq_client *c = NULL;
+	uint64_t v = 7;
+	char err[256];
+
+	(void)state;
+	assert_non_null(opts);
+	assert_non_null(o);
+	assert_int_equal(
+		ringmq_opts_set(opts, "server", g_server, err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, opts, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "lib", NULL), RINGMQ_OK);
+
+	/* Partitions are fixed: refused without asking the broker. */
+	assert_int_equal(
+		ringmq_queue_opts_set(o, "partitions", "2", err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_queue_set(c, "lib", o), RINGMQ_USAGE);
+	assert_int_equal(ringmq_queue_set(c, "lib", NULL), RINGMQ_USAGE);
+	ringmq_queue_opts_free(o);
+	o = ringmq_queue_opts_new();
+	assert_non_null(o);
+	/* No setting: nothing changes, but the queue must exist. */
+	assert_int_equal(ringmq_queue_set(c, "lib", o), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_set(c, "nosuch", o),
+			 RINGMQ_QUEUE_NOT_FOUND);
+	assert_int_equal(ringmq_queue_opts_set(o, "dead-letter-queue", "old",
+					       err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(
+		ringmq_queue_opts_set(o, "lease-ms", "250", err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_queue_set(c, "lib", o), RINGMQ_OK);
+
+	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_list_count(l), 1);
+	assert_int_equal(ringmq_queue_list_setting(l, 0, "lease-ms", &v), 1);
+	assert_int_equal(v, 250);
+	assert_int_equal(ringmq_queue_list_setting(l, 0, "partitions", &v), 1);
+	assert_int_equal(v, 1);
+	assert_int_equal(ringmq_queue_list_setting(l, 0, "max-deliveries", &v),
+			 1);
+	assert_int_equal(v, 5);
+	v = 7;
+	assert_int_equal(ringmq_queue_list_setting(l, 0, "nosuch", &v), 0);
+	assert_int_equal(ringmq_queue_list_setting(l, 1, "lease-ms", &v), 0);
+	assert_int_equal(ringmq_queue_list_setting(l, 0, NULL, &v), 0);
+	assert_int_equal(v, 7);
+	assert_string_equal(ringmq_queue_list_dead_letter_queue(l, 0), "old");
+	assert_null(ringmq_queue_list_dead_letter_queue(l, 1));
+	ringmq_queue_list_free(l);
+
+	assert_int_equal(ringmq_message_cancel(c, "lib", 0, 0),
+			 RINGMQ_MESSAGE_NOT_FOUND);
+	assert_int_equal(ringmq_message_cancel(c, NULL, 0, 0), RINGMQ_USAGE);
+	ringmq_client_free(c);
+	ringmq_queue_opts_free(o);
+	ringmq_opts_free(opts);
+}
+
 int
 main(void)
 {
@@ -1888,6 +1957,9 @@ main(void)
 			broker_setup, broker_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_message_cancel_delayed_is_never_delivered,
+			broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_library_checks_queue_set_and_list_accessors,
 			broker_setup, broker_teardown),
 	};
 
