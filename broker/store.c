@@ -5,14 +5,15 @@
  * Owns the LMDB environment, the data directory lock, the storage thread
  * and the loop thread's read transaction. Everything LMDB stays in this
  * file: its return codes are mapped to ringmq codes before they leave.
+ * The bytes (CRC32C, batch encoding, records) are store_codec.c's.
  *
  * Threads. The loop thread builds batches (copies of every input, encoded
- * into one buffer per batch), submits them and reaps completions; it also
- * owns the read transaction (reset between loop passes). The storage
- * thread takes the pending batches (all of them, up to GROUP_MAX_BYTES),
- * applies each in a nested transaction of one write transaction and
- * commits that once (group commit), then hands the batches back through
- * the done list and the eventfd. One mutex guards both lists and the
+ * into one buffer per batch by store_codec.c), submits them and reaps
+ * completions; it also owns the read transaction (reset between loop passes).
+ * The storage thread takes the pending batches (all of them, up to
+ * GROUP_MAX_BYTES), applies each in a nested transaction of one write
+ * transaction and commits that once (group commit), then hands the batches back
+ * through the done list and the eventfd. One mutex guards both lists and the
  * counters.
  *
  * Invariant: batches complete, and their callbacks run, in submission
@@ -48,59 +49,15 @@
 
 #include "err.h"
 #include "log.h"
+#include "store_codec.h"
 
 #define HEADROOM_MIN_BYTES (64ull << 10)
 #define HEADROOM_MAX_BYTES (1ull << 30)
-#define MSG_FIXED_BYTES	   32u /* crc .. dedup_len of a "msgs" value */
-#define QUEUE_FIXED_BYTES  64u /* crc .. dlq_len of a "queues" value */
-#define GROUP_FIXED_BYTES  14u /* crc .. name_len of a "groups" value */
-#define FAIL_BYTES	   32u /* a "fails" value */
-#define MSG_RECORD_VERSION 1u
 /* Encoded batch bytes per commit. A parent transaction cannot spill the
  * pages its committed children dirtied, so one commit must stay well
  * inside LMDB's dirty-page limit (128 Ki pages = 512 MiB): taking every
  * pending batch of a long backlog at once failed with MDB_TXN_FULL. */
 #define GROUP_MAX_BYTES (64u << 20)
-
-enum store_db {
-	DB_META,
-	DB_QUEUES,
-	DB_PARTS,
-	DB_MSGS,
-	DB_GROUPS,
-	DB_GSTATE,
-	DB_FAILS,
-	DB_COUNT,
-};
-
-static const char *const db_names[DB_COUNT] = {
-	"meta", "queues", "parts", "msgs", "groups", "gstate", "fails",
-};
-
-/* Operations encoded in a batch buffer: an op_hdr, the key, then the value
- * (OP_PUT: the full record, CRC included) or the exclusive upper bound
- * (OP_DEL_RANGE: deletes keys in [key, bound); an empty bound means no
- * upper bound). In memory only, native byte order. */
-enum { OP_PUT = 1, OP_DEL_RANGE = 2 };
-
-struct op_hdr {
-	uint8_t op;
-	uint8_t db;
-	uint16_t key_len;
-	uint32_t val_len;
-};
-
-struct store_batch {
-	struct store_batch *next; /* owned by whichever list holds the batch */
-	uint8_t *buf;		  /* owned: the encoded operations */
-	size_t len;		  /* bytes used in buf */
-	size_t cap;		  /* bytes allocated in buf */
-	size_t ops;
-	unsigned flags;
-	int status; /* set by the storage thread */
-	store_done_fn done;
-	void *ctx; /* borrowed: the submitter's, handed back to done */
-};
 
 struct store {
 	MDB_env *env; /* owned */
@@ -152,156 +109,6 @@ struct store {
 	atomic_bool is_panicked;
 };
 
-/* ------------------------------------------------------------- crc32c */
-
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void
-crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (uint32_t i = 0; i < 256; i++)
-		for (int t = 1; t < 8; t++)
-			crc_table[t][i] =
-				(crc_table[t - 1][i] >> 8) ^
-				crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-/* Slicing-by-8 over aligned 8-byte words, byte at a time at both ends. */
-uint32_t
-store_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	(void)pthread_once(&crc_once, crc_init); /* cannot fail once inited */
-	crc = ~crc;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	while (len > 0 && ((uintptr_t)p & 7) != 0) {
-		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-		len--;
-	}
-	while (len >= 8) {
-		uint64_t w;
-
-		memcpy(&w, p, 8);
-		w ^= crc;
-		crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
-		      crc_table[5][(w >> 16) & 0xff] ^
-		      crc_table[4][(w >> 24) & 0xff] ^
-		      crc_table[3][(w >> 32) & 0xff] ^
-		      crc_table[2][(w >> 40) & 0xff] ^
-		      crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
-		p += 8;
-		len -= 8;
-	}
-#endif
-	while (len > 0) {
-		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-		len--;
-	}
-	return ~crc;
-}
-
-/* --------------------------------------------------- byte-order helpers */
-
-static uint8_t *
-put_be(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = n; i > 0; i--) {
-		p[i - 1] = (uint8_t)v;
-		v >>= 8;
-	}
-	return p + n;
-}
-
-static uint64_t
-get_be(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint8_t *
-put_bytes(uint8_t *p, const void *src, size_t n)
-{
-	if (n > 0)
-		memcpy(p, src, n);
-	return p + n;
-}
-
-/* A bounds-checked reader over a record; is_bad latches on overrun. */
-struct rd {
-	const uint8_t *p;
-	size_t left;
-	bool is_bad;
-};
-
-static const uint8_t *
-rd_bytes(struct rd *r, size_t n)
-{
-	const uint8_t *p = r->p;
-
-	if (r->left < n) {
-		r->is_bad = true;
-		r->left = 0;
-		return NULL;
-	}
-	r->p += n;
-	r->left -= n;
-	return p;
-}
-
-static uint64_t
-rd_be(struct rd *r, size_t n)
-{
-	const uint8_t *p = rd_bytes(r, n);
-
-	return p != NULL ? get_be(p, n) : 0;
-}
-
-/* Copies a length-prefixed name into a NUL-terminated buffer of cap. */
-static void
-rd_name(struct rd *r, char *dst, size_t cap)
-{
-	size_t n = (size_t)rd_be(r, 2);
-	const uint8_t *p = rd_bytes(r, n);
-
-	if (p == NULL || n >= cap) {
-		r->is_bad = true;
-		dst[0] = '\0';
-		return;
-	}
-	memcpy(dst, p, n);
-	dst[n] = '\0';
-}
-
-static uint32_t
-record_crc(const MDB_val *k, const uint8_t *val, size_t val_len)
-{
-	uint32_t crc = store_crc32c(0, k->mv_data, k->mv_size);
-
-	return store_crc32c(crc, val + 4, val_len - 4);
-}
-
-static bool
-record_crc_ok(const MDB_val *k, const MDB_val *v)
-{
-	if (v->mv_size < 4)
-		return false;
-	return record_crc(k, v->mv_data, v->mv_size) ==
-	       (uint32_t)get_be(v->mv_data, 4);
-}
-
 static uint64_t
 mono_ns(void)
 {
@@ -337,352 +144,6 @@ store_err(struct store *s, int rc, const char *what)
 	}
 }
 
-/* ------------------------------------------------------------- batches */
-
-struct store_batch *
-store_batch_new(unsigned flags)
-{
-	struct store_batch *b = calloc(1, sizeof(*b));
-
-	if (b != NULL)
-		b->flags = flags;
-	return b;
-}
-
-void
-store_batch_free(struct store_batch *b)
-{
-	if (b == NULL)
-		return;
-	free(b->buf);
-	free(b);
-}
-
-size_t
-store_batch_ops(const struct store_batch *b)
-{
-	return b->ops;
-}
-
-/* Appends one operation; returns where its key goes (the value or bound
- * follows the key), or NULL when out of memory (batch unchanged). A put's
- * caller fills key and value, then calls batch_seal. */
-static uint8_t *
-batch_op(struct store_batch *b, unsigned op, enum store_db db, size_t key_len,
-	 size_t val_len)
-{
-	struct op_hdr h = { (uint8_t)op, (uint8_t)db, (uint16_t)key_len,
-			    (uint32_t)val_len };
-	size_t need = sizeof(h) + key_len + val_len;
-	uint8_t *p;
-
-	if (need > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap * 2 : 256;
-
-		while (cap - b->len < need)
-			cap *= 2;
-		p = realloc(b->buf, cap);
-		if (p == NULL)
-			return NULL;
-		b->buf = p;
-		b->cap = cap;
-	}
-	p = b->buf + b->len;
-	memcpy(p, &h, sizeof(h));
-	b->len += need;
-	b->ops++;
-	return p + sizeof(h);
-}
-
-/* Writes the CRC32C of a record whose key starts at key. */
-static void
-batch_seal(uint8_t *key, size_t key_len, size_t val_len)
-{
-	MDB_val k = { key_len, key };
-	uint8_t *val = key + key_len;
-
-	(void)put_be(val, record_crc(&k, val, val_len), 4);
-}
-
-/* Adds a delete of every key in [lo, hi) of db; hi == NULL: no bound. */
-static int
-batch_del_range(struct store_batch *b, enum store_db db, const uint8_t *lo,
-		const uint8_t *hi, size_t key_len)
-{
-	uint8_t *p = batch_op(b, OP_DEL_RANGE, db, key_len, hi ? key_len : 0);
-
-	if (p == NULL)
-		return -ENOMEM;
-	p = put_bytes(p, lo, key_len);
-	if (hi != NULL)
-		(void)put_bytes(p, hi, key_len);
-	return 0;
-}
-
-/* Adds a delete of every key of db that starts with prefix. */
-static int
-batch_del_prefix(struct store_batch *b, enum store_db db, const uint8_t *prefix,
-		 size_t len)
-{
-	uint8_t hi[16];
-	size_t i = len;
-
-	/* hi = the next prefix; all 0xff has none: no upper bound. */
-	memcpy(hi, prefix, len);
-	while (i > 0 && hi[i - 1] == 0xff)
-		hi[--i] = 0;
-	if (i == 0)
-		return batch_del_range(b, db, prefix, NULL, len);
-	hi[i - 1]++;
-	return batch_del_range(b, db, prefix, hi, len);
-}
-
-/* Length of a NUL-terminated name in a buffer of cap, or -EINVAL. */
-static int
-name_len(const char *name, size_t cap)
-{
-	size_t n = strnlen(name, cap);
-
-	return n < cap && n <= UINT16_MAX ? (int)n : -EINVAL;
-}
-
-int
-store_batch_put_queue(struct store_batch *b, const struct store_queue *q)
-{
-	int nlen = name_len(q->name, sizeof(q->name));
-	int dlen = name_len(q->policy.dlq, sizeof(q->policy.dlq));
-	size_t vlen;
-	uint8_t *key, *p;
-
-	if (nlen < 0 || dlen < 0)
-		return -EINVAL;
-	vlen = QUEUE_FIXED_BYTES + (size_t)nlen + (size_t)dlen;
-	key = batch_op(b, OP_PUT, DB_QUEUES, 4, vlen);
-	if (key == NULL)
-		return -ENOMEM;
-	p = put_be(key, q->qid, 4) + 4;
-	p = put_be(p, q->partitions, 4);
-	p = put_be(p, q->created_ms, 8);
-	p = put_be(p, q->policy.lease_ms, 8);
-	p = put_be(p, q->policy.max_lease_ms, 8);
-	p = put_be(p, q->policy.max_deliveries, 4);
-	p = put_be(p, q->policy.max_depth, 8);
-	p = put_be(p, q->policy.max_bytes, 8);
-	p = put_be(p, q->policy.dedup_window_ms, 8);
-	p = put_bytes(put_be(p, (uint64_t)nlen, 2), q->name, (size_t)nlen);
-	(void)put_bytes(put_be(p, (uint64_t)dlen, 2), q->policy.dlq,
-			(size_t)dlen);
-	batch_seal(key, 4, vlen);
-	return 0;
-}
-
-/* Deletes every key that starts with prefix in the databases from first
- * on: enum store_db lists a queue's, then a group's, records last. */
-static int
-batch_del_all(struct store_batch *b, enum store_db first, const uint8_t *prefix,
-	      size_t len)
-{
-	size_t old_len = b->len, old_ops = b->ops;
-
-	for (int db = first; db < DB_COUNT; db++) {
-		if (batch_del_prefix(b, db, prefix, len) < 0) {
-			b->len = old_len; /* unchanged on failure */
-			b->ops = old_ops;
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-int
-store_batch_del_queue(struct store_batch *b, uint32_t qid)
-{
-	uint8_t prefix[4];
-
-	(void)put_be(prefix, qid, 4);
-	return batch_del_all(b, DB_QUEUES, prefix, 4);
-}
-
-int
-store_batch_put_next_offset(struct store_batch *b, uint32_t qid, uint32_t part,
-			    uint64_t next_offset)
-{
-	uint8_t *key = batch_op(b, OP_PUT, DB_PARTS, 8, 12), *p;
-
-	if (key == NULL)
-		return -ENOMEM;
-	p = put_be(put_be(key, qid, 4), part, 4);
-	(void)put_be(p + 4, next_offset, 8);
-	batch_seal(key, 8, 12);
-	return 0;
-}
-
-/* Bytes of the encoded header block, or -EINVAL if it does not fit. */
-static int64_t
-headers_bytes(const struct store_msg *m)
-{
-	uint64_t n = 0;
-
-	for (uint32_t i = 0; i < m->header_count; i++) {
-		if (m->headers[i].name_len > UINT16_MAX)
-			return -EINVAL;
-		n += 6u + (uint64_t)m->headers[i].name_len +
-		     m->headers[i].value_len;
-		if (n > UINT32_MAX)
-			return -EINVAL;
-	}
-	return (int64_t)n;
-}
-
-static uint8_t *
-put_headers(uint8_t *p, const struct store_msg *m)
-{
-	for (uint32_t i = 0; i < m->header_count; i++) {
-		const struct store_header *h = &m->headers[i];
-
-		p = put_bytes(put_be(p, h->name_len, 2), h->name, h->name_len);
-		p = put_bytes(put_be(p, h->value_len, 4), h->value,
-			      h->value_len);
-	}
-	return p;
-}
-
-int
-store_batch_put_msg(struct store_batch *b, uint32_t qid, uint32_t part,
-		    uint64_t offset, const struct store_msg *m)
-{
-	int64_t hlen = headers_bytes(m);
-	uint64_t vlen;
-	uint8_t *key, *p;
-
-	if (hlen < 0)
-		return -EINVAL;
-	vlen = MSG_FIXED_BYTES + (uint64_t)m->key_len + (uint64_t)hlen +
-	       m->dedup_len + m->payload_len;
-	if (vlen > UINT32_MAX)
-		return -EINVAL;
-	key = batch_op(b, OP_PUT, DB_MSGS, 16, vlen);
-	if (key == NULL)
-		return -ENOMEM;
-	p = put_be(put_be(put_be(key, qid, 4), part, 4), offset, 8) + 4;
-	*p++ = MSG_RECORD_VERSION;
-	*p++ = 0; /* flags */
-	p = put_be(p, m->publish_ms, 8);
-	p = put_be(p, m->deliver_at_ms, 8);
-	p = put_be(p, m->key_len, 4);
-	p = put_be(p, (uint64_t)hlen, 4);
-	p = put_be(p, m->dedup_len, 2);
-	p = put_bytes(p, m->key, m->key_len);
-	p = put_headers(p, m);
-	p = put_bytes(p, m->dedup_id, m->dedup_len);
-	(void)put_bytes(p, m->payload, m->payload_len);
-	batch_seal(key, 16, vlen);
-	return 0;
-}
-
-int
-store_batch_del_msgs(struct store_batch *b, uint32_t qid, uint32_t part,
-		     uint64_t from, uint64_t to)
-{
-	uint8_t lo[16], hi[16];
-
-	if (from >= to)
-		return 0;
-	(void)put_be(put_be(put_be(lo, qid, 4), part, 4), from, 8);
-	(void)put_be(put_be(put_be(hi, qid, 4), part, 4), to, 8);
-	return batch_del_range(b, DB_MSGS, lo, hi, 16);
-}
-
-int
-store_batch_put_group(struct store_batch *b, const struct store_group *g)
-{
-	int nlen = name_len(g->name, sizeof(g->name));
-	size_t vlen;
-	uint8_t *key, *p;
-
-	if (nlen < 0)
-		return -EINVAL;
-	vlen = GROUP_FIXED_BYTES + (size_t)nlen;
-	key = batch_op(b, OP_PUT, DB_GROUPS, 8, vlen);
-	if (key == NULL)
-		return -ENOMEM;
-	p = put_be(put_be(key, g->qid, 4), g->gid, 4) + 4;
-	p = put_be(p, g->created_ms, 8);
-	(void)put_bytes(put_be(p, (uint64_t)nlen, 2), g->name, (size_t)nlen);
-	batch_seal(key, 8, vlen);
-	return 0;
-}
-
-int
-store_batch_del_group(struct store_batch *b, uint32_t qid, uint32_t gid)
-{
-	uint8_t prefix[8];
-
-	(void)put_be(put_be(prefix, qid, 4), gid, 4);
-	return batch_del_all(b, DB_GROUPS, prefix, 8);
-}
-
-int
-store_batch_put_group_state(struct store_batch *b, uint32_t qid, uint32_t gid,
-			    uint32_t part, uint64_t ack_floor,
-			    const uint64_t *acked, uint32_t n)
-{
-	size_t vlen;
-	uint8_t *key, *p;
-
-	if (n > (UINT32_MAX - 16u) / 8u)
-		return -EINVAL;
-	vlen = 16u + 8u * (size_t)n;
-	key = batch_op(b, OP_PUT, DB_GSTATE, 12, vlen);
-	if (key == NULL)
-		return -ENOMEM;
-	p = put_be(put_be(put_be(key, qid, 4), gid, 4), part, 4) + 4;
-	p = put_be(put_be(p, ack_floor, 8), n, 4);
-	for (uint32_t i = 0; i < n; i++)
-		p = put_be(p, acked[i], 8);
-	batch_seal(key, 12, vlen);
-	return 0;
-}
-
-static uint8_t *
-put_fail_key(uint8_t *p, uint32_t qid, uint32_t gid, uint32_t part,
-	     uint64_t offset)
-{
-	return put_be(put_be(put_be(put_be(p, qid, 4), gid, 4), part, 4),
-		      offset, 8);
-}
-
-int
-store_batch_put_failure(struct store_batch *b, uint32_t qid, uint32_t gid,
-			uint32_t part, uint64_t offset,
-			const struct store_failure *f)
-{
-	uint8_t *key = batch_op(b, OP_PUT, DB_FAILS, 20, FAIL_BYTES), *p;
-
-	if (key == NULL)
-		return -ENOMEM;
-	p = put_fail_key(key, qid, gid, part, offset) + 4;
-	p = put_be(p, f->failures, 4);
-	p = put_be(p, f->first_delivery_ms, 8);
-	p = put_be(p, f->last_delivery_ms, 8);
-	(void)put_be(p, f->retry_at_ms, 8);
-	batch_seal(key, 20, FAIL_BYTES);
-	return 0;
-}
-
-int
-store_batch_del_failures(struct store_batch *b, uint32_t qid, uint32_t gid,
-			 uint32_t part, uint64_t from, uint64_t to)
-{
-	uint8_t lo[20], hi[20];
-
-	if (from >= to)
-		return 0;
-	(void)put_fail_key(lo, qid, gid, part, from);
-	(void)put_fail_key(hi, qid, gid, part, to);
-	return batch_del_range(b, DB_FAILS, lo, hi, 20);
-}
-
 /* ------------------------------------------------- the storage thread */
 
 /* Deletes the keys of dbi in [*lo, *hi) (hi empty: to the end); returns an
@@ -714,25 +175,25 @@ apply_del_range(MDB_txn *txn, MDB_dbi dbi, const MDB_val *lo, const MDB_val *hi)
 static int
 apply_ops(struct store *s, MDB_txn *txn, const struct store_batch *b)
 {
+	struct store_op op;
 	size_t pos = 0;
 	int rc = 0;
 
-	while (rc == 0 && pos < b->len) {
-		struct op_hdr h;
-		MDB_val k, v;
+	while (rc == 0 && store_op_next(b, &pos, &op)) {
+		MDB_dbi dbi = s->dbi[op.db];
+		MDB_val k = { op.key_len, (void *)op.key };
+		MDB_val v = { op.val_len, (void *)op.val };
 
-		memcpy(&h, b->buf + pos, sizeof(h));
-		pos += sizeof(h);
-		k.mv_size = h.key_len;
-		k.mv_data = b->buf + pos;
-		pos += h.key_len;
-		v.mv_size = h.val_len;
-		v.mv_data = b->buf + pos;
-		pos += h.val_len;
-		if (h.op == OP_PUT)
-			rc = mdb_put(txn, s->dbi[h.db], &k, &v, 0);
-		else
-			rc = apply_del_range(txn, s->dbi[h.db], &k, &v);
+		switch (op.op) {
+		case OP_PUT: rc = mdb_put(txn, dbi, &k, &v, 0); break;
+		case OP_DEL_RANGE:
+			rc = apply_del_range(txn, dbi, &k, &v);
+			break;
+		default:
+			rc = mdb_del(txn, dbi, &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0; /* deleting an absent key is done */
+		}
 	}
 	return rc;
 }
@@ -1171,8 +632,17 @@ env_open(struct store *s, const struct store_opts *o)
 		s->env = NULL;
 		return store_err(s, rc, "create environment");
 	}
+	/* The "dedup" key rule is part of the format: it needs LMDB's
+	 * default key size, whatever this LMDB was built with. */
+	if (mdb_env_get_maxkeysize(s->env) < (int)STORE_DEDUP_KEY_MAX) {
+		log_error("store: %s: LMDB keys are limited to %d bytes; "
+			  "ringmq needs %u",
+			  s->dir, mdb_env_get_maxkeysize(s->env),
+			  STORE_DEDUP_KEY_MAX);
+		return -RMQ_ESTORAGE;
+	}
 	rc = mdb_env_set_mapsize(s->env, o->max_storage_bytes);
-	if (rc == 0)
+	if (rc == 0) /* one named database per enum store_db */
 		rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
 	if (rc == 0)
 		rc = mdb_env_open(s->env, o->dir, flags, 0640);
@@ -1215,10 +685,10 @@ check_format(struct store *s, MDB_txn *txn)
 	static const MDB_val key = { 6, "format" };
 	MDB_val k = key, v;
 	MDB_dbi meta;
-	uint32_t version;
+	uint64_t version;
 	int rc;
 
-	rc = mdb_dbi_open(txn, db_names[DB_META], 0, &meta);
+	rc = mdb_dbi_open(txn, store_db_names[DB_META], 0, &meta);
 	if (rc == 0)
 		rc = mdb_get(txn, meta, &k, &v);
 	if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
@@ -1229,17 +699,17 @@ check_format(struct store *s, MDB_txn *txn)
 	}
 	if (rc != 0)
 		return store_err(s, rc, "read format version");
-	if (v.mv_size != 8 || !record_crc_ok(&key, &v)) {
+	if (store_decode_uint(k.mv_data, k.mv_size, v.mv_data, v.mv_size, 4,
+			      &version) < 0) {
 		log_error("store: %s: the format record is unreadable "
 			  "(length or checksum)",
 			  s->dir);
 		return -RMQ_EFORMAT;
 	}
-	version = (uint32_t)get_be((const uint8_t *)v.mv_data + 4, 4);
 	if (version != STORE_FORMAT_VERSION) {
 		log_error("store: %s has storage format version %u; this "
 			  "broker reads only version %u",
-			  s->dir, version, STORE_FORMAT_VERSION);
+			  s->dir, (unsigned)version, STORE_FORMAT_VERSION);
 		return -RMQ_EFORMAT;
 	}
 	return 0;
@@ -1254,9 +724,7 @@ put_meta(struct store *s, MDB_txn *txn, const char *name, uint64_t value,
 	MDB_val k = { strlen(name), (void *)name }, v;
 	uint8_t buf[12];
 
-	(void)put_be(buf + 4, value, n);
-	(void)put_be(buf, record_crc(&k, buf, 4 + n), 4);
-	v.mv_size = 4 + n;
+	v.mv_size = store_encode_uint(buf, k.mv_data, k.mv_size, value, n);
 	v.mv_data = buf;
 	return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
 }
@@ -1281,7 +749,8 @@ open_dbs(struct store *s, MDB_txn *txn)
 			return rc;
 	}
 	for (int i = 0; i < DB_COUNT; i++) {
-		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]);
+		rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE,
+				  &s->dbi[i]);
 		if (rc != 0)
 			return store_err(s, rc, "open databases");
 	}
@@ -1309,14 +778,13 @@ get_epoch(struct store *s, MDB_txn *txn, uint64_t *epoch)
 		return 0;
 	if (rc != 0)
 		return store_err(s, rc, "read boot epoch");
-	if (v.mv_size != 12 || !record_crc_ok(&key, &v)) {
+	rc = store_decode_uint(k.mv_data, k.mv_size, v.mv_data, v.mv_size, 8,
+			       epoch);
+	if (rc < 0)
 		log_error("store: %s: the boot epoch record failed its "
 			  "checksum",
 			  s->dir);
-		return -RMQ_ECORRUPT;
-	}
-	*epoch = get_be((const uint8_t *)v.mv_data + 4, 8);
-	return 0;
+	return rc;
 }
 
 /* Opens the databases, checks or writes the format version and bumps the
@@ -1578,40 +1046,15 @@ static int
 msg_view(struct store *s, const MDB_val *k, const MDB_val *val,
 	 struct store_msg_view *v)
 {
-	const uint8_t *key = k->mv_data, *p = val->mv_data;
-	uint64_t extra;
+	int rc = store_decode_msg(k->mv_data, val->mv_data, val->mv_size, v);
 
-	memset(v, 0, sizeof(*v));
-	v->partition = (uint32_t)get_be(key + 4, 4);
-	v->offset = get_be(key + 8, 8);
-	if (!record_crc_ok(k, val) || val->mv_size < MSG_FIXED_BYTES ||
-	    p[4] != MSG_RECORD_VERSION)
-		goto corrupt;
-	v->publish_ms = get_be(p + 6, 8);
-	v->deliver_at_ms = get_be(p + 14, 8);
-	v->key_len = (uint32_t)get_be(p + 22, 4);
-	v->headers_len = (uint32_t)get_be(p + 26, 4);
-	v->dedup_len = (uint16_t)get_be(p + 30, 2);
-	extra = (uint64_t)v->key_len + v->headers_len + v->dedup_len;
-	if (extra > val->mv_size - MSG_FIXED_BYTES)
-		goto corrupt;
-	p += MSG_FIXED_BYTES;
-	v->key = p;
-	v->headers = p + v->key_len;
-	v->dedup_id = p + v->key_len + v->headers_len;
-	v->payload = p + extra;
-	v->payload_len = (uint32_t)(val->mv_size - MSG_FIXED_BYTES - extra);
-	return 0;
-corrupt:
-	log_error("store: %s: message of queue %u partition %u offset %llu "
-		  "is corrupt (checksum or layout)",
-		  s->dir, (unsigned)get_be(key, 4),
-		  (unsigned)get_be(key + 4, 4),
-		  (unsigned long long)get_be(key + 8, 8));
-	memset(v, 0, sizeof(*v));
-	v->partition = (uint32_t)get_be(key + 4, 4);
-	v->offset = get_be(key + 8, 8);
-	return -RMQ_ECORRUPT;
+	if (rc < 0)
+		log_error("store: %s: message of queue %u partition %u offset "
+			  "%llu is corrupt (checksum or layout)",
+			  s->dir, (unsigned)store_get_be(k->mv_data, 4),
+			  (unsigned)v->partition,
+			  (unsigned long long)v->offset);
+	return rc;
 }
 
 /* Reads the message at offset (is_exact) or the first one after it. */
@@ -1626,7 +1069,7 @@ msg_read(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 	rc = read_begin(s);
 	if (rc < 0)
 		return rc;
-	(void)put_be(put_be(put_be(kb, qid, 4), part, 4), offset, 8);
+	store_msg_key(kb, qid, part, offset);
 	rc = mdb_cursor_get(s->rcur, &k, &val,
 			    is_exact ? MDB_SET_KEY : MDB_SET_RANGE);
 	if (rc != 0)
@@ -1651,25 +1094,27 @@ store_msg_get(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 	return msg_read(s, qid, part, offset, true, v);
 }
 
+/* No CRC check and no log: the caller reads it because it is corrupt. */
 int
-store_headers_next(const void *block, uint32_t len, uint32_t *pos,
-		   struct store_header *h)
+store_msg_get_raw(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
+		  const void **value, size_t *len)
 {
-	struct rd r;
+	uint8_t kb[16];
+	MDB_val k = { sizeof(kb), kb }, v;
+	int rc;
 
-	if (*pos >= len)
-		return *pos == len ? 0 : -RMQ_ECORRUPT;
-	r.p = (const uint8_t *)block + *pos;
-	r.left = len - *pos;
-	r.is_bad = false;
-	h->name_len = (uint32_t)rd_be(&r, 2);
-	h->name = rd_bytes(&r, h->name_len);
-	h->value_len = (uint32_t)rd_be(&r, 4);
-	h->value = rd_bytes(&r, h->value_len);
-	if (r.is_bad)
-		return -RMQ_ECORRUPT;
-	*pos = len - (uint32_t)r.left;
-	return 1;
+	*value = NULL;
+	*len = 0;
+	rc = read_begin(s);
+	if (rc < 0)
+		return rc;
+	store_msg_key(kb, qid, part, offset);
+	rc = mdb_get(s->rtxn, s->dbi[DB_MSGS], &k, &v);
+	if (rc != 0)
+		return store_err(s, rc, "read raw message");
+	*value = v.mv_data;
+	*len = v.mv_size;
+	return 0;
 }
 
 /* ------------------------------------------------------------- recovery */
@@ -1691,13 +1136,13 @@ typedef int (*load_fn)(struct load *l, const MDB_val *k, const MDB_val *v);
 static int
 load_corrupt(struct load *l, enum store_db db, const char *why)
 {
-	log_error("store: %s: a record in \"%s\" %s", l->s->dir, db_names[db],
-		  why);
+	log_error("store: %s: a record in \"%s\" %s", l->s->dir,
+		  store_db_names[db], why);
 	return -RMQ_ECORRUPT;
 }
 
 /* Calls fn for every record of db in key order; CRCs are checked for
- * every database but "msgs". */
+ * every database but "msgs". key_len 0: keys vary, fn checks them. */
 static int
 load_scan(struct load *l, enum store_db db, size_t key_len, load_fn fn)
 {
@@ -1709,9 +1154,11 @@ load_scan(struct load *l, enum store_db db, size_t key_len, load_fn fn)
 	if (rc != 0)
 		return store_err(l->s, rc, "open load cursor");
 	while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		if (k.mv_size != key_len)
+		if (key_len != 0 && k.mv_size != key_len)
 			rc = load_corrupt(l, db, "has a key of the wrong size");
-		else if (db != DB_MSGS && !record_crc_ok(&k, &v))
+		else if (db != DB_MSGS &&
+			 !store_record_crc_ok(k.mv_data, k.mv_size, v.mv_data,
+					      v.mv_size))
 			rc = load_corrupt(l, db, "failed its checksum");
 		else
 			rc = fn(l, &k, &v);
@@ -1727,23 +1174,9 @@ load_scan(struct load *l, enum store_db db, size_t key_len, load_fn fn)
 static int
 load_queue(struct load *l, const MDB_val *k, const MDB_val *v)
 {
-	struct rd r = { (const uint8_t *)v->mv_data + 4, v->mv_size - 4,
-			false };
 	struct store_queue q;
 
-	memset(&q, 0, sizeof(q));
-	q.qid = (uint32_t)get_be(k->mv_data, 4);
-	q.partitions = (uint32_t)rd_be(&r, 4);
-	q.created_ms = rd_be(&r, 8);
-	q.policy.lease_ms = rd_be(&r, 8);
-	q.policy.max_lease_ms = rd_be(&r, 8);
-	q.policy.max_deliveries = (uint32_t)rd_be(&r, 4);
-	q.policy.max_depth = rd_be(&r, 8);
-	q.policy.max_bytes = rd_be(&r, 8);
-	q.policy.dedup_window_ms = rd_be(&r, 8);
-	rd_name(&r, q.name, sizeof(q.name));
-	rd_name(&r, q.policy.dlq, sizeof(q.policy.dlq));
-	if (r.is_bad || r.left != 0)
+	if (store_decode_queue(k->mv_data, v->mv_data, v->mv_size, &q) < 0)
 		return load_corrupt(l, DB_QUEUES, "is malformed");
 	if (l->nqueues == l->queues_cap) {
 		size_t cap = l->queues_cap ? l->queues_cap * 2 : 16;
@@ -1770,16 +1203,16 @@ load_partitions(struct load *l)
 			uint64_t next = 0;
 			int rc;
 
-			(void)put_be(put_be(kb, l->queues[i][0], 4), part, 4);
+			(void)store_put_be(store_put_be(kb, l->queues[i][0], 4),
+					   part, 4);
 			rc = mdb_get(l->txn, l->s->dbi[DB_PARTS], &k, &v);
 			if (rc != 0 && rc != MDB_NOTFOUND)
 				return store_err(l->s, rc, "load partition");
 			if (rc == 0 &&
-			    (v.mv_size != 12 || !record_crc_ok(&k, &v)))
+			    store_decode_uint(kb, sizeof(kb), v.mv_data,
+					      v.mv_size, 8, &next) < 0)
 				return load_corrupt(l, DB_PARTS,
 						    "failed its checksum");
-			if (rc == 0)
-				next = get_be((uint8_t *)v.mv_data + 4, 8);
 			rc = l->cb->partition(l->ctx, l->queues[i][0], part,
 					      next);
 			if (rc < 0)
@@ -1792,16 +1225,9 @@ load_partitions(struct load *l)
 static int
 load_group(struct load *l, const MDB_val *k, const MDB_val *v)
 {
-	struct rd r = { (const uint8_t *)v->mv_data + 4, v->mv_size - 4,
-			false };
 	struct store_group g;
 
-	memset(&g, 0, sizeof(g));
-	g.qid = (uint32_t)get_be(k->mv_data, 4);
-	g.gid = (uint32_t)get_be((const uint8_t *)k->mv_data + 4, 4);
-	g.created_ms = rd_be(&r, 8);
-	rd_name(&r, g.name, sizeof(g.name));
-	if (r.is_bad || r.left != 0)
+	if (store_decode_group(k->mv_data, v->mv_data, v->mv_size, &g) < 0)
 		return load_corrupt(l, DB_GROUPS, "is malformed");
 	return l->cb->group(l->ctx, &g);
 }
@@ -1809,45 +1235,64 @@ load_group(struct load *l, const MDB_val *k, const MDB_val *v)
 static int
 load_gstate(struct load *l, const MDB_val *k, const MDB_val *v)
 {
-	const uint8_t *key = k->mv_data, *p = v->mv_data;
-	uint64_t n;
+	const uint8_t *key = k->mv_data;
+	int64_t n = store_gstate_count(v->mv_data, v->mv_size);
+	uint64_t ack_floor;
 
-	if (v->mv_size < 16)
+	if (n < 0)
 		return load_corrupt(l, DB_GSTATE, "is malformed");
-	n = get_be(p + 12, 4);
-	if (v->mv_size != 16 + 8 * n)
-		return load_corrupt(l, DB_GSTATE, "is malformed");
-	if (n > l->acked_cap) {
-		void *a = realloc(l->acked, n * sizeof(uint64_t));
+	if ((uint64_t)n > l->acked_cap) {
+		void *a = realloc(l->acked, (size_t)n * sizeof(uint64_t));
 
 		if (a == NULL)
 			return -ENOMEM;
 		l->acked = a;
-		l->acked_cap = n;
+		l->acked_cap = (size_t)n;
 	}
-	for (uint64_t i = 0; i < n; i++)
-		l->acked[i] = get_be(p + 16 + 8 * i, 8);
-	return l->cb->group_state(l->ctx, (uint32_t)get_be(key, 4),
-				  (uint32_t)get_be(key + 4, 4),
-				  (uint32_t)get_be(key + 8, 4),
-				  get_be(p + 4, 8), l->acked, (uint32_t)n);
+	store_decode_gstate(v->mv_data, &ack_floor, l->acked, (uint32_t)n);
+	return l->cb->group_state(l->ctx, (uint32_t)store_get_be(key, 4),
+				  (uint32_t)store_get_be(key + 4, 4),
+				  (uint32_t)store_get_be(key + 8, 4), ack_floor,
+				  l->acked, (uint32_t)n);
 }
 
 static int
 load_failure(struct load *l, const MDB_val *k, const MDB_val *v)
 {
-	const uint8_t *key = k->mv_data, *p = v->mv_data;
+	const uint8_t *key = k->mv_data;
 	struct store_failure f;
 
-	if (v->mv_size != FAIL_BYTES)
+	if (store_decode_failure(v->mv_data, v->mv_size, &f) < 0)
 		return load_corrupt(l, DB_FAILS, "is malformed");
-	f.failures = (uint32_t)get_be(p + 4, 4);
-	f.first_delivery_ms = get_be(p + 8, 8);
-	f.last_delivery_ms = get_be(p + 16, 8);
-	f.retry_at_ms = get_be(p + 24, 8);
-	return l->cb->failure(
-		l->ctx, (uint32_t)get_be(key, 4), (uint32_t)get_be(key + 4, 4),
-		(uint32_t)get_be(key + 8, 4), get_be(key + 12, 8), &f);
+	return l->cb->failure(l->ctx, (uint32_t)store_get_be(key, 4),
+			      (uint32_t)store_get_be(key + 4, 4),
+			      (uint32_t)store_get_be(key + 8, 4),
+			      store_get_be(key + 12, 8), &f);
+}
+
+static int
+load_dedup(struct load *l, const MDB_val *k, const MDB_val *v)
+{
+	struct store_dedup_rec d;
+
+	if (store_decode_dedup(k->mv_data, k->mv_size, v->mv_data, v->mv_size,
+			       &d) < 0)
+		return load_corrupt(l, DB_DEDUP, "is malformed");
+	return l->cb->dedup(l->ctx, d.qid, d.part, d.id, d.id_len, d.offset,
+			    d.publish_ms);
+}
+
+static int
+load_producer(struct load *l, const MDB_val *k, const MDB_val *v)
+{
+	const uint8_t *key = k->mv_data;
+	struct store_producer p;
+
+	if (store_decode_producer(v->mv_data, v->mv_size, &p) < 0)
+		return load_corrupt(l, DB_PRODUCERS, "is malformed");
+	return l->cb->producer(l->ctx, (uint32_t)store_get_be(key, 4),
+			       (uint32_t)store_get_be(key + 4, 4),
+			       store_get_be(key + 8, 8), &p);
 }
 
 /* Reads only the fixed header: no CRC here, store_msg_get checks it. A
@@ -1855,20 +1300,16 @@ load_failure(struct load *l, const MDB_val *k, const MDB_val *v)
 static int
 load_message(struct load *l, const MDB_val *k, const MDB_val *v)
 {
-	const uint8_t *key = k->mv_data, *p = v->mv_data;
-	uint64_t publish_ms = 0, deliver_at_ms = 0, extra, payload = 0;
+	const uint8_t *key = k->mv_data;
+	uint64_t publish_ms, deliver_at_ms;
+	uint32_t payload_len;
 
-	if (v->mv_size >= MSG_FIXED_BYTES) {
-		publish_ms = get_be(p + 6, 8);
-		deliver_at_ms = get_be(p + 14, 8);
-		extra = get_be(p + 22, 4) + get_be(p + 26, 4) +
-			get_be(p + 30, 2);
-		if (extra <= v->mv_size - MSG_FIXED_BYTES)
-			payload = v->mv_size - MSG_FIXED_BYTES - extra;
-	}
-	return l->cb->message(l->ctx, (uint32_t)get_be(key, 4),
-			      (uint32_t)get_be(key + 4, 4), get_be(key + 8, 8),
-			      (uint32_t)payload, publish_ms, deliver_at_ms);
+	store_peek_msg(v->mv_data, v->mv_size, &payload_len, &publish_ms,
+		       &deliver_at_ms);
+	return l->cb->message(l->ctx, (uint32_t)store_get_be(key, 4),
+			      (uint32_t)store_get_be(key + 4, 4),
+			      store_get_be(key + 8, 8), payload_len, publish_ms,
+			      deliver_at_ms);
 }
 
 static int
@@ -1886,6 +1327,10 @@ load_all(struct load *l)
 		rc = load_scan(l, DB_GSTATE, 12, load_gstate);
 	if (rc == 0 && cb->failure != NULL)
 		rc = load_scan(l, DB_FAILS, 20, load_failure);
+	if (rc == 0 && cb->dedup != NULL)
+		rc = load_scan(l, DB_DEDUP, 0, load_dedup);
+	if (rc == 0 && cb->producer != NULL)
+		rc = load_scan(l, DB_PRODUCERS, 16, load_producer);
 	if (rc == 0 && cb->message != NULL)
 		rc = load_scan(l, DB_MSGS, 16, load_message);
 	return rc;

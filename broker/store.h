@@ -7,10 +7,11 @@
  * transactions, and the start-up scan that rebuilds memory state.
  * It knows nothing of connections, frames or dispatch.
  *
- * Threads: store_open/close/load, store_submit, store_reap, store_msg_next
- * and store_read_release run on the loop thread (the thread that opened the
- * store). The storage thread is private to store.c; it alone begins, fills
- * and commits write transactions.
+ * Threads: store_open/close/load, store_submit, store_reap, the reads
+ * (store_msg_*) and store_read_release run on the loop thread (the thread
+ * that opened the store). Batches are built on the loop thread too. The
+ * storage thread is private to store.c; it alone begins, fills and
+ * commits write transactions. store_codec.c holds the byte encodings.
  *
  * Invariant: batches are applied and committed in submission order, and
  * their completions are reported in that order. A batch is applied as a
@@ -19,12 +20,13 @@
  * of the same commit.
  *
  * ---------------------------------------------------------------------
- * On-disk layout, format version 2 (STORE_FORMAT_VERSION).
+ * On-disk layout, format version 3 (STORE_FORMAT_VERSION).
  * All integers are big-endian. Every value begins with a u32 CRC32C
  * (Castagnoli) computed over the key bytes followed by the value bytes that
  * come after the CRC; a mismatch on read is reported as -RMQ_ECORRUPT.
  *
- * Named databases (one LMDB environment, MDB_NOSUBDIR off, in DIR/):
+ * Nine named databases (one LMDB environment, MDB_NOSUBDIR off, in DIR/):
+ * meta, queues, parts, msgs, dedup, producers, groups, gstate, fails.
  *
  *  "meta"    key: ASCII name
  *              "format" -> crc | u32 format version
@@ -42,6 +44,29 @@
  *                 | u32 key_len | u32 headers_len | u16 dedup_len
  *                 | key | headers | dedup_id | payload (the rest)
  *              headers: repeated {u16 name_len, name, u32 value_len, value}
+ *  "dedup"   key: u32 qid | u32 partition | id key
+ *              -> crc | u64 offset | u64 publish_ms | long id
+ *              id key: a dedup_id of 1 to STORE_DEDUP_ID_INLINE_MAX (502)
+ *              bytes is the id itself (key <= 510 bytes; long id empty).
+ *              A longer id (up to 65535 bytes) is its first
+ *              STORE_DEDUP_ID_PREFIX (495) bytes | u64 XXH64(whole id,
+ *              seed 0), so the key is exactly STORE_DEDUP_KEY_MAX (511)
+ *              bytes, and long id holds the whole id. The key length
+ *              tells the forms apart: 511 bytes means hashed.
+ *              Why fixed: 511 is LMDB's default (and Debian's) maximum
+ *              key size, and a rule that followed the running LMDB's
+ *              mdb_env_get_maxkeysize would key the same id differently
+ *              under another build; store_open refuses an LMDB whose
+ *              keys are shorter. store_load checks a long id against
+ *              its key (prefix and hash). Two long ids sharing their
+ *              first 495 bytes and their XXH64 would share one record
+ *              (the later put replaces it, deleting either deletes it);
+ *              no id of 502 bytes or less can collide with another.
+ *  "producers" key: u32 qid | u32 partition | u64 producer_id
+ *              -> crc | u64 last_used_ms | u32 n
+ *                 | n x { u64 first_seq | u32 count | u64 first_offset }
+ *              (the producer's last batches on the partition, oldest
+ *              first, n <= STORE_PRODUCER_BATCHES)
  *  "groups"  key: u32 qid | u32 gid
  *              -> crc | u64 created_ms | u16 name_len | name
  *  "gstate"  key: u32 qid | u32 gid | u32 partition
@@ -63,8 +88,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_FORMAT_VERSION 2u
+#define STORE_FORMAT_VERSION 3u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */
+
+/* The "dedup" key rule (see the layout above); part of the format. */
+#define STORE_DEDUP_KEY_MAX	  511u /* bytes of a hashed "dedup" key */
+#define STORE_DEDUP_ID_INLINE_MAX 502u /* longest id kept whole in the key */
+#define STORE_DEDUP_ID_PREFIX	  495u /* id bytes before the hash */
+
+#define STORE_PRODUCER_BATCHES 8u /* batches kept per producer record */
 
 struct store; /* opaque */
 
@@ -189,6 +221,21 @@ struct store_failure {
 	uint64_t retry_at_ms; /* wall clock; 0 = ready at once (nack delay) */
 };
 
+/* A producer's state on one partition: its last batches, for answering
+ * a resent batch with its original offsets. */
+struct store_producer_batch {
+	uint64_t first_seq; /* sequence of the batch's first message */
+	uint32_t count;	    /* messages in the batch */
+	uint64_t first_offset;
+};
+
+struct store_producer {
+	uint64_t last_used_ms; /* wall clock, for expiry */
+	uint32_t n;	       /* batches used, <= STORE_PRODUCER_BATCHES */
+	/* The last n batches, oldest first. */
+	struct store_producer_batch batches[STORE_PRODUCER_BATCHES];
+};
+
 /* -------------------------------------------------------------- batches */
 
 /* A batch: the operations of one request or one flush, applied as a unit.
@@ -222,7 +269,7 @@ size_t store_batch_ops(const struct store_batch *b);
  *         failure the batch is unchanged. */
 int store_batch_put_queue(struct store_batch *b, const struct store_queue *q);
 /* Deletes the queue record and every record of the queue (parts, msgs,
- * groups, gstate, fails). */
+ * dedup, producers, groups, gstate, fails). */
 int store_batch_del_queue(struct store_batch *b, uint32_t qid);
 int store_batch_put_next_offset(struct store_batch *b, uint32_t qid,
 				uint32_t part, uint64_t next_offset);
@@ -243,6 +290,21 @@ int store_batch_put_failure(struct store_batch *b, uint32_t qid, uint32_t gid,
 /* Deletes failure records of a group partition with from <= offset < to. */
 int store_batch_del_failures(struct store_batch *b, uint32_t qid, uint32_t gid,
 			     uint32_t part, uint64_t from, uint64_t to);
+/* Records that dedup_id id (1 to 65535 bytes; -EINVAL if empty) was
+ * published on the partition at offset; replaces the id's record. */
+int store_batch_put_dedup(struct store_batch *b, uint32_t qid, uint32_t part,
+			  const void *id, uint16_t id_len, uint64_t offset,
+			  uint64_t publish_ms);
+/* Deletes the id's dedup record; an absent one is not an error. */
+int store_batch_del_dedup(struct store_batch *b, uint32_t qid, uint32_t part,
+			  const void *id, uint16_t id_len);
+/* Writes the producer's state (-EINVAL if p->n > STORE_PRODUCER_BATCHES). */
+int store_batch_put_producer(struct store_batch *b, uint32_t qid, uint32_t part,
+			     uint64_t producer_id,
+			     const struct store_producer *p);
+/* Deletes the producer's state; an absent one is not an error. */
+int store_batch_del_producer(struct store_batch *b, uint32_t qid, uint32_t part,
+			     uint64_t producer_id);
 
 /*
  * Completion of a submitted batch, called on the loop thread from
@@ -287,6 +349,18 @@ int store_msg_next(struct store *s, uint32_t qid, uint32_t part, uint64_t from,
 int store_msg_get(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 		  struct store_msg_view *v);
 
+/*
+ * The exact bytes stored as the value of message (qid, part, offset), its
+ * leading CRC included, whether or not they pass their CRC: for
+ * dead-lettering a corrupt record as it was stored.
+ * @param[out] value  points into the map until store_read_release;
+ *                    NULL on failure.
+ * @param[out] len    bytes at value; 0 on failure.
+ * @return 0; -RMQ_ENOTFOUND if absent; -RMQ_ESTORAGE.
+ */
+int store_msg_get_raw(struct store *s, uint32_t qid, uint32_t part,
+		      uint64_t offset, const void **value, size_t *len);
+
 /* Ends the loop thread's read transaction (mdb_txn_reset) so pages can be
  * reused; called once per loop pass. Views die here. */
 void store_read_release(struct store *s);
@@ -312,14 +386,23 @@ struct store_load_cb {
 			   uint32_t n);
 	int (*failure)(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 		       uint64_t offset, const struct store_failure *f);
+	/* One per dedup record, in key order (not id order for hashed
+	 * ids); id is the whole dedup_id, also when the key holds its
+	 * hash. */
+	int (*dedup)(void *ctx, uint32_t qid, uint32_t part, const void *id,
+		     uint16_t id_len, uint64_t offset, uint64_t publish_ms);
+	/* One per producer record, ascending (qid, part, producer_id). */
+	int (*producer)(void *ctx, uint32_t qid, uint32_t part,
+			uint64_t producer_id, const struct store_producer *p);
 };
 
 /*
- * Reads every queue, partition, group, group state, failure and message
- * header, in that order (queues first, messages last), in one read
- * transaction. Call before the loop starts. A record failing its CRC in
- * queues/parts/groups/gstate/fails is logged and fails the load with
- * -RMQ_ECORRUPT; a message record is reported as is (checked on read).
+ * Reads every queue, partition, group, group state, failure, dedup record,
+ * producer and message header, in that order (queues first, messages
+ * last), in one read transaction. Call before the loop starts. A record
+ * failing its CRC or layout checks in any database but "msgs" is logged
+ * and fails the load with -RMQ_ECORRUPT; a message record is reported as
+ * is (checked on read).
  */
 int store_load(struct store *s, const struct store_load_cb *cb, void *ctx);
 

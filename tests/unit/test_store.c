@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <lmdb.h>
+#include <xxhash.h>
 
 #include "err.h"
 #include "store.h"
@@ -519,6 +520,8 @@ struct loaded {
 	uint32_t msg_payload_len[16];
 	uint64_t msg_deliver_at[16];
 	int nmsgs;
+	int ndedups;
+	int nproducers;
 };
 
 static void
@@ -616,9 +619,47 @@ on_failure(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 	return 0;
 }
 
+static int
+on_dedup(void *ctx, uint32_t qid, uint32_t part, const void *id,
+	 uint16_t id_len, uint64_t offset, uint64_t publish_ms)
+{
+	struct loaded *l = ctx;
+
+	(void)qid;
+	(void)part;
+	(void)id;
+	(void)id_len;
+	(void)offset;
+	(void)publish_ms;
+	trace(l, 'D');
+	l->ndedups++;
+	return 0;
+}
+
+static int
+on_producer(void *ctx, uint32_t qid, uint32_t part, uint64_t producer_id,
+	    const struct store_producer *p)
+{
+	struct loaded *l = ctx;
+
+	(void)qid;
+	(void)part;
+	(void)producer_id;
+	(void)p;
+	trace(l, 'R');
+	l->nproducers++;
+	return 0;
+}
+
 static const struct store_load_cb all_cb = {
-	on_queue, on_partition,	  on_message,
-	on_group, on_group_state, on_failure,
+	.queue = on_queue,
+	.partition = on_partition,
+	.message = on_message,
+	.group = on_group,
+	.group_state = on_group_state,
+	.failure = on_failure,
+	.dedup = on_dedup,
+	.producer = on_producer,
 };
 
 static struct store_queue
@@ -1437,6 +1478,652 @@ test_store_open_rejects_bad_options(void **state)
 	assert_int_equal(store_open(&s, &o), -EINVAL);
 }
 
+/* ------------------------------------------------------ raw message reads */
+
+/* The "msgs" value of a keyless, headerless message, built from the layout
+ * in store.h; returns its length. */
+static size_t
+expected_msg_value(uint8_t *buf, uint32_t qid, uint32_t part, uint64_t off,
+		   const char *payload)
+{
+	uint8_t key[16];
+	size_t n = strlen(payload);
+	uint32_t crc;
+
+	for (int i = 0; i < 4; i++) {
+		key[i] = (uint8_t)(qid >> (24 - 8 * i));
+		key[4 + i] = (uint8_t)(part >> (24 - 8 * i));
+	}
+	for (int i = 0; i < 8; i++)
+		key[8 + i] = (uint8_t)(off >> (56 - 8 * i));
+	memset(buf, 0, 32);
+	buf[4] = 1;	/* record version; flags 0 */
+	buf[12] = 0x03; /* publish_ms 1000 = 0x3e8, big-endian */
+	buf[13] = 0xe8;
+	memcpy(buf + 32, payload, n);
+	crc = store_crc32c(store_crc32c(0, key, 16), buf + 4, 28 + n);
+	for (int i = 0; i < 4; i++)
+		buf[i] = (uint8_t)(crc >> (24 - 8 * i));
+	return 32 + n;
+}
+
+static void
+test_store_msg_get_raw_returns_the_stored_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	uint8_t want[64];
+	size_t want_len = expected_msg_value(want, 9, 1, 2, "m2");
+	const void *raw = (const void *)1;
+	size_t len = 1;
+
+	put_range(s, 9, 1, 0, 5);
+	assert_int_equal(store_msg_get_raw(s, 9, 1, 2, &raw, &len), 0);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(raw, want, want_len);
+	store_read_release(s);
+	assert_int_equal(store_msg_get_raw(s, 9, 1, 5, &raw, &len),
+			 -RMQ_ENOTFOUND);
+	assert_null(raw);
+	assert_int_equal(len, 0);
+	assert_int_equal(store_msg_get_raw(s, 9, 0, 2, &raw, &len),
+			 -RMQ_ENOTFOUND);
+	store_read_release(s);
+	store_close(s);
+}
+
+static void
+test_store_msg_get_raw_returns_a_corrupt_record_as_stored(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t key[16] = { 0, 0, 0, 9, 0, 0, 0, 1,
+					 0, 0, 0, 0, 0, 0, 0, 2 };
+	struct store *s = open_default(f);
+	struct store_msg_view v;
+	uint8_t want[64];
+	size_t want_len = expected_msg_value(want, 9, 1, 2, "m2");
+	const void *raw;
+	size_t len;
+
+	put_range(s, 9, 1, 0, 5);
+	store_close(s);
+	corrupt_record(f->dir, "msgs", key, sizeof(key));
+	want[want_len - 1] ^= 0x20; /* the byte corrupt_record flips */
+	s = open_default(f);
+	assert_int_equal(store_msg_get(s, 9, 1, 2, &v), -RMQ_ECORRUPT);
+	assert_int_equal(store_msg_get_raw(s, 9, 1, 2, &raw, &len), 0);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(raw, want, want_len);
+	/* The raw read shares the read transaction with the views. */
+	assert_msg(s, 9, 1, 3);
+	assert_memory_equal(raw, want, want_len);
+	store_read_release(s);
+	store_close(s);
+}
+
+/* ------------------------------------------------------------- dedup */
+
+/* Dedup records as loaded, each id copied. */
+struct dedups {
+	int n;
+	uint32_t qid[8];
+	uint32_t part[8];
+	uint8_t *id[8]; /* owned */
+	uint16_t id_len[8];
+	uint64_t offset[8];
+	uint64_t publish_ms[8];
+};
+
+static int
+on_dedup_copy(void *ctx, uint32_t qid, uint32_t part, const void *id,
+	      uint16_t id_len, uint64_t offset, uint64_t publish_ms)
+{
+	struct dedups *d = ctx;
+	int i = d->n++;
+
+	assert_true(i < 8);
+	d->qid[i] = qid;
+	d->part[i] = part;
+	d->id[i] = malloc(id_len);
+	assert_non_null(d->id[i]);
+	memcpy(d->id[i], id, id_len);
+	d->id_len[i] = id_len;
+	d->offset[i] = offset;
+	d->publish_ms[i] = publish_ms;
+	return 0;
+}
+
+static void
+dedups_free(struct dedups *d)
+{
+	for (int i = 0; i < d->n; i++)
+		free(d->id[i]);
+	memset(d, 0, sizeof(*d));
+}
+
+static void
+load_dedups(struct store *s, struct dedups *d)
+{
+	struct store_load_cb cb = { .dedup = on_dedup_copy };
+
+	memset(d, 0, sizeof(*d));
+	assert_int_equal(store_load(s, &cb, d), 0);
+}
+
+/* Asserts that d holds id on (qid, part) with offset and publish_ms. */
+static void
+assert_dedup(const struct dedups *d, uint32_t qid, uint32_t part,
+	     const void *id, uint16_t id_len, uint64_t offset,
+	     uint64_t publish_ms)
+{
+	for (int i = 0; i < d->n; i++) {
+		if (d->qid[i] != qid || d->part[i] != part ||
+		    d->id_len[i] != id_len || memcmp(d->id[i], id, id_len) != 0)
+			continue;
+		assert_int_equal(d->offset[i], offset);
+		assert_int_equal(d->publish_ms[i], publish_ms);
+		return;
+	}
+	fail_msg("dedup id of %u bytes on %u/%u not loaded", id_len, qid, part);
+}
+
+/* A deterministic id of len bytes. */
+static uint8_t *
+make_id(size_t len, uint8_t seed)
+{
+	uint8_t *id = malloc(len);
+
+	assert_non_null(id);
+	for (size_t i = 0; i < len; i++)
+		id[i] = (uint8_t)(i * 7u + seed);
+	return id;
+}
+
+static void
+put_dedup(struct store *s, uint32_t qid, uint32_t part, const void *id,
+	  uint16_t id_len, uint64_t offset)
+{
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+
+	assert_int_equal(store_batch_put_dedup(b, qid, part, id, id_len, offset,
+					       5000 + offset),
+			 0);
+	assert_int_equal(commit(s, b), 0);
+}
+
+static void
+del_dedup(struct store *s, uint32_t qid, uint32_t part, const void *id,
+	  uint16_t id_len)
+{
+	struct store_batch *b = store_batch_new(0);
+
+	assert_int_equal(store_batch_del_dedup(b, qid, part, id, id_len), 0);
+	assert_int_equal(commit(s, b), 0);
+}
+
+static void
+test_store_dedup_round_trips_across_reopen_and_deletes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	uint8_t *inline_max = make_id(STORE_DEDUP_ID_INLINE_MAX, 1);
+	uint8_t *hashed_min = make_id(STORE_DEDUP_ID_INLINE_MAX + 1, 2);
+	uint8_t *longest = make_id(UINT16_MAX, 3);
+	struct dedups d;
+
+	put_dedup(s, 1, 0, "order-1", 7, 10);
+	put_dedup(s, 1, 1, "order-1", 7, 11);
+	put_dedup(s, 1, 0, inline_max, STORE_DEDUP_ID_INLINE_MAX, 12);
+	put_dedup(s, 1, 0, hashed_min, STORE_DEDUP_ID_INLINE_MAX + 1, 13);
+	put_dedup(s, 2, 0, longest, UINT16_MAX, 14);
+	store_close(s);
+	s = open_default(f);
+	load_dedups(s, &d);
+	assert_int_equal(d.n, 5);
+	assert_dedup(&d, 1, 0, "order-1", 7, 10, 5010);
+	assert_dedup(&d, 1, 1, "order-1", 7, 11, 5011);
+	assert_dedup(&d, 1, 0, inline_max, STORE_DEDUP_ID_INLINE_MAX, 12, 5012);
+	assert_dedup(&d, 1, 0, hashed_min, STORE_DEDUP_ID_INLINE_MAX + 1, 13,
+		     5013);
+	assert_dedup(&d, 2, 0, longest, UINT16_MAX, 14, 5014);
+	dedups_free(&d);
+
+	/* A put of a known id replaces its record. */
+	put_dedup(s, 1, 1, "order-1", 7, 21);
+	del_dedup(s, 1, 0, "order-1", 7);
+	del_dedup(s, 1, 0, hashed_min, STORE_DEDUP_ID_INLINE_MAX + 1);
+	del_dedup(s, 2, 0, longest, UINT16_MAX);
+	del_dedup(s, 3, 0, "absent", 6); /* not an error */
+	store_close(s);
+	s = open_default(f);
+	load_dedups(s, &d);
+	assert_int_equal(d.n, 2);
+	assert_dedup(&d, 1, 1, "order-1", 7, 21, 5021);
+	assert_dedup(&d, 1, 0, inline_max, STORE_DEDUP_ID_INLINE_MAX, 12, 5012);
+	dedups_free(&d);
+	store_close(s);
+	free(inline_max);
+	free(hashed_min);
+	free(longest);
+}
+
+static void
+test_store_dedup_long_ids_sharing_a_prefix_stay_apart(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	uint8_t *a = make_id(1000, 4);
+	uint8_t *b = make_id(1000, 4);
+	struct dedups d;
+
+	b[999] ^= 0xff; /* same first 999 bytes */
+	put_dedup(s, 1, 0, a, 1000, 1);
+	put_dedup(s, 1, 0, b, 1000, 2);
+	put_dedup(s, 1, 0, a, 700, 3); /* a prefix of both */
+	store_close(s);
+	s = open_default(f);
+	load_dedups(s, &d);
+	assert_int_equal(d.n, 3);
+	assert_dedup(&d, 1, 0, a, 1000, 1, 5001);
+	assert_dedup(&d, 1, 0, b, 1000, 2, 5002);
+	assert_dedup(&d, 1, 0, a, 700, 3, 5003);
+	dedups_free(&d);
+	del_dedup(s, 1, 0, b, 1000);
+	load_dedups(s, &d);
+	assert_int_equal(d.n, 2);
+	assert_dedup(&d, 1, 0, a, 1000, 1, 5001);
+	assert_dedup(&d, 1, 0, a, 700, 3, 5003);
+	dedups_free(&d);
+	store_close(s);
+	free(a);
+	free(b);
+}
+
+/* Checks one raw "dedup" record: its key, its CRC and its value tail. */
+static void
+assert_raw_dedup(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t key_len,
+		 uint64_t offset, const void *tail, size_t tail_len)
+{
+	MDB_val k = { key_len, (void *)key }, v;
+	const uint8_t *p;
+	uint32_t crc;
+
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_int_equal(v.mv_size, 20 + tail_len);
+	p = v.mv_data;
+	crc = store_crc32c(store_crc32c(0, key, key_len), p + 4, v.mv_size - 4);
+	assert_int_equal(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+				 ((uint32_t)p[2] << 8) | p[3],
+			 crc);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(p[4 + i], (uint8_t)(offset >> (56 - 8 * i)));
+		assert_int_equal(p[12 + i],
+				 (uint8_t)((5000 + offset) >> (56 - 8 * i)));
+	}
+	if (tail_len > 0)
+		assert_memory_equal(p + 20, tail, tail_len);
+}
+
+static void
+test_store_dedup_keys_follow_the_documented_rule(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	static const uint8_t qp[8] = { 1, 2, 3, 4, 0, 0, 0, 5 };
+	uint8_t *inline_max = make_id(STORE_DEDUP_ID_INLINE_MAX, 5);
+	uint8_t *long_id = make_id(600, 6);
+	uint8_t key[STORE_DEDUP_KEY_MAX];
+	uint64_t h = XXH64(long_id, 600, 0);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+
+	put_dedup(s, 0x01020304, 5, "abc", 3, 7);
+	put_dedup(s, 0x01020304, 5, inline_max, STORE_DEDUP_ID_INLINE_MAX, 8);
+	put_dedup(s, 0x01020304, 5, long_id, 600, 9);
+	store_close(s);
+	raw_open(f->dir, &env, &txn, "dedup", &dbi);
+	assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+	assert_int_equal(st.ms_entries, 3);
+	/* Short ids: qid | part | id; the value holds no id. */
+	memcpy(key, qp, 8);
+	memcpy(key + 8, "abc", 3);
+	assert_raw_dedup(txn, dbi, key, 11, 7, NULL, 0);
+	memcpy(key + 8, inline_max, STORE_DEDUP_ID_INLINE_MAX);
+	assert_raw_dedup(txn, dbi, key, 8 + STORE_DEDUP_ID_INLINE_MAX, 8, NULL,
+			 0);
+	/* Longer: qid | part | first 495 bytes | XXH64; the value ends
+	 * with the whole id. */
+	memcpy(key + 8, long_id, STORE_DEDUP_ID_PREFIX);
+	for (int i = 0; i < 8; i++)
+		key[8 + STORE_DEDUP_ID_PREFIX + i] =
+			(uint8_t)(h >> (56 - 8 * i));
+	assert_raw_dedup(txn, dbi, key, STORE_DEDUP_KEY_MAX, 9, long_id, 600);
+	raw_close(env, txn);
+	free(inline_max);
+	free(long_id);
+}
+
+static void
+test_store_dedup_rejects_an_empty_id(void **state)
+{
+	struct store_batch *b = store_batch_new(0);
+
+	(void)state;
+	assert_int_equal(store_batch_put_dedup(b, 1, 0, "", 0, 1, 1), -EINVAL);
+	assert_int_equal(store_batch_del_dedup(b, 1, 0, "", 0), -EINVAL);
+	assert_int_equal(store_batch_ops(b), 0);
+	store_batch_free(b);
+}
+
+static void
+test_store_load_fails_on_corrupt_dedup_record(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t key[11] = {
+		0, 0, 0, 1, 0, 0, 0, 0, 'a', 'b', 'c'
+	};
+	struct store *s = open_default(f);
+	struct loaded l;
+
+	put_dedup(s, 1, 0, "abc", 3, 1);
+	store_close(s);
+	corrupt_record(f->dir, "dedup", key, sizeof(key));
+	s = open_default(f);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), -RMQ_ECORRUPT);
+	store_close(s);
+}
+
+/* ---------------------------------------------------------- producers */
+
+/* Producer records as loaded. */
+struct producers {
+	int n;
+	uint32_t qid[4];
+	uint32_t part[4];
+	uint64_t producer_id[4];
+	struct store_producer p[4];
+};
+
+static int
+on_producer_copy(void *ctx, uint32_t qid, uint32_t part, uint64_t producer_id,
+		 const struct store_producer *p)
+{
+	struct producers *r = ctx;
+	int i = r->n++;
+
+	assert_true(i < 4);
+	r->qid[i] = qid;
+	r->part[i] = part;
+	r->producer_id[i] = producer_id;
+	r->p[i] = *p;
+	return 0;
+}
+
+static void
+load_producers(struct store *s, struct producers *r)
+{
+	struct store_load_cb cb = { .producer = on_producer_copy };
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(store_load(s, &cb, r), 0);
+}
+
+static struct store_producer
+sample_producer(uint32_t n, uint64_t base)
+{
+	struct store_producer p;
+
+	memset(&p, 0, sizeof(p));
+	p.last_used_ms = 1700000000000ull + base;
+	p.n = n;
+	for (uint32_t i = 0; i < n && i < STORE_PRODUCER_BATCHES; i++) {
+		p.batches[i].first_seq = base + 10 * i;
+		p.batches[i].count = 10 + i;
+		p.batches[i].first_offset = (base << 32) + 100 * i;
+	}
+	return p;
+}
+
+static void
+assert_producer(const struct producers *r, int i, uint32_t qid, uint32_t part,
+		uint64_t producer_id, const struct store_producer *want)
+{
+	assert_true(i < r->n);
+	assert_int_equal(r->qid[i], qid);
+	assert_int_equal(r->part[i], part);
+	assert_int_equal(r->producer_id[i], producer_id);
+	assert_int_equal(r->p[i].last_used_ms, want->last_used_ms);
+	assert_int_equal(r->p[i].n, want->n);
+	for (uint32_t j = 0; j < want->n; j++) {
+		assert_int_equal(r->p[i].batches[j].first_seq,
+				 want->batches[j].first_seq);
+		assert_int_equal(r->p[i].batches[j].count,
+				 want->batches[j].count);
+		assert_int_equal(r->p[i].batches[j].first_offset,
+				 want->batches[j].first_offset);
+	}
+}
+
+static void
+test_store_producer_round_trips_across_reopen_and_deletes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct store_producer full = sample_producer(STORE_PRODUCER_BATCHES, 7);
+	struct store_producer empty = sample_producer(0, 8);
+	struct store_producer two = sample_producer(2, 9);
+	struct store_producer over = sample_producer(STORE_PRODUCER_BATCHES, 1);
+	struct producers r;
+
+	over.n = STORE_PRODUCER_BATCHES + 1;
+	assert_int_equal(store_batch_put_producer(b, 1, 0, 42, &over), -EINVAL);
+	assert_int_equal(store_batch_ops(b), 0);
+	assert_int_equal(store_batch_put_producer(b, 2, 0, 5, &two), 0);
+	assert_int_equal(store_batch_put_producer(b, 1, 1, UINT64_MAX, &empty),
+			 0);
+	assert_int_equal(store_batch_put_producer(b, 1, 0, 42, &full), 0);
+	assert_int_equal(commit(s, b), 0);
+	store_close(s);
+	s = open_default(f);
+	load_producers(s, &r);
+	assert_int_equal(r.n, 3); /* ascending (qid, part, producer_id) */
+	assert_producer(&r, 0, 1, 0, 42, &full);
+	assert_producer(&r, 1, 1, 1, UINT64_MAX, &empty);
+	assert_producer(&r, 2, 2, 0, 5, &two);
+
+	/* A put replaces the record; deletes take one producer only. */
+	two = sample_producer(1, 10);
+	b = store_batch_new(0);
+	assert_int_equal(store_batch_put_producer(b, 2, 0, 5, &two), 0);
+	assert_int_equal(store_batch_del_producer(b, 1, 0, 42), 0);
+	assert_int_equal(store_batch_del_producer(b, 9, 9, 9), 0); /* absent */
+	assert_int_equal(commit(s, b), 0);
+	store_close(s);
+	s = open_default(f);
+	load_producers(s, &r);
+	assert_int_equal(r.n, 2);
+	assert_producer(&r, 0, 1, 1, UINT64_MAX, &empty);
+	assert_producer(&r, 1, 2, 0, 5, &two);
+	store_close(s);
+}
+
+static void
+test_store_load_fails_on_corrupt_producer_record(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t key[16] = { 0, 0, 0, 1, 0, 0, 0, 0,
+					 0, 0, 0, 0, 0, 0, 0, 3 };
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct store_producer p = sample_producer(3, 1);
+	struct loaded l;
+
+	assert_int_equal(store_batch_put_producer(b, 1, 0, 3, &p), 0);
+	assert_int_equal(commit(s, b), 0);
+	store_close(s);
+	corrupt_record(f->dir, "producers", key, sizeof(key));
+	s = open_default(f);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), -RMQ_ECORRUPT);
+	store_close(s);
+}
+
+/* ------------------------------------ dedup and producers with the rest */
+
+/* Dedup and producer records on queues 1 (partitions 0 and 1) and 2, one
+ * of each keyed under qid 1 | 1, the prefix of group 1 of queue 1. */
+static void
+put_sample_dedup_and_producers(struct store *s)
+{
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct store_producer p = sample_producer(2, 1);
+	uint8_t *long_id = make_id(800, 9);
+
+	assert_int_equal(store_batch_put_dedup(b, 1, 0, "x", 1, 4, 1), 0);
+	assert_int_equal(store_batch_put_dedup(b, 1, 1, long_id, 800, 41, 1),
+			 0);
+	assert_int_equal(store_batch_put_dedup(b, 2, 0, "y", 1, 0, 1), 0);
+	assert_int_equal(store_batch_put_producer(b, 1, 1, 77, &p), 0);
+	assert_int_equal(store_batch_put_producer(b, 2, 0, 78, &p), 0);
+	assert_int_equal(commit(s, b), 0);
+	free(long_id);
+}
+
+static void
+test_store_load_reports_dedup_and_producers_after_failures(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct loaded l;
+
+	put_sample_records(s);
+	put_sample_dedup_and_producers(s);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	/* queues, partitions, groups, group states, failures, dedup,
+	 * producers, messages */
+	assert_string_equal(l.trace, "QQPPPGGSSFDDDRRMMMM");
+	store_close(s);
+}
+
+static void
+test_store_del_queue_removes_dedup_and_producer_records(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct dedups d;
+	struct producers r;
+
+	put_sample_records(s);
+	put_sample_dedup_and_producers(s);
+	assert_int_equal(store_batch_del_queue(b, 1), 0);
+	assert_int_equal(commit(s, b), 0);
+	store_close(s);
+	s = open_default(f);
+	load_dedups(s, &d);
+	assert_int_equal(d.n, 1);
+	assert_dedup(&d, 2, 0, "y", 1, 0, 1);
+	dedups_free(&d);
+	load_producers(s, &r);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.qid[0], 2);
+	assert_int_equal(r.producer_id[0], 78);
+	store_close(s);
+}
+
+static void
+test_store_del_group_keeps_dedup_and_producer_records(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct loaded l;
+
+	put_sample_records(s);
+	put_sample_dedup_and_producers(s);
+	assert_int_equal(store_batch_del_group(b, 1, 1), 0);
+	assert_int_equal(commit(s, b), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &all_cb, &l), 0);
+	assert_int_equal(l.ndedups, 3);
+	assert_int_equal(l.nproducers, 2);
+	store_close(s);
+}
+
+static int
+stop_at_dedup(void *ctx, uint32_t qid, uint32_t part, const void *id,
+	      uint16_t id_len, uint64_t offset, uint64_t publish_ms)
+{
+	struct loaded *l = ctx;
+
+	on_dedup(ctx, qid, part, id, id_len, offset, publish_ms);
+	return l->ndedups == 2 ? -43 : 0;
+}
+
+static void
+test_store_load_stops_on_dedup_callback_error(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_load_cb cb = all_cb;
+	struct loaded l;
+
+	put_sample_records(s);
+	put_sample_dedup_and_producers(s);
+	cb.dedup = stop_at_dedup;
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_load(s, &cb, &l), -43);
+	assert_string_equal(l.trace, "QQPPPGGSSFDD");
+	store_close(s);
+}
+
+/* ------------------------------------------------------- format 3 */
+
+static void
+test_store_creates_every_database_of_format_3(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const names[] = { "meta",   "queues", "parts",
+					     "msgs",   "dedup",	 "producers",
+					     "groups", "gstate", "fails" };
+	struct store *s = open_default(f);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { 6, "format" }, v;
+	const uint8_t *p;
+
+	store_close(s);
+	assert_int_equal(STORE_FORMAT_VERSION, 3);
+	raw_open(f->dir, &env, &txn, "meta", &dbi);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_int_equal(v.mv_size, 8);
+	p = v.mv_data;
+	assert_int_equal(p[4] | p[5] | p[6], 0);
+	assert_int_equal(p[7], 3);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
+	raw_close(env, txn);
+}
+
+static void
+test_store_refuses_format_version_2(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_ALWAYS, 0 };
+	struct store *s = open_default(f);
+
+	store_close(s);
+	write_format(f->dir, 2, true);
+	assert_int_equal(store_open(&s, &o), -RMQ_EFORMAT);
+	assert_null(s);
+}
+
 int
 main(void)
 {
@@ -1484,6 +2171,21 @@ main(void)
 		T(test_store_interval_drain_does_not_wait_the_interval),
 		T(test_store_interval_commits_a_full_group_without_waiting),
 		T(test_store_open_rejects_bad_options),
+		T(test_store_msg_get_raw_returns_the_stored_bytes),
+		T(test_store_msg_get_raw_returns_a_corrupt_record_as_stored),
+		T(test_store_dedup_round_trips_across_reopen_and_deletes),
+		T(test_store_dedup_long_ids_sharing_a_prefix_stay_apart),
+		T(test_store_dedup_keys_follow_the_documented_rule),
+		cmocka_unit_test(test_store_dedup_rejects_an_empty_id),
+		T(test_store_load_fails_on_corrupt_dedup_record),
+		T(test_store_producer_round_trips_across_reopen_and_deletes),
+		T(test_store_load_fails_on_corrupt_producer_record),
+		T(test_store_load_reports_dedup_and_producers_after_failures),
+		T(test_store_del_queue_removes_dedup_and_producer_records),
+		T(test_store_del_group_keeps_dedup_and_producer_records),
+		T(test_store_load_stops_on_dedup_callback_error),
+		T(test_store_creates_every_database_of_format_3),
+		T(test_store_refuses_format_version_2),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,900 @@
+/*
+ * store_codec: CRC32C, batch encoding and record codecs of the storage
+ * engine (see store.h for the byte-exact layout, store_codec.h for the
+ * private interface with store.c).
+ *
+ * Pure byte work: store.c owns LMDB and the threads and applies what this
+ * file encodes. Batches are built here on the loop thread: every input is
+ * copied, encoded and sealed with its CRC32C at once, so the storage
+ * thread only copies bytes into LMDB.
+ *
+ * Invariant: a batch function that fails leaves the batch unchanged.
+ */
+#include "store_codec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "err.h"
+
+#define MSG_FIXED_BYTES	      32u /* crc .. dedup_len of a "msgs" value */
+#define PARTS_BYTES	      12u /* a "parts" value */
+#define QUEUE_FIXED_BYTES     64u /* crc .. dlq_len of a "queues" value */
+#define GROUP_FIXED_BYTES     14u /* crc .. name_len of a "groups" value */
+#define FAIL_BYTES	      32u /* a "fails" value */
+#define DEDUP_FIXED_BYTES     20u /* crc .. publish_ms of a "dedup" value */
+#define PRODUCER_FIXED_BYTES  16u /* crc .. n of a "producers" value */
+#define PRODUCER_BATCH_BYTES  20u /* one batch of a "producers" value */
+#define PRODUCER_KEY_BYTES    16u
+#define DEDUP_HASH_KEY_OFFSET (8u + STORE_DEDUP_ID_PREFIX)
+#define MSG_RECORD_VERSION    1u
+
+/* The hashed key form must fill the key exactly, and be longer than every
+ * inline key, so that the key length tells the forms apart. */
+_Static_assert(DEDUP_HASH_KEY_OFFSET + 8u == STORE_DEDUP_KEY_MAX,
+	       "hashed dedup key fills STORE_DEDUP_KEY_MAX");
+_Static_assert(8u + STORE_DEDUP_ID_INLINE_MAX < STORE_DEDUP_KEY_MAX,
+	       "inline dedup keys are shorter than hashed ones");
+
+const char *const store_db_names[DB_COUNT] = {
+	"meta",	     "queues", "parts",	 "msgs",  "dedup",
+	"producers", "groups", "gstate", "fails",
+};
+
+/* In-memory header of one batch operation, native byte order; the key
+ * and then the value or bound follow it. */
+struct op_hdr {
+	uint8_t op;
+	uint8_t db;
+	uint16_t key_len;
+	uint32_t val_len;
+};
+
+/* ------------------------------------------------------------- crc32c */
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void
+crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc_table[t][i] =
+				(crc_table[t - 1][i] >> 8) ^
+				crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+/* Slicing-by-8 over aligned 8-byte words, byte at a time at both ends. */
+uint32_t
+store_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	(void)pthread_once(&crc_once, crc_init); /* cannot fail once inited */
+	crc = ~crc;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (len > 0 && ((uintptr_t)p & 7) != 0) {
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		len--;
+	}
+	while (len >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		w ^= crc;
+		crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
+		      crc_table[5][(w >> 16) & 0xff] ^
+		      crc_table[4][(w >> 24) & 0xff] ^
+		      crc_table[3][(w >> 32) & 0xff] ^
+		      crc_table[2][(w >> 40) & 0xff] ^
+		      crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
+		p += 8;
+		len -= 8;
+	}
+#endif
+	while (len > 0) {
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		len--;
+	}
+	return ~crc;
+}
+
+uint32_t
+store_record_crc(const void *key, size_t key_len, const void *val,
+		 size_t val_len)
+{
+	uint32_t crc = store_crc32c(0, key, key_len);
+
+	return store_crc32c(crc, (const uint8_t *)val + 4, val_len - 4);
+}
+
+bool
+store_record_crc_ok(const void *key, size_t key_len, const void *val,
+		    size_t val_len)
+{
+	if (val_len < 4)
+		return false;
+	return store_record_crc(key, key_len, val, val_len) ==
+	       (uint32_t)store_get_be(val, 4);
+}
+
+size_t
+store_encode_uint(uint8_t *buf, const void *key, size_t key_len, uint64_t value,
+		  size_t n)
+{
+	(void)store_put_be(buf + 4, value, n);
+	(void)store_put_be(buf, store_record_crc(key, key_len, buf, 4 + n), 4);
+	return 4 + n;
+}
+
+int
+store_decode_uint(const void *key, size_t key_len, const void *val,
+		  size_t val_len, size_t n, uint64_t *value)
+{
+	*value = 0;
+	if (val_len != 4 + n ||
+	    !store_record_crc_ok(key, key_len, val, val_len))
+		return -RMQ_ECORRUPT;
+	*value = store_get_be((const uint8_t *)val + 4, n);
+	return 0;
+}
+
+void
+store_msg_key(uint8_t *key, uint32_t qid, uint32_t part, uint64_t offset)
+{
+	(void)store_put_be(store_put_be(store_put_be(key, qid, 4), part, 4),
+			   offset, 8);
+}
+
+/* --------------------------------------------------- byte-order helpers */
+
+static uint8_t *
+put_be(uint8_t *p, uint64_t v, size_t n)
+{
+	return store_put_be(p, v, n);
+}
+
+static uint64_t
+get_be(const uint8_t *p, size_t n)
+{
+	return store_get_be(p, n);
+}
+
+static uint8_t *
+put_bytes(uint8_t *p, const void *src, size_t n)
+{
+	if (n > 0)
+		memcpy(p, src, n);
+	return p + n;
+}
+
+/* A bounds-checked reader over a record; is_bad latches on overrun. */
+struct rd {
+	const uint8_t *p;
+	size_t left;
+	bool is_bad;
+};
+
+static const uint8_t *
+rd_bytes(struct rd *r, size_t n)
+{
+	const uint8_t *p = r->p;
+
+	if (r->left < n) {
+		r->is_bad = true;
+		r->left = 0;
+		return NULL;
+	}
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+static uint64_t
+rd_be(struct rd *r, size_t n)
+{
+	const uint8_t *p = rd_bytes(r, n);
+
+	return p != NULL ? get_be(p, n) : 0;
+}
+
+/* Copies a length-prefixed name into a NUL-terminated buffer of cap. */
+static void
+rd_name(struct rd *r, char *dst, size_t cap)
+{
+	size_t n = (size_t)rd_be(r, 2);
+	const uint8_t *p = rd_bytes(r, n);
+
+	if (p == NULL || n >= cap) {
+		r->is_bad = true;
+		dst[0] = '\0';
+		return;
+	}
+	memcpy(dst, p, n);
+	dst[n] = '\0';
+}
+
+/* ------------------------------------------------------------- batches */
+
+struct store_batch *
+store_batch_new(unsigned flags)
+{
+	struct store_batch *b = calloc(1, sizeof(*b));
+
+	if (b != NULL)
+		b->flags = flags;
+	return b;
+}
+
+void
+store_batch_free(struct store_batch *b)
+{
+	if (b == NULL)
+		return;
+	free(b->buf);
+	free(b);
+}
+
+size_t
+store_batch_ops(const struct store_batch *b)
+{
+	return b->ops;
+}
+
+bool
+store_op_next(const struct store_batch *b, size_t *pos, struct store_op *op)
+{
+	struct op_hdr h;
+
+	if (*pos >= b->len)
+		return false;
+	memcpy(&h, b->buf + *pos, sizeof(h));
+	*pos += sizeof(h);
+	op->op = h.op;
+	op->db = (enum store_db)h.db;
+	op->key = b->buf + *pos;
+	op->key_len = h.key_len;
+	*pos += h.key_len;
+	op->val = b->buf + *pos;
+	op->val_len = h.val_len;
+	*pos += h.val_len;
+	return true;
+}
+
+/* Appends one operation; returns where its key goes (the value or bound
+ * follows the key), or NULL when out of memory (batch unchanged). A put's
+ * caller fills key and value, then calls batch_seal. */
+static uint8_t *
+batch_op(struct store_batch *b, unsigned op, enum store_db db, size_t key_len,
+	 size_t val_len)
+{
+	struct op_hdr h = { (uint8_t)op, (uint8_t)db, (uint16_t)key_len,
+			    (uint32_t)val_len };
+	size_t need = sizeof(h) + key_len + val_len;
+	uint8_t *p;
+
+	if (need > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+
+		while (cap - b->len < need)
+			cap *= 2;
+		p = realloc(b->buf, cap);
+		if (p == NULL)
+			return NULL;
+		b->buf = p;
+		b->cap = cap;
+	}
+	p = b->buf + b->len;
+	memcpy(p, &h, sizeof(h));
+	b->len += need;
+	b->ops++;
+	return p + sizeof(h);
+}
+
+/* Writes the CRC32C of a record whose key starts at key. */
+static void
+batch_seal(uint8_t *key, size_t key_len, size_t val_len)
+{
+	uint8_t *val = key + key_len;
+
+	(void)put_be(val, store_record_crc(key, key_len, val, val_len), 4);
+}
+
+/* Adds a delete of every key in [lo, hi) of db; hi == NULL: no bound. */
+static int
+batch_del_range(struct store_batch *b, enum store_db db, const uint8_t *lo,
+		const uint8_t *hi, size_t key_len)
+{
+	uint8_t *p = batch_op(b, OP_DEL_RANGE, db, key_len, hi ? key_len : 0);
+
+	if (p == NULL)
+		return -ENOMEM;
+	p = put_bytes(p, lo, key_len);
+	if (hi != NULL)
+		(void)put_bytes(p, hi, key_len);
+	return 0;
+}
+
+/* Adds a delete of exactly one key of db. */
+static int
+batch_del_key(struct store_batch *b, enum store_db db, const uint8_t *key,
+	      size_t key_len)
+{
+	uint8_t *p = batch_op(b, OP_DEL, db, key_len, 0);
+
+	if (p == NULL)
+		return -ENOMEM;
+	(void)put_bytes(p, key, key_len);
+	return 0;
+}
+
+/* Adds a delete of every key of db that starts with prefix. */
+static int
+batch_del_prefix(struct store_batch *b, enum store_db db, const uint8_t *prefix,
+		 size_t len)
+{
+	uint8_t hi[16];
+	size_t i = len;
+
+	/* hi = the next prefix; all 0xff has none: no upper bound. */
+	memcpy(hi, prefix, len);
+	while (i > 0 && hi[i - 1] == 0xff)
+		hi[--i] = 0;
+	if (i == 0)
+		return batch_del_range(b, db, prefix, NULL, len);
+	hi[i - 1]++;
+	return batch_del_range(b, db, prefix, hi, len);
+}
+
+/* Length of a NUL-terminated name in a buffer of cap, or -EINVAL. */
+static int
+name_len(const char *name, size_t cap)
+{
+	size_t n = strnlen(name, cap);
+
+	return n < cap && n <= UINT16_MAX ? (int)n : -EINVAL;
+}
+
+int
+store_batch_put_queue(struct store_batch *b, const struct store_queue *q)
+{
+	int nlen = name_len(q->name, sizeof(q->name));
+	int dlen = name_len(q->policy.dlq, sizeof(q->policy.dlq));
+	size_t vlen;
+	uint8_t *key, *p;
+
+	if (nlen < 0 || dlen < 0)
+		return -EINVAL;
+	vlen = QUEUE_FIXED_BYTES + (size_t)nlen + (size_t)dlen;
+	key = batch_op(b, OP_PUT, DB_QUEUES, 4, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_be(key, q->qid, 4) + 4;
+	p = put_be(p, q->partitions, 4);
+	p = put_be(p, q->created_ms, 8);
+	p = put_be(p, q->policy.lease_ms, 8);
+	p = put_be(p, q->policy.max_lease_ms, 8);
+	p = put_be(p, q->policy.max_deliveries, 4);
+	p = put_be(p, q->policy.max_depth, 8);
+	p = put_be(p, q->policy.max_bytes, 8);
+	p = put_be(p, q->policy.dedup_window_ms, 8);
+	p = put_bytes(put_be(p, (uint64_t)nlen, 2), q->name, (size_t)nlen);
+	(void)put_bytes(put_be(p, (uint64_t)dlen, 2), q->policy.dlq,
+			(size_t)dlen);
+	batch_seal(key, 4, vlen);
+	return 0;
+}
+
+/* Deletes every key that starts with prefix in the databases from first
+ * on: enum store_db lists a queue's, then a group's, records last. */
+static int
+batch_del_all(struct store_batch *b, enum store_db first, const uint8_t *prefix,
+	      size_t len)
+{
+	size_t old_len = b->len, old_ops = b->ops;
+
+	for (int db = first; db < DB_COUNT; db++) {
+		if (batch_del_prefix(b, db, prefix, len) < 0) {
+			b->len = old_len; /* unchanged on failure */
+			b->ops = old_ops;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int
+store_batch_del_queue(struct store_batch *b, uint32_t qid)
+{
+	uint8_t prefix[4];
+
+	(void)put_be(prefix, qid, 4);
+	return batch_del_all(b, DB_QUEUES, prefix, 4);
+}
+
+int
+store_batch_put_next_offset(struct store_batch *b, uint32_t qid, uint32_t part,
+			    uint64_t next_offset)
+{
+	uint8_t *key = batch_op(b, OP_PUT, DB_PARTS, 8, PARTS_BYTES);
+
+	if (key == NULL)
+		return -ENOMEM;
+	(void)put_be(put_be(key, qid, 4), part, 4);
+	(void)store_encode_uint(key + 8, key, 8, next_offset, 8);
+	return 0;
+}
+
+/* Bytes of the encoded header block, or -EINVAL if it does not fit. */
+static int64_t
+headers_bytes(const struct store_msg *m)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < m->header_count; i++) {
+		if (m->headers[i].name_len > UINT16_MAX)
+			return -EINVAL;
+		n += 6u + (uint64_t)m->headers[i].name_len +
+		     m->headers[i].value_len;
+		if (n > UINT32_MAX)
+			return -EINVAL;
+	}
+	return (int64_t)n;
+}
+
+static uint8_t *
+put_headers(uint8_t *p, const struct store_msg *m)
+{
+	for (uint32_t i = 0; i < m->header_count; i++) {
+		const struct store_header *h = &m->headers[i];
+
+		p = put_bytes(put_be(p, h->name_len, 2), h->name, h->name_len);
+		p = put_bytes(put_be(p, h->value_len, 4), h->value,
+			      h->value_len);
+	}
+	return p;
+}
+
+int
+store_batch_put_msg(struct store_batch *b, uint32_t qid, uint32_t part,
+		    uint64_t offset, const struct store_msg *m)
+{
+	int64_t hlen = headers_bytes(m);
+	uint64_t vlen;
+	uint8_t *key, *p;
+
+	if (hlen < 0)
+		return -EINVAL;
+	vlen = MSG_FIXED_BYTES + (uint64_t)m->key_len + (uint64_t)hlen +
+	       m->dedup_len + m->payload_len;
+	if (vlen > UINT32_MAX)
+		return -EINVAL;
+	key = batch_op(b, OP_PUT, DB_MSGS, 16, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	store_msg_key(key, qid, part, offset);
+	p = key + 16 + 4;
+	*p++ = MSG_RECORD_VERSION;
+	*p++ = 0; /* flags */
+	p = put_be(p, m->publish_ms, 8);
+	p = put_be(p, m->deliver_at_ms, 8);
+	p = put_be(p, m->key_len, 4);
+	p = put_be(p, (uint64_t)hlen, 4);
+	p = put_be(p, m->dedup_len, 2);
+	p = put_bytes(p, m->key, m->key_len);
+	p = put_headers(p, m);
+	p = put_bytes(p, m->dedup_id, m->dedup_len);
+	(void)put_bytes(p, m->payload, m->payload_len);
+	batch_seal(key, 16, vlen);
+	return 0;
+}
+
+int
+store_batch_del_msgs(struct store_batch *b, uint32_t qid, uint32_t part,
+		     uint64_t from, uint64_t to)
+{
+	uint8_t lo[16], hi[16];
+
+	if (from >= to)
+		return 0;
+	store_msg_key(lo, qid, part, from);
+	store_msg_key(hi, qid, part, to);
+	return batch_del_range(b, DB_MSGS, lo, hi, 16);
+}
+
+/* Encodes the "dedup" key of id into key (STORE_DEDUP_KEY_MAX bytes);
+ * returns its length. The rule is documented in store.h. */
+static size_t
+dedup_key(uint8_t *key, uint32_t qid, uint32_t part, const void *id,
+	  uint16_t id_len)
+{
+	uint8_t *p = put_be(put_be(key, qid, 4), part, 4);
+
+	if (id_len <= STORE_DEDUP_ID_INLINE_MAX)
+		return (size_t)(put_bytes(p, id, id_len) - key);
+	p = put_bytes(p, id, STORE_DEDUP_ID_PREFIX);
+	(void)put_be(p, XXH64(id, id_len, 0), 8);
+	return STORE_DEDUP_KEY_MAX;
+}
+
+int
+store_batch_put_dedup(struct store_batch *b, uint32_t qid, uint32_t part,
+		      const void *id, uint16_t id_len, uint64_t offset,
+		      uint64_t publish_ms)
+{
+	uint8_t kb[STORE_DEDUP_KEY_MAX], *key, *p;
+	size_t key_len, vlen;
+	bool is_hashed = id_len > STORE_DEDUP_ID_INLINE_MAX;
+
+	if (id_len == 0)
+		return -EINVAL;
+	key_len = dedup_key(kb, qid, part, id, id_len);
+	/* A hashed key keeps the whole id in the value, for store_load. */
+	vlen = DEDUP_FIXED_BYTES + (is_hashed ? id_len : 0u);
+	key = batch_op(b, OP_PUT, DB_DEDUP, key_len, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_bytes(key, kb, key_len) + 4;
+	p = put_be(put_be(p, offset, 8), publish_ms, 8);
+	if (is_hashed)
+		(void)put_bytes(p, id, id_len);
+	batch_seal(key, key_len, vlen);
+	return 0;
+}
+
+int
+store_batch_del_dedup(struct store_batch *b, uint32_t qid, uint32_t part,
+		      const void *id, uint16_t id_len)
+{
+	uint8_t key[STORE_DEDUP_KEY_MAX];
+
+	if (id_len == 0)
+		return -EINVAL;
+	return batch_del_key(b, DB_DEDUP, key,
+			     dedup_key(key, qid, part, id, id_len));
+}
+
+static uint8_t *
+put_producer_key(uint8_t *p, uint32_t qid, uint32_t part, uint64_t producer_id)
+{
+	return put_be(put_be(put_be(p, qid, 4), part, 4), producer_id, 8);
+}
+
+int
+store_batch_put_producer(struct store_batch *b, uint32_t qid, uint32_t part,
+			 uint64_t producer_id, const struct store_producer *pr)
+{
+	size_t vlen;
+	uint8_t *key, *p;
+
+	if (pr->n > STORE_PRODUCER_BATCHES)
+		return -EINVAL;
+	vlen = PRODUCER_FIXED_BYTES + PRODUCER_BATCH_BYTES * (size_t)pr->n;
+	key = batch_op(b, OP_PUT, DB_PRODUCERS, PRODUCER_KEY_BYTES, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_producer_key(key, qid, part, producer_id) + 4;
+	p = put_be(put_be(p, pr->last_used_ms, 8), pr->n, 4);
+	for (uint32_t i = 0; i < pr->n; i++) {
+		p = put_be(p, pr->batches[i].first_seq, 8);
+		p = put_be(p, pr->batches[i].count, 4);
+		p = put_be(p, pr->batches[i].first_offset, 8);
+	}
+	batch_seal(key, PRODUCER_KEY_BYTES, vlen);
+	return 0;
+}
+
+int
+store_batch_del_producer(struct store_batch *b, uint32_t qid, uint32_t part,
+			 uint64_t producer_id)
+{
+	uint8_t key[PRODUCER_KEY_BYTES];
+
+	(void)put_producer_key(key, qid, part, producer_id);
+	return batch_del_key(b, DB_PRODUCERS, key, sizeof(key));
+}
+
+int
+store_batch_put_group(struct store_batch *b, const struct store_group *g)
+{
+	int nlen = name_len(g->name, sizeof(g->name));
+	size_t vlen;
+	uint8_t *key, *p;
+
+	if (nlen < 0)
+		return -EINVAL;
+	vlen = GROUP_FIXED_BYTES + (size_t)nlen;
+	key = batch_op(b, OP_PUT, DB_GROUPS, 8, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_be(put_be(key, g->qid, 4), g->gid, 4) + 4;
+	p = put_be(p, g->created_ms, 8);
+	(void)put_bytes(put_be(p, (uint64_t)nlen, 2), g->name, (size_t)nlen);
+	batch_seal(key, 8, vlen);
+	return 0;
+}
+
+int
+store_batch_del_group(struct store_batch *b, uint32_t qid, uint32_t gid)
+{
+	uint8_t prefix[8];
+
+	(void)put_be(put_be(prefix, qid, 4), gid, 4);
+	return batch_del_all(b, DB_GROUPS, prefix, 8);
+}
+
+int
+store_batch_put_group_state(struct store_batch *b, uint32_t qid, uint32_t gid,
+			    uint32_t part, uint64_t ack_floor,
+			    const uint64_t *acked, uint32_t n)
+{
+	size_t vlen;
+	uint8_t *key, *p;
+
+	if (n > (UINT32_MAX - 16u) / 8u)
+		return -EINVAL;
+	vlen = 16u + 8u * (size_t)n;
+	key = batch_op(b, OP_PUT, DB_GSTATE, 12, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_be(put_be(put_be(key, qid, 4), gid, 4), part, 4) + 4;
+	p = put_be(put_be(p, ack_floor, 8), n, 4);
+	for (uint32_t i = 0; i < n; i++)
+		p = put_be(p, acked[i], 8);
+	batch_seal(key, 12, vlen);
+	return 0;
+}
+
+static uint8_t *
+put_fail_key(uint8_t *p, uint32_t qid, uint32_t gid, uint32_t part,
+	     uint64_t offset)
+{
+	return put_be(put_be(put_be(put_be(p, qid, 4), gid, 4), part, 4),
+		      offset, 8);
+}
+
+int
+store_batch_put_failure(struct store_batch *b, uint32_t qid, uint32_t gid,
+			uint32_t part, uint64_t offset,
+			const struct store_failure *f)
+{
+	uint8_t *key = batch_op(b, OP_PUT, DB_FAILS, 20, FAIL_BYTES), *p;
+
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_fail_key(key, qid, gid, part, offset) + 4;
+	p = put_be(p, f->failures, 4);
+	p = put_be(p, f->first_delivery_ms, 8);
+	p = put_be(p, f->last_delivery_ms, 8);
+	(void)put_be(p, f->retry_at_ms, 8);
+	batch_seal(key, 20, FAIL_BYTES);
+	return 0;
+}
+
+int
+store_batch_del_failures(struct store_batch *b, uint32_t qid, uint32_t gid,
+			 uint32_t part, uint64_t from, uint64_t to)
+{
+	uint8_t lo[20], hi[20];
+
+	if (from >= to)
+		return 0;
+	(void)put_fail_key(lo, qid, gid, part, from);
+	(void)put_fail_key(hi, qid, gid, part, to);
+	return batch_del_range(b, DB_FAILS, lo, hi, 20);
+}
+
+/* ------------------------------------------------------------ decoders */
+
+int
+store_decode_msg(const uint8_t *key, const uint8_t *val, size_t val_len,
+		 struct store_msg_view *v)
+{
+	const uint8_t *p = val;
+	uint64_t extra;
+
+	memset(v, 0, sizeof(*v));
+	v->partition = (uint32_t)get_be(key + 4, 4);
+	v->offset = get_be(key + 8, 8);
+	if (!store_record_crc_ok(key, 16, val, val_len) ||
+	    val_len < MSG_FIXED_BYTES || p[4] != MSG_RECORD_VERSION)
+		goto corrupt;
+	v->publish_ms = get_be(p + 6, 8);
+	v->deliver_at_ms = get_be(p + 14, 8);
+	v->key_len = (uint32_t)get_be(p + 22, 4);
+	v->headers_len = (uint32_t)get_be(p + 26, 4);
+	v->dedup_len = (uint16_t)get_be(p + 30, 2);
+	extra = (uint64_t)v->key_len + v->headers_len + v->dedup_len;
+	if (extra > val_len - MSG_FIXED_BYTES)
+		goto corrupt;
+	p += MSG_FIXED_BYTES;
+	v->key = p;
+	v->headers = p + v->key_len;
+	v->dedup_id = p + v->key_len + v->headers_len;
+	v->payload = p + extra;
+	v->payload_len = (uint32_t)(val_len - MSG_FIXED_BYTES - extra);
+	return 0;
+corrupt:
+	memset(v, 0, sizeof(*v));
+	v->partition = (uint32_t)get_be(key + 4, 4);
+	v->offset = get_be(key + 8, 8);
+	return -RMQ_ECORRUPT;
+}
+
+void
+store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *payload_len,
+	       uint64_t *publish_ms, uint64_t *deliver_at_ms)
+{
+	uint64_t extra;
+
+	*payload_len = 0;
+	*publish_ms = 0;
+	*deliver_at_ms = 0;
+	if (val_len < MSG_FIXED_BYTES)
+		return;
+	*publish_ms = get_be(val + 6, 8);
+	*deliver_at_ms = get_be(val + 14, 8);
+	extra = get_be(val + 22, 4) + get_be(val + 26, 4) + get_be(val + 30, 2);
+	if (extra <= val_len - MSG_FIXED_BYTES)
+		*payload_len = (uint32_t)(val_len - MSG_FIXED_BYTES - extra);
+}
+
+int
+store_headers_next(const void *block, uint32_t len, uint32_t *pos,
+		   struct store_header *h)
+{
+	struct rd r;
+
+	if (*pos >= len)
+		return *pos == len ? 0 : -RMQ_ECORRUPT;
+	r.p = (const uint8_t *)block + *pos;
+	r.left = len - *pos;
+	r.is_bad = false;
+	h->name_len = (uint32_t)rd_be(&r, 2);
+	h->name = rd_bytes(&r, h->name_len);
+	h->value_len = (uint32_t)rd_be(&r, 4);
+	h->value = rd_bytes(&r, h->value_len);
+	if (r.is_bad)
+		return -RMQ_ECORRUPT;
+	*pos = len - (uint32_t)r.left;
+	return 1;
+}
+
+int
+store_decode_queue(const uint8_t *key, const uint8_t *val, size_t val_len,
+		   struct store_queue *q)
+{
+	struct rd r = { val + 4, val_len - 4, false };
+
+	memset(q, 0, sizeof(*q));
+	q->qid = (uint32_t)get_be(key, 4);
+	q->partitions = (uint32_t)rd_be(&r, 4);
+	q->created_ms = rd_be(&r, 8);
+	q->policy.lease_ms = rd_be(&r, 8);
+	q->policy.max_lease_ms = rd_be(&r, 8);
+	q->policy.max_deliveries = (uint32_t)rd_be(&r, 4);
+	q->policy.max_depth = rd_be(&r, 8);
+	q->policy.max_bytes = rd_be(&r, 8);
+	q->policy.dedup_window_ms = rd_be(&r, 8);
+	rd_name(&r, q->name, sizeof(q->name));
+	rd_name(&r, q->policy.dlq, sizeof(q->policy.dlq));
+	return r.is_bad || r.left != 0 ? -RMQ_ECORRUPT : 0;
+}
+
+int
+store_decode_group(const uint8_t *key, const uint8_t *val, size_t val_len,
+		   struct store_group *g)
+{
+	struct rd r = { val + 4, val_len - 4, false };
+
+	memset(g, 0, sizeof(*g));
+	g->qid = (uint32_t)get_be(key, 4);
+	g->gid = (uint32_t)get_be(key + 4, 4);
+	g->created_ms = rd_be(&r, 8);
+	rd_name(&r, g->name, sizeof(g->name));
+	return r.is_bad || r.left != 0 ? -RMQ_ECORRUPT : 0;
+}
+
+int64_t
+store_gstate_count(const uint8_t *val, size_t val_len)
+{
+	uint64_t n;
+
+	if (val_len < 16)
+		return -RMQ_ECORRUPT;
+	n = get_be(val + 12, 4);
+	return val_len == 16 + 8 * n ? (int64_t)n : -RMQ_ECORRUPT;
+}
+
+void
+store_decode_gstate(const uint8_t *val, uint64_t *ack_floor, uint64_t *acked,
+		    uint32_t n)
+{
+	*ack_floor = get_be(val + 4, 8);
+	for (uint32_t i = 0; i < n; i++)
+		acked[i] = get_be(val + 16 + 8 * (size_t)i, 8);
+}
+
+int
+store_decode_failure(const uint8_t *val, size_t val_len,
+		     struct store_failure *f)
+{
+	if (val_len != FAIL_BYTES)
+		return -RMQ_ECORRUPT;
+	f->failures = (uint32_t)get_be(val + 4, 4);
+	f->first_delivery_ms = get_be(val + 8, 8);
+	f->last_delivery_ms = get_be(val + 16, 8);
+	f->retry_at_ms = get_be(val + 24, 8);
+	return 0;
+}
+
+/* Besides lengths, a hashed key must match the id its value holds: same
+ * prefix, same XXH64. */
+int
+store_decode_dedup(const uint8_t *key, size_t key_len, const uint8_t *val,
+		   size_t val_len, struct store_dedup_rec *d)
+{
+	const uint8_t *id;
+	size_t id_len;
+
+	if (key_len <= 8 || key_len > STORE_DEDUP_KEY_MAX ||
+	    val_len < DEDUP_FIXED_BYTES)
+		return -RMQ_ECORRUPT;
+	if (key_len < STORE_DEDUP_KEY_MAX) {
+		if (val_len != DEDUP_FIXED_BYTES)
+			return -RMQ_ECORRUPT;
+		id = key + 8;
+		id_len = key_len - 8;
+	} else {
+		id = val + DEDUP_FIXED_BYTES;
+		id_len = val_len - DEDUP_FIXED_BYTES;
+		if (id_len <= STORE_DEDUP_ID_INLINE_MAX ||
+		    id_len > UINT16_MAX ||
+		    memcmp(id, key + 8, STORE_DEDUP_ID_PREFIX) != 0 ||
+		    XXH64(id, id_len, 0) !=
+			    get_be(key + DEDUP_HASH_KEY_OFFSET, 8))
+			return -RMQ_ECORRUPT;
+	}
+	d->qid = (uint32_t)get_be(key, 4);
+	d->part = (uint32_t)get_be(key + 4, 4);
+	d->id = id;
+	d->id_len = (uint16_t)id_len;
+	d->offset = get_be(val + 4, 8);
+	d->publish_ms = get_be(val + 12, 8);
+	return 0;
+}
+
+int
+store_decode_producer(const uint8_t *val, size_t val_len,
+		      struct store_producer *p)
+{
+	const uint8_t *b = val + PRODUCER_FIXED_BYTES;
+	uint64_t n;
+
+	memset(p, 0, sizeof(*p));
+	if (val_len < PRODUCER_FIXED_BYTES)
+		return -RMQ_ECORRUPT;
+	n = get_be(val + 12, 4);
+	if (n > STORE_PRODUCER_BATCHES ||
+	    val_len != PRODUCER_FIXED_BYTES + PRODUCER_BATCH_BYTES * n)
+		return -RMQ_ECORRUPT;
+	p->last_used_ms = get_be(val + 4, 8);
+	p->n = (uint32_t)n;
+	for (uint32_t i = 0; i < p->n; i++, b += PRODUCER_BATCH_BYTES) {
+		p->batches[i].first_seq = get_be(b, 8);
+		p->batches[i].count = (uint32_t)get_be(b + 8, 4);
+		p->batches[i].first_offset = get_be(b + 12, 8);
+	}
+	return 0;
+}
