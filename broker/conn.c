@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "codec.h"
 #include "config.h"
 #include "err.h"
@@ -26,6 +27,7 @@
 #include "loop.h"
 #include "queue.h"
 #include "store.h"
+#include "wire.h"
 
 #define PROTOCOL_VERSION 1u
 #define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
@@ -48,8 +50,9 @@ struct conn {
 	int is_dead;	      /* the socket failed: drop all output */
 	int is_paused;	      /* output over the limit: not reading */
 	int is_hello_done;
-	int refs;    /* completions still to come back */
-	uint8_t *in; /* owned: bytes not yet parsed */
+	uint64_t producer_id; /* announced in hello: sequences are its */
+	int refs;	      /* completions still to come back */
+	uint8_t *in;	      /* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
 	struct obuf sending; /* output owned by the in-flight send */
@@ -117,7 +120,7 @@ conn_queue_flush(struct conn *c)
 }
 
 /* Appends f to the pending output. @return 0 or -ENOMEM. */
-static int
+int
 conn_send(struct conn *c, Ringmq__Frame *f)
 {
 	size_t n;
@@ -135,8 +138,8 @@ conn_send(struct conn *c, Ringmq__Frame *f)
 	return 0;
 }
 
-static void
-send_error(struct conn *c, uint64_t request_id, int code, const char *why)
+void
+conn_send_error(struct conn *c, uint64_t request_id, int code, const char *why)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Error e = RINGMQ__ERROR__INIT;
@@ -151,14 +154,14 @@ send_error(struct conn *c, uint64_t request_id, int code, const char *why)
 }
 
 /* Answers with an Error for a negative broker code. */
-static void
-send_rc(struct conn *c, uint64_t request_id, int rc)
+void
+conn_send_rc(struct conn *c, uint64_t request_id, int rc)
 {
-	send_error(c, request_id, err_to_wire(rc), err_str(rc));
+	conn_send_error(c, request_id, err_to_wire(rc), err_str(rc));
 }
 
-static void
-send_done(struct conn *c, uint64_t request_id)
+void
+conn_send_done(struct conn *c, uint64_t request_id)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Done d = RINGMQ__DONE__INIT;
@@ -170,12 +173,18 @@ send_done(struct conn *c, uint64_t request_id)
 	(void)conn_send(c, &f);
 }
 
+struct conn_env *
+conn_env_of(struct conn *c)
+{
+	return c->env;
+}
+
 /* A protocol violation: answer with an Error and close. */
 static void
 conn_fail(struct conn *c, int code, const char *why)
 {
 	log_info("conn %llu: %s; closing", (unsigned long long)c->id, why);
-	send_error(c, 0, code, why);
+	conn_send_error(c, 0, code, why);
 	conn_close(c);
 }
 
@@ -329,14 +338,14 @@ conn_maybe_free(struct conn *c)
 	free(c);
 }
 
-static void
+void
 conn_ref(struct conn *c)
 {
 	c->refs++;
 }
 
 /* Drops a reference; @return 1 if the connection can still be answered. */
-static int
+int
 conn_unref_live(struct conn *c)
 {
 	c->refs--;
@@ -359,9 +368,9 @@ on_hello(struct conn *c, const Ringmq__Frame *f)
 	const struct config *cfg = c->env->cfg;
 
 	if (c->is_hello_done) {
-		send_error(c, f->request_id,
-			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			   "hello was already sent");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"hello was already sent");
 		return;
 	}
 	if (f->hello->version != PROTOCOL_VERSION) {
@@ -381,6 +390,7 @@ on_hello(struct conn *c, const Ringmq__Frame *f)
 			: (c->env->boot_epoch << 32) |
 				  (++c->env->producer_counter & 0xffffffffu);
 	ok.broker_version = (char *)RINGMQ_VERSION;
+	c->producer_id = ok.producer_id;
 	r.has_request_id = f->has_request_id;
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_HELLO_OK;
@@ -415,8 +425,8 @@ on_unsupported(struct conn *c, const Ringmq__Frame *f)
 {
 	/* TODO: admin frames (delete, set, describe, purge, group admin,
 	 * peek, message show/cancel, dead letters, stats, backup). */
-	send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-		   "not supported yet");
+	conn_send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			"not supported yet");
 }
 
 /* Context of a request answered from a completion. */
@@ -445,9 +455,9 @@ answer_done(void *ctx, int status)
 
 	if (conn_unref_live(p->c)) {
 		if (status < 0)
-			send_rc(p->c, p->request_id, status);
+			conn_send_rc(p->c, p->request_id, status);
 		else
-			send_done(p->c, p->request_id);
+			conn_send_done(p->c, p->request_id);
 	}
 	free(p);
 }
@@ -461,20 +471,20 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 
 	if (qc->has_partitions &&
 	    (qc->partitions == 0 || qc->partitions > QUEUE_MAX_PARTITIONS)) {
-		send_error(c, f->request_id,
-			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			   "partitions must be 1 to 1024");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"partitions must be 1 to 1024");
 		return;
 	}
 	if (!queue_name_valid(qc->name)) {
-		send_error(
+		conn_send_error(
 			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
 		return;
 	}
 	p = pending_new(c, f, 0);
 	if (p == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	rc = queue_create(c->env->qs, qc->name,
@@ -485,9 +495,9 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 	c->refs--;
 	free(p);
 	if (rc == 1)
-		send_done(c, f->request_id);
+		conn_send_done(c, f->request_id);
 	else
-		send_rc(c, f->request_id, rc);
+		conn_send_rc(c, f->request_id, rc);
 }
 
 static void
@@ -497,7 +507,7 @@ on_queue_set(struct conn *c, const Ringmq__Frame *f)
 	int rc;
 
 	if (p == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	rc = queue_set(c->env->qs, f->queue_set->name, f->queue_set->policy,
@@ -505,7 +515,7 @@ on_queue_set(struct conn *c, const Ringmq__Frame *f)
 	if (rc < 0) {
 		c->refs--;
 		free(p);
-		send_rc(c, f->request_id, rc);
+		conn_send_rc(c, f->request_id, rc);
 	}
 }
 
@@ -518,12 +528,12 @@ on_message_cancel(struct conn *c, const Ringmq__Frame *f)
 	int rc;
 
 	if (q == NULL || q->is_pending) {
-		send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
+		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
 		return;
 	}
 	p = pending_new(c, f, 0);
 	if (p == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	rc = queue_cancel(c->env->qs, q, mc->partition, mc->offset, answer_done,
@@ -531,10 +541,11 @@ on_message_cancel(struct conn *c, const Ringmq__Frame *f)
 	if (rc < 0) {
 		c->refs--;
 		free(p);
-		send_error(c, f->request_id, err_to_wire(rc),
-			   rc == -RMQ_EINVALID_ARGUMENT
-				   ? "only delayed messages can be cancelled"
-				   : err_str(rc));
+		conn_send_error(
+			c, f->request_id, err_to_wire(rc),
+			rc == -RMQ_EINVALID_ARGUMENT
+				? "only delayed messages can be cancelled"
+				: err_str(rc));
 	}
 }
 
@@ -601,7 +612,7 @@ on_queue_list(struct conn *c, const Ringmq__Frame *f)
 	lc.dlqs = calloc(n + 1, sizeof(*lc.dlqs));
 	if (lc.infos == NULL || lc.ptrs == NULL || lc.pols == NULL ||
 	    lc.dlqs == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	queues_each(c->env->qs, list_one, &lc);
@@ -633,7 +644,7 @@ published(void *ctx, const struct publish_result *res, size_t n)
 	rs = calloc(n + 1, sizeof(*rs));
 	ptrs = calloc(n + 1, sizeof(*ptrs));
 	if (rs == NULL || ptrs == NULL) {
-		send_rc(p->c, p->request_id, -ENOMEM);
+		conn_send_rc(p->c, p->request_id, -ENOMEM);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -643,6 +654,8 @@ published(void *ctx, const struct publish_result *res, size_t n)
 			rs[i].has_partition = rs[i].has_offset = 1;
 			rs[i].partition = res[i].partition;
 			rs[i].offset = res[i].offset;
+			rs[i].has_duplicate = res[i].is_duplicate;
+			rs[i].duplicate = res[i].is_duplicate;
 		} else {
 			rs[i].message = (char *)res[i].why;
 		}
@@ -668,26 +681,28 @@ on_publish(struct conn *c, const Ringmq__Frame *f)
 	int rc;
 
 	if (c->env->is_shutting_down) {
-		send_error(c, f->request_id, RINGMQ__ERROR_CODE__SHUTTING_DOWN,
-			   "broker is shutting down");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__SHUTTING_DOWN,
+				"broker is shutting down");
 		return;
 	}
 	if (f->publish->n_messages == 0) {
-		send_error(c, f->request_id,
-			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			   "publish without messages");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"publish without messages");
 		return;
 	}
 	p = pending_new(c, f, 0);
 	if (p == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
-	rc = queue_publish(c->env->qs, f->publish, published, p);
+	rc = queue_publish(c->env->qs, f->publish, c->producer_id, published,
+			   p);
 	if (rc < 0) {
 		c->refs--;
 		free(p);
-		send_rc(c, f->request_id, rc);
+		conn_send_rc(c, f->request_id, rc);
 	}
 }
 
@@ -701,7 +716,6 @@ static const struct sub_ops conn_sub_ops = {
 	.is_writable = conn_is_writable,
 };
 
-/* Copies header names out of the map: protobuf strings end in NUL. */
 static int
 conn_deliver(void *owner, const struct delivery *d,
 	     const struct store_msg_view *v)
@@ -709,73 +723,25 @@ conn_deliver(void *owner, const struct delivery *d,
 	struct conn *c = owner;
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__Delivery del = RINGMQ__DELIVERY__INIT;
-	Ringmq__Message m = RINGMQ__MESSAGE__INIT;
-	Ringmq__Header *hs = NULL;
-	Ringmq__Header **hp = NULL;
-	char *names = NULL;
-	char *dedup = NULL;
-	struct store_header h;
-	uint32_t pos = 0, nh = 0;
+	struct wire_msg w;
 	int rc = -1;
 
-	while (store_headers_next(v->headers, v->headers_len, &pos, &h) == 1)
-		nh++;
-	if (nh > 0) {
-		hs = calloc(nh, sizeof(*hs));
-		hp = calloc(nh, sizeof(*hp));
-		names = malloc(v->headers_len + nh);
-		if (hs == NULL || hp == NULL || names == NULL)
-			goto out;
-		char *np = names;
-
-		pos = 0;
-		for (uint32_t i = 0; i < nh; i++) {
-			(void)store_headers_next(v->headers, v->headers_len,
-						 &pos, &h);
-			ringmq__header__init(&hs[i]);
-			memcpy(np, h.name, h.name_len);
-			np[h.name_len] = '\0';
-			hs[i].name = np;
-			np += h.name_len + 1;
-			hs[i].value.data = (uint8_t *)h.value;
-			hs[i].value.len = h.value_len;
-			hp[i] = &hs[i];
-		}
-	}
-	if (v->dedup_len > 0) {
-		dedup = strndup(v->dedup_id, v->dedup_len);
-		if (dedup == NULL)
-			goto out;
-		m.dedup_id = dedup;
-	}
-	m.payload.data = (uint8_t *)v->payload;
-	m.payload.len = v->payload_len;
-	m.has_key = v->key_len > 0;
-	m.key.data = (uint8_t *)v->key;
-	m.key.len = v->key_len;
-	m.n_headers = nh;
-	m.headers = hp;
-	if (v->deliver_at_ms) {
-		m.has_deliver_at_ms = 1;
-		m.deliver_at_ms = v->deliver_at_ms;
-	}
+	if (wire_msg_init(&w, v) < 0)
+		goto out;
 	del.subscription = d->subscription;
 	del.lease_id = d->lease_id;
 	del.partition = d->partition;
 	del.offset = d->offset;
 	del.delivery_count = d->delivery_count;
 	del.lease_remaining_ms = d->lease_remaining_ms;
-	del.message = &m;
+	del.message = &w.m;
 	del.has_publish_ms = 1;
 	del.publish_ms = v->publish_ms;
 	r.body_case = RINGMQ__FRAME__BODY_DELIVERY;
 	r.delivery = &del;
 	rc = conn_send(c, &r);
 out:
-	free(hs);
-	free(hp);
-	free(names);
-	free(dedup);
+	wire_msg_fini(&w);
 	return rc;
 }
 
@@ -821,7 +787,7 @@ subscribed(void *ctx, int status, struct sub *s)
 		}
 	}
 	if (status < 0) {
-		send_rc(c, p->request_id, status);
+		conn_send_rc(c, p->request_id, status);
 		free(p);
 		return;
 	}
@@ -843,24 +809,25 @@ on_subscribe(struct conn *c, const Ringmq__Frame *f)
 	struct pending_req *p;
 
 	if (c->env->is_shutting_down) {
-		send_error(c, f->request_id, RINGMQ__ERROR_CODE__SHUTTING_DOWN,
-			   "broker is shutting down");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__SHUTTING_DOWN,
+				"broker is shutting down");
 		return;
 	}
 	if (!queue_name_valid(sr->group)) {
-		send_error(
+		conn_send_error(
 			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			"group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
 		return;
 	}
 	q = queues_find(c->env->qs, sr->queue);
 	if (q == NULL || q->is_pending) {
-		send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
+		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
 		return;
 	}
 	p = pending_new(c, f, 0);
 	if (p == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	if (group_subscribe(c->env->gs, q, sr->group,
@@ -870,7 +837,7 @@ on_subscribe(struct conn *c, const Ringmq__Frame *f)
 			    ++c->next_sub_id, subscribed, p) < 0) {
 		c->refs--;
 		free(p);
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 	}
 }
 
@@ -881,14 +848,14 @@ on_unsubscribe(struct conn *c, const Ringmq__Frame *f)
 	struct sub *s = conn_find_sub(c, f->unsubscribe->subscription, &i);
 
 	if (s == NULL) {
-		send_error(c, f->request_id,
-			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			   "no such subscription");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"no such subscription");
 		return;
 	}
 	sub_free(c->env->gs, s);
 	c->subs[i] = c->subs[--c->nsubs];
-	send_done(c, f->request_id);
+	conn_send_done(c, f->request_id);
 }
 
 static void
@@ -897,13 +864,13 @@ on_credit(struct conn *c, const Ringmq__Frame *f)
 	struct sub *s = conn_find_sub(c, f->credit->subscription, NULL);
 
 	if (s == NULL) {
-		send_error(c, f->request_id,
-			   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			   "no such subscription");
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"no such subscription");
 		return;
 	}
 	sub_set_credit(c->env->gs, s, f->credit->credit);
-	send_done(c, f->request_id);
+	conn_send_done(c, f->request_id);
 }
 
 /* A lease request waiting for its flush: codes follow the struct. */
@@ -922,7 +889,7 @@ send_lease_result(struct conn *c, uint64_t request_id, const int *codes,
 	Ringmq__ErrorCode *wire = calloc(n + 1, sizeof(*wire));
 
 	if (wire == NULL) {
-		send_rc(c, request_id, -ENOMEM);
+		conn_send_rc(c, request_id, -ENOMEM);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -948,7 +915,7 @@ lease_flushed(void *ctx, int status)
 
 	if (conn_unref_live(lr->p.c)) {
 		if (status < 0)
-			send_rc(lr->p.c, lr->p.request_id, status);
+			conn_send_rc(lr->p.c, lr->p.request_id, status);
 		else
 			send_lease_result(lr->p.c, lr->p.request_id, lr->codes,
 					  NULL, lr->n);
@@ -969,7 +936,7 @@ lease_request(struct conn *c, const Ringmq__Frame *f, const uint64_t *ids,
 	lr = (struct lease_req *)pending_new(
 		c, f, sizeof(*lr) - sizeof(lr->p) + n * sizeof(int));
 	if (lr == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	lr->n = n;
@@ -991,7 +958,7 @@ on_nack(struct conn *c, const Ringmq__Frame *f)
 	lr = (struct lease_req *)pending_new(
 		c, f, sizeof(*lr) - sizeof(lr->p) + n * sizeof(int));
 	if (lr == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	lr->n = n;
@@ -1015,7 +982,7 @@ on_touch(struct conn *c, const Ringmq__Frame *f)
 	uint64_t *remaining = calloc(n + 1, sizeof(*remaining));
 
 	if (codes == NULL || remaining == NULL) {
-		send_rc(c, f->request_id, -ENOMEM);
+		conn_send_rc(c, f->request_id, -ENOMEM);
 	} else {
 		groups_touch(c->env->gs, &c->lo, f->touch->lease_ids, n,
 			     f->touch->has_lease_ms ? f->touch->lease_ms : 0,
@@ -1049,11 +1016,11 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_GROUP_LIST] = on_unsupported,
 	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = on_unsupported,
 	[RINGMQ__FRAME__BODY_GROUP_RESET] = on_unsupported,
-	[RINGMQ__FRAME__BODY_PEEK] = on_unsupported,
-	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = on_unsupported,
+	[RINGMQ__FRAME__BODY_PEEK] = admin_peek,
+	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = admin_message_show,
 	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = on_message_cancel,
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = on_unsupported,
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = admin_dead_letter_list,
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = admin_dead_letter_redrive,
 	[RINGMQ__FRAME__BODY_STATS] = on_unsupported,
 	[RINGMQ__FRAME__BODY_BACKUP] = on_unsupported,
 };
@@ -1086,9 +1053,9 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 		if (fn != NULL)
 			fn(c, f);
 		else
-			send_error(c, f->request_id,
-				   RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-				   "not a request");
+			conn_send_error(c, f->request_id,
+					RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+					"not a request");
 	}
 	codec_arena_reset(&c->arena);
 }

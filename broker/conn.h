@@ -18,17 +18,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringmq.pb-c.h"
 struct loop;
 struct queues;
 struct groups;
 struct config;
 struct conn;
+struct store;
 
 /* What every connection shares; owned by the server. */
 struct conn_env {
 	struct loop *loop;	  /* borrowed */
 	struct queues *qs;	  /* borrowed */
 	struct groups *gs;	  /* borrowed */
+	struct store *store;	  /* borrowed */
 	const struct config *cfg; /* borrowed */
 	uint64_t boot_epoch;
 	uint64_t producer_counter;
@@ -52,6 +55,22 @@ void conn_flush_all(struct conn_env *env);
 /* Shutdown: sends Goodbye to every connection and closes them once their
  * output is out. */
 void conn_goodbye_all(struct conn_env *env);
+
+/* --- for request handlers outside conn.c (admin.c) --- */
+
+struct conn_env *conn_env_of(struct conn *c);
+/* Appends f to c's output (dropped if c is dead). @return 0 or -ENOMEM. */
+int conn_send(struct conn *c, Ringmq__Frame *f);
+/* Answers request_id with an Error of wire code code. */
+void conn_send_error(struct conn *c, uint64_t request_id, int code,
+		     const char *why);
+/* Answers with an Error for a negative broker code. */
+void conn_send_rc(struct conn *c, uint64_t request_id, int rc);
+void conn_send_done(struct conn *c, uint64_t request_id);
+/* A completion will come back for c: keep it allocated until then. */
+void conn_ref(struct conn *c);
+/* Drops a reference; @return 1 if c can still be answered. */
+int conn_unref_live(struct conn *c);
 
 /* Frees every connection at once, whatever is in flight; only after the
  * loop has stopped and its ring is gone. */

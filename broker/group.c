@@ -18,14 +18,10 @@
 #include "err.h"
 #include "log.h"
 #include "ringmq.pb-c.h"
+#include "lease.h"
+#include "u64set.h"
 
 #define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
-
-/* A sorted set of offsets with cheap removal at the front. */
-struct u64set {
-	uint64_t *v; /* owned; live entries are v[start .. start + n) */
-	size_t start, n, cap;
-};
 
 struct failrec {
 	uint64_t offset;
@@ -83,21 +79,15 @@ struct sub {
 	struct sub *next, *prev;
 };
 
-struct lease {
-	uint64_t id;
-	struct group *g; /* borrowed */
+/* A record that failed its CRC and was dead-lettered once for its queue;
+ * persisted as a failure record of group id 0 (no group has id 0). */
+struct corrupt {
+	uint32_t qid;
 	uint32_t part;
 	uint64_t offset;
-	struct sub *sub; /* borrowed; NULL once unsubscribed */
-	struct lease_owner *lo;
-	uint64_t deadline_ms;  /* monotonic */
-	uint64_t delivered_ms; /* monotonic, for the max lease */
-	uint64_t delivered_wall_ms;
-	uint32_t delivery_count;
-	struct lease *lo_next, *lo_prev; /* owner's list */
-	struct lease *hash_next;
-	size_t heap_idx;
 };
+
+#define CORRUPT_GID 0u
 
 /* A message failed with a delay: ready again for its group at due_ms. */
 struct retry {
@@ -125,10 +115,7 @@ struct groups {
 	struct queues *qs;   /* borrowed */
 	uint64_t epoch;
 	uint64_t lease_counter;
-	struct lease **table; /* owned buckets; leases chained by id */
-	size_t tcap, tcount;
-	struct lease **heap; /* owned: min-heap by deadline */
-	size_t hn, hcap;
+	struct lease_table leases; /* every lease, by id and by deadline */
 	struct gpart *dirty;
 	struct group *woken;
 	struct retry *retries; /* owned: min-heap of delayed redeliveries */
@@ -138,6 +125,8 @@ struct groups {
 	size_t nwaiters, capwaiters;
 	struct queue_staged *staged; /* owned: dead letters in gs->flush */
 	size_t nstaged, capstaged;
+	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
+	size_t ncorrupt, capcorrupt;
 	int is_stopped;
 };
 
@@ -148,94 +137,6 @@ groups_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------ u64set */
-
-static size_t
-u64set_lower(const struct u64set *s, uint64_t x)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (s->v[s->start + mid] < x)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int
-u64set_has(const struct u64set *s, uint64_t x)
-{
-	size_t i = u64set_lower(s, x);
-
-	return i < s->n && s->v[s->start + i] == x;
-}
-
-static int
-u64set_add(struct u64set *s, uint64_t x)
-{
-	size_t i = u64set_lower(s, x);
-
-	if (i < s->n && s->v[s->start + i] == x)
-		return 0;
-	if (s->start + s->n == s->cap) {
-		if (s->start > s->cap / 2) {
-			memmove(s->v, s->v + s->start, s->n * sizeof(*s->v));
-			s->start = 0;
-		} else {
-			size_t cap = s->cap ? s->cap * 2 : 16;
-			uint64_t *v = realloc(s->v, cap * sizeof(*v));
-
-			if (v == NULL)
-				return -ENOMEM;
-			s->v = v;
-			s->cap = cap;
-		}
-	}
-	memmove(&s->v[s->start + i + 1], &s->v[s->start + i],
-		(s->n - i) * sizeof(*s->v));
-	s->v[s->start + i] = x;
-	s->n++;
-	return 0;
-}
-
-static uint64_t
-u64set_first(const struct u64set *s)
-{
-	return s->v[s->start];
-}
-
-static void
-u64set_pop(struct u64set *s)
-{
-	s->start++;
-	if (--s->n == 0)
-		s->start = 0;
-}
-
-static void
-u64set_remove(struct u64set *s, uint64_t x)
-{
-	size_t i = u64set_lower(s, x);
-
-	if (i == s->n || s->v[s->start + i] != x)
-		return;
-	memmove(&s->v[s->start + i], &s->v[s->start + i + 1],
-		(s->n - i - 1) * sizeof(*s->v));
-	if (--s->n == 0)
-		s->start = 0;
-}
-
-static void
-u64set_free(struct u64set *s)
-{
-	free(s->v);
-	memset(s, 0, sizeof(*s));
 }
 
 /* ---------------------------------------------------------- failures */
@@ -292,134 +193,12 @@ fail_remove(struct gpart *gp, struct failrec *fr)
 	gp->nfails--;
 }
 
-/* -------------------------------------------------------- lease table */
-
-static size_t
-lease_bucket(const struct groups *gs, uint64_t id)
-{
-	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & (gs->tcap - 1);
-}
-
-static int
-table_grow(struct groups *gs)
-{
-	size_t cap = gs->tcap ? gs->tcap * 2 : 1024;
-	struct lease **t = calloc(cap, sizeof(*t));
-	size_t old = gs->tcap;
-	struct lease **ot = gs->table;
-
-	if (t == NULL)
-		return -ENOMEM;
-	gs->table = t;
-	gs->tcap = cap;
-	for (size_t i = 0; i < old; i++)
-		while (ot[i]) {
-			struct lease *l = ot[i];
-			size_t b = lease_bucket(gs, l->id);
-
-			ot[i] = l->hash_next;
-			l->hash_next = t[b];
-			t[b] = l;
-		}
-	free(ot);
-	return 0;
-}
-
-static struct lease *
-lease_find(struct groups *gs, uint64_t id)
-{
-	if (gs->tcap == 0)
-		return NULL;
-	for (struct lease *l = gs->table[lease_bucket(gs, id)]; l;
-	     l = l->hash_next)
-		if (l->id == id)
-			return l;
-	return NULL;
-}
-
-/* ---------------------------------------------------------- lease heap */
-
-static void
-heap_swap(struct groups *gs, size_t a, size_t b)
-{
-	struct lease *t = gs->heap[a];
-
-	gs->heap[a] = gs->heap[b];
-	gs->heap[b] = t;
-	gs->heap[a]->heap_idx = a;
-	gs->heap[b]->heap_idx = b;
-}
-
-static void
-heap_up(struct groups *gs, size_t i)
-{
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-
-		if (gs->heap[p]->deadline_ms <= gs->heap[i]->deadline_ms)
-			break;
-		heap_swap(gs, i, p);
-		i = p;
-	}
-}
-
-static void
-heap_down(struct groups *gs, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < gs->hn &&
-		    gs->heap[l]->deadline_ms < gs->heap[m]->deadline_ms)
-			m = l;
-		if (r < gs->hn &&
-		    gs->heap[r]->deadline_ms < gs->heap[m]->deadline_ms)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(gs, i, m);
-		i = m;
-	}
-}
-
-static void
-heap_remove(struct groups *gs, struct lease *l)
-{
-	size_t i = l->heap_idx;
-
-	gs->hn--;
-	if (i != gs->hn) {
-		gs->heap[i] = gs->heap[gs->hn];
-		gs->heap[i]->heap_idx = i;
-		heap_down(gs, i);
-		heap_up(gs, i);
-	}
-}
-
-/* Adds l to the table, the heap and its owner's list. */
+/* Adds l to the lease table and its owner's list. */
 static int
 lease_insert(struct groups *gs, struct lease *l)
 {
-	size_t b;
-
-	if ((gs->tcount + 1) * 2 > gs->tcap && table_grow(gs) < 0)
+	if (lease_table_insert(&gs->leases, l) < 0)
 		return -ENOMEM;
-	if (gs->hn == gs->hcap) {
-		size_t cap = gs->hcap ? gs->hcap * 2 : 1024;
-		struct lease **h = realloc(gs->heap, cap * sizeof(*h));
-
-		if (h == NULL)
-			return -ENOMEM;
-		gs->heap = h;
-		gs->hcap = cap;
-	}
-	b = lease_bucket(gs, l->id);
-	l->hash_next = gs->table[b];
-	gs->table[b] = l;
-	gs->tcount++;
-	l->heap_idx = gs->hn;
-	gs->heap[gs->hn++] = l;
-	heap_up(gs, l->heap_idx);
 	l->lo_prev = NULL;
 	l->lo_next = l->lo->leases;
 	if (l->lo_next)
@@ -428,17 +207,11 @@ lease_insert(struct groups *gs, struct lease *l)
 	return 0;
 }
 
-/* Unlinks l from the table, the heap and its owner's list. */
+/* Takes l out of the lease table and its owner's list. */
 static void
 lease_unlink(struct groups *gs, struct lease *l)
 {
-	struct lease **pp = &gs->table[lease_bucket(gs, l->id)];
-
-	while (*pp != l)
-		pp = &(*pp)->hash_next;
-	*pp = l->hash_next;
-	gs->tcount--;
-	heap_remove(gs, l);
+	lease_table_remove(&gs->leases, l);
 	if (l->lo_prev)
 		l->lo_prev->lo_next = l->lo_next;
 	else
@@ -510,7 +283,7 @@ gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
 	   uint64_t delay_ms)
 {
 	struct retry r = {
-		.due_ms = groups_mono_ms() + delay_ms,
+		.due_ms = sat_add(groups_mono_ms(), delay_ms),
 		.g = gp->g,
 		.part = gp->index,
 		.offset = offset,
@@ -545,7 +318,7 @@ groups_new(struct groups **out, struct store *s, struct queues *qs,
 	gs->store = s;
 	gs->qs = qs;
 	gs->epoch = boot_epoch;
-	if (table_grow(gs) < 0) {
+	if (lease_table_init(&gs->leases) < 0) {
 		free(gs);
 		return -ENOMEM;
 	}
@@ -598,17 +371,10 @@ groups_free(struct groups *gs)
 	if (gs == NULL)
 		return;
 	queues_each(gs->qs, free_queue_groups, NULL);
-	for (size_t i = 0; i < gs->tcap; i++)
-		while (gs->table[i]) {
-			struct lease *l = gs->table[i];
-
-			gs->table[i] = l->hash_next;
-			free(l);
-		}
-	free(gs->table);
-	free(gs->heap);
+	lease_table_fini(&gs->leases);
 	store_batch_free(gs->flush);
 	free(gs->staged);
+	free(gs->corrupt);
 	free(gs->retries);
 	free(gs->waiters);
 	free(gs);
@@ -742,11 +508,17 @@ groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
 	return 0;
 }
 
+static int corrupt_add(struct groups *gs, uint32_t qid, uint32_t part,
+		       uint64_t offset);
+
 int
 groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 		    uint32_t gid, uint32_t part, uint64_t offset,
 		    const struct store_failure *f)
 {
+	if (gid == CORRUPT_GID)
+		return corrupt_add(gs, qid, part, offset);
+
 	struct gpart *gp = load_gpart(qs, qid, gid, part);
 	struct failrec *fr;
 
@@ -1032,7 +804,7 @@ lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp,
 		fr->f.first_delivery_ms = l->delivered_wall_ms;
 	fr->f.failures++;
 	fr->f.last_delivery_ms = l->delivered_wall_ms;
-	fr->f.retry_at_ms = delay_ms ? queue_now_ms() + delay_ms : 0;
+	fr->f.retry_at_ms = delay_ms ? sat_add(queue_now_ms(), delay_ms) : 0;
 	if (store_batch_put_failure(b, l->g->q->qid, l->g->gid, l->part,
 				    l->offset, &fr->f) < 0)
 		log_error("group %s/%s: out of memory recording a failure",
@@ -1192,6 +964,69 @@ out:
 	return rc;
 }
 
+static int
+corrupt_add(struct groups *gs, uint32_t qid, uint32_t part, uint64_t offset)
+{
+	if (gs->ncorrupt == gs->capcorrupt) {
+		size_t cap = gs->capcorrupt ? gs->capcorrupt * 2 : 8;
+		struct corrupt *v = realloc(gs->corrupt, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		gs->corrupt = v;
+		gs->capcorrupt = cap;
+	}
+	gs->corrupt[gs->ncorrupt++] = (struct corrupt){ qid, part, offset };
+	return 0;
+}
+
+static int
+corrupt_seen(const struct groups *gs, uint32_t qid, uint32_t part,
+	     uint64_t offset)
+{
+	for (size_t i = 0; i < gs->ncorrupt; i++)
+		if (gs->corrupt[i].qid == qid && gs->corrupt[i].part == part &&
+		    gs->corrupt[i].offset == offset)
+			return 1;
+	return 0;
+}
+
+/* Dead-letters record (q, part, offset), which failed its CRC, once for
+ * the queue: the bytes as stored, reason "corrupt", no source group. */
+static void
+corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
+		    uint64_t offset)
+{
+	const struct store_failure marker = { .failures = 1 };
+	struct store_msg_view v;
+	struct store_batch *b;
+	const void *raw;
+	size_t len;
+
+	if (corrupt_seen(gs, q->qid, part, offset))
+		return;
+	if (store_msg_get_raw(gs->store, q->qid, part, offset, &raw, &len) <
+		    0 ||
+	    len > UINT32_MAX)
+		return;
+	memset(&v, 0, sizeof(v));
+	v.partition = part;
+	v.offset = offset;
+	v.payload = raw;
+	v.payload_len = (uint32_t)len;
+	if (dead_letter(gs, q, "", part, offset, &v, "corrupt", 0, 0, 0) < 0)
+		return;
+	b = flush_batch(gs);
+	if (b == NULL ||
+	    store_batch_put_failure(b, q->qid, CORRUPT_GID, part, offset,
+				    &marker) < 0 ||
+	    corrupt_add(gs, q->qid, part, offset) < 0)
+		log_error("queue %s partition %u offset %llu: cannot record "
+			  "the corrupt dead letter",
+			  q->name, part, (unsigned long long)offset);
+	groups_flush(gs);
+}
+
 /* The failed lease l reached max deliveries: dead-letter its message for
  * its group. @return 0 if done (the group then acks it), -1 if not. */
 static int
@@ -1265,7 +1100,7 @@ static struct lease *
 lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
 	     int *code)
 {
-	struct lease *l = lease_find(gs, id);
+	struct lease *l = lease_table_find(&gs->leases, id);
 	size_t slot = id & (LEASE_RECENT - 1);
 
 	if (l != NULL && l->lo == lo) {
@@ -1358,15 +1193,14 @@ groups_touch(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 		if (l == NULL)
 			continue;
 		pol = &l->g->q->policy;
-		deadline = now + (lease_ms ? lease_ms : pol->lease_ms);
-		cap = l->delivered_ms + pol->max_lease_ms;
+		deadline = sat_add(now, lease_ms ? lease_ms : pol->lease_ms);
+		cap = sat_add(l->delivered_ms, pol->max_lease_ms);
 		if (deadline > cap)
 			deadline = cap;
 		if (deadline < now)
 			deadline = now;
 		l->deadline_ms = deadline;
-		heap_down(gs, l->heap_idx);
-		heap_up(gs, l->heap_idx);
+		lease_table_reschedule(&gs->leases, l);
 		remaining_ms[i] = deadline - now;
 	}
 }
@@ -1448,11 +1282,12 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	struct delivery d;
 	struct lease *l;
 	int rc;
-
 	rc = store_msg_get(gs->store, g->q->qid, gp->index, off, &v);
 	if (rc < 0) {
-		/* TODO: dead-letter records that fail their CRC (reason
-		 * "corrupt"); until then they are skipped, never delivered. */
+		/* Never delivered as good: dead-lettered once for the queue,
+		 * and every group passes it by. */
+		if (rc == -RMQ_ECORRUPT)
+			corrupt_dead_letter(gs, g->q, gp->index, off);
 		log_error("queue %s partition %u offset %llu: unreadable (%s); "
 			  "skipped for group %s",
 			  g->q->name, gp->index, (unsigned long long)off,
@@ -1476,7 +1311,7 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	l->lo = s->lo;
 	l->delivered_ms = groups_mono_ms();
 	l->delivered_wall_ms = queue_now_ms();
-	l->deadline_ms = l->delivered_ms + g->q->policy.lease_ms;
+	l->deadline_ms = sat_add(l->delivered_ms, g->q->policy.lease_ms);
 	l->delivery_count = 1 + (fr ? fr->f.failures : 0);
 	d.subscription = s->id;
 	d.lease_id = l->id;
@@ -1609,7 +1444,8 @@ groups_flush(struct groups *gs)
 	gs->staged = NULL;
 	gs->nstaged = gs->capstaged = 0;
 	r->n = gs->nwaiters;
-	memcpy(r->w, gs->waiters, r->n * sizeof(r->w[0]));
+	if (r->n > 0)
+		memcpy(r->w, gs->waiters, r->n * sizeof(r->w[0]));
 	gs->nwaiters = 0;
 	if (store_batch_ops(b) == 0) {
 		store_batch_free(b);
@@ -1624,9 +1460,9 @@ groups_tick(struct groups *gs)
 {
 	uint64_t now = groups_mono_ms();
 	int64_t next = -1;
-
-	while (gs->hn > 0 && gs->heap[0]->deadline_ms <= now)
-		lease_end(gs, gs->heap[0], END_FAIL,
+	while (lease_table_earliest(&gs->leases) != NULL &&
+	       lease_table_earliest(&gs->leases)->deadline_ms <= now)
+		lease_end(gs, lease_table_earliest(&gs->leases), END_FAIL,
 			  RINGMQ__ERROR_CODE__LEASE_EXPIRED, 0);
 	while (gs->nretries > 0 && gs->retries[0].due_ms <= now) {
 		struct retry r = gs->retries[0];
@@ -1660,8 +1496,10 @@ groups_tick(struct groups *gs)
 	store_read_release(gs->store);
 	if (gs->woken != NULL)
 		return 0;
-	if (gs->hn > 0)
-		next = (int64_t)(gs->heap[0]->deadline_ms - now);
+	if (lease_table_earliest(&gs->leases) != NULL)
+		next = (int64_t)(lease_table_earliest(&gs->leases)
+					 ->deadline_ms -
+				 now);
 	if (gs->nretries > 0 &&
 	    (next < 0 || (int64_t)(gs->retries[0].due_ms - now) < next))
 		next = (int64_t)(gs->retries[0].due_ms - now);
@@ -1704,4 +1542,24 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 			*ready += unacked - gp->leased - gp->held.n;
 		}
 	}
+}
+
+int
+groups_exists(struct queue *q, const char *name)
+{
+	return group_find(q, name) != NULL;
+}
+
+int
+groups_hide_offset(struct groups *gs, struct queue *q, uint32_t part,
+		   uint64_t offset, const char *keep)
+{
+	for (struct group *g = q->groups; g; g = g->next) {
+		if (strcmp(g->name, keep) == 0)
+			continue;
+		if (u64set_add(&g->parts[part].acked, offset) < 0)
+			return -ENOMEM;
+		gpart_dirty(gs, &g->parts[part]);
+	}
+	return 0;
 }

@@ -137,6 +137,15 @@ void groups_stop_dispatch(struct groups *gs);
 void groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 			 uint32_t *ngroups);
 
+/* 1 if q has a group called name. */
+int groups_exists(struct queue *q, const char *name);
+
+/* Makes offset of (q, part) invisible to every group of q but the one
+ * called keep, as acked (redrive: only the group a message died in sees
+ * it again). @return 0 or -ENOMEM. */
+int groups_hide_offset(struct groups *gs, struct queue *q, uint32_t part,
+		       uint64_t offset, const char *keep);
+
 /* Monotonic milliseconds. */
 uint64_t groups_mono_ms(void);
 

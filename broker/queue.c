@@ -12,6 +12,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "idem.h"
 #include "partition.h"
 
 #define QUEUES_BUCKETS 1024u
@@ -37,6 +38,12 @@ struct due {
 	uint32_t part;
 	uint64_t offset;
 };
+
+uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 uint64_t
 queue_now_ms(void)
@@ -199,6 +206,7 @@ queue_free(struct queue *q)
 		free(q->parts[i].delayed);
 	}
 	free(q->parts);
+	idem_free(q->idem);
 	free(q);
 }
 
@@ -286,7 +294,8 @@ queue_add(struct queues *qs, const struct store_queue *sq)
 	if (q == NULL)
 		return NULL;
 	q->parts = calloc(sq->partitions, sizeof(*q->parts));
-	if (q->parts == NULL)
+	q->idem = idem_new();
+	if (q->parts == NULL || q->idem == NULL)
 		goto fail;
 	if (qs->count == qs->cap) {
 		size_t cap = qs->cap ? qs->cap * 2 : 16;
@@ -333,15 +342,23 @@ queue_remove(struct queues *qs, struct queue *q)
 	queue_free(q);
 }
 
+static void policy_name_dlq(struct store_policy *pol, const char *queue);
+
 int
 queues_load_queue(struct queues *qs, const struct store_queue *sq)
 {
+	struct queue *q;
+
 	if (sq->partitions == 0 || sq->partitions > QUEUE_MAX_PARTITIONS) {
 		log_error("queue %s: stored partition count %u is invalid",
 			  sq->name, sq->partitions);
 		return -RMQ_ECORRUPT;
 	}
-	return queue_add(qs, sq) ? 0 : -ENOMEM;
+	q = queue_add(qs, sq);
+	if (q == NULL)
+		return -ENOMEM;
+	policy_name_dlq(&q->policy, q->name);
+	return 0;
 }
 
 int
@@ -531,11 +548,18 @@ policy_defaults(const struct config *cfg, struct store_policy *pol)
 }
 
 /* Applies the fields given in a QueuePolicy onto pol. */
+/* Times above this are refused: deadlines add them to clocks. */
+#define POLICY_MAX_MS (UINT64_MAX / 4)
+
 static int
 policy_apply(struct store_policy *pol, const Ringmq__QueuePolicy *g)
 {
 	if (g == NULL)
 		return 0;
+	if ((g->has_lease_ms && g->lease_ms > POLICY_MAX_MS) ||
+	    (g->has_max_lease_ms && g->max_lease_ms > POLICY_MAX_MS) ||
+	    (g->has_dedup_window_ms && g->dedup_window_ms > POLICY_MAX_MS))
+		return -RMQ_EINVALID_ARGUMENT;
 	if (g->has_lease_ms) {
 		if (g->lease_ms == 0)
 			return -RMQ_EINVALID_ARGUMENT;
@@ -564,6 +588,16 @@ policy_apply(struct store_policy *pol, const Ringmq__QueuePolicy *g)
 	return 0;
 }
 
+/* The default dead-letter queue is stored by name, so that a create
+ * naming it explicitly matches. */
+static void
+policy_name_dlq(struct store_policy *pol, const char *queue)
+{
+	if (pol->dlq[0] == '\0')
+		snprintf(pol->dlq, sizeof(pol->dlq), "%.*s.dlq",
+			 (int)(sizeof(pol->dlq) - 5), queue);
+}
+
 /* 1 if every field given in g equals q's setting. */
 static int
 policy_matches(const struct queue *q, uint32_t partitions,
@@ -575,6 +609,7 @@ policy_matches(const struct queue *q, uint32_t partitions,
 		return 0;
 	if (policy_apply(&want, g) < 0)
 		return 0;
+	policy_name_dlq(&want, q->name);
 	return memcmp(&want, &q->policy, sizeof(want)) == 0;
 }
 
@@ -628,6 +663,7 @@ queue_create(struct queues *qs, const char *name, uint32_t partitions,
 	rc = policy_apply(&sq.policy, given);
 	if (rc < 0)
 		return rc;
+	policy_name_dlq(&sq.policy, name);
 	sq.qid = qs->next_qid;
 	sq.partitions = partitions ? partitions : 1;
 	sq.created_ms = queue_now_ms();
@@ -700,6 +736,7 @@ queue_set(struct queues *qs, const char *name, const Ringmq__QueuePolicy *pol,
 	rc = policy_apply(&next, pol);
 	if (rc < 0)
 		return rc;
+	policy_name_dlq(&next, q->name);
 	b = store_batch_new(0);
 	r = calloc(1, sizeof(*r));
 	if (b == NULL || r == NULL)
@@ -724,6 +761,9 @@ fail:
 struct publish_req {
 	struct queues *qs;
 	uint32_t qid;
+	int has_producer; /* the producer's batch was recorded */
+	uint64_t producer_id, producer_seq;
+	char **dedup_ids;     /* owned: per message, to forget on failure */
 	uint64_t msgs, bytes; /* stored by this request, for the limits */
 	int is_confirmed;     /* sync=interval: confirmed on receipt */
 	publish_done_fn done;
@@ -834,7 +874,7 @@ publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	if (m->has_deliver_at_ms && m->deliver_at_ms > now_ms)
 		sm.deliver_at_ms = m->deliver_at_ms;
 	else if (m->has_delay_ms && m->delay_ms > 0)
-		sm.deliver_at_ms = now_ms + m->delay_ms;
+		sm.deliver_at_ms = sat_add(now_ms, m->delay_ms);
 	r->deliver_at_ms = sm.deliver_at_ms;
 	sm.key = m->has_key ? m->key.data : NULL;
 	sm.key_len = m->has_key ? (uint32_t)m->key.len : 0;
@@ -881,11 +921,55 @@ oom:
 		  (unsigned long long)offset);
 }
 
+/* Copies the dedup ids of stored messages, to forget them if the commit
+ * fails. Nothing is allocated for publishes without dedup ids. */
+static int
+publish_keep_ids(struct publish_req *r, const Ringmq__Publish *p)
+{
+	for (size_t i = 0; i < p->n_messages; i++) {
+		if (!r->res[i].is_stored || p->messages[i]->dedup_id == NULL)
+			continue;
+		if (r->dedup_ids == NULL &&
+		    (r->dedup_ids = calloc(r->n, sizeof(char *))) == NULL)
+			return -ENOMEM;
+		r->dedup_ids[i] = strdup(p->messages[i]->dedup_id);
+		if (r->dedup_ids[i] == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void
+publish_forget(struct queue *q, struct publish_req *r)
+{
+	if (r->has_producer)
+		idem_producer_forget(q->idem, r->res[0].partition,
+				     r->producer_id, r->producer_seq);
+	for (size_t i = 0; r->dedup_ids && i < r->n; i++)
+		if (r->dedup_ids[i] != NULL)
+			idem_dedup_forget(q->idem, r->res[i].partition,
+					  r->dedup_ids[i],
+					  (uint16_t)strlen(r->dedup_ids[i]),
+					  r->res[i].offset);
+}
+
+static void
+publish_req_free(struct publish_req *r)
+{
+	for (size_t i = 0; r->dedup_ids && i < r->n; i++)
+		free(r->dedup_ids[i]);
+	free(r->dedup_ids);
+	free(r);
+}
+
 static void
 publish_done(void *arg, int status)
 {
 	struct publish_req *r = arg;
 	struct queue *q = queues_find_id(r->qs, r->qid);
+
+	if (q != NULL && status < 0)
+		publish_forget(q, r);
 	if (q != NULL) {
 		q->pending_ops--;
 		q->pending_msgs -= r->msgs;
@@ -895,7 +979,7 @@ publish_done(void *arg, int status)
 		struct publish_result *res = &r->res[i];
 		/* Offsets were assigned in order, so each stored one is the
 		 * next of its partition's index. */
-		if (res->code != RINGMQ__ERROR_CODE__OK)
+		if (!res->is_stored)
 			continue;
 		if (status < 0) {
 			res->code = err_to_wire(status);
@@ -919,7 +1003,7 @@ publish_done(void *arg, int status)
 	}
 	if (q != NULL && status == 0) {
 		for (size_t i = 0; i < r->n; i++)
-			if (r->res[i].code == RINGMQ__ERROR_CODE__OK)
+			if (r->res[i].is_stored)
 				r->qs->visible(r->qs->visible_ctx, q,
 					       r->res[i].partition);
 	}
@@ -932,21 +1016,106 @@ publish_done(void *arg, int status)
 	} else {
 		r->done(r->ctx, r->res, r->n);
 	}
-	free(r);
+	publish_req_free(r);
+}
+
+/* Answers every message of p from the producer's recorded batch. */
+static void
+publish_resent(struct publish_req *r, const Ringmq__Publish *p, uint32_t part,
+	       uint64_t first_offset)
+{
+	for (size_t i = 0; i < p->n_messages; i++) {
+		r->res[i].code = RINGMQ__ERROR_CODE__OK;
+		r->res[i].partition = part;
+		r->res[i].offset = first_offset + i;
+		r->res[i].is_duplicate = 1;
+	}
+}
+
+/* Checks a sequenced publish: one partition, a producer id. @return the
+ * partition, or -1 with every result refused. */
+static int
+publish_seq_partition(struct queue *q, const Ringmq__Publish *p,
+		      uint64_t producer_id, struct publish_req *r)
+{
+	uint32_t part = p->has_partition ? p->partition : UINT32_MAX;
+
+	for (size_t i = 0; i < p->n_messages; i++) {
+		const Ringmq__Message *m = p->messages[i];
+
+		if (m->has_partition && part != UINT32_MAX &&
+		    m->partition != part)
+			part = UINT32_MAX - 1;
+		else if (m->has_partition)
+			part = m->partition;
+	}
+	if (producer_id != 0 && part < q->partitions)
+		return (int)part;
+	for (size_t i = 0; i < p->n_messages; i++)
+		publish_refuse(&r->res[i], RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "a sequenced publish names one partition");
+	return -1;
+}
+
+/* Stores message i of p unless refused; updates the limits' counters. */
+static int
+publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
+	    size_t i, struct publish_req *r, struct store_batch *b,
+	    uint64_t now_ms, uint64_t *depth, uint64_t *bytes)
+{
+	const Ringmq__Message *m = p->messages[i];
+	struct publish_result *res = &r->res[i];
+	uint16_t idlen = m->dedup_id ? (uint16_t)strlen(m->dedup_id) : 0;
+	uint64_t orig;
+
+	res->code = RINGMQ__ERROR_CODE__OK;
+	if (publish_check(qs->cfg, m, res) < 0 ||
+	    publish_route(q, p, m, res) < 0)
+		return 0;
+	if (idlen > 0 &&
+	    idem_dedup_find(q->idem, res->partition, m->dedup_id, idlen, now_ms,
+			    q->policy.dedup_window_ms, &orig)) {
+		res->offset = orig;
+		res->is_duplicate = 1;
+		return 0;
+	}
+	if ((q->policy.max_depth && *depth + 1 > q->policy.max_depth) ||
+	    (q->policy.max_bytes &&
+	     *bytes + m->payload.len > q->policy.max_bytes)) {
+		publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
+			       "queue over its max depth or bytes");
+		return 0;
+	}
+	if (publish_put(q, m, now_ms, res, b) < 0)
+		return -ENOMEM;
+	if (idlen > 0 &&
+	    (store_batch_put_dedup(b, q->qid, res->partition, m->dedup_id,
+				   idlen, res->offset, now_ms) < 0 ||
+	     idem_dedup_add(q->idem, res->partition, m->dedup_id, idlen,
+			    res->offset, now_ms) < 0))
+		return -ENOMEM;
+	res->is_stored = 1;
+	(*depth)++;
+	*bytes += m->payload.len;
+	r->msgs++;
+	r->bytes += m->payload.len;
+	return 1;
 }
 
 int
-queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
-	      void *ctx)
+queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
+	      publish_done_fn done, void *ctx)
 {
 	struct queue *q = queues_find(qs, p->queue);
 	struct store_batch *b = NULL;
 	struct publish_req *r;
 	uint64_t now_ms = queue_now_ms();
 	uint8_t touched[QUEUE_MAX_PARTITIONS];
-	uint64_t depth, bytes, delayed;
+	uint64_t depth, bytes, delayed, first_offset = 0;
 	size_t stored = 0;
-	if (q == NULL)
+	int seq_part = -1;
+
+	if (q == NULL || q->is_pending)
 		return -RMQ_EQUEUE_NOT_FOUND;
 	r = calloc(1, sizeof(*r) + p->n_messages * sizeof(r->res[0]));
 	b = store_batch_new(STORE_BATCH_GROWS);
@@ -957,46 +1126,66 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
 	r->done = done;
 	r->ctx = ctx;
 	r->n = p->n_messages;
+	if (p->has_producer_seq) {
+		seq_part = publish_seq_partition(q, p, producer_id, r);
+		if (seq_part < 0)
+			goto answer;
+		switch (idem_producer_check(q->idem, (uint32_t)seq_part,
+					    producer_id, p->producer_seq,
+					    (uint32_t)p->n_messages,
+					    &first_offset)) {
+		case IDEM_SEQ_RESENT:
+			publish_resent(r, p, (uint32_t)seq_part, first_offset);
+			goto answer;
+		case IDEM_SEQ_STALE:
+			for (size_t i = 0; i < p->n_messages; i++)
+				publish_refuse(
+					&r->res[i],
+					RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+					"producer sequence already used");
+			goto answer;
+		case IDEM_SEQ_NEW: break;
+		}
+	}
 	memset(touched, 0, q->partitions);
 	queue_totals(q, &depth, &bytes, &delayed);
 	depth += q->pending_msgs;
 	bytes += q->pending_bytes;
 	for (size_t i = 0; i < p->n_messages; i++) {
-		const Ringmq__Message *m = p->messages[i];
-		struct publish_result *res = &r->res[i];
+		int rc = publish_one(qs, q, p, i, r, b, now_ms, &depth, &bytes);
 
-		res->code = RINGMQ__ERROR_CODE__OK;
-		if (publish_check(qs->cfg, m, res) < 0 ||
-		    publish_route(q, p, m, res) < 0)
-			continue;
-		if ((q->policy.max_depth && depth + 1 > q->policy.max_depth) ||
-		    (q->policy.max_bytes &&
-		     bytes + m->payload.len > q->policy.max_bytes)) {
-			publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
-				       "queue over its max depth or bytes");
-			continue;
-		}
-		depth++;
-		bytes += m->payload.len;
-		r->msgs++;
-		r->bytes += m->payload.len;
-		if (publish_put(q, m, now_ms, res, b) < 0)
+		if (rc < 0)
 			goto fail;
-		touched[res->partition] = 1;
-		stored++;
+		if (rc == 1) {
+			touched[r->res[i].partition] = 1;
+			stored++;
+		}
 	}
-	if (stored == 0) {
-		store_batch_free(b);
-		done(ctx, r->res, r->n);
-		free(r);
-		return 0;
-	}
+	if (stored == 0)
+		goto answer;
 	/* Only the partitions this batch touched need their counter. */
 	for (uint32_t i = 0; i < q->partitions; i++)
 		if (touched[i] &&
 		    store_batch_put_next_offset(b, q->qid, i,
 						q->parts[i].next_offset) < 0)
 			goto fail;
+	if (seq_part >= 0 && stored == p->n_messages) {
+		/* Committed with the messages, so a resend after a lost
+		 * confirm finds it (DESIGN.md, "Producer idempotence"). */
+		struct store_producer sp;
+
+		if (idem_producer_add(q->idem, (uint32_t)seq_part, producer_id,
+				      p->producer_seq, (uint32_t)stored,
+				      r->res[0].offset, now_ms, &sp) < 0 ||
+		    store_batch_put_producer(b, q->qid, (uint32_t)seq_part,
+					     producer_id, &sp) < 0)
+			goto fail;
+		r->producer_id = producer_id;
+		r->producer_seq = p->producer_seq;
+		r->has_producer = 1;
+	}
+	if (publish_keep_ids(r, p) < 0)
+		goto fail;
 	q->pending_ops++;
 	q->pending_msgs += r->msgs;
 	q->pending_bytes += r->bytes;
@@ -1007,8 +1196,14 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, publish_done_fn done,
 		done(ctx, r->res, r->n);
 	store_submit(qs->store, b, publish_done, r);
 	return 0;
+answer:
+	store_batch_free(b);
+	done(ctx, r->res, r->n);
+	free(r);
+	return 0;
 fail:
-	/* Offsets assigned to a batch never stored stay unused: holes. */
+	/* Offsets assigned to a batch never stored stay unused: holes. Dedup
+	 * ids it added point at them and expire with the window. */
 	store_batch_free(b);
 	free(r);
 	return -ENOMEM;
@@ -1141,6 +1336,8 @@ move_due(struct queues *qs, struct queue *q, uint32_t part, uint64_t offset,
 	return rc;
 }
 
+static void queues_expire_idem(struct queues *qs, uint64_t now_ms);
+
 int64_t
 queues_tick(struct queues *qs)
 {
@@ -1149,6 +1346,7 @@ queues_tick(struct queues *qs)
 	struct move_req *r = NULL;
 	size_t cap = 0;
 
+	queues_expire_idem(qs, now);
 	while (qs->ndue > 0 && qs->due[0].due_ms <= now) {
 		struct due d = qs->due[0];
 		struct queue *q = queues_find_id(qs, d.qid);
@@ -1254,5 +1452,82 @@ queue_cancel(struct queues *qs, struct queue *q, uint32_t part, uint64_t offset,
 	log_info("queue %s partition %u offset %llu: delayed message "
 		 "cancelled",
 		 q->name, part, (unsigned long long)offset);
+	return 0;
+}
+
+/* ------------------------------------------------------------ idempotence */
+
+int
+queues_load_dedup(struct queues *qs, uint32_t qid, uint32_t part,
+		  const void *id, uint16_t len, uint64_t offset,
+		  uint64_t publish_ms)
+{
+	struct queue *q = queues_find_id(qs, qid);
+
+	if (q == NULL || part >= q->partitions)
+		return 0;
+	return idem_load_dedup(q->idem, part, id, len, offset, publish_ms);
+}
+
+int
+queues_load_producer(struct queues *qs, uint32_t qid, uint32_t part,
+		     uint64_t producer_id, const struct store_producer *p)
+{
+	struct queue *q = queues_find_id(qs, qid);
+
+	if (q == NULL || part >= q->partitions)
+		return 0;
+	return idem_load_producer(q->idem, part, producer_id, p);
+}
+
+static void
+expiry_done(void *arg, int status)
+{
+	(void)arg;
+	if (status < 0)
+		log_warn("expiring dedup ids and producers failed: %s",
+			 err_str(status));
+}
+
+/* Once a second: forget dedup ids and producers older than the window. */
+static void
+queues_expire_idem(struct queues *qs, uint64_t now_ms)
+{
+	struct store_batch *b = NULL;
+
+	for (size_t i = 0; i < qs->count; i++) {
+		struct queue *q = qs->by_id[i];
+
+		if (now_ms - q->last_expiry_ms < 1000)
+			continue;
+		q->last_expiry_ms = now_ms;
+		if (b == NULL && (b = store_batch_new(0)) == NULL)
+			return;
+		if (idem_expire(q->idem, q->qid, now_ms,
+				q->policy.dedup_window_ms, b) < 0)
+			log_warn("queue %s: out of memory expiring dedup ids",
+				 q->name);
+	}
+	if (b != NULL && store_batch_ops(b) > 0)
+		store_submit(qs->store, b, expiry_done, NULL);
+	else
+		store_batch_free(b);
+}
+
+int
+queue_drop_msg(struct queue *q, uint32_t part, uint64_t offset,
+	       struct store_batch *b)
+{
+	struct partition *p = &q->parts[part];
+	size_t i;
+
+	if (!partition_has(p, offset))
+		return -RMQ_EMESSAGE_NOT_FOUND;
+	if (store_batch_del_msgs(b, q->qid, part, offset, offset + 1) < 0)
+		return -ENOMEM;
+	i = (p->head + (offset - p->base)) & (p->cap - 1);
+	p->count--;
+	p->bytes -= p->sizes[i];
+	p->sizes[i] = PART_HOLE;
 	return 0;
 }

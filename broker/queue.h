@@ -61,6 +61,8 @@ struct queue {
 	uint32_t rr_part;	 /* next partition for unrouted messages */
 	uint32_t next_gid;
 	struct group *groups;	 /* owned by group.c: list of this queue's */
+	struct idem *idem;	 /* owned: dedup ids, producer sequences */
+	uint64_t last_expiry_ms; /* of the idempotence tables */
 	int is_pending;		 /* create not committed yet */
 	uint32_t pending_ops;	 /* publishes in flight */
 	uint64_t pending_msgs;	 /* messages of those publishes */
@@ -92,6 +94,11 @@ int queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
 int queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
 			uint64_t offset, uint32_t payload_len,
 			uint64_t deliver_at_ms);
+int queues_load_dedup(struct queues *qs, uint32_t qid, uint32_t part,
+		      const void *id, uint16_t len, uint64_t offset,
+		      uint64_t publish_ms);
+int queues_load_producer(struct queues *qs, uint32_t qid, uint32_t part,
+			 uint64_t producer_id, const struct store_producer *p);
 /* Ends recovery: offsets between the last message and the stored next
  * offset become holes. */
 int queues_load_done(struct queues *qs);
@@ -129,6 +136,8 @@ struct publish_result {
 	uint64_t offset;
 	uint32_t payload_bytes;
 	uint64_t deliver_at_ms; /* 0 = not delayed */
+	int is_stored;		/* written by this publish */
+	int is_duplicate;	/* confirmed earlier: dedup id or resend */
 	const char *why;	/* static text when code != OK */
 };
 
@@ -143,7 +152,7 @@ typedef void (*publish_done_fn)(void *ctx, const struct publish_result *res,
  *         -ENOMEM: done is not called.
  */
 int queue_publish(struct queues *qs, const Ringmq__Publish *p,
-		  publish_done_fn done, void *ctx);
+		  uint64_t producer_id, publish_done_fn done, void *ctx);
 
 /* Fills a QueueInfo's counters that queue.c knows. */
 void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
@@ -179,6 +188,9 @@ int partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 
 uint64_t queue_now_ms(void); /* wall clock */
 
+/* a + b, saturating at UINT64_MAX (deadlines never wrap). */
+uint64_t sat_add(uint64_t a, uint64_t b);
+
 /* --- messages written by the broker itself (dead letters) --- */
 
 /* Where a staged message goes; resolved by queue_staged_done. */
@@ -204,5 +216,11 @@ int queue_stage(struct queues *qs, struct queue *q, int fixed_part,
 
 void queue_staged_done(struct queues *qs, const struct queue_staged *st,
 		       int status);
+
+/* Deletes the stored message (q, part, offset) into b and makes its offset
+ * a hole at once (groups pass it by). @return 0, -RMQ_EMESSAGE_NOT_FOUND
+ * or -ENOMEM. */
+int queue_drop_msg(struct queue *q, uint32_t part, uint64_t offset,
+		   struct store_batch *b);
 
 #endif

@@ -92,6 +92,25 @@ load_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
 }
 
 static int
+load_dedup(void *ctx, uint32_t qid, uint32_t part, const void *id, uint16_t len,
+	   uint64_t offset, uint64_t publish_ms)
+{
+	struct server *srv = ctx;
+
+	return queues_load_dedup(srv->qs, qid, part, id, len, offset,
+				 publish_ms);
+}
+
+static int
+load_producer(void *ctx, uint32_t qid, uint32_t part, uint64_t producer_id,
+	      const struct store_producer *p)
+{
+	struct server *srv = ctx;
+
+	return queues_load_producer(srv->qs, qid, part, producer_id, p);
+}
+
+static int
 load_group(void *ctx, const struct store_group *g)
 {
 	struct server *srv = ctx;
@@ -128,6 +147,8 @@ server_recover(struct server *srv)
 		.group = load_group,
 		.group_state = load_group_state,
 		.failure = load_failure,
+		.dedup = load_dedup,
+		.producer = load_producer,
 	};
 	uint64_t start = groups_mono_ms();
 	int rc;
@@ -394,6 +415,7 @@ server_run(const struct config *cfg)
 	srv.env.loop = srv.loop;
 	srv.env.qs = srv.qs;
 	srv.env.gs = srv.gs;
+	srv.env.store = srv.store;
 	srv.env.cfg = cfg;
 	srv.env.boot_epoch = store_boot_epoch(srv.store);
 	srv.accept_op = (struct loop_op){ .cb = on_accept, .data = &srv };

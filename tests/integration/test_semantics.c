@@ -13,9 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 #include <ringmq.h>
 
+#include "ringmq.pb-c.h"
 #include "harness.h"
 
 #define WAIT_MS 5000
@@ -596,6 +603,476 @@ test_storage_full_then_acks_work_and_publishing_resumes(void **state)
 	harness_cleanup(&b);
 }
 
+static void
+test_dedup_returns_original_offset_also_after_restart(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o = ringmq_opts_new();
+	char err[256];
+	uint32_t part[3];
+	uint64_t off[3], messages, delayed, ready;
+	int dup[3];
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "orders", "partitions=4", NULL);
+	for (int i = 0; i < 3; i++) {
+		ringmq_message *m = ringmq_message_new("charge 10", 9);
+
+		assert_int_equal(ringmq_message_set_dedup_id(m, "order-77"),
+				 RINGMQ_OK);
+		if (i == 2) {
+			/* After a kill -9 the window still holds. */
+			ringmq_client_free(c);
+			assert_true(harness_kill(&b, SIGKILL) >= 0);
+			assert_int_equal(harness_start(&b, NULL), 0);
+			assert_int_equal(ringmq_opts_set(o, "server", b.addr,
+							 err, sizeof(err)),
+					 RINGMQ_OK);
+			assert_int_equal(
+				ringmq_client_connect(&c, o, err, sizeof(err)),
+				RINGMQ_OK);
+		}
+		assert_int_equal(ringmq_publish(c, "orders", m, &part[i],
+						&off[i], &dup[i]),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(dup[0], 0);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(dup[i], 1);
+		assert_int_equal(part[i], part[0]);
+		assert_int_equal(off[i], off[0]);
+	}
+	queue_counts(c, "orders", &messages, &delayed, &ready);
+	assert_int_equal(messages, 1);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+/* A raw connection speaking frames, for what the library does not send
+ * itself (producer sequences). */
+static int
+raw_open(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void
+raw_send(int fd, const Ringmq__Frame *f)
+{
+	size_t n = ringmq__frame__get_packed_size(f);
+	uint8_t *buf = malloc(n + 4);
+
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	ringmq__frame__pack(f, buf + 4);
+	assert_int_equal(write(fd, buf, n + 4), (ssize_t)(n + 4));
+	free(buf);
+}
+
+static void
+raw_read_full(int fd, uint8_t *buf, size_t n)
+{
+	long long deadline = harness_now_ms() + WAIT_MS;
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		assert_true(harness_now_ms() < deadline);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		r = read(fd, buf + got, n - got);
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+}
+
+static Ringmq__Frame *
+raw_recv(int fd)
+{
+	uint8_t hdr[4], *body;
+	size_t n;
+	Ringmq__Frame *f;
+
+	raw_read_full(fd, hdr, 4);
+	n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
+	    ((size_t)hdr[2] << 8) | hdr[3];
+	body = malloc(n);
+	raw_read_full(fd, body, n);
+	f = ringmq__frame__unpack(NULL, n, body);
+	free(body);
+	assert_non_null(f);
+	return f;
+}
+
+/* Hello, resuming producer when not 0. @return the producer id. */
+static uint64_t
+raw_hello(int fd, uint64_t producer)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Hello h = RINGMQ__HELLO__INIT;
+	Ringmq__Frame *r;
+	uint64_t id;
+
+	h.version = 1;
+	h.has_producer_id = producer != 0;
+	h.producer_id = producer;
+	f.has_request_id = 1;
+	f.request_id = 1;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO;
+	f.hello = &h;
+	raw_send(fd, &f);
+	r = raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_HELLO_OK);
+	id = r->hello_ok->producer_id;
+	ringmq__frame__free_unpacked(r, NULL);
+	return id;
+}
+
+/* Publishes two messages as batch seq of producer on partition 1;
+ * returns the offsets and duplicate flags. */
+static void
+raw_publish_seq(int fd, uint64_t seq, uint64_t *offs, int *dups)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m[2] = { RINGMQ__MESSAGE__INIT, RINGMQ__MESSAGE__INIT };
+	Ringmq__Message *mp[2] = { &m[0], &m[1] };
+	Ringmq__Frame *r;
+
+	for (int i = 0; i < 2; i++) {
+		m[i].payload.data = (uint8_t *)"job";
+		m[i].payload.len = 3;
+	}
+	p.queue = (char *)"seq";
+	p.n_messages = 2;
+	p.messages = mp;
+	p.has_partition = 1;
+	p.partition = 1;
+	p.has_producer_seq = 1;
+	p.producer_seq = seq;
+	f.has_request_id = 1;
+	f.request_id = 2;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	raw_send(fd, &f);
+	r = raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	assert_int_equal(r->publish_ok->n_results, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(r->publish_ok->results[i]->code,
+				 RINGMQ__ERROR_CODE__OK);
+		assert_int_equal(r->publish_ok->results[i]->partition, 1);
+		offs[i] = r->publish_ok->results[i]->offset;
+		dups[i] = r->publish_ok->results[i]->duplicate;
+	}
+	ringmq__frame__free_unpacked(r, NULL);
+}
+
+static void
+test_resent_producer_sequence_is_stored_once(void **state)
+{
+	ringmq_client *c = connect_client();
+	uint64_t producer, offs[2], again[2], next[2], messages, delayed, ready;
+	int dups[2];
+	int fd;
+
+	(void)state;
+	create_queue(c, "seq", "partitions=2", NULL);
+	fd = raw_open(broker.port);
+	producer = raw_hello(fd, 0);
+	assert_true(producer != 0);
+	raw_publish_seq(fd, 0, offs, dups);
+	assert_int_equal(dups[0], 0);
+	assert_int_equal(offs[1], offs[0] + 1);
+	/* The confirm was "lost": reconnect as the same producer, resend. */
+	close(fd);
+	fd = raw_open(broker.port);
+	assert_int_equal(raw_hello(fd, producer), producer);
+	raw_publish_seq(fd, 0, again, dups);
+	assert_int_equal(again[0], offs[0]);
+	assert_int_equal(again[1], offs[1]);
+	assert_int_equal(dups[0], 1);
+	/* The next sequence is new. */
+	raw_publish_seq(fd, 2, next, dups);
+	assert_int_equal(next[0], offs[1] + 1);
+	assert_int_equal(dups[0], 0);
+	close(fd);
+	queue_counts(c, "seq", &messages, &delayed, &ready);
+	assert_int_equal(messages, 4);
+	ringmq_client_free(c);
+}
+
+/* Flips one byte in every copy of needle in file path. @return copies. */
+static int
+flip_every_copy(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r+b");
+	size_t n = strlen(needle), size;
+	char *buf;
+	int copies = 0;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	size = (size_t)ftell(f);
+	rewind(f);
+	buf = malloc(size);
+	assert_int_equal(fread(buf, 1, size, f), size);
+	for (size_t i = 0; i + n <= size; i++)
+		if (memcmp(buf + i, needle, n) == 0) {
+			buf[i + n - 1] ^= 0x20;
+			copies++;
+		}
+	rewind(f);
+	assert_int_equal(fwrite(buf, 1, size, f), size);
+	fclose(f);
+	free(buf);
+	return copies;
+}
+
+static void
+test_corrupt_record_is_dead_lettered_others_delivered(void **state)
+{
+	static const char needle[] = "CORRUPT-ME-7f3a9c1e-payload";
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_delivery *d;
+	char err[256], path[400], buf[256];
+	int got_alpha = 0, got_omega = 0;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "fragile", NULL);
+	publish(c, "fragile", "alpha");
+	publish(c, "fragile", needle);
+	publish(c, "fragile", "omega");
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	snprintf(path, sizeof(path), "%s/data.mdb", b.dir);
+	assert_true(flip_every_copy(path, needle) >= 1);
+
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK); /* Two groups: the record is dead-lettered
+					once for the queue. */
+	subscribe(c, "fragile", "g", 10);
+	subscribe(c, "fragile", "g2", 10);
+	for (int i = 0; i < 4; i++) {
+		size_t n;
+		const void *p;
+
+		d = next_delivery(c, WAIT_MS);
+		p = ringmq_delivery_payload(d, &n);
+		got_alpha += n == 5 && memcmp(p, "alpha", 5) == 0;
+		got_omega += n == 5 && memcmp(p, "omega", 5) == 0;
+		assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	assert_int_equal(got_alpha, 2);
+	assert_int_equal(got_omega, 2);
+	expect_nothing(c, 300);
+
+	subscribe(c, "fragile.dlq", "ops", 10);
+	d = next_delivery(c, WAIT_MS);
+	assert_string_equal(header(d, "ringmq-dlq-reason", buf, sizeof(buf)),
+			    "corrupt");
+	assert_string_equal(header(d, "ringmq-source-group", buf, sizeof(buf)),
+			    "");
+	assert_string_equal(header(d, "ringmq-source-offset", buf, sizeof(buf)),
+			    "1");
+	{
+		/* The bytes as stored: the flipped payload is in them. */
+		size_t n;
+		const char *p = ringmq_delivery_payload(d, &n);
+		char flipped[sizeof(needle)];
+
+		memcpy(flipped, needle, sizeof(needle));
+		flipped[sizeof(needle) - 2] ^= 0x20;
+		assert_non_null(memmem(p, n, flipped, sizeof(needle) - 1));
+	}
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	expect_nothing(c, 300);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+/* Sends one admin request on a raw connection and returns the answer. */
+static Ringmq__Frame *
+raw_request(int fd, Ringmq__Frame *f)
+{
+	f->has_request_id = 1;
+	f->request_id = 9;
+	raw_send(fd, f);
+	return raw_recv(fd);
+}
+
+static size_t
+raw_dlq_count(int fd, const char *queue)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__DeadLetterList dl = RINGMQ__DEAD_LETTER_LIST__INIT;
+	Ringmq__Frame *r;
+	size_t n;
+
+	dl.queue = (char *)queue;
+	f.body_case = RINGMQ__FRAME__BODY_DEAD_LETTER_LIST;
+	f.dead_letter_list = &dl;
+	r = raw_request(fd, &f);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_DEAD_LETTER_LIST_OK);
+	n = r->dead_letter_list_ok->n_messages;
+	ringmq__frame__free_unpacked(r, NULL);
+	return n;
+}
+
+static void
+test_redrive_goes_back_to_the_group_it_died_in(void **state)
+{
+	ringmq_client *w = connect_client();
+	ringmq_client *x = connect_client();
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__DeadLetterRedrive dr = RINGMQ__DEAD_LETTER_REDRIVE__INIT;
+	Ringmq__Frame *r;
+	ringmq_delivery *d;
+	int fd;
+
+	(void)state;
+	create_queue(w, "redo", "max-deliveries=1", NULL);
+	subscribe(w, "redo", "workers", 1);
+	subscribe(x, "redo", "audit", 1);
+	publish(w, "redo", "try again");
+	d = next_delivery(w, WAIT_MS);
+	assert_int_equal(settle(w, d, 'n'), RINGMQ_OK); /* dies at once */
+	ringmq_delivery_free(d);
+	d = next_delivery(x, WAIT_MS);
+	assert_int_equal(settle(x, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	expect_nothing(w, 300);
+
+	fd = raw_open(broker.port);
+	(void)raw_hello(fd, 0);
+	assert_int_equal(raw_dlq_count(fd, "redo"), 1);
+	dr.queue = (char *)"redo";
+	f.body_case = RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE;
+	f.dead_letter_redrive = &dr;
+	r = raw_request(fd, &f);
+	assert_int_equal(r->body_case,
+			 RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE_OK);
+	assert_int_equal(r->dead_letter_redrive_ok->redriven, 1);
+	ringmq__frame__free_unpacked(r, NULL);
+	assert_int_equal(raw_dlq_count(fd, "redo"), 0);
+	close(fd);
+
+	/* Back for the group it died in, with a new offset and a fresh
+	 * count; the group that acked it does not see it again. */
+	d = next_delivery(w, WAIT_MS);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+	assert_int_equal(ringmq_delivery_offset(d), 1);
+	{
+		size_t n;
+		const void *p = ringmq_delivery_payload(d, &n);
+
+		assert_int_equal(n, 9);
+		assert_memory_equal(p, "try again", 9);
+		assert_int_equal(ringmq_delivery_header_count(d), 0);
+	}
+	assert_int_equal(settle(w, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	expect_nothing(x, 300);
+	ringmq_client_free(w);
+	ringmq_client_free(x);
+}
+
+static void
+test_peek_and_show_read_without_leasing(void **state)
+{
+	ringmq_client *c = connect_client();
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Peek pk = RINGMQ__PEEK__INIT;
+	Ringmq__MessageShow ms = RINGMQ__MESSAGE_SHOW__INIT;
+	Ringmq__Frame *r;
+	ringmq_delivery *d;
+	int fd;
+
+	(void)state;
+	create_queue(c, "look", NULL);
+	publish(c, "look", "one");
+	publish(c, "look", "two");
+	fd = raw_open(broker.port);
+	(void)raw_hello(fd, 0);
+	pk.queue = (char *)"look";
+	f.body_case = RINGMQ__FRAME__BODY_PEEK;
+	f.peek = &pk;
+	r = raw_request(fd, &f);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PEEK_OK);
+	assert_int_equal(r->peek_ok->n_messages, 2);
+	assert_int_equal(r->peek_ok->messages[1]->offset, 1);
+	assert_int_equal(r->peek_ok->messages[1]->message->payload.len, 3);
+	assert_memory_equal(r->peek_ok->messages[1]->message->payload.data,
+			    "two", 3);
+	ringmq__frame__free_unpacked(r, NULL);
+	ms.queue = (char *)"look";
+	ms.partition = 0;
+	ms.offset = 0;
+	f.body_case = RINGMQ__FRAME__BODY_MESSAGE_SHOW;
+	f.message_show = &ms;
+	r = raw_request(fd, &f);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_MESSAGE_SHOW_OK);
+	assert_memory_equal(r->message_show_ok->message->message->payload.data,
+			    "one", 3);
+	ringmq__frame__free_unpacked(r, NULL);
+	ms.offset = 7;
+	r = raw_request(fd, &f);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_ERROR);
+	assert_int_equal(r->error->code, RINGMQ__ERROR_CODE__MESSAGE_NOT_FOUND);
+	ringmq__frame__free_unpacked(r, NULL);
+	close(fd);
+	/* Nothing was leased by looking. */
+	subscribe(c, "look", "g", 5);
+	d = next_delivery(c, WAIT_MS);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	d = next_delivery(c, WAIT_MS);
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+}
+
 int
 main(void)
 {
@@ -610,6 +1087,10 @@ main(void)
 			test_delayed_job_not_early_and_holds_nothing_back),
 		cmocka_unit_test(
 			test_queue_full_at_max_depth_and_bytes_until_acked),
+		cmocka_unit_test(test_resent_producer_sequence_is_stored_once),
+		cmocka_unit_test(
+			test_redrive_goes_back_to_the_group_it_died_in),
+		cmocka_unit_test(test_peek_and_show_read_without_leasing),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_failure_counts_survive_restart),
@@ -617,6 +1098,10 @@ main(void)
 			test_delayed_job_survives_restart_before_its_time),
 		cmocka_unit_test(
 			test_storage_full_then_acks_work_and_publishing_resumes),
+		cmocka_unit_test(
+			test_dedup_returns_original_offset_also_after_restart),
+		cmocka_unit_test(
+			test_corrupt_record_is_dead_lettered_others_delivered),
 	};
 	int failed;
 

@@ -1,0 +1,27 @@
+/*
+ * wire: stored messages as protobuf messages for sending.
+ *
+ * A struct wire_msg wraps a Ringmq__Message whose payload, key and header
+ * values point into a store view (the LMDB map) and whose header names and
+ * dedup id are copied (protobuf strings end in NUL; stored ones do not).
+ * Pack it before the view dies (store_read_release); _fini frees copies.
+ */
+#ifndef RINGMQ_WIRE_H
+#define RINGMQ_WIRE_H
+
+#include "ringmq.pb-c.h"
+#include "store.h"
+
+struct wire_msg {
+	Ringmq__Message m;
+	Ringmq__Header *hs;  /* owned */
+	Ringmq__Header **hp; /* owned */
+	char *names;	     /* owned: the header names, NUL-terminated */
+	char *dedup;	     /* owned */
+};
+
+/* @return 0, or -ENOMEM (w is then safe to _fini). */
+int wire_msg_init(struct wire_msg *w, const struct store_msg_view *v);
+void wire_msg_fini(struct wire_msg *w);
+
+#endif
