@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -755,6 +756,73 @@ test_sigterm_says_goodbye_and_exits_0(void **state)
 	harness_cleanup(&b);
 }
 
+/* Runs ringmqd with args (stdout and stderr to /dev/null) and returns its
+ * exit code; it must exit within 10 s. */
+static int
+run_broker_exit(const char *const *args)
+{
+	const char *argv[16];
+	long long deadline = harness_now_ms() + 10000;
+	int argc = 0, status = 0;
+	pid_t pid;
+
+	argv[argc++] = harness_program("RINGMQD");
+	for (int i = 0; args[i]; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (harness_now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			fail_msg("ringmqd did not exit");
+		}
+		usleep(5000);
+	}
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
+{
+	struct harness_broker b;
+	char conf[64] = "/tmp/ringmq-conf-XXXXXX";
+	int fd;
+
+	(void)state;
+	assert_int_equal(
+		run_broker_exit((const char *const[]){ "--bogus", "1", NULL }),
+		2);
+	assert_int_equal(run_broker_exit((const char *const[]){
+				 "--sync", "sometimes", NULL }),
+			 2);
+	fd = mkstemp(conf);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "sync = never\nnope = 1\n", 22), 22);
+	close(fd);
+	assert_int_equal(run_broker_exit((const char *const[]){ "--config",
+								conf, NULL }),
+			 2);
+	unlink(conf);
+	/* A second broker on a running broker's directory: 1. */
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(
+		run_broker_exit((const char *const[]){
+			"--listen", "127.0.0.1:0", "--data", b.dir, NULL }),
+		1);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -779,6 +847,8 @@ main(void)
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
 		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
+		cmocka_unit_test(
+			test_exit_codes_for_bad_flags_config_and_locked_dir),
 	};
 	int failed;
 
