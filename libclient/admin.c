@@ -1,0 +1,4 @@
+/*
+ * admin: administration calls of libringmq.
+ */
+#include "internal.h"
