@@ -682,6 +682,339 @@ RINGMQ_API int ringmq_touch(ringmq_client *c, const uint64_t *lease_ids,
 			    size_t n, uint64_t lease_ms, int *codes,
 			    uint64_t *remaining_ms);
 
+/* ---- administration ---- */
+
+/*
+ * Administration calls: one request, one answer each. Unless a call says
+ * otherwise, it returns the common codes listed above ("Every call below
+ * that talks to the broker"), among them RINGMQ_INVALID_ARGUMENT when the
+ * broker does not support the request. Result objects are opaque, owned by
+ * the caller and freed with their _free() (NULL: no-op); strings and bytes
+ * returned by their accessors are owned by the result and valid until it
+ * is freed. An accessor given an index out of range returns NULL or 0.
+ */
+
+/**
+ * Deletes every ready and delayed message of a queue (Purge). Messages
+ * leased right now stay leased and may still be acked.
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[out] purgedp receives the number of messages deleted; may be NULL.
+ * @return RINGMQ_OK once the deletion is stored; RINGMQ_QUEUE_NOT_FOUND;
+ *         and the common codes.
+ */
+RINGMQ_API int ringmq_queue_purge(ringmq_client *c, const char *queue,
+				  uint64_t *purgedp);
+
+/** Consumer groups with their counters (opaque). */
+typedef struct ringmq_group_list ringmq_group_list;
+
+/** A queue's details: counters, partitions, groups, policies (opaque). */
+typedef struct ringmq_queue_describe ringmq_queue_describe;
+
+/**
+ * Describes one queue (QueueDescribe).
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[out] descp receives the description (owned by the caller,
+ *             ringmq_queue_describe_free()); NULL on failure.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; and the common codes.
+ */
+RINGMQ_API int ringmq_queue_describe_get(ringmq_client *c, const char *queue,
+					 ringmq_queue_describe **descp);
+
+/*
+ * Queue counters of a description, as ringmq_queue_list_*() give them.
+ */
+RINGMQ_API const char *
+ringmq_queue_describe_name(const ringmq_queue_describe *d);
+RINGMQ_API uint32_t
+ringmq_queue_describe_partitions(const ringmq_queue_describe *d);
+RINGMQ_API uint64_t ringmq_queue_describe_ready(const ringmq_queue_describe *d);
+RINGMQ_API uint64_t
+ringmq_queue_describe_delayed(const ringmq_queue_describe *d);
+RINGMQ_API uint64_t
+ringmq_queue_describe_in_flight(const ringmq_queue_describe *d);
+RINGMQ_API uint64_t
+ringmq_queue_describe_messages(const ringmq_queue_describe *d);
+RINGMQ_API uint64_t ringmq_queue_describe_bytes(const ringmq_queue_describe *d);
+
+/**
+ * A policy of the queue, by the names of ringmq_queue_list_setting().
+ * @return 1 with *valuep set; 0 (*valuep untouched) for an unknown name, a
+ *         NULL argument, or a broker that does not report policies.
+ */
+RINGMQ_API int ringmq_queue_describe_setting(const ringmq_queue_describe *d,
+					     const char *name,
+					     uint64_t *valuep);
+
+/** The queue's dead-letter queue; NULL when the broker reports none. */
+RINGMQ_API const char *
+ringmq_queue_describe_dead_letter_queue(const ringmq_queue_describe *d);
+
+/** Number of partitions described (one entry per partition). */
+RINGMQ_API size_t
+ringmq_queue_describe_partition_count(const ringmq_queue_describe *d);
+
+/*
+ * Accessors of the i-th partition entry, 0 <= i < partition_count.
+ */
+/** The partition number. */
+RINGMQ_API uint32_t
+ringmq_queue_describe_partition(const ringmq_queue_describe *d, size_t i);
+/** Stored messages of the partition. */
+RINGMQ_API uint64_t
+ringmq_queue_describe_partition_messages(const ringmq_queue_describe *d,
+					 size_t i);
+/** Stored payload bytes of the partition. */
+RINGMQ_API uint64_t
+ringmq_queue_describe_partition_bytes(const ringmq_queue_describe *d,
+				      size_t i);
+/** Lowest retained offset. */
+RINGMQ_API uint64_t
+ringmq_queue_describe_partition_first_offset(const ringmq_queue_describe *d,
+					     size_t i);
+/** The offset the next message gets. */
+RINGMQ_API uint64_t
+ringmq_queue_describe_partition_next_offset(const ringmq_queue_describe *d,
+					    size_t i);
+/** Publish time of the oldest retained message, ms since the epoch; 0 when
+ *  the partition is empty or the broker does not say. */
+RINGMQ_API uint64_t
+ringmq_queue_describe_partition_oldest_publish_ms(
+	const ringmq_queue_describe *d, size_t i);
+
+/**
+ * The queue's groups.
+ * @return a list owned by the description (do not free it), valid until
+ *         ringmq_queue_describe_free(); never NULL for a valid d.
+ */
+RINGMQ_API const ringmq_group_list *
+ringmq_queue_describe_groups(const ringmq_queue_describe *d);
+
+/** Frees a description (NULL: no-op). */
+RINGMQ_API void ringmq_queue_describe_free(ringmq_queue_describe *d);
+
+/**
+ * Creates a consumer group (GroupCreate). A group that exists is left as
+ * it is and the call succeeds.
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[in] group group name.
+ * @param[in] start RINGMQ_START_EARLIEST or RINGMQ_START_LATEST.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_USAGE (a NULL name or
+ *         another start, nothing sent); and the common codes.
+ */
+RINGMQ_API int ringmq_group_create(ringmq_client *c, const char *queue,
+				   const char *group, int start);
+
+/**
+ * Deletes a consumer group (GroupDelete). Its leases end as released; its
+ * subscriptions stop.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_GROUP_NOT_FOUND; and
+ *         the common codes.
+ */
+RINGMQ_API int ringmq_group_delete(ringmq_client *c, const char *queue,
+				   const char *group);
+
+/**
+ * Moves a group's read position (GroupReset) to the earliest retained
+ * message or past the last one. Leases in flight stay.
+ * @param[in] start RINGMQ_START_EARLIEST or RINGMQ_START_LATEST.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_GROUP_NOT_FOUND;
+ *         RINGMQ_USAGE (another start, nothing sent); and the common codes.
+ */
+RINGMQ_API int ringmq_group_reset(ringmq_client *c, const char *queue,
+				  const char *group, int start);
+
+/**
+ * Lists consumer groups (GroupList).
+ * @param[in] c the client.
+ * @param[in] queue the groups of this queue; NULL: of every queue.
+ * @param[out] listp receives the list (owned by the caller,
+ *             ringmq_group_list_free()); NULL on failure.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; and the common codes.
+ */
+RINGMQ_API int ringmq_group_list_get(ringmq_client *c, const char *queue,
+				     ringmq_group_list **listp);
+
+/**
+ * Describes one consumer group (GroupDescribe), as a list of one.
+ * @param[out] listp receives the list (owned by the caller,
+ *             ringmq_group_list_free()); NULL on failure.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_GROUP_NOT_FOUND; and
+ *         the common codes.
+ */
+RINGMQ_API int ringmq_group_describe_get(ringmq_client *c, const char *queue,
+					 const char *group,
+					 ringmq_group_list **listp);
+
+/** Number of groups in the list. */
+RINGMQ_API size_t ringmq_group_list_count(const ringmq_group_list *l);
+
+/*
+ * Accessors of the i-th group, 0 <= i < count.
+ */
+/** Its queue. */
+RINGMQ_API const char *ringmq_group_list_queue(const ringmq_group_list *l,
+					       size_t i);
+/** Its name. */
+RINGMQ_API const char *ringmq_group_list_name(const ringmq_group_list *l,
+					      size_t i);
+/** Messages ready for it. */
+RINGMQ_API uint64_t ringmq_group_list_ready(const ringmq_group_list *l,
+					    size_t i);
+/** Messages leased in it right now. */
+RINGMQ_API uint64_t ringmq_group_list_in_flight(const ringmq_group_list *l,
+						size_t i);
+/** Retained messages it has not acked yet. */
+RINGMQ_API uint64_t ringmq_group_list_lag(const ringmq_group_list *l,
+					  size_t i);
+/** Subscriptions attached to it. */
+RINGMQ_API uint32_t ringmq_group_list_consumers(const ringmq_group_list *l,
+						size_t i);
+/** Number of partitions with an ack floor reported. */
+RINGMQ_API size_t ringmq_group_list_partition_count(const ringmq_group_list *l,
+						    size_t i);
+/** Ack floor of partition p: every offset below it is acked. */
+RINGMQ_API uint64_t ringmq_group_list_ack_floor(const ringmq_group_list *l,
+						size_t i, size_t p);
+
+/** Frees a group list (NULL: no-op). Never free one borrowed from a
+ *  description. */
+RINGMQ_API void ringmq_group_list_free(ringmq_group_list *l);
+
+/** Stored messages read without leasing them (opaque). */
+typedef struct ringmq_stored_messages ringmq_stored_messages;
+
+/**
+ * Reads stored messages of a queue without leasing them (Peek), in
+ * partition then offset order.
+ * @param[in] c the client.
+ * @param[out] listp receives the messages (owned by the caller,
+ *             ringmq_stored_messages_free()); NULL on failure.
+ * @param[in] queue queue name.
+ * @param[in] partition one partition; negative: every partition.
+ * @param[in] from_offset the lowest offset to read (0: from the start).
+ * @param[in] count most messages (0: the broker's default, 10); the broker
+ *            may answer fewer (it caps the count at its max batch count
+ *            and the answer at about half a frame).
+ * @return RINGMQ_OK (also with no message); RINGMQ_QUEUE_NOT_FOUND;
+ *         RINGMQ_INVALID_ARGUMENT (no such partition); and the common
+ *         codes.
+ */
+RINGMQ_API int ringmq_peek_get(ringmq_client *c, ringmq_stored_messages **listp,
+			       const char *queue, int partition,
+			       uint64_t from_offset, uint32_t count);
+
+/**
+ * Reads one stored message (MessageShow), as a list of one.
+ * @param[out] listp receives it (owned by the caller,
+ *             ringmq_stored_messages_free()); NULL on failure.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_MESSAGE_NOT_FOUND; and
+ *         the common codes.
+ */
+RINGMQ_API int ringmq_message_show_get(ringmq_client *c,
+				       ringmq_stored_messages **listp,
+				       const char *queue, uint32_t partition,
+				       uint64_t offset);
+
+/**
+ * Lists dead letters of a source queue (DeadLetterList): the messages of
+ * its dead-letter queue whose ringmq-source-queue header names it, with
+ * the ringmq-* headers the broker added.
+ * @param[in] queue the source queue.
+ * @param[in] count most messages (0: the broker's default, 10; capped by
+ *            the broker).
+ * @return RINGMQ_OK (also when nothing died yet); RINGMQ_QUEUE_NOT_FOUND;
+ *         and the common codes.
+ */
+RINGMQ_API int ringmq_dlq_list_get(ringmq_client *c,
+				   ringmq_stored_messages **listp,
+				   const char *queue, uint32_t count);
+
+/**
+ * Publishes dead letters of a source queue again on it
+ * (DeadLetterRedrive): each gets a new offset that only the group it died
+ * in sees, its delivery count starts over, and it leaves the dead-letter
+ * queue.
+ * @param[in] queue the source queue.
+ * @param[in] group only those that died in this group; NULL: all.
+ * @param[in] count most messages (0: all).
+ * @param[out] redrivenp receives how many were redriven; may be NULL.
+ * @return RINGMQ_OK once stored; RINGMQ_QUEUE_NOT_FOUND; and the common
+ *         codes.
+ */
+RINGMQ_API int ringmq_dlq_redrive(ringmq_client *c, const char *queue,
+				  const char *group, uint32_t count,
+				  uint64_t *redrivenp);
+
+/** Number of messages. */
+RINGMQ_API size_t
+ringmq_stored_messages_count(const ringmq_stored_messages *l);
+
+/*
+ * Accessors of the i-th message, 0 <= i < count; the shape of the
+ * delivery accessors.
+ */
+RINGMQ_API uint32_t
+ringmq_stored_messages_partition(const ringmq_stored_messages *l, size_t i);
+RINGMQ_API uint64_t
+ringmq_stored_messages_offset(const ringmq_stored_messages *l, size_t i);
+/** Broker's wall clock at publish, ms since the epoch; 0 if not given. */
+RINGMQ_API uint64_t
+ringmq_stored_messages_publish_ms(const ringmq_stored_messages *l, size_t i);
+/** The payload (non-NULL even when empty); *lenp its length. */
+RINGMQ_API const void *
+ringmq_stored_messages_payload(const ringmq_stored_messages *l, size_t i,
+			       size_t *lenp);
+/** The key, or NULL when the message has none (*lenp 0). */
+RINGMQ_API const void *
+ringmq_stored_messages_key(const ringmq_stored_messages *l, size_t i,
+			   size_t *lenp);
+/** Number of headers of the i-th message. */
+RINGMQ_API size_t
+ringmq_stored_messages_header_count(const ringmq_stored_messages *l, size_t i);
+/** Name of header h of the i-th message (NUL-terminated). */
+RINGMQ_API const char *
+ringmq_stored_messages_header_name(const ringmq_stored_messages *l, size_t i,
+				   size_t h);
+/** Value of header h of the i-th message; *lenp its length. */
+RINGMQ_API const void *
+ringmq_stored_messages_header_value(const ringmq_stored_messages *l, size_t i,
+				    size_t h, size_t *lenp);
+
+/** Frees stored messages (NULL: no-op). */
+RINGMQ_API void ringmq_stored_messages_free(ringmq_stored_messages *l);
+
+/** The broker's counters (opaque). */
+typedef struct ringmq_stats ringmq_stats;
+
+/**
+ * Reads the broker's counters (Stats): name and value pairs such as
+ * connections, queues, rates, storage bytes and limit. Names are the
+ * broker's; new ones may appear.
+ * @param[out] statsp receives them (owned by the caller,
+ *             ringmq_stats_free()); NULL on failure.
+ * @return RINGMQ_OK and the common codes.
+ */
+RINGMQ_API int ringmq_stats_get(ringmq_client *c, ringmq_stats **statsp);
+
+/** Number of counters. */
+RINGMQ_API size_t ringmq_stats_count(const ringmq_stats *s);
+/** Name of the i-th counter. */
+RINGMQ_API const char *ringmq_stats_name(const ringmq_stats *s, size_t i);
+/** Value of the i-th counter. */
+RINGMQ_API double ringmq_stats_value(const ringmq_stats *s, size_t i);
+/**
+ * Value of the counter called name.
+ * @return 1 with *valuep set; 0 when there is none.
+ */
+RINGMQ_API int ringmq_stats_find(const ringmq_stats *s, const char *name,
+				 double *valuep);
+/** Frees counters (NULL: no-op). */
+RINGMQ_API void ringmq_stats_free(ringmq_stats *s);
+
 #ifdef __cplusplus
 }
 #endif
