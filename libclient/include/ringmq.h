@@ -763,25 +763,20 @@ ringmq_queue_describe_partition_count(const ringmq_queue_describe *d);
 RINGMQ_API uint32_t
 ringmq_queue_describe_partition(const ringmq_queue_describe *d, size_t i);
 /** Stored messages of the partition. */
-RINGMQ_API uint64_t
-ringmq_queue_describe_partition_messages(const ringmq_queue_describe *d,
-					 size_t i);
+RINGMQ_API uint64_t ringmq_queue_describe_partition_messages(
+	const ringmq_queue_describe *d, size_t i);
 /** Stored payload bytes of the partition. */
 RINGMQ_API uint64_t
-ringmq_queue_describe_partition_bytes(const ringmq_queue_describe *d,
-				      size_t i);
+ringmq_queue_describe_partition_bytes(const ringmq_queue_describe *d, size_t i);
 /** Lowest retained offset. */
-RINGMQ_API uint64_t
-ringmq_queue_describe_partition_first_offset(const ringmq_queue_describe *d,
-					     size_t i);
+RINGMQ_API uint64_t ringmq_queue_describe_partition_first_offset(
+	const ringmq_queue_describe *d, size_t i);
 /** The offset the next message gets. */
-RINGMQ_API uint64_t
-ringmq_queue_describe_partition_next_offset(const ringmq_queue_describe *d,
-					    size_t i);
+RINGMQ_API uint64_t ringmq_queue_describe_partition_next_offset(
+	const ringmq_queue_describe *d, size_t i);
 /** Publish time of the oldest retained message, ms since the epoch; 0 when
  *  the partition is empty or the broker does not say. */
-RINGMQ_API uint64_t
-ringmq_queue_describe_partition_oldest_publish_ms(
+RINGMQ_API uint64_t ringmq_queue_describe_partition_oldest_publish_ms(
 	const ringmq_queue_describe *d, size_t i);
 
 /**
@@ -868,8 +863,7 @@ RINGMQ_API uint64_t ringmq_group_list_ready(const ringmq_group_list *l,
 RINGMQ_API uint64_t ringmq_group_list_in_flight(const ringmq_group_list *l,
 						size_t i);
 /** Retained messages it has not acked yet. */
-RINGMQ_API uint64_t ringmq_group_list_lag(const ringmq_group_list *l,
-					  size_t i);
+RINGMQ_API uint64_t ringmq_group_list_lag(const ringmq_group_list *l, size_t i);
 /** Subscriptions attached to it. */
 RINGMQ_API uint32_t ringmq_group_list_consumers(const ringmq_group_list *l,
 						size_t i);
@@ -950,8 +944,7 @@ RINGMQ_API int ringmq_dlq_redrive(ringmq_client *c, const char *queue,
 				  uint64_t *redrivenp);
 
 /** Number of messages. */
-RINGMQ_API size_t
-ringmq_stored_messages_count(const ringmq_stored_messages *l);
+RINGMQ_API size_t ringmq_stored_messages_count(const ringmq_stored_messages *l);
 
 /*
  * Accessors of the i-th message, 0 <= i < count; the shape of the
