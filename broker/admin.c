@@ -449,3 +449,506 @@ oom:
 	free(r);
 	conn_send_rc(c, f->request_id, -ENOMEM);
 }
+
+/* ------------------------------------------------------ queues, groups */
+
+/* Answers Done or the Error of status, after a commit. */
+struct admin_req {
+	struct conn *c;
+	uint64_t request_id;
+};
+
+static struct admin_req *
+admin_req_new(struct conn *c, const Ringmq__Frame *f)
+{
+	struct admin_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		return NULL;
+	}
+	r->c = c;
+	r->request_id = f->request_id;
+	conn_ref(c);
+	return r;
+}
+
+static void
+admin_req_abort(struct admin_req *r, int rc)
+{
+	(void)conn_unref_live(r->c);
+	conn_send_rc(r->c, r->request_id, rc);
+	free(r);
+}
+
+static void
+answer_done(void *ctx, int status)
+{
+	struct admin_req *r = ctx;
+
+	if (conn_unref_live(r->c)) {
+		if (status < 0)
+			conn_send_rc(r->c, r->request_id, status);
+		else
+			conn_send_done(r->c, r->request_id);
+	}
+	free(r);
+}
+
+void
+admin_queue_delete(struct conn *c, const Ringmq__Frame *f)
+{
+	struct conn_env *env = conn_env_of(c);
+	struct queue *q = find_queue(c, f, f->queue_delete->name);
+	struct admin_req *r;
+	int rc;
+
+	if (q == NULL || (r = admin_req_new(c, f)) == NULL)
+		return;
+	if (q->pending_ops > 0) {
+		/* Publishes in flight would land after the delete. */
+		admin_req_abort(r, -RMQ_EINVALID_ARGUMENT);
+		return;
+	}
+	groups_drop_queue(env->gs, q);
+	rc = queue_delete(env->qs, q, answer_done, r);
+	if (rc < 0)
+		admin_req_abort(r, rc);
+}
+
+struct purge_req {
+	struct admin_req r;
+	uint64_t purged;
+};
+
+static void
+purged(void *ctx, int status)
+{
+	struct purge_req *p = ctx;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__PurgeOk ok = RINGMQ__PURGE_OK__INIT;
+
+	if (conn_unref_live(p->r.c)) {
+		if (status < 0) {
+			conn_send_rc(p->r.c, p->r.request_id, status);
+		} else {
+			ok.purged = p->purged;
+			f.has_request_id = 1;
+			f.request_id = p->r.request_id;
+			f.body_case = RINGMQ__FRAME__BODY_PURGE_OK;
+			f.purge_ok = &ok;
+			(void)conn_send(p->r.c, &f);
+		}
+	}
+	free(p);
+}
+
+void
+admin_purge(struct conn *c, const Ringmq__Frame *f)
+{
+	struct queue *q = find_queue(c, f, f->purge->queue);
+	struct purge_req *p;
+	int rc;
+
+	if (q == NULL)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	p->r.c = c;
+	p->r.request_id = f->request_id;
+	conn_ref(c);
+	rc = groups_purge_queue(conn_env_of(c)->gs, q, purged, p, &p->purged);
+	if (rc < 0) {
+		(void)conn_unref_live(c);
+		conn_send_rc(c, f->request_id, rc);
+		free(p);
+	}
+}
+
+static int
+check_group_name(struct conn *c, const Ringmq__Frame *f, const char *name)
+{
+	if (queue_name_valid(name))
+		return 0;
+	conn_send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			"group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
+	return -1;
+}
+
+void
+admin_group_create(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__GroupCreate *gc = f->group_create;
+	struct queue *q = find_queue(c, f, gc->queue);
+	struct admin_req *r;
+	int rc;
+
+	if (q == NULL || check_group_name(c, f, gc->group) < 0 ||
+	    (r = admin_req_new(c, f)) == NULL)
+		return;
+	rc = groups_create_named(
+		conn_env_of(c)->gs, q, gc->group,
+		gc->has_start && gc->start == RINGMQ__START_POSITION__LATEST,
+		answer_done, r);
+	if (rc == 1) {
+		(void)conn_unref_live(c);
+		free(r);
+		conn_send_done(c, f->request_id);
+	} else if (rc < 0) {
+		admin_req_abort(r, rc);
+	}
+}
+
+void
+admin_group_delete(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__GroupDelete *gd = f->group_delete;
+	struct queue *q = find_queue(c, f, gd->queue);
+	struct admin_req *r;
+	int rc;
+
+	if (q == NULL || (r = admin_req_new(c, f)) == NULL)
+		return;
+	rc = groups_delete_named(conn_env_of(c)->gs, q, gd->group, answer_done,
+				 r);
+	if (rc < 0)
+		admin_req_abort(r, rc);
+}
+
+void
+admin_group_reset(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__GroupReset *gr = f->group_reset;
+	struct queue *q = find_queue(c, f, gr->queue);
+	struct admin_req *r;
+	int rc;
+
+	if (q == NULL || (r = admin_req_new(c, f)) == NULL)
+		return;
+	rc = groups_reset_named(
+		conn_env_of(c)->gs, q, gr->group,
+		gr->has_start && gr->start == RINGMQ__START_POSITION__LATEST,
+		answer_done, r);
+	if (rc < 0)
+		admin_req_abort(r, rc);
+}
+
+/* GroupInfo frames for the groups of one or more queues. */
+struct infos {
+	Ringmq__GroupInfo *gi; /* owned [cap] */
+	Ringmq__GroupInfo **gp;
+	uint64_t *floors; /* owned: partitions x cap */
+	size_t n, cap;
+	const struct queue *q;
+	const char *only; /* a group name, or NULL for all */
+};
+
+static void
+info_one(void *ctx, const struct group *g)
+{
+	struct infos *in = ctx;
+	Ringmq__GroupInfo *gi;
+	struct group_info x;
+
+	if (in->n == in->cap ||
+	    (in->only != NULL && strcmp(group_name(g), in->only) != 0))
+		return;
+	gi = &in->gi[in->n];
+	ringmq__group_info__init(gi);
+	gi->ack_floor = &in->floors[in->n * QUEUE_MAX_PARTITIONS];
+	group_info(g, &x, gi->ack_floor);
+	gi->queue = (char *)in->q->name;
+	gi->name = (char *)group_name(g);
+	gi->ready = x.ready;
+	gi->in_flight = x.in_flight;
+	gi->lag = x.lag;
+	gi->consumers = x.consumers;
+	gi->n_ack_floor = in->q->partitions;
+	in->gp[in->n++] = gi;
+}
+
+static size_t
+count_groups(struct queue *q)
+{
+	uint64_t ready, in_flight;
+	uint32_t n;
+
+	groups_queue_counts(q, &ready, &in_flight, &n);
+	return n;
+}
+
+static int
+infos_init(struct infos *in, size_t cap)
+{
+	memset(in, 0, sizeof(*in));
+	in->cap = cap;
+	in->gi = calloc(cap + 1, sizeof(*in->gi));
+	in->gp = calloc(cap + 1, sizeof(*in->gp));
+	in->floors =
+		calloc((cap + 1) * QUEUE_MAX_PARTITIONS, sizeof(*in->floors));
+	return in->gi && in->gp && in->floors ? 0 : -ENOMEM;
+}
+
+static void
+infos_fini(struct infos *in)
+{
+	free(in->gi);
+	free(in->gp);
+	free(in->floors);
+}
+
+struct list_all {
+	struct infos *in;
+};
+
+static void
+list_queue_groups(void *ctx, struct queue *q)
+{
+	struct infos *in = ctx;
+
+	if (q->is_pending)
+		return;
+	in->q = q;
+	groups_each(q, info_one, in);
+}
+
+static void
+count_all(void *ctx, struct queue *q)
+{
+	*(size_t *)ctx += count_groups(q);
+}
+
+void
+admin_group_list(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__GroupList *gl = f->group_list;
+	struct conn_env *env = conn_env_of(c);
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__GroupListOk ok = RINGMQ__GROUP_LIST_OK__INIT;
+	struct queue *q = NULL;
+	struct infos in;
+	size_t n = 0;
+
+	if (gl->queue != NULL && (q = find_queue(c, f, gl->queue)) == NULL)
+		return;
+	if (q != NULL)
+		n = count_groups(q);
+	else
+		queues_each(env->qs, count_all, &n);
+	if (infos_init(&in, n) < 0) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		goto out;
+	}
+	if (q != NULL)
+		list_queue_groups(&in, q);
+	else
+		queues_each(env->qs, list_queue_groups, &in);
+	ok.n_groups = in.n;
+	ok.groups = in.gp;
+	r.has_request_id = 1;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_GROUP_LIST_OK;
+	r.group_list_ok = &ok;
+	(void)conn_send(c, &r);
+out:
+	infos_fini(&in);
+}
+
+void
+admin_group_describe(struct conn *c, const Ringmq__Frame *f)
+{
+	const Ringmq__GroupDescribe *gd = f->group_describe;
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__GroupDescribeOk ok = RINGMQ__GROUP_DESCRIBE_OK__INIT;
+	struct queue *q = find_queue(c, f, gd->queue);
+	struct infos in;
+
+	if (q == NULL)
+		return;
+	if (infos_init(&in, 1) < 0) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		goto out;
+	}
+	in.only = gd->group;
+	list_queue_groups(&in, q);
+	if (in.n == 0) {
+		conn_send_rc(c, f->request_id, -RMQ_EGROUP_NOT_FOUND);
+		goto out;
+	}
+	ok.group = in.gp[0];
+	r.has_request_id = 1;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK;
+	r.group_describe_ok = &ok;
+	(void)conn_send(c, &r);
+out:
+	infos_fini(&in);
+}
+
+/* Fills qi with q's counters (pointers into q and pol/dlq buffers). */
+static void
+queue_info_fill(struct queue *q, Ringmq__QueueInfo *qi,
+		Ringmq__QueuePolicy *pol)
+{
+	ringmq__queue_info__init(qi);
+	ringmq__queue_policy__init(pol);
+	qi->name = q->name;
+	qi->partitions = q->partitions;
+	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
+	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
+	pol->has_lease_ms = pol->has_max_lease_ms = 1;
+	pol->has_max_deliveries = pol->has_max_depth = 1;
+	pol->has_max_bytes = pol->has_dedup_window_ms = 1;
+	pol->lease_ms = q->policy.lease_ms;
+	pol->max_lease_ms = q->policy.max_lease_ms;
+	pol->max_deliveries = q->policy.max_deliveries;
+	pol->max_depth = q->policy.max_depth;
+	pol->max_bytes = q->policy.max_bytes;
+	pol->dedup_window_ms = q->policy.dedup_window_ms;
+	pol->dead_letter_queue = q->policy.dlq;
+	qi->policy = pol;
+}
+
+void
+admin_queue_describe(struct conn *c, const Ringmq__Frame *f)
+{
+	struct conn_env *env = conn_env_of(c);
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__QueueDescribeOk ok = RINGMQ__QUEUE_DESCRIBE_OK__INIT;
+	Ringmq__QueueInfo qi;
+	Ringmq__QueuePolicy pol;
+	struct queue *q = find_queue(c, f, f->queue_describe->name);
+	Ringmq__PartitionInfo *pi = NULL;
+	Ringmq__PartitionInfo **pp = NULL;
+	struct infos in;
+
+	if (q == NULL)
+		return;
+	memset(&in, 0, sizeof(in));
+	pi = calloc(q->partitions, sizeof(*pi));
+	pp = calloc(q->partitions, sizeof(*pp));
+	if (pi == NULL || pp == NULL || infos_init(&in, count_groups(q)) < 0) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		goto out;
+	}
+	queue_info_fill(q, &qi, &pol);
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		const struct partition *p = &q->parts[i];
+		uint64_t first = partition_next(p, p->base);
+		struct store_msg_view v;
+
+		ringmq__partition_info__init(&pi[i]);
+		pi[i].partition = i;
+		pi[i].messages = p->count;
+		pi[i].bytes = p->bytes;
+		pi[i].first_offset =
+			first == UINT64_MAX ? p->committed_next : first;
+		pi[i].next_offset = p->next_offset;
+		if (first != UINT64_MAX &&
+		    store_msg_get(env->store, q->qid, i, first, &v) == 0) {
+			pi[i].has_oldest_publish_ms = 1;
+			pi[i].oldest_publish_ms = v.publish_ms;
+		}
+		pp[i] = &pi[i];
+	}
+	list_queue_groups(&in, q);
+	ok.queue = &qi;
+	ok.n_partitions = q->partitions;
+	ok.partitions = pp;
+	ok.n_groups = in.n;
+	ok.groups = in.gp;
+	r.has_request_id = 1;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_QUEUE_DESCRIBE_OK;
+	r.queue_describe_ok = &ok;
+	(void)conn_send(c, &r);
+out:
+	free(pi);
+	free(pp);
+	infos_fini(&in);
+}
+
+/* ---------------------------------------------------------------- stats */
+
+struct totals {
+	uint64_t queues, groups, messages, bytes, delayed, ready, in_flight;
+};
+
+static void
+add_totals(void *ctx, struct queue *q)
+{
+	struct totals *t = ctx;
+	uint64_t m, b, d, r, i;
+	uint32_t g;
+
+	queue_totals(q, &m, &b, &d);
+	groups_queue_counts(q, &r, &i, &g);
+	t->queues++;
+	t->groups += g;
+	t->messages += m;
+	t->bytes += b;
+	t->delayed += d;
+	t->ready += r;
+	t->in_flight += i;
+}
+
+void
+admin_stats(struct conn *c, const Ringmq__Frame *f)
+{
+	struct conn_env *env = conn_env_of(c);
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__StatsOk ok = RINGMQ__STATS_OK__INIT;
+	struct totals t = { 0 };
+	uint64_t used, map;
+	struct {
+		const char *name;
+		double value;
+	} rows[] = {
+		{ "connections", (double)env->count },
+		{ "queues", 0 },
+		{ "groups", 0 },
+		{ "messages", 0 },
+		{ "message_bytes", 0 },
+		{ "ready", 0 },
+		{ "delayed", 0 },
+		{ "in_flight", 0 },
+		{ "storage_used_bytes", 0 },
+		{ "storage_limit_bytes", 0 },
+		{ "uptime_ms", 0 },
+		{ "published_total", (double)env->published_total },
+		{ "delivered_total", (double)env->delivered_total },
+		{ "acked_total", (double)env->acked_total },
+	};
+	enum { NROWS = sizeof(rows) / sizeof(rows[0]) };
+	Ringmq__Stat st[NROWS];
+	Ringmq__Stat *sp[NROWS];
+
+	queues_each(env->qs, add_totals, &t);
+	store_usage(env->store, &used, &map);
+	rows[1].value = (double)t.queues;
+	rows[2].value = (double)t.groups;
+	rows[3].value = (double)t.messages;
+	rows[4].value = (double)t.bytes;
+	rows[5].value = (double)t.ready;
+	rows[6].value = (double)t.delayed;
+	rows[7].value = (double)t.in_flight;
+	rows[8].value = (double)used;
+	rows[9].value = (double)map;
+	rows[10].value = (double)(groups_mono_ms() - env->start_ms);
+	for (size_t i = 0; i < NROWS; i++) {
+		ringmq__stat__init(&st[i]);
+		st[i].name = (char *)rows[i].name;
+		st[i].value = rows[i].value;
+		sp[i] = &st[i];
+	}
+	ok.n_stats = NROWS;
+	ok.stats = sp;
+	r.has_request_id = 1;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_STATS_OK;
+	r.stats_ok = &ok;
+	(void)conn_send(c, &r);
+}

@@ -656,6 +656,7 @@ published(void *ctx, const struct publish_result *res, size_t n)
 			rs[i].offset = res[i].offset;
 			rs[i].has_duplicate = res[i].is_duplicate;
 			rs[i].duplicate = res[i].is_duplicate;
+			p->c->env->published_total += !res[i].is_duplicate;
 		} else {
 			rs[i].message = (char *)res[i].why;
 		}
@@ -711,9 +712,22 @@ on_publish(struct conn *c, const Ringmq__Frame *f)
 static int conn_deliver(void *owner, const struct delivery *d,
 			const struct store_msg_view *v);
 
+static void
+conn_sub_detached(void *owner, struct sub *s)
+{
+	struct conn *c = owner;
+
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (c->subs[i] == s) {
+			c->subs[i] = c->subs[--c->nsubs];
+			return;
+		}
+}
+
 static const struct sub_ops conn_sub_ops = {
 	.deliver = conn_deliver,
 	.is_writable = conn_is_writable,
+	.detached = conn_sub_detached,
 };
 
 static int
@@ -740,6 +754,8 @@ conn_deliver(void *owner, const struct delivery *d,
 	r.body_case = RINGMQ__FRAME__BODY_DELIVERY;
 	r.delivery = &del;
 	rc = conn_send(c, &r);
+	if (rc == 0)
+		c->env->delivered_total++;
 out:
 	wire_msg_fini(&w);
 	return rc;
@@ -876,6 +892,7 @@ on_credit(struct conn *c, const Ringmq__Frame *f)
 /* A lease request waiting for its flush: codes follow the struct. */
 struct lease_req {
 	struct pending_req p;
+	int is_ack; /* counted in acked_total once confirmed */
 	size_t n;
 	int codes[];
 };
@@ -912,7 +929,10 @@ static void
 lease_flushed(void *ctx, int status)
 {
 	struct lease_req *lr = ctx;
-
+	if (lr->is_ack && status == 0)
+		for (size_t i = 0; i < lr->n; i++)
+			lr->p.c->env->acked_total +=
+				lr->codes[i] == RINGMQ__ERROR_CODE__OK;
 	if (conn_unref_live(lr->p.c)) {
 		if (status < 0)
 			conn_send_rc(lr->p.c, lr->p.request_id, status);
@@ -940,6 +960,7 @@ lease_request(struct conn *c, const Ringmq__Frame *f, const uint64_t *ids,
 		return;
 	}
 	lr->n = n;
+	lr->is_ack = fn == groups_ack;
 	fn(c->env->gs, &c->lo, ids, n, lr->codes, lease_flushed, lr);
 }
 
@@ -998,11 +1019,11 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_PING] = on_ping,
 	[RINGMQ__FRAME__BODY_GOODBYE] = on_goodbye,
 	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = on_queue_create,
-	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = admin_queue_delete,
 	[RINGMQ__FRAME__BODY_QUEUE_SET] = on_queue_set,
 	[RINGMQ__FRAME__BODY_QUEUE_LIST] = on_queue_list,
-	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = on_unsupported,
-	[RINGMQ__FRAME__BODY_PURGE] = on_unsupported,
+	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = admin_queue_describe,
+	[RINGMQ__FRAME__BODY_PURGE] = admin_purge,
 	[RINGMQ__FRAME__BODY_PUBLISH] = on_publish,
 	[RINGMQ__FRAME__BODY_SUBSCRIBE] = on_subscribe,
 	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = on_unsubscribe,
@@ -1011,17 +1032,17 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_NACK] = on_nack,
 	[RINGMQ__FRAME__BODY_RELEASE] = on_release,
 	[RINGMQ__FRAME__BODY_TOUCH] = on_touch,
-	[RINGMQ__FRAME__BODY_GROUP_CREATE] = on_unsupported,
-	[RINGMQ__FRAME__BODY_GROUP_DELETE] = on_unsupported,
-	[RINGMQ__FRAME__BODY_GROUP_LIST] = on_unsupported,
-	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = on_unsupported,
-	[RINGMQ__FRAME__BODY_GROUP_RESET] = on_unsupported,
+	[RINGMQ__FRAME__BODY_GROUP_CREATE] = admin_group_create,
+	[RINGMQ__FRAME__BODY_GROUP_DELETE] = admin_group_delete,
+	[RINGMQ__FRAME__BODY_GROUP_LIST] = admin_group_list,
+	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = admin_group_describe,
+	[RINGMQ__FRAME__BODY_GROUP_RESET] = admin_group_reset,
 	[RINGMQ__FRAME__BODY_PEEK] = admin_peek,
 	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = admin_message_show,
 	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = on_message_cancel,
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = admin_dead_letter_list,
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = admin_dead_letter_redrive,
-	[RINGMQ__FRAME__BODY_STATS] = on_unsupported,
+	[RINGMQ__FRAME__BODY_STATS] = admin_stats,
 	[RINGMQ__FRAME__BODY_BACKUP] = on_unsupported,
 };
 

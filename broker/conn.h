@@ -40,6 +40,8 @@ struct conn_env {
 	size_t count;	    /* live connections */
 	struct conn *flush; /* connections with output to send */
 	int is_shutting_down;
+	uint64_t start_ms; /* monotonic, for uptime */
+	uint64_t published_total, delivered_total, acked_total;
 };
 
 /* Takes over socket fd and starts reading it.

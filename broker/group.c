@@ -18,117 +18,9 @@
 #include "err.h"
 #include "log.h"
 #include "ringmq.pb-c.h"
+#include "group_int.h"
 #include "lease.h"
 #include "u64set.h"
-
-#define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
-
-struct failrec {
-	uint64_t offset;
-	struct store_failure f;
-};
-
-struct gpart {
-	uint64_t ack_floor;	 /* every retained offset below is acked */
-	uint64_t read_pos;	 /* next offset to deliver for the first time */
-	struct u64set acked;	 /* acked offsets above the floor */
-	struct u64set redeliver; /* offsets ready again, lowest first */
-	struct u64set held;	 /* offsets failed with a delay, not yet due */
-	struct failrec *fails;	 /* owned, sorted by offset */
-	size_t nfails, capfails;
-	uint64_t leased;
-	int is_dirty;
-	struct gpart *dirty_next;
-	struct group *g; /* borrowed: the owner */
-	uint32_t index;	 /* partition number */
-};
-
-struct pending_sub {
-	void *owner;
-	struct lease_owner *lo;
-	const struct sub_ops *ops;
-	uint32_t id, credit;
-	sub_done_fn done;
-	void *ctx;
-	struct pending_sub *next;
-};
-
-struct group {
-	uint32_t gid;
-	char name[STORE_NAME_MAX + 8];
-	struct queue *q;	     /* borrowed */
-	struct groups *gs;	     /* borrowed */
-	struct gpart *parts;	     /* owned, [q->partitions] */
-	struct sub *subs;	     /* list of subscriptions */
-	struct sub *rr_sub;	     /* next subscription to try */
-	uint32_t rr_part;	     /* next partition to try */
-	int is_pending;		     /* creation not committed yet */
-	struct pending_sub *waiting; /* owned: subscribes awaiting creation */
-	int is_woken;
-	struct group *wake_next;
-	struct group *next; /* in q->groups */
-};
-
-struct sub {
-	uint32_t id;
-	struct group *g; /* borrowed */
-	void *owner;	 /* borrowed: the connection */
-	struct lease_owner *lo;
-	const struct sub_ops *ops;
-	uint32_t credit, leased;
-	struct sub *next, *prev;
-};
-
-/* A record that failed its CRC and was dead-lettered once for its queue;
- * persisted as a failure record of group id 0 (no group has id 0). */
-struct corrupt {
-	uint32_t qid;
-	uint32_t part;
-	uint64_t offset;
-};
-
-#define CORRUPT_GID 0u
-
-/* A message failed with a delay: ready again for its group at due_ms. */
-struct retry {
-	uint64_t due_ms; /* monotonic */
-	struct group *g; /* borrowed */
-	uint32_t part;
-	uint64_t offset;
-};
-
-struct waiter {
-	lease_done_fn done;
-	void *ctx;
-};
-
-struct flush_req {
-	struct queues *qs;
-	struct queue_staged *staged; /* owned: dead letters in this flush */
-	size_t nstaged;
-	size_t n;
-	struct waiter w[];
-};
-
-struct groups {
-	struct store *store; /* borrowed */
-	struct queues *qs;   /* borrowed */
-	uint64_t epoch;
-	uint64_t lease_counter;
-	struct lease_table leases; /* every lease, by id and by deadline */
-	struct gpart *dirty;
-	struct group *woken;
-	struct retry *retries; /* owned: min-heap of delayed redeliveries */
-	size_t nretries, capretries;
-	struct store_batch *flush; /* owned: ops for the next flush */
-	struct waiter *waiters;	   /* owned: confirm after the next flush */
-	size_t nwaiters, capwaiters;
-	struct queue_staged *staged; /* owned: dead letters in gs->flush */
-	size_t nstaged, capstaged;
-	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
-	size_t ncorrupt, capcorrupt;
-	int is_stopped;
-};
 
 uint64_t
 groups_mono_ms(void)
@@ -208,7 +100,7 @@ lease_insert(struct groups *gs, struct lease *l)
 }
 
 /* Takes l out of the lease table and its owner's list. */
-static void
+void
 lease_unlink(struct groups *gs, struct lease *l)
 {
 	lease_table_remove(&gs->leases, l);
@@ -326,7 +218,7 @@ groups_new(struct groups **out, struct store *s, struct queues *qs,
 	return 0;
 }
 
-static void
+void
 group_free(struct group *g)
 {
 	if (g == NULL)
@@ -380,7 +272,7 @@ groups_free(struct groups *gs)
 	free(gs);
 }
 
-static struct group *
+struct group *
 group_find(struct queue *q, const char *name)
 {
 	for (struct group *g = q->groups; g; g = g->next)
@@ -428,7 +320,7 @@ group_new(struct groups *gs, struct queue *q, uint32_t gid, const char *name)
 	return g;
 }
 
-static void
+void
 group_unlink(struct group *g)
 {
 	struct group **pp = &g->q->groups;
@@ -438,7 +330,7 @@ group_unlink(struct group *g)
 	*pp = g->next;
 }
 
-static void
+void
 group_wake(struct groups *gs, struct group *g)
 {
 	if (g->is_woken || gs->is_stopped)
@@ -455,7 +347,7 @@ groups_wake_queue(struct groups *gs, struct queue *q)
 		group_wake(gs, g);
 }
 
-static void
+void
 gpart_dirty(struct groups *gs, struct gpart *gp)
 {
 	if (gp->is_dirty)
@@ -538,7 +430,7 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 
 /* Moves the floor past acked offsets and holes; drops acked entries below
  * it. Marks gp dirty if anything changed. */
-static void
+void
 gpart_advance(struct groups *gs, struct gpart *gp)
 {
 	const struct partition *p = &gp->g->q->parts[gp->index];
@@ -635,7 +527,7 @@ group_created(void *arg, int status)
 }
 
 /* Creates group gname of q and submits its records. */
-static struct group *
+struct group *
 group_create(struct groups *gs, struct queue *q, const char *gname,
 	     int is_latest)
 {
@@ -768,15 +660,13 @@ sub_free(struct groups *gs, struct sub *s)
 
 /* ------------------------------------------------------------- leases */
 
-static void groups_flush(struct groups *gs);
-
 enum lease_end {
 	END_ACK,
 	END_FAIL,    /* nack, expiry, disconnect: counts as a failure */
 	END_RELEASE, /* ready again, not a failure */
 };
 
-static struct store_batch *
+struct store_batch *
 flush_batch(struct groups *gs)
 {
 	if (gs->flush == NULL)
@@ -1117,7 +1007,7 @@ lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
 	return NULL;
 }
 
-static void
+void
 add_waiter(struct groups *gs, lease_done_fn done, void *ctx)
 {
 	if (gs->nwaiters == gs->capwaiters) {
@@ -1387,7 +1277,7 @@ flush_done(void *arg, int status)
 
 /* The lowest ack floor of partition part over q's groups, or 0 when q
  * has no group (then nothing may be deleted). */
-static uint64_t
+uint64_t
 min_floor(const struct queue *q, uint32_t part)
 {
 	uint64_t m = UINT64_MAX;
@@ -1398,7 +1288,7 @@ min_floor(const struct queue *q, uint32_t part)
 	return m == UINT64_MAX ? 0 : m;
 }
 
-static void
+void
 groups_flush(struct groups *gs)
 {
 	struct store_batch *b;

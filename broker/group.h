@@ -56,9 +56,11 @@ struct sub_ops {
 	/* Sends a delivery; v points into the LMDB map (copy it now).
 	 * @return 0, or -1 if it could not be sent (the lease is undone). */
 	int (*deliver)(void *owner, const struct delivery *d,
-		       const struct store_msg_view *v);
-	/* 1 while the owner can take more output. */
+		       const struct store_msg_view *
+			       v); /* 1 while the owner can take more output. */
 	int (*is_writable)(void *owner);
+	/* The group is gone (deleted): s is freed after this returns. */
+	void (*detached)(void *owner, struct sub *s);
 };
 
 /* Completion of subscribe: status 0 with the sub, or a negative code. */
@@ -145,6 +147,44 @@ int groups_exists(struct queue *q, const char *name);
  * it again). @return 0 or -ENOMEM. */
 int groups_hide_offset(struct groups *gs, struct queue *q, uint32_t part,
 		       uint64_t offset, const char *keep);
+
+/* --- administration (group_admin.c) --- */
+
+/* Creates group name of q. @return 1 if it exists (done not called), 0
+ * (done runs after the commit), -ENOMEM. */
+int groups_create_named(struct groups *gs, struct queue *q, const char *name,
+			int is_latest, lease_done_fn done, void *ctx);
+
+/* Deletes group name: its leases end (released, not failures), its
+ * subscriptions are detached. @return 0, -RMQ_EGROUP_NOT_FOUND, -ENOMEM. */
+int groups_delete_named(struct groups *gs, struct queue *q, const char *name,
+			lease_done_fn done, void *ctx);
+
+/* Moves the group's cursor to the earliest retained message or the next
+ * one published; leases in flight stay. @return 0 or
+ * -RMQ_EGROUP_NOT_FOUND. */
+int groups_reset_named(struct groups *gs, struct queue *q, const char *name,
+		       int is_latest, lease_done_fn done, void *ctx);
+
+/* Ends every group of q in memory (the queue is being deleted). */
+void groups_drop_queue(struct groups *gs, struct queue *q);
+
+/* Deletes q's ready and delayed messages; leased ones stay.
+ * @return 0 (done runs after the commit), -ENOMEM. */
+int groups_purge_queue(struct groups *gs, struct queue *q, lease_done_fn done,
+		       void *ctx, uint64_t *purged);
+
+struct group_info {
+	uint64_t ready, in_flight, lag;
+	uint32_t consumers;
+};
+
+/* Calls fn for each committed group of q. */
+void groups_each(struct queue *q, void (*fn)(void *ctx, const struct group *g),
+		 void *ctx);
+const char *group_name(const struct group *g);
+/* Counters of g; floors (may be NULL) gets each partition's ack floor. */
+void group_info(const struct group *g, struct group_info *gi, uint64_t *floors);
 
 /* Monotonic milliseconds. */
 uint64_t groups_mono_ms(void);

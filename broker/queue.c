@@ -14,6 +14,7 @@
 #include "log.h"
 #include "idem.h"
 #include "partition.h"
+#include "u64set.h"
 
 #define QUEUES_BUCKETS 1024u
 
@@ -1530,4 +1531,86 @@ queue_drop_msg(struct queue *q, uint32_t part, uint64_t offset,
 	p->bytes -= p->sizes[i];
 	p->sizes[i] = PART_HOLE;
 	return 0;
+}
+
+/* --------------------------------------------------------- delete, purge */
+
+struct delete_req {
+	queue_done_fn done;
+	void *ctx;
+};
+
+static void
+delete_done(void *arg, int status)
+{
+	struct delete_req *r = arg;
+
+	r->done(r->ctx, status);
+	free(r);
+}
+
+int
+queue_delete(struct queues *qs, struct queue *q, queue_done_fn done, void *ctx)
+{
+	struct store_batch *b = store_batch_new(0);
+	struct delete_req *r = calloc(1, sizeof(*r));
+
+	if (b == NULL || r == NULL || store_batch_del_queue(b, q->qid) < 0) {
+		store_batch_free(b);
+		free(r);
+		return -ENOMEM;
+	}
+	log_info("queue %s deleted", q->name);
+	queue_remove(qs, q);
+	r->done = done;
+	r->ctx = ctx;
+	store_submit(qs->store, b, delete_done, r);
+	return 0;
+}
+
+uint64_t
+queue_purge_partition(struct queue *q, uint32_t part, const struct u64set *keep,
+		      struct store_batch *b)
+{
+	struct partition *p = &q->parts[part];
+	uint64_t purged = 0, run = UINT64_MAX;
+
+	/* Stream messages, deleted in runs between the kept (leased) ones. */
+	for (uint64_t off = partition_next(p, p->base);;
+	     off = partition_next(p, off + 1)) {
+		int is_kept = off != UINT64_MAX && u64set_has(keep, off);
+
+		if (off != UINT64_MAX && !is_kept) {
+			size_t i = (p->head + (off - p->base)) & (p->cap - 1);
+
+			if (run == UINT64_MAX)
+				run = off;
+			p->count--;
+			p->bytes -= p->sizes[i];
+			p->sizes[i] = PART_HOLE;
+			purged++;
+			continue;
+		}
+		if (run != UINT64_MAX) {
+			uint64_t end =
+				off == UINT64_MAX ? p->committed_next : off;
+
+			if (store_batch_del_msgs(b, q->qid, part, run, end) < 0)
+				log_error("queue %s: out of memory purging",
+					  q->name);
+			run = UINT64_MAX;
+		}
+		if (off == UINT64_MAX)
+			break;
+	}
+	/* Delayed messages: their due-heap entries go stale. */
+	while (p->ndelayed > 0) {
+		uint64_t off = p->delayed[p->ndelayed - 1].offset;
+
+		if (store_batch_del_msgs(b, q->qid, part, off, off + 1) < 0)
+			log_error("queue %s: out of memory purging", q->name);
+		delayed_remove(p, p->ndelayed - 1);
+		purged++;
+	}
+	return purged;
 }

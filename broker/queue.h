@@ -223,4 +223,19 @@ void queue_staged_done(struct queues *qs, const struct queue_staged *st,
 int queue_drop_msg(struct queue *q, uint32_t part, uint64_t offset,
 		   struct store_batch *b);
 
+/* Deletes q and every record of it; q is freed at once (its groups must
+ * be gone: groups_drop_queue). done runs after the commit.
+ * @return 0 or -ENOMEM (nothing changed). */
+int queue_delete(struct queues *qs, struct queue *q, queue_done_fn done,
+		 void *ctx);
+
+struct u64set;
+
+/* Deletes every stored message of (q, part), delayed ones included, but
+ * the offsets in keep (leased now), into b; their offsets become holes.
+ * @return messages purged. */
+uint64_t queue_purge_partition(struct queue *q, uint32_t part,
+			       const struct u64set *keep,
+			       struct store_batch *b);
+
 #endif

@@ -416,6 +416,7 @@ server_run(const struct config *cfg)
 	srv.env.qs = srv.qs;
 	srv.env.gs = srv.gs;
 	srv.env.store = srv.store;
+	srv.env.start_ms = groups_mono_ms();
 	srv.env.cfg = cfg;
 	srv.env.boot_epoch = store_boot_epoch(srv.store);
 	srv.accept_op = (struct loop_op){ .cb = on_accept, .data = &srv };

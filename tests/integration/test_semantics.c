@@ -1073,6 +1073,167 @@ test_peek_and_show_read_without_leasing(void **state)
 	ringmq_client_free(c);
 }
 
+/* Sends f and expects body want; returns the answer (free it). */
+static Ringmq__Frame *
+raw_expect(int fd, Ringmq__Frame *f, Ringmq__Frame__BodyCase want)
+{
+	Ringmq__Frame *r = raw_request(fd, f);
+
+	if (r->body_case != want && r->body_case == RINGMQ__FRAME__BODY_ERROR)
+		fail_msg("error %d: %s", r->error->code,
+			 r->error->message ? r->error->message : "");
+	assert_int_equal(r->body_case, want);
+	return r;
+}
+
+static void
+test_admin_purge_groups_describe_delete_stats(void **state)
+{
+	ringmq_client *c = connect_client();
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Frame *r;
+	ringmq_delivery *held;
+	int fd;
+
+	(void)state;
+	create_queue(c, "adm", "partitions=2", NULL);
+	for (int i = 0; i < 6; i++)
+		publish(c, "adm", "x");
+	publish_delayed(c, "adm", "later", 60000, NULL, NULL);
+	subscribe(c, "adm", "w", 1);
+	held = next_delivery(c, WAIT_MS); /* one leased: purge keeps it */
+	fd = raw_open(broker.port);
+	(void)raw_hello(fd, 0);
+
+	{
+		Ringmq__GroupCreate gc = RINGMQ__GROUP_CREATE__INIT;
+
+		gc.queue = (char *)"adm";
+		gc.group = (char *)"audit";
+		f.body_case = RINGMQ__FRAME__BODY_GROUP_CREATE;
+		f.group_create = &gc;
+		ringmq__frame__free_unpacked(
+			raw_expect(fd, &f, RINGMQ__FRAME__BODY_DONE), NULL);
+		/* Exists: still Done. */
+		ringmq__frame__free_unpacked(
+			raw_expect(fd, &f, RINGMQ__FRAME__BODY_DONE), NULL);
+	}
+	{
+		Ringmq__QueueDescribe qd = RINGMQ__QUEUE_DESCRIBE__INIT;
+
+		qd.name = (char *)"adm";
+		f.body_case = RINGMQ__FRAME__BODY_QUEUE_DESCRIBE;
+		f.queue_describe = &qd;
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_QUEUE_DESCRIBE_OK);
+		assert_int_equal(r->queue_describe_ok->queue->messages, 7);
+		assert_int_equal(r->queue_describe_ok->queue->delayed, 1);
+		assert_int_equal(r->queue_describe_ok->n_partitions, 2);
+		assert_true(r->queue_describe_ok->partitions[0]
+				    ->has_oldest_publish_ms);
+		assert_int_equal(r->queue_describe_ok->n_groups, 2);
+		assert_int_equal(r->queue_describe_ok->groups[1]->lag, 6);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	{
+		Ringmq__Purge pu = RINGMQ__PURGE__INIT;
+
+		pu.queue = (char *)"adm";
+		f.body_case = RINGMQ__FRAME__BODY_PURGE;
+		f.purge = &pu;
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_PURGE_OK);
+		assert_int_equal(r->purge_ok->purged, 6); /* 5 + delayed */
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	/* The leased message survived the purge and can be acked. */
+	assert_int_equal(settle(c, held, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(held);
+	expect_nothing(c, 300);
+	{
+		Ringmq__GroupList gl = RINGMQ__GROUP_LIST__INIT;
+
+		gl.queue = (char *)"adm";
+		f.body_case = RINGMQ__FRAME__BODY_GROUP_LIST;
+		f.group_list = &gl;
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_GROUP_LIST_OK);
+		assert_int_equal(r->group_list_ok->n_groups, 2);
+		assert_string_equal(r->group_list_ok->groups[0]->name, "w");
+		assert_int_equal(r->group_list_ok->groups[0]->consumers, 1);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	publish(c, "adm", "after purge");
+	{
+		/* Reset to latest skips it for audit; w still gets it. */
+		Ringmq__GroupReset gr = RINGMQ__GROUP_RESET__INIT;
+		Ringmq__GroupDescribe gd = RINGMQ__GROUP_DESCRIBE__INIT;
+
+		gr.queue = gd.queue = (char *)"adm";
+		gr.group = gd.group = (char *)"audit";
+		gr.has_start = 1;
+		gr.start = RINGMQ__START_POSITION__LATEST;
+		f.body_case = RINGMQ__FRAME__BODY_GROUP_RESET;
+		f.group_reset = &gr;
+		ringmq__frame__free_unpacked(
+			raw_expect(fd, &f, RINGMQ__FRAME__BODY_DONE), NULL);
+		f.body_case = RINGMQ__FRAME__BODY_GROUP_DESCRIBE;
+		f.group_describe = &gd;
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK);
+		assert_int_equal(r->group_describe_ok->group->lag, 0);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	held = next_delivery(c, WAIT_MS);
+	assert_int_equal(settle(c, held, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(held);
+	{
+		/* Deleting w detaches the subscription; missing: 1. */
+		Ringmq__GroupDelete gd = RINGMQ__GROUP_DELETE__INIT;
+
+		gd.queue = (char *)"adm";
+		gd.group = (char *)"w";
+		f.body_case = RINGMQ__FRAME__BODY_GROUP_DELETE;
+		f.group_delete = &gd;
+		ringmq__frame__free_unpacked(
+			raw_expect(fd, &f, RINGMQ__FRAME__BODY_DONE), NULL);
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_ERROR);
+		assert_int_equal(r->error->code,
+				 RINGMQ__ERROR_CODE__GROUP_NOT_FOUND);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	{
+		Ringmq__Stats st = RINGMQ__STATS__INIT;
+		int seen = 0;
+
+		f.body_case = RINGMQ__FRAME__BODY_STATS;
+		f.stats = &st;
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_STATS_OK);
+		for (size_t i = 0; i < r->stats_ok->n_stats; i++)
+			if (strcmp(r->stats_ok->stats[i]->name,
+				   "storage_limit_bytes") == 0) {
+				assert_true(r->stats_ok->stats[i]->value > 0);
+				seen = 1;
+			}
+		assert_true(seen);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	{
+		Ringmq__QueueDelete qd = RINGMQ__QUEUE_DELETE__INIT;
+
+		qd.name = (char *)"adm";
+		f.body_case = RINGMQ__FRAME__BODY_QUEUE_DELETE;
+		f.queue_delete = &qd;
+		ringmq__frame__free_unpacked(
+			raw_expect(fd, &f, RINGMQ__FRAME__BODY_DONE), NULL);
+		r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_ERROR);
+		assert_int_equal(r->error->code,
+				 RINGMQ__ERROR_CODE__QUEUE_NOT_FOUND);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	close(fd);
+	/* Gone for publishers too; the name can be used again. */
+	assert_int_equal(try_publish(c, "adm", "x", 1), RINGMQ_QUEUE_NOT_FOUND);
+	create_queue(c, "adm", NULL);
+	ringmq_client_free(c);
+}
+
 int
 main(void)
 {
@@ -1091,6 +1252,7 @@ main(void)
 		cmocka_unit_test(
 			test_redrive_goes_back_to_the_group_it_died_in),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),
+		cmocka_unit_test(test_admin_purge_groups_describe_delete_stats),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_failure_counts_survive_restart),

@@ -1,0 +1,277 @@
+/*
+ * group_admin: consumer groups as administrators change them: create,
+ * delete, reset, describe, and the group side of deleting or purging a
+ * queue. The structures are group.c's (group_int.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "group_int.h"
+#include "log.h"
+#include "ringmq.pb-c.h"
+
+/* Runs done after every batch submitted so far has committed. */
+static int
+after_commits(struct groups *gs, lease_done_fn done, void *ctx)
+{
+	struct store_batch *b = store_batch_new(0);
+
+	if (b == NULL)
+		return -ENOMEM;
+	store_submit(gs->store, b, done, ctx);
+	return 0;
+}
+
+int
+groups_create_named(struct groups *gs, struct queue *q, const char *name,
+		    int is_latest, lease_done_fn done, void *ctx)
+{
+	if (group_find(q, name) != NULL)
+		return 1;
+	if (group_create(gs, q, name, is_latest) == NULL)
+		return -ENOMEM;
+	return after_commits(gs, done, ctx);
+}
+
+/* Ends every lease of g without counting a failure: the group is going. */
+static void
+group_end_leases(struct groups *gs, struct group *g)
+{
+	struct lease_table *t = &gs->leases;
+
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct lease *l = t->buckets[i];
+
+		while (l != NULL) {
+			struct lease *next = l->hash_next;
+
+			if (l->g == g) {
+				size_t slot = l->id & (LEASE_RECENT - 1);
+
+				lease_unlink(gs, l);
+				l->lo->recent[slot].id = l->id;
+				l->lo->recent[slot].code =
+					RINGMQ__ERROR_CODE__NOT_LEASED;
+				if (l->sub)
+					l->sub->leased--;
+				free(l);
+			}
+			l = next;
+		}
+	}
+}
+
+/* Takes g out of every list of gs: woken, dirty, retries. */
+static void
+group_forget(struct groups *gs, struct group *g)
+{
+	struct group **gp = &gs->woken;
+	struct gpart **pp = &gs->dirty;
+	size_t n = 0;
+
+	while (*gp) {
+		if (*gp == g)
+			*gp = g->wake_next;
+		else
+			gp = &(*gp)->wake_next;
+	}
+	while (*pp) {
+		if ((*pp)->g == g)
+			*pp = (*pp)->dirty_next;
+		else
+			pp = &(*pp)->dirty_next;
+	}
+	/* Keep the other retries; re-heapify by sorting (a sorted array is
+	 * a valid min-heap). */
+	for (size_t i = 0; i < gs->nretries; i++)
+		if (gs->retries[i].g != g)
+			gs->retries[n++] = gs->retries[i];
+	gs->nretries = n;
+	for (size_t i = 1; i < n; i++) {
+		struct retry r = gs->retries[i];
+		size_t j = i;
+
+		while (j > 0 && gs->retries[j - 1].due_ms > r.due_ms) {
+			gs->retries[j] = gs->retries[j - 1];
+			j--;
+		}
+		gs->retries[j] = r;
+	}
+}
+
+/* Ends g entirely in memory: leases, subscriptions (their owners are told),
+ * subscribes still waiting (they get code). Unlinks and frees g. */
+static void
+group_end(struct groups *gs, struct group *g, int code)
+{
+	group_end_leases(gs, g);
+	group_forget(gs, g);
+	while (g->subs) {
+		struct sub *s = g->subs;
+
+		g->subs = s->next;
+		s->ops->detached(s->owner, s);
+		free(s);
+	}
+	while (g->waiting) {
+		struct pending_sub *ps = g->waiting;
+
+		g->waiting = ps->next;
+		ps->done(ps->ctx, code, NULL);
+		free(ps);
+	}
+	group_unlink(g);
+	group_free(g);
+}
+
+int
+groups_delete_named(struct groups *gs, struct queue *q, const char *name,
+		    lease_done_fn done, void *ctx)
+{
+	struct group *g = group_find(q, name);
+	struct store_batch *b;
+
+	if (g == NULL || g->is_pending)
+		return -RMQ_EGROUP_NOT_FOUND;
+	b = store_batch_new(0);
+	if (b == NULL || store_batch_del_group(b, q->qid, g->gid) < 0) {
+		store_batch_free(b);
+		return -ENOMEM;
+	}
+	log_info("group %s/%s deleted", q->name, g->name);
+	group_end(gs, g, -RMQ_EGROUP_NOT_FOUND);
+	/* Without it the other groups' floors may allow deleting more. */
+	for (uint32_t i = 0; i < q->partitions && q->groups; i++)
+		if (partition_trim(q, i, min_floor(q, i), b) < 0)
+			log_error("queue %s: out of memory trimming", q->name);
+	store_submit(gs->store, b, done, ctx);
+	return 0;
+}
+
+void
+groups_drop_queue(struct groups *gs, struct queue *q)
+{
+	while (q->groups)
+		group_end(gs, q->groups, -RMQ_EQUEUE_NOT_FOUND);
+	for (size_t i = 0; i < gs->ncorrupt;)
+		if (gs->corrupt[i].qid == q->qid)
+			gs->corrupt[i] = gs->corrupt[--gs->ncorrupt];
+		else
+			i++;
+}
+
+int
+groups_reset_named(struct groups *gs, struct queue *q, const char *name,
+		   int is_latest, lease_done_fn done, void *ctx)
+{
+	struct group *g = group_find(q, name);
+
+	if (g == NULL || g->is_pending)
+		return -RMQ_EGROUP_NOT_FOUND;
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		struct gpart *gp = &g->parts[i];
+		const struct partition *p = &q->parts[i];
+
+		/* Leases in flight stay; an ack of one below the new floor
+		 * is simply dropped. */
+		u64set_free(&gp->acked);
+		u64set_free(&gp->redeliver);
+		u64set_free(&gp->held);
+		gp->ack_floor = gp->read_pos =
+			is_latest ? p->next_offset : p->base;
+		gpart_dirty(gs, gp);
+	}
+	log_info("group %s/%s reset to %s", q->name, g->name,
+		 is_latest ? "latest" : "earliest");
+	group_wake(gs, g);
+	add_waiter(gs, done, ctx);
+	return 0;
+}
+
+int
+groups_purge_queue(struct groups *gs, struct queue *q, lease_done_fn done,
+		   void *ctx, uint64_t *purged)
+{
+	struct u64set *keep = calloc(q->partitions, sizeof(*keep));
+	struct store_batch *b = flush_batch(gs);
+	struct lease_table *t = &gs->leases;
+
+	*purged = 0;
+	if (keep == NULL || b == NULL) {
+		free(keep);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct lease *l = t->buckets[i]; l; l = l->hash_next)
+			if (l->g->q == q &&
+			    u64set_add(&keep[l->part], l->offset) < 0)
+				goto oom;
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		*purged += queue_purge_partition(q, i, &keep[i], b);
+		for (struct group *g = q->groups; g; g = g->next) {
+			struct gpart *gp = &g->parts[i];
+
+			u64set_free(&gp->redeliver);
+			u64set_free(&gp->held);
+			gp->read_pos = q->parts[i].committed_next;
+			gpart_dirty(gs, gp);
+			gpart_advance(gs, gp);
+		}
+		u64set_free(&keep[i]);
+	}
+	free(keep);
+	log_info("queue %s: purged %llu messages", q->name,
+		 (unsigned long long)*purged);
+	add_waiter(gs, done, ctx);
+	groups_flush(gs);
+	return 0;
+oom:
+	for (uint32_t i = 0; i < q->partitions; i++)
+		u64set_free(&keep[i]);
+	free(keep);
+	return -ENOMEM;
+}
+
+/* ------------------------------------------------------------ describe */
+
+void
+groups_each(struct queue *q, void (*fn)(void *ctx, const struct group *g),
+	    void *ctx)
+{
+	for (const struct group *g = q->groups; g; g = g->next)
+		if (!g->is_pending)
+			fn(ctx, g);
+}
+
+const char *
+group_name(const struct group *g)
+{
+	return g->name;
+}
+
+void
+group_info(const struct group *g, struct group_info *gi, uint64_t *floors)
+{
+	const struct queue *q = g->q;
+
+	memset(gi, 0, sizeof(*gi));
+	for (const struct sub *s = g->subs; s; s = s->next)
+		gi->consumers++;
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		const struct gpart *gp = &g->parts[i];
+		const struct partition *p = &q->parts[i];
+		uint64_t unacked = 0;
+
+		for (uint64_t o = partition_next(p, gp->ack_floor);
+		     o != UINT64_MAX; o = partition_next(p, o + 1))
+			if (!u64set_has(&gp->acked, o))
+				unacked++;
+		gi->lag += unacked;
+		gi->in_flight += gp->leased;
+		gi->ready += unacked - gp->leased - gp->held.n;
+		if (floors)
+			floors[i] = gp->ack_floor;
+	}
+}

@@ -1,0 +1,140 @@
+/*
+ * group_int: the structures of group.c, shared with group_admin.c only.
+ *
+ * Nothing outside the group module includes this; everyone else goes
+ * through group.h.
+ */
+#ifndef RINGMQ_GROUP_INT_H
+#define RINGMQ_GROUP_INT_H
+
+#include "group.h"
+#include "lease.h"
+#include "queue.h"
+#include "store.h"
+#include "u64set.h"
+
+#define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
+
+struct failrec {
+	uint64_t offset;
+	struct store_failure f;
+};
+
+struct gpart {
+	uint64_t ack_floor;	 /* every retained offset below is acked */
+	uint64_t read_pos;	 /* next offset to deliver for the first time */
+	struct u64set acked;	 /* acked offsets above the floor */
+	struct u64set redeliver; /* offsets ready again, lowest first */
+	struct u64set held;	 /* offsets failed with a delay, not yet due */
+	struct failrec *fails;	 /* owned, sorted by offset */
+	size_t nfails, capfails;
+	uint64_t leased;
+	int is_dirty;
+	struct gpart *dirty_next;
+	struct group *g; /* borrowed: the owner */
+	uint32_t index;	 /* partition number */
+};
+
+struct pending_sub {
+	void *owner;
+	struct lease_owner *lo;
+	const struct sub_ops *ops;
+	uint32_t id, credit;
+	sub_done_fn done;
+	void *ctx;
+	struct pending_sub *next;
+};
+
+struct group {
+	uint32_t gid;
+	char name[STORE_NAME_MAX + 8];
+	struct queue *q;	     /* borrowed */
+	struct groups *gs;	     /* borrowed */
+	struct gpart *parts;	     /* owned, [q->partitions] */
+	struct sub *subs;	     /* list of subscriptions */
+	struct sub *rr_sub;	     /* next subscription to try */
+	uint32_t rr_part;	     /* next partition to try */
+	int is_pending;		     /* creation not committed yet */
+	struct pending_sub *waiting; /* owned: subscribes awaiting creation */
+	int is_woken;
+	struct group *wake_next;
+	struct group *next; /* in q->groups */
+};
+
+struct sub {
+	uint32_t id;
+	struct group *g; /* borrowed */
+	void *owner;	 /* borrowed: the connection */
+	struct lease_owner *lo;
+	const struct sub_ops *ops;
+	uint32_t credit, leased;
+	struct sub *next, *prev;
+};
+
+/* A record that failed its CRC and was dead-lettered once for its queue;
+ * persisted as a failure record of group id 0 (no group has id 0). */
+struct corrupt {
+	uint32_t qid;
+	uint32_t part;
+	uint64_t offset;
+};
+
+#define CORRUPT_GID 0u
+
+/* A message failed with a delay: ready again for its group at due_ms. */
+struct retry {
+	uint64_t due_ms; /* monotonic */
+	struct group *g; /* borrowed */
+	uint32_t part;
+	uint64_t offset;
+};
+
+struct waiter {
+	lease_done_fn done;
+	void *ctx;
+};
+
+struct flush_req {
+	struct queues *qs;
+	struct queue_staged *staged; /* owned: dead letters in this flush */
+	size_t nstaged;
+	size_t n;
+	struct waiter w[];
+};
+
+struct groups {
+	struct store *store; /* borrowed */
+	struct queues *qs;   /* borrowed */
+	uint64_t epoch;
+	uint64_t lease_counter;
+	struct lease_table leases; /* every lease, by id and by deadline */
+	struct gpart *dirty;
+	struct group *woken;
+	struct retry *retries; /* owned: min-heap of delayed redeliveries */
+	size_t nretries, capretries;
+	struct store_batch *flush; /* owned: ops for the next flush */
+	struct waiter *waiters;	   /* owned: confirm after the next flush */
+	size_t nwaiters, capwaiters;
+	struct queue_staged *staged; /* owned: dead letters in gs->flush */
+	size_t nstaged, capstaged;
+	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
+	size_t ncorrupt, capcorrupt;
+	int is_stopped;
+};
+
+/* --- group.c helpers used by group_admin.c --- */
+void gpart_dirty(struct groups *gs, struct gpart *gp);
+void gpart_advance(struct groups *gs, struct gpart *gp);
+void group_wake(struct groups *gs, struct group *g);
+struct group *group_find(struct queue *q, const char *name);
+void group_free(struct group *g);
+void group_unlink(struct group *g);
+struct group *group_create(struct groups *gs, struct queue *q,
+			   const char *gname, int is_latest);
+void add_waiter(struct groups *gs, lease_done_fn done, void *ctx);
+struct store_batch *flush_batch(struct groups *gs);
+void groups_flush(struct groups *gs);
+uint64_t min_floor(const struct queue *q, uint32_t part);
+void lease_unlink(struct groups *gs, struct lease *l);
+
+#endif
