@@ -38,6 +38,7 @@ struct codec_limits {
 void codec_arena_init(struct codec_arena *a, size_t cap_bytes);
 /* Frees all chunks but the first; everything decoded from it dies. */
 void codec_arena_reset(struct codec_arena *a);
+/* Frees every chunk; the arena stays usable (chunks come back on demand). */
 void codec_arena_fini(struct codec_arena *a);
 
 /*

@@ -77,6 +77,11 @@ static const struct setting settings[] = {
 	  UINT32_MAX, "default max deliveries of new queues; 0 = unlimited" },
 	{ "shutdown-timeout-ms", NUM(SET_U32, shutdown_timeout_ms), "10000",
 	  "ms", 1, 3600000, "on SIGTERM, exit within this" },
+	{ "idle-timeout-ms", NUM(SET_U32, idle_timeout_ms), "60000", "ms", 100,
+	  86400000,
+	  "a peer silent this long is pinged, and closed if it stays silent "
+	  "as long again; one that has not said hello or stopped mid-frame is "
+	  "closed at once" },
 	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
 	  "debug|info|warn|error", 0, 0, "least severe log line written" },
 };

@@ -30,7 +30,8 @@ struct config {
 	uint64_t max_lease_ms;	     /* default max lease of new queues */
 	uint32_t max_deliveries;     /* default for new queues; 0 = unlimited */
 	uint32_t shutdown_timeout_ms;
-	int log_level; /* enum log_level */
+	uint32_t idle_timeout_ms; /* silent peers: pinged, then closed */
+	int log_level;		  /* enum log_level */
 };
 
 /* Outcome of config_load beyond success. */

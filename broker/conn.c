@@ -50,9 +50,13 @@ struct conn {
 	int is_dead;	      /* the socket failed: drop all output */
 	int is_paused;	      /* output over the limit: not reading */
 	int is_hello_done;
-	uint64_t producer_id; /* announced in hello: sequences are its */
-	int refs;	      /* completions still to come back */
-	uint8_t *in;	      /* owned: bytes not yet parsed */
+	uint64_t producer_id;	/* announced in hello: sequences are its */
+	int refs;		/* completions still to come back */
+	uint64_t last_input_ms; /* monotonic: bytes last arrived */
+	uint64_t ping_sent_ms;	/* monotonic; 0 = no ping outstanding */
+	int refuse_code;	/* non-zero: answer the first frame, close */
+	const char *refuse_why; /* static */
+	uint8_t *in;		/* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
 	struct obuf sending; /* output owned by the in-flight send */
@@ -250,6 +254,13 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 	c->sending.len = 0;
 	c->sent = 0;
 	conn_start_send(c);
+	if (!c->is_send_inflight && c->pending.len == 0) {
+		/* All out: an idle connection keeps no output buffers. */
+		free(c->pending.data);
+		free(c->sending.data);
+		memset(&c->pending, 0, sizeof(c->pending));
+		memset(&c->sending, 0, sizeof(c->sending));
+	}
 	if (!was_writable && conn_is_writable(c)) {
 		for (size_t i = 0; i < c->nsubs; i++)
 			sub_wake(c->env->gs, c->subs[i]);
@@ -331,6 +342,7 @@ conn_maybe_free(struct conn *c)
 		c->next->prev = c->prev;
 	env->count--;
 	codec_arena_fini(&c->arena);
+	lease_owner_fini(&c->lo);
 	free(c->in);
 	free(c->pending.data);
 	free(c->sending.data);
@@ -411,6 +423,14 @@ on_ping(struct conn *c, const Ringmq__Frame *f)
 	r.body_case = RINGMQ__FRAME__BODY_PONG;
 	r.pong = &pong;
 	(void)conn_send(c, &r);
+}
+
+static void
+on_pong(struct conn *c, const Ringmq__Frame *f)
+{
+	/* Any input already cleared the ping; nothing to answer. */
+	(void)c;
+	(void)f;
 }
 
 static void
@@ -1018,6 +1038,7 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_HELLO] = on_hello,
 	[RINGMQ__FRAME__BODY_PING] = on_ping,
 	[RINGMQ__FRAME__BODY_GOODBYE] = on_goodbye,
+	[RINGMQ__FRAME__BODY_PONG] = on_pong,
 	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = on_queue_create,
 	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = admin_queue_delete,
 	[RINGMQ__FRAME__BODY_QUEUE_SET] = on_queue_set,
@@ -1064,7 +1085,12 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 		codec_arena_reset(&c->arena);
 		return;
 	}
-	if (!c->is_hello_done && f->body_case != RINGMQ__FRAME__BODY_HELLO) {
+	if (c->refuse_code != 0) {
+		conn_send_error(c, f->request_id, c->refuse_code,
+				c->refuse_why);
+		conn_close(c);
+	} else if (!c->is_hello_done &&
+		   f->body_case != RINGMQ__FRAME__BODY_HELLO) {
 		conn_fail(c, RINGMQ__ERROR_CODE__NOT_HELLO,
 			  "the first frame must be hello");
 	} else {
@@ -1146,6 +1172,19 @@ conn_parse_stash(struct conn *c)
 	c->in_len -= used;
 }
 
+/* Gives back the input side's memory between bursts: an idle connection
+ * then costs little more than its struct. */
+static void
+conn_trim(struct conn *c)
+{
+	if (c->in_len == 0 && c->in != NULL) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	codec_arena_fini(&c->arena);
+}
+
 static void
 conn_input(struct conn *c, const uint8_t *data, size_t len)
 {
@@ -1159,12 +1198,14 @@ conn_input(struct conn *c, const uint8_t *data, size_t len)
 			return;
 		}
 		conn_parse_stash(c);
+		conn_trim(c);
 		return;
 	}
 	used = conn_parse(c, data, len);
 	if (used < len && !c->is_closing &&
 	    conn_stash(c, data + used, len - used) < 0)
 		conn_fail(c, RINGMQ__ERROR_CODE__INTERNAL, "out of memory");
+	conn_trim(c);
 }
 
 static void
@@ -1188,6 +1229,8 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 	if (res > 0) {
 		unsigned bid = loop_buf_id(flags);
 
+		c->last_input_ms = groups_mono_ms();
+		c->ping_sent_ms = 0;
 		if (!c->is_closing)
 			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
 		loop_buf_return(c->env->loop, bid);
@@ -1224,6 +1267,7 @@ conn_open(struct conn_env *env, int fd)
 	c->recv_op.data = c;
 	c->send_op.cb = on_send;
 	c->send_op.data = c;
+	c->last_input_ms = groups_mono_ms();
 	c->lim.max_frame_bytes = env->cfg->max_frame_bytes;
 	c->lim.max_batch_count = env->cfg->max_batch_count;
 	c->lim.max_header_count = env->cfg->max_header_count;
@@ -1250,9 +1294,12 @@ conn_refuse(struct conn_env *env, int fd, int code, const char *why)
 	struct conn *c;
 
 	if (conn_open(env, fd) < 0)
-		return;
+		return; /* Answer its hello with the refusal, so the client
+			 * reads a reason rather than a reset; a silent peer
+			 * goes at the idle timeout. */
 	c = env->conns;
-	conn_fail(c, code, why);
+	c->refuse_code = code;
+	c->refuse_why = why;
 }
 
 void
@@ -1286,4 +1333,58 @@ conn_free_all(struct conn_env *env)
 		conn_maybe_free(c);
 	}
 	env->flush = NULL;
+}
+
+static void
+conn_say_goodbye(struct conn *c, const char *why)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Goodbye g = RINGMQ__GOODBYE__INIT;
+
+	g.reason = (char *)why;
+	f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
+	f.goodbye = &g;
+	(void)conn_send(c, &f);
+}
+
+static void
+conn_ping(struct conn *c, uint64_t now_ms)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ping p = RINGMQ__PING__INIT;
+
+	p.has_nonce = 1;
+	p.nonce = now_ms;
+	f.body_case = RINGMQ__FRAME__BODY_PING;
+	f.ping = &p;
+	(void)conn_send(c, &f);
+	c->ping_sent_ms = now_ms;
+}
+
+void
+conn_sweep(struct conn_env *env, uint64_t now_ms)
+{
+	uint64_t idle = env->cfg->idle_timeout_ms;
+
+	for (struct conn *c = env->conns; c; c = c->next) {
+		if (c->is_closing || now_ms - c->last_input_ms < idle)
+			continue;
+		if (!c->is_hello_done || c->in_len > 0) {
+			log_info("conn %llu: %s for %llu ms; closing",
+				 (unsigned long long)c->id,
+				 c->is_hello_done ? "stopped mid-frame"
+						  : "no hello",
+				 (unsigned long long)(now_ms -
+						      c->last_input_ms));
+			conn_say_goodbye(c, "idle timeout");
+			conn_close(c);
+		} else if (c->ping_sent_ms == 0) {
+			conn_ping(c, now_ms);
+		} else if (now_ms - c->ping_sent_ms >= idle) {
+			log_info("conn %llu: no answer to ping; closing",
+				 (unsigned long long)c->id);
+			conn_say_goodbye(c, "no answer to ping");
+			conn_close(c);
+		}
+	}
 }

@@ -74,6 +74,10 @@ void conn_ref(struct conn *c);
 /* Drops a reference; @return 1 if c can still be answered. */
 int conn_unref_live(struct conn *c);
 
+/* Once a second or so: pings silent peers and closes the ones that do not
+ * answer, have not said hello, or stopped mid-frame (idle-timeout-ms). */
+void conn_sweep(struct conn_env *env, uint64_t now_ms);
+
 /* Frees every connection at once, whatever is in flight; only after the
  * loop has stopped and its ring is gone. */
 void conn_free_all(struct conn_env *env);

@@ -196,6 +196,25 @@ lease_owner_init(struct lease_owner *lo)
 	memset(lo, 0, sizeof(*lo));
 }
 
+void
+lease_owner_fini(struct lease_owner *lo)
+{
+	free(lo->recent);
+	lo->recent = NULL;
+}
+
+void
+lease_owner_remember(struct lease_owner *lo, uint64_t id, int code)
+{
+	size_t slot = id & (LEASE_RECENT - 1);
+
+	if (lo->recent == NULL &&
+	    (lo->recent = calloc(LEASE_RECENT, sizeof(*lo->recent))) == NULL)
+		return;
+	lo->recent[slot].id = id;
+	lo->recent[slot].code = code;
+}
+
 /* -------------------------------------------------------------- groups */
 
 int
@@ -942,12 +961,8 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 	struct gpart *gp = &l->g->parts[l->part];
 
 	lease_unlink(gs, l);
-	if (recent_code >= 0) {
-		size_t slot = l->id & (LEASE_RECENT - 1);
-
-		l->lo->recent[slot].id = l->id;
-		l->lo->recent[slot].code = recent_code;
-	}
+	if (recent_code >= 0)
+		lease_owner_remember(l->lo, l->id, recent_code);
 	if (l->sub)
 		l->sub->leased--;
 	gp->leased--;
@@ -998,7 +1013,7 @@ lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
 		return l;
 	}
 	*code = RINGMQ__ERROR_CODE__NOT_LEASED;
-	if (l == NULL && lo->recent[slot].id == id) {
+	if (l == NULL && lo->recent != NULL && lo->recent[slot].id == id) {
 		if (lo->recent[slot].code == RINGMQ__ERROR_CODE__LEASE_EXPIRED)
 			*code = RINGMQ__ERROR_CODE__LEASE_EXPIRED;
 		else if (is_ack)

@@ -31,16 +31,27 @@ struct lease;
 
 #define LEASE_RECENT 1024u /* ended leases remembered per owner */
 
-/* What a connection embeds to hold leases; _init before use. */
+/* An ended lease, remembered to answer a late ack of it. */
+struct lease_recent {
+	uint64_t id;
+	int code; /* RINGMQ__ERROR_CODE__OK, LEASE_EXPIRED or NOT_LEASED */
+};
+
+/* What a connection embeds to hold leases; _init before use, _fini after
+ * its leases are gone (groups_owner_gone). */
 struct lease_owner {
 	struct lease *leases; /* list of this owner's live leases */
-	struct {
-		uint64_t id;
-		int code;	/* RINGMQ__ERROR_CODE__OK or LEASE_EXPIRED */
-	} recent[LEASE_RECENT]; /* ended leases, direct-mapped by id */
+	/* Owned, [LEASE_RECENT], direct-mapped by id; allocated when the
+	 * first lease ends, so idle connections do not pay for it. */
+	struct lease_recent *recent;
 };
 
 void lease_owner_init(struct lease_owner *lo);
+void lease_owner_fini(struct lease_owner *lo);
+
+/* Remembers that lease id ended with code (best effort: no memory, no
+ * memory of it). */
+void lease_owner_remember(struct lease_owner *lo, uint64_t id, int code);
 
 /* A delivery as dispatch hands it over. */
 struct delivery {

@@ -46,14 +46,11 @@ group_end_leases(struct groups *gs, struct group *g)
 
 		while (l != NULL) {
 			struct lease *next = l->hash_next;
-
 			if (l->g == g) {
-				size_t slot = l->id & (LEASE_RECENT - 1);
-
 				lease_unlink(gs, l);
-				l->lo->recent[slot].id = l->id;
-				l->lo->recent[slot].code =
-					RINGMQ__ERROR_CODE__NOT_LEASED;
+				lease_owner_remember(
+					l->lo, l->id,
+					RINGMQ__ERROR_CODE__NOT_LEASED);
 				if (l->sub)
 					l->sub->leased--;
 				free(l);

@@ -48,6 +48,7 @@ struct server {
 	int is_stopping;
 	int is_goodbye_sent;
 	uint64_t stop_deadline_ms;
+	uint64_t next_sweep_ms; /* monotonic: next idle connection sweep */
 };
 
 static void
@@ -333,7 +334,16 @@ server_tick(void *ctx)
 	struct server *srv = ctx;
 	int64_t due = queues_tick(srv->qs);
 	int64_t next = groups_tick(srv->gs);
+	uint64_t now = groups_mono_ms();
 
+	if (now >= srv->next_sweep_ms) {
+		uint64_t period = srv->cfg->idle_timeout_ms / 4;
+
+		conn_sweep(&srv->env, now);
+		srv->next_sweep_ms = now + (period < 1000 ? period : 1000);
+	}
+	if (next < 0 || (int64_t)(srv->next_sweep_ms - now) < next)
+		next = (int64_t)(srv->next_sweep_ms - now);
 	if (due >= 0 && (next < 0 || due < next))
 		next = due;
 	conn_flush_all(&srv->env);
