@@ -21,12 +21,12 @@
  *
  * Space: a batch flagged STORE_BATCH_GROWS is refused with
  * -RMQ_ESTORAGE_FULL once the bytes in use (pages up to the high-water
- * mark minus the free pages LMDB keeps for reuse) reach the map size minus
- * the headroom, or once the filesystem (plus the free pages inside the
- * file) has less than two headrooms left. Headroom = map size / 16,
- * clamped to [64 KiB, 1 GiB]: enough for acks, group states and deletes
- * (which dirty few pages and free many) to keep committing, without
- * holding back a large share of a big map.
+ * mark minus the free pages LMDB keeps for reuse) reach the map size minus *
+ * the headroom, or once the filesystem (plus the free pages inside the file)
+ * has less than two headrooms left (at most an eighth of the filesystem, at
+ * least 256 KiB). Headroom = map size / 16, clamped to [64 KiB, 1 GiB]: enough
+ * for acks, group states and deletes (which dirty few pages and free many) to
+ * keep committing, without holding back a large share of a big map.
  */
 #include "store.h"
 
@@ -278,8 +278,8 @@ grow_room(struct store *s)
 	uint64_t used = atomic_load(&s->used_bytes);
 	uint64_t high = atomic_load(&s->high_water_bytes);
 	int64_t room, fs_room;
+	uint64_t fs_reserve, fs_total;
 	struct statvfs sv;
-
 	room = (int64_t)s->map_bytes - (int64_t)s->headroom_bytes -
 	       (int64_t)used;
 	if (fstatvfs(s->lock_fd, &sv) != 0) {
@@ -289,10 +289,18 @@ grow_room(struct store *s)
 				 s->dir, strerror(errno));
 		s->is_statvfs_logged = true;
 		return room;
-	}
-	/* Growth beyond the file's free pages comes from the filesystem. */
+	} /* Growth beyond the file's free pages comes from the filesystem.
+	   * Its reserve is two headrooms, but at most an eighth of a
+	   * filesystem smaller than the map (never under 256 KiB), or a small
+	   * disk would refuse everything from the start. */
+	fs_reserve = 2 * s->headroom_bytes;
+	fs_total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	if (fs_reserve > fs_total / 8)
+		fs_reserve = fs_total / 8;
+	if (fs_reserve < 4 * HEADROOM_MIN_BYTES)
+		fs_reserve = 4 * HEADROOM_MIN_BYTES;
 	fs_room = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize) +
-		  (int64_t)(high - used) - 2 * (int64_t)s->headroom_bytes;
+		  (int64_t)(high - used) - (int64_t)fs_reserve;
 	return fs_room < room ? fs_room : room;
 }
 

@@ -112,7 +112,6 @@ harness_start(struct harness_broker *b, const char *const *extra)
 	const char *argv[HARNESS_MAX_ARGS + 16];
 	int fds[2];
 	int argc = 0;
-
 	if (b->dir[0] == '\0') {
 		snprintf(b->dir, sizeof(b->dir), "/tmp/ringmq-test-XXXXXX");
 		if (mkdtemp(b->dir) == NULL) {
@@ -120,11 +119,11 @@ harness_start(struct harness_broker *b, const char *const *extra)
 			return -1;
 		}
 		b->extra[0] = NULL;
-		for (int i = 0; extra && extra[i] && i < HARNESS_MAX_ARGS - 1;
-		     i++) {
-			b->extra[i] = extra[i];
-			b->extra[i + 1] = NULL;
-		}
+	}
+	/* Flags given are kept for restarts (which pass NULL). */
+	for (int i = 0; extra && extra[i] && i < HARNESS_MAX_ARGS - 1; i++) {
+		b->extra[i] = extra[i];
+		b->extra[i + 1] = NULL;
 	}
 	argv[argc++] = prog;
 	argv[argc++] = "--listen";

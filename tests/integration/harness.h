@@ -23,9 +23,9 @@ struct harness_broker {
 		*extra[HARNESS_MAX_ARGS]; /* borrowed extra flags, NULL-ended */
 };
 
-/*
- * Starts ringmqd. On first start creates a temporary data directory; a later
- * start (after harness_kill/harness_stop) reuses it, for restart tests.
+/* * Starts ringmqd. With b->dir empty, creates a temporary data directory
+ * (a preset b->dir is used as it is); a later start (after
+ * harness_kill/harness_stop) reuses it, for restart tests.
  * extra (may be NULL) is a NULL-terminated list of further flags, kept for
  * restarts. Waits at most 10 s for "listening on".
  * @return 0, or -1 with a message on stderr.

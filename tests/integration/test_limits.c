@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -448,6 +449,87 @@ test_ten_thousand_idle_connections_use_bounded_memory(void **state)
 	harness_cleanup(&broker);
 }
 
+static int
+try_publish(ringmq_client *c, const char *queue, const void *data, size_t len)
+{
+	ringmq_message *m = ringmq_message_new(data, len);
+	int rc = ringmq_publish(c, queue, m, NULL, NULL, NULL);
+
+	ringmq_message_free(m);
+	return rc;
+}
+
+/* The data directory on a real, small filesystem: a 3 MiB tmpfs, far
+ * below --max-storage-bytes, so the filesystem fills first. */
+static void
+test_full_disk_refuses_publishes_keeps_acks_and_recovers(void **state)
+{
+	static const char *const flags[] = { "--max-storage-bytes", "256M",
+					     NULL };
+	char base[64] = "/tmp/ringmq-test-XXXXXX";
+	char payload[2048];
+	ringmq_client *c;
+	uint32_t sub;
+	int stored = 0, rc = RINGMQ_OK;
+
+	(void)state;
+	memset(payload, 'd', sizeof(payload));
+	assert_non_null(mkdtemp(base));
+	if (mount("tmpfs", base, "tmpfs", 0, "size=3m") < 0) {
+		/* Not root, or no mount permission here. */
+		rmdir(base);
+		skip();
+		return;
+	}
+	memset(&broker, 0, sizeof(broker));
+	broker.stdout_fd = -1;
+	snprintf(broker.dir, sizeof(broker.dir), "%s/data", base);
+	assert_int_equal(harness_start(&broker, flags), 0);
+	c = connect_client();
+	assert_int_equal(ringmq_queue_create(c, "disk", NULL), RINGMQ_OK);
+	while (stored < 10000) {
+		rc = try_publish(c, "disk", payload, sizeof(payload));
+		if (rc != RINGMQ_OK)
+			break;
+		stored++;
+	}
+	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
+	assert_true(stored > 50);
+	/* Consumers still consume and ack everything. */
+	assert_int_equal(ringmq_subscribe(c, &sub, "disk", "g", 100,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < stored; i++) {
+		ringmq_delivery *d = NULL;
+		uint64_t id;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		id = ringmq_delivery_lease_id(d);
+		assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	/* Space is free again inside the file: publishing works. */
+	assert_int_equal(try_publish(c, "disk", payload, sizeof(payload)),
+			 RINGMQ_OK);
+	ringmq_client_free(c);
+	/* No corruption: a clean stop and a restart find exactly that one. */
+	assert_int_equal(harness_stop(&broker), 0);
+	assert_int_equal(harness_start(&broker, NULL), 0);
+	c = connect_client();
+	{
+		ringmq_queue_list *l = NULL;
+
+		assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+		assert_int_equal(ringmq_queue_list_messages(l, 0), 1);
+		ringmq_queue_list_free(l);
+	}
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&broker), 0);
+	harness_cleanup(&broker);
+	assert_int_equal(umount(base), 0);
+	rmdir(base);
+}
+
 int
 main(void)
 {
@@ -466,6 +548,8 @@ main(void)
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(
 			test_ten_thousand_idle_connections_use_bounded_memory),
+		cmocka_unit_test(
+			test_full_disk_refuses_publishes_keeps_acks_and_recovers),
 	};
 	int failed;
 
