@@ -15,10 +15,13 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LIB_VERSION "0.1.0"
@@ -129,10 +132,46 @@ client_begin(struct ringmq_client *c)
 	c->errmsg[0] = '\0';
 	if (c->state == CONN_CLOSED)
 		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
-	if (c->state == CONN_LOST)
+	if (c->state == CONN_LOST && !c->opts.is_reconnect)
 		return client_fail(c, RINGMQ_CONNECTION_LOST,
 				   "the connection was lost");
 	return RINGMQ_OK;
+}
+
+void
+client_lock(struct ringmq_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->lock_depth++;
+}
+
+void
+client_unlock(struct ringmq_client *c)
+{
+	c->lock_depth--;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
+client_take_callbacks(struct ringmq_client *c, struct cb_work *w)
+{
+	w->pubs = c->done_head;
+	c->done_head = NULL;
+	c->done_tail = NULL;
+	w->dels = c->cbq_head;
+	c->cbq_head = NULL;
+	c->cbq_tail = NULL;
+}
+
+int
+client_run_callbacks(struct ringmq_client *c, struct cb_work *w)
+{
+	int n = producer_run_done(c, w->pubs);
+
+	n += subs_run_callbacks(c, w->dels);
+	w->pubs = NULL;
+	w->dels = NULL;
+	return n;
 }
 
 int
@@ -248,6 +287,16 @@ ringmq_opts_new(void)
 	}
 	opts->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	opts->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+	opts->is_reconnect = 1;
+	opts->reconnect_backoff_ms = DEFAULT_RECONNECT_BACKOFF_MS;
+	opts->reconnect_backoff_max_ms = DEFAULT_RECONNECT_BACKOFF_MAX_MS;
+	opts->ping_interval_ms = DEFAULT_PING_INTERVAL_MS;
+	opts->linger_ms = DEFAULT_LINGER_MS;
+	opts->batch_max_messages = DEFAULT_BATCH_MAX_MESSAGES;
+	opts->max_outstanding_bytes = DEFAULT_MAX_OUTSTANDING_BYTES;
+	opts->is_block_when_full = 1;
+	opts->nack_backoff_ms = DEFAULT_NACK_BACKOFF_MS;
+	opts->nack_backoff_max_ms = DEFAULT_NACK_BACKOFF_MAX_MS;
 	return opts;
 }
 
@@ -276,12 +325,75 @@ set_string(char **slot, const char *value, char *errbuf, size_t errlen)
 	return RINGMQ_OK;
 }
 
+/* Numeric options: where each goes and its range. */
+static const struct num_opt {
+	const char *name;
+	size_t off; /* offsetof in struct ringmq_opts */
+	int kind;   /* 'i' int, 'u' uint32_t, 'U' uint64_t, 'b' boolean */
+	uint64_t min;
+	uint64_t max;
+} num_opts[] = {
+	{ "connect-timeout-ms",
+	  offsetof(struct ringmq_opts, connect_timeout_ms), 'i', 1,
+	  MAX_TIMEOUT_MS },
+	{ "request-timeout-ms",
+	  offsetof(struct ringmq_opts, request_timeout_ms), 'i', 1,
+	  MAX_TIMEOUT_MS },
+	{ "reconnect", offsetof(struct ringmq_opts, is_reconnect), 'b', 0, 1 },
+	{ "reconnect-backoff-ms",
+	  offsetof(struct ringmq_opts, reconnect_backoff_ms), 'i', 1,
+	  MAX_TIMEOUT_MS },
+	{ "reconnect-backoff-max-ms",
+	  offsetof(struct ringmq_opts, reconnect_backoff_max_ms), 'i', 1,
+	  MAX_TIMEOUT_MS },
+	{ "ping-interval-ms", offsetof(struct ringmq_opts, ping_interval_ms),
+	  'i', 0, MAX_TIMEOUT_MS },
+	{ "linger-ms", offsetof(struct ringmq_opts, linger_ms), 'i', 0, 60000 },
+	{ "batch-max-messages",
+	  offsetof(struct ringmq_opts, batch_max_messages), 'u', 1, 1000000 },
+	{ "max-outstanding-bytes",
+	  offsetof(struct ringmq_opts, max_outstanding_bytes), 'U', 1,
+	  (uint64_t)1 << 48 },
+	{ "block-when-full", offsetof(struct ringmq_opts, is_block_when_full),
+	  'b', 0, 1 },
+	{ "auto-touch", offsetof(struct ringmq_opts, is_auto_touch), 'b', 0,
+	  1 },
+	{ "nack-backoff-ms", offsetof(struct ringmq_opts, nack_backoff_ms), 'i',
+	  0, MAX_TIMEOUT_MS },
+	{ "nack-backoff-max-ms",
+	  offsetof(struct ringmq_opts, nack_backoff_max_ms), 'i', 0,
+	  MAX_TIMEOUT_MS },
+};
+
+/* Sets a numeric or boolean option; -1 when the value is bad. */
+static int
+set_num(struct ringmq_opts *opts, const struct num_opt *o, const char *value)
+{
+	char *slot = (char *)opts + o->off;
+	uint64_t v;
+
+	if (o->kind == 'b') {
+		if (strcmp(value, "true") == 0)
+			v = 1;
+		else if (strcmp(value, "false") == 0)
+			v = 0;
+		else
+			return -1;
+	} else if (parse_u64(value, o->min, o->max, &v) < 0) {
+		return -1;
+	}
+	switch (o->kind) {
+	case 'u': *(uint32_t *)(void *)slot = (uint32_t)v; break;
+	case 'U': *(uint64_t *)(void *)slot = v; break;
+	default: *(int *)(void *)slot = (int)v; break;
+	}
+	return 0;
+}
+
 int
 ringmq_opts_set(ringmq_opts *opts, const char *name, const char *value,
 		char *errbuf, size_t errlen)
 {
-	uint64_t v;
-
 	if (opts == NULL || name == NULL || value == NULL) {
 		errbuf_set(errbuf, errlen, "NULL argument");
 		return RINGMQ_USAGE;
@@ -293,20 +405,24 @@ ringmq_opts_set(ringmq_opts *opts, const char *name, const char *value,
 	}
 	if (strcmp(name, "client-name") == 0)
 		return set_string(&opts->client_name, value, errbuf, errlen);
-	if (strcmp(name, "connect-timeout-ms") == 0 ||
-	    strcmp(name, "request-timeout-ms") == 0) {
-		if (parse_u64(value, 1, MAX_TIMEOUT_MS, &v) < 0) {
+	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
+		const struct num_opt *o = &num_opts[i];
+
+		if (strcmp(name, o->name) != 0)
+			continue;
+		if (set_num(opts, o, value) == 0)
+			return RINGMQ_OK;
+		if (o->kind == 'b')
 			errbuf_set(errbuf, errlen,
-				   "%s must be a number from 1 to %d, not "
-				   "'%s'",
-				   name, MAX_TIMEOUT_MS, value);
-			return RINGMQ_USAGE;
-		}
-		if (name[0] == 'c')
-			opts->connect_timeout_ms = (int)v;
+				   "%s must be true or false, not '%s'", name,
+				   value);
 		else
-			opts->request_timeout_ms = (int)v;
-		return RINGMQ_OK;
+			errbuf_set(errbuf, errlen,
+				   "%s must be a number from %llu to %llu, "
+				   "not '%s'",
+				   name, (unsigned long long)o->min,
+				   (unsigned long long)o->max, value);
+		return RINGMQ_USAGE;
 	}
 	errbuf_set(errbuf, errlen, "unknown option '%s'", name);
 	return RINGMQ_USAGE;
@@ -315,8 +431,7 @@ ringmq_opts_set(ringmq_opts *opts, const char *name, const char *value,
 static int
 opts_copy(struct ringmq_opts *dst, const struct ringmq_opts *src)
 {
-	dst->connect_timeout_ms = src->connect_timeout_ms;
-	dst->request_timeout_ms = src->request_timeout_ms;
+	*dst = *src;
 	dst->server = strdup(src->server);
 	dst->client_name = src->client_name ? strdup(src->client_name) : NULL;
 	if (dst->server == NULL ||
@@ -423,6 +538,9 @@ hello(struct ringmq_client *c)
 
 	h.version = PROTO_VERSION;
 	h.client_name = c->opts.client_name;
+	/* Resume the producer: resent batches are then recognised. */
+	h.has_producer_id = c->producer_id != 0;
+	h.producer_id = c->producer_id;
 	f.body_case = RINGMQ__FRAME__BODY_HELLO;
 	f.hello = &h;
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_HELLO_OK, &resp);
@@ -465,6 +583,7 @@ reset_attempt(struct ringmq_client *c)
 	c->fd = -1;
 	c->state = CONN_LOST;
 	c->is_closing = 0;
+	c->is_ready = 0;
 	c->in_len = 0;
 	c->out_off = 0;
 	c->out_len = 0;
@@ -504,9 +623,12 @@ connect_one(struct ringmq_client *c, const char *entry, size_t len, char *why,
 	if (c->fd < 0)
 		return RINGMQ_UNREACHABLE;
 	c->state = CONN_OPEN;
+	c->last_rx_ms = conn_now_ms();
+	c->ping_sent_ms = 0;
 	c->errmsg[0] = '\0';
 	rc = hello(c);
 	if (rc == RINGMQ_OK) {
+		c->is_ready = 1;
 		free(c->server);
 		c->server = strndup(entry, len);
 		if (c->server == NULL) {
@@ -525,16 +647,151 @@ connect_one(struct ringmq_client *c, const char *entry, size_t len, char *why,
 	return rc;
 }
 
+/* Random 64 bits for jitter and the round-robin start; not secret. */
+static uint64_t
+seed64(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+	       ((uint64_t)getpid() << 40);
+}
+
+/* xorshift64: cheap, good enough for jitter. */
+static uint64_t
+next_rand(struct ringmq_client *c)
+{
+	uint64_t x = c->rr_seed ? c->rr_seed : 0x9e3779b97f4a7c15ull;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	c->rr_seed = x;
+	return x;
+}
+
+/* Number of entries in the server list (checked already). */
+static size_t
+server_count(const char *list)
+{
+	size_t n = 1;
+
+	for (; *list; list++)
+		n += *list == ',';
+	return n;
+}
+
+/* The idx-th entry of the server list: its start and length. */
+static const char *
+server_entry(const char *list, size_t idx, size_t *lenp)
+{
+	const char *p = list;
+	const char *comma;
+
+	for (size_t i = 0; i < idx; i++)
+		p = strchr(p, ',') + 1;
+	comma = strchr(p, ',');
+	*lenp = comma ? (size_t)(comma - p) : strlen(p);
+	return p;
+}
+
+/*
+ * Walks the server list once, from index first, until a broker completes
+ * hello. Lock held; the lock is kept through the waits so that no other
+ * thread sees a half-made connection.
+ */
+static int
+connect_walk(struct ringmq_client *c, size_t first, char *errbuf, size_t errlen)
+{
+	size_t n = server_count(c->opts.server);
+	char why[384];
+	int rc = RINGMQ_UNREACHABLE;
+	int is_refused = 0;
+
+	c->is_connecting = 1;
+	c->hold_lock++;
+	for (size_t k = 0; k < n; k++) {
+		size_t idx = (first + k) % n;
+		size_t len;
+		const char *p = server_entry(c->opts.server, idx, &len);
+		int one = connect_one(c, p, len, why, sizeof(why));
+
+		if (one == RINGMQ_OK) {
+			c->server_idx = idx;
+			rc = RINGMQ_OK;
+			break;
+		}
+		errbuf_append(errbuf, errlen, why);
+		if (one == RINGMQ_INTERNAL || one == RINGMQ_USAGE) {
+			rc = one;
+			break;
+		}
+		/* A broker's refusal says more than "unreachable". */
+		if (one != RINGMQ_UNREACHABLE || !is_refused) {
+			rc = one;
+			is_refused = one != RINGMQ_UNREACHABLE;
+		}
+	}
+	if (rc != RINGMQ_OK)
+		reset_attempt(c);
+	else
+		c->conn_gen++;
+	c->hold_lock--;
+	c->is_connecting = 0;
+	return rc;
+}
+
+int
+client_reconnect(struct ringmq_client *c)
+{
+	char why[512] = "";
+	struct ringmq_delivery *d;
+	/* After a goodbye, try the other brokers first. */
+	size_t first = c->server_idx + (c->is_closing ? 1 : 0);
+	int rc;
+
+	rc = connect_walk(c, first, why, sizeof(why));
+	if (rc != RINGMQ_OK) {
+		int64_t b = c->backoff_ms;
+
+		/* Exponential backoff with jitter: wait b/2 + random(b/2),
+		 * so that many clients do not come back all at once. */
+		c->next_attempt_ms =
+			conn_now_ms() + b / 2 +
+			(int64_t)(next_rand(c) % (uint64_t)(b / 2 + 1));
+		b *= 2;
+		c->backoff_ms = b > c->opts.reconnect_backoff_max_ms
+					? c->opts.reconnect_backoff_max_ms
+					: (int)b;
+		snprintf(c->errmsg, sizeof(c->errmsg), "reconnect failed: %s",
+			 why);
+		return RINGMQ_UNREACHABLE;
+	}
+	c->backoff_ms = c->opts.reconnect_backoff_ms;
+	/* Deliveries not handed out yet had leases of the old connection;
+	 * the broker counts them failed and delivers them again. */
+	while ((d = conn_dq_pop(c)) != NULL)
+		ringmq_delivery_free(d);
+	c->hold_lock++;
+	rc = subs_restore(c);
+	c->hold_lock--;
+	if (rc != RINGMQ_OK)
+		return rc;
+	producer_send_due(c, conn_now_ms());
+	conn_try_send(c);
+	conn_wake(c);
+	return RINGMQ_OK;
+}
+
 int
 ringmq_client_connect(ringmq_client **clientp, const ringmq_opts *opts,
 		      char *errbuf, size_t errlen)
 {
 	ringmq_opts *defaults = NULL;
 	ringmq_client *c = NULL;
-	char why[384];
-	const char *p;
-	int rc = RINGMQ_UNREACHABLE;
-	int is_refused = 0;
+	pthread_mutexattr_t ma;
+	int rc;
 
 	if (clientp == NULL) {
 		errbuf_set(errbuf, errlen, "NULL argument");
@@ -558,30 +815,31 @@ ringmq_client_connect(ringmq_client **clientp, const ringmq_opts *opts,
 	c->fd = -1;
 	c->state = CONN_LOST;
 	c->next_request_id = 1;
-	if (opts_copy(&c->opts, opts) < 0)
+	c->next_sub_id = 1;
+	c->rr_seed = seed64();
+	c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (pthread_mutexattr_init(&ma) != 0)
 		goto nomem;
-
-	for (p = c->opts.server;;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		int one = connect_one(c, p, len, why, sizeof(why));
-
-		if (one == RINGMQ_OK)
-			break;
-		errbuf_append(errbuf, errlen, why);
-		if (one == RINGMQ_INTERNAL || one == RINGMQ_USAGE) {
-			rc = one;
-			goto fail;
-		}
-		/* A broker's refusal says more than "unreachable". */
-		if (one != RINGMQ_UNREACHABLE || !is_refused) {
-			rc = one;
-			is_refused = one != RINGMQ_UNREACHABLE;
-		}
-		if (comma == NULL)
-			goto fail;
-		p = comma + 1;
+	/* Recursive: conn_call takes it under callers that hold it. */
+	(void)pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	rc = pthread_mutex_init(&c->lock, &ma);
+	(void)pthread_mutexattr_destroy(&ma);
+	if (rc != 0) {
+		free(c);
+		c = NULL;
+		goto nomem;
 	}
+	if (c->wake_fd < 0 || opts_copy(&c->opts, opts) < 0)
+		goto nomem;
+	c->backoff_ms = c->opts.reconnect_backoff_ms;
+
+	client_lock(c);
+	rc = connect_walk(c, 0, errbuf, errlen);
+	client_unlock(c);
+	if (rc != RINGMQ_OK)
+		goto fail;
+	if (c->opts.is_auto_touch && touch_thread_start(c) != 0)
+		goto nomem;
 	c->errmsg[0] = '\0';
 	ringmq_opts_free(defaults);
 	*clientp = c;
@@ -601,10 +859,24 @@ fail:
 void
 ringmq_client_close(ringmq_client *c)
 {
+	struct cb_work w;
+
 	if (c == NULL)
 		return;
-	conn_fini(c);
+	touch_thread_stop(c);
+	client_lock(c);
+	if (c->state == CONN_CLOSED) {
+		client_unlock(c);
+		return;
+	}
 	c->state = CONN_CLOSED;
+	c->is_ready = 0;
+	producer_on_lost(c, RINGMQ_CLOSED);
+	client_take_callbacks(c, &w);
+	conn_fini(c);
+	conn_wake(c);
+	client_unlock(c);
+	(void)client_run_callbacks(c, &w);
 }
 
 void
@@ -612,11 +884,120 @@ ringmq_client_free(ringmq_client *c)
 {
 	if (c == NULL)
 		return;
+	if (c->state != CONN_CLOSED && c->wake_fd >= 0)
+		ringmq_client_close(c);
 	conn_fini(c);
+	producer_fini(c);
+	subs_fini(c);
+	free(c->tracked);
+	if (c->wake_fd >= 0)
+		(void)close(c->wake_fd); /* nothing to report */
+	pthread_mutex_destroy(&c->lock);
 	free(c->opts.server);
 	free(c->opts.client_name);
 	free(c->server);
 	free(c);
+}
+
+int
+ringmq_client_poll(ringmq_client *c, int timeout_ms)
+{
+	struct cb_work w;
+	int64_t deadline_ms;
+
+	if (c == NULL)
+		return 0;
+	deadline_ms = timeout_ms < 0 ? -1 : conn_now_ms() + timeout_ms;
+	client_lock(c);
+	for (;;) {
+		int rc;
+
+		if (c->done_head != NULL || c->cbq_head != NULL)
+			break;
+		rc = conn_pump(c, deadline_ms);
+		if (rc == RINGMQ_CLOSED ||
+		    (rc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect))
+			break;
+		if (c->done_head != NULL || c->cbq_head != NULL)
+			break;
+		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
+			break;
+	}
+	client_take_callbacks(c, &w);
+	client_unlock(c);
+	return client_run_callbacks(c, &w);
+}
+
+int
+ringmq_client_flush(ringmq_client *c, int timeout_ms)
+{
+	struct cb_work w;
+	int64_t deadline_ms;
+	int rc = RINGMQ_OK;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	deadline_ms = timeout_ms < 0 ? -1 : conn_now_ms() + timeout_ms;
+	client_lock(c);
+	c->n_flushing++;
+	while (c->n_outstanding > 0) {
+		rc = conn_pump(c, deadline_ms);
+		if (rc == RINGMQ_CLOSED)
+			break;
+		rc = RINGMQ_OK;
+		if (c->n_outstanding == 0)
+			break;
+		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms) {
+			rc = RINGMQ_TIMEOUT;
+			break;
+		}
+	}
+	if (c->n_outstanding > 0 && rc == RINGMQ_OK)
+		rc = c->state == CONN_CLOSED ? RINGMQ_CLOSED : RINGMQ_TIMEOUT;
+	c->n_flushing--;
+	client_take_callbacks(c, &w);
+	client_unlock(c);
+	(void)client_run_callbacks(c, &w);
+	return rc;
+}
+
+int
+ringmq_client_fd(ringmq_client *c)
+{
+	int fd;
+
+	if (c == NULL)
+		return -1;
+	client_lock(c);
+	fd = c->fd;
+	client_unlock(c);
+	return fd;
+}
+
+size_t
+ringmq_client_outstanding(ringmq_client *c)
+{
+	size_t n;
+
+	if (c == NULL)
+		return 0;
+	client_lock(c);
+	n = c->n_outstanding;
+	client_unlock(c);
+	return n;
+}
+
+int
+ringmq_client_is_connected(ringmq_client *c)
+{
+	int is_open;
+
+	if (c == NULL)
+		return 0;
+	client_lock(c);
+	is_open = c->state == CONN_OPEN && c->is_ready;
+	client_unlock(c);
+	return is_open;
 }
 
 const char *

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,12 +91,46 @@ conn_lose(struct ringmq_client *c, const char *why)
 	(void)close(c->fd);
 	c->fd = -1;
 	c->state = CONN_LOST;
+	c->is_ready = 0;
 	c->in_len = 0;
 	c->out_off = 0;
 	c->out_len = 0;
+	c->ping_sent_ms = 0;
 	/* Keep the first reason: a pushed Error explains the close. */
 	if (c->errmsg[0] == '\0' && why != NULL)
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s", why);
+	/* Leases die with the connection: nothing left to touch. */
+	c->n_tracked = 0;
+	subs_on_lost(c);
+	producer_on_lost(c, c->opts.is_reconnect ? 0 : RINGMQ_CONNECTION_LOST);
+	/* The first attempt waits one backoff step: a broker that just
+	 * closed (goodbye) is likely restarting. */
+	if (!c->is_connecting) {
+		c->backoff_ms = c->opts.reconnect_backoff_ms;
+		c->next_attempt_ms = conn_now_ms() + c->backoff_ms / 2;
+	}
+	conn_wake(c);
+}
+
+void
+conn_wake(struct ringmq_client *c)
+{
+	uint64_t one = 1;
+
+	/* A full counter is still readable: the wake-up is not lost. */
+	if (c->sleepers > 0 && c->wake_fd >= 0 &&
+	    write(c->wake_fd, &one, sizeof(one)) < 0)
+		(void)0;
+}
+
+uint64_t
+conn_next_request_id(struct ringmq_client *c)
+{
+	uint64_t id = c->next_request_id++;
+
+	if (c->next_request_id == 0)
+		c->next_request_id = 1; /* 0 marks pushed frames */
+	return id;
 }
 
 void
@@ -114,6 +149,11 @@ conn_fini(struct ringmq_client *c)
 	c->out_off = c->out_len = c->out_cap = 0;
 	while ((d = conn_dq_pop(c)) != NULL)
 		ringmq_delivery_free(d);
+	while ((d = c->cbq_head) != NULL) {
+		c->cbq_head = d->next;
+		ringmq_delivery_free(d);
+	}
+	c->cbq_tail = NULL;
 }
 
 int
@@ -152,8 +192,8 @@ conn_dq_pop(struct ringmq_client *c)
 	return d;
 }
 
-static void
-dq_push(struct ringmq_client *c, struct ringmq_delivery *d)
+void
+conn_dq_push(struct ringmq_client *c, struct ringmq_delivery *d)
 {
 	d->next = NULL;
 	if (c->dq_tail != NULL)
@@ -193,10 +233,14 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 			if (p->request_id == f->request_id && !p->is_done) {
 				p->resp = f;
 				p->is_done = 1;
+				conn_wake(c);
 				return;
 			}
 		}
-		/* The late answer of a call that timed out. */
+		if (producer_on_answer(c, f))
+			return;
+		/* The late answer of a call that timed out, or of a
+		 * keepalive ping or an automatic touch. */
 		ringmq__frame__free_unpacked(f, NULL);
 		return;
 	}
@@ -209,11 +253,13 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 			break;
 		}
 		d->f = f;
-		dq_push(c, d);
+		subs_on_delivery(c, d);
+		conn_wake(c);
 		return;
 	case RINGMQ__FRAME__BODY_PING: answer_ping(c, f); break;
 	case RINGMQ__FRAME__BODY_GOODBYE:
 		c->is_closing = 1;
+		conn_wake(c);
 		snprintf(c->errmsg, sizeof(c->errmsg),
 			 "the broker is shutting down%s%s",
 			 f->goodbye->reason ? ": " : "",
@@ -330,6 +376,8 @@ fill_in(struct ringmq_client *c)
 			break;
 		}
 		c->in_len += (size_t)n;
+		c->last_rx_ms = conn_now_ms();
+		c->ping_sent_ms = 0;
 		if ((size_t)n < READ_CHUNK_BYTES)
 			break;
 	}
@@ -351,45 +399,201 @@ fill_in(struct ringmq_client *c)
 	return 0;
 }
 
+/* Sends a keepalive Ping; its Pong is dropped, any bytes count. */
+static void
+send_keepalive(struct ringmq_client *c, int64_t now_ms)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ping ping = RINGMQ__PING__INIT;
+
+	f.has_request_id = 1;
+	f.request_id = conn_next_request_id(c);
+	f.body_case = RINGMQ__FRAME__BODY_PING;
+	f.ping = &ping;
+	/* Out of memory: the next round tries again. */
+	if (conn_queue_frame(c, &f) == RINGMQ_OK)
+		c->ping_sent_ms = now_ms;
+}
+
+/*
+ * Timers of a ready connection: due batches, due touches, keepalive.
+ * @return the earliest next due time (monotonic ms), or -1; -2 when the
+ *         broker stayed silent through a whole ping interval after a ping
+ *         (the connection is then lost).
+ */
+static int64_t
+run_timers(struct ringmq_client *c, int64_t now_ms)
+{
+	int64_t due = -1;
+	int64_t t;
+	int64_t iv = c->opts.ping_interval_ms;
+
+	producer_send_due(c, now_ms);
+	touch_send_due(c, now_ms);
+	if (iv > 0) {
+		if (c->ping_sent_ms != 0 && now_ms - c->ping_sent_ms >= iv) {
+			conn_lose(c, "connection lost: no answer to a ping "
+				     "(broker unresponsive)");
+			return -2;
+		}
+		if (c->ping_sent_ms == 0 && now_ms - c->last_rx_ms >= iv)
+			send_keepalive(c, now_ms);
+		due = c->ping_sent_ms ? c->ping_sent_ms + iv
+				      : c->last_rx_ms + iv;
+	}
+	t = producer_next_due_ms(c);
+	if (t >= 0 && (due < 0 || t < due))
+		due = t;
+	t = touch_next_due_ms(c);
+	if (t >= 0 && (due < 0 || t < due))
+		due = t;
+	return due;
+}
+
+/* poll() timeout for a wait until wake_ms (-1: no limit). */
+static int
+poll_timeout(int64_t wake_ms)
+{
+	int64_t left;
+
+	if (wake_ms < 0)
+		return -1;
+	left = wake_ms - conn_now_ms();
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/*
+ * poll() with the client's lock dropped (unless hold_lock), so that other
+ * threads sharing the client go on while this one waits. The wake fd is
+ * drained by the last sleeper out, so no wake-up meant for another waiter
+ * is lost.
+ */
+static int
+poll_unlocked(struct ringmq_client *c, struct pollfd *p, nfds_t n,
+	      int timeout_ms)
+{
+	int depth = c->lock_depth;
+	int is_unlocked = c->hold_lock == 0;
+	int r;
+
+	c->sleepers++;
+	if (is_unlocked) {
+		c->lock_depth = 0;
+		for (int i = 0; i < depth; i++)
+			pthread_mutex_unlock(&c->lock);
+	}
+	r = poll(p, n, timeout_ms);
+	if (r < 0 && errno != EINTR)
+		r = -2;
+	if (is_unlocked) {
+		for (int i = 0; i < depth; i++)
+			pthread_mutex_lock(&c->lock);
+		c->lock_depth = depth;
+	}
+	if (--c->sleepers == 0 && c->wake_fd >= 0) {
+		uint64_t v;
+
+		/* EAGAIN when nobody wrote: nothing to drain. */
+		if (read(c->wake_fd, &v, sizeof(v)) < 0)
+			(void)0;
+	}
+	return r;
+}
+
+/* Waits while not connected: until the next reconnect attempt or the
+ * deadline, whichever is first, or a wake-up. */
+static int
+pump_lost(struct ringmq_client *c, int64_t deadline_ms)
+{
+	struct pollfd p;
+	int64_t wake_ms;
+
+	if (!c->opts.is_reconnect || c->is_connecting)
+		return RINGMQ_CONNECTION_LOST;
+	if (conn_now_ms() >= c->next_attempt_ms) {
+		if (client_reconnect(c) == RINGMQ_OK)
+			return RINGMQ_OK;
+	}
+	wake_ms = c->next_attempt_ms;
+	if (deadline_ms >= 0 && deadline_ms < wake_ms)
+		wake_ms = deadline_ms;
+	p.fd = c->wake_fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	(void)poll_unlocked(c, &p, 1, poll_timeout(wake_ms));
+	if (c->state == CONN_CLOSED)
+		return RINGMQ_CLOSED;
+	if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
+		return RINGMQ_TIMEOUT;
+	return RINGMQ_OK;
+}
+
 int
 conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 {
-	struct pollfd p;
-	int timeout_ms = -1;
+	struct pollfd p[2];
+	int64_t wake_ms = deadline_ms;
+	uint64_t gen = c->conn_gen;
 	int r;
 
-	if (c->state != CONN_OPEN)
-		return RINGMQ_CONNECTION_LOST;
-	if (deadline_ms >= 0) {
-		int64_t left = deadline_ms - conn_now_ms();
+	if (c->state == CONN_CLOSED)
+		return RINGMQ_CLOSED;
+	if (c->state == CONN_LOST)
+		return pump_lost(c, deadline_ms);
+	if (c->is_ready) {
+		int64_t due = run_timers(c, conn_now_ms());
 
-		timeout_ms = left <= 0	      ? 0
-			     : left > INT_MAX ? INT_MAX
-					      : (int)left;
+		if (due == -2)
+			return RINGMQ_CONNECTION_LOST;
+		if (due >= 0 && (wake_ms < 0 || due < wake_ms))
+			wake_ms = due;
 	}
-	p.fd = c->fd;
-	p.events = POLLIN;
+	p[0].fd = c->fd;
+	p[0].events = POLLIN;
 	if (c->out_off < c->out_len)
-		p.events |= POLLOUT;
-	p.revents = 0;
-	r = poll(&p, 1, timeout_ms);
-	if (r < 0) {
-		if (errno == EINTR)
-			return RINGMQ_OK; /* the caller checks its deadline */
+		p[0].events |= POLLOUT;
+	p[0].revents = 0;
+	p[1].fd = c->wake_fd;
+	p[1].events = POLLIN;
+	p[1].revents = 0;
+	r = poll_unlocked(c, p, c->wake_fd >= 0 ? 2 : 1, poll_timeout(wake_ms));
+	if (c->state == CONN_CLOSED)
+		return RINGMQ_CLOSED;
+	if (c->state != CONN_OPEN || c->conn_gen != gen)
+		return RINGMQ_OK; /* another thread lost or replaced it */
+	if (r == -2) {
 		conn_lose(c, "connection lost: poll failed");
 		return RINGMQ_CONNECTION_LOST;
 	}
-	if (r == 0)
-		return RINGMQ_TIMEOUT;
-	if ((p.revents & POLLOUT) && flush_out(c) < 0)
+	if (r <= 0 || (p[0].revents == 0)) {
+		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
+			return RINGMQ_TIMEOUT;
+		return RINGMQ_OK; /* woken, timer due, or EINTR */
+	}
+	if ((p[0].revents & POLLOUT) && flush_out(c) < 0)
 		return RINGMQ_CONNECTION_LOST;
-	if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && fill_in(c) < 0)
+	if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && fill_in(c) < 0)
 		return RINGMQ_CONNECTION_LOST;
-	if (p.revents & POLLNVAL) {
+	if (p[0].revents & POLLNVAL) {
 		conn_lose(c, "connection lost: invalid socket");
 		return RINGMQ_CONNECTION_LOST;
 	}
+	/* Answers may have made room or queued more: send what is due. */
+	if (c->is_ready && c->state == CONN_OPEN) {
+		producer_send_due(c, conn_now_ms());
+		if (c->out_off < c->out_len && flush_out(c) < 0)
+			return RINGMQ_CONNECTION_LOST;
+	}
 	return RINGMQ_OK;
+}
+
+/* Sends what the socket takes now, without waiting; lock held. */
+void
+conn_try_send(struct ringmq_client *c)
+{
+	if (c->state == CONN_OPEN && c->out_off < c->out_len &&
+	    flush_out(c) < 0)
+		return; /* lost: callers see the state */
 }
 
 static void
@@ -405,24 +609,49 @@ pending_unlink(struct ringmq_client *c, struct pending *p)
 	}
 }
 
+/*
+ * Waits, within deadline_ms, for a connection when the client has none
+ * and reconnects; OK once connected.
+ */
 int
-conn_call(struct ringmq_client *c, Ringmq__Frame *req,
-	  Ringmq__Frame__BodyCase want, Ringmq__Frame **respp)
+conn_ensure(struct ringmq_client *c, int64_t deadline_ms)
+{
+	if (c->state == CONN_CLOSED)
+		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
+	if (c->state == CONN_OPEN)
+		return RINGMQ_OK;
+	if (!c->opts.is_reconnect || c->is_connecting)
+		return client_fail(c, RINGMQ_CONNECTION_LOST,
+				   "the connection was lost");
+	while (c->state == CONN_LOST) {
+		int rc = conn_pump(c, deadline_ms);
+
+		if (rc == RINGMQ_CLOSED)
+			return client_fail(c, rc, "the client is closed");
+		if (c->state == CONN_OPEN)
+			break;
+		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
+			return RINGMQ_UNREACHABLE; /* errmsg says why */
+	}
+	return RINGMQ_OK;
+}
+
+static int
+call_locked(struct ringmq_client *c, Ringmq__Frame *req,
+	    Ringmq__Frame__BodyCase want, Ringmq__Frame **respp)
 {
 	struct pending p = { 0 };
 	int64_t deadline_ms;
+	uint64_t gen;
 	Ringmq__Frame *f;
 	int rc;
 
 	*respp = NULL;
-	if (c->state == CONN_CLOSED)
-		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
-	if (c->state == CONN_LOST)
-		return client_fail(c, RINGMQ_CONNECTION_LOST,
-				   "the connection was lost");
-	p.request_id = c->next_request_id++;
-	if (c->next_request_id == 0)
-		c->next_request_id = 1; /* 0 marks pushed frames */
+	rc = conn_ensure(c, conn_now_ms() + c->opts.request_timeout_ms);
+	if (rc != RINGMQ_OK)
+		return rc;
+	gen = c->conn_gen;
+	p.request_id = conn_next_request_id(c);
 	req->has_request_id = 1;
 	req->request_id = p.request_id;
 	rc = conn_queue_frame(c, req);
@@ -440,8 +669,14 @@ conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 	rc = RINGMQ_OK;
 	while (!p.is_done) {
 		rc = conn_pump(c, deadline_ms);
-		if (p.is_done || rc == RINGMQ_CONNECTION_LOST)
+		if (p.is_done)
 			break;
+		if (rc == RINGMQ_CLOSED || c->state != CONN_OPEN ||
+		    c->conn_gen != gen) {
+			if (rc != RINGMQ_CLOSED)
+				rc = RINGMQ_CONNECTION_LOST;
+			break;
+		}
 		if (conn_now_ms() >= deadline_ms) {
 			rc = RINGMQ_TIMEOUT;
 			break;
@@ -450,6 +685,8 @@ conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 	pending_unlink(c, &p);
 
 	if (!p.is_done) {
+		if (rc == RINGMQ_CLOSED)
+			return client_fail(c, rc, "the client is closed");
 		if (rc == RINGMQ_CONNECTION_LOST) {
 			/* conn_lose left the reason in errmsg */
 			if (c->errmsg[0] != '\0')
@@ -482,4 +719,16 @@ conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 	}
 	*respp = f;
 	return RINGMQ_OK;
+}
+
+int
+conn_call(struct ringmq_client *c, Ringmq__Frame *req,
+	  Ringmq__Frame__BodyCase want, Ringmq__Frame **respp)
+{
+	int rc;
+
+	client_lock(c);
+	rc = call_locked(c, req, want, respp);
+	client_unlock(c);
+	return rc;
 }

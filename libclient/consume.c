@@ -11,16 +11,61 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* -------------------------------------------------------------- subscribe */
 
-int
-ringmq_subscribe(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
-		 const char *group, uint32_t credit, int start)
+static struct sub *
+sub_find(struct ringmq_client *c, uint32_t id)
+{
+	for (struct sub *s = c->subs; s != NULL; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void
+sub_free(struct sub *s)
+{
+	free(s->queue);
+	free(s->group);
+	free(s);
+}
+
+/* Sends Subscribe for s on the current connection; lock held. */
+static int
+sub_send(struct ringmq_client *c, struct sub *s)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	Ringmq__Subscribe m = RINGMQ__SUBSCRIBE__INIT;
 	Ringmq__Frame *resp;
+	int rc;
+
+	m.queue = s->queue;
+	m.group = s->group;
+	m.credit = s->credit;
+	m.has_start = 1;
+	m.start = s->start == RINGMQ_START_LATEST
+			  ? RINGMQ__START_POSITION__LATEST
+			  : RINGMQ__START_POSITION__EARLIEST;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &m;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_SUBSCRIBE_OK, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	s->wire_id = resp->subscribe_ok->subscription;
+	s->is_live = 1;
+	ringmq__frame__free_unpacked(resp, NULL);
+	return RINGMQ_OK;
+}
+
+static int
+subscribe_locked(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
+		 const char *group, uint32_t credit, int start,
+		 ringmq_delivery_cb cb, void *ctx)
+{
+	struct sub *s;
 	int rc = client_begin(c);
 
 	if (rc != RINGMQ_OK)
@@ -28,76 +73,261 @@ ringmq_subscribe(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
 	if (subscriptionp == NULL || queue == NULL || group == NULL ||
 	    (start != RINGMQ_START_EARLIEST && start != RINGMQ_START_LATEST))
 		return client_fail(c, RINGMQ_USAGE, "bad argument");
-	s.queue = (char *)queue; /* packing only reads them */
-	s.group = (char *)group;
-	s.credit = credit;
-	s.has_start = 1;
-	s.start = start == RINGMQ_START_LATEST
-			  ? RINGMQ__START_POSITION__LATEST
-			  : RINGMQ__START_POSITION__EARLIEST;
-	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
-	f.subscribe = &s;
-	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_SUBSCRIBE_OK, &resp);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	s->queue = strdup(queue);
+	s->group = strdup(group);
+	if (s->queue == NULL || s->group == NULL) {
+		sub_free(s);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	s->credit = credit;
+	s->start = start;
+	s->cb = cb;
+	s->ctx = ctx;
+	rc = sub_send(c, s);
+	if (rc != RINGMQ_OK) {
+		sub_free(s);
+		return rc;
+	}
+	s->id = c->next_sub_id++;
+	s->next = c->subs;
+	c->subs = s;
+	*subscriptionp = s->id;
+	return RINGMQ_OK;
+}
+
+int
+ringmq_subscribe(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
+		 const char *group, uint32_t credit, int start)
+{
+	return ringmq_subscribe_cb(c, subscriptionp, queue, group, credit,
+				   start, NULL, NULL);
+}
+
+int
+ringmq_subscribe_cb(ringmq_client *c, uint32_t *subscriptionp,
+		    const char *queue, const char *group, uint32_t credit,
+		    int start, ringmq_delivery_cb cb, void *ctx)
+{
+	int rc;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	client_lock(c);
+	rc = subscribe_locked(c, subscriptionp, queue, group, credit, start, cb,
+			      ctx);
+	client_unlock(c);
+	return rc;
+}
+
+/* Sends a Credit or Unsubscribe for s; lock held. */
+static int
+sub_request(ringmq_client *c, struct sub *s, int is_credit, uint32_t credit)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Credit cr = RINGMQ__CREDIT__INIT;
+	Ringmq__Unsubscribe u = RINGMQ__UNSUBSCRIBE__INIT;
+	Ringmq__Frame *resp;
+	int rc;
+
+	if (is_credit) {
+		cr.subscription = s->wire_id;
+		cr.credit = credit;
+		f.body_case = RINGMQ__FRAME__BODY_CREDIT;
+		f.credit = &cr;
+	} else {
+		u.subscription = s->wire_id;
+		f.body_case = RINGMQ__FRAME__BODY_UNSUBSCRIBE;
+		f.unsubscribe = &u;
+	}
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	*subscriptionp = resp->subscribe_ok->subscription;
 	ringmq__frame__free_unpacked(resp, NULL);
 	return RINGMQ_OK;
+}
+
+/*
+ * A credit or unsubscribe for subscription id. Without a connection the
+ * change is only recorded: the restore after the reconnect applies it.
+ */
+static int
+sub_change(ringmq_client *c, uint32_t id, int is_credit, uint32_t credit)
+{
+	struct sub *s;
+	int rc;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	client_lock(c);
+	rc = client_begin(c);
+	s = sub_find(c, id);
+	if (rc == RINGMQ_OK && (s == NULL || s->is_ended))
+		rc = client_fail(c, RINGMQ_USAGE, "unknown subscription %u",
+				 id);
+	if (rc == RINGMQ_OK)
+		rc = conn_ensure(c, conn_now_ms() + c->opts.request_timeout_ms);
+	if (rc == RINGMQ_OK && !s->is_live && !is_credit) {
+		s->is_ended = 1; /* nothing to end on this connection */
+		client_unlock(c);
+		return RINGMQ_OK;
+	}
+	if (rc == RINGMQ_OK && !s->is_live) {
+		/* The restore after a reconnect failed: try again. */
+		s->credit = credit;
+		rc = sub_send(c, s);
+	}
+	if (rc == RINGMQ_OK)
+		rc = sub_request(c, s, is_credit, credit);
+	if (s != NULL && s->id == id &&
+	    (rc == RINGMQ_OK || status_is_conn_failure(rc) ||
+	     rc == RINGMQ_UNREACHABLE)) {
+		/* Recorded: a later restore subscribes with it. */
+		if (is_credit)
+			s->credit = credit;
+		else
+			s->is_ended = 1;
+	}
+	client_unlock(c);
+	return rc;
 }
 
 int
 ringmq_subscription_set_credit(ringmq_client *c, uint32_t subscription,
 			       uint32_t credit)
 {
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Credit cr = RINGMQ__CREDIT__INIT;
-	Ringmq__Frame *resp;
-	int rc = client_begin(c);
-
-	if (rc != RINGMQ_OK)
-		return rc;
-	cr.subscription = subscription;
-	cr.credit = credit;
-	f.body_case = RINGMQ__FRAME__BODY_CREDIT;
-	f.credit = &cr;
-	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
-	if (rc != RINGMQ_OK)
-		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
-	return RINGMQ_OK;
+	return sub_change(c, subscription, 1, credit);
 }
 
 int
 ringmq_unsubscribe(ringmq_client *c, uint32_t subscription)
 {
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Unsubscribe u = RINGMQ__UNSUBSCRIBE__INIT;
-	Ringmq__Frame *resp;
-	int rc = client_begin(c);
+	return sub_change(c, subscription, 0, 0);
+}
 
-	if (rc != RINGMQ_OK)
-		return rc;
-	u.subscription = subscription;
-	f.body_case = RINGMQ__FRAME__BODY_UNSUBSCRIBE;
-	f.unsubscribe = &u;
-	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
-	if (rc != RINGMQ_OK)
-		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
-	return RINGMQ_OK;
+void
+subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
+{
+	Ringmq__Delivery *dv = d->f->delivery;
+
+	for (struct sub *s = c->subs; s != NULL; s = s->next) {
+		if (!s->is_live || s->wire_id != dv->subscription)
+			continue;
+		/* The caller knows the subscription by its stable id. */
+		dv->subscription = s->id;
+		if (s->cb != NULL) {
+			d->next = NULL;
+			if (c->cbq_tail != NULL)
+				c->cbq_tail->next = d;
+			else
+				c->cbq_head = d;
+			c->cbq_tail = d;
+			return;
+		}
+		break;
+	}
+	conn_dq_push(c, d);
+}
+
+void
+subs_on_lost(struct ringmq_client *c)
+{
+	struct sub **sp = &c->subs;
+
+	while (*sp != NULL) {
+		struct sub *s = *sp;
+
+		if (s->is_ended) {
+			*sp = s->next;
+			sub_free(s);
+			continue;
+		}
+		s->is_live = 0;
+		sp = &s->next;
+	}
+}
+
+int
+subs_restore(struct ringmq_client *c)
+{
+	/* Oldest first, as the caller made them (the list is newest first):
+	 * walk it backwards by repeated scans; lists are short. */
+	struct sub *done = NULL;
+
+	for (;;) {
+		struct sub *last = NULL;
+		int rc;
+
+		for (struct sub *s = c->subs; s != NULL && s != done;
+		     s = s->next)
+			last = s;
+		if (last == NULL)
+			return RINGMQ_OK;
+		done = last;
+		if (last->is_ended || last->is_live)
+			continue;
+		rc = sub_send(c, last);
+		if (status_is_conn_failure(rc))
+			return rc;
+		/* A refusal (e.g. the queue was deleted) leaves it
+		 * unrestored; errmsg keeps why. */
+	}
+}
+
+void
+subs_fini(struct ringmq_client *c)
+{
+	while (c->subs != NULL) {
+		struct sub *s = c->subs;
+
+		c->subs = s->next;
+		sub_free(s);
+	}
+}
+
+int
+subs_run_callbacks(struct ringmq_client *c, struct ringmq_delivery *l)
+{
+	int n = 0;
+
+	while (l != NULL) {
+		struct ringmq_delivery *d = l;
+		struct sub *s;
+		ringmq_delivery_cb cb = NULL;
+		void *ctx = NULL;
+
+		l = d->next;
+		d->next = NULL;
+		client_lock(c);
+		s = sub_find(c, d->f->delivery->subscription);
+		if (s != NULL) {
+			cb = s->cb;
+			ctx = s->ctx;
+		}
+		if (c->opts.is_auto_touch)
+			touch_track(c, d);
+		client_unlock(c);
+		if (cb != NULL)
+			cb(c, d, ctx); /* takes d */
+		else
+			ringmq_delivery_free(d);
+		n++;
+	}
+	return n;
 }
 
 /* ------------------------------------------------------------------- next */
 
-int
-ringmq_next(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
+static int
+next_locked(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 {
 	int64_t deadline_ms;
+	uint64_t gen;
+	int was_open;
 	int rc;
 
-	if (c == NULL || deliveryp == NULL)
-		return RINGMQ_USAGE;
-	*deliveryp = NULL;
 	c->errmsg[0] = '\0';
 	/* Deliveries read before a loss are still handed out. */
 	*deliveryp = conn_dq_pop(c);
@@ -107,16 +337,64 @@ ringmq_next(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 	if (rc != RINGMQ_OK)
 		return rc;
 	deadline_ms = timeout_ms < 0 ? -1 : conn_now_ms() + timeout_ms;
+	gen = c->conn_gen;
+	was_open = c->state == CONN_OPEN;
 	for (;;) {
+		if (c->is_woken) {
+			c->is_woken = 0;
+			return client_fail(c, RINGMQ_TIMEOUT, "woken up");
+		}
 		rc = conn_pump(c, deadline_ms);
 		*deliveryp = conn_dq_pop(c);
 		if (*deliveryp != NULL)
 			return RINGMQ_OK;
-		if (rc == RINGMQ_CONNECTION_LOST)
-			return rc; /* conn_lose left the reason in errmsg */
-		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
+		if (rc == RINGMQ_CLOSED)
+			return client_fail(c, rc, "the client is closed");
+		/* A loss while waiting is reported once; the next call
+		 * reconnects and restores the subscriptions. */
+		if (was_open && (c->state != CONN_OPEN || c->conn_gen != gen))
+			return RINGMQ_CONNECTION_LOST; /* errmsg says why */
+		if (!was_open && c->state == CONN_OPEN) {
+			was_open = 1;
+			gen = c->conn_gen;
+		}
+		if (rc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect)
+			return rc;
+		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms) {
+			if (c->state != CONN_OPEN)
+				return RINGMQ_UNREACHABLE;
 			return RINGMQ_TIMEOUT;
+		}
 	}
+}
+
+int
+ringmq_next(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
+{
+	int rc;
+
+	if (c == NULL || deliveryp == NULL)
+		return RINGMQ_USAGE;
+	*deliveryp = NULL;
+	client_lock(c);
+	rc = next_locked(c, deliveryp, timeout_ms);
+	if (rc == RINGMQ_OK && c->opts.is_auto_touch)
+		touch_track(c, *deliveryp);
+	client_unlock(c);
+	return rc;
+}
+
+void
+ringmq_client_wakeup(ringmq_client *c)
+{
+	uint64_t one = 1;
+
+	if (c == NULL)
+		return;
+	/* Async-signal-safe: a flag and a write(). */
+	c->is_woken = 1;
+	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof(one)) < 0)
+		(void)0; /* a full counter is still readable */
 }
 
 /* ------------------------------------------------------------- accessors */
@@ -335,8 +613,8 @@ lease_request(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
 
 /* Runs op over every id, chunk by chunk; see ringmq.h for the result. */
 static int
-lease_run(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
-	  size_t n, int *codes, uint64_t *remaining)
+lease_run_locked(ringmq_client *c, const struct lease_op *op,
+		 const uint64_t *ids, size_t n, int *codes, uint64_t *remaining)
 {
 	int conn_rc;
 	int first = RINGMQ_OK;
@@ -373,6 +651,22 @@ lease_run(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
 			first = rc;
 	}
 	return conn_rc != RINGMQ_OK ? conn_rc : first;
+}
+
+static int
+lease_run(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
+	  size_t n, int *codes, uint64_t *remaining)
+{
+	int rc;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	client_lock(c);
+	if (op->body != RINGMQ__FRAME__BODY_TOUCH && ids != NULL)
+		touch_forget(c, ids, n);
+	rc = lease_run_locked(c, op, ids, n, codes, remaining);
+	client_unlock(c);
+	return rc;
 }
 
 int

@@ -15,6 +15,8 @@
 #ifndef RINGMQ_INTERNAL_H
 #define RINGMQ_INTERNAL_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +44,22 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 5000
 #define MAX_TIMEOUT_MS		   3600000
 
+#define DEFAULT_RECONNECT_BACKOFF_MS	 100
+#define DEFAULT_RECONNECT_BACKOFF_MAX_MS 10000
+#define DEFAULT_PING_INTERVAL_MS	 15000
+#define DEFAULT_LINGER_MS		 5
+#define DEFAULT_BATCH_MAX_MESSAGES	 1000
+#define DEFAULT_MAX_OUTSTANDING_BYTES	 (64u * 1024u * 1024u)
+#define DEFAULT_NACK_BACKOFF_MS		 1000
+#define DEFAULT_NACK_BACKOFF_MAX_MS	 300000
+
+/*
+ * Batches of one (queue, partition) in flight at once. The broker keeps the
+ * outcome of a producer's last 5 batches per partition; resending more than
+ * that after a reconnect could meet a sequence it no longer remembers.
+ */
+#define MAX_BATCHES_IN_FLIGHT 5
+
 /* Longest name allowed by [A-Za-z0-9][A-Za-z0-9._-]{0,195}. */
 #define NAME_MAX_BYTES 196
 
@@ -50,11 +68,22 @@ struct ringmq_opts {
 	char *client_name; /* owned; NULL when unset */
 	int connect_timeout_ms;
 	int request_timeout_ms;
+	int is_reconnect;
+	int reconnect_backoff_ms;
+	int reconnect_backoff_max_ms;
+	int ping_interval_ms; /* 0: no keepalive */
+	int linger_ms;
+	uint32_t batch_max_messages;
+	uint64_t max_outstanding_bytes;
+	int is_block_when_full;
+	int is_auto_touch;
+	int nack_backoff_ms;
+	int nack_backoff_max_ms;
 };
 
 enum conn_state {
 	CONN_OPEN,   /* socket usable */
-	CONN_LOST,   /* dropped or protocol error: calls fail CONNECTION_LOST */
+	CONN_LOST,   /* dropped or protocol error; reconnect may follow */
 	CONN_CLOSED, /* closed by the owner: calls fail CLOSED */
 };
 
@@ -71,12 +100,61 @@ struct ringmq_delivery {
 	struct ringmq_delivery *next; /* queue link while inside the client */
 };
 
+/*
+ * A subscription as the caller knows it. Its id stays the same across
+ * reconnects; wire_id is the broker's number on the current connection.
+ */
+struct sub {
+	uint32_t id;
+	uint32_t wire_id;
+	int is_live;  /* subscribed on the current connection */
+	int is_ended; /* unsubscribed: not restored, ids still mapped */
+	char *queue;  /* owned */
+	char *group;  /* owned */
+	uint32_t credit;
+	int start;
+	ringmq_delivery_cb cb; /* NULL: deliveries go to ringmq_next() */
+	void *ctx;	       /* borrowed; the caller's */
+	struct sub *next;      /* list owned by the client */
+};
+
+/* A lease handed out while auto-touch is on. */
+struct tracked_lease {
+	uint64_t lease_id;
+	int64_t touch_at_ms; /* monotonic */
+	int64_t period_ms;   /* lease time seen at delivery */
+};
+
+struct ptopic; /* producer.c */
+struct pmsg;   /* producer.c */
+struct pbatch; /* producer.c */
+
 struct ringmq_client {
 	struct ringmq_opts opts; /* owned copy */
 	char *server;		 /* owned; the address connected to */
+	size_t server_idx;	 /* index of that address in the list */
 	int fd;
 	enum conn_state state;
 	int is_closing; /* Goodbye seen: the broker will close soon */
+	int is_ready;	/* hello done on the current socket */
+	int is_connecting;
+	uint64_t conn_gen; /* bumped by every successful (re)connect */
+
+	/*
+	 * One lock guards everything below and above. It is recursive
+	 * (conn_call takes it too, under callers that hold it); lock_depth
+	 * counts the holds so that a wait can drop them all around poll().
+	 * hold_lock > 0 keeps it held while waiting (during reconnect).
+	 */
+	pthread_mutex_t lock;
+	int lock_depth;
+	int hold_lock;
+	int wake_fd;		 /* eventfd: wakes threads waiting in poll() */
+	int sleepers;		 /* threads in poll() right now */
+	int64_t last_rx_ms;	 /* last bytes from the broker */
+	int64_t ping_sent_ms;	 /* 0: no keepalive ping outstanding */
+	int64_t next_attempt_ms; /* earliest reconnect attempt */
+	int backoff_ms;		 /* current reconnect backoff */
 
 	uint8_t *in; /* owned; bytes read, not yet decoded */
 	size_t in_len;
@@ -92,6 +170,33 @@ struct ringmq_client {
 
 	struct ringmq_delivery *dq_head; /* owned queue of deliveries */
 	struct ringmq_delivery *dq_tail;
+	struct ringmq_delivery *cbq_head; /* owned; for callback subs */
+	struct ringmq_delivery *cbq_tail;
+
+	struct sub *subs; /* owned list */
+	uint32_t next_sub_id;
+
+	struct tracked_lease *tracked; /* owned array (auto-touch) */
+	size_t n_tracked;
+	size_t cap_tracked;
+	pthread_t touch_thread;
+	int has_touch_thread;
+	int is_stopping_touch;
+
+	/* Producer (producer.c). */
+	struct ptopic *topics;	 /* owned list */
+	struct pbatch *inflight; /* borrowed: batches sent, unanswered */
+	struct pmsg *done_head;	 /* owned: completed, callback not run */
+	struct pmsg *done_tail;
+	size_t n_unsent_msgs;	 /* queued, not yet in a batch */
+	size_t n_unsent_batches; /* cut, not sent on this connection */
+	size_t n_outstanding;	 /* accepted, not yet answered */
+	uint64_t outstanding_bytes;
+	int n_flushing; /* threads in flush: send at once */
+	uint64_t rr_seed;
+
+	volatile sig_atomic_t is_woken;		  /* ringmq_client_wakeup() */
+	volatile sig_atomic_t is_worker_stopping; /* ringmq_worker_stop() */
 
 	uint32_t max_frame_bytes;
 	uint32_t max_message_bytes;
@@ -118,6 +223,23 @@ void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
 /* Strict decimal parse of value into [min, max]; 0 or -1. */
 int parse_u64(const char *value, uint64_t min, uint64_t max, uint64_t *out);
 
+/* --- publish.c */
+
+/* The protobuf form of m (owned by m). */
+const Ringmq__Message *message_pb(const ringmq_message *m);
+
+/* Deep copy of src into dst; 0, or -1 when out of memory (dst empty). */
+int message_pb_copy(Ringmq__Message *dst, const Ringmq__Message *src);
+
+/* Frees what message_pb_copy (or a ringmq_message) owns in pb. */
+void message_pb_fini(Ringmq__Message *pb);
+
+/* Bytes a message adds to a Publish: tag, length and body. */
+size_t message_cost(const Ringmq__Message *pb);
+
+/* Bytes of a Publish frame for queue with no messages (worst case). */
+size_t publish_base_bytes(const char *queue);
+
 /* --- conn.c */
 
 /* Monotonic clock, ms. */
@@ -139,11 +261,15 @@ void conn_fini(struct ringmq_client *c);
 int conn_queue_frame(struct ringmq_client *c, const Ringmq__Frame *f);
 
 /*
- * One round of I/O: waits until the socket is ready or deadline_ms passes
- * (a negative deadline waits without limit), then writes what it can,
- * reads what is there and dispatches every whole frame.
- * @return OK (progress or nothing to do), TIMEOUT (deadline reached), or
- *         CONNECTION_LOST.
+ * One round of I/O, lock held (dropped while poll() waits): runs the
+ * timers (due batches, touches, keepalive), waits until the socket or the
+ * wake fd is ready, a timer is due or deadline_ms passes (negative: no
+ * limit), then writes what it can, reads what is there and dispatches
+ * every whole frame. Without a connection it waits for the next
+ * reconnect attempt and makes it.
+ * @return OK (progress, a wake-up or nothing to do), TIMEOUT (deadline
+ *         reached), CONNECTION_LOST (lost now, or lost with reconnect
+ *         off), or CLOSED.
  */
 int conn_pump(struct ringmq_client *c, int64_t deadline_ms);
 
@@ -169,5 +295,102 @@ status_is_conn_failure(int code)
 	return code == RINGMQ_CONNECTION_LOST || code == RINGMQ_TIMEOUT ||
 	       code == RINGMQ_CLOSED;
 }
+
+/* --- locking (client.c) */
+
+/* Takes the client's lock (recursive). */
+void client_lock(struct ringmq_client *c);
+
+/* Drops one hold of the lock. */
+void client_unlock(struct ringmq_client *c);
+
+/*
+ * Reconnects after a loss: walks the server list from the address after
+ * the last one used, presents the producer id in hello, then restores
+ * subscriptions and resends unanswered publish batches. Lock held.
+ * @return OK, or why not (the next attempt is scheduled with backoff).
+ */
+int client_reconnect(struct ringmq_client *c);
+
+/* Callbacks detached from the client, run after its lock is dropped. */
+struct cb_work {
+	struct pmsg *pubs;	      /* owned */
+	struct ringmq_delivery *dels; /* owned */
+};
+
+/* Detaches every pending callback into w. Lock held. */
+void client_take_callbacks(struct ringmq_client *c, struct cb_work *w);
+
+/* Runs the callbacks of w, lock not held; @return how many ran. */
+int client_run_callbacks(struct ringmq_client *c, struct cb_work *w);
+
+/* --- conn.c (more) */
+
+/* Next request id (never 0). Lock held. */
+uint64_t conn_next_request_id(struct ringmq_client *c);
+
+/* Wakes threads waiting in conn_pump() (they re-check their state). */
+void conn_wake(struct ringmq_client *c);
+
+/* Appends a delivery to the ringmq_next() queue (takes d). */
+void conn_dq_push(struct ringmq_client *c, struct ringmq_delivery *d);
+
+/* Sends what the socket takes now, without waiting. Lock held. */
+void conn_try_send(struct ringmq_client *c);
+
+/*
+ * Makes sure the client is connected, reconnecting (with the backoff)
+ * until deadline_ms when it lost its connection. Lock held.
+ * @return OK; CLOSED; CONNECTION_LOST (reconnect off); UNREACHABLE.
+ */
+int conn_ensure(struct ringmq_client *c, int64_t deadline_ms);
+
+/* --- producer.c */
+
+/* Cuts and sends the batches that are due (linger passed, full, flush,
+ * or a resend after reconnect). Lock held, connection ready. */
+void producer_send_due(struct ringmq_client *c, int64_t now_ms);
+
+/* When the next linger runs out (monotonic ms), or -1 for none. */
+int64_t producer_next_due_ms(const struct ringmq_client *c);
+
+/* Takes an answer to a publish batch; 1 when f was one (f consumed). */
+int producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f);
+
+/*
+ * The connection is gone. code 0: keep everything for a resend after
+ * reconnect; otherwise complete every message with code.
+ */
+void producer_on_lost(struct ringmq_client *c, int code);
+
+/* Frees messages (without callbacks) and topics. */
+void producer_fini(struct ringmq_client *c);
+
+/* Runs and frees completed publishes; @return how many. */
+int producer_run_done(struct ringmq_client *c, struct pmsg *list);
+
+/* --- consume.c */
+
+/* Routes a pushed delivery (takes d): callback queue or ringmq_next(). */
+void subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d);
+
+/* The connection is gone: subscriptions need restoring. */
+void subs_on_lost(struct ringmq_client *c);
+
+/* Subscribes again on a new connection; OK or a connection failure. */
+int subs_restore(struct ringmq_client *c);
+
+void subs_fini(struct ringmq_client *c);
+
+/* Runs delivery callbacks (takes the list); @return how many. */
+int subs_run_callbacks(struct ringmq_client *c, struct ringmq_delivery *l);
+
+/* Auto-touch: remember d's lease; forget settled ones; send due touches. */
+void touch_track(struct ringmq_client *c, const struct ringmq_delivery *d);
+void touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n);
+void touch_send_due(struct ringmq_client *c, int64_t now_ms);
+int64_t touch_next_due_ms(const struct ringmq_client *c);
+int touch_thread_start(struct ringmq_client *c);
+void touch_thread_stop(struct ringmq_client *c);
 
 #endif

@@ -157,19 +157,68 @@ ringmq_message_set_dedup_id(ringmq_message *m, const char *dedup_id)
 }
 
 void
+message_pb_fini(Ringmq__Message *pb)
+{
+	free(pb->payload.data);
+	free(pb->key.data);
+	for (size_t i = 0; i < pb->n_headers; i++) {
+		free(pb->headers[i]->name);
+		free(pb->headers[i]->value.data);
+		free(pb->headers[i]);
+	}
+	free(pb->headers);
+	free(pb->dedup_id);
+	ringmq__message__init(pb);
+}
+
+int
+message_pb_copy(Ringmq__Message *dst, const Ringmq__Message *src)
+{
+	*dst = *src;
+	dst->payload.data = bytes_dup(src->payload.data, src->payload.len);
+	dst->key.data =
+		src->has_key ? bytes_dup(src->key.data, src->key.len) : NULL;
+	dst->dedup_id = src->dedup_id ? strdup(src->dedup_id) : NULL;
+	dst->n_headers = 0;
+	dst->headers = src->n_headers
+			       ? calloc(src->n_headers, sizeof(*dst->headers))
+			       : NULL;
+	if (dst->payload.data == NULL || (src->has_key && !dst->key.data) ||
+	    (src->dedup_id && !dst->dedup_id) ||
+	    (src->n_headers && !dst->headers))
+		goto fail;
+	for (size_t i = 0; i < src->n_headers; i++) {
+		Ringmq__Header *h = calloc(1, sizeof(*h));
+
+		if (h == NULL)
+			goto fail;
+		ringmq__header__init(h);
+		h->name = strdup(src->headers[i]->name);
+		h->value.len = src->headers[i]->value.len;
+		h->value.data =
+			bytes_dup(src->headers[i]->value.data, h->value.len);
+		dst->headers[dst->n_headers++] = h;
+		if (h->name == NULL || h->value.data == NULL)
+			goto fail;
+	}
+	return 0;
+fail:
+	message_pb_fini(dst);
+	return -1;
+}
+
+const Ringmq__Message *
+message_pb(const ringmq_message *m)
+{
+	return &m->pb;
+}
+
+void
 ringmq_message_free(ringmq_message *m)
 {
 	if (m == NULL)
 		return;
-	free(m->pb.payload.data);
-	free(m->pb.key.data);
-	for (size_t i = 0; i < m->pb.n_headers; i++) {
-		free(m->pb.headers[i]->name);
-		free(m->pb.headers[i]->value.data);
-		free(m->pb.headers[i]);
-	}
-	free(m->pb.headers);
-	free(m->pb.dedup_id);
+	message_pb_fini(&m->pb);
 	free(m);
 }
 
@@ -249,7 +298,7 @@ varint_bytes(uint64_t v)
 }
 
 /* Bytes a message adds to a Publish: tag, length and body. */
-static size_t
+size_t
 message_cost(const Ringmq__Message *pb)
 {
 	size_t n = ringmq__message__get_packed_size(pb);
@@ -261,7 +310,7 @@ message_cost(const Ringmq__Message *pb)
  * Bytes of a Publish frame for queue with no messages, with the largest
  * request_id and room for the Publish length to grow to 5 bytes.
  */
-static size_t
+size_t
 publish_base_bytes(const char *queue)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
@@ -417,8 +466,8 @@ batch_run(struct batch *b, size_t count)
 	}
 }
 
-int
-ringmq_publish_batch(ringmq_client *c, const char *queue,
+static int
+publish_batch_locked(ringmq_client *c, const char *queue,
 		     const ringmq_message *const *msgs, size_t count,
 		     ringmq_publish_results **resultsp)
 {
@@ -473,6 +522,24 @@ nomem:
 	free(b.idx);
 	ringmq_publish_results_free(r);
 	return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+}
+
+int
+ringmq_publish_batch(ringmq_client *c, const char *queue,
+		     const ringmq_message *const *msgs, size_t count,
+		     ringmq_publish_results **resultsp)
+{
+	int rc;
+
+	if (c == NULL) {
+		if (resultsp != NULL)
+			*resultsp = NULL;
+		return RINGMQ_USAGE;
+	}
+	client_lock(c);
+	rc = publish_batch_locked(c, queue, msgs, count, resultsp);
+	client_unlock(c);
+	return rc;
 }
 
 int

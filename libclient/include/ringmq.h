@@ -7,15 +7,47 @@
  * the wire protocol's ErrorCode values (proto/ringmq.proto) plus the
  * library's own codes from 100 up, which are never sent on the wire.
  *
- * Calls in this version are synchronous: each sends its request, then reads
- * the connection until the answer arrives or the request timeout passes.
- * Deliveries pushed by the broker while a call waits are queued inside the
- * client and handed out by ringmq_next().
+ * Synchronous calls send their request, then read the connection until
+ * the answer arrives or the request timeout passes. Deliveries pushed by
+ * the broker while a call waits are queued inside the client and handed out
+ * by ringmq_next() (or to a subscription's callback).
  *
- * Threads: a ringmq_client is used by one thread at a time in this version.
- * Different clients may be used by different threads concurrently. The
- * other objects (options, messages, results, deliveries) are plain data: a
- * thread may use one while another thread uses another.
+ * Asynchronous publish (ringmq_publish_async()) queues the message and
+ * returns; the library batches messages per partition (linger-ms,
+ * batch-max-messages, the broker's limits), pipelines the batches and
+ * reports each message once to its callback. Callbacks (publish reports and
+ * delivery callbacks) run only inside ringmq_client_poll(),
+ * ringmq_client_flush(), ringmq_client_close() and ringmq_worker_run(), in
+ * the thread that called them, with no lock of the client held: a callback
+ * may call any function on the client except ringmq_client_close() and
+ * ringmq_client_free().
+ *
+ * Reconnect: when the connection drops, the call waiting on it returns
+ * RINGMQ_CONNECTION_LOST (a request may or may not have taken effect).
+ * With "reconnect" on (the default) the next call connects again, to the
+ * next address of the server list after a goodbye, waiting between
+ * attempts with exponential backoff and jitter. The new connection resumes
+ * the producer id, sends again every asynchronous publish not yet answered
+ * (the broker recognises batches it already stored and answers them with
+ * their original offsets, so each message is stored once) and subscribes
+ * again with the same queue, group and credit, under the same
+ * subscription ids. Leases die with the old connection: the broker counts
+ * them as failed and delivers those messages again; acking an old lease id
+ * gives RINGMQ_NOT_LEASED. Deliveries queued but not yet handed out are
+ * dropped at the reconnect for that reason.
+ *
+ * Threads: a ringmq_client may be shared by threads. Every call takes the
+ * client's lock; a call that waits for the broker drops the lock while it
+ * waits in poll(), so producer threads calling ringmq_publish_async() on a
+ * shared client go on while another thread waits in ringmq_client_poll()
+ * or a synchronous call. Exceptions: ringmq_client_close() and
+ * ringmq_client_free() only when no other thread is inside a call on the
+ * client; ringmq_client_errmsg() reports the last failure of any thread.
+ * ringmq_client_wakeup() and ringmq_worker_stop() may be called from any
+ * thread and from a signal handler. With "auto-touch" the client runs one
+ * background thread of its own, which never runs callbacks. The other
+ * objects (options, messages, results, deliveries) are plain data: a thread
+ * may use one while another thread uses another.
  *
  * Memory: a function that returns a pointer says who owns it. Strings and
  * byte buffers passed in are copied unless the function says otherwise.
@@ -73,7 +105,7 @@ enum ringmq_status {
 	/** The broker failed, or the library ran out of memory. */
 	RINGMQ_INTERNAL = 16,
 
-	/** The outgoing buffer is full (for the asynchronous calls to come). */
+	/** The outgoing buffer is full (block-when-full=false). */
 	RINGMQ_WOULD_BLOCK = 100,
 	/** No answer within the timeout. */
 	RINGMQ_TIMEOUT = 101,
@@ -131,6 +163,32 @@ RINGMQ_API ringmq_opts *ringmq_opts_new(void);
  *  - "connect-timeout-ms": per address, 1..3600000 (default 5000).
  *  - "request-timeout-ms": wait for each answer, 1..3600000 (default 5000).
  *  - "client-name": free text sent in hello, for the broker's logs.
+ *  - "reconnect": true|false (default true): connect again after a loss.
+ *  - "reconnect-backoff-ms": first wait between attempts (default 100);
+ *    doubled after each failed attempt up to "reconnect-backoff-max-ms"
+ *    (default 10000); each wait is drawn between half and all of it.
+ *  - "ping-interval-ms": 0..3600000 (default 15000; 0: off). After this
+ *    long without a byte from the broker the client pings; with no answer
+ *    within another interval the connection counts as lost (half-open).
+ *    Checked while a call waits on the client.
+ *  - "linger-ms": 0..60000 (default 5): how long an asynchronous publish
+ *    waits for more messages to share its batch.
+ *  - "batch-max-messages": 1..1000000 (default 1000): most messages per
+ *    batch (also capped by the broker's max batch count and frame size).
+ *  - "max-outstanding-bytes": 1..2^48 (default 64 MiB): the outgoing
+ *    buffer: message bytes published asynchronously and not yet answered.
+ *  - "block-when-full": true|false (default true): when that buffer is
+ *    full, ringmq_publish_async() waits for room (at most
+ *    request-timeout-ms, then RINGMQ_TIMEOUT) or, with false, returns
+ *    RINGMQ_WOULD_BLOCK at once.
+ *  - "auto-touch": true|false (default false): extend the lease of every
+ *    delivery handed out, when half of its lease time has passed, until
+ *    this client acks, nacks or releases it (a background thread sends the
+ *    touches, so a job may run longer than the lease; the queue's max lease
+ *    still caps it).
+ *  - "nack-backoff-ms", "nack-backoff-max-ms": 0..3600000 (defaults 1000
+ *    and 300000): ringmq_worker_run() nacks a failed job with the delay
+ *    nack-backoff-ms * 2^(delivery count - 1), at most the max.
  * @param[in,out] opts the options.
  * @param[in] name option name.
  * @param[in] value its value as text (copied).
@@ -147,7 +205,7 @@ RINGMQ_API void ringmq_opts_free(ringmq_opts *opts);
 
 /* ------------------------------------------------------------------ client */
 
-/** A connection to a broker (opaque). One thread at a time. */
+/** A connection to a broker (opaque). May be shared by threads. */
 typedef struct ringmq_client ringmq_client;
 
 /**
@@ -176,9 +234,13 @@ RINGMQ_API int ringmq_client_connect(ringmq_client **clientp,
 /**
  * Closes the connection. Later calls on the client return RINGMQ_CLOSED;
  * deliveries already queued are dropped (the broker counts their leases as
- * failed when it sees the connection close). The client's memory stays
- * valid until ringmq_client_free().
+ * failed when it sees the connection close). Asynchronous publishes not
+ * yet answered are completed with RINGMQ_CLOSED (they may or may not have
+ * been stored; call ringmq_client_flush() first to wait for them), their
+ * callbacks run here. The client's memory stays valid until
+ * ringmq_client_free().
  * @param[in,out] c the client (NULL: no-op).
+ * @note Only when no other thread is inside a call on c.
  */
 RINGMQ_API void ringmq_client_close(ringmq_client *c);
 
@@ -222,14 +284,70 @@ RINGMQ_API const char *ringmq_client_server(const ringmq_client *c);
  */
 RINGMQ_API int ringmq_client_ping(ringmq_client *c);
 
+/**
+ * Serves the client: sends due batches, reads answers and deliveries,
+ * reconnects when it is time, and runs the callbacks that are ready, in
+ * this thread. Waits at most timeout_ms for a first callback to run.
+ * @param[in] c the client.
+ * @param[in] timeout_ms longest wait; 0 serves without waiting; negative
+ *            waits without limit for a callback.
+ * @return the number of callbacks run (0 when none, or c is NULL or
+ *         closed).
+ * @note Thread-safe. Call it regularly when publishing asynchronously:
+ *       linger times and keepalives are served only while some thread is
+ *       inside a call on the client.
+ */
+RINGMQ_API int ringmq_client_poll(ringmq_client *c, int timeout_ms);
+
+/**
+ * Sends every queued asynchronous publish at once (without lingering) and
+ * waits until each one is answered, then runs the ready callbacks in this
+ * thread. Waits through reconnects.
+ * @param[in] c the client.
+ * @param[in] timeout_ms longest wait; negative: no limit.
+ * @return RINGMQ_OK when nothing is outstanding any more; RINGMQ_TIMEOUT
+ *         (the rest stays queued and will still be reported);
+ *         RINGMQ_CLOSED; RINGMQ_USAGE (NULL c).
+ * @note Thread-safe.
+ */
+RINGMQ_API int ringmq_client_flush(ringmq_client *c, int timeout_ms);
+
+/**
+ * The socket, for applications with their own event loop: when it is
+ * readable, or at least every linger-ms while publishes are queued, call
+ * ringmq_client_poll(c, 0). The socket changes after a reconnect: ask
+ * again after each poll. Do not read, write or close it.
+ * @return the socket, or -1 while not connected.
+ */
+RINGMQ_API int ringmq_client_fd(ringmq_client *c);
+
+/**
+ * Number of asynchronous publishes accepted and not yet answered by the
+ * broker (their callbacks may still be waiting for a poll).
+ */
+RINGMQ_API size_t ringmq_client_outstanding(ringmq_client *c);
+
+/** 1 while the client has a connection that completed hello, else 0. */
+RINGMQ_API int ringmq_client_is_connected(ringmq_client *c);
+
+/**
+ * Makes a call waiting in ringmq_next() return RINGMQ_TIMEOUT now (once),
+ * e.g. to react to a signal.
+ * @note Async-signal-safe; may be called from any thread.
+ */
+RINGMQ_API void ringmq_client_wakeup(ringmq_client *c);
+
 /*
  * Every call below that talks to the broker returns, besides what it lists:
  *  RINGMQ_TIMEOUT          no answer within request-timeout-ms (the request
  *                          may still take effect; the connection stays open
  *                          and a late answer is discarded);
  *  RINGMQ_CONNECTION_LOST  the connection dropped (or a protocol error was
- *                          seen) before the answer; every later call returns
- *                          it too;
+ *                          seen) before the answer; with reconnect off every
+ *                          later call returns it too, with reconnect on the
+ *                          next call connects again;
+ *  RINGMQ_UNREACHABLE      (reconnect on) no broker could be connected to
+ *                          within the request timeout;
  *  RINGMQ_CLOSED           ringmq_client_close() was called;
  *  RINGMQ_USAGE            a NULL or out-of-range argument;
  *  RINGMQ_INTERNAL         out of memory, or the broker's INTERNAL;
@@ -516,6 +634,71 @@ ringmq_publish_results_message(const ringmq_publish_results *r, size_t i);
 /** Frees publish results (NULL: no-op). */
 RINGMQ_API void ringmq_publish_results_free(ringmq_publish_results *r);
 
+/** The outcome of one asynchronous publish (opaque; see the callback). */
+typedef struct ringmq_publish_report ringmq_publish_report;
+
+/**
+ * Reports the outcome of one asynchronous publish.
+ * @param[in] c the client.
+ * @param[in] r the report, owned by the library, valid only during the
+ *            callback.
+ * @param[in] ctx the pointer given to ringmq_publish_async().
+ */
+typedef void (*ringmq_publish_cb)(ringmq_client *c,
+				  const ringmq_publish_report *r, void *ctx);
+
+/**
+ * Publishes a message asynchronously: it is copied, given its partition
+ * (by key hash, else dedup id hash, else round-robin), queued, and sent
+ * in a batch with others of its partition when the batch is full, its
+ * linger-ms has passed, or a flush asks. Batches are pipelined (up to 5
+ * per partition) and numbered per partition for producer idempotence:
+ * after a lost connection the library reconnects and sends unanswered
+ * batches again, and the broker stores each message once. Order is kept
+ * within a partition.
+ * @param[in] c the client.
+ * @param[in] queue queue name (its partition count is asked of the broker
+ *            once, with a synchronous request, on its first publish).
+ * @param[in] m the message (borrowed; copied).
+ * @param[in] cb called exactly once with the outcome when RINGMQ_OK is
+ *            returned, never otherwise; may be NULL.
+ * @param[in] ctx passed to cb.
+ * @return RINGMQ_OK when queued; RINGMQ_WOULD_BLOCK (block-when-full
+ *         false and the outgoing buffer full); RINGMQ_TIMEOUT (still full
+ *         after request-timeout-ms); RINGMQ_MESSAGE_TOO_LARGE (over the
+ *         broker's limits, decided locally); RINGMQ_QUEUE_NOT_FOUND (on
+ *         the first publish to a queue); RINGMQ_CLOSED;
+ *         RINGMQ_CONNECTION_LOST (reconnect off); RINGMQ_UNREACHABLE;
+ *         RINGMQ_USAGE; RINGMQ_INTERNAL.
+ *         The callback's report then holds RINGMQ_OK with the partition
+ *         and offset, or a broker refusal (RINGMQ_QUEUE_FULL,
+ *         RINGMQ_STORAGE_FULL, RINGMQ_QUEUE_NOT_FOUND, ...), or
+ *         RINGMQ_CLOSED / RINGMQ_CONNECTION_LOST (reconnect off) when it
+ *         was not answered (it may or may not have been stored).
+ * @note Thread-safe: producer threads may share one client.
+ */
+RINGMQ_API int ringmq_publish_async(ringmq_client *c, const char *queue,
+				    const ringmq_message *m,
+				    ringmq_publish_cb cb, void *ctx);
+
+/** RINGMQ_OK when stored (or a duplicate), else why not. */
+RINGMQ_API int ringmq_publish_report_code(const ringmq_publish_report *r);
+/** The message's partition (chosen by the library). */
+RINGMQ_API uint32_t
+ringmq_publish_report_partition(const ringmq_publish_report *r);
+/** The offset when stored, else 0. */
+RINGMQ_API uint64_t
+ringmq_publish_report_offset(const ringmq_publish_report *r);
+/** 1 when confirmed earlier under its dedup id. */
+RINGMQ_API int
+ringmq_publish_report_is_duplicate(const ringmq_publish_report *r);
+/** Human text when the code is not OK; "" otherwise. Owned by r. */
+RINGMQ_API const char *
+ringmq_publish_report_message(const ringmq_publish_report *r);
+/** The queue published to. Owned by r. */
+RINGMQ_API const char *
+ringmq_publish_report_queue(const ringmq_publish_report *r);
+
 /* --------------------------------------------------------- stored messages */
 
 /**
@@ -581,6 +764,27 @@ RINGMQ_API int ringmq_unsubscribe(ringmq_client *c, uint32_t subscription);
 typedef struct ringmq_delivery ringmq_delivery;
 
 /**
+ * Receives a delivery of a callback subscription.
+ * @param[in] c the client.
+ * @param[in] d the delivery, owned by the callback from now on (free it
+ *            with ringmq_delivery_free(); settle its lease with
+ *            ringmq_ack() and the others, here or later).
+ * @param[in] ctx the pointer given to ringmq_subscribe_cb().
+ */
+typedef void (*ringmq_delivery_cb)(ringmq_client *c, ringmq_delivery *d,
+				   void *ctx);
+
+/**
+ * Subscribes like ringmq_subscribe(), but hands the subscription's
+ * deliveries to cb inside ringmq_client_poll() instead of ringmq_next().
+ * @return as ringmq_subscribe().
+ */
+RINGMQ_API int ringmq_subscribe_cb(ringmq_client *c, uint32_t *subscriptionp,
+				   const char *queue, const char *group,
+				   uint32_t credit, int start,
+				   ringmq_delivery_cb cb, void *ctx);
+
+/**
  * Takes the next delivery, waiting for one when none is queued.
  * @param[in] c the client.
  * @param[out] deliveryp receives the delivery, owned by the caller
@@ -588,9 +792,15 @@ typedef struct ringmq_delivery ringmq_delivery;
  *             freed); NULL unless RINGMQ_OK.
  * @param[in] timeout_ms longest wait; 0 returns at once; negative waits
  *            without limit.
- * @return RINGMQ_OK; RINGMQ_TIMEOUT when none arrived in time;
- *         RINGMQ_CONNECTION_LOST (queued deliveries are still handed out
- *         first); RINGMQ_CLOSED; RINGMQ_USAGE.
+ * @return RINGMQ_OK; RINGMQ_TIMEOUT when none arrived in time (or
+ *         ringmq_client_wakeup() was called); RINGMQ_CONNECTION_LOST when
+ *         the connection dropped during this wait (queued deliveries are
+ *         still handed out first; with reconnect on, the next call
+ *         reconnects and restores the subscriptions); RINGMQ_UNREACHABLE
+ *         when the time ran out without a connection; RINGMQ_CLOSED;
+ *         RINGMQ_USAGE.
+ * @note With auto-touch on, the lease is extended until this client
+ *       settles it.
  * @note A signal does not interrupt the wait; call with short timeouts to
  *       react to signals.
  */
@@ -681,6 +891,51 @@ RINGMQ_API int ringmq_release(ringmq_client *c, const uint64_t *lease_ids,
 RINGMQ_API int ringmq_touch(ringmq_client *c, const uint64_t *lease_ids,
 			    size_t n, uint64_t lease_ms, int *codes,
 			    uint64_t *remaining_ms);
+
+/* ------------------------------------------------------------------ worker */
+
+/**
+ * Runs one job.
+ * @param[in] c the client (the handler may publish or touch with it).
+ * @param[in] d the delivery, owned by the worker (valid during the call).
+ * @param[in] ctx the pointer given to ringmq_worker_run().
+ * @return 0 when the job succeeded (the worker acks it); anything else
+ *         when it failed (the worker nacks it with backoff).
+ */
+typedef int (*ringmq_job_handler)(ringmq_client *c, const ringmq_delivery *d,
+				  void *ctx);
+
+/**
+ * A blocking worker: subscribes to queue in group (created from the
+ * earliest message if new) with the given credit (0: 1), then, until
+ * ringmq_worker_stop(), takes one job at a time, runs handler, acks on
+ * success and on failure nacks with the delay nack-backoff-ms *
+ * 2^(delivery count - 1), capped at nack-backoff-max-ms. On a lost
+ * connection it reconnects and goes on (a job whose lease died comes again
+ * later). When asked to stop, it finishes the running job, pauses the
+ * subscription, releases every job delivered but not started (their
+ * delivery count is unchanged), unsubscribes, flushes asynchronous
+ * publishes and returns. It also serves asynchronous publish callbacks
+ * between jobs.
+ * @param[in] c the client.
+ * @param[in] queue queue name.
+ * @param[in] group group name.
+ * @param[in] credit jobs leased at once (prefetch); 1 is usual.
+ * @param[in] handler runs each job, in this thread.
+ * @param[in] ctx passed to handler.
+ * @return RINGMQ_OK after a stop; the subscribe's failure
+ *         (RINGMQ_QUEUE_NOT_FOUND, ...); RINGMQ_CLOSED; RINGMQ_USAGE.
+ */
+RINGMQ_API int ringmq_worker_run(ringmq_client *c, const char *queue,
+				 const char *group, uint32_t credit,
+				 ringmq_job_handler handler, void *ctx);
+
+/**
+ * Asks ringmq_worker_run() on c to stop (it returns after the running job).
+ * @note Async-signal-safe; may be called from any thread and from a signal
+ *       handler.
+ */
+RINGMQ_API void ringmq_worker_stop(ringmq_client *c);
 
 /* ---- administration ---- */
 

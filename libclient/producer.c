@@ -1,0 +1,802 @@
+/*
+ * producer.c: asynchronous publish with automatic batching, pipelining and
+ * idempotent resend.
+ *
+ * Every message gets its partition here (key hash, dedup id hash, else a
+ * sticky round-robin from a random start) so that it can be numbered: each
+ * (queue, partition) has its own sequence, and a batch carries the
+ * sequence of its first message with producer_seq. Messages wait per
+ * partition until a batch is full, their linger time passes or a flush
+ * asks; then they are cut into a batch (within the broker's max batch
+ * count and max frame bytes from hello) that never changes again. At most
+ * MAX_BATCHES_IN_FLIGHT batches per partition are unanswered at once.
+ *
+ * When the connection drops, unanswered batches stay as they are and are
+ * sent again, in sequence order, after the reconnect (whose hello resumes
+ * the producer id): the broker answers a batch it already stored with its
+ * original offsets, so each message is stored once.
+ *
+ * Invariant: a partition's batches list holds its cut batches in sequence
+ * order; a batch is on c->inflight exactly while it has a request id on
+ * the current connection.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* Extra bytes of a Publish that names a partition and a sequence. */
+#define SEQ_FIELDS_BYTES 20
+
+struct ringmq_publish_report {
+	const char *queue; /* borrowed from the topic */
+	int code;
+	uint32_t partition;
+	uint64_t offset;
+	int is_duplicate;
+	char *message; /* owned; NULL when none */
+};
+
+struct pmsg {
+	Ringmq__Message pb; /* every pointer in it owned (message_pb_copy) */
+	ringmq_publish_cb cb;
+	void *ctx; /* the caller's */
+	size_t cost;
+	struct ringmq_publish_report rep;
+	struct pmsg *next; /* partition queue or done list */
+};
+
+struct pbatch {
+	struct ptopic *t; /* borrowed */
+	uint32_t partition;
+	uint64_t request_id; /* 0 while not sent on this connection */
+	uint64_t first_seq;
+	size_t n;
+	struct pmsg **msgs;	      /* owned array; messages owned too */
+	struct pbatch *next;	      /* partition's batch list */
+	struct pbatch *inflight_next; /* c->inflight link */
+};
+
+struct ppart {
+	uint64_t next_seq;
+	struct pmsg *head; /* owned queue of messages not in a batch */
+	struct pmsg *tail;
+	size_t n;
+	size_t bytes;
+	int64_t first_ms;     /* when head was queued */
+	struct pbatch *bhead; /* owned batches, in sequence order */
+	struct pbatch *btail;
+	unsigned n_batches;
+};
+
+struct ptopic {
+	char *name; /* owned */
+	uint32_t partitions;
+	int is_stale; /* the broker said a partition is out of range */
+	uint32_t rr;  /* partition of keyless messages now */
+	size_t base_bytes;
+	struct ppart *parts; /* owned array of partitions */
+	struct ptopic *next;
+};
+
+/* ------------------------------------------------------------ partitioner */
+
+/* Lamping and Veach, as written in proto/ringmq.proto. */
+static uint32_t
+jump_hash(uint64_t key, uint32_t n)
+{
+	int64_t b = -1;
+	int64_t j = 0;
+
+	while (j < (int64_t)n) {
+		b = j;
+		key = key * 2862933555777941757ull + 1;
+		j = (int64_t)((double)(b + 1) * ((double)(1ll << 31) /
+						 (double)((key >> 33) + 1)));
+	}
+	return (uint32_t)b;
+}
+
+/* The partition of pb, or -1 when it has neither key nor dedup id. */
+static int64_t
+hashed_partition(const Ringmq__Message *pb, uint32_t partitions)
+{
+	if (pb->has_key)
+		return jump_hash(XXH64(pb->key.data, pb->key.len, 0),
+				 partitions);
+	if (pb->dedup_id != NULL)
+		return jump_hash(XXH64(pb->dedup_id, strlen(pb->dedup_id), 0),
+				 partitions);
+	return -1;
+}
+
+/* ------------------------------------------------------------------ topics */
+
+static void
+report_fini(struct ringmq_publish_report *r)
+{
+	free(r->message);
+	r->message = NULL;
+}
+
+static void
+pmsg_free(struct pmsg *m)
+{
+	message_pb_fini(&m->pb);
+	report_fini(&m->rep);
+	free(m);
+}
+
+/* Asks the broker for the queue's partition count (QueueList). */
+static int
+fetch_partitions(struct ringmq_client *c, const char *queue, uint32_t *np)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__QueueList ql = RINGMQ__QUEUE_LIST__INIT;
+	Ringmq__Frame *resp;
+	int rc;
+
+	f.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST;
+	f.queue_list = &ql;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_QUEUE_LIST_OK, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	rc = client_fail(c, RINGMQ_QUEUE_NOT_FOUND, "queue '%s' not found",
+			 queue);
+	for (size_t i = 0; i < resp->queue_list_ok->n_queues; i++) {
+		const Ringmq__QueueInfo *q = resp->queue_list_ok->queues[i];
+
+		if (strcmp(q->name, queue) == 0 && q->partitions > 0) {
+			*np = q->partitions;
+			c->errmsg[0] = '\0';
+			rc = RINGMQ_OK;
+			break;
+		}
+	}
+	ringmq__frame__free_unpacked(resp, NULL);
+	return rc;
+}
+
+static int
+topic_is_idle(const struct ptopic *t)
+{
+	for (uint32_t i = 0; i < t->partitions; i++)
+		if (t->parts[i].n > 0 || t->parts[i].bhead != NULL)
+			return 0;
+	return 1;
+}
+
+/* Finds or makes the producer state of queue; lock held. */
+static int
+topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
+{
+	struct ptopic *t;
+	uint32_t n = 0;
+	int rc;
+
+	for (t = c->topics; t != NULL; t = t->next)
+		if (strcmp(t->name, queue) == 0)
+			break;
+	if (t != NULL && !t->is_stale) {
+		*tp = t;
+		return RINGMQ_OK;
+	}
+	rc = fetch_partitions(c, queue, &n);
+	if (rc != RINGMQ_OK)
+		return rc;
+	if (t != NULL) {
+		struct ppart *parts;
+
+		t->is_stale = 0;
+		/* A queue made again with other partitions: start over once
+		 * nothing of the old one is pending. */
+		if (n != t->partitions && topic_is_idle(t)) {
+			parts = calloc(n, sizeof(*parts));
+			if (parts == NULL)
+				return client_fail(c, RINGMQ_INTERNAL,
+						   "out of memory");
+			free(t->parts);
+			t->parts = parts;
+			t->partitions = n;
+			t->rr = (uint32_t)(c->rr_seed % n);
+		}
+		*tp = t;
+		return RINGMQ_OK;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	t->name = strdup(queue);
+	t->parts = calloc(n, sizeof(*t->parts));
+	if (t->name == NULL || t->parts == NULL) {
+		free(t->name);
+		free(t->parts);
+		free(t);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	t->partitions = n;
+	/* Different clients start round-robin at different partitions. */
+	t->rr = (uint32_t)((c->rr_seed >> 17) % n);
+	t->base_bytes = publish_base_bytes(queue) + SEQ_FIELDS_BYTES;
+	t->next = c->topics;
+	c->topics = t;
+	*tp = t;
+	return RINGMQ_OK;
+}
+
+/* ------------------------------------------------------------- completion */
+
+static void
+done_push(struct ringmq_client *c, struct pmsg *m)
+{
+	m->next = NULL;
+	if (c->done_tail != NULL)
+		c->done_tail->next = m;
+	else
+		c->done_head = m;
+	c->done_tail = m;
+	c->n_outstanding--;
+	c->outstanding_bytes -= m->cost;
+}
+
+/* Completes m with a failure; text copied (none when the copy fails). */
+static void
+complete_fail(struct ringmq_client *c, struct pmsg *m, int code,
+	      const char *text)
+{
+	m->rep.code = code;
+	free(m->rep.message);
+	m->rep.message = strdup(text ? text : ringmq_strerror(code));
+	done_push(c, m);
+}
+
+static void
+batch_unlink_part(struct ppart *p, struct pbatch *b)
+{
+	struct pbatch **pp;
+
+	for (pp = &p->bhead; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	}
+	p->btail = NULL;
+	for (struct pbatch *x = p->bhead; x != NULL; x = x->next)
+		p->btail = x;
+	p->n_batches--;
+}
+
+/* Frees b (its messages were handed on already). */
+static void
+batch_free(struct pbatch *b)
+{
+	free(b->msgs);
+	free(b);
+}
+
+/* Completes every message of b with code and drops the batch. */
+static void
+batch_fail(struct ringmq_client *c, struct pbatch *b, int code,
+	   const char *text)
+{
+	struct ppart *p = &b->t->parts[b->partition];
+
+	batch_unlink_part(p, b);
+	if (b->request_id == 0)
+		c->n_unsent_batches--;
+	for (size_t i = 0; i < b->n; i++)
+		complete_fail(c, b->msgs[i], code, text);
+	batch_free(b);
+}
+
+/* --------------------------------------------------------------- sending */
+
+/* Sends b with a fresh request id; stays unsent when out of memory. */
+static void
+batch_send(struct ringmq_client *c, struct pbatch *b)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message **pbs = malloc(b->n * sizeof(*pbs));
+	int rc;
+
+	if (pbs == NULL)
+		return; /* tried again on the next round */
+	for (size_t i = 0; i < b->n; i++)
+		pbs[i] = &b->msgs[i]->pb;
+	pub.queue = b->t->name;
+	pub.n_messages = b->n;
+	pub.messages = pbs;
+	pub.has_partition = 1;
+	pub.partition = b->partition;
+	pub.has_producer_seq = 1;
+	pub.producer_seq = b->first_seq;
+	f.has_request_id = 1;
+	f.request_id = conn_next_request_id(c);
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &pub;
+	rc = conn_queue_frame(c, &f);
+	free(pbs);
+	if (rc == RINGMQ_INTERNAL)
+		return; /* tried again on the next round */
+	if (rc != RINGMQ_OK) {
+		/* Cut to the limits, so only a broker announcing smaller
+		 * limits after a reconnect gets here. */
+		batch_fail(c, b, rc,
+			   "batch over the broker's frame limit after a "
+			   "reconnect");
+		return;
+	}
+	b->request_id = f.request_id;
+	c->n_unsent_batches--;
+	b->inflight_next = c->inflight;
+	c->inflight = b;
+}
+
+/* Most messages per batch: the option and the broker's limit. */
+static size_t
+batch_cap(const struct ringmq_client *c)
+{
+	size_t n = c->opts.batch_max_messages;
+
+	if (c->max_batch_count != 0 && c->max_batch_count < n)
+		n = c->max_batch_count;
+	return n ? n : 1;
+}
+
+/* 1 when the messages queued on p should go now. */
+static int
+part_is_due(const struct ringmq_client *c, const struct ptopic *t,
+	    const struct ppart *p, int64_t now_ms)
+{
+	if (p->n == 0)
+		return 0;
+	return p->n >= batch_cap(c) ||
+	       t->base_bytes + p->bytes >= c->max_frame_bytes ||
+	       c->n_flushing > 0 || now_ms - p->first_ms >= c->opts.linger_ms;
+}
+
+/* Cuts the next batch from p's queue; NULL when out of memory. */
+static struct pbatch *
+batch_cut(struct ringmq_client *c, struct ptopic *t, uint32_t partition,
+	  int64_t now_ms)
+{
+	struct ppart *p = &t->parts[partition];
+	size_t cap = batch_cap(c);
+	size_t bytes = t->base_bytes;
+	struct pbatch *b = calloc(1, sizeof(*b));
+	size_t n = 0;
+
+	if (b == NULL)
+		return NULL;
+	b->msgs = calloc(cap < p->n ? cap : p->n, sizeof(*b->msgs));
+	if (b->msgs == NULL) {
+		free(b);
+		return NULL;
+	}
+	while (p->head != NULL && n < cap) {
+		struct pmsg *m = p->head;
+
+		/* publish checked that one message alone always fits */
+		if (n > 0 && bytes + m->cost > c->max_frame_bytes)
+			break;
+		bytes += m->cost;
+		p->head = m->next;
+		m->next = NULL;
+		p->n--;
+		p->bytes -= m->cost;
+		b->msgs[n++] = m;
+	}
+	if (p->head == NULL)
+		p->tail = NULL;
+	p->first_ms = now_ms; /* the rest waits its own linger from now */
+	c->n_unsent_msgs -= n;
+	b->t = t;
+	b->partition = partition;
+	b->n = n;
+	b->first_seq = p->next_seq;
+	p->next_seq += n;
+	if (p->btail != NULL)
+		p->btail->next = b;
+	else
+		p->bhead = b;
+	p->btail = b;
+	p->n_batches++;
+	c->n_unsent_batches++;
+	/* Sticky round-robin: keyless messages move on once a batch left. */
+	if (t->rr == partition)
+		t->rr = (partition + 1) % t->partitions;
+	return b;
+}
+
+void
+producer_send_due(struct ringmq_client *c, int64_t now_ms)
+{
+	/* After a goodbye the broker refuses publishes: keep them for the
+	 * next connection. */
+	if (!c->is_ready || c->state != CONN_OPEN || c->is_closing ||
+	    (c->n_unsent_msgs == 0 && c->n_unsent_batches == 0))
+		return;
+	for (struct ptopic *t = c->topics; t != NULL; t = t->next) {
+		for (uint32_t i = 0; i < t->partitions; i++) {
+			struct ppart *p = &t->parts[i];
+
+			/* Resends first, in sequence order. */
+			for (struct pbatch *b = p->bhead; b != NULL;) {
+				struct pbatch *next = b->next;
+
+				if (b->request_id == 0)
+					batch_send(c, b);
+				b = next;
+			}
+			while (p->n_batches < MAX_BATCHES_IN_FLIGHT &&
+			       part_is_due(c, t, p, now_ms)) {
+				struct pbatch *b = batch_cut(c, t, i, now_ms);
+
+				if (b == NULL)
+					break;
+				batch_send(c, b);
+			}
+		}
+	}
+	conn_try_send(c);
+}
+
+int64_t
+producer_next_due_ms(const struct ringmq_client *c)
+{
+	int64_t due = -1;
+
+	if (c->n_unsent_msgs == 0)
+		return -1;
+	for (const struct ptopic *t = c->topics; t != NULL; t = t->next) {
+		for (uint32_t i = 0; i < t->partitions; i++) {
+			const struct ppart *p = &t->parts[i];
+			int64_t at;
+
+			/* A partition at its in-flight limit waits for an
+			 * answer, which wakes the poll anyway. */
+			if (p->n == 0 || p->n_batches >= MAX_BATCHES_IN_FLIGHT)
+				continue;
+			at = p->first_ms + c->opts.linger_ms;
+			if (due < 0 || at < due)
+				due = at;
+		}
+	}
+	return due;
+}
+
+/* -------------------------------------------------------------- answers */
+
+/* Records a PublishOk for b and completes its messages. */
+static void
+batch_answered(struct ringmq_client *c, struct pbatch *b,
+	       const Ringmq__PublishOk *ok)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct pmsg *m = b->msgs[i];
+		const Ringmq__PublishResult *pr = ok->results[i];
+
+		if (pr->code != RINGMQ__ERROR_CODE__OK) {
+			complete_fail(c, m, (int)pr->code, pr->message);
+			continue;
+		}
+		m->rep.code = RINGMQ_OK;
+		m->rep.partition =
+			pr->has_partition ? pr->partition : b->partition;
+		m->rep.offset = pr->offset;
+		m->rep.is_duplicate = pr->has_duplicate && pr->duplicate;
+		done_push(c, m);
+	}
+	batch_unlink_part(&b->t->parts[b->partition], b);
+	batch_free(b);
+}
+
+int
+producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
+{
+	struct pbatch **bp;
+	struct pbatch *b;
+
+	for (bp = &c->inflight; *bp != NULL; bp = &(*bp)->inflight_next)
+		if ((*bp)->request_id == f->request_id)
+			break;
+	if (*bp == NULL)
+		return 0;
+	b = *bp;
+	*bp = b->inflight_next;
+	b->inflight_next = NULL;
+	if (f->body_case == RINGMQ__FRAME__BODY_PUBLISH_OK &&
+	    f->publish_ok->n_results == b->n) {
+		batch_answered(c, b, f->publish_ok);
+	} else if (f->body_case == RINGMQ__FRAME__BODY_ERROR) {
+		int code = (int)f->error->code;
+		const char *text = f->error->message;
+
+		if (code == RINGMQ_SHUTTING_DOWN) {
+			/* Not stored: goes again after the reconnect; send
+			 * nothing more on this connection. */
+			c->is_closing = 1;
+			b->request_id = 0;
+			c->n_unsent_batches++;
+		} else {
+			if (code == RINGMQ_INVALID_ARGUMENT && text != NULL &&
+			    strstr(text, "partition") != NULL)
+				b->t->is_stale = 1;
+			batch_fail(c, b,
+				   code == RINGMQ_OK ? RINGMQ_BAD_FRAME : code,
+				   text);
+		}
+	} else {
+		batch_fail(c, b, RINGMQ_BAD_FRAME,
+			   "protocol error: unexpected answer to a publish");
+	}
+	ringmq__frame__free_unpacked(f, NULL);
+	conn_wake(c);
+	return 1;
+}
+
+/* ------------------------------------------------------------ connection */
+
+void
+producer_on_lost(struct ringmq_client *c, int code)
+{
+	/* Every batch sent on the old connection goes again. */
+	for (struct pbatch *b = c->inflight; b != NULL;) {
+		struct pbatch *next = b->inflight_next;
+
+		b->request_id = 0;
+		b->inflight_next = NULL;
+		c->n_unsent_batches++;
+		b = next;
+	}
+	c->inflight = NULL;
+	if (code == RINGMQ_OK)
+		return;
+	for (struct ptopic *t = c->topics; t != NULL; t = t->next) {
+		for (uint32_t i = 0; i < t->partitions; i++) {
+			struct ppart *p = &t->parts[i];
+
+			while (p->bhead != NULL)
+				batch_fail(c, p->bhead, code,
+					   "not confirmed: it may or may not "
+					   "have been stored");
+			while (p->head != NULL) {
+				struct pmsg *m = p->head;
+
+				p->head = m->next;
+				complete_fail(c, m, code, "not sent");
+			}
+			p->tail = NULL;
+			p->n = 0;
+			p->bytes = 0;
+		}
+	}
+	c->n_unsent_msgs = 0;
+	conn_wake(c);
+}
+
+void
+producer_fini(struct ringmq_client *c)
+{
+	struct pmsg *m;
+
+	while (c->topics != NULL) {
+		struct ptopic *t = c->topics;
+
+		c->topics = t->next;
+		for (uint32_t i = 0; i < t->partitions; i++) {
+			struct ppart *p = &t->parts[i];
+
+			while (p->bhead != NULL) {
+				struct pbatch *b = p->bhead;
+
+				p->bhead = b->next;
+				for (size_t k = 0; k < b->n; k++)
+					pmsg_free(b->msgs[k]);
+				batch_free(b);
+			}
+			while ((m = p->head) != NULL) {
+				p->head = m->next;
+				pmsg_free(m);
+			}
+		}
+		free(t->parts);
+		free(t->name);
+		free(t);
+	}
+	c->inflight = NULL;
+	while ((m = c->done_head) != NULL) {
+		c->done_head = m->next;
+		pmsg_free(m);
+	}
+	c->done_tail = NULL;
+}
+
+int
+producer_run_done(struct ringmq_client *c, struct pmsg *list)
+{
+	int n = 0;
+
+	while (list != NULL) {
+		struct pmsg *m = list;
+
+		list = m->next;
+		if (m->cb != NULL)
+			m->cb(c, &m->rep, m->ctx);
+		pmsg_free(m);
+		n++;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- publish */
+
+/* Waits for room in the outgoing buffer; lock held. */
+static int
+wait_for_room(struct ringmq_client *c, size_t cost)
+{
+	int64_t deadline_ms = conn_now_ms() + c->opts.request_timeout_ms;
+	int rc = RINGMQ_OK;
+
+	c->n_flushing++; /* send what is queued: its answers make room */
+	while (c->n_outstanding > 0 &&
+	       c->outstanding_bytes + cost > c->opts.max_outstanding_bytes) {
+		rc = conn_pump(c, deadline_ms);
+		if (rc == RINGMQ_CLOSED ||
+		    (rc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect))
+			break;
+		rc = RINGMQ_OK;
+		if (conn_now_ms() >= deadline_ms) {
+			rc = RINGMQ_TIMEOUT;
+			break;
+		}
+	}
+	c->n_flushing--;
+	if (rc == RINGMQ_TIMEOUT)
+		return client_fail(c, rc,
+				   "outgoing buffer still full after %d ms",
+				   c->opts.request_timeout_ms);
+	if (rc != RINGMQ_OK)
+		return client_fail(c, rc, "%s", ringmq_strerror(rc));
+	return RINGMQ_OK;
+}
+
+static int
+publish_async_locked(struct ringmq_client *c, const char *queue,
+		     const ringmq_message *msg, ringmq_publish_cb cb, void *ctx)
+{
+	const Ringmq__Message *src = message_pb(msg);
+	struct ptopic *t;
+	struct ppart *p;
+	struct pmsg *m;
+	int64_t part;
+	size_t cost;
+	int rc;
+
+	if (c->state == CONN_CLOSED)
+		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
+	rc = topic_get(c, queue, &t);
+	if (rc != RINGMQ_OK)
+		return rc;
+	cost = message_cost(src);
+	if (src->payload.len > c->max_message_bytes)
+		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
+				   "payload of %zu bytes is over the broker's "
+				   "limit of %u bytes",
+				   src->payload.len, c->max_message_bytes);
+	if (t->base_bytes + cost > c->max_frame_bytes)
+		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
+				   "message of %zu bytes with its headers does "
+				   "not fit the broker's frame limit of %u "
+				   "bytes",
+				   cost, c->max_frame_bytes);
+	if (c->n_outstanding > 0 &&
+	    c->outstanding_bytes + cost > c->opts.max_outstanding_bytes) {
+		if (!c->opts.is_block_when_full)
+			return client_fail(
+				c, RINGMQ_WOULD_BLOCK,
+				"outgoing buffer full (%llu bytes "
+				"unconfirmed)",
+				(unsigned long long)c->outstanding_bytes);
+		rc = wait_for_room(c, cost);
+		if (rc != RINGMQ_OK)
+			return rc;
+		/* The wait may have found the queue made again. */
+		rc = topic_get(c, queue, &t);
+		if (rc != RINGMQ_OK)
+			return rc;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL || message_pb_copy(&m->pb, src) < 0) {
+		free(m);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	part = hashed_partition(&m->pb, t->partitions);
+	if (part < 0)
+		part = t->rr;
+	/* The batch names the partition; messages do not repeat it. */
+	m->pb.has_partition = 0;
+	m->cb = cb;
+	m->ctx = ctx;
+	m->cost = cost;
+	m->rep.queue = t->name;
+	m->rep.partition = (uint32_t)part;
+	p = &t->parts[part];
+	if (p->head == NULL) {
+		p->head = m;
+		p->first_ms = conn_now_ms();
+	} else {
+		p->tail->next = m;
+	}
+	p->tail = m;
+	p->n++;
+	p->bytes += cost;
+	c->n_unsent_msgs++;
+	c->n_outstanding++;
+	c->outstanding_bytes += cost;
+	if (c->is_ready && c->state == CONN_OPEN &&
+	    part_is_due(c, t, p, conn_now_ms()))
+		producer_send_due(c, conn_now_ms());
+	else if (p->n == 1)
+		conn_wake(c); /* a poller may need an earlier deadline */
+	return RINGMQ_OK;
+}
+
+int
+ringmq_publish_async(ringmq_client *c, const char *queue,
+		     const ringmq_message *m, ringmq_publish_cb cb, void *ctx)
+{
+	int rc;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	if (queue == NULL || m == NULL)
+		return client_fail(c, RINGMQ_USAGE, "NULL argument");
+	client_lock(c);
+	c->errmsg[0] = '\0';
+	rc = publish_async_locked(c, queue, m, cb, ctx);
+	client_unlock(c);
+	return rc;
+}
+
+/* --------------------------------------------------------------- reports */
+
+int
+ringmq_publish_report_code(const ringmq_publish_report *r)
+{
+	return r ? r->code : RINGMQ_USAGE;
+}
+
+uint32_t
+ringmq_publish_report_partition(const ringmq_publish_report *r)
+{
+	return r ? r->partition : 0;
+}
+
+uint64_t
+ringmq_publish_report_offset(const ringmq_publish_report *r)
+{
+	return r && r->code == RINGMQ_OK ? r->offset : 0;
+}
+
+int
+ringmq_publish_report_is_duplicate(const ringmq_publish_report *r)
+{
+	return r && r->code == RINGMQ_OK ? r->is_duplicate : 0;
+}
+
+const char *
+ringmq_publish_report_message(const ringmq_publish_report *r)
+{
+	return r && r->message ? r->message : "";
+}
+
+const char *
+ringmq_publish_report_queue(const ringmq_publish_report *r)
+{
+	return r ? r->queue : "";
+}
