@@ -28,11 +28,28 @@ enum cli_cmd {
 	CMD_QUEUE, /* "queue" without a subcommand: help only */
 	CMD_QUEUE_CREATE,
 	CMD_QUEUE_SET,
+	CMD_QUEUE_DELETE,
 	CMD_QUEUE_LIST,
+	CMD_QUEUE_DESCRIBE,
+	CMD_QUEUE_PURGE,
+	CMD_GROUP, /* "group" without a subcommand: help only */
+	CMD_GROUP_CREATE,
+	CMD_GROUP_DELETE,
+	CMD_GROUP_LIST,
+	CMD_GROUP_DESCRIBE,
+	CMD_GROUP_RESET,
 	CMD_PUBLISH,
 	CMD_CONSUME,
+	CMD_PEEK,
 	CMD_MESSAGE, /* "message" without a subcommand: help only */
+	CMD_MESSAGE_SHOW,
 	CMD_MESSAGE_CANCEL,
+	CMD_DLQ, /* "dlq" without a subcommand: help only */
+	CMD_DLQ_LIST,
+	CMD_DLQ_REDRIVE,
+	CMD_STATS,
+	CMD_PING,
+	CMD_COUNT_ /* number of commands; keep last */
 };
 
 /* Most partitions of a queue (protocol limit): partition numbers are
@@ -51,6 +68,12 @@ struct cli_setting {
 
 #define CLI_MAX_SETTINGS 16
 
+/* A --header NAME=VALUE of publish. */
+struct cli_header {
+	const char *name;  /* owned by the header array (a copy of NAME) */
+	const char *value; /* borrowed from argv */
+};
+
 /* The parsed command line. Strings are borrowed from argv. */
 struct cli {
 	enum cli_cmd cmd;
@@ -68,6 +91,9 @@ struct cli {
 	int has_partitions; /* --partitions given (refused by queue set) */
 
 	/* publish: applied to every message of the invocation */
+	struct cli_header *headers; /* owned by main; nheaders entries */
+	size_t nheaders;
+	const char *file; /* --file: its contents are one message */
 	const char *key;
 	const char *dedup_id;
 	int has_delay;
@@ -79,17 +105,29 @@ struct cli {
 	const char *group;
 	uint64_t count; /* 0 = unlimited */
 	int timeout_ms;
+	int has_timeout; /* --timeout-ms given */
+	int is_follow;	 /* consume: never stop on idle */
 	int is_ack;
 	int is_nack;
 	int has_nack_delay;
 	uint64_t nack_delay_ms;
 
-	/* message cancel */
+	/* message show / cancel; peek --partition */
+	int has_partition;
 	uint32_t partition;
 	uint64_t offset;
+
+	/* group create --from, group reset --to: RINGMQ_START_* */
+	int has_start;
+	int start;
 };
 
-/* Prints "ringmq: CODE: message" to standard error. */
+/* Set when --json is on the command line: errors of the command as a
+ * whole go to standard error as {"error":{"code":...,"message":...}}. */
+extern int cli_is_json_errors;
+
+/* Prints "ringmq: CODE: message" to standard error, or with
+ * cli_is_json_errors {"error":{"code":"CODE","message":"message"}}. */
 void cli_error(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -127,11 +165,91 @@ int cli_connect(const struct cli *cli, ringmq_client **clientp);
  */
 int cli_json_string(FILE *out, const void *bytes, size_t len);
 
+/* Writes s as a JSON string with its quotes; "null" when s is NULL. */
+void cli_json_str(FILE *out, const char *s);
+
+/* 1 when the len bytes are valid UTF-8 (RFC 3629). */
+int cli_utf8_is_valid(const void *bytes, size_t len);
+
+/* Writes len bytes as standard base64 (RFC 4648, with padding). */
+void cli_base64(FILE *out, const void *bytes, size_t len);
+
+/* Formats ms since the epoch as RFC 3339 UTC with milliseconds
+ * (2026-12-01T10:00:00.000Z; buf of at least 32 bytes), or "-" for 0.
+ * @return buf. */
+const char *cli_format_time(char *buf, size_t len, uint64_t ms);
+
+/* Wall clock, ms since the epoch. */
+uint64_t cli_now_ms(void);
+
+/*
+ * Ends a command: flushes standard output and turns a failed write into
+ * RINGMQ_IO (printed). @return rc, or RINGMQ_IO when rc was OK and the
+ * output failed.
+ */
+int cli_finish_output(int rc);
+
+/*
+ * Reports a failed call: "ringmq: CODE: what: the client's message".
+ * @return rc.
+ */
+int cli_fail(ringmq_client *c, int rc, const char *what);
+
+/* Prints {"ok":true} with --json (nothing otherwise); for commands that
+ * have no other output. */
+void cli_print_ok(const struct cli *cli);
+
+/* Writes group i of l as a JSON object (no newline). */
+void cli_print_group_json(const ringmq_group_list *l, size_t i);
+
+/* Prints the help of cmd (the main help for CMD_NONE) on stdout. */
+void cli_print_help(enum cli_cmd cmd);
+
+/*
+ * A message of a stream read from the broker, for the shared output of
+ * consume, peek, message show and dlq list (one JSON line each).
+ */
+struct cli_msg {
+	const char *queue;
+	const char *group; /* NULL: not leased (peek, dlq list, show) */
+	int has_lease;
+	uint64_t lease_id;
+	uint32_t delivery_count;
+	uint32_t partition;
+	uint64_t offset;
+	uint64_t publish_ms;
+	const void *payload;
+	size_t payload_len;
+	const void *key; /* NULL: none */
+	size_t key_len;
+	size_t nheaders;
+	const char *(*header_name)(const void *src, size_t h);
+	const void *(*header_value)(const void *src, size_t h, size_t *lenp);
+	const void *src; /* passed to the header functions */
+};
+
+/* Writes m as one JSON line (see README, "JSON output"). */
+void cli_print_msg_json(FILE *out, const struct cli_msg *m);
+
 int cmd_queue_create(const struct cli *cli);
 int cmd_queue_set(const struct cli *cli);
+int cmd_queue_delete(const struct cli *cli);
 int cmd_queue_list(const struct cli *cli);
+int cmd_queue_describe(const struct cli *cli);
+int cmd_queue_purge(const struct cli *cli);
+int cmd_group_create(const struct cli *cli);
+int cmd_group_delete(const struct cli *cli);
+int cmd_group_list(const struct cli *cli);
+int cmd_group_describe(const struct cli *cli);
+int cmd_group_reset(const struct cli *cli);
 int cmd_publish(const struct cli *cli);
 int cmd_consume(const struct cli *cli);
+int cmd_peek(const struct cli *cli);
+int cmd_message_show(const struct cli *cli);
 int cmd_message_cancel(const struct cli *cli);
+int cmd_dlq_list(const struct cli *cli);
+int cmd_dlq_redrive(const struct cli *cli);
+int cmd_stats(const struct cli *cli);
+int cmd_ping(const struct cli *cli);
 
 #endif

@@ -32,6 +32,10 @@
 /* Longest wait inside the library, so a signal is seen promptly. */
 #define SLICE_MS 100
 
+/* With --follow, an idle connection is checked with a ping this often, so
+ * a broker that vanished without closing is noticed. */
+#define FOLLOW_PING_MS 15000
+
 static volatile sig_atomic_t got_signal;
 
 static void
@@ -125,6 +129,18 @@ set_credit(struct consume *k, uint32_t credit)
 	return rc;
 }
 
+static const char *
+delivery_header_name(const void *src, size_t h)
+{
+	return ringmq_delivery_header_name(src, h);
+}
+
+static const void *
+delivery_header_value(const void *src, size_t h, size_t *lenp)
+{
+	return ringmq_delivery_header_value(src, h, lenp);
+}
+
 /* Writes one message to stdout and flushes; -1 when stdout failed. */
 static int
 print_delivery(const struct consume *k, const ringmq_delivery *d)
@@ -133,21 +149,24 @@ print_delivery(const struct consume *k, const ringmq_delivery *d)
 	const void *payload = ringmq_delivery_payload(d, &len);
 
 	if (k->cli->is_json) {
-		size_t keylen;
-		const void *key = ringmq_delivery_key(d, &keylen);
+		struct cli_msg m = { 0 };
 
-		printf("{\"partition\":%" PRIu32 ",\"offset\":%" PRIu64
-		       ",\"delivery_count\":%" PRIu32,
-		       ringmq_delivery_partition(d), ringmq_delivery_offset(d),
-		       ringmq_delivery_delivery_count(d));
-		if (key != NULL) {
-			fputs(",\"key\":\"", stdout);
-			(void)cli_json_string(stdout, key, keylen);
-			fputc('"', stdout);
-		}
-		fputs(",\"payload\":\"", stdout);
-		(void)cli_json_string(stdout, payload, len);
-		fputs("\"}\n", stdout);
+		m.queue = k->cli->args[0];
+		m.group = k->cli->group;
+		m.has_lease = 1;
+		m.lease_id = ringmq_delivery_lease_id(d);
+		m.delivery_count = ringmq_delivery_delivery_count(d);
+		m.partition = ringmq_delivery_partition(d);
+		m.offset = ringmq_delivery_offset(d);
+		m.publish_ms = ringmq_delivery_publish_ms(d);
+		m.payload = payload;
+		m.payload_len = len;
+		m.key = ringmq_delivery_key(d, &m.key_len);
+		m.nheaders = ringmq_delivery_header_count(d);
+		m.header_name = delivery_header_name;
+		m.header_value = delivery_header_value;
+		m.src = d;
+		cli_print_msg_json(stdout, &m);
 	} else {
 		if (len > 0 && fwrite(payload, 1, len, stdout) != len)
 			return -1;
@@ -222,17 +241,27 @@ consume_loop(struct consume *k)
 {
 	struct leases acks = { 0 };
 	int64_t last_ms = now_ms();
+	int64_t checked_ms = last_ms;
 
 	while (!got_signal && !k->is_io_failed && k->conn_rc == RINGMQ_OK) {
-		int64_t left_ms;
+		int64_t left_ms = SLICE_MS;
 		ringmq_delivery *d;
 		int rc;
 
 		if (k->cli->count && k->printed >= k->cli->count)
 			break;
-		left_ms = k->cli->timeout_ms - (now_ms() - last_ms);
-		if (left_ms <= 0)
-			break;
+		if (!k->cli->is_follow) {
+			left_ms = k->cli->timeout_ms - (now_ms() - last_ms);
+			if (left_ms <= 0)
+				break;
+		} else if (now_ms() - checked_ms >= FOLLOW_PING_MS) {
+			checked_ms = now_ms();
+			rc = ringmq_client_ping(k->c);
+			if (rc != RINGMQ_OK) {
+				note_failure(k, rc, "ping");
+				break;
+			}
+		}
 		rc = ringmq_next(k->c, &d,
 				 left_ms < SLICE_MS ? (int)left_ms : SLICE_MS);
 		if (rc == RINGMQ_TIMEOUT)
@@ -241,7 +270,7 @@ consume_loop(struct consume *k)
 			note_failure(k, rc, "consume");
 			break;
 		}
-		last_ms = now_ms();
+		last_ms = checked_ms = now_ms();
 		for (int i = 0; d != NULL; i++) {
 			handle_delivery(k, d, &acks);
 			ringmq_delivery_free(d);

@@ -43,8 +43,11 @@ print_result(struct pub *p, int code, uint32_t partition, uint64_t offset,
 	if (code != RINGMQ_OK) {
 		if (!cli_is_conn_failure(code)) {
 			p->is_refused = 1;
-			cli_error(code, "%s",
-				  text && text[0] ? text
+			/* With --json the line on stdout says it all. */
+			if (!p->cli->is_json)
+				cli_error(code, "%s",
+					  text && text[0]
+						  ? text
 						  : ringmq_strerror(code));
 		} else if (!p->is_conn_reported) {
 			p->is_conn_reported = 1;
@@ -53,18 +56,19 @@ print_result(struct pub *p, int code, uint32_t partition, uint64_t offset,
 						  : ringmq_strerror(code));
 		}
 		if (p->cli->is_json) {
-			printf("{\"error\":\"%s\",\"message\":\"",
+			printf("{\"error\":{\"code\":\"%s\",\"message\":",
 			       ringmq_code_name(code));
-			(void)cli_json_string(stdout, text ? text : "",
-					      text ? strlen(text) : 0);
-			fputs("\"}\n", stdout);
+			cli_json_str(stdout, text && text[0]
+						     ? text
+						     : ringmq_strerror(code));
+			fputs("}}\n", stdout);
 		} else {
 			printf("error %s\n", ringmq_code_name(code));
 		}
 	} else if (p->cli->is_json) {
-		printf("{\"partition\":%" PRIu32 ",\"offset\":%" PRIu64 "%s}\n",
-		       partition, offset,
-		       is_duplicate ? ",\"duplicate\":true" : "");
+		printf("{\"partition\":%" PRIu32 ",\"offset\":%" PRIu64
+		       ",\"duplicate\":%s}\n",
+		       partition, offset, is_duplicate ? "true" : "false");
 	} else {
 		printf("%" PRIu32 " %" PRIu64 "\n", partition, offset);
 	}
@@ -117,6 +121,10 @@ message_build(const struct cli *cli, const void *data, size_t len)
 
 	if (rc == RINGMQ_OK && cli->key != NULL)
 		rc = ringmq_message_set_key(m, cli->key, strlen(cli->key));
+	for (size_t i = 0; rc == RINGMQ_OK && i < cli->nheaders; i++)
+		rc = ringmq_message_add_header(m, cli->headers[i].name,
+					       cli->headers[i].value,
+					       strlen(cli->headers[i].value));
 	if (rc == RINGMQ_OK && cli->has_delay)
 		rc = ringmq_message_set_delay_ms(m, cli->delay_ms);
 	if (rc == RINGMQ_OK && cli->has_deliver_at)
@@ -219,6 +227,59 @@ line_end(struct pub *p, struct line *l)
 	l->full_len = 0;
 }
 
+/*
+ * Publishes the contents of file path as one message. A file over the
+ * broker's message limit is refused (MESSAGE_TOO_LARGE) without being
+ * read to the end. @return 0, or -1 when it cannot be read (reported).
+ */
+static int
+publish_file(struct pub *p, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	size_t limit = p->c ? ringmq_client_max_message_bytes(p->c) : 0;
+	uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+	int rc = -1;
+
+	if (f == NULL) {
+		cli_error(RINGMQ_IO, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 65536;
+			uint8_t *nbuf = realloc(buf, ncap);
+
+			if (nbuf == NULL) {
+				cli_error(RINGMQ_INTERNAL, "out of memory");
+				goto out;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0 && ferror(f)) {
+			cli_error(RINGMQ_IO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		/* Past the limit the rest does not matter. */
+		if (p->c != NULL && len > limit)
+			break;
+	}
+	feed(p, p->c != NULL && len > limit ? NULL : (buf ? (void *)buf : ""),
+	     len);
+	rc = 0;
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
 /* Reads standard input to its end, one message per line. */
 static int
 publish_stdin(struct pub *p)
@@ -299,7 +360,10 @@ cmd_publish(const struct cli *cli)
 		}
 	}
 
-	if (cli->nargs > 1) {
+	if (cli->file != NULL) {
+		if (publish_file(&p, cli->file) < 0)
+			is_input_failed = 1;
+	} else if (cli->nargs > 1) {
 		for (size_t i = 1; i < cli->nargs; i++)
 			feed(&p, cli->args[i], strlen(cli->args[i]));
 	} else if (publish_stdin(&p) < 0) {

@@ -1,10 +1,9 @@
 /*
- * cli_queue.c: "ringmq queue create", "ringmq queue set" and "ringmq queue
- * list".
+ * cli_queue.c: "ringmq queue create", "set", "delete", "list", "describe"
+ * and "purge".
  */
 #include "cli.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -43,6 +42,9 @@ queue_settings_run(const struct cli *cli, queue_req_fn req)
 	if (rc != RINGMQ_OK)
 		cli_error(rc, "queue %s: %s", cli->args[0],
 			  ringmq_client_errmsg(c));
+	else
+		cli_print_ok(cli);
+	rc = cli_finish_output(rc);
 out:
 	ringmq_client_free(c);
 	ringmq_queue_opts_free(o);
@@ -170,13 +172,212 @@ cmd_queue_list(const struct cli *cli)
 		print_json(l);
 	else
 		print_table(l);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		cli_error(RINGMQ_IO, "write to standard output: %s",
-			  strerror(errno));
-		rc = RINGMQ_IO;
-	}
+	rc = cli_finish_output(rc);
 out:
 	ringmq_queue_list_free(l);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+int
+cmd_queue_delete(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	char what[256];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
+		rc = ringmq_queue_delete(c, cli->args[0]);
+		if (rc != RINGMQ_OK)
+			(void)cli_fail(c, rc, what);
+		else
+			cli_print_ok(cli);
+		rc = cli_finish_output(rc);
+	}
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+int
+cmd_queue_purge(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	uint64_t purged = 0;
+	char what[256];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
+		rc = ringmq_queue_purge(c, cli->args[0], &purged);
+		if (rc != RINGMQ_OK)
+			(void)cli_fail(c, rc, what);
+		else if (cli->is_json)
+			printf("{\"purged\":%" PRIu64 "}\n", purged);
+		else
+			printf("purged %" PRIu64 "\n", purged);
+		rc = cli_finish_output(rc);
+	}
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+/* ,"policy":{...} of a description, or nothing when none reported. */
+static void
+print_describe_policy_json(const ringmq_queue_describe *d)
+{
+	const char *dlq = ringmq_queue_describe_dead_letter_queue(d);
+	const char *sep = "";
+	uint64_t v;
+
+	if (dlq == NULL)
+		return;
+	fputs(",\"policy\":{", stdout);
+	for (size_t k = 0; k < sizeof(json_policies) / sizeof(json_policies[0]);
+	     k++) {
+		if (!ringmq_queue_describe_setting(d, json_policies[k].setting,
+						   &v))
+			continue;
+		printf("%s\"%s\":%" PRIu64, sep, json_policies[k].json, v);
+		sep = ",";
+	}
+	printf("%s\"dead_letter\":", sep);
+	cli_json_str(stdout, dlq);
+	fputc('}', stdout);
+}
+
+static void
+print_describe_json(const ringmq_queue_describe *d)
+{
+	const ringmq_group_list *gl = ringmq_queue_describe_groups(d);
+	size_t np = ringmq_queue_describe_partition_count(d);
+
+	fputs("{\"queue\":{\"name\":", stdout);
+	cli_json_str(stdout, ringmq_queue_describe_name(d));
+	printf(",\"partitions\":%" PRIu32 ",\"ready\":%" PRIu64
+	       ",\"delayed\":%" PRIu64 ",\"in_flight\":%" PRIu64
+	       ",\"groups\":%zu,\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64,
+	       ringmq_queue_describe_partitions(d),
+	       ringmq_queue_describe_ready(d), ringmq_queue_describe_delayed(d),
+	       ringmq_queue_describe_in_flight(d), ringmq_group_list_count(gl),
+	       ringmq_queue_describe_messages(d),
+	       ringmq_queue_describe_bytes(d));
+	print_describe_policy_json(d);
+	fputs(",\"partition_info\":[", stdout);
+	for (size_t i = 0; i < np; i++) {
+		uint64_t oldest =
+			ringmq_queue_describe_partition_oldest_publish_ms(d, i);
+
+		printf("%s{\"partition\":%" PRIu32 ",\"messages\":%" PRIu64
+		       ",\"bytes\":%" PRIu64 ",\"first_offset\":%" PRIu64
+		       ",\"next_offset\":%" PRIu64 ",\"oldest_publish_ms\":",
+		       i ? "," : "", ringmq_queue_describe_partition(d, i),
+		       ringmq_queue_describe_partition_messages(d, i),
+		       ringmq_queue_describe_partition_bytes(d, i),
+		       ringmq_queue_describe_partition_first_offset(d, i),
+		       ringmq_queue_describe_partition_next_offset(d, i));
+		if (oldest)
+			printf("%" PRIu64 "}", oldest);
+		else
+			fputs("null}", stdout);
+	}
+	fputs("],\"group_info\":[", stdout);
+	for (size_t i = 0; i < ringmq_group_list_count(gl); i++) {
+		if (i)
+			fputc(',', stdout);
+		cli_print_group_json(gl, i);
+	}
+	fputs("]}}\n", stdout);
+}
+
+static void
+print_describe_table(const ringmq_queue_describe *d)
+{
+	const ringmq_group_list *gl = ringmq_queue_describe_groups(d);
+	size_t np = ringmq_queue_describe_partition_count(d);
+	size_t ng = ringmq_group_list_count(gl);
+	const char *dlq = ringmq_queue_describe_dead_letter_queue(d);
+	uint64_t now = cli_now_ms();
+	int width = 5; /* "GROUP" */
+	uint64_t v;
+
+	printf("%-11s %s\n", "queue", ringmq_queue_describe_name(d));
+	printf("%-11s %" PRIu32 "\n", "partitions",
+	       ringmq_queue_describe_partitions(d));
+	printf("%-11s %" PRIu64 "\n", "ready", ringmq_queue_describe_ready(d));
+	printf("%-11s %" PRIu64 "\n", "delayed",
+	       ringmq_queue_describe_delayed(d));
+	printf("%-11s %" PRIu64 "\n", "in_flight",
+	       ringmq_queue_describe_in_flight(d));
+	printf("%-11s %" PRIu64 "\n", "messages",
+	       ringmq_queue_describe_messages(d));
+	printf("%-11s %" PRIu64 "\n", "bytes", ringmq_queue_describe_bytes(d));
+	for (size_t k = 0; k < sizeof(json_policies) / sizeof(json_policies[0]);
+	     k++)
+		if (ringmq_queue_describe_setting(d, json_policies[k].setting,
+						  &v))
+			printf("%-16s %" PRIu64 "\n", json_policies[k].json, v);
+	if (dlq != NULL)
+		printf("%-16s %s\n", "dead_letter", dlq);
+
+	printf("\n%9s  %10s  %12s  %12s  %12s  %13s\n", "PARTITION", "MESSAGES",
+	       "BYTES", "FIRST_OFFSET", "NEXT_OFFSET", "OLDEST_AGE_MS");
+	for (size_t i = 0; i < np; i++) {
+		uint64_t oldest =
+			ringmq_queue_describe_partition_oldest_publish_ms(d, i);
+
+		printf("%9" PRIu32 "  %10" PRIu64 "  %12" PRIu64 "  %12" PRIu64
+		       "  %12" PRIu64 "  ",
+		       ringmq_queue_describe_partition(d, i),
+		       ringmq_queue_describe_partition_messages(d, i),
+		       ringmq_queue_describe_partition_bytes(d, i),
+		       ringmq_queue_describe_partition_first_offset(d, i),
+		       ringmq_queue_describe_partition_next_offset(d, i));
+		if (oldest)
+			printf("%13" PRIu64 "\n",
+			       now > oldest ? now - oldest : 0);
+		else
+			printf("%13s\n", "-");
+	}
+
+	for (size_t i = 0; i < ng; i++) {
+		size_t len = strlen(ringmq_group_list_name(gl, i));
+
+		if ((int)len > width)
+			width = (int)len;
+	}
+	printf("\n%-*s  %9s  %10s  %10s  %10s\n", width, "GROUP", "CONSUMERS",
+	       "READY", "IN_FLIGHT", "LAG");
+	for (size_t i = 0; i < ng; i++)
+		printf("%-*s  %9" PRIu32 "  %10" PRIu64 "  %10" PRIu64
+		       "  %10" PRIu64 "\n",
+		       width, ringmq_group_list_name(gl, i),
+		       ringmq_group_list_consumers(gl, i),
+		       ringmq_group_list_ready(gl, i),
+		       ringmq_group_list_in_flight(gl, i),
+		       ringmq_group_list_lag(gl, i));
+}
+
+int
+cmd_queue_describe(const struct cli *cli)
+{
+	ringmq_queue_describe *d = NULL;
+	ringmq_client *c = NULL;
+	char what[256];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
+		rc = ringmq_queue_describe_get(c, cli->args[0], &d);
+		if (rc != RINGMQ_OK)
+			(void)cli_fail(c, rc, what);
+		else if (cli->is_json)
+			print_describe_json(d);
+		else
+			print_describe_table(d);
+		rc = cli_finish_output(rc);
+	}
+	ringmq_queue_describe_free(d);
 	ringmq_client_free(c);
 	return cli_exit_code(rc);
 }

@@ -1,23 +1,89 @@
 /*
  * cli_util.c: helpers shared by the ringmq commands: error lines, exit
- * codes, the name rule, RFC 3339 times, connecting, and JSON string
- * output.
+ * codes, the name rule, RFC 3339 times, connecting, and JSON output
+ * (strings, base64, the one-line message shape).
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
+
+int cli_is_json_errors;
 
 void
 cli_error(int code, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fprintf(stderr, "ringmq: %s: ", ringmq_code_name(code));
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (cli_is_json_errors) {
+		fputs("{\"error\":{\"code\":", stderr);
+		cli_json_str(stderr, ringmq_code_name(code));
+		fputs(",\"message\":", stderr);
+		cli_json_str(stderr, msg);
+		fputs("}}\n", stderr);
+		return;
+	}
+	fprintf(stderr, "ringmq: %s: %s\n", ringmq_code_name(code), msg);
+}
+
+int
+cli_fail(ringmq_client *c, int rc, const char *what)
+{
+	const char *msg = ringmq_client_errmsg(c);
+
+	cli_error(rc, "%s: %s", what, msg[0] ? msg : ringmq_strerror(rc));
+	return rc;
+}
+
+void
+cli_print_ok(const struct cli *cli)
+{
+	if (cli->is_json)
+		fputs("{\"ok\":true}\n", stdout);
+}
+
+uint64_t
+cli_now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts); /* cannot fail */
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+cli_finish_output(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_error(RINGMQ_IO, "write to standard output: %s",
+			  strerror(errno));
+		if (rc == RINGMQ_OK)
+			rc = RINGMQ_IO;
+	}
+	return rc;
+}
+
+const char *
+cli_format_time(char *buf, size_t len, uint64_t ms)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	if (ms == 0 || gmtime_r(&sec, &tm) == NULL ||
+	    (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
+	return buf;
 }
 
 int
@@ -210,6 +276,117 @@ utf8_seq_len(const unsigned char *p, size_t n)
 		if (p[i] < 0x80 || p[i] > 0xbf)
 			return 0;
 	return len;
+}
+
+int
+cli_utf8_is_valid(const void *bytes, size_t len)
+{
+	const unsigned char *p = bytes;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t n = p[i] < 0x80 ? 1 : utf8_seq_len(p + i, len - i);
+
+		if (n == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+void
+cli_base64(FILE *out, const void *bytes, size_t len)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = bytes;
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		size_t n = len - i < 3 ? len - i : 3;
+
+		if (n > 1)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (n > 2)
+			v |= p[i + 2];
+		fputc(abc[(v >> 18) & 63], out);
+		fputc(abc[(v >> 12) & 63], out);
+		fputc(n > 1 ? abc[(v >> 6) & 63] : '=', out);
+		fputc(n > 2 ? abc[v & 63] : '=', out);
+	}
+}
+
+void
+cli_json_str(FILE *out, const char *s)
+{
+	if (s == NULL) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	(void)cli_json_string(out, s, strlen(s));
+	fputc('"', out);
+}
+
+/* One JSON string value: its bytes as text, or base64. */
+static void
+json_bytes(FILE *out, const void *bytes, size_t len, int is_base64)
+{
+	fputc('"', out);
+	if (is_base64)
+		cli_base64(out, bytes, len);
+	else
+		(void)cli_json_string(out, bytes, len);
+	fputc('"', out);
+}
+
+void
+cli_print_msg_json(FILE *out, const struct cli_msg *m)
+{
+	int is_base64 =
+		!cli_utf8_is_valid(m->payload, m->payload_len) ||
+		(m->key != NULL && !cli_utf8_is_valid(m->key, m->key_len));
+
+	for (size_t h = 0; h < m->nheaders && !is_base64; h++) {
+		size_t len;
+		const void *v = m->header_value(m->src, h, &len);
+
+		is_base64 = !cli_utf8_is_valid(v, len);
+	}
+	fputs("{\"queue\":", out);
+	cli_json_str(out, m->queue);
+	fputs(",\"group\":", out);
+	cli_json_str(out, m->group);
+	fprintf(out, ",\"partition\":%" PRIu32 ",\"offset\":%" PRIu64,
+		m->partition, m->offset);
+	/* A string: lease ids use all 64 bits, past what a JSON number
+	 * holds exactly in most readers. */
+	if (m->has_lease)
+		fprintf(out, ",\"lease_id\":\"%" PRIu64 "\"", m->lease_id);
+	else
+		fputs(",\"lease_id\":null", out);
+	fprintf(out,
+		",\"delivery_count\":%" PRIu32 ",\"publish_time_ms\":%" PRIu64
+		",\"key\":",
+		m->delivery_count, m->publish_ms);
+	if (m->key != NULL)
+		json_bytes(out, m->key, m->key_len, is_base64);
+	else
+		fputs("null", out);
+	fputs(",\"headers\":{", out);
+	for (size_t h = 0; h < m->nheaders; h++) {
+		size_t len;
+		const void *v = m->header_value(m->src, h, &len);
+
+		if (h > 0)
+			fputc(',', out);
+		cli_json_str(out, m->header_name(m->src, h));
+		fputc(':', out);
+		json_bytes(out, v, len, is_base64);
+	}
+	fputs("},\"payload\":", out);
+	json_bytes(out, m->payload, m->payload_len, is_base64);
+	fprintf(out, ",\"encoding\":\"%s\"}\n", is_base64 ? "base64" : "utf8");
 }
 
 int

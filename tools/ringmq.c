@@ -1,12 +1,14 @@
 /*
- * ringmq.c: the ringmq command-line tool: command-line parsing, help texts
- * and dispatch to the commands (cli_queue.c, cli_publish.c,
- * cli_consume.c, cli_message.c).
+ * ringmq.c: the ringmq command-line tool: command-line parsing and
+ * dispatch to the commands (cli_queue.c, cli_group.c, cli_publish.c,
+ * cli_consume.c, cli_message.c, cli_admin.c); help texts are in
+ * cli_help.c.
  *
  * Options may come before or after the command; "--" ends them. Every flag
  * is known to the parser with whether it takes a value, so a value is never
  * mistaken for a positional; a flag that exists but does not apply to the
- * command is a usage error like an unknown one.
+ * command is a usage error like an unknown one. Commands are rows of one
+ * table: their words, positionals and entry point.
  */
 #include "cli.h"
 
@@ -17,12 +19,11 @@
 #include <string.h>
 
 /* Bits of the commands a flag applies to. */
-#define ON_ALL		(~0u)
-#define ON_QUEUE_CREATE (1u << CMD_QUEUE_CREATE)
-#define ON_QUEUE_SET	(1u << CMD_QUEUE_SET)
-#define ON_POLICY	(ON_QUEUE_CREATE | ON_QUEUE_SET)
-#define ON_PUBLISH	(1u << CMD_PUBLISH)
-#define ON_CONSUME	(1u << CMD_CONSUME)
+#define ON(cmd)	   (1u << (cmd))
+#define ON_ALL	   (~0u)
+#define ON_POLICY  (ON(CMD_QUEUE_CREATE) | ON(CMD_QUEUE_SET))
+#define ON_PUBLISH ON(CMD_PUBLISH)
+#define ON_CONSUME ON(CMD_CONSUME)
 
 enum flag_id {
 	F_HELP,
@@ -32,15 +33,21 @@ enum flag_id {
 	F_CONNECT_TIMEOUT,
 	F_SETTING, /* a queue setting, passed on by name */
 	F_KEY,
+	F_HEADER,
+	F_FILE,
 	F_DELAY,
 	F_DELIVER_AT,
 	F_DEDUP_ID,
 	F_GROUP,
 	F_COUNT,
 	F_TIMEOUT,
+	F_FOLLOW,
 	F_ACK,
 	F_NACK,
 	F_NACK_DELAY,
+	F_PARTITION,
+	F_FROM,
+	F_TO,
 };
 
 static const struct flag_def {
@@ -65,16 +72,79 @@ static const struct flag_def {
 	{ "max-bytes", F_SETTING, 1, ON_POLICY },
 	{ "dedup-window-ms", F_SETTING, 1, ON_POLICY },
 	{ "key", F_KEY, 1, ON_PUBLISH },
+	{ "header", F_HEADER, 1, ON_PUBLISH },
+	{ "file", F_FILE, 1, ON_PUBLISH },
 	{ "delay-ms", F_DELAY, 1, ON_PUBLISH },
 	{ "deliver-at", F_DELIVER_AT, 1, ON_PUBLISH },
 	{ "dedup-id", F_DEDUP_ID, 1, ON_PUBLISH },
-	{ "group", F_GROUP, 1, ON_CONSUME },
-	{ "count", F_COUNT, 1, ON_CONSUME },
+	{ "group", F_GROUP, 1, ON_CONSUME | ON(CMD_DLQ_REDRIVE) },
+	{ "count", F_COUNT, 1,
+	  ON_CONSUME | ON(CMD_PEEK) | ON(CMD_DLQ_LIST) | ON(CMD_DLQ_REDRIVE) },
 	{ "timeout-ms", F_TIMEOUT, 1, ON_CONSUME },
+	{ "follow", F_FOLLOW, 0, ON_CONSUME },
 	{ "ack", F_ACK, 0, ON_CONSUME },
 	{ "nack", F_NACK, 0, ON_CONSUME },
 	{ "nack-delay-ms", F_NACK_DELAY, 1, ON_CONSUME },
+	{ "partition", F_PARTITION, 1, ON(CMD_PEEK) },
+	{ "from", F_FROM, 1, ON(CMD_GROUP_CREATE) },
+	{ "to", F_TO, 1, ON(CMD_GROUP_RESET) },
 };
+
+/* Positionals a command takes after its words. */
+enum arg_kind {
+	A_NONE,	    /* no positional */
+	A_QUEUE,    /* QUEUE */
+	A_DATA,	    /* QUEUE [DATA...] */
+	A_GROUP,    /* QUEUE GROUP */
+	A_POSITION, /* QUEUE PARTITION OFFSET */
+};
+
+static const struct cmd_def {
+	const char *word1;
+	const char *word2; /* NULL: a one-word command */
+	enum cli_cmd cmd;
+	enum arg_kind args;
+	int (*run)(const struct cli *cli);
+} cmd_defs[] = {
+	{ "queue", "create", CMD_QUEUE_CREATE, A_QUEUE, cmd_queue_create },
+	{ "queue", "set", CMD_QUEUE_SET, A_QUEUE, cmd_queue_set },
+	{ "queue", "delete", CMD_QUEUE_DELETE, A_QUEUE, cmd_queue_delete },
+	{ "queue", "list", CMD_QUEUE_LIST, A_NONE, cmd_queue_list },
+	{ "queue", "describe", CMD_QUEUE_DESCRIBE, A_QUEUE,
+	  cmd_queue_describe },
+	{ "queue", "purge", CMD_QUEUE_PURGE, A_QUEUE, cmd_queue_purge },
+	{ "group", "create", CMD_GROUP_CREATE, A_GROUP, cmd_group_create },
+	{ "group", "delete", CMD_GROUP_DELETE, A_GROUP, cmd_group_delete },
+	{ "group", "list", CMD_GROUP_LIST, A_QUEUE, cmd_group_list },
+	{ "group", "describe", CMD_GROUP_DESCRIBE, A_GROUP,
+	  cmd_group_describe },
+	{ "group", "reset", CMD_GROUP_RESET, A_GROUP, cmd_group_reset },
+	{ "publish", NULL, CMD_PUBLISH, A_DATA, cmd_publish },
+	{ "consume", NULL, CMD_CONSUME, A_QUEUE, cmd_consume },
+	{ "peek", NULL, CMD_PEEK, A_QUEUE, cmd_peek },
+	{ "message", "show", CMD_MESSAGE_SHOW, A_POSITION, cmd_message_show },
+	{ "message", "cancel", CMD_MESSAGE_CANCEL, A_POSITION,
+	  cmd_message_cancel },
+	{ "dlq", "list", CMD_DLQ_LIST, A_QUEUE, cmd_dlq_list },
+	{ "dlq", "redrive", CMD_DLQ_REDRIVE, A_QUEUE, cmd_dlq_redrive },
+	{ "stats", NULL, CMD_STATS, A_NONE, cmd_stats },
+	{ "ping", NULL, CMD_PING, A_NONE, cmd_ping },
+};
+
+/* Command words that only group subcommands (help only on their own). */
+static const struct {
+	const char *word;
+	enum cli_cmd cmd;
+	const char *subs;
+} cmd_groups[] = {
+	{ "queue", CMD_QUEUE, "create, set, delete, list, describe, purge" },
+	{ "group", CMD_GROUP, "create, delete, list, describe, reset" },
+	{ "message", CMD_MESSAGE, "show, cancel" },
+	{ "dlq", CMD_DLQ, "list, redrive" },
+};
+
+#define NCMDS	(sizeof(cmd_defs) / sizeof(cmd_defs[0]))
+#define NGROUPS (sizeof(cmd_groups) / sizeof(cmd_groups[0]))
 
 /*
  * Longest delay accepted, ms: the broker adds a delay to its clock in 64
@@ -85,323 +155,28 @@ static const struct flag_def {
 
 #define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
 
-/* ------------------------------------------------------------------- help */
-
-static const char help_main[] =
-	"Usage: ringmq [OPTIONS] COMMAND [ARGS...]\n"
-	"\n"
-	"Administer a ringmq broker and use it from scripts.\n"
-	"\n"
-	"Commands:\n"
-	"  queue create NAME    create a queue\n"
-	"  queue set NAME       change a queue's policies\n"
-	"  queue list           list the queues with their counters\n"
-	"  publish NAME [DATA...]\n"
-	"                       publish messages (arguments, or lines of "
-	"standard input)\n"
-	"  consume NAME --group G\n"
-	"                       print messages of a consumer group\n"
-	"  message cancel NAME PARTITION OFFSET\n"
-	"                       cancel a delayed message\n"
-	"\n"
-	"Options (before or after the command):\n"
-	"  --server HOST:PORT[,HOST:PORT...]\n"
-	"                       brokers to try in turn (default: "
-	"$RINGMQ_SERVER,\n"
-	"                       else " DEFAULT_SERVER ")\n"
-	"  --json               machine-readable output\n"
-	"  --request-timeout-ms MS\n"
-	"                       wait at most MS for each answer (default "
-	"5000)\n"
-	"  --connect-timeout-ms MS\n"
-	"                       wait at most MS for each connect (default "
-	"5000)\n"
-	"  --help, -h           show this help, or a command's\n"
-	"  --                   end of options: the rest is positional\n"
-	"\n"
-	"Queue and group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}.\n"
-	"Errors go to standard error as \"ringmq: CODE: message\".\n"
-	"\n"
-	"Exit status:\n"
-	"  0  success\n"
-	"  1  the broker refused (also its announced limits), or writing the "
-	"output\n"
-	"     failed\n"
-	"  2  bad command line (checked before connecting)\n"
-	"  3  cannot connect, connection lost, or a request timed out (wins "
-	"over 1)\n"
-	"\n"
-	"Run 'ringmq COMMAND --help' for a command's options.\n";
-
-static const char help_queue[] =
-	"Usage: ringmq queue create NAME [SETTINGS]\n"
-	"       ringmq queue set NAME SETTINGS\n"
-	"       ringmq queue list [--json]\n"
-	"\n"
-	"Run 'ringmq queue create --help', 'ringmq queue set --help' or "
-	"'ringmq queue\n"
-	"list --help'.\n";
-
-/* The policy flags, shared by queue create and queue set. */
-#define HELP_POLICIES                                                        \
-	"  --lease-ms MS            lease time of a delivery (default "      \
-	"30000)\n"                                                           \
-	"  --max-lease-ms MS        most a touch may extend a lease to, "    \
-	"counted from\n"                                                     \
-	"                           delivery (default 43200000, 12 h)\n"     \
-	"  --max-deliveries N       dead-letter after N failed deliveries "  \
-	"(default 5,\n"                                                      \
-	"                           0 = unlimited)\n"                        \
-	"  --dead-letter Q          queue that receives dead letters "       \
-	"(default NAME.dlq;\n"                                               \
-	"                           a queue name)\n"                         \
-	"  --max-depth N            most retained messages: ready, delayed " \
-	"and in\n"                                                           \
-	"                           flight (default 0 = unlimited)\n"        \
-	"  --max-bytes B            most retained payload bytes (default 0 " \
-	"= unlimited)\n"                                                     \
-	"  --dedup-window-ms MS     how long dedup ids are remembered "      \
-	"(default 600000)\n"                                                 \
-	"Numbers are decimal; lease times are at least 1. Over --max-depth " \
-	"or\n"                                                               \
-	"--max-bytes, publishes are refused with QUEUE_FULL.\n"
-
-static const char help_queue_create[] =
-	"Usage: ringmq queue create NAME [--partitions N] [--lease-ms MS] "
-	"[...]\n"
-	"\n"
-	"Creates queue NAME. Succeeds also when the queue exists with the "
-	"same given\n"
-	"settings (settings not given are not compared); with other "
-	"settings it\n"
-	"fails with QUEUE_EXISTS (exit 1). Prints nothing on success.\n"
-	"\n"
-	"Settings (absent: the broker's default):\n"
-	"  --partitions N           1..1024 (default 1; fixed once "
-	"created)\n" HELP_POLICIES "\n"
-	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
-	"--help'.\n";
-
-static const char help_queue_set[] =
-	"Usage: ringmq queue set NAME [--lease-ms MS] [--max-deliveries N] "
-	"[...]\n"
-	"\n"
-	"Changes policies of queue NAME: the settings given replace the "
-	"queue's,\n"
-	"the others stay. At least one is needed; --partitions cannot be "
-	"changed\n"
-	"(exit 2). A new lease time applies to later deliveries, not to "
-	"leases\n"
-	"already running. Prints nothing on success; a missing queue is\n"
-	"QUEUE_NOT_FOUND (exit 1).\n"
-	"\n"
-	"Settings:\n" HELP_POLICIES "\n"
-	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
-	"--help'.\n";
-
-static const char help_queue_list[] =
-	"Usage: ringmq queue list [--json]\n"
-	"\n"
-	"Lists the queues. By default a table with the columns NAME, "
-	"PARTITIONS,\n"
-	"READY, DELAYED, IN_FLIGHT and GROUPS. With --json one document:\n"
-	"  {\"queues\":[{\"name\":...,\"partitions\":...,\"ready\":...,"
-	"\"delayed\":...,\n"
-	"    \"in_flight\":...,\"groups\":...,\"messages\":...,"
-	"\"bytes\":...,\n"
-	"    \"policy\":{\"lease_ms\":...,\"max_lease_ms\":...,"
-	"\"max_deliveries\":...,\n"
-	"      \"max_depth\":...,\"max_bytes\":...,"
-	"\"dedup_window_ms\":...,\n"
-	"      \"dead_letter\":\"...\"}},...]}\n"
-	"(\"policy\" only when the broker reports policies.)\n"
-	"\n"
-	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
-	"--help'.\n";
-
-static const char help_publish[] =
-	"Usage: ringmq publish NAME [--key K] [--delay-ms MS | --deliver-at "
-	"TIME]\n"
-	"                      [--dedup-id ID] [--] [DATA...]\n"
-	"\n"
-	"Publishes to queue NAME. Each DATA argument is one message; with "
-	"none, each\n"
-	"line of standard input is one message: split on \\n, the \\n "
-	"removed,\n"
-	"nothing else changed (bytes are kept as they are, a \\r stays, an "
-	"empty\n"
-	"line is an empty message, a final \\n adds no message). Use -- "
-	"before DATA\n"
-	"that starts with '-'.\n"
-	"\n"
-	"  --key K            key of every message (picks the partition by "
-	"hash)\n"
-	"  --delay-ms MS      each message becomes ready MS after the broker "
-	"gets it\n"
-	"  --deliver-at TIME  each message becomes ready at TIME, an RFC "
-	"3339\n"
-	"                     date-time: 2026-12-01T10:00:00Z, with "
-	"fractional\n"
-	"                     seconds (...:00.250Z) or an offset "
-	"(...:00+02:00)\n"
-	"  --dedup-id ID      dedup id of every message: a publish repeating "
-	"it within\n"
-	"                     the queue's dedup window is not stored again "
-	"and prints\n"
-	"                     the original PARTITION OFFSET\n"
-	"--delay-ms and --deliver-at exclude each other. The options apply "
-	"to every\n"
-	"message of the invocation. A delayed message can be cancelled "
-	"with\n"
-	"'ringmq message cancel' until it is due.\n"
-	"\n"
-	"Standard output gets one line per message, in input order:\n"
-	"  PARTITION OFFSET     when the broker confirmed it (stored "
-	"durably)\n"
-	"  error CODE           when it was not confirmed; the reason goes "
-	"to\n"
-	"                       standard error as \"ringmq: CODE: "
-	"message\"\n"
-	"With --json each line is instead {\"partition\":P,\"offset\":O} "
-	"(with\n"
-	"\"duplicate\":true when confirmed earlier under its dedup id) or\n"
-	"{\"error\":\"CODE\",\"message\":\"...\"}.\n"
-	"\n"
-	"A message over the broker's announced size limit gets error "
-	"MESSAGE_TOO_LARGE\n"
-	"and is never sent; after a lost connection each unconfirmed message "
-	"gets\n"
-	"error CONNECTION_LOST (it may or may not have been stored); when "
-	"no broker\n"
-	"can be reached, each gets error UNREACHABLE. Standard input is read "
-	"and\n"
-	"published in batches, so it may be larger than memory.\n"
-	"\n"
-	"Exit status: 0 every message confirmed; 1 some refused (the others "
-	"are\n"
-	"still published); 3 no connection or connection lost; 2 bad "
-	"usage.\n";
-
-static const char help_consume[] =
-	"Usage: ringmq consume NAME --group G [--count N] [--timeout-ms MS]\n"
-	"                      [--ack | --nack [--nack-delay-ms MS]]\n"
-	"\n"
-	"Subscribes to queue NAME in consumer group G (created from the "
-	"earliest\n"
-	"message if it does not exist) and prints each message's payload "
-	"exactly,\n"
-	"followed by \\n, flushing standard output before settling it.\n"
-	"\n"
-	"  --count N        stop after N messages (at least 1; default: no "
-	"limit)\n"
-	"  --timeout-ms MS  stop when no message arrived for MS since "
-	"subscribing\n"
-	"                   or since the last one (at least 1; default "
-	"5000)\n"
-	"  --ack            acknowledge each message once printed: done, "
-	"not\n"
-	"                   delivered to this group again\n"
-	"  --nack           nack the printed messages (a failed attempt: "
-	"they come\n"
-	"                   again, counting toward the queue's max "
-	"deliveries)\n"
-	"  --nack-delay-ms MS\n"
-	"                   with --nack: the nacked messages become ready "
-	"again only\n"
-	"                   MS later (default 0: at once)\n"
-	"  (neither)        release the printed messages: they come again, "
-	"not\n"
-	"                   counted as failed\n"
-	"With --nack or neither, the printed messages are settled when "
-	"consume\n"
-	"stops, so it does not get them again itself (a run longer than the "
-	"queue's\n"
-	"lease time lets their leases expire instead). consume never asks "
-	"for more\n"
-	"messages than it still wants to print; before exiting it releases "
-	"any it\n"
-	"received but did not print.\n"
-	"\n"
-	"With --json each message is one line:\n"
-	"  {\"partition\":P,\"offset\":O,\"delivery_count\":N,"
-	"\"payload\":\"...\"}\n"
-	"(and \"key\":\"...\" when the message has one). Strings escape \" "
-	"\\ and\n"
-	"bytes below 0x20 or 0x7f as JSON does; valid UTF-8 is kept; each "
-	"byte of\n"
-	"invalid UTF-8 is written as \\u00XX with XX its value, so binary "
-	"payloads\n"
-	"are not guaranteed to round-trip: use the default output for "
-	"them.\n"
-	"\n"
-	"A failed write to standard output (e.g. a closed pipe) releases "
-	"that message\n"
-	"and exits 1 with \"ringmq: IO: ...\". SIGINT or SIGTERM settles "
-	"what was\n"
-	"printed as the flags say and exits 130 or 143.\n"
-	"\n"
-	"Exit status: 0 every ack, nack or release sent was confirmed (also "
-	"when\n"
-	"nothing arrived); 1 one was refused or the queue does not exist; 3 "
-	"no\n"
-	"connection or connection lost; 2 bad usage.\n";
-
-static const char help_message[] =
-	"Usage: ringmq message cancel NAME PARTITION OFFSET\n"
-	"\n"
-	"Run 'ringmq message cancel --help'.\n";
-
-static const char help_message_cancel[] =
-	"Usage: ringmq message cancel NAME PARTITION OFFSET\n"
-	"\n"
-	"Cancels the delayed message at PARTITION and OFFSET of queue NAME "
-	"(as\n"
-	"publish printed them): it is deleted and never delivered. Prints "
-	"nothing on\n"
-	"success. PARTITION is 0..1023 and OFFSET a decimal number (exit 2 "
-	"otherwise).\n"
-	"\n"
-	"Exit status: 0 cancelled; 1 refused: MESSAGE_NOT_FOUND (no such "
-	"message),\n"
-	"INVALID_ARGUMENT (the message is not delayed, e.g. already due) or\n"
-	"QUEUE_NOT_FOUND; 3 no connection or connection lost; 2 bad usage.\n"
-	"\n"
-	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
-	"--help'.\n";
-
-static void
-print_help(enum cli_cmd cmd)
-{
-	const char *text = help_main;
-
-	switch (cmd) {
-	case CMD_NONE: break;
-	case CMD_QUEUE: text = help_queue; break;
-	case CMD_QUEUE_CREATE: text = help_queue_create; break;
-	case CMD_QUEUE_SET: text = help_queue_set; break;
-	case CMD_QUEUE_LIST: text = help_queue_list; break;
-	case CMD_PUBLISH: text = help_publish; break;
-	case CMD_CONSUME: text = help_consume; break;
-	case CMD_MESSAGE: text = help_message; break;
-	case CMD_MESSAGE_CANCEL: text = help_message_cancel; break;
-	}
-	fputs(text, stdout);
-}
-
 /* ---------------------------------------------------------------- parsing */
+
+static const struct cmd_def *
+cmd_find(enum cli_cmd cmd)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (cmd_defs[i].cmd == cmd)
+			return &cmd_defs[i];
+	return NULL;
+}
 
 static const char *
 cmd_label(enum cli_cmd cmd)
 {
-	switch (cmd) {
-	case CMD_QUEUE_CREATE: return "queue create";
-	case CMD_QUEUE_SET: return "queue set";
-	case CMD_QUEUE_LIST: return "queue list";
-	case CMD_PUBLISH: return "publish";
-	case CMD_CONSUME: return "consume";
-	case CMD_MESSAGE_CANCEL: return "message cancel";
-	default: return "ringmq";
-	}
+	static char label[64];
+	const struct cmd_def *d = cmd_find(cmd);
+
+	if (d == NULL)
+		return "ringmq";
+	snprintf(label, sizeof(label), "%s%s%s", d->word1, d->word2 ? " " : "",
+		 d->word2 ? d->word2 : "");
+	return label;
 }
 
 static const struct flag_def *
@@ -432,55 +207,32 @@ parse_command(const char **pos, size_t npos, enum cli_cmd *cmd, int quiet)
 						"'ringmq --help')");
 		return -1;
 	}
-	if (strcmp(pos[0], "publish") == 0) {
-		*cmd = CMD_PUBLISH;
-		return 1;
+	for (size_t i = 0; i < NCMDS; i++) {
+		const struct cmd_def *d = &cmd_defs[i];
+
+		if (strcmp(pos[0], d->word1) != 0)
+			continue;
+		if (d->word2 == NULL) {
+			*cmd = d->cmd;
+			return 1;
+		}
+		if (npos >= 2 && strcmp(pos[1], d->word2) == 0) {
+			*cmd = d->cmd;
+			return 2;
+		}
 	}
-	if (strcmp(pos[0], "consume") == 0) {
-		*cmd = CMD_CONSUME;
-		return 1;
-	}
-	if (strcmp(pos[0], "queue") == 0) {
-		*cmd = CMD_QUEUE;
-		if (npos >= 2 && strcmp(pos[1], "create") == 0) {
-			*cmd = CMD_QUEUE_CREATE;
-			return 2;
-		}
-		if (npos >= 2 && strcmp(pos[1], "set") == 0) {
-			*cmd = CMD_QUEUE_SET;
-			return 2;
-		}
-		if (npos >= 2 && strcmp(pos[1], "list") == 0) {
-			*cmd = CMD_QUEUE_LIST;
-			return 2;
-		}
-		if (!quiet) {
-			if (npos < 2)
-				cli_error(RINGMQ_USAGE,
-					  "missing queue subcommand (create, "
-					  "set, list)");
-			else
-				cli_error(RINGMQ_USAGE,
-					  "unknown command 'queue %s'", pos[1]);
-		}
-		return -1;
-	}
-	if (strcmp(pos[0], "message") == 0) {
-		*cmd = CMD_MESSAGE;
-		if (npos >= 2 && strcmp(pos[1], "cancel") == 0) {
-			*cmd = CMD_MESSAGE_CANCEL;
-			return 2;
-		}
-		if (!quiet) {
-			if (npos < 2)
-				cli_error(RINGMQ_USAGE,
-					  "missing message subcommand "
-					  "(cancel)");
-			else
-				cli_error(RINGMQ_USAGE,
-					  "unknown command 'message %s'",
-					  pos[1]);
-		}
+	for (size_t i = 0; i < NGROUPS; i++) {
+		if (strcmp(pos[0], cmd_groups[i].word) != 0)
+			continue;
+		*cmd = cmd_groups[i].cmd;
+		if (quiet)
+			return -1;
+		if (npos < 2)
+			cli_error(RINGMQ_USAGE, "missing %s subcommand (%s)",
+				  pos[0], cmd_groups[i].subs);
+		else
+			cli_error(RINGMQ_USAGE, "unknown command '%s %s'",
+				  pos[0], pos[1]);
 		return -1;
 	}
 	if (!quiet)
@@ -502,6 +254,36 @@ parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* Adds a --header NAME=VALUE; -1 after printing a usage error. */
+static int
+apply_header(struct cli *cli, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char *name;
+
+	if (eq == NULL || eq == arg) {
+		cli_error(RINGMQ_USAGE,
+			  "--header must be NAME=VALUE with a NAME, not '%s'",
+			  arg);
+		return -1;
+	}
+	if ((size_t)(eq - arg) >= 7 && strncmp(arg, "ringmq-", 7) == 0) {
+		cli_error(RINGMQ_USAGE,
+			  "--header %.*s: the prefix ringmq- is reserved for "
+			  "the broker",
+			  (int)(eq - arg), arg);
+		return -1;
+	}
+	name = strndup(arg, (size_t)(eq - arg));
+	if (name == NULL) {
+		cli_error(RINGMQ_INTERNAL, "out of memory");
+		return -1;
+	}
+	cli->headers[cli->nheaders].name = name;
+	cli->headers[cli->nheaders++].value = eq + 1;
 	return 0;
 }
 
@@ -566,6 +348,34 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 		return 0;
 	case F_ACK: cli->is_ack = 1; return 0;
 	case F_NACK: cli->is_nack = 1; return 0;
+	case F_FOLLOW: cli->is_follow = 1; return 0;
+	case F_FILE: cli->file = u->value; return 0;
+	case F_HEADER: return apply_header(cli, u->value);
+	case F_PARTITION:
+		if (parse_number(u->value, 0, CLI_MAX_PARTITIONS - 1, &v) < 0) {
+			cli_error(RINGMQ_USAGE,
+				  "--partition must be a number from 0 to %d, "
+				  "not '%s'",
+				  CLI_MAX_PARTITIONS - 1, u->value);
+			return -1;
+		}
+		cli->has_partition = 1;
+		cli->partition = (uint32_t)v;
+		return 0;
+	case F_FROM:
+	case F_TO:
+		if (strcmp(u->value, "earliest") == 0) {
+			cli->start = RINGMQ_START_EARLIEST;
+		} else if (strcmp(u->value, "latest") == 0) {
+			cli->start = RINGMQ_START_LATEST;
+		} else {
+			cli_error(RINGMQ_USAGE,
+				  "--%s must be earliest or latest, not '%s'",
+				  u->def->name, u->value);
+			return -1;
+		}
+		cli->has_start = 1;
+		return 0;
 	case F_SETTING:
 		/* Later occurrences override: checked by the library in
 		 * order, the last one stays. */
@@ -597,6 +407,7 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 			return -1;
 		}
 		cli->timeout_ms = (int)v;
+		cli->has_timeout = 1;
 		return 0;
 	}
 	return 0;
@@ -615,6 +426,24 @@ check_flags(const struct cli *cli)
 	if (cli->cmd == CMD_QUEUE_SET && cli->has_partitions) {
 		cli_error(RINGMQ_USAGE, "queue set: --partitions cannot be "
 					"changed once the queue exists");
+		return -1;
+	}
+	if (cli->cmd == CMD_PUBLISH && cli->file != NULL && cli->nargs > 1) {
+		cli_error(RINGMQ_USAGE, "publish: --file and DATA arguments "
+					"exclude each other");
+		return -1;
+	}
+	if (cli->cmd == CMD_GROUP_RESET && !cli->has_start) {
+		cli_error(RINGMQ_USAGE, "group reset: missing --to earliest|"
+					"latest");
+		return -1;
+	}
+	if (cli->cmd == CMD_DLQ_REDRIVE && cli->group != NULL &&
+	    !cli_name_is_valid(cli->group)) {
+		cli_error(RINGMQ_USAGE,
+			  "bad group name '%s' (want "
+			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+			  cli->group);
 		return -1;
 	}
 	if (cli->cmd == CMD_QUEUE_SET && cli->nsettings == 0) {
@@ -646,10 +475,15 @@ check_flags(const struct cli *cli)
 			  "consume: --nack-delay-ms needs --nack");
 		return -1;
 	}
+	if (cli->is_follow && cli->has_timeout) {
+		cli_error(RINGMQ_USAGE, "consume: --follow and --timeout-ms "
+					"exclude each other");
+		return -1;
+	}
 	return 0;
 }
 
-/* PARTITION and OFFSET of message cancel; -1 after an error. */
+/* PARTITION and OFFSET of message show / cancel; -1 after an error. */
 static int
 check_position(struct cli *cli)
 {
@@ -657,17 +491,19 @@ check_position(struct cli *cli)
 
 	if (parse_number(cli->args[1], 0, CLI_MAX_PARTITIONS - 1, &v) < 0) {
 		cli_error(RINGMQ_USAGE,
-			  "message cancel: PARTITION must be a number from 0 "
-			  "to %d, not '%s'",
-			  CLI_MAX_PARTITIONS - 1, cli->args[1]);
+			  "%s: PARTITION must be a number from 0 to %d, not "
+			  "'%s'",
+			  cmd_label(cli->cmd), CLI_MAX_PARTITIONS - 1,
+			  cli->args[1]);
 		return -1;
 	}
 	cli->partition = (uint32_t)v;
 	if (parse_number(cli->args[2], 0, UINT64_MAX, &v) < 0) {
 		cli_error(RINGMQ_USAGE,
-			  "message cancel: OFFSET must be a number from 0 to "
-			  "%llu, not '%s'",
-			  (unsigned long long)UINT64_MAX, cli->args[2]);
+			  "%s: OFFSET must be a number from 0 to %llu, not "
+			  "'%s'",
+			  cmd_label(cli->cmd), (unsigned long long)UINT64_MAX,
+			  cli->args[2]);
 		return -1;
 	}
 	cli->offset = v;
@@ -678,42 +514,48 @@ check_position(struct cli *cli)
 static int
 check_command(struct cli *cli)
 {
-	size_t want_min = 1;
-	size_t want_max = 1;
+	static const char *const missing[][3] = {
+		[A_QUEUE] = { "missing queue name" },
+		[A_DATA] = { "missing queue name" },
+		[A_GROUP] = { "missing queue name", "missing group name" },
+		[A_POSITION] = { "missing queue name",
+				 "missing PARTITION and OFFSET",
+				 "missing OFFSET" },
+	};
+	static const size_t nwant[] = { [A_NONE] = 0,
+					[A_QUEUE] = 1,
+					[A_DATA] = 1,
+					[A_GROUP] = 2,
+					[A_POSITION] = 3 };
+	enum arg_kind kind = cmd_find(cli->cmd)->args;
+	size_t want = nwant[kind];
 
-	if (cli->cmd == CMD_QUEUE_LIST)
-		want_min = want_max = 0;
-	if (cli->cmd == CMD_PUBLISH)
-		want_max = SIZE_MAX;
-	if (cli->cmd == CMD_MESSAGE_CANCEL)
-		want_max = 3;
-	if (cli->nargs < want_min) {
-		cli_error(RINGMQ_USAGE, "%s: missing queue name",
-			  cmd_label(cli->cmd));
+	if (cli->nargs < want) {
+		cli_error(RINGMQ_USAGE, "%s: %s", cmd_label(cli->cmd),
+			  missing[kind][cli->nargs]);
 		return -1;
 	}
-	if (cli->nargs > want_max) {
+	if (kind != A_DATA && cli->nargs > want) {
 		cli_error(RINGMQ_USAGE, "%s: unexpected argument '%s'",
-			  cmd_label(cli->cmd), cli->args[want_max]);
+			  cmd_label(cli->cmd), cli->args[want]);
 		return -1;
 	}
-	if (want_min == 1 && !cli_name_is_valid(cli->args[0])) {
+	if (want >= 1 && !cli_name_is_valid(cli->args[0])) {
 		cli_error(RINGMQ_USAGE,
 			  "bad queue name '%s' (want "
 			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
 			  cli->args[0]);
 		return -1;
 	}
-	if (cli->cmd == CMD_MESSAGE_CANCEL) {
-		if (cli->nargs < 3) {
-			cli_error(RINGMQ_USAGE, "message cancel: missing %s",
-				  cli->nargs == 1 ? "PARTITION and OFFSET"
-						  : "OFFSET");
-			return -1;
-		}
-		if (check_position(cli) < 0)
-			return -1;
+	if (kind == A_GROUP && !cli_name_is_valid(cli->args[1])) {
+		cli_error(RINGMQ_USAGE,
+			  "bad group name '%s' (want "
+			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+			  cli->args[1]);
+		return -1;
 	}
+	if (kind == A_POSITION && check_position(cli) < 0)
+		return -1;
 	return check_flags(cli);
 }
 
@@ -790,7 +632,7 @@ parse_args(int argc, char **argv, struct cli *cli, const char **pos,
 
 	if (is_help) {
 		(void)parse_command(pos, npos, &cli->cmd, 1);
-		print_help(cli->cmd);
+		cli_print_help(cli->cmd);
 		return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
 	}
 	words = parse_command(pos, npos, &cli->cmd, 0);
@@ -845,6 +687,19 @@ build_opts(struct cli *cli)
 	return 0;
 }
 
+/* 1 when --json is among the options (before any "--"). */
+static int
+has_json_flag(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
+		if (strcmp(argv[i], "--json") == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -854,11 +709,13 @@ main(int argc, char **argv)
 	const char *env;
 	int rc;
 
-	if (pos == NULL || uses == NULL) {
+	/* Known before parsing, so usage errors take the JSON shape too. */
+	cli_is_json_errors = has_json_flag(argc, argv);
+	cli.headers = calloc((size_t)argc + 1, sizeof(*cli.headers));
+	if (pos == NULL || uses == NULL || cli.headers == NULL) {
 		cli_error(RINGMQ_INTERNAL, "out of memory");
-		free(pos);
-		free(uses);
-		return EXIT_REFUSED;
+		rc = EXIT_REFUSED;
+		goto out;
 	}
 	/* A closed standard output must be an error from fwrite (exit 1,
 	 * "ringmq: IO: ..."), not a silent kill; the library never raises
@@ -866,9 +723,8 @@ main(int argc, char **argv)
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		cli_error(RINGMQ_INTERNAL, "ignore SIGPIPE: %s",
 			  strerror(errno));
-		free(pos);
-		free(uses);
-		return EXIT_REFUSED;
+		rc = EXIT_REFUSED;
+		goto out;
 	}
 	env = getenv("RINGMQ_SERVER");
 	cli.server = env != NULL && env[0] != '\0' ? env : DEFAULT_SERVER;
@@ -876,18 +732,13 @@ main(int argc, char **argv)
 	rc = parse_args(argc, argv, &cli, pos, uses);
 	if (rc < 0 && build_opts(&cli) < 0)
 		rc = EXIT_USAGE;
-	if (rc < 0) {
-		switch (cli.cmd) {
-		case CMD_QUEUE_CREATE: rc = cmd_queue_create(&cli); break;
-		case CMD_QUEUE_SET: rc = cmd_queue_set(&cli); break;
-		case CMD_QUEUE_LIST: rc = cmd_queue_list(&cli); break;
-		case CMD_PUBLISH: rc = cmd_publish(&cli); break;
-		case CMD_CONSUME: rc = cmd_consume(&cli); break;
-		case CMD_MESSAGE_CANCEL: rc = cmd_message_cancel(&cli); break;
-		default: rc = EXIT_USAGE; break;
-		}
-	}
+	if (rc < 0)
+		rc = cmd_find(cli.cmd)->run(&cli);
+out:
 	ringmq_opts_free(cli.opts);
+	for (size_t i = 0; i < cli.nheaders; i++)
+		free((char *)cli.headers[i].name);
+	free(cli.headers);
 	free(pos);
 	free(uses);
 	return rc;

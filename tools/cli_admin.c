@@ -1,0 +1,128 @@
+/*
+ * cli_admin.c: "ringmq dlq redrive", "ringmq stats" and "ringmq ping".
+ */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+int
+cmd_dlq_redrive(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	uint64_t redriven = 0;
+	uint32_t count =
+		cli->count > UINT32_MAX ? UINT32_MAX : (uint32_t)cli->count;
+	char what[256];
+	int rc = cli_connect(cli, &c);
+
+	if (rc != RINGMQ_OK)
+		return cli_exit_code(rc);
+	rc = ringmq_dlq_redrive(c, cli->args[0], cli->group, count, &redriven);
+	if (rc != RINGMQ_OK) {
+		snprintf(what, sizeof(what), "redrive dead letters of %s",
+			 cli->args[0]);
+		(void)cli_fail(c, rc, what);
+	} else if (cli->is_json) {
+		printf("{\"redriven\":%" PRIu64 "}\n", redriven);
+	} else {
+		printf("redriven %" PRIu64 "\n", redriven);
+	}
+	rc = cli_finish_output(rc);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+/* A counter's value: an integer when it is one (exactly representable),
+ * else with as many digits as a double needs. */
+static void
+print_value(double v, int is_json)
+{
+	if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
+		printf("%.0f", v);
+	else if (isfinite(v))
+		printf("%.17g", v);
+	else
+		fputs(is_json ? "null" : "-", stdout);
+}
+
+int
+cmd_stats(const struct cli *cli)
+{
+	ringmq_stats *s = NULL;
+	ringmq_client *c = NULL;
+	int rc = cli_connect(cli, &c);
+	int width = 4; /* "NAME" */
+
+	if (rc != RINGMQ_OK)
+		return cli_exit_code(rc);
+	rc = ringmq_stats_get(c, &s);
+	if (rc != RINGMQ_OK) {
+		(void)cli_fail(c, rc, "stats");
+	} else if (cli->is_json) {
+		fputs("{\"stats\":{", stdout);
+		for (size_t i = 0; i < ringmq_stats_count(s); i++) {
+			if (i)
+				fputc(',', stdout);
+			cli_json_str(stdout, ringmq_stats_name(s, i));
+			fputc(':', stdout);
+			print_value(ringmq_stats_value(s, i), 1);
+		}
+		fputs("}}\n", stdout);
+	} else {
+		for (size_t i = 0; i < ringmq_stats_count(s); i++) {
+			size_t len = strlen(ringmq_stats_name(s, i));
+
+			if ((int)len > width)
+				width = (int)len;
+		}
+		printf("%-*s  %s\n", width, "NAME", "VALUE");
+		for (size_t i = 0; i < ringmq_stats_count(s); i++) {
+			printf("%-*s  ", width, ringmq_stats_name(s, i));
+			print_value(ringmq_stats_value(s, i), 0);
+			fputc('\n', stdout);
+		}
+	}
+	rc = cli_finish_output(rc);
+	ringmq_stats_free(s);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail */
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int
+cmd_ping(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	int64_t t0, us;
+	int rc = cli_connect(cli, &c);
+
+	if (rc != RINGMQ_OK)
+		return cli_exit_code(rc);
+	t0 = mono_us();
+	rc = ringmq_client_ping(c);
+	us = mono_us() - t0;
+	if (rc != RINGMQ_OK) {
+		(void)cli_fail(c, rc, "ping");
+	} else if (cli->is_json) {
+		fputs("{\"server\":", stdout);
+		cli_json_str(stdout, ringmq_client_server(c));
+		printf(",\"rtt_us\":%" PRId64 "}\n", us);
+	} else {
+		printf("pong from %s in %" PRId64 ".%03" PRId64 " ms\n",
+		       ringmq_client_server(c), us / 1000, us % 1000);
+	}
+	rc = cli_finish_output(rc);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}

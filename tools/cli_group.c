@@ -1,0 +1,201 @@
+/*
+ * cli_group.c: "ringmq group create", "delete", "list", "describe" and
+ * "reset": consumer groups of a queue.
+ */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+void
+cli_print_group_json(const ringmq_group_list *l, size_t i)
+{
+	size_t np = ringmq_group_list_partition_count(l, i);
+
+	fputs("{\"queue\":", stdout);
+	cli_json_str(stdout, ringmq_group_list_queue(l, i));
+	fputs(",\"name\":", stdout);
+	cli_json_str(stdout, ringmq_group_list_name(l, i));
+	printf(",\"consumers\":%" PRIu32 ",\"ready\":%" PRIu64
+	       ",\"in_flight\":%" PRIu64 ",\"lag\":%" PRIu64 ",\"ack_floor\":[",
+	       ringmq_group_list_consumers(l, i), ringmq_group_list_ready(l, i),
+	       ringmq_group_list_in_flight(l, i), ringmq_group_list_lag(l, i));
+	for (size_t p = 0; p < np; p++)
+		printf("%s%" PRIu64, p ? "," : "",
+		       ringmq_group_list_ack_floor(l, i, p));
+	fputs("]}", stdout);
+}
+
+/* "group QUEUE/GROUP" for error lines. */
+static const char *
+what_group(const struct cli *cli, char *buf, size_t len)
+{
+	snprintf(buf, len, "group %s/%s", cli->args[0], cli->args[1]);
+	return buf;
+}
+
+int
+cmd_group_create(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	char what[512];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		rc = ringmq_group_create(
+			c, cli->args[0], cli->args[1],
+			cli->has_start ? cli->start : RINGMQ_START_EARLIEST);
+		if (rc != RINGMQ_OK)
+			(void)cli_fail(c, rc,
+				       what_group(cli, what, sizeof(what)));
+		else
+			cli_print_ok(cli);
+		rc = cli_finish_output(rc);
+	}
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+int
+cmd_group_delete(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	char what[512];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		rc = ringmq_group_delete(c, cli->args[0], cli->args[1]);
+		if (rc != RINGMQ_OK)
+			(void)cli_fail(c, rc,
+				       what_group(cli, what, sizeof(what)));
+		else
+			cli_print_ok(cli);
+		rc = cli_finish_output(rc);
+	}
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+int
+cmd_group_reset(const struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	char what[512];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		rc = ringmq_group_reset(c, cli->args[0], cli->args[1],
+					cli->start);
+		if (rc != RINGMQ_OK)
+			(void)cli_fail(c, rc,
+				       what_group(cli, what, sizeof(what)));
+		else
+			cli_print_ok(cli);
+		rc = cli_finish_output(rc);
+	}
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+static void
+print_groups_table(const ringmq_group_list *l)
+{
+	size_t n = ringmq_group_list_count(l);
+	int width = 5; /* "GROUP" */
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(ringmq_group_list_name(l, i));
+
+		if ((int)len > width)
+			width = (int)len;
+	}
+	printf("%-*s  %9s  %10s  %10s  %10s\n", width, "GROUP", "CONSUMERS",
+	       "READY", "IN_FLIGHT", "LAG");
+	for (size_t i = 0; i < n; i++)
+		printf("%-*s  %9" PRIu32 "  %10" PRIu64 "  %10" PRIu64
+		       "  %10" PRIu64 "\n",
+		       width, ringmq_group_list_name(l, i),
+		       ringmq_group_list_consumers(l, i),
+		       ringmq_group_list_ready(l, i),
+		       ringmq_group_list_in_flight(l, i),
+		       ringmq_group_list_lag(l, i));
+}
+
+int
+cmd_group_list(const struct cli *cli)
+{
+	ringmq_group_list *l = NULL;
+	ringmq_client *c = NULL;
+	char what[256];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
+		rc = ringmq_group_list_get(c, cli->args[0], &l);
+		if (rc != RINGMQ_OK) {
+			(void)cli_fail(c, rc, what);
+		} else if (cli->is_json) {
+			fputs("{\"groups\":[", stdout);
+			for (size_t i = 0; i < ringmq_group_list_count(l);
+			     i++) {
+				if (i)
+					fputc(',', stdout);
+				cli_print_group_json(l, i);
+			}
+			fputs("]}\n", stdout);
+		} else {
+			print_groups_table(l);
+		}
+		rc = cli_finish_output(rc);
+	}
+	ringmq_group_list_free(l);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+static void
+print_group_detail(const ringmq_group_list *l)
+{
+	size_t np = ringmq_group_list_partition_count(l, 0);
+
+	printf("%-10s %s\n", "queue", ringmq_group_list_queue(l, 0));
+	printf("%-10s %s\n", "group", ringmq_group_list_name(l, 0));
+	printf("%-10s %" PRIu32 "\n", "consumers",
+	       ringmq_group_list_consumers(l, 0));
+	printf("%-10s %" PRIu64 "\n", "ready", ringmq_group_list_ready(l, 0));
+	printf("%-10s %" PRIu64 "\n", "in_flight",
+	       ringmq_group_list_in_flight(l, 0));
+	printf("%-10s %" PRIu64 "\n", "lag", ringmq_group_list_lag(l, 0));
+	printf("\n%9s  %12s\n", "PARTITION", "ACK_FLOOR");
+	for (size_t p = 0; p < np; p++)
+		printf("%9zu  %12" PRIu64 "\n", p,
+		       ringmq_group_list_ack_floor(l, 0, p));
+}
+
+int
+cmd_group_describe(const struct cli *cli)
+{
+	ringmq_group_list *l = NULL;
+	ringmq_client *c = NULL;
+	char what[512];
+	int rc = cli_connect(cli, &c);
+
+	if (rc == RINGMQ_OK) {
+		rc = ringmq_group_describe_get(c, cli->args[0], cli->args[1],
+					       &l);
+		if (rc != RINGMQ_OK) {
+			(void)cli_fail(c, rc,
+				       what_group(cli, what, sizeof(what)));
+		} else if (cli->is_json) {
+			fputs("{\"group\":", stdout);
+			cli_print_group_json(l, 0);
+			fputs("}\n", stdout);
+		} else {
+			print_group_detail(l);
+		}
+		rc = cli_finish_output(rc);
+	}
+	ringmq_group_list_free(l);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}

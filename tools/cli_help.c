@@ -1,0 +1,545 @@
+/*
+ * cli_help.c: the help texts of the ringmq command-line tool, one per
+ * command, printed on standard output by --help (exit 0).
+ */
+#include "cli.h"
+
+static const char help_main[] =
+	"Usage: ringmq [OPTIONS] COMMAND [ARGS...]\n"
+	"\n"
+	"Administer a ringmq broker and use it from scripts.\n"
+	"\n"
+	"Commands:\n"
+	"  queue create NAME    create a queue\n"
+	"  queue set NAME       change a queue's policies\n"
+	"  queue delete NAME    delete a queue, its groups and messages\n"
+	"  queue list           list the queues with their counters\n"
+	"  queue describe NAME  partitions, groups and policies of a queue\n"
+	"  queue purge NAME     drop ready and delayed messages\n"
+	"  group create QUEUE GROUP [--from earliest|latest]\n"
+	"  group delete QUEUE GROUP\n"
+	"  group list QUEUE\n"
+	"  group describe QUEUE GROUP\n"
+	"  group reset QUEUE GROUP --to earliest|latest\n"
+	"                       administer consumer groups\n"
+	"  publish NAME [DATA...]\n"
+	"                       publish messages (arguments, a file, or "
+	"lines of\n"
+	"                       standard input)\n"
+	"  consume NAME --group G\n"
+	"                       print messages of a consumer group\n"
+	"  peek NAME            look at stored messages without leasing "
+	"them\n"
+	"  message show NAME PARTITION OFFSET\n"
+	"                       show one stored message\n"
+	"  message cancel NAME PARTITION OFFSET\n"
+	"                       cancel a delayed message\n"
+	"  dlq list NAME        dead letters of queue NAME\n"
+	"  dlq redrive NAME     publish dead letters of NAME again\n"
+	"  stats                the broker's counters\n"
+	"  ping                 round trip to the broker\n"
+	"\n"
+	"Options (before or after the command):\n"
+	"  --server HOST:PORT[,HOST:PORT...]\n"
+	"                       brokers to try in turn (default: "
+	"$RINGMQ_SERVER,\n"
+	"                       else " DEFAULT_SERVER ")\n"
+	"  --json               machine-readable output (one JSON object, "
+	"or one\n"
+	"                       line per message); errors then go to "
+	"standard\n"
+	"                       error as {\"error\":{\"code\":...,"
+	"\"message\":...}}\n"
+	"  --request-timeout-ms MS\n"
+	"                       wait at most MS for each answer (default "
+	"5000)\n"
+	"  --connect-timeout-ms MS\n"
+	"                       wait at most MS for each connect (default "
+	"5000)\n"
+	"  --help, -h           show this help, or a command's\n"
+	"  --                   end of options: the rest is positional\n"
+	"\n"
+	"Queue and group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}.\n"
+	"Errors go to standard error as \"ringmq: CODE: message\".\n"
+	"\n"
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  the broker refused (also its announced limits), or writing the "
+	"output\n"
+	"     failed\n"
+	"  2  bad command line (checked before connecting)\n"
+	"  3  cannot connect, connection lost, or a request timed out (wins "
+	"over 1)\n"
+	"\n"
+	"Run 'ringmq COMMAND --help' for a command's options.\n";
+
+static const char help_queue[] =
+	"Usage: ringmq queue create NAME [SETTINGS]\n"
+	"       ringmq queue set NAME SETTINGS\n"
+	"       ringmq queue delete NAME\n"
+	"       ringmq queue list\n"
+	"       ringmq queue describe NAME\n"
+	"       ringmq queue purge NAME\n"
+	"\n"
+	"Run 'ringmq queue SUBCOMMAND --help' for each.\n";
+
+/* The policy flags, shared by queue create and queue set. */
+#define HELP_POLICIES                                                        \
+	"  --lease-ms MS            lease time of a delivery (default "      \
+	"30000)\n"                                                           \
+	"  --max-lease-ms MS        most a touch may extend a lease to, "    \
+	"counted from\n"                                                     \
+	"                           delivery (default 43200000, 12 h)\n"     \
+	"  --max-deliveries N       dead-letter after N failed deliveries "  \
+	"(default 5,\n"                                                      \
+	"                           0 = unlimited)\n"                        \
+	"  --dead-letter Q          queue that receives dead letters "       \
+	"(default NAME.dlq;\n"                                               \
+	"                           a queue name)\n"                         \
+	"  --max-depth N            most retained messages: ready, delayed " \
+	"and in\n"                                                           \
+	"                           flight (default 0 = unlimited)\n"        \
+	"  --max-bytes B            most retained payload bytes (default 0 " \
+	"= unlimited)\n"                                                     \
+	"  --dedup-window-ms MS     how long dedup ids are remembered "      \
+	"(default 600000)\n"                                                 \
+	"Numbers are decimal; lease times are at least 1. Over --max-depth " \
+	"or\n"                                                               \
+	"--max-bytes, publishes are refused with QUEUE_FULL.\n"
+
+static const char help_queue_create[] =
+	"Usage: ringmq queue create NAME [--partitions N] [--lease-ms MS] "
+	"[...]\n"
+	"\n"
+	"Creates queue NAME. Succeeds also when the queue exists with the "
+	"same given\n"
+	"settings (settings not given are not compared); with other "
+	"settings it\n"
+	"fails with QUEUE_EXISTS (exit 1). Prints nothing on success "
+	"({\"ok\":true}\n"
+	"with --json).\n"
+	"\n"
+	"Settings (absent: the broker's default):\n"
+	"  --partitions N           1..1024 (default 1; fixed once "
+	"created)\n" HELP_POLICIES "\n"
+	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
+	"--help'.\n";
+
+static const char help_queue_set[] =
+	"Usage: ringmq queue set NAME [--lease-ms MS] [--max-deliveries N] "
+	"[...]\n"
+	"\n"
+	"Changes policies of queue NAME: the settings given replace the "
+	"queue's,\n"
+	"the others stay. At least one is needed; --partitions cannot be "
+	"changed\n"
+	"(exit 2). A new lease time applies to later deliveries, not to "
+	"leases\n"
+	"already running. Prints nothing on success ({\"ok\":true} with "
+	"--json);\n"
+	"a missing queue is QUEUE_NOT_FOUND (exit 1).\n"
+	"\n"
+	"Settings:\n" HELP_POLICIES "\n"
+	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
+	"--help'.\n";
+
+static const char help_queue_list[] =
+	"Usage: ringmq queue list [--json]\n"
+	"\n"
+	"Lists the queues. By default a table with the columns NAME, "
+	"PARTITIONS,\n"
+	"READY, DELAYED, IN_FLIGHT and GROUPS. With --json one document:\n"
+	"  {\"queues\":[{\"name\":...,\"partitions\":...,\"ready\":...,"
+	"\"delayed\":...,\n"
+	"    \"in_flight\":...,\"groups\":...,\"messages\":...,"
+	"\"bytes\":...,\n"
+	"    \"policy\":{\"lease_ms\":...,\"max_lease_ms\":...,"
+	"\"max_deliveries\":...,\n"
+	"      \"max_depth\":...,\"max_bytes\":...,"
+	"\"dedup_window_ms\":...,\n"
+	"      \"dead_letter\":\"...\"}},...]}\n"
+	"(\"policy\" only when the broker reports policies.)\n"
+	"\n"
+	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
+	"--help'.\n";
+
+static const char help_publish[] =
+	"Usage: ringmq publish NAME [--key K] [--header NAME=VALUE]...\n"
+	"                      [--delay-ms MS | --deliver-at TIME] "
+	"[--dedup-id ID]\n"
+	"                      [--file F | [--] DATA...]\n"
+	"\n"
+	"Publishes to queue NAME. Each DATA argument is one message; with "
+	"--file F\n"
+	"the whole file is one message (bytes as they are); with neither, "
+	"each\n"
+	"line of standard input is one message: split on \\n, the \\n "
+	"removed,\n"
+	"nothing else changed (bytes are kept as they are, a \\r stays, an "
+	"empty\n"
+	"line is an empty message, a final \\n adds no message). Use -- "
+	"before DATA\n"
+	"that starts with '-'.\n"
+	"\n"
+	"  --key K            key of every message (picks the partition by "
+	"hash)\n"
+	"  --header NAME=VALUE\n"
+	"                     a header of every message (repeatable; NAME "
+	"not empty,\n"
+	"                     not starting with the reserved \"ringmq-\")\n"
+	"  --delay-ms MS      each message becomes ready MS after the broker "
+	"gets it\n"
+	"  --deliver-at TIME  each message becomes ready at TIME, an RFC "
+	"3339\n"
+	"                     date-time: 2026-12-01T10:00:00Z, with "
+	"fractional\n"
+	"                     seconds (...:00.250Z) or an offset "
+	"(...:00+02:00)\n"
+	"  --dedup-id ID      dedup id of every message: a publish repeating "
+	"it within\n"
+	"                     the queue's dedup window is not stored again "
+	"and prints\n"
+	"                     the original PARTITION OFFSET\n"
+	"  --file F           publish the contents of file F as one "
+	"message\n"
+	"--delay-ms and --deliver-at exclude each other, as do --file and "
+	"DATA. The\n"
+	"options apply to every message of the invocation. A delayed "
+	"message can be\n"
+	"cancelled with 'ringmq message cancel' until it is due.\n"
+	"\n"
+	"Standard output gets one line per message, in input order:\n"
+	"  PARTITION OFFSET     when the broker confirmed it (stored "
+	"durably)\n"
+	"  error CODE           when it was not confirmed; the reason goes "
+	"to\n"
+	"                       standard error as \"ringmq: CODE: "
+	"message\"\n"
+	"With --json each line is instead\n"
+	"  {\"partition\":P,\"offset\":O,\"duplicate\":false}\n"
+	"(\"duplicate\":true when confirmed earlier under its dedup id) or\n"
+	"  {\"error\":{\"code\":\"CODE\",\"message\":\"...\"}}\n"
+	"\n"
+	"A message over the broker's announced size limit gets error "
+	"MESSAGE_TOO_LARGE\n"
+	"and is never sent; after a lost connection each unconfirmed message "
+	"gets\n"
+	"error CONNECTION_LOST (it may or may not have been stored); when "
+	"no broker\n"
+	"can be reached, each gets error UNREACHABLE. Standard input is read "
+	"and\n"
+	"published in batches, so it may be larger than memory.\n"
+	"\n"
+	"Exit status: 0 every message confirmed; 1 some refused (the others "
+	"are\n"
+	"still published) or the file cannot be read; 3 no connection or "
+	"connection\n"
+	"lost; 2 bad usage.\n";
+
+static const char help_consume[] =
+	"Usage: ringmq consume NAME --group G [--count N] [--timeout-ms MS | "
+	"--follow]\n"
+	"                      [--ack | --nack [--nack-delay-ms MS]]\n"
+	"\n"
+	"Subscribes to queue NAME in consumer group G (created from the "
+	"earliest\n"
+	"message if it does not exist) and prints each message's payload "
+	"exactly,\n"
+	"followed by \\n, flushing standard output before settling it.\n"
+	"\n"
+	"  --count N        stop after N messages (at least 1; default: no "
+	"limit)\n"
+	"  --timeout-ms MS  stop when no message arrived for MS since "
+	"subscribing\n"
+	"                   or since the last one (at least 1; default "
+	"5000)\n"
+	"  --follow         never stop for lack of messages (the connection "
+	"is\n"
+	"                   checked with pings while idle); stop with SIGINT "
+	"or\n"
+	"                   SIGTERM\n"
+	"  --ack            acknowledge each message once printed: done, "
+	"not\n"
+	"                   delivered to this group again\n"
+	"  --nack           nack the printed messages (a failed attempt: "
+	"they come\n"
+	"                   again, counting toward the queue's max "
+	"deliveries)\n"
+	"  --nack-delay-ms MS\n"
+	"                   with --nack: the nacked messages become ready "
+	"again only\n"
+	"                   MS later (default 0: at once)\n"
+	"  (neither)        release the printed messages: they come again, "
+	"not\n"
+	"                   counted as failed\n"
+	"With --nack or neither, the printed messages are settled when "
+	"consume\n"
+	"stops, so it does not get them again itself (a run longer than the "
+	"queue's\n"
+	"lease time lets their leases expire instead). consume never asks "
+	"for more\n"
+	"messages than it still wants to print; before exiting it releases "
+	"any it\n"
+	"received but did not print.\n"
+	"\n"
+	"With --json each message is one line:\n"
+	"  {\"queue\":\"Q\",\"group\":\"G\",\"partition\":P,\"offset\":O,"
+	"\"lease_id\":\"L\",\n"
+	"   \"delivery_count\":N,\"publish_time_ms\":T,\"key\":\"K\"|null,"
+	"\"headers\":{...},\n"
+	"   \"payload\":\"...\",\"encoding\":\"utf8\"}\n"
+	"Strings escape \" \\ and control bytes as JSON does. When the "
+	"payload, the\n"
+	"key or a header value is not valid UTF-8, \"encoding\" is "
+	"\"base64\" and all\n"
+	"three are base64 (RFC 4648), so binary messages round-trip.\n"
+	"\n"
+	"A failed write to standard output (e.g. a closed pipe) releases "
+	"that message\n"
+	"and exits 1 with \"ringmq: IO: ...\". SIGINT or SIGTERM settles "
+	"what was\n"
+	"printed as the flags say and exits 130 or 143.\n"
+	"\n"
+	"Exit status: 0 every ack, nack or release sent was confirmed (also "
+	"when\n"
+	"nothing arrived); 1 one was refused or the queue does not exist; 3 "
+	"no\n"
+	"connection or connection lost; 2 bad usage.\n";
+
+static const char help_message[] =
+	"Usage: ringmq message show NAME PARTITION OFFSET\n"
+	"       ringmq message cancel NAME PARTITION OFFSET\n"
+	"\n"
+	"Run 'ringmq message show --help' or 'ringmq message cancel "
+	"--help'.\n";
+
+static const char help_message_cancel[] =
+	"Usage: ringmq message cancel NAME PARTITION OFFSET\n"
+	"\n"
+	"Cancels the delayed message at PARTITION and OFFSET of queue NAME "
+	"(as\n"
+	"publish printed them): it is deleted and never delivered. Prints "
+	"nothing on\n"
+	"success ({\"ok\":true} with --json). PARTITION is 0..1023 and OFFSET a decimal number (exit 2 "
+	"otherwise).\n"
+	"\n"
+	"Exit status: 0 cancelled; 1 refused: MESSAGE_NOT_FOUND (no such "
+	"message),\n"
+	"INVALID_ARGUMENT (the message is not delayed, e.g. already due) or\n"
+	"QUEUE_NOT_FOUND; 3 no connection or connection lost; 2 bad usage.\n"
+	"\n"
+	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
+	"--help'.\n";
+
+#define HELP_GLOBAL                                                      \
+	"\n"                                                             \
+	"Global options (--server, --json, --request-timeout-ms, ...): " \
+	"see 'ringmq\n"                                                  \
+	"--help'.\n"
+
+static const char help_queue_delete[] =
+	"Usage: ringmq queue delete NAME\n"
+	"\n"
+	"Deletes queue NAME with its consumer groups and messages. Prints "
+	"nothing on\n"
+	"success ({\"ok\":true} with --json). Exit status: 0 deleted; 1 "
+	"refused\n"
+	"(QUEUE_NOT_FOUND when it does not exist); 3 no connection; 2 bad "
+	"usage.\n" HELP_GLOBAL;
+
+static const char help_queue_describe[] =
+	"Usage: ringmq queue describe NAME\n"
+	"\n"
+	"Shows queue NAME: its counters (ready, delayed, in flight, stored "
+	"messages\n"
+	"and bytes), one row per partition (stored messages and bytes, "
+	"first and next\n"
+	"offset, age of the oldest message), one row per consumer group "
+	"(consumers,\n"
+	"ready, in flight, lag) and its policies. With --json one "
+	"document:\n"
+	"  {\"queue\":{\"name\":...,\"partitions\":N,...,\"policy\":{...},\n"
+	"    \"partition_info\":[{\"partition\":0,\"messages\":...,"
+	"\"bytes\":...,\n"
+	"      \"first_offset\":...,\"next_offset\":...,"
+	"\"oldest_publish_ms\":...|null}],\n"
+	"    \"group_info\":[{\"queue\":...,\"name\":...,\"consumers\":...,"
+	"\"ready\":...,\n"
+	"      \"in_flight\":...,\"lag\":...,\"ack_floor\":[...]}]}}\n"
+	"A missing queue is QUEUE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
+
+static const char help_queue_purge[] =
+	"Usage: ringmq queue purge NAME\n"
+	"\n"
+	"Deletes the ready and delayed messages of queue NAME; messages "
+	"leased right\n"
+	"now stay leased. Prints \"purged N\" ({\"purged\":N} with --json). "
+	"A missing\n"
+	"queue is QUEUE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
+
+static const char help_group[] =
+	"Usage: ringmq group create QUEUE GROUP [--from earliest|latest]\n"
+	"       ringmq group delete QUEUE GROUP\n"
+	"       ringmq group list QUEUE\n"
+	"       ringmq group describe QUEUE GROUP\n"
+	"       ringmq group reset QUEUE GROUP --to earliest|latest\n"
+	"\n"
+	"Run 'ringmq group SUBCOMMAND --help' for each.\n";
+
+static const char help_group_create[] =
+	"Usage: ringmq group create QUEUE GROUP [--from earliest|latest]\n"
+	"\n"
+	"Creates consumer group GROUP of QUEUE, reading from the earliest "
+	"retained\n"
+	"message (default) or only messages published from now on "
+	"(latest). A group\n"
+	"that exists is left as it is (exit 0). Prints nothing on success "
+	"({\"ok\":true}\n"
+	"with --json).\n" HELP_GLOBAL;
+
+static const char help_group_delete[] =
+	"Usage: ringmq group delete QUEUE GROUP\n"
+	"\n"
+	"Deletes consumer group GROUP of QUEUE; its leases end as released. "
+	"Prints\n"
+	"nothing on success ({\"ok\":true} with --json). A missing group is\n"
+	"GROUP_NOT_FOUND, a missing queue QUEUE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
+
+static const char help_group_list[] =
+	"Usage: ringmq group list QUEUE\n"
+	"\n"
+	"Lists the consumer groups of QUEUE: a table with the columns "
+	"GROUP,\n"
+	"CONSUMERS, READY, IN_FLIGHT and LAG. With --json one document:\n"
+	"  {\"groups\":[{\"queue\":...,\"name\":...,\"consumers\":...,"
+	"\"ready\":...,\n"
+	"    \"in_flight\":...,\"lag\":...,\"ack_floor\":[...]},...]}\n"
+	"(ack_floor: per partition, every offset below it is acked.)\n" HELP_GLOBAL;
+
+static const char help_group_describe[] =
+	"Usage: ringmq group describe QUEUE GROUP\n"
+	"\n"
+	"Shows consumer group GROUP of QUEUE: consumers, ready, in flight, "
+	"lag, and\n"
+	"the ack floor of each partition. With --json one document:\n"
+	"  {\"group\":{\"queue\":...,\"name\":...,\"consumers\":...,"
+	"\"ready\":...,\n"
+	"    \"in_flight\":...,\"lag\":...,\"ack_floor\":[...]}}\n"
+	"A missing group is GROUP_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
+
+static const char help_group_reset[] =
+	"Usage: ringmq group reset QUEUE GROUP --to earliest|latest\n"
+	"\n"
+	"Moves the read position of GROUP to the earliest retained message "
+	"or past\n"
+	"the last one. Leases in flight stay. Prints nothing on success\n"
+	"({\"ok\":true} with --json).\n" HELP_GLOBAL;
+
+static const char help_peek[] =
+	"Usage: ringmq peek NAME [--partition P] [--count N]\n"
+	"\n"
+	"Shows stored messages of queue NAME without leasing them, in "
+	"partition then\n"
+	"offset order: the first N (default 10) of partition P, or of every "
+	"partition.\n"
+	"By default a table with the columns PARTITION, OFFSET, PUBLISHED, "
+	"BYTES,\n"
+	"KEY and PAYLOAD (escaped and cut to 40 characters). With --json "
+	"each message\n"
+	"is one line shaped as consume's, with \"group\" and \"lease_id\" "
+	"null and\n"
+	"\"delivery_count\" 0.\n" HELP_GLOBAL;
+
+static const char help_message_show[] =
+	"Usage: ringmq message show NAME PARTITION OFFSET\n"
+	"\n"
+	"Shows the stored message at PARTITION and OFFSET of queue NAME: "
+	"its publish\n"
+	"time, key, headers and payload. With --json one line shaped as "
+	"peek's.\n"
+	"A missing message is MESSAGE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
+
+static const char help_dlq[] =
+	"Usage: ringmq dlq list NAME [--count N]\n"
+	"       ringmq dlq redrive NAME [--group G] [--count N]\n"
+	"\n"
+	"Run 'ringmq dlq list --help' or 'ringmq dlq redrive --help'.\n";
+
+static const char help_dlq_list[] =
+	"Usage: ringmq dlq list NAME [--count N]\n"
+	"\n"
+	"Lists the dead letters of queue NAME (the source queue): messages "
+	"of its\n"
+	"dead-letter queue that died in NAME, at most N (default: the "
+	"broker's batch\n"
+	"limit). By default a table with the columns PARTITION, OFFSET, "
+	"GROUP,\n"
+	"REASON, DELIVERIES and PAYLOAD. With --json each message is one "
+	"line shaped\n"
+	"as peek's; \"queue\" is the dead-letter queue (PARTITION and OFFSET "
+	"are its),\n"
+	"and the ringmq-* headers tell where and why it died.\n" HELP_GLOBAL;
+
+static const char help_dlq_redrive[] =
+	"Usage: ringmq dlq redrive NAME [--group G] [--count N]\n"
+	"\n"
+	"Publishes dead letters of queue NAME again on it: each gets a new "
+	"offset that\n"
+	"only the group it died in sees, its delivery count starts over, "
+	"and it\n"
+	"leaves the dead-letter queue. --group G: only those that died in "
+	"G;\n"
+	"--count N: at most N (default all). Prints \"redriven N\" "
+	"({\"redriven\":N}\n"
+	"with --json).\n" HELP_GLOBAL;
+
+static const char help_stats[] =
+	"Usage: ringmq stats\n"
+	"\n"
+	"Shows the broker's counters (connections, queues, rates, storage "
+	"size and\n"
+	"limit, ...) as a NAME VALUE table. With --json one document:\n"
+	"  {\"stats\":{\"NAME\":VALUE,...}}\n"
+	"Names are the broker's; new ones may appear.\n" HELP_GLOBAL;
+
+static const char help_ping[] =
+	"Usage: ringmq ping\n"
+	"\n"
+	"Connects and measures one round trip (Ping / Pong). Prints\n"
+	"\"pong from HOST:PORT in MS ms\"; with --json\n"
+	"  {\"server\":\"HOST:PORT\",\"rtt_us\":N}\n" HELP_GLOBAL;
+
+void
+cli_print_help(enum cli_cmd cmd)
+{
+	static const char *const texts[CMD_COUNT_] = {
+		[CMD_NONE] = help_main,
+		[CMD_QUEUE] = help_queue,
+		[CMD_QUEUE_CREATE] = help_queue_create,
+		[CMD_QUEUE_SET] = help_queue_set,
+		[CMD_QUEUE_DELETE] = help_queue_delete,
+		[CMD_QUEUE_LIST] = help_queue_list,
+		[CMD_QUEUE_DESCRIBE] = help_queue_describe,
+		[CMD_QUEUE_PURGE] = help_queue_purge,
+		[CMD_GROUP] = help_group,
+		[CMD_GROUP_CREATE] = help_group_create,
+		[CMD_GROUP_DELETE] = help_group_delete,
+		[CMD_GROUP_LIST] = help_group_list,
+		[CMD_GROUP_DESCRIBE] = help_group_describe,
+		[CMD_GROUP_RESET] = help_group_reset,
+		[CMD_PUBLISH] = help_publish,
+		[CMD_CONSUME] = help_consume,
+		[CMD_PEEK] = help_peek,
+		[CMD_MESSAGE] = help_message,
+		[CMD_MESSAGE_SHOW] = help_message_show,
+		[CMD_MESSAGE_CANCEL] = help_message_cancel,
+		[CMD_DLQ] = help_dlq,
+		[CMD_DLQ_LIST] = help_dlq_list,
+		[CMD_DLQ_REDRIVE] = help_dlq_redrive,
+		[CMD_STATS] = help_stats,
+		[CMD_PING] = help_ping,
+	};
+	const char *text = cmd < CMD_COUNT_ ? texts[cmd] : NULL;
+
+	fputs(text != NULL ? text : help_main, stdout);
+}
