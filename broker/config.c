@@ -43,6 +43,9 @@ struct setting {
 static const struct setting settings[] = {
 	{ "listen", STR(listen), "127.0.0.1:7420", "HOST:PORT", 0, 0,
 	  "address to accept clients on; port 0 picks a free port" },
+	{ "http", STR(http), "127.0.0.1:7421", "HOST:PORT|off", 0, 0,
+	  "address of GET /metrics and GET /healthz; port 0 picks a free "
+	  "port; off disables" },
 	{ "data", STR(data_dir), "./ringmq-data", "DIR", 0, 0,
 	  "data directory (created if missing; locked while running)" },
 	{ "config", STR(config_file), "", "FILE", 0, 0,
@@ -368,6 +371,12 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 	}
 	char host[256];
 	uint16_t port;
+	if (strcmp(cfg->http, "off") != 0 &&
+	    config_split_hostport(cfg->http, host, sizeof(host), &port) < 0) {
+		set_err(err, errlen,
+			"http: expected HOST:PORT or off, got '%s'", cfg->http);
+		return -1;
+	}
 	if (config_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
 		set_err(err, errlen, "listen: expected HOST:PORT, got '%s'",
 			cfg->listen);

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -148,6 +149,8 @@ conn_send_error(struct conn *c, uint64_t request_id, int code, const char *why)
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Error e = RINGMQ__ERROR__INIT;
 
+	if (code > 0 && code < RINGMQ_WIRE_CODES)
+		c->env->errors_total[code]++;
 	e.code = (Ringmq__ErrorCode)code;
 	e.message = (char *)why;
 	f.has_request_id = request_id != 0;
@@ -247,6 +250,7 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 		return;
 	}
 	c->sent += (size_t)res;
+	c->env->bytes_out += (uint64_t)res;
 	if (c->sent < c->sending.len) {
 		conn_submit_send(c);
 		return;
@@ -453,7 +457,17 @@ on_unsupported(struct conn *c, const Ringmq__Frame *f)
 struct pending_req {
 	struct conn *c;
 	uint64_t request_id;
+	uint64_t start_us; /* monotonic, when the request was read */
 };
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static struct pending_req *
 pending_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
@@ -464,6 +478,7 @@ pending_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 		return NULL;
 	p->c = c;
 	p->request_id = f->request_id;
+	p->start_us = mono_us();
 	conn_ref(c);
 	return p;
 }
@@ -658,7 +673,8 @@ published(void *ctx, const struct publish_result *res, size_t n)
 	Ringmq__PublishOk ok = RINGMQ__PUBLISH_OK__INIT;
 	Ringmq__PublishResult *rs = NULL;
 	Ringmq__PublishResult **ptrs = NULL;
-
+	histogram_observe(&p->c->env->confirm_latency, metrics_latency_bounds,
+			  (double)(mono_us() - p->start_us) / 1e6);
 	if (!conn_unref_live(p->c))
 		goto out;
 	rs = calloc(n + 1, sizeof(*rs));
@@ -774,8 +790,19 @@ conn_deliver(void *owner, const struct delivery *d,
 	r.body_case = RINGMQ__FRAME__BODY_DELIVERY;
 	r.delivery = &del;
 	rc = conn_send(c, &r);
-	if (rc == 0)
+	if (rc == 0) {
 		c->env->delivered_total++;
+		if (d->delivery_count == 1) {
+			uint64_t now = queue_now_ms();
+
+			histogram_observe(
+				&c->env->delivery_latency,
+				metrics_latency_bounds,
+				now > v->publish_ms
+					? (double)(now - v->publish_ms) / 1e3
+					: 0.0);
+		}
+	}
 out:
 	wire_msg_fini(&w);
 	return rc;
@@ -1228,9 +1255,9 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 		c->is_recv_armed = 0;
 	if (res > 0) {
 		unsigned bid = loop_buf_id(flags);
-
 		c->last_input_ms = groups_mono_ms();
 		c->ping_sent_ms = 0;
+		c->env->bytes_in += (uint64_t)res;
 		if (!c->is_closing)
 			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
 		loop_buf_return(c->env->loop, bid);

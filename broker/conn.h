@@ -18,7 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "ringmq.pb-c.h"
+
+#define RINGMQ_WIRE_CODES 17 /* ErrorCode values sent on the wire: 0..16 */
 struct loop;
 struct queues;
 struct groups;
@@ -42,6 +45,10 @@ struct conn_env {
 	int is_shutting_down;
 	uint64_t start_ms; /* monotonic, for uptime */
 	uint64_t published_total, delivered_total, acked_total;
+	uint64_t errors_total[RINGMQ_WIRE_CODES]; /* answers by error code */
+	uint64_t bytes_in, bytes_out;
+	struct histogram confirm_latency;  /* publish received -> confirm */
+	struct histogram delivery_latency; /* publish_ms -> first delivery */
 };
 
 /* Takes over socket fd and starts reading it.

@@ -859,6 +859,7 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 	if (queue_stage(gs->qs, dlq, -1, &sm, b, &st) < 0 ||
 	    stage_add(gs, &st) < 0)
 		goto out;
+	q->counters.dead_lettered++;
 	log_info("queue %s partition %u offset %llu: dead-lettered to %s "
 		 "(%s%s%s)",
 		 q->name, part, (unsigned long long)offset, dlq->name, reason,
@@ -1049,13 +1050,16 @@ lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	for (size_t i = 0; i < n; i++) {
 		struct lease *l =
 			lease_lookup(gs, lo, ids[i], how == END_ACK, &codes[i]);
-
-		if (l != NULL)
-			lease_end(gs, l, how,
-				  how == END_ACK
-					  ? RINGMQ__ERROR_CODE__OK
-					  : RINGMQ__ERROR_CODE__NOT_LEASED,
-				  delay_ms);
+		if (l == NULL)
+			continue;
+		if (how == END_ACK)
+			l->g->q->counters.acked++;
+		else if (how == END_FAIL)
+			l->g->q->counters.nacked++;
+		lease_end(gs, l, how,
+			  how == END_ACK ? RINGMQ__ERROR_CODE__OK
+					 : RINGMQ__ERROR_CODE__NOT_LEASED,
+			  delay_ms);
 	}
 	/* Confirmed after the flush that makes the change durable. */
 	add_waiter(gs, done, ctx);
@@ -1235,6 +1239,8 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	}
 	gpart_take(gp, is_redelivery);
 	s->leased++;
+	g->q->counters.delivered++;
+	g->q->counters.redelivered += l->delivery_count > 1;
 	gp->leased++;
 	return 0;
 }
@@ -1366,9 +1372,13 @@ groups_tick(struct groups *gs)
 	uint64_t now = groups_mono_ms();
 	int64_t next = -1;
 	while (lease_table_earliest(&gs->leases) != NULL &&
-	       lease_table_earliest(&gs->leases)->deadline_ms <= now)
-		lease_end(gs, lease_table_earliest(&gs->leases), END_FAIL,
-			  RINGMQ__ERROR_CODE__LEASE_EXPIRED, 0);
+	       lease_table_earliest(&gs->leases)->deadline_ms <= now) {
+		struct lease *l = lease_table_earliest(&gs->leases);
+
+		l->g->q->counters.expired++;
+		lease_end(gs, l, END_FAIL, RINGMQ__ERROR_CODE__LEASE_EXPIRED,
+			  0);
+	}
 	while (gs->nretries > 0 && gs->retries[0].due_ms <= now) {
 		struct retry r = gs->retries[0];
 		struct gpart *gp = &r.g->parts[r.part];

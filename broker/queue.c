@@ -988,6 +988,8 @@ publish_done(void *arg, int status)
 		}
 		if (q == NULL)
 			continue;
+		if (status == 0)
+			q->counters.published++;
 		if (status == 0 && res->deliver_at_ms != 0) {
 			queue_index(q, res->partition, res->offset, PART_HOLE);
 			if (delayed_add(r->qs, q, res->partition, res->offset,

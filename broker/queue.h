@@ -51,6 +51,17 @@ struct delayed {
 	uint32_t size;
 };
 
+/* Monotonic event counters of a queue, for metrics. */
+struct queue_counters {
+	uint64_t published;   /* messages stored (duplicates not) */
+	uint64_t delivered;   /* deliveries, redeliveries included */
+	uint64_t redelivered; /* deliveries with delivery_count > 1 */
+	uint64_t acked;
+	uint64_t nacked;
+	uint64_t expired;	/* leases that ran out */
+	uint64_t dead_lettered; /* messages sent to the dead-letter queue */
+};
+
 struct queue {
 	uint32_t qid;
 	uint32_t partitions;
@@ -63,6 +74,7 @@ struct queue {
 	struct group *groups;	 /* owned by group.c: list of this queue's */
 	struct idem *idem;	 /* owned: dedup ids, producer sequences */
 	uint64_t last_expiry_ms; /* of the idempotence tables */
+	struct queue_counters counters;
 	int is_pending;		 /* create not committed yet */
 	uint32_t pending_ops;	 /* publishes in flight */
 	uint64_t pending_msgs;	 /* messages of those publishes */

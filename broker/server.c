@@ -20,7 +20,9 @@
 #include "conn.h"
 #include "err.h"
 #include "group.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "queue.h"
 #include "store.h"
@@ -39,6 +41,7 @@ struct server {
 	struct conn_env env;
 	int listen_fd;
 	int signal_fd;
+	struct http *http; /* NULL when --http off */
 	struct loop_op accept_op;
 	struct loop_op store_op;
 	struct loop_op signal_op;
@@ -294,6 +297,7 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 		srv->stop_deadline_ms =
 			groups_mono_ms() + srv->cfg->shutdown_timeout_ms;
 		groups_stop_dispatch(srv->gs);
+		http_stop(srv->http);
 		if (srv->is_accepting)
 			(void)loop_cancel(srv->loop, &srv->accept_op);
 	}
@@ -363,6 +367,32 @@ on_visible(void *ctx, struct queue *q, uint32_t part)
 
 	(void)part;
 	groups_wake_queue(srv->gs, q);
+}
+
+static void
+http_metrics(void *ctx, struct http_body *b)
+{
+	struct server *srv = ctx;
+
+	metrics_render(b, &srv->env, srv->qs, srv->store);
+}
+
+static int
+http_health(void *ctx, struct http_body *b)
+{
+	struct server *srv = ctx;
+
+	/* The loop answering proves it responsive; storage must commit. */
+	if (!store_is_writable(srv->store)) {
+		http_body_printf(b, "storage is not writable\n");
+		return 0;
+	}
+	if (srv->is_stopping) {
+		http_body_printf(b, "shutting down\n");
+		return 0;
+	}
+	http_body_printf(b, "ok\n");
+	return 1;
 }
 
 static int
@@ -440,7 +470,24 @@ server_run(const struct config *cfg)
 		 cfg->sync == STORE_SYNC_ALWAYS	    ? "always"
 		 : cfg->sync == STORE_SYNC_INTERVAL ? "interval"
 						    : "never");
-	printf("listening on %s\n", bound);
+	if (strcmp(cfg->http, "off") != 0) {
+		static const struct http_handlers none;
+		struct http_handlers hh = none;
+		char hbound[300];
+
+		hh.metrics = http_metrics;
+		hh.health = http_health;
+		hh.ctx = &srv;
+		if (http_open(&srv.http, srv.loop, cfg->http, &hh, hbound,
+			      sizeof(hbound)) < 0) {
+			log_error("cannot listen for http on %s", cfg->http);
+			goto out;
+		}
+		printf("listening on %s\nhttp on %s\n", bound, hbound);
+		log_info("http on %s", hbound);
+	} else {
+		printf("listening on %s\n", bound);
+	}
 	fflush(stdout);
 	rc = loop_run(srv.loop, server_tick, &srv);
 	code = rc < 0 ? 1 : 0;
@@ -451,6 +498,7 @@ out:
 	if (srv.listen_fd >= 0)
 		close(srv.listen_fd);
 	loop_close(srv.loop);
+	http_close(srv.http);
 	conn_free_all(&srv.env);
 	groups_free(srv.gs);
 	queues_free(srv.qs);

@@ -1359,3 +1359,9 @@ store_load(struct store *s, const struct store_load_cb *cb, void *ctx)
 	free(l.acked);
 	return rc;
 }
+
+int
+store_is_writable(const struct store *s)
+{
+	return !atomic_load(&((struct store *)s)->is_panicked);
+}

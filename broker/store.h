@@ -138,6 +138,9 @@ uint64_t store_boot_epoch(const struct store *s);
  * reads it (8 bytes) and then calls store_reap. Owned by the store. */
 int store_event_fd(const struct store *s);
 
+/* 1 when writes can commit: LMDB has not panicked. Any thread. */
+int store_is_writable(const struct store *s);
+
 /* Bytes of the map in use and the map size, for STORAGE_FULL decisions and
  * metrics. Cheap (mdb_env_info / stat of the last commit). */
 void store_usage(const struct store *s, uint64_t *used_bytes,

@@ -68,12 +68,38 @@ harness_program(const char *env_name)
 }
 
 /* Reads the broker's stdout until "listening on HOST:PORT\n" or deadline. */
+/* Reads one line of the broker's stdout into line (without '\n'). */
+static int
+read_line(struct harness_broker *b, char *line, size_t len,
+	  long long deadline_ms)
+{
+	size_t n = 0;
+
+	while (harness_now_ms() < deadline_ms) {
+		struct pollfd p = { .fd = b->stdout_fd, .events = POLLIN };
+		int left = (int)(deadline_ms - harness_now_ms());
+		ssize_t r;
+
+		if (poll(&p, 1, left > 0 ? left : 0) <= 0)
+			continue;
+		r = read(b->stdout_fd, line + n, 1);
+		if (r <= 0)
+			return -1;
+		if (line[n] == '\n') {
+			line[n] = '\0';
+			return 0;
+		}
+		if (++n == len - 1)
+			return -1;
+	}
+	return -1;
+}
+
 static int
 wait_listening(struct harness_broker *b, long long deadline_ms)
 {
 	char line[256];
 	size_t n = 0;
-
 	while (harness_now_ms() < deadline_ms) {
 		struct pollfd p = { .fd = b->stdout_fd, .events = POLLIN };
 		int left = (int)(deadline_ms - harness_now_ms());
@@ -105,6 +131,18 @@ wait_listening(struct harness_broker *b, long long deadline_ms)
 	return -1;
 }
 
+/* 1 if the extra flags turn HTTP on (the harness's default is off). */
+static int
+wants_http(const struct harness_broker *b)
+{
+	int on = 0;
+
+	for (int i = 0; b->extra[i] && b->extra[i + 1]; i++)
+		if (strcmp(b->extra[i], "--http") == 0)
+			on = strcmp(b->extra[i + 1], "off") != 0;
+	return on;
+}
+
 int
 harness_start(struct harness_broker *b, const char *const *extra)
 {
@@ -132,6 +170,8 @@ harness_start(struct harness_broker *b, const char *const *extra)
 	argv[argc++] = b->dir;
 	argv[argc++] = "--max-storage-bytes";
 	argv[argc++] = "268435456";
+	argv[argc++] = "--http"; /* a later --http in extra wins */
+	argv[argc++] = "off";
 	for (int i = 0; b->extra[i]; i++)
 		argv[argc++] = b->extra[i];
 	argv[argc] = NULL;
@@ -153,6 +193,18 @@ harness_start(struct harness_broker *b, const char *const *extra)
 	if (wait_listening(b, harness_now_ms() + 10000) < 0) {
 		harness_kill(b, SIGKILL);
 		return -1;
+	}
+	b->http_addr[0] = '\0';
+	if (wants_http(b)) {
+		char line[256];
+
+		if (read_line(b, line, sizeof(line), harness_now_ms() + 10000) <
+			    0 ||
+		    sscanf(line, "http on %63s", b->http_addr) != 1) {
+			fprintf(stderr, "harness: no 'http on' line\n");
+			harness_kill(b, SIGKILL);
+			return -1;
+		}
 	}
 	return 0;
 }

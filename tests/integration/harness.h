@@ -14,10 +14,11 @@
 #define HARNESS_MAX_ARGS 32
 
 struct harness_broker {
-	pid_t pid;     /* 0 when not running */
-	int stdout_fd; /* read end of the broker's stdout; -1 if none */
-	char dir[256]; /* data directory (created by harness_start) */
-	char addr[64]; /* "127.0.0.1:PORT" once started */
+	pid_t pid;	    /* 0 when not running */
+	int stdout_fd;	    /* read end of the broker's stdout; -1 if none */
+	char dir[256];	    /* data directory (created by harness_start) */
+	char addr[64];	    /* "127.0.0.1:PORT" once started */
+	char http_addr[64]; /* "HOST:PORT" when started with --http */
 	int port;
 	const char
 		*extra[HARNESS_MAX_ARGS]; /* borrowed extra flags, NULL-ended */

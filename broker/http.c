@@ -1,0 +1,331 @@
+/*
+ * http: see http.h.
+ */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+
+#define HTTP_HEAD_MAX 8192 /* longest request head read */
+
+struct http_conn {
+	struct http *h; /* borrowed */
+	int fd;
+	struct loop_op read_op, send_op;
+	char head[HTTP_HEAD_MAX];
+	size_t head_len;
+	char *out; /* owned: the whole answer */
+	size_t out_len, sent;
+	struct msghdr msg;
+	struct iovec iov;
+	int is_busy; /* an operation is in flight */
+	struct http_conn *next, *prev;
+};
+
+struct http {
+	struct loop *loop; /* borrowed */
+	struct http_handlers handlers;
+	int fd;
+	struct loop_op accept_op;
+	int is_accepting;
+	int is_stopping;
+	struct http_conn *conns;
+};
+
+void
+http_body_printf(struct http_body *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->is_oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->is_oom = 1;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap - b->len <= (size_t)n)
+			cap *= 2;
+		char *d = realloc(b->data, cap);
+		if (d == NULL) {
+			b->is_oom = 1;
+			return;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+}
+
+static void
+hc_free(struct http_conn *c)
+{
+	struct http *h = c->h;
+
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->out);
+	free(c);
+}
+
+static void on_read(struct loop_op *op, int res, uint32_t flags);
+static void on_sent(struct loop_op *op, int res, uint32_t flags);
+
+static void
+hc_send_more(struct http_conn *c)
+{
+	c->iov.iov_base = c->out + c->sent;
+	c->iov.iov_len = c->out_len - c->sent;
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = &c->iov;
+	c->msg.msg_iovlen = 1;
+	if (loop_sendmsg(c->h->loop, c->fd, &c->msg, &c->send_op) < 0) {
+		hc_free(c);
+		return;
+	}
+	c->is_busy = 1;
+}
+
+/* Builds the whole answer for the request head in c and sends it. */
+static void
+hc_answer(struct http_conn *c)
+{
+	struct http_body body = { 0 };
+	const char *status = "200 OK";
+	const char *type = "text/plain; charset=utf-8";
+	int is_get = strncmp(c->head, "GET ", 4) == 0;
+	char *path = is_get ? c->head + 4 : NULL;
+	size_t plen = 0;
+
+	while (path && path[plen] && path[plen] != ' ' && path[plen] != '?')
+		plen++;
+	if (!is_get) {
+		status = "405 Method Not Allowed";
+		http_body_printf(&body, "only GET\n");
+	} else if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
+		type = "text/plain; version=0.0.4; charset=utf-8";
+		c->h->handlers.metrics(c->h->handlers.ctx, &body);
+	} else if (plen == 8 && memcmp(path, "/healthz", 8) == 0) {
+		if (!c->h->handlers.health(c->h->handlers.ctx, &body))
+			status = "503 Service Unavailable";
+	} else {
+		status = "404 Not Found";
+		http_body_printf(&body, "try /metrics or /healthz\n");
+	}
+	if (body.is_oom) {
+		free(body.data);
+		hc_free(c);
+		return;
+	}
+	if (asprintf(&c->out,
+		     "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+		     status, type, body.len, (int)body.len,
+		     body.data ? body.data : "") < 0) {
+		c->out = NULL;
+		free(body.data);
+		hc_free(c);
+		return;
+	}
+	free(body.data);
+	c->out_len = strlen(c->out);
+	c->sent = 0;
+	hc_send_more(c);
+}
+
+static void
+hc_read(struct http_conn *c)
+{
+	if (loop_read(c->h->loop, c->fd, c->head + c->head_len,
+		      HTTP_HEAD_MAX - 1 - c->head_len, &c->read_op) < 0) {
+		hc_free(c);
+		return;
+	}
+	c->is_busy = 1;
+}
+
+static void
+on_read(struct loop_op *op, int res, uint32_t flags)
+{
+	struct http_conn *c = op->data;
+
+	(void)flags;
+	c->is_busy = 0;
+	if (res <= 0 || c->h->is_stopping) {
+		hc_free(c);
+		return;
+	}
+	c->head_len += (size_t)res;
+	c->head[c->head_len] = '\0';
+	if (strstr(c->head, "\r\n\r\n") != NULL ||
+	    strstr(c->head, "\n\n") != NULL) {
+		hc_answer(c);
+		return;
+	}
+	if (c->head_len >= HTTP_HEAD_MAX - 1) {
+		hc_free(c); /* head too long */
+		return;
+	}
+	hc_read(c);
+}
+
+static void
+on_sent(struct loop_op *op, int res, uint32_t flags)
+{
+	struct http_conn *c = op->data;
+
+	(void)flags;
+	c->is_busy = 0;
+	if (res <= 0) {
+		hc_free(c);
+		return;
+	}
+	c->sent += (size_t)res;
+	if (c->sent < c->out_len)
+		hc_send_more(c);
+	else
+		hc_free(c);
+}
+
+static void
+arm_accept(struct http *h)
+{
+	if (loop_accept(h->loop, h->fd, &h->accept_op) == 0)
+		h->is_accepting = 1;
+}
+
+static void
+on_accept(struct loop_op *op, int res, uint32_t flags)
+{
+	struct http *h = op->data;
+	struct http_conn *c;
+
+	if (!loop_op_more(flags))
+		h->is_accepting = 0;
+	if (res >= 0) {
+		c = h->is_stopping ? NULL : calloc(1, sizeof(*c));
+		if (c == NULL) {
+			close(res);
+		} else {
+			c->h = h;
+			c->fd = res;
+			c->read_op =
+				(struct loop_op){ .cb = on_read, .data = c };
+			c->send_op =
+				(struct loop_op){ .cb = on_sent, .data = c };
+			c->next = h->conns;
+			if (h->conns)
+				h->conns->prev = c;
+			h->conns = c;
+			hc_read(c);
+		}
+	}
+	if (!h->is_accepting && !h->is_stopping)
+		arm_accept(h);
+}
+
+int
+http_open(struct http **out, struct loop *loop, const char *listen_addr,
+	  const struct http_handlers *handlers, char *bound, size_t boundlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[256], portstr[8], hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+	struct http *h;
+	uint16_t port;
+	int one = 1, rc;
+
+	*out = NULL;
+	if (config_split_hostport(listen_addr, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	h->fd = -1;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(host, portstr, &hints, &ai) != 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	h->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->fd < 0 ||
+	    setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) <
+		    0 ||
+	    bind(h->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(h->fd, 64) < 0 ||
+	    getsockname(h->fd, (struct sockaddr *)&ss, &sslen) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sslen, hbuf, sizeof(hbuf), pbuf,
+			sizeof(pbuf), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		rc = -errno;
+		log_error("http %s: %s", listen_addr, strerror(errno));
+		goto fail;
+	}
+	snprintf(bound, boundlen,
+		 ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
+	freeaddrinfo(ai);
+	h->loop = loop;
+	h->handlers = *handlers;
+	h->accept_op = (struct loop_op){ .cb = on_accept, .data = h };
+	arm_accept(h);
+	*out = h;
+	return 0;
+fail:
+	if (ai)
+		freeaddrinfo(ai);
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+void
+http_stop(struct http *h)
+{
+	if (h == NULL || h->is_stopping)
+		return;
+	h->is_stopping = 1;
+	if (h->is_accepting)
+		(void)loop_cancel(h->loop, &h->accept_op);
+}
+
+void
+http_close(struct http *h)
+{
+	if (h == NULL)
+		return;
+	while (h->conns)
+		hc_free(h->conns);
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h);
+}

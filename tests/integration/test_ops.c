@@ -1,0 +1,237 @@
+/*
+ * Integration tests of what operators use: GET /metrics (checked with
+ * promtool when installed, and for numbers that move with the load) and
+ * GET /healthz, on a real broker started with --http 127.0.0.1:0.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ringmq.h>
+
+#include "harness.h"
+
+#define WAIT_MS 5000
+
+static struct harness_broker broker;
+
+static int
+setup_broker(void **state)
+{
+	static const char *const flags[] = { "--http", "127.0.0.1:0", NULL };
+
+	(void)state;
+	memset(&broker, 0, sizeof(broker));
+	broker.stdout_fd = -1;
+	return harness_start(&broker, flags);
+}
+
+static int
+teardown_broker(void **state)
+{
+	int code;
+
+	(void)state;
+	code = harness_stop(&broker);
+	harness_cleanup(&broker);
+	return code == 0 ? 0 : -1;
+}
+
+/* GETs path from the broker's HTTP listener; returns the whole answer
+ * (head and body), malloc'ed. */
+static char *
+http_get(const char *path)
+{
+	struct sockaddr_in sa;
+	const char *colon = strrchr(broker.http_addr, ':');
+	long long deadline = harness_now_ms() + WAIT_MS;
+	size_t n = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	char req[256];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_non_null(colon);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		assert_true(harness_now_ms() < deadline);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (n + 1 == cap)
+			buf = realloc(buf, cap *= 2);
+		r = read(fd, buf + n, cap - n - 1);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+/* The value of the sample line starting with prefix, or -1. */
+static double
+sample(const char *text, const char *prefix)
+{
+	const char *p = text;
+	size_t len = strlen(prefix);
+
+	while ((p = strstr(p, prefix)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[len] == ' ')
+			return atof(p + len + 1);
+		p += len;
+	}
+	return -1;
+}
+
+static ringmq_client *
+connect_client(void)
+{
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_client *c = NULL;
+	char err[256];
+
+	assert_int_equal(
+		ringmq_opts_set(o, "server", broker.addr, err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	ringmq_opts_free(o);
+	return c;
+}
+
+static void
+test_healthz_answers_ok(void **state)
+{
+	char *r = http_get("/healthz");
+
+	(void)state;
+	assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(r, "\r\n\r\nok\n"));
+	free(r);
+	r = http_get("/nope");
+	assert_non_null(strstr(r, "HTTP/1.1 404"));
+	free(r);
+}
+
+/* Runs promtool check metrics on text; 77 when promtool is missing. */
+static int
+promtool_check(const char *text)
+{
+	char path[] = "/tmp/ringmq-metrics-XXXXXX";
+	char cmd[128];
+	int fd = mkstemp(path), status;
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	if (system("command -v promtool > /dev/null 2>&1") != 0) {
+		unlink(path);
+		return 77;
+	}
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+	status = system(cmd);
+	unlink(path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_metrics_are_valid_and_move_with_load(void **state)
+{
+	ringmq_client *c = connect_client();
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	uint32_t sub;
+	char *before, *after, *body;
+	int rc;
+
+	(void)state;
+	assert_int_equal(ringmq_queue_create(c, "ops", qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	before = http_get("/metrics");
+	for (int i = 0; i < 200; i++) {
+		ringmq_message *m = ringmq_message_new("load", 4);
+
+		assert_int_equal(ringmq_publish(c, "ops", m, NULL, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(ringmq_subscribe(c, &sub, "ops", "g", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 100; i++) {
+		ringmq_delivery *d = NULL;
+		uint64_t id;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		id = ringmq_delivery_lease_id(d);
+		assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	after = http_get("/metrics");
+	body = strstr(after, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_non_null(strstr(after, "text/plain; version=0.0.4"));
+	rc = promtool_check(body);
+	if (rc != 77)
+		assert_int_equal(rc, 0);
+	assert_true(sample(before, "ringmq_published_total{queue=\"ops\"}") ==
+		    0);
+	assert_true(sample(body, "ringmq_published_total{queue=\"ops\"}") ==
+		    200);
+	assert_true(sample(body, "ringmq_acked_total{queue=\"ops\"}") == 100);
+	assert_true(sample(body, "ringmq_delivered_total{queue=\"ops\"}") >=
+		    100);
+	assert_true(sample(body, "ringmq_queue_messages{queue=\"ops\"}") >=
+		    100);
+	assert_true(
+		sample(body,
+		       "ringmq_group_consumers{queue=\"ops\",group=\"g\"}") ==
+		1);
+	assert_true(sample(body, "ringmq_publish_confirm_seconds_count") >=
+		    200);
+	assert_true(sample(body, "ringmq_connections") >= 1);
+	assert_true(sample(body, "ringmq_storage_limit_bytes") > 0);
+	assert_true(sample(body, "ringmq_process_resident_memory_bytes") > 0);
+	free(before);
+	free(after);
+	ringmq_client_free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_healthz_answers_ok),
+		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("ops", tests, setup_broker,
+					   teardown_broker)
+		       ? 1
+		       : 0;
+}
