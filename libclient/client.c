@@ -764,8 +764,8 @@ client_reconnect(struct ringmq_client *c)
 		c->backoff_ms = b > c->opts.reconnect_backoff_max_ms
 					? c->opts.reconnect_backoff_max_ms
 					: (int)b;
-		snprintf(c->errmsg, sizeof(c->errmsg), "reconnect failed: %s",
-			 why);
+		snprintf(c->errmsg, sizeof(c->errmsg),
+			 "reconnect failed: %.480s", why);
 		return RINGMQ_UNREACHABLE;
 	}
 	c->backoff_ms = c->opts.reconnect_backoff_ms;
