@@ -952,3 +952,68 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 	r.stats_ok = &ok;
 	(void)conn_send(c, &r);
 }
+
+/* --------------------------------------------------------------- backup */
+
+struct backup_req {
+	struct admin_req r;
+	uint64_t bytes; /* written by the store's backup thread */
+};
+
+static void
+backed_up(void *ctx, int status)
+{
+	struct backup_req *b = ctx;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__BackupOk ok = RINGMQ__BACKUP_OK__INIT;
+
+	if (conn_unref_live(b->r.c)) {
+		if (status < 0) {
+			conn_send_error(b->r.c, b->r.request_id,
+					RINGMQ__ERROR_CODE__INTERNAL,
+					err_str(status));
+		} else {
+			ok.bytes = b->bytes;
+			f.has_request_id = 1;
+			f.request_id = b->r.request_id;
+			f.body_case = RINGMQ__FRAME__BODY_BACKUP_OK;
+			f.backup_ok = &ok;
+			(void)conn_send(b->r.c, &f);
+		}
+	}
+	free(b);
+}
+
+void
+admin_backup(struct conn *c, const Ringmq__Frame *f)
+{
+	const char *path = f->backup->path;
+	struct backup_req *b;
+	int rc;
+
+	if (path[0] != '/') {
+		conn_send_error(c, f->request_id,
+				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"the backup path must be absolute (a directory "
+				"on the broker's host)");
+		return;
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		return;
+	}
+	b->r.c = c;
+	b->r.request_id = f->request_id;
+	conn_ref(c);
+	rc = store_backup(conn_env_of(c)->store, path, &b->bytes, backed_up, b);
+	if (rc < 0) {
+		(void)conn_unref_live(c);
+		free(b);
+		conn_send_error(
+			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			rc == -EBUSY	? "a backup is already running"
+			: rc == -EEXIST ? "the directory already holds data"
+					: err_str(rc));
+	}
+}

@@ -26,5 +26,6 @@ void admin_group_list(struct conn *c, const Ringmq__Frame *f);
 void admin_group_describe(struct conn *c, const Ringmq__Frame *f);
 void admin_group_reset(struct conn *c, const Ringmq__Frame *f);
 void admin_stats(struct conn *c, const Ringmq__Frame *f);
+void admin_backup(struct conn *c, const Ringmq__Frame *f);
 
 #endif

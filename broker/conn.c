@@ -444,15 +444,6 @@ on_goodbye(struct conn *c, const Ringmq__Frame *f)
 	conn_close(c);
 }
 
-static void
-on_unsupported(struct conn *c, const Ringmq__Frame *f)
-{
-	/* TODO: admin frames (delete, set, describe, purge, group admin,
-	 * peek, message show/cancel, dead letters, stats, backup). */
-	conn_send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			"not supported yet");
-}
-
 /* Context of a request answered from a completion. */
 struct pending_req {
 	struct conn *c;
@@ -1091,7 +1082,7 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = admin_dead_letter_list,
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = admin_dead_letter_redrive,
 	[RINGMQ__FRAME__BODY_STATS] = admin_stats,
-	[RINGMQ__FRAME__BODY_BACKUP] = on_unsupported,
+	[RINGMQ__FRAME__BODY_BACKUP] = admin_backup,
 };
 
 /* ---------------------------------------------------------------- input */

@@ -31,6 +31,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -97,11 +98,18 @@ struct store {
 	uint64_t completed;
 	unsigned drain_waiters;
 	bool is_stopping;
-
 	pthread_t thread;
 	bool is_thread_started;
-	bool is_sync_init; /* lock and conds initialised */
-	bool is_env_open;  /* mdb_env_open succeeded */
+
+	/* Backup: one at a time, on a thread of its own. */
+	pthread_t backup_thread;
+	bool is_backup_running; /* loop thread; joined at the next start */
+	atomic_bool is_backup_finished;
+	char *backup_path;		 /* owned while running */
+	struct store_batch *backup_done; /* handed to the done list */
+	uint64_t *backup_bytes;		 /* borrowed: the caller's */
+	bool is_sync_init;		 /* lock and conds initialised */
+	bool is_env_open;		 /* mdb_env_open succeeded */
 
 	/* Written by the storage thread after each commit, read anywhere. */
 	_Atomic uint64_t used_bytes;
@@ -884,11 +892,15 @@ start_thread(struct store *s)
 
 /* Also releases a partly built store (the failure path of store_open),
  * in reverse order of building. */
+static void backup_join(struct store *s);
+
 void
 store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->is_backup_running)
+		backup_join(s);
 	if (s->is_thread_started) {
 		/* The thread commits everything pending before it exits. */
 		pthread_mutex_lock(&s->lock);
@@ -1364,4 +1376,104 @@ int
 store_is_writable(const struct store *s)
 {
 	return !atomic_load(&((struct store *)s)->is_panicked);
+}
+
+/* ------------------------------------------------------------- backup */
+
+/* Queues a finished batch (no operations) on the done list.
+ * Runs on: backup thread. */
+static void
+done_push(struct store *s, struct store_batch *b)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	b->next = NULL;
+	*s->done_tail = b;
+	s->done_tail = &b->next;
+	pthread_mutex_unlock(&s->lock);
+	(void)!write(s->event_fd, &one, sizeof(one));
+}
+
+/* Compacting copy of the environment into s->backup_path.
+ * Runs on: backup thread. */
+static void *
+backup_main(void *arg)
+{
+	struct store *s = arg;
+	struct store_batch *b = s->backup_done;
+	char file[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (mkdir(s->backup_path, 0750) < 0 && errno != EEXIST) {
+		b->status = -errno;
+		goto out;
+	}
+	rc = mdb_env_copy2(s->env, s->backup_path, MDB_CP_COMPACT);
+	if (rc != MDB_SUCCESS) {
+		log_error("store: backup to %s: %s", s->backup_path,
+			  mdb_strerror(rc));
+		b->status = rc > 0 && rc < RMQ_EBASE ? -rc : -RMQ_ESTORAGE;
+		goto out;
+	}
+	snprintf(file, sizeof(file), "%s/data.mdb", s->backup_path);
+	b->status = stat(file, &st) == 0 ? 0 : -errno;
+	if (b->status == 0) {
+		*s->backup_bytes = (uint64_t)st.st_size;
+		log_info("store: backup of %s written to %s (%lld bytes)",
+			 s->dir, s->backup_path, (long long)st.st_size);
+	}
+out:
+	atomic_store(&s->is_backup_finished, true);
+	done_push(s, b);
+	return NULL;
+}
+
+/* Joins a finished backup thread. Loop thread. */
+static void
+backup_join(struct store *s)
+{
+	(void)pthread_join(s->backup_thread, NULL);
+	s->is_backup_running = false;
+	free(s->backup_path);
+	s->backup_path = NULL;
+}
+
+int
+store_backup(struct store *s, const char *path, uint64_t *bytes,
+	     store_done_fn done, void *ctx)
+{
+	char file[PATH_MAX];
+	struct stat st;
+
+	if (s->is_backup_running) {
+		if (!atomic_load(&s->is_backup_finished))
+			return -EBUSY;
+		backup_join(s);
+	}
+	/* An existing data file would be overwritten: refuse it. */
+	if (snprintf(file, sizeof(file), "%s/data.mdb", path) >=
+	    (int)sizeof(file))
+		return -ENAMETOOLONG;
+	if (stat(file, &st) == 0)
+		return -EEXIST;
+	s->backup_path = strdup(path);
+	s->backup_done = store_batch_new(0);
+	if (s->backup_path == NULL || s->backup_done == NULL)
+		goto oom;
+	s->backup_done->done = done;
+	s->backup_done->ctx = ctx;
+	s->backup_bytes = bytes;
+	atomic_store(&s->is_backup_finished, false);
+	if (pthread_create(&s->backup_thread, NULL, backup_main, s) != 0)
+		goto oom;
+	s->is_backup_running = true;
+	return 0;
+oom:
+	free(s->backup_path);
+	s->backup_path = NULL;
+	store_batch_free(s->backup_done);
+	s->backup_done = NULL;
+	return -ENOMEM;
 }

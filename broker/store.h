@@ -368,6 +368,18 @@ int store_msg_get_raw(struct store *s, uint32_t qid, uint32_t part,
  * reused; called once per loop pass. Views die here. */
 void store_read_release(struct store *s);
 
+/*
+ * Writes a compacted, consistent copy of the data (LMDB's compacting
+ * copy, from one read transaction) into directory path, on a thread of
+ * its own so commits go on meanwhile. The copy is a data directory a
+ * broker can start on. done runs from store_reap; *bytes (the caller's)
+ * then holds the size of the copy.
+ * @return 0; -EBUSY while another backup runs; -EEXIST if path already
+ *         holds data; -ENOMEM.
+ */
+int store_backup(struct store *s, const char *path, uint64_t *bytes,
+		 store_done_fn done, void *ctx);
+
 /* ------------------------------------------------------------- recovery */
 
 /* Callbacks of store_load, each optional (NULL skips). Pointers passed are

@@ -23,6 +23,7 @@
 #include <ringmq.h>
 
 #include "harness.h"
+#include "ringmq.pb-c.h"
 
 #define WAIT_MS 5000
 
@@ -221,12 +222,162 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	ringmq_client_free(c);
 }
 
+/* Sends a Backup of the running broker into dir over a raw connection;
+ * returns the answer's body case. */
+static int
+raw_backup(const char *dir, uint64_t *bytes)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Hello h = RINGMQ__HELLO__INIT;
+	Ringmq__Backup bk = RINGMQ__BACKUP__INIT;
+	struct sockaddr_in sa;
+	uint8_t buf[4096];
+	size_t n, got = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), answers = 0, body = -1;
+	long long deadline = harness_now_ms() + 30000;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)broker.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	h.version = 1;
+	f.has_request_id = 1;
+	f.request_id = 1;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO;
+	f.hello = &h;
+	for (int i = 0; i < 2; i++) {
+		n = ringmq__frame__pack(&f, buf + 4);
+		buf[0] = buf[1] = 0;
+		buf[2] = (uint8_t)(n >> 8);
+		buf[3] = (uint8_t)n;
+		assert_int_equal(write(fd, buf, n + 4), (ssize_t)(n + 4));
+		bk.path = (char *)dir;
+		f.request_id = 2;
+		f.body_case = RINGMQ__FRAME__BODY_BACKUP;
+		f.backup = &bk;
+	}
+	/* Two answers: HelloOk, then the backup's. */
+	while (answers < 2) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		assert_true(harness_now_ms() < deadline);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		r = read(fd, buf + got, sizeof(buf) - got);
+		assert_true(r > 0);
+		got += (size_t)r;
+		while (got >= 4) {
+			size_t len = ((size_t)buf[2] << 8) | buf[3];
+			Ringmq__Frame *a;
+
+			if (got < 4 + len)
+				break;
+			a = ringmq__frame__unpack(NULL, len, buf + 4);
+			assert_non_null(a);
+			if (++answers == 2) {
+				body = (int)a->body_case;
+				if (a->body_case ==
+				    RINGMQ__FRAME__BODY_BACKUP_OK)
+					*bytes = a->backup_ok->bytes;
+			}
+			ringmq__frame__free_unpacked(a, NULL);
+			memmove(buf, buf + 4 + len, got - 4 - len);
+			got -= 4 + len;
+		}
+	}
+	close(fd);
+	return body;
+}
+
+static void
+test_backup_is_a_data_directory_with_everything(void **state)
+{
+	ringmq_client *c = connect_client();
+	struct harness_broker copy;
+	char dir[128] = "/tmp/ringmq-test-XXXXXX";
+	uint64_t bytes = 0;
+	uint32_t sub;
+
+	(void)state;
+	assert_int_equal(ringmq_queue_create(c, "kept", NULL), RINGMQ_OK);
+	for (int i = 0; i < 50; i++) {
+		ringmq_message *m = ringmq_message_new("keep me", 7);
+
+		assert_int_equal(ringmq_publish(c, "kept", m, NULL, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(ringmq_subscribe(c, &sub, "kept", "g", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 10; i++) {
+		ringmq_delivery *d = NULL;
+		uint64_t id;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		id = ringmq_delivery_lease_id(d);
+		assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	ringmq_client_free(c);
+	assert_non_null(mkdtemp(dir));
+	strcat(dir, "/copy");
+	assert_int_equal(raw_backup(dir, &bytes),
+			 RINGMQ__FRAME__BODY_BACKUP_OK);
+	assert_true(bytes > 0);
+	/* A second backup into the same directory is refused. */
+	assert_int_equal(raw_backup(dir, &bytes), RINGMQ__FRAME__BODY_ERROR);
+
+	/* Restore: a broker started on the copy has the 40 unacked. */
+	memset(&copy, 0, sizeof(copy));
+	copy.stdout_fd = -1;
+	snprintf(copy.dir, sizeof(copy.dir), "%s", dir);
+	assert_int_equal(harness_start(&copy, NULL), 0);
+	{
+		ringmq_opts *o = ringmq_opts_new();
+		char err[256];
+		int got = 0;
+
+		assert_int_equal(ringmq_opts_set(o, "server", copy.addr, err,
+						 sizeof(err)),
+				 RINGMQ_OK);
+		assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+				 RINGMQ_OK);
+		ringmq_opts_free(o);
+		assert_int_equal(ringmq_subscribe(c, &sub, "kept", "g", 100,
+						  RINGMQ_START_EARLIEST),
+				 RINGMQ_OK);
+		for (;;) {
+			ringmq_delivery *d = NULL;
+
+			if (ringmq_next(c, &d, 500) != RINGMQ_OK)
+				break;
+			ringmq_delivery_free(d);
+			got++;
+		}
+		assert_int_equal(got, 40);
+		ringmq_client_free(c);
+	}
+	assert_int_equal(harness_stop(&copy), 0);
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'",
+			 (int)(strlen(dir) - 5), dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_healthz_answers_ok),
 		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
+		cmocka_unit_test(
+			test_backup_is_a_data_directory_with_everything),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
