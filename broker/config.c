@@ -23,6 +23,7 @@ enum setting_type {
 	SET_BYTES32, /* the same, u32 */
 	SET_SYNC,
 	SET_LOG_LEVEL,
+	SET_LOG_FORMAT,
 };
 
 struct setting {
@@ -87,6 +88,8 @@ static const struct setting settings[] = {
 	  "closed at once" },
 	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
 	  "debug|info|warn|error", 0, 0, "least severe log line written" },
+	{ "log-format", NUM(SET_LOG_FORMAT, is_log_json), "text", "text|json",
+	  0, 0, "log lines as text, or as JSON objects (one per line)" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -180,6 +183,11 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 		if (lv < 0)
 			goto bad;
 		*(int *)field = lv;
+		return 0;
+	case SET_LOG_FORMAT:
+		if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+			goto bad;
+		*(int *)field = strcmp(v, "json") == 0;
 		return 0;
 	case SET_U32:
 	case SET_U64:

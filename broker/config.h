@@ -33,6 +33,7 @@ struct config {
 	uint32_t shutdown_timeout_ms;
 	uint32_t idle_timeout_ms; /* silent peers: pinged, then closed */
 	int log_level;		  /* enum log_level */
+	int is_log_json;
 };
 
 /* Outcome of config_load beyond success. */

@@ -11,6 +11,33 @@
 #include <unistd.h>
 
 static enum log_level min_level = LOG_INFO;
+static int is_json_lines;
+
+void
+log_set_json(int is_json)
+{
+	is_json_lines = is_json;
+}
+
+/* Appends text to out as a JSON string body (quotes and controls
+ * escaped); returns the new length, bounded by cap. */
+static size_t
+json_escape(char *out, size_t n, size_t cap, const char *text)
+{
+	for (; *text && n + 7 < cap; text++) {
+		unsigned char ch = (unsigned char)*text;
+
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	return n;
+}
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
 
@@ -34,29 +61,38 @@ log_level_parse(const char *s)
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[1024];
+	static const char *const json_levels[] = { "debug", "info", "warn",
+						   "error" };
+	char stamp[40], msg[1024], line[2048];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
 	size_t n;
-	int r;
 
 	if (level < min_level)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
-		     ts.tv_nsec / 1000000, level_names[level]);
-	n += (size_t)r;
+	n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", ts.tv_nsec / 1000000);
 	va_start(ap, fmt);
-	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
 	va_end(ap);
-	if (r < 0)
-		return;
-	n += (size_t)r;
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2; /* truncated: keep the newline */
+	if (is_json_lines) {
+		n = (size_t)snprintf(
+			line, sizeof(line),
+			"{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
+			json_levels[level]);
+		n = json_escape(line, n, sizeof(line) - 3, msg);
+		line[n++] = '"';
+		line[n++] = '}';
+	} else {
+		n = (size_t)snprintf(line, sizeof(line) - 1, "%s %s %s", stamp,
+				     level_names[level], msg);
+		if (n > sizeof(line) - 2)
+			n = sizeof(line) - 2; /* truncated: keep the newline */
+	}
 	line[n++] = '\n';
 	/* Nothing useful to do if stderr is gone. */
 	(void)!write(STDERR_FILENO, line, n);

@@ -18,6 +18,10 @@ enum log_level {
 /* Lines below level are dropped. Default LOG_INFO. */
 void log_set_level(enum log_level level);
 
+/* Lines as text (default) or as JSON objects
+ * {"ts":"...","level":"info","msg":"..."}, one per line. */
+void log_set_json(int is_json);
+
 /* Parses "debug", "info", "warn" or "error"; -1 if none. */
 int log_level_parse(const char *s);
 

@@ -24,5 +24,6 @@ main(int argc, char **argv)
 	if (rc == CONFIG_EXIT)
 		return 0;
 	log_set_level((enum log_level)cfg.log_level);
+	log_set_json(cfg.is_log_json);
 	return server_run(&cfg);
 }

@@ -141,6 +141,17 @@ load_failure(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 	return groups_load_failure(srv->gs, srv->qs, qid, gid, part, offset, f);
 }
 
+static void
+add_recovered(void *ctx, struct queue *q)
+{
+	uint64_t *t = ctx, m, b, d;
+
+	queue_totals(q, &m, &b, &d);
+	t[0] += m;
+	t[1] += b;
+	t[2] += d;
+}
+
 static int
 server_recover(struct server *srv)
 {
@@ -164,8 +175,17 @@ server_recover(struct server *srv)
 		log_error("recovery failed: %s", err_str(rc));
 		return rc;
 	}
-	log_info("recovered %zu queues in %llu ms", queues_count(srv->qs),
-		 (unsigned long long)(groups_mono_ms() - start));
+	{
+		uint64_t totals[3] = { 0, 0, 0 };
+
+		queues_each(srv->qs, add_recovered, totals);
+		log_info("recovered %zu queues, %llu messages (%llu bytes, "
+			 "%llu delayed) in %llu ms",
+			 queues_count(srv->qs), (unsigned long long)totals[0],
+			 (unsigned long long)totals[1],
+			 (unsigned long long)totals[2],
+			 (unsigned long long)(groups_mono_ms() - start));
+	}
 	return 0;
 }
 
@@ -431,6 +451,8 @@ server_run(const struct config *cfg)
 	so.max_storage_bytes = cfg->max_storage_bytes;
 	so.sync = (enum store_sync)cfg->sync;
 	so.sync_interval_ms = cfg->sync_interval_ms;
+	if (cfg->config_file[0] != '\0')
+		log_info("config file %s", cfg->config_file);
 	rc = store_open(&srv.store, &so);
 	if (rc < 0) {
 		log_error("cannot open data directory %s: %s", cfg->data_dir,

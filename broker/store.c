@@ -60,6 +60,8 @@
  * pending batch of a long backlog at once failed with MDB_TXN_FULL. */
 #define GROUP_MAX_BYTES (64u << 20)
 
+#define SLOW_COMMIT_MS 500 /* commits slower than this are logged */
+
 struct store {
 	MDB_env *env; /* owned */
 	MDB_dbi dbi[DB_COUNT];
@@ -401,6 +403,14 @@ commit_group(struct store *s, struct store_batch *list)
 		log_full(s, true);
 	fail_all(list, rc);
 	refresh_usage(s);
+	{
+		uint64_t ms = (mono_ns() - s->last_commit_ns) / 1000000;
+
+		/* A slow disk shows here first: every confirm waits on it. */
+		if (ms >= SLOW_COMMIT_MS)
+			log_warn("store: %s: slow commit: %llu ms", s->dir,
+				 (unsigned long long)ms);
+	}
 }
 
 /* Waits, in INTERVAL mode, until the interval since the last commit has
