@@ -31,7 +31,8 @@
 #include "wire.h"
 
 #define PROTOCOL_VERSION 1u
-#define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
+#define ARENA_CAP_FACTOR 8u   /* decode arena: this many times a frame */
+#define CONN_MAX_PENDING 1024 /* requests waiting on commits per peer */
 
 struct obuf {
 	uint8_t *data; /* owned */
@@ -269,7 +270,7 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 		for (size_t i = 0; i < c->nsubs; i++)
 			sub_wake(c->env->gs, c->subs[i]);
 	}
-	if (c->is_paused &&
+	if (c->is_paused && c->refs < CONN_MAX_PENDING / 2 &&
 	    conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes / 2)
 		conn_resume(c);
 	conn_maybe_free(c);
@@ -280,9 +281,12 @@ conn_flush_all(struct conn_env *env)
 {
 	while (env->flush) {
 		struct conn *c = env->flush;
-
 		env->flush = c->flush_next;
 		c->is_flush_queued = 0;
+		if (c->is_paused && !c->is_closing &&
+		    c->refs < CONN_MAX_PENDING / 2 &&
+		    conn_out_bytes(c) < env->cfg->max_conn_out_bytes / 2)
+			conn_resume(c);
 		conn_start_send(c);
 		conn_maybe_free(c);
 	}
@@ -369,6 +373,8 @@ conn_unref_live(struct conn *c)
 		conn_maybe_free(c);
 		return 0;
 	}
+	if (c->is_paused && c->refs < CONN_MAX_PENDING / 2)
+		conn_queue_flush(c); /* resumed there, outside this callback */
 	return 1;
 }
 
@@ -1150,8 +1156,11 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 			break;
 		conn_handle_frame(c, buf + used + CODEC_HEADER_BYTES, n);
 		used += CODEC_HEADER_BYTES + n;
-		if (conn_out_bytes(c) >= c->env->cfg->max_conn_out_bytes) {
-			/* Back-pressure: read nothing more until it drains. */
+		if (conn_out_bytes(c) >= c->env->cfg->max_conn_out_bytes ||
+		    c->refs >= CONN_MAX_PENDING) {
+			/* Back-pressure: read nothing more until the output
+			 * drains and the requests waiting on commits come
+			 * back, so one peer cannot pile up memory. */
 			c->is_paused = 1;
 			conn_stop_recv(c);
 		}
