@@ -49,6 +49,8 @@ enum cli_cmd {
 	CMD_DLQ_REDRIVE,
 	CMD_STATS,
 	CMD_PING,
+	CMD_BACKUP,
+	CMD_TOP,
 	CMD_COUNT_ /* number of commands; keep last */
 };
 
@@ -120,6 +122,9 @@ struct cli {
 	/* group create --from, group reset --to: RINGMQ_START_* */
 	int has_start;
 	int start;
+
+	/* top (--count above: refreshes) */
+	int interval_ms;
 };
 
 /* Set when --json is on the command line: errors of the command as a
@@ -199,6 +204,11 @@ int cli_fail(ringmq_client *c, int rc, const char *what);
  * have no other output. */
 void cli_print_ok(const struct cli *cli);
 
+/* Prints a broker counter on stdout: an integer when it is one (exactly
+ * representable), else with as many digits as a double needs; not a
+ * number: null with is_json, else "-". */
+void cli_print_value(double v, int is_json);
+
 /* Writes group i of l as a JSON object (no newline). */
 void cli_print_group_json(const ringmq_group_list *l, size_t i);
 
@@ -251,5 +261,7 @@ int cmd_dlq_list(const struct cli *cli);
 int cmd_dlq_redrive(const struct cli *cli);
 int cmd_stats(const struct cli *cli);
 int cmd_ping(const struct cli *cli);
+int cmd_backup(const struct cli *cli);
+int cmd_top(const struct cli *cli);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * cli_admin.c: "ringmq dlq redrive", "ringmq stats" and "ringmq ping".
+ * cli_admin.c: "ringmq dlq redrive", "ringmq stats", "ringmq ping" and
+ * "ringmq backup".
  */
 #include "cli.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -35,10 +37,8 @@ cmd_dlq_redrive(const struct cli *cli)
 	return cli_exit_code(rc);
 }
 
-/* A counter's value: an integer when it is one (exactly representable),
- * else with as many digits as a double needs. */
-static void
-print_value(double v, int is_json)
+void
+cli_print_value(double v, int is_json)
 {
 	if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
 		printf("%.0f", v);
@@ -68,7 +68,7 @@ cmd_stats(const struct cli *cli)
 				fputc(',', stdout);
 			cli_json_str(stdout, ringmq_stats_name(s, i));
 			fputc(':', stdout);
-			print_value(ringmq_stats_value(s, i), 1);
+			cli_print_value(ringmq_stats_value(s, i), 1);
 		}
 		fputs("}}\n", stdout);
 	} else {
@@ -81,7 +81,7 @@ cmd_stats(const struct cli *cli)
 		printf("%-*s  %s\n", width, "NAME", "VALUE");
 		for (size_t i = 0; i < ringmq_stats_count(s); i++) {
 			printf("%-*s  ", width, ringmq_stats_name(s, i));
-			print_value(ringmq_stats_value(s, i), 0);
+			cli_print_value(ringmq_stats_value(s, i), 0);
 			fputc('\n', stdout);
 		}
 	}
@@ -121,6 +121,34 @@ cmd_ping(const struct cli *cli)
 	} else {
 		printf("pong from %s in %" PRId64 ".%03" PRId64 " ms\n",
 		       ringmq_client_server(c), us / 1000, us % 1000);
+	}
+	rc = cli_finish_output(rc);
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
+int
+cmd_backup(const struct cli *cli)
+{
+	const char *dir = cli->args[0]; /* absolute: checked before */
+	ringmq_client *c = NULL;
+	uint64_t bytes = 0;
+	char what[PATH_MAX + 32];
+	int rc = cli_connect(cli, &c);
+
+	if (rc != RINGMQ_OK)
+		return cli_exit_code(rc);
+	rc = ringmq_backup(c, dir, &bytes);
+	if (rc != RINGMQ_OK) {
+		snprintf(what, sizeof(what), "backup to %s", dir);
+		(void)cli_fail(c, rc, what);
+	} else if (cli->is_json) {
+		fputs("{\"dir\":", stdout);
+		cli_json_str(stdout, dir);
+		printf(",\"bytes\":%" PRIu64 "}\n", bytes);
+	} else {
+		printf("backup written to %s (%" PRIu64 " bytes)\n", dir,
+		       bytes);
 	}
 	rc = cli_finish_output(rc);
 	ringmq_client_free(c);

@@ -38,6 +38,10 @@ static const char help_main[] =
 	"  dlq redrive NAME     publish dead letters of NAME again\n"
 	"  stats                the broker's counters\n"
 	"  ping                 round trip to the broker\n"
+	"  backup DIR           copy the broker's data into DIR on its "
+	"host\n"
+	"  top                  the broker's figures, refreshed every "
+	"second\n"
 	"\n"
 	"Options (before or after the command):\n"
 	"  --server HOST:PORT[,HOST:PORT...]\n"
@@ -46,7 +50,9 @@ static const char help_main[] =
 	"                       else " DEFAULT_SERVER ")\n"
 	"  --json               machine-readable output (one JSON object, "
 	"or one\n"
-	"                       line per message); errors then go to "
+	"                       line per message or per refresh of top); "
+	"errors\n"
+	"                       then go to "
 	"standard\n"
 	"                       error as {\"error\":{\"code\":...,"
 	"\"message\":...}}\n"
@@ -509,6 +515,85 @@ static const char help_ping[] =
 	"\"pong from HOST:PORT in MS ms\"; with --json\n"
 	"  {\"server\":\"HOST:PORT\",\"rtt_us\":N}\n" HELP_GLOBAL;
 
+static const char help_backup[] =
+	"Usage: ringmq backup DIR\n"
+	"\n"
+	"Has the broker write a consistent, compacted copy of its data "
+	"(LMDB's\n"
+	"compacting copy) into directory DIR while it keeps running, and "
+	"waits until\n"
+	"the copy is complete. The broker writes the copy itself, on the "
+	"broker's\n"
+	"host: DIR is a path there, so it must be absolute (exit 2 "
+	"otherwise). The\n"
+	"broker creates DIR if its parent exists; a DIR already holding a "
+	"data file\n"
+	"is refused, never overwritten. A broker started with --data "
+	"DIR has\n"
+	"every queue, group and message stored when the copy began.\n"
+	"\n"
+	"Prints \"backup written to DIR (N bytes)\" (N: the size of the "
+	"copy); with\n"
+	"--json {\"dir\":\"DIR\",\"bytes\":N}. A copy can take minutes: "
+	"the answer is\n"
+	"awaited at least 10 minutes (longer with a larger "
+	"--request-timeout-ms).\n"
+	"\n"
+	"Exit status: 0 written; 1 refused (INVALID_ARGUMENT: a backup is "
+	"already\n"
+	"running, or DIR already holds data; INTERNAL: the copy failed, "
+	"e.g. no space\n"
+	"or no permission on the broker's host); 3 no connection, "
+	"connection lost or\n"
+	"no answer in time; 2 bad usage.\n" HELP_GLOBAL;
+
+static const char help_top[] =
+	"Usage: ringmq top [--interval-ms MS] [--count N]\n"
+	"\n"
+	"Shows the broker's figures and refreshes them every MS "
+	"milliseconds\n"
+	"(10..3600000, default 1000): connections, queues, groups, "
+	"messages (ready,\n"
+	"delayed, in flight), storage used and limit, broker-wide rates "
+	"per second\n"
+	"(publish, deliver, ack: the change of the broker's counters since "
+	"the\n"
+	"previous refresh; \"-\" on the first), then one row per queue "
+	"(ready,\n"
+	"delayed, in flight, groups, messages, bytes) and one per consumer "
+	"group\n"
+	"(consumers, ready, in flight, lag). The broker counts rates for "
+	"itself as a\n"
+	"whole, not per queue.\n"
+	"\n"
+	"  --interval-ms MS   time between refreshes (default 1000)\n"
+	"  --count N          stop after N refreshes (default: until "
+	"stopped)\n"
+	"\n"
+	"When standard output is a terminal the screen is cleared before "
+	"each\n"
+	"refresh; otherwise each refresh is a block of lines after a blank "
+	"line.\n"
+	"With --json each refresh is one line:\n"
+	"  {\"time_ms\":T,\"server\":\"HOST:PORT\",\"stats\":{\"NAME\":"
+	"VALUE,...},\n"
+	"   \"rates\":{\"publish\":R,\"deliver\":R,\"ack\":R},\n"
+	"   \"queues\":[{\"name\":...,\"partitions\":...,\"ready\":...,"
+	"\"delayed\":...,\n"
+	"     \"in_flight\":...,\"groups\":...,\"messages\":...,"
+	"\"bytes\":...}],\n"
+	"   \"groups\":[ objects as 'group list --json' prints ]}\n"
+	"(rates per second, null on the first refresh or after the broker "
+	"restarted).\n"
+	"\n"
+	"SIGINT or SIGTERM stops top after the refresh in progress, with "
+	"exit status\n"
+	"130 or 143. Exit status otherwise: 0 after N refreshes; 1 a "
+	"request was\n"
+	"refused or the output could not be written; 3 no connection or "
+	"connection\n"
+	"lost; 2 bad usage.\n" HELP_GLOBAL;
+
 void
 cli_print_help(enum cli_cmd cmd)
 {
@@ -538,6 +623,8 @@ cli_print_help(enum cli_cmd cmd)
 		[CMD_DLQ_REDRIVE] = help_dlq_redrive,
 		[CMD_STATS] = help_stats,
 		[CMD_PING] = help_ping,
+		[CMD_BACKUP] = help_backup,
+		[CMD_TOP] = help_top,
 	};
 	const char *text = cmd < CMD_COUNT_ ? texts[cmd] : NULL;
 

@@ -1,7 +1,7 @@
 /*
  * ringmq.c: the ringmq command-line tool: command-line parsing and
  * dispatch to the commands (cli_queue.c, cli_group.c, cli_publish.c,
- * cli_consume.c, cli_message.c, cli_admin.c); help texts are in
+ * cli_consume.c, cli_message.c, cli_admin.c, cli_top.c); help texts are in
  * cli_help.c.
  *
  * Options may come before or after the command; "--" ends them. Every flag
@@ -48,6 +48,7 @@ enum flag_id {
 	F_PARTITION,
 	F_FROM,
 	F_TO,
+	F_INTERVAL,
 };
 
 static const struct flag_def {
@@ -79,7 +80,8 @@ static const struct flag_def {
 	{ "dedup-id", F_DEDUP_ID, 1, ON_PUBLISH },
 	{ "group", F_GROUP, 1, ON_CONSUME | ON(CMD_DLQ_REDRIVE) },
 	{ "count", F_COUNT, 1,
-	  ON_CONSUME | ON(CMD_PEEK) | ON(CMD_DLQ_LIST) | ON(CMD_DLQ_REDRIVE) },
+	  ON_CONSUME | ON(CMD_PEEK) | ON(CMD_DLQ_LIST) | ON(CMD_DLQ_REDRIVE) |
+		  ON(CMD_TOP) },
 	{ "timeout-ms", F_TIMEOUT, 1, ON_CONSUME },
 	{ "follow", F_FOLLOW, 0, ON_CONSUME },
 	{ "ack", F_ACK, 0, ON_CONSUME },
@@ -88,6 +90,7 @@ static const struct flag_def {
 	{ "partition", F_PARTITION, 1, ON(CMD_PEEK) },
 	{ "from", F_FROM, 1, ON(CMD_GROUP_CREATE) },
 	{ "to", F_TO, 1, ON(CMD_GROUP_RESET) },
+	{ "interval-ms", F_INTERVAL, 1, ON(CMD_TOP) },
 };
 
 /* Positionals a command takes after its words. */
@@ -97,6 +100,7 @@ enum arg_kind {
 	A_DATA,	    /* QUEUE [DATA...] */
 	A_GROUP,    /* QUEUE GROUP */
 	A_POSITION, /* QUEUE PARTITION OFFSET */
+	A_DIR,	    /* DIR: an absolute path on the broker's host */
 };
 
 static const struct cmd_def {
@@ -129,6 +133,8 @@ static const struct cmd_def {
 	{ "dlq", "redrive", CMD_DLQ_REDRIVE, A_QUEUE, cmd_dlq_redrive },
 	{ "stats", NULL, CMD_STATS, A_NONE, cmd_stats },
 	{ "ping", NULL, CMD_PING, A_NONE, cmd_ping },
+	{ "backup", NULL, CMD_BACKUP, A_DIR, cmd_backup },
+	{ "top", NULL, CMD_TOP, A_NONE, cmd_top },
 };
 
 /* Command words that only group subcommands (help only on their own). */
@@ -152,6 +158,11 @@ static const struct {
  * anyone waits).
  */
 #define MAX_DELAY_MS INT64_MAX
+
+/* Bounds of top --interval-ms: faster than 10 ms only loads the broker,
+ * slower than an hour is not watching. */
+#define MIN_INTERVAL_MS 10
+#define MAX_INTERVAL_MS 3600000
 
 #define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
 
@@ -398,6 +409,17 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 		}
 		cli->count = v;
 		return 0;
+	case F_INTERVAL:
+		if (parse_number(u->value, MIN_INTERVAL_MS, MAX_INTERVAL_MS,
+				 &v) < 0) {
+			cli_error(RINGMQ_USAGE,
+				  "--interval-ms must be a number from %d to "
+				  "%d, not '%s'",
+				  MIN_INTERVAL_MS, MAX_INTERVAL_MS, u->value);
+			return -1;
+		}
+		cli->interval_ms = (int)v;
+		return 0;
 	case F_TIMEOUT:
 		if (parse_number(u->value, 1, INT_MAX, &v) < 0) {
 			cli_error(RINGMQ_USAGE,
@@ -521,12 +543,13 @@ check_command(struct cli *cli)
 		[A_POSITION] = { "missing queue name",
 				 "missing PARTITION and OFFSET",
 				 "missing OFFSET" },
+		[A_DIR] = { "missing DIR (an absolute path on the broker's "
+			    "host)" },
 	};
-	static const size_t nwant[] = { [A_NONE] = 0,
-					[A_QUEUE] = 1,
-					[A_DATA] = 1,
-					[A_GROUP] = 2,
-					[A_POSITION] = 3 };
+	static const size_t nwant[] = {
+		[A_NONE] = 0,  [A_QUEUE] = 1,	 [A_DATA] = 1,
+		[A_GROUP] = 2, [A_POSITION] = 3, [A_DIR] = 1
+	};
 	enum arg_kind kind = cmd_find(cli->cmd)->args;
 	size_t want = nwant[kind];
 
@@ -540,7 +563,16 @@ check_command(struct cli *cli)
 			  cmd_label(cli->cmd), cli->args[want]);
 		return -1;
 	}
-	if (want >= 1 && !cli_name_is_valid(cli->args[0])) {
+	if (kind == A_DIR && cli->args[0][0] != '/') {
+		/* The broker writes the copy: a path relative to this
+		 * shell's directory would mean nothing there. */
+		cli_error(RINGMQ_USAGE,
+			  "%s: DIR must be an absolute path on the broker's "
+			  "host, not '%s'",
+			  cmd_label(cli->cmd), cli->args[0]);
+		return -1;
+	}
+	if (want >= 1 && kind != A_DIR && !cli_name_is_valid(cli->args[0])) {
 		cli_error(RINGMQ_USAGE,
 			  "bad queue name '%s' (want "
 			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
@@ -729,6 +761,7 @@ main(int argc, char **argv)
 	env = getenv("RINGMQ_SERVER");
 	cli.server = env != NULL && env[0] != '\0' ? env : DEFAULT_SERVER;
 	cli.timeout_ms = 5000;
+	cli.interval_ms = 1000;
 	rc = parse_args(argc, argv, &cli, pos, uses);
 	if (rc < 0 && build_opts(&cli) < 0)
 		rc = EXIT_USAGE;

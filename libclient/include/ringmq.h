@@ -1263,6 +1263,32 @@ RINGMQ_API int ringmq_stats_find(const ringmq_stats *s, const char *name,
 /** Frees counters (NULL: no-op). */
 RINGMQ_API void ringmq_stats_free(ringmq_stats *s);
 
+/**
+ * Writes a consistent, compacted copy of the broker's data (Backup) into
+ * directory dir on the broker's host, and waits until it is complete. A
+ * broker started on that directory has every queue, group and message
+ * stored when the copy began. The broker creates dir if it is missing.
+ * Because a copy can take minutes, this call waits for the answer at least
+ * 10 minutes, or the client's request-timeout-ms when that is longer.
+ * @param[in] c the client.
+ * @param[in] dir absolute path of the directory, as the broker sees it;
+ *            borrowed for the call.
+ * @param[out] bytesp receives the size of the copy's data file, bytes;
+ *             may be NULL.
+ * @return RINGMQ_OK once the copy is complete;
+ *         RINGMQ_INVALID_ARGUMENT: dir is not absolute, a backup is
+ *         already running, or dir already holds a data file (the message
+ *         says which; nothing is overwritten);
+ *         RINGMQ_INTERNAL: the broker could not write the copy (e.g. no
+ *         space or no permission: see the message and the broker's log);
+ *         RINGMQ_USAGE: dir is NULL (nothing sent);
+ *         RINGMQ_TIMEOUT: no answer within the backup timeout above (the
+ *         copy may still complete);
+ *         and the other common codes.
+ */
+RINGMQ_API int ringmq_backup(ringmq_client *c, const char *dir,
+			     uint64_t *bytesp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <netinet/in.h>
@@ -2023,6 +2024,8 @@ test_admin_help_and_unreachable(void **state)
 		ARGS("dlq", "redrive", "q"),
 		ARGS("stats"),
 		ARGS("ping"),
+		ARGS("backup", "/tmp/ringmq-cli-unused"),
+		ARGS("top", "--count", "1"),
 	};
 	char server[64];
 	const char *args[MAX_ARGS];
@@ -2541,6 +2544,228 @@ test_consume_follow_outlives_idle(void **state)
 	run_free(&r);
 }
 
+/* ------------------------------------------------------------ backup, top */
+
+/* Number of times needle occurs in hay. */
+static size_t
+count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL;
+	     p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The number after "key": in s (asserted present). */
+static double
+json_number(const char *s, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(s, pat);
+	if (p == NULL)
+		fail_msg("no %s in %s", pat, s);
+	return strtod(p + strlen(pat), NULL);
+}
+
+static void
+test_backup_writes_a_copy_and_refuses_to_overwrite(void **state)
+{
+	struct harness_broker copy = { 0 };
+	char parent[] = "/tmp/ringmq-test-cli-backup-XXXXXX";
+	char dir[200], dir2[200], file[220], want[300];
+	const char *server = g_server;
+	unsigned long long bytes;
+	struct stat st;
+	struct run r;
+
+	(void)state;
+	create_queue("bk");
+	publish_ok("bk", ARGS("one", "two"), "0 0\n0 1\n");
+	assert_non_null(mkdtemp(parent));
+	/* A directory that does not exist yet: the broker creates it. */
+	snprintf(dir, sizeof(dir), "%s/copy", parent);
+	RUN(&r, "backup", dir);
+	snprintf(want, sizeof(want), "backup written to %s (", dir);
+	if (r.code != 0 || strncmp(r.out, want, strlen(want)) != 0)
+		fprintf(stderr, "exit %d\nstdout: %s\nstderr: %s\n", r.code,
+			r.out, r.err);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+	assert_int_equal(sscanf(r.out + strlen(want), "%llu bytes)", &bytes),
+			 1);
+	assert_string_equal(r.out + r.out_len - 8, " bytes)\n");
+	run_free(&r);
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	assert_int_equal(stat(file, &st), 0);
+	assert_true(bytes > 0);
+	assert_int_equal((unsigned long long)st.st_size, bytes);
+
+	/* The same directory again: refused, nothing overwritten. */
+	RUN(&r, "backup", dir);
+	expect(&r, 1, "");
+	expect_err(&r, "INVALID_ARGUMENT");
+	assert_non_null(strstr(r.err, dir));
+	run_free(&r);
+
+	snprintf(dir2, sizeof(dir2), "%s/copy2", parent);
+	RUN(&r, "--json", "backup", dir2);
+	assert_int_equal(r.code, 0);
+	snprintf(want, sizeof(want), "{\"dir\":\"%s\",\"bytes\":", dir2);
+	assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+	assert_true(json_number(r.out, "bytes") > 0);
+	assert_string_equal(r.out + r.out_len - 2, "}\n");
+	run_free(&r);
+
+	/* A broker started on the copy has the queue and its messages. */
+	copy.stdout_fd = -1;
+	snprintf(copy.dir, sizeof(copy.dir), "%s", dir);
+	assert_int_equal(harness_start(&copy, NULL), 0);
+	g_server = copy.addr;
+	RUN(&r, "queue", "list", "--json");
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.out, "{\"name\":\"bk\","));
+	assert_true(json_number(r.out, "messages") == 2);
+	run_free(&r);
+	g_server = server;
+	assert_int_equal(harness_stop(&copy), 0);
+	/* harness_cleanup removes /tmp/ringmq-test-* directories whole. */
+	snprintf(copy.dir, sizeof(copy.dir), "%s", parent);
+	harness_cleanup(&copy);
+}
+
+static void
+test_backup_and_top_usage_errors_exit_2(void **state)
+{
+	char server[64];
+
+	(void)state;
+	unused_server(server, sizeof(server));
+	g_server = server;
+	expect_usage(ARGS("backup"));
+	expect_usage(ARGS("backup", "relative/dir"));
+	expect_usage(ARGS("backup", "./x"));
+	expect_usage(ARGS("backup", ""));
+	expect_usage(ARGS("backup", "/tmp/a", "/tmp/b"));
+	expect_usage(ARGS("backup", "/tmp/a", "--count", "1"));
+	expect_usage(ARGS("top", "x"));
+	expect_usage(ARGS("top", "--interval-ms", "9"));
+	expect_usage(ARGS("top", "--interval-ms", "3600001"));
+	expect_usage(ARGS("top", "--interval-ms", "1s"));
+	expect_usage(ARGS("top", "--count", "0"));
+	expect_usage(ARGS("top", "--group", "g"));
+	expect_usage(ARGS("stats", "--interval-ms", "100"));
+	g_server = NULL;
+}
+
+static void
+test_top_prints_count_blocks(void **state)
+{
+	struct run r;
+
+	(void)state;
+	create_queue("tq");
+	RUN(&r, "group", "create", "tq", "g");
+	expect(&r, 0, "");
+	run_free(&r);
+	RUN(&r, "top", "--count", "2", "--interval-ms", "200");
+	if (r.code != 0)
+		fprintf(stderr, "exit %d\nstderr: %s\n", r.code, r.err);
+	assert_int_equal(r.code, 0);
+	/* Not a terminal: no screen clearing, blocks one after another. */
+	assert_null(strchr(r.out, '\033'));
+	assert_int_equal(count_of(r.out, "ringmq top  "), 2);
+	assert_int_equal(strncmp(r.out, "ringmq top  ", 12), 0);
+	assert_int_equal(count_of(r.out, "\nconnections  "), 2);
+	assert_int_equal(count_of(r.out, "\nstorage      "), 2);
+	assert_int_equal(count_of(r.out, "\nrates/s      publish -   "
+					 "deliver -   ack -\n"),
+			 1); /* the first refresh has no rates yet */
+	assert_int_equal(count_of(r.out, "\nQUEUE  "), 4);
+	assert_int_equal(count_of(r.out, "\ntq   "), 4); /* queue and group */
+	assert_string_equal(r.err, "");
+	run_free(&r);
+}
+
+/* Reads the child's stdout until it holds n lines. */
+static void
+read_lines(struct child *ch, struct run *r, size_t n)
+{
+	long long deadline_ms = harness_now_ms() + 10000;
+
+	while (r->out == NULL || count_of(r->out, "\n") < n) {
+		struct pollfd p = { ch->out_fd, POLLIN, 0 };
+		int left = (int)(deadline_ms - harness_now_ms());
+
+		assert_true(left > 0);
+		if (poll(&p, 1, left) <= 0)
+			continue;
+		assert_int_equal(drain_fd(ch->out_fd, &r->out, &r->out_len), 0);
+	}
+}
+
+static void
+test_top_json_rates_follow_publishes(void **state)
+{
+	struct child ch;
+	struct run r = { 0 };
+	char *second;
+
+	(void)state;
+	create_queue("rq");
+	/* Long enough an interval for a publish between the refreshes,
+	 * also under sanitizers. */
+	spawn(&ch,
+	      ARGS("top", "--json", "--count", "2", "--interval-ms", "1500"),
+	      0);
+	read_lines(&ch, &r, 1);
+	publish_ok("rq", ARGS("a", "b", "c"), "0 0\n0 1\n0 2\n");
+	finish_child(&ch, &r, NULL, 0, harness_now_ms() + RUN_DEADLINE_MS);
+	if (r.code != 0)
+		fprintf(stderr, "exit %d\nstderr: %s\n", r.code, r.err);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(count_of(r.out, "\n"), 2);
+	second = strchr(r.out, '\n') + 1;
+	second[-1] = '\0';
+	/* First line: totals, no rates yet. */
+	assert_int_equal(strncmp(r.out, "{\"time_ms\":", 11), 0);
+	assert_non_null(strstr(r.out, "\"rates\":{\"publish\":null,"
+				      "\"deliver\":null,\"ack\":null}"));
+	assert_true(json_number(r.out, "published_total") == 0);
+	assert_non_null(strstr(r.out, "\"queues\":[{\"name\":\"rq\","));
+	assert_true(json_number(r.out, "connections") >= 1);
+	assert_non_null(strstr(r.out, "\"storage_used_bytes\":"));
+	assert_non_null(strstr(r.out, "\"storage_limit_bytes\":"));
+	assert_non_null(strstr(r.out, "\"groups\":[]}"));
+	/* Second: the three publishes moved the total and the rate. */
+	assert_true(json_number(second, "published_total") == 3);
+	assert_true(json_number(second, "publish") > 0);
+	assert_true(json_number(second, "deliver") == 0);
+	assert_true(json_number(second, "ready") == 3);
+	assert_string_equal(second + strlen(second) - 2, "}\n");
+	run_free(&r);
+}
+
+static void
+test_top_sigterm_exits_143(void **state)
+{
+	struct child ch;
+	struct run r = { 0 };
+
+	(void)state;
+	spawn(&ch, ARGS("top", "--json", "--interval-ms", "60000"), 0);
+	read_lines(&ch, &r, 1);
+	assert_int_equal(kill(ch.pid, SIGTERM), 0);
+	finish_child(&ch, &r, NULL, 0, harness_now_ms() + RUN_DEADLINE_MS);
+	assert_int_equal(r.code, 143);
+	assert_int_equal(count_of(r.out, "\n"), 1);
+	run_free(&r);
+}
+
 int
 main(void)
 {
@@ -2648,6 +2873,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_consume_follow_outlives_idle, broker_setup,
 			broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_backup_writes_a_copy_and_refuses_to_overwrite,
+			broker_setup, broker_teardown),
+		cmocka_unit_test(test_backup_and_top_usage_errors_exit_2),
+		cmocka_unit_test_setup_teardown(test_top_prints_count_blocks,
+						broker_setup, broker_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_top_json_rates_follow_publishes, broker_setup,
+			broker_teardown),
+		cmocka_unit_test_setup_teardown(test_top_sigterm_exits_143,
+						broker_setup, broker_teardown),
 	};
 
 	/* A child that exits early must not kill the test with SIGPIPE. */
