@@ -31,23 +31,33 @@ histogram_observe(struct histogram *h, const double *bounds, double v)
 	h->sum += v;
 }
 
+/* A histogram from per-bucket counts (made cumulative here). */
 static void
-render_histogram(struct http_body *b, const char *name, const char *help,
-		 const double *bounds, const struct histogram *h)
+render_buckets(struct http_body *b, const char *name, const char *help,
+	       const double *bounds, size_t n, const uint64_t *counts,
+	       uint64_t count, double sum)
 {
 	uint64_t cum = 0;
 
 	http_body_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
 			 name);
-	for (size_t i = 0; i < HIST_BUCKETS; i++) {
-		cum += h->counts[i];
+	for (size_t i = 0; i < n; i++) {
+		cum += counts[i];
 		http_body_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
 				 bounds[i], (unsigned long long)cum);
 	}
 	http_body_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
-			 (unsigned long long)h->count);
-	http_body_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, h->sum, name,
-			 (unsigned long long)h->count);
+			 (unsigned long long)count);
+	http_body_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, sum, name,
+			 (unsigned long long)count);
+}
+
+static void
+render_histogram(struct http_body *b, const char *name, const char *help,
+		 const double *bounds, const struct histogram *h)
+{
+	render_buckets(b, name, help, bounds, HIST_BUCKETS, h->counts, h->count,
+		       h->sum);
 }
 
 static void
@@ -219,6 +229,7 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	       struct store *s)
 {
 	struct render_ctx rc = { .b = b };
+	struct store_commit_stats cs;
 	uint64_t used, map;
 
 	family(b, "ringmq_connections", "gauge", "Client connections open.");
@@ -262,6 +273,15 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	render_histogram(b, "ringmq_publish_delivery_seconds",
 			 "Publish (broker clock) to first delivery.",
 			 metrics_latency_bounds, &env->delivery_latency);
+	store_commit_stats(s, &cs);
+	render_buckets(b, "ringmq_commit_batches",
+		       "Requests (batches) carried by each storage commit.",
+		       store_stat_batch_bounds, STORE_STAT_BUCKETS, cs.batches,
+		       cs.commits, (double)cs.batches_sum);
+	render_buckets(b, "ringmq_commit_seconds",
+		       "Duration of each storage commit, sync included.",
+		       store_stat_seconds_bounds, STORE_STAT_BUCKETS,
+		       cs.seconds, cs.commits, cs.seconds_sum);
 	store_usage(s, &used, &map);
 	family(b, "ringmq_storage_used_bytes", "gauge",
 	       "LMDB map bytes in use.");

@@ -111,7 +111,12 @@ struct store {
 	struct store_batch *backup_done; /* handed to the done list */
 	uint64_t *backup_bytes;		 /* borrowed: the caller's */
 	bool is_sync_init;		 /* lock and conds initialised */
-	bool is_env_open;		 /* mdb_env_open succeeded */
+	bool is_env_open;
+		/* mdb_env_open succeeded */ /* Commit statistics, under lock:
+					      * batches per commit and commit
+					      * (with sync) duration, bucketed
+					      * as STORE_STAT_* say. */
+	struct store_commit_stats stats;
 
 	/* Written by the storage thread after each commit, read anywhere. */
 	_Atomic uint64_t used_bytes;
@@ -378,6 +383,51 @@ fail_all(struct store_batch *list, int status)
 
 /* One group commit: one write transaction for every batch of list.
  * Runs on: storage thread. */
+static size_t
+bucket_of(const double *bounds, size_t n, double v)
+{
+	size_t i = 0;
+
+	while (i < n && v > bounds[i])
+		i++;
+	return i;
+}
+
+const double store_stat_batch_bounds[STORE_STAT_BUCKETS] = {
+	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096,
+};
+const double store_stat_seconds_bounds[STORE_STAT_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01,	0.025,	 0.05,	 0.1,	0.5,	2,
+};
+
+/* Adds one commit of batches batches taking ns to the statistics.
+ * Runs on: storage thread. */
+static void
+record_commit(struct store *s, size_t batches, uint64_t ns)
+{
+	struct store_commit_stats *st = &s->stats;
+	double secs = (double)ns / 1e9;
+
+	pthread_mutex_lock(&s->lock);
+	st->commits++;
+	st->batches_sum += batches;
+	st->seconds_sum += secs;
+	st->batches[bucket_of(store_stat_batch_bounds, STORE_STAT_BUCKETS,
+			      (double)batches)]++;
+	st->seconds[bucket_of(store_stat_seconds_bounds, STORE_STAT_BUCKETS,
+			      secs)]++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+store_commit_stats(struct store *s, struct store_commit_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void
 commit_group(struct store *s, struct store_batch *list)
 {
@@ -401,11 +451,16 @@ commit_group(struct store *s, struct store_batch *list)
 	rc = store_err(s, mdb_txn_commit(txn), "commit");
 	if (rc == -RMQ_ESTORAGE_FULL)
 		log_full(s, true);
-	fail_all(list, rc);
 	refresh_usage(s);
 	{
-		uint64_t ms = (mono_ns() - s->last_commit_ns) / 1000000;
+		uint64_t ns = mono_ns() - s->last_commit_ns;
+		uint64_t ms = ns / 1000000;
+		size_t batches = 0;
 
+		for (struct store_batch *b = list; b; b = b->next)
+			batches++;
+		record_commit(s, batches, ns);
+		fail_all(list, rc);
 		/* A slow disk shows here first: every confirm waits on it. */
 		if (ms >= SLOW_COMMIT_MS)
 			log_warn("store: %s: slow commit: %llu ms", s->dir,

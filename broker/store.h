@@ -138,6 +138,25 @@ uint64_t store_boot_epoch(const struct store *s);
  * reads it (8 bytes) and then calls store_reap. Owned by the store. */
 int store_event_fd(const struct store *s);
 
+#define STORE_STAT_BUCKETS 12
+
+/* Commits so far: how many batches each took along (group commit) and how
+ * long each took, sync included; bucket i counts values up to bound i,
+ * the last bucket those above every bound. */
+struct store_commit_stats {
+	uint64_t commits;
+	uint64_t batches_sum;
+	double seconds_sum;
+	uint64_t batches[STORE_STAT_BUCKETS + 1];
+	uint64_t seconds[STORE_STAT_BUCKETS + 1];
+};
+
+extern const double store_stat_batch_bounds[STORE_STAT_BUCKETS];
+extern const double store_stat_seconds_bounds[STORE_STAT_BUCKETS];
+
+/* A copy of the commit statistics. Any thread. */
+void store_commit_stats(struct store *s, struct store_commit_stats *out);
+
 /* 1 when writes can commit: LMDB has not panicked. Any thread. */
 int store_is_writable(const struct store *s);
 

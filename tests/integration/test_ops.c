@@ -215,6 +215,10 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	assert_true(sample(body, "ringmq_publish_confirm_seconds_count") >=
 		    200);
 	assert_true(sample(body, "ringmq_connections") >= 1);
+	/* Every publish and ack flush went through a commit. */
+	assert_true(sample(body, "ringmq_commit_seconds_count") >= 1);
+	assert_true(sample(body, "ringmq_commit_batches_sum") >=
+		    sample(body, "ringmq_commit_batches_count"));
 	assert_true(sample(body, "ringmq_storage_limit_bytes") > 0);
 	assert_true(sample(body, "ringmq_process_resident_memory_bytes") > 0);
 	free(before);
