@@ -587,7 +587,8 @@ reset_attempt(struct ringmq_client *c)
 	c->in_len = 0;
 	c->out_off = 0;
 	c->out_len = 0;
-	c->max_frame_bytes = 0;
+	/* The limits of the last hello stay: messages queued while there is
+	 * no connection are checked against them. */
 	c->max_in_frame_bytes = PRE_HELLO_MAX_FRAME_BYTES;
 }
 

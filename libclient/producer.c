@@ -186,6 +186,13 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 	rc = fetch_partitions(c, queue, &n);
 	if (rc != RINGMQ_OK)
 		return rc;
+	if (t == NULL) {
+		/* Another thread may have made it while the lock was
+		 * dropped for the answer. */
+		for (t = c->topics; t != NULL; t = t->next)
+			if (strcmp(t->name, queue) == 0)
+				break;
+	}
 	if (t != NULL) {
 		struct ppart *parts;
 

@@ -1,8 +1,848 @@
-/* Integration tests of libringmq against a real broker. */
-int main(void);
+/*
+ * Integration tests of libringmq against a real broker: asynchronous
+ * publish (every callback once, idempotent resend across a kill -9 and
+ * restart, the outgoing buffer bound, producer threads sharing a client),
+ * reconnect and restored subscriptions, keepalive against a half-open
+ * broker, callback subscriptions with auto-touch, the worker helper, and
+ * the examples of README.md. Brokers run with --sync never (it survives
+ * kill -9) to keep the suite fast; every wait has a deadline.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ringmq.h>
+
+#include "harness.h"
+
+#define WAIT_MS 10000
+
+static const char *const sync_never[] = { "--sync", "never", NULL };
+
+static struct harness_broker broker;
+
+static int
+setup_broker(void **state)
+{
+	(void)state;
+	memset(&broker, 0, sizeof(broker));
+	broker.stdout_fd = -1;
+	return harness_start(&broker, sync_never);
+}
+
+static int
+teardown_broker(void **state)
+{
+	int code;
+
+	(void)state;
+	code = harness_stop(&broker);
+	harness_cleanup(&broker);
+	return code == 0 ? 0 : -1;
+}
+
+/* Connects to addr with "name=value" options, NULL-terminated. */
+static ringmq_client *
+connect_with(const char *addr, ...)
+{
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_client *c = NULL;
+	const char *kv;
+	char err[512];
+	va_list ap;
+
+	assert_non_null(o);
+	assert_int_equal(ringmq_opts_set(o, "server", addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	va_start(ap, addr);
+	while ((kv = va_arg(ap, const char *)) != NULL) {
+		char key[64];
+		const char *eq = strchr(kv, '=');
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+		assert_int_equal(
+			ringmq_opts_set(o, key, eq + 1, err, sizeof(err)),
+			RINGMQ_OK);
+	}
+	va_end(ap);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	ringmq_opts_free(o);
+	return c;
+}
+
+static void
+create_queue(ringmq_client *c, const char *name, const char *partitions,
+	     const char *lease_ms)
+{
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+
+	if (partitions != NULL)
+		assert_int_equal(ringmq_queue_opts_set(qo, "partitions",
+						       partitions, NULL, 0),
+				 RINGMQ_OK);
+	if (lease_ms != NULL)
+		assert_int_equal(ringmq_queue_opts_set(qo, "lease-ms", lease_ms,
+						       NULL, 0),
+				 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, name, qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+}
+
+/* Messages stored in queue, and how many are ready / in flight. */
+static void
+queue_counts(ringmq_client *c, const char *queue, uint64_t *messages,
+	     uint64_t *ready, uint64_t *in_flight)
+{
+	ringmq_queue_list *l = NULL;
+	size_t i;
+
+	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+	for (i = 0; i < ringmq_queue_list_count(l); i++)
+		if (strcmp(ringmq_queue_list_name(l, i), queue) == 0)
+			break;
+	assert_true(i < ringmq_queue_list_count(l));
+	if (messages)
+		*messages = ringmq_queue_list_messages(l, i);
+	if (ready)
+		*ready = ringmq_queue_list_ready(l, i);
+	if (in_flight)
+		*in_flight = ringmq_queue_list_in_flight(l, i);
+	ringmq_queue_list_free(l);
+}
+
+static void
+publish_sync(ringmq_client *c, const char *queue, const char *payload)
+{
+	ringmq_message *m = ringmq_message_new(payload, strlen(payload));
+
+	assert_int_equal(ringmq_publish(c, queue, m, NULL, NULL, NULL),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+}
+
+/* Publishes "<i>" asynchronously with cb and ctx. */
+static int
+publish_index(ringmq_client *c, const char *queue, long i, ringmq_publish_cb cb,
+	      void *ctx)
+{
+	char payload[32];
+	int len = snprintf(payload, sizeof(payload), "%ld", i);
+	ringmq_message *m = ringmq_message_new(payload, (size_t)len);
+	int rc = ringmq_publish_async(c, queue, m, cb, ctx);
+
+	ringmq_message_free(m);
+	return rc;
+}
+
+/* ------------------------------------------------- asynchronous publish */
+
+#define MANY 100000
+
+struct many {
+	uint8_t calls[MANY];
+	long ok;
+	long bad;
+};
+
+static struct many g_many;
+
+static void
+on_many(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	long i = (long)(intptr_t)ctx;
+
+	(void)c;
+	g_many.calls[i]++;
+	if (ringmq_publish_report_code(r) == RINGMQ_OK)
+		g_many.ok++;
+	else
+		g_many.bad++;
+}
+
+static void
+test_async_publish_100k_every_callback_once(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	uint64_t messages = 0;
+
+	(void)state;
+	memset(&g_many, 0, sizeof(g_many));
+	create_queue(c, "many", "4", NULL);
+	for (long i = 0; i < MANY; i++) {
+		assert_int_equal(publish_index(c, "many", i, on_many,
+					       (void *)(intptr_t)i),
+				 RINGMQ_OK);
+		if (i % 1000 == 0)
+			(void)ringmq_client_poll(c, 0);
+	}
+	assert_int_equal(ringmq_client_flush(c, 60000), RINGMQ_OK);
+	assert_int_equal(ringmq_client_outstanding(c), 0);
+	/* Nothing more comes: each callback ran exactly once. */
+	assert_int_equal(ringmq_client_poll(c, 50), 0);
+	for (long i = 0; i < MANY; i++)
+		assert_int_equal(g_many.calls[i], 1);
+	assert_int_equal(g_many.ok, MANY);
+	assert_int_equal(g_many.bad, 0);
+	queue_counts(c, "many", &messages, NULL, NULL);
+	assert_int_equal(messages, MANY);
+	ringmq_client_free(c);
+}
+
+static void
+on_count(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	(void)c;
+	(void)r;
+	(*(long *)ctx)++;
+}
+
+static void
+test_async_publish_would_block_when_buffer_full(void **state)
+{
+	ringmq_client *c =
+		connect_with(broker.addr, "max-outstanding-bytes=500",
+			     "block-when-full=false", "linger-ms=60000", NULL);
+	long done = 0;
+	int rc = RINGMQ_OK;
+	int n;
+
+	(void)state;
+	create_queue(c, "full", NULL, NULL);
+	for (n = 0; n < 1000; n++) {
+		rc = publish_index(c, "full", n, on_count, &done);
+		if (rc != RINGMQ_OK)
+			break;
+	}
+	/* About 500 bytes of ~5-byte messages, never all 1000. */
+	assert_int_equal(rc, RINGMQ_WOULD_BLOCK);
+	assert_true(n > 10 && n < 1000);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(done, n);
+	/* Room again once answered. */
+	assert_int_equal(publish_index(c, "full", n, on_count, &done),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(done, n + 1);
+	ringmq_client_free(c);
+}
+
+static void
+test_async_publish_unknown_queue_fails_at_once(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	long done = 0;
+
+	(void)state;
+	assert_int_equal(publish_index(c, "nope", 1, on_count, &done),
+			 RINGMQ_QUEUE_NOT_FOUND);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(done, 0);
+	ringmq_client_free(c);
+}
+
+/* Keyed messages land on the partition the broker would choose. */
+static void
+test_async_publish_keyed_partition_agrees_with_broker(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_message *m = ringmq_message_new("x", 1);
+	uint32_t sync_part = 99;
+
+	(void)state;
+	create_queue(c, "keyed", "7", NULL);
+	for (int k = 0; k < 20; k++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "user-%d", k);
+		assert_int_equal(ringmq_message_set_key(m, key, strlen(key)),
+				 RINGMQ_OK);
+		/* The sync publish names no partition: the broker hashes. */
+		assert_int_equal(
+			ringmq_publish(c, "keyed", m, &sync_part, NULL, NULL),
+			RINGMQ_OK);
+		/* The async one names the library's; a disagreement would
+		 * be refused with INVALID_ARGUMENT. */
+		assert_int_equal(
+			ringmq_publish_async(c, "keyed", m, NULL, NULL),
+			RINGMQ_OK);
+	}
+	ringmq_message_free(m);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	ringmq_client_free(c);
+}
+
+/* ------------------------------------------- kill -9 and restart mid-run */
+
+#define KILLED 30000
+
+struct killed {
+	uint8_t calls[KILLED];
+	long ok;
+	long bad;
+	long dup;
+};
+
+static struct killed g_killed;
+
+static void
+on_killed(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	long i = (long)(intptr_t)ctx;
+
+	(void)c;
+	g_killed.calls[i]++;
+	if (ringmq_publish_report_code(r) != RINGMQ_OK) {
+		fprintf(stderr, "publish %ld: %s %s\n", i,
+			ringmq_code_name(ringmq_publish_report_code(r)),
+			ringmq_publish_report_message(r));
+		g_killed.bad++;
+		return;
+	}
+	g_killed.ok++;
+	g_killed.dup += ringmq_publish_report_is_duplicate(r);
+}
+
+/* Consumes the whole queue once and checks every index appears once. */
+static void
+expect_each_stored_once(ringmq_client *c, const char *queue, long n)
+{
+	uint8_t *seen = calloc((size_t)n, 1);
+	uint64_t ids[500];
+	size_t n_ids = 0;
+	uint32_t sub;
+	long got = 0;
+
+	assert_non_null(seen);
+	assert_int_equal(ringmq_subscribe(c, &sub, queue, "check", 1000,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	while (got < n) {
+		ringmq_delivery *d = NULL;
+		char buf[32];
+		size_t len;
+		const void *p;
+		long i;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		p = ringmq_delivery_payload(d, &len);
+		assert_true(len < sizeof(buf));
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		i = atol(buf);
+		assert_true(i >= 0 && i < n);
+		assert_int_equal(seen[i], 0); /* stored twice otherwise */
+		seen[i] = 1;
+		got++;
+		ids[n_ids++] = ringmq_delivery_lease_id(d);
+		ringmq_delivery_free(d);
+		if (n_ids == 500 || got == n) {
+			assert_int_equal(ringmq_ack(c, ids, n_ids, NULL),
+					 RINGMQ_OK);
+			n_ids = 0;
+		}
+	}
+	free(seen);
+	{
+		uint64_t messages = 0;
+
+		queue_counts(c, queue, &messages, NULL, NULL);
+		/* Every one acked: none left over, none stored twice. */
+		assert_int_equal(messages, 0);
+	}
+}
+
+/*
+ * Starts b again on its old port. A connection of another program may hold
+ * that port as its local end for a moment: try again for a while.
+ */
+static void
+restart_same_port(struct harness_broker *b, const char *const *flags)
+{
+	for (int i = 0; i < 50; i++) {
+		if (harness_start(b, flags) == 0)
+			return;
+		usleep(100 * 1000);
+	}
+	fail_msg("cannot restart the broker on %s", b->addr);
+}
+
+static void
+test_broker_killed_and_restarted_while_publishing_async(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	char listen[64];
+	const char *again[] = { "--sync", "never", "--listen", listen, NULL };
+	uint64_t producer_id;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	memset(&g_killed, 0, sizeof(g_killed));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	snprintf(listen, sizeof(listen), "%s", b.addr);
+	c = connect_with(b.addr, "reconnect-backoff-ms=50",
+			 "reconnect-backoff-max-ms=200",
+			 "request-timeout-ms=8000", NULL);
+	producer_id = ringmq_client_producer_id(c);
+	create_queue(c, "killed", "3", NULL);
+
+	/* A third goes out and is partly confirmed... */
+	for (long i = 0; i < KILLED / 3; i++) {
+		assert_int_equal(publish_index(c, "killed", i, on_killed,
+					       (void *)(intptr_t)i),
+				 RINGMQ_OK);
+		if (i % 500 == 0)
+			(void)ringmq_client_poll(c, 0);
+	}
+	while (g_killed.ok == 0)
+		assert_true(ringmq_client_poll(c, WAIT_MS) > 0);
+	/* ...then the broker dies with batches in flight. */
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	for (long i = KILLED / 3; i < 2 * KILLED / 3; i++)
+		assert_int_equal(publish_index(c, "killed", i, on_killed,
+					       (void *)(intptr_t)i),
+				 RINGMQ_OK);
+	(void)ringmq_client_poll(c, 100);
+	/* Back on the same address and data. */
+	restart_same_port(&b, again);
+	for (long i = 2 * KILLED / 3; i < KILLED; i++) {
+		assert_int_equal(publish_index(c, "killed", i, on_killed,
+					       (void *)(intptr_t)i),
+				 RINGMQ_OK);
+		if (i % 500 == 0)
+			(void)ringmq_client_poll(c, 0);
+	}
+	assert_int_equal(ringmq_client_flush(c, 30000), RINGMQ_OK);
+	for (long i = 0; i < KILLED; i++)
+		assert_int_equal(g_killed.calls[i], 1);
+	assert_int_equal(g_killed.bad, 0);
+	assert_int_equal(g_killed.ok, KILLED);
+	/* The reconnect resumed the producer. */
+	assert_true(ringmq_client_producer_id(c) == producer_id);
+	expect_each_stored_once(c, "killed", KILLED);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+/* ------------------------------------------------------ producer threads */
+
+#define THREADS	   4
+#define PER_THREAD 5000
+
+struct producer_arg {
+	ringmq_client *c;
+	long id;
+	long reported; /* written by callbacks in whichever thread polls */
+	int rc;
+};
+
+static pthread_mutex_t g_report_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+on_thread_report(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	struct producer_arg *a = ctx;
+
+	(void)c;
+	pthread_mutex_lock(&g_report_lock);
+	if (ringmq_publish_report_code(r) == RINGMQ_OK)
+		a->reported++;
+	pthread_mutex_unlock(&g_report_lock);
+}
+
+static void *
+producer_main(void *arg)
+{
+	struct producer_arg *a = arg;
+
+	for (long i = 0; i < PER_THREAD; i++) {
+		a->rc = publish_index(a->c, "threads", a->id * PER_THREAD + i,
+				      on_thread_report, a);
+		if (a->rc != RINGMQ_OK) {
+			fprintf(stderr, "publish: %s\n",
+				ringmq_client_errmsg(a->c));
+			return NULL;
+		}
+	}
+	a->rc = ringmq_client_flush(a->c, 30000);
+	if (a->rc != RINGMQ_OK)
+		fprintf(stderr, "flush: %s\n", ringmq_client_errmsg(a->c));
+	return NULL;
+}
+
+static volatile int g_stop_poller;
+
+static void *
+poller_main(void *arg)
+{
+	ringmq_client *c = arg;
+
+	while (!g_stop_poller)
+		(void)ringmq_client_poll(c, 20);
+	return NULL;
+}
+
+static void
+test_producer_threads_share_one_client(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	struct producer_arg args[THREADS];
+	pthread_t threads[THREADS];
+	pthread_t poller;
+	uint64_t messages = 0;
+
+	(void)state;
+	create_queue(c, "threads", "2", NULL);
+	g_stop_poller = 0;
+	assert_int_equal(pthread_create(&poller, NULL, poller_main, c), 0);
+	for (int t = 0; t < THREADS; t++) {
+		args[t] = (struct producer_arg){ c, t, 0, -1 };
+		assert_int_equal(pthread_create(&threads[t], NULL,
+						producer_main, &args[t]),
+				 0);
+	}
+	for (int t = 0; t < THREADS; t++) {
+		assert_int_equal(pthread_join(threads[t], NULL), 0);
+		assert_int_equal(args[t].rc, RINGMQ_OK);
+	}
+	g_stop_poller = 1;
+	assert_int_equal(pthread_join(poller, NULL), 0);
+	(void)ringmq_client_poll(c, 0);
+	for (int t = 0; t < THREADS; t++)
+		assert_int_equal(args[t].reported, PER_THREAD);
+	queue_counts(c, "threads", &messages, NULL, NULL);
+	assert_int_equal(messages, THREADS * PER_THREAD);
+	expect_each_stored_once(c, "threads", THREADS * PER_THREAD);
+	ringmq_client_free(c);
+}
+
+/* ------------------------------------------------------------- reconnect */
+
+static void
+test_subscription_restored_after_broker_restart(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d = NULL;
+	char listen[64];
+	const char *again[] = { "--sync", "never", "--listen", listen, NULL };
+	uint32_t sub = 0;
+	uint64_t old_lease;
+	int code = -1;
+	size_t len;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	snprintf(listen, sizeof(listen), "%s", b.addr);
+	c = connect_with(b.addr, "reconnect-backoff-ms=50", NULL);
+	create_queue(c, "restore", NULL, NULL);
+	publish_sync(c, "restore", "before");
+	assert_int_equal(ringmq_subscribe(c, &sub, "restore", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	old_lease = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	/* The wait sees the loss once. */
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_CONNECTION_LOST);
+	restart_same_port(&b, again);
+	/* The next call reconnects and subscribes again: the message whose
+	 * lease died with the broker comes again, under the same id. */
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(ringmq_delivery_subscription(d), sub);
+	assert_memory_equal(ringmq_delivery_payload(d, &len), "before", 6);
+	assert_int_equal(ringmq_client_is_connected(c), 1);
+	/* The old lease is gone. */
+	assert_int_equal(ringmq_ack(c, &old_lease, 1, &code),
+			 RINGMQ_NOT_LEASED);
+	{
+		uint64_t id = ringmq_delivery_lease_id(d);
+
+		assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
+	}
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+static void
+test_ping_detects_half_open_broker(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d = NULL;
+	long long t0;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	c = connect_with(b.addr, "ping-interval-ms=200", "reconnect=false",
+			 NULL);
+	/* A stopped broker keeps the TCP connection but answers nothing. */
+	assert_int_equal(kill(b.pid, SIGSTOP), 0);
+	t0 = harness_now_ms();
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_CONNECTION_LOST);
+	assert_true(harness_now_ms() - t0 < 2000);
+	assert_non_null(strstr(ringmq_client_errmsg(c), "ping"));
+	assert_int_equal(kill(b.pid, SIGCONT), 0);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+/* ------------------------------------------- callbacks, auto-touch, worker */
+
+struct held {
+	ringmq_delivery *d;
+	int n;
+};
+
+static void
+on_delivery(ringmq_client *c, ringmq_delivery *d, void *ctx)
+{
+	struct held *h = ctx;
+
+	(void)c;
+	h->n++;
+	ringmq_delivery_free(h->d);
+	h->d = d;
+}
+
+static void
+test_callback_subscription_with_auto_touch_keeps_lease(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, "auto-touch=true", NULL);
+	struct held h = { NULL, 0 };
+	uint32_t sub;
+	uint64_t id;
+	int code = -1;
+	long long t0;
+
+	(void)state;
+	create_queue(c, "touched", NULL, "400");
+	publish_sync(c, "touched", "long job");
+	assert_int_equal(ringmq_subscribe_cb(c, &sub, "touched", "g", 1,
+					     RINGMQ_START_EARLIEST, on_delivery,
+					     &h),
+			 RINGMQ_OK);
+	t0 = harness_now_ms();
+	while (h.n == 0 && harness_now_ms() - t0 < WAIT_MS)
+		(void)ringmq_client_poll(c, 100);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(ringmq_delivery_subscription(h.d), sub);
+	/* Three lease times with no call on the client at all. */
+	usleep(1200 * 1000);
+	id = ringmq_delivery_lease_id(h.d);
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	assert_int_equal(h.n, 1); /* never redelivered */
+	ringmq_delivery_free(h.d);
+	ringmq_client_free(c);
+}
+
+struct job_log {
+	int runs;
+	uint32_t counts[8];
+	long long at_ms[8];
+	int stop_after_ok; /* stop the worker at the first success */
+};
+
+static int
+flaky_job(ringmq_client *c, const ringmq_delivery *d, void *ctx)
+{
+	struct job_log *l = ctx;
+	size_t len;
+	const char *p = ringmq_delivery_payload(d, &len);
+
+	if (l->runs < 8) {
+		l->counts[l->runs] = ringmq_delivery_delivery_count(d);
+		l->at_ms[l->runs] = harness_now_ms();
+	}
+	l->runs++;
+	if (len == 4 && memcmp(p, "stop", 4) == 0) {
+		ringmq_worker_stop(c);
+		return 0;
+	}
+	/* Fails twice, then succeeds. */
+	if (ringmq_delivery_delivery_count(d) < 3)
+		return 1;
+	if (l->stop_after_ok)
+		ringmq_worker_stop(c);
+	return 0;
+}
+
+static void
+test_worker_nacks_with_backoff_then_acks(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, "nack-backoff-ms=150",
+					"nack-backoff-max-ms=10000", NULL);
+	struct job_log l = { 0 };
+	uint64_t messages = 1;
+
+	(void)state;
+	create_queue(c, "flaky", NULL, NULL);
+	publish_sync(c, "flaky", "job");
+	l.stop_after_ok = 1;
+	assert_int_equal(ringmq_worker_run(c, "flaky", "w", 1, flaky_job, &l),
+			 RINGMQ_OK);
+	assert_int_equal(l.runs, 3);
+	assert_int_equal(l.counts[0], 1);
+	assert_int_equal(l.counts[1], 2);
+	assert_int_equal(l.counts[2], 3);
+	/* 150 ms after the first failure, 300 ms after the second. */
+	assert_true(l.at_ms[1] - l.at_ms[0] >= 140);
+	assert_true(l.at_ms[2] - l.at_ms[1] >= 290);
+	queue_counts(c, "flaky", &messages, NULL, NULL);
+	assert_int_equal(messages, 0); /* acked */
+	ringmq_client_free(c);
+}
+
+static void
+test_worker_releases_prefetched_jobs_on_stop(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *other;
+	struct job_log l = { 0 };
+	uint64_t ready = 0, in_flight = 9;
+	uint32_t sub;
+
+	(void)state;
+	create_queue(c, "prefetch", NULL, NULL);
+	publish_sync(c, "prefetch", "stop");
+	for (int i = 0; i < 4; i++)
+		publish_sync(c, "prefetch", "later");
+	/* Credit 5: the four later jobs are delivered before it stops. */
+	assert_int_equal(
+		ringmq_worker_run(c, "prefetch", "w", 5, flaky_job, &l),
+		RINGMQ_OK);
+	assert_int_equal(l.runs, 1);
+	queue_counts(c, "prefetch", NULL, &ready, &in_flight);
+	assert_int_equal(ready, 4);
+	assert_int_equal(in_flight, 0);
+	/* Released, not failed: their delivery count did not grow. */
+	other = connect_with(broker.addr, NULL);
+	assert_int_equal(ringmq_subscribe(other, &sub, "prefetch", "w", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 4; i++) {
+		ringmq_delivery *d = NULL;
+
+		assert_int_equal(ringmq_next(other, &d, WAIT_MS), RINGMQ_OK);
+		assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+		ringmq_delivery_free(d);
+	}
+	ringmq_client_free(other);
+	ringmq_client_free(c);
+}
+
+/* ---------------------------------------------------------------- examples */
+
+/* Runs argv; returns its exit code and its stdout in out (NUL-ended). */
+static int
+run_program(const char *const *argv, char *out, size_t outlen)
+{
+	long long deadline = harness_now_ms() + 30000;
+	int fds[2];
+	size_t used = 0;
+	int status = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t n = read(fds[0], out + used, outlen - 1 - used);
+
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		if (used == outlen - 1 || harness_now_ms() > deadline)
+			break;
+	}
+	out[used] = '\0';
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void
+test_examples_producer_and_worker_run(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	const char *producer[] = { harness_program("RINGMQ_EXAMPLE_PRODUCER"),
+				   broker.addr, "example", "10", NULL };
+	const char *worker[] = { harness_program("RINGMQ_EXAMPLE_WORKER"),
+				 broker.addr,
+				 "example",
+				 "workers",
+				 "10",
+				 NULL };
+	char out[4096];
+	uint64_t messages = 1;
+
+	(void)state;
+	create_queue(c, "example", NULL, NULL);
+	assert_int_equal(run_program(producer, out, sizeof(out)), 0);
+	assert_string_equal(out, "confirmed 10, failed 0\n");
+	assert_int_equal(run_program(worker, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "job 0\n"));
+	assert_non_null(strstr(out, "job 9\n"));
+	queue_counts(c, "example", &messages, NULL, NULL);
+	assert_int_equal(messages, 0);
+	ringmq_client_free(c);
+}
 
 int
 main(void)
 {
-	return 0;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_async_publish_100k_every_callback_once),
+		cmocka_unit_test(
+			test_async_publish_would_block_when_buffer_full),
+		cmocka_unit_test(
+			test_async_publish_unknown_queue_fails_at_once),
+		cmocka_unit_test(
+			test_async_publish_keyed_partition_agrees_with_broker),
+		cmocka_unit_test(
+			test_broker_killed_and_restarted_while_publishing_async),
+		cmocka_unit_test(test_producer_threads_share_one_client),
+		cmocka_unit_test(
+			test_subscription_restored_after_broker_restart),
+		cmocka_unit_test(test_ping_detects_half_open_broker),
+		cmocka_unit_test(
+			test_callback_subscription_with_auto_touch_keeps_lease),
+		cmocka_unit_test(test_worker_nacks_with_backoff_then_acks),
+		cmocka_unit_test(test_worker_releases_prefetched_jobs_on_stop),
+		cmocka_unit_test(test_examples_producer_and_worker_run),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup_broker, teardown_broker);
 }
