@@ -543,8 +543,8 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 	if (c->is_ready) {
 		int64_t due = run_timers(c, conn_now_ms());
 
-		if (due == -2)
-			return RINGMQ_CONNECTION_LOST;
+		if (due == -2 || c->state != CONN_OPEN)
+			return RINGMQ_CONNECTION_LOST; /* a send failed */
 		if (due >= 0 && (wake_ms < 0 || due < wake_ms))
 			wake_ms = due;
 	}
