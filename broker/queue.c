@@ -17,6 +17,7 @@
 #include "u64set.h"
 
 #define QUEUES_BUCKETS 1024u
+#define OFFSET_RESERVE 4096u /* sync=interval: offsets reserved at a time */
 
 struct queues {
 	struct store *store;	  /* borrowed */
@@ -373,6 +374,7 @@ queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
 		return 0; /* a leftover of a deleted queue: ignore */
 	p = &q->parts[part];
 	p->next_offset = p->committed_next = p->base = next_offset;
+	p->reserved_until = p->reserved_durable = next_offset;
 	return 0;
 }
 
@@ -764,7 +766,12 @@ struct publish_req {
 	uint32_t qid;
 	int has_producer; /* the producer's batch was recorded */
 	uint64_t producer_id, producer_seq;
-	char **dedup_ids;     /* owned: per message, to forget on failure */
+	char **dedup_ids; /* owned: per message, to forget on failure */
+	struct {
+		uint32_t part;
+		uint64_t reserved;
+	} * reserves; /* owned: offset reservations this publish stores */
+	size_t nreserves;
 	uint64_t msgs, bytes; /* stored by this request, for the limits */
 	int is_confirmed;     /* sync=interval: confirmed on receipt */
 	publish_done_fn done;
@@ -922,6 +929,10 @@ oom:
 		  (unsigned long long)offset);
 }
 
+static int persist_next(struct queues *qs, struct queue *q, uint32_t part,
+			struct store_batch *b, uint64_t *reserved);
+static void reserve_durable(struct queue *q, uint32_t part, uint64_t reserved);
+
 /* Copies the dedup ids of stored messages, to forget them if the commit
  * fails. Nothing is allocated for publishes without dedup ids. */
 static int
@@ -954,9 +965,25 @@ publish_forget(struct queue *q, struct publish_req *r)
 					  r->res[i].offset);
 }
 
+static int
+reserve_add(struct publish_req *r, uint32_t part, uint64_t reserved)
+{
+	void *v =
+		realloc(r->reserves, (r->nreserves + 1) * sizeof(*r->reserves));
+
+	if (v == NULL)
+		return -ENOMEM;
+	r->reserves = v;
+	r->reserves[r->nreserves].part = part;
+	r->reserves[r->nreserves].reserved = reserved;
+	r->nreserves++;
+	return 0;
+}
+
 static void
 publish_req_free(struct publish_req *r)
 {
+	free(r->reserves);
 	for (size_t i = 0; r->dedup_ids && i < r->n; i++)
 		free(r->dedup_ids[i]);
 	free(r->dedup_ids);
@@ -968,9 +995,11 @@ publish_done(void *arg, int status)
 {
 	struct publish_req *r = arg;
 	struct queue *q = queues_find_id(r->qs, r->qid);
-
 	if (q != NULL && status < 0)
 		publish_forget(q, r);
+	for (size_t i = 0; status == 0 && i < r->nreserves; i++)
+		reserve_durable(q, r->reserves[i].part,
+				r->reserves[i].reserved);
 	if (q != NULL) {
 		q->pending_ops--;
 		q->pending_msgs -= r->msgs;
@@ -1116,7 +1145,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	uint8_t touched[QUEUE_MAX_PARTITIONS];
 	uint64_t depth, bytes, delayed, first_offset = 0;
 	size_t stored = 0;
-	int seq_part = -1;
+	int seq_part = -1, is_reserving = 0;
 
 	if (q == NULL || q->is_pending)
 		return -RMQ_EQUEUE_NOT_FOUND;
@@ -1165,13 +1194,19 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 		}
 	}
 	if (stored == 0)
-		goto answer;
-	/* Only the partitions this batch touched need their counter. */
-	for (uint32_t i = 0; i < q->partitions; i++)
-		if (touched[i] &&
-		    store_batch_put_next_offset(b, q->qid, i,
-						q->parts[i].next_offset) < 0)
+		goto answer; /* Only the partitions this batch touched need
+				their counter. */
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		uint64_t reserved = 0;
+		int rc = touched[i] ? persist_next(qs, q, i, b, &reserved) : 0;
+
+		if (rc < 0 || (reserved && reserve_add(r, i, reserved) < 0))
 			goto fail;
+		/* Confirmed early only within what is already durable. */
+		if (touched[i] &&
+		    q->parts[i].next_offset > q->parts[i].reserved_durable)
+			is_reserving = 1;
+	}
 	if (seq_part >= 0 && stored == p->n_messages) {
 		/* Committed with the messages, so a resend after a lost
 		 * confirm finds it (DESIGN.md, "Producer idempotence"). */
@@ -1191,10 +1226,12 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 		goto fail;
 	q->pending_ops++;
 	q->pending_msgs += r->msgs;
-	q->pending_bytes += r->bytes;
-	/* sync=interval confirms on receipt; the commit follows within the
-	 * interval (DESIGN.md, "Sync modes"). */
-	r->is_confirmed = qs->cfg->sync == STORE_SYNC_INTERVAL;
+	q->pending_bytes +=
+		r->bytes; /* sync=interval confirms on receipt; the commit
+			   * follows within the interval (DESIGN.md, "Sync
+			   * modes") -- except a publish that extends an offset
+			   * reservation, confirmed once that is durable. */
+	r->is_confirmed = qs->cfg->sync == STORE_SYNC_INTERVAL && !is_reserving;
 	if (r->is_confirmed)
 		done(ctx, r->res, r->n);
 	store_submit(qs->store, b, publish_done, r);
@@ -1238,6 +1275,46 @@ queue_ensure(struct queues *qs, const char *name, struct store_batch *b)
 	return q;
 }
 
+/*
+ * Adds the partition's stored next offset to b. With sync=always or never
+ * it is the next offset itself, committed with the messages. With
+ * sync=interval publishes are confirmed before their commit, so a crash
+ * can lose confirmed offsets; the stored value is then a reservation,
+ * OFFSET_RESERVE ahead, extended (and that publish confirmed after the
+ * synced commit) only when offsets reach it. A restart continues after
+ * the reservation, so no confirmed offset is ever handed out twice.
+ * @return 1 if a reservation was extended, 0 if not, -ENOMEM.
+ */
+static int
+persist_next(struct queues *qs, struct queue *q, uint32_t part,
+	     struct store_batch *b, uint64_t *reserved)
+{
+	struct partition *p = &q->parts[part];
+
+	*reserved = 0;
+	if (qs->cfg->sync != STORE_SYNC_INTERVAL)
+		return store_batch_put_next_offset(b, q->qid, part,
+						   p->next_offset) < 0
+			       ? -ENOMEM
+			       : 0;
+	if (p->next_offset <= p->reserved_until)
+		return 0;
+	p->reserved_until = p->next_offset + OFFSET_RESERVE;
+	if (store_batch_put_next_offset(b, q->qid, part, p->reserved_until) < 0)
+		return -ENOMEM;
+	*reserved = p->reserved_until;
+	return 1;
+}
+
+/* A reservation committed: offsets below it may be confirmed early. */
+static void
+reserve_durable(struct queue *q, uint32_t part, uint64_t reserved)
+{
+	if (q != NULL && part < q->partitions &&
+	    q->parts[part].reserved_durable < reserved)
+		q->parts[part].reserved_durable = reserved;
+}
+
 int
 queue_stage(struct queues *qs, struct queue *q, int fixed_part,
 	    const struct store_msg *m, struct store_batch *b,
@@ -1254,13 +1331,13 @@ queue_stage(struct queues *qs, struct queue *q, int fixed_part,
 	else
 		part = q->rr_part++ % q->partitions;
 	p = &q->parts[part];
-	if (store_batch_put_msg(b, q->qid, part, p->next_offset, m) < 0 ||
-	    store_batch_put_next_offset(b, q->qid, part, p->next_offset + 1) <
-		    0)
+	if (store_batch_put_msg(b, q->qid, part, p->next_offset, m) < 0)
 		return -ENOMEM;
 	st->qid = q->qid;
 	st->partition = part;
 	st->offset = p->next_offset++;
+	if (persist_next(qs, q, part, b, &st->reserved) < 0)
+		return -ENOMEM;
 	st->payload_bytes = m->payload_len;
 	return 0;
 }
@@ -1274,6 +1351,8 @@ queue_staged_done(struct queues *qs, const struct queue_staged *st, int status)
 		return;
 	queue_index(q, st->partition, st->offset,
 		    status < 0 ? PART_HOLE : st->payload_bytes);
+	if (status == 0 && st->reserved)
+		reserve_durable(q, st->partition, st->reserved);
 	if (status == 0)
 		qs->visible(qs->visible_ctx, q, st->partition);
 }

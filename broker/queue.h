@@ -29,7 +29,10 @@ struct group;
 struct config;
 
 struct partition {
-	uint64_t next_offset;	 /* next to assign (uncommitted included) */
+	uint64_t next_offset;	   /* next to assign (uncommitted included) */
+	uint64_t reserved_until;   /* sync=interval: the stored next offset
+				    * once pending commits land */
+	uint64_t reserved_durable; /* ... and as committed so far */
 	uint64_t committed_next; /* every offset below is committed or a hole */
 	uint64_t base;		 /* lowest indexed offset */
 	uint32_t *sizes; /* owned ring: payload bytes of offset base + i */
@@ -211,6 +214,7 @@ struct queue_staged {
 	uint32_t partition;
 	uint64_t offset;
 	uint32_t payload_bytes;
+	uint64_t reserved; /* offset reservation it stores, or 0 */
 };
 
 /* The queue called name, created (one partition, max deliveries 0) with

@@ -1404,7 +1404,7 @@ check(long long elapsed_ms)
 
 	ok = v.phantoms == 0 && v.ack_violations == 0 &&
 	     v.order_violations == 0 && v.confirmed > 0 && v.acked > 0 &&
-	     v.misplaced == 0 && (is_interval || v.offset_reused == 0) &&
+	     v.misplaced == 0 && v.offset_reused == 0 &&
 	     (is_interval ? v.lost_outside_window == 0 : v.lost == 0);
 	if (ok && check_the_checker(&v) < 0)
 		ok = 0;
