@@ -11,13 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "loop.h"
 
-#define HTTP_HEAD_MAX 8192 /* longest request head read */
+#define HTTP_HEAD_MAX		8192  /* longest request head read */
+#define HTTP_REQUEST_TIMEOUT_MS 10000 /* a whole exchange, at most */
 
 struct http_conn {
 	struct http *h; /* borrowed */
@@ -29,7 +31,8 @@ struct http_conn {
 	size_t out_len, sent;
 	struct msghdr msg;
 	struct iovec iov;
-	int is_busy; /* an operation is in flight */
+	int is_busy;	    /* an operation is in flight */
+	uint64_t opened_ms; /* monotonic */
 	struct http_conn *next, *prev;
 };
 
@@ -76,6 +79,15 @@ http_body_printf(struct http_body *b, const char *fmt, ...)
 		b->data = d;
 		b->cap = cap;
 	}
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -235,6 +247,7 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 		} else {
 			c->h = h;
 			c->fd = res;
+			c->opened_ms = mono_ms();
 			c->read_op =
 				(struct loop_op){ .cb = on_read, .data = c };
 			c->send_op =
@@ -328,4 +341,19 @@ http_close(struct http *h)
 	if (h->fd >= 0)
 		close(h->fd);
 	free(h);
+}
+
+void
+http_sweep(struct http *h)
+{
+	uint64_t now = mono_ms();
+
+	if (h == NULL)
+		return;
+	/* A peer that does not finish its request in time loses the
+	 * connection: shutdown makes the read in flight complete, and its
+	 * completion frees the connection. */
+	for (struct http_conn *c = h->conns; c; c = c->next)
+		if (now - c->opened_ms > HTTP_REQUEST_TIMEOUT_MS)
+			(void)shutdown(c->fd, SHUT_RDWR);
 }

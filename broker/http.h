@@ -40,6 +40,10 @@ struct http_handlers {
 int http_open(struct http **out, struct loop *loop, const char *listen,
 	      const struct http_handlers *h, char *bound, size_t boundlen);
 
+/* Closes connections older than the request timeout (slow or silent
+ * peers); called now and then from the loop. NULL is a no-op. */
+void http_sweep(struct http *h);
+
 /* Stops accepting and closes idle connections; frees once nothing is in
  * flight (http_close then completes the job). */
 void http_stop(struct http *h);

@@ -362,8 +362,8 @@ server_tick(void *ctx)
 
 	if (now >= srv->next_sweep_ms) {
 		uint64_t period = srv->cfg->idle_timeout_ms / 4;
-
 		conn_sweep(&srv->env, now);
+		http_sweep(srv->http);
 		srv->next_sweep_ms = now + (period < 1000 ? period : 1000);
 	}
 	if (next < 0 || (int64_t)(srv->next_sweep_ms - now) < next)
