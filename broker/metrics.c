@@ -109,20 +109,56 @@ static const struct {
 	{ "ringmq_group_ready", "Messages ready for the group." },
 	{ "ringmq_group_in_flight", "Leases of the group." },
 	{ "ringmq_group_consumers", "Subscriptions attached." },
+	{ "ringmq_group_oldest_age_seconds",
+	  "Age of the oldest message the group has not acked." },
 };
+
+#define GROUP_AGE_FAMILY 4 /* index above: rendered from publish times */
+
+/* Wall-clock ms of the oldest message of q at or after each partition's
+ * from[i] (the partition base when from is NULL); 0 if none. */
+static uint64_t
+oldest_publish_ms(struct store *s, const struct queue *q, const uint64_t *from)
+{
+	uint64_t oldest = 0;
+
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		const struct partition *p = &q->parts[i];
+		uint64_t off = partition_next(p, from ? from[i] : p->base);
+		struct store_msg_view v;
+
+		if (off != UINT64_MAX &&
+		    store_msg_get(s, q->qid, i, off, &v) == 0 &&
+		    (oldest == 0 || v.publish_ms < oldest))
+			oldest = v.publish_ms;
+	}
+	return oldest;
+}
+
+static double
+age_seconds(uint64_t publish_ms)
+{
+	uint64_t now = queue_now_ms();
+
+	return publish_ms == 0 || publish_ms > now
+		       ? 0.0
+		       : (double)(now - publish_ms) / 1e3;
+}
 
 struct render_ctx {
 	struct http_body *b;
+	struct store *store;
 	size_t family;
 	int what;
 };
 
-enum { RENDER_COUNTER, RENDER_GAUGES, RENDER_GROUPS };
+enum { RENDER_COUNTER, RENDER_GAUGES, RENDER_GROUPS, RENDER_AGES };
 
 struct group_ctx {
 	struct http_body *b;
 	const struct queue *q;
 	size_t family;
+	struct store *store;
 };
 
 static void render_group(void *arg, const struct group *g);
@@ -146,8 +182,17 @@ render_queue(void *arg, struct queue *q)
 				 (unsigned long long)*v);
 		return;
 	}
+	if (rc->what == RENDER_AGES) {
+		http_body_printf(
+			b,
+			"ringmq_queue_oldest_age_seconds{queue=\"%s\"} "
+			"%.3f\n",
+			q->name,
+			age_seconds(oldest_publish_ms(rc->store, q, NULL)));
+		return;
+	}
 	if (rc->what == RENDER_GROUPS) {
-		struct group_ctx gc = { b, q, rc->family };
+		struct group_ctx gc = { b, q, rc->family, rc->store };
 
 		groups_each(q, render_group, &gc);
 		return;
@@ -170,7 +215,18 @@ render_group(void *arg, const struct group *g)
 	const struct group_ctx *gc = arg;
 	const struct queue *q = gc->q;
 	struct group_info gi;
+	if (gc->family == GROUP_AGE_FAMILY) {
+		uint64_t floors[QUEUE_MAX_PARTITIONS];
 
+		group_info(g, &gi, floors);
+		http_body_printf(
+			gc->b,
+			"ringmq_group_oldest_age_seconds{queue=\"%s\","
+			"group=\"%s\"} %.3f\n",
+			q->name, group_name(g),
+			age_seconds(oldest_publish_ms(gc->store, q, floors)));
+		return;
+	}
 	group_info(g, &gi, NULL);
 	{
 		const uint64_t v[] = { gi.lag, gi.ready, gi.in_flight,
@@ -228,7 +284,7 @@ void
 metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	       struct store *s)
 {
-	struct render_ctx rc = { .b = b };
+	struct render_ctx rc = { .b = b, .store = s };
 	struct store_commit_stats cs;
 	uint64_t used, map;
 
@@ -251,6 +307,10 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 		rc.family = i;
 		queues_each(qs, render_queue, &rc);
 	}
+	family(b, "ringmq_queue_oldest_age_seconds", "gauge",
+	       "Age of the oldest retained message (not delayed).");
+	rc.what = RENDER_AGES;
+	queues_each(qs, render_queue, &rc);
 	for (size_t i = 0;
 	     i < sizeof(group_families) / sizeof(group_families[0]); i++) {
 		family(b, group_families[i].name, "gauge",

@@ -215,6 +215,12 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	assert_true(sample(body, "ringmq_publish_confirm_seconds_count") >=
 		    200);
 	assert_true(sample(body, "ringmq_connections") >= 1);
+	/* 100 messages left unacked: both ages exist (0 or more). */
+	assert_true(sample(body,
+			   "ringmq_queue_oldest_age_seconds{queue=\"ops\"}") >=
+		    0);
+	assert_true(sample(body, "ringmq_group_oldest_age_seconds{queue="
+				 "\"ops\",group=\"g\"}") >= 0);
 	/* Every publish and ack flush went through a commit. */
 	assert_true(sample(body, "ringmq_commit_seconds_count") >= 1);
 	assert_true(sample(body, "ringmq_commit_batches_sum") >=
