@@ -73,6 +73,10 @@ static const struct setting settings[] = {
 	{ "max-conn-out-bytes", NUM(SET_BYTES, max_conn_out_bytes), "8M",
 	  "bytes", 65536, UINT64_MAX,
 	  "a peer's unsent output above this stops reading from it" },
+	{ "max-conn-pending", NUM(SET_U32, max_conn_pending), "1024", "count",
+	  1, 1000000,
+	  "a peer with this many requests waiting on commits is not read "
+	  "until half of them are answered" },
 	{ "lease-ms", NUM(SET_U64, lease_ms), "30000", "ms", 1, UINT64_MAX / 2,
 	  "default lease time of new queues" },
 	{ "max-lease-ms", NUM(SET_U64, max_lease_ms), "43200000", "ms", 1,

@@ -27,6 +27,8 @@ struct config {
 	uint32_t max_header_count;
 	uint32_t max_connections;
 	uint64_t max_conn_out_bytes; /* stop reading a peer above this */
+	uint32_t max_conn_pending;   /* ... or with this many requests
+				      * waiting on commits */
 	uint64_t lease_ms;	     /* default lease time of new queues */
 	uint64_t max_lease_ms;	     /* default max lease of new queues */
 	uint32_t max_deliveries;     /* default for new queues; 0 = unlimited */

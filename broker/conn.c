@@ -31,8 +31,7 @@
 #include "wire.h"
 
 #define PROTOCOL_VERSION 1u
-#define ARENA_CAP_FACTOR 8u   /* decode arena: this many times a frame */
-#define CONN_MAX_PENDING 1024 /* requests waiting on commits per peer */
+#define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
 
 struct obuf {
 	uint8_t *data; /* owned */
@@ -270,7 +269,7 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 		for (size_t i = 0; i < c->nsubs; i++)
 			sub_wake(c->env->gs, c->subs[i]);
 	}
-	if (c->is_paused && c->refs < CONN_MAX_PENDING / 2 &&
+	if (c->is_paused && c->refs < (int)c->env->cfg->max_conn_pending / 2 &&
 	    conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes / 2)
 		conn_resume(c);
 	conn_maybe_free(c);
@@ -284,7 +283,7 @@ conn_flush_all(struct conn_env *env)
 		env->flush = c->flush_next;
 		c->is_flush_queued = 0;
 		if (c->is_paused && !c->is_closing &&
-		    c->refs < CONN_MAX_PENDING / 2 &&
+		    c->refs < (int)c->env->cfg->max_conn_pending / 2 &&
 		    conn_out_bytes(c) < env->cfg->max_conn_out_bytes / 2)
 			conn_resume(c);
 		conn_start_send(c);
@@ -373,7 +372,7 @@ conn_unref_live(struct conn *c)
 		conn_maybe_free(c);
 		return 0;
 	}
-	if (c->is_paused && c->refs < CONN_MAX_PENDING / 2)
+	if (c->is_paused && c->refs < (int)c->env->cfg->max_conn_pending / 2)
 		conn_queue_flush(c); /* resumed there, outside this callback */
 	return 1;
 }
@@ -1157,7 +1156,7 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 		conn_handle_frame(c, buf + used + CODEC_HEADER_BYTES, n);
 		used += CODEC_HEADER_BYTES + n;
 		if (conn_out_bytes(c) >= c->env->cfg->max_conn_out_bytes ||
-		    c->refs >= CONN_MAX_PENDING) {
+		    c->refs >= (int)c->env->cfg->max_conn_pending) {
 			/* Back-pressure: read nothing more until the output
 			 * drains and the requests waiting on commits come
 			 * back, so one peer cannot pile up memory. */
