@@ -112,10 +112,10 @@ struct store {
 	uint64_t *backup_bytes;		 /* borrowed: the caller's */
 	bool is_sync_init;		 /* lock and conds initialised */
 	bool is_env_open;
-		/* mdb_env_open succeeded */ /* Commit statistics, under lock:
-					      * batches per commit and commit
-					      * (with sync) duration, bucketed
-					      * as STORE_STAT_* say. */
+	/* mdb_env_open succeeded */ /* Commit statistics, under lock:
+				      * batches per commit and commit
+				      * (with sync) duration, bucketed
+				      * as STORE_STAT_* say. */
 	struct store_commit_stats stats;
 
 	/* Written by the storage thread after each commit, read anywhere. */
