@@ -23,6 +23,7 @@
 #include <ringmq.h>
 
 #include "harness.h"
+#include "testlib.h"
 
 #define WAIT_MS	 5000 /* longest wait for an expected delivery */
 #define QUIET_MS 300  /* how long "nothing more arrives" is watched */
@@ -46,23 +47,6 @@ teardown_broker(void **state)
 
 	harness_cleanup(&broker);
 	return code == 0 ? 0 : -1;
-}
-
-static ringmq_client *
-connect_client(void)
-{
-	ringmq_opts *o = ringmq_opts_new();
-	ringmq_client *c = NULL;
-	char err[256];
-
-	assert_non_null(o);
-	assert_int_equal(
-		ringmq_opts_set(o, "server", broker.addr, err, sizeof(err)),
-		RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
-	ringmq_opts_free(o);
-	return c;
 }
 
 static void
@@ -143,7 +127,7 @@ ack_one(ringmq_client *c, ringmq_delivery *d)
 static void
 test_publish_consume_ack(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	uint32_t sub;
 	char buf[64];
 
@@ -170,7 +154,7 @@ test_publish_consume_ack(void **state)
 	ringmq_client_free(c);
 
 	/* Acked messages never come back to the group. */
-	c = connect_client();
+	c = testlib_connect(broker.addr);
 	assert_int_equal(ringmq_subscribe(c, &sub, "basic", "workers", 10,
 					  RINGMQ_START_EARLIEST),
 			 RINGMQ_OK);
@@ -181,8 +165,8 @@ test_publish_consume_ack(void **state)
 static void
 test_ack_twice_is_ok_and_unknown_lease_not_leased(void **state)
 {
-	ringmq_client *c = connect_client();
-	ringmq_client *other = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_client *other = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	uint32_t sub;
 	uint64_t id, bogus = 0x7fffffffffffull;
@@ -218,7 +202,7 @@ test_ack_twice_is_ok_and_unknown_lease_not_leased(void **state)
 static void
 test_touch_extends_within_max_lease(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_queue_opts *qo = ringmq_queue_opts_new();
 	ringmq_delivery *d;
 	uint64_t id, remaining = 0;
@@ -249,7 +233,7 @@ test_touch_extends_within_max_lease(void **state)
 static void
 test_first_deliveries_in_offset_order(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	uint32_t sub;
 	uint64_t last = 0;
 
@@ -296,8 +280,8 @@ consume_into(ringmq_client *c, int n, int *seen, int max, int do_ack)
 static void
 test_two_groups_each_get_every_message(void **state)
 {
-	ringmq_client *a = connect_client();
-	ringmq_client *b = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
 	int seen_a[20] = { 0 }, seen_b[20] = { 0 };
 	uint32_t sub;
 
@@ -325,9 +309,9 @@ test_two_groups_each_get_every_message(void **state)
 static void
 test_competing_consumers_split_one_partition(void **state)
 {
-	ringmq_client *p = connect_client();
-	ringmq_client *a = connect_client();
-	ringmq_client *b = connect_client();
+	ringmq_client *p = testlib_connect(broker.addr);
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
 	int seen[40] = { 0 };
 	uint32_t sub;
 	int got_a = 0, got_b = 0;
@@ -375,7 +359,7 @@ test_competing_consumers_split_one_partition(void **state)
 static void
 test_credit_is_never_exceeded(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_delivery *held[3];
 	ringmq_delivery *d;
 	uint32_t sub;
@@ -413,7 +397,7 @@ test_credit_is_never_exceeded(void **state)
 static void
 test_disconnect_redelivers_with_count_2_release_does_not(void **state)
 {
-	ringmq_client *a = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
 	ringmq_client *b;
 	ringmq_delivery *d;
 	uint32_t sub;
@@ -431,7 +415,7 @@ test_disconnect_redelivers_with_count_2_release_does_not(void **state)
 	ringmq_delivery_free(d);
 	ringmq_client_free(a); /* the worker dies holding the lease */
 
-	b = connect_client();
+	b = testlib_connect(broker.addr);
 	assert_int_equal(ringmq_subscribe(b, &sub, "crashy", "g", 1,
 					  RINGMQ_START_EARLIEST),
 			 RINGMQ_OK);
@@ -458,7 +442,7 @@ test_disconnect_redelivers_with_count_2_release_does_not(void **state)
 static void
 test_queue_without_group_keeps_messages(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	int seen[5] = { 0 };
 	uint32_t sub;
 
@@ -466,7 +450,7 @@ test_queue_without_group_keeps_messages(void **state)
 	create_queue(c, "waiting", 2);
 	publish_n(c, "waiting", "early", 5);
 	ringmq_client_free(c);
-	c = connect_client();
+	c = testlib_connect(broker.addr);
 	assert_int_equal(ringmq_subscribe(c, &sub, "waiting", "late", 5,
 					  RINGMQ_START_EARLIEST),
 			 RINGMQ_OK);
@@ -479,7 +463,7 @@ test_queue_without_group_keeps_messages(void **state)
 static void
 test_latest_group_skips_earlier_messages(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	uint32_t sub;
 	char buf[64];
@@ -503,7 +487,7 @@ test_latest_group_skips_earlier_messages(void **state)
 static void
 test_errors_for_unknown_queue_and_bad_names(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_message *m = ringmq_message_new("x", 1);
 	ringmq_queue_opts *qo = ringmq_queue_opts_new();
 	uint32_t sub;
@@ -533,7 +517,7 @@ test_errors_for_unknown_queue_and_bad_names(void **state)
 static void
 test_keyed_messages_follow_the_hash(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	uint32_t first = 0, part = 0;
 
 	(void)state;
@@ -605,7 +589,7 @@ test_bad_frames_get_error_and_close_others_unharmed(void **state)
 	const uint8_t *inputs[] = { garbage, oversized, not_hello };
 	size_t lens[] = { sizeof(garbage), sizeof(oversized),
 			  sizeof(not_hello) };
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	uint8_t buf[4096];
 
 	(void)state;

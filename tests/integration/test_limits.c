@@ -25,6 +25,7 @@
 #include <ringmq.h>
 
 #include "harness.h"
+#include "testlib.h"
 #include "ringmq.pb-c.h"
 
 #define WAIT_MS 5000
@@ -98,21 +99,6 @@ wait_closed(int fd, int deadline_ms)
 }
 
 static void
-raw_send(int fd, const Ringmq__Frame *f)
-{
-	size_t n = ringmq__frame__get_packed_size(f);
-	uint8_t *buf = malloc(n + 4);
-
-	buf[0] = (uint8_t)(n >> 24);
-	buf[1] = (uint8_t)(n >> 16);
-	buf[2] = (uint8_t)(n >> 8);
-	buf[3] = (uint8_t)n;
-	ringmq__frame__pack(f, buf + 4);
-	assert_int_equal(write(fd, buf, n + 4), (ssize_t)(n + 4));
-	free(buf);
-}
-
-static void
 raw_hello(int fd)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
@@ -123,23 +109,7 @@ raw_hello(int fd)
 	f.request_id = 1;
 	f.body_case = RINGMQ__FRAME__BODY_HELLO;
 	f.hello = &h;
-	raw_send(fd, &f);
-}
-
-static ringmq_client *
-connect_client(void)
-{
-	ringmq_opts *o = ringmq_opts_new();
-	ringmq_client *c = NULL;
-	char err[256];
-
-	assert_int_equal(
-		ringmq_opts_set(o, "server", broker.addr, err, sizeof(err)),
-		RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
-	ringmq_opts_free(o);
-	return c;
+	testlib_raw_send(fd, &f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -185,7 +155,7 @@ test_peer_not_answering_pings_is_closed(void **state)
 static void
 test_client_answering_pings_stays(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_delivery *d = NULL;
 
 	(void)state;
@@ -198,8 +168,8 @@ test_client_answering_pings_stays(void **state)
 static void
 test_consumer_that_stops_reading_does_not_stall_others(void **state)
 {
-	ringmq_client *p = connect_client();
-	ringmq_client *ok = connect_client();
+	ringmq_client *p = testlib_connect(broker.addr);
+	ringmq_client *ok = testlib_connect(broker.addr);
 	ringmq_queue_opts *qo = ringmq_queue_opts_new();
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
@@ -222,7 +192,7 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 	f.request_id = 2;
 	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
 	f.subscribe = &s;
-	raw_send(fd, &f);
+	testlib_raw_send(fd, &f);
 	for (int i = 0; i < 400; i++) {
 		ringmq_message *m =
 			ringmq_message_new(payload, sizeof(payload));
@@ -273,7 +243,7 @@ test_protocol_abuse_gets_typed_errors(void **state)
 		  7,
 		  RINGMQ__ERROR_CODE__BAD_FRAME },
 	};
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -315,7 +285,7 @@ test_protocol_abuse_gets_typed_errors(void **state)
 			/* Not UTF-8: the frame does not decode, and the
 			 * broker closes that connection only. */
 			ringmq_client_free(c);
-			c = connect_client();
+			c = testlib_connect(broker.addr);
 		}
 		assert_int_equal(ringmq_queue_create(c, "abuse", qo),
 				 RINGMQ_OK);
@@ -424,7 +394,7 @@ test_ten_thousand_idle_connections_use_bounded_memory(void **state)
 	}
 	/* Let the broker take every hello. */
 	{
-		ringmq_client *c = connect_client();
+		ringmq_client *c = testlib_connect(broker.addr);
 
 		assert_int_equal(ringmq_client_ping(c), RINGMQ_OK);
 		ringmq_client_free(c);
@@ -485,7 +455,7 @@ test_full_disk_refuses_publishes_keeps_acks_and_recovers(void **state)
 	broker.stdout_fd = -1;
 	snprintf(broker.dir, sizeof(broker.dir), "%s/data", base);
 	assert_int_equal(harness_start(&broker, flags), 0);
-	c = connect_client();
+	c = testlib_connect(broker.addr);
 	assert_int_equal(ringmq_queue_create(c, "disk", NULL), RINGMQ_OK);
 	while (stored < 10000) {
 		rc = try_publish(c, "disk", payload, sizeof(payload));
@@ -515,7 +485,7 @@ test_full_disk_refuses_publishes_keeps_acks_and_recovers(void **state)
 	/* No corruption: a clean stop and a restart find exactly that one. */
 	assert_int_equal(harness_stop(&broker), 0);
 	assert_int_equal(harness_start(&broker, NULL), 0);
-	c = connect_client();
+	c = testlib_connect(broker.addr);
 	{
 		ringmq_queue_list *l = NULL;
 

@@ -23,6 +23,7 @@
 #include <ringmq.h>
 
 #include "harness.h"
+#include "testlib.h"
 #include "ringmq.pb-c.h"
 
 #define WAIT_MS 5000
@@ -106,22 +107,6 @@ sample(const char *text, const char *prefix)
 	return -1;
 }
 
-static ringmq_client *
-connect_client(void)
-{
-	ringmq_opts *o = ringmq_opts_new();
-	ringmq_client *c = NULL;
-	char err[256];
-
-	assert_int_equal(
-		ringmq_opts_set(o, "server", broker.addr, err, sizeof(err)),
-		RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
-	ringmq_opts_free(o);
-	return c;
-}
-
 static void
 test_healthz_answers_ok(void **state)
 {
@@ -162,7 +147,7 @@ promtool_check(const char *text)
 static void
 test_metrics_are_valid_and_move_with_load(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_queue_opts *qo = ringmq_queue_opts_new();
 	uint32_t sub;
 	char *before, *after, *body;
@@ -304,7 +289,7 @@ raw_backup(const char *dir, uint64_t *bytes)
 static void
 test_backup_is_a_data_directory_with_everything(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	struct harness_broker copy;
 	char dir[128] = "/tmp/ringmq-test-XXXXXX";
 	uint64_t bytes = 0;

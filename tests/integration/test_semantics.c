@@ -24,6 +24,7 @@
 
 #include "ringmq.pb-c.h"
 #include "harness.h"
+#include "testlib.h"
 
 #define WAIT_MS 5000
 
@@ -47,22 +48,6 @@ teardown_broker(void **state)
 	code = harness_stop(&broker);
 	harness_cleanup(&broker);
 	return code == 0 ? 0 : -1;
-}
-
-static ringmq_client *
-connect_client(void)
-{
-	ringmq_opts *o = ringmq_opts_new();
-	ringmq_client *c = NULL;
-	char err[256];
-
-	assert_int_equal(
-		ringmq_opts_set(o, "server", broker.addr, err, sizeof(err)),
-		RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
-	ringmq_opts_free(o);
-	return c;
 }
 
 /* Creates queue name with settings given as "key=value" strings. */
@@ -165,8 +150,8 @@ header(const ringmq_delivery *d, const char *name, char *buf, size_t len)
 static void
 test_lease_expiry_redelivers_to_another_consumer(void **state)
 {
-	ringmq_client *a = connect_client();
-	ringmq_client *b = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	long long t0;
 
@@ -192,7 +177,7 @@ test_lease_expiry_redelivers_to_another_consumer(void **state)
 static void
 test_ack_after_expiry_is_lease_expired(void **state)
 {
-	ringmq_client *a = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	uint64_t id;
 	int code = -1;
@@ -217,8 +202,8 @@ test_ack_after_expiry_is_lease_expired(void **state)
 static void
 test_touch_keeps_job_and_stops_at_max_lease(void **state)
 {
-	ringmq_client *a = connect_client();
-	ringmq_client *b = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	uint64_t id, left = 0;
 	int code;
@@ -254,7 +239,7 @@ test_touch_keeps_job_and_stops_at_max_lease(void **state)
 static void
 test_nack_delay_redelivers_after_not_before(void **state)
 {
-	ringmq_client *a = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	uint64_t id;
 	int code;
@@ -287,8 +272,8 @@ test_nack_delay_redelivers_after_not_before(void **state)
 static void
 test_max_deliveries_dead_letters_with_headers(void **state)
 {
-	ringmq_client *a = connect_client();
-	ringmq_client *o = connect_client();
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *o = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	char buf[256];
 	int runs = 0;
@@ -427,7 +412,7 @@ queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
 static void
 test_delayed_job_not_early_and_holds_nothing_back(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	ringmq_delivery *d;
 	uint64_t messages, delayed, ready;
 	char buf[64];
@@ -541,7 +526,7 @@ drain(ringmq_client *c, const char *queue, const char *g, int n)
 static void
 test_queue_full_at_max_depth_and_bytes_until_acked(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	char big[600];
 
 	(void)state;
@@ -659,99 +644,6 @@ test_dedup_returns_original_offset_also_after_restart(void **state)
 	harness_cleanup(&b);
 }
 
-/* A raw connection speaking frames, for what the library does not send
- * itself (producer sequences). */
-static int
-raw_open(int port)
-{
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
-static void
-raw_send(int fd, const Ringmq__Frame *f)
-{
-	size_t n = ringmq__frame__get_packed_size(f);
-	uint8_t *buf = malloc(n + 4);
-
-	buf[0] = (uint8_t)(n >> 24);
-	buf[1] = (uint8_t)(n >> 16);
-	buf[2] = (uint8_t)(n >> 8);
-	buf[3] = (uint8_t)n;
-	ringmq__frame__pack(f, buf + 4);
-	assert_int_equal(write(fd, buf, n + 4), (ssize_t)(n + 4));
-	free(buf);
-}
-
-static void
-raw_read_full(int fd, uint8_t *buf, size_t n)
-{
-	long long deadline = harness_now_ms() + WAIT_MS;
-	size_t got = 0;
-
-	while (got < n) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		assert_true(harness_now_ms() < deadline);
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		r = read(fd, buf + got, n - got);
-		assert_true(r > 0);
-		got += (size_t)r;
-	}
-}
-
-static Ringmq__Frame *
-raw_recv(int fd)
-{
-	uint8_t hdr[4], *body;
-	size_t n;
-	Ringmq__Frame *f;
-
-	raw_read_full(fd, hdr, 4);
-	n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
-	    ((size_t)hdr[2] << 8) | hdr[3];
-	body = malloc(n);
-	raw_read_full(fd, body, n);
-	f = ringmq__frame__unpack(NULL, n, body);
-	free(body);
-	assert_non_null(f);
-	return f;
-}
-
-/* Hello, resuming producer when not 0. @return the producer id. */
-static uint64_t
-raw_hello(int fd, uint64_t producer)
-{
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Hello h = RINGMQ__HELLO__INIT;
-	Ringmq__Frame *r;
-	uint64_t id;
-
-	h.version = 1;
-	h.has_producer_id = producer != 0;
-	h.producer_id = producer;
-	f.has_request_id = 1;
-	f.request_id = 1;
-	f.body_case = RINGMQ__FRAME__BODY_HELLO;
-	f.hello = &h;
-	raw_send(fd, &f);
-	r = raw_recv(fd);
-	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_HELLO_OK);
-	id = r->hello_ok->producer_id;
-	ringmq__frame__free_unpacked(r, NULL);
-	return id;
-}
-
 /* Publishes two messages as batch seq of producer on partition 1;
  * returns the offsets and duplicate flags. */
 static void
@@ -778,8 +670,8 @@ raw_publish_seq(int fd, uint64_t seq, uint64_t *offs, int *dups)
 	f.request_id = 2;
 	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
 	f.publish = &p;
-	raw_send(fd, &f);
-	r = raw_recv(fd);
+	testlib_raw_send(fd, &f);
+	r = testlib_raw_recv(fd);
 	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
 	assert_int_equal(r->publish_ok->n_results, 2);
 	for (int i = 0; i < 2; i++) {
@@ -795,23 +687,23 @@ raw_publish_seq(int fd, uint64_t seq, uint64_t *offs, int *dups)
 static void
 test_resent_producer_sequence_is_stored_once(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	uint64_t producer, offs[2], again[2], next[2], messages, delayed, ready;
 	int dups[2];
 	int fd;
 
 	(void)state;
 	create_queue(c, "seq", "partitions=2", NULL);
-	fd = raw_open(broker.port);
-	producer = raw_hello(fd, 0);
+	fd = testlib_raw_open(broker.port);
+	producer = testlib_raw_hello(fd, 0);
 	assert_true(producer != 0);
 	raw_publish_seq(fd, 0, offs, dups);
 	assert_int_equal(dups[0], 0);
 	assert_int_equal(offs[1], offs[0] + 1);
 	/* The confirm was "lost": reconnect as the same producer, resend. */
 	close(fd);
-	fd = raw_open(broker.port);
-	assert_int_equal(raw_hello(fd, producer), producer);
+	fd = testlib_raw_open(broker.port);
+	assert_int_equal(testlib_raw_hello(fd, producer), producer);
 	raw_publish_seq(fd, 0, again, dups);
 	assert_int_equal(again[0], offs[0]);
 	assert_int_equal(again[1], offs[1]);
@@ -937,8 +829,8 @@ raw_request(int fd, Ringmq__Frame *f)
 {
 	f->has_request_id = 1;
 	f->request_id = 9;
-	raw_send(fd, f);
-	return raw_recv(fd);
+	testlib_raw_send(fd, f);
+	return testlib_raw_recv(fd);
 }
 
 static size_t
@@ -962,8 +854,8 @@ raw_dlq_count(int fd, const char *queue)
 static void
 test_redrive_goes_back_to_the_group_it_died_in(void **state)
 {
-	ringmq_client *w = connect_client();
-	ringmq_client *x = connect_client();
+	ringmq_client *w = testlib_connect(broker.addr);
+	ringmq_client *x = testlib_connect(broker.addr);
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__DeadLetterRedrive dr = RINGMQ__DEAD_LETTER_REDRIVE__INIT;
 	Ringmq__Frame *r;
@@ -983,8 +875,8 @@ test_redrive_goes_back_to_the_group_it_died_in(void **state)
 	ringmq_delivery_free(d);
 	expect_nothing(w, 300);
 
-	fd = raw_open(broker.port);
-	(void)raw_hello(fd, 0);
+	fd = testlib_raw_open(broker.port);
+	(void)testlib_raw_hello(fd, 0);
 	assert_int_equal(raw_dlq_count(fd, "redo"), 1);
 	dr.queue = (char *)"redo";
 	f.body_case = RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE;
@@ -1020,7 +912,7 @@ test_redrive_goes_back_to_the_group_it_died_in(void **state)
 static void
 test_peek_and_show_read_without_leasing(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Peek pk = RINGMQ__PEEK__INIT;
 	Ringmq__MessageShow ms = RINGMQ__MESSAGE_SHOW__INIT;
@@ -1032,8 +924,8 @@ test_peek_and_show_read_without_leasing(void **state)
 	create_queue(c, "look", NULL);
 	publish(c, "look", "one");
 	publish(c, "look", "two");
-	fd = raw_open(broker.port);
-	(void)raw_hello(fd, 0);
+	fd = testlib_raw_open(broker.port);
+	(void)testlib_raw_hello(fd, 0);
 	pk.queue = (char *)"look";
 	f.body_case = RINGMQ__FRAME__BODY_PEEK;
 	f.peek = &pk;
@@ -1089,7 +981,7 @@ raw_expect(int fd, Ringmq__Frame *f, Ringmq__Frame__BodyCase want)
 static void
 test_admin_purge_groups_describe_delete_stats(void **state)
 {
-	ringmq_client *c = connect_client();
+	ringmq_client *c = testlib_connect(broker.addr);
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Frame *r;
 	ringmq_delivery *held;
@@ -1102,8 +994,8 @@ test_admin_purge_groups_describe_delete_stats(void **state)
 	publish_delayed(c, "adm", "later", 60000, NULL, NULL);
 	subscribe(c, "adm", "w", 1);
 	held = next_delivery(c, WAIT_MS); /* one leased: purge keeps it */
-	fd = raw_open(broker.port);
-	(void)raw_hello(fd, 0);
+	fd = testlib_raw_open(broker.port);
+	(void)testlib_raw_hello(fd, 0);
 
 	{
 		Ringmq__GroupCreate gc = RINGMQ__GROUP_CREATE__INIT;

@@ -1,0 +1,128 @@
+/*
+ * testlib: see testlib.h.
+ */
+#define _GNU_SOURCE
+#include "testlib.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+ringmq_client *
+testlib_connect(const char *addr)
+{
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_client *c = NULL;
+	char err[256];
+
+	assert_non_null(o);
+	assert_int_equal(ringmq_opts_set(o, "server", addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	ringmq_opts_free(o);
+	return c;
+}
+
+int
+testlib_raw_open(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+void
+testlib_raw_send(int fd, const Ringmq__Frame *f)
+{
+	size_t n = ringmq__frame__get_packed_size(f);
+	uint8_t *buf = malloc(n + 4);
+
+	assert_non_null(buf);
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	ringmq__frame__pack(f, buf + 4);
+	assert_int_equal(write(fd, buf, n + 4), (ssize_t)(n + 4));
+	free(buf);
+}
+
+static void
+read_full(int fd, uint8_t *buf, size_t n)
+{
+	long long deadline = harness_now_ms() + TESTLIB_WAIT_MS;
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		assert_true(harness_now_ms() < deadline);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		r = read(fd, buf + got, n - got);
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+}
+
+Ringmq__Frame *
+testlib_raw_recv(int fd)
+{
+	uint8_t hdr[4], *body;
+	size_t n;
+	Ringmq__Frame *f;
+
+	read_full(fd, hdr, 4);
+	n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
+	    ((size_t)hdr[2] << 8) | hdr[3];
+	body = malloc(n + 1);
+	assert_non_null(body);
+	read_full(fd, body, n);
+	f = ringmq__frame__unpack(NULL, n, body);
+	free(body);
+	assert_non_null(f);
+	return f;
+}
+
+uint64_t
+testlib_raw_hello(int fd, uint64_t producer)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Hello h = RINGMQ__HELLO__INIT;
+	Ringmq__Frame *r;
+	uint64_t id;
+
+	h.version = 1;
+	h.has_producer_id = producer != 0;
+	h.producer_id = producer;
+	f.has_request_id = 1;
+	f.request_id = 1;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO;
+	f.hello = &h;
+	testlib_raw_send(fd, &f);
+	r = testlib_raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_HELLO_OK);
+	id = r->hello_ok->producer_id;
+	ringmq__frame__free_unpacked(r, NULL);
+	return id;
+}

@@ -1,0 +1,34 @@
+/*
+ * testlib: helpers the integration tests share: a library client to a
+ * broker, and raw connections speaking frames for what the library does
+ * not send itself (malformed input, producer sequences, admin frames).
+ * Every helper asserts (cmocka) and waits with a deadline.
+ */
+#ifndef RINGMQ_TESTLIB_H
+#define RINGMQ_TESTLIB_H
+
+#include <stdint.h>
+
+#include <ringmq.h>
+
+#include "ringmq.pb-c.h"
+
+#define TESTLIB_WAIT_MS 5000
+
+/* A connected client to addr ("HOST:PORT"); fails the test otherwise. */
+ringmq_client *testlib_connect(const char *addr);
+
+/* A TCP connection to 127.0.0.1:port. */
+int testlib_raw_open(int port);
+
+/* Writes frame f with its length prefix. */
+void testlib_raw_send(int fd, const Ringmq__Frame *f);
+
+/* Reads one whole frame (free with ringmq__frame__free_unpacked(r, NULL)). */
+Ringmq__Frame *testlib_raw_recv(int fd);
+
+/* Hello (resuming producer when not 0) and its answer.
+ * @return the producer id the broker gave. */
+uint64_t testlib_raw_hello(int fd, uint64_t producer);
+
+#endif
