@@ -19,11 +19,11 @@
  * batch that fails (e.g. STORAGE_FULL) fails alone, never the other batches
  * of the same commit.
  *
- * ---------------------------------------------------------------------
- * On-disk layout, format version 3 (STORE_FORMAT_VERSION).
- * All integers are big-endian. Every value begins with a u32 CRC32C
- * (Castagnoli) computed over the key bytes followed by the value bytes that
- * come after the CRC; a mismatch on read is reported as -RMQ_ECORRUPT.
+ * --------------------------------------------------------------------- *
+ * On-disk layout, format version 4 (STORE_FORMAT_VERSION). All integers are
+ * big-endian. Every value begins with a u32 CRC32C (Castagnoli) computed over
+ * the key bytes followed by the value bytes that come after the CRC; a mismatch
+ * on read is reported as -RMQ_ECORRUPT.
  *
  * Nine named databases (one LMDB environment, MDB_NOSUBDIR off, in DIR/):
  * meta, queues, parts, msgs, dedup, producers, groups, gstate, fails.
@@ -69,10 +69,10 @@
  *              first, n <= STORE_PRODUCER_BATCHES)
  *  "groups"  key: u32 qid | u32 gid
  *              -> crc | u64 created_ms | u16 name_len | name
- *  "gstate"  key: u32 qid | u32 gid | u32 partition
- *              -> crc | u64 ack_floor | u32 n | n x u64 acked offset
- *              (every offset below ack_floor is acked; the n offsets are
- *              ascending and above the floor)
+ *  "gstate"  key: u32 qid | u32 gid | u32 partition *              -> crc | u64
+ * ack_floor | u32 runs | runs x {u64 first, u64 count} (every offset below
+ * ack_floor is acked; so is each run first .. first + count - 1; runs ascend,
+ * above the floor, never adjacent, count >= 1; the API sees the offsets)
  *  "fails"   key: u32 qid | u32 gid | u32 partition | u64 offset
  *              -> crc | u32 failures | u64 first_delivery_ms
  *                 | u64 last_delivery_ms | u64 retry_at_ms
@@ -88,7 +88,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_FORMAT_VERSION 3u
+#define STORE_FORMAT_VERSION 4u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */
 
 /* The "dedup" key rule (see the layout above); part of the format. */

@@ -640,18 +640,28 @@ store_batch_put_group_state(struct store_batch *b, uint32_t qid, uint32_t gid,
 			    const uint64_t *acked, uint32_t n)
 {
 	size_t vlen;
+	uint32_t runs = 0;
 	uint8_t *key, *p;
 
-	if (n > (UINT32_MAX - 16u) / 8u)
-		return -EINVAL;
-	vlen = 16u + 8u * (size_t)n;
+	/* Stored as runs (first, count): a floor held back by one long
+	 * lease while later messages are acked is one run, not a list. */
+	for (uint32_t i = 0; i < n; i++)
+		if (i == 0 || acked[i] != acked[i - 1] + 1)
+			runs++;
+	vlen = 16u + 16u * (size_t)runs;
 	key = batch_op(b, OP_PUT, DB_GSTATE, 12, vlen);
 	if (key == NULL)
 		return -ENOMEM;
 	p = put_be(put_be(put_be(key, qid, 4), gid, 4), part, 4) + 4;
-	p = put_be(put_be(p, ack_floor, 8), n, 4);
-	for (uint32_t i = 0; i < n; i++)
-		p = put_be(p, acked[i], 8);
+	p = put_be(put_be(p, ack_floor, 8), runs, 4);
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i + 1;
+
+		while (j < n && acked[j] == acked[j - 1] + 1)
+			j++;
+		p = put_be(put_be(p, acked[i], 8), j - i, 8);
+		i = j;
+	}
 	batch_seal(key, 12, vlen);
 	return 0;
 }
@@ -809,21 +819,44 @@ store_decode_group(const uint8_t *key, const uint8_t *val, size_t val_len,
 int64_t
 store_gstate_count(const uint8_t *val, size_t val_len)
 {
-	uint64_t n;
+	uint64_t runs, total = 0, next = 0;
 
 	if (val_len < 16)
 		return -RMQ_ECORRUPT;
-	n = get_be(val + 12, 4);
-	return val_len == 16 + 8 * n ? (int64_t)n : -RMQ_ECORRUPT;
+	runs = get_be(val + 12, 4);
+	if (val_len != 16 + 16 * runs)
+		return -RMQ_ECORRUPT;
+	/* Runs ascend without touching, each of at least one offset. */
+	for (uint64_t i = 0; i < runs; i++) {
+		uint64_t first = get_be(val + 16 + 16 * i, 8);
+		uint64_t count = get_be(val + 24 + 16 * i, 8);
+
+		if (count == 0 || first < next || count > UINT32_MAX ||
+		    first > UINT64_MAX - count)
+			return -RMQ_ECORRUPT;
+		next = first + count + 1;
+		total += count;
+		if (total > UINT32_MAX)
+			return -RMQ_ECORRUPT;
+	}
+	return (int64_t)total;
 }
 
 void
 store_decode_gstate(const uint8_t *val, uint64_t *ack_floor, uint64_t *acked,
 		    uint32_t n)
 {
+	uint64_t runs = get_be(val + 12, 4);
+	uint32_t k = 0;
+
 	*ack_floor = get_be(val + 4, 8);
-	for (uint32_t i = 0; i < n; i++)
-		acked[i] = get_be(val + 16 + 8 * (size_t)i, 8);
+	for (uint64_t i = 0; i < runs && k < n; i++) {
+		uint64_t first = get_be(val + 16 + 16 * i, 8);
+		uint64_t count = get_be(val + 24 + 16 * i, 8);
+
+		for (uint64_t j = 0; j < count && k < n; j++)
+			acked[k++] = first + j;
+	}
 }
 
 int

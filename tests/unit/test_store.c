@@ -2082,10 +2082,10 @@ test_store_load_stops_on_dedup_callback_error(void **state)
 	store_close(s);
 }
 
-/* ------------------------------------------------------- format 3 */
+/* ------------------------------------------------------- format 4 */
 
 static void
-test_store_creates_every_database_of_format_3(void **state)
+test_store_creates_every_database_of_format_4(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const names[] = { "meta",   "queues", "parts",
@@ -2099,29 +2099,88 @@ test_store_creates_every_database_of_format_3(void **state)
 	const uint8_t *p;
 
 	store_close(s);
-	assert_int_equal(STORE_FORMAT_VERSION, 3);
+	assert_int_equal(STORE_FORMAT_VERSION, 4);
 	raw_open(f->dir, &env, &txn, "meta", &dbi);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
 	assert_int_equal(v.mv_size, 8);
 	p = v.mv_data;
 	assert_int_equal(p[4] | p[5] | p[6], 0);
-	assert_int_equal(p[7], 3);
+	assert_int_equal(p[7], 4);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
 	raw_close(env, txn);
 }
 
 static void
-test_store_refuses_format_version_2(void **state)
+test_store_refuses_older_format_versions(void **state)
 {
 	struct fixture *f = *state;
 	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_ALWAYS, 0 };
 	struct store *s = open_default(f);
-
 	store_close(s);
-	write_format(f->dir, 2, true);
-	assert_int_equal(store_open(&s, &o), -RMQ_EFORMAT);
-	assert_null(s);
+	for (uint32_t v = 1; v < STORE_FORMAT_VERSION; v++) {
+		write_format(f->dir, v, true);
+		assert_int_equal(store_open(&s, &o), -RMQ_EFORMAT);
+		assert_null(s);
+	}
+}
+
+/* Acked offsets above the floor are stored as runs: a floor held back by
+ * one lease while a thousand later messages are acked is one run. */
+static int
+gstate_collect(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
+	       uint64_t ack_floor, const uint64_t *acked, uint32_t n)
+{
+	uint64_t *out = ctx;
+
+	(void)qid;
+	(void)gid;
+	(void)part;
+	out[0] = ack_floor;
+	out[1] = n;
+	for (uint32_t i = 0; i < n && i < 2000; i++)
+		out[2 + i] = acked[i];
+	return 0;
+}
+
+static void
+test_store_group_state_is_stored_as_runs(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	struct store_load_cb cb = { .group_state = gstate_collect };
+	uint64_t acked[1003], out[2 + 2000];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint32_t n = 0;
+
+	/* 10 | 12 .. 1011 | 2000, above a floor of 5: three runs. */
+	acked[n++] = 10;
+	for (uint64_t o = 12; o < 1012; o++)
+		acked[n++] = o;
+	acked[n++] = 2000;
+	assert_int_equal(store_batch_put_group_state(b, 1, 1, 0, 5, acked, n),
+			 0);
+	commit(s, b);
+	store_close(s);
+	raw_open(f->dir, &env, &txn, "gstate", &dbi);
+	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+	assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+	assert_int_equal(v.mv_size, 16 + 16 * 3);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	s = open_default(f);
+	assert_int_equal(store_load(s, &cb, out), 0);
+	assert_int_equal(out[0], 5);
+	assert_int_equal(out[1], n);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(out[2 + i], acked[i]);
+	store_close(s);
 }
 
 int
@@ -2184,8 +2243,9 @@ main(void)
 		T(test_store_del_queue_removes_dedup_and_producer_records),
 		T(test_store_del_group_keeps_dedup_and_producer_records),
 		T(test_store_load_stops_on_dedup_callback_error),
-		T(test_store_creates_every_database_of_format_3),
-		T(test_store_refuses_format_version_2),
+		T(test_store_creates_every_database_of_format_4),
+		T(test_store_refuses_older_format_versions),
+		T(test_store_group_state_is_stored_as_runs),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
