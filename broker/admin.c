@@ -799,6 +799,11 @@ queue_info_fill(struct queue *q, Ringmq__QueueInfo *qi,
 	qi->partitions = q->partitions;
 	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
 	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
+	qi->has_published_total = qi->has_delivered_total = 1;
+	qi->has_acked_total = 1;
+	qi->published_total = q->counters.published;
+	qi->delivered_total = q->counters.delivered;
+	qi->acked_total = q->counters.acked;
 	pol->has_lease_ms = pol->has_max_lease_ms = 1;
 	pol->has_max_deliveries = pol->has_max_depth = 1;
 	pol->has_max_bytes = pol->has_dedup_window_ms = 1;

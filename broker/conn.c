@@ -600,6 +600,16 @@ policy_to_wire(const struct queue *q, Ringmq__QueuePolicy *pol, char *dlq,
 	pol->dead_letter_queue = dlq;
 }
 
+static void
+queue_info_totals(const struct queue *q, Ringmq__QueueInfo *qi)
+{
+	qi->has_published_total = qi->has_delivered_total = 1;
+	qi->has_acked_total = 1;
+	qi->published_total = q->counters.published;
+	qi->delivered_total = q->counters.delivered;
+	qi->acked_total = q->counters.acked;
+}
+
 struct list_ctx {
 	Ringmq__QueueInfo *infos;
 	Ringmq__QueueInfo **ptrs;
@@ -623,6 +633,7 @@ list_one(void *arg, struct queue *q)
 	qi->partitions = q->partitions;
 	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
 	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
+	queue_info_totals(q, qi);
 	policy_to_wire(q, pol, lc->dlqs[lc->n], sizeof(lc->dlqs[0]));
 	qi->policy = pol;
 	lc->ptrs[lc->n] = qi;

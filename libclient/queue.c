@@ -381,6 +381,25 @@ ringmq_queue_list_bytes(const ringmq_queue_list *l, size_t i)
 }
 
 int
+ringmq_queue_list_total(const ringmq_queue_list *l, size_t i, const char *name,
+			uint64_t *valuep)
+{
+	const Ringmq__QueueInfo *q = list_at(l, i);
+
+	if (q == NULL || name == NULL || valuep == NULL)
+		return 0;
+	if (strcmp(name, "published") == 0 && q->has_published_total)
+		*valuep = q->published_total;
+	else if (strcmp(name, "delivered") == 0 && q->has_delivered_total)
+		*valuep = q->delivered_total;
+	else if (strcmp(name, "acked") == 0 && q->has_acked_total)
+		*valuep = q->acked_total;
+	else
+		return 0;
+	return 1;
+}
+
+int
 ringmq_queue_list_setting(const ringmq_queue_list *l, size_t i,
 			  const char *name, uint64_t *valuep)
 {

@@ -81,9 +81,43 @@ struct sample {
 	uint64_t wall_ms;      /* wall clock, same moment */
 	int has_counter[NRATES];
 	double counter[NRATES];
-	int has_rate[NRATES]; /* 0 on the first refresh or after a reset */
-	double rate[NRATES];  /* per second */
+	int has_rate[NRATES];	   /* 0 on the first refresh or after a reset */
+	double rate[NRATES];	   /* per second */
+	const struct sample *prev; /* borrowed while printing; may be NULL */
 };
+
+/* The queue totals per-queue rates are made of, in rate_names order. */
+static const char *const total_names[NRATES] = { "published", "delivered",
+						 "acked" };
+
+/*
+ * Per-second rate k of queue i of sp against the previous sample.
+ * @return 1 with *rate set, 0 when there is none (first refresh, a queue
+ *         new since, a broker that does not report totals, a restart).
+ */
+static int
+queue_rate(const struct sample *sp, size_t i, int k, double *rate)
+{
+	const struct sample *pv = sp->prev;
+	const char *name = ringmq_queue_list_name(sp->ql, i);
+	uint64_t now, before;
+
+	if (pv == NULL || pv->ql == NULL || sp->at_ms <= pv->at_ms ||
+	    !ringmq_queue_list_total(sp->ql, i, total_names[k], &now))
+		return 0;
+	for (size_t j = 0; j < ringmq_queue_list_count(pv->ql); j++) {
+		if (strcmp(ringmq_queue_list_name(pv->ql, j), name) != 0)
+			continue;
+		if (!ringmq_queue_list_total(pv->ql, j, total_names[k],
+					     &before) ||
+		    now < before)
+			return 0;
+		*rate = (double)(now - before) * 1000.0 /
+			(double)(sp->at_ms - pv->at_ms);
+		return 1;
+	}
+	return 0;
+}
 
 static void
 sample_fini(struct sample *sp)
@@ -165,7 +199,7 @@ print_json(const struct sample *sp, const char *server)
 		printf(",\"partitions\":%" PRIu32 ",\"ready\":%" PRIu64
 		       ",\"delayed\":%" PRIu64 ",\"in_flight\":%" PRIu64
 		       ",\"groups\":%" PRIu32 ",\"messages\":%" PRIu64
-		       ",\"bytes\":%" PRIu64 "}",
+		       ",\"bytes\":%" PRIu64 ",\"rates\":{",
 		       ringmq_queue_list_partitions(sp->ql, i),
 		       ringmq_queue_list_ready(sp->ql, i),
 		       ringmq_queue_list_delayed(sp->ql, i),
@@ -173,6 +207,16 @@ print_json(const struct sample *sp, const char *server)
 		       ringmq_queue_list_groups(sp->ql, i),
 		       ringmq_queue_list_messages(sp->ql, i),
 		       ringmq_queue_list_bytes(sp->ql, i));
+		for (int k = 0; k < NRATES; k++) {
+			double rate;
+
+			printf("%s\"%s\":", k ? "," : "", rate_names[k]);
+			if (queue_rate(sp, i, k, &rate))
+				printf("%.1f", rate);
+			else
+				fputs("null", stdout);
+		}
+		fputs("}}", stdout);
 	}
 	fputs("],\"groups\":[", stdout);
 	for (size_t i = 0; i < ng; i++) {
@@ -286,16 +330,18 @@ group_name(const void *l, size_t i)
 }
 
 static void
-print_queues(const ringmq_queue_list *ql)
+print_queues(const struct sample *sp)
 {
+	const ringmq_queue_list *ql = sp->ql;
 	size_t n = ringmq_queue_list_count(ql);
 	int w = name_width("QUEUE", queue_name, ql, n);
 
-	printf("%-*s  %10s  %10s  %10s  %6s  %10s  %10s\n", w, "QUEUE", "READY",
-	       "DELAYED", "IN_FLIGHT", "GROUPS", "MESSAGES", "BYTES");
-	for (size_t i = 0; i < n; i++)
+	printf("%-*s  %10s  %10s  %10s  %6s  %10s  %10s  %9s  %9s  %9s\n", w,
+	       "QUEUE", "READY", "DELAYED", "IN_FLIGHT", "GROUPS", "MESSAGES",
+	       "BYTES", "PUB/S", "DELIV/S", "ACK/S");
+	for (size_t i = 0; i < n; i++) {
 		printf("%-*s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64
-		       "  %6" PRIu32 "  %10" PRIu64 "  %10" PRIu64 "\n",
+		       "  %6" PRIu32 "  %10" PRIu64 "  %10" PRIu64,
 		       w, ringmq_queue_list_name(ql, i),
 		       ringmq_queue_list_ready(ql, i),
 		       ringmq_queue_list_delayed(ql, i),
@@ -303,6 +349,16 @@ print_queues(const ringmq_queue_list *ql)
 		       ringmq_queue_list_groups(ql, i),
 		       ringmq_queue_list_messages(ql, i),
 		       ringmq_queue_list_bytes(ql, i));
+		for (int k = 0; k < NRATES; k++) {
+			double rate;
+
+			if (queue_rate(sp, i, k, &rate))
+				printf("  %9.1f", rate);
+			else
+				printf("  %9s", "-");
+		}
+		fputc('\n', stdout);
+	}
 }
 
 static void
@@ -353,7 +409,7 @@ print_screen(const struct sample *sp, const char *server, int interval_ms)
 	print_storage(sp);
 	print_rates(sp);
 	fputc('\n', stdout);
-	print_queues(sp->ql);
+	print_queues(sp);
 	if (ringmq_group_list_count(sp->gl) > 0) {
 		fputc('\n', stdout);
 		print_groups(sp->gl);
@@ -399,6 +455,7 @@ cmd_top(const struct cli *cli)
 		rc = sample_read(c, &cur, done ? &prev : NULL);
 		if (rc != RINGMQ_OK)
 			break;
+		cur.prev = done ? &prev : NULL;
 		if (cli->is_json) {
 			print_json(&cur, ringmq_client_server(c));
 		} else {

@@ -469,6 +469,20 @@ RINGMQ_API uint64_t ringmq_queue_list_bytes(const ringmq_queue_list *l,
 					    size_t i);
 
 /**
+ * A total of queue i since the broker started, by name: "published"
+ * (messages stored by publishes), "delivered" (redeliveries included) or
+ * "acked". Rates are the difference between two listings.
+ * @param[in] l the list.
+ * @param[in] i index, below ringmq_queue_list_count().
+ * @param[in] name the total's name.
+ * @param[out] valuep receives the total.
+ * @return 1 when the broker reported it, 0 otherwise (older broker,
+ *         unknown name, i out of range).
+ */
+RINGMQ_API int ringmq_queue_list_total(const ringmq_queue_list *l, size_t i,
+				       const char *name, uint64_t *valuep);
+
+/**
  * A policy of the i-th queue, by the setting names of
  * ringmq_queue_opts_set(): "partitions", "lease-ms", "max-lease-ms",
  * "max-deliveries", "max-depth", "max-bytes", "dedup-window-ms" (as in

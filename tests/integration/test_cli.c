@@ -2746,6 +2746,19 @@ test_top_json_rates_follow_publishes(void **state)
 	assert_true(json_number(second, "publish") > 0);
 	assert_true(json_number(second, "deliver") == 0);
 	assert_true(json_number(second, "ready") == 3);
+	/* The queue has rates of its own: three publishes, none delivered. */
+	{
+		const char *q = strstr(second, "\"queues\":[{\"name\":\"rq\",");
+
+		assert_non_null(q);
+		assert_non_null(strstr(q, "\"rates\":{\"publish\":"));
+		assert_true(json_number(strstr(q, "\"rates\":"), "publish") >
+			    0);
+		assert_true(json_number(strstr(q, "\"rates\":"), "deliver") ==
+			    0);
+	}
+	assert_non_null(strstr(r.out, "\"publish\":null,\"deliver\":null,"
+				      "\"ack\":null}}"));
 	assert_string_equal(second + strlen(second) - 2, "}\n");
 	run_free(&r);
 }
