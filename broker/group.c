@@ -746,39 +746,6 @@ lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
 	gpart_advance(gs, gp);
 }
 
-#define DLQ_HEADERS 8
-
-/* Formats the dead-letter headers into h (numbers into buf). */
-static uint32_t
-dlq_headers(struct store_header *h, char (*buf)[24], const char *reason,
-	    const struct queue *q, const char *group, uint32_t part,
-	    uint64_t offset, uint32_t count, uint64_t first_ms,
-	    uint64_t last_ms)
-{
-	static const char *const names[DLQ_HEADERS] = {
-		"ringmq-dlq-reason",	    "ringmq-source-queue",
-		"ringmq-source-group",	    "ringmq-source-partition",
-		"ringmq-source-offset",	    "ringmq-delivery-count",
-		"ringmq-first-delivery-ms", "ringmq-last-delivery-ms",
-	};
-	const char *values[DLQ_HEADERS] = { reason, q->name, group };
-
-	snprintf(buf[0], sizeof(buf[0]), "%u", part);
-	snprintf(buf[1], sizeof(buf[1]), "%llu", (unsigned long long)offset);
-	snprintf(buf[2], sizeof(buf[2]), "%u", count);
-	snprintf(buf[3], sizeof(buf[3]), "%llu", (unsigned long long)first_ms);
-	snprintf(buf[4], sizeof(buf[4]), "%llu", (unsigned long long)last_ms);
-	for (int i = 3; i < DLQ_HEADERS; i++)
-		values[i] = buf[i - 3];
-	for (int i = 0; i < DLQ_HEADERS; i++) {
-		h[i].name = names[i];
-		h[i].name_len = (uint32_t)strlen(names[i]);
-		h[i].value = values[i];
-		h[i].value_len = (uint32_t)strlen(values[i]);
-	}
-	return DLQ_HEADERS;
-}
-
 static int
 stage_add(struct groups *gs, const struct queue_staged *st)
 {
@@ -839,15 +806,15 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 		goto out;
 	while (store_headers_next(v->headers, v->headers_len, &pos, &one) == 1)
 		nh++;
-	h = calloc(nh + DLQ_HEADERS, sizeof(*h));
+	h = calloc(nh + QUEUE_DLQ_HEADERS, sizeof(*h));
 	if (h == NULL)
 		goto out;
 	pos = 0;
 	for (uint32_t i = 0; i < nh; i++)
 		(void)store_headers_next(v->headers, v->headers_len, &pos,
 					 &h[i]);
-	nh += dlq_headers(h + nh, buf, reason, q, group, part, offset, count,
-			  first_ms, last_ms);
+	nh += queue_dlq_headers(h + nh, buf, reason, q, group, part, offset,
+				count, first_ms, last_ms);
 	memset(&sm, 0, sizeof(sm));
 	sm.publish_ms = queue_now_ms();
 	sm.key = v->key;

@@ -1357,6 +1357,77 @@ queue_staged_done(struct queues *qs, const struct queue_staged *st, int status)
 		qs->visible(qs->visible_ctx, q, st->partition);
 }
 
+/* --------------------------------------------------------- dead letters */
+
+uint32_t
+queue_dlq_headers(struct store_header *h, char (*buf)[24], const char *reason,
+		  const struct queue *q, const char *group, uint32_t part,
+		  uint64_t offset, uint32_t count, uint64_t first_ms,
+		  uint64_t last_ms)
+{
+	static const char *const names[QUEUE_DLQ_HEADERS] = {
+		"ringmq-dlq-reason",	    "ringmq-source-queue",
+		"ringmq-source-group",	    "ringmq-source-partition",
+		"ringmq-source-offset",	    "ringmq-delivery-count",
+		"ringmq-first-delivery-ms", "ringmq-last-delivery-ms",
+	};
+	const char *values[QUEUE_DLQ_HEADERS] = { reason, q->name, group };
+
+	snprintf(buf[0], sizeof(buf[0]), "%u", part);
+	snprintf(buf[1], sizeof(buf[1]), "%llu", (unsigned long long)offset);
+	snprintf(buf[2], sizeof(buf[2]), "%u", count);
+	snprintf(buf[3], sizeof(buf[3]), "%llu", (unsigned long long)first_ms);
+	snprintf(buf[4], sizeof(buf[4]), "%llu", (unsigned long long)last_ms);
+	for (int i = 3; i < QUEUE_DLQ_HEADERS; i++)
+		values[i] = buf[i - 3];
+	for (int i = 0; i < QUEUE_DLQ_HEADERS; i++) {
+		h[i].name = names[i];
+		h[i].name_len = (uint32_t)strlen(names[i]);
+		h[i].value = values[i];
+		h[i].value_len = (uint32_t)strlen(values[i]);
+	}
+	return QUEUE_DLQ_HEADERS;
+}
+
+/* Sends a delayed record that failed its CRC, due now, to q's dead-letter
+ * queue as the bytes that were stored (reason "corrupt", no source group)
+ * and deletes it, all into b. @return 0 or negative. */
+static int
+dead_letter_corrupt_delayed(struct queues *qs, struct queue *q, uint32_t part,
+			    uint64_t offset, struct store_batch *b,
+			    struct queue_staged *st)
+{
+	struct store_header h[QUEUE_DLQ_HEADERS];
+	char buf[5][24];
+	struct store_msg sm;
+	struct queue *dlq;
+	const void *raw;
+	size_t len;
+
+	if (store_msg_get_raw(qs->store, q->qid, part, offset, &raw, &len) <
+		    0 ||
+	    len > UINT32_MAX || strcmp(q->policy.dlq, q->name) == 0)
+		return -RMQ_ECORRUPT;
+	dlq = queue_ensure(qs, q->policy.dlq, b);
+	if (dlq == NULL)
+		return -ENOMEM;
+	memset(&sm, 0, sizeof(sm));
+	sm.publish_ms = queue_now_ms();
+	sm.headers = h;
+	sm.header_count = queue_dlq_headers(h, buf, "corrupt", q, "", part,
+					    offset, 0, 0, 0);
+	sm.payload = raw;
+	sm.payload_len = (uint32_t)len;
+	if (queue_stage(qs, dlq, -1, &sm, b, st) < 0 ||
+	    store_batch_del_msgs(b, q->qid, part, offset, offset + 1) < 0)
+		return -ENOMEM;
+	q->counters.dead_lettered++;
+	log_info("queue %s partition %u offset %llu: delayed record failed "
+		 "its checksum; dead-lettered to %s (corrupt)",
+		 q->name, part, (unsigned long long)offset, dlq->name);
+	return 0;
+}
+
 /* ---------------------------------------------------------- due moves */
 
 struct move_req {
@@ -1465,9 +1536,10 @@ queues_tick(struct queues *qs)
 			break; /* out of memory: try again next tick */
 		}
 		rc = move_due(qs, q, d.part, d.offset, b, &r->st[r->n]);
+		if (rc == -RMQ_ECORRUPT)
+			rc = dead_letter_corrupt_delayed(
+				qs, q, d.part, d.offset, b, &r->st[r->n]);
 		if (rc < 0) {
-			/* TODO: dead-letter a delayed record that fails its
-			 * CRC; until then it stays out of the stream. */
 			log_error("queue %s partition %u offset %llu: due but "
 				  "unreadable (%s)",
 				  q->name, d.part, (unsigned long long)d.offset,

@@ -208,6 +208,15 @@ uint64_t sat_add(uint64_t a, uint64_t b);
 
 /* --- messages written by the broker itself (dead letters) --- */
 
+#define QUEUE_DLQ_HEADERS 8
+
+/* Fills h with the ringmq-* headers of a dead letter of q (numbers
+ * formatted into buf, which must outlive h). @return QUEUE_DLQ_HEADERS. */
+uint32_t queue_dlq_headers(struct store_header *h, char (*buf)[24],
+			   const char *reason, const struct queue *q,
+			   const char *group, uint32_t part, uint64_t offset,
+			   uint32_t count, uint64_t first_ms, uint64_t last_ms);
+
 /* Where a staged message goes; resolved by queue_staged_done. */
 struct queue_staged {
 	uint32_t qid;

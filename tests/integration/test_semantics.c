@@ -1126,6 +1126,45 @@ test_admin_purge_groups_describe_delete_stats(void **state)
 	ringmq_client_free(c);
 }
 
+static void
+test_corrupt_delayed_record_is_dead_lettered_when_due(void **state)
+{
+	static const char needle[] = "CORRUPT-DELAYED-5be1d2-payload";
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d;
+	char path[400], buf[256];
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	c = testlib_connect(b.addr);
+	create_queue(c, "later2", NULL);
+	publish_delayed(c, "later2", needle, 800, NULL, NULL);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	snprintf(path, sizeof(path), "%s/data.mdb", b.dir);
+	assert_true(flip_every_copy(path, needle) >= 1);
+	assert_int_equal(harness_start(&b, NULL), 0);
+	c = testlib_connect(b.addr);
+	/* When due, the record is not delivered as good: it goes to the
+	 * dead-letter queue as stored. */
+	subscribe(c, "later2", "g", 5);
+	expect_nothing(c, 1500);
+	subscribe(c, "later2.dlq", "ops", 5);
+	d = next_delivery(c, WAIT_MS);
+	assert_string_equal(header(d, "ringmq-dlq-reason", buf, sizeof(buf)),
+			    "corrupt");
+	assert_string_equal(header(d, "ringmq-source-queue", buf, sizeof(buf)),
+			    "later2");
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -1156,6 +1195,8 @@ main(void)
 			test_dedup_returns_original_offset_also_after_restart),
 		cmocka_unit_test(
 			test_corrupt_record_is_dead_lettered_others_delivered),
+		cmocka_unit_test(
+			test_corrupt_delayed_record_is_dead_lettered_when_due),
 	};
 	int failed;
 
