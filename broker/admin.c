@@ -118,6 +118,39 @@ read_msg(struct conn *c, struct queue *q, uint32_t part, uint64_t off,
 	return rc;
 }
 
+static int is_dead_letter_of(const struct store_msg_view *v, const char *source,
+			     const char *group);
+
+/* Gathers the stored messages of partitions first..last of q from offset
+ * from on, up to g's bounds; with source set, only dead letters of that
+ * source queue. @return 0 or -ENOMEM. */
+static int
+gather_partitions(struct conn *c, struct gather *g, struct queue *q,
+		  uint32_t first, uint32_t last, uint64_t from,
+		  const char *source)
+{
+	for (uint32_t i = first; i <= last && g->n < g->cap; i++) {
+		const struct partition *p = &q->parts[i];
+
+		for (uint64_t off = partition_next(p, from); off != UINT64_MAX;
+		     off = partition_next(p, off + 1)) {
+			struct store_msg_view v;
+			int rc;
+
+			if (read_msg(c, q, i, off, &v) < 0 ||
+			    (source != NULL &&
+			     !is_dead_letter_of(&v, source, NULL)))
+				continue;
+			rc = gather_add(g, &v);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				break;
+		}
+	}
+	return 0;
+}
+
 void
 admin_peek(struct conn *c, const Ringmq__Frame *f)
 {
@@ -145,25 +178,11 @@ admin_peek(struct conn *c, const Ringmq__Frame *f)
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
-	for (uint32_t i = first; i <= last && g.n < g.cap; i++) {
-		const struct partition *p = &q->parts[i];
-		uint64_t off = partition_next(
-			p, pk->has_from_offset ? pk->from_offset : 0);
-
-		for (; off != UINT64_MAX; off = partition_next(p, off + 1)) {
-			struct store_msg_view v;
-			int rc;
-
-			if (read_msg(c, q, i, off, &v) < 0)
-				continue;
-			rc = gather_add(&g, &v);
-			if (rc < 0) {
-				conn_send_rc(c, f->request_id, rc);
-				goto out;
-			}
-			if (rc == 0)
-				break;
-		}
+	if (gather_partitions(c, &g, q, first, last,
+			      pk->has_from_offset ? pk->from_offset : 0,
+			      NULL) < 0) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		goto out;
 	}
 	ok.n_messages = g.n;
 	ok.messages = g.sp;
@@ -282,25 +301,10 @@ admin_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
-	for (uint32_t i = 0; dlq && i < dlq->partitions && g.n < g.cap; i++) {
-		const struct partition *p = &dlq->parts[i];
-
-		for (uint64_t off = partition_next(p, 0); off != UINT64_MAX;
-		     off = partition_next(p, off + 1)) {
-			struct store_msg_view v;
-			int rc;
-
-			if (read_msg(c, dlq, i, off, &v) < 0 ||
-			    !is_dead_letter_of(&v, dl->queue, NULL))
-				continue;
-			rc = gather_add(&g, &v);
-			if (rc < 0) {
-				conn_send_rc(c, f->request_id, rc);
-				goto out;
-			}
-			if (rc == 0)
-				break;
-		}
+	if (dlq != NULL && gather_partitions(c, &g, dlq, 0, dlq->partitions - 1,
+					     0, dl->queue) < 0) {
+		conn_send_rc(c, f->request_id, -ENOMEM);
+		goto out;
 	}
 	ok.n_messages = g.n;
 	ok.messages = g.sp;
