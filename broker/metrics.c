@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -145,98 +146,95 @@ age_seconds(uint64_t publish_ms)
 		       : (double)(now - publish_ms) / 1e3;
 }
 
-struct render_ctx {
-	struct http_body *b;
-	struct store *store;
-	size_t family;
-	int what;
-};
+/* A queue's or a group's gauges, computed once per scrape: counting
+ * ready and lag walks the retained messages, so each family must not
+ * count again. */
+#define NQGAUGES (sizeof(gauge_families) / sizeof(gauge_families[0]))
+#define NGGAUGES (sizeof(group_families) / sizeof(group_families[0]))
 
-enum { RENDER_COUNTER, RENDER_GAUGES, RENDER_GROUPS, RENDER_AGES };
-
-struct group_ctx {
-	struct http_body *b;
+struct qsnap {
 	const struct queue *q;
-	size_t family;
-	struct store *store;
+	uint64_t v[NQGAUGES];
+	double age; /* seconds */
 };
 
-static void render_group(void *arg, const struct group *g);
+struct gsnap {
+	const struct queue *q;
+	const char *name;
+	double v[NGGAUGES]; /* the last is the age, in seconds */
+};
+
+struct snap {
+	struct store *store;
+	struct qsnap *qv; /* owned */
+	size_t nq, capq;
+	struct gsnap *gv; /* owned */
+	size_t ng, capg;
+	int is_oom;
+};
+
 static void
-render_queue(void *arg, struct queue *q)
+snap_group(void *arg, const struct group *g)
 {
-	struct render_ctx *rc = arg;
-	struct http_body *b = rc->b;
-	uint64_t messages, bytes, delayed, ready, in_flight;
-	uint32_t ngroups;
+	struct snap *sn = arg;
+	const struct queue *q = sn->qv[sn->nq - 1].q;
+	uint64_t floors[QUEUE_MAX_PARTITIONS];
+	struct group_info gi;
+	struct gsnap *gs;
 
-	if (q->is_pending)
-		return;
-	if (rc->what == RENDER_COUNTER) {
-		const uint64_t *v =
-			(const uint64_t *)((const char *)&q->counters +
-					   qc_families[rc->family].offset);
+	if (sn->ng == sn->capg) {
+		size_t cap = sn->capg ? sn->capg * 2 : 16;
+		struct gsnap *v = realloc(sn->gv, cap * sizeof(*v));
 
-		http_body_printf(b, "%s{queue=\"%s\"} %llu\n",
-				 qc_families[rc->family].name, q->name,
-				 (unsigned long long)*v);
-		return;
+		if (v == NULL) {
+			sn->is_oom = 1;
+			return;
+		}
+		sn->gv = v;
+		sn->capg = cap;
 	}
-	if (rc->what == RENDER_AGES) {
-		http_body_printf(
-			b,
-			"ringmq_queue_oldest_age_seconds{queue=\"%s\"} "
-			"%.3f\n",
-			q->name,
-			age_seconds(oldest_publish_ms(rc->store, q, NULL)));
-		return;
-	}
-	if (rc->what == RENDER_GROUPS) {
-		struct group_ctx gc = { b, q, rc->family, rc->store };
-
-		groups_each(q, render_group, &gc);
-		return;
-	}
-	queue_totals(q, &messages, &bytes, &delayed);
-	groups_queue_counts(q, &ready, &in_flight, &ngroups);
-	{
-		const uint64_t v[] = { messages, bytes,	    ready,
-				       delayed,	 in_flight, ngroups };
-
-		http_body_printf(b, "%s{queue=\"%s\"} %llu\n",
-				 gauge_families[rc->family].name, q->name,
-				 (unsigned long long)v[rc->family]);
-	}
+	group_info(g, &gi, floors);
+	gs = &sn->gv[sn->ng++];
+	gs->q = q;
+	gs->name = group_name(g);
+	gs->v[0] = (double)gi.lag;
+	gs->v[1] = (double)gi.ready;
+	gs->v[2] = (double)gi.in_flight;
+	gs->v[3] = (double)gi.consumers;
+	gs->v[GROUP_AGE_FAMILY] =
+		age_seconds(oldest_publish_ms(sn->store, q, floors));
 }
 
 static void
-render_group(void *arg, const struct group *g)
+snap_queue(void *arg, struct queue *q)
 {
-	const struct group_ctx *gc = arg;
-	const struct queue *q = gc->q;
-	struct group_info gi;
-	if (gc->family == GROUP_AGE_FAMILY) {
-		uint64_t floors[QUEUE_MAX_PARTITIONS];
+	struct snap *sn = arg;
+	struct qsnap *qs;
+	uint64_t ready, in_flight;
+	uint32_t ngroups;
 
-		group_info(g, &gi, floors);
-		http_body_printf(
-			gc->b,
-			"ringmq_group_oldest_age_seconds{queue=\"%s\","
-			"group=\"%s\"} %.3f\n",
-			q->name, group_name(g),
-			age_seconds(oldest_publish_ms(gc->store, q, floors)));
+	if (q->is_pending || sn->is_oom)
 		return;
-	}
-	group_info(g, &gi, NULL);
-	{
-		const uint64_t v[] = { gi.lag, gi.ready, gi.in_flight,
-				       gi.consumers };
+	if (sn->nq == sn->capq) {
+		size_t cap = sn->capq ? sn->capq * 2 : 16;
+		struct qsnap *v = realloc(sn->qv, cap * sizeof(*v));
 
-		http_body_printf(gc->b, "%s{queue=\"%s\",group=\"%s\"} %llu\n",
-				 group_families[gc->family].name, q->name,
-				 group_name(g),
-				 (unsigned long long)v[gc->family]);
+		if (v == NULL) {
+			sn->is_oom = 1;
+			return;
+		}
+		sn->qv = v;
+		sn->capq = cap;
 	}
+	qs = &sn->qv[sn->nq++];
+	qs->q = q;
+	queue_totals(q, &qs->v[0], &qs->v[1], &qs->v[3]);
+	groups_queue_counts(q, &ready, &in_flight, &ngroups);
+	qs->v[2] = ready;
+	qs->v[4] = in_flight;
+	qs->v[5] = ngroups;
+	qs->age = age_seconds(oldest_publish_ms(sn->store, q, NULL));
+	groups_each(q, snap_group, sn);
 }
 
 /* CPU seconds and resident bytes of this process, from /proc. */
@@ -284,7 +282,7 @@ void
 metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	       struct store *s)
 {
-	struct render_ctx rc = { .b = b, .store = s };
+	struct snap sn = { .store = s };
 	struct store_commit_stats cs;
 	uint64_t used, map;
 
@@ -292,33 +290,51 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	http_body_printf(b, "ringmq_connections %zu\n", env->count);
 	family(b, "ringmq_queues", "gauge", "Queues.");
 	http_body_printf(b, "ringmq_queues %zu\n", queues_count(qs));
+	queues_each(qs, snap_queue, &sn);
 	for (size_t i = 0; i < sizeof(qc_families) / sizeof(qc_families[0]);
 	     i++) {
 		family(b, qc_families[i].name, "counter", qc_families[i].help);
-		rc.what = RENDER_COUNTER;
-		rc.family = i;
-		queues_each(qs, render_queue, &rc);
+		for (size_t j = 0; j < sn.nq; j++) {
+			const uint64_t *v =
+				(const uint64_t *)((const char *)&sn.qv[j]
+							   .q->counters +
+						   qc_families[i].offset);
+
+			http_body_printf(b, "%s{queue=\"%s\"} %llu\n",
+					 qc_families[i].name, sn.qv[j].q->name,
+					 (unsigned long long)*v);
+		}
 	}
-	for (size_t i = 0;
-	     i < sizeof(gauge_families) / sizeof(gauge_families[0]); i++) {
+	for (size_t i = 0; i < NQGAUGES; i++) {
 		family(b, gauge_families[i].name, "gauge",
 		       gauge_families[i].help);
-		rc.what = RENDER_GAUGES;
-		rc.family = i;
-		queues_each(qs, render_queue, &rc);
+		for (size_t j = 0; j < sn.nq; j++)
+			http_body_printf(b, "%s{queue=\"%s\"} %llu\n",
+					 gauge_families[i].name,
+					 sn.qv[j].q->name,
+					 (unsigned long long)sn.qv[j].v[i]);
 	}
 	family(b, "ringmq_queue_oldest_age_seconds", "gauge",
 	       "Age of the oldest retained message (not delayed).");
-	rc.what = RENDER_AGES;
-	queues_each(qs, render_queue, &rc);
-	for (size_t i = 0;
-	     i < sizeof(group_families) / sizeof(group_families[0]); i++) {
+	for (size_t j = 0; j < sn.nq; j++)
+		http_body_printf(
+			b,
+			"ringmq_queue_oldest_age_seconds{queue=\"%s\"} %.3f\n",
+			sn.qv[j].q->name, sn.qv[j].age);
+	for (size_t i = 0; i < NGGAUGES; i++) {
 		family(b, group_families[i].name, "gauge",
 		       group_families[i].help);
-		rc.what = RENDER_GROUPS;
-		rc.family = i;
-		queues_each(qs, render_queue, &rc);
+		for (size_t j = 0; j < sn.ng; j++)
+			http_body_printf(
+				b,
+				i == GROUP_AGE_FAMILY
+					? "%s{queue=\"%s\",group=\"%s\"} %.3f\n"
+					: "%s{queue=\"%s\",group=\"%s\"} %.0f\n",
+				group_families[i].name, sn.gv[j].q->name,
+				sn.gv[j].name, sn.gv[j].v[i]);
 	}
+	free(sn.qv);
+	free(sn.gv);
 	family(b, "ringmq_errors_total", "counter",
 	       "Requests answered with an error, by code.");
 	for (int code = 1; code < RINGMQ_WIRE_CODES; code++)
