@@ -21,13 +21,14 @@
  *
  * Space: a batch flagged STORE_BATCH_GROWS is refused with
  * -RMQ_ESTORAGE_FULL once the bytes in use (pages up to the high-water
- * mark minus the free pages LMDB keeps for reuse) reach the map size minus *
+ * mark minus the free pages LMDB keeps for reuse) reach the map size minus
  * the headroom, or once the filesystem (plus the free pages inside the file)
  * has less than two headrooms left (at most an eighth of the filesystem, at
  * least 256 KiB). Headroom = map size / 16, clamped to [64 KiB, 1 GiB]: enough
  * for acks, group states and deletes (which dirty few pages and free many) to
  * keep committing, without holding back a large share of a big map.
  */
+#define _GNU_SOURCE /* sync_file_range */
 #include "store.h"
 
 #include <errno.h>
@@ -62,6 +63,15 @@
 
 #define SLOW_COMMIT_MS 500 /* commits slower than this are logged */
 
+/* The data file is kept written (with zeros) this far past LMDB's last
+ * page, topped up a step at a time (a step of zeros costs the commit
+ * that writes it about a millisecond). A synced commit that grows the
+ * file also commits filesystem metadata (size, new blocks): about twice
+ * the time of one that overwrites blocks already there. */
+#define PREALLOC_AHEAD_BYTES (16ull << 20)
+#define PREALLOC_STEP_BYTES  (2ull << 20)
+#define PREALLOC_IO_BYTES    (256u << 10) /* zeros per pwrite */
+
 struct store {
 	MDB_env *env; /* owned */
 	MDB_dbi dbi[DB_COUNT];
@@ -82,7 +92,9 @@ struct store {
 	bool is_reaping;   /* inside store_reap: a nested call waits */
 
 	/* Storage thread only (and store_open before the thread starts). */
-	MDB_txn *stat_txn; /* owned: read txn for freelist counts */
+	MDB_txn *stat_txn;   /* owned: read txn for freelist counts */
+	int data_fd;	     /* borrowed: LMDB's data file */
+	uint64_t file_bytes; /* data file size: pages, then preallocation */
 	uint64_t last_commit_ns;
 	bool is_full_logged;
 	bool is_statvfs_logged;
@@ -111,11 +123,9 @@ struct store {
 	struct store_batch *backup_done; /* handed to the done list */
 	uint64_t *backup_bytes;		 /* borrowed: the caller's */
 	bool is_sync_init;		 /* lock and conds initialised */
-	bool is_env_open;
-	/* mdb_env_open succeeded */ /* Commit statistics, under lock:
-				      * batches per commit and commit
-				      * (with sync) duration, bucketed
-				      * as STORE_STAT_* say. */
+	bool is_env_open;		 /* mdb_env_open succeeded */
+	/* Commit statistics, under lock: batches per commit and commit (with
+	 * sync) duration, bucketed as STORE_STAT_* say. */
 	struct store_commit_stats stats;
 
 	/* Written by the storage thread after each commit, read anywhere. */
@@ -314,9 +324,68 @@ grow_room(struct store *s)
 		fs_reserve = fs_total / 8;
 	if (fs_reserve < 4 * HEADROOM_MIN_BYTES)
 		fs_reserve = 4 * HEADROOM_MIN_BYTES;
+	/* Preallocated zeros past the high-water mark are room too. */
 	fs_room = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize) +
 		  (int64_t)(high - used) - (int64_t)fs_reserve;
+	if (s->file_bytes > high)
+		fs_room += (int64_t)(s->file_bytes - high);
 	return fs_room < room ? fs_room : room;
+}
+
+/* Keeps the data file written PREALLOC_AHEAD_BYTES past the high-water
+ * mark (within the map, and only out of the filesystem's room above its
+ * reserve), so that commits overwrite blocks instead of adding them. The
+ * zeros lie past every page LMDB references and LMDB writes only from
+ * this thread, so nothing reads or races them; writeback starts at once
+ * and the next commit's sync makes them (and the new size) durable.
+ * Runs on: storage thread (and store_open). */
+static void
+prealloc_ahead(struct store *s)
+{
+	static const char zeros[PREALLOC_IO_BYTES];
+	uint64_t high = atomic_load(&s->high_water_bytes);
+	uint64_t target = high + PREALLOC_AHEAD_BYTES, start;
+	struct statvfs sv;
+	struct stat st;
+
+	if (s->sync == STORE_SYNC_NEVER || s->data_fd < 0)
+		return;
+	if (target > s->map_bytes)
+		target = s->map_bytes;
+	if (s->file_bytes >=
+		    high + PREALLOC_AHEAD_BYTES - PREALLOC_STEP_BYTES ||
+	    s->file_bytes >= target)
+		return;
+	/* LMDB extends the file itself when it writes past the zeros: only
+	 * what lies past its current end may be written here. */
+	if (fstat(s->data_fd, &st) != 0)
+		return;
+	start = (uint64_t)st.st_size > high ? (uint64_t)st.st_size : high;
+	s->file_bytes = start;
+	if (start >= high + PREALLOC_AHEAD_BYTES - PREALLOC_STEP_BYTES ||
+	    start >= target)
+		return;
+	if (fstatvfs(s->data_fd, &sv) != 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize <
+		    2 * s->headroom_bytes + (target - start))
+		return; /* a nearly full disk keeps its room for data */
+	for (uint64_t off = start; off < target;) {
+		size_t n = target - off < sizeof(zeros) ? (size_t)(target - off)
+							: sizeof(zeros);
+		ssize_t w = pwrite(s->data_fd, zeros, n, (off_t)off);
+
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			break; /* what was written stays; retried later */
+		}
+		off += (uint64_t)w;
+		s->file_bytes = off;
+	}
+	if (s->file_bytes > start)
+		(void)sync_file_range(s->data_fd, (off_t)start,
+				      (off_t)(s->file_bytes - start),
+				      SYNC_FILE_RANGE_WRITE);
 }
 
 static void
@@ -452,6 +521,7 @@ commit_group(struct store *s, struct store_batch *list)
 	if (rc == -RMQ_ESTORAGE_FULL)
 		log_full(s, true);
 	refresh_usage(s);
+	prealloc_ahead(s);
 	{
 		uint64_t ns = mono_ns() - s->last_commit_ns;
 		uint64_t ms = ns / 1000000;
@@ -1004,6 +1074,24 @@ store_close(struct store *s)
 	free(s);
 }
 
+/* Finds LMDB's data file and its size (which may hold zeros
+ * preallocated by an earlier run). */
+static int
+data_file_open(struct store *s)
+{
+	mdb_filehandle_t fd;
+	struct stat st;
+	int rc = mdb_env_get_fd(s->env, &fd);
+
+	if (rc != 0)
+		return store_err(s, rc, "get data file");
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	s->data_fd = fd;
+	s->file_bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
 int
 store_open(struct store **out, const struct store_opts *o)
 {
@@ -1019,6 +1107,7 @@ store_open(struct store **out, const struct store_opts *o)
 		return -ENOMEM;
 	s->lock_fd = -1;
 	s->event_fd = -1;
+	s->data_fd = -1;
 	s->sync = o->sync;
 	s->sync_interval_ns = (uint64_t)o->sync_interval_ms * 1000000u;
 	s->pending_tail = &s->pending;
@@ -1046,6 +1135,10 @@ store_open(struct store **out, const struct store_opts *o)
 		goto fail;
 	}
 	refresh_usage(s);
+	rc = data_file_open(s);
+	if (rc < 0)
+		goto fail;
+	prealloc_ahead(s);
 	s->last_commit_ns = mono_ns();
 	rc = start_thread(s);
 	if (rc < 0)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1464,6 +1465,62 @@ test_store_interval_drain_does_not_wait_the_interval(void **state)
 	store_close(s);
 }
 
+static uint64_t
+data_file_bytes(const char *dir)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Synced modes keep the data file written ahead of LMDB's pages (so a
+ * commit does not also grow the file); the zeros never reach data that
+ * LMDB wrote, before or after they were laid down. */
+static void
+test_store_data_file_is_preallocated_ahead_in_synced_modes(void **state)
+{
+	struct fixture *f = *state;
+	/* A long interval: the batches share one commit (at the drain). */
+	struct store *s =
+		open_with(f->dir, 256ull * MiB, STORE_SYNC_INTERVAL, 600000);
+	struct done d[12];
+
+	assert_true(data_file_bytes(f->dir) >= 8 * MiB);
+	/* One commit of 24 MiB: LMDB writes past the first zeros, which are
+	 * then topped up past its new end, never over it. */
+	for (int i = 0; i < 12; i++)
+		submit(s, big_batch(1, (uint64_t)i, 1, 2 * MiB), &d[i]);
+	store_drain(s);
+	store_reap(s);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(d[i].status, 0);
+	assert_true(data_file_bytes(f->dir) >= 24 * MiB + 8 * MiB);
+	store_close(s);
+
+	s = open_with(f->dir, 256ull * MiB, STORE_SYNC_ALWAYS, 0);
+	for (uint64_t i = 0; i < 12; i++) {
+		struct store_msg_view v;
+
+		assert_int_equal(store_msg_get(s, 1, 0, i, &v), 0);
+		assert_int_equal(v.payload_len, 2 * MiB);
+	}
+	store_close(s);
+}
+
+static void
+test_store_sync_never_does_not_preallocate(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_with(f->dir, 256ull * MiB, STORE_SYNC_NEVER, 0);
+
+	put_range(s, 1, 0, 0, 10);
+	assert_true(data_file_bytes(f->dir) < 1 * MiB);
+	store_close(s);
+}
+
 static void
 test_store_open_rejects_bad_options(void **state)
 {
@@ -2229,6 +2286,8 @@ main(void)
 		T(test_store_sync_interval_commits_without_drain),
 		T(test_store_interval_drain_does_not_wait_the_interval),
 		T(test_store_interval_commits_a_full_group_without_waiting),
+		T(test_store_data_file_is_preallocated_ahead_in_synced_modes),
+		T(test_store_sync_never_does_not_preallocate),
 		T(test_store_open_rejects_bad_options),
 		T(test_store_msg_get_raw_returns_the_stored_bytes),
 		T(test_store_msg_get_raw_returns_a_corrupt_record_as_stored),
