@@ -49,7 +49,7 @@ call_done(ringmq_client *c, Ringmq__Frame *f)
 	int rc = conn_call(c, f, RINGMQ__FRAME__BODY_DONE, &resp);
 
 	if (rc == RINGMQ_OK)
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 	return rc;
 }
 
@@ -92,7 +92,7 @@ ringmq_queue_purge(ringmq_client *c, const char *queue, uint64_t *purgedp)
 		return rc;
 	if (purgedp != NULL)
 		*purgedp = resp->purge_ok->purged;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -120,7 +120,7 @@ ringmq_queue_describe_get(ringmq_client *c, const char *queue,
 		return rc;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
 	d->f = resp;
@@ -304,7 +304,7 @@ ringmq_queue_describe_free(ringmq_queue_describe *d)
 {
 	if (d == NULL)
 		return;
-	ringmq__frame__free_unpacked(d->f, NULL);
+	frame_free(d->f);
 	free(d);
 }
 
@@ -380,7 +380,7 @@ group_list_wrap(ringmq_client *c, Ringmq__Frame *resp,
 	ringmq_group_list *l = calloc(1, sizeof(*l));
 
 	if (l == NULL) {
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
 	l->f = resp;
@@ -517,7 +517,7 @@ ringmq_group_list_free(ringmq_group_list *l)
 	/* A list without a frame belongs to a description. */
 	if (l == NULL || l->f == NULL)
 		return;
-	ringmq__frame__free_unpacked(l->f, NULL);
+	frame_free(l->f);
 	free(l);
 }
 
@@ -533,14 +533,14 @@ stored_wrap(ringmq_client *c, Ringmq__Frame *resp,
 	/* Every accessor reads ->message: refuse an answer without one. */
 	for (size_t i = 0; i < n; i++) {
 		if (messages[i] == NULL || messages[i]->message == NULL) {
-			ringmq__frame__free_unpacked(resp, NULL);
+			frame_free(resp);
 			return client_fail(c, RINGMQ_BAD_FRAME,
 					   "stored message without body");
 		}
 	}
 	l = calloc(1, sizeof(*l));
 	if (l == NULL) {
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
 	l->f = resp;
@@ -664,7 +664,7 @@ ringmq_dlq_redrive(ringmq_client *c, const char *queue, const char *group,
 		return rc;
 	if (redrivenp != NULL)
 		*redrivenp = resp->dead_letter_redrive_ok->redriven;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -779,7 +779,7 @@ ringmq_stored_messages_free(ringmq_stored_messages *l)
 {
 	if (l == NULL)
 		return;
-	ringmq__frame__free_unpacked(l->f, NULL);
+	frame_free(l->f);
 	free(l);
 }
 
@@ -803,7 +803,7 @@ ringmq_stats_get(ringmq_client *c, ringmq_stats **statsp)
 		return rc;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
 	s->f = resp;
@@ -852,7 +852,7 @@ ringmq_stats_free(ringmq_stats *s)
 {
 	if (s == NULL)
 		return;
-	ringmq__frame__free_unpacked(s->f, NULL);
+	frame_free(s->f);
 	free(s);
 }
 
@@ -875,12 +875,12 @@ answer_check(ringmq_client *c, Ringmq__Frame *f, Ringmq__Frame__BodyCase want,
 				 f->error->message && f->error->message[0]
 					 ? f->error->message
 					 : ringmq_strerror(code));
-		ringmq__frame__free_unpacked(f, NULL);
+		frame_free(f);
 		return rc;
 	}
 	if (f->body_case != want) {
 		rc = (int)f->body_case;
-		ringmq__frame__free_unpacked(f, NULL);
+		frame_free(f);
 		return client_fail(c, RINGMQ_BAD_FRAME,
 				   "protocol error: answer with body %d where "
 				   "%d was expected",
@@ -1003,6 +1003,6 @@ ringmq_backup(ringmq_client *c, const char *dir, uint64_t *bytesp)
 		return rc;
 	if (bytesp != NULL)
 		*bytesp = resp->backup_ok->bytes;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }

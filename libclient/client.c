@@ -570,7 +570,7 @@ hello(struct ringmq_client *c)
 			? UINT32_MAX
 			: ok->max_frame_bytes + IN_FRAME_SLACK_BYTES;
 out:
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return rc;
 }
 
@@ -1052,6 +1052,6 @@ ringmq_client_ping(ringmq_client *c)
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_PONG, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }

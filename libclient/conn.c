@@ -241,18 +241,19 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 			return;
 		/* The late answer of a call that timed out, or of a
 		 * keepalive ping or an automatic touch. */
-		ringmq__frame__free_unpacked(f, NULL);
+		frame_free(f);
 		return;
 	}
 	switch (f->body_case) {
 	case RINGMQ__FRAME__BODY_DELIVERY:
-		d = calloc(1, sizeof(*d));
+		d = frame_alloc(f, sizeof(*d));
 		if (d == NULL) {
 			/* The lease expires at the broker and the message
 			 * comes again; nothing is lost. */
 			break;
 		}
 		d->f = f;
+		d->next = NULL;
 		subs_on_delivery(c, d);
 		conn_wake(c);
 		return;
@@ -276,7 +277,7 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 		/* A push this version does not know: ignore it. */
 		break;
 	}
-	ringmq__frame__free_unpacked(f, NULL);
+	frame_free(f);
 }
 
 /* Decodes and dispatches every whole frame in c->in; -1 when the stream
@@ -301,8 +302,7 @@ decode_frames(struct ringmq_client *c)
 		}
 		if (c->in_len - off - FRAME_HDR_BYTES < len)
 			break;
-		f = ringmq__frame__unpack(NULL, len,
-					  c->in + off + FRAME_HDR_BYTES);
+		f = frame_unpack(c->in + off + FRAME_HDR_BYTES, len);
 		off += FRAME_HDR_BYTES + len;
 		if (f == NULL) {
 			conn_lose(c, "protocol error: undecodable frame "
@@ -706,12 +706,12 @@ call_locked(struct ringmq_client *c, Ringmq__Frame *req,
 				 f->error->message && f->error->message[0]
 					 ? f->error->message
 					 : ringmq_strerror(code));
-		ringmq__frame__free_unpacked(f, NULL);
+		frame_free(f);
 		return rc;
 	}
 	if (f->body_case != want) {
 		rc = f->body_case;
-		ringmq__frame__free_unpacked(f, NULL);
+		frame_free(f);
 		return client_fail(c, RINGMQ_BAD_FRAME,
 				   "protocol error: answer with body %d where "
 				   "%d was expected",

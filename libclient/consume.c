@@ -56,7 +56,7 @@ sub_send(struct ringmq_client *c, struct sub *s)
 		return rc;
 	s->wire_id = resp->subscribe_ok->subscription;
 	s->is_live = 1;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -145,7 +145,7 @@ sub_request(ringmq_client *c, struct sub *s, int is_credit, uint32_t credit)
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -506,8 +506,7 @@ ringmq_delivery_free(ringmq_delivery *d)
 {
 	if (d == NULL)
 		return;
-	ringmq__frame__free_unpacked(d->f, NULL);
-	free(d);
+	frame_free(d->f); /* d lives in the frame's arena */
 }
 
 /* ------------------------------------------------------------------ leases */
@@ -607,7 +606,7 @@ lease_request(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
 					  ringmq_strerror(code));
 		}
 	}
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return first;
 }
 

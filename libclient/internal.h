@@ -95,6 +95,15 @@ struct pending {
 	struct pending *next; /* borrowed; list owned by the client */
 };
 
+/*
+ * Frames from the broker (frame.c): decoded into one arena, freed with
+ * frame_free (never with ringmq__frame__free_unpacked). frame_alloc adds
+ * memory to a frame's arena that goes back with it.
+ */
+Ringmq__Frame *frame_unpack(const uint8_t *data, size_t len);
+void *frame_alloc(Ringmq__Frame *f, size_t size);
+void frame_free(Ringmq__Frame *f);
+
 struct ringmq_delivery {
 	Ringmq__Frame *f;	      /* owned; body_case is DELIVERY */
 	struct ringmq_delivery *next; /* queue link while inside the client */

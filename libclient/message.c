@@ -28,6 +28,6 @@ ringmq_message_cancel(ringmq_client *c, const char *queue, uint32_t partition,
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }

@@ -155,7 +155,7 @@ fetch_partitions(struct ringmq_client *c, const char *queue, uint32_t *np)
 			break;
 		}
 	}
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return rc;
 }
 
@@ -541,7 +541,7 @@ producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 		batch_fail(c, b, RINGMQ_BAD_FRAME,
 			   "protocol error: unexpected answer to a publish");
 	}
-	ringmq__frame__free_unpacked(f, NULL);
+	frame_free(f);
 	conn_wake(c);
 	return 1;
 }

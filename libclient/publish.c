@@ -387,7 +387,7 @@ send_request(struct batch *b, size_t n)
 	if (rc == RINGMQ_OK && resp->publish_ok->n_results != n) {
 		size_t got = resp->publish_ok->n_results;
 
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 		rc = client_fail(b->c, RINGMQ_BAD_FRAME,
 				 "protocol error: %zu results for %zu "
 				 "messages",
@@ -426,7 +426,7 @@ send_request(struct batch *b, size_t n)
 		res->offset = pr->offset;
 		res->is_duplicate = pr->has_duplicate && pr->duplicate;
 	}
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 }
 
 /* Runs the batch from message 0 to count; fills every result. */

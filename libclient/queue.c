@@ -215,7 +215,7 @@ ringmq_queue_create(ringmq_client *c, const char *name,
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -245,7 +245,7 @@ ringmq_queue_set(ringmq_client *c, const char *name, const ringmq_queue_opts *o)
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -267,7 +267,7 @@ ringmq_queue_delete(ringmq_client *c, const char *name)
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_DONE, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	ringmq__frame__free_unpacked(resp, NULL);
+	frame_free(resp);
 	return RINGMQ_OK;
 }
 
@@ -294,7 +294,7 @@ ringmq_queue_list_get(ringmq_client *c, ringmq_queue_list **listp)
 		return rc;
 	l = calloc(1, sizeof(*l));
 	if (l == NULL) {
-		ringmq__frame__free_unpacked(resp, NULL);
+		frame_free(resp);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
 	l->f = resp;
@@ -469,6 +469,6 @@ ringmq_queue_list_free(ringmq_queue_list *l)
 {
 	if (l == NULL)
 		return;
-	ringmq__frame__free_unpacked(l->f, NULL);
+	frame_free(l->f);
 	free(l);
 }
