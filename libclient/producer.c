@@ -3,7 +3,9 @@
  * idempotent resend.
  *
  * Every message gets its partition here (key hash, dedup id hash, else a
- * sticky round-robin from a random start) so that it can be numbered: each
+ * sticky round-robin from a random start: keyless messages stay on one
+ * partition for STICKY_PARTITION_BYTES, so that they share batches however
+ * many partitions the queue has) so that it can be numbered: each
  * (queue, partition) has its own sequence, and a batch carries the
  * sequence of its first message with producer_seq. Messages wait per
  * partition until a batch is full, their linger time passes or a flush
@@ -26,6 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+
+/* Bytes of keyless messages given to one partition before the next. A
+ * message at a time to each partition in turn made every batch one message
+ * long on a queue with many partitions. */
+#define STICKY_PARTITION_BYTES (16u * 1024u)
 
 /* Extra bytes of a Publish that names a partition and a sequence. */
 #define SEQ_FIELDS_BYTES 20
@@ -74,8 +81,9 @@ struct ppart {
 struct ptopic {
 	char *name; /* owned */
 	uint32_t partitions;
-	int is_stale; /* the broker said a partition is out of range */
-	uint32_t rr;  /* partition of keyless messages now */
+	int is_stale;	 /* the broker said a partition is out of range */
+	uint32_t rr;	 /* partition of keyless messages now */
+	size_t rr_bytes; /* bytes given to rr since it became current */
 	size_t base_bytes;
 	struct ppart *parts; /* owned array of partitions */
 	struct ptopic *next;
@@ -208,6 +216,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 			t->parts = parts;
 			t->partitions = n;
 			t->rr = (uint32_t)(c->rr_seed % n);
+			t->rr_bytes = 0;
 		}
 		*tp = t;
 		return RINGMQ_OK;
@@ -413,9 +422,6 @@ batch_cut(struct ringmq_client *c, struct ptopic *t, uint32_t partition,
 	p->btail = b;
 	p->n_batches++;
 	c->n_unsent_batches++;
-	/* Sticky round-robin: keyless messages move on once a batch left. */
-	if (t->rr == partition)
-		t->rr = (partition + 1) % t->partitions;
 	return b;
 }
 
@@ -723,8 +729,14 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
 	part = hashed_partition(&m->pb, t->partitions);
-	if (part < 0)
+	if (part < 0) {
 		part = t->rr;
+		t->rr_bytes += cost;
+		if (t->rr_bytes >= STICKY_PARTITION_BYTES) {
+			t->rr = (t->rr + 1) % t->partitions;
+			t->rr_bytes = 0;
+		}
+	}
 	/* The batch names the partition; messages do not repeat it. */
 	m->pb.has_partition = 0;
 	m->cb = cb;

@@ -283,6 +283,60 @@ test_async_publish_keyed_partition_agrees_with_broker(void **state)
 	ringmq_client_free(c);
 }
 
+/* Keyless messages stay on one partition for 16 KiB, then move on to the
+ * next: batches stay large however many partitions a queue has, and
+ * every partition still gets its share. */
+#define STICKY_MSGS 640
+
+static uint32_t g_sticky_part[STICKY_MSGS];
+
+static void
+on_sticky(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	(void)c;
+	assert_int_equal(ringmq_publish_report_code(r), RINGMQ_OK);
+	g_sticky_part[(intptr_t)ctx] = ringmq_publish_report_partition(r);
+}
+
+static void
+test_async_publish_keyless_sticks_to_a_partition_per_16k(void **state)
+{
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	static char payload[1000];
+	ringmq_message *m = ringmq_message_new(payload, sizeof(payload));
+	unsigned per_part[8] = { 0 }, runs = 1, run = 1, longest = 0;
+
+	(void)state;
+	create_queue(c, "sticky", "8", NULL);
+	for (intptr_t i = 0; i < STICKY_MSGS; i++)
+		assert_int_equal(ringmq_publish_async(c, "sticky", m, on_sticky,
+						      (void *)i),
+				 RINGMQ_OK);
+	ringmq_message_free(m);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	for (int i = 0; i < STICKY_MSGS; i++) {
+		assert_true(g_sticky_part[i] < 8);
+		per_part[g_sticky_part[i]]++;
+		if (i > 0 && g_sticky_part[i] != g_sticky_part[i - 1]) {
+			assert_int_equal(g_sticky_part[i],
+					 (g_sticky_part[i - 1] + 1) % 8);
+			runs++;
+			run = 0;
+		}
+		run++;
+		if (run > longest)
+			longest = run;
+	}
+	/* About 1,000 bytes each as the library counts them: runs of 16 to
+	 * 18, every partition used evenly. */
+	assert_true(longest >= 15 && longest <= 20);
+	assert_true(runs >= STICKY_MSGS / 20 && runs <= STICKY_MSGS / 15 + 1);
+	for (int p = 0; p < 8; p++)
+		assert_true(per_part[p] >= STICKY_MSGS / 8 - 16 &&
+			    per_part[p] <= STICKY_MSGS / 8 + 16);
+	ringmq_client_free(c);
+}
+
 /* ------------------------------------------- kill -9 and restart mid-run */
 
 #define KILLED 30000
@@ -830,6 +884,8 @@ main(void)
 			test_async_publish_unknown_queue_fails_at_once),
 		cmocka_unit_test(
 			test_async_publish_keyed_partition_agrees_with_broker),
+		cmocka_unit_test(
+			test_async_publish_keyless_sticks_to_a_partition_per_16k),
 		cmocka_unit_test(
 			test_broker_killed_and_restarted_while_publishing_async),
 		cmocka_unit_test(test_producer_threads_share_one_client),
