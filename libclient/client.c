@@ -161,6 +161,9 @@ client_take_callbacks(struct ringmq_client *c, struct cb_work *w)
 	w->dels = c->cbq_head;
 	c->cbq_head = NULL;
 	c->cbq_tail = NULL;
+	w->acks = c->acks_done;
+	c->acks_done = NULL;
+	c->acks_done_tail = NULL;
 }
 
 int
@@ -169,8 +172,10 @@ client_run_callbacks(struct ringmq_client *c, struct cb_work *w)
 	int n = producer_run_done(c, w->pubs);
 
 	n += subs_run_callbacks(c, w->dels);
+	n += acks_run_done(c, w->acks);
 	w->pubs = NULL;
 	w->dels = NULL;
+	w->acks = NULL;
 	return n;
 }
 
@@ -873,6 +878,7 @@ ringmq_client_close(ringmq_client *c)
 	c->state = CONN_CLOSED;
 	c->is_ready = 0;
 	producer_on_lost(c, RINGMQ_CLOSED);
+	acks_on_lost(c, RINGMQ_CLOSED);
 	client_take_callbacks(c, &w);
 	conn_fini(c);
 	conn_wake(c);
@@ -889,6 +895,7 @@ ringmq_client_free(ringmq_client *c)
 		ringmq_client_close(c);
 	conn_fini(c);
 	producer_fini(c);
+	acks_fini(c);
 	subs_fini(c);
 	free(c->tracked);
 	if (c->wake_fd >= 0)
@@ -941,19 +948,19 @@ ringmq_client_flush(ringmq_client *c, int timeout_ms)
 	deadline_ms = timeout_ms < 0 ? -1 : conn_now_ms() + timeout_ms;
 	client_lock(c);
 	c->n_flushing++;
-	while (c->n_outstanding > 0) {
+	while (c->n_outstanding > 0 || c->acks != NULL) {
 		rc = conn_pump(c, deadline_ms);
 		if (rc == RINGMQ_CLOSED)
 			break;
 		rc = RINGMQ_OK;
-		if (c->n_outstanding == 0)
+		if (c->n_outstanding == 0 && c->acks == NULL)
 			break;
 		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms) {
 			rc = RINGMQ_TIMEOUT;
 			break;
 		}
 	}
-	if (c->n_outstanding > 0 && rc == RINGMQ_OK)
+	if ((c->n_outstanding > 0 || c->acks != NULL) && rc == RINGMQ_OK)
 		rc = c->state == CONN_CLOSED ? RINGMQ_CLOSED : RINGMQ_TIMEOUT;
 	c->n_flushing--;
 	client_take_callbacks(c, &w);

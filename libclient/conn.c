@@ -103,6 +103,8 @@ conn_lose(struct ringmq_client *c, const char *why)
 	c->n_tracked = 0;
 	subs_on_lost(c);
 	producer_on_lost(c, c->opts.is_reconnect ? 0 : RINGMQ_CONNECTION_LOST);
+	/* An ack cannot go again: its lease died with the connection. */
+	acks_on_lost(c, RINGMQ_CONNECTION_LOST);
 	/* The first attempt waits one backoff step: a broker that just
 	 * closed (goodbye) is likely restarting. */
 	if (!c->is_connecting) {
@@ -237,7 +239,7 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 				return;
 			}
 		}
-		if (producer_on_answer(c, f))
+		if (producer_on_answer(c, f) || acks_on_answer(c, f))
 			return;
 		/* The late answer of a call that timed out, or of a
 		 * keepalive ping or an automatic touch. */

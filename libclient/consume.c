@@ -533,50 +533,84 @@ lease_chunk(const ringmq_client *c)
 	return n ? n : 1;
 }
 
+/* A settle request and the parts it points to. */
+struct lease_frame {
+	Ringmq__Frame f;
+	Ringmq__Ack ack;
+	Ringmq__Nack nack;
+	Ringmq__Release rel;
+	Ringmq__Touch touch;
+};
+
+/* Builds in r the request of op for ids[0..n) (r->f points into r). */
+static void
+lease_frame_init(struct lease_frame *r, const struct lease_op *op,
+		 const uint64_t *ids, size_t n)
+{
+	uint64_t *mut_ids = (uint64_t *)ids; /* packing only reads them */
+
+	ringmq__frame__init(&r->f);
+	r->f.body_case = op->body;
+	switch (op->body) {
+	case RINGMQ__FRAME__BODY_ACK:
+		ringmq__ack__init(&r->ack);
+		r->ack.n_lease_ids = n;
+		r->ack.lease_ids = mut_ids;
+		r->f.ack = &r->ack;
+		break;
+	case RINGMQ__FRAME__BODY_NACK:
+		ringmq__nack__init(&r->nack);
+		r->nack.n_lease_ids = n;
+		r->nack.lease_ids = mut_ids;
+		r->nack.has_delay_ms = op->arg_ms != 0;
+		r->nack.delay_ms = op->arg_ms;
+		r->f.nack = &r->nack;
+		break;
+	case RINGMQ__FRAME__BODY_RELEASE:
+		ringmq__release__init(&r->rel);
+		r->rel.n_lease_ids = n;
+		r->rel.lease_ids = mut_ids;
+		r->f.release = &r->rel;
+		break;
+	default:
+		ringmq__touch__init(&r->touch);
+		r->touch.n_lease_ids = n;
+		r->touch.lease_ids = mut_ids;
+		r->touch.has_lease_ms = op->arg_ms != 0;
+		r->touch.lease_ms = op->arg_ms;
+		r->f.touch = &r->touch;
+		break;
+	}
+}
+
+/* The code of id i in an answer to a settle request of n ids. */
+static int
+lease_code(const Ringmq__Frame *f, size_t i)
+{
+	if (f->body_case == RINGMQ__FRAME__BODY_LEASE_RESULT)
+		/* A short answer is the broker's fault: count it as such. */
+		return i < f->lease_result->n_codes
+			       ? (int)f->lease_result->codes[i]
+			       : RINGMQ_BAD_FRAME;
+	if (f->body_case == RINGMQ__FRAME__BODY_ERROR &&
+	    (int)f->error->code != RINGMQ_OK)
+		return (int)f->error->code;
+	return RINGMQ_BAD_FRAME;
+}
+
 /* Sends one request for ids[0..n) and fills codes / remaining. */
 static int
 lease_request(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
 	      size_t n, int *codes, uint64_t *remaining)
 {
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Ack ack = RINGMQ__ACK__INIT;
-	Ringmq__Nack nack = RINGMQ__NACK__INIT;
-	Ringmq__Release rel = RINGMQ__RELEASE__INIT;
-	Ringmq__Touch touch = RINGMQ__TOUCH__INIT;
-	uint64_t *mut_ids = (uint64_t *)ids; /* packing only reads them */
+	struct lease_frame r;
 	Ringmq__LeaseResult *lr;
 	Ringmq__Frame *resp;
 	int first = RINGMQ_OK;
 	int rc;
 
-	f.body_case = op->body;
-	switch (op->body) {
-	case RINGMQ__FRAME__BODY_ACK:
-		ack.n_lease_ids = n;
-		ack.lease_ids = mut_ids;
-		f.ack = &ack;
-		break;
-	case RINGMQ__FRAME__BODY_NACK:
-		nack.n_lease_ids = n;
-		nack.lease_ids = mut_ids;
-		nack.has_delay_ms = op->arg_ms != 0;
-		nack.delay_ms = op->arg_ms;
-		f.nack = &nack;
-		break;
-	case RINGMQ__FRAME__BODY_RELEASE:
-		rel.n_lease_ids = n;
-		rel.lease_ids = mut_ids;
-		f.release = &rel;
-		break;
-	default:
-		touch.n_lease_ids = n;
-		touch.lease_ids = mut_ids;
-		touch.has_lease_ms = op->arg_ms != 0;
-		touch.lease_ms = op->arg_ms;
-		f.touch = &touch;
-		break;
-	}
-	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_LEASE_RESULT, &resp);
+	lease_frame_init(&r, op, ids, n);
+	rc = conn_call(c, &r.f, RINGMQ__FRAME__BODY_LEASE_RESULT, &resp);
 	if (rc != RINGMQ_OK) {
 		for (size_t i = 0; i < n; i++) {
 			if (codes != NULL)
@@ -588,9 +622,7 @@ lease_request(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
 	}
 	lr = resp->lease_result;
 	for (size_t i = 0; i < n; i++) {
-		/* A short answer is the broker's fault: count it as such. */
-		int code =
-			i < lr->n_codes ? (int)lr->codes[i] : RINGMQ_BAD_FRAME;
+		int code = lease_code(resp, i);
 
 		if (codes != NULL)
 			codes[i] = code;
@@ -701,4 +733,195 @@ ringmq_touch(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 	struct lease_op op = { RINGMQ__FRAME__BODY_TOUCH, lease_ms };
 
 	return lease_run(c, &op, lease_ids, n, codes, remaining_ms);
+}
+
+/* ------------------------------------------------------ asynchronous acks */
+
+static void
+async_ack_free(struct async_ack *a)
+{
+	free(a->ids);
+	free(a->codes);
+	free(a);
+}
+
+static void
+acks_free_list(struct async_ack *a)
+{
+	while (a != NULL) {
+		struct async_ack *next = a->next;
+
+		async_ack_free(a);
+		a = next;
+	}
+}
+
+/* Appends a (answered) to the list of acks whose callbacks are due. */
+static void
+acks_done_push(struct ringmq_client *c, struct async_ack *a)
+{
+	a->next = NULL;
+	a->request_id = 0;
+	if (c->acks_done_tail != NULL)
+		c->acks_done_tail->next = a;
+	else
+		c->acks_done = a;
+	c->acks_done_tail = a;
+}
+
+/* New requests of ids[0..n), chunked as the broker allows; NULL when out
+ * of memory. */
+static struct async_ack *
+acks_new(struct ringmq_client *c, const uint64_t *ids, size_t n,
+	 ringmq_ack_cb cb, void *ctx)
+{
+	struct async_ack *list = NULL, **tail = &list;
+	size_t chunk = lease_chunk(c);
+
+	for (size_t off = 0; off < n; off += chunk) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		struct async_ack *a = calloc(1, sizeof(*a));
+
+		if (a != NULL) {
+			a->ids = malloc(k * sizeof(*a->ids));
+			a->codes = calloc(k, sizeof(*a->codes));
+		}
+		if (a == NULL || a->ids == NULL || a->codes == NULL) {
+			if (a != NULL)
+				async_ack_free(a);
+			acks_free_list(list);
+			return NULL;
+		}
+		memcpy(a->ids, ids + off, k * sizeof(*a->ids));
+		a->n = k;
+		a->cb = cb;
+		a->ctx = ctx;
+		*tail = a;
+		tail = &a->next;
+	}
+	return list;
+}
+
+int
+ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids, size_t n,
+		 ringmq_ack_cb cb, void *ctx)
+{
+	static const struct lease_op op = { RINGMQ__FRAME__BODY_ACK, 0 };
+	struct async_ack *list;
+	int rc;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	client_lock(c);
+	rc = client_begin(c);
+	if (rc == RINGMQ_OK && lease_ids == NULL && n > 0)
+		rc = client_fail(c, RINGMQ_USAGE, "NULL lease ids");
+	if (rc == RINGMQ_OK && n > 0 &&
+	    (c->state != CONN_OPEN || !c->is_ready || c->is_closing))
+		rc = client_fail(c, RINGMQ_CONNECTION_LOST, "not connected");
+	if (rc != RINGMQ_OK || n == 0) {
+		client_unlock(c);
+		return rc;
+	}
+	list = acks_new(c, lease_ids, n, cb, ctx);
+	if (list == NULL) {
+		client_unlock(c);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	touch_forget(c, lease_ids, n);
+	while (list != NULL) {
+		struct async_ack *a = list;
+		struct lease_frame r;
+
+		list = a->next;
+		a->next = NULL;
+		lease_frame_init(&r, &op, a->ids, a->n);
+		a->request_id = conn_next_request_id(c);
+		r.f.has_request_id = 1;
+		r.f.request_id = a->request_id;
+		if (conn_queue_frame(c, &r.f) != RINGMQ_OK) {
+			/* Out of memory: what was queued goes; not the rest. */
+			async_ack_free(a);
+			acks_free_list(list);
+			rc = client_fail(c, RINGMQ_INTERNAL, "out of memory");
+			break;
+		}
+		if (c->acks_tail != NULL)
+			c->acks_tail->next = a;
+		else
+			c->acks = a;
+		c->acks_tail = a;
+	}
+	conn_try_send(c);
+	client_unlock(c);
+	return rc;
+}
+
+int
+acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
+{
+	struct async_ack *a, *prev = NULL;
+
+	for (a = c->acks; a != NULL; prev = a, a = a->next)
+		if (a->request_id == f->request_id)
+			break;
+	if (a == NULL)
+		return 0;
+	if (prev != NULL)
+		prev->next = a->next;
+	else
+		c->acks = a->next;
+	if (c->acks_tail == a)
+		c->acks_tail = prev;
+	for (size_t i = 0; i < a->n; i++)
+		a->codes[i] = lease_code(f, i);
+	acks_done_push(c, a);
+	frame_free(f);
+	conn_wake(c);
+	return 1;
+}
+
+void
+acks_on_lost(struct ringmq_client *c, int code)
+{
+	struct async_ack *a = c->acks;
+
+	c->acks = NULL;
+	c->acks_tail = NULL;
+	while (a != NULL) {
+		struct async_ack *next = a->next;
+
+		for (size_t i = 0; i < a->n; i++)
+			a->codes[i] = code;
+		acks_done_push(c, a);
+		a = next;
+	}
+}
+
+int
+acks_run_done(struct ringmq_client *c, struct async_ack *list)
+{
+	int n = 0;
+
+	while (list != NULL) {
+		struct async_ack *a = list;
+
+		list = a->next;
+		if (a->cb != NULL)
+			a->cb(c, a->ids, a->codes, a->n, a->ctx);
+		async_ack_free(a);
+		n++;
+	}
+	return n;
+}
+
+void
+acks_fini(struct ringmq_client *c)
+{
+	acks_free_list(c->acks);
+	acks_free_list(c->acks_done);
+	c->acks = NULL;
+	c->acks_tail = NULL;
+	c->acks_done = NULL;
+	c->acks_done_tail = NULL;
 }

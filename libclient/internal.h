@@ -90,9 +90,24 @@ enum conn_state {
 /* A request waiting for its answer. Lives on the caller's stack. */
 struct pending {
 	uint64_t request_id;
-	Ringmq__Frame *resp; /* owned once set (protobuf-c default allocator) */
+	Ringmq__Frame *resp; /* owned once set (frame_free) */
 	int is_done;
 	struct pending *next; /* borrowed; list owned by the client */
+};
+
+/*
+ * One request of ringmq_ack_async(): sent and waiting for its answer on
+ * c->acks (request_id != 0), then with its codes on c->acks_done until
+ * the callback runs.
+ */
+struct async_ack {
+	uint64_t request_id;
+	ringmq_ack_cb cb;
+	void *ctx;
+	size_t n;
+	uint64_t *ids;		/* owned, n of them */
+	int *codes;		/* owned, n of them */
+	struct async_ack *next; /* list link */
 };
 
 /*
@@ -191,6 +206,12 @@ struct ringmq_client {
 	pthread_t touch_thread;
 	int has_touch_thread;
 	int is_stopping_touch;
+
+	/* Asynchronous acks (consume.c). */
+	struct async_ack *acks; /* owned: sent, unanswered, in send order */
+	struct async_ack *acks_tail;
+	struct async_ack *acks_done; /* owned: answered, callback not run */
+	struct async_ack *acks_done_tail;
 
 	/* Producer (producer.c). */
 	struct ptopic *topics;	 /* owned list */
@@ -325,6 +346,7 @@ int client_reconnect(struct ringmq_client *c);
 struct cb_work {
 	struct pmsg *pubs;	      /* owned */
 	struct ringmq_delivery *dels; /* owned */
+	struct async_ack *acks;	      /* owned */
 };
 
 /* Detaches every pending callback into w. Lock held. */
@@ -379,6 +401,19 @@ void producer_fini(struct ringmq_client *c);
 int producer_run_done(struct ringmq_client *c, struct pmsg *list);
 
 /* --- consume.c */
+
+/* Takes an answer to an asynchronous ack; 1 when f was one (f consumed). */
+int acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f);
+
+/* The connection is gone or the client closes: every unanswered
+ * asynchronous ack completes with code. Lock held. */
+void acks_on_lost(struct ringmq_client *c, int code);
+
+/* Runs and frees completed asynchronous acks; @return how many. */
+int acks_run_done(struct ringmq_client *c, struct async_ack *list);
+
+/* Frees every asynchronous ack without callbacks. */
+void acks_fini(struct ringmq_client *c);
 
 /* Routes a pushed delivery (takes d): callback queue or ringmq_next(). */
 void subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d);

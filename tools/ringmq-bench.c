@@ -68,6 +68,8 @@ struct opts {
 	double max_secs;
 	int is_keep;
 	int is_quiet;
+	int is_async_ack; /* ringmq_ack_async, not ringmq_ack (wait per batch)
+			   */
 };
 
 /* What every thread shares. */
@@ -236,7 +238,10 @@ serve_clients(ringmq_client **cs, unsigned n, struct pollfd *pfds,
 	}
 	ready = poll(pfds, n, timeout_ms);
 	for (unsigned i = 0; i < n; i++) {
-		if (ready <= 0 || pfds[i].revents != 0 || pfds[i].fd < 0)
+		/* After a wait that timed out, every client (linger times,
+		 * keepalives); else those with something to read. */
+		if (ready < 0 || (ready == 0 && timeout_ms > 0) ||
+		    pfds[i].revents != 0 || pfds[i].fd < 0)
 			ran += ringmq_client_poll(cs[i], 0);
 	}
 	return ran;
@@ -396,24 +401,18 @@ foreign:
 	atomic_fetch_add_explicit(&b->foreign, 1, memory_order_relaxed);
 }
 
-/* Acks a client's batch; counts messages acked for the first time. */
+/* Counts the outcome of acking batch[0..n): failures, and messages acked
+ * for the first time. */
 static void
-ack_batch(struct consumer *k, ringmq_client *c, unsigned n)
+count_acks(struct bench *b, const struct pending *batch, const int *codes,
+	   size_t n)
 {
-	struct bench *b = k->b;
 	uint64_t fresh = 0;
-	int rc;
 
-	for (unsigned i = 0; i < n; i++)
-		k->ids[i] = k->batch[i].lease_id;
-	rc = ringmq_ack(c, k->ids, n, k->codes);
-	if (rc != RINGMQ_OK)
-		note_error(b, "ack: %s: %s", ringmq_code_name(rc),
-			   ringmq_client_errmsg(c));
-	for (unsigned i = 0; i < n; i++) {
-		const struct pending *pd = &k->batch[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct pending *pd = &batch[i];
 
-		if (k->codes[i] != RINGMQ_OK) {
+		if (codes[i] != RINGMQ_OK) {
 			atomic_fetch_add_explicit(&b->ack_fail, 1,
 						  memory_order_relaxed);
 			continue;
@@ -424,6 +423,69 @@ ack_batch(struct consumer *k, ringmq_client *c, unsigned n)
 	}
 	if (fresh > 0)
 		atomic_fetch_add(&b->acked_distinct, fresh);
+}
+
+/* An asynchronous ack in flight: what its deliveries were. */
+struct ack_flight {
+	struct bench *b;
+	size_t n;
+	size_t done; /* answered so far (the library may split a request) */
+	struct pending batch[];
+};
+
+static void
+on_ack(ringmq_client *c, const uint64_t *ids, const int *codes, size_t n,
+       void *ctx)
+{
+	struct ack_flight *af = ctx;
+
+	if (n > 0 && codes[0] != RINGMQ_OK)
+		note_error(af->b, "ack: %s: %s", ringmq_code_name(codes[0]),
+			   ringmq_client_errmsg(c));
+	/* Requests of one call are answered in the order they were sent. */
+	if (af->done + n <= af->n && af->batch[af->done].lease_id == ids[0])
+		count_acks(af->b, af->batch + af->done, codes, n);
+	af->done += n;
+	if (af->done >= af->n)
+		free(af);
+}
+
+/* Acks a client's batch; counts messages acked for the first time. */
+static void
+ack_batch(struct consumer *k, ringmq_client *c, unsigned n)
+{
+	struct bench *b = k->b;
+	struct ack_flight *af;
+	int rc;
+
+	for (unsigned i = 0; i < n; i++)
+		k->ids[i] = k->batch[i].lease_id;
+	if (b->o.is_async_ack) {
+		af = malloc(sizeof(*af) + n * sizeof(af->batch[0]));
+		if (af == NULL) {
+			note_error(b, "out of memory");
+			atomic_store(&b->is_stopping, 1);
+			return;
+		}
+		af->b = b;
+		af->n = n;
+		af->done = 0;
+		memcpy(af->batch, k->batch, n * sizeof(af->batch[0]));
+		rc = ringmq_ack_async(c, k->ids, n, on_ack, af);
+		if (rc == RINGMQ_OK)
+			return;
+		free(af);
+		note_error(b, "ack: %s: %s", ringmq_code_name(rc),
+			   ringmq_client_errmsg(c));
+		atomic_fetch_add_explicit(&b->ack_fail, n,
+					  memory_order_relaxed);
+		return;
+	}
+	rc = ringmq_ack(c, k->ids, n, k->codes);
+	if (rc != RINGMQ_OK)
+		note_error(b, "ack: %s: %s", ringmq_code_name(rc),
+			   ringmq_client_errmsg(c));
+	count_acks(b, k->batch, k->codes, n);
 }
 
 /*
@@ -477,13 +539,17 @@ consumer_main(void *arg)
 
 		if (k->n_cs == 1) {
 			(void)consume_client(k, k->cs[0], WAIT_SLICE_MS);
+			/* Runs the callbacks of acks answered meanwhile. */
+			if (b->o.is_async_ack)
+				(void)ringmq_client_poll(k->cs[0], 0);
 			continue;
 		}
 		for (unsigned i = 0; i < k->n_cs; i++)
 			got += consume_client(k, k->cs[i], 0);
-		if (got == 0)
+		/* Asynchronous acks: also runs the callbacks of answers. */
+		if (got == 0 || b->o.is_async_ack)
 			(void)serve_clients(k->cs, k->n_cs, pfds,
-					    MULTI_POLL_MS);
+					    got == 0 ? MULTI_POLL_MS : 0);
 	}
 done:
 	free(pfds);
@@ -523,6 +589,9 @@ usage(FILE *f)
 		"256)\n"
 		"  --ack-batch N     most lease ids per ack (default: "
 		"credit / 2)\n"
+		"  --async-ack       ack with ringmq_ack_async instead of "
+		"waiting for\n"
+		"                    each ack's answer (ringmq_ack)\n"
 		"  --connections N   clients in all, spread round-robin over "
 		"the threads\n"
 		"                    (default and minimum: P + C)\n"
@@ -591,6 +660,10 @@ parse_args(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(f, "--quiet") == 0) {
 			o->is_quiet = 1;
+			continue;
+		}
+		if (strcmp(f, "--async-ack") == 0) {
+			o->is_async_ack = 1;
 			continue;
 		}
 		if (strncmp(f, "--", 2) != 0 || val == NULL) {

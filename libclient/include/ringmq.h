@@ -15,12 +15,12 @@
  * Asynchronous publish (ringmq_publish_async()) queues the message and
  * returns; the library batches messages per partition (linger-ms,
  * batch-max-messages, the broker's limits), pipelines the batches and
- * reports each message once to its callback. Callbacks (publish reports and
- * delivery callbacks) run only inside ringmq_client_poll(),
- * ringmq_client_flush(), ringmq_client_close() and ringmq_worker_run(), in
- * the thread that called them, with no lock of the client held: a callback
- * may call any function on the client except ringmq_client_close() and
- * ringmq_client_free().
+ * reports each message once to its callback. Callbacks (publish reports,
+ * asynchronous acks and delivery callbacks) run only inside
+ * ringmq_client_poll(), ringmq_client_flush(), ringmq_client_close() and
+ * ringmq_worker_run(), in the thread that called them, with no lock of the
+ * client held: a callback may call any function on the client except
+ * ringmq_client_close() and ringmq_client_free().
  *
  * Reconnect: when the connection drops, the call waiting on it returns
  * RINGMQ_CONNECTION_LOST (a request may or may not have taken effect).
@@ -301,8 +301,8 @@ RINGMQ_API int ringmq_client_poll(ringmq_client *c, int timeout_ms);
 
 /**
  * Sends every queued asynchronous publish at once (without lingering) and
- * waits until each one is answered, then runs the ready callbacks in this
- * thread. Waits through reconnects.
+ * waits until each one, and each asynchronous ack, is answered, then runs
+ * the ready callbacks in this thread. Waits through reconnects.
  * @param[in] c the client.
  * @param[in] timeout_ms longest wait; negative: no limit.
  * @return RINGMQ_OK when nothing is outstanding any more; RINGMQ_TIMEOUT
@@ -887,6 +887,39 @@ RINGMQ_API void ringmq_delivery_free(ringmq_delivery *d);
 /** Acknowledges: done, never delivered to this group again. */
 RINGMQ_API int ringmq_ack(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 			  int *codes);
+
+/**
+ * Reports the outcome of one request of ringmq_ack_async().
+ * @param[in] c the client.
+ * @param[in] lease_ids the ids of this request, in the order given.
+ * @param[in] codes codes[i] is the status of lease_ids[i], as for
+ *            ringmq_ack(); RINGMQ_CONNECTION_LOST when the connection
+ *            dropped before the answer, RINGMQ_CLOSED when the client
+ *            closed. Both arrays belong to the library and are valid only
+ *            during the callback.
+ * @param[in] n how many ids.
+ * @param[in] ctx the pointer given to ringmq_ack_async().
+ */
+typedef void (*ringmq_ack_cb)(ringmq_client *c, const uint64_t *lease_ids,
+			      const int *codes, size_t n, void *ctx);
+
+/**
+ * Acknowledges without waiting for the broker: the ids are sent (in
+ * requests of at most the broker's max batch count) as the socket allows,
+ * and cb (may be NULL) runs once per request after its answer came,
+ * where publish callbacks run (ringmq_client_poll(), ringmq_client_flush(),
+ * ringmq_client_close(), ringmq_worker_run()). A consumer that acks this way
+ * need not wait a commit per batch; one that serves many connections from one
+ * thread keeps all of them busy. An ack is never sent again on a new connection
+ * (the lease died with the old one).
+ * @return RINGMQ_OK when sent or queued; RINGMQ_CONNECTION_LOST when the
+ *         client is not connected (nothing sent, no callback);
+ *         RINGMQ_CLOSED; RINGMQ_USAGE (c NULL, or ids NULL with n > 0);
+ *         RINGMQ_INTERNAL when out of memory (nothing sent). n == 0
+ *         returns RINGMQ_OK and runs no callback.
+ */
+RINGMQ_API int ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids,
+				size_t n, ringmq_ack_cb cb, void *ctx);
 
 /** Negative acknowledgement: failed, ready again after delay_ms (0: now). */
 RINGMQ_API int ringmq_nack(ringmq_client *c, const uint64_t *lease_ids,

@@ -664,6 +664,155 @@ test_ping_detects_half_open_broker(void **state)
 	harness_cleanup(&b);
 }
 
+/* ---------------------------------------------------- asynchronous acks */
+
+struct acked {
+	int calls;
+	size_t ids;
+	int ok;
+	int other; /* last code that was not OK */
+	int n_other;
+};
+
+static void
+on_acked(ringmq_client *c, const uint64_t *ids, const int *codes, size_t n,
+	 void *ctx)
+{
+	struct acked *a = ctx;
+
+	(void)c;
+	assert_non_null(ids);
+	a->calls++;
+	a->ids += n;
+	for (size_t i = 0; i < n; i++) {
+		if (codes[i] == RINGMQ_OK) {
+			a->ok++;
+		} else {
+			a->other = codes[i];
+			a->n_other++;
+		}
+	}
+}
+
+/* 2,500 acks in one call: split into requests of the broker's max batch
+ * count, each answered through its callback; flush waits for them; the
+ * acked messages never come again, and a stale id reports NOT_LEASED. */
+static void
+test_ack_async_acks_in_chunks_and_flush_waits(void **state)
+{
+	enum { N = 2500 };
+	ringmq_client *c = connect_with(broker.addr, NULL);
+	static uint64_t ids[N + 1];
+	struct acked a = { 0 };
+	ringmq_delivery *d;
+	uint32_t sub;
+	uint64_t ready = 1, in_flight = 1;
+
+	(void)state;
+	create_queue(c, "acked", NULL, NULL);
+	for (long i = 0; i < N; i++)
+		assert_int_equal(publish_index(c, "acked", i, NULL, NULL),
+				 RINGMQ_OK);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(c, &sub, "acked", "g", N,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		ids[i] = ringmq_delivery_lease_id(d);
+		ringmq_delivery_free(d);
+	}
+	ids[N] = ids[0] ^ 0xffffff; /* never leased */
+	assert_int_equal(ringmq_ack_async(c, ids, N + 1, on_acked, &a),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(a.calls, 3); /* 1,000 + 1,000 + 501 */
+	assert_int_equal(a.ids, N + 1);
+	assert_int_equal(a.ok, N);
+	assert_int_equal(a.n_other, 1);
+	assert_int_equal(a.other, RINGMQ_NOT_LEASED);
+	assert_int_equal(ringmq_next(c, &d, 300), RINGMQ_TIMEOUT);
+	queue_counts(c, "acked", NULL, &ready, &in_flight);
+	assert_int_equal(ready, 0);
+	assert_int_equal(in_flight, 0);
+	/* Nothing to ack: no request, no callback. */
+	assert_int_equal(ringmq_ack_async(c, ids, 0, on_acked, &a), RINGMQ_OK);
+	assert_int_equal(ringmq_ack_async(c, NULL, 1, on_acked, &a),
+			 RINGMQ_USAGE);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(a.calls, 3);
+	ringmq_client_free(c);
+}
+
+/* An ack whose answer never comes (the broker is stopped) completes with
+ * CONNECTION_LOST once the connection is found dead; closing the client
+ * completes the ones still waiting with CLOSED. */
+static void
+test_ack_async_reports_lost_connection_and_close(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d;
+	struct acked lost = { 0 }, closed = { 0 };
+	uint64_t id;
+	uint32_t sub;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	c = connect_with(b.addr, "ping-interval-ms=200", "reconnect=false",
+			 NULL);
+	create_queue(c, "lost", NULL, NULL);
+	publish_sync(c, "lost", "job");
+	assert_int_equal(ringmq_subscribe(c, &sub, "lost", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(kill(b.pid, SIGSTOP), 0);
+	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &lost),
+			 RINGMQ_OK);
+	/* The keepalive finds the broker dead within a few pings. */
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(lost.calls, 1);
+	assert_int_equal(lost.other, RINGMQ_CONNECTION_LOST);
+	/* Not connected: refused at once, no callback. */
+	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &closed),
+			 RINGMQ_CONNECTION_LOST);
+	assert_int_equal(kill(b.pid, SIGCONT), 0);
+	ringmq_client_close(c);
+	assert_int_equal(closed.calls, 0);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+
+	/* Closing with an ack unanswered: its callback runs with CLOSED. */
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	c = connect_with(b.addr, NULL);
+	create_queue(c, "closed", NULL, NULL);
+	publish_sync(c, "closed", "job");
+	assert_int_equal(ringmq_subscribe(c, &sub, "closed", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(kill(b.pid, SIGSTOP), 0);
+	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &closed),
+			 RINGMQ_OK);
+	ringmq_client_close(c);
+	assert_int_equal(closed.calls, 1);
+	assert_int_equal(closed.other, RINGMQ_CLOSED);
+	assert_int_equal(kill(b.pid, SIGCONT), 0);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* ------------------------------------------- callbacks, auto-touch, worker */
 
 struct held {
@@ -886,6 +1035,9 @@ main(void)
 			test_async_publish_keyed_partition_agrees_with_broker),
 		cmocka_unit_test(
 			test_async_publish_keyless_sticks_to_a_partition_per_16k),
+		cmocka_unit_test(test_ack_async_acks_in_chunks_and_flush_waits),
+		cmocka_unit_test(
+			test_ack_async_reports_lost_connection_and_close),
 		cmocka_unit_test(
 			test_broker_killed_and_restarted_while_publishing_async),
 		cmocka_unit_test(test_producer_threads_share_one_client),
