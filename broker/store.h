@@ -440,7 +440,11 @@ struct store_load_cb {
  */
 int store_load(struct store *s, const struct store_load_cb *cb, void *ctx);
 
-/* CRC32C (Castagnoli) of buf, continuing from crc (start with 0). */
+/* CRC32C (Castagnoli) of buf, continuing from crc (start with 0): with
+ * the CPU's crc32 instruction where it has one, else portable code. */
 uint32_t store_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* The same from tables only, on any CPU (tests compare the two). */
+uint32_t store_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
 #endif

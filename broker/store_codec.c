@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -57,10 +58,15 @@ struct op_hdr {
 
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static bool crc_is_hw; /* the CPU computes CRC32C itself */
 
 static void
 crc_init(void)
 {
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	crc_is_hw = __builtin_cpu_supports("sse4.2");
+#endif
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 
@@ -75,9 +81,45 @@ crc_init(void)
 				crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-/* Slicing-by-8 over aligned 8-byte words, byte at a time at both ends. */
+#if defined(__x86_64__)
+/* SSE4.2's crc32 instruction is CRC32C (Castagnoli), 8 bytes at a time:
+ * several times the table's speed, and the CRC was the broker's costliest
+ * function of its own (every stored and every delivered record). */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+	uint64_t c = ~crc;
+
+	while (len >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+		p += 8;
+		len -= 8;
+	}
+	while (len > 0) {
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+		len--;
+	}
+	return ~(uint32_t)c;
+}
+#endif
+
 uint32_t
 store_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	(void)pthread_once(&crc_once, crc_init); /* cannot fail once inited */
+#if defined(__x86_64__)
+	if (crc_is_hw)
+		return crc32c_hw(crc, buf, len);
+#endif
+	return store_crc32c_portable(crc, buf, len);
+}
+
+/* Slicing-by-8 over aligned 8-byte words, byte at a time at both ends. */
+uint32_t
+store_crc32c_portable(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
