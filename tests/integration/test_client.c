@@ -995,6 +995,57 @@ run_program(const char *const *argv, char *out, size_t outlen)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* ringmq-bench against a real broker, in each mode: every message is
+ * accounted for and the RESULT line says so. */
+static void
+test_bench_accounts_for_every_message_in_each_mode(void **state)
+{
+	static const char *const runs[][9] = {
+		{ "--mode", "publish", "--messages", "20000", NULL },
+		{ "--mode", "e2e", "--messages", "20000", "--partitions", "4",
+		  NULL },
+		{ "--mode", "e2e", "--messages", "20000", "--connections", "40",
+		  "--ack", "async", NULL },
+		{ "--mode", "latency", "--messages", "300", NULL },
+	};
+	static char out[16384];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		const char *argv[16] = { harness_program("RINGMQ_BENCH"),
+					 "--server",
+					 broker.addr,
+					 "--quiet",
+					 "--max-secs",
+					 "60" };
+		size_t n = 6;
+		const char *result;
+
+		for (size_t k = 0; runs[i][k] != NULL; k++)
+			argv[n++] = runs[i][k];
+		argv[n] = NULL;
+		assert_int_equal(run_program(argv, out, sizeof(out)), 0);
+		result = strstr(out, "RESULT ");
+		assert_non_null(result);
+		assert_non_null(strstr(result, " dups=0 missing=0 "));
+		assert_non_null(strstr(result, " complete=1"));
+		assert_non_null(strstr(result, i == 3	? " ack=async "
+					       : i == 2 ? " ack=async "
+							: " ack=wait "));
+	}
+	/* A bad flag is a usage error. */
+	{
+		const char *argv[] = { harness_program("RINGMQ_BENCH"),
+				       "--server",
+				       broker.addr,
+				       "--ack",
+				       "maybe",
+				       NULL };
+
+		assert_int_equal(run_program(argv, out, sizeof(out)), 1);
+	}
+}
+
 static void
 test_examples_producer_and_worker_run(void **state)
 {
@@ -1049,6 +1100,8 @@ main(void)
 		cmocka_unit_test(test_worker_nacks_with_backoff_then_acks),
 		cmocka_unit_test(test_worker_releases_prefetched_jobs_on_stop),
 		cmocka_unit_test(test_examples_producer_and_worker_run),
+		cmocka_unit_test(
+			test_bench_accounts_for_every_message_in_each_mode),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
