@@ -116,6 +116,11 @@ struct async_ack {
  * memory to a frame's arena that goes back with it.
  */
 Ringmq__Frame *frame_unpack(const uint8_t *data, size_t len);
+/* The two decoders frame_unpack chooses between, for tests: protobuf-c's
+ * (any frame) and the hand-written one (Delivery, PublishOk, LeaseResult;
+ * NULL for anything it leaves to protobuf-c). */
+Ringmq__Frame *frame_unpack_generic(const uint8_t *data, size_t len);
+Ringmq__Frame *frame_unpack_fast(const uint8_t *data, size_t len);
 void *frame_alloc(Ringmq__Frame *f, size_t size);
 void frame_free(Ringmq__Frame *f);
 
