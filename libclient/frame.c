@@ -158,6 +158,75 @@ rd_sub(struct rd *r, struct rd *sub)
 	return 0;
 }
 
+/* One field as read: number, wire type, and the value (a varint in v, or
+ * a length-delimited field's bytes in sub). */
+struct field {
+	uint32_t num;
+	unsigned wt;
+	uint64_t v;
+	struct rd sub;
+};
+
+/* The switch key of a field number and wire type. */
+#define KEY(num, wt) ((uint32_t)(num) << 3 | (wt))
+
+/* Reads the next field of r; -1 for a malformed one or a wire type other
+ * than varint and length-delimited (none of these frames has others). */
+static int
+rd_field(struct rd *r, struct field *fl)
+{
+	fl->v = 0;
+	fl->sub.p = fl->sub.end = NULL;
+	if (rd_tag(r, &fl->num, &fl->wt) < 0)
+		return -1;
+	if (fl->wt == WT_LEN)
+		return rd_sub(r, &fl->sub);
+	return fl->wt == WT_VARINT ? rd_varint(r, &fl->v) : -1;
+}
+
+/* Counts the fields of r numbered num; -1 if r does not parse. */
+static long
+count_field(struct rd r, uint32_t num)
+{
+	struct field fl;
+	long n = 0;
+
+	while (r.p < r.end) {
+		if (rd_field(&r, &fl) < 0)
+			return -1;
+		n += fl.num == num;
+	}
+	return n;
+}
+
+/* Counts the values of repeated varint field num, packed or not; -1 if r
+ * does not parse. */
+static long
+count_varints(struct rd r, uint32_t num)
+{
+	struct field fl;
+	long n = 0;
+
+	while (r.p < r.end) {
+		if (rd_field(&r, &fl) < 0)
+			return -1;
+		if (fl.num != num)
+			continue;
+		if (fl.wt == WT_VARINT) {
+			n++;
+			continue;
+		}
+		while (fl.sub.p < fl.sub.end) {
+			uint64_t v;
+
+			if (rd_varint(&fl.sub, &v) < 0)
+				return -1;
+			n++;
+		}
+	}
+	return n;
+}
+
 /* A copy of sub's bytes as protobuf-c makes it (NULL when empty). */
 static int
 copy_bytes(struct chunk *h, const struct rd *sub, ProtobufCBinaryData *out)
@@ -203,111 +272,88 @@ static Ringmq__Header *
 fast_header(struct chunk *h, struct rd r)
 {
 	Ringmq__Header *hd = zalloc(h, sizeof(*hd));
-	int has_name = 0, has_value = 0;
+	int has_value = 0;
+	struct field fl;
 
 	if (hd == NULL)
 		return NULL;
 	ringmq__header__init(hd);
 	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-
-		if (rd_tag(&r, &field, &wt) < 0 || wt != WT_LEN ||
-		    rd_sub(&r, &sub) < 0)
+		if (rd_field(&r, &fl) < 0)
 			return NULL;
-		if (field == 1 && !has_name) {
-			hd->name = copy_string(h, &sub);
+		switch (KEY(fl.num, fl.wt)) {
+		case KEY(1, WT_LEN):
+			if (hd->name != NULL)
+				return NULL;
+			hd->name = copy_string(h, &fl.sub);
 			if (hd->name == NULL)
 				return NULL;
-			has_name = 1;
-		} else if (field == 2 && !has_value) {
-			if (copy_bytes(h, &sub, &hd->value) < 0)
+			break;
+		case KEY(2, WT_LEN):
+			if (has_value || copy_bytes(h, &fl.sub, &hd->value) < 0)
 				return NULL;
 			has_value = 1;
-		} else {
-			return NULL;
+			break;
+		default: return NULL;
 		}
 	}
-	return has_name && has_value ? hd : NULL;
+	return hd->name != NULL && has_value ? hd : NULL;
 }
 
 static Ringmq__Message *
 fast_message(struct chunk *h, struct rd r)
 {
 	Ringmq__Message *m = zalloc(h, sizeof(*m));
-	struct rd scan = r;
-	size_t nh = 0;
-	int has_payload = 0, has_dedup = 0;
+	long nh = count_field(r, 3);
+	int has_payload = 0;
+	struct field fl;
 
-	if (m == NULL)
+	if (m == NULL || nh < 0)
 		return NULL;
 	ringmq__message__init(m);
-	/* Headers are repeated: count them first, as protobuf-c does. */
-	while (scan.p < scan.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-
-		if (rd_tag(&scan, &field, &wt) < 0)
-			return NULL;
-		if (wt == WT_LEN ? rd_sub(&scan, &sub) < 0
-				 : wt != WT_VARINT || rd_varint(&scan, &v) < 0)
-			return NULL;
-		nh += field == 3;
-	}
 	if (nh > 0) {
-		m->headers = arena_alloc(h, nh * sizeof(*m->headers));
+		m->headers = arena_alloc(h, (size_t)nh * sizeof(*m->headers));
 		if (m->headers == NULL)
 			return NULL;
 	}
 	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v = 0;
-
-		if (rd_tag(&r, &field, &wt) < 0)
+		if (rd_field(&r, &fl) < 0)
 			return NULL;
-		if (wt == WT_LEN ? rd_sub(&r, &sub) < 0
-				 : wt != WT_VARINT || rd_varint(&r, &v) < 0)
-			return NULL;
-		switch (field << 3 | wt) {
-		case 1 << 3 | WT_LEN:
-			if (has_payload || copy_bytes(h, &sub, &m->payload) < 0)
+		switch (KEY(fl.num, fl.wt)) {
+		case KEY(1, WT_LEN):
+			if (has_payload ||
+			    copy_bytes(h, &fl.sub, &m->payload) < 0)
 				return NULL;
 			has_payload = 1;
 			break;
-		case 2 << 3 | WT_LEN:
-			if (m->has_key || copy_bytes(h, &sub, &m->key) < 0)
+		case KEY(2, WT_LEN):
+			if (m->has_key || copy_bytes(h, &fl.sub, &m->key) < 0)
 				return NULL;
 			m->has_key = 1;
 			break;
-		case 3 << 3 | WT_LEN:
-			m->headers[m->n_headers] = fast_header(h, sub);
+		case KEY(3, WT_LEN):
+			m->headers[m->n_headers] = fast_header(h, fl.sub);
 			if (m->headers[m->n_headers++] == NULL)
 				return NULL;
 			break;
-		case 4 << 3 | WT_VARINT:
+		case KEY(4, WT_VARINT):
 			m->has_deliver_at_ms = 1;
-			m->deliver_at_ms = v;
+			m->deliver_at_ms = fl.v;
 			break;
-		case 5 << 3 | WT_VARINT:
+		case KEY(5, WT_VARINT):
 			m->has_delay_ms = 1;
-			m->delay_ms = v;
+			m->delay_ms = fl.v;
 			break;
-		case 6 << 3 | WT_LEN:
-			if (has_dedup)
+		case KEY(6, WT_LEN):
+			if (m->dedup_id != NULL)
 				return NULL;
-			m->dedup_id = copy_string(h, &sub);
+			m->dedup_id = copy_string(h, &fl.sub);
 			if (m->dedup_id == NULL)
 				return NULL;
-			has_dedup = 1;
 			break;
-		case 7 << 3 | WT_VARINT:
+		case KEY(7, WT_VARINT):
 			m->has_partition = 1;
-			m->partition = (uint32_t)v;
+			m->partition = (uint32_t)fl.v;
 			break;
 		default: return NULL;
 		}
@@ -320,43 +366,38 @@ fast_delivery(struct chunk *h, struct rd r)
 {
 	Ringmq__Delivery *d = zalloc(h, sizeof(*d));
 	unsigned seen = 0; /* bit per required field 1..7 */
+	struct field fl;
 
 	if (d == NULL)
 		return NULL;
 	ringmq__delivery__init(d);
 	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v = 0;
-
-		if (rd_tag(&r, &field, &wt) < 0)
+		if (rd_field(&r, &fl) < 0)
 			return NULL;
-		if (wt == WT_LEN ? rd_sub(&r, &sub) < 0
-				 : wt != WT_VARINT || rd_varint(&r, &v) < 0)
-			return NULL;
-		switch (field << 3 | wt) {
-		case 1 << 3 | WT_VARINT: d->subscription = (uint32_t)v; break;
-		case 2 << 3 | WT_VARINT: d->lease_id = v; break;
-		case 3 << 3 | WT_VARINT: d->partition = (uint32_t)v; break;
-		case 4 << 3 | WT_VARINT: d->offset = v; break;
-		case 5 << 3 | WT_VARINT: d->delivery_count = (uint32_t)v; break;
-		case 6 << 3 | WT_VARINT: d->lease_remaining_ms = v; break;
-		case 7 << 3 | WT_LEN:
-			if (seen & 1u << 7) /* protobuf-c would merge */
+		switch (KEY(fl.num, fl.wt)) {
+		case KEY(1, WT_VARINT): d->subscription = (uint32_t)fl.v; break;
+		case KEY(2, WT_VARINT): d->lease_id = fl.v; break;
+		case KEY(3, WT_VARINT): d->partition = (uint32_t)fl.v; break;
+		case KEY(4, WT_VARINT): d->offset = fl.v; break;
+		case KEY(5, WT_VARINT):
+			d->delivery_count = (uint32_t)fl.v;
+			break;
+		case KEY(6, WT_VARINT): d->lease_remaining_ms = fl.v; break;
+		case KEY(7, WT_LEN):
+			if (d->message != NULL) /* protobuf-c would merge */
 				return NULL;
-			d->message = fast_message(h, sub);
+			d->message = fast_message(h, fl.sub);
 			if (d->message == NULL)
 				return NULL;
 			break;
-		case 8 << 3 | WT_VARINT:
+		case KEY(8, WT_VARINT):
 			d->has_publish_ms = 1;
-			d->publish_ms = v;
+			d->publish_ms = fl.v;
 			break;
 		default: return NULL;
 		}
-		if (field <= 7)
-			seen |= 1u << field;
+		if (fl.num <= 7)
+			seen |= 1u << fl.num;
 	}
 	return seen == 0xfe ? d : NULL;
 }
@@ -366,42 +407,35 @@ fast_publish_result(struct chunk *h, struct rd r)
 {
 	Ringmq__PublishResult *pr = zalloc(h, sizeof(*pr));
 	int has_code = 0;
+	struct field fl;
 
 	if (pr == NULL)
 		return NULL;
 	ringmq__publish_result__init(pr);
 	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v = 0;
-
-		if (rd_tag(&r, &field, &wt) < 0)
+		if (rd_field(&r, &fl) < 0)
 			return NULL;
-		if (wt == WT_LEN ? rd_sub(&r, &sub) < 0
-				 : wt != WT_VARINT || rd_varint(&r, &v) < 0)
-			return NULL;
-		switch (field << 3 | wt) {
-		case 1 << 3 | WT_VARINT:
-			pr->code = (Ringmq__ErrorCode)(int32_t)(uint32_t)v;
+		switch (KEY(fl.num, fl.wt)) {
+		case KEY(1, WT_VARINT):
+			pr->code = (Ringmq__ErrorCode)(int32_t)(uint32_t)fl.v;
 			has_code = 1;
 			break;
-		case 2 << 3 | WT_VARINT:
+		case KEY(2, WT_VARINT):
 			pr->has_partition = 1;
-			pr->partition = (uint32_t)v;
+			pr->partition = (uint32_t)fl.v;
 			break;
-		case 3 << 3 | WT_VARINT:
+		case KEY(3, WT_VARINT):
 			pr->has_offset = 1;
-			pr->offset = v;
+			pr->offset = fl.v;
 			break;
-		case 4 << 3 | WT_VARINT:
+		case KEY(4, WT_VARINT):
 			pr->has_duplicate = 1;
-			pr->duplicate = v != 0;
+			pr->duplicate = fl.v != 0;
 			break;
-		case 5 << 3 | WT_LEN:
+		case KEY(5, WT_LEN):
 			if (pr->message != NULL)
 				return NULL;
-			pr->message = copy_string(h, &sub);
+			pr->message = copy_string(h, &fl.sub);
 			if (pr->message == NULL)
 				return NULL;
 			break;
@@ -411,34 +445,12 @@ fast_publish_result(struct chunk *h, struct rd r)
 	return has_code ? pr : NULL;
 }
 
-/* Counts the fields of r numbered field (any wire type); -1 if r does not
- * parse. */
-static long
-count_field(struct rd r, uint32_t want)
-{
-	long n = 0;
-
-	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-
-		if (rd_tag(&r, &field, &wt) < 0)
-			return -1;
-		if (wt == WT_LEN ? rd_sub(&r, &sub) < 0
-				 : wt != WT_VARINT || rd_varint(&r, &v) < 0)
-			return -1;
-		n += field == want;
-	}
-	return n;
-}
-
 static Ringmq__PublishOk *
 fast_publish_ok(struct chunk *h, struct rd r)
 {
 	Ringmq__PublishOk *ok = zalloc(h, sizeof(*ok));
 	long n = count_field(r, 1);
+	struct field fl;
 
 	if (ok == NULL || n < 0)
 		return NULL;
@@ -449,53 +461,26 @@ fast_publish_ok(struct chunk *h, struct rd r)
 			return NULL;
 	}
 	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-
-		if (rd_tag(&r, &field, &wt) < 0 || field != 1 || wt != WT_LEN ||
-		    rd_sub(&r, &sub) < 0)
+		if (rd_field(&r, &fl) < 0 ||
+		    KEY(fl.num, fl.wt) != KEY(1, WT_LEN))
 			return NULL;
-		ok->results[ok->n_results] = fast_publish_result(h, sub);
+		ok->results[ok->n_results] = fast_publish_result(h, fl.sub);
 		if (ok->results[ok->n_results++] == NULL)
 			return NULL;
 	}
 	return ok;
 }
 
-/* Counts the values of repeated varint field want, packed or not. */
-static long
-count_varints(struct rd r, uint32_t want)
+/* Appends value v of field num (1: codes, 2: remaining_ms); the arrays
+ * were sized by count_varints. */
+static void
+lease_result_add(Ringmq__LeaseResult *lr, uint32_t num, uint64_t v)
 {
-	long n = 0;
-
-	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-
-		if (rd_tag(&r, &field, &wt) < 0)
-			return -1;
-		if (wt == WT_VARINT) {
-			if (rd_varint(&r, &v) < 0)
-				return -1;
-			n += field == want;
-		} else if (wt == WT_LEN) {
-			if (rd_sub(&r, &sub) < 0)
-				return -1;
-			if (field != want)
-				continue;
-			while (sub.p < sub.end) {
-				if (rd_varint(&sub, &v) < 0)
-					return -1;
-				n++;
-			}
-		} else {
-			return -1;
-		}
-	}
-	return n;
+	if (num == 1)
+		lr->codes[lr->n_codes++] =
+			(Ringmq__ErrorCode)(int32_t)(uint32_t)v;
+	else
+		lr->remaining_ms[lr->n_remaining_ms++] = v;
 }
 
 static Ringmq__LeaseResult *
@@ -503,6 +488,7 @@ fast_lease_result(struct chunk *h, struct rd r)
 {
 	Ringmq__LeaseResult *lr = zalloc(h, sizeof(*lr));
 	long nc = count_varints(r, 1), nr = count_varints(r, 2);
+	struct field fl;
 
 	if (lr == NULL || nc < 0 || nr < 0)
 		return NULL;
@@ -515,30 +501,19 @@ fast_lease_result(struct chunk *h, struct rd r)
 		     h, (size_t)nr * sizeof(*lr->remaining_ms))) == NULL)
 		return NULL;
 	while (r.p < r.end) {
-		struct rd sub, one = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
 		uint64_t v;
 
-		if (rd_tag(&r, &field, &wt) < 0 || (field != 1 && field != 2))
+		if (rd_field(&r, &fl) < 0 || (fl.num != 1 && fl.num != 2))
 			return NULL;
-		if (wt == WT_VARINT) {
-			one.p = r.p;
-			if (rd_varint(&r, &v) < 0)
-				return NULL;
-			one.end = r.p;
-		} else if (wt != WT_LEN || rd_sub(&r, &one) < 0) {
-			return NULL;
+		/* One value, or a packed run of them. */
+		if (fl.wt == WT_VARINT) {
+			lease_result_add(lr, fl.num, fl.v);
+			continue;
 		}
-		sub = one;
-		while (sub.p < sub.end) {
-			if (rd_varint(&sub, &v) < 0)
+		while (fl.sub.p < fl.sub.end) {
+			if (rd_varint(&fl.sub, &v) < 0)
 				return NULL;
-			if (field == 1)
-				lr->codes[lr->n_codes++] =
-					(Ringmq__ErrorCode)(int32_t)(uint32_t)v;
-			else
-				lr->remaining_ms[lr->n_remaining_ms++] = v;
+			lease_result_add(lr, fl.num, v);
 		}
 	}
 	return lr;
@@ -551,48 +526,42 @@ fast_frame(struct chunk *head, const uint8_t *data, size_t len)
 {
 	Ringmq__Frame *f = zalloc(head, sizeof(*f));
 	struct rd r = { data, data + len };
+	struct field fl;
 
 	if (f == NULL)
 		return NULL;
 	ringmq__frame__init(f);
 	while (r.p < r.end) {
-		struct rd sub = { NULL, NULL };
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-
-		if (rd_tag(&r, &field, &wt) < 0)
+		if (rd_field(&r, &fl) < 0)
 			return NULL;
-		if (field == 1 && wt == WT_VARINT) {
-			if (rd_varint(&r, &v) < 0)
-				return NULL;
+		if (KEY(fl.num, fl.wt) == KEY(1, WT_VARINT)) {
 			f->has_request_id = 1;
-			f->request_id = v;
+			f->request_id = fl.v;
 			continue;
 		}
 		/* One body, once: a second would replace or merge. */
-		if (wt != WT_LEN || rd_sub(&r, &sub) < 0 ||
+		if (fl.wt != WT_LEN ||
 		    f->body_case != RINGMQ__FRAME__BODY__NOT_SET)
 			return NULL;
-		switch (field) {
+		switch (fl.num) {
 		case RINGMQ__FRAME__BODY_DELIVERY:
-			f->delivery = fast_delivery(head, sub);
+			f->delivery = fast_delivery(head, fl.sub);
 			if (f->delivery == NULL)
 				return NULL;
 			break;
 		case RINGMQ__FRAME__BODY_PUBLISH_OK:
-			f->publish_ok = fast_publish_ok(head, sub);
+			f->publish_ok = fast_publish_ok(head, fl.sub);
 			if (f->publish_ok == NULL)
 				return NULL;
 			break;
 		case RINGMQ__FRAME__BODY_LEASE_RESULT:
-			f->lease_result = fast_lease_result(head, sub);
+			f->lease_result = fast_lease_result(head, fl.sub);
 			if (f->lease_result == NULL)
 				return NULL;
 			break;
 		default: return NULL;
 		}
-		f->body_case = (Ringmq__Frame__BodyCase)field;
+		f->body_case = (Ringmq__Frame__BodyCase)fl.num;
 	}
 	return f->body_case != RINGMQ__FRAME__BODY__NOT_SET ? f : NULL;
 }

@@ -744,6 +744,40 @@ test_ack_async_acks_in_chunks_and_flush_waits(void **state)
 	ringmq_client_free(c);
 }
 
+/* Starts a broker of its own in b, connects c with the given options,
+ * and leases the one message of a fresh queue; @return the lease id. */
+static uint64_t
+lease_on_own_broker(struct harness_broker *b, ringmq_client **cp,
+		    const char *opt1, const char *opt2)
+{
+	ringmq_delivery *d;
+	uint32_t sub;
+	uint64_t id;
+
+	memset(b, 0, sizeof(*b));
+	b->stdout_fd = -1;
+	assert_int_equal(harness_start(b, sync_never), 0);
+	*cp = connect_with(b->addr, opt1, opt2, NULL);
+	create_queue(*cp, "one", NULL, NULL);
+	publish_sync(*cp, "one", "job");
+	assert_int_equal(ringmq_subscribe(*cp, &sub, "one", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(*cp, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	return id;
+}
+
+static void
+stop_own_broker(struct harness_broker *b, ringmq_client *c)
+{
+	assert_int_equal(kill(b->pid, SIGCONT), 0);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(b), 0);
+	harness_cleanup(b);
+}
+
 /* An ack whose answer never comes (the broker is stopped) completes with
  * CONNECTION_LOST once the connection is found dead; closing the client
  * completes the ones still waiting with CLOSED. */
@@ -751,26 +785,13 @@ static void
 test_ack_async_reports_lost_connection_and_close(void **state)
 {
 	struct harness_broker b;
-	ringmq_client *c;
-	ringmq_delivery *d;
 	struct acked lost = { 0 }, closed = { 0 };
+	ringmq_client *c;
 	uint64_t id;
-	uint32_t sub;
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, sync_never), 0);
-	c = connect_with(b.addr, "ping-interval-ms=200", "reconnect=false",
-			 NULL);
-	create_queue(c, "lost", NULL, NULL);
-	publish_sync(c, "lost", "job");
-	assert_int_equal(ringmq_subscribe(c, &sub, "lost", "g", 1,
-					  RINGMQ_START_EARLIEST),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
-	id = ringmq_delivery_lease_id(d);
-	ringmq_delivery_free(d);
+	id = lease_on_own_broker(&b, &c, "ping-interval-ms=200",
+				 "reconnect=false");
 	assert_int_equal(kill(b.pid, SIGSTOP), 0);
 	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &lost),
 			 RINGMQ_OK);
@@ -781,36 +802,19 @@ test_ack_async_reports_lost_connection_and_close(void **state)
 	/* Not connected: refused at once, no callback. */
 	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &closed),
 			 RINGMQ_CONNECTION_LOST);
-	assert_int_equal(kill(b.pid, SIGCONT), 0);
 	ringmq_client_close(c);
 	assert_int_equal(closed.calls, 0);
-	ringmq_client_free(c);
-	assert_int_equal(harness_stop(&b), 0);
-	harness_cleanup(&b);
+	stop_own_broker(&b, c);
 
 	/* Closing with an ack unanswered: its callback runs with CLOSED. */
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, sync_never), 0);
-	c = connect_with(b.addr, NULL);
-	create_queue(c, "closed", NULL, NULL);
-	publish_sync(c, "closed", "job");
-	assert_int_equal(ringmq_subscribe(c, &sub, "closed", "g", 1,
-					  RINGMQ_START_EARLIEST),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
-	id = ringmq_delivery_lease_id(d);
-	ringmq_delivery_free(d);
+	id = lease_on_own_broker(&b, &c, NULL, NULL);
 	assert_int_equal(kill(b.pid, SIGSTOP), 0);
 	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &closed),
 			 RINGMQ_OK);
 	ringmq_client_close(c);
 	assert_int_equal(closed.calls, 1);
 	assert_int_equal(closed.other, RINGMQ_CLOSED);
-	assert_int_equal(kill(b.pid, SIGCONT), 0);
-	ringmq_client_free(c);
-	assert_int_equal(harness_stop(&b), 0);
-	harness_cleanup(&b);
+	stop_own_broker(&b, c);
 }
 
 /* ------------------------------------------- callbacks, auto-touch, worker */
