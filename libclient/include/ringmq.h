@@ -908,15 +908,16 @@ typedef void (*ringmq_ack_cb)(ringmq_client *c, const uint64_t *lease_ids,
  * requests of at most the broker's max batch count) as the socket allows,
  * and cb (may be NULL) runs once per request after its answer came,
  * where publish callbacks run (ringmq_client_poll(), ringmq_client_flush(),
- * ringmq_client_close(), ringmq_worker_run()). A consumer that acks this way
- * need not wait a commit per batch; one that serves many connections from one
- * thread keeps all of them busy. An ack is never sent again on a new connection
+ * ringmq_client_close(), ringmq_worker_run()), not in ringmq_next(). A
+ * consumer that acks this way need not wait a commit per batch before it
+ * takes its next delivery. An ack is never sent again on a new connection
  * (the lease died with the old one).
  * @return RINGMQ_OK when sent or queued; RINGMQ_CONNECTION_LOST when the
  *         client is not connected (nothing sent, no callback);
  *         RINGMQ_CLOSED; RINGMQ_USAGE (c NULL, or ids NULL with n > 0);
- *         RINGMQ_INTERNAL when out of memory (nothing sent). n == 0
- *         returns RINGMQ_OK and runs no callback.
+ *         RINGMQ_INTERNAL when out of memory (requests already queued are
+ *         still sent and reported, the rest are not). n == 0 returns
+ *         RINGMQ_OK and runs no callback.
  */
 RINGMQ_API int ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids,
 				size_t n, ringmq_ack_cb cb, void *ctx);
