@@ -68,8 +68,8 @@ struct opts {
 	double max_secs;
 	int is_keep;
 	int is_quiet;
-	int is_async_ack; /* ringmq_ack_async, not ringmq_ack (wait per batch)
-			   */
+	int is_async_ack;	/* ringmq_ack_async, not ringmq_ack */
+	int is_window_per_conn; /* --window per producer connection */
 };
 
 /* What every thread shares. */
@@ -117,6 +117,7 @@ struct producer {
 	pthread_t thread;
 	uint64_t next_seq;
 	unsigned outstanding;
+	unsigned window;    /* --window, times n_cs per connection */
 	struct slot *slots; /* owned, window entries */
 	struct slot *free_slots;
 	unsigned char *payload; /* owned, o.size bytes */
@@ -346,7 +347,7 @@ producer_main(void *arg)
 		goto done;
 	}
 	while (!atomic_load_explicit(&b->is_stopping, memory_order_relaxed)) {
-		while (p->outstanding < b->o.window && p->next_seq < quota) {
+		while (p->outstanding < p->window && p->next_seq < quota) {
 			if (publish_one(p, p->cs[rr++ % p->n_cs]) < 0) {
 				atomic_store(&b->is_stopping, 1);
 				break;
@@ -585,6 +586,11 @@ usage(FILE *f)
 		"  --window W        unconfirmed publishes per producer "
 		"(default 64;\n"
 		"                    latency: 1)\n"
+		"  --window-per thread|connection\n"
+		"                    the window is each producer thread's, "
+		"shared by its\n"
+		"                    connections (default), or each producer "
+		"connection's\n"
 		"  --credit N        credit of each subscription (default "
 		"256)\n"
 		"  --ack-batch N     most lease ids per ack (default: "
@@ -709,6 +715,14 @@ parse_args(int argc, char **argv, struct opts *o)
 		} else if (strcmp(f, "--credit") == 0) {
 			rc = parse_uint(f, val, 1, 1u << 20, &v);
 			o->credit = (unsigned)v;
+		} else if (strcmp(f, "--window-per") == 0) {
+			if (strcmp(val, "thread") != 0 &&
+			    strcmp(val, "connection") != 0) {
+				fprintf(stderr, "ringmq-bench: --window-per: "
+						"thread or connection\n");
+				return -1;
+			}
+			o->is_window_per_conn = strcmp(val, "connection") == 0;
 		} else if (strcmp(f, "--ack") == 0) {
 			if (strcmp(val, "wait") != 0 &&
 			    strcmp(val, "async") != 0) {
@@ -986,7 +1000,7 @@ report(struct bench *b, const struct hist *confirm, const struct hist *deliver,
 	       "confirm_p999_us=%.0f deliver_p50_us=%.0f "
 	       "deliver_p99_us=%.0f deliver_p999_us=%.0f dups=%" PRIu64
 	       " missing=%" PRIu64 " connections=%u partitions=%u credit=%u "
-	       "ack=%s complete=%d\n",
+	       "ack=%s window_per=%s complete=%d\n",
 	       mode_names[o->mode], o->producers, o->consumers, o->window,
 	       o->size, msgs, secs, rate, mbps, hist_quantile_us(confirm, 0.5),
 	       hist_quantile_us(confirm, 0.99),
@@ -994,7 +1008,7 @@ report(struct bench *b, const struct hist *confirm, const struct hist *deliver,
 	       hist_quantile_us(deliver, 0.99),
 	       hist_quantile_us(deliver, 0.999), dups, missing, o->connections,
 	       o->partitions, o->credit, o->is_async_ack ? "async" : "wait",
-	       is_complete);
+	       o->is_window_per_conn ? "connection" : "thread", is_complete);
 	fflush(stdout);
 }
 
@@ -1074,21 +1088,27 @@ clients_free(ringmq_client **cs, unsigned n)
 static int
 producer_init(struct bench *b, struct producer *p, unsigned id)
 {
+	int rc;
+
 	p->b = b;
 	p->id = id;
 	hist_init(&p->confirm);
-	p->slots = calloc(b->o.window, sizeof(*p->slots));
+	rc = clients_for(&b->o, id, &p->cs, &p->n_cs);
+	if (rc != RINGMQ_OK)
+		return rc;
+	p->window = b->o.window * (b->o.is_window_per_conn ? p->n_cs : 1);
+	p->slots = calloc(p->window, sizeof(*p->slots));
 	p->payload = malloc(b->o.size);
 	if (p->slots == NULL || p->payload == NULL)
 		return RINGMQ_INTERNAL;
 	/* filler that does not compress to nothing */
 	for (size_t i = 0; i < b->o.size; i++)
 		p->payload[i] = (unsigned char)('a' + (i * 7 + id) % 26);
-	for (unsigned i = 0; i < b->o.window; i++) {
+	for (unsigned i = 0; i < p->window; i++) {
 		p->slots[i].next_free = p->free_slots;
 		p->free_slots = &p->slots[i];
 	}
-	return clients_for(&b->o, id, &p->cs, &p->n_cs);
+	return RINGMQ_OK;
 }
 
 static int
