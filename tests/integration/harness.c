@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,8 +149,10 @@ harness_start(struct harness_broker *b, const char *const *extra)
 {
 	const char *prog = harness_program("RINGMQD");
 	const char *argv[HARNESS_MAX_ARGS + 16];
+	pid_t parent;
 	int fds[2];
 	int argc = 0;
+
 	if (b->dir[0] == '\0') {
 		snprintf(b->dir, sizeof(b->dir), "/tmp/ringmq-test-XXXXXX");
 		if (mkdtemp(b->dir) == NULL) {
@@ -178,10 +181,17 @@ harness_start(struct harness_broker *b, const char *const *extra)
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -1;
+	parent = getpid();
 	b->pid = fork();
 	if (b->pid < 0)
 		return -1;
 	if (b->pid == 0) {
+		/* A test that aborts (an assertion, a sanitizer) must not
+		 * leave its broker behind: it would hold the test's output
+		 * open and the runner would wait for it until its timeout. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    getppid() != parent)
+			_exit(127);
 		dup2(fds[1], STDOUT_FILENO);
 		execv(prog, (char *const *)argv);
 		perror("harness: execv ringmqd");

@@ -1016,7 +1016,7 @@ test_bench_accounts_for_every_message_in_each_mode(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-		const char *argv[16] = { harness_program("RINGMQ_BENCH"),
+		const char *argv[24] = { harness_program("RINGMQ_BENCH"),
 					 "--server",
 					 broker.addr,
 					 "--quiet",
@@ -1025,8 +1025,10 @@ test_bench_accounts_for_every_message_in_each_mode(void **state)
 		size_t n = 6;
 		const char *result;
 
-		for (size_t k = 0; runs[i][k] != NULL; k++)
+		for (size_t k = 0; runs[i][k] != NULL; k++) {
+			assert_true(n + 1 < sizeof(argv) / sizeof(argv[0]));
 			argv[n++] = runs[i][k];
+		}
 		argv[n] = NULL;
 		assert_int_equal(run_program(argv, out, sizeof(out)), 0);
 		result = strstr(out, "RESULT ");
