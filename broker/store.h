@@ -447,4 +447,7 @@ uint32_t store_crc32c(uint32_t crc, const void *buf, size_t len);
 /* The same from tables only, on any CPU (tests compare the two). */
 uint32_t store_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
+/* 1 when store_crc32c uses the CPU's instruction, else 0. */
+int store_crc32c_is_hw(void);
+
 #endif

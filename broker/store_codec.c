@@ -117,6 +117,13 @@ store_crc32c(uint32_t crc, const void *buf, size_t len)
 	return store_crc32c_portable(crc, buf, len);
 }
 
+int
+store_crc32c_is_hw(void)
+{
+	(void)pthread_once(&crc_once, crc_init);
+	return crc_is_hw;
+}
+
 /* Slicing-by-8 over aligned 8-byte words, byte at a time at both ends. */
 uint32_t
 store_crc32c_portable(uint32_t crc, const void *buf, size_t len)
