@@ -212,6 +212,10 @@ void cli_print_value(double v, int is_json);
 /* Writes group i of l as a JSON object (no newline). */
 void cli_print_group_json(const ringmq_group_list *l, size_t i);
 
+/* The groups of l as a table with a header line (group list, queue
+ * describe). */
+void cli_print_groups_table(const ringmq_group_list *l);
+
 /* Prints the help of cmd (the main help for CMD_NONE) on stdout. */
 void cli_print_help(enum cli_cmd cmd);
 

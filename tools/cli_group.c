@@ -97,8 +97,8 @@ cmd_group_reset(const struct cli *cli)
 	return cli_exit_code(rc);
 }
 
-static void
-print_groups_table(const ringmq_group_list *l)
+void
+cli_print_groups_table(const ringmq_group_list *l)
 {
 	size_t n = ringmq_group_list_count(l);
 	int width = 5; /* "GROUP" */
@@ -144,7 +144,7 @@ cmd_group_list(const struct cli *cli)
 			}
 			fputs("]}\n", stdout);
 		} else {
-			print_groups_table(l);
+			cli_print_groups_table(l);
 		}
 		rc = cli_finish_output(rc);
 	}

@@ -295,10 +295,8 @@ print_describe_table(const ringmq_queue_describe *d)
 {
 	const ringmq_group_list *gl = ringmq_queue_describe_groups(d);
 	size_t np = ringmq_queue_describe_partition_count(d);
-	size_t ng = ringmq_group_list_count(gl);
 	const char *dlq = ringmq_queue_describe_dead_letter_queue(d);
 	uint64_t now = cli_now_ms();
-	int width = 5; /* "GROUP" */
 	uint64_t v;
 
 	printf("%-11s %s\n", "queue", ringmq_queue_describe_name(d));
@@ -339,23 +337,8 @@ print_describe_table(const ringmq_queue_describe *d)
 		else
 			printf("%13s\n", "-");
 	}
-
-	for (size_t i = 0; i < ng; i++) {
-		size_t len = strlen(ringmq_group_list_name(gl, i));
-
-		if ((int)len > width)
-			width = (int)len;
-	}
-	printf("\n%-*s  %9s  %10s  %10s  %10s\n", width, "GROUP", "CONSUMERS",
-	       "READY", "IN_FLIGHT", "LAG");
-	for (size_t i = 0; i < ng; i++)
-		printf("%-*s  %9" PRIu32 "  %10" PRIu64 "  %10" PRIu64
-		       "  %10" PRIu64 "\n",
-		       width, ringmq_group_list_name(gl, i),
-		       ringmq_group_list_consumers(gl, i),
-		       ringmq_group_list_ready(gl, i),
-		       ringmq_group_list_in_flight(gl, i),
-		       ringmq_group_list_lag(gl, i));
+	putchar('\n');
+	cli_print_groups_table(gl);
 }
 
 int
