@@ -4,9 +4,9 @@
  * dead-letter list and redrive, stats, and backup.
  *
  * Each call is one request and one answer through conn_call(), except
- * backup, which waits longer than the request timeout through its own
- * call_with_timeout() (conn_call() keeps its timeout for everyone). Result
- * objects keep the answer frame (owned, protobuf-c default allocator) and
+ * backup, which waits longer than the request timeout through
+ * conn_call_timeout(). Result objects keep the answer frame (owned,
+ * decoded into one arena, freed with frame_free) and
  * read their accessors straight from it, so a field the broker adds later
  * costs an accessor, not a copy. Requests only borrow the caller's strings:
  * packing reads them and nothing keeps them.
@@ -858,126 +858,6 @@ ringmq_stats_free(ringmq_stats *s)
 
 /* ----------------------------------------------------------------- backup */
 
-/* Turns an answer into conn_call()'s result: an Error becomes its code
- * (message to errmsg), another body than want BAD_FRAME. Takes f. */
-static int
-answer_check(ringmq_client *c, Ringmq__Frame *f, Ringmq__Frame__BodyCase want,
-	     Ringmq__Frame **respp)
-{
-	int rc;
-
-	if (f->body_case == RINGMQ__FRAME__BODY_ERROR) {
-		int code = (int)f->error->code;
-
-		if (code == RINGMQ_OK)
-			code = RINGMQ_BAD_FRAME; /* an Error must say why */
-		rc = client_fail(c, code, "%s",
-				 f->error->message && f->error->message[0]
-					 ? f->error->message
-					 : ringmq_strerror(code));
-		frame_free(f);
-		return rc;
-	}
-	if (f->body_case != want) {
-		rc = (int)f->body_case;
-		frame_free(f);
-		return client_fail(c, RINGMQ_BAD_FRAME,
-				   "protocol error: answer with body %d where "
-				   "%d was expected",
-				   rc, (int)want);
-	}
-	*respp = f;
-	return RINGMQ_OK;
-}
-
-/* Takes the pending entry p off the client's list. Lock held. */
-static void
-pending_remove(ringmq_client *c, struct pending *p)
-{
-	for (struct pending **pp = &c->pending; *pp != NULL;
-	     pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			return;
-		}
-	}
-}
-
-/*
- * conn_call() with its own answer timeout, for the one request that
- * outlasts the client's request timeout. Waiting for a connection still
- * takes at most the request timeout. Lock held.
- */
-static int
-call_with_timeout_locked(ringmq_client *c, Ringmq__Frame *req,
-			 Ringmq__Frame__BodyCase want, int timeout_ms,
-			 Ringmq__Frame **respp)
-{
-	struct pending p = { 0 };
-	int64_t deadline_ms;
-	uint64_t gen;
-	int rc;
-
-	*respp = NULL;
-	rc = conn_ensure(c, conn_now_ms() + c->opts.request_timeout_ms);
-	if (rc != RINGMQ_OK)
-		return rc;
-	gen = c->conn_gen;
-	p.request_id = conn_next_request_id(c);
-	req->has_request_id = 1;
-	req->request_id = p.request_id;
-	rc = conn_queue_frame(c, req);
-	if (rc == RINGMQ_MESSAGE_TOO_LARGE)
-		return client_fail(c, rc,
-				   "request over the broker's frame limit of "
-				   "%u bytes",
-				   c->max_frame_bytes);
-	if (rc != RINGMQ_OK)
-		return client_fail(c, rc, "out of memory");
-	p.next = c->pending;
-	c->pending = &p;
-	deadline_ms = conn_now_ms() + timeout_ms;
-	while (!p.is_done) {
-		rc = conn_pump(c, deadline_ms);
-		if (p.is_done)
-			break;
-		if (rc == RINGMQ_CLOSED || c->state != CONN_OPEN ||
-		    c->conn_gen != gen) {
-			if (rc != RINGMQ_CLOSED)
-				rc = RINGMQ_CONNECTION_LOST;
-			break;
-		}
-		if (conn_now_ms() >= deadline_ms) {
-			rc = RINGMQ_TIMEOUT;
-			break;
-		}
-	}
-	pending_remove(c, &p);
-	if (p.is_done)
-		return answer_check(c, p.resp, want, respp);
-	if (rc == RINGMQ_CLOSED)
-		return client_fail(c, rc, "the client is closed");
-	if (rc == RINGMQ_CONNECTION_LOST)
-		return c->errmsg[0] != '\0'
-			       ? rc /* conn_lose left the reason */
-			       : client_fail(c, rc, "connection lost");
-	return client_fail(c, RINGMQ_TIMEOUT, "no answer within %d ms",
-			   timeout_ms);
-}
-
-static int
-call_with_timeout(ringmq_client *c, Ringmq__Frame *req,
-		  Ringmq__Frame__BodyCase want, int timeout_ms,
-		  Ringmq__Frame **respp)
-{
-	int rc;
-
-	client_lock(c);
-	rc = call_with_timeout_locked(c, req, want, timeout_ms, respp);
-	client_unlock(c);
-	return rc;
-}
-
 int
 ringmq_backup(ringmq_client *c, const char *dir, uint64_t *bytesp)
 {
@@ -997,7 +877,7 @@ ringmq_backup(ringmq_client *c, const char *dir, uint64_t *bytesp)
 	timeout_ms = c->opts.request_timeout_ms > BACKUP_TIMEOUT_MS
 			     ? c->opts.request_timeout_ms
 			     : BACKUP_TIMEOUT_MS;
-	rc = call_with_timeout(c, &f, RINGMQ__FRAME__BODY_BACKUP_OK, timeout_ms,
+	rc = conn_call_timeout(c, &f, RINGMQ__FRAME__BODY_BACKUP_OK, timeout_ms,
 			       &resp);
 	if (rc != RINGMQ_OK)
 		return rc;

@@ -640,7 +640,7 @@ conn_ensure(struct ringmq_client *c, int64_t deadline_ms)
 
 static int
 call_locked(struct ringmq_client *c, Ringmq__Frame *req,
-	    Ringmq__Frame__BodyCase want, Ringmq__Frame **respp)
+	    Ringmq__Frame__BodyCase want, int timeout_ms, Ringmq__Frame **respp)
 {
 	struct pending p = { 0 };
 	int64_t deadline_ms;
@@ -667,7 +667,7 @@ call_locked(struct ringmq_client *c, Ringmq__Frame *req,
 
 	p.next = c->pending;
 	c->pending = &p;
-	deadline_ms = conn_now_ms() + c->opts.request_timeout_ms;
+	deadline_ms = conn_now_ms() + timeout_ms;
 	rc = RINGMQ_OK;
 	while (!p.is_done) {
 		rc = conn_pump(c, deadline_ms);
@@ -696,7 +696,7 @@ call_locked(struct ringmq_client *c, Ringmq__Frame *req,
 			return client_fail(c, rc, "connection lost");
 		}
 		return client_fail(c, RINGMQ_TIMEOUT, "no answer within %d ms",
-				   c->opts.request_timeout_ms);
+				   timeout_ms);
 	}
 	f = p.resp;
 	if (f->body_case == RINGMQ__FRAME__BODY_ERROR) {
@@ -730,7 +730,20 @@ conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 	int rc;
 
 	client_lock(c);
-	rc = call_locked(c, req, want, respp);
+	rc = call_locked(c, req, want, c->opts.request_timeout_ms, respp);
+	client_unlock(c);
+	return rc;
+}
+
+int
+conn_call_timeout(struct ringmq_client *c, Ringmq__Frame *req,
+		  Ringmq__Frame__BodyCase want, int timeout_ms,
+		  Ringmq__Frame **respp)
+{
+	int rc;
+
+	client_lock(c);
+	rc = call_locked(c, req, want, timeout_ms, respp);
 	client_unlock(c);
 	return rc;
 }

@@ -312,13 +312,20 @@ int conn_pump(struct ringmq_client *c, int64_t deadline_ms);
  * Sends req (its request_id is assigned here) and waits for the answer,
  * at most the request timeout.
  * @param[out] respp receives the answer frame (owned by the caller, free
- *             with ringmq__frame__free_unpacked(f, NULL)) when OK.
+ *             with frame_free) when OK.
  * @param want the body expected; an Error answer returns its code (the
  *        message goes to errmsg), another body returns BAD_FRAME.
  * @return OK, TIMEOUT, CONNECTION_LOST, the broker's code, or BAD_FRAME.
  */
 int conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 	      Ringmq__Frame__BodyCase want, Ringmq__Frame **respp);
+
+/* conn_call with its own answer timeout, for a request that outlasts the
+ * client's request timeout (backup); reaching a connection still takes at
+ * most the request timeout. */
+int conn_call_timeout(struct ringmq_client *c, Ringmq__Frame *req,
+		      Ringmq__Frame__BodyCase want, int timeout_ms,
+		      Ringmq__Frame **respp);
 
 /* Takes the first queued delivery, or NULL. */
 struct ringmq_delivery *conn_dq_pop(struct ringmq_client *c);
