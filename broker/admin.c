@@ -456,46 +456,23 @@ oom:
 
 /* ------------------------------------------------------ queues, groups */
 
-/* Answers Done or the Error of status, after a commit. */
-struct admin_req {
-	struct conn *c;
-	uint64_t request_id;
-};
-
-static struct admin_req *
-admin_req_new(struct conn *c, const Ringmq__Frame *f)
+/* A context for request f (conn_req_new), extra bytes past it; answers
+ * ENOMEM itself when there is no memory. */
+static struct conn_req *
+admin_req_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 {
-	struct admin_req *r = calloc(1, sizeof(*r));
+	struct conn_req *r = conn_req_new(c, f, extra);
 
-	if (r == NULL) {
+	if (r == NULL)
 		conn_send_rc(c, f->request_id, -ENOMEM);
-		return NULL;
-	}
-	r->c = c;
-	r->request_id = f->request_id;
-	conn_ref(c);
 	return r;
 }
 
 static void
-admin_req_abort(struct admin_req *r, int rc)
+admin_req_abort(struct conn_req *r, int rc)
 {
 	(void)conn_unref_live(r->c);
 	conn_send_rc(r->c, r->request_id, rc);
-	free(r);
-}
-
-static void
-answer_done(void *ctx, int status)
-{
-	struct admin_req *r = ctx;
-
-	if (conn_unref_live(r->c)) {
-		if (status < 0)
-			conn_send_rc(r->c, r->request_id, status);
-		else
-			conn_send_done(r->c, r->request_id);
-	}
 	free(r);
 }
 
@@ -504,10 +481,10 @@ admin_queue_delete(struct conn *c, const Ringmq__Frame *f)
 {
 	struct conn_env *env = conn_env_of(c);
 	struct queue *q = find_queue(c, f, f->queue_delete->name);
-	struct admin_req *r;
+	struct conn_req *r;
 	int rc;
 
-	if (q == NULL || (r = admin_req_new(c, f)) == NULL)
+	if (q == NULL || (r = admin_req_new(c, f, 0)) == NULL)
 		return;
 	if (q->pending_ops > 0) {
 		/* Publishes in flight would land after the delete. */
@@ -515,13 +492,13 @@ admin_queue_delete(struct conn *c, const Ringmq__Frame *f)
 		return;
 	}
 	groups_drop_queue(env->gs, q);
-	rc = queue_delete(env->qs, q, answer_done, r);
+	rc = queue_delete(env->qs, q, conn_req_done, r);
 	if (rc < 0)
 		admin_req_abort(r, rc);
 }
 
 struct purge_req {
-	struct admin_req r;
+	struct conn_req r;
 	uint64_t purged;
 };
 
@@ -556,14 +533,9 @@ admin_purge(struct conn *c, const Ringmq__Frame *f)
 
 	if (q == NULL)
 		return;
-	p = calloc(1, sizeof(*p));
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+	p = (struct purge_req *)admin_req_new(c, f, sizeof(*p) - sizeof(p->r));
+	if (p == NULL)
 		return;
-	}
-	p->r.c = c;
-	p->r.request_id = f->request_id;
-	conn_ref(c);
 	rc = groups_purge_queue(conn_env_of(c)->gs, q, purged, p, &p->purged);
 	if (rc < 0) {
 		(void)conn_unref_live(c);
@@ -587,16 +559,16 @@ admin_group_create(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupCreate *gc = f->group_create;
 	struct queue *q = find_queue(c, f, gc->queue);
-	struct admin_req *r;
+	struct conn_req *r;
 	int rc;
 
 	if (q == NULL || check_group_name(c, f, gc->group) < 0 ||
-	    (r = admin_req_new(c, f)) == NULL)
+	    (r = admin_req_new(c, f, 0)) == NULL)
 		return;
 	rc = groups_create_named(
 		conn_env_of(c)->gs, q, gc->group,
 		gc->has_start && gc->start == RINGMQ__START_POSITION__LATEST,
-		answer_done, r);
+		conn_req_done, r);
 	if (rc == 1) {
 		(void)conn_unref_live(c);
 		free(r);
@@ -611,13 +583,13 @@ admin_group_delete(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupDelete *gd = f->group_delete;
 	struct queue *q = find_queue(c, f, gd->queue);
-	struct admin_req *r;
+	struct conn_req *r;
 	int rc;
 
-	if (q == NULL || (r = admin_req_new(c, f)) == NULL)
+	if (q == NULL || (r = admin_req_new(c, f, 0)) == NULL)
 		return;
-	rc = groups_delete_named(conn_env_of(c)->gs, q, gd->group, answer_done,
-				 r);
+	rc = groups_delete_named(conn_env_of(c)->gs, q, gd->group,
+				 conn_req_done, r);
 	if (rc < 0)
 		admin_req_abort(r, rc);
 }
@@ -627,15 +599,15 @@ admin_group_reset(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupReset *gr = f->group_reset;
 	struct queue *q = find_queue(c, f, gr->queue);
-	struct admin_req *r;
+	struct conn_req *r;
 	int rc;
 
-	if (q == NULL || (r = admin_req_new(c, f)) == NULL)
+	if (q == NULL || (r = admin_req_new(c, f, 0)) == NULL)
 		return;
 	rc = groups_reset_named(
 		conn_env_of(c)->gs, q, gr->group,
 		gr->has_start && gr->start == RINGMQ__START_POSITION__LATEST,
-		answer_done, r);
+		conn_req_done, r);
 	if (rc < 0)
 		admin_req_abort(r, rc);
 }
@@ -965,7 +937,7 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 /* --------------------------------------------------------------- backup */
 
 struct backup_req {
-	struct admin_req r;
+	struct conn_req r;
 	uint64_t bytes; /* written by the store's backup thread */
 };
 
@@ -1007,14 +979,9 @@ admin_backup(struct conn *c, const Ringmq__Frame *f)
 				"on the broker's host)");
 		return;
 	}
-	b = calloc(1, sizeof(*b));
-	if (b == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+	b = (struct backup_req *)admin_req_new(c, f, sizeof(*b) - sizeof(b->r));
+	if (b == NULL)
 		return;
-	}
-	b->r.c = c;
-	b->r.request_id = f->request_id;
-	conn_ref(c);
 	rc = store_backup(conn_env_of(c)->store, path, &b->bytes, backed_up, b);
 	if (rc < 0) {
 		(void)conn_unref_live(c);

@@ -449,13 +449,6 @@ on_goodbye(struct conn *c, const Ringmq__Frame *f)
 	conn_close(c);
 }
 
-/* Context of a request answered from a completion. */
-struct pending_req {
-	struct conn *c;
-	uint64_t request_id;
-	uint64_t start_us; /* monotonic, when the request was read */
-};
-
 static uint64_t
 mono_us(void)
 {
@@ -465,10 +458,10 @@ mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static struct pending_req *
-pending_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
+struct conn_req *
+conn_req_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 {
-	struct pending_req *p = calloc(1, sizeof(*p) + extra);
+	struct conn_req *p = calloc(1, sizeof(*p) + extra);
 
 	if (p == NULL)
 		return NULL;
@@ -479,10 +472,10 @@ pending_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 	return p;
 }
 
-static void
-answer_done(void *ctx, int status)
+void
+conn_req_done(void *ctx, int status)
 {
-	struct pending_req *p = ctx;
+	struct conn_req *p = ctx;
 
 	if (conn_unref_live(p->c)) {
 		if (status < 0)
@@ -497,7 +490,7 @@ static void
 on_queue_create(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__QueueCreate *qc = f->queue_create;
-	struct pending_req *p;
+	struct conn_req *p;
 	int rc;
 
 	if (qc->has_partitions &&
@@ -513,14 +506,14 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
 		return;
 	}
-	p = pending_new(c, f, 0);
+	p = conn_req_new(c, f, 0);
 	if (p == NULL) {
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
 	rc = queue_create(c->env->qs, qc->name,
 			  qc->has_partitions ? qc->partitions : 0, qc->policy,
-			  answer_done, p);
+			  conn_req_done, p);
 	if (rc == 0)
 		return;
 	c->refs--;
@@ -534,7 +527,7 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 static void
 on_queue_set(struct conn *c, const Ringmq__Frame *f)
 {
-	struct pending_req *p = pending_new(c, f, 0);
+	struct conn_req *p = conn_req_new(c, f, 0);
 	int rc;
 
 	if (p == NULL) {
@@ -542,7 +535,7 @@ on_queue_set(struct conn *c, const Ringmq__Frame *f)
 		return;
 	}
 	rc = queue_set(c->env->qs, f->queue_set->name, f->queue_set->policy,
-		       answer_done, p);
+		       conn_req_done, p);
 	if (rc < 0) {
 		c->refs--;
 		free(p);
@@ -555,20 +548,20 @@ on_message_cancel(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__MessageCancel *mc = f->message_cancel;
 	struct queue *q = queues_find(c->env->qs, mc->queue);
-	struct pending_req *p;
+	struct conn_req *p;
 	int rc;
 
 	if (q == NULL || q->is_pending) {
 		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
 		return;
 	}
-	p = pending_new(c, f, 0);
+	p = conn_req_new(c, f, 0);
 	if (p == NULL) {
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
 	}
-	rc = queue_cancel(c->env->qs, q, mc->partition, mc->offset, answer_done,
-			  p);
+	rc = queue_cancel(c->env->qs, q, mc->partition, mc->offset,
+			  conn_req_done, p);
 	if (rc < 0) {
 		c->refs--;
 		free(p);
@@ -675,7 +668,7 @@ out:
 static void
 published(void *ctx, const struct publish_result *res, size_t n)
 {
-	struct pending_req *p = ctx;
+	struct conn_req *p = ctx;
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__PublishOk ok = RINGMQ__PUBLISH_OK__INIT;
 	Ringmq__PublishResult *rs = NULL;
@@ -721,7 +714,7 @@ out:
 static void
 on_publish(struct conn *c, const Ringmq__Frame *f)
 {
-	struct pending_req *p;
+	struct conn_req *p;
 	int rc;
 
 	if (c->env->is_shutting_down) {
@@ -736,7 +729,7 @@ on_publish(struct conn *c, const Ringmq__Frame *f)
 				"publish without messages");
 		return;
 	}
-	p = pending_new(c, f, 0);
+	p = conn_req_new(c, f, 0);
 	if (p == NULL) {
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
@@ -830,7 +823,7 @@ conn_find_sub(struct conn *c, uint32_t id, size_t *index)
 static void
 subscribed(void *ctx, int status, struct sub *s)
 {
-	struct pending_req *p = ctx;
+	struct conn_req *p = ctx;
 	struct conn *c = p->c;
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__SubscribeOk ok = RINGMQ__SUBSCRIBE_OK__INIT;
@@ -876,7 +869,7 @@ on_subscribe(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__Subscribe *sr = f->subscribe;
 	struct queue *q;
-	struct pending_req *p;
+	struct conn_req *p;
 
 	if (c->env->is_shutting_down) {
 		conn_send_error(c, f->request_id,
@@ -895,7 +888,7 @@ on_subscribe(struct conn *c, const Ringmq__Frame *f)
 		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
 		return;
 	}
-	p = pending_new(c, f, 0);
+	p = conn_req_new(c, f, 0);
 	if (p == NULL) {
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		return;
@@ -945,7 +938,7 @@ on_credit(struct conn *c, const Ringmq__Frame *f)
 
 /* A lease request waiting for its flush: codes follow the struct. */
 struct lease_req {
-	struct pending_req p;
+	struct conn_req p;
 	int is_ack; /* counted in acked_total once confirmed */
 	size_t n;
 	int codes[];
@@ -1007,7 +1000,7 @@ lease_request(struct conn *c, const Ringmq__Frame *f, const uint64_t *ids,
 {
 	struct lease_req *lr;
 
-	lr = (struct lease_req *)pending_new(
+	lr = (struct lease_req *)conn_req_new(
 		c, f, sizeof(*lr) - sizeof(lr->p) + n * sizeof(int));
 	if (lr == NULL) {
 		conn_send_rc(c, f->request_id, -ENOMEM);
@@ -1030,7 +1023,7 @@ on_nack(struct conn *c, const Ringmq__Frame *f)
 	struct lease_req *lr;
 	size_t n = f->nack->n_lease_ids;
 
-	lr = (struct lease_req *)pending_new(
+	lr = (struct lease_req *)conn_req_new(
 		c, f, sizeof(*lr) - sizeof(lr->p) + n * sizeof(int));
 	if (lr == NULL) {
 		conn_send_rc(c, f->request_id, -ENOMEM);

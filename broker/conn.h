@@ -70,6 +70,24 @@ void conn_goodbye_all(struct conn_env *env);
 struct conn_env *conn_env_of(struct conn *c);
 /* Appends f to c's output (dropped if c is dead). @return 0 or -ENOMEM. */
 int conn_send(struct conn *c, Ringmq__Frame *f);
+
+/* A request answered from a completion (a commit, a flush): it holds its
+ * connection (conn_ref) until answered. Put it first in a larger context
+ * to carry more. */
+struct conn_req {
+	struct conn *c;
+	uint64_t request_id;
+	uint64_t start_us; /* monotonic, when the request was read */
+};
+
+/* A zeroed context of sizeof(struct conn_req) + extra bytes for request f
+ * of c; NULL when out of memory (nothing is sent). */
+struct conn_req *conn_req_new(struct conn *c, const Ringmq__Frame *f,
+			      size_t extra);
+
+/* A completion that answers Done, or the Error of status < 0, if the
+ * connection still lives; frees the context. */
+void conn_req_done(void *ctx, int status);
 /* Answers request_id with an Error of wire code code. */
 void conn_send_error(struct conn *c, uint64_t request_id, int code,
 		     const char *why);
