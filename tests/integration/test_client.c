@@ -10,7 +10,6 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include <ringmq.h>
 
 #include "harness.h"
+#include "testlib.h"
 
 #define WAIT_MS 10000
 
@@ -50,36 +50,6 @@ teardown_broker(void **state)
 	code = harness_stop(&broker);
 	harness_cleanup(&broker);
 	return code == 0 ? 0 : -1;
-}
-
-/* Connects to addr with "name=value" options, NULL-terminated. */
-static ringmq_client *
-connect_with(const char *addr, ...)
-{
-	ringmq_opts *o = ringmq_opts_new();
-	ringmq_client *c = NULL;
-	const char *kv;
-	char err[512];
-	va_list ap;
-
-	assert_non_null(o);
-	assert_int_equal(ringmq_opts_set(o, "server", addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	va_start(ap, addr);
-	while ((kv = va_arg(ap, const char *)) != NULL) {
-		char key[64];
-		const char *eq = strchr(kv, '=');
-
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-		assert_int_equal(
-			ringmq_opts_set(o, key, eq + 1, err, sizeof(err)),
-			RINGMQ_OK);
-	}
-	va_end(ap);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
-	ringmq_opts_free(o);
-	return c;
 }
 
 static void
@@ -174,7 +144,7 @@ on_many(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 static void
 test_async_publish_100k_every_callback_once(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	uint64_t messages = 0;
 
 	(void)state;
@@ -211,9 +181,9 @@ on_count(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 static void
 test_async_publish_would_block_when_buffer_full(void **state)
 {
-	ringmq_client *c =
-		connect_with(broker.addr, "max-outstanding-bytes=500",
-			     "block-when-full=false", "linger-ms=60000", NULL);
+	ringmq_client *c = testlib_connect_with(
+		broker.addr, "max-outstanding-bytes=500",
+		"block-when-full=false", "linger-ms=60000", NULL);
 	long done = 0;
 	int rc = RINGMQ_OK;
 	int n;
@@ -241,7 +211,7 @@ test_async_publish_would_block_when_buffer_full(void **state)
 static void
 test_async_publish_unknown_queue_fails_at_once(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	long done = 0;
 
 	(void)state;
@@ -256,7 +226,7 @@ test_async_publish_unknown_queue_fails_at_once(void **state)
 static void
 test_async_publish_keyed_partition_agrees_with_broker(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	ringmq_message *m = ringmq_message_new("x", 1);
 	uint32_t sync_part = 99;
 
@@ -301,7 +271,7 @@ on_sticky(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 static void
 test_async_publish_keyless_sticks_to_a_partition_per_16k(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	static char payload[1000];
 	ringmq_message *m = ringmq_message_new(payload, sizeof(payload));
 	unsigned per_part[8] = { 0 }, runs = 1, run = 1, longest = 0;
@@ -447,9 +417,9 @@ test_broker_killed_and_restarted_while_publishing_async(void **state)
 	b.stdout_fd = -1;
 	assert_int_equal(harness_start(&b, sync_never), 0);
 	snprintf(listen, sizeof(listen), "%s", b.addr);
-	c = connect_with(b.addr, "reconnect-backoff-ms=50",
-			 "reconnect-backoff-max-ms=200",
-			 "request-timeout-ms=8000", NULL);
+	c = testlib_connect_with(b.addr, "reconnect-backoff-ms=50",
+				 "reconnect-backoff-max-ms=200",
+				 "request-timeout-ms=8000", NULL);
 	producer_id = ringmq_client_producer_id(c);
 	create_queue(c, "killed", "3", NULL);
 
@@ -553,7 +523,7 @@ poller_main(void *arg)
 static void
 test_producer_threads_share_one_client(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	struct producer_arg args[THREADS];
 	pthread_t threads[THREADS];
 	pthread_t poller;
@@ -604,7 +574,7 @@ test_subscription_restored_after_broker_restart(void **state)
 	b.stdout_fd = -1;
 	assert_int_equal(harness_start(&b, sync_never), 0);
 	snprintf(listen, sizeof(listen), "%s", b.addr);
-	c = connect_with(b.addr, "reconnect-backoff-ms=50", NULL);
+	c = testlib_connect_with(b.addr, "reconnect-backoff-ms=50", NULL);
 	create_queue(c, "restore", NULL, NULL);
 	publish_sync(c, "restore", "before");
 	assert_int_equal(ringmq_subscribe(c, &sub, "restore", "g", 1,
@@ -650,8 +620,8 @@ test_ping_detects_half_open_broker(void **state)
 	memset(&b, 0, sizeof(b));
 	b.stdout_fd = -1;
 	assert_int_equal(harness_start(&b, sync_never), 0);
-	c = connect_with(b.addr, "ping-interval-ms=200", "reconnect=false",
-			 NULL);
+	c = testlib_connect_with(b.addr, "ping-interval-ms=200",
+				 "reconnect=false", NULL);
 	/* A stopped broker keeps the TCP connection but answers nothing. */
 	assert_int_equal(kill(b.pid, SIGSTOP), 0);
 	t0 = harness_now_ms();
@@ -701,7 +671,7 @@ static void
 test_ack_async_acks_in_chunks_and_flush_waits(void **state)
 {
 	enum { N = 2500 };
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	static uint64_t ids[N + 1];
 	struct acked a = { 0 };
 	ringmq_delivery *d;
@@ -757,7 +727,7 @@ lease_on_own_broker(struct harness_broker *b, ringmq_client **cp,
 	memset(b, 0, sizeof(*b));
 	b->stdout_fd = -1;
 	assert_int_equal(harness_start(b, sync_never), 0);
-	*cp = connect_with(b->addr, opt1, opt2, NULL);
+	*cp = testlib_connect_with(b->addr, opt1, opt2, NULL);
 	create_queue(*cp, "one", NULL, NULL);
 	publish_sync(*cp, "one", "job");
 	assert_int_equal(ringmq_subscribe(*cp, &sub, "one", "g", 1,
@@ -838,7 +808,8 @@ on_delivery(ringmq_client *c, ringmq_delivery *d, void *ctx)
 static void
 test_callback_subscription_with_auto_touch_keeps_lease(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, "auto-touch=true", NULL);
+	ringmq_client *c =
+		testlib_connect_with(broker.addr, "auto-touch=true", NULL);
 	struct held h = { NULL, 0 };
 	uint32_t sub;
 	uint64_t id;
@@ -901,8 +872,9 @@ flaky_job(ringmq_client *c, const ringmq_delivery *d, void *ctx)
 static void
 test_worker_nacks_with_backoff_then_acks(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, "nack-backoff-ms=150",
-					"nack-backoff-max-ms=10000", NULL);
+	ringmq_client *c =
+		testlib_connect_with(broker.addr, "nack-backoff-ms=150",
+				     "nack-backoff-max-ms=10000", NULL);
 	struct job_log l = { 0 };
 	uint64_t messages = 1;
 
@@ -927,7 +899,7 @@ test_worker_nacks_with_backoff_then_acks(void **state)
 static void
 test_worker_releases_prefetched_jobs_on_stop(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	ringmq_client *other;
 	struct job_log l = { 0 };
 	uint64_t ready = 0, in_flight = 9;
@@ -947,7 +919,7 @@ test_worker_releases_prefetched_jobs_on_stop(void **state)
 	assert_int_equal(ready, 4);
 	assert_int_equal(in_flight, 0);
 	/* Released, not failed: their delivery count did not grow. */
-	other = connect_with(broker.addr, NULL);
+	other = testlib_connect_with(broker.addr, NULL);
 	assert_int_equal(ringmq_subscribe(other, &sub, "prefetch", "w", 10,
 					  RINGMQ_START_EARLIEST),
 			 RINGMQ_OK);
@@ -1058,7 +1030,7 @@ test_bench_accounts_for_every_message_in_each_mode(void **state)
 static void
 test_examples_producer_and_worker_run(void **state)
 {
-	ringmq_client *c = connect_with(broker.addr, NULL);
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	const char *producer[] = { harness_program("RINGMQ_EXAMPLE_PRODUCER"),
 				   broker.addr, "example", "10", NULL };
 	const char *worker[] = { harness_program("RINGMQ_EXAMPLE_WORKER"),

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,19 +20,48 @@
 
 #include "harness.h"
 
-ringmq_client *
-testlib_connect(const char *addr)
+static ringmq_client *
+connect_va(const char *addr, va_list ap)
 {
 	ringmq_opts *o = ringmq_opts_new();
 	ringmq_client *c = NULL;
-	char err[256];
+	const char *kv;
+	char err[512];
 
 	assert_non_null(o);
 	assert_int_equal(ringmq_opts_set(o, "server", addr, err, sizeof(err)),
 			 RINGMQ_OK);
+	while ((kv = va_arg(ap, const char *)) != NULL) {
+		char key[64];
+		const char *eq = strchr(kv, '=');
+
+		assert_non_null(eq);
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+		assert_int_equal(
+			ringmq_opts_set(o, key, eq + 1, err, sizeof(err)),
+			RINGMQ_OK);
+	}
 	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
 			 RINGMQ_OK);
 	ringmq_opts_free(o);
+	return c;
+}
+
+ringmq_client *
+testlib_connect(const char *addr)
+{
+	return testlib_connect_with(addr, NULL);
+}
+
+ringmq_client *
+testlib_connect_with(const char *addr, ...)
+{
+	ringmq_client *c;
+	va_list ap;
+
+	va_start(ap, addr);
+	c = connect_va(addr, ap);
+	va_end(ap);
 	return c;
 }
 

@@ -18,6 +18,9 @@
 /* A connected client to addr ("HOST:PORT"); fails the test otherwise. */
 ringmq_client *testlib_connect(const char *addr);
 
+/* The same with "name=value" options (ringmq_opts_set), NULL-terminated. */
+ringmq_client *testlib_connect_with(const char *addr, ...);
+
 /* A TCP connection to 127.0.0.1:port. */
 int testlib_raw_open(int port);
 
