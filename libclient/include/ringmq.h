@@ -172,7 +172,11 @@ RINGMQ_API ringmq_opts *ringmq_opts_new(void);
  *    within another interval the connection counts as lost (half-open).
  *    Checked while a call waits on the client.
  *  - "linger-ms": 0..60000 (default 5): how long an asynchronous publish
- *    waits for more messages to share its batch.
+ *    waits for more messages to share its batch. With 0, a message goes
+ *    at once when no batch of its partition is in flight; otherwise it
+ *    goes with the others published until the client is next served
+ *    (ringmq_client_poll(), ringmq_client_flush(), or any call that waits
+ *    for the broker), so that a burst shares one batch.
  *  - "batch-max-messages": 1..1000000 (default 1000): most messages per
  *    batch (also capped by the broker's max batch count and frame size).
  *  - "max-outstanding-bytes": 1..2^48 (default 64 MiB): the outgoing

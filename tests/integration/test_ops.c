@@ -217,6 +217,74 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	ringmq_client_free(c);
 }
 
+static void
+on_confirmed(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	(void)c;
+	if (ringmq_publish_report_code(r) == RINGMQ_OK)
+		(*(int *)ctx)++;
+}
+
+/* Publish requests the broker has answered, from its metrics. */
+static double
+publish_requests(void)
+{
+	char *text = http_get("/metrics");
+	double n = sample(text, "ringmq_publish_confirm_seconds_count");
+
+	free(text);
+	assert_true(n >= 0);
+	return n;
+}
+
+/* With linger-ms=0 the first asynchronous publish leaves at once; the
+ * rest of a burst, published while it is in flight, leave together at the
+ * next serve (here the flush) instead of one batch each (the broker's
+ * request count says which). */
+static void
+test_async_publish_burst_shares_one_batch(void **state)
+{
+	ringmq_client *c =
+		testlib_connect_with(broker.addr, "linger-ms=0", NULL);
+	double before;
+	int confirmed = 0;
+
+	(void)state;
+	assert_int_equal(ringmq_queue_create(c, "burst", NULL), RINGMQ_OK);
+	before = publish_requests();
+	for (int i = 0; i < 100; i++) {
+		ringmq_message *m = ringmq_message_new("job", 3);
+
+		assert_int_equal(ringmq_publish_async(c, "burst", m,
+						      on_confirmed, &confirmed),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(confirmed, 100);
+	assert_true(publish_requests() - before == 2);
+	/* Nothing in flight now: the next one goes at once, alone. */
+	{
+		ringmq_message *m = ringmq_message_new("job", 3);
+
+		assert_int_equal(ringmq_publish_async(c, "burst", m,
+						      on_confirmed, &confirmed),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	/* ... without waiting for a call into the client. */
+	{
+		long long deadline = harness_now_ms() + WAIT_MS;
+
+		while (publish_requests() - before < 3)
+			assert_true(harness_now_ms() < deadline);
+	}
+	assert_int_equal(ringmq_client_poll(c, WAIT_MS), 1);
+	assert_int_equal(confirmed, 101);
+	assert_true(publish_requests() - before == 3);
+	ringmq_client_free(c);
+}
+
 /* Sends a Backup of the running broker into dir over a raw connection;
  * returns the answer's body case. */
 static int
@@ -371,6 +439,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_healthz_answers_ok),
 		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
+		cmocka_unit_test(test_async_publish_burst_shares_one_batch),
 		cmocka_unit_test(
 			test_backup_is_a_data_directory_with_everything),
 	};
