@@ -59,51 +59,62 @@ lease_table_fini(struct lease_table *t)
 		}
 	free(t->buckets);
 	free(t->heap);
-	t->buckets = t->heap = NULL;
+	t->buckets = NULL;
+	t->heap = NULL;
 	t->nbuckets = t->count = t->hn = t->hcap = 0;
 }
 
-static void
-heap_swap(struct lease_table *t, size_t a, size_t b)
-{
-	struct lease *x = t->heap[a];
+#define HEAP_ARITY 4
 
-	t->heap[a] = t->heap[b];
-	t->heap[b] = x;
-	t->heap[a]->heap_idx = a;
-	t->heap[b]->heap_idx = b;
-}
-
+/* Moves slot x up from the hole at i to its place. */
 static void
-heap_up(struct lease_table *t, size_t i)
+heap_up(struct lease_table *t, size_t i, struct lease_slot x)
 {
 	while (i > 0) {
-		size_t p = (i - 1) / 2;
+		size_t p = (i - 1) / HEAP_ARITY;
 
-		if (t->heap[p]->deadline_ms <= t->heap[i]->deadline_ms)
+		if (t->heap[p].deadline_ms <= x.deadline_ms)
 			break;
-		heap_swap(t, i, p);
+		t->heap[i] = t->heap[p];
+		t->heap[i].l->heap_idx = i;
 		i = p;
 	}
+	t->heap[i] = x;
+	x.l->heap_idx = i;
 }
 
+/* Moves slot x down from the hole at i to its place. */
 static void
-heap_down(struct lease_table *t, size_t i)
+heap_down(struct lease_table *t, size_t i, struct lease_slot x)
 {
 	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
+		size_t c = HEAP_ARITY * i + 1, end = c + HEAP_ARITY, m = c;
 
-		if (l < t->hn &&
-		    t->heap[l]->deadline_ms < t->heap[m]->deadline_ms)
-			m = l;
-		if (r < t->hn &&
-		    t->heap[r]->deadline_ms < t->heap[m]->deadline_ms)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(t, i, m);
+		if (c >= t->hn)
+			break;
+		if (end > t->hn)
+			end = t->hn;
+		for (size_t k = c + 1; k < end; k++)
+			if (t->heap[k].deadline_ms < t->heap[m].deadline_ms)
+				m = k;
+		if (t->heap[m].deadline_ms >= x.deadline_ms)
+			break;
+		t->heap[i] = t->heap[m];
+		t->heap[i].l->heap_idx = i;
 		i = m;
 	}
+	t->heap[i] = x;
+	x.l->heap_idx = i;
+}
+
+/* Puts x into the hole at i, up or down as its deadline asks. */
+static void
+heap_place(struct lease_table *t, size_t i, struct lease_slot x)
+{
+	if (i > 0 && x.deadline_ms < t->heap[(i - 1) / HEAP_ARITY].deadline_ms)
+		heap_up(t, i, x);
+	else
+		heap_down(t, i, x);
 }
 
 int
@@ -115,7 +126,7 @@ lease_table_insert(struct lease_table *t, struct lease *l)
 		return -ENOMEM;
 	if (t->hn == t->hcap) {
 		size_t cap = t->hcap ? t->hcap * 2 : 1024;
-		struct lease **heap = realloc(t->heap, cap * sizeof(*heap));
+		struct lease_slot *heap = realloc(t->heap, cap * sizeof(*heap));
 
 		if (heap == NULL)
 			return -ENOMEM;
@@ -126,9 +137,8 @@ lease_table_insert(struct lease_table *t, struct lease *l)
 	l->hash_next = t->buckets[h];
 	t->buckets[h] = l;
 	t->count++;
-	l->heap_idx = t->hn;
-	t->heap[t->hn++] = l;
-	heap_up(t, l->heap_idx);
+	t->hn++;
+	heap_up(t, t->hn - 1, (struct lease_slot){ l->deadline_ms, l });
 	return 0;
 }
 
@@ -143,12 +153,8 @@ lease_table_remove(struct lease_table *t, struct lease *l)
 	*pp = l->hash_next;
 	t->count--;
 	t->hn--;
-	if (i != t->hn) {
-		t->heap[i] = t->heap[t->hn];
-		t->heap[i]->heap_idx = i;
-		heap_down(t, i);
-		heap_up(t, i);
-	}
+	if (i != t->hn)
+		heap_place(t, i, t->heap[t->hn]);
 }
 
 struct lease *
@@ -165,12 +171,11 @@ lease_table_find(const struct lease_table *t, uint64_t id)
 struct lease *
 lease_table_earliest(const struct lease_table *t)
 {
-	return t->hn > 0 ? t->heap[0] : NULL;
+	return t->hn > 0 ? t->heap[0].l : NULL;
 }
 
 void
 lease_table_reschedule(struct lease_table *t, struct lease *l)
 {
-	heap_down(t, l->heap_idx);
-	heap_up(t, l->heap_idx);
+	heap_place(t, l->heap_idx, (struct lease_slot){ l->deadline_ms, l });
 }

