@@ -51,8 +51,10 @@ group_end_leases(struct groups *gs, struct group *g)
 				lease_owner_remember(
 					l->lo, l->id,
 					RINGMQ__ERROR_CODE__NOT_LEASED);
-				if (l->sub)
+				if (l->sub) {
 					l->sub->leased--;
+					sub_ready_update(l->sub);
+				}
 				free(l);
 			}
 			l = next;

@@ -52,7 +52,9 @@ struct group {
 	struct groups *gs;	     /* borrowed */
 	struct gpart *parts;	     /* owned, [q->partitions] */
 	struct sub *subs;	     /* list of subscriptions */
-	struct sub *rr_sub;	     /* next subscription to try */
+	struct sub *ready_subs;	     /* ring of those with free credit,
+				      * at the next one to try */
+	struct sub *ready_last;	     /* the last one served, or NULL */
 	uint32_t rr_part;	     /* next partition to try */
 	int is_pending;		     /* creation not committed yet */
 	struct pending_sub *waiting; /* owned: subscribes awaiting creation */
@@ -69,6 +71,9 @@ struct sub {
 	const struct sub_ops *ops;
 	uint32_t credit, leased;
 	struct sub *next, *prev;
+	/* g->ready_subs ring, exactly while leased < credit (NULL when
+	 * off it): dispatch never walks full subscriptions. */
+	struct sub *ready_next, *ready_prev;
 };
 
 /* A record that failed its CRC and was dead-lettered once for its queue;
@@ -126,6 +131,9 @@ struct groups {
 void gpart_dirty(struct groups *gs, struct gpart *gp);
 void gpart_advance(struct groups *gs, struct gpart *gp);
 void group_wake(struct groups *gs, struct group *g);
+/* Puts s on or off its group's ring of subscriptions with free credit
+ * after its credit or its lease count changed. */
+void sub_ready_update(struct sub *s);
 struct group *group_find(struct queue *q, const char *name);
 void group_free(struct group *g);
 void group_unlink(struct group *g);

@@ -174,6 +174,58 @@ test_lease_expiry_redelivers_to_another_consumer(void **state)
 	ringmq_client_free(b);
 }
 
+/* Deliveries c gets within ms, left leased; the first lease id in *id. */
+static int
+count_deliveries(ringmq_client *c, int ms, uint64_t *id)
+{
+	ringmq_delivery *d = NULL;
+	int n = 0;
+
+	while (ringmq_next(c, &d, ms) == RINGMQ_OK) {
+		if (n == 0 && id != NULL)
+			*id = ringmq_delivery_lease_id(d);
+		ringmq_delivery_free(d);
+		n++;
+	}
+	return n;
+}
+
+/* Dispatch takes turns among the subscriptions with free credit, passes
+ * over a full one, and takes it in again once an ack frees its credit. */
+static void
+test_dispatch_takes_turns_and_skips_full_subscriptions(void **state)
+{
+	ringmq_client *c[3];
+	const uint32_t credit[3] = { 1, 10, 10 };
+	uint64_t id = 0;
+	int code = -1;
+	int got[3];
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		c[i] = testlib_connect(broker.addr);
+	create_queue(c[0], "turns", NULL);
+	for (int i = 0; i < 3; i++)
+		subscribe(c[i], "turns", "g", credit[i]);
+	/* One at a time, each committed and dispatched on its own. */
+	for (int i = 0; i < 9; i++)
+		publish(c[0], "turns", "job");
+	for (int i = 0; i < 3; i++)
+		got[i] = count_deliveries(c[i], 300, i == 0 ? &id : NULL);
+	assert_int_equal(got[0], 1); /* then full */
+	assert_int_equal(got[1], 4);
+	assert_int_equal(got[2], 4);
+	/* c[0]'s ack frees its credit: three more go one to each. */
+	assert_int_equal(ringmq_ack(c[0], &id, 1, &code), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	for (int i = 0; i < 3; i++)
+		publish(c[1], "turns", "job");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(count_deliveries(c[i], 300, NULL), 1);
+	for (int i = 0; i < 3; i++)
+		ringmq_client_free(c[i]);
+}
+
 static void
 test_ack_after_expiry_is_lease_expired(void **state)
 {
@@ -1171,6 +1223,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_lease_expiry_redelivers_to_another_consumer),
+		cmocka_unit_test(
+			test_dispatch_takes_turns_and_skips_full_subscriptions),
 		cmocka_unit_test(test_ack_after_expiry_is_lease_expired),
 		cmocka_unit_test(test_touch_keeps_job_and_stops_at_max_lease),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
