@@ -243,7 +243,7 @@ group_free(struct group *g)
 	if (g == NULL)
 		return;
 	for (uint32_t i = 0; g->parts && i < g->q->partitions; i++) {
-		u64set_free(&g->parts[i].acked);
+		runset_free(&g->parts[i].acked);
 		u64set_free(&g->parts[i].redeliver);
 		u64set_free(&g->parts[i].held);
 		free(g->parts[i].fails);
@@ -404,7 +404,7 @@ load_gpart(struct queues *qs, uint32_t qid, uint32_t gid, uint32_t part)
 int
 groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
 		  uint32_t gid, uint32_t part, uint64_t ack_floor,
-		  const uint64_t *acked, uint32_t n)
+		  const struct offset_run *runs, uint32_t nruns)
 {
 	struct gpart *gp = load_gpart(qs, qid, gid, part);
 
@@ -412,10 +412,18 @@ groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
 	if (gp == NULL)
 		return 0;
 	gp->ack_floor = gp->read_pos = ack_floor;
-	for (uint32_t i = 0; i < n; i++)
-		if (acked[i] >= ack_floor &&
-		    u64set_add(&gp->acked, acked[i]) < 0)
+	for (uint32_t i = 0; i < nruns; i++) {
+		uint64_t first = runs[i].first, count = runs[i].count;
+
+		if (first < ack_floor) { /* only what lies above the floor */
+			if (ack_floor - first >= count)
+				continue;
+			count -= ack_floor - first;
+			first = ack_floor;
+		}
+		if (runset_add_run(&gp->acked, first, count) < 0)
 			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -464,8 +472,8 @@ gpart_advance(struct groups *gs, struct gpart *gp)
 				gp->ack_floor = p->committed_next;
 			break;
 		}
-		if (gp->acked.n > 0 && u64set_first(&gp->acked) == next) {
-			u64set_pop(&gp->acked);
+		if (gp->acked.count > 0 && runset_first(&gp->acked) == next) {
+			runset_pop(&gp->acked);
 			gp->ack_floor = next + 1;
 			continue;
 		}
@@ -473,8 +481,8 @@ gpart_advance(struct groups *gs, struct gpart *gp)
 			gp->ack_floor = next;
 		break;
 	}
-	while (gp->acked.n > 0 && u64set_first(&gp->acked) < gp->ack_floor)
-		u64set_pop(&gp->acked);
+	while (gp->acked.count > 0 && runset_first(&gp->acked) < gp->ack_floor)
+		runset_pop(&gp->acked);
 	if (gp->read_pos < gp->ack_floor)
 		gp->read_pos = gp->ack_floor;
 	if (gp->ack_floor != before)
@@ -784,7 +792,7 @@ lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
 				  "failure record",
 				  l->g->q->name, l->g->name);
 	}
-	if (u64set_add(&gp->acked, l->offset) < 0) {
+	if (runset_add(&gp->acked, l->offset) < 0) {
 		log_error("group %s/%s: out of memory acking offset %llu",
 			  l->g->q->name, l->g->name,
 			  (unsigned long long)l->offset);
@@ -1161,7 +1169,7 @@ gpart_peek(struct gpart *gp, uint64_t *off, int *is_redelivery)
 				gp->read_pos = p->committed_next;
 			return 0;
 		}
-		if (u64set_has(&gp->acked, x) || u64set_has(&gp->held, x)) {
+		if (runset_has(&gp->acked, x) || u64set_has(&gp->held, x)) {
 			gp->read_pos = x + 1;
 			continue;
 		}
@@ -1219,7 +1227,7 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 			  g->q->name, gp->index, (unsigned long long)off,
 			  err_str(rc), g->name);
 		gpart_take(gp, is_redelivery);
-		if (u64set_add(&gp->acked, off) == 0) {
+		if (runset_add(&gp->acked, off) == 0) {
 			gpart_dirty(gs, gp);
 			gpart_advance(gs, gp);
 		}
@@ -1348,11 +1356,14 @@ groups_flush(struct groups *gs)
 
 		gs->dirty = gp->dirty_next;
 		gp->is_dirty = 0;
+		const struct offset_run *runs;
+		size_t nruns;
+
+		runs = runset_runs(&gp->acked, &nruns);
 		if (b == NULL ||
-		    store_batch_put_group_state(
-			    b, q->qid, g->gid, gp->index, gp->ack_floor,
-			    gp->acked.n ? &gp->acked.v[gp->acked.start] : NULL,
-			    (uint32_t)gp->acked.n) < 0 ||
+		    store_batch_put_group_state(b, q->qid, g->gid, gp->index,
+						gp->ack_floor, runs,
+						nruns) < 0 ||
 		    partition_trim(q, gp->index, min_floor(q, gp->index), b) <
 			    0)
 			failed = 1;
@@ -1472,7 +1483,7 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 
 			for (uint64_t o = partition_next(p, gp->ack_floor);
 			     o != UINT64_MAX; o = partition_next(p, o + 1))
-				if (!u64set_has(&gp->acked, o))
+				if (!runset_has(&gp->acked, o))
 					unacked++;
 			*in_flight += gp->leased;
 			*ready += unacked - gp->leased - gp->held.n;
@@ -1493,7 +1504,7 @@ groups_hide_offset(struct groups *gs, struct queue *q, uint32_t part,
 	for (struct group *g = q->groups; g; g = g->next) {
 		if (strcmp(g->name, keep) == 0)
 			continue;
-		if (u64set_add(&g->parts[part].acked, offset) < 0)
+		if (runset_add(&g->parts[part].acked, offset) < 0)
 			return -ENOMEM;
 		gpart_dirty(gs, &g->parts[part]);
 	}

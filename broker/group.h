@@ -91,7 +91,7 @@ int groups_load_group(struct groups *gs, struct queues *qs,
 		      const struct store_group *sg);
 int groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
 		      uint32_t gid, uint32_t part, uint64_t ack_floor,
-		      const uint64_t *acked, uint32_t n);
+		      const struct offset_run *runs, uint32_t nruns);
 int groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 			uint32_t gid, uint32_t part, uint64_t offset,
 			const struct store_failure *f);

@@ -175,7 +175,7 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 
 		/* Leases in flight stay; an ack of one below the new floor
 		 * is simply dropped. */
-		u64set_free(&gp->acked);
+		runset_free(&gp->acked);
 		u64set_free(&gp->redeliver);
 		u64set_free(&gp->held);
 		gp->ack_floor = gp->read_pos =
@@ -265,7 +265,7 @@ group_info(const struct group *g, struct group_info *gi, uint64_t *floors)
 
 		for (uint64_t o = partition_next(p, gp->ack_floor);
 		     o != UINT64_MAX; o = partition_next(p, o + 1))
-			if (!u64set_has(&gp->acked, o))
+			if (!runset_has(&gp->acked, o))
 				unacked++;
 		gi->lag += unacked;
 		gi->in_flight += gp->leased;

@@ -11,6 +11,7 @@
 #include "lease.h"
 #include "queue.h"
 #include "store.h"
+#include "runset.h"
 #include "u64set.h"
 
 #define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
@@ -23,7 +24,7 @@ struct failrec {
 struct gpart {
 	uint64_t ack_floor;	 /* every retained offset below is acked */
 	uint64_t read_pos;	 /* next offset to deliver for the first time */
-	struct u64set acked;	 /* acked offsets above the floor */
+	struct runset acked;	 /* acked offsets above the floor */
 	struct u64set redeliver; /* offsets ready again, lowest first */
 	struct u64set held;	 /* offsets failed with a delay, not yet due */
 	struct failrec *fails;	 /* owned, sorted by offset */

@@ -124,12 +124,13 @@ load_group(void *ctx, const struct store_group *g)
 
 static int
 load_group_state(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
-		 uint64_t ack_floor, const uint64_t *acked, uint32_t n)
+		 uint64_t ack_floor, const struct offset_run *runs,
+		 uint32_t nruns)
 {
 	struct server *srv = ctx;
 
 	return groups_load_state(srv->gs, srv->qs, qid, gid, part, ack_floor,
-				 acked, n);
+				 runs, nruns);
 }
 
 static int

@@ -1306,7 +1306,7 @@ struct load {
 	uint32_t (*queues)[2]; /* owned: (qid, partitions) seen, ascending */
 	size_t nqueues;
 	size_t queues_cap;
-	uint64_t *acked; /* owned: scratch for group states */
+	struct offset_run *acked; /* owned: scratch for group states */
 	size_t acked_cap;
 };
 
@@ -1415,13 +1415,14 @@ static int
 load_gstate(struct load *l, const MDB_val *k, const MDB_val *v)
 {
 	const uint8_t *key = k->mv_data;
-	int64_t n = store_gstate_count(v->mv_data, v->mv_size);
+	int64_t n = store_gstate_runs(v->mv_data, v->mv_size);
 	uint64_t ack_floor;
 
 	if (n < 0)
 		return load_corrupt(l, DB_GSTATE, "is malformed");
 	if ((uint64_t)n > l->acked_cap) {
-		void *a = realloc(l->acked, (size_t)n * sizeof(uint64_t));
+		void *a = realloc(l->acked,
+				  (size_t)n * sizeof(struct offset_run));
 
 		if (a == NULL)
 			return -ENOMEM;

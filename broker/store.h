@@ -72,7 +72,7 @@
  *  "gstate"  key: u32 qid | u32 gid | u32 partition *              -> crc | u64
  * ack_floor | u32 runs | runs x {u64 first, u64 count} (every offset below
  * ack_floor is acked; so is each run first .. first + count - 1; runs ascend,
- * above the floor, never adjacent, count >= 1; the API sees the offsets)
+ * above the floor, never adjacent, count >= 1; the API passes the runs)
  *  "fails"   key: u32 qid | u32 gid | u32 partition | u64 offset
  *              -> crc | u32 failures | u64 first_delivery_ms
  *                 | u64 last_delivery_ms | u64 retry_at_ms
@@ -87,6 +87,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "runset.h"
 
 #define STORE_FORMAT_VERSION 4u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */
@@ -303,9 +305,10 @@ int store_batch_del_msgs(struct store_batch *b, uint32_t qid, uint32_t part,
 int store_batch_put_group(struct store_batch *b, const struct store_group *g);
 /* Deletes the group record and its gstate and fails records. */
 int store_batch_del_group(struct store_batch *b, uint32_t qid, uint32_t gid);
+/* runs: the acked offsets above the floor, ascending, not touching. */
 int store_batch_put_group_state(struct store_batch *b, uint32_t qid,
 				uint32_t gid, uint32_t part, uint64_t ack_floor,
-				const uint64_t *acked, uint32_t n);
+				const struct offset_run *runs, size_t nruns);
 int store_batch_put_failure(struct store_batch *b, uint32_t qid, uint32_t gid,
 			    uint32_t part, uint64_t offset,
 			    const struct store_failure *f);
@@ -416,8 +419,8 @@ struct store_load_cb {
 		       uint64_t deliver_at_ms);
 	int (*group)(void *ctx, const struct store_group *g);
 	int (*group_state)(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
-			   uint64_t ack_floor, const uint64_t *acked,
-			   uint32_t n);
+			   uint64_t ack_floor, const struct offset_run *runs,
+			   uint32_t nruns);
 	int (*failure)(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 		       uint64_t offset, const struct store_failure *f);
 	/* One per dedup record, in key order (not id order for hashed

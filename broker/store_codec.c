@@ -686,31 +686,22 @@ store_batch_del_group(struct store_batch *b, uint32_t qid, uint32_t gid)
 int
 store_batch_put_group_state(struct store_batch *b, uint32_t qid, uint32_t gid,
 			    uint32_t part, uint64_t ack_floor,
-			    const uint64_t *acked, uint32_t n)
+			    const struct offset_run *runs, size_t nruns)
 {
-	size_t vlen;
-	uint32_t runs = 0;
+	size_t vlen = 16u + 16u * nruns;
 	uint8_t *key, *p;
 
 	/* Stored as runs (first, count): a floor held back by one long
 	 * lease while later messages are acked is one run, not a list. */
-	for (uint32_t i = 0; i < n; i++)
-		if (i == 0 || acked[i] != acked[i - 1] + 1)
-			runs++;
-	vlen = 16u + 16u * (size_t)runs;
+	if (nruns > UINT32_MAX)
+		return -RMQ_EINVALID_ARGUMENT;
 	key = batch_op(b, OP_PUT, DB_GSTATE, 12, vlen);
 	if (key == NULL)
 		return -ENOMEM;
 	p = put_be(put_be(put_be(key, qid, 4), gid, 4), part, 4) + 4;
-	p = put_be(put_be(p, ack_floor, 8), runs, 4);
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i + 1;
-
-		while (j < n && acked[j] == acked[j - 1] + 1)
-			j++;
-		p = put_be(put_be(p, acked[i], 8), j - i, 8);
-		i = j;
-	}
+	p = put_be(put_be(p, ack_floor, 8), nruns, 4);
+	for (size_t i = 0; i < nruns; i++)
+		p = put_be(put_be(p, runs[i].first, 8), runs[i].count, 8);
 	batch_seal(key, 12, vlen);
 	return 0;
 }
@@ -866,7 +857,7 @@ store_decode_group(const uint8_t *key, const uint8_t *val, size_t val_len,
 }
 
 int64_t
-store_gstate_count(const uint8_t *val, size_t val_len)
+store_gstate_runs(const uint8_t *val, size_t val_len)
 {
 	uint64_t runs, total = 0, next = 0;
 
@@ -888,23 +879,17 @@ store_gstate_count(const uint8_t *val, size_t val_len)
 		if (total > UINT32_MAX)
 			return -RMQ_ECORRUPT;
 	}
-	return (int64_t)total;
+	return (int64_t)runs;
 }
 
 void
-store_decode_gstate(const uint8_t *val, uint64_t *ack_floor, uint64_t *acked,
-		    uint32_t n)
+store_decode_gstate(const uint8_t *val, uint64_t *ack_floor,
+		    struct offset_run *runs, uint32_t nruns)
 {
-	uint64_t runs = get_be(val + 12, 4);
-	uint32_t k = 0;
-
 	*ack_floor = get_be(val + 4, 8);
-	for (uint64_t i = 0; i < runs && k < n; i++) {
-		uint64_t first = get_be(val + 16 + 16 * i, 8);
-		uint64_t count = get_be(val + 24 + 16 * i, 8);
-
-		for (uint64_t j = 0; j < count && k < n; j++)
-			acked[k++] = first + j;
+	for (uint32_t i = 0; i < nruns; i++) {
+		runs[i].first = get_be(val + 16 + 16 * (size_t)i, 8);
+		runs[i].count = get_be(val + 24 + 16 * (size_t)i, 8);
 	}
 }
 

@@ -133,11 +133,11 @@ int store_decode_queue(const uint8_t *key, const uint8_t *val, size_t val_len,
 		       struct store_queue *q);
 int store_decode_group(const uint8_t *key, const uint8_t *val, size_t val_len,
 		       struct store_group *g);
-/* Count of acked offsets in a "gstate" value, or -RMQ_ECORRUPT. */
-int64_t store_gstate_count(const uint8_t *val, size_t val_len);
-/* Reads a "gstate" value whose count store_gstate_count returned. */
+/* Runs of acked offsets in a "gstate" value, or -RMQ_ECORRUPT. */
+int64_t store_gstate_runs(const uint8_t *val, size_t val_len);
+/* Reads a "gstate" value whose runs store_gstate_runs counted. */
 void store_decode_gstate(const uint8_t *val, uint64_t *ack_floor,
-			 uint64_t *acked, uint32_t n);
+			 struct offset_run *runs, uint32_t nruns);
 int store_decode_failure(const uint8_t *val, size_t val_len,
 			 struct store_failure *f);
 

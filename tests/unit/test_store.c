@@ -541,7 +541,7 @@ struct loaded {
 	int ngroups;
 	uint32_t gs_key[4][3];
 	uint64_t gs_floor[4];
-	uint64_t gs_acked[4][8];
+	struct offset_run gs_runs[4][8];
 	uint32_t gs_n[4];
 	int ngstates;
 	uint64_t fail_offset[16];
@@ -617,7 +617,7 @@ on_group(void *ctx, const struct store_group *g)
 
 static int
 on_group_state(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
-	       uint64_t ack_floor, const uint64_t *acked, uint32_t n)
+	       uint64_t ack_floor, const struct offset_run *runs, uint32_t n)
 {
 	struct loaded *l = ctx;
 	int i = l->ngstates++;
@@ -630,7 +630,7 @@ on_group_state(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 	l->gs_floor[i] = ack_floor;
 	l->gs_n[i] = n;
 	if (n > 0)
-		memcpy(l->gs_acked[i], acked, n * sizeof(*acked));
+		memcpy(l->gs_runs[i], runs, n * sizeof(*runs));
 	return 0;
 }
 
@@ -737,7 +737,9 @@ put_sample_records(struct store *s)
 	struct store_group g1 = sample_group(1, 1, "workers");
 	struct store_group g2 = sample_group(2, 1, "senders");
 	struct store_failure fl = { 3, 111, 222, 333 };
-	static const uint64_t acked[3] = { 5, 7, 9 };
+	static const struct offset_run acked[3] = { { 5, 1 },
+						    { 7, 1 },
+						    { 9, 1 } };
 	struct store_msg m = text_msg("abcd");
 
 	assert_int_equal(store_batch_put_queue(b, &q1), 0);
@@ -785,8 +787,9 @@ test_store_records_round_trip_through_load_after_reopen(void **state)
 	assert_int_equal(l.gs_key[0][0], 1);
 	assert_int_equal(l.gs_floor[0], 3);
 	assert_int_equal(l.gs_n[0], 3);
-	assert_int_equal(l.gs_acked[0][0], 5);
-	assert_int_equal(l.gs_acked[0][2], 9);
+	assert_int_equal(l.gs_runs[0][0].first, 5);
+	assert_int_equal(l.gs_runs[0][0].count, 1);
+	assert_int_equal(l.gs_runs[0][2].first, 9);
 	assert_int_equal(l.gs_n[1], 0);
 	assert_int_equal(l.nfails, 1);
 	assert_int_equal(l.fail_offset[0], 4);
@@ -2216,7 +2219,7 @@ test_store_refuses_older_format_versions(void **state)
  * one lease while a thousand later messages are acked is one run. */
 static int
 gstate_collect(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
-	       uint64_t ack_floor, const uint64_t *acked, uint32_t n)
+	       uint64_t ack_floor, const struct offset_run *runs, uint32_t n)
 {
 	uint64_t *out = ctx;
 
@@ -2225,8 +2228,10 @@ gstate_collect(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 	(void)part;
 	out[0] = ack_floor;
 	out[1] = n;
-	for (uint32_t i = 0; i < n && i < 2000; i++)
-		out[2 + i] = acked[i];
+	for (uint32_t i = 0; i < n && i < 8; i++) {
+		out[2 + 2 * i] = runs[i].first;
+		out[3 + 2 * i] = runs[i].count;
+	}
 	return 0;
 }
 
@@ -2237,20 +2242,18 @@ test_store_group_state_is_stored_as_runs(void **state)
 	struct store *s = open_default(f);
 	struct store_batch *b = store_batch_new(0);
 	struct store_load_cb cb = { .group_state = gstate_collect };
-	uint64_t acked[1003], out[2 + 2000];
+	static const struct offset_run runs[3] = { { 10, 1 },
+						   { 12, 1000 },
+						   { 2000, 1 } };
+	uint64_t out[2 + 16];
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	uint32_t n = 0;
 
 	/* 10 | 12 .. 1011 | 2000, above a floor of 5: three runs. */
-	acked[n++] = 10;
-	for (uint64_t o = 12; o < 1012; o++)
-		acked[n++] = o;
-	acked[n++] = 2000;
-	assert_int_equal(store_batch_put_group_state(b, 1, 1, 0, 5, acked, n),
+	assert_int_equal(store_batch_put_group_state(b, 1, 1, 0, 5, runs, 3),
 			 0);
 	commit(s, b);
 	store_close(s);
@@ -2264,9 +2267,11 @@ test_store_group_state_is_stored_as_runs(void **state)
 	s = open_default(f);
 	assert_int_equal(store_load(s, &cb, out), 0);
 	assert_int_equal(out[0], 5);
-	assert_int_equal(out[1], n);
-	for (uint32_t i = 0; i < n; i++)
-		assert_int_equal(out[2 + i], acked[i]);
+	assert_int_equal(out[1], 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_int_equal(out[2 + 2 * i], runs[i].first);
+		assert_int_equal(out[3 + 2 * i], runs[i].count);
+	}
 	store_close(s);
 }
 
