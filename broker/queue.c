@@ -773,6 +773,7 @@ struct publish_req {
 	} * reserves; /* owned: offset reservations this publish stores */
 	size_t nreserves;
 	uint64_t msgs, bytes; /* stored by this request, for the limits */
+	uint64_t failures_at; /* q->publish_failures when it arrived */
 	int is_confirmed;     /* sync=interval: confirmed on receipt */
 	publish_done_fn done;
 	void *ctx;
@@ -990,13 +991,65 @@ publish_req_free(struct publish_req *r)
 	free(r);
 }
 
+/*
+ * A duplicate of a publish that was not committed yet (a client retrying
+ * fast, or resending after a reconnect) is answered only after that
+ * commit, so that its confirm is as durable as the original's. If a
+ * publish to the queue failed meanwhile, maybe the original, it gets that
+ * error instead: the original's dedup entry is gone then, so a retry
+ * stores the message.
+ */
+static void
+pending_dups_settle(const struct queue *q, struct publish_req *r, int status)
+{
+	int err = status;
+
+	if (err == 0 && q == NULL)
+		err = -RMQ_EQUEUE_NOT_FOUND;
+	if (err == 0 && q->publish_failures != r->failures_at)
+		err = q->last_failure;
+	if (err == 0)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->res[i].is_pending_dup &&
+		    r->res[i].code == RINGMQ__ERROR_CODE__OK) {
+			r->res[i].code = err_to_wire(err);
+			r->res[i].why = "the first publish of this message "
+					"failed; publish it again";
+		}
+}
+
+static int
+has_pending_dups(const struct publish_req *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->res[i].is_pending_dup)
+			return 1;
+	return 0;
+}
+
+/* Completion of a publish that stored nothing but waited for the commit
+ * of the originals of its duplicates (an empty batch behind them). */
+static void
+publish_dups_done(void *arg, int status)
+{
+	struct publish_req *r = arg;
+
+	pending_dups_settle(queues_find_id(r->qs, r->qid), r, status);
+	r->done(r->ctx, r->res, r->n);
+	publish_req_free(r);
+}
+
 static void
 publish_done(void *arg, int status)
 {
 	struct publish_req *r = arg;
 	struct queue *q = queues_find_id(r->qs, r->qid);
-	if (q != NULL && status < 0)
+	if (q != NULL && status < 0) {
 		publish_forget(q, r);
+		q->publish_failures++;
+		q->last_failure = status;
+	}
 	for (size_t i = 0; status == 0 && i < r->nreserves; i++)
 		reserve_durable(q, r->reserves[i].part,
 				r->reserves[i].reserved);
@@ -1046,6 +1099,8 @@ publish_done(void *arg, int status)
 				  q ? q->name : "(deleted)", r->n,
 				  err_str(status));
 	} else {
+		if (has_pending_dups(r))
+			pending_dups_settle(q, r, status);
 		r->done(r->ctx, r->res, r->n);
 	}
 	publish_req_free(r);
@@ -1053,14 +1108,16 @@ publish_done(void *arg, int status)
 
 /* Answers every message of p from the producer's recorded batch. */
 static void
-publish_resent(struct publish_req *r, const Ringmq__Publish *p, uint32_t part,
-	       uint64_t first_offset)
+publish_resent(const struct queue *q, struct publish_req *r,
+	       const Ringmq__Publish *p, uint32_t part, uint64_t first_offset)
 {
 	for (size_t i = 0; i < p->n_messages; i++) {
 		r->res[i].code = RINGMQ__ERROR_CODE__OK;
 		r->res[i].partition = part;
 		r->res[i].offset = first_offset + i;
 		r->res[i].is_duplicate = 1;
+		r->res[i].is_pending_dup =
+			first_offset + i >= q->parts[part].committed_next;
 	}
 }
 
@@ -1109,6 +1166,8 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 			    q->policy.dedup_window_ms, &orig)) {
 		res->offset = orig;
 		res->is_duplicate = 1;
+		res->is_pending_dup =
+			orig >= q->parts[res->partition].committed_next;
 		return 0;
 	}
 	if ((q->policy.max_depth && *depth + 1 > q->policy.max_depth) ||
@@ -1158,6 +1217,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	r->done = done;
 	r->ctx = ctx;
 	r->n = p->n_messages;
+	r->failures_at = q->publish_failures;
 	if (p->has_producer_seq) {
 		seq_part = publish_seq_partition(q, p, producer_id, r);
 		if (seq_part < 0)
@@ -1167,7 +1227,8 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 					    (uint32_t)p->n_messages,
 					    &first_offset)) {
 		case IDEM_SEQ_RESENT:
-			publish_resent(r, p, (uint32_t)seq_part, first_offset);
+			publish_resent(q, r, p, (uint32_t)seq_part,
+				       first_offset);
 			goto answer;
 		case IDEM_SEQ_STALE:
 			for (size_t i = 0; i < p->n_messages; i++)
@@ -1237,7 +1298,18 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	store_submit(qs->store, b, publish_done, r);
 	return 0;
 answer:
+	/* In sync=interval the originals were confirmed on receipt too. */
 	store_batch_free(b);
+	if (qs->cfg->sync != STORE_SYNC_INTERVAL && has_pending_dups(r)) {
+		/* Empty, and not counted as growth when storage is full. */
+		b = store_batch_new(0);
+		if (b == NULL) {
+			free(r);
+			return -ENOMEM;
+		}
+		store_submit(qs->store, b, publish_dups_done, r);
+		return 0;
+	}
 	done(ctx, r->res, r->n);
 	free(r);
 	return 0;

@@ -78,11 +78,13 @@ struct queue {
 	struct idem *idem;	 /* owned: dedup ids, producer sequences */
 	uint64_t last_expiry_ms; /* of the idempotence tables */
 	struct queue_counters counters;
-	int is_pending;		 /* create not committed yet */
-	uint32_t pending_ops;	 /* publishes in flight */
-	uint64_t pending_msgs;	 /* messages of those publishes */
-	uint64_t pending_bytes;	 /* their payload bytes */
-	struct queue *hash_next; /* registry chain by name */
+	int is_pending;		   /* create not committed yet */
+	uint32_t pending_ops;	   /* publishes in flight */
+	uint64_t pending_msgs;	   /* messages of those publishes */
+	uint64_t pending_bytes;	   /* their payload bytes */
+	uint64_t publish_failures; /* publishes whose commit failed */
+	int last_failure;	   /* the latest one's error (negative) */
+	struct queue *hash_next;   /* registry chain by name */
 };
 
 struct queues; /* opaque registry */
@@ -153,6 +155,7 @@ struct publish_result {
 	uint64_t deliver_at_ms; /* 0 = not delayed */
 	int is_stored;		/* written by this publish */
 	int is_duplicate;	/* confirmed earlier: dedup id or resend */
+	int is_pending_dup;	/* ... by a publish not committed yet */
 	const char *why;	/* static text when code != OK */
 };
 

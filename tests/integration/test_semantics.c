@@ -226,6 +226,54 @@ test_dispatch_takes_turns_and_skips_full_subscriptions(void **state)
 		ringmq_client_free(c[i]);
 }
 
+struct dup_order {
+	int calls;
+	int is_duplicate[3];
+};
+
+static void
+on_dup_order(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	struct dup_order *o = ctx;
+
+	(void)c;
+	assert_int_equal(ringmq_publish_report_code(r), RINGMQ_OK);
+	assert_true(o->calls < 3);
+	o->is_duplicate[o->calls++] = ringmq_publish_report_is_duplicate(r);
+}
+
+/* A duplicate that arrives while its original is still being committed
+ * is confirmed after the original, never before: its confirm promises
+ * the same durable message. */
+static void
+test_duplicate_of_uncommitted_publish_is_confirmed_after_it(void **state)
+{
+	ringmq_client *c =
+		testlib_connect_with(broker.addr, "linger-ms=0", NULL);
+	struct dup_order o = { 0 };
+
+	(void)state;
+	create_queue(c, "dupwait", NULL);
+	for (int i = 0; i < 3; i++) {
+		ringmq_message *m = ringmq_message_new("job", 3);
+
+		assert_int_equal(ringmq_message_set_dedup_id(m, "once"),
+				 RINGMQ_OK);
+		assert_int_equal(
+			ringmq_publish_async(c, "dupwait", m, on_dup_order, &o),
+			RINGMQ_OK);
+		ringmq_message_free(m);
+		/* Each in a request of its own, right behind the first. */
+		(void)ringmq_client_poll(c, 0);
+	}
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(o.calls, 3);
+	assert_false(o.is_duplicate[0]);
+	assert_true(o.is_duplicate[1]);
+	assert_true(o.is_duplicate[2]);
+	ringmq_client_free(c);
+}
+
 static void
 test_ack_after_expiry_is_lease_expired(void **state)
 {
@@ -1225,6 +1273,8 @@ main(void)
 			test_lease_expiry_redelivers_to_another_consumer),
 		cmocka_unit_test(
 			test_dispatch_takes_turns_and_skips_full_subscriptions),
+		cmocka_unit_test(
+			test_duplicate_of_uncommitted_publish_is_confirmed_after_it),
 		cmocka_unit_test(test_ack_after_expiry_is_lease_expired),
 		cmocka_unit_test(test_touch_keeps_job_and_stops_at_max_lease),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
