@@ -263,11 +263,6 @@ int parse_u64(const char *value, uint64_t min, uint64_t max, uint64_t *out);
 /* The protobuf form of m (owned by m). */
 const Ringmq__Message *message_pb(const ringmq_message *m);
 
-/* Deep copy of src into dst; 0, or -1 when out of memory (dst empty). */
-int message_pb_copy(Ringmq__Message *dst, const Ringmq__Message *src);
-
-/* Frees what message_pb_copy (or a ringmq_message) owns in pb. */
-void message_pb_fini(Ringmq__Message *pb);
 
 /* Bytes a message adds to a Publish: tag, length and body. */
 size_t message_cost(const Ringmq__Message *pb);

@@ -156,7 +156,8 @@ ringmq_message_set_dedup_id(ringmq_message *m, const char *dedup_id)
 	return RINGMQ_OK;
 }
 
-void
+/* Frees what a ringmq_message owns in pb. */
+static void
 message_pb_fini(Ringmq__Message *pb)
 {
 	free(pb->payload.data);
@@ -169,42 +170,6 @@ message_pb_fini(Ringmq__Message *pb)
 	free(pb->headers);
 	free(pb->dedup_id);
 	ringmq__message__init(pb);
-}
-
-int
-message_pb_copy(Ringmq__Message *dst, const Ringmq__Message *src)
-{
-	*dst = *src;
-	dst->payload.data = bytes_dup(src->payload.data, src->payload.len);
-	dst->key.data =
-		src->has_key ? bytes_dup(src->key.data, src->key.len) : NULL;
-	dst->dedup_id = src->dedup_id ? strdup(src->dedup_id) : NULL;
-	dst->n_headers = 0;
-	dst->headers = src->n_headers
-			       ? calloc(src->n_headers, sizeof(*dst->headers))
-			       : NULL;
-	if (dst->payload.data == NULL || (src->has_key && !dst->key.data) ||
-	    (src->dedup_id && !dst->dedup_id) ||
-	    (src->n_headers && !dst->headers))
-		goto fail;
-	for (size_t i = 0; i < src->n_headers; i++) {
-		Ringmq__Header *h = calloc(1, sizeof(*h));
-
-		if (h == NULL)
-			goto fail;
-		ringmq__header__init(h);
-		h->name = strdup(src->headers[i]->name);
-		h->value.len = src->headers[i]->value.len;
-		h->value.data =
-			bytes_dup(src->headers[i]->value.data, h->value.len);
-		dst->headers[dst->n_headers++] = h;
-		if (h->name == NULL || h->value.data == NULL)
-			goto fail;
-	}
-	return 0;
-fail:
-	message_pb_fini(dst);
-	return -1;
 }
 
 const Ringmq__Message *

@@ -223,6 +223,81 @@ test_async_publish_unknown_queue_fails_at_once(void **state)
 }
 
 /* Keyed messages land on the partition the broker would choose. */
+struct copied {
+	int calls;
+	int is_duplicate[2];
+	uint64_t offset[2];
+};
+
+static void
+on_copied(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	struct copied *cp = ctx;
+
+	(void)c;
+	assert_int_equal(ringmq_publish_report_code(r), RINGMQ_OK);
+	assert_true(cp->calls < 2);
+	cp->is_duplicate[cp->calls] = ringmq_publish_report_is_duplicate(r);
+	cp->offset[cp->calls++] = ringmq_publish_report_offset(r);
+}
+
+/* The library keeps its own copy of an asynchronous publish (key,
+ * headers, dedup id, payload; an empty payload too) from the call on:
+ * the message is freed at once here, and the broker still gets it all. */
+static void
+test_async_publish_copies_key_headers_and_dedup_id(void **state)
+{
+	ringmq_client *c =
+		testlib_connect_with(broker.addr, "linger-ms=0", NULL);
+	struct copied cp = { 0 };
+	ringmq_message *m = ringmq_message_new("body", 4);
+	ringmq_delivery *d = NULL;
+	const char *payload;
+	size_t len = 0;
+	uint32_t sub;
+
+	(void)state;
+	create_queue(c, "copied", NULL, NULL);
+	assert_int_equal(ringmq_message_set_key(m, "k1", 2), RINGMQ_OK);
+	assert_int_equal(ringmq_message_add_header(m, "a", "x", 1), RINGMQ_OK);
+	assert_int_equal(ringmq_message_add_header(m, "empty", "", 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_message_set_dedup_id(m, "d-1"), RINGMQ_OK);
+	assert_int_equal(ringmq_publish_async(c, "copied", m, on_copied, &cp),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+	/* The same dedup id on an empty payload: confirmed as the first. */
+	m = ringmq_message_new("", 0);
+	assert_int_equal(ringmq_message_set_dedup_id(m, "d-1"), RINGMQ_OK);
+	assert_int_equal(ringmq_publish_async(c, "copied", m, on_copied, &cp),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(cp.calls, 2);
+	assert_int_equal(cp.is_duplicate[0] + cp.is_duplicate[1], 1);
+	assert_int_equal(cp.offset[1], cp.offset[0]);
+
+	assert_int_equal(ringmq_subscribe(c, &sub, "copied", "g", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	payload = ringmq_delivery_payload(d, &len);
+	assert_int_equal(len, 4);
+	assert_memory_equal(payload, "body", 4);
+	assert_memory_equal(ringmq_delivery_key(d, &len), "k1", 2);
+	assert_int_equal(len, 2);
+	assert_int_equal(ringmq_delivery_header_count(d), 2);
+	assert_string_equal(ringmq_delivery_header_name(d, 0), "a");
+	assert_memory_equal(ringmq_delivery_header_value(d, 0, &len), "x", 1);
+	assert_int_equal(len, 1);
+	assert_string_equal(ringmq_delivery_header_name(d, 1), "empty");
+	(void)ringmq_delivery_header_value(d, 1, &len);
+	assert_int_equal(len, 0);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_next(c, &d, 300), RINGMQ_TIMEOUT);
+	ringmq_client_free(c);
+}
+
 static void
 test_async_publish_keyed_partition_agrees_with_broker(void **state)
 {
@@ -1065,6 +1140,8 @@ main(void)
 			test_async_publish_unknown_queue_fails_at_once),
 		cmocka_unit_test(
 			test_async_publish_keyed_partition_agrees_with_broker),
+		cmocka_unit_test(
+			test_async_publish_copies_key_headers_and_dedup_id),
 		cmocka_unit_test(
 			test_async_publish_keyless_sticks_to_a_partition_per_16k),
 		cmocka_unit_test(test_ack_async_acks_in_chunks_and_flush_waits),
