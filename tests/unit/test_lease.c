@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "lease.h"
+#include "xorshift.h"
 
 #define MAX_LIVE 5000
 
@@ -21,10 +22,7 @@ static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint64_t
 next_rand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return xorshift64(&rng);
 }
 
 /* The heap's earliest deadline is the live set's; each lease is found by

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "runset.h"
+#include "xorshift.h"
 
 #define SPAN 600
 
@@ -19,10 +20,7 @@ static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static uint64_t
 next_rand(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return xorshift64(&rng);
 }
 
 /* s holds exactly the offsets marked in model (base + i), as runs that
