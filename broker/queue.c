@@ -1298,8 +1298,8 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	store_submit(qs->store, b, publish_done, r);
 	return 0;
 answer:
-	/* In sync=interval the originals were confirmed on receipt too. */
 	store_batch_free(b);
+	/* In sync=interval the originals were confirmed on receipt too. */
 	if (qs->cfg->sync != STORE_SYNC_INTERVAL && has_pending_dups(r)) {
 		/* Empty, and not counted as growth when storage is full. */
 		b = store_batch_new(0);

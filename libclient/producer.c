@@ -12,9 +12,9 @@
  * asks (while a batch of the partition is in flight, a due message that
  * does not fill a batch waits for the next time the client is served, so
  * that a burst shares a batch); then they are cut into a batch (within
- * the broker's max batch
- * count and max frame bytes from hello) that never changes again. At most
- * MAX_BATCHES_IN_FLIGHT batches per partition are unanswered at once.
+ * the broker's max batch count and max frame bytes from hello) that never
+ * changes again. At most MAX_BATCHES_IN_FLIGHT batches per partition are
+ * unanswered at once.
  *
  * When the connection drops, unanswered batches stay as they are and are
  * sent again, in sequence order, after the reconnect (whose hello resumes
