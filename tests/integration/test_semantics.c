@@ -688,6 +688,68 @@ test_storage_full_then_acks_work_and_publishing_resumes(void **state)
 	harness_cleanup(&b);
 }
 
+struct full_reports {
+	int calls;
+	int code[3];
+	int is_duplicate[3];
+};
+
+static void
+on_full_report(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	struct full_reports *fr = ctx;
+
+	(void)c;
+	assert_true(fr->calls < 3);
+	fr->code[fr->calls] = ringmq_publish_report_code(r);
+	fr->is_duplicate[fr->calls++] = ringmq_publish_report_is_duplicate(r);
+}
+
+/* With the storage full, a publish is refused at its commit. A duplicate
+ * of it (same dedup id, same request) must be refused too, not confirmed
+ * as a copy of a message that was never stored. */
+static void
+test_duplicate_of_a_failed_publish_is_not_confirmed(void **state)
+{
+	static const char *const flags[] = { "--max-storage-bytes", "2M",
+					     NULL };
+	struct harness_broker b;
+	struct full_reports fr = { 0 };
+	ringmq_client *c;
+	char payload[2000];
+	int rc = RINGMQ_OK;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	c = testlib_connect_with(b.addr, "linger-ms=0", NULL);
+	create_queue(c, "full", NULL);
+	for (int i = 0; i < 5000 && rc == RINGMQ_OK; i++)
+		rc = try_publish(c, "full", payload, sizeof(payload));
+	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
+	/* The first goes alone; the other two, behind it, in one request. */
+	for (int i = 0; i < 3; i++) {
+		ringmq_message *m = ringmq_message_new("job", 3);
+
+		if (i > 0)
+			assert_int_equal(ringmq_message_set_dedup_id(m, "z"),
+					 RINGMQ_OK);
+		assert_int_equal(
+			ringmq_publish_async(c, "full", m, on_full_report, &fr),
+			RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(fr.calls, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fr.code[i], RINGMQ_STORAGE_FULL);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 static void
 test_dedup_returns_original_offset_also_after_restart(void **state)
 {
@@ -1295,6 +1357,8 @@ main(void)
 			test_delayed_job_survives_restart_before_its_time),
 		cmocka_unit_test(
 			test_storage_full_then_acks_work_and_publishing_resumes),
+		cmocka_unit_test(
+			test_duplicate_of_a_failed_publish_is_not_confirmed),
 		cmocka_unit_test(
 			test_dedup_returns_original_offset_also_after_restart),
 		cmocka_unit_test(
