@@ -318,9 +318,10 @@ RINGMQ_API int ringmq_client_flush(ringmq_client *c, int timeout_ms);
 
 /**
  * The socket, for applications with their own event loop: when it is
- * readable, or at least every linger-ms while publishes are queued, call
- * ringmq_client_poll(c, 0). The socket changes after a reconnect: ask
- * again after each poll. Do not read, write or close it.
+ * readable, or at least every linger-ms while publishes are queued (with
+ * linger-ms 0: after publishing), call ringmq_client_poll(c, 0). The socket
+ * changes after a reconnect: ask again after each poll. Do not read, write or
+ * close it.
  * @return the socket, or -1 while not connected.
  */
 RINGMQ_API int ringmq_client_fd(ringmq_client *c);
