@@ -263,7 +263,6 @@ int parse_u64(const char *value, uint64_t min, uint64_t max, uint64_t *out);
 /* The protobuf form of m (owned by m). */
 const Ringmq__Message *message_pb(const ringmq_message *m);
 
-
 /* Bytes a message adds to a Publish: tag, length and body. */
 size_t message_cost(const Ringmq__Message *pb);
 
