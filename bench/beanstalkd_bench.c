@@ -38,14 +38,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,8 +50,6 @@
 #define CMD_BYTES 64
 /* Socket timeout: how often a blocked worker looks at the abort flag. */
 #define POLL_MS 100
-/* Seconds the main thread waits on its own connection before giving up. */
-#define ADMIN_WAIT_S 10
 /* Seconds the workers get to finish after the end before they are cut. */
 #define GRACE_S 3
 
@@ -91,116 +86,11 @@ die_reply(const char *what, const struct reply *r)
 	exit(1);
 }
 
-/* Tries every address of host; a name that does not resolve is fatal. */
-static int
-conn_open(struct conn *c, const char *host, const char *port, atomic_int *abort)
-{
-	struct addrinfo *ai, *a;
-	struct timeval tv = { 0, POLL_MS * 1000 };
-	int fd = -1, rc;
-
-	rc = tcp_resolve(host, port, &ai);
-	if (rc != 0) {
-		fprintf(stderr, "beanstalkd-bench: %s:%s: %s\n", host, port,
-			gai_strerror(rc));
-		exit(1);
-	}
-	for (a = ai; a != NULL && fd < 0; a = a->ai_next)
-		fd = tcp_connect(a);
-	freeaddrinfo(ai);
-	if (fd < 0)
-		return -1;
-	/* Blocking calls wake up now and then so a stalled server cannot
-	 * hold a thread past --max-secs (see conn_wait). */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (conn_init(c, fd) < 0)
-		return -1;
-	c->abort = abort;
-	return 0;
-}
-
-/*
- * After a socket timeout: a worker leaves when asked to (its histogram
- * stays in its struct worker); the main thread's connection (abort NULL)
- * gives up after ADMIN_WAIT_S.
- */
-static void
-conn_wait(struct conn *c, unsigned *idle, const char *what)
-{
-	if (c->abort != NULL) {
-		if (atomic_load(c->abort))
-			pthread_exit(NULL);
-		return;
-	}
-	if (++*idle >= ADMIN_WAIT_S * 1000 / POLL_MS) {
-		fprintf(stderr, "beanstalkd-bench: %s: no progress in %d s\n",
-			what, ADMIN_WAIT_S);
-		exit(1);
-	}
-}
-
 static void
 out_add(struct conn *c, const void *p, size_t n)
 {
 	memcpy(c->out + c->out_len, p, n);
 	c->out_len += n;
-}
-
-static void
-conn_flush(struct conn *c)
-{
-	size_t off = 0;
-	unsigned idle = 0;
-
-	while (off < c->out_len) {
-		/* MSG_NOSIGNAL: a server that went away is an error message,
-		 * not a silent SIGPIPE. */
-		ssize_t n = send(c->fd, c->out + off, c->out_len - off,
-				 MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				conn_wait(c, &idle, "write");
-				continue;
-			}
-			die("write");
-		}
-		off += (size_t)n;
-	}
-	c->out_len = 0;
-}
-
-/* Reads more input (blocking); compacts the buffer first. */
-static void
-conn_fill(struct conn *c)
-{
-	ssize_t n;
-	unsigned idle = 0;
-
-	conn_compact(c);
-	for (;;) {
-		n = read(c->fd, c->in + c->in_len, BUF_BYTES - c->in_len);
-		if (n >= 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			conn_wait(c, &idle, "read");
-			continue;
-		}
-		die("read");
-	}
-	if (n == 0) {
-		if (c->abort != NULL && atomic_load(c->abort))
-			pthread_exit(NULL);
-		fprintf(stderr, "beanstalkd-bench: read: connection closed by "
-				"the server\n");
-		exit(1);
-	}
-	c->in_len += (size_t)n;
 }
 
 /* Decimal digits at p (before end) into *v; the first byte after, or NULL. */
@@ -489,7 +379,7 @@ main(int argc, char **argv)
 	ws = calloc(nw, sizeof(*ws));
 	if (ws == NULL)
 		die("calloc");
-	if (conn_open(&admin, r->o.host, r->o.port, NULL) < 0) {
+	if (conn_open(&admin, r->o.host, r->o.port, POLL_MS) < 0) {
 		snprintf(cmd, sizeof(cmd), "connect %s:%s", r->o.host,
 			 r->o.port);
 		die(cmd);
@@ -504,7 +394,7 @@ main(int argc, char **argv)
 		ws[i].b = b;
 		ws[i].id = i < r->o.producers ? i : i - r->o.producers;
 		hist_init(&ws[i].h);
-		if (conn_open(c, r->o.host, r->o.port, NULL) < 0)
+		if (conn_open(c, r->o.host, r->o.port, POLL_MS) < 0)
 			die("connect");
 		if (i < r->o.producers) {
 			snprintf(cmd, sizeof(cmd), "use %s\r\n", b->tube);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -374,8 +375,30 @@ tcp_connect(const struct addrinfo *a)
 }
 
 int
-conn_init(struct conn *c, int fd)
+conn_open(struct conn *c, const char *host, const char *port,
+	  unsigned timeout_ms)
 {
+	struct addrinfo *ai, *a;
+	int fd = -1, rc;
+
+	rc = tcp_resolve(host, port, &ai);
+	if (rc != 0) {
+		fprintf(stderr, "%s: %s:%s: %s\n", driver_name, host, port,
+			gai_strerror(rc));
+		exit(1);
+	}
+	for (a = ai; a != NULL && fd < 0; a = a->ai_next)
+		fd = tcp_connect(a);
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return -1;
+	if (timeout_ms > 0) {
+		struct timeval tv = { (time_t)(timeout_ms / 1000),
+				      (suseconds_t)(timeout_ms % 1000) * 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	c->fd = fd;
 	c->out = malloc(BUF_BYTES);
 	c->in = malloc(BUF_BYTES);
@@ -383,7 +406,81 @@ conn_init(struct conn *c, int fd)
 		return -1;
 	c->out_len = c->in_len = c->in_pos = 0;
 	c->abort = NULL;
+	c->timeout_ms = timeout_ms;
 	return 0;
+}
+
+/* After a socket timeout: a worker leaves when asked to (what it counted
+ * stays in its own struct); another connection gives up after
+ * CONN_IDLE_S. */
+static void
+conn_wait(struct conn *c, unsigned *idle, const char *what)
+{
+	if (c->abort != NULL) {
+		if (atomic_load(c->abort))
+			pthread_exit(NULL);
+		return;
+	}
+	if (++*idle >= CONN_IDLE_S * 1000 / c->timeout_ms) {
+		fprintf(stderr, "%s: %s: no progress in %d s\n", driver_name,
+			what, CONN_IDLE_S);
+		exit(1);
+	}
+}
+
+void
+conn_flush(struct conn *c)
+{
+	size_t off = 0;
+	unsigned idle = 0;
+
+	while (off < c->out_len) {
+		/* MSG_NOSIGNAL: a server that went away is an error message,
+		 * not a silent SIGPIPE. */
+		ssize_t n = send(c->fd, c->out + off, c->out_len - off,
+				 MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				conn_wait(c, &idle, "write");
+				continue;
+			}
+			die("write");
+		}
+		off += (size_t)n;
+	}
+	c->out_len = 0;
+}
+
+void
+conn_fill(struct conn *c)
+{
+	ssize_t n;
+	unsigned idle = 0;
+
+	conn_compact(c);
+	for (;;) {
+		n = read(c->fd, c->in + c->in_len, BUF_BYTES - c->in_len);
+		if (n >= 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			conn_wait(c, &idle, "read");
+			continue;
+		}
+		die("read");
+	}
+	if (n == 0) {
+		if (c->abort != NULL && atomic_load(c->abort))
+			pthread_exit(NULL);
+		fprintf(stderr, "%s: read: connection closed by the server\n",
+			driver_name);
+		exit(1);
+	}
+	c->in_len += (size_t)n;
 }
 
 void

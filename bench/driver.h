@@ -71,7 +71,11 @@ struct conn {
 	/* For a driver whose sockets time out: when set, a blocked worker
 	 * leaves once it is raised. NULL otherwise. */
 	atomic_int *abort;
+	unsigned timeout_ms; /* of the socket's blocking calls; 0: none */
 };
+
+/* Seconds a connection without abort waits for progress before exit 1. */
+#define CONN_IDLE_S 10
 
 struct bench; /* the driver's: its struct run and what its protocol adds */
 
@@ -169,10 +173,24 @@ int tcp_resolve(const char *host, const char *port, struct addrinfo **ai);
  */
 int tcp_connect(const struct addrinfo *a);
 
-/** Gives c the connected fd and empty buffers; -1 when out of memory. */
-int conn_init(struct conn *c, int fd);
+/**
+ * Connects c to host:port, trying each address; a name that does not
+ * resolve is fatal. With timeout_ms, blocking calls return that often, so
+ * that a stalled server cannot hold a thread past --max-secs: a worker
+ * (c->abort set) then leaves once its flag is raised, another connection
+ * gives up after CONN_IDLE_S. @return 0, or -1 with errno set.
+ */
+int conn_open(struct conn *c, const char *host, const char *port,
+	      unsigned timeout_ms);
 
 void conn_close(struct conn *c);
+
+/** Writes all of c's output (blocking); exit 1 on an error. */
+void conn_flush(struct conn *c);
+
+/** Reads more input (blocking), compacting first; exit 1 on an error or
+ * when the server closes the connection. */
+void conn_fill(struct conn *c);
 
 /** Before a read: moves the unread input to the front; exit 1 when full. */
 void conn_compact(struct conn *c);

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,23 +35,6 @@ struct bench {
 	struct run r;
 	char key[64];
 };
-
-/* Only the first address is tried; a name that does not resolve is a
- * failed connect for the caller. */
-static int
-conn_open(struct conn *c, const char *host, const char *port)
-{
-	struct addrinfo *ai;
-	int fd;
-
-	if (tcp_resolve(host, port, &ai) != 0)
-		return -1;
-	fd = tcp_connect(ai);
-	freeaddrinfo(ai);
-	if (fd < 0)
-		return -1;
-	return conn_init(c, fd);
-}
 
 /* Appends one command (argv of bulk strings) to the output buffer. */
 static void
@@ -77,42 +59,6 @@ cmd_addv(struct conn *c, int argc, const char *const *argv)
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	cmd_add(c, argc, argv, lens);
-}
-
-static void
-conn_flush(struct conn *c)
-{
-	size_t off = 0;
-
-	while (off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + off, c->out_len - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("write");
-		}
-		off += (size_t)n;
-	}
-	c->out_len = 0;
-}
-
-/* Reads more input (blocking); compacts the buffer first. */
-static void
-conn_fill(struct conn *c)
-{
-	ssize_t n;
-
-	conn_compact(c);
-	do {
-		n = read(c->fd, c->in + c->in_len, BUF_BYTES - c->in_len);
-	} while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		if (n == 0)
-			errno = ECONNRESET;
-		die("read");
-	}
-	c->in_len += (size_t)n;
 }
 
 /* Skips one reply at *pos: 1 complete, 0 incomplete. */
@@ -348,7 +294,7 @@ main(int argc, char **argv)
 	ws = calloc(nw, sizeof(*ws));
 	if (ws == NULL)
 		die("calloc");
-	if (conn_open(&admin, r->o.host, r->o.port) < 0)
+	if (conn_open(&admin, r->o.host, r->o.port, 0) < 0)
 		die("connect");
 	if (r->o.consumers > 0) {
 		const char *g[] = { "XGROUP", "CREATE", b->key,
@@ -362,7 +308,7 @@ main(int argc, char **argv)
 		ws[i].b = b;
 		ws[i].id = i < r->o.producers ? i : i - r->o.producers;
 		hist_init(&ws[i].h);
-		if (conn_open(&ws[i].c, r->o.host, r->o.port) < 0)
+		if (conn_open(&ws[i].c, r->o.host, r->o.port, 0) < 0)
 			die("connect");
 	}
 	workers_start(r, ws, nw, producer_main, consumer_main);
