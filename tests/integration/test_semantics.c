@@ -226,20 +226,37 @@ test_dispatch_takes_turns_and_skips_full_subscriptions(void **state)
 		ringmq_client_free(c[i]);
 }
 
-struct dup_order {
+/* The reports of up to three asynchronous publishes, in callback order. */
+struct reports {
 	int calls;
+	int code[3];
 	int is_duplicate[3];
 };
 
 static void
-on_dup_order(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+on_report(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 {
-	struct dup_order *o = ctx;
+	struct reports *rs = ctx;
 
 	(void)c;
-	assert_int_equal(ringmq_publish_report_code(r), RINGMQ_OK);
-	assert_true(o->calls < 3);
-	o->is_duplicate[o->calls++] = ringmq_publish_report_is_duplicate(r);
+	assert_true(rs->calls < 3);
+	rs->code[rs->calls] = ringmq_publish_report_code(r);
+	rs->is_duplicate[rs->calls++] = ringmq_publish_report_is_duplicate(r);
+}
+
+/* Publishes "job" asynchronously, with dedup_id unless NULL. */
+static void
+publish_job_async(ringmq_client *c, const char *queue, const char *dedup_id,
+		  struct reports *rs)
+{
+	ringmq_message *m = ringmq_message_new("job", 3);
+
+	if (dedup_id != NULL)
+		assert_int_equal(ringmq_message_set_dedup_id(m, dedup_id),
+				 RINGMQ_OK);
+	assert_int_equal(ringmq_publish_async(c, queue, m, on_report, rs),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
 }
 
 /* A duplicate that arrives while its original is still being committed
@@ -250,24 +267,19 @@ test_duplicate_of_uncommitted_publish_is_confirmed_after_it(void **state)
 {
 	ringmq_client *c =
 		testlib_connect_with(broker.addr, "linger-ms=0", NULL);
-	struct dup_order o = { 0 };
+	struct reports o = { 0 };
 
 	(void)state;
 	create_queue(c, "dupwait", NULL);
 	for (int i = 0; i < 3; i++) {
-		ringmq_message *m = ringmq_message_new("job", 3);
-
-		assert_int_equal(ringmq_message_set_dedup_id(m, "once"),
-				 RINGMQ_OK);
-		assert_int_equal(
-			ringmq_publish_async(c, "dupwait", m, on_dup_order, &o),
-			RINGMQ_OK);
-		ringmq_message_free(m);
+		publish_job_async(c, "dupwait", "once", &o);
 		/* Each in a request of its own, right behind the first. */
 		(void)ringmq_client_poll(c, 0);
 	}
 	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
 	assert_int_equal(o.calls, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(o.code[i], RINGMQ_OK);
 	assert_false(o.is_duplicate[0]);
 	assert_true(o.is_duplicate[1]);
 	assert_true(o.is_duplicate[2]);
@@ -688,23 +700,6 @@ test_storage_full_then_acks_work_and_publishing_resumes(void **state)
 	harness_cleanup(&b);
 }
 
-struct full_reports {
-	int calls;
-	int code[3];
-	int is_duplicate[3];
-};
-
-static void
-on_full_report(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
-{
-	struct full_reports *fr = ctx;
-
-	(void)c;
-	assert_true(fr->calls < 3);
-	fr->code[fr->calls] = ringmq_publish_report_code(r);
-	fr->is_duplicate[fr->calls++] = ringmq_publish_report_is_duplicate(r);
-}
-
 /* With the storage full, a publish is refused at its commit. A duplicate
  * of it (same dedup id, same request) must be refused too, not confirmed
  * as a copy of a message that was never stored. */
@@ -714,7 +709,7 @@ test_duplicate_of_a_failed_publish_is_not_confirmed(void **state)
 	static const char *const flags[] = { "--max-storage-bytes", "2M",
 					     NULL };
 	struct harness_broker b;
-	struct full_reports fr = { 0 };
+	struct reports fr = { 0 };
 	ringmq_client *c;
 	char payload[2000];
 	int rc = RINGMQ_OK;
@@ -730,17 +725,8 @@ test_duplicate_of_a_failed_publish_is_not_confirmed(void **state)
 		rc = try_publish(c, "full", payload, sizeof(payload));
 	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
 	/* The first goes alone; the other two, behind it, in one request. */
-	for (int i = 0; i < 3; i++) {
-		ringmq_message *m = ringmq_message_new("job", 3);
-
-		if (i > 0)
-			assert_int_equal(ringmq_message_set_dedup_id(m, "z"),
-					 RINGMQ_OK);
-		assert_int_equal(
-			ringmq_publish_async(c, "full", m, on_full_report, &fr),
-			RINGMQ_OK);
-		ringmq_message_free(m);
-	}
+	for (int i = 0; i < 3; i++)
+		publish_job_async(c, "full", i > 0 ? "z" : NULL, &fr);
 	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
 	assert_int_equal(fr.calls, 3);
 	for (int i = 0; i < 3; i++)
