@@ -774,6 +774,7 @@ struct publish_req {
 	size_t nreserves;
 	uint64_t msgs, bytes; /* stored by this request, for the limits */
 	uint64_t failures_at; /* q->publish_failures when it arrived */
+	int has_pending_dups; /* some result is_pending_dup */
 	int is_confirmed;     /* sync=interval: confirmed on receipt */
 	publish_done_fn done;
 	void *ctx;
@@ -1019,15 +1020,6 @@ pending_dups_settle(const struct queue *q, struct publish_req *r, int status)
 		}
 }
 
-static int
-has_pending_dups(const struct publish_req *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		if (r->res[i].is_pending_dup)
-			return 1;
-	return 0;
-}
-
 /* Completion of a publish that stored nothing but waited for the commit
  * of the originals of its duplicates (an empty batch behind them). */
 static void
@@ -1099,7 +1091,7 @@ publish_done(void *arg, int status)
 				  q ? q->name : "(deleted)", r->n,
 				  err_str(status));
 	} else {
-		if (has_pending_dups(r))
+		if (r->has_pending_dups)
 			pending_dups_settle(q, r, status);
 		r->done(r->ctx, r->res, r->n);
 	}
@@ -1118,6 +1110,7 @@ publish_resent(const struct queue *q, struct publish_req *r,
 		r->res[i].is_duplicate = 1;
 		r->res[i].is_pending_dup =
 			first_offset + i >= q->parts[part].committed_next;
+		r->has_pending_dups |= r->res[i].is_pending_dup;
 	}
 }
 
@@ -1168,6 +1161,7 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 		res->is_duplicate = 1;
 		res->is_pending_dup =
 			orig >= q->parts[res->partition].committed_next;
+		r->has_pending_dups |= res->is_pending_dup;
 		return 0;
 	}
 	if ((q->policy.max_depth && *depth + 1 > q->policy.max_depth) ||
@@ -1300,7 +1294,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 answer:
 	store_batch_free(b);
 	/* In sync=interval the originals were confirmed on receipt too. */
-	if (qs->cfg->sync != STORE_SYNC_INTERVAL && has_pending_dups(r)) {
+	if (qs->cfg->sync != STORE_SYNC_INTERVAL && r->has_pending_dups) {
 		/* Empty, and not counted as growth when storage is full. */
 		b = store_batch_new(0);
 		if (b == NULL) {
