@@ -1306,8 +1306,8 @@ struct load {
 	uint32_t (*queues)[2]; /* owned: (qid, partitions) seen, ascending */
 	size_t nqueues;
 	size_t queues_cap;
-	struct offset_run *acked; /* owned: scratch for group states */
-	size_t acked_cap;
+	struct offset_run *runs; /* owned: scratch for group states */
+	size_t runs_cap;
 };
 
 typedef int (*load_fn)(struct load *l, const MDB_val *k, const MDB_val *v);
@@ -1420,20 +1420,20 @@ load_gstate(struct load *l, const MDB_val *k, const MDB_val *v)
 
 	if (n < 0)
 		return load_corrupt(l, DB_GSTATE, "is malformed");
-	if ((uint64_t)n > l->acked_cap) {
-		void *a = realloc(l->acked,
-				  (size_t)n * sizeof(struct offset_run));
+	if ((uint64_t)n > l->runs_cap) {
+		void *a =
+			realloc(l->runs, (size_t)n * sizeof(struct offset_run));
 
 		if (a == NULL)
 			return -ENOMEM;
-		l->acked = a;
-		l->acked_cap = (size_t)n;
+		l->runs = a;
+		l->runs_cap = (size_t)n;
 	}
-	store_decode_gstate(v->mv_data, &ack_floor, l->acked, (uint32_t)n);
+	store_decode_gstate(v->mv_data, &ack_floor, l->runs, (uint32_t)n);
 	return l->cb->group_state(l->ctx, (uint32_t)store_get_be(key, 4),
 				  (uint32_t)store_get_be(key + 4, 4),
 				  (uint32_t)store_get_be(key + 8, 4), ack_floor,
-				  l->acked, (uint32_t)n);
+				  l->runs, (uint32_t)n);
 }
 
 static int
@@ -1528,7 +1528,7 @@ store_load(struct store *s, const struct store_load_cb *cb, void *ctx)
 	rc = load_all(&l);
 	mdb_txn_abort(l.txn);
 	free(l.queues);
-	free(l.acked);
+	free(l.runs);
 	return rc;
 }
 

@@ -859,7 +859,7 @@ store_decode_group(const uint8_t *key, const uint8_t *val, size_t val_len,
 int64_t
 store_gstate_runs(const uint8_t *val, size_t val_len)
 {
-	uint64_t runs, total = 0, next = 0;
+	uint64_t runs, next = 0;
 
 	if (val_len < 16)
 		return -RMQ_ECORRUPT;
@@ -871,13 +871,12 @@ store_gstate_runs(const uint8_t *val, size_t val_len)
 		uint64_t first = get_be(val + 16 + 16 * i, 8);
 		uint64_t count = get_be(val + 24 + 16 * i, 8);
 
-		if (count == 0 || first < next || count > UINT32_MAX ||
-		    first > UINT64_MAX - count)
+		/* No limit on a run's length: the runs reach memory as
+		 * runs (the limit of 2^32 offsets in all was for a list of
+		 * offsets, which is gone). */
+		if (count == 0 || first < next || first > UINT64_MAX - count)
 			return -RMQ_ECORRUPT;
 		next = first + count + 1;
-		total += count;
-		if (total > UINT32_MAX)
-			return -RMQ_ECORRUPT;
 	}
 	return (int64_t)runs;
 }
