@@ -468,7 +468,9 @@ poll_timeout(int64_t wake_ms)
  * poll() with the client's lock dropped (unless hold_lock), so that other
  * threads sharing the client go on while this one waits. The wake fd is
  * drained by the last sleeper out, so no wake-up meant for another waiter
- * is lost.
+ * is lost, and only when this poll saw it readable: a read that finds
+ * nothing would be a syscall on every pass. A write this poll missed
+ * leaves the fd readable, so the next poll returns at once and drains it.
  */
 static int
 poll_unlocked(struct ringmq_client *c, struct pollfd *p, nfds_t n,
@@ -492,12 +494,16 @@ poll_unlocked(struct ringmq_client *c, struct pollfd *p, nfds_t n,
 			pthread_mutex_lock(&c->lock);
 		c->lock_depth = depth;
 	}
-	if (--c->sleepers == 0 && c->wake_fd >= 0) {
-		uint64_t v;
+	if (--c->sleepers == 0 && c->wake_fd >= 0 && r > 0) {
+		for (nfds_t i = 0; i < n; i++) {
+			uint64_t v;
 
-		/* EAGAIN when nobody wrote: nothing to drain. */
-		if (read(c->wake_fd, &v, sizeof(v)) < 0)
-			(void)0;
+			if (p[i].fd != c->wake_fd || p[i].revents == 0)
+				continue;
+			/* A failed read leaves a spurious wake-up at worst. */
+			if (read(c->wake_fd, &v, sizeof(v)) < 0)
+				(void)0;
+		}
 	}
 	return r;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <pthread.h>
 #include <sys/wait.h>
@@ -629,6 +630,75 @@ test_producer_threads_share_one_client(void **state)
 	ringmq_client_free(c);
 }
 
+/* ---------------------------------------------------------------- wake-up */
+
+struct waker_arg {
+	ringmq_client *c;
+	int delay_ms;
+};
+
+static void *
+waker_main(void *arg)
+{
+	struct waker_arg *a = arg;
+
+	(void)usleep((useconds_t)a->delay_ms * 1000);
+	ringmq_client_wakeup(a->c);
+	return NULL;
+}
+
+static long long
+thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A wake-up ends one wait early; the wait after it lasts its full time
+ * asleep, not spinning on a wake-up left unread. */
+static void
+test_wakeup_ends_one_wait_and_is_consumed(void **state)
+{
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
+	struct waker_arg a = { c, 100 };
+	ringmq_delivery *d = NULL;
+	uint32_t sub = 0;
+	pthread_t waker;
+	long long t0, cpu0;
+
+	(void)state;
+	create_queue(c, "wakeup", NULL, NULL);
+	assert_int_equal(ringmq_subscribe(c, &sub, "wakeup", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(pthread_create(&waker, NULL, waker_main, &a), 0);
+	t0 = harness_now_ms();
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_TIMEOUT);
+	assert_true(harness_now_ms() - t0 < WAIT_MS / 2);
+	assert_int_equal(pthread_join(waker, NULL), 0);
+
+	t0 = harness_now_ms();
+	cpu0 = thread_cpu_ms();
+	assert_int_equal(ringmq_next(c, &d, 400), RINGMQ_TIMEOUT);
+	assert_true(harness_now_ms() - t0 >= 390);
+	/* Asleep: a wait that spun would use about all of its 400 ms. */
+	assert_true(thread_cpu_ms() - cpu0 < 200);
+
+	/* A wake-up with nobody waiting ends the next wait, once. */
+	ringmq_client_wakeup(c);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_TIMEOUT);
+	cpu0 = thread_cpu_ms();
+	t0 = harness_now_ms();
+	assert_int_equal(ringmq_next(c, &d, 400), RINGMQ_TIMEOUT);
+	assert_true(harness_now_ms() - t0 >= 390);
+	assert_true(thread_cpu_ms() - cpu0 < 200);
+	ringmq_client_free(c);
+}
+
+/* ------------------------------------------------------------- reconnect */
+
 /* ------------------------------------------------------------- reconnect */
 
 static void
@@ -1150,6 +1220,7 @@ main(void)
 		cmocka_unit_test(
 			test_broker_killed_and_restarted_while_publishing_async),
 		cmocka_unit_test(test_producer_threads_share_one_client),
+		cmocka_unit_test(test_wakeup_ends_one_wait_and_is_consumed),
 		cmocka_unit_test(
 			test_subscription_restored_after_broker_restart),
 		cmocka_unit_test(test_ping_detects_half_open_broker),
