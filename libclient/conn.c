@@ -542,6 +542,7 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 	struct pollfd p[2];
 	int64_t wake_ms = deadline_ms;
 	uint64_t gen = c->conn_gen;
+	int timeout_ms;
 	int r;
 
 	if (c->state == CONN_CLOSED)
@@ -564,7 +565,16 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 	p[1].fd = c->wake_fd;
 	p[1].events = POLLIN;
 	p[1].revents = 0;
-	r = poll_unlocked(c, p, c->wake_fd >= 0 ? 2 : 1, poll_timeout(wake_ms));
+	timeout_ms = poll_timeout(wake_ms);
+	if (timeout_ms == 0) {
+		/* No wait: a receive that finds nothing costs what a poll
+		 * would, and one that finds something saves the poll (callers
+		 * with their own event loop poll when the fd is readable). */
+		p[0].revents = p[0].events;
+		r = 1;
+	} else {
+		r = poll_unlocked(c, p, c->wake_fd >= 0 ? 2 : 1, timeout_ms);
+	}
 	if (c->state == CONN_CLOSED)
 		return RINGMQ_CLOSED;
 	if (c->state != CONN_OPEN || c->conn_gen != gen)
