@@ -1462,6 +1462,21 @@ groups_stop_dispatch(struct groups *gs)
 
 /* ------------------------------------------------------------- counters */
 
+uint64_t
+gpart_unacked(const struct partition *p, const struct gpart *gp)
+{
+	uint64_t n = partition_count(p, gp->ack_floor, UINT64_MAX);
+	size_t nruns;
+	const struct offset_run *runs = runset_runs(&gp->acked, &nruns);
+
+	/* Acked runs may cover holes (messages deleted since): only the
+	 * retained messages in them count. */
+	for (size_t r = 0; r < nruns; r++)
+		n -= partition_count(p, runs[r].first,
+				     runs[r].first + runs[r].count);
+	return n;
+}
+
 void
 groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 		    uint32_t *ngroups)
@@ -1478,15 +1493,10 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 		(*ngroups)++;
 		for (uint32_t i = 0; i < q->partitions; i++) {
 			const struct gpart *gp = &g->parts[i];
-			const struct partition *p = &q->parts[i];
-			uint64_t unacked = 0;
 
-			for (uint64_t o = partition_next(p, gp->ack_floor);
-			     o != UINT64_MAX; o = partition_next(p, o + 1))
-				if (!runset_has(&gp->acked, o))
-					unacked++;
 			*in_flight += gp->leased;
-			*ready += unacked - gp->leased - gp->held.n;
+			*ready += gpart_unacked(&q->parts[i], gp) - gp->leased -
+				  gp->held.n;
 		}
 	}
 }

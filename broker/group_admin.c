@@ -261,12 +261,8 @@ group_info(const struct group *g, struct group_info *gi, uint64_t *floors)
 	for (uint32_t i = 0; i < q->partitions; i++) {
 		const struct gpart *gp = &g->parts[i];
 		const struct partition *p = &q->parts[i];
-		uint64_t unacked = 0;
+		uint64_t unacked = gpart_unacked(p, gp);
 
-		for (uint64_t o = partition_next(p, gp->ack_floor);
-		     o != UINT64_MAX; o = partition_next(p, o + 1))
-			if (!runset_has(&gp->acked, o))
-				unacked++;
 		gi->lag += unacked;
 		gi->in_flight += gp->leased;
 		gi->ready += unacked - gp->leased - gp->held.n;

@@ -131,6 +131,9 @@ struct groups {
 /* --- group.c helpers used by group_admin.c --- */
 void gpart_dirty(struct groups *gs, struct gpart *gp);
 void gpart_advance(struct groups *gs, struct gpart *gp);
+/* Retained messages of partition p at or above gp's floor that gp has not
+ * acked: a count over the partition index, not a walk per offset. */
+uint64_t gpart_unacked(const struct partition *p, const struct gpart *gp);
 void group_wake(struct groups *gs, struct group *g);
 /* Puts s on or off its group's ring of subscriptions with free credit
  * after its credit or its lease count changed. */

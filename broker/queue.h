@@ -199,6 +199,9 @@ int partition_has(const struct partition *p, uint64_t offset);
  * UINT64_MAX if none. */
 uint64_t partition_next(const struct partition *p, uint64_t from);
 
+/* How many retained messages lie in [from, to) below committed_next. */
+uint64_t partition_count(const struct partition *p, uint64_t from, uint64_t to);
+
 /* Drops offsets below upto from the index and adds their deletion to b.
  * @return 0 or -ENOMEM. */
 int partition_trim(struct queue *q, uint32_t part, uint64_t upto,

@@ -1126,6 +1126,96 @@ raw_expect(int fd, Ringmq__Frame *f, Ringmq__Frame__BodyCase want)
 	return r;
 }
 
+/* A group's lag, ready and in-flight counts, and the queue's ready. */
+static void
+expect_counts(int fd, const char *queue, const char *group, uint64_t lag,
+	      uint64_t ready, uint64_t in_flight, uint64_t queue_ready)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__GroupDescribe gd = RINGMQ__GROUP_DESCRIBE__INIT;
+	Ringmq__QueueList ql = RINGMQ__QUEUE_LIST__INIT;
+	Ringmq__Frame *r;
+	size_t i;
+
+	gd.queue = (char *)queue;
+	gd.group = (char *)group;
+	f.body_case = RINGMQ__FRAME__BODY_GROUP_DESCRIBE;
+	f.group_describe = &gd;
+	r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK);
+	assert_int_equal(r->group_describe_ok->group->lag, lag);
+	assert_int_equal(r->group_describe_ok->group->ready, ready);
+	assert_int_equal(r->group_describe_ok->group->in_flight, in_flight);
+	ringmq__frame__free_unpacked(r, NULL);
+	f.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST;
+	f.queue_list = &ql;
+	r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_QUEUE_LIST_OK);
+	for (i = 0; i < r->queue_list_ok->n_queues; i++)
+		if (strcmp(r->queue_list_ok->queues[i]->name, queue) == 0)
+			break;
+	assert_true(i < r->queue_list_ok->n_queues);
+	assert_int_equal(r->queue_list_ok->queues[i]->ready, queue_ready);
+	ringmq__frame__free_unpacked(r, NULL);
+}
+
+/* Counts come from the partition index and the acked runs: offsets a group
+ * acked out of order and that were purged since (kept until then by
+ * another group) are neither lag nor acked. */
+static void
+test_counts_skip_purged_offsets_inside_acked_runs(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__GroupCreate gc = RINGMQ__GROUP_CREATE__INIT;
+	Ringmq__Purge pu = RINGMQ__PURGE__INIT;
+	ringmq_delivery *d[10];
+	Ringmq__Frame *r;
+	int fd;
+
+	(void)state;
+	create_queue(c, "runs", NULL);
+	fd = testlib_raw_open(broker.port);
+	(void)testlib_raw_hello(fd, 0);
+	gc.queue = (char *)"runs";
+	gc.group = (char *)"audit";
+	f.body_case = RINGMQ__FRAME__BODY_GROUP_CREATE;
+	f.group_create = &gc;
+	ringmq__frame__free_unpacked(
+		raw_expect(fd, &f, RINGMQ__FRAME__BODY_DONE), NULL);
+	for (int i = 0; i < 10; i++)
+		publish(c, "runs", "x");
+	subscribe(c, "runs", "w", 10);
+	for (int i = 0; i < 10; i++) {
+		d[i] = next_delivery(c, WAIT_MS);
+		assert_int_equal(ringmq_delivery_offset(d[i]), i);
+	}
+	/* Acks above a floor held at 0: a run 3..5. */
+	for (int i = 3; i <= 5; i++)
+		assert_int_equal(settle(c, d[i], 'a'), RINGMQ_OK);
+	expect_counts(fd, "runs", "w", 7, 0, 7, 10);
+	expect_counts(fd, "runs", "audit", 10, 10, 0, 10);
+
+	/* Purge drops 3..5 (audit kept them) and keeps w's leases. */
+	pu.queue = (char *)"runs";
+	f.body_case = RINGMQ__FRAME__BODY_PURGE;
+	f.purge = &pu;
+	r = raw_expect(fd, &f, RINGMQ__FRAME__BODY_PURGE_OK);
+	assert_int_equal(r->purge_ok->purged, 3);
+	ringmq__frame__free_unpacked(r, NULL);
+	expect_counts(fd, "runs", "w", 7, 0, 7, 7);
+	expect_counts(fd, "runs", "audit", 7, 7, 0, 7);
+
+	/* w acks the rest: its lag is 0; audit still lags the retained 7. */
+	for (int i = 0; i < 10; i++) {
+		if (i < 3 || i > 5)
+			assert_int_equal(settle(c, d[i], 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d[i]);
+	}
+	expect_counts(fd, "runs", "w", 0, 0, 0, 7);
+	expect_counts(fd, "runs", "audit", 7, 7, 0, 7);
+	close(fd);
+	ringmq_client_free(c);
+}
+
 static void
 test_admin_purge_groups_describe_delete_stats(void **state)
 {
@@ -1336,6 +1426,8 @@ main(void)
 			test_redrive_goes_back_to_the_group_it_died_in),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),
 		cmocka_unit_test(test_admin_purge_groups_describe_delete_stats),
+		cmocka_unit_test(
+			test_counts_skip_purged_offsets_inside_acked_runs),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_failure_counts_survive_restart),
