@@ -4,6 +4,9 @@
 #define _GNU_SOURCE
 #include "wire.h"
 
+#include "codec.h"
+#include "group.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,4 +79,161 @@ wire_msg_fini(struct wire_msg *w)
 	free(w->names);
 	free(w->dedup);
 	memset(w, 0, sizeof(*w));
+}
+
+/* ------------------------------------------------- Delivery, by hand */
+
+/* Field keys: number << 3 | wire type (0 varint, 2 length-delimited). */
+#define KEY_VARINT(n) ((uint8_t)((n) << 3))
+#define KEY_BYTES(n)  ((uint8_t)((n) << 3 | 2))
+/* Frame.delivery is field 44: its key, 354, is a two-byte varint. */
+#define FRAME_DELIVERY_KEY0 0xe2
+#define FRAME_DELIVERY_KEY1 0x02
+
+static size_t
+varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *
+put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* A one-byte key, then a varint. */
+static uint8_t *
+put_uint(uint8_t *p, uint8_t key, uint64_t v)
+{
+	*p++ = key;
+	return put_varint(p, v);
+}
+
+/* A one-byte key, a length, then the bytes. */
+static uint8_t *
+put_bytes(uint8_t *p, uint8_t key, const void *data, size_t len)
+{
+	*p++ = key;
+	p = put_varint(p, len);
+	if (len > 0)
+		memcpy(p, data, len);
+	return p + len;
+}
+
+/* A field of len bytes after a one-byte key and its length. */
+static size_t
+field_len(size_t len)
+{
+	return 1 + varint_len(len) + len;
+}
+
+/* The bytes of one Header message (name up to a NUL, as a C string). */
+static size_t
+header_len(const struct store_header *h, size_t *name_len)
+{
+	*name_len = strnlen(h->name, h->name_len);
+	return field_len(*name_len) + field_len(h->value_len);
+}
+
+static size_t
+dedup_len(const struct store_msg_view *v)
+{
+	return strnlen(v->dedup_id, v->dedup_len);
+}
+
+static size_t
+message_len(const struct store_msg_view *v)
+{
+	size_t n = field_len(v->payload_len);
+	struct store_header h;
+	uint32_t pos = 0;
+
+	if (v->key_len > 0)
+		n += field_len(v->key_len);
+	while (store_headers_next(v->headers, v->headers_len, &pos, &h) == 1) {
+		size_t name_len;
+
+		n += field_len(header_len(&h, &name_len));
+	}
+	if (v->deliver_at_ms != 0)
+		n += 1 + varint_len(v->deliver_at_ms);
+	if (v->dedup_len > 0)
+		n += field_len(dedup_len(v));
+	return n;
+}
+
+static size_t
+delivery_len(const struct delivery *d, const struct store_msg_view *v,
+	     size_t msg_len)
+{
+	return 1 + varint_len(d->subscription) + 1 + varint_len(d->lease_id) +
+	       1 + varint_len(d->partition) + 1 + varint_len(d->offset) + 1 +
+	       varint_len(d->delivery_count) + 1 +
+	       varint_len(d->lease_remaining_ms) + field_len(msg_len) + 1 +
+	       varint_len(v->publish_ms);
+}
+
+size_t
+wire_delivery_size(const struct delivery *d, const struct store_msg_view *v)
+{
+	size_t del_len = delivery_len(d, v, message_len(v));
+
+	return CODEC_HEADER_BYTES + 2 + varint_len(del_len) + del_len;
+}
+
+size_t
+wire_delivery_encode(const struct delivery *d, const struct store_msg_view *v,
+		     uint8_t *out)
+{
+	size_t msg_len = message_len(v);
+	size_t del_len = delivery_len(d, v, msg_len);
+	size_t frame_len = 2 + varint_len(del_len) + del_len;
+	uint8_t *p = out + CODEC_HEADER_BYTES;
+	struct store_header h;
+	uint32_t pos = 0;
+
+	out[0] = (uint8_t)(frame_len >> 24);
+	out[1] = (uint8_t)(frame_len >> 16);
+	out[2] = (uint8_t)(frame_len >> 8);
+	out[3] = (uint8_t)frame_len;
+	*p++ = FRAME_DELIVERY_KEY0;
+	*p++ = FRAME_DELIVERY_KEY1;
+	p = put_varint(p, del_len);
+	p = put_uint(p, KEY_VARINT(1), d->subscription);
+	p = put_uint(p, KEY_VARINT(2), d->lease_id);
+	p = put_uint(p, KEY_VARINT(3), d->partition);
+	p = put_uint(p, KEY_VARINT(4), d->offset);
+	p = put_uint(p, KEY_VARINT(5), d->delivery_count);
+	p = put_uint(p, KEY_VARINT(6), d->lease_remaining_ms);
+	*p++ = KEY_BYTES(7);
+	p = put_varint(p, msg_len);
+	p = put_bytes(p, KEY_BYTES(1), v->payload, v->payload_len);
+	if (v->key_len > 0)
+		p = put_bytes(p, KEY_BYTES(2), v->key, v->key_len);
+	while (store_headers_next(v->headers, v->headers_len, &pos, &h) == 1) {
+		size_t name_len;
+
+		*p++ = KEY_BYTES(3);
+		p = put_varint(p, header_len(&h, &name_len));
+		p = put_bytes(p, KEY_BYTES(1), h.name, name_len);
+		p = put_bytes(p, KEY_BYTES(2), h.value, h.value_len);
+	}
+	if (v->deliver_at_ms != 0)
+		p = put_uint(p, KEY_VARINT(4), v->deliver_at_ms);
+	if (v->dedup_len > 0)
+		p = put_bytes(p, KEY_BYTES(6), v->dedup_id, dedup_len(v));
+	p = put_uint(p, KEY_VARINT(8), v->publish_ms);
+	return (size_t)(p - out);
 }

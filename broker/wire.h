@@ -24,4 +24,22 @@ struct wire_msg {
 int wire_msg_init(struct wire_msg *w, const struct store_msg_view *v);
 void wire_msg_fini(struct wire_msg *w);
 
+struct delivery;
+
+/*
+ * The Delivery frame of d and v, encoded by hand because it is the frame
+ * every message goes out in: exactly the bytes protobuf-c packs for the
+ * Frame conn_deliver used to build from a wire_msg (fields in number
+ * order, required ones always, optional ones when set, names and the
+ * dedup id up to a NUL as C strings are), with no message built and no
+ * copy but into out.
+ *
+ * wire_delivery_size: the bytes of the frame, its length prefix included.
+ * wire_delivery_encode: writes them to out (that many bytes); @return them.
+ */
+size_t wire_delivery_size(const struct delivery *d,
+			  const struct store_msg_view *v);
+size_t wire_delivery_encode(const struct delivery *d,
+			    const struct store_msg_view *v, uint8_t *out);
+
 #endif
