@@ -6,6 +6,7 @@
 
 #include "codec.h"
 #include "group.h"
+#include "pb_varint.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,18 +91,6 @@ wire_msg_fini(struct wire_msg *w)
 #define FRAME_DELIVERY_KEY0 0xe2
 #define FRAME_DELIVERY_KEY1 0x02
 
-static size_t
-varint_len(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 static uint8_t *
 put_varint(uint8_t *p, uint64_t v)
 {
@@ -136,7 +125,7 @@ put_bytes(uint8_t *p, uint8_t key, const void *data, size_t len)
 static size_t
 field_len(size_t len)
 {
-	return 1 + varint_len(len) + len;
+	return 1 + pb_varint_len(len) + len;
 }
 
 /* The bytes of one Header message (name up to a NUL, as a C string). */
@@ -168,7 +157,7 @@ message_len(const struct store_msg_view *v)
 		n += field_len(header_len(&h, &name_len));
 	}
 	if (v->deliver_at_ms != 0)
-		n += 1 + varint_len(v->deliver_at_ms);
+		n += 1 + pb_varint_len(v->deliver_at_ms);
 	if (v->dedup_len > 0)
 		n += field_len(dedup_len(v));
 	return n;
@@ -178,11 +167,12 @@ static size_t
 delivery_len(const struct delivery *d, const struct store_msg_view *v,
 	     size_t msg_len)
 {
-	return 1 + varint_len(d->subscription) + 1 + varint_len(d->lease_id) +
-	       1 + varint_len(d->partition) + 1 + varint_len(d->offset) + 1 +
-	       varint_len(d->delivery_count) + 1 +
-	       varint_len(d->lease_remaining_ms) + field_len(msg_len) + 1 +
-	       varint_len(v->publish_ms);
+	return 1 + pb_varint_len(d->subscription) + 1 +
+	       pb_varint_len(d->lease_id) + 1 + pb_varint_len(d->partition) +
+	       1 + pb_varint_len(d->offset) + 1 +
+	       pb_varint_len(d->delivery_count) + 1 +
+	       pb_varint_len(d->lease_remaining_ms) + field_len(msg_len) + 1 +
+	       pb_varint_len(v->publish_ms);
 }
 
 size_t
@@ -190,7 +180,7 @@ wire_delivery_size(const struct delivery *d, const struct store_msg_view *v)
 {
 	size_t del_len = delivery_len(d, v, message_len(v));
 
-	return CODEC_HEADER_BYTES + 2 + varint_len(del_len) + del_len;
+	return CODEC_HEADER_BYTES + 2 + pb_varint_len(del_len) + del_len;
 }
 
 size_t
@@ -199,7 +189,7 @@ wire_delivery_encode(const struct delivery *d, const struct store_msg_view *v,
 {
 	size_t msg_len = message_len(v);
 	size_t del_len = delivery_len(d, v, msg_len);
-	size_t frame_len = 2 + varint_len(del_len) + del_len;
+	size_t frame_len = 2 + pb_varint_len(del_len) + del_len;
 	uint8_t *p = out + CODEC_HEADER_BYTES;
 	struct store_header h;
 	uint32_t pos = 0;

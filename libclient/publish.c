@@ -9,6 +9,7 @@
  * whose payload is over max_message_bytes, is refused here and never sent.
  */
 #include "internal.h"
+#include "pb_varint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,26 +250,13 @@ result_fail(struct publish_result *res, int code, const char *text)
 
 /* ----------------------------------------------------------------- publish */
 
-/* Bytes of a protobuf varint holding v. */
-static size_t
-varint_bytes(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 /* Bytes a message adds to a Publish: tag, length and body. */
 size_t
 message_cost(const Ringmq__Message *pb)
 {
 	size_t n = ringmq__message__get_packed_size(pb);
 
-	return 1 + varint_bytes(n) + n;
+	return 1 + pb_varint_len(n) + n;
 }
 
 /*
