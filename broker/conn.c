@@ -787,15 +787,12 @@ conn_deliver(void *owner, const struct delivery *d,
 		conn_queue_flush(c);
 	}
 	c->env->delivered_total++;
-	if (d->delivery_count == 1) {
-		uint64_t now = queue_now_ms();
-
-		histogram_observe(&c->env->delivery_latency,
-				  metrics_latency_bounds,
-				  now > v->publish_ms
-					  ? (double)(now - v->publish_ms) / 1e3
-					  : 0.0);
-	}
+	if (d->delivery_count == 1)
+		histogram_observe(
+			&c->env->delivery_latency, metrics_latency_bounds,
+			d->now_ms > v->publish_ms
+				? (double)(d->now_ms - v->publish_ms) / 1e3
+				: 0.0);
 	return 0;
 }
 

@@ -1205,11 +1205,18 @@ next_sub(struct group *g)
 	return NULL;
 }
 
+/* The clocks of a dispatch pass, read once for many deliveries (three
+ * reads a delivery were 3 % of the broker's CPU). */
+struct dispatch_clock {
+	uint64_t mono_ms;
+	uint64_t wall_ms;
+};
+
 /* Delivers offset off of partition gp to s. @return 0 delivered, 1
  * skipped (unreadable record), -1 could not send (nothing changed). */
 static int
 deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
-	    uint64_t off, int is_redelivery)
+	    uint64_t off, int is_redelivery, const struct dispatch_clock *now)
 {
 	struct store_msg_view v;
 	struct failrec *fr;
@@ -1243,8 +1250,8 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	l->offset = off;
 	l->sub = s;
 	l->lo = s->lo;
-	l->delivered_ms = groups_mono_ms();
-	l->delivered_wall_ms = queue_now_ms();
+	l->delivered_ms = now->mono_ms;
+	l->delivered_wall_ms = now->wall_ms;
 	l->deadline_ms = sat_add(l->delivered_ms, g->q->policy.lease_ms);
 	l->delivery_count = 1 + (fr ? fr->f.failures : 0);
 	d.subscription = s->id;
@@ -1253,6 +1260,7 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	d.offset = off;
 	d.delivery_count = l->delivery_count;
 	d.lease_remaining_ms = g->q->policy.lease_ms;
+	d.now_ms = now->wall_ms;
 	if (lease_insert(gs, l) < 0) {
 		free(l);
 		return -1;
@@ -1276,6 +1284,7 @@ group_dispatch(struct groups *gs, struct group *g)
 {
 	uint32_t nparts = g->q->partitions;
 	int budget = DISPATCH_BUDGET;
+	struct dispatch_clock now = { groups_mono_ms(), queue_now_ms() };
 
 	while (budget-- > 0) {
 		struct sub *s = next_sub(g);
@@ -1285,6 +1294,12 @@ group_dispatch(struct groups *gs, struct group *g)
 
 		if (s == NULL)
 			return;
+		/* Fresh every 64 turns: a long pass stays within a fraction
+		 * of a millisecond. */
+		if (budget % 64 == 0) {
+			now.mono_ms = groups_mono_ms();
+			now.wall_ms = queue_now_ms();
+		}
 		for (i = 0; i < nparts; i++) {
 			struct gpart *gp = &g->parts[(g->rr_part + i) % nparts];
 
@@ -1294,8 +1309,8 @@ group_dispatch(struct groups *gs, struct group *g)
 		if (i == nparts)
 			return;
 		i = (g->rr_part + i) % nparts;
-		int rc =
-			deliver_one(gs, g, &g->parts[i], s, off, is_redelivery);
+		int rc = deliver_one(gs, g, &g->parts[i], s, off, is_redelivery,
+				     &now);
 		if (rc < 0)
 			return;
 		if (rc == 0) {

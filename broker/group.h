@@ -61,6 +61,7 @@ struct delivery {
 	uint64_t offset;
 	uint32_t delivery_count;
 	uint64_t lease_remaining_ms;
+	uint64_t now_ms; /* wall clock when handed out (not sent) */
 };
 
 struct sub_ops {

@@ -189,7 +189,12 @@ test_delivery_decodes(void **state)
 {
 	static const uint8_t hdrs[] = { 0, 2, 'i', 'd', 0,  0,
 					0, 3, '4', '2', '!' };
-	struct delivery d = { 7, 1ull << 40, 3, 123456789, 2, 30000 };
+	struct delivery d = { .subscription = 7,
+			      .lease_id = 1ull << 40,
+			      .partition = 3,
+			      .offset = 123456789,
+			      .delivery_count = 2,
+			      .lease_remaining_ms = 30000 };
 	struct store_msg_view v = { 0 };
 	const struct codec_limits lim = { 1u << 20, 100, 16 };
 	struct codec_arena a;
