@@ -124,21 +124,32 @@ conn_queue_flush(struct conn *c)
 	c->env->flush = c;
 }
 
+/* Room for n more bytes at the end of the pending output; NULL (logged)
+ * when out of memory. Add what was written to c->pending.len, then
+ * conn_queue_flush. */
+static uint8_t *
+conn_out_room(struct conn *c, size_t n)
+{
+	if (obuf_reserve(&c->pending, n) < 0) {
+		log_error("conn %llu: out of memory for %zu bytes of output",
+			  (unsigned long long)c->id, n);
+		return NULL;
+	}
+	return c->pending.data + c->pending.len;
+}
+
 /* Appends f to the pending output. @return 0 or -ENOMEM. */
 int
 conn_send(struct conn *c, Ringmq__Frame *f)
 {
-	size_t n;
+	uint8_t *out;
 
 	if (c->is_dead)
 		return 0;
-	n = codec_encoded_size(f);
-	if (obuf_reserve(&c->pending, n) < 0) {
-		log_error("conn %llu: out of memory for %zu bytes of output",
-			  (unsigned long long)c->id, n);
+	out = conn_out_room(c, codec_encoded_size(f));
+	if (out == NULL)
 		return -ENOMEM;
-	}
-	c->pending.len += codec_encode(f, c->pending.data + c->pending.len);
+	c->pending.len += codec_encode(f, out);
 	conn_queue_flush(c);
 	return 0;
 }
@@ -669,45 +680,27 @@ static void
 published(void *ctx, const struct publish_result *res, size_t n)
 {
 	struct conn_req *p = ctx;
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
-	Ringmq__PublishOk ok = RINGMQ__PUBLISH_OK__INIT;
-	Ringmq__PublishResult *rs = NULL;
-	Ringmq__PublishResult **ptrs = NULL;
-	histogram_observe(&p->c->env->confirm_latency, metrics_latency_bounds,
+	struct conn *c = p->c;
+	uint8_t *out;
+
+	histogram_observe(&c->env->confirm_latency, metrics_latency_bounds,
 			  (double)(mono_us() - p->start_us) / 1e6);
-	if (!conn_unref_live(p->c))
+	if (!conn_unref_live(c))
 		goto out;
-	rs = calloc(n + 1, sizeof(*rs));
-	ptrs = calloc(n + 1, sizeof(*ptrs));
-	if (rs == NULL || ptrs == NULL) {
-		conn_send_rc(p->c, p->request_id, -ENOMEM);
+	for (size_t i = 0; i < n; i++)
+		if (res[i].code == RINGMQ__ERROR_CODE__OK)
+			c->env->published_total += !res[i].is_duplicate;
+	if (c->is_dead)
+		goto out;
+	/* Encoded by hand straight into the output (see wire.h). */
+	out = conn_out_room(c, wire_publish_ok_size(p->request_id, res, n));
+	if (out == NULL) {
+		conn_send_rc(c, p->request_id, -ENOMEM);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		ringmq__publish_result__init(&rs[i]);
-		rs[i].code = (Ringmq__ErrorCode)res[i].code;
-		if (res[i].code == RINGMQ__ERROR_CODE__OK) {
-			rs[i].has_partition = rs[i].has_offset = 1;
-			rs[i].partition = res[i].partition;
-			rs[i].offset = res[i].offset;
-			rs[i].has_duplicate = res[i].is_duplicate;
-			rs[i].duplicate = res[i].is_duplicate;
-			p->c->env->published_total += !res[i].is_duplicate;
-		} else {
-			rs[i].message = (char *)res[i].why;
-		}
-		ptrs[i] = &rs[i];
-	}
-	ok.n_results = n;
-	ok.results = ptrs;
-	r.has_request_id = 1;
-	r.request_id = p->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_PUBLISH_OK;
-	r.publish_ok = &ok;
-	(void)conn_send(p->c, &r);
+	c->pending.len += wire_publish_ok_encode(p->request_id, res, n, out);
+	conn_queue_flush(c);
 out:
-	free(rs);
-	free(ptrs);
 	free(p);
 }
 
@@ -774,16 +767,11 @@ conn_deliver(void *owner, const struct delivery *d,
 
 	/* Encoded by hand straight into the output (see wire.h). */
 	if (!c->is_dead) {
-		size_t n = wire_delivery_size(d, v);
+		uint8_t *out = conn_out_room(c, wire_delivery_size(d, v));
 
-		if (obuf_reserve(&c->pending, n) < 0) {
-			log_error("conn %llu: out of memory for %zu bytes of "
-				  "output",
-				  (unsigned long long)c->id, n);
+		if (out == NULL)
 			return -1;
-		}
-		c->pending.len += wire_delivery_encode(
-			d, v, c->pending.data + c->pending.len);
+		c->pending.len += wire_delivery_encode(d, v, out);
 		conn_queue_flush(c);
 	}
 	c->env->delivered_total++;
@@ -936,28 +924,20 @@ static void
 send_lease_result(struct conn *c, uint64_t request_id, const int *codes,
 		  const uint64_t *remaining_ms, size_t n)
 {
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
-	Ringmq__LeaseResult lr = RINGMQ__LEASE_RESULT__INIT;
-	Ringmq__ErrorCode *wire = calloc(n + 1, sizeof(*wire));
+	uint8_t *out;
 
-	if (wire == NULL) {
+	if (c->is_dead)
+		return;
+	/* Encoded by hand straight into the output (see wire.h). */
+	out = conn_out_room(
+		c, wire_lease_result_size(request_id, codes, remaining_ms, n));
+	if (out == NULL) {
 		conn_send_rc(c, request_id, -ENOMEM);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		wire[i] = (Ringmq__ErrorCode)codes[i];
-	lr.n_codes = n;
-	lr.codes = wire;
-	if (remaining_ms) {
-		lr.n_remaining_ms = n;
-		lr.remaining_ms = (uint64_t *)remaining_ms;
-	}
-	r.has_request_id = 1;
-	r.request_id = request_id;
-	r.body_case = RINGMQ__FRAME__BODY_LEASE_RESULT;
-	r.lease_result = &lr;
-	(void)conn_send(c, &r);
-	free(wire);
+	c->pending.len += wire_lease_result_encode(request_id, codes,
+						   remaining_ms, n, out);
+	conn_queue_flush(c);
 }
 
 static void

@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "group.h"
 #include "pb_varint.h"
+#include "queue.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -87,9 +88,14 @@ wire_msg_fini(struct wire_msg *w)
 /* Field keys: number << 3 | wire type (0 varint, 2 length-delimited). */
 #define KEY_VARINT(n) ((uint8_t)((n) << 3))
 #define KEY_BYTES(n)  ((uint8_t)((n) << 3 | 2))
-/* Frame.delivery is field 44: its key, 354, is a two-byte varint. */
-#define FRAME_DELIVERY_KEY0 0xe2
-#define FRAME_DELIVERY_KEY1 0x02
+/* Frame's bodies sent by hand, fields 44, 31 and 49: their keys (354,
+ * 250 and 394) are two-byte varints. */
+#define FRAME_DELIVERY_KEY0	0xe2
+#define FRAME_DELIVERY_KEY1	0x02
+#define FRAME_PUBLISH_OK_KEY0	0xfa
+#define FRAME_PUBLISH_OK_KEY1	0x01
+#define FRAME_LEASE_RESULT_KEY0 0x8a
+#define FRAME_LEASE_RESULT_KEY1 0x03
 
 static uint8_t *
 put_varint(uint8_t *p, uint64_t v)
@@ -225,5 +231,140 @@ wire_delivery_encode(const struct delivery *d, const struct store_msg_view *v,
 	if (v->dedup_len > 0)
 		p = put_bytes(p, KEY_BYTES(6), v->dedup_id, dedup_len(v));
 	p = put_uint(p, KEY_VARINT(8), v->publish_ms);
+	return (size_t)(p - out);
+}
+
+/* ------------------------------------- PublishOk and LeaseResult, by hand */
+
+/* An enum as protobuf-c packs it: an int32, sign-extended. */
+static uint64_t
+enum_bits(int v)
+{
+	return (uint64_t)(int64_t)v;
+}
+
+/* The length prefix, Frame.request_id and a body's two-byte key and
+ * length: what every answer starts with. */
+static size_t
+answer_head_len(uint64_t request_id, size_t body_len)
+{
+	return CODEC_HEADER_BYTES + 1 + pb_varint_len(request_id) + 2 +
+	       pb_varint_len(body_len);
+}
+
+static uint8_t *
+put_answer_head(uint8_t *out, uint64_t request_id, uint8_t key0, uint8_t key1,
+		size_t body_len)
+{
+	size_t frame_len = 1 + pb_varint_len(request_id) + 2 +
+			   pb_varint_len(body_len) + body_len;
+	uint8_t *p = out + CODEC_HEADER_BYTES;
+
+	out[0] = (uint8_t)(frame_len >> 24);
+	out[1] = (uint8_t)(frame_len >> 16);
+	out[2] = (uint8_t)(frame_len >> 8);
+	out[3] = (uint8_t)frame_len;
+	p = put_uint(p, KEY_VARINT(1), request_id);
+	*p++ = key0;
+	*p++ = key1;
+	return put_varint(p, body_len);
+}
+
+static size_t
+publish_result_len(const struct publish_result *r)
+{
+	size_t n = 1 + pb_varint_len(enum_bits(r->code));
+
+	if (r->code == RINGMQ__ERROR_CODE__OK) {
+		n += 1 + pb_varint_len(r->partition) + 1 +
+		     pb_varint_len(r->offset);
+		if (r->is_duplicate)
+			n += 1 + pb_varint_len((uint32_t)r->is_duplicate);
+	} else if (r->why != NULL) {
+		n += field_len(strlen(r->why));
+	}
+	return n;
+}
+
+static size_t
+publish_ok_len(const struct publish_result *res, size_t n)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += field_len(publish_result_len(&res[i]));
+	return len;
+}
+
+size_t
+wire_publish_ok_size(uint64_t request_id, const struct publish_result *res,
+		     size_t n)
+{
+	size_t body = publish_ok_len(res, n);
+
+	return answer_head_len(request_id, body) + body;
+}
+
+size_t
+wire_publish_ok_encode(uint64_t request_id, const struct publish_result *res,
+		       size_t n, uint8_t *out)
+{
+	uint8_t *p =
+		put_answer_head(out, request_id, FRAME_PUBLISH_OK_KEY0,
+				FRAME_PUBLISH_OK_KEY1, publish_ok_len(res, n));
+
+	for (size_t i = 0; i < n; i++) {
+		const struct publish_result *r = &res[i];
+
+		*p++ = KEY_BYTES(1);
+		p = put_varint(p, publish_result_len(r));
+		p = put_uint(p, KEY_VARINT(1), enum_bits(r->code));
+		if (r->code == RINGMQ__ERROR_CODE__OK) {
+			p = put_uint(p, KEY_VARINT(2), r->partition);
+			p = put_uint(p, KEY_VARINT(3), r->offset);
+			if (r->is_duplicate)
+				p = put_uint(p, KEY_VARINT(4),
+					     (uint32_t)r->is_duplicate);
+		} else if (r->why != NULL) {
+			p = put_bytes(p, KEY_BYTES(5), r->why, strlen(r->why));
+		}
+	}
+	return (size_t)(p - out);
+}
+
+static size_t
+lease_result_len(const int *codes, const uint64_t *remaining_ms, size_t n)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += 1 + pb_varint_len(enum_bits(codes[i]));
+	for (size_t i = 0; remaining_ms != NULL && i < n; i++)
+		len += 1 + pb_varint_len(remaining_ms[i]);
+	return len;
+}
+
+size_t
+wire_lease_result_size(uint64_t request_id, const int *codes,
+		       const uint64_t *remaining_ms, size_t n)
+{
+	size_t body = lease_result_len(codes, remaining_ms, n);
+
+	return answer_head_len(request_id, body) + body;
+}
+
+size_t
+wire_lease_result_encode(uint64_t request_id, const int *codes,
+			 const uint64_t *remaining_ms, size_t n, uint8_t *out)
+{
+	uint8_t *p = put_answer_head(out, request_id, FRAME_LEASE_RESULT_KEY0,
+				     FRAME_LEASE_RESULT_KEY1,
+				     lease_result_len(codes, remaining_ms, n));
+
+	/* Repeated fields unpacked (proto2), each field's values in turn. */
+	for (size_t i = 0; i < n; i++)
+		p = put_uint(p, KEY_VARINT(1), enum_bits(codes[i]));
+	for (size_t i = 0; remaining_ms != NULL && i < n; i++)
+		p = put_uint(p, KEY_VARINT(2), remaining_ms[i]);
 	return (size_t)(p - out);
 }

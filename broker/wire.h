@@ -42,4 +42,24 @@ size_t wire_delivery_size(const struct delivery *d,
 size_t wire_delivery_encode(const struct delivery *d,
 			    const struct store_msg_view *v, uint8_t *out);
 
+struct publish_result;
+
+/*
+ * The answers to every publish and every ack, by hand for the same
+ * reason: a PublishOk of res[0 .. n) (partition and offset when the code
+ * is OK, the duplicate flag when set, else the reason), and a LeaseResult
+ * of codes[0 .. n) with remaining_ms[0 .. n) when not NULL; both with
+ * request_id set. The bytes are protobuf-c's, length prefix included.
+ */
+size_t wire_publish_ok_size(uint64_t request_id,
+			    const struct publish_result *res, size_t n);
+size_t wire_publish_ok_encode(uint64_t request_id,
+			      const struct publish_result *res, size_t n,
+			      uint8_t *out);
+size_t wire_lease_result_size(uint64_t request_id, const int *codes,
+			      const uint64_t *remaining_ms, size_t n);
+size_t wire_lease_result_encode(uint64_t request_id, const int *codes,
+				const uint64_t *remaining_ms, size_t n,
+				uint8_t *out);
+
 #endif

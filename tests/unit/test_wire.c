@@ -1,9 +1,10 @@
 /*
- * Unit tests for wire: the hand-encoded Delivery frame is byte for byte
- * what protobuf-c packs for the same delivery built from a wire_msg, over
- * random messages (empty and large fields, headers, keys, dedup ids with
- * and without a NUL inside, values that need every varint length), and it
- * decodes back through the broker's own codec.
+ * Unit tests for wire: the hand-encoded Delivery, PublishOk and
+ * LeaseResult frames are byte for byte what protobuf-c packs for the same
+ * values (a Delivery built from a wire_msg), over random messages (empty
+ * and large fields, headers, keys, dedup ids with and without a NUL
+ * inside, values that need every varint length) and random result lists,
+ * and a Delivery decodes back through the broker's own codec.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include "codec.h"
 #include "group.h"
+#include "queue.h"
 #include "wire.h"
 #include "xorshift.h"
 
@@ -183,6 +185,138 @@ test_delivery_matches_protobuf_c(void **state)
 	free(payload);
 }
 
+/* What published() sent before the hand encoder. */
+static size_t
+publish_ok_with_protobuf(uint64_t request_id, const struct publish_result *res,
+			 size_t n, uint8_t *out)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__PublishOk ok = RINGMQ__PUBLISH_OK__INIT;
+	Ringmq__PublishResult *rs = calloc(n + 1, sizeof(*rs));
+	Ringmq__PublishResult **ptrs = calloc(n + 1, sizeof(*ptrs));
+	size_t len;
+
+	assert_non_null(rs);
+	assert_non_null(ptrs);
+	for (size_t i = 0; i < n; i++) {
+		ringmq__publish_result__init(&rs[i]);
+		rs[i].code = (Ringmq__ErrorCode)res[i].code;
+		if (res[i].code == RINGMQ__ERROR_CODE__OK) {
+			rs[i].has_partition = rs[i].has_offset = 1;
+			rs[i].partition = res[i].partition;
+			rs[i].offset = res[i].offset;
+			rs[i].has_duplicate = res[i].is_duplicate;
+			rs[i].duplicate = res[i].is_duplicate;
+		} else {
+			rs[i].message = (char *)res[i].why;
+		}
+		ptrs[i] = &rs[i];
+	}
+	ok.n_results = n;
+	ok.results = ptrs;
+	r.has_request_id = 1;
+	r.request_id = request_id;
+	r.body_case = RINGMQ__FRAME__BODY_PUBLISH_OK;
+	r.publish_ok = &ok;
+	assert_true(codec_encoded_size(&r) <= BUF_BYTES);
+	len = codec_encode(&r, out);
+	free(rs);
+	free(ptrs);
+	return len;
+}
+
+/* What send_lease_result() sent before the hand encoder. */
+static size_t
+lease_result_with_protobuf(uint64_t request_id, const int *codes,
+			   const uint64_t *remaining_ms, size_t n, uint8_t *out)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__LeaseResult lr = RINGMQ__LEASE_RESULT__INIT;
+	Ringmq__ErrorCode *wire = calloc(n + 1, sizeof(*wire));
+	size_t len;
+
+	assert_non_null(wire);
+	for (size_t i = 0; i < n; i++)
+		wire[i] = (Ringmq__ErrorCode)codes[i];
+	lr.n_codes = n;
+	lr.codes = wire;
+	if (remaining_ms) {
+		lr.n_remaining_ms = n;
+		lr.remaining_ms = (uint64_t *)remaining_ms;
+	}
+	r.has_request_id = 1;
+	r.request_id = request_id;
+	r.body_case = RINGMQ__FRAME__BODY_LEASE_RESULT;
+	r.lease_result = &lr;
+	len = codec_encode(&r, out);
+	free(wire);
+	return len;
+}
+
+/* A code: OK most often, else any of the protocol's. */
+static int
+rnd_code(void)
+{
+	return rnd(3) ? RINGMQ__ERROR_CODE__OK
+		      : (int)rnd(ringmq__error_code__descriptor.n_values);
+}
+
+/* Both answers, over random result lists (empty ones included). */
+static void
+test_answers_match_protobuf_c(void **state)
+{
+	static const char *const whys[] = { NULL, "", "queue is full",
+					    "a reason with \"quotes\"" };
+	uint8_t *want = malloc(BUF_BYTES);
+	uint8_t *got = malloc(BUF_BYTES);
+	struct publish_result res[300];
+	int codes[300];
+	uint64_t remaining[300];
+
+	(void)state;
+	assert_non_null(want);
+	assert_non_null(got);
+	for (int round = 0; round < ROUNDS / 4; round++) {
+		uint64_t request_id = rnd_uint();
+		size_t n = rnd_len(sizeof(res) / sizeof(res[0]));
+		const uint64_t *rem = rnd(2) ? remaining : NULL;
+		size_t want_len, got_len;
+
+		memset(res, 0, sizeof(res));
+		for (size_t i = 0; i < n; i++) {
+			res[i].code = rnd_code();
+			res[i].partition = (uint32_t)rnd_uint();
+			res[i].offset = rnd_uint();
+			res[i].is_duplicate = (int)rnd(2);
+			res[i].why = whys[rnd(4)];
+			codes[i] = rnd_code();
+			remaining[i] = rnd_uint();
+		}
+		want_len = publish_ok_with_protobuf(request_id, res, n, want);
+		got_len = wire_publish_ok_size(request_id, res, n);
+		assert_int_equal(got_len, want_len);
+		memset(got, 0xa5, got_len + 1);
+		assert_int_equal(
+			wire_publish_ok_encode(request_id, res, n, got),
+			want_len);
+		assert_memory_equal(got, want, want_len);
+		assert_int_equal(got[got_len], 0xa5);
+
+		want_len = lease_result_with_protobuf(request_id, codes, rem, n,
+						      want);
+		got_len = wire_lease_result_size(request_id, codes, rem, n);
+		assert_int_equal(got_len, want_len);
+		memset(got, 0xa5, got_len + 1);
+		assert_int_equal(wire_lease_result_encode(request_id, codes,
+							  rem, n, got),
+				 want_len);
+		assert_memory_equal(got, want, want_len);
+		assert_int_equal(got[got_len], 0xa5);
+	}
+	free(want);
+	free(got);
+}
+
 /* The frame decodes with the broker's codec into the same fields. */
 static void
 test_delivery_decodes(void **state)
@@ -243,6 +377,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delivery_matches_protobuf_c),
 		cmocka_unit_test(test_delivery_decodes),
+		cmocka_unit_test(test_answers_match_protobuf_c),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
