@@ -42,6 +42,7 @@
 #define GROUP_NAME	  "bench"
 #define WAIT_SLICE_MS	  50
 #define MULTI_POLL_MS	  5
+#define ACK_WAIT_MS	  30000 /* longest wait for a pass's ack answers */
 #define PROGRESS_AFTER_NS 2000000000ull
 #define PROGRESS_EVERY_NS 1000000000ull
 #define MAX_THREADS	  4096
@@ -519,9 +520,10 @@ on_ack(ringmq_client *c, const uint64_t *ids, const int *codes, size_t n,
 		free(af);
 }
 
-/* Acks a client's batch; counts messages acked for the first time. */
+/* Acks a client's batch, waiting for the answer unless is_async (then the
+ * answer's callback counts); counts messages acked for the first time. */
 static void
-ack_batch(struct consumer *k, ringmq_client *c, unsigned n)
+ack_batch(struct consumer *k, ringmq_client *c, unsigned n, int is_async)
 {
 	struct bench *b = k->b;
 	struct ack_flight *af;
@@ -529,7 +531,7 @@ ack_batch(struct consumer *k, ringmq_client *c, unsigned n)
 
 	for (unsigned i = 0; i < n; i++)
 		k->ids[i] = k->batch[i].lease_id;
-	if (b->o.is_async_ack) {
+	if (is_async) {
 		af = malloc(sizeof(*af) + n * sizeof(af->batch[0]));
 		if (af == NULL) {
 			note_error(b, "out of memory");
@@ -559,11 +561,11 @@ ack_batch(struct consumer *k, ringmq_client *c, unsigned n)
 
 /*
  * Takes what client c has queued (up to the ack batch) without waiting,
- * then acks it. With wait_ms > 0 and nothing queued, waits that long for a
- * first delivery. @return deliveries taken.
+ * then acks it (see ack_batch). With wait_ms > 0 and nothing queued, waits
+ * that long for a first delivery. @return deliveries taken.
  */
 static unsigned
-consume_client(struct consumer *k, ringmq_client *c, int wait_ms)
+consume_client(struct consumer *k, ringmq_client *c, int wait_ms, int is_async)
 {
 	struct bench *b = k->b;
 	unsigned n = 0;
@@ -587,7 +589,7 @@ consume_client(struct consumer *k, ringmq_client *c, int wait_ms)
 		ringmq_delivery_free(d);
 	}
 	if (n > 0)
-		ack_batch(k, c, n);
+		ack_batch(k, c, n, is_async);
 	return n;
 }
 
@@ -596,6 +598,12 @@ consume_client(struct consumer *k, ringmq_client *c, int wait_ms)
  * socket is readable until a pass over it finds nothing (no delivery, no
  * answer), since the library may hold deliveries its socket no longer
  * signals (read while waiting for an ack's answer).
+ *
+ * Waiting acks (the default) are sent on every client of a pass first and
+ * their answers awaited after it: each client still takes nothing more
+ * until its ack is answered, as an independent consumer would, but the
+ * clients of a thread wait for one commit together instead of one each in
+ * turn (at 1,000 connections that was 125 commits a pass).
  */
 static void
 consume_clients(struct consumer *k)
@@ -604,17 +612,18 @@ consume_clients(struct consumer *k)
 	struct client_set set;
 	unsigned char *is_busy = calloc(k->n_cs, 1);
 	unsigned *busy = calloc(k->n_cs, sizeof(*busy));
+	unsigned *acked = calloc(k->n_cs, sizeof(*acked));
 	unsigned n_busy = 0;
 
 	if (set_init(&set, k->cs, k->n_cs) < 0 || is_busy == NULL ||
-	    busy == NULL) {
+	    busy == NULL || acked == NULL) {
 		note_error(b, "consumer set-up: %s", strerror(errno));
 		atomic_store(&b->is_stopping, 1);
 		goto done;
 	}
 	while (!should_stop(b) && !check_end(b)) {
 		unsigned n = set_wait(&set, n_busy > 0 ? 0 : MULTI_POLL_MS);
-		unsigned kept = 0;
+		unsigned kept = 0, n_acked = 0;
 
 		for (unsigned e = 0; e < n; e++) {
 			unsigned i = set.ready[e];
@@ -628,21 +637,37 @@ consume_clients(struct consumer *k)
 			ringmq_client *c = k->cs[busy[j]];
 			int found = 0;
 
+			unsigned got;
+
 			/* Asynchronous acks: runs the callbacks of answers. */
 			if (b->o.is_async_ack)
 				found = ringmq_client_poll(c, 0);
-			found += (int)consume_client(k, c, 0);
+			got = consume_client(k, c, 0, 1);
+			if (got > 0 && !b->o.is_async_ack)
+				acked[n_acked++] = busy[j];
+			found += (int)got;
 			if (found > 0)
 				busy[kept++] = busy[j];
 			else
 				is_busy[busy[j]] = 0;
 		}
 		n_busy = kept;
+		/* Waiting acks: the answers, which the callbacks count. */
+		for (unsigned j = 0; j < n_acked; j++) {
+			ringmq_client *c = k->cs[acked[j]];
+			int rc = ringmq_client_flush(c, ACK_WAIT_MS);
+
+			if (rc != RINGMQ_OK)
+				note_error(b, "ack: %s: %s",
+					   ringmq_code_name(rc),
+					   ringmq_client_errmsg(c));
+		}
 	}
 done:
 	set_free(&set);
 	free(is_busy);
 	free(busy);
+	free(acked);
 }
 
 static void *
@@ -656,7 +681,8 @@ consumer_main(void *arg)
 		goto done;
 	}
 	while (!should_stop(b) && !check_end(b)) {
-		(void)consume_client(k, k->cs[0], WAIT_SLICE_MS);
+		(void)consume_client(k, k->cs[0], WAIT_SLICE_MS,
+				     b->o.is_async_ack);
 		/* Runs the callbacks of acks answered meanwhile. */
 		if (b->o.is_async_ack)
 			(void)ringmq_client_poll(k->cs[0], 0);
