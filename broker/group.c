@@ -1023,7 +1023,7 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 		break;
 	}
 	group_wake(gs, l->g);
-	free(l);
+	lease_table_release(&gs->leases, l);
 }
 
 /* Looks up id for owner lo; on failure returns NULL and sets *code. */
@@ -1240,7 +1240,7 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 		}
 		return 1;
 	}
-	l = calloc(1, sizeof(*l));
+	l = lease_table_alloc(&gs->leases);
 	if (l == NULL)
 		return -1;
 	fr = fail_find(gp, off);
@@ -1262,12 +1262,12 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	d.lease_remaining_ms = g->q->policy.lease_ms;
 	d.now_ms = now->wall_ms;
 	if (lease_insert(gs, l) < 0) {
-		free(l);
+		lease_table_release(&gs->leases, l);
 		return -1;
 	}
 	if (s->ops->deliver(s->owner, &d, &v) < 0) {
 		lease_unlink(gs, l);
-		free(l);
+		lease_table_release(&gs->leases, l);
 		return -1;
 	}
 	gpart_take(gp, is_redelivery);

@@ -55,7 +55,7 @@ group_end_leases(struct groups *gs, struct group *g)
 					l->sub->leased--;
 					sub_ready_update(l->sub);
 				}
-				free(l);
+				lease_table_release(&gs->leases, l);
 			}
 			l = next;
 		}

@@ -47,11 +47,18 @@ struct lease_table {
 	size_t nbuckets, count;
 	struct lease_slot *heap; /* owned: 4-ary min-heap by deadline */
 	size_t hn, hcap;
+	struct lease *spare; /* owned: freed leases kept for reuse */
+	size_t nspare;
 };
 
 int lease_table_init(struct lease_table *t);
-/* Frees the index and every lease still in it. */
+/* Frees the index, every lease still in it and the spares. */
 void lease_table_fini(struct lease_table *t);
+/* A zeroed lease, a spare when there is one (a lease per delivery is the
+ * broker's busiest allocation), else from malloc; NULL when out of
+ * memory. Give it back with lease_table_release once out of the table. */
+struct lease *lease_table_alloc(struct lease_table *t);
+void lease_table_release(struct lease_table *t, struct lease *l);
 /* @return 0 or -ENOMEM (t unchanged). */
 int lease_table_insert(struct lease_table *t, struct lease *l);
 void lease_table_remove(struct lease_table *t, struct lease *l);
