@@ -217,6 +217,48 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	ringmq_client_free(c);
 }
 
+/* The publish-to-delivery histogram measures how long a message waited:
+ * one held back 400 ms before anyone subscribed adds about that much. */
+static void
+test_delivery_latency_counts_the_wait(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_message *m = ringmq_message_new("late", 4);
+	ringmq_delivery *d = NULL;
+	double sum0, count0, sum1, count1;
+	char *text;
+	uint32_t sub;
+	uint64_t id;
+
+	(void)state;
+	assert_int_equal(ringmq_queue_create(c, "late", qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	text = http_get("/metrics");
+	sum0 = sample(text, "ringmq_publish_delivery_seconds_sum");
+	count0 = sample(text, "ringmq_publish_delivery_seconds_count");
+	free(text);
+	assert_int_equal(ringmq_publish(c, "late", m, NULL, NULL, NULL),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+	usleep(400 * 1000);
+	assert_int_equal(ringmq_subscribe(c, &sub, "late", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	text = http_get("/metrics");
+	sum1 = sample(text, "ringmq_publish_delivery_seconds_sum");
+	count1 = sample(text, "ringmq_publish_delivery_seconds_count");
+	free(text);
+	assert_true(count1 - count0 == 1);
+	assert_true(sum1 - sum0 >= 0.39);
+	assert_true(sum1 - sum0 < 0.39 + WAIT_MS / 1e3);
+	ringmq_client_free(c);
+}
+
 static void
 on_confirmed(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 {
@@ -439,6 +481,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_healthz_answers_ok),
 		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
+		cmocka_unit_test(test_delivery_latency_counts_the_wait),
 		cmocka_unit_test(test_async_publish_burst_shares_one_batch),
 		cmocka_unit_test(
 			test_backup_is_a_data_directory_with_everything),
