@@ -833,10 +833,15 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	 * whole commit for the next (4 producers, window 64: 7.5 messages a
 	 * batch, 382 us in the queue; this way 32 and 13 us). */
 	if (c->is_ready && c->state == CONN_OPEN &&
-	    (p->n_batches == 0 || part_is_full(c, t, p)) &&
-	    part_is_due(c, t, p, conn_now_ms()))
-		producer_send_due(c, conn_now_ms());
-	else if (p->n == 1)
+	    (p->n_batches == 0 || part_is_full(c, t, p))) {
+		int64_t now_ms = conn_now_ms();
+
+		if (part_is_due(c, t, p, now_ms)) {
+			producer_send_due(c, now_ms);
+			return RINGMQ_OK;
+		}
+	}
+	if (p->n == 1)
 		conn_wake(c); /* a poller may need an earlier deadline */
 	return RINGMQ_OK;
 }
