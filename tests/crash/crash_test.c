@@ -20,8 +20,15 @@
  * Then it checks itself: each rule is broken once in a copy of the records
  * and must be noticed.
  *
+ * With --power-cut every kill is a power cut as well: the broker runs with
+ * powercut_shim preloaded (powercut.h), and before each restart its data
+ * file is replaced by one that a power cut at the moment of the kill could
+ * have left: every write since the last sync dropped, kept, or kept page
+ * by page at random (a kill chooses one of the three). sync=never promises
+ * nothing across a power cut and is refused there.
+ *
  * Usage: crash_test [--sync always|interval|never] [--sync-interval-ms N]
- *                   [--kills N] [--long]
+ *                   [--kills N] [--long] [--power-cut]
  * RINGMQ_CRASH_SEED replays a run's random choices (kill moments, batch
  * sizes, consumer drops); the seed is printed. RINGMQ_CRASH_TRACE logs
  * every send with its result.
@@ -47,10 +54,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ringmq.h>
 
 #include "harness.h"
+#include "powercut.h"
+#include "splitmix64.h"
 
 #define QUEUE		      "crash"
 #define PARTITIONS	      4
@@ -78,6 +88,7 @@
 #define INTERVAL_SLACK_MS     1000  /* commit and scheduling time, interval */
 #define LEASE_EPOCH_SHIFT     40    /* lease id = epoch << 40 | counter */
 #define REPORT_MAX	      10    /* violations printed per rule */
+#define POWERCUT_DELAY_US     2000  /* before each sync: see powercut.h */
 
 static const char *const group_names[GROUPS] = { "g1", "g2" };
 
@@ -139,6 +150,7 @@ struct config {
 	const char *interval_arg;
 	unsigned interval_ms;
 	int kills;
+	int is_power_cut;
 	unsigned long long seed;
 };
 
@@ -174,17 +186,16 @@ static struct world {
 
 	struct producer prods[PRODUCERS];
 	struct consumer cons[CONSUMERS];
+
+	/* --power-cut: the shim's state, the data file, and what the cuts
+	 * did (killer and main thread take turns, never at once). */
+	char cut_dir[256];
+	char data_file[300];
+	uint64_t cut_rng;
+	int cuts[3];	    /* by enum powercut_flavour */
+	int cuts_mid_write; /* cuts with written pages not yet synced */
+	struct powercut_stats cut_total;
 } W;
-
-static uint64_t
-splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static unsigned
 rand_below(uint64_t *rng, unsigned n)
@@ -237,8 +248,103 @@ wait_gen_change(unsigned gen, int ms)
 	}
 }
 
-/* Kills the broker with SIGKILL and starts it again on the same data
- * directory (on a new port). @return 0, or -1 when it did not start. */
+/* After a kill: replaces the data file with one a power cut could have
+ * left. @return 0, or -1. */
+static int
+power_cut(void)
+{
+	enum powercut_flavour f =
+		(enum powercut_flavour)rand_below(&W.cut_rng, 3);
+	struct powercut_stats st;
+
+	if (powercut_image(W.cut_dir, W.data_file, f, &W.cut_rng, &st) < 0)
+		return -1;
+	W.cuts[f]++;
+	W.cuts_mid_write += st.pages_kept + st.pages_dropped > 0;
+	W.cut_total.pages_kept += st.pages_kept;
+	W.cut_total.pages_dropped += st.pages_dropped;
+	W.cut_total.durable_writes += st.durable_writes;
+	W.cut_total.is_torn += st.is_torn;
+	return 0;
+}
+
+/* Sets up --power-cut before the first start: a data directory of our own
+ * (the shim must know its file before the broker opens it), the shim's
+ * state directory, and the shim in the broker's environment.
+ * @return 0, or -1. */
+static int
+power_cut_setup(uint64_t seed)
+{
+	const char *shim = getenv("RINGMQ_POWERCUT_SHIM");
+	char delay[16];
+
+	if (shim == NULL || *shim == '\0') {
+		fprintf(stderr, "crash: --power-cut needs RINGMQ_POWERCUT_SHIM "
+				"(the path of powercut_shim.so)\n");
+		return -1;
+	}
+	snprintf(W.broker.dir, sizeof(W.broker.dir), "/tmp/ringmq-test-XXXXXX");
+	snprintf(W.cut_dir, sizeof(W.cut_dir), "/tmp/ringmq-test-XXXXXX");
+	if (mkdtemp(W.broker.dir) == NULL || mkdtemp(W.cut_dir) == NULL) {
+		perror("crash: mkdtemp");
+		return -1;
+	}
+	snprintf(W.data_file, sizeof(W.data_file), "%s/data.mdb", W.broker.dir);
+	W.cut_rng = seed;
+	snprintf(delay, sizeof(delay), "%d", POWERCUT_DELAY_US);
+	if (setenv("LD_PRELOAD", shim, 1) != 0 ||
+	    setenv("RINGMQ_POWERCUT_DIR", W.cut_dir, 1) != 0 ||
+	    setenv("RINGMQ_POWERCUT_FILE", W.data_file, 1) != 0 ||
+	    setenv("RINGMQ_POWERCUT_DELAY_US", delay, 1) != 0) {
+		perror("crash: setenv");
+		return -1;
+	}
+	return 0;
+}
+
+/* Says what the power cuts did. A shim that saw no write of the data file
+ * (not preloaded, or watching another file) would make every cut a plain
+ * kill: that fails. @return 0, or -1. */
+static int
+power_cut_report(void)
+{
+	const struct powercut_stats *t = &W.cut_total;
+
+	fprintf(stderr,
+		"crash: power cuts: %d dropping every write since the last "
+		"sync, %d keeping them, %d keeping pages at random; %d with "
+		"written pages waiting for a sync: pages kept %llu, dropped "
+		"%llu; durable (O_DSYNC) writes past the last sync %llu; logs "
+		"cut inside a record %d\n",
+		W.cuts[POWERCUT_KEEP_NONE], W.cuts[POWERCUT_KEEP_ALL],
+		W.cuts[POWERCUT_KEEP_SOME], W.cuts_mid_write,
+		(unsigned long long)t->pages_kept,
+		(unsigned long long)t->pages_dropped,
+		(unsigned long long)t->durable_writes, t->is_torn);
+	if (t->pages_kept + t->pages_dropped + t->durable_writes == 0) {
+		fprintf(stderr, "crash: the power-cut shim recorded no write "
+				"of the data file\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+power_cut_cleanup(void)
+{
+	char path[320];
+
+	snprintf(path, sizeof(path), "%s/durable", W.cut_dir);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/log", W.cut_dir);
+	(void)unlink(path);
+	(void)rmdir(W.cut_dir);
+}
+
+/* Kills the broker with SIGKILL (and with --power-cut, rewrites its data
+ * file as a power cut could have left it) and starts it again on the same
+ * data directory (on a new port). @return 0, or -1 when it did not
+ * start. */
 static int
 kill_and_restart(void)
 {
@@ -250,7 +356,9 @@ kill_and_restart(void)
 	if (W.n_kills < MAX_KILLS + 1)
 		W.kill_ms[W.n_kills++] = harness_now_ms();
 	(void)harness_kill(&W.broker, SIGKILL);
-	rc = harness_start(&W.broker, NULL);
+	rc = W.cfg.is_power_cut ? power_cut() : 0;
+	if (rc == 0)
+		rc = harness_start(&W.broker, NULL);
 	pthread_mutex_lock(&W.mu);
 	if (rc == 0) {
 		snprintf(W.addr, sizeof(W.addr), "%s", W.broker.addr);
@@ -1431,13 +1539,21 @@ parse_args(int argc, char **argv, struct config *cfg)
 			cfg->interval_arg = argv[++i];
 		} else if (strcmp(argv[i], "--kills") == 0 && i + 1 < argc) {
 			cfg->kills = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--power-cut") == 0) {
+			cfg->is_power_cut = 1;
 		} else {
 			fprintf(stderr,
 				"usage: crash_test [--sync always|interval|"
 				"never] [--sync-interval-ms N] [--kills N] "
-				"[--long]\n");
+				"[--long] [--power-cut]\n");
 			return -1;
 		}
+	}
+	if (cfg->is_power_cut && strcmp(cfg->sync, "never") == 0) {
+		fprintf(stderr, "crash: sync=never promises nothing across a "
+				"power cut; --power-cut takes always or "
+				"interval\n");
+		return -1;
 	}
 	if (strcmp(cfg->sync, "always") != 0 &&
 	    strcmp(cfg->sync, "interval") != 0 &&
@@ -1555,9 +1671,12 @@ main(int argc, char **argv)
 		return 1;
 	seed_state = W.cfg.seed;
 	fprintf(stderr,
-		"crash: sync=%s seed=%llu kills=%d "
+		"crash: sync=%s%s seed=%llu kills=%d "
 		"(replay with RINGMQ_CRASH_SEED=%llu)\n",
-		W.cfg.sync, W.cfg.seed, W.cfg.kills, W.cfg.seed);
+		W.cfg.sync, W.cfg.is_power_cut ? " power-cut" : "", W.cfg.seed,
+		W.cfg.kills, W.cfg.seed);
+	if (W.cfg.is_power_cut && power_cut_setup(splitmix64(&seed_state)) < 0)
+		return 1;
 
 	pthread_mutex_init(&W.mu, NULL);
 	pthread_mutex_init(&W.rec_mu, NULL);
@@ -1629,15 +1748,20 @@ main(int argc, char **argv)
 		atomic_store(&W.is_failed, 1);
 	}
 
+	if (W.cfg.is_power_cut && power_cut_report() < 0)
+		atomic_store(&W.is_failed, 1);
 	if (check(harness_now_ms() - start_ms) == 0 &&
 	    !atomic_load(&W.is_failed))
 		rc = 0;
-	if (rc == 0)
+	if (rc == 0) {
 		harness_cleanup(&W.broker);
-	else
+		if (W.cfg.is_power_cut)
+			power_cut_cleanup();
+	} else {
 		fprintf(stderr,
 			"crash: FAILED (seed %llu); data directory kept: %s\n",
 			W.cfg.seed, W.broker.dir);
+	}
 	for (int i = 0; i < PRODUCERS; i++) {
 		free(W.prods[i].seqs);
 	}
