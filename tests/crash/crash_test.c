@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,6 +90,8 @@
 #define LEASE_EPOCH_SHIFT     40    /* lease id = epoch << 40 | counter */
 #define REPORT_MAX	      10    /* violations printed per rule */
 #define POWERCUT_DELAY_US     2000  /* before each sync: see powercut.h */
+#define POWERCUT_DELAY_IVL_US 20000 /* the same, sync=interval */
+#define UNSYNCED_WAIT_MS      500   /* longest wait for a commit's writes */
 
 static const char *const group_names[GROUPS] = { "g1", "g2" };
 
@@ -291,7 +294,11 @@ power_cut_setup(uint64_t seed)
 	}
 	snprintf(W.data_file, sizeof(W.data_file), "%s/data.mdb", W.broker.dir);
 	W.cut_rng = seed;
-	snprintf(delay, sizeof(delay), "%d", POWERCUT_DELAY_US);
+	/* sync=interval commits ten times a second: only a longer wait
+	 * makes kills land inside a commit often. */
+	snprintf(delay, sizeof(delay), "%d",
+		 strcmp(W.cfg.sync, "interval") == 0 ? POWERCUT_DELAY_IVL_US
+						     : POWERCUT_DELAY_US);
 	if (setenv("LD_PRELOAD", shim, 1) != 0 ||
 	    setenv("RINGMQ_POWERCUT_DIR", W.cut_dir, 1) != 0 ||
 	    setenv("RINGMQ_POWERCUT_FILE", W.data_file, 1) != 0 ||
@@ -824,6 +831,26 @@ consumer_main(void *arg)
 
 /* -------------------------------------------------------------- killer */
 
+/* With --power-cut, half the kills wait (a bounded time) until the shim's
+ * log holds written pages beyond the last durable meta page: a commit
+ * between its writes and its sync, the moment a power cut can tear. */
+static void
+wait_unsynced_writes(void)
+{
+	const off_t busy = 2 * (off_t)(sizeof(struct powercut_record) +
+				       POWERCUT_PAGE_BYTES);
+	long long deadline = harness_now_ms() + UNSYNCED_WAIT_MS;
+	char path[320];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/log", W.cut_dir);
+	while (harness_now_ms() < deadline) {
+		if (stat(path, &st) == 0 && st.st_size >= busy)
+			return;
+		sleep_ms(1);
+	}
+}
+
 static void *
 killer_main(void *arg)
 {
@@ -832,6 +859,8 @@ killer_main(void *arg)
 	for (int k = 0; k < W.cfg.kills && !atomic_load(&W.is_failed); k++) {
 		sleep_ms(KILL_MIN_MS +
 			 rand_below(rng, KILL_MAX_MS - KILL_MIN_MS + 1));
+		if (W.cfg.is_power_cut && rand_below(rng, 2) == 0)
+			wait_unsynced_writes();
 		if (kill_and_restart() < 0) {
 			atomic_store(&W.is_failed, 1);
 			break;
