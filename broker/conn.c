@@ -329,7 +329,7 @@ conn_stop_recv(struct conn *c)
 /* Stops reading, ends leases and subscriptions; the socket closes once the
  * output is out and nothing is in flight. */
 static void
-conn_close(struct conn *c)
+conn_close_as(struct conn *c, int is_failure)
 {
 	if (c->is_closing)
 		return;
@@ -338,7 +338,14 @@ conn_close(struct conn *c)
 	for (size_t i = 0; i < c->nsubs; i++)
 		sub_free(c->env->gs, c->subs[i]);
 	c->nsubs = 0;
-	groups_owner_gone(c->env->gs, &c->lo);
+	groups_owner_gone(c->env->gs, &c->lo, is_failure);
+}
+
+/* The peer went, or broke the protocol: its leases end as failures. */
+static void
+conn_close(struct conn *c)
+{
+	conn_close_as(c, 1);
 }
 
 static void
@@ -1313,7 +1320,8 @@ conn_goodbye_all(struct conn_env *env)
 		f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
 		f.goodbye = &g;
 		(void)conn_send(c, &f);
-		conn_close(c);
+		/* A restart releases leases without counting them. */
+		conn_close_as(c, 0);
 	}
 }
 
@@ -1323,7 +1331,7 @@ conn_free_all(struct conn_env *env)
 	while (env->conns) {
 		struct conn *c = env->conns;
 
-		conn_close(c);
+		conn_close_as(c, 0); /* the broker stops: not a failure */
 		c->is_dead = 1;
 		c->is_recv_armed = c->is_send_inflight = 0;
 		c->is_flush_queued = 0;

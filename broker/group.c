@@ -1140,10 +1140,11 @@ groups_touch(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 }
 
 void
-groups_owner_gone(struct groups *gs, struct lease_owner *lo)
+groups_owner_gone(struct groups *gs, struct lease_owner *lo, int is_failure)
 {
 	while (lo->leases)
-		lease_end(gs, lo->leases, END_FAIL, -1, 0);
+		lease_end(gs, lo->leases, is_failure ? END_FAIL : END_RELEASE,
+			  -1, 0);
 }
 
 /* ------------------------------------------------------------ dispatch */

@@ -137,8 +137,11 @@ void groups_touch(struct groups *gs, struct lease_owner *lo,
 		  const uint64_t *ids, size_t n, uint64_t lease_ms, int *codes,
 		  uint64_t *remaining_ms);
 
-/* The owner is gone: every lease it holds ends as a failure. */
-void groups_owner_gone(struct groups *gs, struct lease_owner *lo);
+/* The owner is gone: every lease it holds ends as a failure (a
+ * disconnect), or is released without counting (is_failure 0: the broker
+ * is stopping, and a restart counts no failure). */
+void groups_owner_gone(struct groups *gs, struct lease_owner *lo,
+		       int is_failure);
 
 /* Per loop pass: expires leases, dispatches, flushes group state.
  * @return ms until the next lease deadline, or -1. */

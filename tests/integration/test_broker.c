@@ -655,8 +655,10 @@ test_kill9_keeps_confirmed_and_acked(void **state)
 		}
 		ringmq_delivery_free(d);
 	}
-	ringmq_client_free(c);
+	/* Killed while the 5 leases are held (a disconnect first would
+	 * count as a failure). */
 	assert_int_equal(harness_kill(&b, SIGKILL) >= 0, 1);
+	ringmq_client_free(c);
 
 	assert_int_equal(harness_start(&b, NULL), 0);
 	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
@@ -737,6 +739,69 @@ test_sigterm_says_goodbye_and_exits_0(void **state)
 	assert_int_equal(harness_stop(&b), 0);
 	ringmq_client_free(c);
 	ringmq_opts_free(o);
+	harness_cleanup(&b);
+}
+
+/* A clean stop, like a crash, releases the leases it interrupts without
+ * counting them: with max-deliveries 1 the held jobs come back after the
+ * restart with delivery_count 1, and nothing is dead-lettered. */
+static void
+test_sigterm_releases_leases_without_counting(void **state)
+{
+	struct harness_broker b;
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_queue_list *ql = NULL;
+	ringmq_client *c;
+	ringmq_opts *o;
+	uint32_t sub;
+	char err[256];
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	o = ringmq_opts_new();
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(
+		ringmq_queue_opts_set(qo, "max-deliveries", "1", NULL, 0),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "held", qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	publish_n(c, "held", "h", 3);
+	assert_int_equal(ringmq_subscribe(c, &sub, "held", "g", 3,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 3; i++)
+		ringmq_delivery_free(next_delivery(c, WAIT_MS));
+	/* Stopped while the consumer still holds all three. */
+	assert_int_equal(harness_stop(&b), 0);
+	ringmq_client_free(c);
+
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_list_get(c, &ql), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_list_count(ql), 1); /* no held.dlq */
+	ringmq_queue_list_free(ql);
+	assert_int_equal(ringmq_subscribe(c, &sub, "held", "g", 3,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 3; i++) {
+		ringmq_delivery *d = next_delivery(c, WAIT_MS);
+
+		assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+		ack_one(c, d);
+		ringmq_delivery_free(d);
+	}
+	expect_nothing(c);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
 	harness_cleanup(&b);
 }
 
@@ -831,6 +896,7 @@ main(void)
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
 		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
+		cmocka_unit_test(test_sigterm_releases_leases_without_counting),
 		cmocka_unit_test(
 			test_exit_codes_for_bad_flags_config_and_locked_dir),
 	};
