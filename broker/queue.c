@@ -1363,6 +1363,9 @@ queue_ensure(struct queues *qs, const char *name, struct store_batch *b)
 	memset(&sq, 0, sizeof(sq));
 	policy_defaults(qs->cfg, &sq.policy);
 	sq.policy.max_deliveries = 0; /* a dead-letter queue never loops */
+	/* Named like every queue's, so that a create naming this queue
+	 * with its settings matches in this run as after a restart. */
+	policy_name_dlq(&sq.policy, name);
 	sq.qid = qs->next_qid;
 	sq.partitions = 1;
 	sq.created_ms = queue_now_ms();

@@ -414,7 +414,10 @@ test_max_deliveries_dead_letters_with_headers(void **state)
 	assert_int_equal(settle(o, d, 'a'), RINGMQ_OK);
 	ringmq_delivery_free(d);
 
-	/* The dead-letter queue has it, payload intact, every header. */
+	/* The dead-letter queue has it, payload intact, every header. Its
+	 * settings are the defaults with max-deliveries 0: a create that
+	 * says so matches it. */
+	create_queue(a, "poison.dlq", "max-deliveries=0", NULL);
 	subscribe(a, "poison.dlq", "ops", 1);
 	d = next_delivery(a, WAIT_MS);
 	{
