@@ -504,6 +504,23 @@ conn_req_done(void *ctx, int status)
 	free(p);
 }
 
+/* Answers a queue create or set that failed with rc; says what a policy
+ * can get wrong when that is the reason. */
+static void
+conn_send_policy_rc(struct conn *c, uint64_t request_id, int rc)
+{
+	if (rc != -RMQ_EINVALID_ARGUMENT) {
+		conn_send_rc(c, request_id, rc);
+		return;
+	}
+	conn_send_error(c, request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			"invalid settings: a time of 0 or too large, or a "
+			"dead-letter queue that is the queue itself or breaks "
+			"the name rule (a queue whose name ends in .dlq and "
+			"counts deliveries needs a shorter dead-letter "
+			"queue)");
+}
+
 static void
 on_queue_create(struct conn *c, const Ringmq__Frame *f)
 {
@@ -518,10 +535,11 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 				"partitions must be 1 to 1024");
 		return;
 	}
-	if (!queue_name_valid(qc->name)) {
+	if (!queue_ref_valid(qc->name)) {
 		conn_send_error(
 			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
+			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}, "
+			"optionally followed by .dlq");
 		return;
 	}
 	p = conn_req_new(c, f, 0);
@@ -539,7 +557,7 @@ on_queue_create(struct conn *c, const Ringmq__Frame *f)
 	if (rc == 1)
 		conn_send_done(c, f->request_id);
 	else
-		conn_send_rc(c, f->request_id, rc);
+		conn_send_policy_rc(c, f->request_id, rc);
 }
 
 static void
@@ -557,7 +575,7 @@ on_queue_set(struct conn *c, const Ringmq__Frame *f)
 	if (rc < 0) {
 		c->refs--;
 		free(p);
-		conn_send_rc(c, f->request_id, rc);
+		conn_send_policy_rc(c, f->request_id, rc);
 	}
 }
 

@@ -829,7 +829,7 @@ dlq_of(struct groups *gs, struct queue *q, struct store_batch *b)
 		snprintf(name, sizeof(name), "%s", q->policy.dlq);
 	else
 		snprintf(name, sizeof(name), "%s.dlq", q->name);
-	if (strcmp(name, q->name) == 0 || !queue_name_valid(name))
+	if (strcmp(name, q->name) == 0 || !queue_ref_valid(name))
 		return NULL;
 	return queue_ensure(gs->qs, name, b);
 }

@@ -286,6 +286,22 @@ queue_name_valid(const char *name)
 	return 1;
 }
 
+int
+queue_ref_valid(const char *name)
+{
+	size_t n = strlen(name);
+	char base[STORE_NAME_MAX + 1];
+
+	if (queue_name_valid(name))
+		return 1;
+	if (n <= 4 || n - 4 > STORE_NAME_MAX ||
+	    strcmp(name + n - 4, ".dlq") != 0)
+		return 0;
+	memcpy(base, name, n - 4);
+	base[n - 4] = '\0';
+	return queue_name_valid(base);
+}
+
 /* Allocates a queue in memory and links it into the registry. */
 static struct queue *
 queue_add(struct queues *qs, const struct store_queue *sq)
@@ -618,7 +634,7 @@ policy_apply(struct store_policy *pol, const Ringmq__QueuePolicy *g)
 		pol->dedup_window_ms = g->dedup_window_ms;
 	if (g->dead_letter_queue) {
 		if (g->dead_letter_queue[0] != '\0' &&
-		    !queue_name_valid(g->dead_letter_queue))
+		    !queue_ref_valid(g->dead_letter_queue))
 			return -RMQ_EINVALID_ARGUMENT;
 		snprintf(pol->dlq, sizeof(pol->dlq), "%s",
 			 g->dead_letter_queue);
@@ -634,6 +650,20 @@ policy_name_dlq(struct store_policy *pol, const char *queue)
 	if (pol->dlq[0] == '\0')
 		snprintf(pol->dlq, sizeof(pol->dlq), "%.*s.dlq",
 			 (int)(sizeof(pol->dlq) - 5), queue);
+}
+
+/* 0 if the queue named queue can dead-letter as pol says: not into
+ * itself, and, when it counts deliveries, into a queue that may exist
+ * (the dead-letter queue of a name already ending in ".dlq" may be too
+ * long for the rule). */
+static int
+policy_check_dlq(const struct store_policy *pol, const char *queue)
+{
+	if (strcmp(pol->dlq, queue) == 0)
+		return -RMQ_EINVALID_ARGUMENT;
+	if (pol->max_deliveries != 0 && !queue_ref_valid(pol->dlq))
+		return -RMQ_EINVALID_ARGUMENT;
+	return 0;
 }
 
 /* 1 if every field given in g equals q's setting. */
@@ -689,7 +719,7 @@ queue_create(struct queues *qs, const char *name, uint32_t partitions,
 	struct queue *q;
 	int rc;
 
-	if (!queue_name_valid(name) || partitions > QUEUE_MAX_PARTITIONS)
+	if (!queue_ref_valid(name) || partitions > QUEUE_MAX_PARTITIONS)
 		return -RMQ_EINVALID_ARGUMENT;
 	q = queues_find(qs, name);
 	if (q != NULL)
@@ -702,6 +732,9 @@ queue_create(struct queues *qs, const char *name, uint32_t partitions,
 	if (rc < 0)
 		return rc;
 	policy_name_dlq(&sq.policy, name);
+	rc = policy_check_dlq(&sq.policy, name);
+	if (rc < 0)
+		return rc;
 	sq.qid = qs->next_qid;
 	sq.partitions = partitions ? partitions : 1;
 	sq.created_ms = queue_now_ms();
@@ -775,6 +808,9 @@ queue_set(struct queues *qs, const char *name, const Ringmq__QueuePolicy *pol,
 	if (rc < 0)
 		return rc;
 	policy_name_dlq(&next, q->name);
+	rc = policy_check_dlq(&next, q->name);
+	if (rc < 0)
+		return rc;
 	b = store_batch_new(0);
 	r = calloc(1, sizeof(*r));
 	if (b == NULL || r == NULL)
@@ -1510,7 +1546,8 @@ dead_letter_corrupt_delayed(struct queues *qs, struct queue *q, uint32_t part,
 
 	if (store_msg_get_raw(qs->store, q->qid, part, offset, &raw, &len) <
 		    0 ||
-	    len > UINT32_MAX || strcmp(q->policy.dlq, q->name) == 0)
+	    len > UINT32_MAX || strcmp(q->policy.dlq, q->name) == 0 ||
+	    !queue_ref_valid(q->policy.dlq))
 		return -RMQ_ECORRUPT;
 	dlq = queue_ensure(qs, q->policy.dlq, b);
 	if (dlq == NULL)

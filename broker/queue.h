@@ -123,6 +123,11 @@ int queues_load_done(struct queues *qs);
 /* Name rule: [A-Za-z0-9][A-Za-z0-9._-]{0,195}. */
 int queue_name_valid(const char *name);
 
+/* What may name a queue: a name of the rule, or one followed by ".dlq"
+ * (the rule leaves room for it: the dead-letter queue of a queue whose
+ * name is as long as the rule allows). */
+int queue_ref_valid(const char *name);
+
 /* Completion of an asynchronous queue operation: 0 or -RMQ_E* / -errno. */
 typedef void (*queue_done_fn)(void *ctx, int status);
 

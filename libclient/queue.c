@@ -45,6 +45,24 @@ name_is_valid(const char *name)
 	return 1;
 }
 
+/* A queue: a name of the rule, or one followed by ".dlq" (the rule leaves
+ * room for the dead-letter queue of the longest name); 1 when valid. */
+static int
+queue_name_is_valid(const char *name)
+{
+	size_t len = strlen(name);
+	char base[NAME_MAX_BYTES + 1];
+
+	if (name_is_valid(name))
+		return 1;
+	if (len <= 4 || len - 4 > NAME_MAX_BYTES ||
+	    strcmp(name + len - 4, ".dlq") != 0)
+		return 0;
+	memcpy(base, name, len - 4);
+	base[len - 4] = '\0';
+	return name_is_valid(base);
+}
+
 ringmq_queue_opts *
 ringmq_queue_opts_new(void)
 {
@@ -150,10 +168,11 @@ ringmq_queue_opts_set(ringmq_queue_opts *o, const char *name, const char *value,
 	    strcmp(name, "dead-letter-queue") == 0) {
 		char *copy;
 
-		if (!name_is_valid(value)) {
+		if (!queue_name_is_valid(value)) {
 			errbuf_set(errbuf, errlen,
 				   "%s: bad queue name '%.200s' (want "
-				   "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+				   "[A-Za-z0-9][A-Za-z0-9._-]{0,195}, "
+				   "optionally followed by .dlq)",
 				   name, value);
 			return RINGMQ_USAGE;
 		}

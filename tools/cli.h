@@ -144,6 +144,9 @@ int cli_is_conn_failure(int status);
 
 /* Name rule [A-Za-z0-9][A-Za-z0-9._-]{0,195}; 1 when valid. */
 int cli_name_is_valid(const char *name);
+/* A queue: a name of the rule, or one followed by ".dlq" (the rule leaves
+ * room for the dead-letter queue of the longest name); 1 when valid. */
+int cli_queue_name_is_valid(const char *name);
 
 /*
  * Parses an RFC 3339 date-time strictly: YYYY-MM-DDTHH:MM:SS, optional

@@ -127,6 +127,22 @@ cli_name_is_valid(const char *name)
 	return 1;
 }
 
+int
+cli_queue_name_is_valid(const char *name)
+{
+	size_t len = strlen(name);
+	char base[200];
+
+	if (cli_name_is_valid(name))
+		return 1;
+	if (len <= 4 || len - 4 >= sizeof(base) ||
+	    strcmp(name + len - 4, ".dlq") != 0)
+		return 0;
+	memcpy(base, name, len - 4);
+	base[len - 4] = '\0';
+	return cli_name_is_valid(base);
+}
+
 /* Reads exactly n digits at *sp into *out and advances; -1 if not. */
 static int
 digits(const char **sp, int n, int *out)

@@ -572,10 +572,12 @@ check_command(struct cli *cli)
 			  cmd_label(cli->cmd), cli->args[0]);
 		return -1;
 	}
-	if (want >= 1 && kind != A_DIR && !cli_name_is_valid(cli->args[0])) {
+	if (want >= 1 && kind != A_DIR &&
+	    !cli_queue_name_is_valid(cli->args[0])) {
 		cli_error(RINGMQ_USAGE,
 			  "bad queue name '%s' (want "
-			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195}, optionally "
+			  "followed by .dlq)",
 			  cli->args[0]);
 		return -1;
 	}

@@ -400,10 +400,14 @@ RINGMQ_API void ringmq_queue_opts_free(ringmq_queue_opts *o);
  * Creates a queue. Succeeds also when it exists with the same given
  * settings.
  * @param[in] c the client.
- * @param[in] name queue name, [A-Za-z0-9][A-Za-z0-9._-]{0,195}.
+ * @param[in] name queue name, [A-Za-z0-9][A-Za-z0-9._-]{0,195}, or such
+ *            a name followed by ".dlq".
  * @param[in] o settings (borrowed; NULL: all defaults).
  * @return RINGMQ_OK; RINGMQ_QUEUE_EXISTS when it exists with other
- *         settings; RINGMQ_INVALID_ARGUMENT; and the common codes above.
+ *         settings; RINGMQ_INVALID_ARGUMENT (also for a queue that would
+ *         be its own dead-letter queue, or that counts deliveries into a
+ *         dead-letter queue whose name breaks the rule); and the common
+ *         codes above.
  */
 RINGMQ_API int ringmq_queue_create(ringmq_client *c, const char *name,
 				   const ringmq_queue_opts *o);

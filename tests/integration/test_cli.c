@@ -456,7 +456,8 @@ static void
 test_usage_errors_exit_2_before_connecting(void **state)
 {
 	char server[64];
-	char long_name[200];
+	char long_name[200], long_dlq[202], longest_dlq[201];
+	struct run r;
 
 	(void)state;
 	/* Had it connected, an unused port would make it exit 3. */
@@ -464,6 +465,19 @@ test_usage_errors_exit_2_before_connecting(void **state)
 	g_server = server;
 	memset(long_name, 'a', 197);
 	long_name[197] = '\0';
+	/* The rule leaves room for ".dlq" after its longest name, no more. */
+	memcpy(long_dlq, long_name, 197);
+	memcpy(long_dlq + 197, ".dlq", 5);
+	memcpy(longest_dlq, long_name, 196);
+	memcpy(longest_dlq + 196, ".dlq", 5);
+	expect_usage(ARGS("peek", long_dlq));
+	expect_usage(ARGS("queue", "create", "q", "--dead-letter", long_dlq));
+	RUN(&r, "peek", longest_dlq);
+	assert_int_equal(r.code, 3); /* valid: it tried to connect */
+	run_free(&r);
+	RUN(&r, "queue", "create", "q", "--dead-letter", longest_dlq);
+	assert_int_equal(r.code, 3);
+	run_free(&r);
 
 	expect_usage(ARGS("queue", "create", "bad/name"));
 	expect_usage(ARGS("queue", "create", "-leading-dash", "--"));

@@ -50,15 +50,15 @@ teardown_broker(void **state)
 	return code == 0 ? 0 : -1;
 }
 
-/* Creates queue name with settings given as "key=value" strings. */
-static void
-create_queue(ringmq_client *c, const char *name, ...)
+/* Creates queue name with the settings of ap, "key=value" strings ending
+ * with NULL; @return the broker's code. */
+static int
+vcreate_queue(ringmq_client *c, const char *name, va_list ap)
 {
 	ringmq_queue_opts *qo = ringmq_queue_opts_new();
 	const char *kv;
-	va_list ap;
+	int rc;
 
-	va_start(ap, name);
 	while ((kv = va_arg(ap, const char *)) != NULL) {
 		char key[64];
 		const char *eq = strchr(kv, '=');
@@ -68,9 +68,32 @@ create_queue(ringmq_client *c, const char *name, ...)
 			ringmq_queue_opts_set(qo, key, eq + 1, NULL, 0),
 			RINGMQ_OK);
 	}
-	va_end(ap);
-	assert_int_equal(ringmq_queue_create(c, name, qo), RINGMQ_OK);
+	rc = ringmq_queue_create(c, name, qo);
 	ringmq_queue_opts_free(qo);
+	return rc;
+}
+
+/* vcreate_queue's code; create_queue insists on RINGMQ_OK. */
+static int
+try_create_queue(ringmq_client *c, const char *name, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, name);
+	rc = vcreate_queue(c, name, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void
+create_queue(ringmq_client *c, const char *name, ...)
+{
+	va_list ap;
+
+	va_start(ap, name);
+	assert_int_equal(vcreate_queue(c, name, ap), RINGMQ_OK);
+	va_end(ap);
 }
 
 static void
@@ -447,6 +470,70 @@ test_max_deliveries_dead_letters_with_headers(void **state)
 	ringmq_delivery_free(d);
 	ringmq_client_free(a);
 	ringmq_client_free(o);
+}
+
+/* The name rule leaves room for ".dlq": a queue whose name is as long as
+ * the rule allows still dead-letters, into a queue that can be read; a
+ * queue that could not dead-letter is refused when it is set up. */
+static void
+test_longest_name_dead_letters_and_no_queue_into_itself(void **state)
+{
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_delivery *d;
+	char name[197], dlq[201], longer[201];
+	int runs = 0;
+
+	(void)state;
+	memset(name, 'L', 196);
+	name[196] = '\0';
+	snprintf(dlq, sizeof(dlq), "%s.dlq", name);
+	create_queue(a, name, "max-deliveries=2", NULL);
+	publish(a, name, "long job");
+	subscribe(a, name, "w", 1);
+	for (;;) {
+		ringmq_delivery *x = NULL;
+
+		if (ringmq_next(a, &x, 500) != RINGMQ_OK)
+			break;
+		runs++;
+		assert_int_equal(settle(a, x, 'n'), RINGMQ_OK);
+		ringmq_delivery_free(x);
+		assert_true(runs <= 2);
+	}
+	assert_int_equal(runs, 2);
+	subscribe(a, dlq, "ops", 1);
+	d = next_delivery(a, WAIT_MS);
+	assert_int_equal(settle(a, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+
+	/* Into itself, explicitly or by a later set: refused. */
+	assert_int_equal(
+		try_create_queue(a, "selfish", "dead-letter=selfish", NULL),
+		RINGMQ_INVALID_ARGUMENT);
+	create_queue(a, "selfish", NULL);
+	{
+		ringmq_queue_opts *qo = ringmq_queue_opts_new();
+
+		assert_int_equal(ringmq_queue_opts_set(qo, "dead-letter",
+						       "selfish", NULL, 0),
+				 RINGMQ_OK);
+		assert_int_equal(ringmq_queue_set(a, "selfish", qo),
+				 RINGMQ_INVALID_ARGUMENT);
+		ringmq_queue_opts_free(qo);
+	}
+	/* A ".dlq" name at the longest counts deliveries only with a
+	 * dead-letter queue that can exist. */
+	assert_int_equal(try_create_queue(a, "other", NULL), RINGMQ_OK);
+	assert_int_equal(try_create_queue(a, dlq, "max-deliveries=0", NULL),
+			 RINGMQ_OK); /* it exists already: same settings */
+	memset(longer, 'M', 196);
+	memcpy(longer + 196, ".dlq", 5);
+	assert_int_equal(try_create_queue(a, longer, "max-deliveries=3", NULL),
+			 RINGMQ_INVALID_ARGUMENT);
+	assert_int_equal(try_create_queue(a, longer, "max-deliveries=3",
+					  "dead-letter=other", NULL),
+			 RINGMQ_OK);
+	ringmq_client_free(a);
 }
 
 static void
@@ -1420,6 +1507,8 @@ main(void)
 		cmocka_unit_test(test_touch_keeps_job_and_stops_at_max_lease),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
+		cmocka_unit_test(
+			test_longest_name_dead_letters_and_no_queue_into_itself),
 		cmocka_unit_test(
 			test_delayed_job_not_early_and_holds_nothing_back),
 		cmocka_unit_test(
