@@ -127,12 +127,8 @@ struct cli {
 	int interval_ms;
 };
 
-/* Set when --json is on the command line: errors of the command as a
- * whole go to standard error as {"error":{"code":...,"message":...}}. */
-extern int cli_is_json_errors;
-
-/* Prints "ringmq: CODE: message" to standard error, or with
- * cli_is_json_errors {"error":{"code":"CODE","message":"message"}}. */
+/* Prints "ringmq: CODE: message" to standard error (with --json too: the
+ * error line is the same for every script). */
 void cli_error(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

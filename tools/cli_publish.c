@@ -43,11 +43,8 @@ print_result(struct pub *p, int code, uint32_t partition, uint64_t offset,
 	if (code != RINGMQ_OK) {
 		if (!cli_is_conn_failure(code)) {
 			p->is_refused = 1;
-			/* With --json the line on stdout says it all. */
-			if (!p->cli->is_json)
-				cli_error(code, "%s",
-					  text && text[0]
-						  ? text
+			cli_error(code, "%s",
+				  text && text[0] ? text
 						  : ringmq_strerror(code));
 		} else if (!p->is_conn_reported) {
 			p->is_conn_reported = 1;

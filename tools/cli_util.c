@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-int cli_is_json_errors;
-
 void
 cli_error(int code, const char *fmt, ...)
 {
@@ -22,14 +20,6 @@ cli_error(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (cli_is_json_errors) {
-		fputs("{\"error\":{\"code\":", stderr);
-		cli_json_str(stderr, ringmq_code_name(code));
-		fputs(",\"message\":", stderr);
-		cli_json_str(stderr, msg);
-		fputs("}}\n", stderr);
-		return;
-	}
 	fprintf(stderr, "ringmq: %s: %s\n", ringmq_code_name(code), msg);
 }
 

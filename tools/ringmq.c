@@ -721,19 +721,6 @@ build_opts(struct cli *cli)
 	return 0;
 }
 
-/* 1 when --json is among the options (before any "--"). */
-static int
-has_json_flag(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			return 0;
-		if (strcmp(argv[i], "--json") == 0)
-			return 1;
-	}
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -743,8 +730,6 @@ main(int argc, char **argv)
 	const char *env;
 	int rc;
 
-	/* Known before parsing, so usage errors take the JSON shape too. */
-	cli_is_json_errors = has_json_flag(argc, argv);
 	cli.headers = calloc((size_t)argc + 1, sizeof(*cli.headers));
 	if (pos == NULL || uses == NULL || cli.headers == NULL) {
 		cli_error(RINGMQ_INTERNAL, "out of memory");
