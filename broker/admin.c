@@ -823,8 +823,8 @@ admin_queue_describe(struct conn *c, const Ringmq__Frame *f)
 
 		ringmq__partition_info__init(&pi[i]);
 		pi[i].partition = i;
-		pi[i].messages = p->count;
-		pi[i].bytes = p->bytes;
+		pi[i].messages = p->count - p->acked_count;
+		pi[i].bytes = p->bytes - p->acked_bytes;
 		pi[i].first_offset =
 			first == UINT64_MAX ? p->committed_next : first;
 		pi[i].next_offset = p->next_offset;

@@ -455,6 +455,67 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 
 /* --------------------------------------------------------- ack floor */
 
+/* 1 if every group of q has acked offset off of partition part. */
+static int
+acked_by_all(const struct queue *q, uint32_t part, uint64_t off)
+{
+	for (const struct group *g = q->groups; g; g = g->next) {
+		const struct gpart *gp = &g->parts[part];
+
+		if (off >= gp->ack_floor && !runset_has(&gp->acked, off))
+			return 0;
+	}
+	return q->groups != NULL;
+}
+
+/* Marks off acked for gp's group, and in the partition's index when every
+ * group has now acked it: no longer retained, though stored until every
+ * floor passes it. @return 0 or -ENOMEM. */
+static int
+gpart_mark_acked(struct gpart *gp, uint64_t off)
+{
+	struct queue *q = gp->g->q;
+
+	if (off < gp->ack_floor)
+		return 0;
+	if (runset_add(&gp->acked, off) < 0)
+		return -ENOMEM;
+	if (acked_by_all(q, gp->index, off))
+		partition_mark_acked(&q->parts[gp->index], off);
+	return 0;
+}
+
+void
+groups_recount_acked(struct queue *q)
+{
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		struct partition *p = &q->parts[i];
+		const struct gpart *first;
+		uint64_t floor = min_floor(q, i);
+		const struct offset_run *runs;
+		size_t nruns;
+
+		partition_clear_acked(p);
+		if (q->groups == NULL)
+			continue;
+		/* Below every floor: acked by all. Above it, only offsets in
+		 * the runs of a group whose floor is that lowest one. */
+		for (uint64_t x = partition_next(p, p->base);
+		     x != UINT64_MAX && x < floor; x = partition_next(p, x + 1))
+			partition_mark_acked(p, x);
+		first = NULL;
+		for (const struct group *g = q->groups; g; g = g->next)
+			if (g->parts[i].ack_floor == floor)
+				first = &g->parts[i];
+		runs = runset_runs(&first->acked, &nruns);
+		for (size_t r = 0; r < nruns; r++)
+			for (uint64_t k = 0; k < runs[r].count; k++)
+				if (acked_by_all(q, i, runs[r].first + k))
+					partition_mark_acked(p,
+							     runs[r].first + k);
+	}
+}
+
 /* Moves the floor past acked offsets and holes; drops acked entries below
  * it. Marks gp dirty if anything changed. */
 void
@@ -580,6 +641,7 @@ group_created(void *arg, int status)
 		log_warn("group %s/%s: create failed: %s", q->name, g->name,
 			 err_str(status));
 		group_unlink(g);
+		groups_recount_acked(q);
 	} else {
 		log_info("group %s/%s created", q->name, g->name);
 	}
@@ -635,6 +697,8 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 			goto fail;
 	}
 	g->is_pending = 1;
+	/* From earliest it has acked nothing: nothing is acked by all. */
+	groups_recount_acked(q);
 	r->gs = gs;
 	r->qs = gs->qs;
 	r->qid = q->qid;
@@ -792,7 +856,7 @@ lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
 				  "failure record",
 				  l->g->q->name, l->g->name);
 	}
-	if (runset_add(&gp->acked, l->offset) < 0) {
+	if (gpart_mark_acked(gp, l->offset) < 0) {
 		log_error("group %s/%s: out of memory acking offset %llu",
 			  l->g->q->name, l->g->name,
 			  (unsigned long long)l->offset);
@@ -1235,7 +1299,7 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 			  g->q->name, gp->index, (unsigned long long)off,
 			  err_str(rc), g->name);
 		gpart_take(gp, is_redelivery);
-		if (runset_add(&gp->acked, off) == 0) {
+		if (gpart_mark_acked(gp, off) == 0) {
 			gpart_dirty(gs, gp);
 			gpart_advance(gs, gp);
 		}
@@ -1530,7 +1594,7 @@ groups_hide_offset(struct groups *gs, struct queue *q, uint32_t part,
 	for (struct group *g = q->groups; g; g = g->next) {
 		if (strcmp(g->name, keep) == 0)
 			continue;
-		if (runset_add(&g->parts[part].acked, offset) < 0)
+		if (gpart_mark_acked(&g->parts[part], offset) < 0)
 			return -ENOMEM;
 		gpart_dirty(gs, &g->parts[part]);
 	}

@@ -140,6 +140,12 @@ void groups_touch(struct groups *gs, struct lease_owner *lo,
 /* The owner is gone: every lease it holds ends as a failure (a
  * disconnect), or is released without counting (is_failure 0: the broker
  * is stopping, and a restart counts no failure). */
+/* Marks anew, in q's partition indexes, the messages every group of q has
+ * acked (none without groups): after a group is created, deleted or reset,
+ * and at start-up. Costs a pass over what the lowest floor has not
+ * passed. */
+void groups_recount_acked(struct queue *q);
+
 void groups_owner_gone(struct groups *gs, struct lease_owner *lo,
 		       int is_failure);
 

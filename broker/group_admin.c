@@ -141,6 +141,7 @@ groups_delete_named(struct groups *gs, struct queue *q, const char *name,
 	}
 	log_info("group %s/%s deleted", q->name, g->name);
 	group_end(gs, g, -RMQ_EGROUP_NOT_FOUND);
+	groups_recount_acked(q);
 	/* Without it the other groups' floors may allow deleting more. */
 	for (uint32_t i = 0; i < q->partitions && q->groups; i++)
 		if (partition_trim(q, i, min_floor(q, i), b) < 0)
@@ -182,6 +183,7 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 			is_latest ? p->next_offset : p->base;
 		gpart_dirty(gs, gp);
 	}
+	groups_recount_acked(q);
 	log_info("group %s/%s reset to %s", q->name, g->name,
 		 is_latest ? "latest" : "earliest");
 	group_wake(gs, g);

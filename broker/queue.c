@@ -394,6 +394,50 @@ queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
 	return 0;
 }
 
+/* Forgets the message of ring slot i (a no-op for a hole): it is deleted. */
+static void
+partition_forget(struct partition *p, size_t i)
+{
+	uint32_t v = p->sizes[i], size = v & ~PART_ACKED;
+
+	if (v == PART_HOLE)
+		return;
+	p->count--;
+	p->bytes -= size;
+	if (v & PART_ACKED) {
+		p->acked_count--;
+		p->acked_bytes -= size;
+	}
+	p->sizes[i] = PART_HOLE;
+}
+
+void
+partition_mark_acked(struct partition *p, uint64_t offset)
+{
+	uint32_t *v;
+
+	if (offset < p->base || offset >= p->committed_next)
+		return;
+	v = &p->sizes[(p->head + (offset - p->base)) & (p->cap - 1)];
+	if (*v == PART_HOLE || (*v & PART_ACKED))
+		return;
+	*v |= PART_ACKED;
+	p->acked_count++;
+	p->acked_bytes += *v & ~PART_ACKED;
+}
+
+void
+partition_clear_acked(struct partition *p)
+{
+	for (size_t k = 0; k < p->len; k++) {
+		uint32_t *v = &p->sizes[(p->head + k) & (p->cap - 1)];
+
+		if (*v != PART_HOLE)
+			*v &= ~PART_ACKED;
+	}
+	p->acked_count = p->acked_bytes = 0;
+}
+
 /* Appends one offset (a message size or PART_HOLE) at committed_next. */
 static int
 partition_append(struct partition *p, uint32_t size)
@@ -565,12 +609,7 @@ partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 	    store_batch_del_msgs(b, q->qid, part, from, upto) < 0)
 		return -ENOMEM;
 	for (; p->base < upto; p->base++) {
-		uint32_t size = p->sizes[p->head];
-
-		if (size != PART_HOLE) {
-			p->count--;
-			p->bytes -= size;
-		}
+		partition_forget(p, p->head);
 		p->head = (p->head + 1) & (p->cap - 1);
 		p->len--;
 	}
@@ -583,9 +622,12 @@ queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
 {
 	*messages = *bytes = *delayed = 0;
 	for (uint32_t i = 0; i < q->partitions; i++) {
-		*messages += q->parts[i].count;
-		*bytes += q->parts[i].bytes;
-		*delayed += q->parts[i].ndelayed;
+		const struct partition *p = &q->parts[i];
+
+		/* Retained: what some group has not acked yet. */
+		*messages += p->count - p->acked_count;
+		*bytes += p->bytes - p->acked_bytes;
+		*delayed += p->ndelayed;
 	}
 }
 
@@ -1821,9 +1863,7 @@ queue_drop_msg(struct queue *q, uint32_t part, uint64_t offset,
 	if (store_batch_del_msgs(b, q->qid, part, offset, offset + 1) < 0)
 		return -ENOMEM;
 	i = (p->head + (offset - p->base)) & (p->cap - 1);
-	p->count--;
-	p->bytes -= p->sizes[i];
-	p->sizes[i] = PART_HOLE;
+	partition_forget(p, i);
 	return 0;
 }
 
@@ -1879,9 +1919,7 @@ queue_purge_partition(struct queue *q, uint32_t part, const struct u64set *keep,
 
 			if (run == UINT64_MAX)
 				run = off;
-			p->count--;
-			p->bytes -= p->sizes[i];
-			p->sizes[i] = PART_HOLE;
+			partition_forget(p, i);
 			purged++;
 			continue;
 		}

@@ -24,6 +24,8 @@
 
 #define QUEUE_MAX_PARTITIONS 1024u
 #define PART_HOLE	     UINT32_MAX /* size marking an offset with no message */
+/* Flag on a size (sizes stay below 2^31): every group has acked it. */
+#define PART_ACKED 0x80000000u
 
 struct group;
 struct config;
@@ -41,6 +43,9 @@ struct partition {
 	size_t len;	 /* committed_next - base */
 	uint64_t count;	 /* stored messages, delayed ones included */
 	uint64_t bytes;	 /* their payload bytes */
+	/* Of count and bytes: messages every group has acked (PART_ACKED),
+	 * stored until the floors pass them; not retained (max depth). */
+	uint64_t acked_count, acked_bytes;
 	struct delayed *delayed; /* owned, sorted by offset: not yet due */
 	size_t ndelayed, capdelayed;
 };
@@ -177,7 +182,8 @@ typedef void (*publish_done_fn)(void *ctx, const struct publish_result *res,
 int queue_publish(struct queues *qs, const Ringmq__Publish *p,
 		  uint64_t producer_id, publish_done_fn done, void *ctx);
 
-/* Fills a QueueInfo's counters that queue.c knows. */
+/* Fills a QueueInfo's counters that queue.c knows: messages and bytes
+ * retained (stored, less what every group has acked), delayed ones. */
 void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
 		  uint64_t *delayed);
 
@@ -206,6 +212,13 @@ uint64_t partition_next(const struct partition *p, uint64_t from);
 
 /* How many retained messages lie in [from, to) below committed_next. */
 uint64_t partition_count(const struct partition *p, uint64_t from, uint64_t to);
+
+/* Marks the message at offset as acked by every group (once); a no-op for
+ * holes and offsets not yet committed. */
+void partition_mark_acked(struct partition *p, uint64_t offset);
+
+/* Clears every such mark, before a recount. */
+void partition_clear_acked(struct partition *p);
 
 /* Drops offsets below upto from the index and adds their deletion to b.
  * @return 0 or -ENOMEM. */

@@ -153,6 +153,13 @@ add_recovered(void *ctx, struct queue *q)
 	t[2] += d;
 }
 
+static void
+recount_acked(void *ctx, struct queue *q)
+{
+	(void)ctx;
+	groups_recount_acked(q);
+}
+
 static int
 server_recover(struct server *srv)
 {
@@ -176,6 +183,7 @@ server_recover(struct server *srv)
 		log_error("recovery failed: %s", err_str(rc));
 		return rc;
 	}
+	queues_each(srv->qs, recount_acked, NULL);
 	{
 		uint64_t totals[3] = { 0, 0, 0 };
 

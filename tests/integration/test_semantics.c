@@ -750,6 +750,92 @@ test_queue_full_at_max_depth_and_bytes_until_acked(void **state)
 	ringmq_client_free(c);
 }
 
+/* Max depth counts what is retained (ready, delayed, in flight): messages
+ * every group acked behind one held back are stored until the floor passes
+ * them, but no longer count; so after a restart too. */
+static void
+test_acked_messages_behind_a_held_one_leave_the_depth(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_delivery *d[3], *g1[2] = { NULL, NULL }, *g2[2] = { NULL, NULL };
+	uint64_t messages, delayed, ready, id;
+	uint32_t sub1;
+	size_t n1 = 0, n2 = 0;
+	char err[256];
+	int code;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "jam", "max-depth=3", NULL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_OK);
+	subscribe(c, "jam", "g", 3);
+	for (int i = 0; i < 3; i++)
+		d[i] = next_delivery(c, WAIT_MS);
+	/* The first back in an hour; the other two done. */
+	id = ringmq_delivery_lease_id(d[0]);
+	assert_int_equal(ringmq_nack(c, &id, 1, 3600 * 1000, &code), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	for (int i = 1; i < 3; i++)
+		assert_int_equal(settle(c, d[i], 'a'), RINGMQ_OK);
+	for (int i = 0; i < 3; i++)
+		ringmq_delivery_free(d[i]);
+	queue_counts(c, "jam", &messages, &delayed, &ready);
+	assert_int_equal(messages, 1);
+	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_OK);
+	ringmq_client_free(c);
+
+	/* The same counts after a restart. */
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	queue_counts(c, "jam", &messages, &delayed, &ready);
+	assert_int_equal(messages, 2);
+	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_OK);
+	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_QUEUE_FULL);
+
+	/* Two groups: retained while either has not acked. */
+	create_queue(c, "jam2", "max-depth=2", NULL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(try_publish(c, "jam2", "j", 1), RINGMQ_OK);
+	sub1 = subscribe(c, "jam2", "g1", 2);
+	subscribe(c, "jam2", "g2", 2);
+	while (n1 + n2 < 4) {
+		ringmq_delivery *x = next_delivery(c, WAIT_MS);
+
+		if (ringmq_delivery_subscription(x) == sub1)
+			g1[n1++] = x;
+		else
+			g2[n2++] = x;
+	}
+	/* g2 acks both, g1 only the second: the first stays. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(settle(c, g2[i], 'a'), RINGMQ_OK);
+	assert_int_equal(try_publish(c, "jam2", "j", 1), RINGMQ_QUEUE_FULL);
+	assert_int_equal(settle(c, g1[1], 'a'), RINGMQ_OK);
+	assert_int_equal(try_publish(c, "jam2", "j", 1), RINGMQ_OK);
+	assert_int_equal(try_publish(c, "jam2", "j", 1), RINGMQ_QUEUE_FULL);
+	for (int i = 0; i < 2; i++) {
+		ringmq_delivery_free(g1[i]);
+		ringmq_delivery_free(g2[i]);
+	}
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 static void
 test_storage_full_then_acks_work_and_publishing_resumes(void **state)
 {
@@ -1525,6 +1611,8 @@ main(void)
 		cmocka_unit_test(test_failure_counts_survive_restart),
 		cmocka_unit_test(
 			test_delayed_job_survives_restart_before_its_time),
+		cmocka_unit_test(
+			test_acked_messages_behind_a_held_one_leave_the_depth),
 		cmocka_unit_test(
 			test_storage_full_then_acks_work_and_publishing_resumes),
 		cmocka_unit_test(
