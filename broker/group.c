@@ -1106,7 +1106,8 @@ lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
 	if (l == NULL && lo->recent != NULL && lo->recent[slot].id == id) {
 		if (lo->recent[slot].code == RINGMQ__ERROR_CODE__LEASE_EXPIRED)
 			*code = RINGMQ__ERROR_CODE__LEASE_EXPIRED;
-		else if (is_ack)
+		else if (is_ack &&
+			 lo->recent[slot].code == RINGMQ__ERROR_CODE__OK)
 			*code = RINGMQ__ERROR_CODE__OK; /* acked before */
 	}
 	return NULL;

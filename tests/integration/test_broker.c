@@ -195,6 +195,22 @@ test_ack_twice_is_ok_and_unknown_lease_not_leased(void **state)
 	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_OK);
 	assert_int_equal(code, RINGMQ_OK);
 	assert_int_equal(ringmq_release(c, &id, 1, &code), RINGMQ_NOT_LEASED);
+	/* An ack after a nack or a release is not an ack: NOT_LEASED. */
+	d = next_delivery(c, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_nack(c, &id, 1, 0, &code), RINGMQ_OK);
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_NOT_LEASED);
+	assert_int_equal(code, RINGMQ_NOT_LEASED);
+	d = next_delivery(c, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_release(c, &id, 1, &code), RINGMQ_OK);
+	assert_int_equal(ringmq_ack(c, &id, 1, &code), RINGMQ_NOT_LEASED);
+	assert_int_equal(code, RINGMQ_NOT_LEASED);
+	d = next_delivery(c, WAIT_MS); /* the message is still to do */
+	(void)ack_one(c, d);
+	ringmq_delivery_free(d);
 	ringmq_client_free(other);
 	ringmq_client_free(c);
 }
