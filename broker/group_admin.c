@@ -35,7 +35,8 @@ groups_create_named(struct groups *gs, struct queue *q, const char *name,
 	return after_commits(gs, done, ctx);
 }
 
-/* Ends every lease of g without counting a failure: the group is going. */
+/* Ends every lease of g without counting a failure (the group is going,
+ * or starts over): a later ack of one answers NOT_LEASED. */
 static void
 group_end_leases(struct groups *gs, struct group *g)
 {
@@ -55,6 +56,7 @@ group_end_leases(struct groups *gs, struct group *g)
 					l->sub->leased--;
 					sub_ready_update(l->sub);
 				}
+				g->parts[l->part].leased--;
 				lease_table_release(&gs->leases, l);
 			}
 			l = next;
@@ -62,26 +64,12 @@ group_end_leases(struct groups *gs, struct group *g)
 	}
 }
 
-/* Takes g out of every list of gs: woken, dirty, retries. */
+/* Drops g's timers of nack delays: its held offsets are let go. */
 static void
-group_forget(struct groups *gs, struct group *g)
+group_drop_retries(struct groups *gs, struct group *g)
 {
-	struct group **gp = &gs->woken;
-	struct gpart **pp = &gs->dirty;
 	size_t n = 0;
 
-	while (*gp) {
-		if (*gp == g)
-			*gp = g->wake_next;
-		else
-			gp = &(*gp)->wake_next;
-	}
-	while (*pp) {
-		if ((*pp)->g == g)
-			*pp = (*pp)->dirty_next;
-		else
-			pp = &(*pp)->dirty_next;
-	}
 	/* Keep the other retries; re-heapify by sorting (a sorted array is
 	 * a valid min-heap). */
 	for (size_t i = 0; i < gs->nretries; i++)
@@ -98,6 +86,28 @@ group_forget(struct groups *gs, struct group *g)
 		}
 		gs->retries[j] = r;
 	}
+}
+
+/* Takes g out of every list of gs: woken, dirty, retries. */
+static void
+group_forget(struct groups *gs, struct group *g)
+{
+	struct group **gp = &gs->woken;
+	struct gpart **pp = &gs->dirty;
+
+	while (*gp) {
+		if (*gp == g)
+			*gp = g->wake_next;
+		else
+			gp = &(*gp)->wake_next;
+	}
+	while (*pp) {
+		if ((*pp)->g == g)
+			*pp = (*pp)->dirty_next;
+		else
+			pp = &(*pp)->dirty_next;
+	}
+	group_drop_retries(gs, g);
 }
 
 /* Ends g entirely in memory: leases, subscriptions (their owners are told),
@@ -170,12 +180,15 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 
 	if (g == NULL || g->is_pending)
 		return -RMQ_EGROUP_NOT_FOUND;
+	/* The group starts over: its leases end (not as failures), or a
+	 * message still leased would be leased again; its nack delays end
+	 * with its held offsets. */
+	group_end_leases(gs, g);
+	group_drop_retries(gs, g);
 	for (uint32_t i = 0; i < q->partitions; i++) {
 		struct gpart *gp = &g->parts[i];
 		const struct partition *p = &q->parts[i];
 
-		/* Leases in flight stay; an ack of one below the new floor
-		 * is simply dropped. */
 		runset_free(&gp->acked);
 		u64set_free(&gp->redeliver);
 		u64set_free(&gp->held);

@@ -436,7 +436,10 @@ static const char help_group_reset[] =
 	"\n"
 	"Moves the read position of GROUP to the earliest retained message "
 	"or past\n"
-	"the last one. Leases in flight stay. Prints nothing on success\n"
+	"the last one. The group's leases end (not counted as failures: "
+	"acking one\n"
+	"answers NOT_LEASED) and so do its nack delays. Prints nothing on "
+	"success\n"
 	"({\"ok\":true} with --json).\n" HELP_GLOBAL;
 
 static const char help_peek[] =

@@ -1126,7 +1126,9 @@ RINGMQ_API int ringmq_group_delete(ringmq_client *c, const char *queue,
 
 /**
  * Moves a group's read position (GroupReset) to the earliest retained
- * message or past the last one. Leases in flight stay.
+ * message or past the last one. The group's leases end, not counted as
+ * failures (acking one answers RINGMQ_NOT_LEASED), and so do its nack
+ * delays: a message is never leased twice at once.
  * @param[in] start RINGMQ_START_EARLIEST or RINGMQ_START_LATEST.
  * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND; RINGMQ_GROUP_NOT_FOUND;
  *         RINGMQ_USAGE (another start, nothing sent); and the common codes.

@@ -371,6 +371,108 @@ test_touch_keeps_job_and_stops_at_max_lease(void **state)
 	ringmq_client_free(b);
 }
 
+/* Counts of queue name in a fresh listing. */
+static void
+queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
+	     uint64_t *delayed, uint64_t *ready)
+{
+	ringmq_queue_list *l = NULL;
+	size_t i;
+
+	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+	for (i = 0; i < ringmq_queue_list_count(l); i++)
+		if (strcmp(ringmq_queue_list_name(l, i), name) == 0)
+			break;
+	assert_true(i < ringmq_queue_list_count(l));
+	*messages = ringmq_queue_list_messages(l, i);
+	*delayed = ringmq_queue_list_delayed(l, i);
+	*ready = ringmq_queue_list_ready(l, i);
+	ringmq_queue_list_free(l);
+}
+
+/* A group reset starts the group over: its leases end (never a message
+ * leased twice at once), and so do its nack delays, whose old timers do
+ * not cut a later delay short. */
+static void
+test_reset_ends_leases_and_nack_delays(void **state)
+{
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
+	ringmq_delivery *d;
+	uint64_t held, kept, messages, delayed, ready;
+	int code;
+	long long t0;
+
+	(void)state;
+	create_queue(a, "rewind", NULL);
+	publish(a, "rewind", "A");
+	publish(a, "rewind", "B");
+	subscribe(a, "rewind", "g", 2);
+	d = next_delivery(a, WAIT_MS);
+	kept = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	d = next_delivery(a, WAIT_MS);
+	held = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_nack(a, &held, 1, 1000, &code), RINGMQ_OK);
+	ringmq_client_free(a); /* its lease on A would end as a failure */
+
+	a = testlib_connect(broker.addr);
+	subscribe(a, "rewind", "g", 1);
+	d = next_delivery(a, WAIT_MS); /* A again, after the disconnect */
+	kept = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(
+		ringmq_group_reset(b, "rewind", "g", RINGMQ_START_EARLIEST),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_ack(a, &kept, 1, &code), RINGMQ_NOT_LEASED);
+
+	/* Each comes once, at once (B's delay ended with the reset): a's
+	 * freed credit takes one, b the other. */
+	subscribe(b, "rewind", "g", 10);
+	{
+		ringmq_client *owner[2] = { a, b }, *holder = NULL;
+		int seen[2] = { 0, 0 };
+
+		for (int i = 0; i < 2; i++) {
+			d = next_delivery(owner[i], WAIT_MS);
+			seen[ringmq_delivery_offset(d)]++;
+			if (ringmq_delivery_offset(d) == 1) {
+				held = ringmq_delivery_lease_id(d);
+				holder = owner[i];
+			} else {
+				assert_int_equal(settle(owner[i], d, 'a'),
+						 RINGMQ_OK);
+			}
+			ringmq_delivery_free(d);
+		}
+		assert_int_equal(seen[0], 1);
+		assert_int_equal(seen[1], 1);
+		expect_nothing(a, 200);
+		expect_nothing(b, 200);
+		queue_counts(b, "rewind", &messages, &delayed, &ready);
+		assert_int_equal(messages, 1);
+		assert_int_equal(ready, 0); /* leased: no counter wrapped */
+
+		/* A new delay of 2 s is not cut short by the old 1 s timer. */
+		t0 = harness_now_ms();
+		assert_int_equal(ringmq_nack(holder, &held, 1, 2000, &code),
+				 RINGMQ_OK);
+		/* Either subscription may take it: wait on both. */
+		for (d = NULL; d == NULL && harness_now_ms() - t0 < WAIT_MS;)
+			for (int i = 0; i < 2 && d == NULL; i++)
+				if (ringmq_next(owner[i], &d, 20) == RINGMQ_OK)
+					holder = owner[i];
+		assert_non_null(d);
+		assert_true(harness_now_ms() - t0 >= 1950);
+		assert_int_equal(ringmq_delivery_offset(d), 1);
+		assert_int_equal(settle(holder, d, 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d);
+	}
+	ringmq_client_free(a);
+	ringmq_client_free(b);
+}
+
 static void
 test_nack_delay_redelivers_after_not_before(void **state)
 {
@@ -590,25 +692,6 @@ publish_delayed(ringmq_client *c, const char *queue, const char *payload,
 	assert_int_equal(ringmq_publish(c, queue, m, part, off, NULL),
 			 RINGMQ_OK);
 	ringmq_message_free(m);
-}
-
-/* Field of queue name in a fresh listing. */
-static void
-queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
-	     uint64_t *delayed, uint64_t *ready)
-{
-	ringmq_queue_list *l = NULL;
-	size_t i;
-
-	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
-	for (i = 0; i < ringmq_queue_list_count(l); i++)
-		if (strcmp(ringmq_queue_list_name(l, i), name) == 0)
-			break;
-	assert_true(i < ringmq_queue_list_count(l));
-	*messages = ringmq_queue_list_messages(l, i);
-	*delayed = ringmq_queue_list_delayed(l, i);
-	*ready = ringmq_queue_list_ready(l, i);
-	ringmq_queue_list_free(l);
 }
 
 static void
@@ -1592,6 +1675,7 @@ main(void)
 		cmocka_unit_test(test_ack_after_expiry_is_lease_expired),
 		cmocka_unit_test(test_touch_keeps_job_and_stops_at_max_lease),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
+		cmocka_unit_test(test_reset_ends_leases_and_nack_delays),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
 		cmocka_unit_test(
 			test_longest_name_dead_letters_and_no_queue_into_itself),
