@@ -455,14 +455,17 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 
 /* --------------------------------------------------------- ack floor */
 
-/* 1 if every group of q has acked offset off of partition part. */
+/* 1 if every group of q but skip (NULL: none) has acked offset off of
+ * partition part; 0 for a queue without groups. */
 static int
-acked_by_all(const struct queue *q, uint32_t part, uint64_t off)
+acked_by_all(const struct queue *q, uint32_t part, uint64_t off,
+	     const struct group *skip)
 {
 	for (const struct group *g = q->groups; g; g = g->next) {
 		const struct gpart *gp = &g->parts[part];
 
-		if (off >= gp->ack_floor && !runset_has(&gp->acked, off))
+		if (g != skip && off >= gp->ack_floor &&
+		    !runset_has(&gp->acked, off))
 			return 0;
 	}
 	return q->groups != NULL;
@@ -480,7 +483,7 @@ gpart_mark_acked(struct gpart *gp, uint64_t off)
 		return 0;
 	if (runset_add(&gp->acked, off) < 0)
 		return -ENOMEM;
-	if (acked_by_all(q, gp->index, off))
+	if (acked_by_all(q, gp->index, off, gp->g))
 		partition_mark_acked(&q->parts[gp->index], off);
 	return 0;
 }
@@ -510,7 +513,7 @@ groups_recount_acked(struct queue *q)
 		runs = runset_runs(&first->acked, &nruns);
 		for (size_t r = 0; r < nruns; r++)
 			for (uint64_t k = 0; k < runs[r].count; k++)
-				if (acked_by_all(q, i, runs[r].first + k))
+				if (acked_by_all(q, i, runs[r].first + k, NULL))
 					partition_mark_acked(p,
 							     runs[r].first + k);
 	}
