@@ -51,13 +51,14 @@ struct conn {
 	int is_dead;	      /* the socket failed: drop all output */
 	int is_paused;	      /* output over the limit: not reading */
 	int is_hello_done;
-	uint64_t producer_id;	/* announced in hello: sequences are its */
-	int refs;		/* completions still to come back */
-	uint64_t last_input_ms; /* monotonic: bytes last arrived */
-	uint64_t ping_sent_ms;	/* monotonic; 0 = no ping outstanding */
-	int refuse_code;	/* non-zero: answer the first frame, close */
-	const char *refuse_why; /* static */
-	uint8_t *in;		/* owned: bytes not yet parsed */
+	uint64_t producer_id;	 /* announced in hello: sequences are its */
+	int refs;		 /* completions still to come back */
+	uint64_t last_input_ms;	 /* monotonic: bytes last arrived */
+	uint64_t last_output_ms; /* monotonic, while paused: bytes last left */
+	uint64_t ping_sent_ms;	 /* monotonic; 0 = no ping outstanding */
+	int refuse_code;	 /* non-zero: answer the first frame, close */
+	const char *refuse_why;	 /* static */
+	uint8_t *in;		 /* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
 	struct obuf sending; /* output owned by the in-flight send */
@@ -262,6 +263,8 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 	}
 	c->sent += (size_t)res;
 	c->env->bytes_out += (uint64_t)res;
+	if (c->is_paused && res > 0)
+		c->last_output_ms = groups_mono_ms();
 	if (c->sent < c->sending.len) {
 		conn_submit_send(c);
 		return;
@@ -1158,6 +1161,7 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 			 * drains and the requests waiting on commits come
 			 * back, so one peer cannot pile up memory. */
 			c->is_paused = 1;
+			c->last_output_ms = groups_mono_ms();
 			conn_stop_recv(c);
 		}
 	}
@@ -1393,7 +1397,19 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 	for (struct conn *c = env->conns; c; c = c->next) {
 		if (c->is_closing || now_ms - c->last_input_ms < idle)
 			continue;
-		if (!c->is_hello_done || c->in_len > 0) {
+		if (c->is_paused) {
+			/* Not read because its output is backed up: alive
+			 * while that output drains. */
+			if (now_ms - c->last_output_ms < idle)
+				continue;
+			log_info("conn %llu: reads none of its output for %llu "
+				 "ms; closing",
+				 (unsigned long long)c->id,
+				 (unsigned long long)(now_ms -
+						      c->last_output_ms));
+			conn_say_goodbye(c, "idle timeout");
+			conn_close(c);
+		} else if (!c->is_hello_done || c->in_len > 0) {
 			log_info("conn %llu: %s for %llu ms; closing",
 				 (unsigned long long)c->id,
 				 c->is_hello_done ? "stopped mid-frame"

@@ -222,6 +222,74 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 	ringmq_client_free(p);
 }
 
+/* A peer that pipelines requests and reads their large answers steadily,
+ * if slower than the broker writes them, is paused (not read) while its
+ * output is backed up; that is not idleness: it stays, and gets every
+ * answer, though its last request came long before the idle timeout. */
+static void
+test_paused_peer_reading_its_output_stays(void **state)
+{
+	enum { MSGS = 64, PEEKS = 12 };
+	static char payload[16384];
+	ringmq_client *p = testlib_connect(broker.addr);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Peek pk = RINGMQ__PEEK__INIT;
+	int fd, rcvbuf = 16384;
+	long long t0;
+
+	(void)state;
+	memset(payload, 'q', sizeof(payload));
+	assert_int_equal(ringmq_queue_create(p, "pausy", NULL), RINGMQ_OK);
+	for (int i = 0; i < MSGS; i++) {
+		ringmq_message *m =
+			ringmq_message_new(payload, sizeof(payload));
+
+		assert_int_equal(
+			ringmq_publish(p, "pausy", m, NULL, NULL, NULL),
+			RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
+		0);
+	{
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+
+		sa.sin_port = htons((uint16_t)broker.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(
+			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	(void)testlib_raw_hello(fd, 0);
+	pk.queue = (char *)"pausy";
+	pk.has_count = 1;
+	pk.count = MSGS;
+	f.has_request_id = 1;
+	f.body_case = RINGMQ__FRAME__BODY_PEEK;
+	f.peek = &pk;
+	for (int i = 0; i < PEEKS; i++) {
+		f.request_id = 10 + (uint64_t)i;
+		testlib_raw_send(fd, &f);
+	}
+	/* 12 MiB of answers, read a frame per 100 ms: over a second in
+	 * all, with the idle timeout at 300 ms. */
+	t0 = harness_now_ms();
+	for (int i = 0; i < PEEKS; i++) {
+		Ringmq__Frame *r = testlib_raw_recv(fd);
+
+		assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PEEK_OK);
+		assert_int_equal(r->request_id, 10 + (uint64_t)i);
+		assert_int_equal(r->peek_ok->n_messages, MSGS);
+		ringmq__frame__free_unpacked(r, NULL);
+		usleep(100 * 1000);
+	}
+	assert_true(harness_now_ms() - t0 >= 1000);
+	close(fd);
+	ringmq_client_free(p);
+}
+
 static void
 test_protocol_abuse_gets_typed_errors(void **state)
 {
@@ -510,6 +578,7 @@ main(void)
 		cmocka_unit_test(test_client_answering_pings_stays),
 		cmocka_unit_test(
 			test_consumer_that_stops_reading_does_not_stall_others),
+		cmocka_unit_test(test_paused_peer_reading_its_output_stays),
 		cmocka_unit_test(test_protocol_abuse_gets_typed_errors),
 	};
 	const struct CMUnitTest small[] = {
