@@ -32,6 +32,9 @@
 
 #define PROTOCOL_VERSION 1u
 #define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
+/* How long a closed connection reads (and drops) what its peer still
+ * sends, after its last output and a FIN, before the socket is closed. */
+#define CONN_LINGER_MS 500u
 
 struct obuf {
 	uint8_t *data; /* owned */
@@ -46,6 +49,9 @@ struct conn {
 	struct loop_op send_op;
 	int is_recv_armed;    /* a multishot receive may still complete */
 	int is_cancel_sent;   /* its cancel is submitted */
+	int is_peer_closed;   /* the peer's FIN (or reset) arrived */
+	int is_lingering;     /* output out and FIN sent: reading to EOF */
+	uint64_t linger_ms;   /* monotonic: when lingering began */
 	int is_send_inflight; /* sending[sent..) is with the kernel */
 	int is_closing;	      /* read no more; close once output is out */
 	int is_dead;	      /* the socket failed: drop all output */
@@ -361,6 +367,16 @@ conn_maybe_free(struct conn *c)
 		return;
 	if (!c->is_dead && c->pending.len > 0)
 		return; /* still to send; conn_flush_all will */
+	if (!c->is_dead && !c->is_peer_closed && !c->is_lingering) {
+		/* A close with unread input would reset the connection and
+		 * drop output the kernel has not sent yet (the goodbye, the
+		 * last confirms). Send a FIN after it instead, and read to
+		 * the peer's EOF, for at most CONN_LINGER_MS. */
+		c->is_lingering = 1;
+		c->linger_ms = groups_mono_ms();
+		if (shutdown(c->fd, SHUT_WR) == 0 && conn_arm_recv(c) == 0)
+			return;
+	}
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -1253,6 +1269,19 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 
 	if (!loop_op_more(flags))
 		c->is_recv_armed = 0;
+	if (c->is_lingering) {
+		if (res > 0)
+			loop_buf_return(c->env->loop, loop_buf_id(flags));
+		else if (res == 0)
+			c->is_peer_closed = 1;
+		else if (res != -ENOBUFS)
+			c->is_dead = 1; /* reset, cancelled at the deadline */
+		if (!c->is_recv_armed && !c->is_peer_closed && !c->is_dead &&
+		    conn_arm_recv(c) < 0)
+			c->is_dead = 1;
+		conn_maybe_free(c);
+		return;
+	}
 	if (res > 0) {
 		unsigned bid = loop_buf_id(flags);
 		c->last_input_ms = groups_mono_ms();
@@ -1262,6 +1291,7 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
 		loop_buf_return(c->env->loop, bid);
 	} else if (res == 0) {
+		c->is_peer_closed = 1;
 		conn_close(c); /* the peer closed */
 	} else if (res != -ENOBUFS && res != -ECANCELED) {
 		if (res != -ECONNRESET)
@@ -1390,10 +1420,22 @@ conn_ping(struct conn *c, uint64_t now_ms)
 }
 
 void
+conn_sweep_lingering(struct conn_env *env, uint64_t now_ms)
+{
+	for (struct conn *c = env->conns; c; c = c->next)
+		if (c->is_lingering && !c->is_dead &&
+		    now_ms - c->linger_ms >= CONN_LINGER_MS) {
+			c->is_dead = 1; /* freed once the cancel is back */
+			conn_stop_recv(c);
+		}
+}
+
+void
 conn_sweep(struct conn_env *env, uint64_t now_ms)
 {
 	uint64_t idle = env->cfg->idle_timeout_ms;
 
+	conn_sweep_lingering(env, now_ms);
 	for (struct conn *c = env->conns; c; c = c->next) {
 		if (c->is_closing || now_ms - c->last_input_ms < idle)
 			continue;

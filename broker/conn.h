@@ -103,6 +103,11 @@ int conn_unref_live(struct conn *c);
  * answer, have not said hello, or stopped mid-frame (idle-timeout-ms). */
 void conn_sweep(struct conn_env *env, uint64_t now_ms);
 
+/* Closes the connections that have read to their peer's EOF long enough
+ * after their last output (part of conn_sweep; shutdown calls it alone,
+ * more often). */
+void conn_sweep_lingering(struct conn_env *env, uint64_t now_ms);
+
 /* Frees every connection at once, whatever is in flight; only after the
  * loop has stopped and its ring is gone. */
 void conn_free_all(struct conn_env *env);

@@ -348,6 +348,7 @@ server_stop_step(struct server *srv)
 		conn_flush_all(&srv->env);
 		srv->is_goodbye_sent = 1;
 	}
+	conn_sweep_lingering(&srv->env, groups_mono_ms());
 	if (srv->env.count == 0 && !srv->is_accepting) {
 		loop_stop(srv->loop);
 		return 0;

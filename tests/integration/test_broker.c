@@ -5,6 +5,8 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -23,6 +25,7 @@
 #include <ringmq.h>
 
 #include "harness.h"
+#include "ringmq.pb-c.h"
 #include "testlib.h"
 
 #define WAIT_MS	 5000 /* longest wait for an expected delivery */
@@ -758,6 +761,170 @@ test_sigterm_says_goodbye_and_exits_0(void **state)
 	harness_cleanup(&b);
 }
 
+/*
+ * SIGTERM while a peer has a flood of publishes in flight that it has not
+ * read answers for: every publish the broker stored is confirmed, the
+ * goodbye arrives, and the connection ends with a FIN, not a reset that
+ * would drop answers the kernel had not sent yet.
+ */
+static void
+test_sigterm_confirms_what_it_stored_to_a_flooding_peer(void **state)
+{
+	enum { FRAMES = 100000 };
+	struct harness_broker b;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
+	ringmq_queue_list *ql = NULL;
+	ringmq_client *c;
+	ringmq_opts *o;
+	uint8_t *out, *in = NULL;
+	size_t one, out_len = 0, sent = 0, in_len = 0, in_cap = 0, pos = 0;
+	uint64_t confirmed = 0;
+	int fd, is_goodbye = 0, is_reset = 0, rcvbuf = 4096;
+	char err[256];
+	long long deadline;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	o = ringmq_opts_new();
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "flood", 1);
+	ringmq_client_free(c);
+
+	/* FRAMES publishes of one message each, packed back to back. */
+	m.payload.data = (uint8_t *)"x";
+	m.payload.len = 1;
+	pub.queue = (char *)"flood";
+	pub.n_messages = 1;
+	pub.messages = &mp;
+	f.has_request_id = 1;
+	f.request_id = 1u << 20; /* ids of one varint size: frames alike */
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &pub;
+	one = ringmq__frame__get_packed_size(&f);
+	out = malloc(FRAMES * (one + 4));
+	assert_non_null(out);
+	for (int i = 0; i < FRAMES; i++) {
+		f.request_id = (1u << 20) + (uint64_t)i;
+		assert_int_equal(ringmq__frame__get_packed_size(&f), one);
+		out[out_len] = (uint8_t)(one >> 24);
+		out[out_len + 1] = (uint8_t)(one >> 16);
+		out[out_len + 2] = (uint8_t)(one >> 8);
+		out[out_len + 3] = (uint8_t)one;
+		(void)ringmq__frame__pack(&f, out + out_len + 4);
+		out_len += one + 4;
+	}
+	/* A small receive buffer: the answers back up in the broker's
+	 * kernel, not in ours, as with a peer that reads slowly. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
+		0);
+	{
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+
+		sa.sin_port = htons((uint16_t)b.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(
+			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	(void)testlib_raw_hello(fd, 0);
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	/* Send until the socket takes no more (the broker stops reading
+	 * while its answers pile up unread), then stop the broker. */
+	deadline = harness_now_ms() + 5000;
+	while (sent < out_len && harness_now_ms() < deadline) {
+		ssize_t n = send(fd, out + sent, out_len - sent, MSG_NOSIGNAL);
+
+		if (n > 0)
+			sent += (size_t)n;
+		else if (errno == EAGAIN)
+			break;
+		else
+			fail_msg("send: %s", strerror(errno));
+	}
+	kill(b.pid, SIGTERM);
+	/* Read every answer to the end, still sending what is left. */
+	deadline = harness_now_ms() + 10000;
+	while (harness_now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (sent < out_len)
+			p.events |= POLLOUT;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (p.revents & POLLOUT) {
+			n = send(fd, out + sent, out_len - sent, MSG_NOSIGNAL);
+			if (n > 0)
+				sent += (size_t)n;
+			else if (errno != EAGAIN)
+				sent = out_len; /* the broker is gone */
+		}
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		if (in_cap - in_len < 65536) {
+			in_cap = in_cap ? in_cap * 2 : 1 << 20;
+			in = realloc(in, in_cap);
+			assert_non_null(in);
+		}
+		n = recv(fd, in + in_len, in_cap - in_len, 0);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			is_reset = errno == ECONNRESET;
+			break;
+		}
+		in_len += (size_t)n;
+	}
+	close(fd);
+	while (pos + 4 <= in_len) {
+		size_t n = ((size_t)in[pos] << 24) |
+			   ((size_t)in[pos + 1] << 16) |
+			   ((size_t)in[pos + 2] << 8) | in[pos + 3];
+		Ringmq__Frame *r;
+
+		if (pos + 4 + n > in_len)
+			break;
+		r = ringmq__frame__unpack(NULL, n, in + pos + 4);
+		assert_non_null(r);
+		if (r->body_case == RINGMQ__FRAME__BODY_PUBLISH_OK &&
+		    r->publish_ok->n_results == 1 &&
+		    r->publish_ok->results[0]->code == RINGMQ__ERROR_CODE__OK)
+			confirmed++;
+		is_goodbye |= r->body_case == RINGMQ__FRAME__BODY_GOODBYE;
+		ringmq__frame__free_unpacked(r, NULL);
+		pos += 4 + n;
+	}
+	assert_int_equal(harness_stop(&b), 0); /* reaped; exit code 0 */
+	assert_false(is_reset);
+	assert_true(is_goodbye);
+	assert_true(confirmed > 0);
+
+	/* What was stored is exactly what was confirmed. */
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_list_get(c, &ql), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_list_messages(ql, 0), confirmed);
+	ringmq_queue_list_free(ql);
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	free(out);
+	free(in);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* A clean stop, like a crash, releases the leases it interrupts without
  * counting them: with max-deliveries 1 the held jobs come back after the
  * restart with delivery_count 1, and nothing is dead-lettered. */
@@ -913,6 +1080,8 @@ main(void)
 		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
 		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
 		cmocka_unit_test(test_sigterm_releases_leases_without_counting),
+		cmocka_unit_test(
+			test_sigterm_confirms_what_it_stored_to_a_flooding_peer),
 		cmocka_unit_test(
 			test_exit_codes_for_bad_flags_config_and_locked_dir),
 	};
