@@ -326,7 +326,7 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 		srv->stop_deadline_ms =
 			groups_mono_ms() + srv->cfg->shutdown_timeout_ms;
 		groups_stop_dispatch(srv->gs);
-		http_stop(srv->http);
+		/* HTTP stays: /healthz answers 503 until the loop ends. */
 		if (srv->is_accepting)
 			(void)loop_cancel(srv->loop, &srv->accept_op);
 	}
@@ -350,12 +350,14 @@ server_stop_step(struct server *srv)
 	}
 	conn_sweep_lingering(&srv->env, groups_mono_ms());
 	if (srv->env.count == 0 && !srv->is_accepting) {
+		http_stop(srv->http);
 		loop_stop(srv->loop);
 		return 0;
 	}
 	if (groups_mono_ms() >= srv->stop_deadline_ms) {
 		log_warn("shutdown timeout: closing %zu connections",
 			 srv->env.count);
+		http_stop(srv->http);
 		loop_stop(srv->loop);
 		return 0;
 	}

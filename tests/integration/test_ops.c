@@ -121,6 +121,28 @@ test_healthz_answers_ok(void **state)
 	free(r);
 }
 
+/* While the broker shuts down (a client keeps it waiting), /healthz still
+ * answers: 503, "shutting down". Restarts the broker for the next tests. */
+static void
+test_healthz_says_shutting_down(void **state)
+{
+	int fd = testlib_raw_open(broker.port);
+	char *r;
+
+	(void)state;
+	(void)testlib_raw_hello(fd, 0);
+	/* The connection, told goodbye, is kept up to 0.5 s for our EOF. */
+	kill(broker.pid, SIGTERM);
+	usleep(50 * 1000);
+	r = http_get("/healthz");
+	assert_non_null(strstr(r, "HTTP/1.1 503"));
+	assert_non_null(strstr(r, "shutting down\n"));
+	free(r);
+	close(fd);
+	assert_int_equal(harness_stop(&broker), 0);
+	assert_int_equal(harness_start(&broker, NULL), 0);
+}
+
 /* Runs promtool check metrics on text; 77 when promtool is missing. */
 static int
 promtool_check(const char *text)
@@ -480,6 +502,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_healthz_answers_ok),
+		cmocka_unit_test(test_healthz_says_shutting_down),
 		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
 		cmocka_unit_test(test_delivery_latency_counts_the_wait),
 		cmocka_unit_test(test_async_publish_burst_shares_one_batch),
