@@ -1402,6 +1402,9 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	r->is_confirmed = qs->cfg->sync == STORE_SYNC_INTERVAL && !is_reserving;
 	if (r->is_confirmed)
 		done(ctx, r->res, r->n);
+	else if (is_reserving)
+		store_batch_set_urgent(b); /* confirmed after a commit, not
+					    * after the interval */
 	store_submit(qs->store, b, publish_done, r);
 	return 0;
 answer:

@@ -112,6 +112,7 @@ struct store {
 	uint64_t submitted;
 	uint64_t completed;
 	unsigned drain_waiters;
+	unsigned urgent_pending; /* pending batches flagged URGENT */
 	bool is_stopping;
 	pthread_t thread;
 	bool is_thread_started;
@@ -549,7 +550,7 @@ wait_interval(struct store *s)
 
 	/* A full group commits at once: waiting would only grow it. */
 	while (!s->is_stopping && s->drain_waiters == 0 &&
-	       s->pending_bytes < GROUP_MAX_BYTES) {
+	       s->urgent_pending == 0 && s->pending_bytes < GROUP_MAX_BYTES) {
 		struct timespec ts;
 
 		if (mono_ns() >= deadline)
@@ -575,6 +576,12 @@ detach_group(struct store *s)
 	       bytes + last->next->len <= GROUP_MAX_BYTES) {
 		last = last->next;
 		bytes += last->len;
+	}
+	for (struct store_batch *b = list;; b = b->next) {
+		if (b->flags & STORE_BATCH_URGENT)
+			s->urgent_pending--;
+		if (b == last)
+			break;
 	}
 	s->pending = last->next;
 	if (s->pending == NULL)
@@ -661,6 +668,10 @@ store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 	is_wake = s->pending == NULL ||
 		  (s->pending_bytes < GROUP_MAX_BYTES &&
 		   s->pending_bytes + b->len >= GROUP_MAX_BYTES);
+	if (b->flags & STORE_BATCH_URGENT) {
+		s->urgent_pending++;
+		is_wake = true; /* it may be waiting out the interval */
+	}
 	*s->pending_tail = b;
 	s->pending_tail = &b->next;
 	s->pending_bytes += b->len;
@@ -727,6 +738,7 @@ reap_at_close(struct store *s)
 		s->pending = NULL;
 		s->pending_tail = &s->pending;
 		s->pending_bytes = 0;
+		s->urgent_pending = 0;
 		pthread_mutex_unlock(&s->lock);
 		if (list == NULL)
 			break;

@@ -276,10 +276,16 @@ enum {
 	 * filesystem (counting free pages inside the file); headroom = map
 	 * size / 16, clamped to [64 KiB, 1 GiB]. */
 	STORE_BATCH_GROWS = 1u << 0,
+	/* sync=interval: commit at once, without waiting out the interval
+	 * (a confirm waits on this commit). */
+	STORE_BATCH_URGENT = 1u << 1,
 };
 
 /* @return a new empty batch, or NULL when out of memory. */
 struct store_batch *store_batch_new(unsigned flags);
+
+/* Adds STORE_BATCH_URGENT to b's flags (before it is submitted). */
+void store_batch_set_urgent(struct store_batch *b);
 
 /* Frees a batch never submitted. NULL is a no-op. */
 void store_batch_free(struct store_batch *b);

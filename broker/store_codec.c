@@ -287,6 +287,12 @@ store_batch_new(unsigned flags)
 }
 
 void
+store_batch_set_urgent(struct store_batch *b)
+{
+	b->flags |= STORE_BATCH_URGENT;
+}
+
+void
 store_batch_free(struct store_batch *b)
 {
 	if (b == NULL)

@@ -925,6 +925,51 @@ test_sigterm_confirms_what_it_stored_to_a_flooding_peer(void **state)
 	harness_cleanup(&b);
 }
 
+/* sync=interval confirms on receipt: also the publishes that extend a
+ * partition's offset reservation, which must wait for a commit, wait for
+ * one commit, not for the rest of a long interval. */
+static void
+test_interval_confirms_without_waiting_out_the_interval(void **state)
+{
+	static const char *const flags[] = { "--sync", "interval",
+					     "--sync-interval-ms", "3000",
+					     NULL };
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_opts *o;
+	char err[256];
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	o = ringmq_opts_new();
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "quick", 2);
+	/* The first publish of each partition extends its reservation. */
+	for (int i = 0; i < 8; i++) {
+		char key[8];
+		ringmq_message *m = ringmq_message_new("x", 1);
+		long long t0 = harness_now_ms();
+
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(ringmq_message_set_key(m, key, strlen(key)),
+				 RINGMQ_OK);
+		assert_int_equal(
+			ringmq_publish(c, "quick", m, NULL, NULL, NULL),
+			RINGMQ_OK);
+		assert_true(harness_now_ms() - t0 < 1000);
+		ringmq_message_free(m);
+	}
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* A clean stop, like a crash, releases the leases it interrupts without
  * counting them: with max-deliveries 1 the held jobs come back after the
  * restart with delivery_count 1, and nothing is dead-lettered. */
@@ -1080,6 +1125,8 @@ main(void)
 		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
 		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
 		cmocka_unit_test(test_sigterm_releases_leases_without_counting),
+		cmocka_unit_test(
+			test_interval_confirms_without_waiting_out_the_interval),
 		cmocka_unit_test(
 			test_sigterm_confirms_what_it_stored_to_a_flooding_peer),
 		cmocka_unit_test(
