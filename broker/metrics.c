@@ -337,12 +337,25 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	free(sn.gv);
 	family(b, "ringmq_errors_total", "counter",
 	       "Requests answered with an error, by code.");
-	for (int code = 1; code < RINGMQ_WIRE_CODES; code++)
-		if (env->errors_total[code] > 0)
+	for (int code = 1; code < RINGMQ_WIRE_CODES; code++) {
+		/* Labelled by name, as the library and the CLI say it. */
+		const ProtobufCEnumValue *v =
+			protobuf_c_enum_descriptor_get_value(
+				&ringmq__error_code__descriptor, code);
+
+		if (env->errors_total[code] == 0)
+			continue;
+		if (v != NULL)
+			http_body_printf(
+				b, "ringmq_errors_total{code=\"%s\"} %llu\n",
+				v->name,
+				(unsigned long long)env->errors_total[code]);
+		else
 			http_body_printf(
 				b, "ringmq_errors_total{code=\"%d\"} %llu\n",
 				code,
 				(unsigned long long)env->errors_total[code]);
+	}
 	render_histogram(b, "ringmq_publish_confirm_seconds",
 			 "Publish received to confirm sent.",
 			 metrics_latency_bounds, &env->confirm_latency);

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -178,6 +179,14 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	(void)state;
 	assert_int_equal(ringmq_queue_create(c, "ops", qo), RINGMQ_OK);
 	ringmq_queue_opts_free(qo);
+	{
+		ringmq_message *m = ringmq_message_new("x", 1);
+
+		assert_int_equal(
+			ringmq_publish(c, "nowhere", m, NULL, NULL, NULL),
+			RINGMQ_QUEUE_NOT_FOUND);
+		ringmq_message_free(m);
+	}
 	before = http_get("/metrics");
 	for (int i = 0; i < 200; i++) {
 		ringmq_message *m = ringmq_message_new("load", 4);
@@ -222,6 +231,10 @@ test_metrics_are_valid_and_move_with_load(void **state)
 	assert_true(sample(body, "ringmq_publish_confirm_seconds_count") >=
 		    200);
 	assert_true(sample(body, "ringmq_connections") >= 1);
+	/* Errors by their names, as the library and the CLI say them. */
+	assert_true(
+		sample(body, "ringmq_errors_total{code=\"QUEUE_NOT_FOUND\"}") >=
+		1);
 	/* 100 messages left unacked: both ages exist (0 or more). */
 	assert_true(sample(body,
 			   "ringmq_queue_oldest_age_seconds{queue=\"ops\"}") >=
