@@ -282,6 +282,12 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 	}
 	if (!srv->is_accepting && !srv->is_stopping)
 		arm_accept(srv);
+	if (!srv->is_accepting && srv->is_stopping && srv->listen_fd >= 0) {
+		/* Stopped accepting: a new connect is refused at once
+		 * rather than left waiting in the backlog. */
+		close(srv->listen_fd);
+		srv->listen_fd = -1;
+	}
 }
 
 static void

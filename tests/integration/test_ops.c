@@ -135,6 +135,18 @@ test_healthz_says_shutting_down(void **state)
 	/* The connection, told goodbye, is kept up to 0.5 s for our EOF. */
 	kill(broker.pid, SIGTERM);
 	usleep(50 * 1000);
+	{
+		/* No longer accepting: a connect is refused at once. */
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		int nfd = socket(AF_INET, SOCK_STREAM, 0);
+
+		sa.sin_port = htons((uint16_t)broker.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(
+			connect(nfd, (struct sockaddr *)&sa, sizeof(sa)), -1);
+		assert_int_equal(errno, ECONNREFUSED);
+		close(nfd);
+	}
 	r = http_get("/healthz");
 	assert_non_null(strstr(r, "HTTP/1.1 503"));
 	assert_non_null(strstr(r, "shutting down\n"));
