@@ -318,6 +318,14 @@ arm_signal(struct server *srv)
 		log_error("cannot submit the signal read");
 }
 
+/* What a shutdown keeps in hand after stopping its loop: at most a
+ * quarter of the timeout, up to 100 ms. */
+static uint64_t
+shutdown_margin_ms(uint64_t timeout_ms)
+{
+	return timeout_ms / 4 < 100 ? timeout_ms / 4 : 100;
+}
+
 static void
 on_signal(struct loop_op *op, int res, uint32_t flags)
 {
@@ -329,8 +337,11 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 			 strsignal((int)srv->siginfo.ssi_signo));
 		srv->is_stopping = 1;
 		srv->env.is_shutting_down = 1;
+		/* Exit within the timeout: the loop stops a margin before it
+		 * (a poll period, closing the store). */
 		srv->stop_deadline_ms =
-			groups_mono_ms() + srv->cfg->shutdown_timeout_ms;
+			groups_mono_ms() + srv->cfg->shutdown_timeout_ms -
+			shutdown_margin_ms(srv->cfg->shutdown_timeout_ms);
 		groups_stop_dispatch(srv->gs);
 		/* HTTP stays: /healthz answers 503 until the loop ends. */
 		if (srv->is_accepting)

@@ -925,6 +925,78 @@ test_sigterm_confirms_what_it_stored_to_a_flooding_peer(void **state)
 	harness_cleanup(&b);
 }
 
+/* A peer that reads nothing keeps a shutdown waiting: the broker still
+ * exits within --shutdown-timeout-ms, with status 0. */
+static void
+test_sigterm_exits_within_the_timeout(void **state)
+{
+	static const char *const flags[] = { "--shutdown-timeout-ms", "1000",
+					     NULL };
+	static char payload[65536];
+	struct harness_broker b;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	ringmq_client *c;
+	ringmq_opts *o;
+	char err[256];
+	int fd, rcvbuf = 4096, status;
+	long long t0, ms;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	o = ringmq_opts_new();
+	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	create_queue(c, "stuck", 1);
+	for (int i = 0; i < 200; i++) {
+		ringmq_message *m =
+			ringmq_message_new(payload, sizeof(payload));
+
+		assert_int_equal(
+			ringmq_publish(c, "stuck", m, NULL, NULL, NULL),
+			RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	ringmq_client_free(c);
+	/* A consumer that takes 12 MiB of deliveries and reads none. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
+		0);
+	{
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+
+		sa.sin_port = htons((uint16_t)b.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(
+			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	(void)testlib_raw_hello(fd, 0);
+	s.queue = (char *)"stuck";
+	s.group = (char *)"g";
+	s.credit = 200;
+	f.has_request_id = 1;
+	f.request_id = 2;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	testlib_raw_send(fd, &f);
+	usleep(300 * 1000);
+	t0 = harness_now_ms();
+	status = harness_kill(&b, SIGTERM);
+	ms = harness_now_ms() - t0;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(ms >= 500); /* it did wait for the peer */
+	assert_true(ms <= 1000);
+	close(fd);
+	ringmq_opts_free(o);
+	harness_cleanup(&b);
+}
+
 /* sync=interval confirms on receipt: also the publishes that extend a
  * partition's offset reservation, which must wait for a commit, wait for
  * one commit, not for the rest of a long interval. */
@@ -1125,6 +1197,7 @@ main(void)
 		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
 		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
 		cmocka_unit_test(test_sigterm_releases_leases_without_counting),
+		cmocka_unit_test(test_sigterm_exits_within_the_timeout),
 		cmocka_unit_test(
 			test_interval_confirms_without_waiting_out_the_interval),
 		cmocka_unit_test(
