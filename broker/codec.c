@@ -460,6 +460,31 @@ scan_message(struct scan *s, const ProtobufCMessageDescriptor *d,
 	return rc;
 }
 
+uint64_t
+codec_request_id(const uint8_t *body, size_t len)
+{
+	struct wire w = { body, body + len };
+	struct wire_field f;
+	uint64_t id = 0;
+
+	for (;;) {
+		const uint8_t *at = w.p;
+		int rc = wire_next(&w, &f);
+
+		if (rc <= 0)
+			return rc == 0 ? id : 0;
+		if (f.number == 1 && f.type == WIRE_VARINT) {
+			/* Read again for the value wire_next skipped. */
+			struct wire v = { at, w.p };
+			uint64_t tag;
+
+			if (wire_varint(&v, &tag) < 0 ||
+			    wire_varint(&v, &id) < 0)
+				return 0;
+		}
+	}
+}
+
 int
 codec_decode(struct codec_arena *a, const struct codec_limits *lim,
 	     const uint8_t *body, size_t len, Ringmq__Frame **out)

@@ -64,6 +64,11 @@ int codec_frame_length(const uint8_t *buf, size_t len, uint32_t max_frame_bytes,
  *         hit; -RMQ_EMESSAGE_TOO_LARGE when a counted repeated field is
  *         over its limit (headers are counted in every Message).
  */
+/* The request_id of a frame that did not decode, so that its error can
+ * echo it: the last one among its top-level fields, 0 if none or if the
+ * frame is malformed before it ends. */
+uint64_t codec_request_id(const uint8_t *body, size_t len);
+
 int codec_decode(struct codec_arena *a, const struct codec_limits *lim,
 		 const uint8_t *body, size_t len, Ringmq__Frame **out);
 

@@ -205,12 +205,20 @@ conn_env_of(struct conn *c)
 }
 
 /* A protocol violation: answer with an Error and close. */
+/* Answers request_id with an error, and closes: the peer broke the
+ * protocol. */
+static void
+conn_fail_id(struct conn *c, uint64_t request_id, int code, const char *why)
+{
+	log_info("conn %llu: %s; closing", (unsigned long long)c->id, why);
+	conn_send_error(c, request_id, code, why);
+	conn_close(c);
+}
+
 static void
 conn_fail(struct conn *c, int code, const char *why)
 {
-	log_info("conn %llu: %s; closing", (unsigned long long)c->id, why);
-	conn_send_error(c, 0, code, why);
-	conn_close(c);
+	conn_fail_id(c, 0, code, why);
 }
 
 static void on_send(struct loop_op *op, int res, uint32_t flags);
@@ -432,8 +440,9 @@ on_hello(struct conn *c, const Ringmq__Frame *f)
 		return;
 	}
 	if (f->hello->version != PROTOCOL_VERSION) {
-		conn_fail(c, RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION,
-			  "unsupported protocol version");
+		conn_fail_id(c, f->request_id,
+			     RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION,
+			     "unsupported protocol version");
 		return;
 	}
 	c->is_hello_done = 1;
@@ -1117,10 +1126,10 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 
 	rc = codec_decode(&c->arena, &c->lim, body, len, &f);
 	if (rc < 0) {
-		conn_fail(c, err_to_wire(rc),
-			  rc == -RMQ_EMESSAGE_TOO_LARGE
-				  ? "frame over the broker's batch limits"
-				  : "frame does not decode");
+		conn_fail_id(c, codec_request_id(body, len), err_to_wire(rc),
+			     rc == -RMQ_EMESSAGE_TOO_LARGE
+				     ? "frame over the broker's batch limits"
+				     : "frame does not decode");
 		codec_arena_reset(&c->arena);
 		return;
 	}
@@ -1130,8 +1139,8 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 		conn_close(c);
 	} else if (!c->is_hello_done &&
 		   f->body_case != RINGMQ__FRAME__BODY_HELLO) {
-		conn_fail(c, RINGMQ__ERROR_CODE__NOT_HELLO,
-			  "the first frame must be hello");
+		conn_fail_id(c, f->request_id, RINGMQ__ERROR_CODE__NOT_HELLO,
+			     "the first frame must be hello");
 	} else {
 		fn = (size_t)f->body_case < sizeof(handlers) / sizeof(*handlers)
 			     ? handlers[f->body_case]

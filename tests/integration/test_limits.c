@@ -293,23 +293,28 @@ test_paused_peer_reading_its_output_stays(void **state)
 static void
 test_protocol_abuse_gets_typed_errors(void **state)
 {
+	/* Each with a request_id, which the error must echo. */
 	static const struct {
 		uint8_t bytes[16];
 		size_t len;
 		int code;
+		uint64_t id;
 	} cases[] = {
 		/* Hello version 99. */
-		{ { 0, 0, 0, 4, 0x52, 0x02, 0x08, 99 },
-		  8,
-		  RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION },
+		{ { 0, 0, 0, 6, 0x08, 7, 0x52, 0x02, 0x08, 99 },
+		  10,
+		  RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION,
+		  7 },
 		/* Ping before hello. */
-		{ { 0, 0, 0, 2, 0x62, 0x00 },
-		  6,
-		  RINGMQ__ERROR_CODE__NOT_HELLO },
+		{ { 0, 0, 0, 4, 0x08, 8, 0x62, 0x00 },
+		  8,
+		  RINGMQ__ERROR_CODE__NOT_HELLO,
+		  8 },
 		/* A body case that does not exist (field 99). */
-		{ { 0, 0, 0, 3, 0x9a, 0x06, 0x00 },
-		  7,
-		  RINGMQ__ERROR_CODE__BAD_FRAME },
+		{ { 0, 0, 0, 5, 0x08, 9, 0x9a, 0x06, 0x00 },
+		  9,
+		  RINGMQ__ERROR_CODE__BAD_FRAME,
+		  9 },
 	};
 	ringmq_client *c = testlib_connect(broker.addr);
 
@@ -328,6 +333,7 @@ test_protocol_abuse_gets_typed_errors(void **state)
 		assert_non_null(r);
 		assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_ERROR);
 		assert_int_equal(r->error->code, cases[i].code);
+		assert_int_equal(r->request_id, cases[i].id);
 		ringmq__frame__free_unpacked(r, NULL);
 		close(fd);
 	}

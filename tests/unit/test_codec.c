@@ -645,6 +645,36 @@ test_codec_accepts_unknown_fields(void **state)
 	assert_int_equal(decode_raw(body, n, TEST_ARENA_CAP), 0);
 }
 
+/* The request_id of frames that do not decode, for their error answer. */
+static void
+test_codec_request_id_of_undecodable_frames(void **state)
+{
+	uint8_t body[64];
+	size_t n = 0;
+
+	(void)state;
+	/* Found after other fields, the last copy winning. */
+	put_tag(body, &n, 999, 0);
+	put_varint(body, &n, 7);
+	put_tag(body, &n, 1, 0);
+	put_varint(body, &n, 300);
+	put_tag(body, &n, 1, 0);
+	put_varint(body, &n, 0x123456789ull);
+	assert_int_equal(codec_request_id(body, n), 0x123456789ull);
+	/* Absent: 0. */
+	n = 0;
+	put_tag(body, &n, 999, 0);
+	put_varint(body, &n, 7);
+	assert_int_equal(codec_request_id(body, n), 0);
+	/* Cut off inside a field after it: 0, the frame is garbage. */
+	n = 0;
+	put_tag(body, &n, 1, 0);
+	put_varint(body, &n, 42);
+	body[n++] = 0x9a; /* a tag whose varint never ends */
+	assert_int_equal(codec_request_id(body, n), 0);
+	assert_int_equal(codec_request_id(body, 0), 0);
+}
+
 /* ------------------------------------------------------ length prefix */
 
 static void
@@ -1408,6 +1438,7 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_codec_accepts_unknown_fields, setup, teardown),
+		cmocka_unit_test(test_codec_request_id_of_undecodable_frames),
 		cmocka_unit_test_setup_teardown(
 			test_codec_length_needs_four_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_codec_rejects_len_over_max,
