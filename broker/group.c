@@ -693,14 +693,25 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 		struct gpart *gp = &g->parts[i];
 		const struct partition *p = &q->parts[i];
 
+		const struct offset_run *runs;
+		size_t nruns;
+
 		gp->ack_floor = is_latest ? p->next_offset : p->base;
 		gp->read_pos = gp->ack_floor;
+		/* From the earliest retained message: what every other
+		 * group has acked is gone for the queue, stored or not. */
+		for (uint64_t x = is_latest ? UINT64_MAX
+					    : partition_next(p, p->base);
+		     x != UINT64_MAX; x = partition_next(p, x + 1))
+			if (partition_is_acked(p, x) &&
+			    runset_add(&gp->acked, x) < 0)
+				goto fail;
+		runs = runset_runs(&gp->acked, &nruns);
 		if (store_batch_put_group_state(b, q->qid, g->gid, i,
-						gp->ack_floor, NULL, 0) < 0)
+						gp->ack_floor, runs, nruns) < 0)
 			goto fail;
 	}
 	g->is_pending = 1;
-	/* From earliest it has acked nothing: nothing is acked by all. */
 	groups_recount_acked(q);
 	r->gs = gs;
 	r->qs = gs->qs;

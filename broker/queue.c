@@ -426,6 +426,17 @@ partition_mark_acked(struct partition *p, uint64_t offset)
 	p->acked_bytes += *v & ~PART_ACKED;
 }
 
+int
+partition_is_acked(const struct partition *p, uint64_t offset)
+{
+	uint32_t v;
+
+	if (offset < p->base || offset >= p->committed_next)
+		return 0;
+	v = p->sizes[(p->head + (offset - p->base)) & (p->cap - 1)];
+	return v != PART_HOLE && (v & PART_ACKED);
+}
+
 void
 partition_clear_acked(struct partition *p)
 {

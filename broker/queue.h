@@ -217,6 +217,9 @@ uint64_t partition_count(const struct partition *p, uint64_t from, uint64_t to);
  * holes and offsets not yet committed. */
 void partition_mark_acked(struct partition *p, uint64_t offset);
 
+/* 1 if the message at offset is marked acked by every group. */
+int partition_is_acked(const struct partition *p, uint64_t offset);
+
 /* Clears every such mark, before a recount. */
 void partition_clear_acked(struct partition *p);
 

@@ -887,6 +887,17 @@ test_acked_messages_behind_a_held_one_leave_the_depth(void **state)
 	assert_int_equal(messages, 2);
 	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_OK);
 	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_QUEUE_FULL);
+	/* A group new from the earliest sees the three retained, not the
+	 * two every group had acked (offsets 1 and 2, still stored). */
+	subscribe(c, "jam", "fresh", 10);
+	for (int i = 0; i < 3; i++) {
+		ringmq_delivery *x = next_delivery(c, WAIT_MS);
+
+		assert_true(ringmq_delivery_offset(x) != 1 &&
+			    ringmq_delivery_offset(x) != 2);
+		ringmq_delivery_free(x);
+	}
+	expect_nothing(c, 300);
 
 	/* Two groups: retained while either has not acked. */
 	create_queue(c, "jam2", "max-depth=2", NULL);
