@@ -638,6 +638,41 @@ test_bad_frames_get_error_and_close_others_unharmed(void **state)
 
 /* -------------------------------------------------------- restarts */
 
+/* Starts a broker of the test's own (flags may be NULL) and connects a
+ * client to it; *o gets the options, to connect again after a restart. */
+static ringmq_client *
+own_broker(struct harness_broker *b, const char *const *flags, ringmq_opts **o)
+{
+	ringmq_client *c;
+	char err[256];
+
+	memset(b, 0, sizeof(*b));
+	b->stdout_fd = -1;
+	assert_int_equal(harness_start(b, flags), 0);
+	*o = ringmq_opts_new();
+	assert_int_equal(
+		ringmq_opts_set(*o, "server", b->addr, err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, *o, err, sizeof(err)),
+			 RINGMQ_OK);
+	return c;
+}
+
+/* Connects again after a restart of b. */
+static ringmq_client *
+reconnect(const struct harness_broker *b, ringmq_opts *o)
+{
+	ringmq_client *c;
+	char err[256];
+
+	assert_int_equal(
+		ringmq_opts_set(o, "server", b->addr, err, sizeof(err)),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
+			 RINGMQ_OK);
+	return c;
+}
+
 static void
 test_kill9_keeps_confirmed_and_acked(void **state)
 {
@@ -782,18 +817,10 @@ test_sigterm_confirms_what_it_stored_to_a_flooding_peer(void **state)
 	size_t one, out_len = 0, sent = 0, in_len = 0, in_cap = 0, pos = 0;
 	uint64_t confirmed = 0;
 	int fd, is_goodbye = 0, is_reset = 0, rcvbuf = 4096;
-	char err[256];
 	long long deadline;
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, NULL), 0);
-	o = ringmq_opts_new();
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = own_broker(&b, NULL, &o);
 	create_queue(c, "flood", 1);
 	ringmq_client_free(c);
 
@@ -822,19 +849,7 @@ test_sigterm_confirms_what_it_stored_to_a_flooding_peer(void **state)
 	}
 	/* A small receive buffer: the answers back up in the broker's
 	 * kernel, not in ours, as with a peer that reads slowly. */
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
-		0);
-	{
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-
-		sa.sin_port = htons((uint16_t)b.port);
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_int_equal(
-			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	}
+	fd = testlib_raw_open_rcvbuf(b.port, rcvbuf);
 	(void)testlib_raw_hello(fd, 0);
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
 	/* Send until the socket takes no more (the broker stops reading
@@ -910,10 +925,7 @@ test_sigterm_confirms_what_it_stored_to_a_flooding_peer(void **state)
 
 	/* What was stored is exactly what was confirmed. */
 	assert_int_equal(harness_start(&b, NULL), 0);
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = reconnect(&b, o);
 	assert_int_equal(ringmq_queue_list_get(c, &ql), RINGMQ_OK);
 	assert_int_equal(ringmq_queue_list_messages(ql, 0), confirmed);
 	ringmq_queue_list_free(ql);
@@ -938,19 +950,11 @@ test_sigterm_exits_within_the_timeout(void **state)
 	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
 	ringmq_client *c;
 	ringmq_opts *o;
-	char err[256];
 	int fd, rcvbuf = 4096, status;
 	long long t0, ms;
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, flags), 0);
-	o = ringmq_opts_new();
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = own_broker(&b, flags, &o);
 	create_queue(c, "stuck", 1);
 	for (int i = 0; i < 200; i++) {
 		ringmq_message *m =
@@ -963,19 +967,7 @@ test_sigterm_exits_within_the_timeout(void **state)
 	}
 	ringmq_client_free(c);
 	/* A consumer that takes 12 MiB of deliveries and reads none. */
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
-		0);
-	{
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-
-		sa.sin_port = htons((uint16_t)b.port);
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_int_equal(
-			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	}
+	fd = testlib_raw_open_rcvbuf(b.port, rcvbuf);
 	(void)testlib_raw_hello(fd, 0);
 	s.queue = (char *)"stuck";
 	s.group = (char *)"g";
@@ -1009,17 +1001,9 @@ test_interval_confirms_without_waiting_out_the_interval(void **state)
 	struct harness_broker b;
 	ringmq_client *c;
 	ringmq_opts *o;
-	char err[256];
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, flags), 0);
-	o = ringmq_opts_new();
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = own_broker(&b, flags, &o);
 	create_queue(c, "quick", 2);
 	/* The first publish of each partition extends its reservation. */
 	for (int i = 0; i < 8; i++) {
@@ -1054,17 +1038,9 @@ test_sigterm_releases_leases_without_counting(void **state)
 	ringmq_client *c;
 	ringmq_opts *o;
 	uint32_t sub;
-	char err[256];
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, NULL), 0);
-	o = ringmq_opts_new();
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = own_broker(&b, NULL, &o);
 	assert_int_equal(
 		ringmq_queue_opts_set(qo, "max-deliveries", "1", NULL, 0),
 		RINGMQ_OK);
@@ -1081,10 +1057,7 @@ test_sigterm_releases_leases_without_counting(void **state)
 	ringmq_client_free(c);
 
 	assert_int_equal(harness_start(&b, NULL), 0);
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = reconnect(&b, o);
 	assert_int_equal(ringmq_queue_list_get(c, &ql), RINGMQ_OK);
 	assert_int_equal(ringmq_queue_list_count(ql), 1); /* no held.dlq */
 	ringmq_queue_list_free(ql);

@@ -249,19 +249,7 @@ test_paused_peer_reading_its_output_stays(void **state)
 			RINGMQ_OK);
 		ringmq_message_free(m);
 	}
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
-		0);
-	{
-		struct sockaddr_in sa = { .sin_family = AF_INET };
-
-		sa.sin_port = htons((uint16_t)broker.port);
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_int_equal(
-			connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	}
+	fd = testlib_raw_open_rcvbuf(broker.port, rcvbuf);
 	(void)testlib_raw_hello(fd, 0);
 	pk.queue = (char *)"pausy";
 	pk.has_count = 1;

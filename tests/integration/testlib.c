@@ -68,10 +68,20 @@ testlib_connect_with(const char *addr, ...)
 int
 testlib_raw_open(int port)
 {
+	return testlib_raw_open_rcvbuf(port, 0);
+}
+
+int
+testlib_raw_open_rcvbuf(int port, int rcvbuf)
+{
 	struct sockaddr_in sa;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	assert_true(fd >= 0);
+	if (rcvbuf > 0)
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+					    sizeof(rcvbuf)),
+				 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);

@@ -24,6 +24,11 @@ ringmq_client *testlib_connect_with(const char *addr, ...);
 /* A TCP connection to 127.0.0.1:port. */
 int testlib_raw_open(int port);
 
+/* The same with a receive buffer of rcvbuf bytes (set before connecting,
+ * so that the window stays small): answers back up on the broker's side,
+ * as with a peer that reads slowly. */
+int testlib_raw_open_rcvbuf(int port, int rcvbuf);
+
 /* Writes frame f with its length prefix. */
 void testlib_raw_send(int fd, const Ringmq__Frame *f);
 
