@@ -1117,7 +1117,62 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 
 /* ---------------------------------------------------------------- input */
 
-static void
+/* The queue, and the group (or NULL), that a request works on. */
+static const char *
+frame_target(const Ringmq__Frame *f, const char **group)
+{
+	*group = NULL;
+	switch (f->body_case) {
+	case RINGMQ__FRAME__BODY_PUBLISH: return f->publish->queue;
+	case RINGMQ__FRAME__BODY_SUBSCRIBE: return f->subscribe->queue;
+	case RINGMQ__FRAME__BODY_QUEUE_DELETE: return f->queue_delete->name;
+	case RINGMQ__FRAME__BODY_QUEUE_SET: return f->queue_set->name;
+	case RINGMQ__FRAME__BODY_QUEUE_DESCRIBE: return f->queue_describe->name;
+	case RINGMQ__FRAME__BODY_PURGE: return f->purge->queue;
+	case RINGMQ__FRAME__BODY_GROUP_CREATE: return f->group_create->queue;
+	case RINGMQ__FRAME__BODY_GROUP_LIST: return f->group_list->queue;
+	case RINGMQ__FRAME__BODY_GROUP_DELETE:
+		*group = f->group_delete->group;
+		return f->group_delete->queue;
+	case RINGMQ__FRAME__BODY_GROUP_DESCRIBE:
+		*group = f->group_describe->group;
+		return f->group_describe->queue;
+	case RINGMQ__FRAME__BODY_GROUP_RESET:
+		*group = f->group_reset->group;
+		return f->group_reset->queue;
+	case RINGMQ__FRAME__BODY_PEEK: return f->peek->queue;
+	case RINGMQ__FRAME__BODY_MESSAGE_SHOW: return f->message_show->queue;
+	case RINGMQ__FRAME__BODY_MESSAGE_CANCEL:
+		return f->message_cancel->queue;
+	case RINGMQ__FRAME__BODY_DEAD_LETTER_LIST:
+		return f->dead_letter_list->queue;
+	case RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE:
+		return f->dead_letter_redrive->queue;
+	default: return NULL;
+	}
+}
+
+/* 1 if f names a queue or group whose creation is still committing while
+ * this connection has requests in flight (most likely that creation): a
+ * pipelined "create, then use" waits for the create rather than finding
+ * nothing. The connection resumes as its requests complete. */
+static int
+conn_must_wait(const struct conn *c, const Ringmq__Frame *f)
+{
+	const char *group, *name = frame_target(f, &group);
+	struct queue *q;
+
+	if (c->refs == 0 || name == NULL)
+		return 0;
+	q = queues_find(c->env->qs, name);
+	if (q == NULL)
+		return 0;
+	return q->is_pending || (group != NULL && groups_is_pending(q, group));
+}
+
+/* Handles one frame. @return 0, or 1 when it must wait (conn_must_wait):
+ * not handled, and to be parsed again. */
+static int
 conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
 	Ringmq__Frame *f = NULL;
@@ -1131,7 +1186,11 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 				     ? "frame over the broker's batch limits"
 				     : "frame does not decode");
 		codec_arena_reset(&c->arena);
-		return;
+		return 0;
+	}
+	if (c->is_hello_done && c->refuse_code == 0 && conn_must_wait(c, f)) {
+		codec_arena_reset(&c->arena);
+		return 1;
 	}
 	if (c->refuse_code != 0) {
 		conn_send_error(c, f->request_id, c->refuse_code,
@@ -1153,6 +1212,7 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 					"not a request");
 	}
 	codec_arena_reset(&c->arena);
+	return 0;
 }
 
 /* Parses and handles the complete frames at the start of buf.
@@ -1178,7 +1238,13 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 		}
 		if (len - used < CODEC_HEADER_BYTES + (size_t)n)
 			break;
-		conn_handle_frame(c, buf + used + CODEC_HEADER_BYTES, n);
+		if (conn_handle_frame(c, buf + used + CODEC_HEADER_BYTES, n)) {
+			/* Kept, unhandled, until a request completes. */
+			c->is_paused = 1;
+			c->last_output_ms = groups_mono_ms();
+			conn_stop_recv(c);
+			break;
+		}
 		used += CODEC_HEADER_BYTES + n;
 		if (conn_out_bytes(c) >= c->env->cfg->max_conn_out_bytes ||
 		    c->refs >= (int)c->env->cfg->max_conn_pending) {

@@ -1597,6 +1597,14 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 }
 
 int
+groups_is_pending(struct queue *q, const char *name)
+{
+	const struct group *g = group_find(q, name);
+
+	return g != NULL && g->is_pending;
+}
+
+int
 groups_exists(struct queue *q, const char *name)
 {
 	return group_find(q, name) != NULL;

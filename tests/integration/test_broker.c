@@ -673,6 +673,77 @@ reconnect(const struct harness_broker *b, ringmq_opts *o)
 	return c;
 }
 
+/* Requests pipelined after a create, before its answer, find what it
+ * creates: each waits for the create's commit. */
+static void
+test_pipelined_create_then_use(void **state)
+{
+	int fd = testlib_raw_open(broker.port);
+	Ringmq__Frame f[4] = { RINGMQ__FRAME__INIT, RINGMQ__FRAME__INIT,
+			       RINGMQ__FRAME__INIT, RINGMQ__FRAME__INIT };
+	Ringmq__QueueCreate qc = RINGMQ__QUEUE_CREATE__INIT;
+	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
+	Ringmq__GroupCreate gc = RINGMQ__GROUP_CREATE__INIT;
+	Ringmq__GroupDescribe gd = RINGMQ__GROUP_DESCRIBE__INIT;
+	uint8_t buf[1024];
+	size_t n = 0;
+
+	(void)state;
+	(void)testlib_raw_hello(fd, 0);
+	qc.name = (char *)"piped";
+	m.payload.data = (uint8_t *)"x";
+	m.payload.len = 1;
+	pub.queue = (char *)"piped";
+	pub.n_messages = 1;
+	pub.messages = &mp;
+	gc.queue = gd.queue = (char *)"piped";
+	gc.group = gd.group = (char *)"g";
+	f[0].body_case = RINGMQ__FRAME__BODY_QUEUE_CREATE;
+	f[0].queue_create = &qc;
+	f[1].body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f[1].publish = &pub;
+	f[2].body_case = RINGMQ__FRAME__BODY_GROUP_CREATE;
+	f[2].group_create = &gc;
+	f[3].body_case = RINGMQ__FRAME__BODY_GROUP_DESCRIBE;
+	f[3].group_describe = &gd;
+	/* All four in one write, so none waits for an answer. */
+	for (int i = 0; i < 4; i++) {
+		size_t len;
+
+		f[i].has_request_id = 1;
+		f[i].request_id = 10 + (uint64_t)i;
+		len = ringmq__frame__get_packed_size(&f[i]);
+		buf[n] = (uint8_t)(len >> 24);
+		buf[n + 1] = (uint8_t)(len >> 16);
+		buf[n + 2] = (uint8_t)(len >> 8);
+		buf[n + 3] = (uint8_t)len;
+		n += 4 + ringmq__frame__pack(&f[i], buf + n + 4);
+	}
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	for (int i = 0; i < 4; i++) {
+		Ringmq__Frame *r = testlib_raw_recv(fd);
+		static const int want[4] = {
+			RINGMQ__FRAME__BODY_DONE,
+			RINGMQ__FRAME__BODY_PUBLISH_OK,
+			RINGMQ__FRAME__BODY_DONE,
+			RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK
+		};
+
+		if (r->body_case == RINGMQ__FRAME__BODY_ERROR)
+			fprintf(stderr, "request %llu: %s\n",
+				(unsigned long long)r->request_id,
+				r->error->message);
+		assert_int_equal(r->request_id, 10 + (uint64_t)i);
+		assert_int_equal(r->body_case, want[i]);
+		if (i == 1)
+			assert_int_equal(r->publish_ok->results[0]->code,
+					 RINGMQ__ERROR_CODE__OK);
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	close(fd);
+}
+
 static void
 test_kill9_keeps_confirmed_and_acked(void **state)
 {
@@ -1165,6 +1236,7 @@ main(void)
 		cmocka_unit_test(test_keyed_messages_follow_the_hash),
 		cmocka_unit_test(
 			test_bad_frames_get_error_and_close_others_unharmed),
+		cmocka_unit_test(test_pipelined_create_then_use),
 	};
 	const struct CMUnitTest own[] = {
 		cmocka_unit_test(test_kill9_keeps_confirmed_and_acked),
