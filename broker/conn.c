@@ -1162,7 +1162,9 @@ conn_must_wait(const struct conn *c, const Ringmq__Frame *f)
 	const char *group, *name = frame_target(f, &group);
 	struct queue *q;
 
-	if (c->refs == 0 || name == NULL)
+	if (c->refs == 0 || name == NULL ||
+	    (!queues_any_pending(c->env->qs) &&
+	     !groups_any_pending(c->env->gs)))
 		return 0;
 	q = queues_find(c->env->qs, name);
 	if (q == NULL)

@@ -636,6 +636,7 @@ group_created(void *arg, int status)
 	struct queue *q = queues_find_id(r->qs, r->qid);
 	struct group *g = q ? group_find_id(q, r->gid) : NULL;
 
+	r->gs->npending--;
 	free(r);
 	if (g == NULL)
 		return;
@@ -712,6 +713,7 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 			goto fail;
 	}
 	g->is_pending = 1;
+	gs->npending++;
 	groups_recount_acked(q);
 	r->gs = gs;
 	r->qs = gs->qs;
@@ -1594,6 +1596,12 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 				  gp->held.n;
 		}
 	}
+}
+
+int
+groups_any_pending(const struct groups *gs)
+{
+	return gs->npending > 0;
 }
 
 int

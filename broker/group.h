@@ -146,6 +146,9 @@ void groups_touch(struct groups *gs, struct lease_owner *lo,
  * passed. */
 void groups_recount_acked(struct queue *q);
 
+/* 1 while some group's create is not committed yet (cheap). */
+int groups_any_pending(const struct groups *gs);
+
 /* 1 if group name of q exists and its creation is still committing. */
 int groups_is_pending(struct queue *q, const char *name);
 

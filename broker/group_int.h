@@ -111,6 +111,7 @@ struct flush_req {
 struct groups {
 	struct store *store; /* borrowed */
 	struct queues *qs;   /* borrowed */
+	size_t npending;     /* group creates not yet committed */
 	uint64_t epoch;
 	uint64_t lease_counter;
 	struct lease_table leases; /* every lease, by id and by deadline */

@@ -28,6 +28,7 @@ struct queues {
 	struct queue **by_id;		       /* owned array, creation order */
 	size_t count, cap;
 	uint32_t next_qid;
+	size_t npending; /* creates submitted, not yet committed */
 	struct due *due; /* owned: min-heap of delayed messages by due time */
 	size_t ndue, capdue;
 };
@@ -265,6 +266,12 @@ size_t
 queues_count(const struct queues *qs)
 {
 	return qs->count;
+}
+
+int
+queues_any_pending(const struct queues *qs)
+{
+	return qs->npending > 0;
 }
 
 int
@@ -747,6 +754,7 @@ create_done(void *arg, int status)
 	struct create_req *r = arg;
 	struct queue *q = queues_find_id(r->qs, r->qid);
 
+	r->qs->npending--;
 	if (q != NULL) {
 		if (status == 0) {
 			q->is_pending = 0;
@@ -805,6 +813,7 @@ queue_create(struct queues *qs, const char *name, uint32_t partitions,
 	if (q == NULL)
 		goto fail;
 	q->is_pending = 1;
+	qs->npending++;
 	r->qs = qs;
 	r->qid = sq.qid;
 	r->done = done;

@@ -125,6 +125,9 @@ int queues_load_producer(struct queues *qs, uint32_t qid, uint32_t part,
  * offset become holes. */
 int queues_load_done(struct queues *qs);
 
+/* 1 while some queue's create is not committed yet (cheap). */
+int queues_any_pending(const struct queues *qs);
+
 /* Name rule: [A-Za-z0-9][A-Za-z0-9._-]{0,195}. */
 int queue_name_valid(const char *name);
 
