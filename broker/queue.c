@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "idem.h"
+#include "name_rule.h"
 #include "partition.h"
 #include "u64set.h"
 
@@ -277,36 +278,13 @@ queues_any_pending(const struct queues *qs)
 int
 queue_name_valid(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n > 196)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = name[i];
-		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			 (ch >= '0' && ch <= '9') ||
-			 (i > 0 && (ch == '.' || ch == '_' || ch == '-'));
-
-		if (!ok)
-			return 0;
-	}
-	return 1;
+	return name_rule_ok(name);
 }
 
 int
 queue_ref_valid(const char *name)
 {
-	size_t n = strlen(name);
-	char base[STORE_NAME_MAX + 1];
-
-	if (queue_name_valid(name))
-		return 1;
-	if (n <= 4 || n - 4 > STORE_NAME_MAX ||
-	    strcmp(name + n - 4, ".dlq") != 0)
-		return 0;
-	memcpy(base, name, n - 4);
-	base[n - 4] = '\0';
-	return queue_name_valid(base);
+	return name_rule_queue_ok(name);
 }
 
 /* Allocates a queue in memory and links it into the registry. */

@@ -60,9 +60,6 @@
  */
 #define MAX_BATCHES_IN_FLIGHT 5
 
-/* Longest name allowed by [A-Za-z0-9][A-Za-z0-9._-]{0,195}. */
-#define NAME_MAX_BYTES 196
-
 struct ringmq_opts {
 	char *server;	   /* owned; "HOST:PORT[,HOST:PORT...]" */
 	char *client_name; /* owned; NULL when unset */

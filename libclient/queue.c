@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "name_rule.h"
+
 struct ringmq_queue_opts {
 	int has_partitions;
 	uint32_t partitions;
@@ -23,45 +25,6 @@ struct ringmq_queue_opts {
 struct ringmq_queue_list {
 	Ringmq__Frame *f; /* owned; body_case is QUEUE_LIST_OK */
 };
-
-/* Name rule [A-Za-z0-9][A-Za-z0-9._-]{0,195}; 1 when valid. */
-static int
-name_is_valid(const char *name)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > NAME_MAX_BYTES)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-		int is_alnum = (ch >= 'a' && ch <= 'z') ||
-			       (ch >= 'A' && ch <= 'Z') ||
-			       (ch >= '0' && ch <= '9');
-
-		if (!is_alnum &&
-		    (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
-			return 0;
-	}
-	return 1;
-}
-
-/* A queue: a name of the rule, or one followed by ".dlq" (the rule leaves
- * room for the dead-letter queue of the longest name); 1 when valid. */
-static int
-queue_name_is_valid(const char *name)
-{
-	size_t len = strlen(name);
-	char base[NAME_MAX_BYTES + 1];
-
-	if (name_is_valid(name))
-		return 1;
-	if (len <= 4 || len - 4 > NAME_MAX_BYTES ||
-	    strcmp(name + len - 4, ".dlq") != 0)
-		return 0;
-	memcpy(base, name, len - 4);
-	base[len - 4] = '\0';
-	return name_is_valid(base);
-}
 
 ringmq_queue_opts *
 ringmq_queue_opts_new(void)
@@ -168,7 +131,7 @@ ringmq_queue_opts_set(ringmq_queue_opts *o, const char *name, const char *value,
 	    strcmp(name, "dead-letter-queue") == 0) {
 		char *copy;
 
-		if (!queue_name_is_valid(value)) {
+		if (!name_rule_queue_ok(value)) {
 			errbuf_set(errbuf, errlen,
 				   "%s: bad queue name '%.200s' (want "
 				   "[A-Za-z0-9][A-Za-z0-9._-]{0,195}, "

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "name_rule.h"
+
 void
 cli_error(int code, const char *fmt, ...)
 {
@@ -99,38 +101,13 @@ cli_exit_code(int status)
 int
 cli_name_is_valid(const char *name)
 {
-	size_t len = strlen(name);
-
-	if (len == 0 || len > 196)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-		int is_alnum = (ch >= 'a' && ch <= 'z') ||
-			       (ch >= 'A' && ch <= 'Z') ||
-			       (ch >= '0' && ch <= '9');
-
-		if (is_alnum)
-			continue;
-		if (i == 0 || (ch != '.' && ch != '_' && ch != '-'))
-			return 0;
-	}
-	return 1;
+	return name_rule_ok(name);
 }
 
 int
 cli_queue_name_is_valid(const char *name)
 {
-	size_t len = strlen(name);
-	char base[200];
-
-	if (cli_name_is_valid(name))
-		return 1;
-	if (len <= 4 || len - 4 >= sizeof(base) ||
-	    strcmp(name + len - 4, ".dlq") != 0)
-		return 0;
-	memcpy(base, name, len - 4);
-	base[len - 4] = '\0';
-	return cli_name_is_valid(base);
+	return name_rule_queue_ok(name);
 }
 
 /* Reads exactly n digits at *sp into *out and advances; -1 if not. */
