@@ -1159,14 +1159,14 @@ frame_target(const Ringmq__Frame *f, const char **group)
 static int
 conn_must_wait(const struct conn *c, const Ringmq__Frame *f)
 {
-	const char *group, *name = frame_target(f, &group);
+	const char *group, *name;
 	struct queue *q;
 
-	if (c->refs == 0 || name == NULL ||
-	    (!queues_any_pending(c->env->qs) &&
-	     !groups_any_pending(c->env->gs)))
+	if (c->refs == 0 || (!queues_any_pending(c->env->qs) &&
+			     !groups_any_pending(c->env->gs)))
 		return 0;
-	q = queues_find(c->env->qs, name);
+	name = frame_target(f, &group);
+	q = name != NULL ? queues_find(c->env->qs, name) : NULL;
 	if (q == NULL)
 		return 0;
 	return q->is_pending || (group != NULL && groups_is_pending(q, group));

@@ -701,8 +701,9 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 		gp->read_pos = gp->ack_floor;
 		/* From the earliest retained message: what every other
 		 * group has acked is gone for the queue, stored or not. */
-		for (uint64_t x = is_latest ? UINT64_MAX
-					    : partition_next(p, p->base);
+		for (uint64_t x = is_latest || p->acked_count == 0
+					  ? UINT64_MAX
+					  : partition_next(p, p->base);
 		     x != UINT64_MAX; x = partition_next(p, x + 1))
 			if (partition_is_acked(p, x) &&
 			    runset_add(&gp->acked, x) < 0)

@@ -425,6 +425,8 @@ partition_is_acked(const struct partition *p, uint64_t offset)
 void
 partition_clear_acked(struct partition *p)
 {
+	if (p->acked_count == 0)
+		return; /* nothing is marked: no pass over the index */
 	for (size_t k = 0; k < p->len; k++) {
 		uint32_t *v = &p->sizes[(p->head + k) & (p->cap - 1)];
 
