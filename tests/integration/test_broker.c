@@ -751,18 +751,11 @@ test_kill9_keeps_confirmed_and_acked(void **state)
 	ringmq_client *c;
 	ringmq_opts *o;
 	uint32_t sub;
-	char err[256], buf[64];
+	char buf[64];
 	int seen[100] = { 0 };
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, NULL), 0);
-	o = ringmq_opts_new();
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = own_broker(&b, NULL, &o);
 	create_queue(c, "durable", 2);
 	publish_n(c, "durable", "d", 100);
 	/* Ack the first 30 deliveries, hold 5 more leased. */
@@ -786,10 +779,7 @@ test_kill9_keeps_confirmed_and_acked(void **state)
 	ringmq_client_free(c);
 
 	assert_int_equal(harness_start(&b, NULL), 0);
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = reconnect(&b, o);
 	ringmq_queue_list *ql = NULL;
 	assert_int_equal(ringmq_queue_list_get(c, &ql), RINGMQ_OK);
 	assert_int_equal(ringmq_queue_list_count(ql), 1);
@@ -819,10 +809,7 @@ test_kill9_keeps_confirmed_and_acked(void **state)
 	/* Everything acked; after a restart offsets still go forward. */
 	assert_int_equal(harness_stop(&b), 0);
 	assert_int_equal(harness_start(&b, NULL), 0);
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = reconnect(&b, o);
 	for (int i = 0; i < 4; i++) {
 		ringmq_message *m = ringmq_message_new("after", 5);
 		uint32_t part;
@@ -847,17 +834,9 @@ test_sigterm_says_goodbye_and_exits_0(void **state)
 	ringmq_client *c;
 	ringmq_opts *o;
 	ringmq_delivery *d = NULL;
-	char err[256];
 
 	(void)state;
-	memset(&b, 0, sizeof(b));
-	b.stdout_fd = -1;
-	assert_int_equal(harness_start(&b, NULL), 0);
-	o = ringmq_opts_new();
-	assert_int_equal(ringmq_opts_set(o, "server", b.addr, err, sizeof(err)),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
-			 RINGMQ_OK);
+	c = own_broker(&b, NULL, &o);
 	kill(b.pid, SIGTERM);
 	/* The client sees the connection end, not a hang. */
 	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_CONNECTION_LOST);
