@@ -51,6 +51,14 @@ idem_new(void)
 	return calloc(1, sizeof(struct idem));
 }
 
+/* Frees p and the skips of its batches. */
+static void
+producer_free(struct producer *p)
+{
+	store_producer_release(&p->st);
+	free(p);
+}
+
 void
 idem_free(struct idem *d)
 {
@@ -75,7 +83,7 @@ idem_free(struct idem *d)
 			struct producer *p = d->pbuckets[i];
 
 			d->pbuckets[i] = p->next;
-			free(p);
+			producer_free(p);
 		}
 	free(d->dbuckets);
 	free(d->pbuckets);
@@ -285,7 +293,8 @@ producer_get(struct idem *d, uint32_t part, uint64_t id)
 
 enum idem_seq
 idem_producer_check(struct idem *d, uint32_t part, uint64_t producer,
-		    uint64_t first_seq, uint32_t count, uint64_t *first_offset)
+		    uint64_t first_seq, uint32_t count,
+		    const struct store_producer_batch **batch)
 {
 	struct producer *p = producer_find(d, part, producer);
 	const struct store_producer_batch *last;
@@ -295,7 +304,7 @@ idem_producer_check(struct idem *d, uint32_t part, uint64_t producer,
 	for (uint32_t i = 0; i < p->st.n; i++)
 		if (p->st.batches[i].first_seq == first_seq &&
 		    p->st.batches[i].count == count) {
-			*first_offset = p->st.batches[i].first_offset;
+			*batch = &p->st.batches[i];
 			return IDEM_SEQ_RESENT;
 		}
 	last = &p->st.batches[p->st.n - 1];
@@ -306,23 +315,24 @@ idem_producer_check(struct idem *d, uint32_t part, uint64_t producer,
 
 int
 idem_producer_add(struct idem *d, uint32_t part, uint64_t producer,
-		  uint64_t first_seq, uint32_t count, uint64_t first_offset,
-		  uint64_t now_ms, struct store_producer *out)
+		  const struct store_producer_batch *batch, uint64_t now_ms,
+		  struct store_producer *out)
 {
 	struct producer *p = producer_get(d, part, producer);
 	struct store_producer *st;
 
-	if (p == NULL)
+	if (p == NULL) {
+		free(batch->skips);
 		return -ENOMEM;
+	}
 	st = &p->st;
 	if (st->n == IDEM_PRODUCER_BATCHES) {
+		free(st->batches[0].skips);
 		memmove(&st->batches[0], &st->batches[1],
 			(st->n - 1) * sizeof(st->batches[0]));
 		st->n--;
 	}
-	st->batches[st->n].first_seq = first_seq;
-	st->batches[st->n].count = count;
-	st->batches[st->n].first_offset = first_offset;
+	st->batches[st->n] = *batch;
 	st->n++;
 	st->last_used_ms = now_ms;
 	*out = *st;
@@ -336,8 +346,11 @@ idem_producer_forget(struct idem *d, uint32_t part, uint64_t producer,
 	struct producer *p = producer_find(d, part, producer);
 
 	if (p != NULL && p->st.n > 0 &&
-	    p->st.batches[p->st.n - 1].first_seq == first_seq)
+	    p->st.batches[p->st.n - 1].first_seq == first_seq) {
 		p->st.n--;
+		free(p->st.batches[p->st.n].skips);
+		p->st.batches[p->st.n].skips = NULL;
+	}
 }
 
 int
@@ -345,17 +358,27 @@ idem_load_producer(struct idem *d, uint32_t part, uint64_t producer,
 		   const struct store_producer *sp)
 {
 	struct producer *p = producer_get(d, part, producer);
+	/* Keep the newest. */
+	uint32_t drop = sp->n > IDEM_PRODUCER_BATCHES
+				? sp->n - IDEM_PRODUCER_BATCHES
+				: 0;
 
 	if (p == NULL)
 		return -ENOMEM;
-	p->st = *sp;
-	if (p->st.n > IDEM_PRODUCER_BATCHES) {
-		/* Keep the newest. */
-		uint32_t drop = p->st.n - IDEM_PRODUCER_BATCHES;
+	store_producer_release(&p->st);
+	p->st.last_used_ms = sp->last_used_ms;
+	p->st.n = 0;
+	for (uint32_t i = drop; i < sp->n; i++) {
+		struct store_producer_batch *pb = &p->st.batches[p->st.n];
+		size_t bytes = sp->batches[i].nskips * sizeof(*pb->skips);
 
-		memmove(&p->st.batches[0], &p->st.batches[drop],
-			IDEM_PRODUCER_BATCHES * sizeof(p->st.batches[0]));
-		p->st.n = IDEM_PRODUCER_BATCHES;
+		*pb = sp->batches[i];
+		pb->skips = NULL;
+		if (bytes > 0 && (pb->skips = malloc(bytes)) == NULL)
+			return -ENOMEM;
+		if (bytes > 0)
+			memcpy(pb->skips, sp->batches[i].skips, bytes);
+		p->st.n++;
 	}
 	return 0;
 }
@@ -401,7 +424,7 @@ idem_expire(struct idem *d, uint32_t qid, uint64_t now_ms, uint64_t window_ms,
 				return -ENOMEM;
 			*pp = p->next;
 			d->pcount--;
-			free(p);
+			producer_free(p);
 			n++;
 		}
 	}

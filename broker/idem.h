@@ -48,16 +48,19 @@ enum idem_seq {
 };
 
 /* Checks batch (producer, part, first_seq, count). For IDEM_SEQ_RESENT,
- * *first_offset is the batch's original first offset. */
+ * *batch is the recorded batch, valid until the next change here. */
 enum idem_seq idem_producer_check(struct idem *d, uint32_t part,
 				  uint64_t producer, uint64_t first_seq,
-				  uint32_t count, uint64_t *first_offset);
+				  uint32_t count,
+				  const struct store_producer_batch **batch);
 
-/* Records a batch being stored and fills *out with the producer's new
- * state for the store. @return 0 or -ENOMEM. */
+/* Records a batch as answered (its skips, malloc'ed, become idem's, also
+ * on failure) and fills *out with the producer's new state for the
+ * store; *out borrows idem's skips until the next change here.
+ * @return 0 or -ENOMEM. */
 int idem_producer_add(struct idem *d, uint32_t part, uint64_t producer,
-		      uint64_t first_seq, uint32_t count, uint64_t first_offset,
-		      uint64_t now_ms, struct store_producer *out);
+		      const struct store_producer_batch *batch, uint64_t now_ms,
+		      struct store_producer *out);
 
 /* Drops the batch starting at first_seq again (its publish failed). */
 void idem_producer_forget(struct idem *d, uint32_t part, uint64_t producer,

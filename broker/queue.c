@@ -878,6 +878,7 @@ struct publish_req {
 	struct queues *qs;
 	uint32_t qid;
 	int has_producer; /* the producer's batch was recorded */
+	uint32_t producer_part;
 	uint64_t producer_id, producer_seq;
 	char **dedup_ids; /* owned: per message, to forget on failure */
 	struct {
@@ -894,6 +895,8 @@ struct publish_req {
 	size_t n;
 	struct publish_result res[]; /* one per message */
 };
+
+#define QUEUE_FULL_WHY "queue over its max depth or bytes"
 
 static void
 publish_refuse(struct publish_result *r, int code, const char *why)
@@ -1070,8 +1073,8 @@ static void
 publish_forget(struct queue *q, struct publish_req *r)
 {
 	if (r->has_producer)
-		idem_producer_forget(q->idem, r->res[0].partition,
-				     r->producer_id, r->producer_seq);
+		idem_producer_forget(q->idem, r->producer_part, r->producer_id,
+				     r->producer_seq);
 	for (size_t i = 0; r->dedup_ids && i < r->n; i++)
 		if (r->dedup_ids[i] != NULL)
 			idem_dedup_forget(q->idem, r->res[i].partition,
@@ -1211,20 +1214,125 @@ publish_done(void *arg, int status)
 	publish_req_free(r);
 }
 
-/* Answers every message of p from the producer's recorded batch. */
+/* Refuses message m of a resent batch with the code it was refused with
+ * first, and the reason the checks give it again if they do. */
 static void
-publish_resent(const struct queue *q, struct publish_req *r,
-	       const Ringmq__Publish *p, uint32_t part, uint64_t first_offset)
+publish_refused_again(const struct queues *qs, struct queue *q,
+		      const Ringmq__Publish *p, const Ringmq__Message *m,
+		      struct publish_result *res, int code)
 {
-	for (size_t i = 0; i < p->n_messages; i++) {
-		r->res[i].code = RINGMQ__ERROR_CODE__OK;
-		r->res[i].partition = part;
-		r->res[i].offset = first_offset + i;
-		r->res[i].is_duplicate = 1;
-		r->res[i].is_pending_dup =
-			first_offset + i >= q->parts[part].committed_next;
-		r->has_pending_dups |= r->res[i].is_pending_dup;
+	struct publish_result again = { .code = RINGMQ__ERROR_CODE__OK };
+
+	if (code == RINGMQ__ERROR_CODE__QUEUE_FULL) {
+		publish_refuse(res, code, QUEUE_FULL_WHY);
+		return;
 	}
+	if ((publish_check(qs->cfg, m, &again) < 0 ||
+	     publish_route(q, p, m, &again) < 0) &&
+	    again.code == code)
+		publish_refuse(res, code, again.why);
+	else
+		publish_refuse(res, code, "refused when first sent");
+}
+
+/* Answers every message of p as its recorded batch was answered: stored
+ * ones and duplicates with their original offsets (as duplicates),
+ * refused ones refused again. */
+static void
+publish_resent(const struct queues *qs, struct queue *q, struct publish_req *r,
+	       const Ringmq__Publish *p, uint32_t part,
+	       const struct store_producer_batch *batch)
+{
+	uint64_t next = batch->first_offset;
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < (uint32_t)p->n_messages; i++) {
+		const struct store_producer_skip *sk = NULL;
+		struct publish_result *res = &r->res[i];
+
+		while (k < batch->nskips &&
+		       i >= batch->skips[k].index + batch->skips[k].len)
+			k++;
+		if (k < batch->nskips && i >= batch->skips[k].index)
+			sk = &batch->skips[k];
+		res->partition = part;
+		if (sk != NULL && sk->code != RINGMQ__ERROR_CODE__OK) {
+			publish_refused_again(qs, q, p, p->messages[i], res,
+					      sk->code);
+			continue;
+		}
+		res->code = RINGMQ__ERROR_CODE__OK;
+		res->offset =
+			sk != NULL ? sk->offset + (i - sk->index) : next++;
+		res->is_duplicate = 1;
+		res->is_pending_dup =
+			res->offset >= q->parts[part].committed_next;
+		r->has_pending_dups |= res->is_pending_dup;
+	}
+}
+
+/* The runs of r's messages that were not stored, for its producer
+ * record: *skips is malloc'ed (NULL when every message was stored).
+ * @return 0 or -ENOMEM. */
+static int
+publish_skips(const struct publish_req *r, struct store_producer_batch *pb)
+{
+	struct store_producer_skip *v = NULL;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < (uint32_t)r->n; i++) {
+		const struct publish_result *res = &r->res[i];
+		uint16_t code = (uint16_t)res->code;
+		uint64_t off = code == RINGMQ__ERROR_CODE__OK ? res->offset : 0;
+		struct store_producer_skip *last = n ? &v[n - 1] : NULL;
+
+		if (res->is_stored)
+			continue;
+		if (v == NULL && (v = calloc(r->n, sizeof(*v))) == NULL)
+			return -ENOMEM;
+		if (last != NULL && last->index + last->len == i &&
+		    last->code == code &&
+		    (code != RINGMQ__ERROR_CODE__OK ||
+		     last->offset + last->len == off)) {
+			last->len++;
+			continue;
+		}
+		v[n++] = (struct store_producer_skip){
+			.index = i, .len = 1, .code = code, .offset = off
+		};
+	}
+	pb->skips = v;
+	pb->nskips = n;
+	return 0;
+}
+
+/* Records r's batch for its producer (DESIGN.md, "Producer
+ * idempotence"), so that a resend after a lost answer is answered alike;
+ * when b is not NULL the record commits with the messages. */
+static int
+publish_record(struct queue *q, struct publish_req *r, uint32_t part,
+	       uint64_t producer_id, uint64_t seq, uint64_t now_ms,
+	       struct store_batch *b)
+{
+	struct store_producer_batch pb = { .first_seq = seq,
+					   .count = (uint32_t)r->n };
+	struct store_producer sp;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (r->res[i].is_stored) {
+			pb.first_offset = r->res[i].offset;
+			break;
+		}
+	if (publish_skips(r, &pb) < 0 ||
+	    idem_producer_add(q->idem, part, producer_id, &pb, now_ms, &sp) < 0)
+		return -ENOMEM;
+	r->producer_part = part;
+	r->producer_id = producer_id;
+	r->producer_seq = seq;
+	r->has_producer = 1;
+	return b != NULL ? store_batch_put_producer(b, q->qid, part,
+						    producer_id, &sp)
+			 : 0;
 }
 
 /* Checks a sequenced publish: one partition, a producer id. @return the
@@ -1281,7 +1389,7 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 	    (q->policy.max_bytes &&
 	     *bytes + m->payload.len > q->policy.max_bytes)) {
 		publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
-			       "queue over its max depth or bytes");
+			       QUEUE_FULL_WHY);
 		return 0;
 	}
 	if (publish_put(q, m, now_ms, res, b) < 0)
@@ -1309,7 +1417,8 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	struct publish_req *r;
 	uint64_t now_ms = queue_now_ms();
 	uint8_t touched[QUEUE_MAX_PARTITIONS];
-	uint64_t depth, bytes, delayed, first_offset = 0;
+	const struct store_producer_batch *sent;
+	uint64_t depth, bytes, delayed;
 	size_t stored = 0;
 	int seq_part = -1, is_reserving = 0;
 
@@ -1331,11 +1440,9 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 			goto answer;
 		switch (idem_producer_check(q->idem, (uint32_t)seq_part,
 					    producer_id, p->producer_seq,
-					    (uint32_t)p->n_messages,
-					    &first_offset)) {
+					    (uint32_t)p->n_messages, &sent)) {
 		case IDEM_SEQ_RESENT:
-			publish_resent(q, r, p, (uint32_t)seq_part,
-				       first_offset);
+			publish_resent(qs, q, r, p, (uint32_t)seq_part, sent);
 			goto answer;
 		case IDEM_SEQ_STALE:
 			for (size_t i = 0; i < p->n_messages; i++)
@@ -1361,9 +1468,16 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 			stored++;
 		}
 	}
-	if (stored == 0)
-		goto answer; /* Only the partitions this batch touched need
-				their counter. */
+	if (stored == 0) {
+		/* Remembered without a commit of its own: the producer's
+		 * next stored batch writes it too. */
+		if (seq_part >= 0 &&
+		    publish_record(q, r, (uint32_t)seq_part, producer_id,
+				   p->producer_seq, now_ms, NULL) < 0)
+			goto fail;
+		goto answer;
+	}
+	/* Only the partitions this batch touched need their counter. */
 	for (uint32_t i = 0; i < q->partitions; i++) {
 		uint64_t reserved = 0;
 		int rc = touched[i] ? persist_next(qs, q, i, b, &reserved) : 0;
@@ -1375,21 +1489,10 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 		    q->parts[i].next_offset > q->parts[i].reserved_durable)
 			is_reserving = 1;
 	}
-	if (seq_part >= 0 && stored == p->n_messages) {
-		/* Committed with the messages, so a resend after a lost
-		 * confirm finds it (DESIGN.md, "Producer idempotence"). */
-		struct store_producer sp;
-
-		if (idem_producer_add(q->idem, (uint32_t)seq_part, producer_id,
-				      p->producer_seq, (uint32_t)stored,
-				      r->res[0].offset, now_ms, &sp) < 0 ||
-		    store_batch_put_producer(b, q->qid, (uint32_t)seq_part,
-					     producer_id, &sp) < 0)
-			goto fail;
-		r->producer_id = producer_id;
-		r->producer_seq = p->producer_seq;
-		r->has_producer = 1;
-	}
+	if (seq_part >= 0 &&
+	    publish_record(q, r, (uint32_t)seq_part, producer_id,
+			   p->producer_seq, now_ms, b) < 0)
+		goto fail;
 	if (publish_keep_ids(r, p) < 0)
 		goto fail;
 	q->pending_ops++;
@@ -1425,7 +1528,11 @@ answer:
 	return 0;
 fail:
 	/* Offsets assigned to a batch never stored stay unused: holes. Dedup
-	 * ids it added point at them and expire with the window. */
+	 * ids it added point at them and expire with the window; a producer
+	 * record would answer a resend with them, so it goes. */
+	if (r != NULL && r->has_producer)
+		idem_producer_forget(q->idem, r->producer_part, r->producer_id,
+				     r->producer_seq);
 	store_batch_free(b);
 	free(r);
 	return -ENOMEM;

@@ -1479,12 +1479,17 @@ load_producer(struct load *l, const MDB_val *k, const MDB_val *v)
 {
 	const uint8_t *key = k->mv_data;
 	struct store_producer p;
+	int rc = store_decode_producer(v->mv_data, v->mv_size, &p);
 
-	if (store_decode_producer(v->mv_data, v->mv_size, &p) < 0)
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
 		return load_corrupt(l, DB_PRODUCERS, "is malformed");
-	return l->cb->producer(l->ctx, (uint32_t)store_get_be(key, 4),
-			       (uint32_t)store_get_be(key + 4, 4),
-			       store_get_be(key + 8, 8), &p);
+	rc = l->cb->producer(l->ctx, (uint32_t)store_get_be(key, 4),
+			     (uint32_t)store_get_be(key + 4, 4),
+			     store_get_be(key + 8, 8), &p);
+	store_producer_release(&p);
+	return rc;
 }
 
 /* Reads only the fixed header: no CRC here, store_msg_get checks it. A

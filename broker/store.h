@@ -20,7 +20,7 @@
  * of the same commit.
  *
  * --------------------------------------------------------------------- *
- * On-disk layout, format version 4 (STORE_FORMAT_VERSION). All integers are
+ * On-disk layout, format version 5 (STORE_FORMAT_VERSION). All integers are
  * big-endian. Every value begins with a u32 CRC32C (Castagnoli) computed over
  * the key bytes followed by the value bytes that come after the CRC; a mismatch
  * on read is reported as -RMQ_ECORRUPT.
@@ -64,9 +64,17 @@
  *              no id of 502 bytes or less can collide with another.
  *  "producers" key: u32 qid | u32 partition | u64 producer_id
  *              -> crc | u64 last_used_ms | u32 n
- *                 | n x { u64 first_seq | u32 count | u64 first_offset }
+ *                 | n x { u64 first_seq | u32 count | u64 first_offset
+ *                       | u32 skips | skips x { u32 index | u32 len
+ *                                             | u16 code | u64 offset } }
  *              (the producer's last batches on the partition, oldest
- *              first, n <= STORE_PRODUCER_BATCHES)
+ *              first, n <= STORE_PRODUCER_BATCHES; a batch's skips are
+ *              the runs of its messages that were not stored, ascending,
+ *              not overlapping, len >= 1, within count: code 0 for
+ *              duplicates of earlier dedup ids, at offset, offset + 1,
+ *              ..., else the code they were refused with (offset 0); the
+ *              other messages were stored at first_offset, first_offset
+ *              + 1, ... in batch order)
  *  "groups"  key: u32 qid | u32 gid
  *              -> crc | u64 created_ms | u16 name_len | name
  *  "gstate"  key: u32 qid | u32 gid | u32 partition *              -> crc | u64
@@ -90,7 +98,7 @@
 
 #include "runset.h"
 
-#define STORE_FORMAT_VERSION 4u
+#define STORE_FORMAT_VERSION 5u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */
 
 /* The "dedup" key rule (see the layout above); part of the format. */
@@ -245,12 +253,26 @@ struct store_failure {
 	uint64_t retry_at_ms; /* wall clock; 0 = ready at once (nack delay) */
 };
 
+/* A run of messages of a recorded batch that were not stored, all
+ * answered alike. */
+struct store_producer_skip {
+	uint32_t index;	 /* the run's first message in the batch */
+	uint32_t len;	 /* messages, >= 1 */
+	uint16_t code;	 /* refusal (RINGMQ__ERROR_CODE__*), 0: duplicates */
+	uint64_t offset; /* duplicates: the first one's original offset */
+};
+
 /* A producer's state on one partition: its last batches, for answering
- * a resent batch with its original offsets. */
+ * a resent batch as it was answered first. */
 struct store_producer_batch {
-	uint64_t first_seq; /* sequence of the batch's first message */
-	uint32_t count;	    /* messages in the batch */
-	uint64_t first_offset;
+	uint64_t first_seq;    /* sequence of the batch's first message */
+	uint32_t count;	       /* messages in the batch */
+	uint64_t first_offset; /* of its first stored message */
+	uint32_t nskips;
+	/* Ascending, not overlapping; the messages outside them were stored
+	 * at first_offset, first_offset + 1, ... Owned by whoever filled
+	 * the struct (see store_decode_producer, idem.h). */
+	struct store_producer_skip *skips;
 };
 
 struct store_producer {
@@ -259,6 +281,9 @@ struct store_producer {
 	/* The last n batches, oldest first. */
 	struct store_producer_batch batches[STORE_PRODUCER_BATCHES];
 };
+
+/* Frees the skips of every batch of p, for the holders that own them. */
+void store_producer_release(struct store_producer *p);
 
 /* -------------------------------------------------------------- batches */
 
@@ -434,7 +459,8 @@ struct store_load_cb {
 	 * hash. */
 	int (*dedup)(void *ctx, uint32_t qid, uint32_t part, const void *id,
 		     uint16_t id_len, uint64_t offset, uint64_t publish_ms);
-	/* One per producer record, ascending (qid, part, producer_id). */
+	/* One per producer record, ascending (qid, part, producer_id); the
+	 * batches' skips live until the call returns. */
 	int (*producer)(void *ctx, uint32_t qid, uint32_t part,
 			uint64_t producer_id, const struct store_producer *p);
 };

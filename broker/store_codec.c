@@ -28,7 +28,8 @@
 #define FAIL_BYTES	      32u /* a "fails" value */
 #define DEDUP_FIXED_BYTES     20u /* crc .. publish_ms of a "dedup" value */
 #define PRODUCER_FIXED_BYTES  16u /* crc .. n of a "producers" value */
-#define PRODUCER_BATCH_BYTES  20u /* one batch of a "producers" value */
+#define PRODUCER_BATCH_BYTES  24u /* one batch of a "producers" value */
+#define PRODUCER_SKIP_BYTES   18u /* one skip of a batch */
 #define PRODUCER_KEY_BYTES    16u
 #define DEDUP_HASH_KEY_OFFSET (8u + STORE_DEDUP_ID_PREFIX)
 #define MSG_RECORD_VERSION    1u
@@ -636,15 +637,26 @@ store_batch_put_producer(struct store_batch *b, uint32_t qid, uint32_t part,
 	if (pr->n > STORE_PRODUCER_BATCHES)
 		return -EINVAL;
 	vlen = PRODUCER_FIXED_BYTES + PRODUCER_BATCH_BYTES * (size_t)pr->n;
+	for (uint32_t i = 0; i < pr->n; i++)
+		vlen += PRODUCER_SKIP_BYTES * (size_t)pr->batches[i].nskips;
 	key = batch_op(b, OP_PUT, DB_PRODUCERS, PRODUCER_KEY_BYTES, vlen);
 	if (key == NULL)
 		return -ENOMEM;
 	p = put_producer_key(key, qid, part, producer_id) + 4;
 	p = put_be(put_be(p, pr->last_used_ms, 8), pr->n, 4);
 	for (uint32_t i = 0; i < pr->n; i++) {
-		p = put_be(p, pr->batches[i].first_seq, 8);
-		p = put_be(p, pr->batches[i].count, 4);
-		p = put_be(p, pr->batches[i].first_offset, 8);
+		const struct store_producer_batch *pb = &pr->batches[i];
+
+		p = put_be(p, pb->first_seq, 8);
+		p = put_be(p, pb->count, 4);
+		p = put_be(p, pb->first_offset, 8);
+		p = put_be(p, pb->nskips, 4);
+		for (uint32_t k = 0; k < pb->nskips; k++) {
+			p = put_be(p, pb->skips[k].index, 4);
+			p = put_be(p, pb->skips[k].len, 4);
+			p = put_be(p, pb->skips[k].code, 2);
+			p = put_be(p, pb->skips[k].offset, 8);
+		}
 	}
 	batch_seal(key, PRODUCER_KEY_BYTES, vlen);
 	return 0;
@@ -947,26 +959,85 @@ store_decode_dedup(const uint8_t *key, size_t key_len, const uint8_t *val,
 	return 0;
 }
 
+/* Decodes the skips of one batch at b (nskips of them, checked against
+ * the batch's count), into a new array. */
+static int
+decode_skips(const uint8_t *b, struct store_producer_batch *pb)
+{
+	uint64_t next = 0;
+
+	if (pb->nskips == 0)
+		return 0;
+	if (pb->nskips > pb->count)
+		return -RMQ_ECORRUPT;
+	pb->skips = calloc(pb->nskips, sizeof(*pb->skips));
+	if (pb->skips == NULL)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < pb->nskips; k++, b += PRODUCER_SKIP_BYTES) {
+		struct store_producer_skip *sk = &pb->skips[k];
+
+		sk->index = (uint32_t)get_be(b, 4);
+		sk->len = (uint32_t)get_be(b + 4, 4);
+		sk->code = (uint16_t)get_be(b + 8, 2);
+		sk->offset = get_be(b + 10, 8);
+		if (sk->len == 0 || sk->index < next ||
+		    (uint64_t)sk->index + sk->len > pb->count)
+			return -RMQ_ECORRUPT;
+		next = (uint64_t)sk->index + sk->len;
+	}
+	return 0;
+}
+
 int
 store_decode_producer(const uint8_t *val, size_t val_len,
 		      struct store_producer *p)
 {
 	const uint8_t *b = val + PRODUCER_FIXED_BYTES;
+	const uint8_t *end = val + val_len;
 	uint64_t n;
+	int rc = 0;
 
 	memset(p, 0, sizeof(*p));
 	if (val_len < PRODUCER_FIXED_BYTES)
 		return -RMQ_ECORRUPT;
 	n = get_be(val + 12, 4);
-	if (n > STORE_PRODUCER_BATCHES ||
-	    val_len != PRODUCER_FIXED_BYTES + PRODUCER_BATCH_BYTES * n)
+	if (n > STORE_PRODUCER_BATCHES)
 		return -RMQ_ECORRUPT;
 	p->last_used_ms = get_be(val + 4, 8);
-	p->n = (uint32_t)n;
-	for (uint32_t i = 0; i < p->n; i++, b += PRODUCER_BATCH_BYTES) {
-		p->batches[i].first_seq = get_be(b, 8);
-		p->batches[i].count = (uint32_t)get_be(b + 8, 4);
-		p->batches[i].first_offset = get_be(b + 12, 8);
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		struct store_producer_batch *pb = &p->batches[i];
+
+		if ((size_t)(end - b) < PRODUCER_BATCH_BYTES) {
+			rc = -RMQ_ECORRUPT;
+			break;
+		}
+		pb->first_seq = get_be(b, 8);
+		pb->count = (uint32_t)get_be(b + 8, 4);
+		pb->first_offset = get_be(b + 12, 8);
+		pb->nskips = (uint32_t)get_be(b + 20, 4);
+		b += PRODUCER_BATCH_BYTES;
+		p->n = i + 1;
+		if ((uint64_t)(end - b) / PRODUCER_SKIP_BYTES < pb->nskips) {
+			pb->nskips = 0;
+			rc = -RMQ_ECORRUPT;
+			break;
+		}
+		rc = decode_skips(b, pb);
+		b += (size_t)pb->nskips * PRODUCER_SKIP_BYTES;
 	}
-	return 0;
+	if (rc == 0 && b != end)
+		rc = -RMQ_ECORRUPT;
+	if (rc != 0)
+		store_producer_release(p);
+	return rc;
+}
+
+void
+store_producer_release(struct store_producer *p)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		free(p->batches[i].skips);
+		p->batches[i].skips = NULL;
+		p->batches[i].nskips = 0;
+	}
 }

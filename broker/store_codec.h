@@ -153,6 +153,9 @@ struct store_dedup_rec {
 
 int store_decode_dedup(const uint8_t *key, size_t key_len, const uint8_t *val,
 		       size_t val_len, struct store_dedup_rec *d);
+/* Fills *p, allocating each batch's skips: release them with
+ * store_producer_release (done here on failure). @return 0,
+ * -RMQ_ECORRUPT or -ENOMEM. */
 int store_decode_producer(const uint8_t *val, size_t val_len,
 			  struct store_producer *p);
 

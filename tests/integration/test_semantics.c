@@ -1136,6 +1136,134 @@ test_resent_producer_sequence_is_stored_once(void **state)
 	ringmq_client_free(c);
 }
 
+/* The answer to one message of a raw publish. */
+struct raw_result {
+	int code;
+	uint64_t offset;
+	int dup;
+};
+
+/* Publishes n messages ("job", dedup id ids[i] unless NULL) to partition
+ * 0 of queue, with producer sequence seq unless seq < 0, and reads the
+ * answer into res. */
+static void
+raw_publish_batch(int fd, const char *queue, int64_t seq, size_t n,
+		  const char *const *ids, struct raw_result *res)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m[8], *mp[8];
+	Ringmq__Frame *r;
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		ringmq__message__init(&m[i]);
+		m[i].payload.data = (uint8_t *)"job";
+		m[i].payload.len = 3;
+		m[i].dedup_id = (char *)ids[i];
+		mp[i] = &m[i];
+	}
+	p.queue = (char *)queue;
+	p.n_messages = n;
+	p.messages = mp;
+	p.has_partition = 1;
+	p.partition = 0;
+	p.has_producer_seq = seq >= 0;
+	p.producer_seq = seq >= 0 ? (uint64_t)seq : 0;
+	f.has_request_id = 1;
+	f.request_id = 3;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	testlib_raw_send(fd, &f);
+	r = testlib_raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	assert_int_equal(r->publish_ok->n_results, n);
+	for (size_t i = 0; i < n; i++) {
+		res[i].code = r->publish_ok->results[i]->code;
+		res[i].offset = r->publish_ok->results[i]->offset;
+		res[i].dup = r->publish_ok->results[i]->duplicate;
+	}
+	ringmq__frame__free_unpacked(r, NULL);
+}
+
+/* A sequenced batch partly stored (a duplicate of an earlier dedup id,
+ * two refused with QUEUE_FULL) is answered as it was first when resent
+ * after a lost answer, also across a kill -9: the stored and duplicate
+ * messages with their offsets, the others refused again, nothing stored
+ * twice. A batch stored not at all is answered alike while a later batch
+ * of the producer has been stored. */
+static void
+test_resent_partly_stored_batch_is_answered_as_first(void **state)
+{
+	static const char *const d1[] = { "d1" };
+	static const char *const ids[] = { NULL, "d1", NULL, NULL, NULL };
+	static const char *const none[] = { NULL };
+	struct raw_result first[5], again[5], one[1];
+	struct harness_broker b;
+	uint64_t producer, messages, delayed, ready;
+	ringmq_client *c;
+	int fd;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	c = testlib_connect(b.addr);
+	create_queue(c, "partly", "max-depth=3", NULL);
+	create_queue(c, "gap", "max-depth=1", NULL);
+	fd = testlib_raw_open(b.port);
+	producer = testlib_raw_hello(fd, 0);
+	raw_publish_batch(fd, "partly", -1, 1, d1, one);
+	assert_int_equal(one[0].code, RINGMQ__ERROR_CODE__OK);
+	raw_publish_batch(fd, "partly", 0, 5, ids, first);
+	assert_int_equal(first[0].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(first[1].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(first[1].dup, 1);
+	assert_int_equal(first[1].offset, one[0].offset);
+	assert_int_equal(first[2].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(first[2].offset, first[0].offset + 1);
+	assert_int_equal(first[3].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+	assert_int_equal(first[4].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+
+	/* Gap: sequence 0 stored, 1 refused whole, room made, 2 stored. */
+	raw_publish_batch(fd, "gap", 0, 1, none, one);
+	assert_int_equal(one[0].code, RINGMQ__ERROR_CODE__OK);
+	raw_publish_batch(fd, "gap", 1, 1, none, one);
+	assert_int_equal(one[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+	assert_int_equal(ringmq_queue_purge(c, "gap", NULL), RINGMQ_OK);
+	raw_publish_batch(fd, "gap", 2, 1, none, one);
+	assert_int_equal(one[0].code, RINGMQ__ERROR_CODE__OK);
+	raw_publish_batch(fd, "gap", 1, 1, none, one);
+	assert_int_equal(one[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+	ringmq_client_free(c);
+
+	for (int round = 0; round < 2; round++) {
+		/* The answer was "lost": the same producer sends it again. */
+		close(fd);
+		if (round == 1) {
+			assert_true(harness_kill(&b, SIGKILL) >= 0);
+			assert_int_equal(harness_start(&b, NULL), 0);
+		}
+		fd = testlib_raw_open(b.port);
+		assert_int_equal(testlib_raw_hello(fd, producer), producer);
+		raw_publish_batch(fd, "partly", 0, 5, ids, again);
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(again[i].code, first[i].code);
+			if (first[i].code != RINGMQ__ERROR_CODE__OK)
+				continue;
+			assert_int_equal(again[i].offset, first[i].offset);
+			assert_int_equal(again[i].dup, 1);
+		}
+	}
+	close(fd);
+	c = testlib_connect(b.addr);
+	queue_counts(c, "partly", &messages, &delayed, &ready);
+	assert_int_equal(messages, 3);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* Flips one byte in every copy of needle in file path. @return copies. */
 static int
 flip_every_copy(const char *path, const char *needle)
@@ -1695,6 +1823,8 @@ main(void)
 		cmocka_unit_test(
 			test_queue_full_at_max_depth_and_bytes_until_acked),
 		cmocka_unit_test(test_resent_producer_sequence_is_stored_once),
+		cmocka_unit_test(
+			test_resent_partly_stored_batch_is_answered_as_first),
 		cmocka_unit_test(
 			test_redrive_goes_back_to_the_group_it_died_in),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),

@@ -1928,13 +1928,18 @@ test_store_load_fails_on_corrupt_dedup_record(void **state)
 
 /* ---------------------------------------------------------- producers */
 
-/* Producer records as loaded. */
+#define SAMPLE_SKIPS 3 /* skips of a sample batch that has them */
+
+/* Producer records as loaded, skips copied out (they live only as long
+ * as the callback). */
 struct producers {
 	int n;
 	uint32_t qid[4];
 	uint32_t part[4];
 	uint64_t producer_id[4];
 	struct store_producer p[4];
+	struct store_producer_skip skips[4][STORE_PRODUCER_BATCHES]
+					[SAMPLE_SKIPS];
 };
 
 static int
@@ -1949,6 +1954,14 @@ on_producer_copy(void *ctx, uint32_t qid, uint32_t part, uint64_t producer_id,
 	r->part[i] = part;
 	r->producer_id[i] = producer_id;
 	r->p[i] = *p;
+	for (uint32_t j = 0; j < p->n; j++) {
+		assert_true(p->batches[j].nskips <= SAMPLE_SKIPS);
+		if (p->batches[j].nskips > 0)
+			memcpy(r->skips[i][j], p->batches[j].skips,
+			       p->batches[j].nskips *
+				       sizeof(r->skips[i][j][0]));
+		r->p[i].batches[j].skips = r->skips[i][j];
+	}
 	return 0;
 }
 
@@ -1960,6 +1973,13 @@ load_producers(struct store *s, struct producers *r)
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(store_load(s, &cb, r), 0);
 }
+
+/* Odd batches have skips: refused runs and duplicates. */
+static struct store_producer_skip sample_skips[SAMPLE_SKIPS] = {
+	{ .index = 0, .len = 1, .code = 0, .offset = 3 },
+	{ .index = 2, .len = 4, .code = 0, .offset = UINT64_MAX - 4 },
+	{ .index = 7, .len = 3, .code = 13, .offset = 0 },
+};
 
 static struct store_producer
 sample_producer(uint32_t n, uint64_t base)
@@ -1973,6 +1993,10 @@ sample_producer(uint32_t n, uint64_t base)
 		p.batches[i].first_seq = base + 10 * i;
 		p.batches[i].count = 10 + i;
 		p.batches[i].first_offset = (base << 32) + 100 * i;
+		if (i % 2 == 1) {
+			p.batches[i].nskips = SAMPLE_SKIPS - i / 2 % 2;
+			p.batches[i].skips = sample_skips;
+		}
 	}
 	return p;
 }
@@ -1994,6 +2018,18 @@ assert_producer(const struct producers *r, int i, uint32_t qid, uint32_t part,
 				 want->batches[j].count);
 		assert_int_equal(r->p[i].batches[j].first_offset,
 				 want->batches[j].first_offset);
+		assert_int_equal(r->p[i].batches[j].nskips,
+				 want->batches[j].nskips);
+		for (uint32_t k = 0; k < want->batches[j].nskips; k++) {
+			const struct store_producer_skip *a, *e;
+
+			a = &r->p[i].batches[j].skips[k];
+			e = &want->batches[j].skips[k];
+			assert_int_equal(a->index, e->index);
+			assert_int_equal(a->len, e->len);
+			assert_int_equal(a->code, e->code);
+			assert_int_equal(a->offset, e->offset);
+		}
 	}
 }
 
@@ -2060,6 +2096,42 @@ test_store_load_fails_on_corrupt_producer_record(void **state)
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(store_load(s, &all_cb, &l), -RMQ_ECORRUPT);
 	store_close(s);
+}
+
+/* A record whose CRC holds but whose skips do not fit their batch (past
+ * its count, overlapping, empty) is refused at load like a corrupt one. */
+static void
+test_store_load_refuses_producer_skips_that_do_not_fit(void **state)
+{
+	struct fixture *f = *state;
+	static const struct store_producer_skip bad[][2] = {
+		{ { .index = 1, .len = 5 }, { 0 } }, /* past count */
+		{ { .index = 0, .len = 2 },
+		  { .index = 1, .len = 1 } },	     /* overlap */
+		{ { .index = 0, .len = 0 }, { 0 } }, /* empty */
+	};
+	static const uint32_t nbad[] = { 1, 2, 1 };
+
+	for (size_t i = 0; i < sizeof(nbad) / sizeof(nbad[0]); i++) {
+		struct store *s = open_default(f);
+		struct store_batch *b = store_batch_new(0);
+		struct store_producer p = sample_producer(1, 1);
+		struct loaded l;
+
+		p.batches[0].count = 3;
+		p.batches[0].nskips = nbad[i];
+		p.batches[0].skips = (struct store_producer_skip *)bad[i];
+		assert_int_equal(store_batch_put_producer(b, 1, 0, 3, &p), 0);
+		assert_int_equal(commit(s, b), 0);
+		store_close(s);
+		s = open_default(f);
+		memset(&l, 0, sizeof(l));
+		assert_int_equal(store_load(s, &all_cb, &l), -RMQ_ECORRUPT);
+		b = store_batch_new(0);
+		assert_int_equal(store_batch_del_producer(b, 1, 0, 3), 0);
+		assert_int_equal(commit(s, b), 0);
+		store_close(s);
+	}
 }
 
 /* ------------------------------------ dedup and producers with the rest */
@@ -2172,10 +2244,10 @@ test_store_load_stops_on_dedup_callback_error(void **state)
 	store_close(s);
 }
 
-/* ------------------------------------------------------- format 4 */
+/* ------------------------------------------------------- format 5 */
 
 static void
-test_store_creates_every_database_of_format_4(void **state)
+test_store_creates_every_database_of_format_5(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const names[] = { "meta",   "queues", "parts",
@@ -2189,13 +2261,13 @@ test_store_creates_every_database_of_format_4(void **state)
 	const uint8_t *p;
 
 	store_close(s);
-	assert_int_equal(STORE_FORMAT_VERSION, 4);
+	assert_int_equal(STORE_FORMAT_VERSION, 5);
 	raw_open(f->dir, &env, &txn, "meta", &dbi);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
 	assert_int_equal(v.mv_size, 8);
 	p = v.mv_data;
 	assert_int_equal(p[4] | p[5] | p[6], 0);
-	assert_int_equal(p[7], 4);
+	assert_int_equal(p[7], 5);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
 	raw_close(env, txn);
@@ -2360,12 +2432,13 @@ main(void)
 		cmocka_unit_test(test_store_dedup_rejects_an_empty_id),
 		T(test_store_load_fails_on_corrupt_dedup_record),
 		T(test_store_producer_round_trips_across_reopen_and_deletes),
+		T(test_store_load_refuses_producer_skips_that_do_not_fit),
 		T(test_store_load_fails_on_corrupt_producer_record),
 		T(test_store_load_reports_dedup_and_producers_after_failures),
 		T(test_store_del_queue_removes_dedup_and_producer_records),
 		T(test_store_del_group_keeps_dedup_and_producer_records),
 		T(test_store_load_stops_on_dedup_callback_error),
-		T(test_store_creates_every_database_of_format_4),
+		T(test_store_creates_every_database_of_format_5),
 		T(test_store_refuses_older_format_versions),
 		T(test_store_group_state_is_stored_as_runs),
 		T(test_store_group_state_run_over_2_pow_32_loads),
