@@ -1229,6 +1229,15 @@ groups_owner_gone(struct groups *gs, struct lease_owner *lo, int is_failure)
 			  -1, 0);
 }
 
+/* The lease a delivery starts with: the lease time, never past the max
+ * lease (a queue may set a lease time above it). */
+static uint64_t
+first_lease_ms(const struct store_policy *pol)
+{
+	return pol->lease_ms < pol->max_lease_ms ? pol->lease_ms
+						 : pol->max_lease_ms;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 /* The next offset of gp to deliver, from the redelivery set first.
@@ -1335,14 +1344,15 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	l->lo = s->lo;
 	l->delivered_ms = now->mono_ms;
 	l->delivered_wall_ms = now->wall_ms;
-	l->deadline_ms = sat_add(l->delivered_ms, g->q->policy.lease_ms);
+	l->deadline_ms =
+		sat_add(l->delivered_ms, first_lease_ms(&g->q->policy));
 	l->delivery_count = 1 + (fr ? fr->f.failures : 0);
 	d.subscription = s->id;
 	d.lease_id = l->id;
 	d.partition = gp->index;
 	d.offset = off;
 	d.delivery_count = l->delivery_count;
-	d.lease_remaining_ms = g->q->policy.lease_ms;
+	d.lease_remaining_ms = first_lease_ms(&g->q->policy);
 	d.now_ms = now->wall_ms;
 	if (lease_insert(gs, l) < 0) {
 		lease_table_release(&gs->leases, l);

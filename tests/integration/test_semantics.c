@@ -371,6 +371,41 @@ test_touch_keeps_job_and_stops_at_max_lease(void **state)
 	ringmq_client_free(b);
 }
 
+/* A lease time above the queue's max lease: a delivery's lease still ends
+ * at the max lease, and touch never cuts it short. */
+static void
+test_lease_time_above_max_lease_is_capped(void **state)
+{
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
+	ringmq_delivery *d;
+	uint64_t id, left = 0;
+	int code;
+	long long t0;
+
+	(void)state;
+	create_queue(a, "capped", "lease-ms=60000", "max-lease-ms=600", NULL);
+	publish(a, "capped", "job");
+	subscribe(a, "capped", "g", 1);
+	subscribe(b, "capped", "g", 1);
+	d = next_delivery(a, WAIT_MS);
+	t0 = harness_now_ms();
+	assert_true(ringmq_delivery_lease_remaining_ms(d) <= 600);
+	id = ringmq_delivery_lease_id(d);
+	assert_int_equal(ringmq_touch(a, &id, 1, 0, &code, &left), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_OK);
+	assert_true(left > 0 && left <= 600);
+	ringmq_delivery_free(d);
+	/* a hangs: at the max lease b gets the job. */
+	d = next_delivery(b, WAIT_MS);
+	assert_true(harness_now_ms() - t0 >= 400);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 2);
+	assert_int_equal(settle(b, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	ringmq_client_free(a);
+	ringmq_client_free(b);
+}
+
 /* Counts of queue name in a fresh listing. */
 static void
 queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
@@ -1813,6 +1848,7 @@ main(void)
 			test_duplicate_of_uncommitted_publish_is_confirmed_after_it),
 		cmocka_unit_test(test_ack_after_expiry_is_lease_expired),
 		cmocka_unit_test(test_touch_keeps_job_and_stops_at_max_lease),
+		cmocka_unit_test(test_lease_time_above_max_lease_is_capped),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
 		cmocka_unit_test(test_reset_ends_leases_and_nack_delays),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
