@@ -189,6 +189,23 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		struct gpart *gp = &g->parts[i];
 		const struct partition *p = &q->parts[i];
 
+		/* The stored retry times go too, or a restart would hold
+		 * those messages again; the failure counts stay. */
+		for (size_t k = 0; k < gp->nfails; k++) {
+			struct failrec *fr = &gp->fails[k];
+			struct store_batch *b = flush_batch(gs);
+
+			if (fr->f.retry_at_ms == 0)
+				continue;
+			fr->f.retry_at_ms = 0;
+			if (b == NULL ||
+			    store_batch_put_failure(b, q->qid, g->gid, i,
+						    fr->offset, &fr->f) < 0)
+				log_error("group %s/%s: out of memory "
+					  "resetting a retry time",
+					  q->name, g->name);
+		}
+
 		runset_free(&gp->acked);
 		u64set_free(&gp->redeliver);
 		u64set_free(&gp->held);

@@ -425,6 +425,46 @@ queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
 	ringmq_queue_list_free(l);
 }
 
+/* A nack delay ended by a group reset stays ended after a restart: the
+ * stored retry time goes with the reset, the failure count stays. */
+static void
+test_reset_nack_delay_stays_ended_after_restart(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d;
+	uint64_t id;
+	int code;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	c = testlib_connect(b.addr);
+	create_queue(c, "later", NULL);
+	publish(c, "later", "job");
+	subscribe(c, "later", "g", 1);
+	d = next_delivery(c, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_nack(c, &id, 1, 600000, &code), RINGMQ_OK);
+	assert_int_equal(
+		ringmq_group_reset(c, "later", "g", RINGMQ_START_EARLIEST),
+		RINGMQ_OK);
+	ringmq_client_free(c);
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_equal(harness_start(&b, NULL), 0);
+	c = testlib_connect(b.addr);
+	subscribe(c, "later", "g", 1);
+	d = next_delivery(c, WAIT_MS);
+	assert_int_equal(ringmq_delivery_delivery_count(d), 2);
+	assert_int_equal(settle(c, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* A group reset starts the group over: its leases end (never a message
  * leased twice at once), and so do its nack delays, whose old timers do
  * not cut a later delay short. */
@@ -1851,6 +1891,8 @@ main(void)
 		cmocka_unit_test(test_lease_time_above_max_lease_is_capped),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
 		cmocka_unit_test(test_reset_ends_leases_and_nack_delays),
+		cmocka_unit_test(
+			test_reset_nack_delay_stays_ended_after_restart),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
 		cmocka_unit_test(
 			test_longest_name_dead_letters_and_no_queue_into_itself),
