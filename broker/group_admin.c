@@ -193,10 +193,11 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		 * those messages again; the failure counts stay. */
 		for (size_t k = 0; k < gp->nfails; k++) {
 			struct failrec *fr = &gp->fails[k];
-			struct store_batch *b = flush_batch(gs);
+			struct store_batch *b;
 
 			if (fr->f.retry_at_ms == 0)
 				continue;
+			b = flush_batch(gs);
 			fr->f.retry_at_ms = 0;
 			if (b == NULL ||
 			    store_batch_put_failure(b, q->qid, g->gid, i,
