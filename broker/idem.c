@@ -354,6 +354,26 @@ idem_producer_forget(struct idem *d, uint32_t part, uint64_t producer,
 }
 
 int
+idem_producer_replace(struct idem *d, uint32_t part, uint64_t producer,
+		      const struct store_producer_batch *batch)
+{
+	struct producer *p = producer_find(d, part, producer);
+
+	for (uint32_t i = 0; p != NULL && i < p->st.n; i++) {
+		struct store_producer_batch *pb = &p->st.batches[i];
+
+		if (pb->first_seq != batch->first_seq ||
+		    pb->count != batch->count)
+			continue;
+		free(pb->skips);
+		*pb = *batch;
+		return 0;
+	}
+	free(batch->skips);
+	return 0;
+}
+
+int
 idem_load_producer(struct idem *d, uint32_t part, uint64_t producer,
 		   const struct store_producer *sp)
 {

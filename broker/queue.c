@@ -1072,9 +1072,6 @@ publish_keep_ids(struct publish_req *r, const Ringmq__Publish *p)
 static void
 publish_forget(struct queue *q, struct publish_req *r)
 {
-	if (r->has_producer)
-		idem_producer_forget(q->idem, r->producer_part, r->producer_id,
-				     r->producer_seq);
 	for (size_t i = 0; r->dedup_ids && i < r->n; i++)
 		if (r->dedup_ids[i] != NULL)
 			idem_dedup_forget(q->idem, r->res[i].partition,
@@ -1107,6 +1104,8 @@ publish_req_free(struct publish_req *r)
 	free(r->dedup_ids);
 	free(r);
 }
+
+static void publish_rerecord(struct queue *q, const struct publish_req *r);
 
 /*
  * A duplicate of a publish that was not committed yet (a client retrying
@@ -1143,7 +1142,11 @@ publish_dups_done(void *arg, int status)
 {
 	struct publish_req *r = arg;
 
-	pending_dups_settle(queues_find_id(r->qs, r->qid), r, status);
+	struct queue *q = queues_find_id(r->qs, r->qid);
+
+	pending_dups_settle(q, r, status);
+	if (q != NULL && r->has_producer)
+		publish_rerecord(q, r);
 	r->done(r->ctx, r->res, r->n);
 	publish_req_free(r);
 }
@@ -1209,6 +1212,9 @@ publish_done(void *arg, int status)
 	} else {
 		if (r->has_pending_dups)
 			pending_dups_settle(q, r, status);
+		if (q != NULL && r->has_producer &&
+		    (status < 0 || r->has_pending_dups))
+			publish_rerecord(q, r);
 		r->done(r->ctx, r->res, r->n);
 	}
 	publish_req_free(r);
@@ -1232,7 +1238,9 @@ publish_refused_again(const struct queues *qs, struct queue *q,
 	    again.code == code)
 		publish_refuse(res, code, again.why);
 	else
-		publish_refuse(res, code, "refused when first sent");
+		publish_refuse(res, code,
+			       "the first publish of this message failed; "
+			       "publish it again");
 }
 
 /* Answers every message of p as its recorded batch was answered: stored
@@ -1286,7 +1294,9 @@ publish_skips(const struct publish_req *r, struct store_producer_batch *pb)
 		uint64_t off = code == RINGMQ__ERROR_CODE__OK ? res->offset : 0;
 		struct store_producer_skip *last = n ? &v[n - 1] : NULL;
 
-		if (res->is_stored)
+		/* Stored as answered: a failed commit turns them into
+		 * refusals with its code. */
+		if (res->is_stored && code == RINGMQ__ERROR_CODE__OK)
 			continue;
 		if (v == NULL && (v = calloc(r->n, sizeof(*v))) == NULL)
 			return -ENOMEM;
@@ -1306,6 +1316,37 @@ publish_skips(const struct publish_req *r, struct store_producer_batch *pb)
 	return 0;
 }
 
+/* The offset of r's first message stored as answered (0 if none). */
+static uint64_t
+publish_first_stored(const struct publish_req *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->res[i].is_stored &&
+		    r->res[i].code == RINGMQ__ERROR_CODE__OK)
+			return r->res[i].offset;
+	return 0;
+}
+
+/* Makes r's recorded batch say what r was finally answered, when its
+ * commit or the commit of its duplicates' originals failed after it was
+ * recorded: a resend is then answered with the failure, never with
+ * offsets that hold nothing. Kept in memory; the producer's next stored
+ * batch writes it. */
+static void
+publish_rerecord(struct queue *q, const struct publish_req *r)
+{
+	struct store_producer_batch pb = { .first_seq = r->producer_seq,
+					   .count = (uint32_t)r->n };
+
+	pb.first_offset = publish_first_stored(r);
+	if (publish_skips(r, &pb) < 0 ||
+	    idem_producer_replace(q->idem, r->producer_part, r->producer_id,
+				  &pb) < 0)
+		log_error("queue %s: out of memory correcting a producer "
+			  "record",
+			  q->name);
+}
+
 /* Records r's batch for its producer (DESIGN.md, "Producer
  * idempotence"), so that a resend after a lost answer is answered alike;
  * when b is not NULL the record commits with the messages. */
@@ -1318,11 +1359,7 @@ publish_record(struct queue *q, struct publish_req *r, uint32_t part,
 					   .count = (uint32_t)r->n };
 	struct store_producer sp;
 
-	for (size_t i = 0; i < r->n; i++)
-		if (r->res[i].is_stored) {
-			pb.first_offset = r->res[i].offset;
-			break;
-		}
+	pb.first_offset = publish_first_stored(r);
 	if (publish_skips(r, &pb) < 0 ||
 	    idem_producer_add(q->idem, part, producer_id, &pb, now_ms, &sp) < 0)
 		return -ENOMEM;

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1218,17 +1219,16 @@ struct raw_result {
 	int dup;
 };
 
-/* Publishes n messages ("job", dedup id ids[i] unless NULL) to partition
- * 0 of queue, with producer sequence seq unless seq < 0, and reads the
- * answer into res. */
+/* Sends a publish of n messages ("job", dedup id ids[i] unless NULL) to
+ * partition 0 of queue, with producer sequence seq unless seq < 0, as
+ * request id. */
 static void
-raw_publish_batch(int fd, const char *queue, int64_t seq, size_t n,
-		  const char *const *ids, struct raw_result *res)
+raw_send_publish(int fd, const char *queue, int64_t seq, size_t n,
+		 const char *const *ids, uint64_t id)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
 	Ringmq__Message m[8], *mp[8];
-	Ringmq__Frame *r;
 
 	assert_true(n <= 8);
 	for (size_t i = 0; i < n; i++) {
@@ -1246,11 +1246,20 @@ raw_publish_batch(int fd, const char *queue, int64_t seq, size_t n,
 	p.has_producer_seq = seq >= 0;
 	p.producer_seq = seq >= 0 ? (uint64_t)seq : 0;
 	f.has_request_id = 1;
-	f.request_id = 3;
+	f.request_id = id;
 	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
 	f.publish = &p;
 	testlib_raw_send(fd, &f);
-	r = testlib_raw_recv(fd);
+}
+
+/* Reads the answer to a publish of n messages into res. @return its
+ * request id. */
+static uint64_t
+raw_recv_publish(int fd, size_t n, struct raw_result *res)
+{
+	Ringmq__Frame *r = testlib_raw_recv(fd);
+	uint64_t id = r->request_id;
+
 	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
 	assert_int_equal(r->publish_ok->n_results, n);
 	for (size_t i = 0; i < n; i++) {
@@ -1259,6 +1268,77 @@ raw_publish_batch(int fd, const char *queue, int64_t seq, size_t n,
 		res[i].dup = r->publish_ok->results[i]->duplicate;
 	}
 	ringmq__frame__free_unpacked(r, NULL);
+	return id;
+}
+
+/* Publishes as raw_send_publish says and reads the answer into res. */
+static void
+raw_publish_batch(int fd, const char *queue, int64_t seq, size_t n,
+		  const char *const *ids, struct raw_result *res)
+{
+	raw_send_publish(fd, queue, seq, n, ids, 3);
+	assert_int_equal(raw_recv_publish(fd, n, res), 3);
+}
+
+/* A sequenced batch that fails at its commit (storage full) while a later
+ * batch of its producer was recorded already (refused whole: the first
+ * one's messages, pending, filled the queue) is answered with that
+ * failure when resent, not with the offsets it never stored. */
+static void
+test_resent_batch_that_failed_to_commit_gets_its_failure(void **state)
+{
+	static const char *const flags[] = { "--max-storage-bytes", "2M",
+					     NULL };
+	static const char *const none[] = { NULL };
+	struct raw_result a[1], later[1], res[1];
+	struct harness_broker b;
+	ringmq_client *c;
+	char payload[2000];
+	uint64_t producer;
+	int rc = RINGMQ_OK, fd;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	c = testlib_connect(b.addr);
+	create_queue(c, "one", "max-depth=1", NULL);
+	create_queue(c, "fill", NULL);
+	for (int i = 0; i < 5000 && rc == RINGMQ_OK; i++)
+		rc = try_publish(c, "fill", payload, sizeof(payload));
+	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
+	fd = testlib_raw_open(b.port);
+	producer = testlib_raw_hello(fd, 0);
+	/* One segment, so that the broker takes the second publish while the
+	 * first one's commit is pending. */
+	assert_int_equal(
+		setsockopt(fd, IPPROTO_TCP, TCP_CORK, &(int){ 1 }, sizeof(int)),
+		0);
+	raw_send_publish(fd, "one", 0, 1, none, 10);
+	raw_send_publish(fd, "one", 1, 1, none, 11);
+	assert_int_equal(
+		setsockopt(fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int)),
+		0);
+	for (int i = 0; i < 2; i++) {
+		if (raw_recv_publish(fd, 1, res) == 10)
+			a[0] = res[0];
+		else
+			later[0] = res[0];
+	}
+	assert_int_equal(a[0].code, RINGMQ__ERROR_CODE__STORAGE_FULL);
+	assert_int_equal(later[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+	close(fd);
+	fd = testlib_raw_open(b.port);
+	assert_int_equal(testlib_raw_hello(fd, producer), producer);
+	raw_publish_batch(fd, "one", 0, 1, none, res);
+	assert_int_equal(res[0].code, RINGMQ__ERROR_CODE__STORAGE_FULL);
+	raw_publish_batch(fd, "one", 1, 1, none, res);
+	assert_int_equal(res[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+	close(fd);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
 }
 
 /* A sequenced batch partly stored (a duplicate of an earlier dedup id,
@@ -1329,6 +1409,9 @@ test_resent_partly_stored_batch_is_answered_as_first(void **state)
 			assert_int_equal(again[i].offset, first[i].offset);
 			assert_int_equal(again[i].dup, 1);
 		}
+		/* Written with sequence 2, so it survives the kill too. */
+		raw_publish_batch(fd, "gap", 1, 1, none, one);
+		assert_int_equal(one[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
 	}
 	close(fd);
 	c = testlib_connect(b.addr);
@@ -1903,6 +1986,8 @@ main(void)
 		cmocka_unit_test(test_resent_producer_sequence_is_stored_once),
 		cmocka_unit_test(
 			test_resent_partly_stored_batch_is_answered_as_first),
+		cmocka_unit_test(
+			test_resent_batch_that_failed_to_commit_gets_its_failure),
 		cmocka_unit_test(
 			test_redrive_goes_back_to_the_group_it_died_in),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),
