@@ -1383,10 +1383,12 @@ publish_seq_partition(struct queue *q, const Ringmq__Publish *p,
 	for (size_t i = 0; i < p->n_messages; i++) {
 		const Ringmq__Message *m = p->messages[i];
 
-		if (m->has_partition && part != UINT32_MAX &&
-		    m->partition != part)
+		/* A message naming none would be routed elsewhere. */
+		if ((m->has_partition && part != UINT32_MAX &&
+		     m->partition != part) ||
+		    (!m->has_partition && !p->has_partition))
 			part = UINT32_MAX - 1;
-		else if (m->has_partition)
+		else if (m->has_partition && part == UINT32_MAX)
 			part = m->partition;
 	}
 	if (producer_id != 0 && part < q->partitions)

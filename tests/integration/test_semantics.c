@@ -1341,6 +1341,69 @@ test_resent_batch_that_failed_to_commit_gets_its_failure(void **state)
 	harness_cleanup(&b);
 }
 
+/* Publishes two sequenced messages with no partition on the batch,
+ * message i naming parts[i] unless it is < 0; returns the code of each. */
+static void
+raw_publish_named(int fd, const char *queue, const int *parts, int *codes)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m[2], *mp[2];
+	Ringmq__Frame *r;
+
+	for (int i = 0; i < 2; i++) {
+		ringmq__message__init(&m[i]);
+		m[i].payload.data = (uint8_t *)"job";
+		m[i].payload.len = 3;
+		m[i].has_partition = parts[i] >= 0;
+		m[i].partition = parts[i] >= 0 ? (uint32_t)parts[i] : 0;
+		mp[i] = &m[i];
+	}
+	p.queue = (char *)queue;
+	p.n_messages = 2;
+	p.messages = mp;
+	p.has_producer_seq = 1;
+	p.producer_seq = 0;
+	f.has_request_id = 1;
+	f.request_id = 4;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	testlib_raw_send(fd, &f);
+	r = testlib_raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	assert_int_equal(r->publish_ok->n_results, 2);
+	for (int i = 0; i < 2; i++)
+		codes[i] = r->publish_ok->results[i]->code;
+	ringmq__frame__free_unpacked(r, NULL);
+}
+
+/* A sequenced publish stays on one partition: the record of its batch
+ * counts its offsets there. With no partition on the batch, a message
+ * naming none (which would be routed elsewhere) is refused with it. */
+static void
+test_sequenced_publish_keeps_to_one_partition(void **state)
+{
+	static const int mixed[2] = { 1, -1 }, both[2] = { 1, 1 };
+	ringmq_client *c = testlib_connect(broker.addr);
+	uint64_t messages, delayed, ready;
+	int codes[2], fd;
+
+	(void)state;
+	create_queue(c, "onepart", "partitions=4", NULL);
+	fd = testlib_raw_open(broker.port);
+	assert_true(testlib_raw_hello(fd, 0) != 0);
+	raw_publish_named(fd, "onepart", mixed, codes);
+	assert_int_equal(codes[0], RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+	assert_int_equal(codes[1], RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+	raw_publish_named(fd, "onepart", both, codes);
+	assert_int_equal(codes[0], RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(codes[1], RINGMQ__ERROR_CODE__OK);
+	close(fd);
+	queue_counts(c, "onepart", &messages, &delayed, &ready);
+	assert_int_equal(messages, 2);
+	ringmq_client_free(c);
+}
+
 /* A sequenced batch partly stored (a duplicate of an earlier dedup id,
  * two refused with QUEUE_FULL) is answered as it was first when resent
  * after a lost answer, also across a kill -9: the stored and duplicate
@@ -1986,6 +2049,7 @@ main(void)
 		cmocka_unit_test(test_resent_producer_sequence_is_stored_once),
 		cmocka_unit_test(
 			test_resent_partly_stored_batch_is_answered_as_first),
+		cmocka_unit_test(test_sequenced_publish_keeps_to_one_partition),
 		cmocka_unit_test(
 			test_resent_batch_that_failed_to_commit_gets_its_failure),
 		cmocka_unit_test(
