@@ -550,6 +550,9 @@ out:
 		close(srv.listen_fd);
 	loop_close(srv.loop);
 	http_close(srv.http);
+	/* A backup still running answers no one: its connection goes. */
+	if (srv.store != NULL)
+		store_backup_abandon(srv.store);
 	conn_free_all(&srv.env);
 	groups_free(srv.gs);
 	queues_free(srv.qs);

@@ -699,6 +699,8 @@ store_reap(struct store *s)
 	pthread_mutex_unlock(&s->lock);
 	for (; list != NULL; list = next) {
 		next = list->next;
+		if (list == s->backup_done)
+			s->backup_done = NULL; /* freed below */
 		if (list->done != NULL)
 			list->done(list->ctx, list->status);
 		store_batch_free(list);
@@ -1045,10 +1047,20 @@ static void backup_join(struct store *s);
 void
 store_close(struct store *s)
 {
+	bool is_backup_left = false;
+
 	if (s == NULL)
 		return;
-	if (s->is_backup_running)
+	/* A stop does not wait for a long backup (the shutdown timeout
+	 * holds): the copy is left unfinished, as data.mdb.partial. */
+	if (s->is_backup_running && !atomic_load(&s->is_backup_finished)) {
+		log_warn("store: backup to %s abandoned at stop: only "
+			 "data.mdb.partial is there",
+			 s->backup_path);
+		is_backup_left = true;
+	} else if (s->is_backup_running) {
 		backup_join(s);
+	}
 	if (s->is_thread_started) {
 		/* The thread commits everything pending before it exits. */
 		pthread_mutex_lock(&s->lock);
@@ -1057,6 +1069,14 @@ store_close(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		(void)pthread_join(s->thread, NULL); /* our own thread */
 		reap_at_close(s);
+	}
+	if (is_backup_left) {
+		/* The backup thread still reads the environment and hands its
+		 * end to this store: both stay until the process exits. */
+		if (s->is_env_open && s->sync == STORE_SYNC_NEVER &&
+		    mdb_env_sync(s->env, 1) != 0)
+			log_error("store: %s: sync at close failed", s->dir);
+		return;
 	}
 	if (s->event_fd >= 0)
 		(void)close(s->event_fd);
@@ -1572,6 +1592,47 @@ done_push(struct store *s, struct store_batch *b)
 	(void)!write(s->event_fd, &one, sizeof(one));
 }
 
+/* Writes the compacting copy into dir/data.mdb.partial, synced, then
+ * renames it to dir/data.mdb: a copy cut short (a crash, a stop that
+ * could not wait for it) never looks like a complete one. Sets *bytes.
+ * @return 0 or a negative errno / ringmq code. Runs on: backup thread. */
+static int
+backup_write(struct store *s, const char *dir, uint64_t *bytes)
+{
+	char part[PATH_MAX], file[PATH_MAX];
+	struct stat st;
+	int fd, dfd, rc;
+
+	if (snprintf(part, sizeof(part), "%s/data.mdb.partial", dir) >=
+		    (int)sizeof(part) ||
+	    snprintf(file, sizeof(file), "%s/data.mdb", dir) >=
+		    (int)sizeof(file))
+		return -ENAMETOOLONG;
+	fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	if (rc != MDB_SUCCESS) {
+		log_error("store: backup to %s: %s", dir, mdb_strerror(rc));
+		(void)close(fd);
+		return rc > 0 && rc < RMQ_EBASE ? -rc : -RMQ_ESTORAGE;
+	}
+	if (fsync(fd) != 0 || fstat(fd, &st) != 0) {
+		rc = -errno;
+		(void)close(fd);
+		return rc;
+	}
+	if (close(fd) != 0 || rename(part, file) != 0)
+		return -errno;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	rc = fsync(dfd) == 0 ? 0 : -errno;
+	(void)close(dfd);
+	*bytes = (uint64_t)st.st_size;
+	return rc;
+}
+
 /* Compacting copy of the environment into s->backup_path.
  * Runs on: backup thread. */
 static void *
@@ -1579,32 +1640,31 @@ backup_main(void *arg)
 {
 	struct store *s = arg;
 	struct store_batch *b = s->backup_done;
-	char file[PATH_MAX];
-	struct stat st;
-	int rc;
+	uint64_t bytes = 0;
 
 	if (mkdir(s->backup_path, 0750) < 0 && errno != EEXIST) {
 		b->status = -errno;
 		goto out;
 	}
-	rc = mdb_env_copy2(s->env, s->backup_path, MDB_CP_COMPACT);
-	if (rc != MDB_SUCCESS) {
-		log_error("store: backup to %s: %s", s->backup_path,
-			  mdb_strerror(rc));
-		b->status = rc > 0 && rc < RMQ_EBASE ? -rc : -RMQ_ESTORAGE;
-		goto out;
-	}
-	snprintf(file, sizeof(file), "%s/data.mdb", s->backup_path);
-	b->status = stat(file, &st) == 0 ? 0 : -errno;
+	b->status = backup_write(s, s->backup_path, &bytes);
 	if (b->status == 0) {
-		*s->backup_bytes = (uint64_t)st.st_size;
-		log_info("store: backup of %s written to %s (%lld bytes)",
-			 s->dir, s->backup_path, (long long)st.st_size);
+		*s->backup_bytes = bytes;
+		log_info("store: backup of %s written to %s (%llu bytes)",
+			 s->dir, s->backup_path, (unsigned long long)bytes);
 	}
 out:
 	atomic_store(&s->is_backup_finished, true);
 	done_push(s, b);
 	return NULL;
+}
+
+void
+store_backup_abandon(struct store *s)
+{
+	/* Its completion, not reaped yet, answers nobody (reap runs on this
+	 * thread; the backup thread never touches done). */
+	if (s->is_backup_running && s->backup_done != NULL)
+		s->backup_done->done = NULL;
 }
 
 /* Joins a finished backup thread. Loop thread. */

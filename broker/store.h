@@ -425,13 +425,19 @@ void store_read_release(struct store *s);
  * Writes a compacted, consistent copy of the data (LMDB's compacting
  * copy, from one read transaction) into directory path, on a thread of
  * its own so commits go on meanwhile. The copy is a data directory a
- * broker can start on. done runs from store_reap; *bytes (the caller's)
- * then holds the size of the copy.
+ * broker can start on; it is written as data.mdb.partial, synced, and
+ * renamed to data.mdb only when complete. done runs from store_reap; *bytes
+ * (the caller's) then holds the size of the copy.
  * @return 0; -EBUSY while another backup runs; -EEXIST if path already
  *         holds data; -ENOMEM.
  */
 int store_backup(struct store *s, const char *path, uint64_t *bytes,
 		 store_done_fn done, void *ctx);
+
+/* Drops the completion of a running backup (its requester is going
+ * away: the broker stops). store_close then leaves a backup still
+ * running unfinished, as DIR/data.mdb.partial, and does not wait. */
+void store_backup_abandon(struct store *s);
 
 /* ------------------------------------------------------------- recovery */
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -522,6 +523,67 @@ test_backup_is_a_data_directory_with_everything(void **state)
 	}
 }
 
+/* A stop that cannot wait for a long backup (a short shutdown timeout)
+ * exits 0 within it, and leaves the copy as data.mdb.partial: never a
+ * data.mdb that looks complete and is not. */
+static void
+test_stop_during_a_long_backup_exits_cleanly(void **state)
+{
+	static const char *const flags[] = { "--sync", "never",
+					     "--shutdown-timeout-ms", "200",
+					     NULL };
+	static char payload[60000];
+	struct harness_broker b;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Backup bk = RINGMQ__BACKUP__INIT;
+	char dir[128] = "/tmp/ringmq-test-XXXXXX", path[200], cmd[300];
+	struct stat st;
+	ringmq_client *c;
+	long long t0;
+	int fd;
+
+	(void)state;
+	memset(payload, 'b', sizeof(payload));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	c = testlib_connect(b.addr);
+	assert_int_equal(ringmq_queue_create(c, "big", NULL), RINGMQ_OK);
+	for (int i = 0; i < 4000; i++) {
+		ringmq_message *m =
+			ringmq_message_new(payload, sizeof(payload));
+
+		assert_int_equal(ringmq_publish_async(c, "big", m, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(ringmq_client_flush(c, 30000), RINGMQ_OK);
+	ringmq_client_free(c);
+
+	assert_non_null(mkdtemp(dir));
+	fd = testlib_raw_open(b.port);
+	assert_true(testlib_raw_hello(fd, 0) != 0);
+	bk.path = dir;
+	f.has_request_id = 1;
+	f.request_id = 2;
+	f.body_case = RINGMQ__FRAME__BODY_BACKUP;
+	f.backup = &bk;
+	testlib_raw_send(fd, &f);
+	usleep(50 * 1000);
+	t0 = harness_now_ms();
+	assert_int_equal(harness_stop(&b), 0);
+	assert_true(harness_now_ms() - t0 < 2000);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) != 0) { /* cut short: only the partial copy */
+		snprintf(path, sizeof(path), "%s/data.mdb.partial", dir);
+		assert_int_equal(stat(path, &st), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -533,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_async_publish_burst_shares_one_batch),
 		cmocka_unit_test(
 			test_backup_is_a_data_directory_with_everything),
+		cmocka_unit_test(test_stop_during_a_long_backup_exits_cleanly),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
