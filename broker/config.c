@@ -251,6 +251,12 @@ config_read_file(struct config *cfg, const char *path, char *err, size_t errlen)
 		char why[512];
 
 		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			set_err(err, errlen,
+				"config %s:%d: line over %zu bytes", path,
+				lineno, sizeof(line) - 2);
+			goto fail;
+		}
 		if (hash)
 			*hash = '\0';
 		key = trim(line);
@@ -278,6 +284,11 @@ config_read_file(struct config *cfg, const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	/* A directory opens, and fails on the first read (EISDIR). */
+	if (ferror(f)) {
+		set_err(err, errlen, "config %s: %s", path, strerror(errno));
+		goto fail;
+	}
 	fclose(f);
 	return 0;
 fail:
@@ -291,7 +302,8 @@ config_usage(void *file)
 	FILE *f = file;
 
 	fprintf(f, "usage: ringmqd [--FLAG VALUE]...\n\n"
-		   "ringmq broker. Every flag is also a config file key.\n\n");
+		   "ringmq broker. Every flag but --config is also a config "
+		   "file key.\n\n");
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const struct setting *s = &settings[i];
 

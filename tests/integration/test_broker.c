@@ -1166,6 +1166,7 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 {
 	struct harness_broker b;
 	char conf[64] = "/tmp/ringmq-conf-XXXXXX";
+	char dir[64] = "/tmp/ringmq-conf-dir-XXXXXX";
 	int fd;
 
 	(void)state;
@@ -1183,6 +1184,13 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 								conf, NULL }),
 			 2);
 	unlink(conf);
+	/* A directory is no config file (it opens, then cannot be read). */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(run_broker_exit((const char *const[]){
+				 "--config", dir, "--listen", "127.0.0.1:0",
+				 "--http", "off", "--data", dir, NULL }),
+			 2);
+	assert_int_equal(rmdir(dir), 0); /* nothing was made in it */
 	/* A second broker on a running broker's directory: 1. */
 	memset(&b, 0, sizeof(b));
 	b.stdout_fd = -1;
