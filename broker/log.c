@@ -39,6 +39,23 @@ json_escape(char *out, size_t n, size_t cap, const char *text)
 	return n;
 }
 
+/* Appends text to out with control characters (and backslash) written
+ * as \xNN, so that text from outside (a path, a name) cannot start a
+ * line of its own; returns the new length, bounded by cap. */
+static size_t
+text_escape(char *out, size_t n, size_t cap, const char *text)
+{
+	for (; *text && n + 5 < cap; text++) {
+		unsigned char ch = (unsigned char)*text;
+
+		if (ch < 0x20 || ch == 0x7f || ch == '\\')
+			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", ch);
+		else
+			out[n++] = (char)ch;
+	}
+	return n;
+}
+
 static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
 
 void
@@ -88,10 +105,10 @@ log_msg(enum log_level level, const char *fmt, ...)
 		line[n++] = '"';
 		line[n++] = '}';
 	} else {
-		n = (size_t)snprintf(line, sizeof(line) - 1, "%s %s %s", stamp,
-				     level_names[level], msg);
-		if (n > sizeof(line) - 2)
-			n = sizeof(line) - 2; /* truncated: keep the newline */
+		n = (size_t)snprintf(line, sizeof(line), "%s %s ", stamp,
+				     level_names[level]);
+		/* Room for the newline stays. */
+		n = text_escape(line, n, sizeof(line) - 1, msg);
 	}
 	line[n++] = '\n';
 	/* Nothing useful to do if stderr is gone. */

@@ -1203,6 +1203,51 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 	harness_cleanup(&b);
 }
 
+/* Text from outside (here the data directory's path, with a newline in
+ * it) cannot forge a log line: every line of the log starts with the
+ * time stamp. */
+static void
+test_log_lines_cannot_be_forged(void **state)
+{
+	char parent[64] = "/tmp/ringmq-test-XXXXXX", log[128], cmd[128];
+	char line[4096];
+	struct harness_broker b;
+	int saved, fd, lines = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(parent));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	snprintf(b.dir, sizeof(b.dir),
+		 "%s/d\n2099-01-01T00:00:00.000Z "
+		 "ERROR forged",
+		 parent);
+	snprintf(log, sizeof(log), "%s/log", parent);
+	/* The broker inherits this process's stderr: a file, for now. */
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	saved = dup(STDERR_FILENO);
+	assert_true(fd >= 0 && saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(fd);
+	assert_int_equal(harness_stop(&b), 0);
+	f = fopen(log, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lines++;
+		if (strncmp(line, "2099", 4) == 0 || line[4] != '-')
+			fail_msg("not a log line of its own: %s", line);
+	}
+	fclose(f);
+	assert_true(lines >= 2); /* at least "open" and "stopped" */
+	harness_cleanup(&b);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", parent);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -1236,6 +1281,7 @@ main(void)
 			test_sigterm_confirms_what_it_stored_to_a_flooding_peer),
 		cmocka_unit_test(
 			test_exit_codes_for_bad_flags_config_and_locked_dir),
+		cmocka_unit_test(test_log_lines_cannot_be_forged),
 	};
 	int failed;
 
