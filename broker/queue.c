@@ -14,6 +14,7 @@
 #include "log.h"
 #include "idem.h"
 #include "name_rule.h"
+#include "policy_rule.h"
 #include "partition.h"
 #include "u64set.h"
 
@@ -642,17 +643,14 @@ policy_defaults(const struct config *cfg, struct store_policy *pol)
 }
 
 /* Applies the fields given in a QueuePolicy onto pol. */
-/* Times above this are refused: deadlines add them to clocks. */
-#define POLICY_MAX_MS (UINT64_MAX / 4)
-
 static int
 policy_apply(struct store_policy *pol, const Ringmq__QueuePolicy *g)
 {
 	if (g == NULL)
 		return 0;
-	if ((g->has_lease_ms && g->lease_ms > POLICY_MAX_MS) ||
-	    (g->has_max_lease_ms && g->max_lease_ms > POLICY_MAX_MS) ||
-	    (g->has_dedup_window_ms && g->dedup_window_ms > POLICY_MAX_MS))
+	if ((g->has_lease_ms && g->lease_ms > POLICY_RULE_MAX_MS) ||
+	    (g->has_max_lease_ms && g->max_lease_ms > POLICY_RULE_MAX_MS) ||
+	    (g->has_dedup_window_ms && g->dedup_window_ms > POLICY_RULE_MAX_MS))
 		return -RMQ_EINVALID_ARGUMENT;
 	if (g->has_lease_ms) {
 		if (g->lease_ms == 0)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "name_rule.h"
+#include "policy_rule.h"
 
 struct ringmq_queue_opts {
 	int has_partitions;
@@ -46,11 +47,8 @@ ringmq_queue_opts_free(ringmq_queue_opts *o)
 	free(o);
 }
 
-/*
- * Longest time setting, ms. The broker adds these to its clocks in 64 bits;
- * up to INT64_MAX (292 million years) that cannot wrap around.
- */
-#define MAX_SETTING_MS ((uint64_t)INT64_MAX)
+/* Longest time setting, ms: the broker's (policy_rule.h). */
+#define MAX_SETTING_MS POLICY_RULE_MAX_MS
 
 /* Numeric settings: where each goes in the request and its range. */
 enum setting_slot {

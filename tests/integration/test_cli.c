@@ -491,6 +491,11 @@ test_usage_errors_exit_2_before_connecting(void **state)
 	expect_usage(ARGS("queue", "create", "q", "--partitions", "x"));
 	expect_usage(ARGS("queue", "create", "q", "--partitions"));
 	expect_usage(ARGS("queue", "create", "q", "--lease-ms", "-5"));
+	/* The broker's own limit of time settings (2^62 - 1 ms). */
+	expect_usage(ARGS("queue", "create", "q", "--lease-ms",
+			  "4611686018427387904"));
+	expect_usage(ARGS("queue", "set", "q", "--dedup-window-ms",
+			  "9223372036854775807"));
 	expect_usage(ARGS("queue", "frob"));
 	expect_usage(ARGS("queue"));
 	expect_usage(ARGS("frobnicate"));
