@@ -455,6 +455,22 @@ check_flags(const struct cli *cli)
 					"exclude each other");
 		return -1;
 	}
+	if ((cli->cmd == CMD_QUEUE_CREATE || cli->cmd == CMD_QUEUE_SET) &&
+	    cli->nargs >= 1) {
+		const char *dlq = NULL; /* the last one given counts */
+
+		for (size_t i = 0; i < cli->nsettings; i++)
+			if (strncmp(cli->settings[i].name, "dead-letter", 11) ==
+			    0)
+				dlq = cli->settings[i].value;
+		if (dlq != NULL && strcmp(dlq, cli->args[0]) == 0) {
+			cli_error(RINGMQ_USAGE,
+				  "%s: queue %s cannot be its own dead-letter "
+				  "queue",
+				  cmd_label(cli->cmd), cli->args[0]);
+			return -1;
+		}
+	}
 	if (cli->cmd == CMD_GROUP_RESET && !cli->has_start) {
 		cli_error(RINGMQ_USAGE, "group reset: missing --to earliest|"
 					"latest");

@@ -496,6 +496,14 @@ test_usage_errors_exit_2_before_connecting(void **state)
 			  "4611686018427387904"));
 	expect_usage(ARGS("queue", "set", "q", "--dedup-window-ms",
 			  "9223372036854775807"));
+	/* A queue cannot dead-letter into itself (the last one given). */
+	expect_usage(ARGS("queue", "create", "q", "--dead-letter", "q"));
+	expect_usage(ARGS("queue", "set", "q", "--dead-letter", "z",
+			  "--dead-letter", "q"));
+	RUN(&r, "queue", "create", "q", "--dead-letter", "q", "--dead-letter",
+	    "z");
+	assert_int_equal(r.code, 3);
+	run_free(&r);
 	expect_usage(ARGS("queue", "frob"));
 	expect_usage(ARGS("queue"));
 	expect_usage(ARGS("frobnicate"));
