@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Bytes asked of each read() of standard input. */
@@ -224,24 +225,41 @@ line_end(struct pub *p, struct line *l)
 	l->full_len = 0;
 }
 
-/*
- * Publishes the contents of file path as one message. A file over the
- * broker's message limit is refused (MESSAGE_TOO_LARGE) without being
- * read to the end. @return 0, or -1 when it cannot be read (reported).
- */
-static int
-publish_file(struct pub *p, const char *path)
+/* Opens file path for publish_file, before connecting: a file that
+ * cannot be opened, or a directory, is a usage error (exit 2).
+ * @return the file, or NULL (reported). */
+static FILE *
+publish_file_open(const char *path)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
+
+	if (f == NULL) {
+		cli_error(RINGMQ_USAGE, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error(RINGMQ_USAGE, "%s: %s", path, strerror(EISDIR));
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
+/*
+ * Publishes the contents of f (file path) as one message, and closes f.
+ * A file over the broker's message limit is refused (MESSAGE_TOO_LARGE)
+ * without being read to the end. @return 0, or -1 when it cannot be read
+ * (reported).
+ */
+static int
+publish_file(struct pub *p, FILE *f, const char *path)
+{
 	size_t limit = p->c ? ringmq_client_max_message_bytes(p->c) : 0;
 	uint8_t *buf = NULL;
 	size_t len = 0, cap = 0;
 	int rc = -1;
 
-	if (f == NULL) {
-		cli_error(RINGMQ_IO, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	for (;;) {
 		size_t n;
 
@@ -335,10 +353,13 @@ int
 cmd_publish(const struct cli *cli)
 {
 	struct pub p = { 0 };
+	FILE *file = NULL;
 	int rc;
 	int is_input_failed = 0;
 
 	p.cli = cli;
+	if (cli->file != NULL && (file = publish_file_open(cli->file)) == NULL)
+		return EXIT_USAGE;
 	rc = cli_connect(cli, &p.c);
 	if (rc != RINGMQ_OK) {
 		/* Every message still gets its line. */
@@ -353,12 +374,14 @@ cmd_publish(const struct cli *cli)
 		if (p.batch == NULL) {
 			cli_error(RINGMQ_INTERNAL, "out of memory");
 			ringmq_client_free(p.c);
+			if (file != NULL)
+				fclose(file);
 			return EXIT_REFUSED;
 		}
 	}
 
-	if (cli->file != NULL) {
-		if (publish_file(&p, cli->file) < 0)
+	if (file != NULL) {
+		if (publish_file(&p, file, cli->file) < 0)
 			is_input_failed = 1;
 	} else if (cli->nargs > 1) {
 		for (size_t i = 1; i < cli->nargs; i++)

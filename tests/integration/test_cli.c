@@ -504,6 +504,9 @@ test_usage_errors_exit_2_before_connecting(void **state)
 	    "z");
 	assert_int_equal(r.code, 3);
 	run_free(&r);
+	/* The input file is opened before connecting. */
+	expect_usage(ARGS("publish", "q", "--file", "/nonexistent/ringmq"));
+	expect_usage(ARGS("publish", "q", "--file", "/tmp"));
 	expect_usage(ARGS("queue", "frob"));
 	expect_usage(ARGS("queue"));
 	expect_usage(ARGS("frobnicate"));
@@ -2276,8 +2279,8 @@ test_publish_headers_file_and_json_errors(void **state)
 	run_free(&r);
 	unlink(path);
 	RUN(&r, "publish", "hq", "--file", path);
-	expect(&r, 1, "");
-	expect_err(&r, "IO");
+	expect(&r, 2, "");
+	expect_err(&r, "USAGE");
 	run_free(&r);
 
 	RUN(&r, "consume", "hq", "--group", "g", "--count", "2", "--json");
