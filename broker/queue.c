@@ -910,13 +910,17 @@ publish_route(struct queue *q, const Ringmq__Publish *p,
 {
 	int has_named = m->has_partition || p->has_partition;
 	uint32_t named = m->has_partition ? m->partition : p->partition;
-	int has_hash = m->has_key || m->dedup_id != NULL;
+	/* An empty key or dedup id is none: it is stored and read back as
+	 * none, so it cannot route as one. */
+	int has_key = m->has_key && m->key.len > 0;
+	int has_dedup = m->dedup_id != NULL && m->dedup_id[0] != '\0';
+	int has_hash = has_key || has_dedup;
 	uint32_t hashed = 0;
 
-	if (m->has_key)
+	if (has_key)
 		hashed = partition_for_key(m->key.data, m->key.len,
 					   q->partitions);
-	else if (m->dedup_id != NULL)
+	else if (has_dedup)
 		hashed = partition_for_key(m->dedup_id, strlen(m->dedup_id),
 					   q->partitions);
 	if (has_named && named >= q->partitions) {

@@ -114,10 +114,11 @@ jump_hash(uint64_t key, uint32_t n)
 static int64_t
 hashed_partition(const Ringmq__Message *pb, uint32_t partitions)
 {
-	if (pb->has_key)
+	/* An empty key or dedup id is none (the broker stores none). */
+	if (pb->has_key && pb->key.len > 0)
 		return jump_hash(XXH64(pb->key.data, pb->key.len, 0),
 				 partitions);
-	if (pb->dedup_id != NULL)
+	if (pb->dedup_id != NULL && pb->dedup_id[0] != '\0')
 		return jump_hash(XXH64(pb->dedup_id, strlen(pb->dedup_id), 0),
 				 partitions);
 	return -1;

@@ -556,6 +556,48 @@ test_keyed_messages_follow_the_hash(void **state)
 	ringmq_client_free(c);
 }
 
+/* An empty key is no key (it is stored and read back as none): keyless
+ * messages the broker routes go round-robin, not to the hash of "". */
+static void
+test_empty_key_routes_as_no_key(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	uint32_t parts[4];
+	int fd;
+
+	(void)state;
+	create_queue(c, "emptykey", 8);
+	ringmq_client_free(c);
+	fd = testlib_raw_open(broker.port);
+	assert_true(testlib_raw_hello(fd, 0) != 0);
+	for (int i = 0; i < 4; i++) {
+		Ringmq__Frame f = RINGMQ__FRAME__INIT, *r;
+		Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+		Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
+
+		m.payload.data = (uint8_t *)"v";
+		m.payload.len = 1;
+		m.has_key = 1; /* key.len 0 */
+		p.queue = (char *)"emptykey";
+		p.n_messages = 1;
+		p.messages = &mp;
+		f.has_request_id = 1;
+		f.request_id = 5;
+		f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+		f.publish = &p;
+		testlib_raw_send(fd, &f);
+		r = testlib_raw_recv(fd);
+		assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+		assert_int_equal(r->publish_ok->results[0]->code,
+				 RINGMQ__ERROR_CODE__OK);
+		parts[i] = r->publish_ok->results[0]->partition;
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	close(fd);
+	assert_false(parts[0] == parts[1] && parts[1] == parts[2] &&
+		     parts[2] == parts[3]);
+}
+
 /* ----------------------------------------------------- raw sockets */
 
 static int
@@ -1266,6 +1308,7 @@ main(void)
 		cmocka_unit_test(test_latest_group_skips_earlier_messages),
 		cmocka_unit_test(test_errors_for_unknown_queue_and_bad_names),
 		cmocka_unit_test(test_keyed_messages_follow_the_hash),
+		cmocka_unit_test(test_empty_key_routes_as_no_key),
 		cmocka_unit_test(
 			test_bad_frames_get_error_and_close_others_unharmed),
 		cmocka_unit_test(test_pipelined_create_then_use),
