@@ -967,12 +967,22 @@ publish_check(const struct config *cfg, const Ringmq__Message *m,
 			       "dedup id over 65535 bytes");
 		return -1;
 	}
-	for (size_t i = 0; i < m->n_headers; i++)
+	for (size_t i = 0; i < m->n_headers; i++) {
 		if (strncmp(m->headers[i]->name, "ringmq-", 7) == 0) {
 			publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 				       "header prefix ringmq- is reserved");
 			return -1;
 		}
+		/* Headers are a map (string -> bytes): a name once. */
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(m->headers[k]->name, m->headers[i]->name) ==
+			    0) {
+				publish_refuse(
+					r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+					"header name given twice");
+				return -1;
+			}
+	}
 	return 0;
 }
 

@@ -97,6 +97,10 @@ ringmq_message_add_header(ringmq_message *m, const char *name,
 	if (strncmp(name, RESERVED_HEADER_PREFIX,
 		    strlen(RESERVED_HEADER_PREFIX)) == 0)
 		return RINGMQ_USAGE;
+	/* Headers are a map: a name once. */
+	for (size_t i = 0; i < m->pb.n_headers; i++)
+		if (strcmp(m->pb.headers[i]->name, name) == 0)
+			return RINGMQ_USAGE;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return RINGMQ_INTERNAL;

@@ -288,6 +288,16 @@ apply_header(struct cli *cli, const char *arg)
 			  (int)(eq - arg), arg);
 		return -1;
 	}
+	for (size_t i = 0; i < cli->nheaders; i++)
+		if (strlen(cli->headers[i].name) == (size_t)(eq - arg) &&
+		    strncmp(cli->headers[i].name, arg, (size_t)(eq - arg)) ==
+			    0) {
+			cli_error(RINGMQ_USAGE,
+				  "--header %.*s given twice (headers are a "
+				  "map)",
+				  (int)(eq - arg), arg);
+			return -1;
+		}
 	name = strndup(arg, (size_t)(eq - arg));
 	if (name == NULL) {
 		cli_error(RINGMQ_INTERNAL, "out of memory");

@@ -542,9 +542,9 @@ RINGMQ_API int ringmq_message_set_key(ringmq_message *m, const void *key,
 
 /**
  * Adds a header (name and value copied). The prefix "ringmq-" is reserved
- * for the broker.
- * @return RINGMQ_OK; RINGMQ_USAGE (NULL m or name, or a reserved name);
- *         RINGMQ_INTERNAL (out of memory).
+ * for the broker; headers are a map, so a name comes once per message.
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m or name, a reserved name, or a
+ *         name the message has already); RINGMQ_INTERNAL (out of memory).
  */
 RINGMQ_API int ringmq_message_add_header(ringmq_message *m, const char *name,
 					 const void *value, size_t len);

@@ -528,6 +528,10 @@ test_errors_for_unknown_queue_and_bad_names(void **state)
 	assert_int_equal(
 		ringmq_message_add_header(m, "ringmq-source-queue", "x", 1),
 		RINGMQ_USAGE);
+	/* Headers are a map: a name once (the broker checks it too). */
+	assert_int_equal(ringmq_message_add_header(m, "h", "1", 1), RINGMQ_OK);
+	assert_int_equal(ringmq_message_add_header(m, "h", "2", 1),
+			 RINGMQ_USAGE);
 	ringmq_queue_opts_free(qo);
 	ringmq_message_free(m);
 	ringmq_client_free(c);
@@ -596,6 +600,48 @@ test_empty_key_routes_as_no_key(void **state)
 	close(fd);
 	assert_false(parts[0] == parts[1] && parts[1] == parts[2] &&
 		     parts[2] == parts[3]);
+}
+
+/* A message naming one header twice is refused: headers are a map. */
+static void
+test_duplicate_header_names_are_refused(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT, *r;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
+	Ringmq__Header h[2] = { RINGMQ__HEADER__INIT, RINGMQ__HEADER__INIT };
+	Ringmq__Header *hp[2] = { &h[0], &h[1] };
+	int fd;
+
+	(void)state;
+	create_queue(c, "hdrs", 1);
+	ringmq_client_free(c);
+	fd = testlib_raw_open(broker.port);
+	assert_true(testlib_raw_hello(fd, 0) != 0);
+	for (int i = 0; i < 2; i++) {
+		h[i].name = (char *)"k";
+		h[i].value.data = (uint8_t *)"v";
+		h[i].value.len = 1;
+	}
+	m.payload.data = (uint8_t *)"x";
+	m.payload.len = 1;
+	m.n_headers = 2;
+	m.headers = hp;
+	p.queue = (char *)"hdrs";
+	p.n_messages = 1;
+	p.messages = &mp;
+	f.has_request_id = 1;
+	f.request_id = 6;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	testlib_raw_send(fd, &f);
+	r = testlib_raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	assert_int_equal(r->publish_ok->results[0]->code,
+			 RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+	ringmq__frame__free_unpacked(r, NULL);
+	close(fd);
 }
 
 /* ----------------------------------------------------- raw sockets */
@@ -1309,6 +1355,7 @@ main(void)
 		cmocka_unit_test(test_errors_for_unknown_queue_and_bad_names),
 		cmocka_unit_test(test_keyed_messages_follow_the_hash),
 		cmocka_unit_test(test_empty_key_routes_as_no_key),
+		cmocka_unit_test(test_duplicate_header_names_are_refused),
 		cmocka_unit_test(
 			test_bad_frames_get_error_and_close_others_unharmed),
 		cmocka_unit_test(test_pipelined_create_then_use),

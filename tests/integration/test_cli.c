@@ -504,6 +504,8 @@ test_usage_errors_exit_2_before_connecting(void **state)
 	    "z");
 	assert_int_equal(r.code, 3);
 	run_free(&r);
+	expect_usage(ARGS("publish", "q", "--header", "k=v", "--header", "k=w",
+			  "x"));
 	/* The input file is opened before connecting. */
 	expect_usage(ARGS("publish", "q", "--file", "/nonexistent/ringmq"));
 	expect_usage(ARGS("publish", "q", "--file", "/tmp"));
