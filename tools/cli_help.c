@@ -479,7 +479,7 @@ static const char help_dlq_list[] =
 	"of its\n"
 	"dead-letter queue that died in NAME, at most N (default: the "
 	"broker's batch\n"
-	"limit). By default a table with the columns PARTITION, OFFSET, "
+	"limit; N above that limit exits 1). By default a table with the columns PARTITION, OFFSET, "
 	"GROUP,\n"
 	"REASON, DELIVERIES and PAYLOAD. With --json each message is one "
 	"line shaped\n"

@@ -374,6 +374,16 @@ cmd_dlq_list(const struct cli *cli)
 	count = cli->count ? (cli->count > UINT32_MAX ? UINT32_MAX
 						      : (uint32_t)cli->count)
 			   : ringmq_client_max_batch_count(c);
+	/* One request answers at most the broker's batch limit, and there
+	 * is no paging: more would be cut short without a word. */
+	if (count > ringmq_client_max_batch_count(c)) {
+		cli_error(RINGMQ_INVALID_ARGUMENT,
+			  "dlq list: --count %" PRIu64 " is over the broker's "
+			  "limit of %" PRIu32 " per request",
+			  cli->count, ringmq_client_max_batch_count(c));
+		ringmq_client_free(c);
+		return EXIT_REFUSED;
+	}
 	rc = ringmq_dlq_list_get(c, &l, cli->args[0], count);
 	if (rc != RINGMQ_OK) {
 		snprintf(what, sizeof(what), "dead letters of %s",

@@ -2466,6 +2466,11 @@ test_dlq_list_and_redrive(void **state)
 	assert_string_equal(tok[11], "bad1");
 	assert_string_equal(tok[17], "bad2");
 	run_free(&r);
+	/* Over the broker's batch limit (1000 here): refused, not cut. */
+	RUN(&r, "dlq", "list", "wq", "--count", "1001");
+	expect(&r, 1, "");
+	expect_err(&r, "INVALID_ARGUMENT");
+	run_free(&r);
 	RUN(&r, "dlq", "list", "wq", "--json", "--count", "1");
 	assert_int_equal(r.code, 0);
 	assert_int_equal(strncmp(r.out,
