@@ -649,10 +649,10 @@ info_one(void *ctx, const struct group *g)
 static size_t
 count_groups(struct queue *q)
 {
-	uint64_t ready, in_flight;
+	uint64_t ready, in_flight, retrying;
 	uint32_t n;
 
-	groups_queue_counts(q, &ready, &in_flight, &n);
+	groups_queue_counts(q, &ready, &in_flight, &retrying, &n);
 	return n;
 }
 
@@ -773,8 +773,12 @@ queue_info_fill(struct queue *q, Ringmq__QueueInfo *qi,
 	ringmq__queue_policy__init(pol);
 	qi->name = q->name;
 	qi->partitions = q->partitions;
-	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
+	uint64_t retrying;
+
+	groups_queue_counts(q, &qi->ready, &qi->in_flight, &retrying,
+			    &qi->groups);
 	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
+	qi->delayed += retrying;
 	qi->has_published_total = qi->has_delivered_total = 1;
 	qi->has_acked_total = 1;
 	qi->published_total = q->counters.published;
@@ -862,11 +866,12 @@ static void
 add_totals(void *ctx, struct queue *q)
 {
 	struct totals *t = ctx;
-	uint64_t m, b, d, r, i;
+	uint64_t m, b, d, r, i, w;
 	uint32_t g;
 
 	queue_totals(q, &m, &b, &d);
-	groups_queue_counts(q, &r, &i, &g);
+	groups_queue_counts(q, &r, &i, &w, &g);
+	d += w;
 	t->queues++;
 	t->groups += g;
 	t->messages += m;

@@ -681,6 +681,7 @@ list_one(void *arg, struct queue *q)
 	struct list_ctx *lc = arg;
 	Ringmq__QueueInfo *qi = &lc->infos[lc->n];
 	Ringmq__QueuePolicy *pol = &lc->pols[lc->n];
+	uint64_t retrying;
 
 	if (q->is_pending)
 		return;
@@ -688,8 +689,10 @@ list_one(void *arg, struct queue *q)
 	ringmq__queue_policy__init(pol);
 	qi->name = q->name;
 	qi->partitions = q->partitions;
-	groups_queue_counts(q, &qi->ready, &qi->in_flight, &qi->groups);
+	groups_queue_counts(q, &qi->ready, &qi->in_flight, &retrying,
+			    &qi->groups);
 	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
+	qi->delayed += retrying; /* nack delays: delayed too */
 	queue_info_totals(q, qi);
 	policy_to_wire(q, pol, lc->dlqs[lc->n], sizeof(lc->dlqs[0]));
 	qi->policy = pol;

@@ -1587,9 +1587,9 @@ gpart_unacked(const struct partition *p, const struct gpart *gp)
 
 void
 groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
-		    uint32_t *ngroups)
+		    uint64_t *retrying, uint32_t *ngroups)
 {
-	*ready = *in_flight = 0;
+	*ready = *in_flight = *retrying = 0;
 	*ngroups = 0;
 	if (q->groups == NULL) {
 		/* No group yet: everything retained waits for the first. */
@@ -1603,6 +1603,7 @@ groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
 			const struct gpart *gp = &g->parts[i];
 
 			*in_flight += gp->leased;
+			*retrying += gp->held.n;
 			*ready += gpart_unacked(&q->parts[i], gp) - gp->leased -
 				  gp->held.n;
 		}

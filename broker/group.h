@@ -162,9 +162,10 @@ int64_t groups_tick(struct groups *gs);
 /* Stops dispatch for good (shutdown); leases already out stay valid. */
 void groups_stop_dispatch(struct groups *gs);
 
-/* Counters of a queue over its groups. */
+/* Counters of a queue over its groups: ready, leased, and waiting out a
+ * nack delay (retrying: shown with the queue's delayed messages). */
 void groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,
-			 uint32_t *ngroups);
+			 uint64_t *retrying, uint32_t *ngroups);
 
 /* 1 if q has a group called name. */
 int groups_exists(struct queue *q, const char *name);

@@ -210,7 +210,7 @@ snap_queue(void *arg, struct queue *q)
 {
 	struct snap *sn = arg;
 	struct qsnap *qs;
-	uint64_t ready, in_flight;
+	uint64_t ready, in_flight, retrying;
 	uint32_t ngroups;
 
 	if (q->is_pending || sn->is_oom)
@@ -229,7 +229,8 @@ snap_queue(void *arg, struct queue *q)
 	qs = &sn->qv[sn->nq++];
 	qs->q = q;
 	queue_totals(q, &qs->v[0], &qs->v[1], &qs->v[3]);
-	groups_queue_counts(q, &ready, &in_flight, &ngroups);
+	groups_queue_counts(q, &ready, &in_flight, &retrying, &ngroups);
+	qs->v[3] += retrying; /* nack delays: delayed too */
 	qs->v[2] = ready;
 	qs->v[4] = in_flight;
 	qs->v[5] = ngroups;

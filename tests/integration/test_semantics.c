@@ -426,6 +426,31 @@ queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
 	ringmq_queue_list_free(l);
 }
 
+/* A message waiting out a nack delay counts as delayed in the queue's
+ * figures (retained: ready, delayed or in flight). */
+static void
+test_nack_delayed_message_counts_as_delayed(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_delivery *d;
+	uint64_t id, messages, delayed, ready;
+	int code;
+
+	(void)state;
+	create_queue(c, "retrying", NULL);
+	publish(c, "retrying", "job");
+	subscribe(c, "retrying", "g", 1);
+	d = next_delivery(c, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_nack(c, &id, 1, 600000, &code), RINGMQ_OK);
+	queue_counts(c, "retrying", &messages, &delayed, &ready);
+	assert_int_equal(messages, 1);
+	assert_int_equal(delayed, 1);
+	assert_int_equal(ready, 0);
+	ringmq_client_free(c);
+}
+
 /* A nack delay ended by a group reset stays ended after a restart: the
  * stored retry time goes with the reset, the failure count stays. */
 static void
@@ -2037,6 +2062,7 @@ main(void)
 		cmocka_unit_test(test_lease_time_above_max_lease_is_capped),
 		cmocka_unit_test(test_nack_delay_redelivers_after_not_before),
 		cmocka_unit_test(test_reset_ends_leases_and_nack_delays),
+		cmocka_unit_test(test_nack_delayed_message_counts_as_delayed),
 		cmocka_unit_test(
 			test_reset_nack_delay_stays_ended_after_restart),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
