@@ -560,12 +560,40 @@ test_keyed_messages_follow_the_hash(void **state)
 	ringmq_client_free(c);
 }
 
+/* Publishes message m alone to queue over raw connection fd; @return
+ * the code of its result. *part receives its partition (may be NULL). */
+static int
+raw_publish_one(int fd, const char *queue, Ringmq__Message *m, uint32_t *part)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT, *r;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	int code;
+
+	p.queue = (char *)queue;
+	p.n_messages = 1;
+	p.messages = &m;
+	f.has_request_id = 1;
+	f.request_id = 5;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	testlib_raw_send(fd, &f);
+	r = testlib_raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	assert_int_equal(r->publish_ok->n_results, 1);
+	code = r->publish_ok->results[0]->code;
+	if (part != NULL)
+		*part = r->publish_ok->results[0]->partition;
+	ringmq__frame__free_unpacked(r, NULL);
+	return code;
+}
+
 /* An empty key is no key (it is stored and read back as none): keyless
  * messages the broker routes go round-robin, not to the hash of "". */
 static void
 test_empty_key_routes_as_no_key(void **state)
 {
 	ringmq_client *c = testlib_connect(broker.addr);
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT;
 	uint32_t parts[4];
 	int fd;
 
@@ -574,29 +602,12 @@ test_empty_key_routes_as_no_key(void **state)
 	ringmq_client_free(c);
 	fd = testlib_raw_open(broker.port);
 	assert_true(testlib_raw_hello(fd, 0) != 0);
-	for (int i = 0; i < 4; i++) {
-		Ringmq__Frame f = RINGMQ__FRAME__INIT, *r;
-		Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
-		Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
-
-		m.payload.data = (uint8_t *)"v";
-		m.payload.len = 1;
-		m.has_key = 1; /* key.len 0 */
-		p.queue = (char *)"emptykey";
-		p.n_messages = 1;
-		p.messages = &mp;
-		f.has_request_id = 1;
-		f.request_id = 5;
-		f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
-		f.publish = &p;
-		testlib_raw_send(fd, &f);
-		r = testlib_raw_recv(fd);
-		assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
-		assert_int_equal(r->publish_ok->results[0]->code,
+	m.payload.data = (uint8_t *)"v";
+	m.payload.len = 1;
+	m.has_key = 1; /* key.len 0 */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(raw_publish_one(fd, "emptykey", &m, &parts[i]),
 				 RINGMQ__ERROR_CODE__OK);
-		parts[i] = r->publish_ok->results[0]->partition;
-		ringmq__frame__free_unpacked(r, NULL);
-	}
 	close(fd);
 	assert_false(parts[0] == parts[1] && parts[1] == parts[2] &&
 		     parts[2] == parts[3]);
@@ -607,9 +618,7 @@ static void
 test_duplicate_header_names_are_refused(void **state)
 {
 	ringmq_client *c = testlib_connect(broker.addr);
-	Ringmq__Frame f = RINGMQ__FRAME__INIT, *r;
-	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
-	Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT;
 	Ringmq__Header h[2] = { RINGMQ__HEADER__INIT, RINGMQ__HEADER__INIT };
 	Ringmq__Header *hp[2] = { &h[0], &h[1] };
 	int fd;
@@ -628,19 +637,8 @@ test_duplicate_header_names_are_refused(void **state)
 	m.payload.len = 1;
 	m.n_headers = 2;
 	m.headers = hp;
-	p.queue = (char *)"hdrs";
-	p.n_messages = 1;
-	p.messages = &mp;
-	f.has_request_id = 1;
-	f.request_id = 6;
-	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
-	f.publish = &p;
-	testlib_raw_send(fd, &f);
-	r = testlib_raw_recv(fd);
-	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
-	assert_int_equal(r->publish_ok->results[0]->code,
+	assert_int_equal(raw_publish_one(fd, "hdrs", &m, NULL),
 			 RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
-	ringmq__frame__free_unpacked(r, NULL);
 	close(fd);
 }
 
