@@ -380,6 +380,7 @@ redrive_one(struct conn_env *env, struct queue *src, struct queue *dlq,
 		if (one.name_len < 7 || memcmp(one.name, "ringmq-", 7) != 0)
 			h[nh++] = one;
 	memset(&sm, 0, sizeof(sm));
+	sm.is_private = 1; /* only the group it died in sees it */
 	sm.publish_ms = queue_now_ms();
 	sm.key = v->key;
 	sm.key_len = v->key_len;

@@ -708,6 +708,13 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 			if (partition_is_acked(p, x) &&
 			    runset_add(&gp->acked, x) < 0)
 				goto fail;
+		/* Redriven dead letters belong to the group they died in. */
+		for (size_t k = 0; k < p->privates.n; k++) {
+			uint64_t x = p->privates.v[p->privates.start + k];
+
+			if (x >= gp->ack_floor && runset_add(&gp->acked, x) < 0)
+				goto fail;
+		}
 		runs = runset_runs(&gp->acked, &nruns);
 		if (store_batch_put_group_state(b, q->qid, g->gid, i,
 						gp->ack_floor, runs, nruns) < 0)

@@ -209,6 +209,7 @@ queue_free(struct queue *q)
 	for (uint32_t i = 0; q->parts && i < q->partitions; i++) {
 		free(q->parts[i].sizes);
 		free(q->parts[i].delayed);
+		u64set_free(&q->parts[i].privates);
 	}
 	free(q->parts);
 	idem_free(q->idem);
@@ -467,6 +468,17 @@ partition_append(struct partition *p, uint32_t size)
 }
 
 int
+queues_load_private(struct queues *qs, uint32_t qid, uint32_t part,
+		    uint64_t offset)
+{
+	struct queue *q = queues_find_id(qs, qid);
+
+	if (q == NULL || part >= q->partitions)
+		return 0;
+	return u64set_add(&q->parts[part].privates, offset);
+}
+
+int
 queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
 		    uint64_t offset, uint32_t payload_len,
 		    uint64_t deliver_at_ms)
@@ -607,6 +619,8 @@ partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 	if (from < upto &&
 	    store_batch_del_msgs(b, q->qid, part, from, upto) < 0)
 		return -ENOMEM;
+	while (p->privates.n > 0 && u64set_first(&p->privates) < upto)
+		u64set_pop(&p->privates);
 	for (; p->base < upto; p->base++) {
 		partition_forget(p, p->head);
 		p->head = (p->head + 1) & (p->cap - 1);
@@ -1674,7 +1688,8 @@ queue_stage(struct queues *qs, struct queue *q, int fixed_part,
 	else
 		part = q->rr_part++ % q->partitions;
 	p = &q->parts[part];
-	if (store_batch_put_msg(b, q->qid, part, p->next_offset, m) < 0)
+	if (store_batch_put_msg(b, q->qid, part, p->next_offset, m) < 0 ||
+	    (m->is_private && u64set_add(&p->privates, p->next_offset) < 0))
 		return -ENOMEM;
 	st->qid = q->qid;
 	st->partition = part;

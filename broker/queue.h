@@ -21,6 +21,7 @@
 
 #include "ringmq.pb-c.h"
 #include "store.h"
+#include "u64set.h"
 
 #define QUEUE_MAX_PARTITIONS 1024u
 #define PART_HOLE	     UINT32_MAX /* size marking an offset with no message */
@@ -48,6 +49,9 @@ struct partition {
 	uint64_t acked_count, acked_bytes;
 	struct delayed *delayed; /* owned, sorted by offset: not yet due */
 	size_t ndelayed, capdelayed;
+	/* Stored offsets only one group sees (redriven dead letters,
+	 * STORE_MSG_PRIVATE): a group made later marks them acked. */
+	struct u64set privates;
 };
 
 /* A stored message waiting for its time, outside the in-order stream: its
@@ -116,6 +120,9 @@ int queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
 int queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
 			uint64_t offset, uint32_t payload_len,
 			uint64_t deliver_at_ms);
+/* Recovery: offset of part is STORE_MSG_PRIVATE (one group sees it). */
+int queues_load_private(struct queues *qs, uint32_t qid, uint32_t part,
+			uint64_t offset);
 int queues_load_dedup(struct queues *qs, uint32_t qid, uint32_t part,
 		      const void *id, uint16_t len, uint64_t offset,
 		      uint64_t publish_ms);

@@ -96,6 +96,14 @@ load_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
 }
 
 static int
+load_private(void *ctx, uint32_t qid, uint32_t part, uint64_t offset)
+{
+	struct server *srv = ctx;
+
+	return queues_load_private(srv->qs, qid, part, offset);
+}
+
+static int
 load_dedup(void *ctx, uint32_t qid, uint32_t part, const void *id, uint16_t len,
 	   uint64_t offset, uint64_t publish_ms)
 {
@@ -167,6 +175,7 @@ server_recover(struct server *srv)
 		.queue = load_queue,
 		.partition = load_partition,
 		.message = load_message,
+		.private_message = load_private,
 		.group = load_group,
 		.group_state = load_group_state,
 		.failure = load_failure,

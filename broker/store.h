@@ -39,7 +39,10 @@
  *  "parts"   key: u32 qid | u32 partition
  *              -> crc | u64 next_offset
  *  "msgs"    key: u32 qid | u32 partition | u64 offset
- *              -> crc | u8 record version (1) | u8 flags (0)
+ *              -> crc | u8 record version (1)
+ *                 | u8 flags (STORE_MSG_PRIVATE: only one group sees it,
+ *                   a redriven dead letter; the other groups' states
+ *                   mark it acked, and so does a group made later)
  *                 | u64 publish_ms | u64 deliver_at_ms (0 = none)
  *                 | u32 key_len | u32 headers_len | u16 dedup_len
  *                 | key | headers | dedup_id | payload (the rest)
@@ -211,7 +214,11 @@ struct store_header {
 
 /* A message to write. Every pointer is borrowed for the call that takes it;
  * the batch copies the bytes. */
+/* Flags of a "msgs" record. */
+#define STORE_MSG_PRIVATE 0x01u
+
 struct store_msg {
+	int is_private; /* STORE_MSG_PRIVATE */
 	uint64_t publish_ms;
 	uint64_t deliver_at_ms; /* 0 = none */
 	const void *key;
@@ -454,6 +461,9 @@ struct store_load_cb {
 	int (*message)(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
 		       uint32_t payload_len, uint64_t publish_ms,
 		       uint64_t deliver_at_ms);
+	/* Optional: after message, for each one flagged STORE_MSG_PRIVATE. */
+	int (*private_message)(void *ctx, uint32_t qid, uint32_t part,
+			       uint64_t offset);
 	int (*group)(void *ctx, const struct store_group *g);
 	int (*group_state)(void *ctx, uint32_t qid, uint32_t gid, uint32_t part,
 			   uint64_t ack_floor, const struct offset_run *runs,

@@ -542,7 +542,7 @@ store_batch_put_msg(struct store_batch *b, uint32_t qid, uint32_t part,
 	store_msg_key(key, qid, part, offset);
 	p = key + 16 + 4;
 	*p++ = MSG_RECORD_VERSION;
-	*p++ = 0; /* flags */
+	*p++ = m->is_private ? STORE_MSG_PRIVATE : 0; /* flags */
 	p = put_be(p, m->publish_ms, 8);
 	p = put_be(p, m->deliver_at_ms, 8);
 	p = put_be(p, m->key_len, 4);

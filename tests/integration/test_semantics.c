@@ -1680,6 +1680,14 @@ test_redrive_goes_back_to_the_group_it_died_in(void **state)
 	ringmq__frame__free_unpacked(r, NULL);
 	assert_int_equal(raw_dlq_count(fd, "redo"), 0);
 	close(fd);
+	/* A group made after the redrive does not see the copy either. */
+	{
+		ringmq_client *y = testlib_connect(broker.addr);
+
+		subscribe(y, "redo", "later", 1);
+		expect_nothing(y, 300);
+		ringmq_client_free(y);
+	}
 
 	/* Back for the group it died in, with a new offset and a fresh
 	 * count; the group that acked it does not see it again. */

@@ -330,6 +330,58 @@ test_store_msg_round_trips_key_headers_and_dedup(void **state)
 	store_close(s);
 }
 
+static int
+on_private(void *ctx, uint32_t qid, uint32_t part, uint64_t offset)
+{
+	uint64_t *seen = ctx;
+
+	assert_int_equal(qid, 1);
+	assert_int_equal(part, 0);
+	assert_true(offset < 64);
+	*seen |= 1ull << offset;
+	return 0;
+}
+
+static int
+on_any_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
+	       uint32_t payload_len, uint64_t publish_ms,
+	       uint64_t deliver_at_ms)
+{
+	(void)ctx;
+	(void)qid;
+	(void)part;
+	(void)offset;
+	(void)payload_len;
+	(void)publish_ms;
+	(void)deliver_at_ms;
+	return 0;
+}
+
+/* A message flagged private (a redriven dead letter) is reported as such
+ * at load, after its message callback; the others are not. */
+static void
+test_store_private_messages_are_reported_at_load(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+	struct store_load_cb cb = { .message = on_any_message,
+				    .private_message = on_private };
+	struct store_msg m = { 0 };
+	uint64_t seen = 0;
+
+	for (uint64_t off = 0; off < 4; off++) {
+		m.is_private = off == 1 || off == 3;
+		assert_int_equal(store_batch_put_msg(b, 1, 0, off, &m), 0);
+	}
+	assert_int_equal(commit(s, b), 0);
+	store_close(s);
+	s = open_default(f);
+	assert_int_equal(store_load(s, &cb, &seen), 0);
+	assert_int_equal(seen, (1u << 1) | (1u << 3));
+	store_close(s);
+}
+
 static void
 test_store_msg_round_trips_empty_payload(void **state)
 {
@@ -2432,6 +2484,7 @@ main(void)
 		cmocka_unit_test(test_store_dedup_rejects_an_empty_id),
 		T(test_store_load_fails_on_corrupt_dedup_record),
 		T(test_store_producer_round_trips_across_reopen_and_deletes),
+		T(test_store_private_messages_are_reported_at_load),
 		T(test_store_load_refuses_producer_skips_that_do_not_fit),
 		T(test_store_load_fails_on_corrupt_producer_record),
 		T(test_store_load_reports_dedup_and_producers_after_failures),
