@@ -723,6 +723,11 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 	g->is_pending = 1;
 	gs->npending++;
 	groups_recount_acked(q);
+	/* A group from the latest as the only one acks what came before
+	 * it: delete that now, as an ack would (peek agrees then). */
+	for (uint32_t i = 0; is_latest && i < q->partitions; i++)
+		if (partition_trim(q, i, min_floor(q, i), b) < 0)
+			goto fail;
 	r->gs = gs;
 	r->qs = gs->qs;
 	r->qid = q->qid;

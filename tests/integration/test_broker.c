@@ -494,6 +494,16 @@ test_latest_group_skips_earlier_messages(void **state)
 		ringmq_subscribe(c, &sub, "tail", "g", 5, RINGMQ_START_LATEST),
 		RINGMQ_OK);
 	expect_nothing(c);
+	/* The only group skipped them, as acked: they are gone, for peek
+	 * too. */
+	{
+		ringmq_stored_messages *l = NULL;
+
+		assert_int_equal(ringmq_peek_get(c, &l, "tail", 0, 0, 10),
+				 RINGMQ_OK);
+		assert_int_equal(ringmq_stored_messages_count(l), 0);
+		ringmq_stored_messages_free(l);
+	}
 	publish_n(c, "tail", "new", 1);
 	d = next_delivery(c, WAIT_MS);
 	assert_string_equal(payload_str(d, buf, sizeof(buf)), "new-0");
