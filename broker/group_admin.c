@@ -172,6 +172,34 @@ groups_drop_queue(struct groups *gs, struct queue *q)
 			i++;
 }
 
+/* Marks acked, in g's partition part, the redriven dead letters of
+ * other groups (the offsets another group has not acked: its own), so that
+ * a reset does not show them to g. @return 0 or -ENOMEM. */
+static int
+hide_others_privates(struct queue *q, struct group *g, uint32_t part)
+{
+	const struct u64set *pv = &q->parts[part].privates;
+	struct gpart *gp = &g->parts[part];
+
+	for (size_t k = 0; k < pv->n; k++) {
+		uint64_t x = pv->v[pv->start + k];
+		int is_others = 0;
+
+		if (x < gp->ack_floor)
+			continue;
+		for (const struct group *h = q->groups; h && !is_others;
+		     h = h->next) {
+			const struct gpart *hp = &h->parts[part];
+
+			is_others = h != g && x >= hp->ack_floor &&
+				    !runset_has(&hp->acked, x);
+		}
+		if (is_others && runset_add(&gp->acked, x) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int
 groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		   int is_latest, lease_done_fn done, void *ctx)
@@ -212,6 +240,10 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		u64set_free(&gp->held);
 		gp->ack_floor = gp->read_pos =
 			is_latest ? p->next_offset : p->base;
+		if (hide_others_privates(q, g, i) < 0)
+			log_error("group %s/%s: out of memory hiding "
+				  "redriven messages",
+				  q->name, g->name);
 		gpart_dirty(gs, gp);
 	}
 	groups_recount_acked(q);

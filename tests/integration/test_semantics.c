@@ -1686,6 +1686,11 @@ test_redrive_goes_back_to_the_group_it_died_in(void **state)
 
 		subscribe(y, "redo", "later", 1);
 		expect_nothing(y, 300);
+		/* Nor does a group reset to the earliest. */
+		assert_int_equal(ringmq_group_reset(y, "redo", "audit",
+						    RINGMQ_START_EARLIEST),
+				 RINGMQ_OK);
+		expect_nothing(x, 300);
 		ringmq_client_free(y);
 	}
 
