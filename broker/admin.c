@@ -770,12 +770,12 @@ static void
 queue_info_fill(struct queue *q, Ringmq__QueueInfo *qi,
 		Ringmq__QueuePolicy *pol)
 {
+	uint64_t retrying;
+
 	ringmq__queue_info__init(qi);
 	ringmq__queue_policy__init(pol);
 	qi->name = q->name;
 	qi->partitions = q->partitions;
-	uint64_t retrying;
-
 	groups_queue_counts(q, &qi->ready, &qi->in_flight, &retrying,
 			    &qi->groups);
 	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
