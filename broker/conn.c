@@ -1474,18 +1474,6 @@ conn_free_all(struct conn_env *env)
 }
 
 static void
-conn_say_goodbye(struct conn *c, const char *why)
-{
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Goodbye g = RINGMQ__GOODBYE__INIT;
-
-	g.reason = (char *)why;
-	f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
-	f.goodbye = &g;
-	(void)conn_send(c, &f);
-}
-
-static void
 conn_ping(struct conn *c, uint64_t now_ms)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
@@ -1529,8 +1517,7 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 				 (unsigned long long)c->id,
 				 (unsigned long long)(now_ms -
 						      c->last_output_ms));
-			conn_say_goodbye(c, "idle timeout");
-			conn_close(c);
+			conn_close(c); /* no Goodbye: that means shutdown */
 		} else if (!c->is_hello_done || c->in_len > 0) {
 			log_info("conn %llu: %s for %llu ms; closing",
 				 (unsigned long long)c->id,
@@ -1538,14 +1525,12 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 						  : "no hello",
 				 (unsigned long long)(now_ms -
 						      c->last_input_ms));
-			conn_say_goodbye(c, "idle timeout");
 			conn_close(c);
 		} else if (c->ping_sent_ms == 0) {
 			conn_ping(c, now_ms);
 		} else if (now_ms - c->ping_sent_ms >= idle) {
 			log_info("conn %llu: no answer to ping; closing",
 				 (unsigned long long)c->id);
-			conn_say_goodbye(c, "no answer to ping");
 			conn_close(c);
 		}
 	}

@@ -77,13 +77,39 @@ raw_open(void)
 	return fd;
 }
 
-/* Waits for the peer to close fd, reading (and dropping) what comes.
+/* Counts the Goodbye frames among the whole frames of buf[0 .. len). */
+static int
+count_goodbyes(const uint8_t *buf, size_t len)
+{
+	int n = 0;
+
+	for (size_t at = 0; at + 4 <= len;) {
+		size_t flen = ((size_t)buf[at] << 24) |
+			      ((size_t)buf[at + 1] << 16) |
+			      ((size_t)buf[at + 2] << 8) | buf[at + 3];
+		Ringmq__Frame *f;
+
+		if (at + 4 + flen > len)
+			break;
+		f = ringmq__frame__unpack(NULL, flen, buf + at + 4);
+		assert_non_null(f);
+		n += f->body_case == RINGMQ__FRAME__BODY_GOODBYE;
+		ringmq__frame__free_unpacked(f, NULL);
+		at += 4 + flen;
+	}
+	return n;
+}
+
+/* Waits for the peer to close fd, reading what comes. Closing a peer
+ * for idleness is no shutdown: it must come without a Goodbye (DESIGN:
+ * goodbye announces a shutdown).
  * @return ms it took, or -1 if still open at the deadline. */
 static long long
 wait_closed(int fd, int deadline_ms)
 {
 	long long t0 = harness_now_ms();
-	char buf[4096];
+	static uint8_t buf[65536];
+	size_t len = 0;
 
 	while (harness_now_ms() - t0 < deadline_ms) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -91,9 +117,13 @@ wait_closed(int fd, int deadline_ms)
 
 		if (poll(&p, 1, 50) <= 0)
 			continue;
-		r = read(fd, buf, sizeof(buf));
-		if (r == 0 || (r < 0 && errno == ECONNRESET))
+		r = read(fd, buf + len, sizeof(buf) - len);
+		if (r > 0 && len + (size_t)r < sizeof(buf))
+			len += (size_t)r;
+		if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+			assert_int_equal(count_goodbyes(buf, len), 0);
 			return harness_now_ms() - t0;
+		}
 	}
 	return -1;
 }
