@@ -351,6 +351,7 @@ conn_close_as(struct conn *c, int is_failure)
 	if (c->is_closing)
 		return;
 	c->is_closing = 1;
+	c->env->closing++;
 	conn_stop_recv(c);
 	for (size_t i = 0; i < c->nsubs; i++)
 		sub_free(c->env->gs, c->subs[i]);
@@ -393,6 +394,8 @@ conn_maybe_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	env->count--;
+	if (c->is_closing)
+		env->closing--;
 	codec_arena_fini(&c->arena);
 	lease_owner_fini(&c->lo);
 	free(c->in);

@@ -41,6 +41,7 @@ struct conn_env {
 	uint64_t conn_counter;
 	struct conn *conns; /* list of live connections */
 	size_t count;	    /* live connections */
+	size_t closing;	    /* of those, closed by either side, not gone */
 	struct conn *flush; /* connections with output to send */
 	int is_shutting_down;
 	uint64_t start_ms; /* monotonic, for uptime */

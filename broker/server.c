@@ -280,7 +280,13 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 	if (res >= 0) {
 		if (srv->is_stopping)
 			close(res);
-		else if (srv->env.count >= srv->cfg->max_connections)
+		/* Closed ones finishing (a FIN out, reading to the peer's
+		 * EOF for up to half a second) do not hold a client back;
+		 * at most as many again bound the descriptors. */
+		else if (srv->env.count - srv->env.closing >=
+				 srv->cfg->max_connections ||
+			 srv->env.count >=
+				 2 * (size_t)srv->cfg->max_connections)
 			conn_refuse(&srv->env, res,
 				    RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
 				    "too many connections");

@@ -432,8 +432,26 @@ test_connections_over_the_limit_are_refused(void **state)
 		usleep(20000);
 	}
 	assert_non_null(extra);
+	/* A connection the broker closed (refused here) while its peer
+	 * keeps the socket open does not hold a slot: once c[1] leaves, a
+	 * client gets in at once, not after the half second it lingers. */
+	{
+		int fd = raw_open();
+		ringmq_client *next = NULL;
+
+		raw_hello(fd);
+		usleep(50000); /* refused: TOO_MANY_CONNECTIONS, then FIN */
+		ringmq_client_free(c[1]);
+		c[1] = NULL;
+		for (int i = 0; i < 10 && next == NULL; i++)
+			if (ringmq_client_connect(&next, o, err, sizeof(err)) !=
+			    RINGMQ_OK)
+				usleep(20000);
+		assert_non_null(next);
+		ringmq_client_free(next);
+		close(fd);
+	}
 	ringmq_client_free(extra);
-	ringmq_client_free(c[1]);
 	ringmq_client_free(c[2]);
 	ringmq_opts_free(o);
 }
