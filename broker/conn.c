@@ -453,6 +453,8 @@ on_hello(struct conn *c, const Ringmq__Frame *f)
 	ok.max_frame_bytes = cfg->max_frame_bytes;
 	ok.max_message_bytes = cfg->max_message_bytes;
 	ok.max_batch_count = cfg->max_batch_count;
+	ok.has_max_header_count = 1;
+	ok.max_header_count = cfg->max_header_count;
 	/* Unique across restarts: the boot epoch, then a counter. */
 	ok.producer_id =
 		f->hello->has_producer_id

@@ -569,6 +569,8 @@ hello(struct ringmq_client *c)
 	c->max_message_bytes = ok->max_message_bytes;
 	/* At least one per request, whatever the broker says. */
 	c->max_batch_count = ok->max_batch_count ? ok->max_batch_count : 1;
+	c->max_header_count =
+		ok->has_max_header_count ? ok->max_header_count : UINT32_MAX;
 	c->producer_id = ok->producer_id;
 	c->max_in_frame_bytes =
 		ok->max_frame_bytes > UINT32_MAX - IN_FRAME_SLACK_BYTES
@@ -1030,6 +1032,12 @@ uint32_t
 ringmq_client_max_batch_count(const ringmq_client *c)
 {
 	return c ? c->max_batch_count : 0;
+}
+
+uint32_t
+ringmq_client_max_header_count(const ringmq_client *c)
+{
+	return c ? c->max_header_count : 0;
 }
 
 uint64_t

@@ -233,6 +233,7 @@ struct ringmq_client {
 	uint32_t max_frame_bytes;
 	uint32_t max_message_bytes;
 	uint32_t max_batch_count;
+	uint32_t max_header_count; /* UINT32_MAX when the broker says none */
 	uint64_t producer_id;
 
 	char errmsg[512];

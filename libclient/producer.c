@@ -772,6 +772,11 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 				   "payload of %zu bytes is over the broker's "
 				   "limit of %u bytes",
 				   src->payload.len, c->max_message_bytes);
+	if (src->n_headers > c->max_header_count)
+		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
+				   "%zu headers are over the broker's limit "
+				   "of %u",
+				   src->n_headers, c->max_header_count);
 	if (t->base_bytes + cost > c->max_frame_bytes)
 		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
 				   "message of %zu bytes with its headers does "

@@ -308,6 +308,12 @@ check_limits(struct batch *b, size_t i)
 			 pb->payload.len, b->c->max_message_bytes);
 		goto refuse;
 	}
+	if (pb->n_headers > b->c->max_header_count) {
+		snprintf(text, sizeof(text),
+			 "%zu headers are over the broker's limit of %u",
+			 pb->n_headers, b->c->max_header_count);
+		goto refuse;
+	}
 	if (b->base_bytes + message_cost(pb) > b->c->max_frame_bytes) {
 		snprintf(text, sizeof(text),
 			 "message of %zu bytes with its headers does not fit "

@@ -269,6 +269,14 @@ RINGMQ_API uint32_t ringmq_client_max_frame_bytes(const ringmq_client *c);
 /** Longest payload the broker accepts (from hello), in bytes. */
 RINGMQ_API uint32_t ringmq_client_max_message_bytes(const ringmq_client *c);
 
+/**
+ * Most headers per message the broker accepts (from hello); UINT32_MAX
+ * when the broker does not say. A message with more is refused here with
+ * RINGMQ_MESSAGE_TOO_LARGE, never sent: the broker would close the
+ * connection on it.
+ */
+RINGMQ_API uint32_t ringmq_client_max_header_count(const ringmq_client *c);
+
 /** Most messages or lease ids per request (from hello). */
 RINGMQ_API uint32_t ringmq_client_max_batch_count(const ringmq_client *c);
 

@@ -223,6 +223,38 @@ test_async_publish_unknown_queue_fails_at_once(void **state)
 	ringmq_client_free(c);
 }
 
+/* The header limit comes with hello (64 by default), and a message over
+ * it is refused here, synchronous or not, before the broker would close
+ * the connection on it: the next publish goes through on the same one. */
+static void
+test_publish_over_the_header_limit_is_refused_locally(void **state)
+{
+	/* Without reconnecting: a lost connection would show. */
+	ringmq_client *c =
+		testlib_connect_with(broker.addr, "reconnect=false", NULL);
+	ringmq_message *m = ringmq_message_new("x", 1);
+	char name[16];
+
+	(void)state;
+	assert_int_equal(ringmq_client_max_header_count(c), 64);
+	create_queue(c, "hdrlimit", NULL, NULL);
+	for (int i = 0; i < 65; i++) {
+		snprintf(name, sizeof(name), "h%d", i);
+		assert_int_equal(ringmq_message_add_header(m, name, "v", 1),
+				 RINGMQ_OK);
+	}
+	assert_int_equal(ringmq_publish(c, "hdrlimit", m, NULL, NULL, NULL),
+			 RINGMQ_MESSAGE_TOO_LARGE);
+	assert_int_equal(ringmq_publish_async(c, "hdrlimit", m, NULL, NULL),
+			 RINGMQ_MESSAGE_TOO_LARGE);
+	ringmq_message_free(m);
+	m = ringmq_message_new("y", 1);
+	assert_int_equal(ringmq_publish(c, "hdrlimit", m, NULL, NULL, NULL),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+	ringmq_client_free(c);
+}
+
 /* Keyed messages land on the partition the broker would choose. */
 struct copied {
 	int calls;
@@ -1212,6 +1244,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_async_publish_100k_every_callback_once),
+		cmocka_unit_test(
+			test_publish_over_the_header_limit_is_refused_locally),
 		cmocka_unit_test(
 			test_async_publish_would_block_when_buffer_full),
 		cmocka_unit_test(
