@@ -353,7 +353,7 @@ idem_producer_forget(struct idem *d, uint32_t part, uint64_t producer,
 	}
 }
 
-int
+void
 idem_producer_replace(struct idem *d, uint32_t part, uint64_t producer,
 		      const struct store_producer_batch *batch)
 {
@@ -367,10 +367,9 @@ idem_producer_replace(struct idem *d, uint32_t part, uint64_t producer,
 			continue;
 		free(pb->skips);
 		*pb = *batch;
-		return 0;
+		return;
 	}
 	free(batch->skips);
-	return 0;
 }
 
 int

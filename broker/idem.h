@@ -63,9 +63,9 @@ int idem_producer_add(struct idem *d, uint32_t part, uint64_t producer,
 		      struct store_producer *out);
 
 /* Replaces the recorded batch of the same first_seq and count, if still
- * kept, with batch (whose skips become idem's in any case). @return 0. */
-int idem_producer_replace(struct idem *d, uint32_t part, uint64_t producer,
-			  const struct store_producer_batch *batch);
+ * kept, with batch (whose skips become idem's in any case). */
+void idem_producer_replace(struct idem *d, uint32_t part, uint64_t producer,
+			   const struct store_producer_batch *batch);
 
 /* Drops the batch starting at first_seq again (its publish failed). */
 void idem_producer_forget(struct idem *d, uint32_t part, uint64_t producer,

@@ -1305,15 +1305,20 @@ publish_resent(const struct queues *qs, struct queue *q, struct publish_req *r,
 	}
 }
 
-/* The runs of r's messages that were not stored, for its producer
- * record: *skips is malloc'ed (NULL when every message was stored).
+/* Fills *pb, the producer record of r's batch (sequence seq) as r is
+ * answered: the first stored offset and the runs of the messages not
+ * stored (pb->skips malloc'ed, NULL when every message was stored).
  * @return 0 or -ENOMEM. */
 static int
-publish_skips(const struct publish_req *r, struct store_producer_batch *pb)
+publish_batch_of(const struct publish_req *r, uint64_t seq,
+		 struct store_producer_batch *pb)
 {
 	struct store_producer_skip *v = NULL;
 	uint32_t n = 0;
+	int has_first = 0;
 
+	*pb = (struct store_producer_batch){ .first_seq = seq,
+					     .count = (uint32_t)r->n };
 	for (uint32_t i = 0; i < (uint32_t)r->n; i++) {
 		const struct publish_result *res = &r->res[i];
 		uint16_t code = (uint16_t)res->code;
@@ -1322,8 +1327,12 @@ publish_skips(const struct publish_req *r, struct store_producer_batch *pb)
 
 		/* Stored as answered: a failed commit turns them into
 		 * refusals with its code. */
-		if (res->is_stored && code == RINGMQ__ERROR_CODE__OK)
+		if (res->is_stored && code == RINGMQ__ERROR_CODE__OK) {
+			if (!has_first)
+				pb->first_offset = res->offset;
+			has_first = 1;
 			continue;
+		}
 		if (v == NULL && (v = calloc(r->n, sizeof(*v))) == NULL)
 			return -ENOMEM;
 		if (last != NULL && last->index + last->len == i &&
@@ -1342,17 +1351,6 @@ publish_skips(const struct publish_req *r, struct store_producer_batch *pb)
 	return 0;
 }
 
-/* The offset of r's first message stored as answered (0 if none). */
-static uint64_t
-publish_first_stored(const struct publish_req *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		if (r->res[i].is_stored &&
-		    r->res[i].code == RINGMQ__ERROR_CODE__OK)
-			return r->res[i].offset;
-	return 0;
-}
-
 /* Makes r's recorded batch say what r was finally answered, when its
  * commit or the commit of its duplicates' originals failed after it was
  * recorded: a resend is then answered with the failure, never with
@@ -1361,16 +1359,15 @@ publish_first_stored(const struct publish_req *r)
 static void
 publish_rerecord(struct queue *q, const struct publish_req *r)
 {
-	struct store_producer_batch pb = { .first_seq = r->producer_seq,
-					   .count = (uint32_t)r->n };
+	struct store_producer_batch pb;
 
-	pb.first_offset = publish_first_stored(r);
-	if (publish_skips(r, &pb) < 0 ||
-	    idem_producer_replace(q->idem, r->producer_part, r->producer_id,
-				  &pb) < 0)
+	if (publish_batch_of(r, r->producer_seq, &pb) < 0)
 		log_error("queue %s: out of memory correcting a producer "
 			  "record",
 			  q->name);
+	else
+		idem_producer_replace(q->idem, r->producer_part, r->producer_id,
+				      &pb);
 }
 
 /* Records r's batch for its producer (DESIGN.md, "Producer
@@ -1381,12 +1378,10 @@ publish_record(struct queue *q, struct publish_req *r, uint32_t part,
 	       uint64_t producer_id, uint64_t seq, uint64_t now_ms,
 	       struct store_batch *b)
 {
-	struct store_producer_batch pb = { .first_seq = seq,
-					   .count = (uint32_t)r->n };
+	struct store_producer_batch pb;
 	struct store_producer sp;
 
-	pb.first_offset = publish_first_stored(r);
-	if (publish_skips(r, &pb) < 0 ||
+	if (publish_batch_of(r, seq, &pb) < 0 ||
 	    idem_producer_add(q->idem, part, producer_id, &pb, now_ms, &sp) < 0)
 		return -ENOMEM;
 	r->producer_part = part;
