@@ -71,28 +71,6 @@ create_queue(ringmq_client *c, const char *name, const char *partitions,
 	ringmq_queue_opts_free(qo);
 }
 
-/* Messages stored in queue, and how many are ready / in flight. */
-static void
-queue_counts(ringmq_client *c, const char *queue, uint64_t *messages,
-	     uint64_t *ready, uint64_t *in_flight)
-{
-	ringmq_queue_list *l = NULL;
-	size_t i;
-
-	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
-	for (i = 0; i < ringmq_queue_list_count(l); i++)
-		if (strcmp(ringmq_queue_list_name(l, i), queue) == 0)
-			break;
-	assert_true(i < ringmq_queue_list_count(l));
-	if (messages)
-		*messages = ringmq_queue_list_messages(l, i);
-	if (ready)
-		*ready = ringmq_queue_list_ready(l, i);
-	if (in_flight)
-		*in_flight = ringmq_queue_list_in_flight(l, i);
-	ringmq_queue_list_free(l);
-}
-
 static void
 publish_sync(ringmq_client *c, const char *queue, const char *payload)
 {
@@ -166,7 +144,7 @@ test_async_publish_100k_every_callback_once(void **state)
 		assert_int_equal(g_many.calls[i], 1);
 	assert_int_equal(g_many.ok, MANY);
 	assert_int_equal(g_many.bad, 0);
-	queue_counts(c, "many", &messages, NULL, NULL);
+	testlib_queue_counts(c, "many", &messages, NULL, NULL, NULL);
 	assert_int_equal(messages, MANY);
 	ringmq_client_free(c);
 }
@@ -489,7 +467,7 @@ expect_each_stored_once(ringmq_client *c, const char *queue, long n)
 	{
 		uint64_t messages = 0;
 
-		queue_counts(c, queue, &messages, NULL, NULL);
+		testlib_queue_counts(c, queue, &messages, NULL, NULL, NULL);
 		/* Every one acked: none left over, none stored twice. */
 		assert_int_equal(messages, 0);
 	}
@@ -656,7 +634,7 @@ test_producer_threads_share_one_client(void **state)
 	(void)ringmq_client_poll(c, 0);
 	for (int t = 0; t < THREADS; t++)
 		assert_int_equal(args[t].reported, PER_THREAD);
-	queue_counts(c, "threads", &messages, NULL, NULL);
+	testlib_queue_counts(c, "threads", &messages, NULL, NULL, NULL);
 	assert_int_equal(messages, THREADS * PER_THREAD);
 	expect_each_stored_once(c, "threads", THREADS * PER_THREAD);
 	ringmq_client_free(c);
@@ -884,7 +862,7 @@ test_ack_async_acks_in_chunks_and_flush_waits(void **state)
 	assert_int_equal(a.n_other, 1);
 	assert_int_equal(a.other, RINGMQ_NOT_LEASED);
 	assert_int_equal(ringmq_next(c, &d, 300), RINGMQ_TIMEOUT);
-	queue_counts(c, "acked", NULL, &ready, &in_flight);
+	testlib_queue_counts(c, "acked", NULL, &ready, NULL, &in_flight);
 	assert_int_equal(ready, 0);
 	assert_int_equal(in_flight, 0);
 	/* Nothing to ack: no request, no callback. */
@@ -1073,7 +1051,7 @@ test_worker_nacks_with_backoff_then_acks(void **state)
 	/* 150 ms after the first failure, 300 ms after the second. */
 	assert_true(l.at_ms[1] - l.at_ms[0] >= 140);
 	assert_true(l.at_ms[2] - l.at_ms[1] >= 290);
-	queue_counts(c, "flaky", &messages, NULL, NULL);
+	testlib_queue_counts(c, "flaky", &messages, NULL, NULL, NULL);
 	assert_int_equal(messages, 0); /* acked */
 	ringmq_client_free(c);
 }
@@ -1097,7 +1075,7 @@ test_worker_releases_prefetched_jobs_on_stop(void **state)
 		ringmq_worker_run(c, "prefetch", "w", 5, flaky_job, &l),
 		RINGMQ_OK);
 	assert_int_equal(l.runs, 1);
-	queue_counts(c, "prefetch", NULL, &ready, &in_flight);
+	testlib_queue_counts(c, "prefetch", NULL, &ready, NULL, &in_flight);
 	assert_int_equal(ready, 4);
 	assert_int_equal(in_flight, 0);
 	/* Released, not failed: their delivery count did not grow. */
@@ -1234,7 +1212,7 @@ test_examples_producer_and_worker_run(void **state)
 	assert_int_equal(run_program(worker, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "job 0\n"));
 	assert_non_null(strstr(out, "job 9\n"));
-	queue_counts(c, "example", &messages, NULL, NULL);
+	testlib_queue_counts(c, "example", &messages, NULL, NULL, NULL);
 	assert_int_equal(messages, 0);
 	ringmq_client_free(c);
 }

@@ -407,25 +407,6 @@ test_lease_time_above_max_lease_is_capped(void **state)
 	ringmq_client_free(b);
 }
 
-/* Counts of queue name in a fresh listing. */
-static void
-queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
-	     uint64_t *delayed, uint64_t *ready)
-{
-	ringmq_queue_list *l = NULL;
-	size_t i;
-
-	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
-	for (i = 0; i < ringmq_queue_list_count(l); i++)
-		if (strcmp(ringmq_queue_list_name(l, i), name) == 0)
-			break;
-	assert_true(i < ringmq_queue_list_count(l));
-	*messages = ringmq_queue_list_messages(l, i);
-	*delayed = ringmq_queue_list_delayed(l, i);
-	*ready = ringmq_queue_list_ready(l, i);
-	ringmq_queue_list_free(l);
-}
-
 /* A message waiting out a nack delay counts as delayed in the queue's
  * figures (retained: ready, delayed or in flight). */
 static void
@@ -444,7 +425,7 @@ test_nack_delayed_message_counts_as_delayed(void **state)
 	id = ringmq_delivery_lease_id(d);
 	ringmq_delivery_free(d);
 	assert_int_equal(ringmq_nack(c, &id, 1, 600000, &code), RINGMQ_OK);
-	queue_counts(c, "retrying", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "retrying", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 1);
 	assert_int_equal(delayed, 1);
 	assert_int_equal(ready, 0);
@@ -551,7 +532,8 @@ test_reset_ends_leases_and_nack_delays(void **state)
 		assert_int_equal(seen[1], 1);
 		expect_nothing(a, 200);
 		expect_nothing(b, 200);
-		queue_counts(b, "rewind", &messages, &delayed, &ready);
+		testlib_queue_counts(b, "rewind", &messages, &ready, &delayed,
+				     NULL);
 		assert_int_equal(messages, 1);
 		assert_int_equal(ready, 0); /* leased: no counter wrapped */
 
@@ -838,7 +820,7 @@ test_delayed_job_not_early_and_holds_nothing_back(void **state)
 	ringmq_delivery_free(d);
 	expect_nothing(c, 300);
 	/* Its neighbours were acked and deleted: only the far job stays. */
-	queue_counts(c, "later", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "later", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 1);
 	assert_int_equal(delayed, 1);
 	assert_int_equal(ready, 0);
@@ -972,7 +954,7 @@ test_acked_messages_behind_a_held_one_leave_the_depth(void **state)
 		assert_int_equal(settle(c, d[i], 'a'), RINGMQ_OK);
 	for (int i = 0; i < 3; i++)
 		ringmq_delivery_free(d[i]);
-	queue_counts(c, "jam", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "jam", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 1);
 	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_OK);
 	ringmq_client_free(c);
@@ -984,7 +966,7 @@ test_acked_messages_behind_a_held_one_leave_the_depth(void **state)
 			 RINGMQ_OK);
 	assert_int_equal(ringmq_client_connect(&c, o, err, sizeof(err)),
 			 RINGMQ_OK);
-	queue_counts(c, "jam", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "jam", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 2);
 	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_OK);
 	assert_int_equal(try_publish(c, "jam", "j", 1), RINGMQ_QUEUE_FULL);
@@ -1155,7 +1137,7 @@ test_dedup_returns_original_offset_also_after_restart(void **state)
 		assert_int_equal(part[i], part[0]);
 		assert_int_equal(off[i], off[0]);
 	}
-	queue_counts(c, "orders", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "orders", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 1);
 	ringmq_client_free(c);
 	ringmq_opts_free(o);
@@ -1232,7 +1214,7 @@ test_resent_producer_sequence_is_stored_once(void **state)
 	assert_int_equal(next[0], offs[1] + 1);
 	assert_int_equal(dups[0], 0);
 	close(fd);
-	queue_counts(c, "seq", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "seq", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 4);
 	ringmq_client_free(c);
 }
@@ -1424,7 +1406,7 @@ test_sequenced_publish_keeps_to_one_partition(void **state)
 	assert_int_equal(codes[0], RINGMQ__ERROR_CODE__OK);
 	assert_int_equal(codes[1], RINGMQ__ERROR_CODE__OK);
 	close(fd);
-	queue_counts(c, "onepart", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "onepart", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 2);
 	ringmq_client_free(c);
 }
@@ -1503,7 +1485,7 @@ test_resent_partly_stored_batch_is_answered_as_first(void **state)
 	}
 	close(fd);
 	c = testlib_connect(b.addr);
-	queue_counts(c, "partly", &messages, &delayed, &ready);
+	testlib_queue_counts(c, "partly", &messages, &ready, &delayed, NULL);
 	assert_int_equal(messages, 3);
 	ringmq_client_free(c);
 	assert_int_equal(harness_stop(&b), 0);

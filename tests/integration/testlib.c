@@ -166,3 +166,26 @@ testlib_raw_hello(int fd, uint64_t producer)
 	ringmq__frame__free_unpacked(r, NULL);
 	return id;
 }
+
+void
+testlib_queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
+		     uint64_t *ready, uint64_t *delayed, uint64_t *in_flight)
+{
+	ringmq_queue_list *l = NULL;
+	size_t i;
+
+	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+	for (i = 0; i < ringmq_queue_list_count(l); i++)
+		if (strcmp(ringmq_queue_list_name(l, i), name) == 0)
+			break;
+	assert_true(i < ringmq_queue_list_count(l));
+	if (messages != NULL)
+		*messages = ringmq_queue_list_messages(l, i);
+	if (ready != NULL)
+		*ready = ringmq_queue_list_ready(l, i);
+	if (delayed != NULL)
+		*delayed = ringmq_queue_list_delayed(l, i);
+	if (in_flight != NULL)
+		*in_flight = ringmq_queue_list_in_flight(l, i);
+	ringmq_queue_list_free(l);
+}

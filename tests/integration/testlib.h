@@ -39,4 +39,10 @@ Ringmq__Frame *testlib_raw_recv(int fd);
  * @return the producer id the broker gave. */
 uint64_t testlib_raw_hello(int fd, uint64_t producer);
 
+/* Counts of queue name from a fresh queue listing; each pointer may be
+ * NULL. Fails the test when the queue is not listed. */
+void testlib_queue_counts(ringmq_client *c, const char *name,
+			  uint64_t *messages, uint64_t *ready,
+			  uint64_t *delayed, uint64_t *in_flight);
+
 #endif
