@@ -1521,18 +1521,17 @@ load_message(struct load *l, const MDB_val *k, const MDB_val *v)
 	uint64_t publish_ms, deliver_at_ms;
 	uint32_t payload_len;
 
-	const uint8_t *val = v->mv_data;
+	unsigned flags;
 	int rc;
 
 	store_peek_msg(v->mv_data, v->mv_size, &payload_len, &publish_ms,
-		       &deliver_at_ms);
+		       &deliver_at_ms, &flags);
 	rc = l->cb->message(l->ctx, (uint32_t)store_get_be(key, 4),
 			    (uint32_t)store_get_be(key + 4, 4),
 			    store_get_be(key + 8, 8), payload_len, publish_ms,
 			    deliver_at_ms);
-	/* crc | version | flags: a record too short is caught on read. */
-	if (rc == 0 && l->cb->private_message != NULL && v->mv_size > 5 &&
-	    (val[5] & STORE_MSG_PRIVATE))
+	if (rc == 0 && l->cb->private_message != NULL &&
+	    (flags & STORE_MSG_PRIVATE))
 		rc = l->cb->private_message(l->ctx,
 					    (uint32_t)store_get_be(key, 4),
 					    (uint32_t)store_get_be(key + 4, 4),

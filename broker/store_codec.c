@@ -802,15 +802,17 @@ corrupt:
 
 void
 store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *payload_len,
-	       uint64_t *publish_ms, uint64_t *deliver_at_ms)
+	       uint64_t *publish_ms, uint64_t *deliver_at_ms, unsigned *flags)
 {
 	uint64_t extra;
 
 	*payload_len = 0;
 	*publish_ms = 0;
 	*deliver_at_ms = 0;
+	*flags = 0;
 	if (val_len < MSG_FIXED_BYTES)
 		return;
+	*flags = val[5];
 	*publish_ms = get_be(val + 6, 8);
 	*deliver_at_ms = get_be(val + 14, 8);
 	extra = get_be(val + 22, 4) + get_be(val + 26, 4) + get_be(val + 30, 2);

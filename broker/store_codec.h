@@ -121,10 +121,12 @@ void store_msg_key(uint8_t *key, uint32_t qid, uint32_t part, uint64_t offset);
 int store_decode_msg(const uint8_t *key, const uint8_t *val, size_t val_len,
 		     struct store_msg_view *v);
 
-/* The fixed header of a "msgs" value without its CRC checked; zeros for a
- * record too short to parse (reading it fails later). */
+/* The fixed header of a "msgs" value without its CRC checked (flags:
+ * STORE_MSG_*); zeros for a record too short to parse (reading it fails
+ * later). */
 void store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *payload_len,
-		    uint64_t *publish_ms, uint64_t *deliver_at_ms);
+		    uint64_t *publish_ms, uint64_t *deliver_at_ms,
+		    unsigned *flags);
 
 /* Decoders of the records store_load reports, after their CRC was checked
  * by the caller. Each returns 0 or -RMQ_ECORRUPT (malformed). Pointers
