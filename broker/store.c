@@ -406,27 +406,51 @@ log_full(struct store *s, bool is_full)
 		log_info("store: %s: storage has room again", s->dir);
 }
 
-/* Applies each batch of list in its own nested transaction; returns how
- * many applied. Runs on: storage thread. */
+/* How apply_group puts the batches into the commit's transaction. */
+enum apply_mode {
+	/* Straight in: the group touches each page once. One failure
+	 * leaves the transaction unusable, so it is aborted and the group
+	 * applied again NESTED. */
+	APPLY_FLAT,
+	/* Each batch in a nested transaction of its own, so that a batch
+	 * that fails (map full, write error) fails alone. LMDB copies each
+	 * page a nested transaction touches out of its parent's dirty pages
+	 * and merges it back at the nested commit: durable e2e with 16
+	 * partitions (~8 batches a commit) ran 8 % slower than FLAT. */
+	APPLY_NESTED,
+};
+
+/* Applies the batches of list in txn; returns how many applied, or
+ * SIZE_MAX when one failed in APPLY_FLAT mode (txn must then be
+ * aborted). Runs on: storage thread. */
 static size_t
-apply_group(struct store *s, MDB_txn *txn, struct store_batch *list)
+apply_group(struct store *s, MDB_txn *txn, struct store_batch *list,
+	    enum apply_mode mode)
 {
 	int64_t room = INT64_MAX;
 	bool is_room_known = false;
+	int is_full = -1; /* what the batches said of it; -1: nothing */
 	size_t ok = 0;
 
 	for (struct store_batch *b = list; b != NULL; b = b->next) {
+		b->status = 0;
 		if (b->flags & STORE_BATCH_GROWS) {
 			if (!is_room_known)
 				room = grow_room(s);
 			is_room_known = true;
 			if (room <= 0) {
 				b->status = -RMQ_ESTORAGE_FULL;
-				log_full(s, true);
+				is_full = 1;
 				continue;
 			}
 		}
-		b->status = apply_batch(s, txn, b);
+		if (mode == APPLY_FLAT) {
+			/* Not logged: the NESTED pass says what failed. */
+			if (apply_ops(s, txn, b) != 0)
+				return SIZE_MAX;
+		} else {
+			b->status = apply_batch(s, txn, b);
+		}
 		if (b->status == -RMQ_ESTORAGE_FULL)
 			log_warn(
 				"store: %s: a batch of %zu bytes does not "
@@ -437,10 +461,12 @@ apply_group(struct store *s, MDB_txn *txn, struct store_batch *list)
 		if (b->status != 0)
 			continue;
 		if (b->flags & STORE_BATCH_GROWS)
-			log_full(s, false);
+			is_full = 0;
 		room -= (int64_t)b->len;
 		ok++;
 	}
+	if (is_full >= 0)
+		log_full(s, is_full == 1);
 	return ok;
 }
 
@@ -503,6 +529,7 @@ static void
 commit_group(struct store *s, struct store_batch *list)
 {
 	MDB_txn *txn;
+	size_t applied;
 	int rc;
 
 	if (atomic_load(&s->is_panicked)) {
@@ -515,7 +542,18 @@ commit_group(struct store *s, struct store_batch *list)
 		fail_all(list, store_err(s, rc, "begin write transaction"));
 		return;
 	}
-	if (apply_group(s, txn, list) == 0) {
+	applied = apply_group(s, txn, list, APPLY_FLAT);
+	if (applied == SIZE_MAX) {
+		mdb_txn_abort(txn);
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc != 0) {
+			fail_all(list,
+				 store_err(s, rc, "begin write transaction"));
+			return;
+		}
+		applied = apply_group(s, txn, list, APPLY_NESTED);
+	}
+	if (applied == 0) {
 		mdb_txn_abort(txn); /* nothing to commit: spare the sync */
 		return;
 	}
