@@ -478,8 +478,6 @@ fail_all(struct store_batch *list, int status)
 			b->status = status;
 }
 
-/* One group commit: one write transaction for every batch of list.
- * Runs on: storage thread. */
 static size_t
 bucket_of(const double *bounds, size_t n, double v)
 {
@@ -525,6 +523,8 @@ store_commit_stats(struct store *s, struct store_commit_stats *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* One group commit: one write transaction for every batch of list.
+ * Runs on: storage thread. */
 static void
 commit_group(struct store *s, struct store_batch *list)
 {
