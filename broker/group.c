@@ -1435,6 +1435,9 @@ static void
 flush_done(void *arg, int status)
 {
 	struct flush_req *r = arg;
+
+	if (r->gs != NULL)
+		r->gs->flushes_in_flight--;
 	if (status < 0)
 		log_error("group state flush failed: %s", err_str(status));
 	for (size_t i = 0; i < r->nstaged; i++)
@@ -1501,6 +1504,7 @@ groups_flush(struct groups *gs)
 		store_batch_free(b);
 		return;
 	}
+	r->gs = NULL; /* not in flight */
 	r->qs = gs->qs;
 	r->staged = gs->staged;
 	r->nstaged = gs->nstaged;
@@ -1510,11 +1514,17 @@ groups_flush(struct groups *gs)
 	if (r->n > 0)
 		memcpy(r->w, gs->waiters, r->n * sizeof(r->w[0]));
 	gs->nwaiters = 0;
-	if (store_batch_ops(b) == 0) {
+	/* With nothing to write, the waiters are done, unless a flush is
+	 * still in flight: a waiter may depend on it (a nack whose dead
+	 * letter an earlier flush of this pass carries). The store completes
+	 * batches in order and commits nothing for an empty one. */
+	if (store_batch_ops(b) == 0 && gs->flushes_in_flight == 0) {
 		store_batch_free(b);
 		flush_done(r, 0);
 		return;
 	}
+	r->gs = gs;
+	gs->flushes_in_flight++;
 	store_submit(gs->store, b, flush_done, r);
 }
 

@@ -101,6 +101,7 @@ struct waiter {
 };
 
 struct flush_req {
+	struct groups *gs;
 	struct queues *qs;
 	struct queue_staged *staged; /* owned: dead letters in this flush */
 	size_t nstaged;
@@ -122,6 +123,7 @@ struct groups {
 	struct store_batch *flush; /* owned: ops for the next flush */
 	struct waiter *waiters;	   /* owned: confirm after the next flush */
 	size_t nwaiters, capwaiters;
+	size_t flushes_in_flight;    /* submitted to the store, not yet done */
 	struct queue_staged *staged; /* owned: dead letters in gs->flush */
 	size_t nstaged, capstaged;
 	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */

@@ -657,6 +657,38 @@ test_max_deliveries_dead_letters_with_headers(void **state)
 	ringmq_client_free(o);
 }
 
+/* A nack that dead-letters answers after the dead letter's commit: a
+ * redrive sent on its answer finds it. The race lost every round when
+ * the answer came first. */
+static void
+test_nack_that_dead_letters_answers_after_the_dead_letter(void **state)
+{
+	ringmq_client *o = testlib_connect(broker.addr);
+
+	(void)state;
+	for (int i = 0; i < 10; i++) {
+		/* A worker of its own each round: the redriven copy is
+		 * delivered to it and dies with it. */
+		ringmq_client *w = testlib_connect(broker.addr);
+		char q[32];
+		ringmq_delivery *d;
+		uint64_t redriven = 0;
+
+		snprintf(q, sizeof(q), "dies-now-%d", i);
+		create_queue(o, q, "max-deliveries=1", NULL);
+		publish(o, q, "job");
+		subscribe(w, q, "workers", 1);
+		d = next_delivery(w, WAIT_MS);
+		assert_int_equal(settle(w, d, 'n'), RINGMQ_OK);
+		ringmq_delivery_free(d);
+		assert_int_equal(ringmq_dlq_redrive(o, q, NULL, 0, &redriven),
+				 RINGMQ_OK);
+		assert_int_equal(redriven, 1);
+		ringmq_client_free(w);
+	}
+	ringmq_client_free(o);
+}
+
 /* The name rule leaves room for ".dlq": a queue whose name is as long as
  * the rule allows still dead-letters, into a queue that can be read; a
  * queue that could not dead-letter is refused when it is set up. */
@@ -2061,6 +2093,8 @@ main(void)
 		cmocka_unit_test(
 			test_reset_nack_delay_stays_ended_after_restart),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
+		cmocka_unit_test(
+			test_nack_that_dead_letters_answers_after_the_dead_letter),
 		cmocka_unit_test(
 			test_longest_name_dead_letters_and_no_queue_into_itself),
 		cmocka_unit_test(
