@@ -1728,6 +1728,90 @@ test_redrive_goes_back_to_the_group_it_died_in(void **state)
 	ringmq_client_free(x);
 }
 
+/* A group reset to the earliest starts over from the oldest retained
+ * message, without what every group acked: those are gone (deleted once
+ * every group has acked them) though not yet trimmed, redriven copies
+ * included once their group acked them or was deleted. */
+static void
+test_reset_to_earliest_skips_what_every_group_acked(void **state)
+{
+	ringmq_client *a = testlib_connect(broker.addr);
+	ringmq_client *b = testlib_connect(broker.addr);
+	ringmq_delivery *d[3];
+	uint64_t redriven = 0;
+
+	(void)state;
+	/* Both groups acked the middle message only. */
+	create_queue(a, "holes", NULL);
+	subscribe(a, "holes", "A", 3);
+	subscribe(b, "holes", "B", 3);
+	for (int i = 0; i < 3; i++)
+		publish(a, "holes", "job");
+	for (int i = 0; i < 3; i++) {
+		d[i] = next_delivery(a, WAIT_MS);
+		if (ringmq_delivery_offset(d[i]) == 1)
+			assert_int_equal(settle(a, d[i], 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		d[i] = next_delivery(b, WAIT_MS);
+		if (ringmq_delivery_offset(d[i]) == 1)
+			assert_int_equal(settle(b, d[i], 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d[i]);
+	}
+	assert_int_equal(
+		ringmq_group_reset(a, "holes", "B", RINGMQ_START_EARLIEST),
+		RINGMQ_OK);
+	d[0] = next_delivery(b, WAIT_MS);
+	d[1] = next_delivery(b, WAIT_MS);
+	assert_int_not_equal(ringmq_delivery_offset(d[0]), 1);
+	assert_int_not_equal(ringmq_delivery_offset(d[1]), 1);
+	ringmq_delivery_free(d[0]);
+	ringmq_delivery_free(d[1]);
+	expect_nothing(b, 300);
+	ringmq_client_free(b);
+
+	/* A copy redriven for "workers" and acked there (or its group
+	 * deleted) stays hidden from a reset of another group. */
+	for (int deleted = 0; deleted < 2; deleted++) {
+		const char *q = deleted ? "redo-deleted" : "redo-acked";
+		ringmq_client *w = testlib_connect(broker.addr);
+		ringmq_client *x = testlib_connect(broker.addr);
+
+		create_queue(a, q, "max-deliveries=1", NULL);
+		assert_int_equal(ringmq_group_create(a, q, "audit",
+						     RINGMQ_START_EARLIEST),
+				 RINGMQ_OK);
+		subscribe(w, q, "workers", 1);
+		publish(a, q, "job");
+		d[0] = next_delivery(w, WAIT_MS);
+		assert_int_equal(settle(w, d[0], 'n'), RINGMQ_OK);
+		ringmq_delivery_free(d[0]);
+		assert_int_equal(ringmq_dlq_redrive(a, q, NULL, 0, &redriven),
+				 RINGMQ_OK);
+		assert_int_equal(redriven, 1);
+		d[0] = next_delivery(w, WAIT_MS);
+		assert_int_equal(ringmq_delivery_offset(d[0]), 1);
+		if (!deleted)
+			assert_int_equal(settle(w, d[0], 'a'), RINGMQ_OK);
+		ringmq_delivery_free(d[0]);
+		if (deleted)
+			assert_int_equal(ringmq_group_delete(a, q, "workers"),
+					 RINGMQ_OK);
+		assert_int_equal(ringmq_group_reset(a, q, "audit",
+						    RINGMQ_START_EARLIEST),
+				 RINGMQ_OK);
+		subscribe(x, q, "audit", 2);
+		d[0] = next_delivery(x, WAIT_MS);
+		assert_int_equal(ringmq_delivery_offset(d[0]), 0);
+		ringmq_delivery_free(d[0]);
+		expect_nothing(x, 300);
+		ringmq_client_free(x);
+		ringmq_client_free(w);
+	}
+	ringmq_client_free(a);
+}
+
 static void
 test_peek_and_show_read_without_leasing(void **state)
 {
@@ -2109,6 +2193,8 @@ main(void)
 			test_resent_batch_that_failed_to_commit_gets_its_failure),
 		cmocka_unit_test(
 			test_redrive_goes_back_to_the_group_it_died_in),
+		cmocka_unit_test(
+			test_reset_to_earliest_skips_what_every_group_acked),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),
 		cmocka_unit_test(test_admin_purge_groups_describe_delete_stats),
 		cmocka_unit_test(
