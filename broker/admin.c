@@ -4,6 +4,7 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,8 @@ struct redrive_req {
 	struct conn *c;
 	uint64_t request_id;
 	struct queues *qs;
+	uint32_t src_qid; /* counted in its pending publishes meanwhile */
+	uint64_t bytes;	  /* payload bytes redriven */
 	size_t n;
 	struct queue_staged st[];
 };
@@ -329,9 +332,15 @@ static void
 redrive_done(void *arg, int status)
 {
 	struct redrive_req *r = arg;
+	struct queue *src = queues_find_id(r->qs, r->src_qid);
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__DeadLetterRedriveOk ok = RINGMQ__DEAD_LETTER_REDRIVE_OK__INIT;
 
+	if (src != NULL) {
+		src->pending_ops--;
+		src->pending_msgs -= r->n;
+		src->pending_bytes -= r->bytes;
+	}
 	for (size_t i = 0; i < r->n; i++)
 		queue_staged_done(r->qs, &r->st[i], status);
 	if (conn_unref_live(r->c)) {
@@ -408,10 +417,17 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 	uint32_t max = dr->has_count && dr->count ? dr->count : UINT32_MAX;
 	struct store_batch *b = NULL;
 	struct redrive_req *r = NULL;
+	uint64_t depth, bytes, delayed;
+	bool is_full = false;
 	size_t cap = 0;
 
 	if (src == NULL)
 		return;
+	/* The copies count toward the source queue's limits like any
+	 * publish: redriving stops at the first that does not fit. */
+	queue_totals(src, &depth, &bytes, &delayed);
+	depth += src->pending_msgs;
+	bytes += src->pending_bytes;
 	if (dlq != NULL)
 		for (uint32_t i = 0; i < dlq->partitions; i++)
 			cap += dlq->parts[i].count;
@@ -421,7 +437,8 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 	r = calloc(1, sizeof(*r) + (cap + 1) * sizeof(r->st[0]));
 	if (b == NULL || r == NULL)
 		goto oom;
-	for (uint32_t i = 0; dlq && i < dlq->partitions && r->n < cap; i++) {
+	for (uint32_t i = 0;
+	     dlq && i < dlq->partitions && r->n < cap && !is_full; i++) {
 		const struct partition *p = &dlq->parts[i];
 
 		for (uint64_t off = partition_next(p, 0);
@@ -433,15 +450,37 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 			if (read_msg(c, dlq, i, off, &v) < 0 ||
 			    !is_dead_letter_of(&v, dr->queue, dr->group))
 				continue;
+			if ((src->policy.max_depth &&
+			     depth + 1 > src->policy.max_depth) ||
+			    (src->policy.max_bytes &&
+			     bytes + v.payload_len > src->policy.max_bytes)) {
+				is_full = true;
+				break;
+			}
 			rc = redrive_one(env, src, dlq, &v, b, &r->st[r->n]);
 			if (rc < 0)
 				goto oom;
+			if (rc == 1) {
+				depth++;
+				bytes += v.payload_len;
+				r->bytes += v.payload_len;
+			}
 			r->n += (size_t)rc;
 		}
+	}
+	if (r->n == 0 && is_full) {
+		store_batch_free(b);
+		free(r);
+		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_FULL);
+		return;
 	}
 	r->c = c;
 	r->request_id = f->request_id;
 	r->qs = env->qs;
+	r->src_qid = src->qid;
+	src->pending_ops++;
+	src->pending_msgs += r->n;
+	src->pending_bytes += r->bytes;
 	conn_ref(c);
 	if (r->n > 0)
 		log_info("queue %s: redriving %zu dead letters", src->name,

@@ -1258,8 +1258,10 @@ RINGMQ_API int ringmq_dlq_list_get(ringmq_client *c,
  * @param[in] group only those that died in this group; NULL: all.
  * @param[in] count most messages (0: all).
  * @param[out] redrivenp receives how many were redriven; may be NULL.
- * @return RINGMQ_OK once stored; RINGMQ_QUEUE_NOT_FOUND; and the common
- *         codes.
+ * @return RINGMQ_OK once stored (the copies count toward the queue's max
+ *         depth and bytes: only those that fit, in order, are redriven);
+ *         RINGMQ_QUEUE_FULL when none fits; RINGMQ_QUEUE_NOT_FOUND; and
+ *         the common codes.
  */
 RINGMQ_API int ringmq_dlq_redrive(ringmq_client *c, const char *queue,
 				  const char *group, uint32_t count,

@@ -1812,6 +1812,46 @@ test_reset_to_earliest_skips_what_every_group_acked(void **state)
 	ringmq_client_free(a);
 }
 
+/* Redriven copies count toward the source queue's max depth like any
+ * publish: a redrive takes what fits and leaves the rest dead. */
+static void
+test_redrive_keeps_to_the_max_depth(void **state)
+{
+	ringmq_client *w = testlib_connect(broker.addr);
+	ringmq_client *x = testlib_connect(broker.addr);
+	ringmq_delivery *d;
+	uint64_t redriven = 99;
+	uint32_t audit;
+
+	(void)state;
+	create_queue(w, "tight", "max-depth=2", "max-deliveries=1", NULL);
+	audit = subscribe(x, "tight", "audit", 0);
+	subscribe(w, "tight", "workers", 2);
+	publish(w, "tight", "one");
+	publish(w, "tight", "two");
+	for (int i = 0; i < 2; i++) {
+		d = next_delivery(w, WAIT_MS);
+		assert_int_equal(settle(w, d, 'n'), RINGMQ_OK); /* dies */
+		ringmq_delivery_free(d);
+	}
+	/* Both are still retained for "audit": no room for a copy. */
+	assert_int_equal(ringmq_dlq_redrive(w, "tight", NULL, 0, &redriven),
+			 RINGMQ_QUEUE_FULL);
+	/* Room for one once "audit" acks one. */
+	assert_int_equal(ringmq_subscription_set_credit(x, audit, 1),
+			 RINGMQ_OK);
+	d = next_delivery(x, WAIT_MS);
+	assert_int_equal(settle(x, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_dlq_redrive(w, "tight", NULL, 0, &redriven),
+			 RINGMQ_OK);
+	assert_int_equal(redriven, 1);
+	assert_int_equal(ringmq_dlq_redrive(w, "tight", NULL, 0, &redriven),
+			 RINGMQ_QUEUE_FULL);
+	ringmq_client_free(w);
+	ringmq_client_free(x);
+}
+
 static void
 test_peek_and_show_read_without_leasing(void **state)
 {
@@ -2195,6 +2235,7 @@ main(void)
 			test_redrive_goes_back_to_the_group_it_died_in),
 		cmocka_unit_test(
 			test_reset_to_earliest_skips_what_every_group_acked),
+		cmocka_unit_test(test_redrive_keeps_to_the_max_depth),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),
 		cmocka_unit_test(test_admin_purge_groups_describe_delete_stats),
 		cmocka_unit_test(
