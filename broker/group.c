@@ -908,6 +908,7 @@ stage_add(struct groups *gs, const struct queue_staged *st)
 		gs->capstaged = cap;
 	}
 	gs->staged[gs->nstaged++] = *st;
+	gs->dead_letter_bytes += st->payload_bytes;
 	return 0;
 }
 
@@ -1053,6 +1054,10 @@ corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
 	groups_flush(gs);
 }
 
+/* Room a dead letter takes beyond its message's payload, headers and
+ * key: the ringmq-* headers, the record's framing, a share of a page. */
+#define DEAD_LETTER_EXTRA_BYTES 1024
+
 /* The failed lease l reached max deliveries: dead-letter its message for
  * its group. @return 0 if done (the group then acks it), -1 if not. */
 static int
@@ -1060,9 +1065,29 @@ lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
 {
 	struct failrec *fr = fail_find(gp, l->offset);
 	struct store_msg_view v;
+	uint64_t need;
 
 	if (store_msg_get(gs->store, l->g->q->qid, l->part, l->offset, &v) < 0)
 		return -1; /* dispatch's unreadable-record path deals with it */
+	/* The copy grows the data like a publish. Without room for it the
+	 * commit would fail after the group acked the message in memory,
+	 * and a later flush would write that ack: the message would be lost.
+	 * It stays in the queue instead, ready again, until there is room. */
+	need = (uint64_t)v.payload_len + v.headers_len + v.key_len +
+	       DEAD_LETTER_EXTRA_BYTES;
+	if (store_grow_room(gs->store) <
+	    (int64_t)(gs->dead_letter_bytes + need)) {
+		if (!gs->is_dead_letter_held_logged)
+			log_warn("queue %s partition %u offset %llu: storage "
+				 "full: not dead-lettered, kept in the queue "
+				 "(further ones are not logged until a dead "
+				 "letter goes through)",
+				 l->g->q->name, l->part,
+				 (unsigned long long)l->offset);
+		gs->is_dead_letter_held_logged = true;
+		return -1;
+	}
+	gs->is_dead_letter_held_logged = false;
 	return dead_letter(gs, l->g->q, l->g->name, l->part, l->offset, &v,
 			   "max_deliveries", l->delivery_count,
 			   fr ? fr->f.first_delivery_ms : l->delivered_wall_ms,
@@ -1436,12 +1461,14 @@ flush_done(void *arg, int status)
 {
 	struct flush_req *r = arg;
 
-	if (r->gs != NULL)
+	if (r->is_in_flight)
 		r->gs->flushes_in_flight--;
 	if (status < 0)
 		log_error("group state flush failed: %s", err_str(status));
-	for (size_t i = 0; i < r->nstaged; i++)
+	for (size_t i = 0; i < r->nstaged; i++) {
+		r->gs->dead_letter_bytes -= r->staged[i].payload_bytes;
 		queue_staged_done(r->qs, &r->staged[i], status);
+	}
 	for (size_t i = 0; i < r->n; i++)
 		r->w[i].done(r->w[i].ctx, status);
 	free(r->staged);
@@ -1494,8 +1521,10 @@ groups_flush(struct groups *gs)
 	r = malloc(sizeof(*r) + gs->nwaiters * sizeof(r->w[0]));
 	if (r == NULL || failed) {
 		log_error("group state flush: out of memory");
-		for (size_t i = 0; i < gs->nstaged; i++)
+		for (size_t i = 0; i < gs->nstaged; i++) {
+			gs->dead_letter_bytes -= gs->staged[i].payload_bytes;
 			queue_staged_done(gs->qs, &gs->staged[i], -ENOMEM);
+		}
 		gs->nstaged = 0;
 		for (size_t i = 0; i < gs->nwaiters; i++)
 			gs->waiters[i].done(gs->waiters[i].ctx, -ENOMEM);
@@ -1504,7 +1533,8 @@ groups_flush(struct groups *gs)
 		store_batch_free(b);
 		return;
 	}
-	r->gs = NULL; /* not in flight */
+	r->gs = gs;
+	r->is_in_flight = false;
 	r->qs = gs->qs;
 	r->staged = gs->staged;
 	r->nstaged = gs->nstaged;
@@ -1523,7 +1553,7 @@ groups_flush(struct groups *gs)
 		flush_done(r, 0);
 		return;
 	}
-	r->gs = gs;
+	r->is_in_flight = true;
 	gs->flushes_in_flight++;
 	store_submit(gs->store, b, flush_done, r);
 }

@@ -7,6 +7,8 @@
 #ifndef RINGMQ_GROUP_INT_H
 #define RINGMQ_GROUP_INT_H
 
+#include <stdbool.h>
+
 #include "group.h"
 #include "lease.h"
 #include "queue.h"
@@ -102,6 +104,7 @@ struct waiter {
 
 struct flush_req {
 	struct groups *gs;
+	bool is_in_flight; /* submitted to the store */
 	struct queues *qs;
 	struct queue_staged *staged; /* owned: dead letters in this flush */
 	size_t nstaged;
@@ -126,6 +129,10 @@ struct groups {
 	size_t flushes_in_flight;    /* submitted to the store, not yet done */
 	struct queue_staged *staged; /* owned: dead letters in gs->flush */
 	size_t nstaged, capstaged;
+	/* Payload bytes of dead letters staged or in flight: room they
+	 * will take that the store's usage does not show yet. */
+	uint64_t dead_letter_bytes;
+	bool is_dead_letter_held_logged;
 	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
 	size_t ncorrupt, capcorrupt;
 	int is_stopped;

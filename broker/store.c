@@ -93,9 +93,11 @@ struct store {
 	bool is_reaping;   /* inside store_reap: a nested call waits */
 
 	/* Storage thread only (and store_open before the thread starts). */
-	MDB_txn *stat_txn;   /* owned: read txn for freelist counts */
-	int data_fd;	     /* borrowed: LMDB's data file */
-	uint64_t file_bytes; /* data file size: pages, then preallocation */
+	MDB_txn *stat_txn; /* owned: read txn for freelist counts */
+	int data_fd;	   /* borrowed: LMDB's data file */
+	/* Data file size: pages, then preallocation. Written here only,
+	 * read by store_grow_room on any thread. */
+	_Atomic uint64_t file_bytes;
 	uint64_t last_commit_ns;
 	bool is_full_logged;
 	bool is_statvfs_logged;
@@ -296,30 +298,29 @@ refresh_usage(struct store *s)
 	atomic_store(&s->used_bytes, free_bytes < high ? high - free_bytes : 0);
 }
 
-/* Bytes that batches flagged STORE_BATCH_GROWS may still add in this
- * commit before the headroom is reached (<= 0: none).
- * Runs on: storage thread. */
+/* Bytes that may still be added before the headroom is reached (<= 0:
+ * none); *errnop gets statvfs's errno, or 0. */
 static int64_t
-grow_room(struct store *s)
+room_now(const struct store *s, int *errnop)
 {
 	uint64_t used = atomic_load(&s->used_bytes);
 	uint64_t high = atomic_load(&s->high_water_bytes);
+	uint64_t file_bytes = atomic_load(&s->file_bytes);
 	int64_t room, fs_room;
 	uint64_t fs_reserve, fs_total;
 	struct statvfs sv;
+
+	*errnop = 0;
 	room = (int64_t)s->map_bytes - (int64_t)s->headroom_bytes -
 	       (int64_t)used;
 	if (fstatvfs(s->lock_fd, &sv) != 0) {
-		if (!s->is_statvfs_logged)
-			log_warn("store: %s: statvfs: %s; free space not "
-				 "watched",
-				 s->dir, strerror(errno));
-		s->is_statvfs_logged = true;
+		*errnop = errno;
 		return room;
-	} /* Growth beyond the file's free pages comes from the filesystem.
-	   * Its reserve is two headrooms, but at most an eighth of a
-	   * filesystem smaller than the map (never under 256 KiB), or a small
-	   * disk would refuse everything from the start. */
+	}
+	/* Growth beyond the file's free pages comes from the filesystem.
+	 * Its reserve is two headrooms, but at most an eighth of a
+	 * filesystem smaller than the map (never under 256 KiB), or a small
+	 * disk would refuse everything from the start. */
 	fs_reserve = 2 * s->headroom_bytes;
 	fs_total = (uint64_t)sv.f_blocks * sv.f_frsize;
 	if (fs_reserve > fs_total / 8)
@@ -329,9 +330,33 @@ grow_room(struct store *s)
 	/* Preallocated zeros past the high-water mark are room too. */
 	fs_room = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize) +
 		  (int64_t)(high - used) - (int64_t)fs_reserve;
-	if (s->file_bytes > high)
-		fs_room += (int64_t)(s->file_bytes - high);
+	if (file_bytes > high)
+		fs_room += (int64_t)(file_bytes - high);
 	return fs_room < room ? fs_room : room;
+}
+
+/* Bytes that batches flagged STORE_BATCH_GROWS may still add in this
+ * commit before the headroom is reached (<= 0: none).
+ * Runs on: storage thread. */
+static int64_t
+grow_room(struct store *s)
+{
+	int err;
+	int64_t room = room_now(s, &err);
+
+	if (err != 0 && !s->is_statvfs_logged)
+		log_warn("store: %s: statvfs: %s; free space not watched",
+			 s->dir, strerror(err));
+	s->is_statvfs_logged = err != 0;
+	return room;
+}
+
+int64_t
+store_grow_room(const struct store *s)
+{
+	int err;
+
+	return room_now(s, &err);
 }
 
 /* Keeps the data file written PREALLOC_AHEAD_BYTES past the high-water

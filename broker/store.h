@@ -173,6 +173,11 @@ void store_commit_stats(struct store *s, struct store_commit_stats *out);
 /* 1 when writes can commit: LMDB has not panicked. Any thread. */
 int store_is_writable(const struct store *s);
 
+/* Bytes that growing writes may still add before the headroom kept for
+ * acks and deletes is reached (<= 0: none), as of the last commit; the
+ * limit STORE_BATCH_GROWS batches meet. Any thread (one statvfs). */
+int64_t store_grow_room(const struct store *s);
+
 /* Bytes of the map in use and the map size, for STORAGE_FULL decisions and
  * metrics. Cheap (mdb_env_info / stat of the last commit). */
 void store_usage(const struct store *s, uint64_t *used_bytes,

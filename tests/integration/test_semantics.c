@@ -1085,6 +1085,72 @@ test_storage_full_then_acks_work_and_publishing_resumes(void **state)
 	harness_cleanup(&b);
 }
 
+/* With the storage full, a message that reaches max deliveries has no
+ * room for its dead letter: it stays in its queue. Before, the group
+ * acked it in memory while the dead letter's commit failed, and the next
+ * commit of the group's state (here an ack) made that ack durable: the
+ * message was in neither queue after a restart. */
+static void
+test_storage_full_keeps_what_it_cannot_dead_letter(void **state)
+{
+	static const char *const flags[] = { "--max-storage-bytes", "2M",
+					     NULL };
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d, *keep = NULL;
+	char payload[2000];
+	uint64_t messages, dead;
+	uint8_t seen[2048] = { 0 };
+	int stored = 0, nacked = 0, rc = RINGMQ_OK;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	c = testlib_connect(b.addr);
+	create_queue(c, "dies", "max-deliveries=1", NULL);
+	create_queue(c, "dies.dlq", "max-deliveries=0", NULL);
+	publish(c, "dies", "acked at the end");
+	while (stored < 1500 && rc == RINGMQ_OK) {
+		rc = try_publish(c, "dies", payload, sizeof(payload));
+		stored += rc == RINGMQ_OK;
+	}
+	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
+	subscribe(c, "dies", "g", (uint32_t)stored + 1);
+	while (nacked < stored) {
+		uint64_t off;
+
+		d = next_delivery(c, WAIT_MS);
+		off = ringmq_delivery_offset(d);
+		assert_true(off < sizeof(seen));
+		if (off == 0) {
+			keep = d;
+			continue;
+		}
+		if (!seen[off]) { /* a redelivery stays leased */
+			seen[off] = 1;
+			assert_int_equal(settle(c, d, 'n'), RINGMQ_OK);
+			nacked++;
+		}
+		ringmq_delivery_free(d);
+	}
+	assert_non_null(keep);
+	assert_int_equal(settle(c, keep, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(keep);
+	ringmq_client_free(c);
+
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_equal(harness_start(&b, flags), 0);
+	c = testlib_connect(b.addr);
+	testlib_queue_counts(c, "dies", &messages, NULL, NULL, NULL);
+	testlib_queue_counts(c, "dies.dlq", &dead, NULL, NULL, NULL);
+	assert_int_equal(messages + dead, (uint64_t)stored);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* With the storage full, a publish is refused at its commit. A duplicate
  * of it (same dedup id, same request) must be refused too, not confirmed
  * as a copy of a message that was never stored. */
@@ -2251,6 +2317,8 @@ main(void)
 			test_storage_full_then_acks_work_and_publishing_resumes),
 		cmocka_unit_test(
 			test_duplicate_of_a_failed_publish_is_not_confirmed),
+		cmocka_unit_test(
+			test_storage_full_keeps_what_it_cannot_dead_letter),
 		cmocka_unit_test(
 			test_dedup_returns_original_offset_also_after_restart),
 		cmocka_unit_test(
