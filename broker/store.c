@@ -84,6 +84,9 @@ struct store {
 	uint64_t boot_epoch;
 	uint64_t page_bytes;
 	uint64_t map_bytes;
+	/* What growing writes may fill (--max-storage-bytes): the map, or
+	 * less when the data found at open was larger than that. */
+	uint64_t limit_bytes;
 	uint64_t headroom_bytes;
 
 	/* Loop thread only. */
@@ -311,7 +314,7 @@ room_now(const struct store *s, int *errnop)
 	struct statvfs sv;
 
 	*errnop = 0;
-	room = (int64_t)s->map_bytes - (int64_t)s->headroom_bytes -
+	room = (int64_t)s->limit_bytes - (int64_t)s->headroom_bytes -
 	       (int64_t)used;
 	if (fstatvfs(s->lock_fd, &sv) != 0) {
 		*errnop = errno;
@@ -892,17 +895,35 @@ env_open(struct store *s, const struct store_opts *o)
 		log_info("store: %s: cleared %d stale reader slots", s->dir,
 			 dead);
 	s->page_bytes = st.ms_psize;
-	s->map_bytes = info.me_mapsize;
-	if (s->map_bytes != o->max_storage_bytes)
-		log_warn("store: %s: map size is %llu bytes (asked for %llu): "
-			 "the data is larger",
-			 s->dir, (unsigned long long)s->map_bytes,
-			 (unsigned long long)o->max_storage_bytes);
+	s->map_bytes = s->limit_bytes = info.me_mapsize;
 	s->headroom_bytes = s->map_bytes / 16;
 	if (s->headroom_bytes < HEADROOM_MIN_BYTES)
 		s->headroom_bytes = HEADROOM_MIN_BYTES;
 	if (s->headroom_bytes > HEADROOM_MAX_BYTES)
 		s->headroom_bytes = HEADROOM_MAX_BYTES;
+	if (s->map_bytes > o->max_storage_bytes) {
+		/* LMDB made the map as large as the data, leaving no page
+		 * for an ack or a delete to write. The map gets a headroom
+		 * beyond the data so that consumers can drain it, while
+		 * growth stays refused until it is under the limit asked. */
+		s->limit_bytes = o->max_storage_bytes;
+		rc = mdb_env_set_mapsize(s->env,
+					 s->map_bytes + s->headroom_bytes);
+		if (rc == 0)
+			rc = mdb_env_info(s->env, &info);
+		if (rc != 0)
+			return store_err(s, rc, "grow the map");
+		s->map_bytes = info.me_mapsize;
+		log_warn(
+			"store: %s: the data file's pages (%llu bytes) reach past "
+			"--max-storage-bytes %llu: the map is %llu bytes, "
+			"and publishes are refused with STORAGE_FULL while "
+			"the data in use is over the limit",
+			s->dir,
+			(unsigned long long)(s->map_bytes - s->headroom_bytes),
+			(unsigned long long)o->max_storage_bytes,
+			(unsigned long long)s->map_bytes);
+	}
 	return 0;
 }
 

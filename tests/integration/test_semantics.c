@@ -1085,6 +1085,56 @@ test_storage_full_then_acks_work_and_publishing_resumes(void **state)
 	harness_cleanup(&b);
 }
 
+/* A broker started on more data than --max-storage-bytes refuses
+ * publishes but keeps room for acks and deletes: the queue drains, the
+ * acks survive a restart, and publishing works again once the data is
+ * under the limit. Before, LMDB's map was exactly the data: every commit
+ * failed, even deletes. */
+static void
+test_data_over_the_limit_drains_and_publishes_again(void **state)
+{
+	static const char *const big[] = { "--max-storage-bytes", "16M", NULL };
+	static const char *const small[] = { "--max-storage-bytes", "1M",
+					     NULL };
+	struct harness_broker b;
+	ringmq_client *c;
+	char payload[2000];
+	uint64_t messages;
+	int n = 2000;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, big), 0);
+	c = testlib_connect(b.addr);
+	create_queue(c, "over", NULL);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(
+			try_publish(c, "over", payload, sizeof(payload)),
+			RINGMQ_OK);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+
+	assert_int_equal(harness_start(&b, small), 0);
+	c = testlib_connect(b.addr);
+	assert_int_equal(try_publish(c, "over", payload, sizeof(payload)),
+			 RINGMQ_STORAGE_FULL);
+	drain(c, "over", "g", n);
+	ringmq_client_free(c);
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+
+	assert_int_equal(harness_start(&b, small), 0);
+	c = testlib_connect(b.addr);
+	testlib_queue_counts(c, "over", &messages, NULL, NULL, NULL);
+	assert_int_equal(messages, 0);
+	assert_int_equal(try_publish(c, "over", payload, sizeof(payload)),
+			 RINGMQ_OK);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* With the storage full, a message that reaches max deliveries has no
  * room for its dead letter: it stays in its queue. Before, the group
  * acked it in memory while the dead letter's commit failed, and the next
@@ -2319,6 +2369,8 @@ main(void)
 			test_duplicate_of_a_failed_publish_is_not_confirmed),
 		cmocka_unit_test(
 			test_storage_full_keeps_what_it_cannot_dead_letter),
+		cmocka_unit_test(
+			test_data_over_the_limit_drains_and_publishes_again),
 		cmocka_unit_test(
 			test_dedup_returns_original_offset_also_after_restart),
 		cmocka_unit_test(
