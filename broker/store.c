@@ -849,6 +849,45 @@ lock_dir(struct store *s, const char *dir)
 	return 0;
 }
 
+/* Bytes of LMDB's lock file given blocks before LMDB opens it: more than
+ * LMDB's default size (126 reader slots of 64 bytes and a header); LMDB
+ * keeps a larger file as it is, with more reader slots. */
+#define LOCK_FILE_BYTES (16u << 10)
+
+/* LMDB maps its lock file, lock.mdb, and initialises it through the map:
+ * on a full filesystem, the first write to a page the file has no block
+ * for raises SIGBUS. Giving the file its blocks first turns that into a
+ * clean error. @return 0, -RMQ_ESTORAGE_FULL or -errno (logged). */
+static int
+lock_file_alloc(const char *dir)
+{
+	char path[4096];
+	int n, fd;
+
+	n = snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		n = -errno;
+		log_error("store: cannot open %s: %s", path, strerror(-n));
+		return n;
+	}
+	n = posix_fallocate(fd, 0, LOCK_FILE_BYTES);
+	close(fd);
+	if (n == ENOSPC || n == EDQUOT) {
+		log_error("store: %s: storage full: no room for LMDB's lock "
+			  "file",
+			  dir);
+		return -RMQ_ESTORAGE_FULL;
+	}
+	if (n != 0 && n != EOPNOTSUPP && n != EINVAL) {
+		log_error("store: cannot allocate %s: %s", path, strerror(n));
+		return -n;
+	}
+	return 0;
+}
+
 static int
 env_open(struct store *s, const struct store_opts *o)
 {
@@ -1238,6 +1277,9 @@ store_open(struct store **out, const struct store_opts *o)
 	if (rc < 0)
 		goto fail;
 	rc = lock_dir(s, o->dir);
+	if (rc < 0)
+		goto fail;
+	rc = lock_file_alloc(o->dir);
 	if (rc < 0)
 		goto fail;
 	rc = env_open(s, o);

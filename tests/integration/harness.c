@@ -279,3 +279,37 @@ harness_cleanup(struct harness_broker *b)
 	}
 	b->dir[0] = '\0';
 }
+
+int
+harness_run_exit(const char *const *args)
+{
+	const char *argv[HARNESS_MAX_ARGS + 2];
+	long long deadline = harness_now_ms() + 10000;
+	int argc = 0, status = 0;
+	pid_t pid;
+
+	argv[argc++] = harness_program("RINGMQD");
+	for (int i = 0; args[i] && argc <= HARNESS_MAX_ARGS; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (freopen("/dev/null", "w", stdout) == NULL ||
+		    freopen("/dev/null", "w", stderr) == NULL)
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (harness_now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			(void)waitpid(pid, &status, 0);
+			fprintf(stderr, "harness: ringmqd did not exit\n");
+			return -1;
+		}
+		usleep(5000);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

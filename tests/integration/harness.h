@@ -43,6 +43,11 @@ int harness_stop(struct harness_broker *b);
 /* Stops the broker if running and removes the data directory. */
 void harness_cleanup(struct harness_broker *b);
 
+/* Runs ringmqd with args (NULL-ended; stdout and stderr to /dev/null)
+ * and waits at most 10 s for it to exit. @return its exit code, or -1
+ * (killed at the deadline, or not exited normally). */
+int harness_run_exit(const char *const *args);
+
 /* Path of a built program from an environment variable (RINGMQD,
  * RINGMQ_CLI); aborts the test with a message when unset. */
 const char *harness_program(const char *env_name);

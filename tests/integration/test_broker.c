@@ -1224,39 +1224,6 @@ test_sigterm_releases_leases_without_counting(void **state)
 	harness_cleanup(&b);
 }
 
-/* Runs ringmqd with args (stdout and stderr to /dev/null) and returns its
- * exit code; it must exit within 10 s. */
-static int
-run_broker_exit(const char *const *args)
-{
-	const char *argv[16];
-	long long deadline = harness_now_ms() + 10000;
-	int argc = 0, status = 0;
-	pid_t pid;
-
-	argv[argc++] = harness_program("RINGMQD");
-	for (int i = 0; args[i]; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		freopen("/dev/null", "w", stdout);
-		freopen("/dev/null", "w", stderr);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (harness_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			fail_msg("ringmqd did not exit");
-		}
-		usleep(5000);
-	}
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
 static void
 test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 {
@@ -1267,22 +1234,22 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 
 	(void)state;
 	assert_int_equal(
-		run_broker_exit((const char *const[]){ "--bogus", "1", NULL }),
+		harness_run_exit((const char *const[]){ "--bogus", "1", NULL }),
 		2);
-	assert_int_equal(run_broker_exit((const char *const[]){
+	assert_int_equal(harness_run_exit((const char *const[]){
 				 "--sync", "sometimes", NULL }),
 			 2);
 	fd = mkstemp(conf);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "sync = never\nnope = 1\n", 22), 22);
 	close(fd);
-	assert_int_equal(run_broker_exit((const char *const[]){ "--config",
-								conf, NULL }),
+	assert_int_equal(harness_run_exit((const char *const[]){ "--config",
+								 conf, NULL }),
 			 2);
 	unlink(conf);
 	/* A directory is no config file (it opens, then cannot be read). */
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(run_broker_exit((const char *const[]){
+	assert_int_equal(harness_run_exit((const char *const[]){
 				 "--config", dir, "--listen", "127.0.0.1:0",
 				 "--http", "off", "--data", dir, NULL }),
 			 2);
@@ -1292,7 +1259,7 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 	b.stdout_fd = -1;
 	assert_int_equal(harness_start(&b, NULL), 0);
 	assert_int_equal(
-		run_broker_exit((const char *const[]){
+		harness_run_exit((const char *const[]){
 			"--listen", "127.0.0.1:0", "--data", b.dir, NULL }),
 		1);
 	assert_int_equal(harness_stop(&b), 0);

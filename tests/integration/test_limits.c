@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -610,6 +611,39 @@ test_full_disk_refuses_publishes_keeps_acks_and_recovers(void **state)
 	rmdir(base);
 }
 
+/* A new data directory on a filesystem with no room left: LMDB's lock
+ * file cannot get its blocks, and the broker says so and exits 1. It
+ * died of SIGBUS, writing the lock file through its map. */
+static void
+test_full_disk_at_start_exits_1(void **state)
+{
+	char base[64] = "/tmp/ringmq-test-XXXXXX", path[128];
+	static char block[64 << 10];
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	if (mount("tmpfs", base, "tmpfs", 0, "size=1m") < 0) {
+		/* Not root, or no mount permission here. */
+		rmdir(base);
+		skip();
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/fill", base);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	close(fd);
+	snprintf(path, sizeof(path), "%s/data", base);
+	assert_int_equal(harness_run_exit((const char *const[]){
+				 "--listen", "127.0.0.1:0", "--http", "off",
+				 "--data", path, NULL }),
+			 1);
+	assert_int_equal(umount(base), 0);
+	rmdir(base);
+}
+
 int
 main(void)
 {
@@ -631,6 +665,7 @@ main(void)
 			test_ten_thousand_idle_connections_use_bounded_memory),
 		cmocka_unit_test(
 			test_full_disk_refuses_publishes_keeps_acks_and_recovers),
+		cmocka_unit_test(test_full_disk_at_start_exits_1),
 	};
 	int failed;
 
