@@ -233,10 +233,13 @@ trim(char *s)
 	return s;
 }
 
+/* Longest config line, in bytes before its newline: 2 KiB. */
+#define CONFIG_LINE_MAX 2048
+
 static int
 config_read_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	char line[2048];
+	char line[CONFIG_LINE_MAX + 2]; /* and the newline and the NUL */
 	FILE *f = fopen(path, "r");
 	int lineno = 0;
 
@@ -252,9 +255,8 @@ config_read_file(struct config *cfg, const char *path, char *err, size_t errlen)
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
-			set_err(err, errlen,
-				"config %s:%d: line over %zu bytes", path,
-				lineno, sizeof(line) - 2);
+			set_err(err, errlen, "config %s:%d: line over %d bytes",
+				path, lineno, CONFIG_LINE_MAX);
 			goto fail;
 		}
 		if (hash)

@@ -1266,6 +1266,50 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 	harness_cleanup(&b);
 }
 
+/* A config line may hold 2 KiB before its newline; one byte more stops
+ * the broker (exit 2). */
+static void
+test_config_line_of_2_kib_is_read(void **state)
+{
+	char conf[64] = "/tmp/ringmq-conf-XXXXXX";
+	const char *flags[] = { "--config", conf, NULL };
+	struct harness_broker b;
+	char line[2050];
+	int fd;
+
+	(void)state;
+	for (int longer = 0; longer < 2; longer++) {
+		size_t len = 2048 + (size_t)longer;
+
+		memset(line, 'x', len);
+		line[0] = '#';
+		line[len] = '\n';
+		snprintf(conf, sizeof(conf), "/tmp/ringmq-conf-XXXXXX");
+		fd = mkstemp(conf);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, line, len + 1), (ssize_t)(len + 1));
+		close(fd);
+		if (longer) {
+			char dir[64] = "/tmp/ringmq-conf-dir-XXXXXX";
+
+			assert_non_null(mkdtemp(dir));
+			assert_int_equal(harness_run_exit((const char *const[]){
+						 "--config", conf, "--listen",
+						 "127.0.0.1:0", "--http", "off",
+						 "--data", dir, NULL }),
+					 2);
+			assert_int_equal(rmdir(dir), 0);
+		} else {
+			memset(&b, 0, sizeof(b));
+			b.stdout_fd = -1;
+			assert_int_equal(harness_start(&b, flags), 0);
+			assert_int_equal(harness_stop(&b), 0);
+			harness_cleanup(&b);
+		}
+		unlink(conf);
+	}
+}
+
 /* Text from outside (here the data directory's path, with a newline in
  * it) cannot forge a log line: every line of the log starts with the
  * time stamp. */
@@ -1346,6 +1390,7 @@ main(void)
 			test_sigterm_confirms_what_it_stored_to_a_flooding_peer),
 		cmocka_unit_test(
 			test_exit_codes_for_bad_flags_config_and_locked_dir),
+		cmocka_unit_test(test_config_line_of_2_kib_is_read),
 		cmocka_unit_test(test_log_lines_cannot_be_forged),
 	};
 	int failed;
