@@ -60,10 +60,12 @@ print_stored_json(const char *queue, const ringmq_stored_messages *l, size_t i)
 	cli_print_msg_json(stdout, &m);
 }
 
-/* Writes bytes for a human: printable ASCII as is, the rest as \xNN;
- * with max > 0 at most max bytes, then "...". @return columns written. */
+/* Writes bytes for a human: printable ASCII as is (but the backslash
+ * and also), the rest as \xNN; with max > 0 at most max bytes, then
+ * "...". also: one more character to escape, or 0. @return columns
+ * written. */
 static int
-print_escaped(const void *bytes, size_t len, size_t max)
+print_escaped_but(const void *bytes, size_t len, size_t max, int also)
 {
 	const unsigned char *p = bytes;
 	int cols = 0;
@@ -73,7 +75,8 @@ print_escaped(const void *bytes, size_t len, size_t max)
 			fputs("...", stdout);
 			return cols + 3;
 		}
-		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\' &&
+		    p[i] != also) {
 			fputc(p[i], stdout);
 			cols++;
 		} else {
@@ -82,6 +85,12 @@ print_escaped(const void *bytes, size_t len, size_t max)
 		}
 	}
 	return cols;
+}
+
+static int
+print_escaped(const void *bytes, size_t len, size_t max)
+{
+	return print_escaped_but(bytes, len, max, 0);
 }
 
 /* The value of header name of message i as a string, or "-". */
@@ -259,12 +268,16 @@ print_show(const char *queue, const ringmq_stored_messages *l)
 		fputc('-', stdout);
 	fputc('\n', stdout);
 	for (size_t h = 0; h < nh; h++) {
+		const char *name = ringmq_stored_messages_header_name(l, 0, h);
 		size_t vlen;
 		const void *v =
 			ringmq_stored_messages_header_value(l, 0, h, &vlen);
 
-		printf("%-10s %s=", "header",
-		       ringmq_stored_messages_header_name(l, 0, h));
+		/* The name escaped too, "=" with it: one line per header,
+		 * and the first "=" ends the name. */
+		printf("%-10s ", "header");
+		(void)print_escaped_but(name, strlen(name), 0, '=');
+		fputc('=', stdout);
 		(void)print_escaped(v, vlen, 0);
 		fputc('\n', stdout);
 	}

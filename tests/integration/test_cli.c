@@ -2409,6 +2409,15 @@ test_message_show_human(void **state)
 			       "Z\nkey        k1\nheader     trace=abc\n"
 			       "bytes      11\npayload    hello\\x09world\n"));
 	run_free(&r);
+	/* A header name cannot forge a line of its own. */
+	RUN(&r, "publish", "sq", "--header", "a\nheader     b=c", "x");
+	expect(&r, 0, "0 1\n");
+	run_free(&r);
+	RUN(&r, "message", "show", "sq", "0", "1");
+	assert_int_equal(r.code, 0);
+	assert_non_null(
+		strstr(r.out, "\nheader     a\\x0aheader     b=c\nbytes "));
+	run_free(&r);
 }
 
 /* Waits until dlq list of queue shows n messages (dead-lettering may
