@@ -61,6 +61,9 @@ enum cli_cmd {
 /* Longest dedup id the broker stores, bytes. */
 #define CLI_MAX_DEDUP_ID_BYTES 65535
 
+/* Longest message key the broker stores, bytes. */
+#define CLI_MAX_KEY_BYTES 65535
+
 /* A queue setting flag of "queue create" or "queue set", passed on by
  * name. */
 struct cli_setting {

@@ -320,7 +320,15 @@ apply_flag(struct cli *cli, const struct flag_use *u)
 	case F_JSON: cli->is_json = 1; return 0;
 	case F_REQUEST_TIMEOUT: cli->request_timeout_ms = u->value; return 0;
 	case F_CONNECT_TIMEOUT: cli->connect_timeout_ms = u->value; return 0;
-	case F_KEY: cli->key = u->value; return 0;
+	case F_KEY:
+		if (strlen(u->value) > CLI_MAX_KEY_BYTES) {
+			cli_error(RINGMQ_USAGE,
+				  "--key must be at most %d bytes",
+				  CLI_MAX_KEY_BYTES);
+			return -1;
+		}
+		cli->key = u->value;
+		return 0;
 	case F_GROUP: cli->group = u->value; return 0;
 	case F_DEDUP_ID:
 		if (u->value[0] == '\0' ||

@@ -582,6 +582,14 @@ test_job_flags_usage_errors_exit_2_before_connecting(void **state)
 	expect_usage(ARGS("publish", "q", "--dedup-id", "", "x"));
 	expect_usage(ARGS("publish", "q", "--nack-delay-ms", "5", "x"));
 	{
+		/* Keys and dedup ids: at most 65,535 bytes. */
+		static char longest[65537];
+
+		memset(longest, 'k', 65536);
+		expect_usage(ARGS("publish", "q", "--key", longest, "x"));
+		expect_usage(ARGS("publish", "q", "--dedup-id", longest, "x"));
+	}
+	{
 		/* Not RFC 3339, or not a real time. */
 		static const char *const bad_times[] = {
 			"",
