@@ -986,6 +986,26 @@ struct backup_req {
 	uint64_t bytes; /* written by the store's backup thread */
 };
 
+/* The code for a failed backup: the path's fault, the disk's, or ours. */
+static Ringmq__ErrorCode
+backup_error_code(int status)
+{
+	switch (status) {
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EISDIR:
+	case -EEXIST:
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+	case -ENAMETOOLONG: return RINGMQ__ERROR_CODE__INVALID_ARGUMENT;
+	case -ENOSPC:
+	case -EDQUOT:
+	case -RMQ_ESTORAGE_FULL: return RINGMQ__ERROR_CODE__STORAGE_FULL;
+	default: return RINGMQ__ERROR_CODE__INTERNAL;
+	}
+}
+
 static void
 backed_up(void *ctx, int status)
 {
@@ -996,7 +1016,7 @@ backed_up(void *ctx, int status)
 	if (conn_unref_live(b->r.c)) {
 		if (status < 0) {
 			conn_send_error(b->r.c, b->r.request_id,
-					RINGMQ__ERROR_CODE__INTERNAL,
+					backup_error_code(status),
 					err_str(status));
 		} else {
 			ok.bytes = b->bytes;

@@ -2661,6 +2661,17 @@ test_backup_writes_a_copy_and_refuses_to_overwrite(void **state)
 	expect_err(&r, "INVALID_ARGUMENT");
 	assert_non_null(strstr(r.err, dir));
 	run_free(&r);
+	/* A path through a file, or under a missing directory, is the
+	 * request's fault, not the broker's. */
+	RUN(&r, "backup", file);
+	expect(&r, 1, "");
+	expect_err(&r, "INVALID_ARGUMENT");
+	run_free(&r);
+	snprintf(dir2, sizeof(dir2), "%s/no/such/dir", parent);
+	RUN(&r, "backup", dir2);
+	expect(&r, 1, "");
+	expect_err(&r, "INVALID_ARGUMENT");
+	run_free(&r);
 
 	snprintf(dir2, sizeof(dir2), "%s/copy2", parent);
 	RUN(&r, "--json", "backup", dir2);
