@@ -20,6 +20,9 @@
 
 #define HTTP_HEAD_MAX		8192  /* longest request head read */
 #define HTTP_REQUEST_TIMEOUT_MS 10000 /* a whole exchange, at most */
+/* Bytes of a refused request still read and dropped after the answer, so
+ * that closing with them unread (a TCP reset) does not destroy it. */
+#define HTTP_DRAIN_MAX (64u << 10)
 
 struct http_conn {
 	struct http *h; /* borrowed */
@@ -32,6 +35,8 @@ struct http_conn {
 	struct msghdr msg;
 	struct iovec iov;
 	int is_busy;	    /* an operation is in flight */
+	int is_refused;	    /* answered 400 or 431: drain before closing */
+	size_t drained;	    /* bytes read and dropped since the answer */
 	uint64_t opened_ms; /* monotonic */
 	struct http_conn *next, *prev;
 };
@@ -124,22 +129,52 @@ hc_send_more(struct http_conn *c)
 	c->is_busy = 1;
 }
 
-/* Builds the whole answer for the request head in c and sends it. */
+/* 1 when head starts with a request line: METHOD SP TARGET SP HTTP/...,
+ * the method in capitals. */
+static int
+request_line_ok(const char *head)
+{
+	size_t line = strcspn(head, "\r\n");
+	const char *end = head + line;
+	const char *sp1 = memchr(head, ' ', line), *sp2;
+
+	if (sp1 == NULL || sp1 == head)
+		return 0;
+	for (const char *p = head; p < sp1; p++)
+		if (*p < 'A' || *p > 'Z')
+			return 0;
+	sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
+	if (sp2 == NULL || sp2 == sp1 + 1)
+		return 0;
+	return end - sp2 - 1 >= 8 && memcmp(sp2 + 1, "HTTP/", 5) == 0;
+}
+
+/* Builds the whole answer for the request head in c and sends it. bad: a
+ * status the request earned before its head was whole (431), or NULL. */
 static void
-hc_answer(struct http_conn *c)
+hc_answer(struct http_conn *c, const char *bad)
 {
 	struct http_body body = { 0 };
 	const char *status = "200 OK";
 	const char *type = "text/plain; charset=utf-8";
-	int is_get = strncmp(c->head, "GET ", 4) == 0;
-	char *path = is_get ? c->head + 4 : NULL;
-	size_t plen = 0;
+	const char *allow = "";
+	size_t mlen = strcspn(c->head, " ");
+	const char *path = c->head + mlen + (c->head[mlen] == ' ');
+	size_t plen = strcspn(path, " ?");
+	int is_head = mlen == 4 && memcmp(c->head, "HEAD", 4) == 0;
+	int is_get = mlen == 3 && memcmp(c->head, "GET", 3) == 0;
 
-	while (path && path[plen] && path[plen] != ' ' && path[plen] != '?')
-		plen++;
-	if (!is_get) {
+	if (bad == NULL && !request_line_ok(c->head))
+		bad = "400 Bad Request";
+	if (bad != NULL) {
+		status = bad;
+		is_head = 0;
+		c->is_refused = 1;
+		http_body_printf(&body, "%s\n", bad + 4);
+	} else if (!is_get && !is_head) {
 		status = "405 Method Not Allowed";
-		http_body_printf(&body, "only GET\n");
+		allow = "Allow: GET, HEAD\r\n";
+		http_body_printf(&body, "only GET and HEAD\n");
 	} else if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
 		type = "text/plain; version=0.0.4; charset=utf-8";
 		c->h->handlers.metrics(c->h->handlers.ctx, &body);
@@ -155,10 +190,11 @@ hc_answer(struct http_conn *c)
 		hc_free(c);
 		return;
 	}
+	/* HEAD: the head GET would get, no body. */
 	if (asprintf(&c->out,
 		     "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
-		     status, type, body.len, (int)body.len,
+		     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%.*s",
+		     status, type, body.len, allow, is_head ? 0 : (int)body.len,
 		     body.data ? body.data : "") < 0) {
 		c->out = NULL;
 		free(body.data);
@@ -193,15 +229,29 @@ on_read(struct loop_op *op, int res, uint32_t flags)
 		hc_free(c);
 		return;
 	}
+	if (c->out != NULL) { /* answered: dropping the rest */
+		c->drained += (size_t)res;
+		if (c->drained > HTTP_DRAIN_MAX)
+			hc_free(c);
+		else
+			hc_read(c);
+		return;
+	}
+	if (memchr(c->head + c->head_len, '\0', (size_t)res) != NULL) {
+		c->head_len += (size_t)res;
+		c->head[c->head_len] = '\0';
+		hc_answer(c, "400 Bad Request"); /* no NUL in a head */
+		return;
+	}
 	c->head_len += (size_t)res;
 	c->head[c->head_len] = '\0';
 	if (strstr(c->head, "\r\n\r\n") != NULL ||
 	    strstr(c->head, "\n\n") != NULL) {
-		hc_answer(c);
+		hc_answer(c, NULL);
 		return;
 	}
 	if (c->head_len >= HTTP_HEAD_MAX - 1) {
-		hc_free(c); /* head too long */
+		hc_answer(c, "431 Request Header Fields Too Large");
 		return;
 	}
 	hc_read(c);
@@ -219,10 +269,16 @@ on_sent(struct loop_op *op, int res, uint32_t flags)
 		return;
 	}
 	c->sent += (size_t)res;
-	if (c->sent < c->out_len)
+	if (c->sent < c->out_len) {
 		hc_send_more(c);
-	else
+	} else if (c->is_refused && shutdown(c->fd, SHUT_WR) == 0) {
+		/* The peer may still be sending its request: read it to
+		 * its end (bounded, and by the exchange's deadline). */
+		c->head_len = 0;
+		hc_read(c);
+	} else {
 		hc_free(c);
+	}
 }
 
 static void

@@ -54,17 +54,16 @@ teardown_broker(void **state)
 	return code == 0 ? 0 : -1;
 }
 
-/* GETs path from the broker's HTTP listener; returns the whole answer
- * (head and body), malloc'ed. */
+/* Sends the len bytes of req to the broker's HTTP listener; returns the
+ * whole answer (head and body), malloc'ed. */
 static char *
-http_get(const char *path)
+http_request(const char *req, size_t len)
 {
 	struct sockaddr_in sa;
 	const char *colon = strrchr(broker.http_addr, ':');
 	long long deadline = harness_now_ms() + WAIT_MS;
 	size_t n = 0, cap = 1 << 16;
 	char *buf = malloc(cap);
-	char req[256];
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	assert_non_null(colon);
@@ -73,8 +72,7 @@ http_get(const char *path)
 	sa.sin_port = htons((uint16_t)atoi(colon + 1));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	assert_int_equal(write(fd, req, len), (ssize_t)len);
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
@@ -92,6 +90,24 @@ http_get(const char *path)
 	buf[n] = '\0';
 	close(fd);
 	return buf;
+}
+
+/* http_request of a C string. */
+static char *
+http_text(const char *req)
+{
+	return http_request(req, strlen(req));
+}
+
+/* GETs path from the broker's HTTP listener; returns the whole answer
+ * (head and body), malloc'ed. */
+static char *
+http_get(const char *path)
+{
+	char req[256];
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	return http_text(req);
 }
 
 /* The value of the sample line starting with prefix, or -1. */
@@ -120,6 +136,41 @@ test_healthz_answers_ok(void **state)
 	free(r);
 	r = http_get("/nope");
 	assert_non_null(strstr(r, "HTTP/1.1 404"));
+	free(r);
+}
+
+/* HEAD gets GET's head without its body; another method gets 405 with
+ * Allow; what is no request line, or holds a NUL, gets 400; a head over
+ * the limit gets 431, read to its end so that the answer arrives. */
+static void
+test_http_methods_and_bad_requests(void **state)
+{
+	static const char nul[] = "GET /healthz\0 HTTP/1.1\r\n\r\n";
+	static char big[16384 + 64];
+	size_t n;
+	char *r;
+
+	(void)state;
+	r = http_text("HEAD /healthz HTTP/1.1\r\n\r\n");
+	assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(r, "Content-Length: 3\r\n"));
+	assert_string_equal(strstr(r, "\r\n\r\n"), "\r\n\r\n");
+	free(r);
+	r = http_text("PUT /metrics HTTP/1.1\r\n\r\n");
+	assert_non_null(strstr(r, "HTTP/1.1 405 "));
+	assert_non_null(strstr(r, "\r\nAllow: GET, HEAD\r\n"));
+	free(r);
+	r = http_text("GARBAGE\r\n\r\n");
+	assert_non_null(strstr(r, "HTTP/1.1 400 "));
+	free(r);
+	r = http_request(nul, sizeof(nul) - 1);
+	assert_non_null(strstr(r, "HTTP/1.1 400 "));
+	free(r);
+	n = (size_t)snprintf(big, sizeof(big), "GET /metrics HTTP/1.1\r\nX: ");
+	memset(big + n, 'x', 16384);
+	memcpy(big + n + 16384, "\r\n\r\n", 4);
+	r = http_request(big, n + 16384 + 4);
+	assert_non_null(strstr(r, "HTTP/1.1 431 "));
 	free(r);
 }
 
@@ -589,6 +640,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_healthz_answers_ok),
+		cmocka_unit_test(test_http_methods_and_bad_requests),
 		cmocka_unit_test(test_healthz_says_shutting_down),
 		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
 		cmocka_unit_test(test_delivery_latency_counts_the_wait),
