@@ -1326,10 +1326,10 @@ store_event_fd(const struct store *s)
 }
 
 void
-store_usage(const struct store *s, uint64_t *used_bytes, uint64_t *map_bytes)
+store_usage(const struct store *s, uint64_t *used_bytes, uint64_t *limit_bytes)
 {
 	*used_bytes = atomic_load(&s->used_bytes);
-	*map_bytes = s->map_bytes;
+	*limit_bytes = s->limit_bytes;
 }
 
 /* ---------------------------------------------------------------- reads */

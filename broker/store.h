@@ -178,10 +178,11 @@ int store_is_writable(const struct store *s);
  * limit STORE_BATCH_GROWS batches meet. Any thread (one statvfs). */
 int64_t store_grow_room(const struct store *s);
 
-/* Bytes of the map in use and the map size, for STORAGE_FULL decisions and
- * metrics. Cheap (mdb_env_info / stat of the last commit). */
+/* Bytes of the map in use and the storage limit (the map size, or
+ * --max-storage-bytes when the data found at open was larger), for
+ * metrics and stats. Cheap (figures of the last commit). */
 void store_usage(const struct store *s, uint64_t *used_bytes,
-		 uint64_t *map_bytes);
+		 uint64_t *limit_bytes);
 
 /* ------------------------------------------------------------- records */
 
