@@ -521,6 +521,18 @@ groups_recount_acked(struct queue *q)
 
 /* Moves the floor past acked offsets and holes; drops acked entries below
  * it. Marks gp dirty if anything changed. */
+int
+gpart_ack_gone(struct gpart *gp, const struct partition *p)
+{
+	if (p->acked_count == 0)
+		return 0;
+	for (uint64_t x = partition_next(p, p->base); x != UINT64_MAX;
+	     x = partition_next(p, x + 1))
+		if (partition_is_acked(p, x) && runset_add(&gp->acked, x) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 void
 gpart_advance(struct groups *gs, struct gpart *gp)
 {
@@ -699,15 +711,8 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 
 		gp->ack_floor = is_latest ? p->next_offset : p->base;
 		gp->read_pos = gp->ack_floor;
-		/* From the earliest retained message: what every other
-		 * group has acked is gone for the queue, stored or not. */
-		for (uint64_t x = is_latest || p->acked_count == 0
-					  ? UINT64_MAX
-					  : partition_next(p, p->base);
-		     x != UINT64_MAX; x = partition_next(p, x + 1))
-			if (partition_is_acked(p, x) &&
-			    runset_add(&gp->acked, x) < 0)
-				goto fail;
+		if (!is_latest && gpart_ack_gone(gp, p) < 0)
+			goto fail;
 		/* Redriven dead letters belong to the group they died in. */
 		for (size_t k = 0; k < p->privates.n; k++) {
 			uint64_t x = p->privates.v[p->privates.start + k];

@@ -200,65 +200,6 @@ hide_others_privates(struct queue *q, struct group *g, uint32_t part)
 	return 0;
 }
 
-/* Adds to out the offsets of [a, b) that every group from h on (but g)
- * has acked. @return 0 or -ENOMEM. */
-static int
-add_acked_by_rest(struct runset *out, const struct group *h,
-		  const struct group *g, uint32_t part, uint64_t a, uint64_t b)
-{
-	const struct offset_run *runs;
-	const struct gpart *hp;
-	size_t nruns;
-	int rc;
-
-	while (h != NULL && h == g)
-		h = h->next;
-	if (a >= b)
-		return 0;
-	if (h == NULL)
-		return runset_add_run(out, a, b - a);
-	hp = &h->parts[part];
-	/* Below its floor h acked everything; above it, its runs. */
-	rc = add_acked_by_rest(out, h->next, g, part, a,
-			       b < hp->ack_floor ? b : hp->ack_floor);
-	runs = runset_runs(&hp->acked, &nruns);
-	for (size_t k = 0; rc == 0 && k < nruns; k++) {
-		uint64_t lo = runs[k].first, hi = runs[k].first + runs[k].count;
-
-		if (lo >= b)
-			break;
-		rc = add_acked_by_rest(out, h->next, g, part, lo > a ? lo : a,
-				       hi < b ? hi : b);
-	}
-	return rc;
-}
-
-/* What every group of q acked in partition part at or above its lowest
- * retained offset, g included: those messages are gone (DESIGN: deleted
- * once every group has acked them) though not yet trimmed, and a reset of
- * g must not bring them back. @return 0 or -ENOMEM. */
-static int
-acked_by_all(const struct queue *q, const struct group *g, uint32_t part,
-	     struct runset *out)
-{
-	const struct gpart *gp = &g->parts[part];
-	const struct offset_run *runs;
-	uint64_t base = q->parts[part].base;
-	size_t nruns;
-	int rc;
-
-	rc = add_acked_by_rest(out, q->groups, g, part, base,
-			       gp->ack_floor > base ? gp->ack_floor : base);
-	runs = runset_runs(&gp->acked, &nruns);
-	for (size_t k = 0; rc == 0 && k < nruns; k++) {
-		uint64_t lo = runs[k].first > base ? runs[k].first : base;
-		uint64_t hi = runs[k].first + runs[k].count;
-
-		rc = add_acked_by_rest(out, q->groups, g, part, lo, hi);
-	}
-	return rc;
-}
-
 int
 groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		   int is_latest, lease_done_fn done, void *ctx)
@@ -294,18 +235,17 @@ groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 					  q->name, g->name);
 		}
 
-		struct runset gone = { 0 };
-
-		if (!is_latest && acked_by_all(q, g, i, &gone) < 0)
-			log_error("group %s/%s: out of memory keeping acked "
-				  "messages acked",
-				  q->name, g->name);
 		runset_free(&gp->acked);
 		u64set_free(&gp->redeliver);
 		u64set_free(&gp->held);
-		gp->acked = gone;
 		gp->ack_floor = gp->read_pos =
 			is_latest ? p->next_offset : p->base;
+		/* What every group acked (this one included, until now) is
+		 * gone: not read again. */
+		if (!is_latest && gpart_ack_gone(gp, p) < 0)
+			log_error("group %s/%s: out of memory keeping acked "
+				  "messages acked",
+				  q->name, g->name);
 		if (hide_others_privates(q, g, i) < 0)
 			log_error("group %s/%s: out of memory hiding "
 				  "redriven messages",

@@ -141,6 +141,9 @@ struct groups {
 /* --- group.c helpers used by group_admin.c --- */
 void gpart_dirty(struct groups *gs, struct gpart *gp);
 void gpart_advance(struct groups *gs, struct gpart *gp);
+/* Adds to gp's acked offsets the retained messages of p that every group
+ * has acked: gone for the queue, stored or not. @return 0 or -ENOMEM. */
+int gpart_ack_gone(struct gpart *gp, const struct partition *p);
 /* Retained messages of partition p at or above gp's floor that gp has not
  * acked: a count over the partition index, not a walk per offset. */
 uint64_t gpart_unacked(const struct partition *p, const struct gpart *gp);
