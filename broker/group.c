@@ -913,7 +913,6 @@ stage_add(struct groups *gs, const struct queue_staged *st)
 		gs->capstaged = cap;
 	}
 	gs->staged[gs->nstaged++] = *st;
-	gs->dead_letter_bytes += st->payload_bytes;
 	return 0;
 }
 
@@ -1081,7 +1080,7 @@ lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
 	need = (uint64_t)v.payload_len + v.headers_len + v.key_len +
 	       DEAD_LETTER_EXTRA_BYTES;
 	if (store_grow_room(gs->store) <
-	    (int64_t)(gs->dead_letter_bytes + need)) {
+	    (int64_t)(gs->dead_letter_room + need)) {
 		if (!gs->is_dead_letter_held_logged)
 			log_warn("queue %s partition %u offset %llu: storage "
 				 "full: not dead-lettered, kept in the queue "
@@ -1093,10 +1092,14 @@ lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
 		return -1;
 	}
 	gs->is_dead_letter_held_logged = false;
-	return dead_letter(gs, l->g->q, l->g->name, l->part, l->offset, &v,
-			   "max_deliveries", l->delivery_count,
-			   fr ? fr->f.first_delivery_ms : l->delivered_wall_ms,
-			   l->delivered_wall_ms);
+	if (dead_letter(gs, l->g->q, l->g->name, l->part, l->offset, &v,
+			"max_deliveries", l->delivery_count,
+			fr ? fr->f.first_delivery_ms : l->delivered_wall_ms,
+			l->delivered_wall_ms) < 0)
+		return -1;
+	gs->dead_letter_room += need;
+	gs->staged_room += need;
+	return 0;
 }
 
 /* Ends lease l as how says, and frees it. recent_code is remembered for
@@ -1466,14 +1469,22 @@ flush_done(void *arg, int status)
 {
 	struct flush_req *r = arg;
 
-	if (r->is_in_flight)
-		r->gs->flushes_in_flight--;
+	struct groups *gs = r->gs;
+
+	gs->dead_letter_room -= r->room;
+	if (r->is_in_flight) {
+		gs->flushes_in_flight--;
+		if (status < 0 && gs->flush_error == 0)
+			gs->flush_error = status;
+		if (status == 0)
+			status = gs->flush_error;
+		if (gs->flushes_in_flight == 0)
+			gs->flush_error = 0;
+	}
 	if (status < 0)
 		log_error("group state flush failed: %s", err_str(status));
-	for (size_t i = 0; i < r->nstaged; i++) {
-		r->gs->dead_letter_bytes -= r->staged[i].payload_bytes;
+	for (size_t i = 0; i < r->nstaged; i++)
 		queue_staged_done(r->qs, &r->staged[i], status);
-	}
 	for (size_t i = 0; i < r->n; i++)
 		r->w[i].done(r->w[i].ctx, status);
 	free(r->staged);
@@ -1504,6 +1515,8 @@ groups_flush(struct groups *gs)
 		return;
 	b = flush_batch(gs);
 	gs->flush = NULL;
+	if (b == NULL)
+		failed = 1;
 	while (gs->dirty) {
 		struct gpart *gp = gs->dirty;
 		struct group *g = gp->g;
@@ -1526,10 +1539,10 @@ groups_flush(struct groups *gs)
 	r = malloc(sizeof(*r) + gs->nwaiters * sizeof(r->w[0]));
 	if (r == NULL || failed) {
 		log_error("group state flush: out of memory");
-		for (size_t i = 0; i < gs->nstaged; i++) {
-			gs->dead_letter_bytes -= gs->staged[i].payload_bytes;
+		gs->dead_letter_room -= gs->staged_room;
+		gs->staged_room = 0;
+		for (size_t i = 0; i < gs->nstaged; i++)
 			queue_staged_done(gs->qs, &gs->staged[i], -ENOMEM);
-		}
 		gs->nstaged = 0;
 		for (size_t i = 0; i < gs->nwaiters; i++)
 			gs->waiters[i].done(gs->waiters[i].ctx, -ENOMEM);
@@ -1540,6 +1553,8 @@ groups_flush(struct groups *gs)
 	}
 	r->gs = gs;
 	r->is_in_flight = false;
+	r->room = gs->staged_room;
+	gs->staged_room = 0;
 	r->qs = gs->qs;
 	r->staged = gs->staged;
 	r->nstaged = gs->nstaged;

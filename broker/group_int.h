@@ -105,6 +105,7 @@ struct waiter {
 struct flush_req {
 	struct groups *gs;
 	bool is_in_flight; /* submitted to the store */
+	uint64_t room;	   /* its dead letters' share of dead_letter_room */
 	struct queues *qs;
 	struct queue_staged *staged; /* owned: dead letters in this flush */
 	size_t nstaged;
@@ -129,10 +130,14 @@ struct groups {
 	size_t flushes_in_flight;    /* submitted to the store, not yet done */
 	struct queue_staged *staged; /* owned: dead letters in gs->flush */
 	size_t nstaged, capstaged;
-	/* Payload bytes of dead letters staged or in flight: room they
-	 * will take that the store's usage does not show yet. */
-	uint64_t dead_letter_bytes;
+	/* Room the dead letters staged or in flight will take, which the
+	 * store's usage does not show yet; staged_room: of those in
+	 * gs->flush. */
+	uint64_t dead_letter_room, staged_room;
 	bool is_dead_letter_held_logged;
+	/* The first failure among the flushes in flight: a later flush's
+	 * waiters may depend on the failed one, so they get it too. */
+	int flush_error;
 	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
 	size_t ncorrupt, capcorrupt;
 	int is_stopped;
