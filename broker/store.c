@@ -429,7 +429,7 @@ log_full(struct store *s, bool is_full)
 			 "refusing new data until space is freed",
 			 s->dir,
 			 (unsigned long long)atomic_load(&s->used_bytes),
-			 (unsigned long long)s->map_bytes);
+			 (unsigned long long)s->limit_bytes);
 	else
 		log_info("store: %s: storage has room again", s->dir);
 }
@@ -934,8 +934,13 @@ env_open(struct store *s, const struct store_opts *o)
 		log_info("store: %s: cleared %d stale reader slots", s->dir,
 			 dead);
 	s->page_bytes = st.ms_psize;
-	s->map_bytes = s->limit_bytes = info.me_mapsize;
-	s->headroom_bytes = s->map_bytes / 16;
+	s->map_bytes = info.me_mapsize;
+	s->limit_bytes = s->map_bytes < o->max_storage_bytes
+				 ? s->map_bytes
+				 : o->max_storage_bytes;
+	/* Of the limit: a limit far below the data must not keep a
+	 * headroom larger than itself, or nothing would ever fit. */
+	s->headroom_bytes = s->limit_bytes / 16;
 	if (s->headroom_bytes < HEADROOM_MIN_BYTES)
 		s->headroom_bytes = HEADROOM_MIN_BYTES;
 	if (s->headroom_bytes > HEADROOM_MAX_BYTES)
@@ -945,7 +950,6 @@ env_open(struct store *s, const struct store_opts *o)
 		 * for an ack or a delete to write. The map gets a headroom
 		 * beyond the data so that consumers can drain it, while
 		 * growth stays refused until it is under the limit asked. */
-		s->limit_bytes = o->max_storage_bytes;
 		rc = mdb_env_set_mapsize(s->env,
 					 s->map_bytes + s->headroom_bytes);
 		if (rc == 0)
@@ -1305,7 +1309,7 @@ store_open(struct store **out, const struct store_opts *o)
 	log_info("store: %s open: boot epoch %llu, %llu of %llu bytes in use",
 		 s->dir, (unsigned long long)s->boot_epoch,
 		 (unsigned long long)atomic_load(&s->used_bytes),
-		 (unsigned long long)s->map_bytes);
+		 (unsigned long long)s->limit_bytes);
 	*out = s;
 	return 0;
 fail:

@@ -1089,18 +1089,19 @@ test_storage_full_then_acks_work_and_publishing_resumes(void **state)
  * publishes but keeps room for acks and deletes: the queue drains, the
  * acks survive a restart, and publishing works again once the data is
  * under the limit. Before, LMDB's map was exactly the data: every commit
- * failed, even deletes. */
+ * failed, even deletes; and with data over 16 times the limit the
+ * headroom, a 16th of the data, left no room under the limit ever. */
 static void
 test_data_over_the_limit_drains_and_publishes_again(void **state)
 {
-	static const char *const big[] = { "--max-storage-bytes", "16M", NULL };
+	static const char *const big[] = { "--max-storage-bytes", "64M", NULL };
 	static const char *const small[] = { "--max-storage-bytes", "1M",
 					     NULL };
 	struct harness_broker b;
 	ringmq_client *c;
 	char payload[2000];
 	uint64_t messages;
-	int n = 2000;
+	int n = 4500; /* ~18 MiB: a 2,000-byte payload takes a page */
 
 	(void)state;
 	memset(payload, 'p', sizeof(payload));
