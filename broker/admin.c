@@ -359,6 +359,16 @@ redrive_done(void *arg, int status)
 	free(r);
 }
 
+/* 1 when dead letter v has a group of src to go back to (its name into
+ * group), 0 when not (that group is gone, or v was corrupt). */
+static int
+redrive_group(struct queue *src, const struct store_msg_view *v, char *group,
+	      size_t size)
+{
+	return view_header(v, "ringmq-source-group", group, size) != NULL &&
+	       group[0] != '\0' && groups_exists(src, group);
+}
+
 /* Stages dead letter v of dlq for its source queue src, visible only to
  * the group it died in, and removes it from dlq; all into b.
  * @return 1 redriven, 0 skipped (its group is gone, or corrupt), <0. */
@@ -373,9 +383,7 @@ redrive_one(struct conn_env *env, struct queue *src, struct queue *dlq,
 	uint32_t pos = 0, nh = 0;
 	int part = -1, rc;
 
-	if (view_header(v, "ringmq-source-group", group, sizeof(group)) ==
-		    NULL ||
-	    group[0] == '\0' || !groups_exists(src, group))
+	if (!redrive_group(src, v, group, sizeof(group)))
 		return 0;
 	if (view_header(v, "ringmq-source-partition", num, sizeof(num)) &&
 	    (uint32_t)atoi(num) < src->partitions)
@@ -444,11 +452,13 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 		for (uint64_t off = partition_next(p, 0);
 		     off != UINT64_MAX && r->n < cap;
 		     off = partition_next(p, off + 1)) {
+			char group[STORE_NAME_MAX + 8];
 			struct store_msg_view v;
 			int rc;
 
 			if (read_msg(c, dlq, i, off, &v) < 0 ||
-			    !is_dead_letter_of(&v, dr->queue, dr->group))
+			    !is_dead_letter_of(&v, dr->queue, dr->group) ||
+			    !redrive_group(src, &v, group, sizeof(group)))
 				continue;
 			if ((src->policy.max_depth &&
 			     depth + 1 > src->policy.max_depth) ||

@@ -1973,6 +1973,46 @@ test_redrive_keeps_to_the_max_depth(void **state)
 	ringmq_client_free(x);
 }
 
+/* A dead letter that cannot go back (its group deleted) takes no room:
+ * it does not make a redrive of later ones QUEUE_FULL. */
+static void
+test_redrive_limit_skips_what_cannot_go_back(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_delivery *d;
+	char big[1000];
+	uint64_t redriven = 0;
+	uint32_t sub;
+
+	(void)state;
+	memset(big, 'b', sizeof(big));
+	create_queue(c, "roomy", "max-deliveries=1", NULL);
+	/* The big one dies in "gone", which is deleted after. */
+	assert_int_equal(try_publish(c, "roomy", big, sizeof(big)), RINGMQ_OK);
+	sub = subscribe(c, "roomy", "gone", 1);
+	d = next_delivery(c, WAIT_MS);
+	assert_int_equal(settle(c, d, 'n'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_unsubscribe(c, sub), RINGMQ_OK);
+	assert_int_equal(ringmq_group_delete(c, "roomy", "gone"), RINGMQ_OK);
+	/* The small one dies in "workers". */
+	sub = subscribe(c, "roomy", "workers", 1);
+	publish(c, "roomy", "small");
+	d = next_delivery(c, WAIT_MS);
+	assert_int_equal(settle(c, d, 'n'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_unsubscribe(c, sub), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_opts_set(qo, "max-bytes", "500", NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_set(c, "roomy", qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	assert_int_equal(ringmq_dlq_redrive(c, "roomy", NULL, 0, &redriven),
+			 RINGMQ_OK);
+	assert_int_equal(redriven, 1);
+	ringmq_client_free(c);
+}
+
 static void
 test_peek_and_show_read_without_leasing(void **state)
 {
@@ -2357,6 +2397,7 @@ main(void)
 		cmocka_unit_test(
 			test_reset_to_earliest_skips_what_every_group_acked),
 		cmocka_unit_test(test_redrive_keeps_to_the_max_depth),
+		cmocka_unit_test(test_redrive_limit_skips_what_cannot_go_back),
 		cmocka_unit_test(test_peek_and_show_read_without_leasing),
 		cmocka_unit_test(test_admin_purge_groups_describe_delete_stats),
 		cmocka_unit_test(
