@@ -33,6 +33,34 @@ sub_free(struct sub *s)
 	free(s);
 }
 
+static void
+deliveries_free(struct ringmq_delivery *d)
+{
+	while (d != NULL) {
+		struct ringmq_delivery *next = d->next;
+
+		ringmq_delivery_free(d);
+		d = next;
+	}
+}
+
+/* Routes again the deliveries held back while a Subscribe was waiting;
+ * lock held. */
+static void
+subs_claim(struct ringmq_client *c)
+{
+	struct ringmq_delivery *d = c->unclaimed_head;
+
+	c->unclaimed_head = c->unclaimed_tail = NULL;
+	while (d != NULL) {
+		struct ringmq_delivery *next = d->next;
+
+		d->next = NULL;
+		subs_on_delivery(c, d);
+		d = next;
+	}
+}
+
 /* Sends Subscribe for s on the current connection; lock held. */
 static int
 sub_send(struct ringmq_client *c, struct sub *s)
@@ -51,13 +79,17 @@ sub_send(struct ringmq_client *c, struct sub *s)
 			  : RINGMQ__START_POSITION__EARLIEST;
 	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
 	f.subscribe = &m;
+	c->subscribing++;
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_SUBSCRIBE_OK, &resp);
-	if (rc != RINGMQ_OK)
-		return rc;
-	s->wire_id = resp->subscribe_ok->subscription;
-	s->is_live = 1;
-	frame_free(resp);
-	return RINGMQ_OK;
+	c->subscribing--;
+	if (rc == RINGMQ_OK) {
+		s->wire_id = resp->subscribe_ok->subscription;
+		s->is_live = 1;
+		frame_free(resp);
+	}
+	if (c->subscribing == 0)
+		subs_claim(c);
+	return rc;
 }
 
 static int
@@ -86,14 +118,23 @@ subscribe_locked(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
 	s->start = start;
 	s->cb = cb;
 	s->ctx = ctx;
+	/* Listed (not live) before it is sent: its first deliveries may
+	 * arrive with the answer and must find it. */
+	s->id = c->next_sub_id++;
+	s->is_first = 1;
+	s->next = c->subs;
+	c->subs = s;
 	rc = sub_send(c, s);
+	s->is_first = 0;
 	if (rc != RINGMQ_OK) {
+		struct sub **sp = &c->subs;
+
+		while (*sp != s)
+			sp = &(*sp)->next;
+		*sp = s->next;
 		sub_free(s);
 		return rc;
 	}
-	s->id = c->next_sub_id++;
-	s->next = c->subs;
-	c->subs = s;
 	*subscriptionp = s->id;
 	return RINGMQ_OK;
 }
@@ -226,7 +267,18 @@ subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
 			c->cbq_tail = d;
 			return;
 		}
-		break;
+		conn_dq_push(c, d);
+		return;
+	}
+	if (c->subscribing > 0) {
+		/* Maybe the waiting Subscribe's: decided once it is live. */
+		d->next = NULL;
+		if (c->unclaimed_tail != NULL)
+			c->unclaimed_tail->next = d;
+		else
+			c->unclaimed_head = d;
+		c->unclaimed_tail = d;
+		return;
 	}
 	conn_dq_push(c, d);
 }
@@ -235,6 +287,10 @@ void
 subs_on_lost(struct ringmq_client *c)
 {
 	struct sub **sp = &c->subs;
+
+	/* Their leases died with the connection. */
+	deliveries_free(c->unclaimed_head);
+	c->unclaimed_head = c->unclaimed_tail = NULL;
 
 	while (*sp != NULL) {
 		struct sub *s = *sp;
@@ -266,7 +322,7 @@ subs_restore(struct ringmq_client *c)
 		if (last == NULL)
 			return RINGMQ_OK;
 		done = last;
-		if (last->is_ended || last->is_live)
+		if (last->is_ended || last->is_live || last->is_first)
 			continue;
 		rc = sub_send(c, last);
 		if (status_is_conn_failure(rc))
@@ -279,6 +335,8 @@ subs_restore(struct ringmq_client *c)
 void
 subs_fini(struct ringmq_client *c)
 {
+	deliveries_free(c->unclaimed_head);
+	c->unclaimed_head = c->unclaimed_tail = NULL;
 	while (c->subs != NULL) {
 		struct sub *s = c->subs;
 

@@ -135,6 +135,7 @@ struct sub {
 	uint32_t wire_id;
 	int is_live;  /* subscribed on the current connection */
 	int is_ended; /* unsubscribed: not restored, ids still mapped */
+	int is_first; /* its first Subscribe unanswered: not restored */
 	char *queue;  /* owned */
 	char *group;  /* owned */
 	uint32_t credit;
@@ -201,6 +202,12 @@ struct ringmq_client {
 
 	struct sub *subs; /* owned list */
 	uint32_t next_sub_id;
+	/* Deliveries of no live subscription that came while a Subscribe
+	 * waited for its answer: the broker may send the new
+	 * subscription's first deliveries right behind its SubscribeOk,
+	 * read before the subscription is live. Owned list. */
+	struct ringmq_delivery *unclaimed_head, *unclaimed_tail;
+	int subscribing; /* Subscribes waiting for their answers */
 
 	struct tracked_lease *tracked; /* owned array (auto-touch) */
 	size_t n_tracked;

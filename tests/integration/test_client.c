@@ -737,6 +737,12 @@ test_subscription_restored_after_broker_restart(void **state)
 	c = testlib_connect_with(b.addr, "reconnect-backoff-ms=50", NULL);
 	create_queue(c, "restore", NULL, NULL);
 	publish_sync(c, "restore", "before");
+	/* A subscription ended before: the one restored gets the broker's
+	 * first id on the new connection, not its own. */
+	assert_int_equal(ringmq_subscribe(c, &sub, "restore", "ended", 0,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_unsubscribe(c, sub), RINGMQ_OK);
 	assert_int_equal(ringmq_subscribe(c, &sub, "restore", "g", 1,
 					  RINGMQ_START_EARLIEST),
 			 RINGMQ_OK);
@@ -998,6 +1004,44 @@ test_callback_subscription_with_auto_touch_keeps_lease(void **state)
 	ringmq_client_free(c);
 }
 
+static void
+on_delivery_ack(ringmq_client *c, ringmq_delivery *d, void *ctx)
+{
+	uint64_t id = ringmq_delivery_lease_id(d);
+
+	assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	(*(int *)ctx)++;
+}
+
+/* The deliveries of a callback subscription go to its callback also when
+ * a backlog makes the broker send them right behind its SubscribeOk
+ * (they went to ringmq_next(), and the credit was stuck with them). */
+static void
+test_callback_subscription_gets_its_backlog(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_delivery *d = NULL;
+	uint32_t sub;
+	int n = 0;
+	long long t0;
+
+	(void)state;
+	create_queue(c, "backlog", NULL, NULL);
+	for (int i = 0; i < 10; i++)
+		publish_sync(c, "backlog", "job");
+	assert_int_equal(ringmq_subscribe_cb(c, &sub, "backlog", "g", 2,
+					     RINGMQ_START_EARLIEST,
+					     on_delivery_ack, &n),
+			 RINGMQ_OK);
+	t0 = harness_now_ms();
+	while (n < 10 && harness_now_ms() - t0 < WAIT_MS)
+		(void)ringmq_client_poll(c, 100);
+	assert_int_equal(n, 10);
+	assert_int_equal(ringmq_next(c, &d, 0), RINGMQ_TIMEOUT);
+	ringmq_client_free(c);
+}
+
 struct job_log {
 	int runs;
 	uint32_t counts[8];
@@ -1248,6 +1292,7 @@ main(void)
 			test_callback_subscription_with_auto_touch_keeps_lease),
 		cmocka_unit_test(test_worker_nacks_with_backoff_then_acks),
 		cmocka_unit_test(test_worker_releases_prefetched_jobs_on_stop),
+		cmocka_unit_test(test_callback_subscription_gets_its_backlog),
 		cmocka_unit_test(test_examples_producer_and_worker_run),
 		cmocka_unit_test(
 			test_bench_accounts_for_every_message_in_each_mode),
