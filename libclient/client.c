@@ -949,8 +949,16 @@ ringmq_client_flush(ringmq_client *c, int timeout_ms)
 		return RINGMQ_USAGE;
 	deadline_ms = timeout_ms < 0 ? -1 : conn_now_ms() + timeout_ms;
 	client_lock(c);
+	if (c->state == CONN_CLOSED)
+		rc = client_fail(c, RINGMQ_CLOSED, "the client is closed");
 	c->n_flushing++;
-	while (c->n_outstanding > 0 || c->acks != NULL) {
+	while (rc == RINGMQ_OK && (c->n_outstanding > 0 || c->acks != NULL)) {
+		/* Lost for good: nothing will answer what is left. */
+		if (c->state == CONN_LOST && !c->opts.is_reconnect) {
+			rc = client_fail(c, RINGMQ_CONNECTION_LOST,
+					 "the connection was lost");
+			break;
+		}
 		rc = conn_pump(c, deadline_ms);
 		if (rc == RINGMQ_CLOSED)
 			break;

@@ -761,8 +761,10 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	size_t cost;
 	int rc;
 
-	if (c->state == CONN_CLOSED)
-		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
+	/* As every call: closed, or lost with reconnect off, is final. */
+	rc = client_begin(c);
+	if (rc != RINGMQ_OK)
+		return rc;
 	rc = topic_get(c, queue, &t);
 	if (rc != RINGMQ_OK)
 		return rc;

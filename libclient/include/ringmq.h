@@ -319,7 +319,9 @@ RINGMQ_API int ringmq_client_poll(ringmq_client *c, int timeout_ms);
  * @param[in] timeout_ms longest wait; negative: no limit.
  * @return RINGMQ_OK when nothing is outstanding any more; RINGMQ_TIMEOUT
  *         (the rest stays queued and will still be reported);
- *         RINGMQ_CLOSED; RINGMQ_USAGE (NULL c).
+ *         RINGMQ_CONNECTION_LOST (reconnect off, with something left that
+ *         nothing will answer); RINGMQ_CLOSED (also when nothing is
+ *         outstanding); RINGMQ_USAGE (NULL c).
  * @note Thread-safe.
  */
 RINGMQ_API int ringmq_client_flush(ringmq_client *c, int timeout_ms);

@@ -775,6 +775,47 @@ test_subscription_restored_after_broker_restart(void **state)
 }
 
 static void
+on_code(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	(void)c;
+	*(int *)ctx = ringmq_publish_report_code(r);
+}
+
+/* With reconnect off a lost connection is final for every call: an
+ * asynchronous publish of a queue already known was taken and never
+ * answered, and flush spun on it until its timeout. A closed client's
+ * flush says so too. */
+static void
+test_reconnect_off_loss_is_final_for_async_publish(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_message *m = ringmq_message_new("x", 1);
+	int code = -1;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	c = testlib_connect_with(b.addr, "reconnect=false", "linger-ms=60000",
+				 NULL);
+	create_queue(c, "final", NULL, NULL);
+	assert_int_equal(ringmq_publish_async(c, "final", m, on_code, &code),
+			 RINGMQ_OK);
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(code, RINGMQ_CONNECTION_LOST);
+	assert_int_equal(ringmq_publish_async(c, "final", m, on_code, &code),
+			 RINGMQ_CONNECTION_LOST);
+	assert_int_equal(ringmq_client_outstanding(c), 0);
+	ringmq_client_close(c);
+	assert_int_equal(ringmq_client_flush(c, 0), RINGMQ_CLOSED);
+	ringmq_client_free(c);
+	ringmq_message_free(m);
+	harness_cleanup(&b);
+}
+
+static void
 test_ping_detects_half_open_broker(void **state)
 {
 	struct harness_broker b;
@@ -1288,6 +1329,8 @@ main(void)
 		cmocka_unit_test(
 			test_subscription_restored_after_broker_restart),
 		cmocka_unit_test(test_ping_detects_half_open_broker),
+		cmocka_unit_test(
+			test_reconnect_off_loss_is_final_for_async_publish),
 		cmocka_unit_test(
 			test_callback_subscription_with_auto_touch_keeps_lease),
 		cmocka_unit_test(test_worker_nacks_with_backoff_then_acks),
