@@ -386,11 +386,12 @@ RINGMQ_API ringmq_queue_opts *ringmq_queue_opts_new(void);
 /**
  * Sets one queue setting. Names are those of the CLI flags:
  *  "partitions" (1..1024, create only), "lease-ms" and "max-lease-ms"
- *  (1..INT64_MAX), "max-deliveries" (0..UINT32_MAX, 0 = unlimited),
+ *  (1..2^62-1), "max-deliveries" (0..UINT32_MAX, 0 = unlimited),
  *  "dead-letter" (a queue name under the name rule; "dead-letter-queue" is
  *  accepted too), "max-depth" and "max-bytes" (0..UINT64_MAX, 0 =
- *  unlimited), "dedup-window-ms" (0..INT64_MAX). Numbers are decimal
- *  digits only. A setting given twice keeps the last value.
+ *  unlimited), "dedup-window-ms" (0..2^62-1: times are kept far from
+ *  overflow when added to a clock). Numbers are decimal digits only. A
+ *  setting given twice keeps the last value.
  * @param[in,out] o the settings.
  * @param[in] name setting name.
  * @param[in] value its value as text (copied).
