@@ -11,20 +11,22 @@
  * into one buffer per batch by store_codec.c), submits them and reaps
  * completions; it also owns the read transaction (reset between loop passes).
  * The storage thread takes the pending batches (all of them, up to
- * GROUP_MAX_BYTES), applies each in a nested transaction of one write
- * transaction and commits that once (group commit), then hands the batches back
- * through the done list and the eventfd. One mutex guards both lists and the
- * counters.
+ * GROUP_MAX_BYTES), applies them in one write transaction and commits that
+ * once (group commit), then hands the batches back through the done list
+ * and the eventfd. When a batch fails to apply, the transaction is
+ * aborted and the group applied again with a nested transaction per batch,
+ * so that it fails alone. One mutex guards both lists and the counters.
  *
  * Invariant: batches complete, and their callbacks run, in submission
  * order; a failed batch leaves nothing behind and fails alone.
  *
  * Space: a batch flagged STORE_BATCH_GROWS is refused with
  * -RMQ_ESTORAGE_FULL once the bytes in use (pages up to the high-water
- * mark minus the free pages LMDB keeps for reuse) reach the map size minus
- * the headroom, or once the filesystem (plus the free pages inside the file)
- * has less than two headrooms left (at most an eighth of the filesystem, at
- * least 256 KiB). Headroom = map size / 16, clamped to [64 KiB, 1 GiB]: enough
+ * mark minus the free pages LMDB keeps for reuse) reach the limit
+ * (--max-storage-bytes) minus the headroom, or once the filesystem (plus the
+ * free pages inside the file) has less than two headrooms left (at most an
+ * eighth of the filesystem, at least 256 KiB). Headroom = limit / 16, clamped
+ * to [64 KiB, 1 GiB]: enough
  * for acks, group states and deletes (which dirty few pages and free many) to
  * keep committing, without holding back a large share of a big map.
  */
