@@ -450,6 +450,11 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 	if (f->retry_at_ms > queue_now_ms())
 		return gpart_hold(gs, gp, offset,
 				  f->retry_at_ms - queue_now_ms());
+	/* Owed its dead letter (there was no room for it): held, and the
+	 * first tick tries it (held_dead_letter). */
+	if (gp->g->q->policy.max_deliveries != 0 &&
+	    f->failures >= gp->g->q->policy.max_deliveries)
+		return gpart_hold(gs, gp, offset, 0);
 	return 0;
 }
 
@@ -874,30 +879,38 @@ lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp,
 			  l->g->q->name, l->g->name);
 }
 
+/* Acks offset for gp's group: its failure record goes, its ack goes into
+ * the next flush. */
 static void
-lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
+gpart_ack(struct groups *gs, struct gpart *gp, uint64_t offset)
 {
-	struct failrec *fr = fail_find(gp, l->offset);
+	struct group *g = gp->g;
+	struct failrec *fr = fail_find(gp, offset);
 
 	if (fr != NULL) {
 		struct store_batch *b = flush_batch(gs);
 
 		fail_remove(gp, fr);
-		if (b == NULL || store_batch_del_failures(
-					 b, l->g->q->qid, l->g->gid, l->part,
-					 l->offset, l->offset + 1) < 0)
+		if (b == NULL ||
+		    store_batch_del_failures(b, g->q->qid, g->gid, gp->index,
+					     offset, offset + 1) < 0)
 			log_error("group %s/%s: out of memory deleting a "
 				  "failure record",
-				  l->g->q->name, l->g->name);
+				  g->q->name, g->name);
 	}
-	if (gpart_mark_acked(gp, l->offset) < 0) {
+	if (gpart_mark_acked(gp, offset) < 0) {
 		log_error("group %s/%s: out of memory acking offset %llu",
-			  l->g->q->name, l->g->name,
-			  (unsigned long long)l->offset);
+			  g->q->name, g->name, (unsigned long long)offset);
 		return;
 	}
 	gpart_dirty(gs, gp);
 	gpart_advance(gs, gp);
+}
+
+static void
+lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
+{
+	gpart_ack(gs, gp, l->offset);
 }
 
 static int
@@ -1062,44 +1075,86 @@ corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
  * key: the ringmq-* headers, the record's framing, a share of a page. */
 #define DEAD_LETTER_EXTRA_BYTES 1024
 
-/* The failed lease l reached max deliveries: dead-letter its message for
- * its group. @return 0 if done (the group then acks it), -1 if not. */
+/* How long a message that has failed max_deliveries times, and found no
+ * room for its dead letter, waits before the next try. */
+#define DEAD_LETTER_RETRY_MS 1000
+
+/* Dead-letters message offset of gp's group, which failed count times
+ * (first_ms, last_ms: its first and last delivery). @return 0 when staged
+ * (the caller acks it, in the same flush), -ENOSPC without room for the
+ * copy, -1 when it cannot otherwise (the caller keeps the message). */
 static int
-lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
+gpart_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset,
+		  uint32_t count, uint64_t first_ms, uint64_t last_ms)
 {
-	struct failrec *fr = fail_find(gp, l->offset);
+	struct group *g = gp->g;
 	struct store_msg_view v;
 	uint64_t need;
 
-	if (store_msg_get(gs->store, l->g->q->qid, l->part, l->offset, &v) < 0)
+	if (store_msg_get(gs->store, g->q->qid, gp->index, offset, &v) < 0)
 		return -1; /* dispatch's unreadable-record path deals with it */
 	/* The copy grows the data like a publish. Without room for it the
 	 * commit would fail after the group acked the message in memory,
 	 * and a later flush would write that ack: the message would be lost.
-	 * It stays in the queue instead, ready again, until there is room. */
+	 * It waits in the queue instead, held, until there is room. */
 	need = (uint64_t)v.payload_len + v.headers_len + v.key_len +
 	       DEAD_LETTER_EXTRA_BYTES;
 	if (store_grow_room(gs->store) <
 	    (int64_t)(gs->dead_letter_room + need)) {
 		if (!gs->is_dead_letter_held_logged)
 			log_warn("queue %s partition %u offset %llu: storage "
-				 "full: not dead-lettered, kept in the queue "
-				 "(further ones are not logged until a dead "
-				 "letter goes through)",
-				 l->g->q->name, l->part,
-				 (unsigned long long)l->offset);
+				 "full: not dead-lettered yet, held in the "
+				 "queue until there is room (further ones are "
+				 "not logged until a dead letter goes through)",
+				 g->q->name, gp->index,
+				 (unsigned long long)offset);
 		gs->is_dead_letter_held_logged = true;
-		return -1;
+		return -ENOSPC;
 	}
 	gs->is_dead_letter_held_logged = false;
-	if (dead_letter(gs, l->g->q, l->g->name, l->part, l->offset, &v,
-			"max_deliveries", l->delivery_count,
-			fr ? fr->f.first_delivery_ms : l->delivered_wall_ms,
-			l->delivered_wall_ms) < 0)
+	if (dead_letter(gs, g->q, g->name, gp->index, offset, &v,
+			"max_deliveries", count, first_ms, last_ms) < 0)
 		return -1;
 	gs->dead_letter_room += need;
 	gs->staged_room += need;
 	return 0;
+}
+
+/* The failed lease l reached max deliveries: dead-letter its message for
+ * its group, as gpart_dead_letter. */
+static int
+lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
+{
+	struct failrec *fr = fail_find(gp, l->offset);
+
+	return gpart_dead_letter(gs, gp, l->offset, l->delivery_count,
+				 fr ? fr->f.first_delivery_ms
+				    : l->delivered_wall_ms,
+				 l->delivered_wall_ms);
+}
+
+/* A held message that has failed max_deliveries times waits for room for
+ * its dead letter, not for a delivery (it runs no more than that): tries
+ * the dead letter again. @return 1 when done with it (dead-lettered, or
+ * held again), 0 when it is to be ready again. */
+static int
+held_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset)
+{
+	uint32_t max = gp->g->q->policy.max_deliveries;
+	struct failrec *fr = fail_find(gp, offset);
+	int rc;
+
+	if (max == 0 || fr == NULL || fr->f.failures < max)
+		return 0;
+	rc = gpart_dead_letter(gs, gp, offset, fr->f.failures,
+			       fr->f.first_delivery_ms, fr->f.last_delivery_ms);
+	if (rc == 0) {
+		gpart_ack(gs, gp, offset);
+		groups_flush(gs);
+		return 1;
+	}
+	return rc == -ENOSPC &&
+	       gpart_hold(gs, gp, offset, DEAD_LETTER_RETRY_MS) == 0;
 }
 
 /* Ends lease l as how says, and frees it. recent_code is remembered for
@@ -1122,13 +1177,21 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 	case END_ACK: lease_ack(gs, l, gp); break;
 	case END_FAIL:
 		if (l->g->q->policy.max_deliveries != 0 &&
-		    l->delivery_count >= l->g->q->policy.max_deliveries &&
-		    lease_dead_letter(gs, l, gp) == 0) {
-			/* Gone from this group: acked, failure record
-			 * deleted, in the same commit as the dead letter. */
-			lease_ack(gs, l, gp);
-			groups_flush(gs);
-			break;
+		    l->delivery_count >= l->g->q->policy.max_deliveries) {
+			int rc = lease_dead_letter(gs, l, gp);
+
+			if (rc == 0) {
+				/* Gone from this group: acked, failure
+				 * record deleted, in the same commit as the
+				 * dead letter. */
+				lease_ack(gs, l, gp);
+				groups_flush(gs);
+				break;
+			}
+			/* No room: counted and held, not run again; the
+			 * retry tries the dead letter (held_dead_letter). */
+			if (rc == -ENOSPC)
+				delay_ms = DEAD_LETTER_RETRY_MS;
 		}
 		lease_count_failure(gs, l, gp, delay_ms);
 		if (delay_ms > 0) {
@@ -1599,6 +1662,8 @@ groups_tick(struct groups *gs)
 		if (!u64set_has(&gp->held, r.offset))
 			continue;
 		u64set_remove(&gp->held, r.offset);
+		if (held_dead_letter(gs, gp, r.offset))
+			continue;
 		if (u64set_add(&gp->redeliver, r.offset) < 0)
 			log_error("group %s/%s: out of memory requeueing "
 				  "offset %llu",

@@ -1141,22 +1141,26 @@ test_data_over_the_limit_drains_and_publishes_again(void **state)
 }
 
 /* With the storage full, a message that reaches max deliveries has no
- * room for its dead letter: it stays in its queue. Before, the group
- * acked it in memory while the dead letter's commit failed, and the next
- * commit of the group's state (here an ack) made that ack durable: the
- * message was in neither queue after a restart. */
+ * room for its dead letter: it stays in its queue, held, not delivered
+ * again (it ran max-deliveries times), and goes to the dead-letter queue
+ * once there is room. Before, the group acked it in memory while the
+ * dead letter's commit failed, and the next commit of the group's state
+ * (here an ack) made that ack durable: the message was in neither queue
+ * after a restart. */
 static void
 test_storage_full_keeps_what_it_cannot_dead_letter(void **state)
 {
 	static const char *const flags[] = { "--max-storage-bytes", "2M",
+					     NULL };
+	static const char *const roomy[] = { "--max-storage-bytes", "64M",
 					     NULL };
 	struct harness_broker b;
 	ringmq_client *c;
 	ringmq_delivery *d, *keep = NULL;
 	char payload[2000];
 	uint64_t messages, dead;
-	uint8_t seen[2048] = { 0 };
-	int stored = 0, nacked = 0, rc = RINGMQ_OK;
+	int stored = 0, rc = RINGMQ_OK;
+	long long t0;
 
 	(void)state;
 	memset(payload, 'p', sizeof(payload));
@@ -1173,23 +1177,19 @@ test_storage_full_keeps_what_it_cannot_dead_letter(void **state)
 	}
 	assert_int_equal(rc, RINGMQ_STORAGE_FULL);
 	subscribe(c, "dies", "g", (uint32_t)stored + 1);
-	while (nacked < stored) {
-		uint64_t off;
-
+	for (int nacked = 0; nacked < stored;) {
 		d = next_delivery(c, WAIT_MS);
-		off = ringmq_delivery_offset(d);
-		assert_true(off < sizeof(seen));
-		if (off == 0) {
+		if (ringmq_delivery_offset(d) == 0) {
 			keep = d;
 			continue;
 		}
-		if (!seen[off]) { /* a redelivery stays leased */
-			seen[off] = 1;
-			assert_int_equal(settle(c, d, 'n'), RINGMQ_OK);
-			nacked++;
-		}
+		assert_int_equal(ringmq_delivery_delivery_count(d), 1);
+		assert_int_equal(settle(c, d, 'n'), RINGMQ_OK);
 		ringmq_delivery_free(d);
+		nacked++;
 	}
+	/* Held, not run again, past a retry of the dead letter too. */
+	expect_nothing(c, 1500);
 	assert_non_null(keep);
 	assert_int_equal(settle(c, keep, 'a'), RINGMQ_OK);
 	ringmq_delivery_free(keep);
@@ -1201,6 +1201,20 @@ test_storage_full_keeps_what_it_cannot_dead_letter(void **state)
 	testlib_queue_counts(c, "dies", &messages, NULL, NULL, NULL);
 	testlib_queue_counts(c, "dies.dlq", &dead, NULL, NULL, NULL);
 	assert_int_equal(messages + dead, (uint64_t)stored);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+
+	/* With room, every one is dead-lettered. */
+	assert_int_equal(harness_start(&b, roomy), 0);
+	c = testlib_connect(b.addr);
+	t0 = harness_now_ms();
+	do {
+		usleep(100 * 1000);
+		testlib_queue_counts(c, "dies.dlq", &dead, NULL, NULL, NULL);
+	} while (dead < (uint64_t)stored && harness_now_ms() - t0 < WAIT_MS);
+	assert_int_equal(dead, (uint64_t)stored);
+	testlib_queue_counts(c, "dies", &messages, NULL, NULL, NULL);
+	assert_int_equal(messages, 0);
 	ringmq_client_free(c);
 	assert_int_equal(harness_stop(&b), 0);
 	harness_cleanup(&b);
