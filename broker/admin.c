@@ -27,6 +27,7 @@ struct gather {
 	struct wire_msg *w;
 	size_t n, cap;
 	size_t bytes, max_bytes;
+	bool is_full; /* a message did not fit: the answer ends before it */
 };
 
 static int
@@ -58,8 +59,10 @@ gather_add(struct gather *g, const struct store_msg_view *v)
 	size_t size = v->payload_len + v->key_len + v->headers_len + 64;
 	Ringmq__StoredMessage *sm;
 
-	if (g->n == g->cap || (g->n > 0 && g->bytes + size > g->max_bytes))
+	if (g->n == g->cap || (g->n > 0 && g->bytes + size > g->max_bytes)) {
+		g->is_full = true;
 		return 0;
+	}
 	if (wire_msg_init(&g->w[g->n], v) < 0) {
 		wire_msg_fini(&g->w[g->n]);
 		return -ENOMEM;
@@ -130,7 +133,9 @@ gather_partitions(struct conn *c, struct gather *g, struct queue *q,
 		  uint32_t first, uint32_t last, uint64_t from,
 		  const char *source)
 {
-	for (uint32_t i = first; i <= last && g->n < g->cap; i++) {
+	/* Stops at the first message that does not fit, so that an answer
+	 * is a contiguous run that a next page can go on from. */
+	for (uint32_t i = first; i <= last && !g->is_full; i++) {
 		const struct partition *p = &q->parts[i];
 
 		for (uint64_t off = partition_next(p, from); off != UINT64_MAX;
@@ -302,10 +307,19 @@ admin_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 		conn_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
-	if (dlq != NULL && gather_partitions(c, &g, dlq, 0, dlq->partitions - 1,
-					     0, dl->queue) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
-		goto out;
+	/* From the position given on, partition by partition. */
+	for (uint32_t i = dl->has_from_partition ? dl->from_partition : 0;
+	     dlq != NULL && i < dlq->partitions; i++) {
+		uint64_t from =
+			dl->has_from_offset && (!dl->has_from_partition ||
+						i == dl->from_partition)
+				? dl->from_offset
+				: 0;
+
+		if (gather_partitions(c, &g, dlq, i, i, from, dl->queue) < 0) {
+			conn_send_rc(c, f->request_id, -ENOMEM);
+			goto out;
+		}
 	}
 	ok.n_messages = g.n;
 	ok.messages = g.sp;

@@ -614,6 +614,14 @@ int
 ringmq_dlq_list_get(ringmq_client *c, ringmq_stored_messages **listp,
 		    const char *queue, uint32_t count)
 {
+	return ringmq_dlq_list_get_from(c, listp, queue, 0, 0, count);
+}
+
+int
+ringmq_dlq_list_get_from(ringmq_client *c, ringmq_stored_messages **listp,
+			 const char *queue, uint32_t from_partition,
+			 uint64_t from_offset, uint32_t count)
+{
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__DeadLetterList dl = RINGMQ__DEAD_LETTER_LIST__INIT;
 	Ringmq__Frame *resp;
@@ -627,6 +635,12 @@ ringmq_dlq_list_get(ringmq_client *c, ringmq_stored_messages **listp,
 	if (count > 0) {
 		dl.has_count = 1;
 		dl.count = count;
+	}
+	if (from_partition > 0 || from_offset > 0) {
+		dl.has_from_partition = 1;
+		dl.from_partition = from_partition;
+		dl.has_from_offset = 1;
+		dl.from_offset = from_offset;
 	}
 	f.body_case = RINGMQ__FRAME__BODY_DEAD_LETTER_LIST;
 	f.dead_letter_list = &dl;

@@ -339,13 +339,14 @@ cmd_message_cancel(const struct cli *cli)
 	return cli_exit_code(rc);
 }
 
+/* Prints the first n messages of l as table rows, after the table's
+ * header if is_first. */
 static void
-print_dlq_table(const ringmq_stored_messages *l)
+print_dlq_table(const ringmq_stored_messages *l, size_t n, int is_first)
 {
-	size_t n = ringmq_stored_messages_count(l);
-
-	printf("%9s  %12s  %-16s  %-14s  %10s  %s\n", "PARTITION", "OFFSET",
-	       "GROUP", "REASON", "DELIVERIES", "PAYLOAD");
+	if (is_first)
+		printf("%9s  %12s  %-16s  %-14s  %10s  %s\n", "PARTITION",
+		       "OFFSET", "GROUP", "REASON", "DELIVERIES", "PAYLOAD");
 	for (size_t i = 0; i < n; i++) {
 		size_t len;
 		const void *payload =
@@ -373,7 +374,9 @@ cmd_dlq_list(const struct cli *cli)
 	const char *dlq = NULL;
 	char fallback[256];
 	char what[256];
-	uint32_t count;
+	uint64_t remaining, from_off = 0;
+	uint32_t from_part = 0;
+	int is_first = 1;
 	int rc = cli_connect(cli, &c);
 
 	if (rc != RINGMQ_OK)
@@ -384,32 +387,43 @@ cmd_dlq_list(const struct cli *cli)
 		snprintf(fallback, sizeof(fallback), "%s.dlq", cli->args[0]);
 		dlq = fallback;
 	}
-	count = cli->count ? (cli->count > UINT32_MAX ? UINT32_MAX
-						      : (uint32_t)cli->count)
-			   : ringmq_client_max_batch_count(c);
-	/* One request answers at most the broker's batch limit, and there
-	 * is no paging: more would be cut short without a word. */
-	if (count > ringmq_client_max_batch_count(c)) {
-		cli_error(RINGMQ_INVALID_ARGUMENT,
-			  "dlq list: --count %" PRIu64 " is over the broker's "
-			  "limit of %" PRIu32 " per request",
-			  cli->count, ringmq_client_max_batch_count(c));
-		ringmq_client_free(c);
-		return EXIT_REFUSED;
-	}
-	rc = ringmq_dlq_list_get(c, &l, cli->args[0], count);
-	if (rc != RINGMQ_OK) {
-		snprintf(what, sizeof(what), "dead letters of %s",
-			 cli->args[0]);
-		(void)cli_fail(c, rc, what);
-	} else if (cli->is_json) {
-		for (size_t i = 0; i < ringmq_stored_messages_count(l); i++)
-			print_stored_json(dlq, l, i);
-	} else {
-		print_dlq_table(l);
+	remaining = cli->count ? cli->count : ringmq_client_max_batch_count(c);
+	/* Page by page: an answer holds at most the broker's batch limit
+	 * (fewer when they would not fit in one frame). */
+	while (remaining > 0) {
+		uint32_t want = remaining > UINT32_MAX ? UINT32_MAX
+						       : (uint32_t)remaining;
+		size_t n;
+
+		rc = ringmq_dlq_list_get_from(c, &l, cli->args[0], from_part,
+					      from_off, want);
+		if (rc != RINGMQ_OK) {
+			snprintf(what, sizeof(what), "dead letters of %s",
+				 cli->args[0]);
+			(void)cli_fail(c, rc, what);
+			break;
+		}
+		n = ringmq_stored_messages_count(l);
+		if (n > remaining)
+			n = (size_t)remaining;
+		if (cli->is_json) {
+			for (size_t i = 0; i < n; i++)
+				print_stored_json(dlq, l, i);
+		} else {
+			print_dlq_table(l, n, is_first);
+		}
+		is_first = 0;
+		remaining -= n;
+		if (n > 0) {
+			from_part = ringmq_stored_messages_partition(l, n - 1);
+			from_off = ringmq_stored_messages_offset(l, n - 1) + 1;
+		}
+		ringmq_stored_messages_free(l);
+		l = NULL;
+		if (n == 0 || ferror(stdout))
+			break;
 	}
 	rc = cli_finish_output(rc);
-	ringmq_stored_messages_free(l);
 	ringmq_client_free(c);
 	return cli_exit_code(rc);
 }

@@ -1253,6 +1253,20 @@ RINGMQ_API int ringmq_dlq_list_get(ringmq_client *c,
 				   const char *queue, uint32_t count);
 
 /**
+ * ringmq_dlq_list_get from a position of the dead-letter queue on, for
+ * paging: pass the last message of the page before as from_partition and
+ * its offset + 1 as from_offset (0, 0: from the start). An answer holds
+ * at most the broker's batch limit, and fewer when they would not fit in
+ * one frame: page until an empty answer.
+ * @return as ringmq_dlq_list_get.
+ */
+RINGMQ_API int ringmq_dlq_list_get_from(ringmq_client *c,
+					ringmq_stored_messages **listp,
+					const char *queue,
+					uint32_t from_partition,
+					uint64_t from_offset, uint32_t count);
+
+/**
  * Publishes dead letters of a source queue again on it
  * (DeadLetterRedrive): each gets a new offset that only the group it died
  * in sees, its delivery count starts over, and it leaves the dead-letter
