@@ -1533,23 +1533,27 @@ flush_done(void *arg, int status)
 	struct flush_req *r = arg;
 
 	struct groups *gs = r->gs;
+	int answer = status; /* what its waiters get */
 
 	gs->dead_letter_room -= r->room;
 	if (r->is_in_flight) {
 		gs->flushes_in_flight--;
-		if (status < 0 && gs->flush_error == 0)
+		if (status < 0) {
 			gs->flush_error = status;
-		if (status == 0)
-			status = gs->flush_error;
-		if (gs->flushes_in_flight == 0)
+			gs->fail_upto = gs->flush_seq;
+		} else if (gs->flush_error < 0 && r->seq <= gs->fail_upto) {
+			answer = gs->flush_error;
+		}
+		if (r->seq >= gs->fail_upto)
 			gs->flush_error = 0;
 	}
 	if (status < 0)
 		log_error("group state flush failed: %s", err_str(status));
+	/* Its own writes stand or fall with its own status. */
 	for (size_t i = 0; i < r->nstaged; i++)
 		queue_staged_done(r->qs, &r->staged[i], status);
 	for (size_t i = 0; i < r->n; i++)
-		r->w[i].done(r->w[i].ctx, status);
+		r->w[i].done(r->w[i].ctx, answer);
 	free(r->staged);
 	free(r);
 }
@@ -1637,6 +1641,7 @@ groups_flush(struct groups *gs)
 		return;
 	}
 	r->is_in_flight = true;
+	r->seq = ++gs->flush_seq;
 	gs->flushes_in_flight++;
 	store_submit(gs->store, b, flush_done, r);
 }

@@ -105,6 +105,7 @@ struct waiter {
 struct flush_req {
 	struct groups *gs;
 	bool is_in_flight; /* submitted to the store */
+	uint64_t seq;	   /* order of submission, from 1 */
 	uint64_t room;	   /* its dead letters' share of dead_letter_room */
 	struct queues *qs;
 	struct queue_staged *staged; /* owned: dead letters in this flush */
@@ -135,9 +136,11 @@ struct groups {
 	 * gs->flush. */
 	uint64_t dead_letter_room, staged_room;
 	bool is_dead_letter_held_logged;
-	/* The first failure among the flushes in flight: a later flush's
-	 * waiters may depend on the failed one, so they get it too. */
+	/* A failed flush's error, for the waiters of the flushes submitted
+	 * before its failure was seen (up to fail_upto): they may depend on
+	 * it (a nack whose dead letter it carried). */
 	int flush_error;
+	uint64_t flush_seq, fail_upto;
 	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
 	size_t ncorrupt, capcorrupt;
 	int is_stopped;
