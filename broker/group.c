@@ -451,9 +451,12 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 		return gpart_hold(gs, gp, offset,
 				  f->retry_at_ms - queue_now_ms());
 	/* Owed its dead letter (there was no room for it): held, and the
-	 * first tick tries it (held_dead_letter). */
+	 * first tick tries it (held_dead_letter); unless the group has acked
+	 * it since (a reset past it), which the group state, loaded first,
+	 * says. */
 	if (gp->g->q->policy.max_deliveries != 0 &&
-	    f->failures >= gp->g->q->policy.max_deliveries)
+	    f->failures >= gp->g->q->policy.max_deliveries &&
+	    offset >= gp->ack_floor && !runset_has(&gp->acked, offset))
 		return gpart_hold(gs, gp, offset, 0);
 	return 0;
 }
