@@ -527,8 +527,6 @@ groups_recount_acked(struct queue *q)
 	}
 }
 
-/* Moves the floor past acked offsets and holes; drops acked entries below
- * it. Marks gp dirty if anything changed. */
 int
 gpart_ack_gone(struct gpart *gp, const struct partition *p)
 {
@@ -541,6 +539,8 @@ gpart_ack_gone(struct gpart *gp, const struct partition *p)
 	return 0;
 }
 
+/* Moves the floor past acked offsets and holes; drops acked entries below
+ * it. Marks gp dirty if anything changed. */
 void
 gpart_advance(struct groups *gs, struct gpart *gp)
 {
