@@ -44,8 +44,9 @@ deliveries_free(struct ringmq_delivery *d)
 	}
 }
 
-/* Routes again the deliveries held back while a Subscribe was waiting;
- * lock held. */
+/* Routes again the deliveries held back while a Subscribe was waiting
+ * (those still of no live subscription are held again, in order, while
+ * one waits); lock held. */
 static void
 subs_claim(struct ringmq_client *c)
 {
@@ -87,7 +88,10 @@ sub_send(struct ringmq_client *c, struct sub *s)
 		s->is_live = 1;
 		frame_free(resp);
 	}
-	if (c->subscribing == 0)
+	/* A subscription now live takes what came for it, before anything
+	 * later of it is read (a Subscribe may still wait: a restore inside
+	 * another's call); with none waiting, the rest goes on too. */
+	if (rc == RINGMQ_OK || c->subscribing == 0)
 		subs_claim(c);
 	return rc;
 }
