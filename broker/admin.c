@@ -439,7 +439,7 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 	uint32_t max = dr->has_count && dr->count ? dr->count : UINT32_MAX;
 	struct store_batch *b = NULL;
 	struct redrive_req *r = NULL;
-	uint64_t depth, bytes, delayed;
+	uint64_t depth, bytes;
 	bool is_full = false;
 	size_t cap = 0;
 
@@ -447,9 +447,7 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 		return;
 	/* The copies count toward the source queue's limits like any
 	 * publish: redriving stops at the first that does not fit. */
-	queue_totals(src, &depth, &bytes, &delayed);
-	depth += src->pending_msgs;
-	bytes += src->pending_bytes;
+	queue_fill(src, &depth, &bytes);
 	if (dlq != NULL)
 		for (uint32_t i = 0; i < dlq->partitions; i++)
 			cap += dlq->parts[i].count;
@@ -474,10 +472,7 @@ admin_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 			    !is_dead_letter_of(&v, dr->queue, dr->group) ||
 			    !redrive_group(src, &v, group, sizeof(group)))
 				continue;
-			if ((src->policy.max_depth &&
-			     depth + 1 > src->policy.max_depth) ||
-			    (src->policy.max_bytes &&
-			     bytes + v.payload_len > src->policy.max_bytes)) {
+			if (queue_is_over(src, depth, bytes, v.payload_len)) {
 				is_full = true;
 				break;
 			}

@@ -644,6 +644,24 @@ queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
 	}
 }
 
+void
+queue_fill(const struct queue *q, uint64_t *depth, uint64_t *bytes)
+{
+	uint64_t delayed;
+
+	queue_totals(q, depth, bytes, &delayed);
+	*depth += q->pending_msgs;
+	*bytes += q->pending_bytes;
+}
+
+int
+queue_is_over(const struct queue *q, uint64_t depth, uint64_t bytes,
+	      uint64_t len)
+{
+	return (q->policy.max_depth && depth + 1 > q->policy.max_depth) ||
+	       (q->policy.max_bytes && bytes + len > q->policy.max_bytes);
+}
+
 /* ------------------------------------------------------------ creation */
 
 static void
@@ -1167,7 +1185,6 @@ static void
 publish_dups_done(void *arg, int status)
 {
 	struct publish_req *r = arg;
-
 	struct queue *q = queues_find_id(r->qs, r->qid);
 
 	pending_dups_settle(q, r, status);
@@ -1445,9 +1462,7 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 		r->has_pending_dups |= res->is_pending_dup;
 		return 0;
 	}
-	if ((q->policy.max_depth && *depth + 1 > q->policy.max_depth) ||
-	    (q->policy.max_bytes &&
-	     *bytes + m->payload.len > q->policy.max_bytes)) {
+	if (queue_is_over(q, *depth, *bytes, m->payload.len)) {
 		publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
 			       QUEUE_FULL_WHY);
 		return 0;
@@ -1478,7 +1493,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	uint64_t now_ms = queue_now_ms();
 	uint8_t touched[QUEUE_MAX_PARTITIONS];
 	const struct store_producer_batch *sent;
-	uint64_t depth, bytes, delayed;
+	uint64_t depth, bytes;
 	size_t stored = 0;
 	int seq_part = -1, is_reserving = 0;
 
@@ -1515,9 +1530,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 		}
 	}
 	memset(touched, 0, q->partitions);
-	queue_totals(q, &depth, &bytes, &delayed);
-	depth += q->pending_msgs;
-	bytes += q->pending_bytes;
+	queue_fill(q, &depth, &bytes);
 	for (size_t i = 0; i < p->n_messages; i++) {
 		int rc = publish_one(qs, q, p, i, r, b, now_ms, &depth, &bytes);
 

@@ -197,6 +197,15 @@ int queue_publish(struct queues *qs, const Ringmq__Publish *p,
 void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
 		  uint64_t *delayed);
 
+/* What counts toward q's max depth and bytes: the messages and payload
+ * bytes retained, and those of publishes (redrives too) in flight. */
+void queue_fill(const struct queue *q, uint64_t *depth, uint64_t *bytes);
+
+/* 1 when one more message of len payload bytes, on top of depth and
+ * bytes (queue_fill's), takes q past its max depth or bytes. */
+int queue_is_over(const struct queue *q, uint64_t depth, uint64_t bytes,
+		  uint64_t len);
+
 /* Moves delayed messages that are due into their partition's stream.
  * @return ms until the next one is due, or -1 if none. */
 int64_t queues_tick(struct queues *qs);
