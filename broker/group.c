@@ -1534,7 +1534,6 @@ static void
 flush_done(void *arg, int status)
 {
 	struct flush_req *r = arg;
-
 	struct groups *gs = r->gs;
 	int answer = status; /* what its waiters get */
 

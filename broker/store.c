@@ -948,12 +948,14 @@ env_open(struct store *s, const struct store_opts *o)
 	if (s->headroom_bytes > HEADROOM_MAX_BYTES)
 		s->headroom_bytes = HEADROOM_MAX_BYTES;
 	if (s->map_bytes > o->max_storage_bytes) {
+		uint64_t data_bytes = s->map_bytes;
+
 		/* LMDB made the map as large as the data, leaving no page
 		 * for an ack or a delete to write. The map gets a headroom
 		 * beyond the data so that consumers can drain it, while
 		 * growth stays refused until it is under the limit asked. */
 		rc = mdb_env_set_mapsize(s->env,
-					 s->map_bytes + s->headroom_bytes);
+					 data_bytes + s->headroom_bytes);
 		if (rc == 0)
 			rc = mdb_env_info(s->env, &info);
 		if (rc != 0)
@@ -964,8 +966,7 @@ env_open(struct store *s, const struct store_opts *o)
 			"--max-storage-bytes %llu: the map is %llu bytes, "
 			"and publishes are refused with STORAGE_FULL while "
 			"the data in use is over the limit",
-			s->dir,
-			(unsigned long long)(s->map_bytes - s->headroom_bytes),
+			s->dir, (unsigned long long)data_bytes,
 			(unsigned long long)o->max_storage_bytes,
 			(unsigned long long)s->map_bytes);
 	}
@@ -1652,7 +1653,6 @@ load_message(struct load *l, const MDB_val *k, const MDB_val *v)
 	const uint8_t *key = k->mv_data;
 	uint64_t publish_ms, deliver_at_ms;
 	uint32_t payload_len;
-
 	unsigned flags;
 	int rc;
 

@@ -218,11 +218,11 @@ struct store_header {
 	uint32_t value_len;
 };
 
-/* A message to write. Every pointer is borrowed for the call that takes it;
- * the batch copies the bytes. */
 /* Flags of a "msgs" record. */
 #define STORE_MSG_PRIVATE 0x01u
 
+/* A message to write. Every pointer is borrowed for the call that takes it;
+ * the batch copies the bytes. */
 struct store_msg {
 	int is_private; /* STORE_MSG_PRIVATE */
 	uint64_t publish_ms;
