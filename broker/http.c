@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,7 @@ static void
 on_read(struct loop_op *op, int res, uint32_t flags)
 {
 	struct http_conn *c = op->data;
+	bool is_nul;
 
 	(void)flags;
 	c->is_busy = 0;
@@ -237,14 +239,13 @@ on_read(struct loop_op *op, int res, uint32_t flags)
 			hc_read(c);
 		return;
 	}
-	if (memchr(c->head + c->head_len, '\0', (size_t)res) != NULL) {
-		c->head_len += (size_t)res;
-		c->head[c->head_len] = '\0';
+	is_nul = memchr(c->head + c->head_len, '\0', (size_t)res) != NULL;
+	c->head_len += (size_t)res;
+	c->head[c->head_len] = '\0';
+	if (is_nul) {
 		hc_answer(c, "400 Bad Request"); /* no NUL in a head */
 		return;
 	}
-	c->head_len += (size_t)res;
-	c->head[c->head_len] = '\0';
 	if (strstr(c->head, "\r\n\r\n") != NULL ||
 	    strstr(c->head, "\n\n") != NULL) {
 		hc_answer(c, NULL);
