@@ -114,12 +114,15 @@ struct rd {
 	const uint8_t *end;
 };
 
+/* Reads a varint of at most max bytes (10 for a value; 5 for a tag or a
+ * length prefix, protobuf-c's limit for those: it refuses longer ones,
+ * so the fast path must too). */
 static int
-rd_varint(struct rd *r, uint64_t *v)
+rd_varint_max(struct rd *r, uint64_t *v, unsigned max)
 {
 	uint64_t x = 0;
 
-	for (unsigned i = 0; i < 10 && r->p < r->end; i++) {
+	for (unsigned i = 0; i < max && r->p < r->end; i++) {
 		uint8_t b = *r->p++;
 
 		x |= (uint64_t)(b & 0x7f) << (7 * i);
@@ -131,13 +134,20 @@ rd_varint(struct rd *r, uint64_t *v)
 	return -1;
 }
 
+static int
+rd_varint(struct rd *r, uint64_t *v)
+{
+	return rd_varint_max(r, v, 10);
+}
+
 /* Reads a tag: field number and wire type. */
 static int
 rd_tag(struct rd *r, uint32_t *field, unsigned *wt)
 {
 	uint64_t t;
 
-	if (rd_varint(r, &t) < 0 || (t >> 3) == 0 || (t >> 3) > UINT32_MAX)
+	if (rd_varint_max(r, &t, 5) < 0 || (t >> 3) == 0 ||
+	    (t >> 3) > UINT32_MAX)
 		return -1;
 	*field = (uint32_t)(t >> 3);
 	*wt = (unsigned)(t & 7);
@@ -150,7 +160,7 @@ rd_sub(struct rd *r, struct rd *sub)
 {
 	uint64_t n;
 
-	if (rd_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p))
+	if (rd_varint_max(r, &n, 5) < 0 || n > (uint64_t)(r->end - r->p))
 		return -1;
 	sub->p = r->p;
 	sub->end = r->p + n;
