@@ -57,14 +57,15 @@ struct conn {
 	int is_dead;	      /* the socket failed: drop all output */
 	int is_paused;	      /* output over the limit: not reading */
 	int is_hello_done;
-	uint64_t producer_id;	 /* announced in hello: sequences are its */
-	int refs;		 /* completions still to come back */
-	uint64_t last_input_ms;	 /* monotonic: bytes last arrived */
-	uint64_t last_output_ms; /* monotonic, while paused: bytes last left */
-	uint64_t ping_sent_ms;	 /* monotonic; 0 = no ping outstanding */
-	int refuse_code;	 /* non-zero: answer the first frame, close */
-	const char *refuse_why;	 /* static */
-	uint8_t *in;		 /* owned: bytes not yet parsed */
+	uint64_t producer_id;	/* announced in hello: sequences are its */
+	int refs;		/* completions still to come back */
+	uint64_t last_input_ms; /* monotonic: bytes last arrived */
+	/* Monotonic: when bytes last left, or output began waiting. */
+	uint64_t last_output_ms;
+	uint64_t ping_sent_ms;	/* monotonic; 0 = no ping outstanding */
+	int refuse_code;	/* non-zero: answer the first frame, close */
+	const char *refuse_why; /* static */
+	uint8_t *in;		/* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
 	struct obuf sending; /* output owned by the in-flight send */
@@ -82,7 +83,7 @@ struct conn {
 	int is_flush_queued;
 };
 
-static void conn_close(struct conn *c);
+static void conn_close(struct conn *c, const char *why);
 static void conn_maybe_free(struct conn *c);
 static void conn_resume(struct conn *c);
 
@@ -204,7 +205,6 @@ conn_env_of(struct conn *c)
 	return c->env;
 }
 
-/* A protocol violation: answer with an Error and close. */
 /* Answers request_id with an error, and closes: the peer broke the
  * protocol. */
 static void
@@ -212,7 +212,7 @@ conn_fail_id(struct conn *c, uint64_t request_id, int code, const char *why)
 {
 	log_info("conn %llu: %s; closing", (unsigned long long)c->id, why);
 	conn_send_error(c, request_id, code, why);
-	conn_close(c);
+	conn_close(c, why);
 }
 
 static void
@@ -235,7 +235,7 @@ conn_submit_send(struct conn *c)
 		log_error("conn %llu: cannot submit a send",
 			  (unsigned long long)c->id);
 		c->is_dead = 1;
-		conn_close(c);
+		conn_close(c, "cannot submit a send");
 		return;
 	}
 	c->is_send_inflight = 1;
@@ -249,6 +249,9 @@ conn_start_send(struct conn *c)
 
 	if (c->is_send_inflight || c->pending.len == 0 || c->is_dead)
 		return;
+	if (c->sending.len == 0)
+		c->last_output_ms =
+			groups_mono_ms(); /* output waits from now */
 	t = c->sending;
 	c->sending = c->pending;
 	c->pending = t;
@@ -271,13 +274,13 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 				 (unsigned long long)c->id, strerror(-res));
 		c->is_dead = 1;
 		c->pending.len = 0;
-		conn_close(c);
+		conn_close(c, "send failed");
 		conn_maybe_free(c);
 		return;
 	}
 	c->sent += (size_t)res;
 	c->env->bytes_out += (uint64_t)res;
-	if (c->is_paused && res > 0)
+	if (res > 0)
 		c->last_output_ms = groups_mono_ms();
 	if (c->sent < c->sending.len) {
 		conn_submit_send(c);
@@ -344,12 +347,14 @@ conn_stop_recv(struct conn *c)
 }
 
 /* Stops reading, ends leases and subscriptions; the socket closes once the
- * output is out and nothing is in flight. */
+ * output is out and nothing is in flight. why (static) is logged. */
 static void
-conn_close_as(struct conn *c, int is_failure)
+conn_close_as(struct conn *c, int is_failure, const char *why)
 {
 	if (c->is_closing)
 		return;
+	log_debug("conn %llu: closing: %s%s", (unsigned long long)c->id, why,
+		  c->lo.leases != NULL ? " (leases held)" : "");
 	c->is_closing = 1;
 	c->env->closing++;
 	conn_stop_recv(c);
@@ -361,9 +366,9 @@ conn_close_as(struct conn *c, int is_failure)
 
 /* The peer went, or broke the protocol: its leases end as failures. */
 static void
-conn_close(struct conn *c)
+conn_close(struct conn *c, const char *why)
 {
-	conn_close_as(c, 1);
+	conn_close_as(c, 1, why);
 }
 
 static void
@@ -497,7 +502,7 @@ static void
 on_goodbye(struct conn *c, const Ringmq__Frame *f)
 {
 	(void)f;
-	conn_close(c);
+	conn_close(c, "the peer said goodbye");
 }
 
 static uint64_t
@@ -1205,7 +1210,7 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 	if (c->refuse_code != 0) {
 		conn_send_error(c, f->request_id, c->refuse_code,
 				c->refuse_why);
-		conn_close(c);
+		conn_close(c, c->refuse_why);
 	} else if (!c->is_hello_done &&
 		   f->body_case != RINGMQ__FRAME__BODY_HELLO) {
 		conn_fail_id(c, f->request_id, RINGMQ__ERROR_CODE__NOT_HELLO,
@@ -1251,7 +1256,6 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 		if (conn_handle_frame(c, buf + used + CODEC_HEADER_BYTES, n)) {
 			/* Kept, unhandled, until a request completes. */
 			c->is_paused = 1;
-			c->last_output_ms = groups_mono_ms();
 			conn_stop_recv(c);
 			break;
 		}
@@ -1262,7 +1266,6 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 			 * drains and the requests waiting on commits come
 			 * back, so one peer cannot pile up memory. */
 			c->is_paused = 1;
-			c->last_output_ms = groups_mono_ms();
 			conn_stop_recv(c);
 		}
 	}
@@ -1344,7 +1347,7 @@ conn_resume(struct conn *c)
 		conn_parse_stash(c);
 	if (!c->is_paused && !c->is_closing && !c->is_recv_armed &&
 	    conn_arm_recv(c) < 0)
-		conn_close(c);
+		conn_close(c, "cannot submit a receive");
 }
 
 static void
@@ -1377,17 +1380,18 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 		loop_buf_return(c->env->loop, bid);
 	} else if (res == 0) {
 		c->is_peer_closed = 1;
-		conn_close(c); /* the peer closed */
+		conn_close(c, "the peer closed");
 	} else if (res != -ENOBUFS && res != -ECANCELED) {
 		if (res != -ECONNRESET)
 			log_info("conn %llu: receive: %s",
 				 (unsigned long long)c->id, strerror(-res));
 		c->is_dead = 1;
-		conn_close(c);
+		conn_close(c, res == -ECONNRESET ? "reset by the peer"
+						 : "receive failed");
 	}
 	if (!c->is_recv_armed && !c->is_closing && !c->is_paused &&
 	    conn_arm_recv(c) < 0)
-		conn_close(c);
+		conn_close(c, "cannot submit a receive");
 	conn_maybe_free(c);
 }
 
@@ -1423,7 +1427,7 @@ conn_open(struct conn_env *env, int fd)
 	env->count++;
 	if (conn_arm_recv(c) < 0) {
 		c->is_dead = 1;
-		conn_close(c);
+		conn_close(c, "cannot submit a receive");
 		conn_maybe_free(c);
 		return -EBUSY;
 	}
@@ -1458,7 +1462,7 @@ conn_goodbye_all(struct conn_env *env)
 		f.goodbye = &g;
 		(void)conn_send(c, &f);
 		/* A restart releases leases without counting them. */
-		conn_close_as(c, 0);
+		conn_close_as(c, 0, "broker shutting down");
 	}
 }
 
@@ -1468,7 +1472,8 @@ conn_free_all(struct conn_env *env)
 	while (env->conns) {
 		struct conn *c = env->conns;
 
-		conn_close_as(c, 0); /* the broker stops: not a failure */
+		/* The broker stops: not a failure. */
+		conn_close_as(c, 0, "broker stopped");
 		c->is_dead = 1;
 		c->is_recv_armed = c->is_send_inflight = 0;
 		c->is_flush_queued = 0;
@@ -1510,33 +1515,49 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 
 	conn_sweep_lingering(env, now_ms);
 	for (struct conn *c = env->conns; c; c = c->next) {
-		if (c->is_closing || now_ms - c->last_input_ms < idle)
+		if (c->is_closing)
 			continue;
-		if (c->is_paused) {
-			/* Not read because its output is backed up: alive
-			 * while that output drains. */
-			if (now_ms - c->last_output_ms < idle)
-				continue;
+		if (conn_out_bytes(c) > 0 &&
+		    now_ms - c->last_output_ms >= idle) {
+			/* Output waiting that the peer does not take: a
+			 * consumer that stopped reading holds its leases
+			 * (and the messages behind them) hostage, busy or
+			 * not, so this is checked before the lease rule. */
 			log_info("conn %llu: reads none of its output for %llu "
 				 "ms; closing",
 				 (unsigned long long)c->id,
 				 (unsigned long long)(now_ms -
 						      c->last_output_ms));
-			conn_close(c); /* no Goodbye: that means shutdown */
-		} else if (!c->is_hello_done || c->in_len > 0) {
+			/* No Goodbye: that means shutdown. */
+			conn_close(c, "output not read");
+			continue;
+		}
+		/* Paused with no output waiting: its requests wait on
+		 * commits, which is the broker's time, not the peer's. */
+		if (c->is_paused || now_ms - c->last_input_ms < idle)
+			continue;
+		if (!c->is_hello_done || c->in_len > 0) {
 			log_info("conn %llu: %s for %llu ms; closing",
 				 (unsigned long long)c->id,
 				 c->is_hello_done ? "stopped mid-frame"
 						  : "no hello",
 				 (unsigned long long)(now_ms -
 						      c->last_input_ms));
-			conn_close(c);
+			conn_close(c, c->is_hello_done ? "stopped mid-frame"
+						       : "no hello");
 		} else if (c->ping_sent_ms == 0) {
 			conn_ping(c, now_ms);
-		} else if (now_ms - c->ping_sent_ms >= idle) {
+		} else if (now_ms - c->ping_sent_ms >= idle &&
+			   c->lo.leases == NULL &&
+			   now_ms - c->lo.last_end_ms >= idle) {
+			/* A connection holding leases is a worker at its
+			 * jobs, which may not read while it works: its
+			 * leases already bound how long a dead one holds
+			 * work. It is closed for silence only an idle
+			 * timeout after its last lease ended. */
 			log_info("conn %llu: no answer to ping; closing",
 				 (unsigned long long)c->id);
-			conn_close(c);
+			conn_close(c, "no answer to ping");
 		}
 	}
 }

@@ -110,6 +110,7 @@ lease_unlink(struct groups *gs, struct lease *l)
 		l->lo->leases = l->lo_next;
 	if (l->lo_next)
 		l->lo_next->lo_prev = l->lo_prev;
+	l->lo->last_end_ms = groups_mono_ms();
 }
 
 /* --------------------------------------------------------- retry heap */

@@ -204,7 +204,7 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 	ringmq_queue_opts *qo = ringmq_queue_opts_new();
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
-	char payload[4096];
+	char payload[16384];
 	uint32_t sub;
 	int fd, got = 0;
 
@@ -213,8 +213,12 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 	assert_int_equal(ringmq_queue_create(p, "slow", qo), RINGMQ_OK);
 	ringmq_queue_opts_free(qo);
 	/* A raw consumer with a huge credit that never reads. Its socket
-	 * buffers and then the broker's bounded output fill up. */
-	fd = raw_open();
+	 * buffers (its receive buffer kept small; the broker's send buffer
+	 * grows to 4 MiB, less than the 6.4 MB published) and then the
+	 * broker's bounded output fill up. It holds leases, so silence alone
+	 * would not close it; output that does not move for an idle timeout
+	 * does. */
+	fd = testlib_raw_open_rcvbuf(broker.port, 8192);
 	raw_hello(fd);
 	s.queue = (char *)"slow";
 	s.group = (char *)"g";
@@ -250,6 +254,108 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 	assert_true(got > 0);
 	close(fd); /* its leases fail and go to the live consumer */
 	ringmq_client_free(ok);
+	ringmq_client_free(p);
+}
+
+/* Sends request id of frame body f (its body_case and member set). */
+static void
+raw_request(int fd, Ringmq__Frame *f, uint64_t id)
+{
+	f->has_request_id = 1;
+	f->request_id = id;
+	testlib_raw_send(fd, f);
+}
+
+/* Reads frames until one that is not a Ping (pings are read, not
+ * answered: the peer is busy). Free with ringmq__frame__free_unpacked. */
+static Ringmq__Frame *
+raw_recv_skipping_pings(int fd)
+{
+	for (int i = 0; i < 100; i++) {
+		Ringmq__Frame *r = testlib_raw_recv(fd);
+
+		if (r->body_case != RINGMQ__FRAME__BODY_PING)
+			return r;
+		ringmq__frame__free_unpacked(r, NULL);
+	}
+	fail_msg("nothing but pings");
+	return NULL;
+}
+
+/* A worker busy with a job writes nothing for longer than the idle
+ * timeout, and answers no ping; that is not a dead peer. Its lease (60 s)
+ * is the bound on how long it may hold the job, so its connection stays
+ * while it holds one, and is closed for silence only an idle timeout
+ * after its last lease ended. */
+static void
+test_busy_worker_holding_a_lease_is_not_closed(void **state)
+{
+	ringmq_client *p = testlib_connect(broker.addr);
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_message *m = ringmq_message_new("job", 3);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	Ringmq__Ack a = RINGMQ__ACK__INIT;
+	Ringmq__Frame *r;
+	uint64_t lease_id;
+	long long t0, ms;
+	int fd;
+
+	(void)state;
+	assert_int_equal(
+		ringmq_queue_opts_set(qo, "lease-ms", "60000", NULL, 0),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(p, "busy", qo), RINGMQ_OK);
+	assert_int_equal(ringmq_publish(p, "busy", m, NULL, NULL, NULL),
+			 RINGMQ_OK);
+	fd = raw_open();
+	(void)testlib_raw_hello(fd, 0);
+	s.queue = (char *)"busy";
+	s.group = (char *)"g";
+	s.credit = 1;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	raw_request(fd, &f, 2);
+	r = raw_recv_skipping_pings(fd);
+	if (r->body_case == RINGMQ__FRAME__BODY_SUBSCRIBE_OK) {
+		ringmq__frame__free_unpacked(r, NULL);
+		r = raw_recv_skipping_pings(fd);
+	}
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_DELIVERY);
+	lease_id = r->delivery->lease_id;
+	ringmq__frame__free_unpacked(r, NULL);
+
+	/* The job: 5 idle timeouts without a word (pings come unanswered). */
+	t0 = harness_now_ms();
+	while (harness_now_ms() - t0 < 1500) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pf, 1, 50) > 0) {
+			r = testlib_raw_recv(fd); /* fails the test on EOF */
+			assert_int_equal(r->body_case,
+					 RINGMQ__FRAME__BODY_PING);
+			ringmq__frame__free_unpacked(r, NULL);
+		}
+	}
+	a.n_lease_ids = 1;
+	a.lease_ids = &lease_id;
+	f.body_case = RINGMQ__FRAME__BODY_ACK;
+	f.ack = &a;
+	raw_request(fd, &f, 3);
+	r = raw_recv_skipping_pings(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_LEASE_RESULT);
+	assert_int_equal(r->request_id, 3);
+	assert_int_equal(r->lease_result->n_codes, 1);
+	assert_int_equal(r->lease_result->codes[0], RINGMQ__ERROR_CODE__OK);
+	ringmq__frame__free_unpacked(r, NULL);
+
+	/* Silent again with no lease: closed, at the earliest an idle
+	 * timeout (300 ms) after the ack. */
+	ms = wait_closed(fd, WAIT_MS);
+	assert_true(ms >= 300);
+	close(fd);
+	ringmq_message_free(m);
+	ringmq_queue_opts_free(qo);
 	ringmq_client_free(p);
 }
 
@@ -652,6 +758,8 @@ main(void)
 		cmocka_unit_test(test_peer_stopping_mid_frame_is_closed),
 		cmocka_unit_test(test_peer_not_answering_pings_is_closed),
 		cmocka_unit_test(test_client_answering_pings_stays),
+		cmocka_unit_test(
+			test_busy_worker_holding_a_lease_is_not_closed),
 		cmocka_unit_test(
 			test_consumer_that_stops_reading_does_not_stall_others),
 		cmocka_unit_test(test_paused_peer_reading_its_output_stays),
