@@ -366,6 +366,8 @@ struct scan {
 	const struct codec_limits *lim; /* borrowed */
 	uint64_t messages;		/* Publish.messages */
 	uint64_t lease_ids;		/* Ack/Nack/Release/Touch.lease_ids */
+	uint64_t max_headers;		/* the most on one Message */
+	const char *lease_ids_of;	/* static: "Ack", ... */
 };
 
 /* Messages nest a handful deep in ringmq.proto and none contains itself;
@@ -399,8 +401,6 @@ scan_lease_ids(struct scan *s, const struct wire_field *f)
 	} else {
 		return -RMQ_EBAD_FRAME;
 	}
-	if (s->lease_ids > s->lim->max_batch_count)
-		return -RMQ_EMESSAGE_TOO_LARGE;
 	return 0;
 }
 
@@ -430,6 +430,7 @@ scan_message(struct scan *s, const ProtobufCMessageDescriptor *d,
 		if (fd == NULL)
 			continue;
 		if (is_lease_ids(d, f.number)) {
+			s->lease_ids_of = d->short_name;
 			rc = scan_lease_ids(s, &f);
 			if (rc < 0)
 				return rc;
@@ -445,19 +446,51 @@ scan_message(struct scan *s, const ProtobufCMessageDescriptor *d,
 		/* A sub-message on any other wire type fails to unpack. */
 		if (f.type != WIRE_LEN)
 			return -RMQ_EBAD_FRAME;
+		/* Counted only: the limits are checked once the whole
+		 * frame is known to be well formed (codec_decode). */
 		if (d == &ringmq__publish__descriptor &&
-		    fd->descriptor == &ringmq__message__descriptor &&
-		    ++s->messages > s->lim->max_batch_count)
-			return -RMQ_EMESSAGE_TOO_LARGE;
+		    fd->descriptor == &ringmq__message__descriptor)
+			s->messages++;
 		if (d == &ringmq__message__descriptor &&
 		    fd->descriptor == &ringmq__header__descriptor &&
-		    ++headers > s->lim->max_header_count)
-			return -RMQ_EMESSAGE_TOO_LARGE;
+		    ++headers > s->max_headers)
+			s->max_headers = headers;
 		rc = scan_message(s, fd->descriptor, f.data, f.len, depth + 1);
 		if (rc < 0)
 			return rc;
 	}
 	return rc;
+}
+
+/* Fills over for the first count of s over its limit. @return 1 if one
+ * is, else 0. */
+static int
+scan_over(const struct scan *s, struct codec_over *over)
+{
+	struct codec_over o = { 0 };
+
+	if (s->messages > s->lim->max_batch_count) {
+		o.what = "messages in one Publish";
+		o.limit = "max_batch_count";
+		o.count = s->messages;
+		o.max = s->lim->max_batch_count;
+	} else if (s->lease_ids > s->lim->max_batch_count) {
+		o.what = "lease ids";
+		o.request = s->lease_ids_of;
+		o.limit = "max_batch_count";
+		o.count = s->lease_ids;
+		o.max = s->lim->max_batch_count;
+	} else if (s->max_headers > s->lim->max_header_count) {
+		o.what = "headers on one message";
+		o.limit = "max_header_count";
+		o.count = s->max_headers;
+		o.max = s->lim->max_header_count;
+	} else {
+		return 0;
+	}
+	if (over != NULL)
+		*over = o;
+	return 1;
 }
 
 uint64_t
@@ -487,9 +520,10 @@ codec_request_id(const uint8_t *body, size_t len)
 
 int
 codec_decode(struct codec_arena *a, const struct codec_limits *lim,
-	     const uint8_t *body, size_t len, Ringmq__Frame **out)
+	     const uint8_t *body, size_t len, Ringmq__Frame **out,
+	     struct codec_over *over)
 {
-	struct scan s = { lim, 0, 0 };
+	struct scan s = { lim, 0, 0, 0, NULL };
 	Ringmq__Frame *f;
 	int rc;
 
@@ -503,6 +537,8 @@ codec_decode(struct codec_arena *a, const struct codec_limits *lim,
 	rc = scan_message(&s, &ringmq__frame__descriptor, body, len, 0);
 	if (rc < 0)
 		return rc;
+	if (scan_over(&s, over))
+		return -RMQ_EMESSAGE_TOO_LARGE;
 	/* NULL covers both malformed input and the arena cap. */
 	f = ringmq__frame__unpack(&a->allocator, len, body);
 	if (f == NULL)

@@ -54,23 +54,36 @@ void codec_arena_fini(struct codec_arena *a);
 int codec_frame_length(const uint8_t *buf, size_t len, uint32_t max_frame_bytes,
 		       uint32_t *frame_bytes);
 
-/*
- * Decodes one frame body (the N bytes after the prefix).
- * @param[out] out  the frame, allocated from a; valid until the next
- *                  codec_arena_reset. NULL on failure.
- * @return 0; -RMQ_EBAD_FRAME if the bytes do not decode (this includes
- *         field number 0 and strings holding a NUL, which protobuf-c would
- *         not give back intact), the body is not set, or the arena cap is
- *         hit; -RMQ_EMESSAGE_TOO_LARGE when a counted repeated field is
- *         over its limit (headers are counted in every Message).
- */
+/* Which count limit a well-formed frame is over (codec_decode). */
+struct codec_over {
+	const char *what;    /* static: "lease ids", ... */
+	const char *request; /* static: "Ack", ...; NULL but for lease ids */
+	const char *limit;   /* static: the HelloOk field, "max_batch_count" */
+	uint64_t count;	     /* how many the frame holds */
+	uint32_t max;	     /* the limit */
+};
+
 /* The request_id of a frame that did not decode, so that its error can
  * echo it: the last one among its top-level fields, 0 if none or if the
  * frame is malformed before it ends. */
 uint64_t codec_request_id(const uint8_t *body, size_t len);
 
+/*
+ * Decodes one frame body (the N bytes after the prefix).
+ * @param[out] out   the frame, allocated from a; valid until the next
+ *                   codec_arena_reset. NULL on failure.
+ * @param[out] over  may be NULL; filled when -RMQ_EMESSAGE_TOO_LARGE.
+ * @return 0; -RMQ_EBAD_FRAME if the bytes do not decode (this includes
+ *         field number 0 and strings holding a NUL, which protobuf-c would
+ *         not give back intact), the body is not set, or the arena cap is
+ *         hit; -RMQ_EMESSAGE_TOO_LARGE when the frame is well formed but a
+ *         counted repeated field is over its limit (headers are counted
+ *         in every Message): nothing was unpacked, and the request can be
+ *         refused alone.
+ */
 int codec_decode(struct codec_arena *a, const struct codec_limits *lim,
-		 const uint8_t *body, size_t len, Ringmq__Frame **out);
+		 const uint8_t *body, size_t len, Ringmq__Frame **out,
+		 struct codec_over *over);
 
 /* Bytes codec_encode writes for f: prefix plus packed body. */
 size_t codec_encoded_size(const Ringmq__Frame *f);

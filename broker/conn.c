@@ -1165,6 +1165,32 @@ frame_target(const Ringmq__Frame *f, const char **group)
 	}
 }
 
+/* 1 unless f is one of the frames a client sends that expect no answer
+ * (Pong, Goodbye) or a frame only the broker sends (handlers[] has none:
+ * those get "not a request" as any request would). */
+static int
+frame_is_request(const Ringmq__Frame *f)
+{
+	return f->body_case != RINGMQ__FRAME__BODY_PONG &&
+	       f->body_case != RINGMQ__FRAME__BODY_GOODBYE;
+}
+
+/* Refuses a request over a count limit that HelloOk announced: an
+ * INVALID_ARGUMENT naming the limit; the connection and its leases stay. */
+static void
+conn_refuse_over(struct conn *c, uint64_t request_id,
+		 const struct codec_over *over)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "%s%s%llu %s: over %s (%u)",
+		 over->request ? over->request : "",
+		 over->request ? " with " : "", (unsigned long long)over->count,
+		 over->what, over->limit, over->max);
+	conn_send_error(c, request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			why);
+}
+
 /* 1 if f names a queue or group whose creation is still committing while
  * this connection has requests in flight (most likely that creation): a
  * pipelined "create, then use" waits for the create rather than finding
@@ -1190,11 +1216,19 @@ conn_must_wait(const struct conn *c, const Ringmq__Frame *f)
 static int
 conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
+	struct codec_over over;
 	Ringmq__Frame *f = NULL;
 	handler_fn fn;
 	int rc;
 
-	rc = codec_decode(&c->arena, &c->lim, body, len, &f);
+	rc = codec_decode(&c->arena, &c->lim, body, len, &f, &over);
+	if (rc == -RMQ_EMESSAGE_TOO_LARGE && c->is_hello_done &&
+	    c->refuse_code == 0) {
+		/* Well formed, over an announced count: refused alone. */
+		conn_refuse_over(c, codec_request_id(body, len), &over);
+		codec_arena_reset(&c->arena);
+		return 0;
+	}
 	if (rc < 0) {
 		conn_fail_id(c, codec_request_id(body, len), err_to_wire(rc),
 			     rc == -RMQ_EMESSAGE_TOO_LARGE
@@ -1215,6 +1249,11 @@ conn_handle_frame(struct conn *c, const uint8_t *body, size_t len)
 		   f->body_case != RINGMQ__FRAME__BODY_HELLO) {
 		conn_fail_id(c, f->request_id, RINGMQ__ERROR_CODE__NOT_HELLO,
 			     "the first frame must be hello");
+	} else if (f->request_id == 0 && frame_is_request(f)) {
+		/* Its answer could not be told from a push. */
+		conn_send_error(c, 0, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				"request_id 0 is reserved for pushes: give "
+				"every request a non-zero request_id");
 	} else {
 		fn = (size_t)f->body_case < sizeof(handlers) / sizeof(*handlers)
 			     ? handlers[f->body_case]

@@ -77,8 +77,8 @@ check_round_trip(const Ringmq__Frame *f)
 	/* Re-encoding may unpack a packed id list, which needs a little more
 	 * room in protobuf-c's scan: twice the cap is ample. */
 	codec_arena_init(&a, 2 * FUZZ_ARENA_CAP);
-	if (codec_decode(&a, &fuzz_lim, first + CODEC_HEADER_BYTES, body, &g) !=
-	    0)
+	if (codec_decode(&a, &fuzz_lim, first + CODEC_HEADER_BYTES, body, &g,
+			 NULL) != 0)
 		fuzz_fail("an encoded frame does not decode");
 	if (g->body_case != f->body_case)
 		fuzz_fail("body changed in the round trip");
@@ -111,7 +111,7 @@ read_stream(struct codec_arena *a, const uint8_t *data, size_t size)
 		if (size - off - CODEC_HEADER_BYTES < body)
 			return; /* would wait for more */
 		rc = codec_decode(a, &fuzz_lim, data + off + CODEC_HEADER_BYTES,
-				  body, &f);
+				  body, &f, NULL);
 		check_decode_rc(rc);
 		if (rc < 0)
 			return; /* the connection is closed */
@@ -133,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	codec_arena_reset(&a);
 
 	if (size <= fuzz_lim.max_frame_bytes) {
-		rc = codec_decode(&a, &fuzz_lim, data, size, &f);
+		rc = codec_decode(&a, &fuzz_lim, data, size, &f, NULL);
 		check_decode_rc(rc);
 		if (rc == 0)
 			check_round_trip(f);

@@ -377,7 +377,7 @@ decode_raw(const uint8_t *body, size_t len, size_t cap)
 	int rc;
 
 	codec_arena_init(&a, cap);
-	rc = codec_decode(&a, &test_lim, copy, len, &f);
+	rc = codec_decode(&a, &test_lim, copy, len, &f, NULL);
 	if (rc < 0)
 		assert_null(f);
 	else
@@ -491,8 +491,8 @@ test_codec_round_trips_every_body_type(void **state)
 		assert_int_equal(n, len - CODEC_HEADER_BYTES);
 		assert_int_equal(be32(buf), n);
 		assert_int_equal(codec_decode(&a, &test_lim,
-					      buf + CODEC_HEADER_BYTES, n,
-					      &out),
+					      buf + CODEC_HEADER_BYTES, n, &out,
+					      NULL),
 				 0);
 		assert_non_null(out);
 		assert_int_equal(out->body_case, fd->id);
@@ -559,8 +559,8 @@ test_codec_round_trips_publish_with_nul_bytes(void **state)
 
 	buf = encode_frame(&f, &len);
 	codec_arena_init(&a, TEST_ARENA_CAP);
-	assert_int_equal(codec_decode(&a, &test_lim, buf + 4, len - 4, &out),
-			 0);
+	assert_int_equal(
+		codec_decode(&a, &test_lim, buf + 4, len - 4, &out, NULL), 0);
 	assert_int_equal(out->body_case, RINGMQ__FRAME__BODY_PUBLISH);
 	assert_int_equal(out->request_id, 9);
 	assert_string_equal(out->publish->queue, "jobs");
@@ -616,8 +616,8 @@ test_codec_decodes_packed_and_unpacked_lease_ids(void **state)
 			}
 		}
 		put_len_field(body, &nb, RINGMQ__FRAME__BODY_ACK, inner, ni);
-		assert_int_equal(codec_decode(&a, &test_lim, body, nb, &out),
-				 0);
+		assert_int_equal(
+			codec_decode(&a, &test_lim, body, nb, &out, NULL), 0);
 		assert_int_equal(out->body_case, RINGMQ__FRAME__BODY_ACK);
 		assert_int_equal(out->ack->n_lease_ids, 3);
 		for (k = 0; k < 3; k++)
@@ -768,7 +768,8 @@ test_codec_accepts_frame_of_exactly_max(void **state)
 			assert_int_equal(codec_frame_length(buf, len, max, &n),
 					 0);
 			assert_int_equal(
-				codec_decode(&a, &lim, buf + 4, n, &out), 0);
+				codec_decode(&a, &lim, buf + 4, n, &out, NULL),
+				0);
 			assert_int_equal(out->publish->messages[0]->payload.len,
 					 m.payload.len);
 		} else {
@@ -891,7 +892,7 @@ reader_push(struct test_reader *r, const uint8_t *p, size_t n)
 		if (r->len < whole)
 			return;
 		rc = codec_decode(&r->a, &test_lim, r->buf + CODEC_HEADER_BYTES,
-				  body, &f);
+				  body, &f, NULL);
 		if (rc < 0) {
 			r->rc = rc;
 			return;
@@ -1015,7 +1016,7 @@ test_codec_rejects_random_bytes(void **state)
 		if (i % 2)
 			buf[0] = (uint8_t)((10 + rng_next(&seed) % 6) << 3 | 2);
 		copy = dup_bytes(buf, len);
-		rc = codec_decode(&a, &test_lim, copy, len, &f);
+		rc = codec_decode(&a, &test_lim, copy, len, &f, NULL);
 		if (rc == 0) {
 			decoded++;
 			assert_int_not_equal(f->body_case,
@@ -1275,6 +1276,44 @@ test_codec_rejects_lease_ids_over_batch_count(void **state)
 	}
 }
 
+/* Over a count, a well-formed frame is reported with what and which
+ * limit, so the broker can refuse that request alone; the scan goes on to
+ * the end, and a malformed tail makes it a bad frame (which closes). */
+static void
+test_codec_over_limit_names_it_and_bad_tail_wins(void **state)
+{
+	struct codec_arena a;
+	struct codec_over over;
+	Ringmq__Frame *f;
+	size_t len;
+	uint8_t *body, *bad;
+
+	(void)state;
+	codec_arena_init(&a, TEST_ARENA_CAP);
+	body = lease_body(RINGMQ__FRAME__BODY_ACK, test_lim.max_batch_count + 2,
+			  0, &len);
+	memset(&over, 0, sizeof(over));
+	assert_int_equal(codec_decode(&a, &test_lim, body, len, &f, &over),
+			 -RMQ_EMESSAGE_TOO_LARGE);
+	assert_null(f);
+	assert_string_equal(over.limit, "max_batch_count");
+	assert_string_equal(over.request, "Ack");
+	assert_int_equal(over.count, test_lim.max_batch_count + 2);
+	assert_int_equal(over.max, test_lim.max_batch_count);
+
+	/* The same with a truncated field at the end. */
+	bad = malloc(len + 2);
+	assert_non_null(bad);
+	memcpy(bad, body, len);
+	bad[len] = 0x0a;     /* field 1, length-delimited ... */
+	bad[len + 1] = 0x05; /* ... of 5 bytes that are not there */
+	assert_int_equal(codec_decode(&a, &test_lim, bad, len + 2, &f, &over),
+			 -RMQ_EBAD_FRAME);
+	free(bad);
+	free(body);
+	codec_arena_fini(&a);
+}
+
 /* -------------------------------------------------------------- arena */
 
 static void
@@ -1301,8 +1340,9 @@ test_codec_arena_cap_gives_bad_frame(void **state)
 	buf = encode_frame(&f, &len);
 
 	codec_arena_init(&a, cap);
-	assert_int_equal(codec_decode(&a, &test_lim, buf + 4, len - 4, &out),
-			 -RMQ_EBAD_FRAME);
+	assert_int_equal(
+		codec_decode(&a, &test_lim, buf + 4, len - 4, &out, NULL),
+		-RMQ_EBAD_FRAME);
 	assert_null(out);
 	assert_true(a.used_bytes <= a.cap_bytes);
 	free(buf);
@@ -1311,8 +1351,8 @@ test_codec_arena_cap_gives_bad_frame(void **state)
 	codec_arena_reset(&a);
 	m.payload.len = 100;
 	buf = encode_frame(&f, &len);
-	assert_int_equal(codec_decode(&a, &test_lim, buf + 4, len - 4, &out),
-			 0);
+	assert_int_equal(
+		codec_decode(&a, &test_lim, buf + 4, len - 4, &out, NULL), 0);
 	assert_int_equal(out->publish->messages[0]->payload.len, 100);
 	codec_arena_fini(&a);
 	free(buf);
@@ -1388,8 +1428,9 @@ test_codec_arena_reset_reuses_memory(void **state)
 	}
 
 	codec_arena_init(&a, TEST_ARENA_CAP);
-	assert_int_equal(
-		codec_decode(&a, &test_lim, small + 4, small_len - 4, &out), 0);
+	assert_int_equal(codec_decode(&a, &test_lim, small + 4, small_len - 4,
+				      &out, NULL),
+			 0);
 	used_small = a.used_bytes;
 	codec_arena_reset(&a);
 	first = a.chunks;
@@ -1398,14 +1439,15 @@ test_codec_arena_reset_reuses_memory(void **state)
 
 	for (i = 0; i < 2000; i++) {
 		assert_int_equal(codec_decode(&a, &test_lim, small + 4,
-					      small_len - 4, &out),
+					      small_len - 4, &out, NULL),
 				 0);
 		assert_int_equal(a.used_bytes, used_small);
 		assert_ptr_equal(a.chunks, first);
 		codec_arena_reset(&a);
 		if (i % 100 == 0) {
 			assert_int_equal(codec_decode(&a, &test_lim, large + 4,
-						      large_len - 4, &out),
+						      large_len - 4, &out,
+						      NULL),
 					 0);
 			assert_ptr_not_equal(a.chunks, first);
 			codec_arena_reset(&a);
@@ -1439,6 +1481,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_codec_accepts_unknown_fields, setup, teardown),
 		cmocka_unit_test(test_codec_request_id_of_undecodable_frames),
+		cmocka_unit_test(
+			test_codec_over_limit_names_it_and_bad_tail_wins),
 		cmocka_unit_test_setup_teardown(
 			test_codec_length_needs_four_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_codec_rejects_len_over_max,

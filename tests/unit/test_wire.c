@@ -352,7 +352,7 @@ test_delivery_decodes(void **state)
 	assert_int_equal(wire_delivery_encode(&d, &v, out), n);
 	codec_arena_init(&a, 1u << 16);
 	assert_int_equal(codec_decode(&a, &lim, out + CODEC_HEADER_BYTES,
-				      n - CODEC_HEADER_BYTES, &f),
+				      n - CODEC_HEADER_BYTES, &f, NULL),
 			 0);
 	assert_int_equal(f->body_case, RINGMQ__FRAME__BODY_DELIVERY);
 	assert_int_equal(f->delivery->subscription, 7);

@@ -1,0 +1,350 @@
+/*
+ * Integration tests of the wire contract as a client in any language
+ * meets it: frames built by hand on a raw connection, so nothing the C
+ * library does for its users (splitting batches, checking limits, picking
+ * request ids) hides what the broker itself does. Real broker, real
+ * sockets.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ringmq.h>
+
+#include "harness.h"
+#include "testlib.h"
+#include "ringmq.pb-c.h"
+
+static struct harness_broker broker;
+
+static int
+setup_broker(void **state)
+{
+	(void)state;
+	memset(&broker, 0, sizeof(broker));
+	broker.stdout_fd = -1;
+	return harness_start(&broker, NULL);
+}
+
+static int
+teardown_broker(void **state)
+{
+	int code;
+
+	(void)state;
+	code = harness_stop(&broker);
+	harness_cleanup(&broker);
+	return code == 0 ? 0 : -1;
+}
+
+/* A raw session: its socket, the limits its HelloOk announced, and the
+ * deliveries read while waiting for answers. */
+struct raw {
+	int fd;
+	Ringmq__HelloOk limits; /* scalars only */
+	uint64_t lease_ids[64];
+	size_t nleases;
+	uint32_t ended_sub; /* SubscriptionEnded seen: its subscription */
+	int ended_code;
+};
+
+static void
+raw_send(struct raw *r, Ringmq__Frame *f, uint64_t request_id)
+{
+	f->has_request_id = request_id != 0;
+	f->request_id = request_id;
+	testlib_raw_send(r->fd, f);
+}
+
+/* Reads frames until one that is not a push it keeps track of (Ping,
+ * Delivery, SubscriptionEnded). Free with ringmq__frame__free_unpacked. */
+static Ringmq__Frame *
+raw_answer(struct raw *r)
+{
+	for (int i = 0; i < 1000; i++) {
+		Ringmq__Frame *f = testlib_raw_recv(r->fd);
+
+		switch (f->body_case) {
+		case RINGMQ__FRAME__BODY_PING: break;
+		case RINGMQ__FRAME__BODY_DELIVERY:
+			assert_true(r->nleases < 64);
+			r->lease_ids[r->nleases++] = f->delivery->lease_id;
+			break;
+		case RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED:
+			r->ended_sub = f->subscription_ended->subscription;
+			r->ended_code = f->subscription_ended->code;
+			break;
+		default: return f;
+		}
+		ringmq__frame__free_unpacked(f, NULL);
+	}
+	fail_msg("nothing but pushes");
+	return NULL;
+}
+
+static void
+raw_open_hello(struct raw *r)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Hello h = RINGMQ__HELLO__INIT;
+	Ringmq__Frame *a;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = testlib_raw_open(broker.port);
+	h.version = 1;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO;
+	f.hello = &h;
+	raw_send(r, &f, 1);
+	a = raw_answer(r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_HELLO_OK);
+	r->limits = *a->hello_ok;
+	r->limits.broker_version = NULL;
+	ringmq__frame__free_unpacked(a, NULL);
+}
+
+/* Expects an Error with code and request_id; its message must hold
+ * needle when not NULL. */
+static void
+expect_error(Ringmq__Frame *a, uint64_t request_id, int code,
+	     const char *needle)
+{
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_ERROR);
+	assert_int_equal(a->request_id, request_id);
+	assert_int_equal(a->error->code, code);
+	if (needle != NULL) {
+		assert_non_null(a->error->message);
+		if (strstr(a->error->message, needle) == NULL)
+			fail_msg("error \"%s\" does not name \"%s\"",
+				 a->error->message, needle);
+	}
+	ringmq__frame__free_unpacked(a, NULL);
+}
+
+static void
+create_queue(const char *name, const char *opt, const char *value)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+
+	if (opt != NULL)
+		assert_int_equal(ringmq_queue_opts_set(qo, opt, value, NULL, 0),
+				 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, name, qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	ringmq_client_free(c);
+}
+
+static void
+publish_n(const char *queue, int n)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+
+	for (int i = 0; i < n; i++) {
+		ringmq_message *m = ringmq_message_new("job", 3);
+
+		assert_int_equal(ringmq_publish(c, queue, m, NULL, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	ringmq_client_free(c);
+}
+
+static void
+raw_subscribe(struct raw *r, const char *queue, const char *group,
+	      uint32_t credit, uint64_t request_id)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	Ringmq__Frame *a;
+
+	s.queue = (char *)queue;
+	s.group = (char *)group;
+	s.credit = credit;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	raw_send(r, &f, request_id);
+	a = raw_answer(r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_SUBSCRIBE_OK);
+	ringmq__frame__free_unpacked(a, NULL);
+}
+
+/* Reads pushes until n leases are held (bounded by the read deadline of
+ * testlib_raw_recv). */
+static void
+raw_wait_leases(struct raw *r, size_t n)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ping p = RINGMQ__PING__INIT;
+
+	for (int i = 0; i < 100 && r->nleases < n; i++) {
+		Ringmq__Frame *a;
+
+		/* A ping's answer comes after the deliveries before it. */
+		f.body_case = RINGMQ__FRAME__BODY_PING;
+		f.ping = &p;
+		raw_send(r, &f, 900 + (uint64_t)i);
+		a = raw_answer(r);
+		assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_PONG);
+		ringmq__frame__free_unpacked(a, NULL);
+	}
+	assert_int_equal(r->nleases, n);
+}
+
+/* Acks ids on r; each must be answered code. */
+static void
+raw_ack(struct raw *r, const uint64_t *ids, size_t n, int code,
+	uint64_t request_id)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ack a = RINGMQ__ACK__INIT;
+	Ringmq__Frame *ans;
+
+	a.n_lease_ids = n;
+	a.lease_ids = (uint64_t *)ids;
+	f.body_case = RINGMQ__FRAME__BODY_ACK;
+	f.ack = &a;
+	raw_send(r, &f, request_id);
+	ans = raw_answer(r);
+	assert_int_equal(ans->body_case, RINGMQ__FRAME__BODY_LEASE_RESULT);
+	assert_int_equal(ans->request_id, request_id);
+	assert_int_equal(ans->lease_result->n_codes, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ans->lease_result->codes[i], code);
+	ringmq__frame__free_unpacked(ans, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* An Ack over max_batch_count, or a message over max_header_count, is a
+ * decodable request: it fails alone, with its request_id and the name of
+ * the limit, and the connection keeps its leases. */
+static void
+test_request_over_a_limit_fails_alone(void **state)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ack a = RINGMQ__ACK__INIT;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT;
+	Ringmq__Message *mp = &m;
+	Ringmq__Header *hs, **hp;
+	uint64_t *ids;
+	struct raw r;
+	size_t nids, nh;
+
+	(void)state;
+	create_queue("over", NULL, NULL);
+	publish_n("over", 3);
+	raw_open_hello(&r);
+	raw_subscribe(&r, "over", "g", 3, 2);
+	raw_wait_leases(&r, 3);
+
+	nids = r.limits.max_batch_count + 1;
+	ids = calloc(nids, sizeof(*ids));
+	assert_non_null(ids);
+	for (size_t i = 0; i < nids; i++)
+		ids[i] = r.lease_ids[i % 3];
+	a.n_lease_ids = nids;
+	a.lease_ids = ids;
+	f.body_case = RINGMQ__FRAME__BODY_ACK;
+	f.ack = &a;
+	raw_send(&r, &f, 3);
+	expect_error(raw_answer(&r), 3, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		     "max_batch_count");
+
+	assert_true(r.limits.has_max_header_count);
+	nh = r.limits.max_header_count + 1;
+	hs = calloc(nh, sizeof(*hs));
+	hp = calloc(nh, sizeof(*hp));
+	assert_non_null(hs);
+	assert_non_null(hp);
+	for (size_t i = 0; i < nh; i++) {
+		char *name = malloc(16);
+
+		assert_non_null(name);
+		ringmq__header__init(&hs[i]);
+		snprintf(name, 16, "h%zu", i);
+		hs[i].name = name;
+		hp[i] = &hs[i];
+	}
+	m.payload.data = (uint8_t *)"x";
+	m.payload.len = 1;
+	m.n_headers = nh;
+	m.headers = hp;
+	p.queue = (char *)"over";
+	p.n_messages = 1;
+	p.messages = &mp;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	raw_send(&r, &f, 4);
+	expect_error(raw_answer(&r), 4, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		     "max_header_count");
+
+	/* Still connected, every lease still held: each acks OK. */
+	raw_ack(&r, r.lease_ids, 3, RINGMQ__ERROR_CODE__OK, 5);
+	for (size_t i = 0; i < nh; i++)
+		free(hs[i].name);
+	free(hs);
+	free(hp);
+	free(ids);
+	close(r.fd);
+}
+
+/* Request id 0 is reserved for pushes: a request without one is refused
+ * (its answer could not be told from a push) and the connection stays. */
+static void
+test_request_id_0_is_refused(void **state)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ping p = RINGMQ__PING__INIT;
+	Ringmq__QueueList ql = RINGMQ__QUEUE_LIST__INIT;
+	Ringmq__Frame *a;
+	struct raw r;
+
+	(void)state;
+	raw_open_hello(&r);
+	f.body_case = RINGMQ__FRAME__BODY_PING;
+	f.ping = &p;
+	raw_send(&r, &f, 0);
+	expect_error(raw_answer(&r), 0, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		     "request_id");
+	f.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST;
+	f.queue_list = &ql;
+	raw_send(&r, &f, 0);
+	expect_error(raw_answer(&r), 0, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		     "request_id");
+	/* A Pong is no request: no answer; the next request is served. */
+	f.body_case = RINGMQ__FRAME__BODY_PONG;
+	f.pong = &(Ringmq__Pong)RINGMQ__PONG__INIT;
+	raw_send(&r, &f, 0);
+	f.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST;
+	f.queue_list = &ql;
+	raw_send(&r, &f, 7);
+	a = raw_answer(&r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_QUEUE_LIST_OK);
+	assert_int_equal(a->request_id, 7);
+	ringmq__frame__free_unpacked(a, NULL);
+	close(r.fd);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_over_a_limit_fails_alone),
+		cmocka_unit_test(test_request_id_0_is_refused),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("contract", tests, setup_broker,
+					   teardown_broker);
+}
