@@ -460,6 +460,10 @@ on_hello(struct conn *c, const Ringmq__Frame *f)
 	ok.max_batch_count = cfg->max_batch_count;
 	ok.has_max_header_count = 1;
 	ok.max_header_count = cfg->max_header_count;
+	ok.has_max_key_bytes = ok.has_max_dedup_id_bytes = 1;
+	ok.has_max_header_name_bytes = 1;
+	ok.max_key_bytes = ok.max_dedup_id_bytes = QUEUE_MAX_FIELD_BYTES;
+	ok.max_header_name_bytes = QUEUE_MAX_FIELD_BYTES;
 	/* Unique across restarts: the boot epoch, then a counter. */
 	ok.producer_id =
 		f->hello->has_producer_id
@@ -1556,12 +1560,12 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 	for (struct conn *c = env->conns; c; c = c->next) {
 		if (c->is_closing)
 			continue;
-		if (conn_out_bytes(c) > 0 &&
-		    now_ms - c->last_output_ms >= idle) {
-			/* Output waiting that the peer does not take: a
-			 * consumer that stopped reading holds its leases
-			 * (and the messages behind them) hostage, busy or
-			 * not, so this is checked before the lease rule. */
+		if (c->is_send_inflight && now_ms - c->last_output_ms >= idle) {
+			/* A send the peer's window has not let move for an
+			 * idle timeout: a consumer that stopped reading holds
+			 * its leases (and the messages behind them) hostage,
+			 * busy or not, so this is checked before the lease
+			 * rule. */
 			log_info("conn %llu: reads none of its output for %llu "
 				 "ms; closing",
 				 (unsigned long long)c->id,
