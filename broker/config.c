@@ -63,7 +63,8 @@ static const struct setting settings[] = {
 	{ "max-frame-bytes", NUM(SET_BYTES32, max_frame_bytes), "4M", "bytes",
 	  1024, 1u << 30, "longest frame accepted from a client" },
 	{ "max-message-bytes", NUM(SET_BYTES32, max_message_bytes), "1M",
-	  "bytes", 1, 1u << 30, "longest message payload accepted" },
+	  "bytes", 1, 1u << 30,
+	  "largest message accepted: payload, key, headers and dedup id" },
 	{ "max-batch-count", NUM(SET_U32, max_batch_count), "1000", "count", 1,
 	  100000, "most messages or lease ids in one request" },
 	{ "max-header-count", NUM(SET_U32, max_header_count), "64", "count", 0,
@@ -88,8 +89,9 @@ static const struct setting settings[] = {
 	{ "idle-timeout-ms", NUM(SET_U32, idle_timeout_ms), "60000", "ms", 100,
 	  86400000,
 	  "a peer silent this long is pinged, and closed if it stays silent "
-	  "as long again; one that has not said hello or stopped mid-frame is "
-	  "closed at once" },
+	  "as long again (one holding a lease: as long after its last lease "
+	  "ended); one that has not said hello or stopped mid-frame, or "
+	  "leaves its output unread this long, is closed" },
 	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
 	  "debug|info|warn|error", 0, 0, "least severe log line written" },
 	{ "log-format", NUM(SET_LOG_FORMAT, is_log_json), "text", "text|json",

@@ -96,7 +96,8 @@ static const struct {
 	const char *name, *help;
 } gauge_families[] = {
 	{ "ringmq_queue_messages", "Stored messages." },
-	{ "ringmq_queue_bytes", "Stored payload bytes." },
+	{ "ringmq_queue_bytes",
+	  "Stored message bytes (payload, key, headers, dedup id)." },
 	{ "ringmq_queue_ready", "Messages ready, summed over groups." },
 	{ "ringmq_queue_delayed", "Delayed messages." },
 	{ "ringmq_queue_in_flight", "Messages leased now." },

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "config.h"
@@ -480,8 +481,7 @@ queues_load_private(struct queues *qs, uint32_t qid, uint32_t part,
 
 int
 queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
-		    uint64_t offset, uint32_t payload_len,
-		    uint64_t deliver_at_ms)
+		    uint64_t offset, uint32_t msg_bytes, uint64_t deliver_at_ms)
 {
 	struct queue *q = queues_find_id(qs, qid);
 	struct partition *p;
@@ -502,10 +502,10 @@ queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
 		/* Still delayed (or due while the broker was down: the first
 		 * tick moves it). */
 		if (partition_append(p, PART_HOLE) < 0 ||
-		    delayed_add(qs, q, part, offset, deliver_at_ms,
-				payload_len) < 0)
+		    delayed_add(qs, q, part, offset, deliver_at_ms, msg_bytes) <
+			    0)
 			return -ENOMEM;
-	} else if (partition_append(p, payload_len) < 0) {
+	} else if (partition_append(p, msg_bytes) < 0) {
 		return -ENOMEM;
 	}
 	if (p->next_offset < p->committed_next) {
@@ -974,14 +974,63 @@ publish_route(struct queue *q, const Ringmq__Publish *p,
 	return 0;
 }
 
+/* What m will count for once stored (store_msg_bytes): the frame
+ * bounds every length, so the sum cannot wrap. */
+static uint64_t
+publish_msg_bytes(const Ringmq__Message *m)
+{
+	uint64_t n = m->payload.len;
+
+	if (m->has_key)
+		n += m->key.len;
+	if (m->dedup_id != NULL)
+		n += strlen(m->dedup_id);
+	for (size_t i = 0; i < m->n_headers; i++)
+		n += 6u + strlen(m->headers[i]->name) +
+		     m->headers[i]->value.len;
+	return n;
+}
+
+/* Checks header i of m; 0 if acceptable. */
+static int
+publish_check_header(const Ringmq__Message *m, size_t i,
+		     struct publish_result *r)
+{
+	const char *name = m->headers[i]->name;
+	size_t len = strlen(name);
+
+	if (len == 0 || len > QUEUE_MAX_FIELD_BYTES) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       len == 0 ? "empty header name"
+					: "header name over 65535 bytes");
+		return -1;
+	}
+	/* Reserved in any case: a consumer that matches names without
+	 * regard to case must not take a client's header for the broker's. */
+	if (strncasecmp(name, "ringmq-", 7) == 0) {
+		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "header prefix ringmq- is reserved");
+		return -1;
+	}
+	/* Headers are a map (string -> bytes): a name once. */
+	for (size_t k = 0; k < i; k++)
+		if (strcmp(m->headers[k]->name, name) == 0) {
+			publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				       "header name given twice");
+			return -1;
+		}
+	return 0;
+}
+
 /* Checks message m against limits and reserved names; 0 if acceptable. */
 static int
 publish_check(const struct config *cfg, const Ringmq__Message *m,
 	      struct publish_result *r)
 {
-	if (m->payload.len > cfg->max_message_bytes) {
+	if (publish_msg_bytes(m) > cfg->max_message_bytes) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__MESSAGE_TOO_LARGE,
-			       "payload over max-message-bytes");
+			       "message over max-message-bytes (payload, "
+			       "key, headers and dedup id together)");
 		return -1;
 	}
 	if (m->has_deliver_at_ms && m->has_delay_ms) {
@@ -989,32 +1038,23 @@ publish_check(const struct config *cfg, const Ringmq__Message *m,
 			       "deliver_at_ms and delay_ms together");
 		return -1;
 	}
-	if (m->has_key && m->key.len > 65535) {
+	if (m->has_key && m->key.len > QUEUE_MAX_FIELD_BYTES) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			       "key over 65535 bytes");
 		return -1;
 	}
-	if (m->dedup_id != NULL && strlen(m->dedup_id) > 65535) {
+	if (m->dedup_id != NULL &&
+	    (m->dedup_id[0] == '\0' ||
+	     strlen(m->dedup_id) > QUEUE_MAX_FIELD_BYTES)) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			       "dedup id over 65535 bytes");
+			       m->dedup_id[0] == '\0'
+				       ? "empty dedup id"
+				       : "dedup id over 65535 bytes");
 		return -1;
 	}
-	for (size_t i = 0; i < m->n_headers; i++) {
-		if (strncmp(m->headers[i]->name, "ringmq-", 7) == 0) {
-			publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-				       "header prefix ringmq- is reserved");
+	for (size_t i = 0; i < m->n_headers; i++)
+		if (publish_check_header(m, i, r) < 0)
 			return -1;
-		}
-		/* Headers are a map (string -> bytes): a name once. */
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(m->headers[k]->name, m->headers[i]->name) ==
-			    0) {
-				publish_refuse(
-					r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-					"header name given twice");
-				return -1;
-			}
-	}
 	return 0;
 }
 
@@ -1054,7 +1094,7 @@ publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	sm.dedup_len = m->dedup_id ? (uint16_t)strlen(m->dedup_id) : 0;
 	sm.payload = m->payload.data;
 	sm.payload_len = (uint32_t)m->payload.len;
-	r->payload_bytes = sm.payload_len;
+	r->msg_bytes = (uint32_t)store_msg_bytes(&sm);
 	r->offset = q->parts[r->partition].next_offset;
 	rc = store_batch_put_msg(b, q->qid, r->partition, r->offset, &sm);
 	if (h != hdrs)
@@ -1229,8 +1269,7 @@ publish_done(void *arg, int status)
 		if (status == 0 && res->deliver_at_ms != 0) {
 			queue_index(q, res->partition, res->offset, PART_HOLE);
 			if (delayed_add(r->qs, q, res->partition, res->offset,
-					res->deliver_at_ms,
-					res->payload_bytes) < 0)
+					res->deliver_at_ms, res->msg_bytes) < 0)
 				log_error("queue %s: out of memory delaying "
 					  "offset %llu",
 					  q->name,
@@ -1238,7 +1277,7 @@ publish_done(void *arg, int status)
 			continue;
 		}
 		queue_index(q, res->partition, res->offset,
-			    status < 0 ? PART_HOLE : res->payload_bytes);
+			    status < 0 ? PART_HOLE : res->msg_bytes);
 	}
 	if (q != NULL && status == 0) {
 		for (size_t i = 0; i < r->n; i++)
@@ -1462,7 +1501,7 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 		r->has_pending_dups |= res->is_pending_dup;
 		return 0;
 	}
-	if (queue_is_over(q, *depth, *bytes, m->payload.len)) {
+	if (queue_is_over(q, *depth, *bytes, publish_msg_bytes(m))) {
 		publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
 			       QUEUE_FULL_WHY);
 		return 0;
@@ -1477,9 +1516,9 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 		return -ENOMEM;
 	res->is_stored = 1;
 	(*depth)++;
-	*bytes += m->payload.len;
+	*bytes += res->msg_bytes;
 	r->msgs++;
-	r->bytes += m->payload.len;
+	r->bytes += res->msg_bytes;
 	return 1;
 }
 
@@ -1704,7 +1743,7 @@ queue_stage(struct queues *qs, struct queue *q, int fixed_part,
 	st->offset = p->next_offset++;
 	if (persist_next(qs, q, part, b, &st->reserved) < 0)
 		return -ENOMEM;
-	st->payload_bytes = m->payload_len;
+	st->msg_bytes = (uint32_t)store_msg_bytes(m);
 	return 0;
 }
 
@@ -1716,7 +1755,7 @@ queue_staged_done(struct queues *qs, const struct queue_staged *st, int status)
 	if (q == NULL)
 		return;
 	queue_index(q, st->partition, st->offset,
-		    status < 0 ? PART_HOLE : st->payload_bytes);
+		    status < 0 ? PART_HOLE : st->msg_bytes);
 	if (status == 0 && st->reserved)
 		reserve_durable(q, st->partition, st->reserved);
 	if (status == 0)

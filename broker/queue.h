@@ -24,7 +24,10 @@
 #include "u64set.h"
 
 #define QUEUE_MAX_PARTITIONS 1024u
-#define PART_HOLE	     UINT32_MAX /* size marking an offset with no message */
+/* Most bytes of a key, a dedup id or a header name (announced in HelloOk;
+ * the stored record keeps their lengths in 16 bits). */
+#define QUEUE_MAX_FIELD_BYTES 65535u
+#define PART_HOLE	      UINT32_MAX /* size marking an offset with no message */
 /* Flag on a size (sizes stay below 2^31): every group has acked it. */
 #define PART_ACKED 0x80000000u
 
@@ -38,12 +41,13 @@ struct partition {
 	uint64_t reserved_durable; /* ... and as committed so far */
 	uint64_t committed_next; /* every offset below is committed or a hole */
 	uint64_t base;		 /* lowest indexed offset */
-	uint32_t *sizes; /* owned ring: payload bytes of offset base + i */
+	uint32_t *sizes; /* owned ring: message bytes (store_msg_bytes) of
+			  * offset base + i */
 	size_t cap;	 /* ring capacity, a power of two */
 	size_t head;	 /* ring index of base */
 	size_t len;	 /* committed_next - base */
 	uint64_t count;	 /* stored messages, delayed ones included */
-	uint64_t bytes;	 /* their payload bytes */
+	uint64_t bytes;	 /* their message bytes */
 	/* Of count and bytes: messages every group has acked (PART_ACKED),
 	 * stored until the floors pass them; not retained (max depth). */
 	uint64_t acked_count, acked_bytes;
@@ -90,7 +94,7 @@ struct queue {
 	int is_pending;		   /* create not committed yet */
 	uint32_t pending_ops;	   /* publishes in flight */
 	uint64_t pending_msgs;	   /* messages of those publishes */
-	uint64_t pending_bytes;	   /* their payload bytes */
+	uint64_t pending_bytes;	   /* their message bytes */
 	uint64_t publish_failures; /* publishes whose commit failed */
 	int last_failure;	   /* the latest one's error (negative) */
 	struct queue *hash_next;   /* registry chain by name */
@@ -118,7 +122,7 @@ int queues_load_queue(struct queues *qs, const struct store_queue *sq);
 int queues_load_partition(struct queues *qs, uint32_t qid, uint32_t part,
 			  uint64_t next_offset);
 int queues_load_message(struct queues *qs, uint32_t qid, uint32_t part,
-			uint64_t offset, uint32_t payload_len,
+			uint64_t offset, uint32_t msg_bytes,
 			uint64_t deliver_at_ms);
 /* Recovery: offset of part is STORE_MSG_PRIVATE (one group sees it). */
 int queues_load_private(struct queues *qs, uint32_t qid, uint32_t part,
@@ -171,7 +175,7 @@ struct publish_result {
 	int code; /* RINGMQ__ERROR_CODE__* */
 	uint32_t partition;
 	uint64_t offset;
-	uint32_t payload_bytes;
+	uint32_t msg_bytes;	/* store_msg_bytes */
 	uint64_t deliver_at_ms; /* 0 = not delayed */
 	int is_stored;		/* written by this publish */
 	int is_duplicate;	/* confirmed earlier: dedup id or resend */
@@ -201,7 +205,7 @@ void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,
  * bytes retained, and those of publishes (redrives too) in flight. */
 void queue_fill(const struct queue *q, uint64_t *depth, uint64_t *bytes);
 
-/* 1 when one more message of len payload bytes, on top of depth and
+/* 1 when one more message of len bytes (store_msg_bytes), on top of depth and
  * bytes (queue_fill's), takes q past its max depth or bytes. */
 int queue_is_over(const struct queue *q, uint64_t depth, uint64_t bytes,
 		  uint64_t len);
@@ -268,8 +272,8 @@ struct queue_staged {
 	uint32_t qid;
 	uint32_t partition;
 	uint64_t offset;
-	uint32_t payload_bytes;
-	uint64_t reserved; /* offset reservation it stores, or 0 */
+	uint32_t msg_bytes; /* store_msg_bytes */
+	uint64_t reserved;  /* offset reservation it stores, or 0 */
 };
 
 /* The queue called name, created (one partition, max deliveries 0) with

@@ -87,11 +87,11 @@ load_partition(void *ctx, uint32_t qid, uint32_t part, uint64_t next_offset)
 
 static int
 load_message(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
-	     uint32_t payload_len, uint64_t publish_ms, uint64_t deliver_at_ms)
+	     uint32_t msg_bytes, uint64_t publish_ms, uint64_t deliver_at_ms)
 {
 	struct server *srv = ctx;
 	(void)publish_ms;
-	return queues_load_message(srv->qs, qid, part, offset, payload_len,
+	return queues_load_message(srv->qs, qid, part, offset, msg_bytes,
 				   deliver_at_ms);
 }
 

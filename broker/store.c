@@ -1652,15 +1652,15 @@ load_message(struct load *l, const MDB_val *k, const MDB_val *v)
 {
 	const uint8_t *key = k->mv_data;
 	uint64_t publish_ms, deliver_at_ms;
-	uint32_t payload_len;
+	uint32_t msg_bytes;
 	unsigned flags;
 	int rc;
 
-	store_peek_msg(v->mv_data, v->mv_size, &payload_len, &publish_ms,
+	store_peek_msg(v->mv_data, v->mv_size, &msg_bytes, &publish_ms,
 		       &deliver_at_ms, &flags);
 	rc = l->cb->message(l->ctx, (uint32_t)store_get_be(key, 4),
 			    (uint32_t)store_get_be(key + 4, 4),
-			    store_get_be(key + 8, 8), payload_len, publish_ms,
+			    store_get_be(key + 8, 8), msg_bytes, publish_ms,
 			    deliver_at_ms);
 	if (rc == 0 && l->cb->private_message != NULL &&
 	    (flags & STORE_MSG_PRIVATE))

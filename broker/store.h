@@ -254,6 +254,12 @@ struct store_msg_view {
 	uint32_t payload_len;
 };
 
+/* The bytes a message counts for against max-message-bytes and a queue's
+ * max_bytes: payload, key, dedup id, and each header's name and value
+ * plus its 6 length bytes, i.e. the record without its fixed header. */
+uint64_t store_msg_bytes(const struct store_msg *m);
+uint64_t store_msg_view_bytes(const struct store_msg_view *v);
+
 /* Iterates a raw header block. Start with *pos = 0; returns 1 and fills h
  * (pointing into block), 0 at the end, -RMQ_ECORRUPT on a malformed block. */
 int store_headers_next(const void *block, uint32_t len, uint32_t *pos,
@@ -465,7 +471,7 @@ struct store_load_cb {
 	/* One per stored message, ascending (qid, part, offset); no payload
 	 * is read, so CRCs are not checked here. */
 	int (*message)(void *ctx, uint32_t qid, uint32_t part, uint64_t offset,
-		       uint32_t payload_len, uint64_t publish_ms,
+		       uint32_t msg_bytes, uint64_t publish_ms,
 		       uint64_t deliver_at_ms);
 	/* Optional: after message, for each one flagged STORE_MSG_PRIVATE. */
 	int (*private_message)(void *ctx, uint32_t qid, uint32_t part,

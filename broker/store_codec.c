@@ -801,12 +801,12 @@ corrupt:
 }
 
 void
-store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *payload_len,
+store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *msg_bytes,
 	       uint64_t *publish_ms, uint64_t *deliver_at_ms, unsigned *flags)
 {
 	uint64_t extra;
 
-	*payload_len = 0;
+	*msg_bytes = 0;
 	*publish_ms = 0;
 	*deliver_at_ms = 0;
 	*flags = 0;
@@ -817,7 +817,25 @@ store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *payload_len,
 	*deliver_at_ms = get_be(val + 14, 8);
 	extra = get_be(val + 22, 4) + get_be(val + 26, 4) + get_be(val + 30, 2);
 	if (extra <= val_len - MSG_FIXED_BYTES)
-		*payload_len = (uint32_t)(val_len - MSG_FIXED_BYTES - extra);
+		*msg_bytes = (uint32_t)(val_len - MSG_FIXED_BYTES);
+}
+
+uint64_t
+store_msg_bytes(const struct store_msg *m)
+{
+	uint64_t n = (uint64_t)m->key_len + m->dedup_len + m->payload_len;
+
+	for (uint32_t i = 0; i < m->header_count; i++)
+		n += 6u + (uint64_t)m->headers[i].name_len +
+		     m->headers[i].value_len;
+	return n;
+}
+
+uint64_t
+store_msg_view_bytes(const struct store_msg_view *v)
+{
+	return (uint64_t)v->key_len + v->headers_len + v->dedup_len +
+	       v->payload_len;
 }
 
 int

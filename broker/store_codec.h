@@ -122,9 +122,9 @@ int store_decode_msg(const uint8_t *key, const uint8_t *val, size_t val_len,
 		     struct store_msg_view *v);
 
 /* The fixed header of a "msgs" value without its CRC checked (flags:
- * STORE_MSG_*); zeros for a record too short to parse (reading it fails
- * later). */
-void store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *payload_len,
+ * STORE_MSG_*; msg_bytes as store_msg_bytes counts them); zeros for a
+ * record too short to parse (reading it fails later). */
+void store_peek_msg(const uint8_t *val, size_t val_len, uint32_t *msg_bytes,
 		    uint64_t *publish_ms, uint64_t *deliver_at_ms,
 		    unsigned *flags);
 

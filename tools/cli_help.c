@@ -102,7 +102,7 @@ static const char help_queue[] =
 	"  --max-depth N            most retained messages: ready, delayed " \
 	"and in\n"                                                           \
 	"                           flight (default 0 = unlimited)\n"        \
-	"  --max-bytes B            most retained payload bytes (default 0 " \
+	"  --max-bytes B            most retained message bytes (default 0 " \
 	"= unlimited)\n"                                                     \
 	"  --dedup-window-ms MS     how long dedup ids are remembered "      \
 	"(default 600000)\n"                                                 \

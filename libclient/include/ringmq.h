@@ -484,7 +484,7 @@ RINGMQ_API uint32_t ringmq_queue_list_groups(const ringmq_queue_list *l,
 /** Stored messages. */
 RINGMQ_API uint64_t ringmq_queue_list_messages(const ringmq_queue_list *l,
 					       size_t i);
-/** Stored payload bytes. */
+/** Stored message bytes (payload, key, headers, dedup id). */
 RINGMQ_API uint64_t ringmq_queue_list_bytes(const ringmq_queue_list *l,
 					    size_t i);
 
@@ -1088,7 +1088,7 @@ ringmq_queue_describe_partition(const ringmq_queue_describe *d, size_t i);
 /** Stored messages of the partition. */
 RINGMQ_API uint64_t ringmq_queue_describe_partition_messages(
 	const ringmq_queue_describe *d, size_t i);
-/** Stored payload bytes of the partition. */
+/** Stored message bytes of the partition. */
 RINGMQ_API uint64_t
 ringmq_queue_describe_partition_bytes(const ringmq_queue_describe *d, size_t i);
 /** Lowest retained offset. */

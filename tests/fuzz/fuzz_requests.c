@@ -5,9 +5,11 @@
  * descriptors with random field values, then mutated at random (bit flips,
  * truncations, inserted bytes, wrong lengths), are sent after hello on
  * several connections to a broker started by the test. Every few hundred
- * frames a separate, well-behaved client must still be served. At the end
- * the broker must stop cleanly on SIGTERM (under the sanitizer build, any
- * memory error in a handler fails it too).
+ * frames a separate, well-behaved client must still be served. No answer
+ * may carry INTERNAL: whatever a client sends is its own mistake, refused
+ * with a code that says so. At the end the broker must stop cleanly on
+ * SIGTERM (under the sanitizer build, any memory error in a handler fails
+ * it too).
  *
  * Usage: fuzz_requests [SECONDS] (default 10); seed from
  * RINGMQ_FUZZ_SEED, printed so a failure can be replayed.
@@ -47,8 +49,12 @@ rnd(void)
 	return rng_state * 2685821657736338717ull;
 }
 
-static const char *const names[] = { "fq", "fq.dlq", "g",   "g2",
-				     "",   "nope",   "fq-2" };
+/* Strings for every string field; the last is a name of 64 KiB + 1,
+ * over every per-field limit, made at start-up. */
+static char long_name[65537];
+static const char *const names[] = { "fq",	 "fq.dlq", "g",	     "g2",
+				     "",	 "nope",   "fq-2",   "ringmq-x",
+				     "RingMQ-y", "h",	   long_name };
 
 /* Fills message m (of descriptor d) with random values, depth-bounded. */
 static void
@@ -138,6 +144,8 @@ make_frame(uint8_t *buf, size_t cap)
 	const ProtobufCFieldDescriptor *body;
 	ProtobufCMessage *sub;
 	Ringmq__Message msg = RINGMQ__MESSAGE__INIT, *msgs[1] = { &msg };
+	Ringmq__Header hdr = RINGMQ__HEADER__INIT, *hdrs[1] = { &hdr };
+	const size_t nnames = sizeof(names) / sizeof(*names);
 	uint64_t ids[3] = { rnd(), rnd() % 100, 1 };
 	size_t n;
 
@@ -158,6 +166,20 @@ make_frame(uint8_t *buf, size_t cap)
 	if (f.body_case == RINGMQ__FRAME__BODY_PUBLISH) {
 		msg.payload.data = (uint8_t *)"payload";
 		msg.payload.len = rnd() % 8;
+		if (rnd() % 2) {
+			hdr.name = (char *)names[rnd() % nnames];
+			hdr.value.data = (uint8_t *)"value";
+			hdr.value.len = rnd() % 6;
+			msg.n_headers = 1;
+			msg.headers = hdrs;
+		}
+		if (rnd() % 4 == 0)
+			msg.dedup_id = (char *)names[rnd() % nnames];
+		if (rnd() % 4 == 0) {
+			msg.has_key = 1;
+			msg.key.data = (uint8_t *)long_name;
+			msg.key.len = rnd() % 2 ? 3 : sizeof(long_name) - 1;
+		}
 		f.publish->n_messages = 1;
 		f.publish->messages = msgs;
 	} else if (f.body_case == RINGMQ__FRAME__BODY_ACK) {
@@ -197,6 +219,84 @@ make_frame(uint8_t *buf, size_t cap)
 	buf[2] = (uint8_t)(n >> 8);
 	buf[3] = (uint8_t)n;
 	return n + 4;
+}
+
+/* What a fuzzing connection has read and not yet parsed. */
+struct inbuf {
+	uint8_t data[1 << 20];
+	size_t len;
+	size_t skip; /* bytes still to drop of a frame larger than data */
+};
+
+/* 1 if frame f is or carries an INTERNAL answer (printed). */
+static int
+is_internal(const Ringmq__Frame *f)
+{
+	if (f->body_case == RINGMQ__FRAME__BODY_ERROR &&
+	    f->error->code == RINGMQ__ERROR_CODE__INTERNAL) {
+		fprintf(stderr,
+			"fuzz_requests: INTERNAL for request %llu: %s\n",
+			(unsigned long long)f->request_id,
+			f->error->message ? f->error->message : "");
+		return 1;
+	}
+	if (f->body_case == RINGMQ__FRAME__BODY_PUBLISH_OK)
+		for (size_t i = 0; i < f->publish_ok->n_results; i++)
+			if (f->publish_ok->results[i]->code ==
+			    RINGMQ__ERROR_CODE__INTERNAL) {
+				fprintf(stderr,
+					"fuzz_requests: INTERNAL for a "
+					"message of request %llu\n",
+					(unsigned long long)f->request_id);
+				return 1;
+			}
+	return 0;
+}
+
+/* Adds n bytes read from the broker to in and checks every whole frame.
+ * @return the number of INTERNAL answers among them. */
+static int
+check_answers(struct inbuf *in, const uint8_t *buf, size_t n)
+{
+	size_t at = 0;
+	int bad = 0;
+
+	if (in->skip > 0) {
+		size_t k = n < in->skip ? n : in->skip;
+
+		in->skip -= k;
+		buf += k;
+		n -= k;
+	}
+	if (in->len + n > sizeof(in->data)) {
+		in->len = 0; /* lost track: a frame larger than data */
+		return 0;
+	}
+	memcpy(in->data + in->len, buf, n);
+	in->len += n;
+	while (in->len - at >= 4) {
+		const uint8_t *p = in->data + at;
+		size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
+			      ((size_t)p[2] << 8) | p[3];
+		Ringmq__Frame *f;
+
+		if (4 + flen > sizeof(in->data)) {
+			in->skip = 4 + flen - (in->len - at);
+			at = in->len;
+			break;
+		}
+		if (in->len - at < 4 + flen)
+			break;
+		f = ringmq__frame__unpack(NULL, flen, p + 4);
+		if (f != NULL) {
+			bad += is_internal(f);
+			ringmq__frame__free_unpacked(f, NULL);
+		}
+		at += 4 + flen;
+	}
+	memmove(in->data, in->data + at, in->len - at);
+	in->len -= at;
+	return bad;
 }
 
 static int
@@ -256,14 +356,16 @@ main(int argc, char **argv)
 	long long seconds = argc > 1 ? atoll(argv[1]) : 10;
 	long long end;
 	const char *seed_env = getenv("RINGMQ_FUZZ_SEED");
-	uint8_t buf[1 << 16], sink[1 << 16];
+	static uint8_t buf[1 << 18], sink[1 << 16];
+	static struct inbuf ins[CONNS];
 	int fds[CONNS];
 	long frames = 0;
-	int code;
+	int code, internal = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	rng_state = seed_env ? strtoull(seed_env, NULL, 0)
 			     : (uint64_t)time(NULL) * 2654435761u + 1;
+	memset(long_name, 'n', sizeof(long_name) - 1);
 	printf("fuzz_requests: seed %llu, %lld s\n",
 	       (unsigned long long)rng_state, seconds);
 	memset(&b, 0, sizeof(b));
@@ -298,13 +400,23 @@ main(int argc, char **argv)
 			if (fds[i] >= 0)
 				close(fds[i]);
 			fds[i] = open_conn(b.port);
+			ins[i].len = ins[i].skip = 0;
 		}
-		for (int j = 0; j < CONNS; j++)
-			if (fds[j] >= 0 &&
-			    read(fds[j], sink, sizeof(sink)) == 0) {
+		for (int j = 0; j < CONNS; j++) {
+			ssize_t got;
+
+			if (fds[j] < 0)
+				continue;
+			got = read(fds[j], sink, sizeof(sink));
+			if (got > 0)
+				internal += check_answers(&ins[j], sink,
+							  (size_t)got);
+			if (got == 0) {
 				close(fds[j]); /* the broker closed it */
 				fds[j] = open_conn(b.port);
+				ins[j].len = ins[j].skip = 0;
 			}
+		}
 		if (++frames % CHECK_EVERY == 0 && !still_serves(b.addr)) {
 			fprintf(stderr,
 				"fuzz_requests: broker stopped "
@@ -325,6 +437,8 @@ main(int argc, char **argv)
 	}
 	code = harness_stop(&b);
 	harness_cleanup(&b);
-	printf("fuzz_requests: %ld frames; broker exit %d\n", frames, code);
-	return code == 0 ? 0 : 1;
+	printf("fuzz_requests: %ld frames; %d INTERNAL answers; broker exit "
+	       "%d\n",
+	       frames, internal, code);
+	return code == 0 && internal == 0 ? 0 : 1;
 }

@@ -336,12 +336,172 @@ test_request_id_0_is_refused(void **state)
 	close(r.fd);
 }
 
+/* One message of a raw Publish: payload, and up to 2 headers. */
+struct msg_spec {
+	const char *payload;
+	size_t payload_len;
+	const char *hname[2];
+	size_t hvalue_len[2]; /* value bytes, all 'v' */
+	const char *dedup_id;
+	int code; /* expected */
+};
+
+/* Publishes specs[0 .. n) to queue in one raw Publish and checks each
+ * result's code. */
+static void
+raw_publish_expect(struct raw *r, const char *queue,
+		   const struct msg_spec *specs, size_t n, uint64_t request_id)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message *ms = calloc(n, sizeof(*ms));
+	Ringmq__Message **mp = calloc(n, sizeof(*mp));
+	Ringmq__Header *hs = calloc(2 * n, sizeof(*hs));
+	Ringmq__Header **hp = calloc(2 * n, sizeof(*hp));
+	uint8_t *value = malloc(2u << 20);
+	Ringmq__Frame *a;
+
+	assert_true(ms && mp && hs && hp && value);
+	memset(value, 'v', 2u << 20);
+	for (size_t i = 0; i < n; i++) {
+		ringmq__message__init(&ms[i]);
+		ms[i].payload.data = (uint8_t *)specs[i].payload;
+		ms[i].payload.len = specs[i].payload_len;
+		ms[i].dedup_id = (char *)specs[i].dedup_id;
+		ms[i].headers = &hp[2 * i];
+		for (size_t k = 0; k < 2 && specs[i].hname[k] != NULL; k++) {
+			Ringmq__Header *h = &hs[2 * i + k];
+
+			ringmq__header__init(h);
+			h->name = (char *)specs[i].hname[k];
+			h->value.data = value;
+			h->value.len = specs[i].hvalue_len[k];
+			hp[2 * i + k] = h;
+			ms[i].n_headers++;
+		}
+		mp[i] = &ms[i];
+	}
+	p.queue = (char *)queue;
+	p.n_messages = n;
+	p.messages = mp;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	raw_send(r, &f, request_id);
+	a = raw_answer(r);
+	if (a->body_case == RINGMQ__FRAME__BODY_ERROR)
+		fail_msg("publish refused whole: %d %s", a->error->code,
+			 a->error->message);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	assert_int_equal(a->publish_ok->n_results, n);
+	for (size_t i = 0; i < n; i++)
+		if ((int)a->publish_ok->results[i]->code != specs[i].code)
+			fail_msg("message %zu: code %d, expected %d (%s)", i,
+				 a->publish_ok->results[i]->code, specs[i].code,
+				 a->publish_ok->results[i]->message
+					 ? a->publish_ok->results[i]->message
+					 : "");
+	ringmq__frame__free_unpacked(a, NULL);
+	free(value);
+	free(hp);
+	free(hs);
+	free(mp);
+	free(ms);
+}
+
+/* Client mistakes in a message are that message's INVALID_ARGUMENT or
+ * MESSAGE_TOO_LARGE, never INTERNAL, and never fail the valid messages of
+ * its batch. max-message-bytes counts the whole message. */
+static void
+test_message_limits_cover_the_whole_message(void **state)
+{
+	static char long_name[70000];
+	struct raw r;
+	uint32_t max;
+
+	(void)state;
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	create_queue("limits", NULL, NULL);
+	raw_open_hello(&r);
+	assert_true(r.limits.has_max_key_bytes);
+	assert_int_equal(r.limits.max_key_bytes, 65535);
+	assert_int_equal(r.limits.max_dedup_id_bytes, 65535);
+	assert_int_equal(r.limits.max_header_name_bytes, 65535);
+	max = r.limits.max_message_bytes;
+	long_name[65536] = '\0'; /* one over */
+	{
+		const struct msg_spec specs[] = {
+			{ "ok", 2, { NULL }, { 0 }, NULL, 0 },
+			/* A 1-byte payload with a header as big as the
+			 * limit. */
+			{ "x", 1, { "big" }, { max }, NULL, 12 },
+			{ "x", 1, { long_name }, { 1 }, NULL, 13 },
+			{ "x", 1, { "" }, { 1 }, NULL, 13 },
+			{ "x", 1, { "RingMQ-source-queue" }, { 1 }, NULL, 13 },
+			{ "x", 1, { "RINGMQ-X" }, { 1 }, NULL, 13 },
+			{ "x", 1, { NULL }, { 0 }, "", 13 },
+			{ "x", 1, { "a", "a" }, { 1, 1 }, NULL, 13 },
+			{ "ok", 2, { "ringmq" }, { 3 }, NULL, 0 },
+		};
+
+		raw_publish_expect(&r, "limits", specs,
+				   sizeof(specs) / sizeof(specs[0]), 2);
+	}
+	/* Exactly at the limit: payload + header name and value + 6. */
+	long_name[65535] = '\0';
+	{
+		const struct msg_spec at[] = {
+			{ "p", 1, { "h" }, { max - 1 - 1 - 6 }, NULL, 0 },
+			{ "p", 1, { "h" }, { max - 1 - 1 - 6 + 1 }, NULL, 12 },
+			{ "x", 1, { long_name }, { 1 }, NULL, 0 },
+		};
+
+		raw_publish_expect(&r, "limits", at, 3, 3);
+	}
+	close(r.fd);
+}
+
+/* A queue's max_bytes counts what max-message-bytes counts: a small
+ * payload under a large header fills it. */
+static void
+test_queue_max_bytes_counts_headers(void **state)
+{
+	struct raw r;
+
+	(void)state;
+	create_queue("mb", "max-bytes", "1000");
+	raw_open_hello(&r);
+	{
+		const struct msg_spec specs[] = {
+			{ "x", 1, { "h" }, { 600 }, NULL, 0 },
+			{ "x", 1, { "h" }, { 600 }, NULL, 6 }, /* QUEUE_FULL */
+			{ "x", 1, { NULL }, { 0 }, NULL, 0 },
+		};
+
+		raw_publish_expect(&r, "mb", specs, 3, 2);
+	}
+	close(r.fd);
+	{
+		ringmq_client *c = testlib_connect(broker.addr);
+		ringmq_queue_list *l = NULL;
+
+		assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+		for (size_t i = 0; i < ringmq_queue_list_count(l); i++)
+			if (strcmp(ringmq_queue_list_name(l, i), "mb") == 0)
+				assert_int_equal(ringmq_queue_list_bytes(l, i),
+						 (1 + 6 + 1 + 600) + 1);
+		ringmq_queue_list_free(l);
+		ringmq_client_free(c);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_over_a_limit_fails_alone),
 		cmocka_unit_test(test_request_id_0_is_refused),
+		cmocka_unit_test(test_message_limits_cover_the_whole_message),
+		cmocka_unit_test(test_queue_max_bytes_counts_headers),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
