@@ -811,16 +811,27 @@ on_publish(struct conn *c, const Ringmq__Frame *f)
 static int conn_deliver(void *owner, const struct delivery *d,
 			const struct store_msg_view *v);
 
+/* The broker ended s (its group or queue was deleted): the subscriber
+ * is told, or it would wait for deliveries forever. */
 static void
-conn_sub_detached(void *owner, struct sub *s)
+conn_sub_detached(void *owner, struct sub *s, int code)
 {
 	struct conn *c = owner;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__SubscriptionEnded e = RINGMQ__SUBSCRIPTION_ENDED__INIT;
 
 	for (size_t i = 0; i < c->nsubs; i++)
 		if (c->subs[i] == s) {
 			c->subs[i] = c->subs[--c->nsubs];
-			return;
+			break;
 		}
+	e.subscription = sub_id(s);
+	e.code = (Ringmq__ErrorCode)err_to_wire(code);
+	e.reason = code == -RMQ_EQUEUE_NOT_FOUND ? (char *)"queue deleted"
+						 : (char *)"group deleted";
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED;
+	f.subscription_ended = &e;
+	(void)conn_send(c, &f); /* logged inside */
 }
 
 static const struct sub_ops conn_sub_ops = {

@@ -72,8 +72,10 @@ struct sub_ops {
 		       const struct store_msg_view *
 			       v); /* 1 while the owner can take more output. */
 	int (*is_writable)(void *owner);
-	/* The group is gone (deleted): s is freed after this returns. */
-	void (*detached)(void *owner, struct sub *s);
+	/* The group is gone (deleted, or its queue: code is
+	 * -RMQ_EGROUP_NOT_FOUND or -RMQ_EQUEUE_NOT_FOUND): s is freed after
+	 * this returns. */
+	void (*detached)(void *owner, struct sub *s, int code);
 };
 
 /* Completion of subscribe: status 0 with the sub, or a negative code. */

@@ -121,7 +121,7 @@ group_end(struct groups *gs, struct group *g, int code)
 		struct sub *s = g->subs;
 
 		g->subs = s->next;
-		s->ops->detached(s->owner, s);
+		s->ops->detached(s->owner, s, code);
 		free(s);
 	}
 	while (g->waiting) {

@@ -159,13 +159,15 @@ publish_n(const char *queue, int n)
 	ringmq_client_free(c);
 }
 
-static void
+/* @return the subscription id. */
+static uint32_t
 raw_subscribe(struct raw *r, const char *queue, const char *group,
 	      uint32_t credit, uint64_t request_id)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
 	Ringmq__Frame *a;
+	uint32_t id;
 
 	s.queue = (char *)queue;
 	s.group = (char *)group;
@@ -175,7 +177,9 @@ raw_subscribe(struct raw *r, const char *queue, const char *group,
 	raw_send(r, &f, request_id);
 	a = raw_answer(r);
 	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_SUBSCRIBE_OK);
+	id = a->subscribe_ok->subscription;
 	ringmq__frame__free_unpacked(a, NULL);
+	return id;
 }
 
 /* Reads pushes until n leases are held (bounded by the read deadline of
@@ -245,7 +249,7 @@ test_request_over_a_limit_fails_alone(void **state)
 	create_queue("over", NULL, NULL);
 	publish_n("over", 3);
 	raw_open_hello(&r);
-	raw_subscribe(&r, "over", "g", 3, 2);
+	(void)raw_subscribe(&r, "over", "g", 3, 2);
 	raw_wait_leases(&r, 3);
 
 	nids = r.limits.max_batch_count + 1;
@@ -494,6 +498,51 @@ test_queue_max_bytes_counts_headers(void **state)
 	}
 }
 
+/* Answers a Ping, so that every push sent before its Pong is read. */
+static void
+raw_sync(struct raw *r, uint64_t request_id)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Frame *a;
+
+	f.body_case = RINGMQ__FRAME__BODY_PING;
+	f.ping = &(Ringmq__Ping)RINGMQ__PING__INIT;
+	raw_send(r, &f, request_id);
+	a = raw_answer(r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_PONG);
+	ringmq__frame__free_unpacked(a, NULL);
+}
+
+/* Deleting a group or a queue ends the subscriptions on it: each
+ * subscriber is told which one and why, rather than waiting forever. */
+static void
+test_subscriber_learns_its_subscription_ended(void **state)
+{
+	ringmq_client *c;
+	uint32_t s1, s2;
+	struct raw r;
+
+	(void)state;
+	create_queue("ends", NULL, NULL);
+	create_queue("ends2", NULL, NULL);
+	raw_open_hello(&r);
+	s1 = raw_subscribe(&r, "ends", "g1", 1, 2);
+	s2 = raw_subscribe(&r, "ends2", "g", 1, 3);
+	assert_int_not_equal(s1, s2);
+	c = testlib_connect(broker.addr);
+	assert_int_equal(ringmq_group_delete(c, "ends", "g1"), RINGMQ_OK);
+	raw_sync(&r, 4);
+	assert_int_equal(r.ended_sub, s1);
+	assert_int_equal(r.ended_code, RINGMQ__ERROR_CODE__GROUP_NOT_FOUND);
+	r.ended_sub = 0;
+	assert_int_equal(ringmq_queue_delete(c, "ends2"), RINGMQ_OK);
+	raw_sync(&r, 5);
+	assert_int_equal(r.ended_sub, s2);
+	assert_int_equal(r.ended_code, RINGMQ__ERROR_CODE__QUEUE_NOT_FOUND);
+	ringmq_client_free(c);
+	close(r.fd);
+}
+
 int
 main(void)
 {
@@ -502,6 +551,7 @@ main(void)
 		cmocka_unit_test(test_request_id_0_is_refused),
 		cmocka_unit_test(test_message_limits_cover_the_whole_message),
 		cmocka_unit_test(test_queue_max_bytes_counts_headers),
+		cmocka_unit_test(test_subscriber_learns_its_subscription_ended),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
