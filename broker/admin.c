@@ -950,6 +950,7 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__StatsOk ok = RINGMQ__STATS_OK__INIT;
 	struct totals t = { 0 };
+	struct queue_counters counted;
 	uint64_t used, map;
 	struct {
 		const char *name;
@@ -966,9 +967,9 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 		{ "storage_used_bytes", 0 },
 		{ "storage_limit_bytes", 0 },
 		{ "uptime_ms", 0 },
-		{ "published_total", (double)env->published_total },
-		{ "delivered_total", (double)env->delivered_total },
-		{ "acked_total", (double)env->acked_total },
+		{ "published_total", 0 },
+		{ "delivered_total", 0 },
+		{ "acked_total", 0 },
 	};
 	enum { NROWS = sizeof(rows) / sizeof(rows[0]) };
 	Ringmq__Stat st[NROWS];
@@ -986,6 +987,10 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 	rows[8].value = (double)used;
 	rows[9].value = (double)map;
 	rows[10].value = (double)(groups_mono_ms() - env->start_ms);
+	queues_counter_totals(env->qs, &counted);
+	rows[11].value = (double)counted.published;
+	rows[12].value = (double)counted.delivered;
+	rows[13].value = (double)counted.acked;
 	for (size_t i = 0; i < NROWS; i++) {
 		ringmq__stat__init(&st[i]);
 		st[i].name = (char *)rows[i].name;

@@ -757,9 +757,6 @@ published(void *ctx, const struct publish_result *res, size_t n)
 			  (double)(mono_us() - p->start_us) / 1e6);
 	if (!conn_unref_live(c))
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		if (res[i].code == RINGMQ__ERROR_CODE__OK)
-			c->env->published_total += !res[i].is_duplicate;
 	if (c->is_dead)
 		goto out;
 	/* Encoded by hand straight into the output (see wire.h). */
@@ -855,7 +852,6 @@ conn_deliver(void *owner, const struct delivery *d,
 		c->pending.len += wire_delivery_encode(d, v, out);
 		conn_queue_flush(c);
 	}
-	c->env->delivered_total++;
 	if (d->delivery_count == 1)
 		histogram_observe(
 			&c->env->delivery_latency, metrics_latency_bounds,
@@ -996,7 +992,6 @@ on_credit(struct conn *c, const Ringmq__Frame *f)
 /* A lease request waiting for its flush: codes follow the struct. */
 struct lease_req {
 	struct conn_req p;
-	int is_ack; /* counted in acked_total once confirmed */
 	size_t n;
 	int codes[];
 };
@@ -1025,10 +1020,7 @@ static void
 lease_flushed(void *ctx, int status)
 {
 	struct lease_req *lr = ctx;
-	if (lr->is_ack && status == 0)
-		for (size_t i = 0; i < lr->n; i++)
-			lr->p.c->env->acked_total +=
-				lr->codes[i] == RINGMQ__ERROR_CODE__OK;
+
 	if (conn_unref_live(lr->p.c)) {
 		if (status < 0)
 			conn_send_rc(lr->p.c, lr->p.request_id, status);
@@ -1056,7 +1048,6 @@ lease_request(struct conn *c, const Ringmq__Frame *f, const uint64_t *ids,
 		return;
 	}
 	lr->n = n;
-	lr->is_ack = fn == groups_ack;
 	fn(c->env->gs, &c->lo, ids, n, lr->codes, lease_flushed, lr);
 }
 

@@ -44,8 +44,7 @@ struct conn_env {
 	size_t closing;	    /* of those, closed by either side, not gone */
 	struct conn *flush; /* connections with output to send */
 	int is_shutting_down;
-	uint64_t start_ms; /* monotonic, for uptime */
-	uint64_t published_total, delivered_total, acked_total;
+	uint64_t start_ms;			  /* monotonic, for uptime */
 	uint64_t errors_total[RINGMQ_WIRE_CODES]; /* answers by error code */
 	uint64_t bytes_in, bytes_out;
 	struct histogram confirm_latency;  /* publish received -> confirm */

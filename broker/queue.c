@@ -34,6 +34,7 @@ struct queues {
 	size_t npending; /* creates submitted, not yet committed */
 	struct due *due; /* owned: min-heap of delayed messages by due time */
 	size_t ndue, capdue;
+	struct queue_counters retired; /* summed from deleted queues */
 };
 
 /* A delayed message in the due-time heap; stale entries (cancelled or
@@ -330,6 +331,18 @@ fail:
 	return NULL;
 }
 
+static void
+counters_add(struct queue_counters *to, const struct queue_counters *c)
+{
+	to->published += c->published;
+	to->delivered += c->delivered;
+	to->redelivered += c->redelivered;
+	to->acked += c->acked;
+	to->nacked += c->nacked;
+	to->expired += c->expired;
+	to->dead_lettered += c->dead_lettered;
+}
+
 /* Unlinks q from the registry and frees it. */
 static void
 queue_remove(struct queues *qs, struct queue *q)
@@ -345,7 +358,16 @@ queue_remove(struct queues *qs, struct queue *q)
 	memmove(&qs->by_id[i], &qs->by_id[i + 1],
 		(qs->count - i - 1) * sizeof(*qs->by_id));
 	qs->count--;
+	counters_add(&qs->retired, &q->counters);
 	queue_free(q);
+}
+
+void
+queues_counter_totals(const struct queues *qs, struct queue_counters *out)
+{
+	*out = qs->retired;
+	for (size_t i = 0; i < qs->count; i++)
+		counters_add(out, &qs->by_id[i]->counters);
 }
 
 static void policy_name_dlq(struct store_policy *pol, const char *queue);

@@ -196,6 +196,12 @@ typedef void (*publish_done_fn)(void *ctx, const struct publish_result *res,
 int queue_publish(struct queues *qs, const Ringmq__Publish *p,
 		  uint64_t producer_id, publish_done_fn done, void *ctx);
 
+struct queues;
+
+/* The broker's totals: every queue's counters, deleted ones' included.
+ * The per-queue counters are the one place events are counted. */
+void queues_counter_totals(const struct queues *qs, struct queue_counters *out);
+
 /* Fills a QueueInfo's counters that queue.c knows: messages and bytes
  * retained (stored, less what every group has acked), delayed ones. */
 void queue_totals(const struct queue *q, uint64_t *messages, uint64_t *bytes,

@@ -543,6 +543,56 @@ test_subscriber_learns_its_subscription_ended(void **state)
 	close(r.fd);
 }
 
+/* The broker's acked_total from Stats. */
+static double
+stat_acked_total(ringmq_client *c)
+{
+	ringmq_stats *st = NULL;
+	double v = -1;
+
+	assert_int_equal(ringmq_stats_get(c, &st), RINGMQ_OK);
+	assert_int_equal(ringmq_stats_find(st, "acked_total", &v), 1);
+	ringmq_stats_free(st);
+	return v;
+}
+
+/* Stats, the queue's own total and /metrics count one message acked
+ * three times once: re-acks of an acked id answer OK but count nothing. */
+static void
+test_acked_total_counts_messages_not_acks(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_queue_list *l = NULL;
+	uint64_t id, queue_acked = 0;
+	double before;
+	struct raw r;
+
+	(void)state;
+	create_queue("counts", NULL, NULL);
+	publish_n("counts", 1);
+	before = stat_acked_total(c);
+	raw_open_hello(&r);
+	(void)raw_subscribe(&r, "counts", "g", 1, 2);
+	raw_wait_leases(&r, 1);
+	id = r.lease_ids[0];
+	for (int i = 0; i < 3; i++)
+		raw_ack(&r, &id, 1, RINGMQ__ERROR_CODE__OK, 10 + (uint64_t)i);
+	assert_true(stat_acked_total(c) == before + 1);
+	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
+	for (size_t i = 0; i < ringmq_queue_list_count(l); i++)
+		if (strcmp(ringmq_queue_list_name(l, i), "counts") == 0)
+			assert_int_equal(ringmq_queue_list_total(l, i, "acked",
+								 &queue_acked),
+					 1);
+	assert_int_equal(queue_acked, 1);
+	ringmq_queue_list_free(l);
+	/* A deleted queue's acks stay in the broker's total. */
+	assert_int_equal(ringmq_queue_delete(c, "counts"), RINGMQ_OK);
+	assert_true(stat_acked_total(c) == before + 1);
+	ringmq_client_free(c);
+	close(r.fd);
+}
+
 int
 main(void)
 {
@@ -552,6 +602,7 @@ main(void)
 		cmocka_unit_test(test_message_limits_cover_the_whole_message),
 		cmocka_unit_test(test_queue_max_bytes_counts_headers),
 		cmocka_unit_test(test_subscriber_learns_its_subscription_ended),
+		cmocka_unit_test(test_acked_total_counts_messages_not_acks),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
