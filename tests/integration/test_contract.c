@@ -593,6 +593,144 @@ test_acked_total_counts_messages_not_acks(void **state)
 	close(r.fd);
 }
 
+/* Publishes one message with producer_seq seq to partition 0 of queue;
+ * @return its result code. */
+static int
+raw_publish_seq(struct raw *r, const char *queue, uint64_t seq,
+		uint64_t request_id)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message m = RINGMQ__MESSAGE__INIT, *mp = &m;
+	Ringmq__Frame *a;
+	int code;
+
+	m.payload.data = (uint8_t *)"s";
+	m.payload.len = 1;
+	p.queue = (char *)queue;
+	p.n_messages = 1;
+	p.messages = &mp;
+	p.has_partition = p.has_producer_seq = 1;
+	p.partition = 0;
+	p.producer_seq = seq;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	raw_send(r, &f, request_id);
+	a = raw_answer(r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_PUBLISH_OK);
+	code = a->publish_ok->results[0]->code;
+	ringmq__frame__free_unpacked(a, NULL);
+	return code;
+}
+
+/* The edges the protocol guide settles, each as it is answered. */
+static void
+test_edge_cases_behave_as_documented(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__QueueCreate qc = RINGMQ__QUEUE_CREATE__INIT;
+	Ringmq__QueuePolicy pol = RINGMQ__QUEUE_POLICY__INIT;
+	Ringmq__Touch t = RINGMQ__TOUCH__INIT;
+	Ringmq__Unsubscribe u = RINGMQ__UNSUBSCRIBE__INIT;
+	Ringmq__Frame *a;
+	struct raw r;
+	uint64_t id;
+	uint32_t sub;
+
+	(void)state;
+	raw_open_hello(&r);
+	/* lease_ms 0 is refused; dedup_window_ms 0 turns dedup off. */
+	pol.has_lease_ms = 1;
+	pol.lease_ms = 0;
+	qc.name = (char *)"edge0";
+	qc.policy = &pol;
+	f.body_case = RINGMQ__FRAME__BODY_QUEUE_CREATE;
+	f.queue_create = &qc;
+	raw_send(&r, &f, 1);
+	expect_error(raw_answer(&r), 1, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		     NULL);
+	create_queue("edge", "dedup-window-ms", "0");
+	for (int i = 0; i < 2; i++) {
+		ringmq_message *m = ringmq_message_new("d", 1);
+		uint64_t offset = 99;
+		int dup = 1;
+
+		assert_int_equal(ringmq_message_set_dedup_id(m, "same"),
+				 RINGMQ_OK);
+		assert_int_equal(
+			ringmq_publish(c, "edge", m, NULL, &offset, &dup),
+			RINGMQ_OK);
+		assert_int_equal(offset, (uint64_t)i);
+		assert_int_equal(dup, 0);
+		ringmq_message_free(m);
+	}
+
+	/* Producer sequences: a gap is accepted (refused batches leave
+	 * one); a sequence below the last batch that matches none is not. */
+	create_queue("edge-seq", NULL, NULL);
+	assert_int_equal(raw_publish_seq(&r, "edge-seq", 0, 2), 0);
+	assert_int_equal(raw_publish_seq(&r, "edge-seq", 5, 3), 0);
+	assert_int_equal(raw_publish_seq(&r, "edge-seq", 2, 4),
+			 RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+
+	/* Touch with lease_ms 0 means the queue's lease time (30 s). */
+	sub = raw_subscribe(&r, "edge", "g", 1, 5);
+	raw_wait_leases(&r, 1);
+	id = r.lease_ids[0];
+	t.n_lease_ids = 1;
+	t.lease_ids = &id;
+	t.has_lease_ms = 1;
+	t.lease_ms = 0;
+	f.body_case = RINGMQ__FRAME__BODY_TOUCH;
+	f.touch = &t;
+	raw_send(&r, &f, 6);
+	a = raw_answer(&r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_LEASE_RESULT);
+	assert_int_equal(a->lease_result->codes[0], RINGMQ__ERROR_CODE__OK);
+	assert_true(a->lease_result->remaining_ms[0] > 25000 &&
+		    a->lease_result->remaining_ms[0] <= 30000);
+	ringmq__frame__free_unpacked(a, NULL);
+
+	/* Unsubscribe ends deliveries, not the leases already held. */
+	u.subscription = sub;
+	f.body_case = RINGMQ__FRAME__BODY_UNSUBSCRIBE;
+	f.unsubscribe = &u;
+	raw_send(&r, &f, 7);
+	a = raw_answer(&r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_DONE);
+	ringmq__frame__free_unpacked(a, NULL);
+	raw_ack(&r, &id, 1, RINGMQ__ERROR_CODE__OK, 8);
+
+	/* A client's Goodbye closes the connection; a lease it held fails
+	 * (delivered again with count 2). */
+	(void)raw_subscribe(&r, "edge", "g", 1, 9);
+	raw_wait_leases(&r, 2);
+	f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
+	f.goodbye = &(Ringmq__Goodbye)RINGMQ__GOODBYE__INIT;
+	raw_send(&r, &f, 0);
+	{
+		uint8_t byte;
+		struct pollfd pf = { .fd = r.fd, .events = POLLIN };
+
+		assert_int_equal(poll(&pf, 1, 5000), 1);
+		assert_int_equal(read(r.fd, &byte, 1), 0);
+	}
+	close(r.fd);
+	{
+		ringmq_delivery *d = NULL;
+
+		assert_int_equal(ringmq_subscribe(c, &sub, "edge", "g", 1,
+						  RINGMQ_START_EARLIEST),
+				 RINGMQ_OK);
+		assert_int_equal(ringmq_next(c, &d, 5000), RINGMQ_OK);
+		assert_int_equal(ringmq_delivery_offset(d), 1);
+		assert_int_equal(ringmq_delivery_delivery_count(d), 2);
+		ringmq_delivery_free(d);
+	}
+	ringmq_client_free(c);
+}
+
 int
 main(void)
 {
@@ -603,6 +741,7 @@ main(void)
 		cmocka_unit_test(test_queue_max_bytes_counts_headers),
 		cmocka_unit_test(test_subscriber_learns_its_subscription_ended),
 		cmocka_unit_test(test_acked_total_counts_messages_not_acks),
+		cmocka_unit_test(test_edge_cases_behave_as_documented),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
