@@ -192,7 +192,8 @@ int groups_delete_named(struct groups *gs, struct queue *q, const char *name,
 			lease_done_fn done, void *ctx);
 
 /* Moves the group's cursor to the earliest retained message or the next
- * one published; leases in flight stay. @return 0 or
+ * one published; its leases end uncounted, its subscriptions stay.
+ * @return 0 or
  * -RMQ_EGROUP_NOT_FOUND. */
 int groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		       int is_latest, lease_done_fn done, void *ctx);
