@@ -464,9 +464,10 @@ on_hello(struct conn *c, const Ringmq__Frame *f)
 	ok.has_max_header_name_bytes = 1;
 	ok.max_key_bytes = ok.max_dedup_id_bytes = QUEUE_MAX_FIELD_BYTES;
 	ok.max_header_name_bytes = QUEUE_MAX_FIELD_BYTES;
-	/* Unique across restarts: the boot epoch, then a counter. */
+	/* Unique across restarts: the boot epoch, then a counter. 0 is
+	 * none: no id the broker gives is 0. */
 	ok.producer_id =
-		f->hello->has_producer_id
+		f->hello->has_producer_id && f->hello->producer_id != 0
 			? f->hello->producer_id
 			: (c->env->boot_epoch << 32) |
 				  (++c->env->producer_counter & 0xffffffffu);

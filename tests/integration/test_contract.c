@@ -731,6 +731,30 @@ test_edge_cases_behave_as_documented(void **state)
 	ringmq_client_free(c);
 }
 
+/* A Hello presenting producer id 0 gets a new id: 0 is no id, and a
+ * connection with it could not publish with sequences. */
+static void
+test_hello_with_producer_id_0_gets_a_new_one(void **state)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Hello h = RINGMQ__HELLO__INIT;
+	Ringmq__Frame *a;
+	struct raw r = { .fd = testlib_raw_open(broker.port) };
+
+	(void)state;
+	h.version = 1;
+	h.has_producer_id = 1;
+	h.producer_id = 0;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO;
+	f.hello = &h;
+	raw_send(&r, &f, 1);
+	a = raw_answer(&r);
+	assert_int_equal(a->body_case, RINGMQ__FRAME__BODY_HELLO_OK);
+	assert_int_not_equal(a->hello_ok->producer_id, 0);
+	ringmq__frame__free_unpacked(a, NULL);
+	close(r.fd);
+}
+
 int
 main(void)
 {
@@ -742,6 +766,7 @@ main(void)
 		cmocka_unit_test(test_subscriber_learns_its_subscription_ended),
 		cmocka_unit_test(test_acked_total_counts_messages_not_acks),
 		cmocka_unit_test(test_edge_cases_behave_as_documented),
+		cmocka_unit_test(test_hello_with_producer_id_0_gets_a_new_one),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
