@@ -260,6 +260,11 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 		conn_wake(c);
 		return;
 	case RINGMQ__FRAME__BODY_PING: answer_ping(c, f); break;
+	case RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED:
+		subs_on_ended(c, f->subscription_ended->subscription,
+			      (int)f->subscription_ended->code);
+		conn_wake(c);
+		break;
 	case RINGMQ__FRAME__BODY_GOODBYE:
 		c->is_closing = 1;
 		conn_wake(c);

@@ -209,6 +209,20 @@ sub_change(ringmq_client *c, uint32_t id, int is_credit, uint32_t credit)
 	client_lock(c);
 	rc = client_begin(c);
 	s = sub_find(c, id);
+	if (rc == RINGMQ_OK && s != NULL && s->end_code != 0) {
+		/* Ended by the broker: nothing left to unsubscribe. */
+		rc = is_credit
+			     ? client_fail(c, s->end_code,
+					   "subscription %u was ended by the "
+					   "broker: its %s was deleted",
+					   id,
+					   s->end_code == RINGMQ_QUEUE_NOT_FOUND
+						   ? "queue"
+						   : "group")
+			     : RINGMQ_OK;
+		client_unlock(c);
+		return rc;
+	}
 	if (rc == RINGMQ_OK && (s == NULL || s->is_ended))
 		rc = client_fail(c, RINGMQ_USAGE, "unknown subscription %u",
 				 id);
@@ -288,6 +302,56 @@ subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
 }
 
 void
+subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code)
+{
+	for (struct sub *s = c->subs; s != NULL; s = s->next)
+		if (s->is_live && s->wire_id == wire_id) {
+			s->is_live = 0;
+			s->is_ended = 1;
+			s->end_code = code != 0 ? code : RINGMQ_GROUP_NOT_FOUND;
+			return;
+		}
+}
+
+/* The first subscription of ringmq_next()'s that the broker ended and
+ * that was not reported yet: marks it told and @return its code (errmsg
+ * says which), else 0. Lock held. */
+static int
+subs_take_ended(struct ringmq_client *c)
+{
+	for (struct sub *s = c->subs; s != NULL; s = s->next)
+		if (s->end_code != 0 && !s->is_end_told && s->cb == NULL) {
+			s->is_end_told = 1;
+			return client_fail(c, s->end_code,
+					   "subscription %u ended: its %s was "
+					   "deleted",
+					   s->id,
+					   s->end_code == RINGMQ_QUEUE_NOT_FOUND
+						   ? "queue"
+						   : "group");
+		}
+	return 0;
+}
+
+int
+ringmq_subscription_status(ringmq_client *c, uint32_t subscription)
+{
+	struct sub *s;
+	int rc;
+
+	if (c == NULL)
+		return RINGMQ_USAGE;
+	client_lock(c);
+	s = sub_find(c, subscription);
+	if (s == NULL || (s->is_ended && s->end_code == 0))
+		rc = RINGMQ_USAGE;
+	else
+		rc = s->end_code != 0 ? s->end_code : RINGMQ_OK;
+	client_unlock(c);
+	return rc;
+}
+
+void
 subs_on_lost(struct ringmq_client *c)
 {
 	struct sub **sp = &c->subs;
@@ -299,7 +363,7 @@ subs_on_lost(struct ringmq_client *c)
 	while (*sp != NULL) {
 		struct sub *s = *sp;
 
-		if (s->is_ended) {
+		if (s->is_ended && s->end_code == 0) {
 			*sp = s->next;
 			sub_free(s);
 			continue;
@@ -388,13 +452,17 @@ next_locked(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 	int64_t deadline_ms;
 	uint64_t gen;
 	int was_open;
-	int rc;
+	int rc, pumped;
 
 	c->errmsg[0] = '\0';
-	/* Deliveries read before a loss are still handed out. */
+	/* Deliveries read before a loss are still handed out, and those
+	 * before a subscription's end before its end. */
 	*deliveryp = conn_dq_pop(c);
 	if (*deliveryp != NULL)
 		return RINGMQ_OK;
+	rc = subs_take_ended(c);
+	if (rc != 0)
+		return rc;
 	rc = client_begin(c);
 	if (rc != RINGMQ_OK)
 		return rc;
@@ -406,10 +474,14 @@ next_locked(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 			c->is_woken = 0;
 			return client_fail(c, RINGMQ_TIMEOUT, "woken up");
 		}
-		rc = conn_pump(c, deadline_ms);
+		pumped = conn_pump(c, deadline_ms);
 		*deliveryp = conn_dq_pop(c);
 		if (*deliveryp != NULL)
 			return RINGMQ_OK;
+		rc = subs_take_ended(c);
+		if (rc != 0)
+			return rc;
+		rc = pumped;
 		if (rc == RINGMQ_CLOSED)
 			return client_fail(c, rc, "the client is closed");
 		/* A loss while waiting is reported once; the next call

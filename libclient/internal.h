@@ -133,11 +133,13 @@ struct ringmq_delivery {
 struct sub {
 	uint32_t id;
 	uint32_t wire_id;
-	int is_live;  /* subscribed on the current connection */
-	int is_ended; /* unsubscribed: not restored, ids still mapped */
-	int is_first; /* its first Subscribe unanswered: not restored */
-	char *queue;  /* owned */
-	char *group;  /* owned */
+	int is_live;	 /* subscribed on the current connection */
+	int is_ended;	 /* unsubscribed: not restored, ids still mapped */
+	int is_first;	 /* its first Subscribe unanswered: not restored */
+	int end_code;	 /* RINGMQ_* the broker ended it with, or 0 */
+	int is_end_told; /* end_code returned by ringmq_next already */
+	char *queue;	 /* owned */
+	char *group;	 /* owned */
 	uint32_t credit;
 	int start;
 	ringmq_delivery_cb cb; /* NULL: deliveries go to ringmq_next() */
@@ -428,6 +430,10 @@ void acks_fini(struct ringmq_client *c);
 
 /* Routes a pushed delivery (takes d): callback queue or ringmq_next(). */
 void subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d);
+
+/* The broker ended the subscription it knows as wire_id (its group or
+ * queue was deleted): it is not restored, and ringmq_next() reports it. */
+void subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code);
 
 /* The connection is gone: subscriptions need restoring. */
 void subs_on_lost(struct ringmq_client *c);

@@ -794,6 +794,22 @@ RINGMQ_API int ringmq_subscription_set_credit(ringmq_client *c,
  */
 RINGMQ_API int ringmq_unsubscribe(ringmq_client *c, uint32_t subscription);
 
+/**
+ * Whether a subscription still runs: for callback subscriptions, which
+ * ringmq_next() does not report on.
+ * @param[in] c the client.
+ * @param[in] subscription the id ringmq_subscribe() or
+ *            ringmq_subscribe_cb() gave.
+ * @return RINGMQ_OK while it runs (also while a reconnect restores it);
+ *         RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND once the broker
+ *         ended it because its group or queue was deleted; RINGMQ_USAGE
+ *         for an id this client does not know or that was unsubscribed.
+ * @note Thread-safe; it does no I/O (the end is learnt while some thread
+ *       is inside a call on the client).
+ */
+RINGMQ_API int ringmq_subscription_status(ringmq_client *c,
+					  uint32_t subscription);
+
 /** A message leased to this client (opaque). */
 typedef struct ringmq_delivery ringmq_delivery;
 
@@ -831,8 +847,13 @@ RINGMQ_API int ringmq_subscribe_cb(ringmq_client *c, uint32_t *subscriptionp,
  *         the connection dropped during this wait (queued deliveries are
  *         still handed out first; with reconnect on, the next call
  *         reconnects and restores the subscriptions); RINGMQ_UNREACHABLE
- *         when the time ran out without a connection; RINGMQ_CLOSED;
- *         RINGMQ_USAGE.
+ *         when the time ran out without a connection;
+ *         RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND, once per
+ *         subscription, when the broker ended one of this client's
+ *         subscriptions because its group or queue was deleted (the
+ *         error message names it; its deliveries that arrived before are
+ *         handed out first, and it is not restored after a reconnect);
+ *         RINGMQ_CLOSED; RINGMQ_USAGE.
  * @note With auto-touch on, the lease is extended until this client
  *       settles it.
  * @note A signal does not interrupt the wait; call with short timeouts to

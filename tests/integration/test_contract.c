@@ -755,6 +755,57 @@ test_hello_with_producer_id_0_gets_a_new_one(void **state)
 	close(r.fd);
 }
 
+static void
+never_called(ringmq_client *c, ringmq_delivery *d, void *ctx)
+{
+	(void)c;
+	(void)ctx;
+	ringmq_delivery_free(d);
+	fail_msg("no delivery expected");
+}
+
+/* libringmq hands the end of a subscription to the waiting worker as a
+ * status of its own, at once rather than at the timeout, and once. */
+static void
+test_library_reports_an_ended_subscription(void **state)
+{
+	ringmq_client *w = testlib_connect(broker.addr);
+	ringmq_client *admin = testlib_connect(broker.addr);
+	ringmq_delivery *d = NULL;
+	uint32_t sub, cbsub;
+	long long t0;
+
+	(void)state;
+	create_queue("lib-ends", NULL, NULL);
+	create_queue("lib-ends2", NULL, NULL);
+	assert_int_equal(ringmq_subscribe(w, &sub, "lib-ends", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe_cb(w, &cbsub, "lib-ends2", "g", 1,
+					     RINGMQ_START_EARLIEST,
+					     never_called, NULL),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_subscription_status(w, sub), RINGMQ_OK);
+	assert_int_equal(ringmq_group_delete(admin, "lib-ends", "g"),
+			 RINGMQ_OK);
+	t0 = harness_now_ms();
+	assert_int_equal(ringmq_next(w, &d, 20000), RINGMQ_GROUP_NOT_FOUND);
+	assert_true(harness_now_ms() - t0 < 10000);
+	assert_null(d);
+	assert_non_null(strstr(ringmq_client_errmsg(w), "ended"));
+	assert_int_equal(ringmq_subscription_status(w, sub),
+			 RINGMQ_GROUP_NOT_FOUND);
+	/* Told once; the callback subscription is not reported here. */
+	assert_int_equal(ringmq_queue_delete(admin, "lib-ends2"), RINGMQ_OK);
+	assert_int_equal(ringmq_next(w, &d, 300), RINGMQ_TIMEOUT);
+	assert_int_equal(ringmq_subscription_status(w, cbsub),
+			 RINGMQ_QUEUE_NOT_FOUND);
+	assert_int_equal(ringmq_unsubscribe(w, sub), RINGMQ_OK);
+	assert_int_equal(ringmq_subscription_status(w, 9999), RINGMQ_USAGE);
+	ringmq_client_free(admin);
+	ringmq_client_free(w);
+}
+
 int
 main(void)
 {
@@ -767,6 +818,7 @@ main(void)
 		cmocka_unit_test(test_acked_total_counts_messages_not_acks),
 		cmocka_unit_test(test_edge_cases_behave_as_documented),
 		cmocka_unit_test(test_hello_with_producer_id_0_gets_a_new_one),
+		cmocka_unit_test(test_library_reports_an_ended_subscription),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
