@@ -769,11 +769,12 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	if (rc != RINGMQ_OK)
 		return rc;
 	cost = message_cost(src);
-	if (src->payload.len > c->max_message_bytes)
+	if (message_bytes(src) > c->max_message_bytes)
 		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
-				   "payload of %zu bytes is over the broker's "
+				   "message of %zu bytes (payload, key, "
+				   "headers, dedup id) is over the broker's "
 				   "limit of %u bytes",
-				   src->payload.len, c->max_message_bytes);
+				   message_bytes(src), c->max_message_bytes);
 	if (src->n_headers > c->max_header_count)
 		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
 				   "%zu headers are over the broker's limit "

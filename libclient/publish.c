@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The prefix of header names reserved for the broker. */
 #define RESERVED_HEADER_PREFIX "ringmq-"
@@ -73,7 +74,8 @@ ringmq_message_set_key(ringmq_message *m, const void *key, size_t len)
 {
 	uint8_t *copy;
 
-	if (m == NULL || (key == NULL && len > 0))
+	if (m == NULL || (key == NULL && len > 0) ||
+	    len > MESSAGE_FIELD_MAX_BYTES)
 		return RINGMQ_USAGE;
 	copy = bytes_dup(key, len);
 	if (copy == NULL)
@@ -92,10 +94,12 @@ ringmq_message_add_header(ringmq_message *m, const char *name,
 	Ringmq__Header **headers;
 	Ringmq__Header *h;
 
-	if (m == NULL || name == NULL || (value == NULL && len > 0))
+	if (m == NULL || name == NULL || (value == NULL && len > 0) ||
+	    name[0] == '\0' || strlen(name) > MESSAGE_FIELD_MAX_BYTES)
 		return RINGMQ_USAGE;
-	if (strncmp(name, RESERVED_HEADER_PREFIX,
-		    strlen(RESERVED_HEADER_PREFIX)) == 0)
+	/* Reserved in any letter case, as the broker reserves it. */
+	if (strncasecmp(name, RESERVED_HEADER_PREFIX,
+			strlen(RESERVED_HEADER_PREFIX)) == 0)
 		return RINGMQ_USAGE;
 	/* Headers are a map: a name once. */
 	for (size_t i = 0; i < m->pb.n_headers; i++)
@@ -151,7 +155,8 @@ ringmq_message_set_dedup_id(ringmq_message *m, const char *dedup_id)
 {
 	char *copy;
 
-	if (m == NULL || dedup_id == NULL)
+	if (m == NULL || dedup_id == NULL || dedup_id[0] == '\0' ||
+	    strlen(dedup_id) > MESSAGE_FIELD_MAX_BYTES)
 		return RINGMQ_USAGE;
 	copy = strdup(dedup_id);
 	if (copy == NULL)
@@ -263,6 +268,19 @@ message_cost(const Ringmq__Message *pb)
 	return 1 + pb_varint_len(n) + n;
 }
 
+size_t
+message_bytes(const Ringmq__Message *pb)
+{
+	size_t n = pb->payload.len + (pb->has_key ? pb->key.len : 0);
+
+	if (pb->dedup_id != NULL)
+		n += strlen(pb->dedup_id);
+	for (size_t i = 0; i < pb->n_headers; i++)
+		n += 6 + strlen(pb->headers[i]->name) +
+		     pb->headers[i]->value.len;
+	return n;
+}
+
 /*
  * Bytes of a Publish frame for queue with no messages, with the largest
  * request_id and room for the Publish length to grow to 5 bytes.
@@ -301,11 +319,11 @@ check_limits(struct batch *b, size_t i)
 	const Ringmq__Message *pb = &b->msgs[i]->pb;
 	char text[160];
 
-	if (pb->payload.len > b->c->max_message_bytes) {
+	if (message_bytes(pb) > b->c->max_message_bytes) {
 		snprintf(text, sizeof(text),
-			 "payload of %zu bytes is over the broker's limit of "
-			 "%u bytes",
-			 pb->payload.len, b->c->max_message_bytes);
+			 "message of %zu bytes (payload, key, headers, dedup "
+			 "id) is over the broker's limit of %u bytes",
+			 message_bytes(pb), b->c->max_message_bytes);
 		goto refuse;
 	}
 	if (pb->n_headers > b->c->max_header_count) {

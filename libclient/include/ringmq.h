@@ -266,7 +266,8 @@ RINGMQ_API const char *ringmq_client_errmsg(const ringmq_client *c);
 /** Longest frame the broker accepts (from hello), in bytes. */
 RINGMQ_API uint32_t ringmq_client_max_frame_bytes(const ringmq_client *c);
 
-/** Longest payload the broker accepts (from hello), in bytes. */
+/** Largest message the broker accepts (from hello), in bytes: payload,
+ * key, dedup id and headers together (see ringmq_message_add_header()). */
 RINGMQ_API uint32_t ringmq_client_max_message_bytes(const ringmq_client *c);
 
 /**
@@ -546,16 +547,21 @@ RINGMQ_API ringmq_message *ringmq_message_new(const void *payload, size_t len);
 
 /**
  * Sets the message's key (copied): it picks the partition by hash.
- * @return RINGMQ_OK; RINGMQ_USAGE (NULL m); RINGMQ_INTERNAL (out of memory).
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m, a key over 65535 bytes);
+ *         RINGMQ_INTERNAL (out of memory).
  */
 RINGMQ_API int ringmq_message_set_key(ringmq_message *m, const void *key,
 				      size_t len);
 
 /**
- * Adds a header (name and value copied). The prefix "ringmq-" is reserved
- * for the broker; headers are a map, so a name comes once per message.
- * @return RINGMQ_OK; RINGMQ_USAGE (NULL m or name, a reserved name, or a
- *         name the message has already); RINGMQ_INTERNAL (out of memory).
+ * Adds a header (name and value copied). The prefix "ringmq-", in any
+ * letter case, is reserved for the broker; headers are a map, so a name
+ * comes once per message. A message's payload, key, dedup id and headers
+ * (each name and value, plus 6 bytes) count together against the broker's
+ * max message bytes (ringmq_client_max_message_bytes()).
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m or name, an empty name or one
+ *         over 65535 bytes, a reserved name, or a name the message has
+ *         already); RINGMQ_INTERNAL (out of memory).
  */
 RINGMQ_API int ringmq_message_add_header(ringmq_message *m, const char *name,
 					 const void *value, size_t len);
@@ -579,7 +585,8 @@ RINGMQ_API int ringmq_message_set_deliver_at_ms(ringmq_message *m,
 /**
  * Sets a dedup id (copied): a publish repeating it within the queue's
  * dedup window is confirmed as a duplicate instead of stored again.
- * @return RINGMQ_OK; RINGMQ_USAGE; RINGMQ_INTERNAL (out of memory).
+ * @return RINGMQ_OK; RINGMQ_USAGE (NULL m or id, an empty id or one over
+ *         65535 bytes); RINGMQ_INTERNAL (out of memory).
  */
 RINGMQ_API int ringmq_message_set_dedup_id(ringmq_message *m,
 					   const char *dedup_id);

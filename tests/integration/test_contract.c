@@ -806,6 +806,42 @@ test_library_reports_an_ended_subscription(void **state)
 	ringmq_client_free(w);
 }
 
+/* The library refuses what the broker would, before sending: the same
+ * rules for names and the same whole-message count. */
+static void
+test_library_checks_the_same_message_limits(void **state)
+{
+	ringmq_client *c = testlib_connect(broker.addr);
+	ringmq_message *m = ringmq_message_new("x", 1);
+	uint32_t max = ringmq_client_max_message_bytes(c);
+	char *big = malloc(max);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'v', max);
+	create_queue("lib-limits", NULL, NULL);
+	assert_int_equal(ringmq_message_add_header(m, "", "v", 1),
+			 RINGMQ_USAGE);
+	assert_int_equal(ringmq_message_add_header(m, "RingMQ-x", "v", 1),
+			 RINGMQ_USAGE);
+	assert_int_equal(ringmq_message_set_dedup_id(m, ""), RINGMQ_USAGE);
+	/* 1 + 3 + 6 + (max - 10) = max: fits; one more byte does not. */
+	assert_int_equal(ringmq_message_add_header(m, "big", big, max - 10),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_publish(c, "lib-limits", m, NULL, NULL, NULL),
+			 RINGMQ_OK);
+	ringmq_message_free(m);
+	m = ringmq_message_new("xy", 2);
+	assert_int_equal(ringmq_message_add_header(m, "big", big, max - 10),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_publish(c, "lib-limits", m, NULL, NULL, NULL),
+			 RINGMQ_MESSAGE_TOO_LARGE);
+	assert_non_null(strstr(ringmq_client_errmsg(c), "headers"));
+	ringmq_message_free(m);
+	free(big);
+	ringmq_client_free(c);
+}
+
 int
 main(void)
 {
@@ -819,6 +855,7 @@ main(void)
 		cmocka_unit_test(test_edge_cases_behave_as_documented),
 		cmocka_unit_test(test_hello_with_producer_id_0_gets_a_new_one),
 		cmocka_unit_test(test_library_reports_an_ended_subscription),
+		cmocka_unit_test(test_library_checks_the_same_message_limits),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
