@@ -249,9 +249,9 @@ conn_start_send(struct conn *c)
 
 	if (c->is_send_inflight || c->pending.len == 0 || c->is_dead)
 		return;
+	/* Output waits from now (see the unread-output check). */
 	if (c->sending.len == 0)
-		c->last_output_ms =
-			groups_mono_ms(); /* output waits from now */
+		c->last_output_ms = groups_mono_ms();
 	t = c->sending;
 	c->sending = c->pending;
 	c->pending = t;
