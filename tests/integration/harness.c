@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -245,6 +246,40 @@ harness_kill(struct harness_broker *b, int sig)
 		}
 		usleep(2000);
 	}
+	track(0, b->pid);
+	b->pid = 0;
+	if (b->stdout_fd >= 0)
+		close(b->stdout_fd);
+	b->stdout_fd = -1;
+	return status;
+}
+
+int
+harness_wait_exit(struct harness_broker *b, int timeout_ms)
+{
+	long long deadline = harness_now_ms() + timeout_ms;
+	int fd, rc, status = -1;
+
+	if (b->pid <= 0)
+		return -1;
+	fd = pidfd_open(b->pid, 0);
+	if (fd < 0) {
+		perror("harness: pidfd_open");
+		return -1;
+	}
+	/* Readable once the process has exited; each pass waits less. */
+	do {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - harness_now_ms();
+
+		rc = poll(&p, 1, left > 0 ? (int)left : 0);
+	} while (rc < 0 && errno == EINTR);
+	close(fd);
+	if (rc <= 0)
+		return -1;
+	while (waitpid(b->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
 	track(0, b->pid);
 	b->pid = 0;
 	if (b->stdout_fd >= 0)

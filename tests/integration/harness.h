@@ -37,6 +37,13 @@ int harness_start(struct harness_broker *b, const char *const *extra);
  * exit. @return its exit status as from waitpid, or -1. */
 int harness_kill(struct harness_broker *b, int sig);
 
+/* Waits at most timeout_ms for the broker to exit (after a signal sent
+ * with kill(b->pid, ...)) and reaps it: a wait on the exit itself, so
+ * that a late wake-up of the caller does not count against the broker.
+ * @return its exit status as from waitpid, or -1 when it is still
+ * running at the deadline (it is left running). */
+int harness_wait_exit(struct harness_broker *b, int timeout_ms);
+
 /* SIGTERM and wait; @return the exit code (0 for a clean stop), or -1. */
 int harness_stop(struct harness_broker *b);
 

@@ -52,6 +52,17 @@ setup_idle(void **state)
 	return start_with(flags);
 }
 
+/* The default idle timeout: nothing closes a peer for silence here. */
+static int
+setup_slow(void **state)
+{
+	static const char *const flags[] = { "--max-conn-out-bytes", "65536",
+					     NULL };
+
+	(void)state;
+	return start_with(flags);
+}
+
 static int
 teardown_broker(void **state)
 {
@@ -196,30 +207,61 @@ test_client_answering_pings_stays(void **state)
 	ringmq_client_free(c);
 }
 
+/* Takes and acks deliveries on c until *got reaches want, each message
+ * once: seen[offset] marks those taken (one partition, offsets from 0). */
+static void
+take_until(ringmq_client *c, uint8_t *seen, size_t msgs, int *got, int want)
+{
+	while (*got < want) {
+		ringmq_delivery *d = NULL;
+		uint64_t id, off;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		off = ringmq_delivery_offset(d);
+		assert_true(off < msgs);
+		assert_false(seen[off]);
+		seen[off] = 1;
+		id = ringmq_delivery_lease_id(d);
+		assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+		ringmq_delivery_free(d);
+		(*got)++;
+	}
+}
+
+/* A consumer that stops reading holds only what its socket buffers and
+ * bounded output took: the group's other consumer gets the rest while it
+ * stays connected, and once it goes its leases fail and come to the live
+ * consumer, so that every message is delivered, once. The broker keeps
+ * the default idle timeout (setup_slow): with 300 ms it closed the stuck
+ * consumer for not answering pings, which handed its messages to the
+ * other consumer whatever dispatch did, and on a loaded machine it also
+ * closed the other consumer, left unpolled while the publishes ran. */
 static void
 test_consumer_that_stops_reading_does_not_stall_others(void **state)
 {
+	/* 12.5 MiB: more than the kernel's socket buffers (up to 4 MiB on
+	 * the broker's side by default) and its bounded output take. */
+	enum { MSGS = 200, OK_CREDIT = 10 };
+	static char payload[65536];
+	static uint8_t seen[MSGS];
 	ringmq_client *p = testlib_connect(broker.addr);
-	ringmq_client *ok = testlib_connect(broker.addr);
-	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	ringmq_client *ok;
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
-	char payload[16384];
+	Ringmq__Frame *r;
+	uint64_t in_flight;
 	uint32_t sub;
 	int fd, got = 0;
 
 	(void)state;
 	memset(payload, 'p', sizeof(payload));
-	assert_int_equal(ringmq_queue_create(p, "slow", qo), RINGMQ_OK);
-	ringmq_queue_opts_free(qo);
-	/* A raw consumer with a huge credit that never reads. Its socket
-	 * buffers (its receive buffer kept small; the broker's send buffer
-	 * grows to 4 MiB, less than the 6.4 MB published) and then the
-	 * broker's bounded output fill up. It holds leases, so silence alone
-	 * would not close it; output that does not move for an idle timeout
-	 * does. */
-	fd = testlib_raw_open_rcvbuf(broker.port, 8192);
-	raw_hello(fd);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(ringmq_queue_create(p, "slow", NULL), RINGMQ_OK);
+	/* A raw consumer with a huge credit that never reads past its
+	 * SubscribeOk. Its socket buffers and then the broker's bounded
+	 * output fill up. */
+	fd = testlib_raw_open_rcvbuf(broker.port, 4096);
+	(void)testlib_raw_hello(fd, 0);
 	s.queue = (char *)"slow";
 	s.group = (char *)"g";
 	s.credit = 100000;
@@ -228,7 +270,10 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
 	f.subscribe = &s;
 	testlib_raw_send(fd, &f);
-	for (int i = 0; i < 400; i++) {
+	r = testlib_raw_recv(fd);
+	assert_int_equal(r->body_case, RINGMQ__FRAME__BODY_SUBSCRIBE_OK);
+	ringmq__frame__free_unpacked(r, NULL);
+	for (int i = 0; i < MSGS; i++) {
 		ringmq_message *m =
 			ringmq_message_new(payload, sizeof(payload));
 
@@ -236,23 +281,20 @@ test_consumer_that_stops_reading_does_not_stall_others(void **state)
 				 RINGMQ_OK);
 		ringmq_message_free(m);
 	}
-	/* The other consumer of the group still gets messages. */
-	assert_int_equal(ringmq_subscribe(ok, &sub, "slow", "g", 10,
+	/* The other consumer of the group still gets messages ... */
+	ok = testlib_connect(broker.addr);
+	assert_int_equal(ringmq_subscribe(ok, &sub, "slow", "g", OK_CREDIT,
 					  RINGMQ_START_EARLIEST),
 			 RINGMQ_OK);
-	for (;;) {
-		ringmq_delivery *d = NULL;
-		uint64_t id;
-
-		if (ringmq_next(ok, &d, 1000) != RINGMQ_OK)
-			break;
-		id = ringmq_delivery_lease_id(d);
-		assert_int_equal(ringmq_ack(ok, &id, 1, NULL), RINGMQ_OK);
-		ringmq_delivery_free(d);
-		got++;
-	}
-	assert_true(got > 0);
+	take_until(ok, seen, MSGS, &got, 1);
+	/* ... while the stuck one holds leases: more are out than ok's
+	 * credit allows it. */
+	testlib_queue_counts(p, "slow", NULL, NULL, NULL, &in_flight);
+	assert_true(in_flight > OK_CREDIT);
 	close(fd); /* its leases fail and go to the live consumer */
+	take_until(ok, seen, MSGS, &got, MSGS);
+	testlib_queue_counts(p, "slow", NULL, NULL, NULL, &in_flight);
+	assert_int_equal(in_flight, 0);
 	ringmq_client_free(ok);
 	ringmq_client_free(p);
 }
@@ -280,6 +322,59 @@ raw_recv_skipping_pings(int fd)
 	}
 	fail_msg("nothing but pings");
 	return NULL;
+}
+
+/* A consumer that leaves what the broker sends it unread, its socket
+ * buffers full, is closed after an idle timeout although it holds leases
+ * (silence alone would not close it: see the busy worker below), and its
+ * leases fail, to go to the group's other consumers. */
+static void
+test_consumer_leaving_its_output_unread_is_closed(void **state)
+{
+	/* 6.4 MB: more than the broker's send buffer grows to (4 MiB) and
+	 * the reader's small receive buffer take. */
+	static char payload[16384];
+	ringmq_client *p = testlib_connect(broker.addr);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	uint64_t in_flight = 1;
+	int fd;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	assert_int_equal(ringmq_queue_create(p, "unread", NULL), RINGMQ_OK);
+	fd = testlib_raw_open_rcvbuf(broker.port, 4096);
+	(void)testlib_raw_hello(fd, 0);
+	s.queue = (char *)"unread";
+	s.group = (char *)"g";
+	s.credit = 100000;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	raw_request(fd, &f, 2);
+	for (int i = 0; i < 400; i++) {
+		ringmq_message *m =
+			ringmq_message_new(payload, sizeof(payload));
+
+		assert_int_equal(
+			ringmq_publish(p, "unread", m, NULL, NULL, NULL),
+			RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	/* Its leases fail while it still reads nothing: none is out any
+	 * more (polled at most 5 s). */
+	for (int i = 0; i < 100 && in_flight > 0; i++) {
+		testlib_queue_counts(p, "unread", NULL, NULL, NULL, &in_flight);
+		if (in_flight > 0) {
+			struct pollfd none = { .fd = -1 };
+
+			(void)poll(&none, 1, 50);
+		}
+	}
+	/* And its socket was closed: reading what is left ends. */
+	assert_true(wait_closed(fd, WAIT_MS) >= 0);
+	close(fd);
+	assert_int_equal(in_flight, 0);
+	ringmq_client_free(p);
 }
 
 /* A worker busy with a job writes nothing for longer than the idle
@@ -750,6 +845,31 @@ test_full_disk_at_start_exits_1(void **state)
 	rmdir(base);
 }
 
+/* With max-conn-pending 1 a connection is paused after each request
+ * that waits on a commit; it is read again once that one is answered.
+ * (Resuming at "fewer than half" never came for a limit of 1.) */
+static void
+test_max_conn_pending_1_keeps_serving(void **state)
+{
+	static const char *const flags[] = { "--max-conn-pending", "1", NULL };
+	ringmq_client *c;
+
+	(void)state;
+	assert_int_equal(start_with(flags), 0);
+	c = testlib_connect_with(broker.addr, "request-timeout-ms=5000",
+				 "reconnect=false", NULL);
+	assert_int_equal(ringmq_queue_create(c, "one", NULL), RINGMQ_OK);
+	for (int i = 0; i < 5; i++) {
+		ringmq_message *m = ringmq_message_new("x", 1);
+
+		assert_int_equal(ringmq_publish(c, "one", m, NULL, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	ringmq_client_free(c);
+	assert_int_equal(teardown_broker(NULL), 0);
+}
+
 int
 main(void)
 {
@@ -761,9 +881,13 @@ main(void)
 		cmocka_unit_test(
 			test_busy_worker_holding_a_lease_is_not_closed),
 		cmocka_unit_test(
-			test_consumer_that_stops_reading_does_not_stall_others),
+			test_consumer_leaving_its_output_unread_is_closed),
 		cmocka_unit_test(test_paused_peer_reading_its_output_stays),
 		cmocka_unit_test(test_protocol_abuse_gets_typed_errors),
+	};
+	const struct CMUnitTest slow[] = {
+		cmocka_unit_test(
+			test_consumer_that_stops_reading_does_not_stall_others),
 	};
 	const struct CMUnitTest small[] = {
 		cmocka_unit_test(test_connections_over_the_limit_are_refused),
@@ -774,12 +898,15 @@ main(void)
 		cmocka_unit_test(
 			test_full_disk_refuses_publishes_keeps_acks_and_recovers),
 		cmocka_unit_test(test_full_disk_at_start_exits_1),
+		cmocka_unit_test(test_max_conn_pending_1_keeps_serving),
 	};
 	int failed;
 
 	signal(SIGPIPE, SIG_IGN);
 	failed = cmocka_run_group_tests_name("idle", idle, setup_idle,
 					     teardown_broker);
+	failed += cmocka_run_group_tests_name("slow", slow, setup_slow,
+					      teardown_broker);
 	failed += cmocka_run_group_tests_name("small", small, setup_small,
 					      teardown_broker);
 	failed += cmocka_run_group_tests_name("connections", own, NULL, NULL);

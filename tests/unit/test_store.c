@@ -3,9 +3,12 @@
  * temporary directory per test. Completions are awaited through the
  * store's eventfd with a deadline; nothing sleeps to synchronise.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1472,37 +1476,205 @@ test_store_batch_rejects_unterminated_name(void **state)
 	store_batch_free(b);
 }
 
-static void
-check_sync_mode(struct fixture *f, enum store_sync sync, uint32_t interval)
-{
-	struct store *s = open_with(f->dir, TEST_MAP_BYTES, sync, interval);
+/* The SIGKILL tests: a child process commits batches of BATCH_MSGS
+ * messages, batch i holding the offsets [i * BATCH_MSGS, (i + 1) *
+ * BATCH_MSGS), with up to CHILD_IN_FLIGHT submitted at once and never a
+ * drain; each completion sends the batch's number down a pipe. The
+ * parent kills it with SIGKILL once KILL_AFTER more batches are
+ * confirmed, checks the store, and starts the next child (KILL_ROUNDS in
+ * all) where the last one's batches end. */
+#define BATCH_MSGS	10u
+#define CHILD_IN_FLIGHT 4u
+#define CHILD_BATCHES	5000u /* the child's bound; the kill comes first */
+#define KILL_AFTER	20u
+#define KILL_ROUNDS	5
 
-	for (uint64_t i = 0; i < 5; i++)
-		put_range(s, 1, 0, i * 10, i * 10 + 10);
-	assert_msg(s, 1, 0, 49);
-	store_close(s);
+struct committer {
+	int fd; /* the pipe's write end */
+	uint32_t confirmed;
+	bool is_failed;
+};
+
+static void
+on_committed(void *ctx, int status)
+{
+	struct committer *k = ctx;
+	uint32_t n = k->confirmed++;
+
+	if (status != 0 || write(k->fd, &n, sizeof(n)) != sizeof(n))
+		k->is_failed = true;
+}
+
+/* The child: commits batches from number first on, as above, until
+ * killed. cmocka's asserts would jump into the parent's copy of its
+ * state: failures exit 1. */
+static void
+run_committer(const char *dir, enum store_sync sync, uint32_t interval_ms,
+	      uint32_t first, int fd)
+{
+	struct store_opts o = { dir, TEST_MAP_BYTES, sync, interval_ms };
+	struct committer k = { fd, first, false };
+	uint64_t deadline = now_ms() + WAIT_DEADLINE_MS;
+	struct store *s = NULL;
+	uint32_t submitted = first;
+
+	if (store_open(&s, &o) != 0)
+		_exit(1);
+	while (!k.is_failed && now_ms() < deadline) {
+		struct pollfd p = { store_event_fd(s), POLLIN, 0 };
+		uint64_t n;
+
+		while (submitted - first < CHILD_BATCHES &&
+		       submitted - k.confirmed < CHILD_IN_FLIGHT) {
+			struct store_batch *b =
+				store_batch_new(STORE_BATCH_GROWS);
+			uint64_t off = (uint64_t)submitted * BATCH_MSGS;
+
+			if (b == NULL)
+				_exit(1);
+			for (uint64_t end = off + BATCH_MSGS; off < end;
+			     off++) {
+				char text[32];
+				struct store_msg m;
+
+				snprintf(text, sizeof(text), "m%llu",
+					 (unsigned long long)off);
+				m = text_msg(text);
+				if (store_batch_put_msg(b, 1, 0, off, &m) != 0)
+					_exit(1);
+			}
+			store_submit(s, b, on_committed, &k);
+			submitted++;
+		}
+		if (poll(&p, 1, 100) > 0 && read(p.fd, &n, sizeof(n)) < 0 &&
+		    errno != EAGAIN)
+			_exit(1);
+		(void)store_reap(s);
+	}
+	_exit(1); /* the kill never came */
+}
+
+/* 1 if every message of batch i is stored, 0 if none is. */
+static int
+batch_is_stored(struct store *s, uint32_t i)
+{
+	uint32_t found = 0;
+
+	for (uint64_t off = (uint64_t)i * BATCH_MSGS;
+	     off < (uint64_t)(i + 1) * BATCH_MSGS; off++) {
+		struct store_msg_view v;
+		int rc = store_msg_get(s, 1, 0, off, &v);
+
+		if (rc == 0) {
+			assert_msg(s, 1, 0, off);
+			found++;
+		} else {
+			assert_int_equal(rc, -RMQ_ENOTFOUND);
+		}
+	}
+	assert_true(found == 0 || found == BATCH_MSGS); /* all or nothing */
+	return found > 0;
+}
+
+/* One round: a child commits from batch first on and is killed.
+ * @return the number of batches stored after it. */
+static uint32_t
+kill_committer(struct fixture *f, enum store_sync sync, uint32_t interval_ms,
+	       uint32_t first)
+{
+	uint64_t deadline = now_ms() + WAIT_DEADLINE_MS;
+	uint32_t confirmed = first, stored, n;
+	bool is_out_of_order = false;
+	struct store *s;
+	struct pollfd p;
+	int fds[2], status;
+	ssize_t r;
+	pid_t pid;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		run_committer(f->dir, sync, interval_ms, first, fds[1]);
+	}
+	close(fds[1]);
+	p.fd = fds[0];
+	p.events = POLLIN;
+	/* Nothing here may fail before the child is killed and reaped. */
+	while (confirmed - first < KILL_AFTER && !is_out_of_order) {
+		uint64_t now = now_ms();
+
+		if (now >= deadline)
+			break;
+		if (poll(&p, 1, (int)(deadline - now)) <= 0)
+			continue;
+		if (read(fds[0], &n, sizeof(n)) != sizeof(n))
+			break; /* the child ended: its status says how */
+		is_out_of_order = n != confirmed;
+		confirmed++;
+	}
+	/* Mid-stream: later batches are submitted, some committing. */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_false(is_out_of_order); /* completions in submission order */
+	assert_int_equal(confirmed - first, KILL_AFTER); /* in time */
+	/* Confirmations sent before the kill, still in the pipe. */
+	while ((r = read(fds[0], &n, sizeof(n))) == sizeof(n)) {
+		assert_int_equal(n, confirmed);
+		confirmed++;
+	}
+	assert_int_equal(r, 0);
+	close(fds[0]);
+
+	/* Every confirmed batch is there; after them, only whole batches
+	 * that follow on (batches commit in order). */
 	s = open_default(f);
-	assert_msg(s, 1, 0, 0);
-	assert_msg(s, 1, 0, 49);
+	for (uint32_t i = 0; i < confirmed; i++)
+		assert_true(batch_is_stored(s, i));
+	stored = confirmed;
+	while (stored < confirmed + CHILD_IN_FLIGHT &&
+	       batch_is_stored(s, stored))
+		stored++;
+	for (uint32_t i = stored; i <= confirmed + CHILD_IN_FLIGHT; i++)
+		assert_false(batch_is_stored(s, i));
 	store_close(s);
+	return stored;
 }
 
 static void
-test_store_sync_always_persists(void **state)
+check_sigkill_keeps_confirmed(struct fixture *f, enum store_sync sync,
+			      uint32_t interval_ms)
 {
-	check_sync_mode(*state, STORE_SYNC_ALWAYS, 0);
+	uint32_t stored = 0;
+
+	for (int round = 0; round < KILL_ROUNDS; round++)
+		stored = kill_committer(f, sync, interval_ms, stored);
 }
 
+/* always: a batch completes once its commit is synced. Surviving a power
+ * cut too is the crash suite's to show (crash-power-cut-always). */
 static void
-test_store_sync_never_persists_after_close(void **state)
+test_store_sync_always_keeps_confirmed_batches_through_sigkill(void **state)
 {
-	check_sync_mode(*state, STORE_SYNC_NEVER, 0);
+	check_sigkill_keeps_confirmed(*state, STORE_SYNC_ALWAYS, 0);
 }
 
+/* interval: batches complete at the interval's synced commits, with no
+ * drain to ask for them. */
 static void
-test_store_sync_interval_commits_without_drain(void **state)
+test_store_sync_interval_keeps_confirmed_batches_through_sigkill(void **state)
 {
-	check_sync_mode(*state, STORE_SYNC_INTERVAL, 20);
+	check_sigkill_keeps_confirmed(*state, STORE_SYNC_INTERVAL, 20);
+}
+
+/* never (MDB_NOSYNC): a committed batch is in the page cache, which
+ * outlives the process; only a power cut may lose it. */
+static void
+test_store_sync_never_keeps_confirmed_batches_through_sigkill(void **state)
+{
+	check_sigkill_keeps_confirmed(*state, STORE_SYNC_NEVER, 0);
 }
 
 static void
@@ -2468,9 +2640,9 @@ main(void)
 		T(test_store_close_fails_batches_submitted_by_last_completions),
 		T(test_store_reap_inside_completion_keeps_order),
 		cmocka_unit_test(test_store_batch_rejects_unterminated_name),
-		T(test_store_sync_always_persists),
-		T(test_store_sync_never_persists_after_close),
-		T(test_store_sync_interval_commits_without_drain),
+		T(test_store_sync_always_keeps_confirmed_batches_through_sigkill),
+		T(test_store_sync_interval_keeps_confirmed_batches_through_sigkill),
+		T(test_store_sync_never_keeps_confirmed_batches_through_sigkill),
 		T(test_store_interval_drain_does_not_wait_the_interval),
 		T(test_store_interval_commits_a_full_group_without_waiting),
 		T(test_store_data_file_is_preallocated_ahead_in_synced_modes),
