@@ -122,6 +122,17 @@ conn_is_writable(void *owner)
 	       conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes;
 }
 
+/* 1 when a paused connection may be read again: half its requests in
+ * flight answered (all of them with max-conn-pending 1) and half its
+ * output out. */
+static int
+conn_may_resume(const struct conn *c)
+{
+	return c->is_paused && !c->is_closing &&
+	       2 * (uint64_t)c->refs < c->env->cfg->max_conn_pending &&
+	       conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes / 2;
+}
+
 static void
 conn_queue_flush(struct conn *c)
 {
@@ -300,8 +311,7 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 		for (size_t i = 0; i < c->nsubs; i++)
 			sub_wake(c->env->gs, c->subs[i]);
 	}
-	if (c->is_paused && c->refs < (int)c->env->cfg->max_conn_pending / 2 &&
-	    conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes / 2)
+	if (conn_may_resume(c))
 		conn_resume(c);
 	conn_maybe_free(c);
 }
@@ -313,9 +323,7 @@ conn_flush_all(struct conn_env *env)
 		struct conn *c = env->flush;
 		env->flush = c->flush_next;
 		c->is_flush_queued = 0;
-		if (c->is_paused && !c->is_closing &&
-		    c->refs < (int)c->env->cfg->max_conn_pending / 2 &&
-		    conn_out_bytes(c) < env->cfg->max_conn_out_bytes / 2)
+		if (conn_may_resume(c))
 			conn_resume(c);
 		conn_start_send(c);
 		conn_maybe_free(c);
@@ -425,7 +433,7 @@ conn_unref_live(struct conn *c)
 		conn_maybe_free(c);
 		return 0;
 	}
-	if (c->is_paused && c->refs < (int)c->env->cfg->max_conn_pending / 2)
+	if (conn_may_resume(c))
 		conn_queue_flush(c); /* resumed there, outside this callback */
 	return 1;
 }
@@ -1559,8 +1567,11 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 {
 	uint64_t idle = env->cfg->idle_timeout_ms;
 
+	struct conn *next;
+
 	conn_sweep_lingering(env, now_ms);
-	for (struct conn *c = env->conns; c; c = c->next) {
+	for (struct conn *c = env->conns; c; c = next) {
+		next = c->next;
 		if (c->is_closing)
 			continue;
 		if (c->is_send_inflight && now_ms - c->last_output_ms >= idle) {
@@ -1574,8 +1585,14 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 				 (unsigned long long)c->id,
 				 (unsigned long long)(now_ms -
 						      c->last_output_ms));
-			/* No Goodbye: that means shutdown. */
+			/* No Goodbye: that means shutdown. Its output is
+			 * dropped, and the shutdown ends the send the peer
+			 * holds up, so that the socket can be closed. */
+			c->is_dead = 1;
+			c->pending.len = 0;
 			conn_close(c, "output not read");
+			(void)shutdown(c->fd, SHUT_RDWR);
+			conn_maybe_free(c);
 			continue;
 		}
 		/* Paused with no output waiting: its requests wait on
