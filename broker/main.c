@@ -5,8 +5,8 @@
  */
 #include <stdio.h>
 
-#include "config.h"
-#include "log.h"
+#include "lib/config.h"
+#include "lib/log.h"
 #include "server.h"
 
 int

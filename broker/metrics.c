@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "group.h"
-#include "http.h"
-#include "queue.h"
-#include "store.h"
+#include "core/group.h"
+#include "core/queue.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "store/store.h"
 
 const double metrics_latency_bounds[HIST_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

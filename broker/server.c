@@ -16,16 +16,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "conn.h"
-#include "err.h"
-#include "group.h"
-#include "http.h"
-#include "log.h"
+#include "core/group.h"
+#include "core/queue.h"
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
 #include "metrics.h"
-#include "loop.h"
-#include "queue.h"
-#include "store.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "net/loop.h"
+#include "store/store.h"
 
 #define RING_ENTRIES	 4096u
 #define RECV_BUFS	 512u	/* provided buffers, a power of two */

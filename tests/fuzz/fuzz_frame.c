@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "err.h"
+#include "lib/err.h"
+#include "req/codec.h"
 
 /* Small limits, so that inputs of a few KiB reach every limit check. */
 static const struct codec_limits fuzz_lim = {

@@ -22,8 +22,8 @@
 #include <ringmq.h>
 
 #include "harness.h"
-#include "testlib.h"
 #include "ringmq.pb-c.h"
+#include "testlib.h"
 
 static struct harness_broker broker;
 

@@ -25,8 +25,8 @@
 #include <ringmq.h>
 
 #include "harness.h"
-#include "testlib.h"
 #include "ringmq.pb-c.h"
+#include "testlib.h"
 
 #define WAIT_MS 5000
 

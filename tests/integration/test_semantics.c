@@ -23,8 +23,8 @@
 #include <cmocka.h>
 #include <ringmq.h>
 
-#include "ringmq.pb-c.h"
 #include "harness.h"
+#include "ringmq.pb-c.h"
 #include "testlib.h"
 
 #define WAIT_MS 5000

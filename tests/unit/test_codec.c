@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "codec.h"
-#include "err.h"
+#include "lib/err.h"
+#include "req/codec.h"
 
 /* Small limits so over-limit frames stay small. */
 static const struct codec_limits test_lim = {

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the lease table (broker/lease.c): random inserts, removes
+ * Unit tests of the lease table (broker/core/lease.c): random inserts, removes
  * and deadline changes, checked after every step against a plain array
  * of the live leases; and the spare leases it keeps for reuse.
  */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "lease.h"
+#include "core/lease.h"
 #include "xorshift.h"
 
 #define MAX_LIVE 5000

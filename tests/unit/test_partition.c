@@ -4,7 +4,7 @@
  * The reference values below pin the function. They were computed once from
  * the published algorithm (the pseudo-code at the top of
  * proto/ringmq.proto, and XXH64 with seed 0) by an implementation written
- * independently of broker/partition.c, and are hard-coded so that a client
+ * independently of broker/core/partition.c, and are hard-coded so that a client
  * library in another language can check itself against the same table: a
  * key must land on the same partition whoever computes it. If one of them
  * changes, keys move between partitions of existing queues, which is a
@@ -20,7 +20,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "partition.h"
+#include "core/partition.h"
 
 #define N_KEYS 100000
 

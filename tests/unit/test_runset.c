@@ -1,5 +1,5 @@
 /*
- * Unit tests of the run set (broker/runset.c): random adds and pops over
+ * Unit tests of the run set (broker/lib/runset.c): random adds and pops over
  * a small range, checked after every step against a plain bitmap.
  */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "runset.h"
+#include "lib/runset.h"
 #include "xorshift.h"
 
 #define SPAN 600

@@ -1,5 +1,5 @@
 /*
- * Unit tests of broker/store.c against a real LMDB environment in a fresh
+ * Unit tests of broker/store/store.c against a real LMDB environment in a fresh
  * temporary directory per test. Completions are awaited through the
  * store's eventfd with a deadline; nothing sleeps to synchronise.
  */
@@ -26,8 +26,8 @@
 #include <lmdb.h>
 #include <xxhash.h>
 
-#include "err.h"
-#include "store.h"
+#include "lib/err.h"
+#include "store/store.h"
 
 #define MiB		 (1024u * 1024u)
 #define TEST_MAP_BYTES	 (64ull * MiB)

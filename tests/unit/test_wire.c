@@ -15,10 +15,10 @@
 
 #include <cmocka.h>
 
-#include "codec.h"
-#include "group.h"
-#include "queue.h"
-#include "wire.h"
+#include "core/group.h"
+#include "core/queue.h"
+#include "req/codec.h"
+#include "req/wire.h"
 #include "xorshift.h"
 
 #define MAX_HEADERS   6

@@ -2,7 +2,7 @@
  * log: see log.h. One buffer per line, written with a single write(2) so
  * lines from the loop and storage threads never interleave.
  */
-#include "log.h"
+#include "lib/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

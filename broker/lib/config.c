@@ -3,7 +3,7 @@
  * named, typed and defaulted; the flag parser, the config file reader and
  * --help all read it.
  */
-#include "config.h"
+#include "lib/config.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "store.h"
+#include "lib/log.h"
+#include "store/store.h"
 
 enum setting_type {
 	SET_STRING,

@@ -2,12 +2,12 @@
  * wire: see wire.h.
  */
 #define _GNU_SOURCE
-#include "wire.h"
+#include "req/wire.h"
 
-#include "codec.h"
-#include "group.h"
+#include "core/group.h"
+#include "core/queue.h"
 #include "pb_varint.h"
-#include "queue.h"
+#include "req/codec.h"
 
 #include <errno.h>
 #include <stdlib.h>

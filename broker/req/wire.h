@@ -10,7 +10,7 @@
 #define RINGMQ_WIRE_H
 
 #include "ringmq.pb-c.h"
-#include "store.h"
+#include "store/store.h"
 
 struct wire_msg {
 	Ringmq__Message m;

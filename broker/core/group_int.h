@@ -9,12 +9,12 @@
 
 #include <stdbool.h>
 
-#include "group.h"
-#include "lease.h"
-#include "queue.h"
-#include "store.h"
-#include "runset.h"
-#include "u64set.h"
+#include "core/group.h"
+#include "core/lease.h"
+#include "core/queue.h"
+#include "lib/runset.h"
+#include "lib/u64set.h"
+#include "store/store.h"
 
 #define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
 

@@ -10,7 +10,7 @@
  *
  * Invariant: a batch function that fails leaves the batch unchanged.
  */
-#include "store_codec.h"
+#include "store/store_codec.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "err.h"
+#include "lib/err.h"
 
 #define MSG_FIXED_BYTES	      32u /* crc .. dedup_len of a "msgs" value */
 #define PARTS_BYTES	      12u /* a "parts" value */

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/u64set.h"
 #include "ringmq.pb-c.h"
-#include "store.h"
-#include "u64set.h"
+#include "store/store.h"
 
 #define QUEUE_MAX_PARTITIONS 1024u
 /* Most bytes of a key, a dedup id or a header name (announced in HelloOk;

@@ -1,7 +1,7 @@
 /*
  * lease: see lease.h.
  */
-#include "lease.h"
+#include "core/lease.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * queue: see queue.h.
  */
-#include "queue.h"
+#include "core/queue.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,14 +10,14 @@
 #include <strings.h>
 #include <time.h>
 
-#include "config.h"
-#include "err.h"
-#include "log.h"
-#include "idem.h"
+#include "core/idem.h"
+#include "core/partition.h"
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/u64set.h"
 #include "name_rule.h"
 #include "policy_rule.h"
-#include "partition.h"
-#include "u64set.h"
 
 #define QUEUES_BUCKETS 1024u
 #define OFFSET_RESERVE 4096u /* sync=interval: offsets reserved at a time */

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "store.h"
+#include "store/store.h"
 
 /* The named databases. The order matters: del_queue deletes a queue's
  * prefix from DB_QUEUES on, del_group a group's from DB_GROUPS on, so the

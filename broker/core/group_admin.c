@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "group_int.h"
-#include "log.h"
+#include "core/group_int.h"
+#include "lib/err.h"
+#include "lib/log.h"
 #include "ringmq.pb-c.h"
 
 /* Runs done after every batch submitted so far has committed. */

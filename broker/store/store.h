@@ -99,7 +99,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runset.h"
+#include "lib/runset.h"
 
 #define STORE_FORMAT_VERSION 5u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */

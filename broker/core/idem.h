@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 #define IDEM_PRODUCER_BATCHES 5 /* resent batches answered, as Kafka */
 

@@ -1,7 +1,7 @@
 /*
  * admin: see admin.h.
  */
-#include "admin.h"
+#include "req/admin.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -9,14 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "conn.h"
-#include "err.h"
-#include "group.h"
-#include "log.h"
-#include "queue.h"
-#include "store.h"
-#include "wire.h"
+#include "core/group.h"
+#include "core/queue.h"
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "net/conn.h"
+#include "req/wire.h"
+#include "store/store.h"
 
 #define PEEK_DEFAULT 10u
 

@@ -2,7 +2,7 @@
  * http: see http.h.
  */
 #define _GNU_SOURCE
-#include "http.h"
+#include "net/http.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "loop.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "net/loop.h"
 
 #define HTTP_HEAD_MAX		8192  /* longest request head read */
 #define HTTP_REQUEST_TIMEOUT_MS 10000 /* a whole exchange, at most */

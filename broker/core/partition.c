@@ -6,7 +6,7 @@
  * any language computes the same partition. Changing either step moves keys
  * between partitions of existing queues: that is a protocol change.
  */
-#include "partition.h"
+#include "core/partition.h"
 
 #include <xxhash.h>
 

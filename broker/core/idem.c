@@ -3,7 +3,7 @@
  * also sit in a FIFO by first sight, which the expiry sweep pops (an entry
  * refreshed since has a newer time and is skipped there).
  */
-#include "idem.h"
+#include "core/idem.h"
 
 #include <errno.h>
 #include <stdlib.h>

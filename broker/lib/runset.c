@@ -1,7 +1,7 @@
 /*
  * runset: see runset.h.
  */
-#include "runset.h"
+#include "lib/runset.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -14,14 +14,14 @@
  * frame costs at most cap_bytes and one error code. Pure: no I/O, no
  * globals.
  */
-#include "codec.h"
+#include "req/codec.h"
 
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "lib/err.h"
 
 /*
  * AddressSanitizer cannot see the bounds of allocations carved out of a

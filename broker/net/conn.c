@@ -7,7 +7,7 @@
  * buffer and leave in one send per loop pass.
  */
 #define _GNU_SOURCE
-#include "conn.h"
+#include "net/conn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,16 +19,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "codec.h"
-#include "config.h"
-#include "err.h"
-#include "group.h"
-#include "log.h"
-#include "loop.h"
-#include "queue.h"
-#include "store.h"
-#include "wire.h"
+#include "core/group.h"
+#include "core/queue.h"
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "net/loop.h"
+#include "req/admin.h"
+#include "req/codec.h"
+#include "req/wire.h"
+#include "store/store.h"
 
 #define PROTOCOL_VERSION 1u
 #define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */

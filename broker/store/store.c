@@ -31,7 +31,7 @@
  * keep committing, without holding back a large share of a big map.
  */
 #define _GNU_SOURCE /* sync_file_range */
-#include "store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -51,9 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "log.h"
-#include "store_codec.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "store/store_codec.h"
 
 #define HEADROOM_MIN_BYTES (64ull << 10)
 #define HEADROOM_MAX_BYTES (1ull << 30)

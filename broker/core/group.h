@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "queue.h"
-#include "store.h"
+#include "core/queue.h"
+#include "store/store.h"
 
 struct groups; /* opaque: every group, lease and flush of the broker */
 struct group;

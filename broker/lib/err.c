@@ -1,7 +1,7 @@
 /*
  * err: descriptions of broker return codes and their wire mapping.
  */
-#include "err.h"
+#include "lib/err.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * failure counts are written only when a lease fails; acked ranges below
  * every group's floor are deleted in the same flush.
  */
-#include "group.h"
+#include "core/group.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,12 +15,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "err.h"
-#include "log.h"
+#include "core/group_int.h"
+#include "core/lease.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/u64set.h"
 #include "ringmq.pb-c.h"
-#include "group_int.h"
-#include "lease.h"
-#include "u64set.h"
 
 uint64_t
 groups_mono_ms(void)

@@ -7,7 +7,7 @@
  * during a pass go to the kernel in one io_uring_submit_and_wait_timeout.
  */
 #define _GNU_SOURCE
-#include "loop.h"
+#include "net/loop.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "lib/log.h"
 
 #define LOOP_BGID 1
 

@@ -1,7 +1,7 @@
 /*
  * u64set: see u64set.h.
  */
-#include "u64set.h"
+#include "lib/u64set.h"
 
 #include <errno.h>
 #include <stdlib.h>
