@@ -11,26 +11,9 @@
 
 #include "core/group.h"
 #include "core/queue.h"
-#include "net/conn.h"
+#include "lib/stats.h"
 #include "net/http.h"
 #include "store/store.h"
-
-const double metrics_latency_bounds[HIST_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-	0.025,	0.05,	 0.1,	 0.25,	0.5,	1,     5,
-};
-
-void
-histogram_observe(struct histogram *h, const double *bounds, double v)
-{
-	size_t i = 0;
-
-	while (i < HIST_BUCKETS && v > bounds[i])
-		i++;
-	h->counts[i]++;
-	h->count++;
-	h->sum += v;
-}
 
 /* A histogram from per-bucket counts (made cumulative here). */
 static void
@@ -281,15 +264,15 @@ render_process(struct http_body *b)
 }
 
 void
-metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
-	       struct store *s)
+metrics_render(struct http_body *b, const struct stats *st, size_t connections,
+	       struct queues *qs, struct store *s)
 {
 	struct snap sn = { .store = s };
 	struct store_commit_stats cs;
 	uint64_t used, map;
 
 	family(b, "ringmq_connections", "gauge", "Client connections open.");
-	http_body_printf(b, "ringmq_connections %zu\n", env->count);
+	http_body_printf(b, "ringmq_connections %zu\n", connections);
 	family(b, "ringmq_queues", "gauge", "Queues.");
 	http_body_printf(b, "ringmq_queues %zu\n", queues_count(qs));
 	queues_each(qs, snap_queue, &sn);
@@ -339,31 +322,31 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	free(sn.gv);
 	family(b, "ringmq_errors_total", "counter",
 	       "Requests answered with an error, by code.");
-	for (int code = 1; code < RINGMQ_WIRE_CODES; code++) {
+	for (int code = 1; code < STATS_WIRE_CODES; code++) {
 		/* Labelled by name, as the library and the CLI say it. */
 		const ProtobufCEnumValue *v =
 			protobuf_c_enum_descriptor_get_value(
 				&ringmq__error_code__descriptor, code);
 
-		if (env->errors_total[code] == 0)
+		if (st->errors_total[code] == 0)
 			continue;
 		if (v != NULL)
 			http_body_printf(
 				b, "ringmq_errors_total{code=\"%s\"} %llu\n",
 				v->name,
-				(unsigned long long)env->errors_total[code]);
+				(unsigned long long)st->errors_total[code]);
 		else
 			http_body_printf(
 				b, "ringmq_errors_total{code=\"%d\"} %llu\n",
 				code,
-				(unsigned long long)env->errors_total[code]);
+				(unsigned long long)st->errors_total[code]);
 	}
 	render_histogram(b, "ringmq_publish_confirm_seconds",
 			 "Publish received to confirm sent.",
-			 metrics_latency_bounds, &env->confirm_latency);
+			 stats_latency_bounds, &st->confirm_latency);
 	render_histogram(b, "ringmq_publish_delivery_seconds",
 			 "Publish (broker clock) to first delivery.",
-			 metrics_latency_bounds, &env->delivery_latency);
+			 stats_latency_bounds, &st->delivery_latency);
 	store_commit_stats(s, &cs);
 	render_buckets(b, "ringmq_commit_batches",
 		       "Requests (batches) carried by each storage commit.",
@@ -385,10 +368,10 @@ metrics_render(struct http_body *b, struct conn_env *env, struct queues *qs,
 	family(b, "ringmq_bytes_received_total", "counter",
 	       "Bytes read from clients.");
 	http_body_printf(b, "ringmq_bytes_received_total %llu\n",
-			 (unsigned long long)env->bytes_in);
+			 (unsigned long long)st->bytes_in);
 	family(b, "ringmq_bytes_sent_total", "counter",
 	       "Bytes sent to clients.");
 	http_body_printf(b, "ringmq_bytes_sent_total %llu\n",
-			 (unsigned long long)env->bytes_out);
+			 (unsigned long long)st->bytes_out);
 	render_process(b);
 }

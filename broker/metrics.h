@@ -8,28 +8,16 @@
 #ifndef RINGMQ_METRICS_H
 #define RINGMQ_METRICS_H
 
-#include <stdint.h>
-
-#define HIST_BUCKETS 14
-
-struct histogram {
-	uint64_t counts[HIST_BUCKETS + 1]; /* last: above every bound */
-	uint64_t count;
-	double sum;
-};
-
-/* Bounds of the latency histograms, seconds. */
-extern const double metrics_latency_bounds[HIST_BUCKETS];
-
-void histogram_observe(struct histogram *h, const double *bounds, double v);
+#include <stddef.h>
 
 struct http_body;
-struct conn_env;
 struct queues;
+struct stats;
 struct store;
 
-/* Writes the exposition of the whole broker into b. */
-void metrics_render(struct http_body *b, struct conn_env *env,
-		    struct queues *qs, struct store *s);
+/* Writes the exposition of the whole broker into b: st's counters, the
+ * queues', the store's, and connections (the number open). */
+void metrics_render(struct http_body *b, const struct stats *st,
+		    size_t connections, struct queues *qs, struct store *s);
 
 #endif

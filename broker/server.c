@@ -21,6 +21,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/stats.h"
 #include "metrics.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -39,6 +40,7 @@ struct server {
 	struct groups *gs;
 	struct loop *loop;
 	struct conn_env env;
+	struct stats stats;
 	int listen_fd;
 	int signal_fd;
 	struct http *http; /* NULL when --http off */
@@ -438,7 +440,7 @@ http_metrics(void *ctx, struct http_body *b)
 {
 	struct server *srv = ctx;
 
-	metrics_render(b, &srv->env, srv->qs, srv->store);
+	metrics_render(b, &srv->stats, srv->env.count, srv->qs, srv->store);
 }
 
 static int
@@ -522,7 +524,8 @@ server_run(const struct config *cfg)
 	srv.env.qs = srv.qs;
 	srv.env.gs = srv.gs;
 	srv.env.store = srv.store;
-	srv.env.start_ms = groups_mono_ms();
+	srv.stats.start_ms = groups_mono_ms();
+	srv.env.stats = &srv.stats;
 	srv.env.cfg = cfg;
 	srv.env.boot_epoch = store_boot_epoch(srv.store);
 	srv.accept_op = (struct loop_op){ .cb = on_accept, .data = &srv };

@@ -24,6 +24,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/stats.h"
 #include "net/loop.h"
 #include "req/admin.h"
 #include "req/codec.h"
@@ -179,8 +180,7 @@ conn_send_error(struct conn *c, uint64_t request_id, int code, const char *why)
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Error e = RINGMQ__ERROR__INIT;
 
-	if (code > 0 && code < RINGMQ_WIRE_CODES)
-		c->env->errors_total[code]++;
+	stats_count_error(c->env->stats, code);
 	e.code = (Ringmq__ErrorCode)code;
 	e.message = (char *)why;
 	f.has_request_id = request_id != 0;
@@ -290,7 +290,7 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 		return;
 	}
 	c->sent += (size_t)res;
-	c->env->bytes_out += (uint64_t)res;
+	c->env->stats->bytes_out += (uint64_t)res;
 	if (res > 0)
 		c->last_output_ms = groups_mono_ms();
 	if (c->sent < c->sending.len) {
@@ -762,8 +762,8 @@ published(void *ctx, const struct publish_result *res, size_t n)
 	struct conn *c = p->c;
 	uint8_t *out;
 
-	histogram_observe(&c->env->confirm_latency, metrics_latency_bounds,
-			  (double)(mono_us() - p->start_us) / 1e6);
+	stats_observe(&c->env->stats->confirm_latency,
+		      (double)(mono_us() - p->start_us) / 1e6);
 	if (!conn_unref_live(c))
 		goto out;
 	if (c->is_dead)
@@ -862,11 +862,11 @@ conn_deliver(void *owner, const struct delivery *d,
 		conn_queue_flush(c);
 	}
 	if (d->delivery_count == 1)
-		histogram_observe(
-			&c->env->delivery_latency, metrics_latency_bounds,
-			d->now_ms > v->publish_ms
-				? (double)(d->now_ms - v->publish_ms) / 1e3
-				: 0.0);
+		stats_observe(&c->env->stats->delivery_latency,
+			      d->now_ms > v->publish_ms
+				      ? (double)(d->now_ms - v->publish_ms) /
+						1e3
+				      : 0.0);
 	return 0;
 }
 
@@ -1428,7 +1428,7 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 		unsigned bid = loop_buf_id(flags);
 		c->last_input_ms = groups_mono_ms();
 		c->ping_sent_ms = 0;
-		c->env->bytes_in += (uint64_t)res;
+		c->env->stats->bytes_in += (uint64_t)res;
 		if (!c->is_closing)
 			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
 		loop_buf_return(c->env->loop, bid);

@@ -18,11 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "metrics.h"
 #include "ringmq.pb-c.h"
 
-#define RINGMQ_WIRE_CODES 17 /* ErrorCode values sent on the wire: 0..16 */
 struct loop;
+struct stats;
 struct queues;
 struct groups;
 struct config;
@@ -36,6 +35,7 @@ struct conn_env {
 	struct groups *gs;	  /* borrowed */
 	struct store *store;	  /* borrowed */
 	const struct config *cfg; /* borrowed */
+	struct stats *stats;	  /* borrowed: counted into */
 	uint64_t boot_epoch;
 	uint64_t producer_counter;
 	uint64_t conn_counter;
@@ -44,11 +44,6 @@ struct conn_env {
 	size_t closing;	    /* of those, closed by either side, not gone */
 	struct conn *flush; /* connections with output to send */
 	int is_shutting_down;
-	uint64_t start_ms;			  /* monotonic, for uptime */
-	uint64_t errors_total[RINGMQ_WIRE_CODES]; /* answers by error code */
-	uint64_t bytes_in, bytes_out;
-	struct histogram confirm_latency;  /* publish received -> confirm */
-	struct histogram delivery_latency; /* publish_ms -> first delivery */
 };
 
 /* Takes over socket fd and starts reading it.

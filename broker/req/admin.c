@@ -14,6 +14,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/stats.h"
 #include "net/conn.h"
 #include "req/wire.h"
 #include "store/store.h"
@@ -986,7 +987,7 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 	rows[7].value = (double)t.in_flight;
 	rows[8].value = (double)used;
 	rows[9].value = (double)map;
-	rows[10].value = (double)(groups_mono_ms() - env->start_ms);
+	rows[10].value = (double)(groups_mono_ms() - env->stats->start_ms);
 	queues_counter_totals(env->qs, &counted);
 	rows[11].value = (double)counted.published;
 	rows[12].value = (double)counted.delivered;

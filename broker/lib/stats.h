@@ -1,0 +1,42 @@
+/*
+ * stats: the broker's own counters and latency histograms (answers by
+ * error code, bytes in and out, confirm and delivery latency), kept in one
+ * struct that the server owns.
+ *
+ * The connections and request handlers that count write it; the metrics
+ * exposition and the Stats request read it. Per-queue event counters stay
+ * with their queue (core/queue.h), the one place those events are counted.
+ * Loop thread only.
+ */
+#ifndef RINGMQ_STATS_H
+#define RINGMQ_STATS_H
+
+#include <stdint.h>
+
+#define HIST_BUCKETS	 14
+#define STATS_WIRE_CODES 17 /* ErrorCode values sent on the wire: 0..16 */
+
+struct histogram {
+	uint64_t counts[HIST_BUCKETS + 1]; /* last: above every bound */
+	uint64_t count;
+	double sum;
+};
+
+/* Bounds of the latency histograms, seconds. */
+extern const double stats_latency_bounds[HIST_BUCKETS];
+
+struct stats {
+	uint64_t start_ms;			 /* monotonic, for uptime */
+	uint64_t errors_total[STATS_WIRE_CODES]; /* answers by error code */
+	uint64_t bytes_in, bytes_out;
+	struct histogram confirm_latency;  /* publish received -> confirm */
+	struct histogram delivery_latency; /* publish_ms -> first delivery */
+};
+
+/* Adds v (seconds) to h, over the latency bounds. */
+void stats_observe(struct histogram *h, double v);
+
+/* Counts one Error answer of wire code code (ignored out of range). */
+void stats_count_error(struct stats *st, int code);
+
+#endif
