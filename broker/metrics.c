@@ -11,6 +11,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "lib/clock.h"
 #include "lib/stats.h"
 #include "net/http.h"
 #include "store/store.h"
@@ -123,7 +124,7 @@ oldest_publish_ms(struct store *s, const struct queue *q, const uint64_t *from)
 static double
 age_seconds(uint64_t publish_ms)
 {
-	uint64_t now = queue_now_ms();
+	uint64_t now = clock_wall_ms();
 
 	return publish_ms == 0 || publish_ms > now
 		       ? 0.0

@@ -18,6 +18,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -184,7 +185,7 @@ server_recover(struct server *srv)
 		.dedup = load_dedup,
 		.producer = load_producer,
 	};
-	uint64_t start = groups_mono_ms();
+	uint64_t start = clock_mono_ms();
 	int rc;
 
 	rc = store_load(srv->store, &cb, srv);
@@ -204,7 +205,7 @@ server_recover(struct server *srv)
 			 queues_count(srv->qs), (unsigned long long)totals[0],
 			 (unsigned long long)totals[1],
 			 (unsigned long long)totals[2],
-			 (unsigned long long)(groups_mono_ms() - start));
+			 (unsigned long long)(clock_mono_ms() - start));
 	}
 	return 0;
 }
@@ -357,7 +358,7 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 		/* Exit within the timeout: the loop stops a margin before it
 		 * (a poll period, closing the store). */
 		srv->stop_deadline_ms =
-			groups_mono_ms() + srv->cfg->shutdown_timeout_ms -
+			clock_mono_ms() + srv->cfg->shutdown_timeout_ms -
 			shutdown_margin_ms(srv->cfg->shutdown_timeout_ms);
 		groups_stop_dispatch(srv->gs);
 		/* HTTP stays: /healthz answers 503 until the loop ends. */
@@ -382,13 +383,13 @@ server_stop_step(struct server *srv)
 		conn_flush_all(&srv->env);
 		srv->is_goodbye_sent = 1;
 	}
-	conn_sweep_lingering(&srv->env, groups_mono_ms());
+	conn_sweep_lingering(&srv->env, clock_mono_ms());
 	if (srv->env.count == 0 && !srv->is_accepting) {
 		http_stop(srv->http);
 		loop_stop(srv->loop);
 		return 0;
 	}
-	if (groups_mono_ms() >= srv->stop_deadline_ms) {
+	if (clock_mono_ms() >= srv->stop_deadline_ms) {
 		log_warn("shutdown timeout: closing %zu connections",
 			 srv->env.count);
 		http_stop(srv->http);
@@ -404,7 +405,7 @@ server_tick(void *ctx)
 	struct server *srv = ctx;
 	int64_t due = queues_tick(srv->qs);
 	int64_t next = groups_tick(srv->gs);
-	uint64_t now = groups_mono_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (now >= srv->next_sweep_ms) {
 		uint64_t period = srv->cfg->idle_timeout_ms / 4;
@@ -524,7 +525,7 @@ server_run(const struct config *cfg)
 	srv.env.qs = srv.qs;
 	srv.env.gs = srv.gs;
 	srv.env.store = srv.store;
-	srv.stats.start_ms = groups_mono_ms();
+	srv.stats.start_ms = clock_mono_ms();
 	srv.env.stats = &srv.stats;
 	srv.env.cfg = cfg;
 	srv.env.boot_epoch = store_boot_epoch(srv.store);

@@ -17,19 +17,11 @@
 
 #include "core/group_int.h"
 #include "core/lease.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/u64set.h"
 #include "ringmq.pb-c.h"
-
-uint64_t
-groups_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------- failures */
 
@@ -110,7 +102,7 @@ lease_unlink(struct groups *gs, struct lease *l)
 		l->lo->leases = l->lo_next;
 	if (l->lo_next)
 		l->lo_next->lo_prev = l->lo_prev;
-	l->lo->last_end_ms = groups_mono_ms();
+	l->lo->last_end_ms = clock_mono_ms();
 }
 
 /* --------------------------------------------------------- retry heap */
@@ -176,7 +168,7 @@ gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
 	   uint64_t delay_ms)
 {
 	struct retry r = {
-		.due_ms = sat_add(groups_mono_ms(), delay_ms),
+		.due_ms = sat_add(clock_mono_ms(), delay_ms),
 		.g = gp->g,
 		.part = gp->index,
 		.offset = offset,
@@ -448,9 +440,9 @@ groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 	if (fr == NULL)
 		return -ENOMEM;
 	fr->f = *f;
-	if (f->retry_at_ms > queue_now_ms())
+	if (f->retry_at_ms > clock_wall_ms())
 		return gpart_hold(gs, gp, offset,
-				  f->retry_at_ms - queue_now_ms());
+				  f->retry_at_ms - clock_wall_ms());
 	/* Owed its dead letter (there was no room for it): held, and the
 	 * first tick tries it (held_dead_letter); unless the group has acked
 	 * it since (a reset past it), which the group state, loaded first,
@@ -707,7 +699,7 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 	memset(&sg, 0, sizeof(sg));
 	sg.qid = q->qid;
 	sg.gid = g->gid;
-	sg.created_ms = queue_now_ms();
+	sg.created_ms = clock_wall_ms();
 	snprintf(sg.name, sizeof(sg.name), "%s", gname);
 	if (store_batch_put_group(b, &sg) < 0)
 		goto fail;
@@ -876,7 +868,7 @@ lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp,
 		fr->f.first_delivery_ms = l->delivered_wall_ms;
 	fr->f.failures++;
 	fr->f.last_delivery_ms = l->delivered_wall_ms;
-	fr->f.retry_at_ms = delay_ms ? sat_add(queue_now_ms(), delay_ms) : 0;
+	fr->f.retry_at_ms = delay_ms ? sat_add(clock_wall_ms(), delay_ms) : 0;
 	if (store_batch_put_failure(b, l->g->q->qid, l->g->gid, l->part,
 				    l->offset, &fr->f) < 0)
 		log_error("group %s/%s: out of memory recording a failure",
@@ -987,7 +979,7 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 	nh += queue_dlq_headers(h + nh, buf, reason, q, group, part, offset,
 				count, first_ms, last_ms);
 	memset(&sm, 0, sizeof(sm));
-	sm.publish_ms = queue_now_ms();
+	sm.publish_ms = clock_wall_ms();
 	sm.key = v->key;
 	sm.key_len = v->key_len;
 	sm.headers = h;
@@ -1310,7 +1302,7 @@ void
 groups_touch(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	     size_t n, uint64_t lease_ms, int *codes, uint64_t *remaining_ms)
 {
-	uint64_t now = groups_mono_ms();
+	uint64_t now = clock_mono_ms();
 
 	for (size_t i = 0; i < n; i++) {
 		struct lease *l = lease_lookup(gs, lo, ids[i], 0, &codes[i]);
@@ -1489,7 +1481,7 @@ group_dispatch(struct groups *gs, struct group *g)
 {
 	uint32_t nparts = g->q->partitions;
 	int budget = DISPATCH_BUDGET;
-	struct dispatch_clock now = { groups_mono_ms(), queue_now_ms() };
+	struct dispatch_clock now = { clock_mono_ms(), clock_wall_ms() };
 
 	while (budget-- > 0) {
 		struct sub *s = next_sub(g);
@@ -1502,8 +1494,8 @@ group_dispatch(struct groups *gs, struct group *g)
 		/* Fresh every 64 turns: a long pass stays within a fraction
 		 * of a millisecond. */
 		if (budget % 64 == 0) {
-			now.mono_ms = groups_mono_ms();
-			now.wall_ms = queue_now_ms();
+			now.mono_ms = clock_mono_ms();
+			now.wall_ms = clock_wall_ms();
 		}
 		for (i = 0; i < nparts; i++) {
 			struct gpart *gp = &g->parts[(g->rr_part + i) % nparts];
@@ -1652,7 +1644,7 @@ groups_flush(struct groups *gs)
 int64_t
 groups_tick(struct groups *gs)
 {
-	uint64_t now = groups_mono_ms();
+	uint64_t now = clock_mono_ms();
 	int64_t next = -1;
 	while (lease_table_earliest(&gs->leases) != NULL &&
 	       lease_table_earliest(&gs->leases)->deadline_ms <= now) {

@@ -218,7 +218,4 @@ const char *group_name(const struct group *g);
 /* Counters of g; floors (may be NULL) gets each partition's ack floor. */
 void group_info(const struct group *g, struct group_info *gi, uint64_t *floors);
 
-/* Monotonic milliseconds. */
-uint64_t groups_mono_ms(void);
-
 #endif

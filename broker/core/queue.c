@@ -12,6 +12,7 @@
 
 #include "core/idem.h"
 #include "core/partition.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -50,15 +51,6 @@ uint64_t
 sat_add(uint64_t a, uint64_t b)
 {
 	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-uint64_t
-queue_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------ delayed */
@@ -830,7 +822,7 @@ queue_create(struct queues *qs, const char *name, uint32_t partitions,
 		return rc;
 	sq.qid = qs->next_qid;
 	sq.partitions = partitions ? partitions : 1;
-	sq.created_ms = queue_now_ms();
+	sq.created_ms = clock_wall_ms();
 	snprintf(sq.name, sizeof(sq.name), "%s", name);
 
 	rc = -ENOMEM;
@@ -1551,7 +1543,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	struct queue *q = queues_find(qs, p->queue);
 	struct store_batch *b = NULL;
 	struct publish_req *r;
-	uint64_t now_ms = queue_now_ms();
+	uint64_t now_ms = clock_wall_ms();
 	uint8_t touched[QUEUE_MAX_PARTITIONS];
 	const struct store_producer_batch *sent;
 	uint64_t depth, bytes;
@@ -1690,7 +1682,7 @@ queue_ensure(struct queues *qs, const char *name, struct store_batch *b)
 	policy_name_dlq(&sq.policy, name);
 	sq.qid = qs->next_qid;
 	sq.partitions = 1;
-	sq.created_ms = queue_now_ms();
+	sq.created_ms = clock_wall_ms();
 	snprintf(sq.name, sizeof(sq.name), "%s", name);
 	if (store_batch_put_queue(b, &sq) < 0 ||
 	    store_batch_put_next_offset(b, sq.qid, 0, 0) < 0)
@@ -1840,7 +1832,7 @@ dead_letter_corrupt_delayed(struct queues *qs, struct queue *q, uint32_t part,
 	if (dlq == NULL)
 		return -ENOMEM;
 	memset(&sm, 0, sizeof(sm));
-	sm.publish_ms = queue_now_ms();
+	sm.publish_ms = clock_wall_ms();
 	sm.headers = h;
 	sm.header_count = queue_dlq_headers(h, buf, "corrupt", q, "", part,
 					    offset, 0, 0, 0);
@@ -1922,7 +1914,7 @@ static void queues_expire_idem(struct queues *qs, uint64_t now_ms);
 int64_t
 queues_tick(struct queues *qs)
 {
-	uint64_t now = queue_now_ms();
+	uint64_t now = clock_wall_ms();
 	struct store_batch *b = NULL;
 	struct move_req *r = NULL;
 	size_t cap = 0;

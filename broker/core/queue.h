@@ -257,8 +257,6 @@ void partition_clear_acked(struct partition *p);
 int partition_trim(struct queue *q, uint32_t part, uint64_t upto,
 		   struct store_batch *b);
 
-uint64_t queue_now_ms(void); /* wall clock */
-
 /* a + b, saturating at UINT64_MAX (deadlines never wrap). */
 uint64_t sat_add(uint64_t a, uint64_t b);
 

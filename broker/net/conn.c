@@ -21,6 +21,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -262,7 +263,7 @@ conn_start_send(struct conn *c)
 		return;
 	/* Output waits from now (see the unread-output check). */
 	if (c->sending.len == 0)
-		c->last_output_ms = groups_mono_ms();
+		c->last_output_ms = clock_mono_ms();
 	t = c->sending;
 	c->sending = c->pending;
 	c->pending = t;
@@ -292,7 +293,7 @@ on_send(struct loop_op *op, int res, uint32_t flags)
 	c->sent += (size_t)res;
 	c->env->stats->bytes_out += (uint64_t)res;
 	if (res > 0)
-		c->last_output_ms = groups_mono_ms();
+		c->last_output_ms = clock_mono_ms();
 	if (c->sent < c->sending.len) {
 		conn_submit_send(c);
 		return;
@@ -395,7 +396,7 @@ conn_maybe_free(struct conn *c)
 		 * last confirms). Send a FIN after it instead, and read to
 		 * the peer's EOF, for at most CONN_LINGER_MS. */
 		c->is_lingering = 1;
-		c->linger_ms = groups_mono_ms();
+		c->linger_ms = clock_mono_ms();
 		if (shutdown(c->fd, SHUT_WR) == 0 && conn_arm_recv(c) == 0)
 			return;
 	}
@@ -518,15 +519,6 @@ on_goodbye(struct conn *c, const Ringmq__Frame *f)
 	conn_close(c, "the peer said goodbye");
 }
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 struct conn_req *
 conn_req_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 {
@@ -536,7 +528,7 @@ conn_req_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 		return NULL;
 	p->c = c;
 	p->request_id = f->request_id;
-	p->start_us = mono_us();
+	p->start_us = clock_mono_us();
 	conn_ref(c);
 	return p;
 }
@@ -763,7 +755,7 @@ published(void *ctx, const struct publish_result *res, size_t n)
 	uint8_t *out;
 
 	stats_observe(&c->env->stats->confirm_latency,
-		      (double)(mono_us() - p->start_us) / 1e6);
+		      (double)(clock_mono_us() - p->start_us) / 1e6);
 	if (!conn_unref_live(c))
 		goto out;
 	if (c->is_dead)
@@ -1426,7 +1418,7 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 	}
 	if (res > 0) {
 		unsigned bid = loop_buf_id(flags);
-		c->last_input_ms = groups_mono_ms();
+		c->last_input_ms = clock_mono_ms();
 		c->ping_sent_ms = 0;
 		c->env->stats->bytes_in += (uint64_t)res;
 		if (!c->is_closing)
@@ -1467,7 +1459,7 @@ conn_open(struct conn_env *env, int fd)
 	c->recv_op.data = c;
 	c->send_op.cb = on_send;
 	c->send_op.data = c;
-	c->last_input_ms = groups_mono_ms();
+	c->last_input_ms = clock_mono_ms();
 	c->lim.max_frame_bytes = env->cfg->max_frame_bytes;
 	c->lim.max_batch_count = env->cfg->max_batch_count;
 	c->lim.max_header_count = env->cfg->max_header_count;

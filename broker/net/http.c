@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "net/loop.h"
@@ -85,15 +86,6 @@ http_body_printf(struct http_body *b, const char *fmt, ...)
 		b->data = d;
 		b->cap = cap;
 	}
-}
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -304,7 +296,7 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 		} else {
 			c->h = h;
 			c->fd = res;
-			c->opened_ms = mono_ms();
+			c->opened_ms = clock_mono_ms();
 			c->read_op =
 				(struct loop_op){ .cb = on_read, .data = c };
 			c->send_op =
@@ -403,7 +395,7 @@ http_close(struct http *h)
 void
 http_sweep(struct http *h)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (h == NULL)
 		return;

@@ -11,6 +11,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -413,7 +414,7 @@ redrive_one(struct conn_env *env, struct queue *src, struct queue *dlq,
 			h[nh++] = one;
 	memset(&sm, 0, sizeof(sm));
 	sm.is_private = 1; /* only the group it died in sees it */
-	sm.publish_ms = queue_now_ms();
+	sm.publish_ms = clock_wall_ms();
 	sm.key = v->key;
 	sm.key_len = v->key_len;
 	sm.headers = h;
@@ -987,7 +988,7 @@ admin_stats(struct conn *c, const Ringmq__Frame *f)
 	rows[7].value = (double)t.in_flight;
 	rows[8].value = (double)used;
 	rows[9].value = (double)map;
-	rows[10].value = (double)(groups_mono_ms() - env->stats->start_ms);
+	rows[10].value = (double)(clock_mono_ms() - env->stats->start_ms);
 	queues_counter_totals(env->qs, &counted);
 	rows[11].value = (double)counted.published;
 	rows[12].value = (double)counted.delivered;

@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "store/store_codec.h"
@@ -142,15 +143,6 @@ struct store {
 	_Atomic uint64_t high_water_bytes;
 	atomic_bool is_panicked;
 };
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail */
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------ error mapping */
 
@@ -566,7 +558,7 @@ commit_group(struct store *s, struct store_batch *list)
 		fail_all(list, -RMQ_ESTORAGE);
 		return;
 	}
-	s->last_commit_ns = mono_ns();
+	s->last_commit_ns = clock_mono_ns();
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc != 0) {
 		fail_all(list, store_err(s, rc, "begin write transaction"));
@@ -593,7 +585,7 @@ commit_group(struct store *s, struct store_batch *list)
 	refresh_usage(s);
 	prealloc_ahead(s);
 	{
-		uint64_t ns = mono_ns() - s->last_commit_ns;
+		uint64_t ns = clock_mono_ns() - s->last_commit_ns;
 		uint64_t ms = ns / 1000000;
 		size_t batches = 0;
 
@@ -621,7 +613,7 @@ wait_interval(struct store *s)
 	       s->urgent_pending == 0 && s->pending_bytes < GROUP_MAX_BYTES) {
 		struct timespec ts;
 
-		if (mono_ns() >= deadline)
+		if (clock_mono_ns() >= deadline)
 			break;
 		ts.tv_sec = (time_t)(deadline / 1000000000u);
 		ts.tv_nsec = (long)(deadline % 1000000000u);
@@ -1305,7 +1297,7 @@ store_open(struct store **out, const struct store_opts *o)
 	if (rc < 0)
 		goto fail;
 	prealloc_ahead(s);
-	s->last_commit_ns = mono_ns();
+	s->last_commit_ns = clock_mono_ns();
 	rc = start_thread(s);
 	if (rc < 0)
 		goto fail;
