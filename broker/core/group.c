@@ -19,6 +19,7 @@
 #include "core/lease.h"
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/heap.h"
 #include "lib/log.h"
 #include "lib/u64set.h"
 #include "ringmq.pb-c.h"
@@ -107,61 +108,6 @@ lease_unlink(struct groups *gs, struct lease *l)
 
 /* --------------------------------------------------------- retry heap */
 
-static void
-retry_swap(struct retry *a, struct retry *b)
-{
-	struct retry t = *a;
-
-	*a = *b;
-	*b = t;
-}
-
-static int
-retry_push(struct groups *gs, const struct retry *r)
-{
-	size_t i;
-
-	if (gs->nretries == gs->capretries) {
-		size_t cap = gs->capretries ? gs->capretries * 2 : 64;
-		struct retry *v = realloc(gs->retries, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		gs->retries = v;
-		gs->capretries = cap;
-	}
-	i = gs->nretries++;
-	gs->retries[i] = *r;
-	while (i > 0 &&
-	       gs->retries[(i - 1) / 2].due_ms > gs->retries[i].due_ms) {
-		retry_swap(&gs->retries[(i - 1) / 2], &gs->retries[i]);
-		i = (i - 1) / 2;
-	}
-	return 0;
-}
-
-static void
-retry_pop(struct groups *gs)
-{
-	size_t i = 0;
-
-	gs->retries[0] = gs->retries[--gs->nretries];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < gs->nretries &&
-		    gs->retries[l].due_ms < gs->retries[m].due_ms)
-			m = l;
-		if (r < gs->nretries &&
-		    gs->retries[r].due_ms < gs->retries[m].due_ms)
-			m = r;
-		if (m == i)
-			return;
-		retry_swap(&gs->retries[i], &gs->retries[m]);
-		i = m;
-	}
-}
-
 /* Holds offset of gp back until delay_ms from now. */
 static int
 gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
@@ -176,7 +122,7 @@ gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
 
 	if (u64set_add(&gp->held, offset) < 0)
 		return -ENOMEM;
-	if (retry_push(gs, &r) < 0) {
+	if (heap_push(&gs->retries, &r) < 0) {
 		u64set_remove(&gp->held, offset);
 		return -ENOMEM;
 	}
@@ -222,6 +168,7 @@ groups_new(struct groups **out, struct store *s, struct queues *qs,
 	gs->store = s;
 	gs->qs = qs;
 	gs->epoch = boot_epoch;
+	gs->retries = (struct heap)HEAP_INIT(struct retry);
 	if (lease_table_init(&gs->leases) < 0) {
 		free(gs);
 		return -ENOMEM;
@@ -279,7 +226,7 @@ groups_free(struct groups *gs)
 	store_batch_free(gs->flush);
 	free(gs->staged);
 	free(gs->corrupt);
-	free(gs->retries);
+	heap_fini(&gs->retries);
 	free(gs->waiters);
 	free(gs);
 }
@@ -1654,11 +1601,12 @@ groups_tick(struct groups *gs)
 		lease_end(gs, l, END_FAIL, RINGMQ__ERROR_CODE__LEASE_EXPIRED,
 			  0);
 	}
-	while (gs->nretries > 0 && gs->retries[0].due_ms <= now) {
-		struct retry r = gs->retries[0];
+	while (heap_top(&gs->retries) != NULL &&
+	       heap_top_key(&gs->retries) <= now) {
+		struct retry r = *(const struct retry *)heap_top(&gs->retries);
 		struct gpart *gp = &r.g->parts[r.part];
 
-		retry_pop(gs);
+		heap_pop(&gs->retries);
 		if (!u64set_has(&gp->held, r.offset))
 			continue;
 		u64set_remove(&gp->held, r.offset);
@@ -1692,9 +1640,9 @@ groups_tick(struct groups *gs)
 		next = (int64_t)(lease_table_earliest(&gs->leases)
 					 ->deadline_ms -
 				 now);
-	if (gs->nretries > 0 &&
-	    (next < 0 || (int64_t)(gs->retries[0].due_ms - now) < next))
-		next = (int64_t)(gs->retries[0].due_ms - now);
+	if (heap_top(&gs->retries) != NULL &&
+	    (next < 0 || (int64_t)(heap_top_key(&gs->retries) - now) < next))
+		next = (int64_t)(heap_top_key(&gs->retries) - now);
 	return next;
 }
 

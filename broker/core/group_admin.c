@@ -64,28 +64,17 @@ group_end_leases(struct groups *gs, struct group *g)
 	}
 }
 
+static int
+retry_is_not_of(const void *e, void *g)
+{
+	return ((const struct retry *)e)->g != g;
+}
+
 /* Drops g's timers of nack delays: its held offsets are let go. */
 static void
 group_drop_retries(struct groups *gs, struct group *g)
 {
-	size_t n = 0;
-
-	/* Keep the other retries; re-heapify by sorting (a sorted array is
-	 * a valid min-heap). */
-	for (size_t i = 0; i < gs->nretries; i++)
-		if (gs->retries[i].g != g)
-			gs->retries[n++] = gs->retries[i];
-	gs->nretries = n;
-	for (size_t i = 1; i < n; i++) {
-		struct retry r = gs->retries[i];
-		size_t j = i;
-
-		while (j > 0 && gs->retries[j - 1].due_ms > r.due_ms) {
-			gs->retries[j] = gs->retries[j - 1];
-			j--;
-		}
-		gs->retries[j] = r;
-	}
+	heap_filter(&gs->retries, retry_is_not_of, g);
 }
 
 /* Takes g out of every list of gs: woken, dirty, retries. */

@@ -12,6 +12,7 @@
 #include "core/group.h"
 #include "core/lease.h"
 #include "core/queue.h"
+#include "lib/heap.h"
 #include "lib/runset.h"
 #include "lib/u64set.h"
 #include "store/store.h"
@@ -91,11 +92,12 @@ struct corrupt {
 
 /* A message failed with a delay: ready again for its group at due_ms. */
 struct retry {
-	uint64_t due_ms; /* monotonic */
+	uint64_t due_ms; /* monotonic; the heap's key */
 	struct group *g; /* borrowed */
 	uint32_t part;
 	uint64_t offset;
 };
+_Static_assert(offsetof(struct retry, due_ms) == 0, "heap key first");
 
 struct waiter {
 	lease_done_fn done;
@@ -123,8 +125,7 @@ struct groups {
 	struct lease_table leases; /* every lease, by id and by deadline */
 	struct gpart *dirty;
 	struct group *woken;
-	struct retry *retries; /* owned: min-heap of delayed redeliveries */
-	size_t nretries, capretries;
+	struct heap retries;	   /* of struct retry: delayed redeliveries */
 	struct store_batch *flush; /* owned: ops for the next flush */
 	struct waiter *waiters;	   /* owned: confirm after the next flush */
 	size_t nwaiters, capwaiters;

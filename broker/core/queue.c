@@ -15,6 +15,7 @@
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
+#include "lib/heap.h"
 #include "lib/log.h"
 #include "lib/u64set.h"
 #include "name_rule.h"
@@ -33,19 +34,19 @@ struct queues {
 	size_t count, cap;
 	uint32_t next_qid;
 	size_t npending; /* creates submitted, not yet committed */
-	struct due *due; /* owned: min-heap of delayed messages by due time */
-	size_t ndue, capdue;
+	struct heap due; /* of struct due: delayed messages by due time */
 	struct queue_counters retired; /* summed from deleted queues */
 };
 
 /* A delayed message in the due-time heap; stale entries (cancelled or
  * moved) are skipped when popped. */
 struct due {
-	uint64_t due_ms; /* wall clock */
+	uint64_t due_ms; /* wall clock; the heap's key */
 	uint32_t qid;
 	uint32_t part;
 	uint64_t offset;
 };
+_Static_assert(offsetof(struct due, due_ms) == 0, "heap key first");
 
 uint64_t
 sat_add(uint64_t a, uint64_t b)
@@ -55,57 +56,13 @@ sat_add(uint64_t a, uint64_t b)
 
 /* ------------------------------------------------------------ delayed */
 
-static void
-due_swap(struct due *a, struct due *b)
-{
-	struct due t = *a;
-
-	*a = *b;
-	*b = t;
-}
-
 static int
 due_push(struct queues *qs, uint64_t due_ms, uint32_t qid, uint32_t part,
 	 uint64_t offset)
 {
-	size_t i;
+	struct due d = { due_ms, qid, part, offset };
 
-	if (qs->ndue == qs->capdue) {
-		size_t cap = qs->capdue ? qs->capdue * 2 : 64;
-		struct due *v = realloc(qs->due, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		qs->due = v;
-		qs->capdue = cap;
-	}
-	i = qs->ndue++;
-	qs->due[i] = (struct due){ due_ms, qid, part, offset };
-	while (i > 0 && qs->due[(i - 1) / 2].due_ms > qs->due[i].due_ms) {
-		due_swap(&qs->due[(i - 1) / 2], &qs->due[i]);
-		i = (i - 1) / 2;
-	}
-	return 0;
-}
-
-static void
-due_pop(struct queues *qs)
-{
-	size_t i = 0;
-
-	qs->due[0] = qs->due[--qs->ndue];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < qs->ndue && qs->due[l].due_ms < qs->due[m].due_ms)
-			m = l;
-		if (r < qs->ndue && qs->due[r].due_ms < qs->due[m].due_ms)
-			m = r;
-		if (m == i)
-			return;
-		due_swap(&qs->due[i], &qs->due[m]);
-		i = m;
-	}
+	return heap_push(&qs->due, &d);
 }
 
 /* Index of offset in p's delayed set, or -1. */
@@ -191,6 +148,7 @@ queues_new(struct queues **out, struct store *s, const struct config *cfg,
 	qs->visible = visible;
 	qs->visible_ctx = visible_ctx;
 	qs->next_qid = 1;
+	qs->due = (struct heap)HEAP_INIT(struct due);
 	*out = qs;
 	return 0;
 }
@@ -218,7 +176,7 @@ queues_free(struct queues *qs)
 	for (size_t i = 0; i < qs->count; i++)
 		queue_free(qs->by_id[i]);
 	free(qs->by_id);
-	free(qs->due);
+	heap_fini(&qs->due);
 	free(qs);
 }
 
@@ -1920,14 +1878,14 @@ queues_tick(struct queues *qs)
 	size_t cap = 0;
 
 	queues_expire_idem(qs, now);
-	while (qs->ndue > 0 && qs->due[0].due_ms <= now) {
-		struct due d = qs->due[0];
+	while (heap_top(&qs->due) != NULL && heap_top_key(&qs->due) <= now) {
+		struct due d = *(const struct due *)heap_top(&qs->due);
 		struct queue *q = queues_find_id(qs, d.qid);
 		struct partition *p;
 		ssize_t i;
 		int rc;
 
-		due_pop(qs);
+		heap_pop(&qs->due);
 		if (q == NULL || d.part >= q->partitions)
 			continue;
 		p = &q->parts[d.part];
@@ -1976,9 +1934,11 @@ queues_tick(struct queues *qs)
 		store_batch_free(b);
 		free(r);
 	}
-	if (qs->ndue == 0)
+	if (heap_top(&qs->due) == NULL)
 		return -1;
-	return qs->due[0].due_ms > now ? (int64_t)(qs->due[0].due_ms - now) : 0;
+	return heap_top_key(&qs->due) > now
+		       ? (int64_t)(heap_top_key(&qs->due) - now)
+		       : 0;
 }
 
 struct cancel_req {
