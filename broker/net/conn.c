@@ -27,13 +27,15 @@
 #include "lib/log.h"
 #include "lib/stats.h"
 #include "net/loop.h"
-#include "req/admin.h"
+#include "req/req.h"
 #include "req/codec.h"
 #include "req/wire.h"
 #include "store/store.h"
 
 #define PROTOCOL_VERSION 1u
+
 #define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
+
 /* How long a closed connection reads (and drops) what its peer still
  * sends, after its last output and a FIN, before the socket is closed. */
 #define CONN_LINGER_MS 500u
@@ -86,7 +88,9 @@ struct conn {
 };
 
 static void conn_close(struct conn *c, const char *why);
+
 static void conn_maybe_free(struct conn *c);
+
 static void conn_resume(struct conn *c);
 
 /* ------------------------------------------------------------- output */
@@ -547,206 +551,6 @@ conn_req_done(void *ctx, int status)
 	free(p);
 }
 
-/* Answers a queue create or set that failed with rc; says what a policy
- * can get wrong when that is the reason. */
-static void
-conn_send_policy_rc(struct conn *c, uint64_t request_id, int rc)
-{
-	if (rc != -RMQ_EINVALID_ARGUMENT) {
-		conn_send_rc(c, request_id, rc);
-		return;
-	}
-	conn_send_error(c, request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			"invalid settings: a time of 0 or too large, or a "
-			"dead-letter queue that is the queue itself or breaks "
-			"the name rule (a queue whose name ends in .dlq and "
-			"counts deliveries needs a shorter dead-letter "
-			"queue)");
-}
-
-static void
-on_queue_create(struct conn *c, const Ringmq__Frame *f)
-{
-	const Ringmq__QueueCreate *qc = f->queue_create;
-	struct conn_req *p;
-	int rc;
-
-	if (qc->has_partitions &&
-	    (qc->partitions == 0 || qc->partitions > QUEUE_MAX_PARTITIONS)) {
-		conn_send_error(c, f->request_id,
-				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-				"partitions must be 1 to 1024");
-		return;
-	}
-	if (!queue_ref_valid(qc->name)) {
-		conn_send_error(
-			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}, "
-			"optionally followed by .dlq");
-		return;
-	}
-	p = conn_req_new(c, f, 0);
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
-		return;
-	}
-	rc = queue_create(c->env->qs, qc->name,
-			  qc->has_partitions ? qc->partitions : 0, qc->policy,
-			  conn_req_done, p);
-	if (rc == 0)
-		return;
-	c->refs--;
-	free(p);
-	if (rc == 1)
-		conn_send_done(c, f->request_id);
-	else
-		conn_send_policy_rc(c, f->request_id, rc);
-}
-
-static void
-on_queue_set(struct conn *c, const Ringmq__Frame *f)
-{
-	struct conn_req *p = conn_req_new(c, f, 0);
-	int rc;
-
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
-		return;
-	}
-	rc = queue_set(c->env->qs, f->queue_set->name, f->queue_set->policy,
-		       conn_req_done, p);
-	if (rc < 0) {
-		c->refs--;
-		free(p);
-		conn_send_policy_rc(c, f->request_id, rc);
-	}
-}
-
-static void
-on_message_cancel(struct conn *c, const Ringmq__Frame *f)
-{
-	const Ringmq__MessageCancel *mc = f->message_cancel;
-	struct queue *q = queues_find(c->env->qs, mc->queue);
-	struct conn_req *p;
-	int rc;
-
-	if (q == NULL || q->is_pending) {
-		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
-		return;
-	}
-	p = conn_req_new(c, f, 0);
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
-		return;
-	}
-	rc = queue_cancel(c->env->qs, q, mc->partition, mc->offset,
-			  conn_req_done, p);
-	if (rc < 0) {
-		c->refs--;
-		free(p);
-		conn_send_error(
-			c, f->request_id, err_to_wire(rc),
-			rc == -RMQ_EINVALID_ARGUMENT
-				? "only delayed messages can be cancelled"
-				: err_str(rc));
-	}
-}
-
-static void
-policy_to_wire(const struct queue *q, Ringmq__QueuePolicy *pol, char *dlq,
-	       size_t dlqlen)
-{
-	pol->has_lease_ms = pol->has_max_lease_ms = 1;
-	pol->has_max_deliveries = pol->has_max_depth = 1;
-	pol->has_max_bytes = pol->has_dedup_window_ms = 1;
-	pol->lease_ms = q->policy.lease_ms;
-	pol->max_lease_ms = q->policy.max_lease_ms;
-	pol->max_deliveries = q->policy.max_deliveries;
-	pol->max_depth = q->policy.max_depth;
-	pol->max_bytes = q->policy.max_bytes;
-	pol->dedup_window_ms = q->policy.dedup_window_ms;
-	if (q->policy.dlq[0] != '\0')
-		snprintf(dlq, dlqlen, "%s", q->policy.dlq);
-	else
-		snprintf(dlq, dlqlen, "%s.dlq", q->name);
-	pol->dead_letter_queue = dlq;
-}
-
-static void
-queue_info_totals(const struct queue *q, Ringmq__QueueInfo *qi)
-{
-	qi->has_published_total = qi->has_delivered_total = 1;
-	qi->has_acked_total = 1;
-	qi->published_total = q->counters.published;
-	qi->delivered_total = q->counters.delivered;
-	qi->acked_total = q->counters.acked;
-}
-
-struct list_ctx {
-	Ringmq__QueueInfo *infos;
-	Ringmq__QueueInfo **ptrs;
-	Ringmq__QueuePolicy *pols;
-	char (*dlqs)[STORE_NAME_MAX + 16];
-	size_t n;
-};
-
-static void
-list_one(void *arg, struct queue *q)
-{
-	struct list_ctx *lc = arg;
-	Ringmq__QueueInfo *qi = &lc->infos[lc->n];
-	Ringmq__QueuePolicy *pol = &lc->pols[lc->n];
-	uint64_t retrying;
-
-	if (q->is_pending)
-		return;
-	ringmq__queue_info__init(qi);
-	ringmq__queue_policy__init(pol);
-	qi->name = q->name;
-	qi->partitions = q->partitions;
-	groups_queue_counts(q, &qi->ready, &qi->in_flight, &retrying,
-			    &qi->groups);
-	queue_totals(q, &qi->messages, &qi->bytes, &qi->delayed);
-	qi->delayed += retrying; /* nack delays: delayed too */
-	queue_info_totals(q, qi);
-	policy_to_wire(q, pol, lc->dlqs[lc->n], sizeof(lc->dlqs[0]));
-	qi->policy = pol;
-	lc->ptrs[lc->n] = qi;
-	lc->n++;
-}
-
-static void
-on_queue_list(struct conn *c, const Ringmq__Frame *f)
-{
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
-	Ringmq__QueueListOk ok = RINGMQ__QUEUE_LIST_OK__INIT;
-	size_t n = queues_count(c->env->qs);
-	struct list_ctx lc = { 0 };
-
-	lc.infos = calloc(n + 1, sizeof(*lc.infos));
-	lc.ptrs = calloc(n + 1, sizeof(*lc.ptrs));
-	lc.pols = calloc(n + 1, sizeof(*lc.pols));
-	lc.dlqs = calloc(n + 1, sizeof(*lc.dlqs));
-	if (lc.infos == NULL || lc.ptrs == NULL || lc.pols == NULL ||
-	    lc.dlqs == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
-		goto out;
-	}
-	queues_each(c->env->qs, list_one, &lc);
-	ok.n_queues = lc.n;
-	ok.queues = lc.ptrs;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST_OK;
-	r.queue_list_ok = &ok;
-	(void)conn_send(c, &r);
-out:
-	free(lc.infos);
-	free(lc.ptrs);
-	free(lc.pols);
-	free(lc.dlqs);
-}
-
 static void
 published(void *ctx, const struct publish_result *res, size_t n)
 {
@@ -1107,12 +911,12 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_PING] = on_ping,
 	[RINGMQ__FRAME__BODY_GOODBYE] = on_goodbye,
 	[RINGMQ__FRAME__BODY_PONG] = on_pong,
-	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = on_queue_create,
-	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = admin_queue_delete,
-	[RINGMQ__FRAME__BODY_QUEUE_SET] = on_queue_set,
-	[RINGMQ__FRAME__BODY_QUEUE_LIST] = on_queue_list,
-	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = admin_queue_describe,
-	[RINGMQ__FRAME__BODY_PURGE] = admin_purge,
+	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = req_queue_create,
+	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = req_queue_delete,
+	[RINGMQ__FRAME__BODY_QUEUE_SET] = req_queue_set,
+	[RINGMQ__FRAME__BODY_QUEUE_LIST] = req_queue_list,
+	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = req_queue_describe,
+	[RINGMQ__FRAME__BODY_PURGE] = req_purge,
 	[RINGMQ__FRAME__BODY_PUBLISH] = on_publish,
 	[RINGMQ__FRAME__BODY_SUBSCRIBE] = on_subscribe,
 	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = on_unsubscribe,
@@ -1121,18 +925,18 @@ static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
 	[RINGMQ__FRAME__BODY_NACK] = on_nack,
 	[RINGMQ__FRAME__BODY_RELEASE] = on_release,
 	[RINGMQ__FRAME__BODY_TOUCH] = on_touch,
-	[RINGMQ__FRAME__BODY_GROUP_CREATE] = admin_group_create,
-	[RINGMQ__FRAME__BODY_GROUP_DELETE] = admin_group_delete,
-	[RINGMQ__FRAME__BODY_GROUP_LIST] = admin_group_list,
-	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = admin_group_describe,
-	[RINGMQ__FRAME__BODY_GROUP_RESET] = admin_group_reset,
-	[RINGMQ__FRAME__BODY_PEEK] = admin_peek,
-	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = admin_message_show,
-	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = on_message_cancel,
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = admin_dead_letter_list,
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = admin_dead_letter_redrive,
-	[RINGMQ__FRAME__BODY_STATS] = admin_stats,
-	[RINGMQ__FRAME__BODY_BACKUP] = admin_backup,
+	[RINGMQ__FRAME__BODY_GROUP_CREATE] = req_group_create,
+	[RINGMQ__FRAME__BODY_GROUP_DELETE] = req_group_delete,
+	[RINGMQ__FRAME__BODY_GROUP_LIST] = req_group_list,
+	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = req_group_describe,
+	[RINGMQ__FRAME__BODY_GROUP_RESET] = req_group_reset,
+	[RINGMQ__FRAME__BODY_PEEK] = req_peek,
+	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = req_message_show,
+	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = req_message_cancel,
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = req_dead_letter_list,
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = req_dead_letter_redrive,
+	[RINGMQ__FRAME__BODY_STATS] = req_stats,
+	[RINGMQ__FRAME__BODY_BACKUP] = req_backup,
 };
 
 /* ---------------------------------------------------------------- input */
