@@ -2,7 +2,7 @@
  * queue: queues, their partitions, offsets and publishing.
  *
  * Owns the registry of queues (by name and by id), each partition's offset
- * counters and an in-memory index of its retained messages (payload size
+ * counters and an in-memory index of its retained messages (message bytes
  * per offset, holes for offsets never stored), and the publish path: check,
  * route, assign offsets, hand a batch to the store, confirm on commit.
  * Consumer groups live in group.c and read partitions through the
