@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
 #include "internal.h"
 
 struct chunk {
@@ -292,14 +293,14 @@ fast_header(struct chunk *h, struct rd r)
 		if (rd_field(&r, &fl) < 0)
 			return NULL;
 		switch (KEY(fl.num, fl.wt)) {
-		case KEY(1, WT_LEN):
+		case KEY(FIELD_HEADER_NAME, WT_LEN):
 			if (hd->name != NULL)
 				return NULL;
 			hd->name = copy_string(h, &fl.sub);
 			if (hd->name == NULL)
 				return NULL;
 			break;
-		case KEY(2, WT_LEN):
+		case KEY(FIELD_HEADER_VALUE, WT_LEN):
 			if (has_value || copy_bytes(h, &fl.sub, &hd->value) < 0)
 				return NULL;
 			has_value = 1;
@@ -314,7 +315,7 @@ static Ringmq__Message *
 fast_message(struct chunk *h, struct rd r)
 {
 	Ringmq__Message *m = zalloc(h, sizeof(*m));
-	long nh = count_field(r, 3);
+	long nh = count_field(r, FIELD_MESSAGE_HEADERS);
 	int has_payload = 0;
 	struct field fl;
 
@@ -330,38 +331,38 @@ fast_message(struct chunk *h, struct rd r)
 		if (rd_field(&r, &fl) < 0)
 			return NULL;
 		switch (KEY(fl.num, fl.wt)) {
-		case KEY(1, WT_LEN):
+		case KEY(FIELD_MESSAGE_PAYLOAD, WT_LEN):
 			if (has_payload ||
 			    copy_bytes(h, &fl.sub, &m->payload) < 0)
 				return NULL;
 			has_payload = 1;
 			break;
-		case KEY(2, WT_LEN):
+		case KEY(FIELD_MESSAGE_KEY, WT_LEN):
 			if (m->has_key || copy_bytes(h, &fl.sub, &m->key) < 0)
 				return NULL;
 			m->has_key = 1;
 			break;
-		case KEY(3, WT_LEN):
+		case KEY(FIELD_MESSAGE_HEADERS, WT_LEN):
 			m->headers[m->n_headers] = fast_header(h, fl.sub);
 			if (m->headers[m->n_headers++] == NULL)
 				return NULL;
 			break;
-		case KEY(4, WT_VARINT):
+		case KEY(FIELD_MESSAGE_DELIVER_AT_MS, WT_VARINT):
 			m->has_deliver_at_ms = 1;
 			m->deliver_at_ms = fl.v;
 			break;
-		case KEY(5, WT_VARINT):
+		case KEY(FIELD_MESSAGE_DELAY_MS, WT_VARINT):
 			m->has_delay_ms = 1;
 			m->delay_ms = fl.v;
 			break;
-		case KEY(6, WT_LEN):
+		case KEY(FIELD_MESSAGE_DEDUP_ID, WT_LEN):
 			if (m->dedup_id != NULL)
 				return NULL;
 			m->dedup_id = copy_string(h, &fl.sub);
 			if (m->dedup_id == NULL)
 				return NULL;
 			break;
-		case KEY(7, WT_VARINT):
+		case KEY(FIELD_MESSAGE_PARTITION, WT_VARINT):
 			m->has_partition = 1;
 			m->partition = (uint32_t)fl.v;
 			break;
@@ -375,7 +376,8 @@ static Ringmq__Delivery *
 fast_delivery(struct chunk *h, struct rd r)
 {
 	Ringmq__Delivery *d = zalloc(h, sizeof(*d));
-	unsigned seen = 0; /* bit per required field 1..7 */
+	/* A bit per required field: 1 (subscription) to 7 (message). */
+	unsigned seen = 0;
 	struct field fl;
 
 	if (d == NULL)
@@ -385,28 +387,38 @@ fast_delivery(struct chunk *h, struct rd r)
 		if (rd_field(&r, &fl) < 0)
 			return NULL;
 		switch (KEY(fl.num, fl.wt)) {
-		case KEY(1, WT_VARINT): d->subscription = (uint32_t)fl.v; break;
-		case KEY(2, WT_VARINT): d->lease_id = fl.v; break;
-		case KEY(3, WT_VARINT): d->partition = (uint32_t)fl.v; break;
-		case KEY(4, WT_VARINT): d->offset = fl.v; break;
-		case KEY(5, WT_VARINT):
+		case KEY(FIELD_DELIVERY_SUBSCRIPTION, WT_VARINT):
+			d->subscription = (uint32_t)fl.v;
+			break;
+		case KEY(FIELD_DELIVERY_LEASE_ID, WT_VARINT):
+			d->lease_id = fl.v;
+			break;
+		case KEY(FIELD_DELIVERY_PARTITION, WT_VARINT):
+			d->partition = (uint32_t)fl.v;
+			break;
+		case KEY(FIELD_DELIVERY_OFFSET, WT_VARINT):
+			d->offset = fl.v;
+			break;
+		case KEY(FIELD_DELIVERY_DELIVERY_COUNT, WT_VARINT):
 			d->delivery_count = (uint32_t)fl.v;
 			break;
-		case KEY(6, WT_VARINT): d->lease_remaining_ms = fl.v; break;
-		case KEY(7, WT_LEN):
+		case KEY(FIELD_DELIVERY_LEASE_REMAINING_MS, WT_VARINT):
+			d->lease_remaining_ms = fl.v;
+			break;
+		case KEY(FIELD_DELIVERY_MESSAGE, WT_LEN):
 			if (d->message != NULL) /* protobuf-c would merge */
 				return NULL;
 			d->message = fast_message(h, fl.sub);
 			if (d->message == NULL)
 				return NULL;
 			break;
-		case KEY(8, WT_VARINT):
+		case KEY(FIELD_DELIVERY_PUBLISH_MS, WT_VARINT):
 			d->has_publish_ms = 1;
 			d->publish_ms = fl.v;
 			break;
 		default: return NULL;
 		}
-		if (fl.num <= 7)
+		if (fl.num <= FIELD_DELIVERY_MESSAGE)
 			seen |= 1u << fl.num;
 	}
 	return seen == 0xfe ? d : NULL;
@@ -426,23 +438,23 @@ fast_publish_result(struct chunk *h, struct rd r)
 		if (rd_field(&r, &fl) < 0)
 			return NULL;
 		switch (KEY(fl.num, fl.wt)) {
-		case KEY(1, WT_VARINT):
+		case KEY(FIELD_PUBLISH_RESULT_CODE, WT_VARINT):
 			pr->code = (Ringmq__ErrorCode)(int32_t)(uint32_t)fl.v;
 			has_code = 1;
 			break;
-		case KEY(2, WT_VARINT):
+		case KEY(FIELD_PUBLISH_RESULT_PARTITION, WT_VARINT):
 			pr->has_partition = 1;
 			pr->partition = (uint32_t)fl.v;
 			break;
-		case KEY(3, WT_VARINT):
+		case KEY(FIELD_PUBLISH_RESULT_OFFSET, WT_VARINT):
 			pr->has_offset = 1;
 			pr->offset = fl.v;
 			break;
-		case KEY(4, WT_VARINT):
+		case KEY(FIELD_PUBLISH_RESULT_DUPLICATE, WT_VARINT):
 			pr->has_duplicate = 1;
 			pr->duplicate = fl.v != 0;
 			break;
-		case KEY(5, WT_LEN):
+		case KEY(FIELD_PUBLISH_RESULT_MESSAGE, WT_LEN):
 			if (pr->message != NULL)
 				return NULL;
 			pr->message = copy_string(h, &fl.sub);
@@ -459,7 +471,7 @@ static Ringmq__PublishOk *
 fast_publish_ok(struct chunk *h, struct rd r)
 {
 	Ringmq__PublishOk *ok = zalloc(h, sizeof(*ok));
-	long n = count_field(r, 1);
+	long n = count_field(r, FIELD_PUBLISH_OK_RESULTS);
 	struct field fl;
 
 	if (ok == NULL || n < 0)
@@ -472,7 +484,7 @@ fast_publish_ok(struct chunk *h, struct rd r)
 	}
 	while (r.p < r.end) {
 		if (rd_field(&r, &fl) < 0 ||
-		    KEY(fl.num, fl.wt) != KEY(1, WT_LEN))
+		    KEY(fl.num, fl.wt) != KEY(FIELD_PUBLISH_OK_RESULTS, WT_LEN))
 			return NULL;
 		ok->results[ok->n_results] = fast_publish_result(h, fl.sub);
 		if (ok->results[ok->n_results++] == NULL)
@@ -544,7 +556,8 @@ fast_frame(struct chunk *head, const uint8_t *data, size_t len)
 	while (r.p < r.end) {
 		if (rd_field(&r, &fl) < 0)
 			return NULL;
-		if (KEY(fl.num, fl.wt) == KEY(1, WT_VARINT)) {
+		if (KEY(fl.num, fl.wt) ==
+		    KEY(FIELD_FRAME_REQUEST_ID, WT_VARINT)) {
 			f->has_request_id = 1;
 			f->request_id = fl.v;
 			continue;

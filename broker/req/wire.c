@@ -6,6 +6,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "fields.h"
 #include "pb_varint.h"
 #include "req/codec.h"
 
@@ -88,14 +89,20 @@ wire_msg_fini(struct wire_msg *w)
 /* Field keys: number << 3 | wire type (0 varint, 2 length-delimited). */
 #define KEY_VARINT(n) ((uint8_t)((n) << 3))
 #define KEY_BYTES(n)  ((uint8_t)((n) << 3 | 2))
-/* Frame's bodies sent by hand, fields 44, 31 and 49: their keys (354,
- * 250 and 394) are two-byte varints. */
-#define FRAME_DELIVERY_KEY0	0xe2
-#define FRAME_DELIVERY_KEY1	0x02
-#define FRAME_PUBLISH_OK_KEY0	0xfa
-#define FRAME_PUBLISH_OK_KEY1	0x01
-#define FRAME_LEASE_RESULT_KEY0 0x8a
-#define FRAME_LEASE_RESULT_KEY1 0x03
+/* Frame's bodies sent by hand (fields 44, 31 and 49): their keys are
+ * two-byte varints, split here. Field numbers: proto/fields.h. */
+#define KEY2_BYTE0(n) ((uint8_t)(((n) << 3 | 2) | 0x80))
+#define KEY2_BYTE1(n) ((uint8_t)(((n) << 3 | 2) >> 7))
+_Static_assert(((FIELD_FRAME_DELIVERY << 3 | 2) >> 14) == 0 &&
+		       ((FIELD_FRAME_PUBLISH_OK << 3 | 2) >> 14) == 0 &&
+		       ((FIELD_FRAME_LEASE_RESULT << 3 | 2) >> 14) == 0,
+	       "two-byte keys");
+#define FRAME_DELIVERY_KEY0	KEY2_BYTE0(FIELD_FRAME_DELIVERY)
+#define FRAME_DELIVERY_KEY1	KEY2_BYTE1(FIELD_FRAME_DELIVERY)
+#define FRAME_PUBLISH_OK_KEY0	KEY2_BYTE0(FIELD_FRAME_PUBLISH_OK)
+#define FRAME_PUBLISH_OK_KEY1	KEY2_BYTE1(FIELD_FRAME_PUBLISH_OK)
+#define FRAME_LEASE_RESULT_KEY0 KEY2_BYTE0(FIELD_FRAME_LEASE_RESULT)
+#define FRAME_LEASE_RESULT_KEY1 KEY2_BYTE1(FIELD_FRAME_LEASE_RESULT)
 
 static uint8_t *
 put_varint(uint8_t *p, uint64_t v)
@@ -207,30 +214,39 @@ wire_delivery_encode(const struct delivery *d, const struct store_msg_view *v,
 	*p++ = FRAME_DELIVERY_KEY0;
 	*p++ = FRAME_DELIVERY_KEY1;
 	p = put_varint(p, del_len);
-	p = put_uint(p, KEY_VARINT(1), d->subscription);
-	p = put_uint(p, KEY_VARINT(2), d->lease_id);
-	p = put_uint(p, KEY_VARINT(3), d->partition);
-	p = put_uint(p, KEY_VARINT(4), d->offset);
-	p = put_uint(p, KEY_VARINT(5), d->delivery_count);
-	p = put_uint(p, KEY_VARINT(6), d->lease_remaining_ms);
-	*p++ = KEY_BYTES(7);
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_SUBSCRIPTION),
+		     d->subscription);
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_LEASE_ID), d->lease_id);
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_PARTITION), d->partition);
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_OFFSET), d->offset);
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_DELIVERY_COUNT),
+		     d->delivery_count);
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_LEASE_REMAINING_MS),
+		     d->lease_remaining_ms);
+	*p++ = KEY_BYTES(FIELD_DELIVERY_MESSAGE);
 	p = put_varint(p, msg_len);
-	p = put_bytes(p, KEY_BYTES(1), v->payload, v->payload_len);
+	p = put_bytes(p, KEY_BYTES(FIELD_MESSAGE_PAYLOAD), v->payload,
+		      v->payload_len);
 	if (v->key_len > 0)
-		p = put_bytes(p, KEY_BYTES(2), v->key, v->key_len);
+		p = put_bytes(p, KEY_BYTES(FIELD_MESSAGE_KEY), v->key,
+			      v->key_len);
 	while (store_headers_next(v->headers, v->headers_len, &pos, &h) == 1) {
 		size_t name_len;
 
-		*p++ = KEY_BYTES(3);
+		*p++ = KEY_BYTES(FIELD_MESSAGE_HEADERS);
 		p = put_varint(p, header_len(&h, &name_len));
-		p = put_bytes(p, KEY_BYTES(1), h.name, name_len);
-		p = put_bytes(p, KEY_BYTES(2), h.value, h.value_len);
+		p = put_bytes(p, KEY_BYTES(FIELD_HEADER_NAME), h.name,
+			      name_len);
+		p = put_bytes(p, KEY_BYTES(FIELD_HEADER_VALUE), h.value,
+			      h.value_len);
 	}
 	if (v->deliver_at_ms != 0)
-		p = put_uint(p, KEY_VARINT(4), v->deliver_at_ms);
+		p = put_uint(p, KEY_VARINT(FIELD_MESSAGE_DELIVER_AT_MS),
+			     v->deliver_at_ms);
 	if (v->dedup_len > 0)
-		p = put_bytes(p, KEY_BYTES(6), v->dedup_id, dedup_len(v));
-	p = put_uint(p, KEY_VARINT(8), v->publish_ms);
+		p = put_bytes(p, KEY_BYTES(FIELD_MESSAGE_DEDUP_ID), v->dedup_id,
+			      dedup_len(v));
+	p = put_uint(p, KEY_VARINT(FIELD_DELIVERY_PUBLISH_MS), v->publish_ms);
 	return (size_t)(p - out);
 }
 
@@ -264,7 +280,7 @@ put_answer_head(uint8_t *out, uint64_t request_id, uint8_t key0, uint8_t key1,
 	out[1] = (uint8_t)(frame_len >> 16);
 	out[2] = (uint8_t)(frame_len >> 8);
 	out[3] = (uint8_t)frame_len;
-	p = put_uint(p, KEY_VARINT(1), request_id);
+	p = put_uint(p, KEY_VARINT(FIELD_FRAME_REQUEST_ID), request_id);
 	*p++ = key0;
 	*p++ = key1;
 	return put_varint(p, body_len);
@@ -316,17 +332,26 @@ wire_publish_ok_encode(uint64_t request_id, const struct publish_result *res,
 	for (size_t i = 0; i < n; i++) {
 		const struct publish_result *r = &res[i];
 
-		*p++ = KEY_BYTES(1);
+		*p++ = KEY_BYTES(FIELD_PUBLISH_OK_RESULTS);
 		p = put_varint(p, publish_result_len(r));
-		p = put_uint(p, KEY_VARINT(1), enum_bits(r->code));
+		p = put_uint(p, KEY_VARINT(FIELD_PUBLISH_RESULT_CODE),
+			     enum_bits(r->code));
 		if (r->code == RINGMQ__ERROR_CODE__OK) {
-			p = put_uint(p, KEY_VARINT(2), r->partition);
-			p = put_uint(p, KEY_VARINT(3), r->offset);
+			p = put_uint(p,
+				     KEY_VARINT(FIELD_PUBLISH_RESULT_PARTITION),
+				     r->partition);
+			p = put_uint(p, KEY_VARINT(FIELD_PUBLISH_RESULT_OFFSET),
+				     r->offset);
 			if (r->is_duplicate)
-				p = put_uint(p, KEY_VARINT(4),
-					     (uint32_t)r->is_duplicate);
+				p = put_uint(
+					p,
+					KEY_VARINT(
+						FIELD_PUBLISH_RESULT_DUPLICATE),
+					(uint32_t)r->is_duplicate);
 		} else if (r->why != NULL) {
-			p = put_bytes(p, KEY_BYTES(5), r->why, strlen(r->why));
+			p = put_bytes(p,
+				      KEY_BYTES(FIELD_PUBLISH_RESULT_MESSAGE),
+				      r->why, strlen(r->why));
 		}
 	}
 	return (size_t)(p - out);
@@ -363,8 +388,10 @@ wire_lease_result_encode(uint64_t request_id, const int *codes,
 
 	/* Repeated fields unpacked (proto2), each field's values in turn. */
 	for (size_t i = 0; i < n; i++)
-		p = put_uint(p, KEY_VARINT(1), enum_bits(codes[i]));
+		p = put_uint(p, KEY_VARINT(FIELD_LEASE_RESULT_CODES),
+			     enum_bits(codes[i]));
 	for (size_t i = 0; remaining_ms != NULL && i < n; i++)
-		p = put_uint(p, KEY_VARINT(2), remaining_ms[i]);
+		p = put_uint(p, KEY_VARINT(FIELD_LEASE_RESULT_REMAINING_MS),
+			     remaining_ms[i]);
 	return (size_t)(p - out);
 }
