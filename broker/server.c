@@ -496,7 +496,9 @@ server_run(const struct config *cfg)
 	memset(&so, 0, sizeof(so));
 	so.dir = cfg->data_dir;
 	so.max_storage_bytes = cfg->max_storage_bytes;
-	so.sync = (enum store_sync)cfg->sync;
+	so.sync = cfg->sync == CONFIG_SYNC_INTERVAL ? STORE_SYNC_INTERVAL
+		  : cfg->sync == CONFIG_SYNC_NEVER  ? STORE_SYNC_NEVER
+						    : STORE_SYNC_ALWAYS;
 	so.sync_interval_ms = cfg->sync_interval_ms;
 	if (cfg->config_file[0] != '\0')
 		log_info("config file %s", cfg->config_file);
@@ -537,9 +539,9 @@ server_run(const struct config *cfg)
 	arm_signal(&srv);
 	log_info("ringmqd %s listening on %s, data %s, sync %s", RINGMQ_VERSION,
 		 bound, cfg->data_dir,
-		 cfg->sync == STORE_SYNC_ALWAYS	    ? "always"
-		 : cfg->sync == STORE_SYNC_INTERVAL ? "interval"
-						    : "never");
+		 cfg->sync == CONFIG_SYNC_ALWAYS     ? "always"
+		 : cfg->sync == CONFIG_SYNC_INTERVAL ? "interval"
+						     : "never");
 	if (strcmp(cfg->http, "off") != 0) {
 		static const struct http_handlers none;
 		struct http_handlers hh = none;

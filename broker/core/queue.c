@@ -1586,7 +1586,8 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 			   * follows within the interval (DESIGN.md, "Sync
 			   * modes") -- except a publish that extends an offset
 			   * reservation, confirmed once that is durable. */
-	r->is_confirmed = qs->cfg->sync == STORE_SYNC_INTERVAL && !is_reserving;
+	r->is_confirmed =
+		qs->cfg->sync == CONFIG_SYNC_INTERVAL && !is_reserving;
 	if (r->is_confirmed)
 		done(ctx, r->res, r->n);
 	else if (is_reserving)
@@ -1597,7 +1598,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 answer:
 	store_batch_free(b);
 	/* In sync=interval the originals were confirmed on receipt too. */
-	if (qs->cfg->sync != STORE_SYNC_INTERVAL && r->has_pending_dups) {
+	if (qs->cfg->sync != CONFIG_SYNC_INTERVAL && r->has_pending_dups) {
 		/* Empty, and not counted as growth when storage is full. */
 		b = store_batch_new(0);
 		if (b == NULL) {
@@ -1668,7 +1669,7 @@ persist_next(struct queues *qs, struct queue *q, uint32_t part,
 	struct partition *p = &q->parts[part];
 
 	*reserved = 0;
-	if (qs->cfg->sync != STORE_SYNC_INTERVAL)
+	if (qs->cfg->sync != CONFIG_SYNC_INTERVAL)
 		return store_batch_put_next_offset(b, q->qid, part,
 						   p->next_offset) < 0
 			       ? -ENOMEM

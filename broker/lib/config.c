@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "store/store.h"
 
 enum setting_type {
 	SET_STRING,
@@ -176,11 +175,11 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 		return 0;
 	case SET_SYNC:
 		if (strcmp(v, "always") == 0)
-			*(int *)field = STORE_SYNC_ALWAYS;
+			*(int *)field = CONFIG_SYNC_ALWAYS;
 		else if (strcmp(v, "interval") == 0)
-			*(int *)field = STORE_SYNC_INTERVAL;
+			*(int *)field = CONFIG_SYNC_INTERVAL;
 		else if (strcmp(v, "never") == 0)
-			*(int *)field = STORE_SYNC_NEVER;
+			*(int *)field = CONFIG_SYNC_NEVER;
 		else
 			goto bad;
 		return 0;

@@ -13,13 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* When a publish is confirmed (--sync); the server maps it to the
+ * store's mode. */
+enum config_sync {
+	CONFIG_SYNC_ALWAYS,
+	CONFIG_SYNC_INTERVAL,
+	CONFIG_SYNC_NEVER,
+};
+
 struct config {
 	char listen[256]; /* HOST:PORT; port 0 picks a free one */
 	char http[256];	  /* HOST:PORT of /metrics and /healthz, or "off" */
 	char data_dir[1024];
 	char config_file[1024];
 	uint64_t max_storage_bytes; /* LMDB map size */
-	int sync;		    /* enum store_sync */
+	int sync;		    /* enum config_sync */
 	uint32_t sync_interval_ms;
 	uint32_t max_frame_bytes;
 	uint32_t max_message_bytes;
