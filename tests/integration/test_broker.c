@@ -37,19 +37,14 @@ static int
 setup_broker(void **state)
 {
 	(void)state;
-	memset(&broker, 0, sizeof(broker));
-	broker.stdout_fd = -1;
-	return harness_start(&broker, NULL);
+	return testlib_broker_start(&broker, NULL);
 }
 
 static int
 teardown_broker(void **state)
 {
 	(void)state;
-	int code = harness_stop(&broker);
-
-	harness_cleanup(&broker);
-	return code == 0 ? 0 : -1;
+	return testlib_broker_stop(&broker);
 }
 
 static void

@@ -36,9 +36,7 @@ static struct harness_broker broker;
 static int
 start_with(const char *const *flags)
 {
-	memset(&broker, 0, sizeof(broker));
-	broker.stdout_fd = -1;
-	return harness_start(&broker, flags);
+	return testlib_broker_start(&broker, flags);
 }
 
 static int
@@ -66,12 +64,8 @@ setup_slow(void **state)
 static int
 teardown_broker(void **state)
 {
-	int code;
-
 	(void)state;
-	code = harness_stop(&broker);
-	harness_cleanup(&broker);
-	return code == 0 ? 0 : -1;
+	return testlib_broker_stop(&broker);
 }
 
 static int

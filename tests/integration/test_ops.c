@@ -38,20 +38,14 @@ setup_broker(void **state)
 	static const char *const flags[] = { "--http", "127.0.0.1:0", NULL };
 
 	(void)state;
-	memset(&broker, 0, sizeof(broker));
-	broker.stdout_fd = -1;
-	return harness_start(&broker, flags);
+	return testlib_broker_start(&broker, flags);
 }
 
 static int
 teardown_broker(void **state)
 {
-	int code;
-
 	(void)state;
-	code = harness_stop(&broker);
-	harness_cleanup(&broker);
-	return code == 0 ? 0 : -1;
+	return testlib_broker_stop(&broker);
 }
 
 /* Sends the len bytes of req to the broker's HTTP listener; returns the

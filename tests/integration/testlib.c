@@ -20,6 +20,23 @@
 
 #include "harness.h"
 
+int
+testlib_broker_start(struct harness_broker *b, const char *const *flags)
+{
+	memset(b, 0, sizeof(*b));
+	b->stdout_fd = -1;
+	return harness_start(b, flags);
+}
+
+int
+testlib_broker_stop(struct harness_broker *b)
+{
+	int code = harness_stop(b);
+
+	harness_cleanup(b);
+	return code == 0 ? 0 : -1;
+}
+
 static ringmq_client *
 connect_va(const char *addr, va_list ap)
 {

@@ -15,6 +15,16 @@
 
 #define TESTLIB_WAIT_MS 5000
 
+struct harness_broker;
+
+/* Starts a fresh broker in b (zeroed first) with flags (NULL-ended, may
+ * be NULL). @return 0, or -1 with a message: as a cmocka setup returns. */
+int testlib_broker_start(struct harness_broker *b, const char *const *flags);
+
+/* Stops b with SIGTERM and removes its data directory. @return 0 if it
+ * exited 0, else -1: as a cmocka teardown returns. */
+int testlib_broker_stop(struct harness_broker *b);
+
 /* A connected client to addr ("HOST:PORT"); fails the test otherwise. */
 ringmq_client *testlib_connect(const char *addr);
 
