@@ -67,6 +67,8 @@ struct conn {
 	/* Monotonic: when bytes last left, or output began waiting. */
 	uint64_t last_output_ms;
 	uint64_t ping_sent_ms;	/* monotonic; 0 = no ping outstanding */
+	int is_unresponsive;	/* ping unanswered an idle timeout: no more
+				 * deliveries until it speaks */
 	int refuse_code;	/* non-zero: answer the first frame, close */
 	const char *refuse_why; /* static */
 	uint8_t *in;		/* owned: bytes not yet parsed */
@@ -124,7 +126,7 @@ conn_is_writable(void *owner)
 {
 	struct conn *c = owner;
 
-	return !c->is_closing &&
+	return !c->is_closing && !c->is_unresponsive &&
 	       conn_out_bytes(c) < c->env->cfg->max_conn_out_bytes;
 }
 
@@ -1224,6 +1226,13 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 		unsigned bid = loop_buf_id(flags);
 		c->last_input_ms = clock_mono_ms();
 		c->ping_sent_ms = 0;
+		if (c->is_unresponsive) {
+			/* Alive after all (a worker done with a long job):
+			 * deliveries resume. */
+			c->is_unresponsive = 0;
+			for (size_t i = 0; i < c->nsubs; i++)
+				sub_wake(c->env->gs, c->subs[i]);
+		}
 		c->env->stats->bytes_in += (uint64_t)res;
 		if (!c->is_closing)
 			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
@@ -1362,15 +1371,16 @@ void
 conn_sweep(struct conn_env *env, uint64_t now_ms)
 {
 	uint64_t idle = env->cfg->idle_timeout_ms;
-
 	struct conn *next;
 
 	conn_sweep_lingering(env, now_ms);
 	for (struct conn *c = env->conns; c; c = next) {
 		next = c->next;
-		if (c->is_closing)
-			continue;
-		if (c->is_send_inflight && now_ms - c->last_output_ms >= idle) {
+		/* Checked for closing connections too: one closed with
+		 * output still owed to a peer that reads nothing would
+		 * otherwise be kept for as long as the peer keeps it. */
+		if (c->is_send_inflight && !c->is_dead &&
+		    now_ms - c->last_output_ms >= idle) {
 			/* A send the peer's window has not let move for an
 			 * idle timeout: a consumer that stopped reading holds
 			 * its leases (and the messages behind them) hostage,
@@ -1391,6 +1401,8 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 			conn_maybe_free(c);
 			continue;
 		}
+		if (c->is_closing)
+			continue;
 		/* Paused with no output waiting: its requests wait on
 		 * commits, which is the broker's time, not the peer's. */
 		if (c->is_paused || now_ms - c->last_input_ms < idle)
@@ -1406,17 +1418,22 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 						       : "no hello");
 		} else if (c->ping_sent_ms == 0) {
 			conn_ping(c, now_ms);
-		} else if (now_ms - c->ping_sent_ms >= idle &&
-			   c->lo.leases == NULL &&
-			   now_ms - c->lo.last_end_ms >= idle) {
-			/* A connection holding leases is a worker at its
-			 * jobs, which may not read while it works: its
-			 * leases already bound how long a dead one holds
-			 * work. It is closed for silence only an idle
-			 * timeout after its last lease ended. */
-			log_info("conn %llu: no answer to ping; closing",
-				 (unsigned long long)c->id);
-			conn_close(c, "no answer to ping");
+		} else if (now_ms - c->ping_sent_ms >= idle) {
+			/* No answer: a worker at a long job, which may not
+			 * read while it works, or a dead peer. Either way it
+			 * gets no new deliveries: a dead one would otherwise
+			 * take and fail job after job as each lease expired.
+			 * The leases it holds bound how long it keeps work;
+			 * it is closed an idle timeout after the last one
+			 * ended. */
+			c->is_unresponsive = 1;
+			if (c->lo.leases == NULL &&
+			    now_ms - c->lo.last_end_ms >= idle) {
+				log_info("conn %llu: no answer to ping; "
+					 "closing",
+					 (unsigned long long)c->id);
+				conn_close(c, "no answer to ping");
+			}
 		}
 	}
 }

@@ -318,6 +318,70 @@ raw_recv_skipping_pings(int fd)
 	return NULL;
 }
 
+/* Waits (at most 5 s) until the broker counts n connections open. */
+static void
+wait_connections(ringmq_client *c, double n)
+{
+	double connections = -1;
+
+	for (int i = 0; i < 100 && connections != n; i++) {
+		ringmq_stats *st = NULL;
+
+		assert_int_equal(ringmq_stats_get(c, &st), RINGMQ_OK);
+		assert_int_equal(
+			ringmq_stats_find(st, "connections", &connections), 1);
+		ringmq_stats_free(st);
+		if (connections != n) {
+			struct pollfd none = { .fd = -1 };
+
+			(void)poll(&none, 1, 50);
+		}
+	}
+	assert_true(connections == n);
+}
+
+/* A connection closed (here: it said Goodbye) with answers still owed
+ * to a peer that reads none of them is let go after an idle timeout too,
+ * not kept for as long as the peer holds its window shut. */
+static void
+test_closed_peer_reading_nothing_is_let_go(void **state)
+{
+	static char payload[65536];
+	ringmq_client *p = testlib_connect(broker.addr);
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Peek pk = RINGMQ__PEEK__INIT;
+	int fd;
+
+	(void)state;
+	memset(payload, 'p', sizeof(payload));
+	assert_int_equal(ringmq_queue_create(p, "owed", NULL), RINGMQ_OK);
+	for (int i = 0; i < 40; i++) {
+		ringmq_message *m =
+			ringmq_message_new(payload, sizeof(payload));
+
+		assert_int_equal(ringmq_publish(p, "owed", m, NULL, NULL, NULL),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	fd = testlib_raw_open_rcvbuf(broker.port, 4096);
+	(void)testlib_raw_hello(fd, 0);
+	/* Three answers of about 2 MiB each, more than the socket buffers
+	 * take, then Goodbye; and nothing read. */
+	pk.queue = (char *)"owed";
+	pk.has_count = 1;
+	pk.count = 1000;
+	f.body_case = RINGMQ__FRAME__BODY_PEEK;
+	f.peek = &pk;
+	for (uint64_t id = 2; id < 5; id++)
+		raw_request(fd, &f, id);
+	f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
+	f.goodbye = &(Ringmq__Goodbye)RINGMQ__GOODBYE__INIT;
+	raw_request(fd, &f, 5);
+	wait_connections(p, 1);
+	close(fd);
+	ringmq_client_free(p);
+}
+
 /* A consumer that leaves what the broker sends it unread, its socket
  * buffers full, is closed after an idle timeout although it holds leases
  * (silence alone would not close it: see the busy worker below), and its
@@ -332,7 +396,6 @@ test_consumer_leaving_its_output_unread_is_closed(void **state)
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
 	uint64_t in_flight = 1;
-	double connections = 2;
 	int fd;
 
 	(void)state;
@@ -367,24 +430,64 @@ test_consumer_leaving_its_output_unread_is_closed(void **state)
 	}
 	/* The broker let go of its socket without waiting for the peer to
 	 * read: p is the only connection left. */
-	for (int i = 0; i < 100 && connections > 1; i++) {
-		ringmq_stats *st = NULL;
-
-		assert_int_equal(ringmq_stats_get(p, &st), RINGMQ_OK);
-		assert_int_equal(
-			ringmq_stats_find(st, "connections", &connections), 1);
-		ringmq_stats_free(st);
-		if (connections > 1) {
-			struct pollfd none = { .fd = -1 };
-
-			(void)poll(&none, 1, 50);
-		}
-	}
-	assert_true(connections == 1);
+	wait_connections(p, 1);
 	/* And reading what is left ends. */
 	assert_true(wait_closed(fd, WAIT_MS) >= 0);
 	close(fd);
 	assert_int_equal(in_flight, 0);
+	ringmq_client_free(p);
+}
+
+/* A peer that holds a lease but answers no ping may be a worker at a
+ * long job, or dead. With leases shorter than the idle timeout, a dead one
+ * used to take job after job as each lease expired, fail them all and
+ * send them to the dead-letter queue, and never be closed. It now gets no
+ * new deliveries once a ping went unanswered, and is closed an idle
+ * timeout after its last lease ended: nothing is dead-lettered. */
+static void
+test_silent_consumer_does_not_churn_jobs_into_dead_letters(void **state)
+{
+	ringmq_client *p = testlib_connect(broker.addr);
+	ringmq_queue_opts *qo = ringmq_queue_opts_new();
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Subscribe s = RINGMQ__SUBSCRIBE__INIT;
+	ringmq_queue_list *l = NULL;
+	int fd;
+
+	(void)state;
+	assert_int_equal(ringmq_queue_opts_set(qo, "lease-ms", "200", NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(p, "churn", qo), RINGMQ_OK);
+	for (int i = 0; i < 10; i++) {
+		ringmq_message *m = ringmq_message_new("job", 3);
+
+		assert_int_equal(
+			ringmq_publish(p, "churn", m, NULL, NULL, NULL),
+			RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	fd = testlib_raw_open(broker.port);
+	(void)testlib_raw_hello(fd, 0);
+	s.queue = (char *)"churn";
+	s.group = (char *)"g";
+	s.credit = 1;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	raw_request(fd, &f, 2);
+	/* It reads (its socket never fills) but never writes. Closed within
+	 * a few idle timeouts (300 ms each), not left to churn. */
+	assert_true(wait_closed(fd, WAIT_MS) >= 0);
+	close(fd);
+	/* No job ran into max-deliveries (5): no dead-letter queue. (p sat
+	 * silent meanwhile and was closed itself: a new client asks.) */
+	ringmq_client_free(p);
+	p = testlib_connect(broker.addr);
+	assert_int_equal(ringmq_queue_list_get(p, &l), RINGMQ_OK);
+	for (size_t i = 0; i < ringmq_queue_list_count(l); i++)
+		assert_string_not_equal(ringmq_queue_list_name(l, i),
+					"churn.dlq");
+	ringmq_queue_list_free(l);
+	ringmq_queue_opts_free(qo);
 	ringmq_client_free(p);
 }
 
@@ -892,7 +995,10 @@ main(void)
 		cmocka_unit_test(
 			test_busy_worker_holding_a_lease_is_not_closed),
 		cmocka_unit_test(
+			test_silent_consumer_does_not_churn_jobs_into_dead_letters),
+		cmocka_unit_test(
 			test_consumer_leaving_its_output_unread_is_closed),
+		cmocka_unit_test(test_closed_peer_reading_nothing_is_let_go),
 		cmocka_unit_test(test_paused_peer_reading_its_output_stays),
 		cmocka_unit_test(test_protocol_abuse_gets_typed_errors),
 	};
