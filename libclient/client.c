@@ -152,6 +152,13 @@ client_unlock(struct ringmq_client *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+int
+client_has_callbacks(const struct ringmq_client *c)
+{
+	return c->done_head != NULL || c->cbq_head != NULL ||
+	       c->acks_done != NULL;
+}
+
 void
 client_take_callbacks(struct ringmq_client *c, struct cb_work *w)
 {
@@ -922,13 +929,13 @@ ringmq_client_poll(ringmq_client *c, int timeout_ms)
 	for (;;) {
 		int rc;
 
-		if (c->done_head != NULL || c->cbq_head != NULL)
+		if (client_has_callbacks(c))
 			break;
 		rc = conn_pump(c, deadline_ms);
 		if (rc == RINGMQ_CLOSED ||
 		    (rc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect))
 			break;
-		if (c->done_head != NULL || c->cbq_head != NULL)
+		if (client_has_callbacks(c))
 			break;
 		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
 			break;

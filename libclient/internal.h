@@ -360,6 +360,11 @@ struct cb_work {
 	struct async_ack *acks;	      /* owned */
 };
 
+/* 1 when a callback of any kind is ready to run: publish reports,
+ * deliveries of callback subscriptions, answered asynchronous acks. Every
+ * list that client_take_callbacks() detaches is checked here. Lock held. */
+int client_has_callbacks(const struct ringmq_client *c);
+
 /* Detaches every pending callback into w. Lock held. */
 void client_take_callbacks(struct ringmq_client *c, struct cb_work *w);
 

@@ -921,6 +921,41 @@ test_ack_async_acks_in_chunks_and_flush_waits(void **state)
 	ringmq_client_free(c);
 }
 
+/* A consumer that acks asynchronously and serves its client with poll:
+ * the ack's answer alone ends the wait, which runs the callback at once
+ * instead of waiting out the whole timeout. */
+static void
+test_poll_returns_when_an_async_ack_is_answered(void **state)
+{
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
+	struct acked a = { 0 };
+	ringmq_delivery *d;
+	long long start_ms;
+	uint32_t sub;
+	uint64_t id;
+	int n;
+
+	(void)state;
+	create_queue(c, "polled", NULL, NULL);
+	publish_sync(c, "polled", "job");
+	assert_int_equal(ringmq_subscribe(c, &sub, "polled", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &a), RINGMQ_OK);
+	start_ms = harness_now_ms();
+	n = ringmq_client_poll(c, WAIT_MS);
+	/* The answer of a local broker takes milliseconds; half the
+	 * timeout is slack for a loaded machine, not a measurement. */
+	assert_true(harness_now_ms() - start_ms < WAIT_MS / 2);
+	assert_int_equal(n, 1);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.ok, 1);
+	ringmq_client_free(c);
+}
+
 /* Starts a broker of its own in b, connects c with the given options,
  * and leases the one message of a fresh queue; @return the lease id. */
 static uint64_t
@@ -1322,6 +1357,8 @@ main(void)
 		cmocka_unit_test(test_ack_async_acks_in_chunks_and_flush_waits),
 		cmocka_unit_test(
 			test_ack_async_reports_lost_connection_and_close),
+		cmocka_unit_test(
+			test_poll_returns_when_an_async_ack_is_answered),
 		cmocka_unit_test(
 			test_broker_killed_and_restarted_while_publishing_async),
 		cmocka_unit_test(test_producer_threads_share_one_client),
