@@ -841,6 +841,68 @@ test_ping_detects_half_open_broker(void **state)
 	harness_cleanup(&b);
 }
 
+/* The broker's count of open connections, as another client sees it. */
+static double
+broker_connections(ringmq_client *observer)
+{
+	ringmq_stats *s = NULL;
+	double v = -1;
+
+	assert_int_equal(ringmq_stats_get(observer, &s), RINGMQ_OK);
+	assert_int_equal(ringmq_stats_find(s, "connections", &v), 1);
+	ringmq_stats_free(s);
+	return v;
+}
+
+/* Waits until the broker has closed every connection but the observer's
+ * (an idle one: pinged after the idle timeout, closed after another). */
+static void
+wait_idle_closed(ringmq_client *observer)
+{
+	long long deadline = harness_now_ms() + WAIT_MS;
+
+	while (broker_connections(observer) > 1) {
+		assert_true(harness_now_ms() < deadline);
+		usleep(20 * 1000); /* the condition is re-checked */
+	}
+}
+
+/* A producer idle in a pool (it never calls into the library, so it never
+ * answers the broker's ping) is closed by the broker after twice the idle
+ * timeout. Its next publish goes through, stored once: sent on the dead
+ * connection, then again after the reconnect, numbered so that the broker
+ * would know it if the first one had arrived. */
+static void
+test_publish_after_idle_close_goes_through_once(void **state)
+{
+	const char *flags[] = { "--sync", "never", "--idle-timeout-ms", "200",
+				NULL };
+	struct harness_broker b;
+	ringmq_client *c, *observer;
+	uint64_t producer_id, messages = 0;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	observer = testlib_connect(b.addr);
+	c = testlib_connect(b.addr);
+	producer_id = ringmq_client_producer_id(c);
+	create_queue(observer, "pooled", "2", NULL);
+	publish_sync(c, "pooled", "first");
+
+	wait_idle_closed(observer);
+	publish_sync(c, "pooled", "second");
+
+	assert_true(ringmq_client_producer_id(c) == producer_id);
+	testlib_queue_counts(observer, "pooled", &messages, NULL, NULL, NULL);
+	assert_int_equal(messages, 2);
+	ringmq_client_free(c);
+	ringmq_client_free(observer);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 /* ---------------------------------------------------- asynchronous acks */
 
 struct acked {
@@ -1366,6 +1428,8 @@ main(void)
 		cmocka_unit_test(
 			test_subscription_restored_after_broker_restart),
 		cmocka_unit_test(test_ping_detects_half_open_broker),
+		cmocka_unit_test(
+			test_publish_after_idle_close_goes_through_once),
 		cmocka_unit_test(
 			test_reconnect_off_loss_is_final_for_async_publish),
 		cmocka_unit_test(
