@@ -31,6 +31,9 @@
 /* recv() calls per pump round, so one busy peer cannot hold a call. */
 #define READS_PER_PUMP 16
 
+/* Rounds of reading before a request, at most (conn_catch_up). */
+#define CATCH_UP_ROUNDS 4
+
 int64_t
 conn_now_ms(void)
 {
@@ -348,10 +351,12 @@ flush_out(struct ringmq_client *c)
 	return 0;
 }
 
-/* Reads what is there, then decodes; -1 when the connection is lost. */
-static int
+/* Reads what is there, then decodes. @return the bytes read, or -1 when
+ * the connection is lost. */
+static long
 fill_in(struct ringmq_client *c)
 {
+	long got = 0;
 	int is_eof = 0;
 	int err = 0;
 	char why[160];
@@ -378,6 +383,7 @@ fill_in(struct ringmq_client *c)
 			break;
 		}
 		c->in_len += (size_t)n;
+		got += (long)n;
 		c->last_rx_ms = conn_now_ms();
 		c->ping_sent_ms = 0;
 		if ((size_t)n < READ_CHUNK_BYTES)
@@ -398,7 +404,7 @@ fill_in(struct ringmq_client *c)
 		conn_lose(c, why);
 		return -1;
 	}
-	return 0;
+	return got;
 }
 
 /* Sends a keepalive Ping; its Pong is dropped, any bytes count. */
@@ -628,6 +634,33 @@ pending_unlink(struct ringmq_client *c, struct pending *p)
 }
 
 /*
+ * Reads, without waiting, what came while no call was reading: a
+ * connection the broker closed meanwhile (one silent past its idle
+ * timeout, whose ping nobody answered) is found lost here, before a
+ * request goes out on it and fails. One syscall when nothing came.
+ */
+static void
+conn_catch_up(struct ringmq_client *c)
+{
+	/* A short read ends a round of fill_in: the close may come right
+	 * behind what it read (the ping the broker sent before it gave up),
+	 * so read again until a round finds nothing. */
+	for (int i = 0; i < CATCH_UP_ROUNDS; i++) {
+		long got;
+
+		if (c->state != CONN_OPEN || !c->is_ready)
+			return;
+		got = fill_in(c);
+		if (got == 0)
+			return;
+		/* Closed, not shutting down (no goodbye): nothing to wait
+		 * for before connecting again. */
+		if (got < 0 && !c->is_closing)
+			c->next_attempt_ms = conn_now_ms();
+	}
+}
+
+/*
  * Waits, within deadline_ms, for a connection when the client has none
  * and reconnects; OK once connected.
  */
@@ -636,6 +669,7 @@ conn_ensure(struct ringmq_client *c, int64_t deadline_ms)
 {
 	if (c->state == CONN_CLOSED)
 		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
+	conn_catch_up(c);
 	if (c->state == CONN_OPEN)
 		return RINGMQ_OK;
 	if (!c->opts.is_reconnect || c->is_connecting)

@@ -396,7 +396,8 @@ void conn_try_send(struct ringmq_client *c);
 
 /*
  * Makes sure the client is connected, reconnecting (with the backoff)
- * until deadline_ms when it lost its connection. Lock held.
+ * until deadline_ms when it lost its connection, or when what it reads
+ * first, without waiting, shows the broker closed it. Lock held.
  * @return OK; CLOSED; CONNECTION_LOST (reconnect off); UNREACHABLE.
  */
 int conn_ensure(struct ringmq_client *c, int64_t deadline_ms);
