@@ -761,7 +761,6 @@ int
 client_reconnect(struct ringmq_client *c)
 {
 	char why[512] = "";
-	struct ringmq_delivery *d;
 	/* After a goodbye, try the other brokers first. */
 	size_t first = c->server_idx + (c->is_closing ? 1 : 0);
 	int rc;
@@ -784,10 +783,6 @@ client_reconnect(struct ringmq_client *c)
 		return RINGMQ_UNREACHABLE;
 	}
 	c->backoff_ms = c->opts.reconnect_backoff_ms;
-	/* Deliveries not handed out yet had leases of the old connection;
-	 * the broker counts them failed and delivers them again. */
-	while ((d = conn_dq_pop(c)) != NULL)
-		ringmq_delivery_free(d);
 	c->hold_lock++;
 	rc = subs_restore(c);
 	c->hold_lock--;

@@ -84,6 +84,21 @@ buf_reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+/* Frees the deliveries queued for ringmq_next() and for callbacks. */
+static void
+drop_deliveries(struct ringmq_client *c)
+{
+	struct ringmq_delivery *d;
+
+	while ((d = conn_dq_pop(c)) != NULL)
+		ringmq_delivery_free(d);
+	while ((d = c->cbq_head) != NULL) {
+		c->cbq_head = d->next;
+		ringmq_delivery_free(d);
+	}
+	c->cbq_tail = NULL;
+}
+
 void
 conn_lose(struct ringmq_client *c, const char *why)
 {
@@ -102,8 +117,12 @@ conn_lose(struct ringmq_client *c, const char *why)
 	/* Keep the first reason: a pushed Error explains the close. */
 	if (c->errmsg[0] == '\0' && why != NULL)
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s", why);
-	/* Leases die with the connection: nothing left to touch. */
+	/* Leases die with the connection: nothing left to touch, and the
+	 * deliveries not handed out yet go. The broker counts their leases
+	 * failed and delivers them again; handed out, each would be worked
+	 * on twice, its ack refused with NOT_LEASED. */
 	c->n_tracked = 0;
+	drop_deliveries(c);
 	subs_on_lost(c);
 	producer_on_lost(c, c->opts.is_reconnect ? 0 : RINGMQ_CONNECTION_LOST);
 	/* An ack cannot go again: its lease died with the connection. */
@@ -141,8 +160,6 @@ conn_next_request_id(struct ringmq_client *c)
 void
 conn_fini(struct ringmq_client *c)
 {
-	struct ringmq_delivery *d;
-
 	if (c->fd >= 0)
 		(void)close(c->fd); /* see conn_lose */
 	c->fd = -1;
@@ -152,13 +169,7 @@ conn_fini(struct ringmq_client *c)
 	free(c->out);
 	c->out = NULL;
 	c->out_off = c->out_len = c->out_cap = 0;
-	while ((d = conn_dq_pop(c)) != NULL)
-		ringmq_delivery_free(d);
-	while ((d = c->cbq_head) != NULL) {
-		c->cbq_head = d->next;
-		ringmq_delivery_free(d);
-	}
-	c->cbq_tail = NULL;
+	drop_deliveries(c);
 }
 
 int
@@ -258,6 +269,7 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 			break;
 		}
 		d->f = f;
+		d->conn_gen = c->conn_gen;
 		d->next = NULL;
 		subs_on_delivery(c, d);
 		conn_wake(c);

@@ -123,6 +123,7 @@ void frame_free(Ringmq__Frame *f);
 
 struct ringmq_delivery {
 	Ringmq__Frame *f;	      /* owned; body_case is DELIVERY */
+	uint64_t conn_gen;	      /* the connection it came on */
 	struct ringmq_delivery *next; /* queue link while inside the client */
 };
 

@@ -33,8 +33,9 @@
  * again with the same queue, group and credit, under the same
  * subscription ids. Leases die with the old connection: the broker counts
  * them as failed and delivers those messages again; acking an old lease id
- * gives RINGMQ_NOT_LEASED. Deliveries queued but not yet handed out are
- * dropped at the reconnect for that reason.
+ * gives RINGMQ_NOT_LEASED. Deliveries queued but not yet handed out (to
+ * ringmq_next() or a callback) are dropped when the connection drops, for
+ * that reason: handed out, each would be worked on twice.
  *
  * Threads: a ringmq_client may be shared by threads. Every call takes the
  * client's lock; a call that waits for the broker drops the lock while it
@@ -844,8 +845,9 @@ RINGMQ_API int ringmq_subscribe_cb(ringmq_client *c, uint32_t *subscriptionp,
  *            without limit.
  * @return RINGMQ_OK; RINGMQ_TIMEOUT when none arrived in time (or
  *         ringmq_client_wakeup() was called); RINGMQ_CONNECTION_LOST when
- *         the connection dropped during this wait (queued deliveries are
- *         still handed out first; with reconnect on, the next call
+ *         the connection dropped during this wait (the deliveries it had
+ *         queued are dropped: their leases went with it and the broker
+ *         delivers those messages again; with reconnect on, the next call
  *         reconnects and restores the subscriptions); RINGMQ_UNREACHABLE
  *         when the time ran out without a connection; RINGMQ_CLOSED;
  *         RINGMQ_USAGE.

@@ -774,6 +774,66 @@ test_subscription_restored_after_broker_restart(void **state)
 	harness_cleanup(&b);
 }
 
+/* A consumer whose ack finds the connection gone takes next a delivery of
+ * the new connection, not one the old one had queued: that one's lease
+ * died with it (its ack said NOT_LEASED) and the broker delivers it again,
+ * so it was worked on twice. Each message comes once more at most: the one
+ * whose ack was lost. */
+static void
+test_deliveries_of_a_lost_connection_are_not_handed_out(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d = NULL;
+	char listen[64];
+	const char *again[] = { "--sync", "never", "--listen", listen, NULL };
+	int seen[3] = { 0 };
+	uint32_t sub;
+	uint64_t id;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	snprintf(listen, sizeof(listen), "%s", b.addr);
+	c = testlib_connect_with(b.addr, "reconnect-backoff-ms=50",
+				 "request-timeout-ms=1000", NULL);
+	create_queue(c, "stale", NULL, NULL);
+	for (long i = 0; i < 3; i++)
+		assert_int_equal(publish_index(c, "stale", i, NULL, NULL),
+				 RINGMQ_OK);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(c, &sub, "stale", "g", 3,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	/* The other two came before the Pong: they are queued now. */
+	assert_int_equal(ringmq_client_ping(c), RINGMQ_OK);
+
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_not_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+	restart_same_port(&b, again);
+	for (int k = 0; k < 3; k++) {
+		size_t len;
+		const char *p;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		p = ringmq_delivery_payload(d, &len);
+		assert_int_equal(len, 1);
+		assert_true(p[0] >= '0' && p[0] <= '2');
+		seen[p[0] - '0']++;
+		id = ringmq_delivery_lease_id(d);
+		ringmq_delivery_free(d);
+		assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+	}
+	assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 static void
 on_code(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 {
@@ -1432,6 +1492,8 @@ main(void)
 		cmocka_unit_test(test_wakeup_ends_one_wait_and_is_consumed),
 		cmocka_unit_test(
 			test_subscription_restored_after_broker_restart),
+		cmocka_unit_test(
+			test_deliveries_of_a_lost_connection_are_not_handed_out),
 		cmocka_unit_test(test_ping_detects_half_open_broker),
 		cmocka_unit_test(
 			test_publish_after_idle_close_goes_through_once),
