@@ -152,6 +152,13 @@ client_unlock(struct ringmq_client *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+int
+client_has_callbacks(const struct ringmq_client *c)
+{
+	return c->done_head != NULL || c->cbq_head != NULL ||
+	       c->acks_done != NULL;
+}
+
 void
 client_take_callbacks(struct ringmq_client *c, struct cb_work *w)
 {
@@ -754,7 +761,6 @@ int
 client_reconnect(struct ringmq_client *c)
 {
 	char why[512] = "";
-	struct ringmq_delivery *d;
 	/* After a goodbye, try the other brokers first. */
 	size_t first = c->server_idx + (c->is_closing ? 1 : 0);
 	int rc;
@@ -777,10 +783,6 @@ client_reconnect(struct ringmq_client *c)
 		return RINGMQ_UNREACHABLE;
 	}
 	c->backoff_ms = c->opts.reconnect_backoff_ms;
-	/* Deliveries not handed out yet had leases of the old connection;
-	 * the broker counts them failed and delivers them again. */
-	while ((d = conn_dq_pop(c)) != NULL)
-		ringmq_delivery_free(d);
 	c->hold_lock++;
 	rc = subs_restore(c);
 	c->hold_lock--;
@@ -922,13 +924,13 @@ ringmq_client_poll(ringmq_client *c, int timeout_ms)
 	for (;;) {
 		int rc;
 
-		if (c->done_head != NULL || c->cbq_head != NULL)
+		if (client_has_callbacks(c))
 			break;
 		rc = conn_pump(c, deadline_ms);
 		if (rc == RINGMQ_CLOSED ||
 		    (rc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect))
 			break;
-		if (c->done_head != NULL || c->cbq_head != NULL)
+		if (client_has_callbacks(c))
 			break;
 		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms)
 			break;

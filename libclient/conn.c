@@ -31,6 +31,9 @@
 /* recv() calls per pump round, so one busy peer cannot hold a call. */
 #define READS_PER_PUMP 16
 
+/* Rounds of reading before a request, at most (conn_catch_up). */
+#define CATCH_UP_ROUNDS 4
+
 int64_t
 conn_now_ms(void)
 {
@@ -81,6 +84,21 @@ buf_reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+/* Frees the deliveries queued for ringmq_next() and for callbacks. */
+static void
+drop_deliveries(struct ringmq_client *c)
+{
+	struct ringmq_delivery *d;
+
+	while ((d = conn_dq_pop(c)) != NULL)
+		ringmq_delivery_free(d);
+	while ((d = c->cbq_head) != NULL) {
+		c->cbq_head = d->next;
+		ringmq_delivery_free(d);
+	}
+	c->cbq_tail = NULL;
+}
+
 void
 conn_lose(struct ringmq_client *c, const char *why)
 {
@@ -99,8 +117,12 @@ conn_lose(struct ringmq_client *c, const char *why)
 	/* Keep the first reason: a pushed Error explains the close. */
 	if (c->errmsg[0] == '\0' && why != NULL)
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s", why);
-	/* Leases die with the connection: nothing left to touch. */
+	/* Leases die with the connection: nothing left to touch, and the
+	 * deliveries not handed out yet go. The broker counts their leases
+	 * failed and delivers them again; handed out, each would be worked
+	 * on twice, its ack refused with NOT_LEASED. */
 	c->n_tracked = 0;
+	drop_deliveries(c);
 	subs_on_lost(c);
 	producer_on_lost(c, c->opts.is_reconnect ? 0 : RINGMQ_CONNECTION_LOST);
 	/* An ack cannot go again: its lease died with the connection. */
@@ -138,8 +160,6 @@ conn_next_request_id(struct ringmq_client *c)
 void
 conn_fini(struct ringmq_client *c)
 {
-	struct ringmq_delivery *d;
-
 	if (c->fd >= 0)
 		(void)close(c->fd); /* see conn_lose */
 	c->fd = -1;
@@ -149,13 +169,7 @@ conn_fini(struct ringmq_client *c)
 	free(c->out);
 	c->out = NULL;
 	c->out_off = c->out_len = c->out_cap = 0;
-	while ((d = conn_dq_pop(c)) != NULL)
-		ringmq_delivery_free(d);
-	while ((d = c->cbq_head) != NULL) {
-		c->cbq_head = d->next;
-		ringmq_delivery_free(d);
-	}
-	c->cbq_tail = NULL;
+	drop_deliveries(c);
 }
 
 int
@@ -255,6 +269,7 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 			break;
 		}
 		d->f = f;
+		d->conn_gen = c->conn_gen;
 		d->next = NULL;
 		subs_on_delivery(c, d);
 		conn_wake(c);
@@ -353,10 +368,12 @@ flush_out(struct ringmq_client *c)
 	return 0;
 }
 
-/* Reads what is there, then decodes; -1 when the connection is lost. */
-static int
+/* Reads what is there, then decodes. @return the bytes read, or -1 when
+ * the connection is lost. */
+static long
 fill_in(struct ringmq_client *c)
 {
+	long got = 0;
 	int is_eof = 0;
 	int err = 0;
 	char why[160];
@@ -383,6 +400,7 @@ fill_in(struct ringmq_client *c)
 			break;
 		}
 		c->in_len += (size_t)n;
+		got += (long)n;
 		c->last_rx_ms = conn_now_ms();
 		c->ping_sent_ms = 0;
 		if ((size_t)n < READ_CHUNK_BYTES)
@@ -403,7 +421,7 @@ fill_in(struct ringmq_client *c)
 		conn_lose(c, why);
 		return -1;
 	}
-	return 0;
+	return got;
 }
 
 /* Sends a keepalive Ping; its Pong is dropped, any bytes count. */
@@ -633,6 +651,33 @@ pending_unlink(struct ringmq_client *c, struct pending *p)
 }
 
 /*
+ * Reads, without waiting, what came while no call was reading: a
+ * connection the broker closed meanwhile (one silent past its idle
+ * timeout, whose ping nobody answered) is found lost here, before a
+ * request goes out on it and fails. One syscall when nothing came.
+ */
+static void
+conn_catch_up(struct ringmq_client *c)
+{
+	/* A short read ends a round of fill_in: the close may come right
+	 * behind what it read (the ping the broker sent before it gave up),
+	 * so read again until a round finds nothing. */
+	for (int i = 0; i < CATCH_UP_ROUNDS; i++) {
+		long got;
+
+		if (c->state != CONN_OPEN || !c->is_ready)
+			return;
+		got = fill_in(c);
+		if (got == 0)
+			return;
+		/* Closed, not shutting down (no goodbye): nothing to wait
+		 * for before connecting again. */
+		if (got < 0 && !c->is_closing)
+			c->next_attempt_ms = conn_now_ms();
+	}
+}
+
+/*
  * Waits, within deadline_ms, for a connection when the client has none
  * and reconnects; OK once connected.
  */
@@ -641,6 +686,7 @@ conn_ensure(struct ringmq_client *c, int64_t deadline_ms)
 {
 	if (c->state == CONN_CLOSED)
 		return client_fail(c, RINGMQ_CLOSED, "the client is closed");
+	conn_catch_up(c);
 	if (c->state == CONN_OPEN)
 		return RINGMQ_OK;
 	if (!c->opts.is_reconnect || c->is_connecting)

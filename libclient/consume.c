@@ -427,18 +427,24 @@ subs_run_callbacks(struct ringmq_client *c, struct ringmq_delivery *l)
 		l = d->next;
 		d->next = NULL;
 		client_lock(c);
-		s = sub_find(c, d->f->delivery->subscription);
+		/* The connection it came on may have gone while earlier
+		 * callbacks ran (one of them saw CONNECTION_LOST): its lease
+		 * went with it. */
+		s = c->state == CONN_OPEN && d->conn_gen == c->conn_gen
+			    ? sub_find(c, d->f->delivery->subscription)
+			    : NULL;
 		if (s != NULL) {
 			cb = s->cb;
 			ctx = s->ctx;
 		}
-		if (c->opts.is_auto_touch)
+		if (cb != NULL && c->opts.is_auto_touch)
 			touch_track(c, d);
 		client_unlock(c);
-		if (cb != NULL)
-			cb(c, d, ctx); /* takes d */
-		else
+		if (cb == NULL) {
 			ringmq_delivery_free(d);
+			continue;
+		}
+		cb(c, d, ctx); /* takes d */
 		n++;
 	}
 	return n;
@@ -455,8 +461,8 @@ next_locked(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 	int rc, pumped;
 
 	c->errmsg[0] = '\0';
-	/* Deliveries read before a loss are still handed out, and those
-	 * before a subscription's end before its end. */
+	/* Queued ones first (a loss took those of its connection), then
+	 * the end of a subscription the broker ended. */
 	*deliveryp = conn_dq_pop(c);
 	if (*deliveryp != NULL)
 		return RINGMQ_OK;

@@ -123,6 +123,7 @@ void frame_free(Ringmq__Frame *f);
 
 struct ringmq_delivery {
 	Ringmq__Frame *f;	      /* owned; body_case is DELIVERY */
+	uint64_t conn_gen;	      /* the connection it came on */
 	struct ringmq_delivery *next; /* queue link while inside the client */
 };
 
@@ -265,6 +266,15 @@ void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
 /* Strict decimal parse of value into [min, max]; 0 or -1. */
 int parse_u64(const char *value, uint64_t min, uint64_t max, uint64_t *out);
 
+/* The outcome of one message of a synchronous publish. */
+struct publish_result {
+	int code;
+	uint32_t partition;
+	uint64_t offset;
+	int is_duplicate;
+	char *message; /* owned; NULL when none */
+};
+
 /* --- publish.c */
 
 /* The protobuf form of m (owned by m). */
@@ -370,6 +380,11 @@ struct cb_work {
 	struct async_ack *acks;	      /* owned */
 };
 
+/* 1 when a callback of any kind is ready to run: publish reports,
+ * deliveries of callback subscriptions, answered asynchronous acks. Every
+ * list that client_take_callbacks() detaches is checked here. Lock held. */
+int client_has_callbacks(const struct ringmq_client *c);
+
 /* Detaches every pending callback into w. Lock held. */
 void client_take_callbacks(struct ringmq_client *c, struct cb_work *w);
 
@@ -392,7 +407,8 @@ void conn_try_send(struct ringmq_client *c);
 
 /*
  * Makes sure the client is connected, reconnecting (with the backoff)
- * until deadline_ms when it lost its connection. Lock held.
+ * until deadline_ms when it lost its connection, or when what it reads
+ * first, without waiting, shows the broker closed it. Lock held.
  * @return OK; CLOSED; CONNECTION_LOST (reconnect off); UNREACHABLE.
  */
 int conn_ensure(struct ringmq_client *c, int64_t deadline_ms);
@@ -414,6 +430,22 @@ int producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f);
  * reconnect; otherwise complete every message with code.
  */
 void producer_on_lost(struct ringmq_client *c, int code);
+
+/*
+ * Publishes msgs[0..n) to queue as asynchronous publishes go (numbered in
+ * their partitions' sequences, batched, sent again after a reconnect), due
+ * at once, and waits until each is answered, each answer giving the rest
+ * another request timeout. Lock held (dropped while waiting).
+ * @param[out] res n results, zeroed by the caller: each gets its code
+ *             (MESSAGE_TOO_LARGE over the broker's limits, never sent;
+ *             TIMEOUT, UNREACHABLE or CONNECTION_LOST when unanswered).
+ * @return OK once every result is set; otherwise why none was sent
+ *         (QUEUE_NOT_FOUND, the partition count unknown, no memory): the
+ *         results still OK then are the caller's to fail.
+ */
+int producer_publish_wait(struct ringmq_client *c, const char *queue,
+			  const ringmq_message *const *msgs, size_t n,
+			  struct publish_result *res);
 
 /* Frees messages (without callbacks) and topics. */
 void producer_fini(struct ringmq_client *c);

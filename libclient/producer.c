@@ -21,6 +21,11 @@
  * the producer id): the broker answers a batch it already stored with its
  * original offsets, so each message is stored once.
  *
+ * Synchronous publishes (ringmq_publish_batch) go the same way, numbered
+ * in the same sequences, so that a publish sent on a connection the broker
+ * had just closed is sent again safely; their messages are due at once and
+ * report to the waiting caller instead of a callback.
+ *
  * Invariant: a partition's batches list holds its cut batches in sequence
  * order; a batch is on c->inflight exactly while it has a request id on
  * the current connection.
@@ -40,6 +45,21 @@
 /* Extra bytes of a Publish that names a partition and a sequence. */
 #define SEQ_FIELDS_BYTES 20
 
+struct pmsg;
+
+/*
+ * A synchronous publish waiting for its messages. Lives on the waiting
+ * caller's stack: its messages point to it only while it waits.
+ */
+struct psync {
+	struct publish_result *res; /* borrowed: the caller's, one a message */
+	size_t res_n;
+	struct pmsg **msgs; /* owned array of res_n; NULL once done */
+	struct ptopic *t;   /* borrowed */
+	size_t n_left;	    /* messages not answered yet */
+	int is_progress;    /* an answer came since the last look */
+};
+
 struct ringmq_publish_report {
 	const char *queue; /* borrowed from the topic */
 	int code;
@@ -52,7 +72,10 @@ struct ringmq_publish_report {
 struct pmsg {
 	Ringmq__Message pb; /* its pointers point into this block (pmsg_new) */
 	ringmq_publish_cb cb;
-	void *ctx; /* the caller's */
+	void *ctx;	    /* the caller's */
+	struct psync *sync; /* borrowed: its waiting caller, or NULL */
+	size_t sync_idx;    /* its index in sync->res */
+	int is_cut;	    /* in a batch: numbered, maybe sent */
 	size_t cost;
 	struct ringmq_publish_report rep;
 	struct pmsg *next; /* partition queue or done list */
@@ -75,6 +98,7 @@ struct ppart {
 	struct pmsg *tail;
 	size_t n;
 	size_t bytes;
+	size_t n_sync;	      /* of them, messages a caller waits for */
 	int64_t first_ms;     /* when head was queued */
 	struct pbatch *bhead; /* owned batches, in sequence order */
 	struct pbatch *btail;
@@ -84,9 +108,10 @@ struct ppart {
 struct ptopic {
 	char *name; /* owned */
 	uint32_t partitions;
-	int is_stale;	 /* the broker said a partition is out of range */
-	uint32_t rr;	 /* partition of keyless messages now */
-	size_t rr_bytes; /* bytes given to rr since it became current */
+	int is_stale;	  /* the broker said a partition is out of range */
+	uint32_t rr;	  /* partition of keyless messages now */
+	size_t rr_bytes;  /* bytes given to rr since it became current */
+	uint32_t sync_rr; /* next partition of keyless synchronous ones */
 	size_t base_bytes;
 	struct ppart *parts; /* owned array of partitions */
 	struct ptopic *next;
@@ -214,8 +239,8 @@ fetch_partitions(struct ringmq_client *c, const char *queue, uint32_t *np)
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_QUEUE_LIST_OK, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
-	rc = client_fail(c, RINGMQ_QUEUE_NOT_FOUND, "queue '%s' not found",
-			 queue);
+	/* Worded as the broker refuses a publish to it. */
+	rc = client_fail(c, RINGMQ_QUEUE_NOT_FOUND, "queue not found");
 	for (size_t i = 0; i < resp->queue_list_ok->n_queues; i++) {
 		const Ringmq__QueueInfo *q = resp->queue_list_ok->queues[i];
 
@@ -280,6 +305,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 			t->partitions = n;
 			t->rr = (uint32_t)(c->rr_seed % n);
 			t->rr_bytes = 0;
+			t->sync_rr = (uint32_t)((c->rr_seed >> 29) % n);
 		}
 		*tp = t;
 		return RINGMQ_OK;
@@ -298,6 +324,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 	t->partitions = n;
 	/* Different clients start round-robin at different partitions. */
 	t->rr = (uint32_t)((c->rr_seed >> 17) % n);
+	t->sync_rr = (uint32_t)((c->rr_seed >> 29) % n);
 	t->base_bytes = publish_base_bytes(queue) + SEQ_FIELDS_BYTES;
 	t->next = c->topics;
 	c->topics = t;
@@ -307,17 +334,43 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 
 /* ------------------------------------------------------------- completion */
 
+/* Hands the outcome of m to its waiting caller and frees m. */
+static void
+sync_done(struct pmsg *m)
+{
+	struct psync *s = m->sync;
+	struct publish_result *r = &s->res[m->sync_idx];
+
+	r->code = m->rep.code;
+	if (r->code == RINGMQ_OK) {
+		r->partition = m->rep.partition;
+		r->offset = m->rep.offset;
+		r->is_duplicate = m->rep.is_duplicate;
+	}
+	free(r->message);
+	r->message = m->rep.message; /* taken */
+	m->rep.message = NULL;
+	s->msgs[m->sync_idx] = NULL;
+	s->n_left--;
+	s->is_progress = 1;
+	pmsg_free(m);
+}
+
 static void
 done_push(struct ringmq_client *c, struct pmsg *m)
 {
+	c->n_outstanding--;
+	c->outstanding_bytes -= m->cost;
+	if (m->sync != NULL) {
+		sync_done(m);
+		return;
+	}
 	m->next = NULL;
 	if (c->done_tail != NULL)
 		c->done_tail->next = m;
 	else
 		c->done_head = m;
 	c->done_tail = m;
-	c->n_outstanding--;
-	c->outstanding_bytes -= m->cost;
 }
 
 /* Completes m with a failure; text copied (none when the copy fails). */
@@ -442,7 +495,7 @@ part_is_due(const struct ringmq_client *c, const struct ptopic *t,
 {
 	if (p->n == 0)
 		return 0;
-	return part_is_full(c, t, p) || c->n_flushing > 0 ||
+	return part_is_full(c, t, p) || c->n_flushing > 0 || p->n_sync > 0 ||
 	       now_ms - p->first_ms >= c->opts.linger_ms;
 }
 
@@ -475,6 +528,9 @@ batch_cut(struct ringmq_client *c, struct ptopic *t, uint32_t partition,
 		m->next = NULL;
 		p->n--;
 		p->bytes -= m->cost;
+		if (m->sync != NULL)
+			p->n_sync--;
+		m->is_cut = 1;
 		b->msgs[n++] = m;
 	}
 	if (p->head == NULL)
@@ -657,6 +713,7 @@ producer_on_lost(struct ringmq_client *c, int code)
 			p->tail = NULL;
 			p->n = 0;
 			p->bytes = 0;
+			p->n_sync = 0;
 		}
 	}
 	c->n_unsent_msgs = 0;
@@ -749,6 +806,81 @@ wait_for_room(struct ringmq_client *c, size_t cost)
 	return RINGMQ_OK;
 }
 
+/*
+ * Checks pb (cost bytes in a Publish) against the broker's limits, for a
+ * Publish whose other parts take base_bytes.
+ * @return 0, or RINGMQ_MESSAGE_TOO_LARGE with the reason in text.
+ */
+static int
+message_check(const struct ringmq_client *c, size_t base_bytes,
+	      const Ringmq__Message *pb, size_t cost, char *text, size_t len)
+{
+	if (message_bytes(pb) > c->max_message_bytes) {
+		snprintf(text, len,
+			 "message of %zu bytes (payload, key, headers, dedup "
+			 "id) is over the broker's limit of %u bytes",
+			 message_bytes(pb), c->max_message_bytes);
+		return RINGMQ_MESSAGE_TOO_LARGE;
+	}
+	if (pb->n_headers > c->max_header_count) {
+		snprintf(text, len,
+			 "%zu headers are over the broker's limit of %u",
+			 pb->n_headers, c->max_header_count);
+		return RINGMQ_MESSAGE_TOO_LARGE;
+	}
+	if (base_bytes + cost > c->max_frame_bytes) {
+		snprintf(text, len,
+			 "message of %zu bytes with its headers does not fit "
+			 "the broker's frame limit of %u bytes",
+			 cost, c->max_frame_bytes);
+		return RINGMQ_MESSAGE_TOO_LARGE;
+	}
+	return 0;
+}
+
+/* Gives m (its cost set) a partition of t and queues it there; lock
+ * held. @return that partition. */
+static struct ppart *
+pmsg_enqueue(struct ringmq_client *c, struct ptopic *t, struct pmsg *m)
+{
+	int64_t part = hashed_partition(&m->pb, t->partitions);
+	struct ppart *p;
+
+	if (part < 0 && m->sync != NULL) {
+		/* A message at a time, as the broker spreads the keyless
+		 * messages of a publish that names no partition. */
+		part = t->sync_rr;
+		t->sync_rr = (t->sync_rr + 1) % t->partitions;
+	} else if (part < 0) {
+		part = t->rr;
+		t->rr_bytes += m->cost;
+		if (t->rr_bytes >= STICKY_PARTITION_BYTES) {
+			t->rr = (t->rr + 1) % t->partitions;
+			t->rr_bytes = 0;
+		}
+	}
+	/* The batch names the partition; messages do not repeat it. */
+	m->pb.has_partition = 0;
+	m->rep.queue = t->name;
+	m->rep.partition = (uint32_t)part;
+	p = &t->parts[part];
+	if (p->head == NULL) {
+		p->head = m;
+		p->first_ms = conn_now_ms();
+	} else {
+		p->tail->next = m;
+	}
+	p->tail = m;
+	p->n++;
+	p->bytes += m->cost;
+	if (m->sync != NULL)
+		p->n_sync++;
+	c->n_unsent_msgs++;
+	c->n_outstanding++;
+	c->outstanding_bytes += m->cost;
+	return p;
+}
+
 static int
 publish_async_locked(struct ringmq_client *c, const char *queue,
 		     const ringmq_message *msg, ringmq_publish_cb cb, void *ctx)
@@ -757,7 +889,7 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	struct ptopic *t;
 	struct ppart *p;
 	struct pmsg *m;
-	int64_t part;
+	char text[160];
 	size_t cost;
 	int rc;
 
@@ -769,23 +901,8 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	if (rc != RINGMQ_OK)
 		return rc;
 	cost = message_cost(src);
-	if (message_bytes(src) > c->max_message_bytes)
-		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
-				   "message of %zu bytes (payload, key, "
-				   "headers, dedup id) is over the broker's "
-				   "limit of %u bytes",
-				   message_bytes(src), c->max_message_bytes);
-	if (src->n_headers > c->max_header_count)
-		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
-				   "%zu headers are over the broker's limit "
-				   "of %u",
-				   src->n_headers, c->max_header_count);
-	if (t->base_bytes + cost > c->max_frame_bytes)
-		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE,
-				   "message of %zu bytes with its headers does "
-				   "not fit the broker's frame limit of %u "
-				   "bytes",
-				   cost, c->max_frame_bytes);
+	if (message_check(c, t->base_bytes, src, cost, text, sizeof(text)))
+		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE, "%s", text);
 	if (c->n_outstanding > 0 &&
 	    c->outstanding_bytes + cost > c->opts.max_outstanding_bytes) {
 		if (!c->opts.is_block_when_full)
@@ -805,35 +922,10 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	m = pmsg_new(src);
 	if (m == NULL)
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
-	part = hashed_partition(&m->pb, t->partitions);
-	if (part < 0) {
-		part = t->rr;
-		t->rr_bytes += cost;
-		if (t->rr_bytes >= STICKY_PARTITION_BYTES) {
-			t->rr = (t->rr + 1) % t->partitions;
-			t->rr_bytes = 0;
-		}
-	}
-	/* The batch names the partition; messages do not repeat it. */
-	m->pb.has_partition = 0;
 	m->cb = cb;
 	m->ctx = ctx;
 	m->cost = cost;
-	m->rep.queue = t->name;
-	m->rep.partition = (uint32_t)part;
-	p = &t->parts[part];
-	if (p->head == NULL) {
-		p->head = m;
-		p->first_ms = conn_now_ms();
-	} else {
-		p->tail->next = m;
-	}
-	p->tail = m;
-	p->n++;
-	p->bytes += cost;
-	c->n_unsent_msgs++;
-	c->n_outstanding++;
-	c->outstanding_bytes += cost;
+	p = pmsg_enqueue(c, t, m);
 	/* While a batch of the partition is in flight, a due message that
 	 * does not fill a batch waits for the next time the client is served
 	 * (its answer needs that anyway): a burst published between two
@@ -870,6 +962,153 @@ ringmq_publish_async(ringmq_client *c, const char *queue,
 	rc = publish_async_locked(c, queue, m, cb, ctx);
 	client_unlock(c);
 	return rc;
+}
+
+/* ------------------------------------------------------ synchronous publish */
+
+/* Takes m, still in its partition's queue (not cut), off that queue. */
+static void
+part_unqueue(struct ringmq_client *c, struct ppart *p, struct pmsg *m)
+{
+	struct pmsg **mp = &p->head;
+	struct pmsg *prev = NULL;
+
+	while (*mp != m) {
+		prev = *mp;
+		mp = &prev->next;
+	}
+	*mp = m->next;
+	if (p->tail == m)
+		p->tail = prev;
+	p->n--;
+	p->bytes -= m->cost;
+	if (m->sync != NULL)
+		p->n_sync--;
+	c->n_unsent_msgs--;
+}
+
+/*
+ * The caller stops waiting with messages unanswered. One not cut into a
+ * batch yet was never sent: it is taken back and fails with code, why
+ * telling why. One in a batch stays there (the batch is numbered: a resend
+ * must repeat it as it was) and goes on without a caller, as an
+ * asynchronous publish with no callback; it gets TIMEOUT: it may have been
+ * stored, and may still be.
+ */
+static void
+sync_abandon(struct ringmq_client *c, struct psync *s, int code,
+	     const char *why)
+{
+	char text[600];
+
+	for (size_t i = 0; s->n_left > 0 && i < s->res_n; i++) {
+		struct pmsg *m = s->msgs[i];
+
+		if (m == NULL)
+			continue;
+		if (!m->is_cut) {
+			part_unqueue(c, &s->t->parts[m->rep.partition], m);
+			snprintf(text, sizeof(text), "not sent: %s", why);
+			complete_fail(c, m, code, text); /* via sync_done */
+			continue;
+		}
+		m->sync = NULL;
+		s->msgs[i] = NULL;
+		s->n_left--;
+		snprintf(text, sizeof(text),
+			 "no answer within %d ms; it may have been stored, and "
+			 "may still be after a reconnect",
+			 c->opts.request_timeout_ms);
+		s->res[i].code = RINGMQ_TIMEOUT;
+		free(s->res[i].message);
+		s->res[i].message = strdup(text);
+	}
+}
+
+int
+producer_publish_wait(struct ringmq_client *c, const char *queue,
+		      const ringmq_message *const *msgs, size_t n,
+		      struct publish_result *res)
+{
+	size_t base = publish_base_bytes(queue) + SEQ_FIELDS_BYTES;
+	struct psync s = { 0 };
+	int64_t deadline_ms;
+	char text[160];
+	int rc = RINGMQ_OK;
+
+	s.res = res;
+	s.res_n = n;
+	s.msgs = calloc(n ? n : 1, sizeof(*s.msgs));
+	if (s.msgs == NULL)
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	/* Refused here and never sent: over the broker's limits. */
+	for (size_t i = 0; i < n; i++) {
+		const Ringmq__Message *pb = message_pb(msgs[i]);
+
+		if (message_check(c, base, pb, message_cost(pb), text,
+				  sizeof(text)) != 0) {
+			res[i].code = RINGMQ_MESSAGE_TOO_LARGE;
+			res[i].message = strdup(text);
+		} else {
+			s.n_left++;
+		}
+	}
+	if (s.n_left > 0)
+		rc = topic_get(c, queue, &s.t);
+	for (size_t i = 0; rc == RINGMQ_OK && i < n; i++) {
+		const Ringmq__Message *pb = message_pb(msgs[i]);
+		struct pmsg *m;
+
+		if (res[i].code != RINGMQ_OK)
+			continue;
+		m = pmsg_new(pb);
+		if (m == NULL) {
+			rc = client_fail(c, RINGMQ_INTERNAL, "out of memory");
+			break;
+		}
+		m->cost = message_cost(pb);
+		m->sync = &s;
+		m->sync_idx = i;
+		s.msgs[i] = m;
+		(void)pmsg_enqueue(c, s.t, m);
+	}
+	if (rc != RINGMQ_OK) {
+		/* None of them goes: the queue is unknown, or no memory. */
+		if (s.t != NULL)
+			sync_abandon(c, &s, rc, c->errmsg);
+		free(s.msgs);
+		return rc;
+	}
+
+	producer_send_due(c, conn_now_ms());
+	deadline_ms = conn_now_ms() + c->opts.request_timeout_ms;
+	while (s.n_left > 0) {
+		int prc = conn_pump(c, deadline_ms);
+
+		if (s.is_progress) {
+			/* Each answer gives the rest a request timeout more:
+			 * a large batch takes several round trips. */
+			s.is_progress = 0;
+			deadline_ms =
+				conn_now_ms() + c->opts.request_timeout_ms;
+		}
+		/* A close, or a loss with reconnect off, completed every
+		 * message already: a guard. */
+		if (s.n_left == 0 || prc == RINGMQ_CLOSED ||
+		    (prc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect))
+			break;
+		if (conn_now_ms() >= deadline_ms)
+			break;
+	}
+	if (s.n_left > 0 && c->state == CONN_OPEN)
+		sync_abandon(c, &s, RINGMQ_TIMEOUT,
+			     "the partition's earlier batches are unanswered");
+	else if (s.n_left > 0)
+		sync_abandon(c, &s, RINGMQ_UNREACHABLE,
+			     c->errmsg[0] ? c->errmsg
+					  : "no connection to the broker");
+	free(s.msgs);
+	return RINGMQ_OK;
 }
 
 /* --------------------------------------------------------------- reports */

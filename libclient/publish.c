@@ -3,10 +3,11 @@
  * results.
  *
  * A ringmq_message holds its protobuf form directly (every buffer owned by
- * the message), so a batch is packed without converting anything. A batch
- * is cut into requests that respect the broker's max_batch_count and
- * max_frame_bytes from hello; a message that cannot fit in any request, or
- * whose payload is over max_message_bytes, is refused here and never sent.
+ * the message). A synchronous publish goes through the producer
+ * (producer.c) as asynchronous ones do: numbered per partition, batched
+ * within the broker's limits from hello, and sent again after a reconnect,
+ * so that it is stored once however the connection fares; a message over
+ * those limits is refused there and never sent.
  */
 #include "internal.h"
 #include "pb_varint.h"
@@ -21,14 +22,6 @@
 
 struct ringmq_message {
 	Ringmq__Message pb; /* every pointer in it owned by the message */
-};
-
-struct publish_result {
-	int code;
-	uint32_t partition;
-	uint64_t offset;
-	int is_duplicate;
-	char *message; /* owned; NULL when none */
 };
 
 struct ringmq_publish_results {
@@ -299,152 +292,33 @@ publish_base_bytes(const char *queue)
 	return ringmq__frame__get_packed_size(&f) + 4;
 }
 
-/* State of one publish_batch call. */
-struct batch {
-	ringmq_client *c;
-	const char *queue;
-	const ringmq_message *const *msgs;
-	struct publish_result *res;
-	size_t base_bytes;
-	Ringmq__Message **pbs; /* scratch: the request's messages, borrowed */
-	size_t *idx;	       /* scratch: their indexes in msgs */
-	int conn_rc;	       /* connection-level failure, else OK */
-	int first_refusal;     /* first per-message refusal, else OK */
-};
-
-/* Checks message i against the broker's limits; 0 if it may be sent. */
+/*
+ * The status of a whole publish from its per-message results: a connection
+ * failure if one happened, else the first refusal; errmsg says why.
+ */
 static int
-check_limits(struct batch *b, size_t i)
+results_status(ringmq_client *c, const ringmq_publish_results *r)
 {
-	const Ringmq__Message *pb = &b->msgs[i]->pb;
-	char text[160];
+	const struct publish_result *first = NULL;
 
-	if (message_bytes(pb) > b->c->max_message_bytes) {
-		snprintf(text, sizeof(text),
-			 "message of %zu bytes (payload, key, headers, dedup "
-			 "id) is over the broker's limit of %u bytes",
-			 message_bytes(pb), b->c->max_message_bytes);
-		goto refuse;
-	}
-	if (pb->n_headers > b->c->max_header_count) {
-		snprintf(text, sizeof(text),
-			 "%zu headers are over the broker's limit of %u",
-			 pb->n_headers, b->c->max_header_count);
-		goto refuse;
-	}
-	if (b->base_bytes + message_cost(pb) > b->c->max_frame_bytes) {
-		snprintf(text, sizeof(text),
-			 "message of %zu bytes with its headers does not fit "
-			 "the broker's frame limit of %u bytes",
-			 message_cost(pb), b->c->max_frame_bytes);
-		goto refuse;
-	}
-	return 0;
-refuse:
-	result_fail(&b->res[i], RINGMQ_MESSAGE_TOO_LARGE, text);
-	if (b->first_refusal == RINGMQ_OK) {
-		b->first_refusal = RINGMQ_MESSAGE_TOO_LARGE;
-		(void)client_fail(b->c, RINGMQ_MESSAGE_TOO_LARGE, "%s", text);
-	}
-	return -1;
-}
+	for (size_t i = 0; i < r->count; i++) {
+		const struct publish_result *res = &r->r[i];
 
-/* Sends the n messages gathered in b->pbs and records their results. */
-static void
-send_request(struct batch *b, size_t n)
-{
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
-	Ringmq__Frame *resp;
-	Ringmq__PublishOk *ok;
-	int rc;
-
-	pub.queue = (char *)b->queue; /* packing only reads it */
-	pub.n_messages = n;
-	pub.messages = b->pbs;
-	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
-	f.publish = &pub;
-	rc = conn_call(b->c, &f, RINGMQ__FRAME__BODY_PUBLISH_OK, &resp);
-	if (rc == RINGMQ_OK && resp->publish_ok->n_results != n) {
-		size_t got = resp->publish_ok->n_results;
-
-		frame_free(resp);
-		rc = client_fail(b->c, RINGMQ_BAD_FRAME,
-				 "protocol error: %zu results for %zu "
-				 "messages",
-				 got, n);
-	}
-	if (rc != RINGMQ_OK) {
-		/* The whole request failed: every message in it gets why. */
-		for (size_t k = 0; k < n; k++)
-			result_fail(&b->res[b->idx[k]], rc, b->c->errmsg);
-		if (status_is_conn_failure(rc))
-			b->conn_rc = rc;
-		else if (b->first_refusal == RINGMQ_OK)
-			b->first_refusal = rc;
-		return;
-	}
-	ok = resp->publish_ok;
-	for (size_t k = 0; k < n; k++) {
-		const Ringmq__PublishResult *pr = ok->results[k];
-		struct publish_result *res = &b->res[b->idx[k]];
-
-		if (pr->code != RINGMQ__ERROR_CODE__OK) {
-			result_fail(res, (int)pr->code,
-				    pr->message
-					    ? pr->message
-					    : ringmq_strerror((int)pr->code));
-			if (b->first_refusal == RINGMQ_OK) {
-				b->first_refusal = (int)pr->code;
-				(void)client_fail(b->c, (int)pr->code, "%s",
-						  res->message ? res->message
-							       : "");
-			}
+		if (res->code == RINGMQ_OK)
 			continue;
+		if (status_is_conn_failure(res->code) ||
+		    res->code == RINGMQ_UNREACHABLE) {
+			first = res;
+			break;
 		}
-		res->code = RINGMQ_OK;
-		res->partition = pr->partition;
-		res->offset = pr->offset;
-		res->is_duplicate = pr->has_duplicate && pr->duplicate;
+		if (first == NULL)
+			first = res;
 	}
-	frame_free(resp);
-}
-
-/* Runs the batch from message 0 to count; fills every result. */
-static void
-batch_run(struct batch *b, size_t count)
-{
-	size_t i = 0;
-
-	while (i < count) {
-		size_t n = 0;
-		size_t bytes = b->base_bytes;
-
-		if (b->conn_rc != RINGMQ_OK) {
-			/* Not sent after the connection failed. */
-			for (; i < count; i++)
-				result_fail(&b->res[i], b->conn_rc,
-					    ringmq_strerror(b->conn_rc));
-			return;
-		}
-		while (i < count && n < b->c->max_batch_count) {
-			size_t cost;
-
-			if (check_limits(b, i) < 0) {
-				i++;
-				continue;
-			}
-			cost = message_cost(&b->msgs[i]->pb);
-			if (bytes + cost > b->c->max_frame_bytes)
-				break;
-			bytes += cost;
-			/* Packing only reads the message. */
-			b->pbs[n] = (Ringmq__Message *)&b->msgs[i]->pb;
-			b->idx[n++] = i++;
-		}
-		if (n > 0)
-			send_request(b, n);
-	}
+	if (first == NULL)
+		return RINGMQ_OK;
+	return client_fail(c, first->code, "%s",
+			   first->message ? first->message
+					  : ringmq_strerror(first->code));
 }
 
 static int
@@ -453,8 +327,6 @@ publish_batch_locked(ringmq_client *c, const char *queue,
 		     ringmq_publish_results **resultsp)
 {
 	ringmq_publish_results *r = NULL;
-	struct batch b = { 0 };
-	size_t slots;
 	int rc;
 
 	if (resultsp != NULL)
@@ -471,38 +343,32 @@ publish_batch_locked(ringmq_client *c, const char *queue,
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
-		goto nomem;
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	r->count = count;
 	r->r = calloc(count ? count : 1, sizeof(*r->r));
-	slots = c->max_batch_count < count ? c->max_batch_count : count;
-	b.pbs = calloc(slots ? slots : 1, sizeof(*b.pbs));
-	b.idx = calloc(slots ? slots : 1, sizeof(*b.idx));
-	if (r->r == NULL || b.pbs == NULL || b.idx == NULL)
-		goto nomem;
-
-	b.c = c;
-	b.queue = queue;
-	b.msgs = msgs;
-	b.res = r->r;
-	b.base_bytes = publish_base_bytes(queue);
-	b.conn_rc = rc; /* CLOSED or CONNECTION_LOST: nothing is sent */
-	b.first_refusal = RINGMQ_OK;
-	batch_run(&b, count);
-	free(b.pbs);
-	free(b.idx);
-
-	rc = b.conn_rc != RINGMQ_OK ? b.conn_rc : b.first_refusal;
+	if (r->r == NULL) {
+		ringmq_publish_results_free(r);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	if (rc != RINGMQ_OK) {
+		/* CLOSED, or CONNECTION_LOST with reconnect off: nothing is
+		 * sent. */
+		for (size_t i = 0; i < count; i++)
+			result_fail(&r->r[i], rc, c->errmsg);
+	} else if (count > 0 &&
+		   (rc = producer_publish_wait(c, queue, msgs, count, r->r)) !=
+			   RINGMQ_OK) {
+		/* None was sent; those over the limits say so already. */
+		for (size_t i = 0; i < count; i++)
+			if (r->r[i].code == RINGMQ_OK)
+				result_fail(&r->r[i], rc, c->errmsg);
+	}
+	rc = results_status(c, r);
 	if (resultsp != NULL)
 		*resultsp = r;
 	else
 		ringmq_publish_results_free(r);
 	return rc;
-
-nomem:
-	free(b.pbs);
-	free(b.idx);
-	ringmq_publish_results_free(r);
-	return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 }
 
 int

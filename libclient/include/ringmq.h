@@ -33,8 +33,9 @@
  * again with the same queue, group and credit, under the same
  * subscription ids. Leases die with the old connection: the broker counts
  * them as failed and delivers those messages again; acking an old lease id
- * gives RINGMQ_NOT_LEASED. Deliveries queued but not yet handed out are
- * dropped at the reconnect for that reason.
+ * gives RINGMQ_NOT_LEASED. Deliveries queued but not yet handed out (to
+ * ringmq_next() or a callback) are dropped when the connection drops, for
+ * that reason: handed out, each would be worked on twice.
  *
  * Threads: a ringmq_client may be shared by threads. Every call takes the
  * client's lock; a call that waits for the broker drops the lock while it
@@ -338,8 +339,10 @@ RINGMQ_API int ringmq_client_flush(ringmq_client *c, int timeout_ms);
 RINGMQ_API int ringmq_client_fd(ringmq_client *c);
 
 /**
- * Number of asynchronous publishes accepted and not yet answered by the
- * broker (their callbacks may still be waiting for a poll).
+ * Number of publishes accepted and not yet answered by the broker:
+ * asynchronous ones (their callbacks may still be waiting for a poll), and
+ * those of synchronous calls still waiting, or that stopped waiting after
+ * a timeout.
  */
 RINGMQ_API size_t ringmq_client_outstanding(ringmq_client *c);
 
@@ -596,7 +599,13 @@ RINGMQ_API void ringmq_message_free(ringmq_message *m);
 
 /**
  * Publishes one message and waits for its confirmation (durable in the
- * broker's sync mode).
+ * broker's sync mode). The message goes as an asynchronous one does, at
+ * once: the library gives it its partition (key hash, else dedup id hash,
+ * else round-robin a message at a time from a random start) and its
+ * number in that partition's producer sequence, so that when the
+ * connection drops before the answer (a broker restart, or a connection
+ * the broker closed while the client was idle) the library reconnects,
+ * sends it again, and the broker stores it once.
  * @param[in] c the client.
  * @param[in] queue queue name.
  * @param[in] m the message (borrowed).
@@ -607,9 +616,13 @@ RINGMQ_API void ringmq_message_free(ringmq_message *m);
  * @return RINGMQ_OK when confirmed; RINGMQ_MESSAGE_TOO_LARGE when over the
  *         broker's announced limits (decided locally, nothing is sent);
  *         RINGMQ_QUEUE_NOT_FOUND, RINGMQ_QUEUE_FULL, RINGMQ_STORAGE_FULL,
- *         RINGMQ_INVALID_ARGUMENT; and the common codes above. On
- *         RINGMQ_TIMEOUT or RINGMQ_CONNECTION_LOST the message may or may
- *         not have been stored.
+ *         RINGMQ_INVALID_ARGUMENT; and the common codes above:
+ *         RINGMQ_UNREACHABLE (no connection within request-timeout-ms:
+ *         not sent), RINGMQ_TIMEOUT (sent, no answer within
+ *         request-timeout-ms: it may have been stored, and may still be,
+ *         as the library keeps it for a resend after a reconnect),
+ *         RINGMQ_CONNECTION_LOST (reconnect off: it may or may not have
+ *         been stored).
  */
 RINGMQ_API int ringmq_publish(ringmq_client *c, const char *queue,
 			      const ringmq_message *m, uint32_t *partition,
@@ -619,12 +632,15 @@ RINGMQ_API int ringmq_publish(ringmq_client *c, const char *queue,
 typedef struct ringmq_publish_results ringmq_publish_results;
 
 /**
- * Publishes messages to one queue, in order, and waits for their
- * confirmations. The batch is split into requests of at most the broker's
- * max batch count and max frame bytes, sent one after the other. A message
- * over the broker's limits gets RINGMQ_MESSAGE_TOO_LARGE and is never sent;
- * the others still are. After a connection loss or timeout the remaining
- * messages are not sent and get that code.
+ * Publishes messages to one queue and waits for their confirmations. Each
+ * goes as with ringmq_publish() (its partition and sequence number from
+ * the library, sent again after a reconnect), in requests of at most the
+ * broker's max batch count and max frame bytes, pipelined; order is kept
+ * within a partition. A message over the broker's limits gets
+ * RINGMQ_MESSAGE_TOO_LARGE and is never sent; the others still are. The
+ * wait ends request-timeout-ms after the last answer: messages still
+ * unanswered then get RINGMQ_TIMEOUT (sent) or RINGMQ_UNREACHABLE (not
+ * sent, no connection).
  * @param[in] c the client.
  * @param[in] queue queue name.
  * @param[in] msgs array of count messages (borrowed).
@@ -634,8 +650,9 @@ typedef struct ringmq_publish_results ringmq_publish_results;
  *             the caller needs only the status. Set to NULL when the
  *             return is RINGMQ_USAGE or the results could not be allocated.
  * @return RINGMQ_OK when every message was confirmed; otherwise
- *         RINGMQ_CONNECTION_LOST, RINGMQ_TIMEOUT or RINGMQ_CLOSED if one of
- *         those happened, else the code of the first refused message.
+ *         RINGMQ_CONNECTION_LOST, RINGMQ_TIMEOUT, RINGMQ_UNREACHABLE or
+ *         RINGMQ_CLOSED if one of those happened, else the code of the
+ *         first refused message.
  */
 RINGMQ_API int ringmq_publish_batch(ringmq_client *c, const char *queue,
 				    const ringmq_message *const *msgs,
@@ -851,8 +868,9 @@ RINGMQ_API int ringmq_subscribe_cb(ringmq_client *c, uint32_t *subscriptionp,
  *            without limit.
  * @return RINGMQ_OK; RINGMQ_TIMEOUT when none arrived in time (or
  *         ringmq_client_wakeup() was called); RINGMQ_CONNECTION_LOST when
- *         the connection dropped during this wait (queued deliveries are
- *         still handed out first; with reconnect on, the next call
+ *         the connection dropped during this wait (the deliveries it had
+ *         queued are dropped: their leases went with it and the broker
+ *         delivers those messages again; with reconnect on, the next call
  *         reconnects and restores the subscriptions); RINGMQ_UNREACHABLE
  *         when the time ran out without a connection;
  *         RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND, once per

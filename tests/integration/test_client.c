@@ -768,6 +768,66 @@ test_subscription_restored_after_broker_restart(void **state)
 	harness_cleanup(&b);
 }
 
+/* A consumer whose ack finds the connection gone takes next a delivery of
+ * the new connection, not one the old one had queued: that one's lease
+ * died with it (its ack said NOT_LEASED) and the broker delivers it again,
+ * so it was worked on twice. Each message comes once more at most: the one
+ * whose ack was lost. */
+static void
+test_deliveries_of_a_lost_connection_are_not_handed_out(void **state)
+{
+	struct harness_broker b;
+	ringmq_client *c;
+	ringmq_delivery *d = NULL;
+	char listen[64];
+	const char *again[] = { "--sync", "never", "--listen", listen, NULL };
+	int seen[3] = { 0 };
+	uint32_t sub;
+	uint64_t id;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, sync_never), 0);
+	snprintf(listen, sizeof(listen), "%s", b.addr);
+	c = testlib_connect_with(b.addr, "reconnect-backoff-ms=50",
+				 "request-timeout-ms=1000", NULL);
+	create_queue(c, "stale", NULL, NULL);
+	for (long i = 0; i < 3; i++)
+		assert_int_equal(publish_index(c, "stale", i, NULL, NULL),
+				 RINGMQ_OK);
+	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(c, &sub, "stale", "g", 3,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	/* The other two came before the Pong: they are queued now. */
+	assert_int_equal(ringmq_client_ping(c), RINGMQ_OK);
+
+	assert_true(harness_kill(&b, SIGKILL) >= 0);
+	assert_int_not_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+	restart_same_port(&b, again);
+	for (int k = 0; k < 3; k++) {
+		size_t len;
+		const char *p;
+
+		assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+		p = ringmq_delivery_payload(d, &len);
+		assert_int_equal(len, 1);
+		assert_true(p[0] >= '0' && p[0] <= '2');
+		seen[p[0] - '0']++;
+		id = ringmq_delivery_lease_id(d);
+		ringmq_delivery_free(d);
+		assert_int_equal(ringmq_ack(c, &id, 1, NULL), RINGMQ_OK);
+	}
+	assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
 static void
 on_code(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
 {
@@ -831,6 +891,73 @@ test_ping_detects_half_open_broker(void **state)
 	assert_non_null(strstr(ringmq_client_errmsg(c), "ping"));
 	assert_int_equal(kill(b.pid, SIGCONT), 0);
 	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+}
+
+/* The broker's count of open connections, as another client sees it. */
+static double
+broker_connections(ringmq_client *observer)
+{
+	ringmq_stats *s = NULL;
+	double v = -1;
+
+	assert_int_equal(ringmq_stats_get(observer, &s), RINGMQ_OK);
+	assert_int_equal(ringmq_stats_find(s, "connections", &v), 1);
+	ringmq_stats_free(s);
+	return v;
+}
+
+/* Waits until the broker has closed every connection but the observer's
+ * (an idle one: pinged after the idle timeout, closed after another). */
+static void
+wait_idle_closed(ringmq_client *observer)
+{
+	long long deadline = harness_now_ms() + WAIT_MS;
+
+	while (broker_connections(observer) > 1) {
+		assert_true(harness_now_ms() < deadline);
+		usleep(20 * 1000); /* the condition is re-checked */
+	}
+}
+
+/* A producer idle in a pool (it never calls into the library, so it never
+ * answers the broker's ping) is closed by the broker after twice the idle
+ * timeout. Its next publish goes through, stored once: sent on the dead
+ * connection, then again after the reconnect, numbered so that the broker
+ * would know it if the first one had arrived. A producer whose first
+ * publish comes after the close asks for the queue's partitions first:
+ * that request finds the connection closed before it goes out. */
+static void
+test_publish_after_idle_close_goes_through_once(void **state)
+{
+	const char *flags[] = { "--sync", "never", "--idle-timeout-ms", "200",
+				NULL };
+	struct harness_broker b;
+	ringmq_client *c, *fresh, *observer;
+	uint64_t producer_id, messages = 0;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, flags), 0);
+	observer = testlib_connect(b.addr);
+	c = testlib_connect(b.addr);
+	fresh = testlib_connect(b.addr);
+	producer_id = ringmq_client_producer_id(c);
+	create_queue(observer, "pooled", "2", NULL);
+	publish_sync(c, "pooled", "first");
+
+	wait_idle_closed(observer);
+	publish_sync(c, "pooled", "second");
+	publish_sync(fresh, "pooled", "third");
+
+	assert_true(ringmq_client_producer_id(c) == producer_id);
+	testlib_queue_counts(observer, "pooled", &messages, NULL, NULL, NULL);
+	assert_int_equal(messages, 3);
+	ringmq_client_free(c);
+	ringmq_client_free(fresh);
+	ringmq_client_free(observer);
 	assert_int_equal(harness_stop(&b), 0);
 	harness_cleanup(&b);
 }
@@ -912,6 +1039,41 @@ test_ack_async_acks_in_chunks_and_flush_waits(void **state)
 			 RINGMQ_USAGE);
 	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
 	assert_int_equal(a.calls, 3);
+	ringmq_client_free(c);
+}
+
+/* A consumer that acks asynchronously and serves its client with poll:
+ * the ack's answer alone ends the wait, which runs the callback at once
+ * instead of waiting out the whole timeout. */
+static void
+test_poll_returns_when_an_async_ack_is_answered(void **state)
+{
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
+	struct acked a = { 0 };
+	ringmq_delivery *d;
+	long long start_ms;
+	uint32_t sub;
+	uint64_t id;
+	int n;
+
+	(void)state;
+	create_queue(c, "polled", NULL, NULL);
+	publish_sync(c, "polled", "job");
+	assert_int_equal(ringmq_subscribe(c, &sub, "polled", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &a), RINGMQ_OK);
+	start_ms = harness_now_ms();
+	n = ringmq_client_poll(c, WAIT_MS);
+	/* The answer of a local broker takes milliseconds; half the
+	 * timeout is slack for a loaded machine, not a measurement. */
+	assert_true(harness_now_ms() - start_ms < WAIT_MS / 2);
+	assert_int_equal(n, 1);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.ok, 1);
 	ringmq_client_free(c);
 }
 
@@ -1317,12 +1479,18 @@ main(void)
 		cmocka_unit_test(
 			test_ack_async_reports_lost_connection_and_close),
 		cmocka_unit_test(
+			test_poll_returns_when_an_async_ack_is_answered),
+		cmocka_unit_test(
 			test_broker_killed_and_restarted_while_publishing_async),
 		cmocka_unit_test(test_producer_threads_share_one_client),
 		cmocka_unit_test(test_wakeup_ends_one_wait_and_is_consumed),
 		cmocka_unit_test(
 			test_subscription_restored_after_broker_restart),
+		cmocka_unit_test(
+			test_deliveries_of_a_lost_connection_are_not_handed_out),
 		cmocka_unit_test(test_ping_detects_half_open_broker),
+		cmocka_unit_test(
+			test_publish_after_idle_close_goes_through_once),
 		cmocka_unit_test(
 			test_reconnect_off_loss_is_final_for_async_publish),
 		cmocka_unit_test(
