@@ -62,6 +62,25 @@ subs_claim(struct ringmq_client *c)
 	}
 }
 
+static void sub_end(struct ringmq_client *c, struct sub *s, int code);
+
+/* An end that came for s while its Subscribe waited; lock held. */
+static void
+subs_apply_early_end(struct ringmq_client *c, struct sub *s)
+{
+	for (int i = 0; i < c->n_early_ends; i++)
+		if (c->early_end_ids[i] == s->wire_id) {
+			int code = c->early_end_codes[i];
+
+			c->n_early_ends--;
+			c->early_end_ids[i] = c->early_end_ids[c->n_early_ends];
+			c->early_end_codes[i] =
+				c->early_end_codes[c->n_early_ends];
+			sub_end(c, s, code);
+			return;
+		}
+}
+
 /* Sends Subscribe for s on the current connection; lock held. */
 static int
 sub_send(struct ringmq_client *c, struct sub *s)
@@ -87,7 +106,10 @@ sub_send(struct ringmq_client *c, struct sub *s)
 		s->wire_id = resp->subscribe_ok->subscription;
 		s->is_live = 1;
 		frame_free(resp);
+		subs_apply_early_end(c, s);
 	}
+	if (c->subscribing == 0)
+		c->n_early_ends = 0;
 	/* A subscription now live takes what came for it, before anything
 	 * later of it is read (a Subscribe may still wait: a restore inside
 	 * another's call); with none waiting, the rest goes on too. */
@@ -194,6 +216,37 @@ sub_request(ringmq_client *c, struct sub *s, int is_credit, uint32_t credit)
 	return RINGMQ_OK;
 }
 
+/* Unlinks s from the client's list and frees it; lock held. */
+static void
+sub_forget(struct ringmq_client *c, struct sub *s)
+{
+	for (struct sub **sp = &c->subs; *sp != NULL; sp = &(*sp)->next)
+		if (*sp == s) {
+			*sp = s->next;
+			sub_free(s);
+			return;
+		}
+}
+
+/* A credit or unsubscribe for s, which the broker ended: an unsubscribe
+ * forgets it (OK), a credit gets its end code. Lock held. */
+static int
+sub_change_ended(struct ringmq_client *c, struct sub *s, int is_credit)
+{
+	int code = s->end_code;
+	uint32_t id = s->id;
+
+	if (!is_credit) {
+		sub_forget(c, s);
+		return RINGMQ_OK;
+	}
+	return client_fail(c, code,
+			   "subscription %u was ended by the broker: its %s "
+			   "was deleted",
+			   id,
+			   code == RINGMQ_QUEUE_NOT_FOUND ? "queue" : "group");
+}
+
 /*
  * A credit or unsubscribe for subscription id. Without a connection the
  * change is only recorded: the restore after the reconnect applies it.
@@ -210,16 +263,7 @@ sub_change(ringmq_client *c, uint32_t id, int is_credit, uint32_t credit)
 	rc = client_begin(c);
 	s = sub_find(c, id);
 	if (rc == RINGMQ_OK && s != NULL && s->end_code != 0) {
-		/* Ended by the broker: nothing left to unsubscribe. */
-		rc = is_credit
-			     ? client_fail(c, s->end_code,
-					   "subscription %u was ended by the "
-					   "broker: its %s was deleted",
-					   id,
-					   s->end_code == RINGMQ_QUEUE_NOT_FOUND
-						   ? "queue"
-						   : "group")
-			     : RINGMQ_OK;
+		rc = sub_change_ended(c, s, is_credit);
 		client_unlock(c);
 		return rc;
 	}
@@ -240,6 +284,12 @@ sub_change(ringmq_client *c, uint32_t id, int is_credit, uint32_t credit)
 	}
 	if (rc == RINGMQ_OK)
 		rc = sub_request(c, s, is_credit, credit);
+	if (rc != RINGMQ_OK && s != NULL && s->end_code != 0) {
+		/* Ended by the broker while the request was on its way. */
+		rc = sub_change_ended(c, s, is_credit);
+		client_unlock(c);
+		return rc;
+	}
 	if (s != NULL && s->id == id &&
 	    (rc == RINGMQ_OK || status_is_conn_failure(rc) ||
 	     rc == RINGMQ_UNREACHABLE)) {
@@ -301,16 +351,53 @@ subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
 	conn_dq_push(c, d);
 }
 
+/* Drops the deliveries of subscription id still queued: their leases
+ * went with the group. Lock held. */
+static void
+deliveries_drop_of(struct ringmq_delivery **head, struct ringmq_delivery **tail,
+		   uint32_t id)
+{
+	struct ringmq_delivery **dp = head;
+
+	*tail = NULL;
+	while (*dp != NULL) {
+		struct ringmq_delivery *d = *dp;
+
+		if (d->f->delivery->subscription == id) {
+			*dp = d->next;
+			ringmq_delivery_free(d);
+			continue;
+		}
+		*tail = d;
+		dp = &d->next;
+	}
+}
+
+/* Ends s with code: not restored, its queued deliveries dropped, and the
+ * end reported by ringmq_next() (or ringmq_subscription_status()). */
+static void
+sub_end(struct ringmq_client *c, struct sub *s, int code)
+{
+	s->is_live = 0;
+	s->is_ended = 1;
+	s->end_code = code != 0 ? code : RINGMQ_GROUP_NOT_FOUND;
+	deliveries_drop_of(&c->dq_head, &c->dq_tail, s->id);
+	deliveries_drop_of(&c->cbq_head, &c->cbq_tail, s->id);
+}
+
 void
 subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code)
 {
 	for (struct sub *s = c->subs; s != NULL; s = s->next)
 		if (s->is_live && s->wire_id == wire_id) {
-			s->is_live = 0;
-			s->is_ended = 1;
-			s->end_code = code != 0 ? code : RINGMQ_GROUP_NOT_FOUND;
+			sub_end(c, s, code);
 			return;
 		}
+	/* Maybe that of a Subscribe still waiting for its answer. */
+	if (c->subscribing > 0 && c->n_early_ends < 8) {
+		c->early_end_ids[c->n_early_ends] = wire_id;
+		c->early_end_codes[c->n_early_ends++] = code;
+	}
 }
 
 /* The first subscription of ringmq_next()'s that the broker ended and
@@ -345,8 +432,14 @@ ringmq_subscription_status(ringmq_client *c, uint32_t subscription)
 	s = sub_find(c, subscription);
 	if (s == NULL || (s->is_ended && s->end_code == 0))
 		rc = RINGMQ_USAGE;
+	else if (s->end_code != 0)
+		rc = client_fail(
+			c, s->end_code,
+			"subscription %u ended: its %s was deleted", s->id,
+			s->end_code == RINGMQ_QUEUE_NOT_FOUND ? "queue"
+							      : "group");
 	else
-		rc = s->end_code != 0 ? s->end_code : RINGMQ_OK;
+		rc = RINGMQ_OK;
 	client_unlock(c);
 	return rc;
 }
@@ -359,6 +452,7 @@ subs_on_lost(struct ringmq_client *c)
 	/* Their leases died with the connection. */
 	deliveries_free(c->unclaimed_head);
 	c->unclaimed_head = c->unclaimed_tail = NULL;
+	c->n_early_ends = 0;
 
 	while (*sp != NULL) {
 		struct sub *s = *sp;

@@ -211,6 +211,12 @@ struct ringmq_client {
 	 * read before the subscription is live. Owned list. */
 	struct ringmq_delivery *unclaimed_head, *unclaimed_tail;
 	int subscribing; /* Subscribes waiting for their answers */
+	/* SubscriptionEnded frames that came while a Subscribe waited, for
+	 * a subscription not live yet (applied once it is; bounded: an end
+	 * past the bound is lost, as a frame of no subscription). */
+	uint32_t early_end_ids[8];
+	int early_end_codes[8];
+	int n_early_ends;
 
 	struct tracked_lease *tracked; /* owned array (auto-touch) */
 	size_t n_tracked;

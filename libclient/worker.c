@@ -215,6 +215,16 @@ ringmq_worker_run(ringmq_client *c, const char *queue, const char *group,
 		if (rc == RINGMQ_TIMEOUT || rc == RINGMQ_CONNECTION_LOST ||
 		    rc == RINGMQ_UNREACHABLE)
 			continue; /* the next round reconnects */
+		if ((rc == RINGMQ_GROUP_NOT_FOUND ||
+		     rc == RINGMQ_QUEUE_NOT_FOUND) &&
+		    ringmq_subscription_status(c, sub) == RINGMQ_OK)
+			continue; /* another subscription of the client ended */
+		if (rc == RINGMQ_GROUP_NOT_FOUND ||
+		    rc == RINGMQ_QUEUE_NOT_FOUND) {
+			/* Ours: nothing to release; forget it, and stop. */
+			(void)ringmq_unsubscribe(c, sub);
+			goto out;
+		}
 		if (rc != RINGMQ_OK)
 			goto out;
 		id = ringmq_delivery_lease_id(d);

@@ -77,6 +77,7 @@ struct consume {
 	struct leases unprinted; /* received, not printed: released at exit */
 	int conn_rc;		 /* connection failure, else OK */
 	int is_refused;		 /* a settle or request was refused */
+	int is_ended;		 /* the broker ended the subscription */
 	int is_io_failed;	 /* stdout failed */
 };
 
@@ -267,6 +268,8 @@ consume_loop(struct consume *k)
 		if (rc == RINGMQ_TIMEOUT)
 			continue;
 		if (rc != RINGMQ_OK) {
+			k->is_ended = rc == RINGMQ_GROUP_NOT_FOUND ||
+				      rc == RINGMQ_QUEUE_NOT_FOUND;
 			note_failure(k, rc, "consume");
 			break;
 		}
@@ -280,6 +283,13 @@ consume_loop(struct consume *k)
 				d = NULL;
 		}
 		settle_round(k, &acks);
+		/* An end the drain above took is still in the status. */
+		rc = ringmq_subscription_status(k->c, k->sub);
+		if (rc != RINGMQ_OK) {
+			k->is_ended = 1;
+			note_failure(k, rc, "consume");
+			break;
+		}
 	}
 	free(acks.ids);
 }
@@ -306,7 +316,8 @@ finish(struct consume *k)
 {
 	ringmq_delivery *d;
 
-	if (k->conn_rc != RINGMQ_OK)
+	/* An ended subscription's leases went with its group. */
+	if (k->conn_rc != RINGMQ_OK || k->is_ended)
 		return;
 	if (k->credit != 0 && set_credit(k, 0) != RINGMQ_OK)
 		return;

@@ -805,7 +805,8 @@ RINGMQ_API int ringmq_subscribe(ringmq_client *c, uint32_t *subscriptionp,
 /**
  * Sets a subscription's credit to a new absolute value (0 pauses it).
  * Messages already leased stay leased.
- * @return RINGMQ_OK and the common codes above.
+ * @return RINGMQ_OK; RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND for a
+ *         subscription the broker ended; and the common codes above.
  */
 RINGMQ_API int ringmq_subscription_set_credit(ringmq_client *c,
 					      uint32_t subscription,
@@ -813,7 +814,8 @@ RINGMQ_API int ringmq_subscription_set_credit(ringmq_client *c,
 
 /**
  * Ends a subscription. Its leases stay until acked, nacked, released or
- * expired; deliveries of it still queued in the client stay queued.
+ * expired; deliveries of it still queued in the client stay queued. For a
+ * subscription the broker ended, it only forgets the id (RINGMQ_OK).
  * @return RINGMQ_OK and the common codes above.
  */
 RINGMQ_API int ringmq_unsubscribe(ringmq_client *c, uint32_t subscription);
@@ -825,9 +827,13 @@ RINGMQ_API int ringmq_unsubscribe(ringmq_client *c, uint32_t subscription);
  * @param[in] subscription the id ringmq_subscribe() or
  *            ringmq_subscribe_cb() gave.
  * @return RINGMQ_OK while it runs (also while a reconnect restores it);
- *         RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND once the broker
- *         ended it because its group or queue was deleted; RINGMQ_USAGE
- *         for an id this client does not know or that was unsubscribed.
+ *         RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND (with the error
+ *         message) from the moment the broker ended it because its group
+ *         or queue was deleted, until ringmq_unsubscribe() forgets it;
+ *         RINGMQ_USAGE for an id this client does not know or that was
+ *         unsubscribed.
+ * @note A drain such as "while (ringmq_next(c, &d, 0) == RINGMQ_OK)"
+ *       takes the once-only end of ringmq_next(); this status keeps it.
  * @note Thread-safe; it does no I/O (the end is learnt while some thread
  *       is inside a call on the client).
  */
@@ -876,8 +882,9 @@ RINGMQ_API int ringmq_subscribe_cb(ringmq_client *c, uint32_t *subscriptionp,
  *         RINGMQ_GROUP_NOT_FOUND or RINGMQ_QUEUE_NOT_FOUND, once per
  *         subscription, when the broker ended one of this client's
  *         subscriptions because its group or queue was deleted (the
- *         error message names it; its deliveries that arrived before are
- *         handed out first, and it is not restored after a reconnect);
+ *         error message names it; its deliveries still queued are
+ *         dropped, their leases gone with the group; it is not restored
+ *         after a reconnect; ringmq_subscription_status() tells whose);
  *         RINGMQ_CLOSED; RINGMQ_USAGE.
  * @note With auto-touch on, the lease is extended until this client
  *       settles it.

@@ -6,8 +6,11 @@
  * sockets.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -794,7 +798,11 @@ test_library_reports_an_ended_subscription(void **state)
 	assert_int_equal(ringmq_next(w, &d, 300), RINGMQ_TIMEOUT);
 	assert_int_equal(ringmq_subscription_status(w, cbsub),
 			 RINGMQ_QUEUE_NOT_FOUND);
+	/* Credit on it gets its end; unsubscribing forgets it. */
+	assert_int_equal(ringmq_subscription_set_credit(w, cbsub, 5),
+			 RINGMQ_QUEUE_NOT_FOUND);
 	assert_int_equal(ringmq_unsubscribe(w, sub), RINGMQ_OK);
+	assert_int_equal(ringmq_subscription_status(w, sub), RINGMQ_USAGE);
 	assert_int_equal(ringmq_subscription_status(w, 9999), RINGMQ_USAGE);
 	ringmq_client_free(admin);
 	ringmq_client_free(w);
@@ -836,6 +844,190 @@ test_library_checks_the_same_message_limits(void **state)
 	ringmq_client_free(c);
 }
 
+/* Deliveries of a subscription the broker ended, still queued in the
+ * library, are dropped (their leases went with the group), so the end
+ * is what the worker sees next, not jobs it could not ack. */
+static void
+test_library_drops_the_queued_deliveries_of_an_ended_subscription(void **state)
+{
+	ringmq_client *w = testlib_connect(broker.addr);
+	ringmq_client *admin = testlib_connect(broker.addr);
+	ringmq_delivery *d = NULL;
+	uint32_t sub;
+	uint64_t in_flight = 0;
+
+	(void)state;
+	create_queue("lib-drop", NULL, NULL);
+	publish_n("lib-drop", 3);
+	assert_int_equal(ringmq_subscribe(w, &sub, "lib-drop", "g", 5,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	/* The three deliveries reach w's queue while it waits in calls. */
+	for (int i = 0; i < 100 && in_flight < 3; i++) {
+		assert_int_equal(ringmq_client_ping(w), RINGMQ_OK);
+		testlib_queue_counts(admin, "lib-drop", NULL, NULL, NULL,
+				     &in_flight);
+	}
+	assert_int_equal(in_flight, 3);
+	assert_int_equal(ringmq_client_ping(w), RINGMQ_OK);
+	assert_int_equal(ringmq_group_delete(admin, "lib-drop", "g"),
+			 RINGMQ_OK);
+	/* The end was pushed to w before the delete was answered: a ping's
+	 * answer comes after it, so w has read it by then. */
+	assert_int_equal(ringmq_client_ping(w), RINGMQ_OK);
+	assert_int_equal(ringmq_next(w, &d, 5000), RINGMQ_GROUP_NOT_FOUND);
+	assert_null(d);
+	assert_int_equal(ringmq_next(w, &d, 200), RINGMQ_TIMEOUT);
+	ringmq_client_free(admin);
+	ringmq_client_free(w);
+}
+
+/* A broker stand-in that answers Hello, then a Subscribe with its
+ * SubscribeOk and a SubscriptionEnded for it in one write, as a broker
+ * does when a group delete is handled right behind the subscribe. */
+struct fake {
+	int listen_fd;
+	int ok; /* 1 once it wrote both frames */
+};
+
+/* Reads one frame from fd (plain reads: this runs off the test thread);
+ * NULL on EOF or error. Free with ringmq__frame__free_unpacked. */
+static Ringmq__Frame *
+fake_recv(int fd)
+{
+	uint8_t hdr[4], body[4096];
+	size_t n, got = 0;
+
+	while (got < 4) {
+		ssize_t r = read(fd, hdr + got, 4 - got);
+
+		if (r <= 0)
+			return NULL;
+		got += (size_t)r;
+	}
+	n = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 |
+	    hdr[3];
+	if (n > sizeof(body))
+		return NULL;
+	for (got = 0; got < n;) {
+		ssize_t r = read(fd, body + got, n - got);
+
+		if (r <= 0)
+			return NULL;
+		got += (size_t)r;
+	}
+	return ringmq__frame__unpack(NULL, n, body);
+}
+
+/* Appends f, with its length prefix, to buf at *len. */
+static void
+fake_put(uint8_t *buf, size_t *len, const Ringmq__Frame *f)
+{
+	size_t n = ringmq__frame__get_packed_size(f);
+
+	buf[*len] = (uint8_t)(n >> 24);
+	buf[*len + 1] = (uint8_t)(n >> 16);
+	buf[*len + 2] = (uint8_t)(n >> 8);
+	buf[*len + 3] = (uint8_t)n;
+	ringmq__frame__pack(f, buf + *len + 4);
+	*len += 4 + n;
+}
+
+static void *
+fake_run(void *arg)
+{
+	struct fake *fk = arg;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT, *in;
+	Ringmq__HelloOk ok = RINGMQ__HELLO_OK__INIT;
+	Ringmq__SubscribeOk sok = RINGMQ__SUBSCRIBE_OK__INIT;
+	Ringmq__SubscriptionEnded end = RINGMQ__SUBSCRIPTION_ENDED__INIT;
+	uint8_t out[512];
+	size_t len = 0;
+	int fd = accept(fk->listen_fd, NULL, NULL);
+
+	if (fd < 0 || (in = fake_recv(fd)) == NULL)
+		return NULL;
+	ok.version = 1;
+	ok.max_frame_bytes = 1u << 22;
+	ok.max_message_bytes = 1u << 20;
+	ok.max_batch_count = 1000;
+	ok.producer_id = 1;
+	f.has_request_id = 1;
+	f.request_id = in->request_id;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO_OK;
+	f.hello_ok = &ok;
+	ringmq__frame__free_unpacked(in, NULL);
+	fake_put(out, &len, &f);
+	if (write(fd, out, len) != (ssize_t)len)
+		return NULL;
+	/* Skip what is not the Subscribe (a ping, say). */
+	while ((in = fake_recv(fd)) != NULL &&
+	       in->body_case != RINGMQ__FRAME__BODY_SUBSCRIBE)
+		ringmq__frame__free_unpacked(in, NULL);
+	if (in == NULL)
+		return NULL;
+	len = 0;
+	sok.subscription = 7;
+	f.request_id = in->request_id;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE_OK;
+	f.subscribe_ok = &sok;
+	ringmq__frame__free_unpacked(in, NULL);
+	fake_put(out, &len, &f);
+	end.subscription = 7;
+	end.code = RINGMQ__ERROR_CODE__GROUP_NOT_FOUND;
+	f.has_request_id = 0;
+	f.request_id = 0;
+	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED;
+	f.subscription_ended = &end;
+	fake_put(out, &len, &f);
+	if (write(fd, out, len) == (ssize_t)len)
+		fk->ok = 1;
+	/* Keep the connection until the client goes. */
+	while ((in = fake_recv(fd)) != NULL)
+		ringmq__frame__free_unpacked(in, NULL);
+	close(fd);
+	return NULL;
+}
+
+/* An end read in the same pass as its SubscribeOk, before the library
+ * made the subscription live, is kept and applied, not lost. */
+static void
+test_library_keeps_an_end_that_came_with_its_subscribe_ok(void **state)
+{
+	struct fake fk = { socket(AF_INET, SOCK_STREAM, 0), 0 };
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	ringmq_delivery *d = NULL;
+	ringmq_client *w;
+	pthread_t th;
+	char addr[64];
+	uint32_t sub;
+
+	(void)state;
+	assert_true(fk.listen_fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fk.listen_fd, (struct sockaddr *)&sa, sizeof(sa)),
+			 0);
+	assert_int_equal(listen(fk.listen_fd, 1), 0);
+	assert_int_equal(
+		getsockname(fk.listen_fd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+	assert_int_equal(pthread_create(&th, NULL, fake_run, &fk), 0);
+	w = testlib_connect_with(addr, "reconnect=false", NULL);
+	assert_int_equal(
+		ringmq_subscribe(w, &sub, "q", "g", 1, RINGMQ_START_EARLIEST),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_next(w, &d, 2000), RINGMQ_GROUP_NOT_FOUND);
+	assert_int_equal(ringmq_subscription_status(w, sub),
+			 RINGMQ_GROUP_NOT_FOUND);
+	ringmq_client_free(w); /* the stand-in sees EOF and ends */
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(fk.ok, 1);
+	close(fk.listen_fd);
+}
+
 int
 main(void)
 {
@@ -850,6 +1042,10 @@ main(void)
 		cmocka_unit_test(test_hello_with_producer_id_0_gets_a_new_one),
 		cmocka_unit_test(test_library_reports_an_ended_subscription),
 		cmocka_unit_test(test_library_checks_the_same_message_limits),
+		cmocka_unit_test(
+			test_library_drops_the_queued_deliveries_of_an_ended_subscription),
+		cmocka_unit_test(
+			test_library_keeps_an_end_that_came_with_its_subscribe_ok),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
