@@ -31,11 +31,11 @@
  * the current connection.
  */
 #include "internal.h"
+#include "partition_rule.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 /* Bytes of keyless messages given to one partition before the next. A
  * message at a time to each partition in turn made every batch one message
@@ -119,33 +119,17 @@ struct ptopic {
 
 /* ------------------------------------------------------------ partitioner */
 
-/* Lamping and Veach, as written in proto/ringmq.proto. */
-static uint32_t
-jump_hash(uint64_t key, uint32_t n)
-{
-	int64_t b = -1;
-	int64_t j = 0;
-
-	while (j < (int64_t)n) {
-		b = j;
-		key = key * 2862933555777941757ull + 1;
-		j = (int64_t)((double)(b + 1) * ((double)(1ll << 31) /
-						 (double)((key >> 33) + 1)));
-	}
-	return (uint32_t)b;
-}
-
 /* The partition of pb, or -1 when it has neither key nor dedup id. */
 static int64_t
 hashed_partition(const Ringmq__Message *pb, uint32_t partitions)
 {
 	/* An empty key or dedup id is none (the broker stores none). */
 	if (pb->has_key && pb->key.len > 0)
-		return jump_hash(XXH64(pb->key.data, pb->key.len, 0),
-				 partitions);
+		return partition_rule_for_key(pb->key.data, pb->key.len,
+					      partitions);
 	if (pb->dedup_id != NULL && pb->dedup_id[0] != '\0')
-		return jump_hash(XXH64(pb->dedup_id, strlen(pb->dedup_id), 0),
-				 partitions);
+		return partition_rule_for_key(pb->dedup_id,
+					      strlen(pb->dedup_id), partitions);
 	return -1;
 }
 

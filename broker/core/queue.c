@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include "core/idem.h"
-#include "core/partition.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
@@ -19,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/u64set.h"
 #include "name_rule.h"
+#include "partition_rule.h"
 #include "policy_rule.h"
 
 #define QUEUES_BUCKETS 1024u
@@ -922,11 +922,11 @@ publish_route(struct queue *q, const Ringmq__Publish *p,
 	uint32_t hashed = 0;
 
 	if (has_key)
-		hashed = partition_for_key(m->key.data, m->key.len,
-					   q->partitions);
+		hashed = partition_rule_for_key(m->key.data, m->key.len,
+						q->partitions);
 	else if (has_dedup)
-		hashed = partition_for_key(m->dedup_id, strlen(m->dedup_id),
-					   q->partitions);
+		hashed = partition_rule_for_key(
+			m->dedup_id, strlen(m->dedup_id), q->partitions);
 	if (has_named && named >= q->partitions) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			       "partition out of range");
@@ -1704,7 +1704,8 @@ queue_stage(struct queues *qs, struct queue *q, int fixed_part,
 	if (fixed_part >= 0)
 		part = (uint32_t)fixed_part;
 	else if (m->key_len > 0)
-		part = partition_for_key(m->key, m->key_len, q->partitions);
+		part = partition_rule_for_key(m->key, m->key_len,
+					      q->partitions);
 	else
 		part = q->rr_part++ % q->partitions;
 	p = &q->parts[part];

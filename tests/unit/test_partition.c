@@ -4,7 +4,7 @@
  * The reference values below pin the function. They were computed once from
  * the published algorithm (the pseudo-code at the top of
  * proto/ringmq.proto, and XXH64 with seed 0) by an implementation written
- * independently of broker/core/partition.c, and are hard-coded so that a client
+ * independently of proto/partition_rule.h, and are hard-coded so that a client
  * library in another language can check itself against the same table: a
  * key must land on the same partition whoever computes it. If one of them
  * changes, keys move between partitions of existing queues, which is a
@@ -20,7 +20,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "core/partition.h"
+#include "partition_rule.h"
 
 #define N_KEYS 100000
 
@@ -43,10 +43,10 @@ test_partition_jump_of_zero_key(void **state)
 	/* Key 0 steps to 1, whose first jump lands at 2^31: bucket 0 for
 	 * every n up to 2^31, and the jump itself just past it. */
 	for (n = 1; n <= 100000; n++)
-		assert_int_equal(partition_jump(0, n), 0);
-	assert_int_equal(partition_jump(0, 1u << 31), 0);
-	assert_int_equal(partition_jump(0, (1u << 31) + 1), 1u << 31);
-	assert_int_equal(partition_jump(0, UINT32_MAX), 1u << 31);
+		assert_int_equal(partition_rule_jump(0, n), 0);
+	assert_int_equal(partition_rule_jump(0, 1u << 31), 0);
+	assert_int_equal(partition_rule_jump(0, (1u << 31) + 1), 1u << 31);
+	assert_int_equal(partition_rule_jump(0, UINT32_MAX), 1u << 31);
 }
 
 static void
@@ -72,8 +72,9 @@ test_partition_jump_reference_values(void **state)
 	(void)state;
 	for (i = 0; i < sizeof ref / sizeof ref[0]; i++)
 		for (j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
-			assert_int_equal(partition_jump(ref[i].key, buckets[j]),
-					 ref[i].want[j]);
+			assert_int_equal(
+				partition_rule_jump(ref[i].key, buckets[j]),
+				ref[i].want[j]);
 }
 
 /* XXH64 itself, seed 0: the library's published test vectors. */
@@ -110,9 +111,9 @@ test_partition_for_key_reference_values(void **state)
 	(void)state;
 	for (i = 0; i < sizeof ref / sizeof ref[0]; i++)
 		for (j = 0; j < sizeof parts / sizeof parts[0]; j++)
-			assert_int_equal(partition_for_key(ref[i].key,
-							   ref[i].len,
-							   parts[j]),
+			assert_int_equal(partition_rule_for_key(ref[i].key,
+								ref[i].len,
+								parts[j]),
 					 ref[i].want[j]);
 }
 
@@ -124,9 +125,9 @@ test_partition_one_bucket_is_zero(void **state)
 
 	(void)state;
 	for (i = 0; i < 1000; i++, key = key * 6364136223846793005ull + 1) {
-		assert_int_equal(partition_jump(key, 1), 0);
+		assert_int_equal(partition_rule_jump(key, 1), 0);
 		/* 0 is not a valid count; it still stays in range of 1. */
-		assert_int_equal(partition_jump(key, 0), 0);
+		assert_int_equal(partition_rule_jump(key, 0), 0);
 	}
 }
 
@@ -144,8 +145,8 @@ test_partition_outputs_in_range(void **state)
 		size_t len = key_name(name, sizeof name, i);
 
 		for (j = 0; j < sizeof counts / sizeof counts[0]; j++)
-			assert_true(partition_for_key(name, len, counts[j]) <
-				    counts[j]);
+			assert_true(partition_rule_for_key(
+					    name, len, counts[j]) < counts[j]);
 	}
 }
 
@@ -161,7 +162,7 @@ test_partition_balanced_over_keys(void **state)
 	for (i = 0; i < N_KEYS; i++) {
 		size_t len = key_name(name, sizeof name, i);
 
-		hits[partition_for_key(name, len, 8)]++;
+		hits[partition_rule_for_key(name, len, 8)]++;
 	}
 	for (i = 0; i < 8; i++) {
 		if (hits[i] < mean * 0.95 || hits[i] > mean * 1.05)
@@ -182,7 +183,7 @@ test_partition_growth_moves_few_keys(void **state)
 	for (i = 0; i < N_KEYS; i++) {
 		size_t len = key_name(name, sizeof name, i);
 
-		before[i] = partition_for_key(name, len, 1);
+		before[i] = partition_rule_for_key(name, len, 1);
 	}
 	for (n = 1; n <= 64; n++) {
 		const double expect = (double)N_KEYS / (n + 1);
@@ -190,7 +191,7 @@ test_partition_growth_moves_few_keys(void **state)
 
 		for (i = 0; i < N_KEYS; i++) {
 			size_t len = key_name(name, sizeof name, i);
-			uint32_t p = partition_for_key(name, len, n + 1);
+			uint32_t p = partition_rule_for_key(name, len, n + 1);
 
 			if (p != before[i]) {
 				if (p != n)
