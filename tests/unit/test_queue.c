@@ -1,0 +1,282 @@
+/*
+ * Unit tests of the publish path (broker/core/queue.c), in-process against
+ * a real store in a temporary directory, without sockets: routing by the
+ * key's hash, offsets per partition, per-message refusals that leave the
+ * rest of the batch alone, and a queue's max_bytes counted over the whole
+ * message as recovery counts it.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/queue.h"
+#include "lib/config.h"
+#include "partition_rule.h"
+#include "store/store.h"
+
+#define MAP_BYTES   (64u << 20)
+#define MAX_RESULTS 16
+
+struct fixture {
+	char dir[64];
+	struct config cfg;
+	struct store *s;
+	struct queues *qs;
+	int done_status; /* of the last queue_done_fn; 1 = not called */
+	struct publish_result res[MAX_RESULTS];
+	size_t nres; /* results of the last publish; SIZE_MAX = none yet */
+};
+
+static void
+on_visible(void *ctx, struct queue *q, uint32_t part)
+{
+	(void)ctx;
+	(void)q;
+	(void)part;
+}
+
+static void
+on_done(void *ctx, int status)
+{
+	((struct fixture *)ctx)->done_status = status;
+}
+
+static void
+on_published(void *ctx, const struct publish_result *res, size_t n)
+{
+	struct fixture *f = ctx;
+
+	assert_true(n <= MAX_RESULTS);
+	memcpy(f->res, res, n * sizeof(*res));
+	f->nres = n;
+}
+
+/* Runs the store until everything submitted has completed. */
+static void
+settle(struct fixture *f)
+{
+	store_drain(f->s);
+	(void)store_reap(f->s);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	/* A message limit above the 65,535 bytes of a header name (so that
+	 * an over-long name is refused as such) and within the test's own
+	 * buffer. */
+	char *argv[] = { (char *)"ringmqd", (char *)"--max-message-bytes",
+			 (char *)"131072", NULL };
+	struct store_opts o;
+	char err[256];
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/ringmq-queue-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(config_load(&f->cfg, 3, argv, err, sizeof(err)),
+			 CONFIG_OK);
+	memset(&o, 0, sizeof(o));
+	o.dir = f->dir;
+	o.max_storage_bytes = MAP_BYTES;
+	o.sync = STORE_SYNC_NEVER; /* durability is the store tests' */
+	assert_int_equal(store_open(&f->s, &o), 0);
+	assert_int_equal(queues_new(&f->qs, f->s, &f->cfg, on_visible, f), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct dirent *e;
+	char path[512];
+	DIR *d;
+
+	queues_free(f->qs);
+	store_close(f->s);
+	d = opendir(f->dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
+		assert_int_equal(unlink(path), 0);
+	}
+	closedir(d);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static void
+create(struct fixture *f, const char *name, uint32_t partitions,
+       const Ringmq__QueuePolicy *pol)
+{
+	f->done_status = 1;
+	assert_int_equal(queue_create(f->qs, name, partitions, pol, on_done, f),
+			 0);
+	settle(f);
+	assert_int_equal(f->done_status, 0);
+}
+
+/* One message of a publish: payload, an optional key, and an optional
+ * header of value_len bytes. */
+struct spec {
+	const char *payload;
+	const char *key;
+	const char *hname;
+	size_t hvalue_len;
+};
+
+/* Publishes specs[0 .. n) to queue in one batch; results in f->res. */
+static void
+publish(struct fixture *f, const char *queue, const struct spec *specs,
+	size_t n)
+{
+	static uint8_t value[1 << 18];
+	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
+	Ringmq__Message ms[MAX_RESULTS], *mp[MAX_RESULTS];
+	Ringmq__Header hs[MAX_RESULTS], *hp[MAX_RESULTS];
+
+	assert_true(n <= MAX_RESULTS);
+	memset(value, 'v', sizeof(value));
+	for (size_t i = 0; i < n; i++) {
+		ringmq__message__init(&ms[i]);
+		ms[i].payload.data = (uint8_t *)specs[i].payload;
+		ms[i].payload.len = strlen(specs[i].payload);
+		if (specs[i].key != NULL) {
+			ms[i].has_key = 1;
+			ms[i].key.data = (uint8_t *)specs[i].key;
+			ms[i].key.len = strlen(specs[i].key);
+		}
+		if (specs[i].hname != NULL) {
+			assert_true(specs[i].hvalue_len <= sizeof(value));
+			ringmq__header__init(&hs[i]);
+			hs[i].name = (char *)specs[i].hname;
+			hs[i].value.data = value;
+			hs[i].value.len = specs[i].hvalue_len;
+			hp[i] = &hs[i];
+			ms[i].n_headers = 1;
+			ms[i].headers = &hp[i];
+		}
+		mp[i] = &ms[i];
+	}
+	p.queue = (char *)queue;
+	p.n_messages = n;
+	p.messages = mp;
+	f->nres = SIZE_MAX;
+	assert_int_equal(queue_publish(f->qs, &p, 0, on_published, f), 0);
+	settle(f);
+	assert_int_equal(f->nres, n);
+}
+
+static void
+test_queue_routes_keys_by_hash_and_numbers_each_partition(void **state)
+{
+	struct fixture *f = *state;
+	static const struct spec specs[] = {
+		{ "1", "alpha", NULL, 0 }, { "2", "beta", NULL, 0 },
+		{ "3", "alpha", NULL, 0 }, { "4", "gamma", NULL, 0 },
+		{ "5", "beta", NULL, 0 },
+	};
+	uint64_t next[4] = { 0 };
+
+	create(f, "keys", 4, NULL);
+	publish(f, "keys", specs, 5);
+	for (size_t i = 0; i < 5; i++) {
+		uint32_t want = partition_rule_for_key(specs[i].key,
+						       strlen(specs[i].key), 4);
+
+		assert_int_equal(f->res[i].code, RINGMQ__ERROR_CODE__OK);
+		assert_int_equal(f->res[i].partition, want);
+		assert_int_equal(f->res[i].offset, next[want]++);
+	}
+	/* Offsets go on where they stopped. */
+	publish(f, "keys", specs, 1);
+	assert_int_equal(f->res[0].offset,
+			 next[partition_rule_for_key("alpha", 5, 4)]);
+}
+
+static void
+test_queue_refuses_bad_messages_alone(void **state)
+{
+	struct fixture *f = *state;
+	size_t max = f->cfg.max_message_bytes;
+	static char long_name[65537];
+	struct spec specs[] = {
+		{ "ok", NULL, NULL, 0 },
+		/* 1 + 3 + 6 + value: one byte over the limit. */
+		{ "x", NULL, "big", 0 },
+		{ "x", NULL, "", 1 },
+		{ "x", NULL, "RingMQ-x", 1 },
+		{ "x", NULL, long_name, 1 },
+		{ "ok", NULL, NULL, 0 },
+	};
+
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	specs[1].hvalue_len = max - 1 - 3 - 6 + 1;
+	create(f, "refuse", 1, NULL);
+	publish(f, "refuse", specs, 6);
+	assert_int_equal(f->res[0].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(f->res[1].code, RINGMQ__ERROR_CODE__MESSAGE_TOO_LARGE);
+	assert_int_equal(f->res[2].code, RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+	assert_int_equal(f->res[3].code, RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+	assert_int_equal(f->res[4].code, RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
+	assert_int_equal(f->res[5].code, RINGMQ__ERROR_CODE__OK);
+	/* The two stored ones took consecutive offsets. */
+	assert_int_equal(f->res[5].offset, f->res[0].offset + 1);
+}
+
+static void
+test_queue_max_bytes_counts_the_whole_message(void **state)
+{
+	struct fixture *f = *state;
+	Ringmq__QueuePolicy pol = RINGMQ__QUEUE_POLICY__INIT;
+	static const struct spec first[] = { { "x", "k", "h", 600 } };
+	static const struct spec second[] = { { "x", NULL, "h", 600 },
+					      { "y", NULL, NULL, 0 } };
+	uint64_t messages, bytes, delayed;
+
+	pol.has_max_bytes = 1;
+	pol.max_bytes = 1000;
+	create(f, "bytes", 1, &pol);
+	publish(f, "bytes", first, 1);
+	assert_int_equal(f->res[0].code, RINGMQ__ERROR_CODE__OK);
+	queue_totals(queues_find(f->qs, "bytes"), &messages, &bytes, &delayed);
+	assert_int_equal(messages, 1);
+	/* payload 1, key 1, header name 1 + value 600 + 6. */
+	assert_int_equal(bytes, 1 + 1 + 1 + 600 + 6);
+	publish(f, "bytes", second, 2);
+	assert_int_equal(f->res[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
+	assert_int_equal(f->res[1].code, RINGMQ__ERROR_CODE__OK);
+	queue_totals(queues_find(f->qs, "bytes"), &messages, &bytes, &delayed);
+	assert_int_equal(messages, 2);
+	assert_int_equal(bytes, 609 + 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_queue_routes_keys_by_hash_and_numbers_each_partition,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_queue_refuses_bad_messages_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_queue_max_bytes_counts_the_whole_message, setup,
+			teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
