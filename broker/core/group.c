@@ -22,7 +22,6 @@
 #include "lib/heap.h"
 #include "lib/log.h"
 #include "lib/u64set.h"
-#include "ringmq.pb-c.h"
 
 /* ---------------------------------------------------------- failures */
 
@@ -1100,8 +1099,12 @@ held_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset)
 	       gpart_hold(gs, gp, offset, DEAD_LETTER_RETRY_MS) == 0;
 }
 
-/* Ends lease l as how says, and frees it. recent_code is remembered for
- * later requests naming the same id (-1: nothing). */
+/* A recent_code of lease_end: remember nothing (codes are 0 or below). */
+#define LEASE_NOT_REMEMBERED 1
+
+/* Ends lease l as how says, and frees it. recent_code (0,
+ * -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED) is remembered for later
+ * requests naming the same id, unless LEASE_NOT_REMEMBERED. */
 static void
 lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 	  int recent_code, uint64_t delay_ms)
@@ -1109,7 +1112,7 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 	struct gpart *gp = &l->g->parts[l->part];
 
 	lease_unlink(gs, l);
-	if (recent_code >= 0)
+	if (recent_code != LEASE_NOT_REMEMBERED)
 		lease_owner_remember(l->lo, l->id, recent_code);
 	if (l->sub) {
 		l->sub->leased--;
@@ -1167,16 +1170,15 @@ lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
 	size_t slot = id & (LEASE_RECENT - 1);
 
 	if (l != NULL && l->lo == lo) {
-		*code = RINGMQ__ERROR_CODE__OK;
+		*code = 0;
 		return l;
 	}
-	*code = RINGMQ__ERROR_CODE__NOT_LEASED;
+	*code = -RMQ_ENOT_LEASED;
 	if (l == NULL && lo->recent != NULL && lo->recent[slot].id == id) {
-		if (lo->recent[slot].code == RINGMQ__ERROR_CODE__LEASE_EXPIRED)
-			*code = RINGMQ__ERROR_CODE__LEASE_EXPIRED;
-		else if (is_ack &&
-			 lo->recent[slot].code == RINGMQ__ERROR_CODE__OK)
-			*code = RINGMQ__ERROR_CODE__OK; /* acked before */
+		if (lo->recent[slot].code == -RMQ_ELEASE_EXPIRED)
+			*code = -RMQ_ELEASE_EXPIRED;
+		else if (is_ack && lo->recent[slot].code == 0)
+			*code = 0; /* acked before */
 	}
 	return NULL;
 }
@@ -1214,9 +1216,7 @@ lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 			l->g->q->counters.acked++;
 		else if (how == END_FAIL)
 			l->g->q->counters.nacked++;
-		lease_end(gs, l, how,
-			  how == END_ACK ? RINGMQ__ERROR_CODE__OK
-					 : RINGMQ__ERROR_CODE__NOT_LEASED,
+		lease_end(gs, l, how, how == END_ACK ? 0 : -RMQ_ENOT_LEASED,
 			  delay_ms);
 	}
 	/* Confirmed after the flush that makes the change durable. */
@@ -1277,7 +1277,7 @@ groups_owner_gone(struct groups *gs, struct lease_owner *lo, int is_failure)
 {
 	while (lo->leases)
 		lease_end(gs, lo->leases, is_failure ? END_FAIL : END_RELEASE,
-			  -1, 0);
+			  LEASE_NOT_REMEMBERED, 0);
 }
 
 /* The lease a delivery starts with: the lease time, never past the max
@@ -1598,8 +1598,7 @@ groups_tick(struct groups *gs)
 		struct lease *l = lease_table_earliest(&gs->leases);
 
 		l->g->q->counters.expired++;
-		lease_end(gs, l, END_FAIL, RINGMQ__ERROR_CODE__LEASE_EXPIRED,
-			  0);
+		lease_end(gs, l, END_FAIL, -RMQ_ELEASE_EXPIRED, 0);
 	}
 	while (heap_top(&gs->retries) != NULL &&
 	       heap_top_key(&gs->retries) <= now) {

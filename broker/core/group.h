@@ -34,7 +34,7 @@ struct lease;
 /* An ended lease, remembered to answer a late ack of it. */
 struct lease_recent {
 	uint64_t id;
-	int code; /* RINGMQ__ERROR_CODE__OK, LEASE_EXPIRED or NOT_LEASED */
+	int code; /* 0, -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED */
 };
 
 /* What a connection embeds to hold leases; _init before use, _fini after
@@ -123,7 +123,9 @@ void sub_wake(struct groups *gs, struct sub *s);
 /* Ends a subscription. Its leases stay with the owner until settled. */
 void sub_free(struct groups *gs, struct sub *s);
 
-/* Lease operations on n ids, each code written to codes[i]. Acks and
+/* Lease operations on n ids, each code written to codes[i]: 0,
+ * -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED (the request layer maps them to
+ * the wire). Acks and
  * nacks are confirmed after their flush commits: done runs then (or at
  * once if nothing needs writing). */
 void groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,

@@ -10,7 +10,6 @@
 #include "core/group_int.h"
 #include "lib/err.h"
 #include "lib/log.h"
-#include "ringmq.pb-c.h"
 
 /* Runs done after every batch submitted so far has committed. */
 static int
@@ -49,9 +48,8 @@ group_end_leases(struct groups *gs, struct group *g)
 			struct lease *next = l->hash_next;
 			if (l->g == g) {
 				lease_unlink(gs, l);
-				lease_owner_remember(
-					l->lo, l->id,
-					RINGMQ__ERROR_CODE__NOT_LEASED);
+				lease_owner_remember(l->lo, l->id,
+						     -RMQ_ENOT_LEASED);
 				if (l->sub) {
 					l->sub->leased--;
 					sub_ready_update(l->sub);

@@ -7,6 +7,7 @@
 #include "core/group.h"
 #include "core/queue.h"
 #include "fields.h"
+#include "lib/err.h"
 #include "pb_varint.h"
 #include "req/codec.h"
 
@@ -363,7 +364,7 @@ lease_result_len(const int *codes, const uint64_t *remaining_ms, size_t n)
 	size_t len = 0;
 
 	for (size_t i = 0; i < n; i++)
-		len += 1 + pb_varint_len(enum_bits(codes[i]));
+		len += 1 + pb_varint_len(enum_bits(err_to_wire(codes[i])));
 	for (size_t i = 0; remaining_ms != NULL && i < n; i++)
 		len += 1 + pb_varint_len(remaining_ms[i]);
 	return len;
@@ -389,7 +390,7 @@ wire_lease_result_encode(uint64_t request_id, const int *codes,
 	/* Repeated fields unpacked (proto2), each field's values in turn. */
 	for (size_t i = 0; i < n; i++)
 		p = put_uint(p, KEY_VARINT(FIELD_LEASE_RESULT_CODES),
-			     enum_bits(codes[i]));
+			     enum_bits(err_to_wire(codes[i])));
 	for (size_t i = 0; remaining_ms != NULL && i < n; i++)
 		p = put_uint(p, KEY_VARINT(FIELD_LEASE_RESULT_REMAINING_MS),
 			     remaining_ms[i]);

@@ -17,6 +17,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "lib/err.h"
 #include "req/codec.h"
 #include "req/wire.h"
 #include "xorshift.h"
@@ -237,7 +238,7 @@ lease_result_with_protobuf(uint64_t request_id, const int *codes,
 
 	assert_non_null(wire);
 	for (size_t i = 0; i < n; i++)
-		wire[i] = (Ringmq__ErrorCode)codes[i];
+		wire[i] = (Ringmq__ErrorCode)err_to_wire(codes[i]);
 	lr.n_codes = n;
 	lr.codes = wire;
 	if (remaining_ms) {
@@ -259,6 +260,16 @@ rnd_code(void)
 {
 	return rnd(3) ? RINGMQ__ERROR_CODE__OK
 		      : (int)rnd(ringmq__error_code__descriptor.n_values);
+}
+
+/* A lease code as the core gives it: 0 or a negative broker code of one
+ * of the wire's codes. */
+static int
+rnd_broker_code(void)
+{
+	int w = rnd_code() % RINGMQ__ERROR_CODE__WOULD_BLOCK;
+
+	return w == 0 ? 0 : -(RMQ_EBASE + w);
 }
 
 /* Both answers, over random result lists (empty ones included). */
@@ -289,7 +300,7 @@ test_answers_match_protobuf_c(void **state)
 			res[i].offset = rnd_uint();
 			res[i].is_duplicate = (int)rnd(2);
 			res[i].why = whys[rnd(4)];
-			codes[i] = rnd_code();
+			codes[i] = rnd_broker_code();
 			remaining[i] = rnd_uint();
 		}
 		want_len = publish_ok_with_protobuf(request_id, res, n, want);
