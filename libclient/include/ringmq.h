@@ -1045,7 +1045,10 @@ typedef int (*ringmq_job_handler)(ringmq_client *c, const ringmq_delivery *d,
  * @param[in] handler runs each job, in this thread.
  * @param[in] ctx passed to handler.
  * @return RINGMQ_OK after a stop; the subscribe's failure
- *         (RINGMQ_QUEUE_NOT_FOUND, ...); RINGMQ_CLOSED; RINGMQ_USAGE.
+ *         (RINGMQ_QUEUE_NOT_FOUND, ...); RINGMQ_GROUP_NOT_FOUND or
+ *         RINGMQ_QUEUE_NOT_FOUND when an administrator deleted the group
+ *         or queue while it ran (its subscription ended);
+ *         RINGMQ_CLOSED; RINGMQ_USAGE.
  */
 RINGMQ_API int ringmq_worker_run(ringmq_client *c, const char *queue,
 				 const char *group, uint32_t credit,

@@ -1028,6 +1028,67 @@ test_library_keeps_an_end_that_came_with_its_subscribe_ok(void **state)
 	close(fk.listen_fd);
 }
 
+static int
+job_never_runs(ringmq_client *c, const ringmq_delivery *d, void *ctx)
+{
+	(void)c;
+	(void)d;
+	(void)ctx;
+	return 0;
+}
+
+struct worker_run {
+	ringmq_client *c;
+	int rc;
+};
+
+static void *
+worker_thread(void *arg)
+{
+	struct worker_run *w = arg;
+
+	w->rc = ringmq_worker_run(w->c, "lib-worker", "g", 1, job_never_runs,
+				  NULL);
+	return NULL;
+}
+
+/* The worker helper stops with the end's code when an administrator
+ * deletes its group, rather than waiting for jobs forever. */
+static void
+test_worker_stops_when_its_group_is_deleted(void **state)
+{
+	struct worker_run w = { testlib_connect(broker.addr), -1 };
+	ringmq_client *admin = testlib_connect(broker.addr);
+	uint32_t consumers = 0;
+	ringmq_group_list *gl = NULL;
+	pthread_t th;
+
+	(void)state;
+	create_queue("lib-worker", NULL, NULL);
+	assert_int_equal(pthread_create(&th, NULL, worker_thread, &w), 0);
+	/* Wait (at most 5 s) for its subscription. */
+	for (int i = 0; i < 100 && consumers == 0; i++) {
+		if (ringmq_group_describe_get(admin, "lib-worker", "g", &gl) ==
+			    RINGMQ_OK &&
+		    ringmq_group_list_count(gl) == 1)
+			consumers = ringmq_group_list_consumers(gl, 0);
+		ringmq_group_list_free(gl);
+		gl = NULL;
+		if (consumers == 0) {
+			struct pollfd none = { .fd = -1 };
+
+			(void)poll(&none, 1, 50);
+		}
+	}
+	assert_int_equal(consumers, 1);
+	assert_int_equal(ringmq_group_delete(admin, "lib-worker", "g"),
+			 RINGMQ_OK);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.rc, RINGMQ_GROUP_NOT_FOUND);
+	ringmq_client_free(admin);
+	ringmq_client_free(w.c);
+}
+
 int
 main(void)
 {
@@ -1046,6 +1107,7 @@ main(void)
 			test_library_drops_the_queued_deliveries_of_an_ended_subscription),
 		cmocka_unit_test(
 			test_library_keeps_an_end_that_came_with_its_subscribe_ok),
+		cmocka_unit_test(test_worker_stops_when_its_group_is_deleted),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
