@@ -102,7 +102,10 @@ lease_unlink(struct groups *gs, struct lease *l)
 		l->lo->leases = l->lo_next;
 	if (l->lo_next)
 		l->lo_next->lo_prev = l->lo_prev;
-	l->lo->last_end_ms = clock_mono_ms();
+	/* Only the end of the owner's last lease matters (the idle rule);
+	 * an ack of one of many reads no clock. */
+	if (l->lo->leases == NULL)
+		l->lo->last_end_ms = clock_mono_ms();
 }
 
 /* --------------------------------------------------------- retry heap */

@@ -41,7 +41,7 @@ struct lease_recent {
  * its leases are gone (groups_owner_gone). */
 struct lease_owner {
 	struct lease *leases; /* list of this owner's live leases */
-	uint64_t last_end_ms; /* monotonic: when a lease of it last ended */
+	uint64_t last_end_ms; /* monotonic: when it last came to hold none */
 	/* Owned, [LEASE_RECENT], direct-mapped by id; allocated when the
 	 * first lease ends, so idle connections do not pay for it. */
 	struct lease_recent *recent;
