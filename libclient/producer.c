@@ -799,11 +799,13 @@ static int
 message_check(const struct ringmq_client *c, size_t base_bytes,
 	      const Ringmq__Message *pb, size_t cost, char *text, size_t len)
 {
-	if (message_bytes(pb) > c->max_message_bytes) {
+	size_t bytes = message_bytes(pb);
+
+	if (bytes > c->max_message_bytes) {
 		snprintf(text, len,
 			 "message of %zu bytes (payload, key, headers, dedup "
 			 "id) is over the broker's limit of %u bytes",
-			 message_bytes(pb), c->max_message_bytes);
+			 bytes, c->max_message_bytes);
 		return RINGMQ_MESSAGE_TOO_LARGE;
 	}
 	if (pb->n_headers > c->max_header_count) {

@@ -994,17 +994,21 @@ publish_check_header(const Ringmq__Message *m, size_t i,
 	return 0;
 }
 
-/* Checks message m against limits and reserved names; 0 if acceptable. */
+/* Checks message m against limits and reserved names; 0 if acceptable,
+ * with r->msg_bytes set. */
 static int
 publish_check(const struct config *cfg, const Ringmq__Message *m,
 	      struct publish_result *r)
 {
-	if (publish_msg_bytes(m) > cfg->max_message_bytes) {
+	uint64_t bytes = publish_msg_bytes(m);
+
+	if (bytes > cfg->max_message_bytes) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__MESSAGE_TOO_LARGE,
 			       "message over max-message-bytes (payload, "
 			       "key, headers and dedup id together)");
 		return -1;
 	}
+	r->msg_bytes = (uint32_t)bytes; /* within the limit, so it fits */
 	if (m->has_deliver_at_ms && m->has_delay_ms) {
 		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			       "deliver_at_ms and delay_ms together");
@@ -1030,7 +1034,8 @@ publish_check(const struct config *cfg, const Ringmq__Message *m,
 	return 0;
 }
 
-/* Adds message m, routed to r->partition, to b at a new offset. */
+/* Adds message m, routed to r->partition and counted by publish_check
+ * (r->msg_bytes), to b at a new offset. */
 static int
 publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	    struct publish_result *r, struct store_batch *b)
@@ -1066,7 +1071,6 @@ publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	sm.dedup_len = m->dedup_id ? (uint16_t)strlen(m->dedup_id) : 0;
 	sm.payload = m->payload.data;
 	sm.payload_len = (uint32_t)m->payload.len;
-	r->msg_bytes = (uint32_t)store_msg_bytes(&sm);
 	r->offset = q->parts[r->partition].next_offset;
 	rc = store_batch_put_msg(b, q->qid, r->partition, r->offset, &sm);
 	if (h != hdrs)
@@ -1473,7 +1477,7 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 		r->has_pending_dups |= res->is_pending_dup;
 		return 0;
 	}
-	if (queue_is_over(q, *depth, *bytes, publish_msg_bytes(m))) {
+	if (queue_is_over(q, *depth, *bytes, res->msg_bytes)) {
 		publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
 			       QUEUE_FULL_WHY);
 		return 0;
