@@ -177,8 +177,7 @@ req_backup(struct conn *c, const Ringmq__Frame *f)
 		return;
 	rc = store_backup(conn_env_of(c)->store, path, &b->bytes, backed_up, b);
 	if (rc < 0) {
-		(void)conn_unref_live(c);
-		free(b);
+		req_drop(&b->r);
 		conn_send_error(
 			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			rc == -EBUSY	? "a backup is already running"

@@ -41,8 +41,7 @@ req_group_create(struct conn *c, const Ringmq__Frame *f)
 		gc->has_start && gc->start == RINGMQ__START_POSITION__LATEST,
 		conn_req_done, r);
 	if (rc == 1) {
-		(void)conn_unref_live(c);
-		free(r);
+		req_drop(r);
 		conn_send_done(c, f->request_id);
 	} else if (rc < 0) {
 		req_abort(r, rc);

@@ -229,24 +229,16 @@ void
 req_message_cancel(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__MessageCancel *mc = f->message_cancel;
-	struct queue *q = queues_find(conn_env_of(c)->qs, mc->queue);
+	struct queue *q = req_find_queue(c, f, mc->queue);
 	struct conn_req *p;
 	int rc;
 
-	if (q == NULL || q->is_pending) {
-		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_NOT_FOUND);
+	if (q == NULL || (p = req_new(c, f, 0)) == NULL)
 		return;
-	}
-	p = conn_req_new(c, f, 0);
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
-		return;
-	}
 	rc = queue_cancel(conn_env_of(c)->qs, q, mc->partition, mc->offset,
 			  conn_req_done, p);
 	if (rc < 0) {
-		(void)conn_unref_live(c);
-		free(p);
+		req_drop(p);
 		conn_send_error(
 			c, f->request_id, err_to_wire(rc),
 			rc == -RMQ_EINVALID_ARGUMENT
@@ -254,8 +246,6 @@ req_message_cancel(struct conn *c, const Ringmq__Frame *f)
 				: err_str(rc));
 	}
 }
-
-/* ----------------------------------------------------------- dead letters */
 
 /* ----------------------------------------------------------- dead letters */
 

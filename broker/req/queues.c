@@ -54,18 +54,14 @@ req_queue_create(struct conn *c, const Ringmq__Frame *f)
 			"optionally followed by .dlq");
 		return;
 	}
-	p = conn_req_new(c, f, 0);
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+	if ((p = req_new(c, f, 0)) == NULL)
 		return;
-	}
 	rc = queue_create(conn_env_of(c)->qs, qc->name,
 			  qc->has_partitions ? qc->partitions : 0, qc->policy,
 			  conn_req_done, p);
 	if (rc == 0)
 		return;
-	(void)conn_unref_live(c);
-	free(p);
+	req_drop(p);
 	if (rc == 1)
 		conn_send_done(c, f->request_id);
 	else
@@ -75,18 +71,15 @@ req_queue_create(struct conn *c, const Ringmq__Frame *f)
 void
 req_queue_set(struct conn *c, const Ringmq__Frame *f)
 {
-	struct conn_req *p = conn_req_new(c, f, 0);
+	struct conn_req *p = req_new(c, f, 0);
 	int rc;
 
-	if (p == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+	if (p == NULL)
 		return;
-	}
 	rc = queue_set(conn_env_of(c)->qs, f->queue_set->name,
 		       f->queue_set->policy, conn_req_done, p);
 	if (rc < 0) {
-		(void)conn_unref_live(c);
-		free(p);
+		req_drop(p);
 		conn_send_policy_rc(c, f->request_id, rc);
 	}
 }
@@ -172,11 +165,8 @@ req_purge(struct conn *c, const Ringmq__Frame *f)
 	if (p == NULL)
 		return;
 	rc = groups_purge_queue(conn_env_of(c)->gs, q, purged, p, &p->purged);
-	if (rc < 0) {
-		(void)conn_unref_live(c);
-		conn_send_rc(c, f->request_id, rc);
-		free(p);
-	}
+	if (rc < 0)
+		req_abort(&p->r, rc);
 }
 
 /* Fills qi and its policy pol from q: pointers into q, pol and dlq (a

@@ -25,10 +25,17 @@ req_new(struct conn *c, const Ringmq__Frame *f, size_t extra)
 }
 
 void
-req_abort(struct conn_req *r, int rc)
+req_drop(struct conn_req *r)
 {
 	(void)conn_unref_live(r->c);
-	conn_send_rc(r->c, r->request_id, rc);
+	free(r);
+}
+
+void
+req_abort(struct conn_req *r, int rc)
+{
+	if (conn_unref_live(r->c))
+		conn_send_rc(r->c, r->request_id, rc);
 	free(r);
 }
 

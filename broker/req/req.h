@@ -26,8 +26,10 @@ struct queue;
 /* A context for request f (conn_req_new), extra bytes past it; answers
  * ENOMEM itself (and returns NULL) when there is no memory. */
 struct conn_req *req_new(struct conn *c, const Ringmq__Frame *f, size_t extra);
-/* Drops r's reference, answers rc and frees r: its request failed before
- * anything was submitted. */
+/* Drops r's reference and frees r: nothing was submitted, and the caller
+ * answers the request itself. */
+void req_drop(struct conn_req *r);
+/* Drops r's reference, answers rc if the connection lives, frees r. */
 void req_abort(struct conn_req *r, int rc);
 /* The queue called name, or NULL after answering QUEUE_NOT_FOUND (also
  * for a queue whose create is still committing). */
