@@ -895,32 +895,6 @@ test_ping_detects_half_open_broker(void **state)
 	harness_cleanup(&b);
 }
 
-/* The broker's count of open connections, as another client sees it. */
-static double
-broker_connections(ringmq_client *observer)
-{
-	ringmq_stats *s = NULL;
-	double v = -1;
-
-	assert_int_equal(ringmq_stats_get(observer, &s), RINGMQ_OK);
-	assert_int_equal(ringmq_stats_find(s, "connections", &v), 1);
-	ringmq_stats_free(s);
-	return v;
-}
-
-/* Waits until the broker has closed every connection but the observer's
- * (an idle one: pinged after the idle timeout, closed after another). */
-static void
-wait_idle_closed(ringmq_client *observer)
-{
-	long long deadline = harness_now_ms() + WAIT_MS;
-
-	while (broker_connections(observer) > 1) {
-		assert_true(harness_now_ms() < deadline);
-		usleep(20 * 1000); /* the condition is re-checked */
-	}
-}
-
 /* A producer idle in a pool (it never calls into the library, so it never
  * answers the broker's ping) is closed by the broker after twice the idle
  * timeout. Its next publish goes through, stored once: sent on the dead
@@ -948,7 +922,9 @@ test_publish_after_idle_close_goes_through_once(void **state)
 	create_queue(observer, "pooled", "2", NULL);
 	publish_sync(c, "pooled", "first");
 
-	wait_idle_closed(observer);
+	/* Every connection but the observer's closed (an idle one: pinged
+	 * after the idle timeout, closed after another). */
+	testlib_wait_stat(observer, "connections", 1);
 	publish_sync(c, "pooled", "second");
 	publish_sync(fresh, "pooled", "third");
 

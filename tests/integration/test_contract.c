@@ -541,19 +541,6 @@ test_subscriber_learns_its_subscription_ended(void **state)
 	close(r.fd);
 }
 
-/* The broker's acked_total from Stats. */
-static double
-stat_acked_total(ringmq_client *c)
-{
-	ringmq_stats *st = NULL;
-	double v = -1;
-
-	assert_int_equal(ringmq_stats_get(c, &st), RINGMQ_OK);
-	assert_int_equal(ringmq_stats_find(st, "acked_total", &v), 1);
-	ringmq_stats_free(st);
-	return v;
-}
-
 /* Stats, the queue's own total and /metrics count one message acked
  * three times once: re-acks of an acked id answer OK but count nothing. */
 static void
@@ -568,14 +555,14 @@ test_acked_total_counts_messages_not_acks(void **state)
 	(void)state;
 	create_queue("counts", NULL, NULL);
 	publish_n("counts", 1);
-	before = stat_acked_total(c);
+	before = testlib_stat(c, "acked_total");
 	raw_open_hello(&r);
 	(void)raw_subscribe(&r, "counts", "g", 1, 2);
 	raw_wait_leases(&r, 1);
 	id = r.lease_ids[0];
 	for (int i = 0; i < 3; i++)
 		raw_ack(&r, &id, 1, RINGMQ__ERROR_CODE__OK, 10 + (uint64_t)i);
-	assert_true(stat_acked_total(c) == before + 1);
+	assert_true(testlib_stat(c, "acked_total") == before + 1);
 	assert_int_equal(ringmq_queue_list_get(c, &l), RINGMQ_OK);
 	for (size_t i = 0; i < ringmq_queue_list_count(l); i++)
 		if (strcmp(ringmq_queue_list_name(l, i), "counts") == 0)
@@ -586,7 +573,7 @@ test_acked_total_counts_messages_not_acks(void **state)
 	ringmq_queue_list_free(l);
 	/* A deleted queue's acks stay in the broker's total. */
 	assert_int_equal(ringmq_queue_delete(c, "counts"), RINGMQ_OK);
-	assert_true(stat_acked_total(c) == before + 1);
+	assert_true(testlib_stat(c, "acked_total") == before + 1);
 	ringmq_client_free(c);
 	close(r.fd);
 }

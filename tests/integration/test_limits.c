@@ -318,28 +318,6 @@ raw_recv_skipping_pings(int fd)
 	return NULL;
 }
 
-/* Waits (at most 5 s) until the broker counts n connections open. */
-static void
-wait_connections(ringmq_client *c, double n)
-{
-	double connections = -1;
-
-	for (int i = 0; i < 100 && connections != n; i++) {
-		ringmq_stats *st = NULL;
-
-		assert_int_equal(ringmq_stats_get(c, &st), RINGMQ_OK);
-		assert_int_equal(
-			ringmq_stats_find(st, "connections", &connections), 1);
-		ringmq_stats_free(st);
-		if (connections != n) {
-			struct pollfd none = { .fd = -1 };
-
-			(void)poll(&none, 1, 50);
-		}
-	}
-	assert_true(connections == n);
-}
-
 /* A connection closed (here: it said Goodbye) with answers still owed
  * to a peer that reads none of them is let go after an idle timeout too,
  * not kept for as long as the peer holds its window shut. */
@@ -382,7 +360,7 @@ test_closed_peer_reading_nothing_is_let_go(void **state)
 	f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
 	f.goodbye = &(Ringmq__Goodbye)RINGMQ__GOODBYE__INIT;
 	raw_request(fd, &f, 5);
-	wait_connections(p, 1);
+	testlib_wait_stat(p, "connections", 1);
 	close(fd);
 	ringmq_client_free(p);
 	assert_int_equal(teardown_broker(NULL), 0);
@@ -436,7 +414,7 @@ test_consumer_leaving_its_output_unread_is_closed(void **state)
 	}
 	/* The broker let go of its socket without waiting for the peer to
 	 * read: p is the only connection left. */
-	wait_connections(p, 1);
+	testlib_wait_stat(p, "connections", 1);
 	/* And reading what is left ends. */
 	assert_true(wait_closed(fd, WAIT_MS) >= 0);
 	close(fd);

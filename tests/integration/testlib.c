@@ -184,6 +184,33 @@ testlib_raw_hello(int fd, uint64_t producer)
 	return id;
 }
 
+double
+testlib_stat(ringmq_client *c, const char *name)
+{
+	ringmq_stats *st = NULL;
+	double v = -1;
+
+	assert_int_equal(ringmq_stats_get(c, &st), RINGMQ_OK);
+	assert_int_equal(ringmq_stats_find(st, name, &v), 1);
+	ringmq_stats_free(st);
+	return v;
+}
+
+void
+testlib_wait_stat(ringmq_client *c, const char *name, double want)
+{
+	long long deadline = harness_now_ms() + TESTLIB_WAIT_MS;
+	double v;
+
+	while ((v = testlib_stat(c, name)) != want) {
+		struct pollfd none = { .fd = -1 };
+
+		if (harness_now_ms() >= deadline)
+			fail_msg("stat %s is %g, not %g", name, v, want);
+		(void)poll(&none, 1, 20); /* the condition is re-checked */
+	}
+}
+
 void
 testlib_queue_counts(ringmq_client *c, const char *name, uint64_t *messages,
 		     uint64_t *ready, uint64_t *delayed, uint64_t *in_flight)

@@ -49,6 +49,13 @@ Ringmq__Frame *testlib_raw_recv(int fd);
  * @return the producer id the broker gave. */
 uint64_t testlib_raw_hello(int fd, uint64_t producer);
 
+/* The broker's Stats value called name, as c asks for it. */
+double testlib_stat(ringmq_client *c, const char *name);
+
+/* Waits (at most TESTLIB_WAIT_MS, polling) until Stats name is want;
+ * fails the test otherwise. */
+void testlib_wait_stat(ringmq_client *c, const char *name, double want);
+
 /* Counts of queue name from a fresh queue listing; each pointer may be
  * NULL. Fails the test when the queue is not listed. */
 void testlib_queue_counts(ringmq_client *c, const char *name,

@@ -5,7 +5,6 @@
  * rest of the batch alone, and a queue's max_bytes counted over the whole
  * message as recovery counts it.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +20,7 @@
 #include "lib/config.h"
 #include "partition_rule.h"
 #include "store/store.h"
+#include "tmpdir.h"
 
 #define MAP_BYTES   (64u << 20)
 #define MAX_RESULTS 16
@@ -98,22 +98,10 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *e;
-	char path[512];
-	DIR *d;
 
 	queues_free(f->qs);
 	store_close(f->s);
-	d = opendir(f->dir);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		assert_int_equal(unlink(path), 0);
-	}
-	closedir(d);
-	assert_int_equal(rmdir(f->dir), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

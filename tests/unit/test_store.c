@@ -28,6 +28,7 @@
 
 #include "lib/err.h"
 #include "store/store.h"
+#include "tmpdir.h"
 
 #define MiB		 (1024u * 1024u)
 #define TEST_MAP_BYTES	 (64ull * MiB)
@@ -71,19 +72,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char path[512];
 
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		assert_int_equal(unlink(path), 0);
-	}
-	closedir(d);
-	assert_int_equal(rmdir(f->dir), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
