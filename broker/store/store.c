@@ -757,6 +757,12 @@ store_reap(struct store *s)
 	s->done_list = NULL;
 	s->done_tail = &s->done_list;
 	pthread_mutex_unlock(&s->lock);
+	/* A read transaction begun earlier in this loop pass (a handler's
+	 * reads) does not see what these batches committed, yet their
+	 * completions make it visible, and dispatch may read it before the
+	 * pass ends: the next read begins a fresh one. */
+	if (list != NULL)
+		store_read_release(s);
 	for (; list != NULL; list = next) {
 		next = list->next;
 		if (list == s->backup_done)

@@ -399,7 +399,10 @@ void store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 
 /* Calls the completions of every batch committed since the last call, in
  * submission order. Returns how many it called. Does not block. Called
- * from inside a completion it does nothing (returns 0). */
+ * from inside a completion it does nothing (returns 0). With completions
+ * to call it first ends the loop's read transaction (store_read_release):
+ * views taken before do not survive it, and reads after see the new
+ * commits. */
 int store_reap(struct store *s);
 
 /* Blocks until every batch submitted so far has completed (their callbacks
