@@ -27,6 +27,7 @@
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/loop.h"
+#include "req/session.h"
 #include "store/store.h"
 
 #define RING_ENTRIES	 4096u
@@ -41,6 +42,7 @@ struct server {
 	struct groups *gs;
 	struct loop *loop;
 	struct conn_env env;
+	struct req_env req;
 	struct stats stats;
 	int listen_fd;
 	int signal_fd;
@@ -273,6 +275,18 @@ arm_accept(struct server *srv)
 		log_error("cannot submit accept");
 }
 
+/* Takes a connection over the limit only to answer its hello with the
+ * refusal, so the client reads a reason rather than a reset. */
+static void
+server_refuse(struct server *srv, int fd)
+{
+	struct conn *c;
+
+	if (conn_open(&srv->env, fd, &c) == 0)
+		session_refuse(c, RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
+			       "too many connections");
+}
+
 static void
 on_accept(struct loop_op *op, int res, uint32_t flags)
 {
@@ -290,10 +304,8 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 				 srv->cfg->max_connections ||
 			 srv->env.count >=
 				 2 * (size_t)srv->cfg->max_connections)
-			conn_refuse(&srv->env, res,
-				    RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
-				    "too many connections");
-		else if (conn_open(&srv->env, res) < 0)
+			server_refuse(srv, res);
+		else if (conn_open(&srv->env, res, NULL) < 0)
 			log_warn("cannot set up a connection");
 	} else if (res != -ECANCELED) {
 		log_warn("accept: %s", strerror(-res));
@@ -354,7 +366,7 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 		log_info("received %s: shutting down",
 			 strsignal((int)srv->siginfo.ssi_signo));
 		srv->is_stopping = 1;
-		srv->env.is_shutting_down = 1;
+		srv->req.is_shutting_down = 1;
 		/* Exit within the timeout: the loop stops a margin before it
 		 * (a poll period, closing the store). */
 		srv->stop_deadline_ms =
@@ -523,14 +535,19 @@ server_run(const struct config *cfg)
 	}
 	if (server_listen(&srv, bound, sizeof(bound)) < 0)
 		goto out;
-	srv.env.loop = srv.loop;
-	srv.env.qs = srv.qs;
-	srv.env.gs = srv.gs;
-	srv.env.store = srv.store;
 	srv.stats.start_ms = clock_mono_ms();
-	srv.env.stats = &srv.stats;
+	srv.req.qs = srv.qs;
+	srv.req.gs = srv.gs;
+	srv.req.store = srv.store;
+	srv.req.cfg = cfg;
+	srv.req.stats = &srv.stats;
+	srv.req.conns = &srv.env;
+	srv.req.boot_epoch = store_boot_epoch(srv.store);
+	srv.env.loop = srv.loop;
 	srv.env.cfg = cfg;
-	srv.env.boot_epoch = store_boot_epoch(srv.store);
+	srv.env.stats = &srv.stats;
+	srv.env.ops = &session_conn_ops;
+	srv.env.ops_ctx = &srv.req;
 	srv.accept_op = (struct loop_op){ .cb = on_accept, .data = &srv };
 	srv.store_op = (struct loop_op){ .cb = on_store, .data = &srv };
 	srv.signal_op = (struct loop_op){ .cb = on_signal, .data = &srv };

@@ -1,12 +1,16 @@
 /*
- * conn: client connections.
+ * conn: client connections, as bytes.
  *
  * Owns each connection's socket, its input bytes (a frame that straddles
  * receive buffers is copied here so the shared buffer ring never starves),
  * its output buffers (one vectored send in flight, a bounded amount
- * pending), hello, subscriptions and leases held, and the table of request
- * handlers. A connection whose pending output is over max-conn-out-bytes is
- * not read until it drains.
+ * pending), its references and the liveness rules (idle, ping, unread
+ * output). A connection whose pending output is over max-conn-out-bytes, or
+ * with max-conn-pending requests in flight, is not read until it drains.
+ *
+ * What the frames mean is the session's (req/session.c): conn hands it each
+ * whole frame through struct conn_ops, set at start-up, and the session
+ * answers through the output calls below. conn knows no protobuf type.
  *
  * Lifetime: a connection is freed only after its last in-flight operation
  * completed and every asynchronous completion it waits for (store commits)
@@ -18,40 +22,64 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ringmq.pb-c.h"
-
 struct loop;
 struct stats;
-struct queues;
-struct groups;
 struct config;
 struct conn;
-struct store;
+
+/* What a connection asks of the session above it. Each takes the session
+ * that open returned. */
+struct conn_ops {
+	/* A connection opened. @return its session, or NULL when out of
+	 * memory (the connection is refused). */
+	void *(*open)(void *ctx, struct conn *c);
+	/* One whole frame, without its length prefix. @return 0 when
+	 * handled; 1 when it must wait for a request in flight: it is kept
+	 * and offered again once the connection resumes. */
+	int (*frame)(void *session, const uint8_t *body, size_t len);
+	/* The connection breaks off for rc (a frame over the size limit, an
+	 * empty one, no memory): tell the peer; conn closes after. */
+	void (*broken)(void *session, int rc, const char *why);
+	/* Input is drained: give back per-burst memory. */
+	void (*trim)(void *session);
+	/* It may be written to again (output drained, or a silent peer
+	 * spoke). */
+	void (*writable)(void *session);
+	/* Send a ping carrying nonce. */
+	void (*ping)(void *session, uint64_t nonce);
+	/* Send a goodbye: the broker shuts down. */
+	void (*goodbye)(void *session);
+	/* 1 once the peer said hello. */
+	int (*is_started)(void *session);
+	/* 1 when an unresponsive peer may be closed at now_ms: it holds no
+	 * work, and has held none for idle_ms. */
+	int (*is_done_with_work)(void *session, uint64_t now_ms,
+				 uint64_t idle_ms);
+	/* It closes (is_failure: the peer went or broke the protocol, not
+	 * a shutdown): end what it holds. */
+	void (*closing)(void *session, int is_failure);
+	/* It is freed. */
+	void (*free)(void *session);
+};
 
 /* What every connection shares; owned by the server. */
 struct conn_env {
 	struct loop *loop;	  /* borrowed */
-	struct queues *qs;	  /* borrowed */
-	struct groups *gs;	  /* borrowed */
-	struct store *store;	  /* borrowed */
 	const struct config *cfg; /* borrowed */
 	struct stats *stats;	  /* borrowed: counted into */
-	uint64_t boot_epoch;
-	uint64_t producer_counter;
+	const struct conn_ops *ops;
+	void *ops_ctx; /* passed to ops->open */
 	uint64_t conn_counter;
 	struct conn *conns; /* list of live connections */
 	size_t count;	    /* live connections */
 	size_t closing;	    /* of those, closed by either side, not gone */
 	struct conn *flush; /* connections with output to send */
-	int is_shutting_down;
 };
 
 /* Takes over socket fd and starts reading it.
+ * @param[out] out  the connection (may be NULL).
  * @return 0, or -errno (fd is closed). */
-int conn_open(struct conn_env *env, int fd);
-
-/* Refuses a connection over the limit: sends an Error and closes. */
-void conn_refuse(struct conn_env *env, int fd, int code, const char *why);
+int conn_open(struct conn_env *env, int fd, struct conn **out);
 
 /* Submits the sends of every connection with pending output. */
 void conn_flush_all(struct conn_env *env);
@@ -60,38 +88,35 @@ void conn_flush_all(struct conn_env *env);
  * output is out. */
 void conn_goodbye_all(struct conn_env *env);
 
-/* --- for request handlers outside conn.c (admin.c) --- */
+/* --- for the session --- */
 
-struct conn_env *conn_env_of(struct conn *c);
-/* Appends f to c's output (dropped if c is dead). @return 0 or -ENOMEM. */
-int conn_send(struct conn *c, Ringmq__Frame *f);
+void *conn_session(const struct conn *c);
+uint64_t conn_id(const struct conn *c);
+/* 1 once the socket failed: output is dropped, nothing reaches the peer. */
+int conn_is_dead(const struct conn *c);
+/* 1 once it closes: read no more. */
+int conn_is_closing(const struct conn *c);
+/* 1 while it may take more pushed output (deliveries): open, answering
+ * pings, and its output under the limit. */
+int conn_is_writable(const struct conn *c);
+/* 1 while requests of it wait for completions. */
+int conn_has_requests(const struct conn *c);
 
-/* A request answered from a completion (a commit, a flush): it holds its
- * connection (conn_ref) until answered. Put it first in a larger context
- * to carry more. */
-struct conn_req {
-	struct conn *c;
-	uint64_t request_id;
-	uint64_t start_us; /* monotonic, when the request was read */
-};
+/* Room for n more bytes of output, to be written and then committed;
+ * NULL (logged) when out of memory. Not for a dead connection. */
+uint8_t *conn_out_reserve(struct conn *c, size_t n);
+/* Sends the n bytes written into the reserved room. */
+void conn_out_commit(struct conn *c, size_t n);
 
-/* A zeroed context of sizeof(struct conn_req) + extra bytes for request f
- * of c; NULL when out of memory (nothing is sent). */
-struct conn_req *conn_req_new(struct conn *c, const Ringmq__Frame *f,
-			      size_t extra);
+/* Stops reading and closes once the output is out: the peer broke the
+ * protocol or said goodbye, its leases end as failures. why (static) is
+ * logged. */
+void conn_close(struct conn *c, const char *why);
 
-/* A completion that answers Done, or the Error of status < 0, if the
- * connection still lives; frees the context. */
-void conn_req_done(void *ctx, int status);
-/* Answers request_id with an Error of wire code code. */
-void conn_send_error(struct conn *c, uint64_t request_id, int code,
-		     const char *why);
-/* Answers with an Error for a negative broker code. */
-void conn_send_rc(struct conn *c, uint64_t request_id, int rc);
-void conn_send_done(struct conn *c, uint64_t request_id);
 /* A completion will come back for c: keep it allocated until then. */
 void conn_ref(struct conn *c);
-/* Drops a reference; @return 1 if c can still be answered. */
+/* Drops a reference; @return 1 if c can still be answered (when 0, c and
+ * its session may be gone). */
 int conn_unref_live(struct conn *c);
 
 /* Once a second or so: pings silent peers and closes the ones that do not

@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/stats.h"
 #include "net/conn.h"
+#include "req/session.h"
 #include "store/store.h"
 
 /* ---------------------------------------------------------------- stats */
@@ -47,7 +48,7 @@ add_totals(void *ctx, struct queue *q)
 void
 req_stats(struct conn *c, const Ringmq__Frame *f)
 {
-	struct conn_env *env = conn_env_of(c);
+	struct req_env *env = req_env_of(c);
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__StatsOk ok = RINGMQ__STATS_OK__INIT;
 	struct totals t = { 0 };
@@ -57,7 +58,7 @@ req_stats(struct conn *c, const Ringmq__Frame *f)
 		const char *name;
 		double value;
 	} rows[] = {
-		{ "connections", (double)env->count },
+		{ "connections", (double)env->conns->count },
 		{ "queues", 0 },
 		{ "groups", 0 },
 		{ "messages", 0 },
@@ -104,13 +105,13 @@ req_stats(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_STATS_OK;
 	r.stats_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 }
 
 /* --------------------------------------------------------------- backup */
 
 struct backup_req {
-	struct conn_req r;
+	struct req_ctx r;
 	uint64_t bytes; /* written by the store's backup thread */
 };
 
@@ -143,16 +144,16 @@ backed_up(void *ctx, int status)
 
 	if (conn_unref_live(b->r.c)) {
 		if (status < 0) {
-			conn_send_error(b->r.c, b->r.request_id,
-					backup_error_code(status),
-					err_str(status));
+			req_send_error(b->r.c, b->r.request_id,
+				       backup_error_code(status),
+				       err_str(status));
 		} else {
 			ok.bytes = b->bytes;
 			f.has_request_id = 1;
 			f.request_id = b->r.request_id;
 			f.body_case = RINGMQ__FRAME__BODY_BACKUP_OK;
 			f.backup_ok = &ok;
-			(void)conn_send(b->r.c, &f);
+			(void)req_send(b->r.c, &f);
 		}
 	}
 	free(b);
@@ -166,19 +167,19 @@ req_backup(struct conn *c, const Ringmq__Frame *f)
 	int rc;
 
 	if (path[0] != '/') {
-		conn_send_error(c, f->request_id,
-				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-				"the backup path must be absolute (a directory "
-				"on the broker's host)");
+		req_send_error(c, f->request_id,
+			       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "the backup path must be absolute (a directory "
+			       "on the broker's host)");
 		return;
 	}
 	b = (struct backup_req *)req_new(c, f, sizeof(*b) - sizeof(b->r));
 	if (b == NULL)
 		return;
-	rc = store_backup(conn_env_of(c)->store, path, &b->bytes, backed_up, b);
+	rc = store_backup(req_env_of(c)->store, path, &b->bytes, backed_up, b);
 	if (rc < 0) {
 		req_drop(&b->r);
-		conn_send_error(
+		req_send_error(
 			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			rc == -EBUSY	? "a backup is already running"
 			: rc == -EEXIST ? "the directory already holds data"

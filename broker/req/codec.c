@@ -213,26 +213,6 @@ codec_arena_fini(struct codec_arena *a)
 	a->used_bytes = 0;
 }
 
-int
-codec_frame_length(const uint8_t *buf, size_t len, uint32_t max_frame_bytes,
-		   uint32_t *frame_bytes)
-{
-	uint32_t n;
-
-	*frame_bytes = 0;
-	if (len < CODEC_HEADER_BYTES)
-		return -RMQ_ENEED_MORE;
-	n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
-	    (uint32_t)buf[2] << 8 | (uint32_t)buf[3];
-	/* Reported even when refused, so the caller can log the size. */
-	*frame_bytes = n;
-	if (n == 0)
-		return -RMQ_EBAD_FRAME;
-	if (n > max_frame_bytes)
-		return -RMQ_EMESSAGE_TOO_LARGE;
-	return 0;
-}
-
 /* ------------------------------------------------------ wire pre-scan */
 
 /* Protobuf wire types; 3 and 4 (groups) are not used by ringmq.proto. */
@@ -552,18 +532,18 @@ codec_decode(struct codec_arena *a, const struct codec_limits *lim,
 size_t
 codec_encoded_size(const Ringmq__Frame *f)
 {
-	return CODEC_HEADER_BYTES + ringmq__frame__get_packed_size(f);
+	return FRAME_HEADER_BYTES + ringmq__frame__get_packed_size(f);
 }
 
 size_t
 codec_encode(const Ringmq__Frame *f, uint8_t *out)
 {
-	size_t n = ringmq__frame__pack(f, out + CODEC_HEADER_BYTES);
+	size_t n = ringmq__frame__pack(f, out + FRAME_HEADER_BYTES);
 
 	/* Frames we build stay far below 4 GiB: the broker's own limits. */
 	out[0] = (uint8_t)(n >> 24);
 	out[1] = (uint8_t)(n >> 16);
 	out[2] = (uint8_t)(n >> 8);
 	out[3] = (uint8_t)n;
-	return CODEC_HEADER_BYTES + n;
+	return FRAME_HEADER_BYTES + n;
 }

@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/frame.h"
 #include "ringmq.pb-c.h"
-
-#define CODEC_HEADER_BYTES 4u
 
 /* A bump allocator for protobuf-c unpacking. Embed it; _init/_fini. The
  * allocator points back at the struct: it must not move in between. */
@@ -40,19 +39,6 @@ void codec_arena_init(struct codec_arena *a, size_t cap_bytes);
 void codec_arena_reset(struct codec_arena *a);
 /* Frees every chunk; the arena stays usable (chunks come back on demand). */
 void codec_arena_fini(struct codec_arena *a);
-
-/*
- * Reads the length prefix at the start of buf.
- * @param[out] frame_bytes  N, the protobuf bytes that follow the prefix;
- *                         set whenever 4 bytes are there (for logging a
- *                         refused N), else 0.
- * @return 0 when the prefix is complete and N is within the limit;
- *         -RMQ_ENEED_MORE with fewer than 4 bytes;
- *         -RMQ_EMESSAGE_TOO_LARGE when N > max_frame_bytes;
- *         -RMQ_EBAD_FRAME when N is 0.
- */
-int codec_frame_length(const uint8_t *buf, size_t len, uint32_t max_frame_bytes,
-		       uint32_t *frame_bytes);
 
 /* Which count limit a well-formed frame is over (codec_decode). */
 struct codec_over {

@@ -14,14 +14,15 @@
 #include "core/queue.h"
 #include "lib/err.h"
 #include "net/conn.h"
+#include "req/session.h"
 
 static int
 check_group_name(struct conn *c, const Ringmq__Frame *f, const char *name)
 {
 	if (queue_name_valid(name))
 		return 0;
-	conn_send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			"group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
+	req_send_error(c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		       "group names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}");
 	return -1;
 }
 
@@ -30,19 +31,19 @@ req_group_create(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupCreate *gc = f->group_create;
 	struct queue *q = req_find_queue(c, f, gc->queue);
-	struct conn_req *r;
+	struct req_ctx *r;
 	int rc;
 
 	if (q == NULL || check_group_name(c, f, gc->group) < 0 ||
 	    (r = req_new(c, f, 0)) == NULL)
 		return;
 	rc = groups_create_named(
-		conn_env_of(c)->gs, q, gc->group,
+		req_env_of(c)->gs, q, gc->group,
 		gc->has_start && gc->start == RINGMQ__START_POSITION__LATEST,
-		conn_req_done, r);
+		req_done, r);
 	if (rc == 1) {
 		req_drop(r);
-		conn_send_done(c, f->request_id);
+		req_send_done(c, f->request_id);
 	} else if (rc < 0) {
 		req_abort(r, rc);
 	}
@@ -53,13 +54,12 @@ req_group_delete(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupDelete *gd = f->group_delete;
 	struct queue *q = req_find_queue(c, f, gd->queue);
-	struct conn_req *r;
+	struct req_ctx *r;
 	int rc;
 
 	if (q == NULL || (r = req_new(c, f, 0)) == NULL)
 		return;
-	rc = groups_delete_named(conn_env_of(c)->gs, q, gd->group,
-				 conn_req_done, r);
+	rc = groups_delete_named(req_env_of(c)->gs, q, gd->group, req_done, r);
 	if (rc < 0)
 		req_abort(r, rc);
 }
@@ -69,15 +69,15 @@ req_group_reset(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupReset *gr = f->group_reset;
 	struct queue *q = req_find_queue(c, f, gr->queue);
-	struct conn_req *r;
+	struct req_ctx *r;
 	int rc;
 
 	if (q == NULL || (r = req_new(c, f, 0)) == NULL)
 		return;
 	rc = groups_reset_named(
-		conn_env_of(c)->gs, q, gr->group,
+		req_env_of(c)->gs, q, gr->group,
 		gr->has_start && gr->start == RINGMQ__START_POSITION__LATEST,
-		conn_req_done, r);
+		req_done, r);
 	if (rc < 0)
 		req_abort(r, rc);
 }
@@ -157,7 +157,7 @@ void
 req_group_list(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupList *gl = f->group_list;
-	struct conn_env *env = conn_env_of(c);
+	struct req_env *env = req_env_of(c);
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__GroupListOk ok = RINGMQ__GROUP_LIST_OK__INIT;
 	struct queue *q = NULL;
@@ -171,7 +171,7 @@ req_group_list(struct conn *c, const Ringmq__Frame *f)
 	else
 		queues_each(env->qs, count_all, &n);
 	if (req_infos_init(&in, n) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	if (q != NULL)
@@ -184,7 +184,7 @@ req_group_list(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_GROUP_LIST_OK;
 	r.group_list_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	req_infos_fini(&in);
 }
@@ -201,13 +201,13 @@ req_group_describe(struct conn *c, const Ringmq__Frame *f)
 	if (q == NULL)
 		return;
 	if (req_infos_init(&in, 1) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	in.only = gd->group;
 	req_list_queue_groups(&in, q);
 	if (in.n == 0) {
-		conn_send_rc(c, f->request_id, -RMQ_EGROUP_NOT_FOUND);
+		req_send_rc(c, f->request_id, -RMQ_EGROUP_NOT_FOUND);
 		goto out;
 	}
 	ok.group = in.gp[0];
@@ -215,7 +215,7 @@ req_group_describe(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK;
 	r.group_describe_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	req_infos_fini(&in);
 }

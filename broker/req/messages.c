@@ -19,6 +19,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "net/conn.h"
+#include "req/session.h"
 #include "req/wire.h"
 #include "store/store.h"
 
@@ -88,13 +89,13 @@ gather_add(struct gather *g, const struct store_msg_view *v)
 static size_t
 answer_bytes(struct conn *c)
 {
-	return conn_env_of(c)->cfg->max_frame_bytes / 2;
+	return req_env_of(c)->cfg->max_frame_bytes / 2;
 }
 
 static uint32_t
 answer_count(struct conn *c, int has_count, uint32_t count)
 {
-	uint32_t max = conn_env_of(c)->cfg->max_batch_count;
+	uint32_t max = req_env_of(c)->cfg->max_batch_count;
 
 	if (!has_count || count == 0)
 		return PEEK_DEFAULT < max ? PEEK_DEFAULT : max;
@@ -106,7 +107,7 @@ static int
 read_msg(struct conn *c, struct queue *q, uint32_t part, uint64_t off,
 	 struct store_msg_view *v)
 {
-	int rc = store_msg_get(conn_env_of(c)->store, q->qid, part, off, v);
+	int rc = store_msg_get(req_env_of(c)->store, q->qid, part, off, v);
 
 	if (rc < 0 && rc != -RMQ_ENOTFOUND)
 		log_warn("queue %s partition %u offset %llu: %s", q->name, part,
@@ -164,22 +165,22 @@ req_peek(struct conn *c, const Ringmq__Frame *f)
 	last = q->partitions - 1;
 	if (pk->has_partition) {
 		if (pk->partition >= q->partitions) {
-			conn_send_error(c, f->request_id,
-					RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-					"no such partition");
+			req_send_error(c, f->request_id,
+				       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+				       "no such partition");
 			return;
 		}
 		first = last = pk->partition;
 	}
 	if (gather_init(&g, answer_count(c, pk->has_count, pk->count),
 			answer_bytes(c)) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	if (gather_partitions(c, &g, q, first, last,
 			      pk->has_from_offset ? pk->from_offset : 0,
 			      NULL) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	ok.n_messages = g.n;
@@ -188,7 +189,7 @@ req_peek(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_PEEK_OK;
 	r.peek_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	gather_fini(&g);
 }
@@ -208,11 +209,11 @@ req_message_show(struct conn *c, const Ringmq__Frame *f)
 		return;
 	if (ms->partition >= q->partitions ||
 	    read_msg(c, q, ms->partition, ms->offset, &v) < 0) {
-		conn_send_rc(c, f->request_id, -RMQ_EMESSAGE_NOT_FOUND);
+		req_send_rc(c, f->request_id, -RMQ_EMESSAGE_NOT_FOUND);
 		return;
 	}
 	if (gather_init(&g, 1, SIZE_MAX) < 0 || (rc = gather_add(&g, &v)) < 1) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	ok.message = g.sp[0];
@@ -220,7 +221,7 @@ req_message_show(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_MESSAGE_SHOW_OK;
 	r.message_show_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	gather_fini(&g);
 }
@@ -230,16 +231,16 @@ req_message_cancel(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__MessageCancel *mc = f->message_cancel;
 	struct queue *q = req_find_queue(c, f, mc->queue);
-	struct conn_req *p;
+	struct req_ctx *p;
 	int rc;
 
 	if (q == NULL || (p = req_new(c, f, 0)) == NULL)
 		return;
-	rc = queue_cancel(conn_env_of(c)->qs, q, mc->partition, mc->offset,
-			  conn_req_done, p);
+	rc = queue_cancel(req_env_of(c)->qs, q, mc->partition, mc->offset,
+			  req_done, p);
 	if (rc < 0) {
 		req_drop(p);
-		conn_send_error(
+		req_send_error(
 			c, f->request_id, err_to_wire(rc),
 			rc == -RMQ_EINVALID_ARGUMENT
 				? "only delayed messages can be cancelled"
@@ -279,7 +280,7 @@ find_dlq(struct conn *c, const Ringmq__Frame *f, const char *source,
 	if (src == NULL)
 		return NULL;
 	*srcp = src;
-	dlq = queues_find(conn_env_of(c)->qs, src->policy.dlq);
+	dlq = queues_find(req_env_of(c)->qs, src->policy.dlq);
 	if (dlq == NULL) {
 		/* Nothing died yet: an empty answer, not an error. */
 		return NULL;
@@ -318,7 +319,7 @@ req_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 		return;
 	if (gather_init(&g, answer_count(c, dl->has_count, dl->count),
 			answer_bytes(c)) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	/* From the position given on, partition by partition. */
@@ -331,7 +332,7 @@ req_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 				: 0;
 
 		if (gather_partitions(c, &g, dlq, i, i, from, dl->queue) < 0) {
-			conn_send_rc(c, f->request_id, -ENOMEM);
+			req_send_rc(c, f->request_id, -ENOMEM);
 			goto out;
 		}
 	}
@@ -341,7 +342,7 @@ req_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_DEAD_LETTER_LIST_OK;
 	r.dead_letter_list_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	gather_fini(&g);
 }
@@ -373,7 +374,7 @@ redrive_done(void *arg, int status)
 		queue_staged_done(r->qs, &r->st[i], status);
 	if (conn_unref_live(r->c)) {
 		if (status < 0) {
-			conn_send_rc(r->c, r->request_id, status);
+			req_send_rc(r->c, r->request_id, status);
 		} else {
 			ok.redriven = r->n;
 			f.has_request_id = 1;
@@ -381,7 +382,7 @@ redrive_done(void *arg, int status)
 			f.body_case =
 				RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE_OK;
 			f.dead_letter_redrive_ok = &ok;
-			(void)conn_send(r->c, &f);
+			(void)req_send(r->c, &f);
 		}
 	}
 	free(r);
@@ -401,7 +402,7 @@ redrive_group(struct queue *src, const struct store_msg_view *v, char *group,
  * the group it died in, and removes it from dlq; all into b.
  * @return 1 redriven, 0 skipped (its group is gone, or corrupt), <0. */
 static int
-redrive_one(struct conn_env *env, struct queue *src, struct queue *dlq,
+redrive_one(struct req_env *env, struct queue *src, struct queue *dlq,
 	    const struct store_msg_view *v, struct store_batch *b,
 	    struct queue_staged *st)
 {
@@ -447,7 +448,7 @@ void
 req_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__DeadLetterRedrive *dr = f->dead_letter_redrive;
-	struct conn_env *env = conn_env_of(c);
+	struct req_env *env = req_env_of(c);
 	struct queue *src = NULL;
 	struct queue *dlq = find_dlq(c, f, dr->queue, &src);
 	uint32_t max = dr->has_count && dr->count ? dr->count : UINT32_MAX;
@@ -507,7 +508,7 @@ req_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 	if (r->n == 0 && is_full) {
 		store_batch_free(b);
 		free(r);
-		conn_send_rc(c, f->request_id, -RMQ_EQUEUE_FULL);
+		req_send_rc(c, f->request_id, -RMQ_EQUEUE_FULL);
 		return;
 	}
 	r->c = c;
@@ -527,5 +528,5 @@ oom:
 	/* Anything staged is dropped: its offsets stay holes. */
 	store_batch_free(b);
 	free(r);
-	conn_send_rc(c, f->request_id, -ENOMEM);
+	req_send_rc(c, f->request_id, -ENOMEM);
 }

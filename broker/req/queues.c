@@ -14,41 +14,42 @@
 #include "core/queue.h"
 #include "lib/err.h"
 #include "net/conn.h"
+#include "req/session.h"
 #include "store/store.h"
 
 /* Answers a queue create or set that failed with rc; says what a policy
  * can get wrong when that is the reason. */
 static void
-conn_send_policy_rc(struct conn *c, uint64_t request_id, int rc)
+send_policy_rc(struct conn *c, uint64_t request_id, int rc)
 {
 	if (rc != -RMQ_EINVALID_ARGUMENT) {
-		conn_send_rc(c, request_id, rc);
+		req_send_rc(c, request_id, rc);
 		return;
 	}
-	conn_send_error(c, request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			"invalid settings: a time of 0 or too large, or a "
-			"dead-letter queue that is the queue itself or breaks "
-			"the name rule (a queue whose name ends in .dlq and "
-			"counts deliveries needs a shorter dead-letter "
-			"queue)");
+	req_send_error(c, request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		       "invalid settings: a time of 0 or too large, or a "
+		       "dead-letter queue that is the queue itself or breaks "
+		       "the name rule (a queue whose name ends in .dlq and "
+		       "counts deliveries needs a shorter dead-letter "
+		       "queue)");
 }
 
 void
 req_queue_create(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__QueueCreate *qc = f->queue_create;
-	struct conn_req *p;
+	struct req_ctx *p;
 	int rc;
 
 	if (qc->has_partitions &&
 	    (qc->partitions == 0 || qc->partitions > QUEUE_MAX_PARTITIONS)) {
-		conn_send_error(c, f->request_id,
-				RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-				"partitions must be 1 to 1024");
+		req_send_error(c, f->request_id,
+			       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "partitions must be 1 to 1024");
 		return;
 	}
 	if (!queue_ref_valid(qc->name)) {
-		conn_send_error(
+		req_send_error(
 			c, f->request_id, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			"queue names match [A-Za-z0-9][A-Za-z0-9._-]{0,195}, "
 			"optionally followed by .dlq");
@@ -56,31 +57,31 @@ req_queue_create(struct conn *c, const Ringmq__Frame *f)
 	}
 	if ((p = req_new(c, f, 0)) == NULL)
 		return;
-	rc = queue_create(conn_env_of(c)->qs, qc->name,
+	rc = queue_create(req_env_of(c)->qs, qc->name,
 			  qc->has_partitions ? qc->partitions : 0, qc->policy,
-			  conn_req_done, p);
+			  req_done, p);
 	if (rc == 0)
 		return;
 	req_drop(p);
 	if (rc == 1)
-		conn_send_done(c, f->request_id);
+		req_send_done(c, f->request_id);
 	else
-		conn_send_policy_rc(c, f->request_id, rc);
+		send_policy_rc(c, f->request_id, rc);
 }
 
 void
 req_queue_set(struct conn *c, const Ringmq__Frame *f)
 {
-	struct conn_req *p = req_new(c, f, 0);
+	struct req_ctx *p = req_new(c, f, 0);
 	int rc;
 
 	if (p == NULL)
 		return;
-	rc = queue_set(conn_env_of(c)->qs, f->queue_set->name,
-		       f->queue_set->policy, conn_req_done, p);
+	rc = queue_set(req_env_of(c)->qs, f->queue_set->name,
+		       f->queue_set->policy, req_done, p);
 	if (rc < 0) {
 		req_drop(p);
-		conn_send_policy_rc(c, f->request_id, rc);
+		send_policy_rc(c, f->request_id, rc);
 	}
 }
 
@@ -107,9 +108,9 @@ policy_to_wire(const struct queue *q, Ringmq__QueuePolicy *pol, char *dlq,
 void
 req_queue_delete(struct conn *c, const Ringmq__Frame *f)
 {
-	struct conn_env *env = conn_env_of(c);
+	struct req_env *env = req_env_of(c);
 	struct queue *q = req_find_queue(c, f, f->queue_delete->name);
-	struct conn_req *r;
+	struct req_ctx *r;
 	int rc;
 
 	if (q == NULL || (r = req_new(c, f, 0)) == NULL)
@@ -120,13 +121,13 @@ req_queue_delete(struct conn *c, const Ringmq__Frame *f)
 		return;
 	}
 	groups_drop_queue(env->gs, q);
-	rc = queue_delete(env->qs, q, conn_req_done, r);
+	rc = queue_delete(env->qs, q, req_done, r);
 	if (rc < 0)
 		req_abort(r, rc);
 }
 
 struct purge_req {
-	struct conn_req r;
+	struct req_ctx r;
 	uint64_t purged;
 };
 
@@ -139,14 +140,14 @@ purged(void *ctx, int status)
 
 	if (conn_unref_live(p->r.c)) {
 		if (status < 0) {
-			conn_send_rc(p->r.c, p->r.request_id, status);
+			req_send_rc(p->r.c, p->r.request_id, status);
 		} else {
 			ok.purged = p->purged;
 			f.has_request_id = 1;
 			f.request_id = p->r.request_id;
 			f.body_case = RINGMQ__FRAME__BODY_PURGE_OK;
 			f.purge_ok = &ok;
-			(void)conn_send(p->r.c, &f);
+			(void)req_send(p->r.c, &f);
 		}
 	}
 	free(p);
@@ -164,7 +165,7 @@ req_purge(struct conn *c, const Ringmq__Frame *f)
 	p = (struct purge_req *)req_new(c, f, sizeof(*p) - sizeof(p->r));
 	if (p == NULL)
 		return;
-	rc = groups_purge_queue(conn_env_of(c)->gs, q, purged, p, &p->purged);
+	rc = groups_purge_queue(req_env_of(c)->gs, q, purged, p, &p->purged);
 	if (rc < 0)
 		req_abort(&p->r, rc);
 }
@@ -198,7 +199,7 @@ queue_info_fill(struct queue *q, Ringmq__QueueInfo *qi,
 void
 req_queue_describe(struct conn *c, const Ringmq__Frame *f)
 {
-	struct conn_env *env = conn_env_of(c);
+	struct req_env *env = req_env_of(c);
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__QueueDescribeOk ok = RINGMQ__QUEUE_DESCRIBE_OK__INIT;
 	Ringmq__QueueInfo qi;
@@ -216,7 +217,7 @@ req_queue_describe(struct conn *c, const Ringmq__Frame *f)
 	pp = calloc(q->partitions, sizeof(*pp));
 	if (pi == NULL || pp == NULL ||
 	    req_infos_init(&in, req_count_groups(q)) < 0) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
 	queue_info_fill(q, &qi, &pol, dlq, sizeof(dlq));
@@ -249,7 +250,7 @@ req_queue_describe(struct conn *c, const Ringmq__Frame *f)
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_QUEUE_DESCRIBE_OK;
 	r.queue_describe_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	free(pi);
 	free(pp);
@@ -283,7 +284,7 @@ req_queue_list(struct conn *c, const Ringmq__Frame *f)
 {
 	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__QueueListOk ok = RINGMQ__QUEUE_LIST_OK__INIT;
-	size_t n = queues_count(conn_env_of(c)->qs);
+	size_t n = queues_count(req_env_of(c)->qs);
 	struct list_ctx lc = { 0 };
 
 	lc.infos = calloc(n + 1, sizeof(*lc.infos));
@@ -292,17 +293,17 @@ req_queue_list(struct conn *c, const Ringmq__Frame *f)
 	lc.dlqs = calloc(n + 1, sizeof(*lc.dlqs));
 	if (lc.infos == NULL || lc.ptrs == NULL || lc.pols == NULL ||
 	    lc.dlqs == NULL) {
-		conn_send_rc(c, f->request_id, -ENOMEM);
+		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
-	queues_each(conn_env_of(c)->qs, list_one, &lc);
+	queues_each(req_env_of(c)->qs, list_one, &lc);
 	ok.n_queues = lc.n;
 	ok.queues = lc.ptrs;
 	r.has_request_id = 1;
 	r.request_id = f->request_id;
 	r.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST_OK;
 	r.queue_list_ok = &ok;
-	(void)conn_send(c, &r);
+	(void)req_send(c, &r);
 out:
 	free(lc.infos);
 	free(lc.ptrs);

@@ -1,13 +1,14 @@
 /*
- * req: the request handlers, by family: queues.c (create, set, list,
- * describe, delete, purge), groups.c (create, delete, list, describe,
- * reset), messages.c (peek, message show and cancel, dead-letter list and
- * redrive) and admin.c (stats, backup). The session, publish and consume
- * handlers are still in net/conn.c, whose handler table reaches all of
- * them with the connection and the decoded frame.
+ * req: the request handlers, by family: session.c (hello, ping, goodbye,
+ * and the session conn_ops), publish.c, consume.c (subscribe, credit,
+ * ack, nack, release, touch), queues.c (create, set, list, describe,
+ * delete, purge), groups.c (create, delete, list, describe, reset),
+ * messages.c (peek, message show and cancel, dead-letter list and
+ * redrive) and admin.c (stats, backup). dispatch.c decodes each frame and
+ * hands it to its handler through the table indexed by its body case.
  *
- * Handlers answer through net/conn.h and convert between the wire's types
- * and codes and the core's here, at the edge.
+ * Handlers answer through the helpers below (req.c), and convert between
+ * the wire's types and codes and the core's here, at the edge.
  */
 #ifndef RINGMQ_REQ_H
 #define RINGMQ_REQ_H
@@ -18,19 +19,48 @@
 #include "ringmq.pb-c.h"
 
 struct conn;
-struct conn_req;
 struct queue;
+struct req_env;
+struct session;
 
 /* --- shared by the handler families (req.c) --- */
 
-/* A context for request f (conn_req_new), extra bytes past it; answers
- * ENOMEM itself (and returns NULL) when there is no memory. */
-struct conn_req *req_new(struct conn *c, const Ringmq__Frame *f, size_t extra);
+/* The environment every handler works in. */
+struct req_env *req_env_of(struct conn *c);
+
+/* Appends f to c's output (nothing when c is dead).
+ * @return 0 or -ENOMEM (logged). */
+int req_send(struct conn *c, Ringmq__Frame *f);
+/* Answers request_id with an Error of wire code code. */
+void req_send_error(struct conn *c, uint64_t request_id, int code,
+		    const char *why);
+/* Answers request_id with an Error for a negative broker code. */
+void req_send_rc(struct conn *c, uint64_t request_id, int rc);
+void req_send_done(struct conn *c, uint64_t request_id);
+/* Answers request_id with an Error of wire code code, and closes: the
+ * peer broke the protocol. */
+void req_fail(struct conn *c, uint64_t request_id, int code, const char *why);
+
+/* A request answered from a completion (a commit, a flush): it holds its
+ * connection (conn_ref) until answered. Put it first in a larger context
+ * to carry more. */
+struct req_ctx {
+	struct conn *c;
+	uint64_t request_id;
+	uint64_t start_us; /* monotonic, when the request was read */
+};
+
+/* A zeroed context for request f, extra bytes past it; answers ENOMEM
+ * itself (and returns NULL) when there is no memory. */
+struct req_ctx *req_new(struct conn *c, const Ringmq__Frame *f, size_t extra);
+/* A completion that answers Done, or the Error of status < 0, if the
+ * connection still lives; frees the context. */
+void req_done(void *ctx, int status);
 /* Drops r's reference and frees r: nothing was submitted, and the caller
  * answers the request itself. */
-void req_drop(struct conn_req *r);
+void req_drop(struct req_ctx *r);
 /* Drops r's reference, answers rc if the connection lives, frees r. */
-void req_abort(struct conn_req *r, int rc);
+void req_abort(struct req_ctx *r, int rc);
 /* The queue called name, or NULL after answering QUEUE_NOT_FOUND (also
  * for a queue whose create is still committing). */
 struct queue *req_find_queue(struct conn *c, const Ringmq__Frame *f,
@@ -55,7 +85,29 @@ size_t req_count_groups(struct queue *q);
 /* Adds the groups of q (a queues_each callback: ctx is a req_infos). */
 void req_list_queue_groups(void *ctx, struct queue *q);
 
+/* --- the dispatcher (dispatch.c) --- */
+
+/* Decodes one frame of se's connection and hands it to its handler.
+ * @return 0, or 1 when it must wait for a request in flight (not handled:
+ * to be offered again). */
+int req_frame(struct session *se, const uint8_t *body, size_t len);
+
 /* --- handlers --- */
+
+void req_hello(struct conn *c, const Ringmq__Frame *f);
+void req_ping(struct conn *c, const Ringmq__Frame *f);
+void req_pong(struct conn *c, const Ringmq__Frame *f);
+void req_goodbye(struct conn *c, const Ringmq__Frame *f);
+
+void req_publish(struct conn *c, const Ringmq__Frame *f);
+
+void req_subscribe(struct conn *c, const Ringmq__Frame *f);
+void req_unsubscribe(struct conn *c, const Ringmq__Frame *f);
+void req_credit(struct conn *c, const Ringmq__Frame *f);
+void req_ack(struct conn *c, const Ringmq__Frame *f);
+void req_nack(struct conn *c, const Ringmq__Frame *f);
+void req_release(struct conn *c, const Ringmq__Frame *f);
+void req_touch(struct conn *c, const Ringmq__Frame *f);
 
 void req_queue_create(struct conn *c, const Ringmq__Frame *f);
 void req_queue_set(struct conn *c, const Ringmq__Frame *f);

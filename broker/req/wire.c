@@ -194,7 +194,7 @@ wire_delivery_size(const struct delivery *d, const struct store_msg_view *v)
 {
 	size_t del_len = delivery_len(d, v, message_len(v));
 
-	return CODEC_HEADER_BYTES + 2 + pb_varint_len(del_len) + del_len;
+	return FRAME_HEADER_BYTES + 2 + pb_varint_len(del_len) + del_len;
 }
 
 size_t
@@ -204,7 +204,7 @@ wire_delivery_encode(const struct delivery *d, const struct store_msg_view *v,
 	size_t msg_len = message_len(v);
 	size_t del_len = delivery_len(d, v, msg_len);
 	size_t frame_len = 2 + pb_varint_len(del_len) + del_len;
-	uint8_t *p = out + CODEC_HEADER_BYTES;
+	uint8_t *p = out + FRAME_HEADER_BYTES;
 	struct store_header h;
 	uint32_t pos = 0;
 
@@ -265,7 +265,7 @@ enum_bits(int v)
 static size_t
 answer_head_len(uint64_t request_id, size_t body_len)
 {
-	return CODEC_HEADER_BYTES + 1 + pb_varint_len(request_id) + 2 +
+	return FRAME_HEADER_BYTES + 1 + pb_varint_len(request_id) + 2 +
 	       pb_varint_len(body_len);
 }
 
@@ -275,7 +275,7 @@ put_answer_head(uint8_t *out, uint64_t request_id, uint8_t key0, uint8_t key1,
 {
 	size_t frame_len = 1 + pb_varint_len(request_id) + 2 +
 			   pb_varint_len(body_len) + body_len;
-	uint8_t *p = out + CODEC_HEADER_BYTES;
+	uint8_t *p = out + FRAME_HEADER_BYTES;
 
 	out[0] = (uint8_t)(frame_len >> 24);
 	out[1] = (uint8_t)(frame_len >> 16);

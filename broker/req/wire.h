@@ -29,7 +29,7 @@ struct delivery;
 /*
  * The Delivery frame of d and v, encoded by hand because it is the frame
  * every message goes out in: exactly the bytes protobuf-c packs for the
- * Frame conn_deliver used to build from a wire_msg (fields in number
+ * Frame the delivery path used to build from a wire_msg (fields in number
  * order, required ones always, optional ones when set, names and the
  * dedup id up to a NUL as C strings are), with no message built and no
  * copy but into out.

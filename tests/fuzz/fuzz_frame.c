@@ -71,13 +71,13 @@ check_round_trip(const Ringmq__Frame *f)
 	uint32_t body;
 
 	first = encode(f, &n1);
-	if (codec_frame_length(first, n1, UINT32_MAX, &body) != 0 ||
-	    (size_t)body + CODEC_HEADER_BYTES != n1)
+	if (frame_length(first, n1, UINT32_MAX, &body) != 0 ||
+	    (size_t)body + FRAME_HEADER_BYTES != n1)
 		fuzz_fail("encoded prefix does not match the body");
 	/* Re-encoding may unpack a packed id list, which needs a little more
 	 * room in protobuf-c's scan: twice the cap is ample. */
 	codec_arena_init(&a, 2 * FUZZ_ARENA_CAP);
-	if (codec_decode(&a, &fuzz_lim, first + CODEC_HEADER_BYTES, body, &g,
+	if (codec_decode(&a, &fuzz_lim, first + FRAME_HEADER_BYTES, body, &g,
 			 NULL) != 0)
 		fuzz_fail("an encoded frame does not decode");
 	if (g->body_case != f->body_case)
@@ -99,8 +99,8 @@ read_stream(struct codec_arena *a, const uint8_t *data, size_t size)
 	while (off < size) {
 		Ringmq__Frame *f;
 		uint32_t body;
-		int rc = codec_frame_length(data + off, size - off,
-					    fuzz_lim.max_frame_bytes, &body);
+		int rc = frame_length(data + off, size - off,
+				      fuzz_lim.max_frame_bytes, &body);
 
 		if (rc == -RMQ_ENEED_MORE)
 			return;
@@ -108,16 +108,16 @@ read_stream(struct codec_arena *a, const uint8_t *data, size_t size)
 			check_decode_rc(rc);
 			return;
 		}
-		if (size - off - CODEC_HEADER_BYTES < body)
+		if (size - off - FRAME_HEADER_BYTES < body)
 			return; /* would wait for more */
-		rc = codec_decode(a, &fuzz_lim, data + off + CODEC_HEADER_BYTES,
+		rc = codec_decode(a, &fuzz_lim, data + off + FRAME_HEADER_BYTES,
 				  body, &f, NULL);
 		check_decode_rc(rc);
 		if (rc < 0)
 			return; /* the connection is closed */
 		check_round_trip(f);
 		codec_arena_reset(a);
-		off += CODEC_HEADER_BYTES + body;
+		off += FRAME_HEADER_BYTES + body;
 	}
 }
 

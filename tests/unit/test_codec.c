@@ -484,14 +484,13 @@ test_codec_round_trips_every_body_type(void **state)
 		bodies++;
 		f = build_frame(fd->id, 1000 + fd->id);
 		buf = encode_frame(f, &len);
-		assert_int_equal(codec_frame_length(buf, len,
-						    test_lim.max_frame_bytes,
-						    &n),
-				 0);
-		assert_int_equal(n, len - CODEC_HEADER_BYTES);
+		assert_int_equal(
+			frame_length(buf, len, test_lim.max_frame_bytes, &n),
+			0);
+		assert_int_equal(n, len - FRAME_HEADER_BYTES);
 		assert_int_equal(be32(buf), n);
 		assert_int_equal(codec_decode(&a, &test_lim,
-					      buf + CODEC_HEADER_BYTES, n, &out,
+					      buf + FRAME_HEADER_BYTES, n, &out,
 					      NULL),
 				 0);
 		assert_non_null(out);
@@ -688,12 +687,11 @@ test_codec_length_needs_four_bytes(void **state)
 	for (k = 0; k < 4; k++) {
 		uint8_t *p = dup_bytes(hdr, k);
 
-		assert_int_equal(codec_frame_length(p, k, 100, &n),
-				 -RMQ_ENEED_MORE);
+		assert_int_equal(frame_length(p, k, 100, &n), -RMQ_ENEED_MORE);
 		assert_int_equal(n, 0);
 		free(p);
 	}
-	assert_int_equal(codec_frame_length(hdr, 4, 100, &n), 0);
+	assert_int_equal(frame_length(hdr, 4, 100, &n), 0);
 	assert_int_equal(n, 9);
 }
 
@@ -706,17 +704,17 @@ test_codec_rejects_len_over_max(void **state)
 
 	(void)state;
 	hdr[0] = 0, hdr[1] = 0, hdr[2] = 0x10, hdr[3] = 0x00; /* max */
-	assert_int_equal(codec_frame_length(hdr, 4, max, &n), 0);
+	assert_int_equal(frame_length(hdr, 4, max, &n), 0);
 	assert_int_equal(n, max);
 	hdr[3] = 0x01; /* max + 1 */
-	assert_int_equal(codec_frame_length(hdr, 4, max, &n),
+	assert_int_equal(frame_length(hdr, 4, max, &n),
 			 -RMQ_EMESSAGE_TOO_LARGE);
 	assert_int_equal(n, max + 1);
 	memset(hdr, 0xff, 4);
-	assert_int_equal(codec_frame_length(hdr, 4, max, &n),
+	assert_int_equal(frame_length(hdr, 4, max, &n),
 			 -RMQ_EMESSAGE_TOO_LARGE);
 	assert_int_equal(n, UINT32_MAX);
-	assert_int_equal(codec_frame_length(hdr, 4, UINT32_MAX, &n), 0);
+	assert_int_equal(frame_length(hdr, 4, UINT32_MAX, &n), 0);
 }
 
 static void
@@ -726,7 +724,7 @@ test_codec_rejects_zero_length(void **state)
 	uint32_t n;
 
 	(void)state;
-	assert_int_equal(codec_frame_length(hdr, 4, 100, &n), -RMQ_EBAD_FRAME);
+	assert_int_equal(frame_length(hdr, 4, 100, &n), -RMQ_EBAD_FRAME);
 	/* And an empty body handed to decode directly. */
 	assert_int_equal(decode_raw(hdr, 0, TEST_ARENA_CAP), -RMQ_EBAD_FRAME);
 }
@@ -765,15 +763,14 @@ test_codec_accepts_frame_of_exactly_max(void **state)
 		buf = encode_frame(&f, &len);
 		assert_int_equal(len - 4, max + extra);
 		if (extra == 0) {
-			assert_int_equal(codec_frame_length(buf, len, max, &n),
-					 0);
+			assert_int_equal(frame_length(buf, len, max, &n), 0);
 			assert_int_equal(
 				codec_decode(&a, &lim, buf + 4, n, &out, NULL),
 				0);
 			assert_int_equal(out->publish->messages[0]->payload.len,
 					 m.payload.len);
 		} else {
-			assert_int_equal(codec_frame_length(buf, len, max, &n),
+			assert_int_equal(frame_length(buf, len, max, &n),
 					 -RMQ_EMESSAGE_TOO_LARGE);
 		}
 		free(buf);
@@ -815,13 +812,13 @@ test_codec_every_prefix_needs_more(void **state)
 		for (k = 0; k < len; k++) {
 			uint8_t *p = dup_bytes(buf, k);
 			uint32_t n;
-			int rc = codec_frame_length(p, k, 1u << 20, &n);
+			int rc = frame_length(p, k, 1u << 20, &n);
 
-			if (k < CODEC_HEADER_BYTES) {
+			if (k < FRAME_HEADER_BYTES) {
 				assert_int_equal(rc, -RMQ_ENEED_MORE);
 			} else {
 				assert_int_equal(rc, 0);
-				assert_true(CODEC_HEADER_BYTES + n > k);
+				assert_true(FRAME_HEADER_BYTES + n > k);
 				assert_int_equal(decode_raw(p + 4, k - 4,
 							    TEST_ARENA_CAP),
 						 -RMQ_EBAD_FRAME);
@@ -880,7 +877,7 @@ reader_push(struct test_reader *r, const uint8_t *p, size_t n)
 		uint32_t body;
 		size_t whole;
 		uint8_t *again;
-		int rc = codec_frame_length(r->buf, r->len, 1u << 20, &body);
+		int rc = frame_length(r->buf, r->len, 1u << 20, &body);
 
 		if (rc == -RMQ_ENEED_MORE)
 			return;
@@ -888,10 +885,10 @@ reader_push(struct test_reader *r, const uint8_t *p, size_t n)
 			r->rc = rc;
 			return;
 		}
-		whole = CODEC_HEADER_BYTES + body;
+		whole = FRAME_HEADER_BYTES + body;
 		if (r->len < whole)
 			return;
-		rc = codec_decode(&r->a, &test_lim, r->buf + CODEC_HEADER_BYTES,
+		rc = codec_decode(&r->a, &test_lim, r->buf + FRAME_HEADER_BYTES,
 				  body, &f, NULL);
 		if (rc < 0) {
 			r->rc = rc;

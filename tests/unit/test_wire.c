@@ -84,7 +84,7 @@ put_header(uint8_t *block, size_t at, const uint8_t *name, size_t name_len,
 	return at + value_len;
 }
 
-/* What conn_deliver sent before the hand encoder: protobuf-c's packing of
+/* What the delivery path sent before the hand encoder: protobuf-c's packing of
  * a Frame built from a wire_msg. */
 static size_t
 encode_with_protobuf(const struct delivery *d, const struct store_msg_view *v,
@@ -362,8 +362,8 @@ test_delivery_decodes(void **state)
 	assert_true(n <= sizeof(out));
 	assert_int_equal(wire_delivery_encode(&d, &v, out), n);
 	codec_arena_init(&a, 1u << 16);
-	assert_int_equal(codec_decode(&a, &lim, out + CODEC_HEADER_BYTES,
-				      n - CODEC_HEADER_BYTES, &f, NULL),
+	assert_int_equal(codec_decode(&a, &lim, out + FRAME_HEADER_BYTES,
+				      n - FRAME_HEADER_BYTES, &f, NULL),
 			 0);
 	assert_int_equal(f->body_case, RINGMQ__FRAME__BODY_DELIVERY);
 	assert_int_equal(f->delivery->subscription, 7);

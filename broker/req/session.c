@@ -1,0 +1,271 @@
+/*
+ * session: see session.h. The conn_ops of a session, and the requests
+ * about the session itself: hello, ping, pong, goodbye.
+ */
+#include "req/session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/group.h"
+#include "core/queue.h"
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "req/req.h"
+
+#define PROTOCOL_VERSION 1u
+
+#define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
+
+/* ---------------------------------------------------------- conn_ops */
+
+static void *
+session_open(void *ctx, struct conn *c)
+{
+	struct req_env *env = ctx;
+	struct session *se = calloc(1, sizeof(*se));
+
+	if (se == NULL)
+		return NULL;
+	se->c = c;
+	se->env = env;
+	se->lim.max_frame_bytes = env->cfg->max_frame_bytes;
+	se->lim.max_batch_count = env->cfg->max_batch_count;
+	se->lim.max_header_count = env->cfg->max_header_count;
+	codec_arena_init(&se->arena,
+			 (size_t)env->cfg->max_frame_bytes * ARENA_CAP_FACTOR);
+	lease_owner_init(&se->lo);
+	return se;
+}
+
+static int
+session_frame(void *session, const uint8_t *body, size_t len)
+{
+	return req_frame(session, body, len);
+}
+
+static void
+session_broken(void *session, int rc, const char *why)
+{
+	struct session *se = session;
+
+	req_send_error(se->c, 0, err_to_wire(rc), why);
+}
+
+static void
+session_trim(void *session)
+{
+	struct session *se = session;
+
+	codec_arena_fini(&se->arena);
+}
+
+static void
+session_writable(void *session)
+{
+	struct session *se = session;
+
+	for (size_t i = 0; i < se->nsubs; i++)
+		sub_wake(se->env->gs, se->subs[i]);
+}
+
+static void
+session_ping(void *session, uint64_t nonce)
+{
+	struct session *se = session;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Ping p = RINGMQ__PING__INIT;
+
+	p.has_nonce = 1;
+	p.nonce = nonce;
+	f.body_case = RINGMQ__FRAME__BODY_PING;
+	f.ping = &p;
+	(void)req_send(se->c, &f);
+}
+
+static void
+session_goodbye(void *session)
+{
+	struct session *se = session;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Goodbye g = RINGMQ__GOODBYE__INIT;
+
+	g.reason = (char *)"broker shutting down";
+	f.body_case = RINGMQ__FRAME__BODY_GOODBYE;
+	f.goodbye = &g;
+	(void)req_send(se->c, &f);
+}
+
+static int
+session_is_started(void *session)
+{
+	return ((struct session *)session)->is_hello_done;
+}
+
+static int
+session_is_done_with_work(void *session, uint64_t now_ms, uint64_t idle_ms)
+{
+	struct session *se = session;
+
+	return se->lo.leases == NULL && now_ms - se->lo.last_end_ms >= idle_ms;
+}
+
+/* Its subscriptions end; its leases end, as failures unless the broker
+ * shuts down (a restart releases leases without counting them). */
+static void
+session_closing(void *session, int is_failure)
+{
+	struct session *se = session;
+
+	if (se->lo.leases != NULL)
+		log_debug("conn %llu: closing with leases held",
+			  (unsigned long long)conn_id(se->c));
+	for (size_t i = 0; i < se->nsubs; i++)
+		sub_free(se->env->gs, se->subs[i]);
+	se->nsubs = 0;
+	groups_owner_gone(se->env->gs, &se->lo, is_failure);
+}
+
+static void
+session_free(void *session)
+{
+	struct session *se = session;
+
+	codec_arena_fini(&se->arena);
+	lease_owner_fini(&se->lo);
+	free(se->subs);
+	free(se);
+}
+
+const struct conn_ops session_conn_ops = {
+	.open = session_open,
+	.frame = session_frame,
+	.broken = session_broken,
+	.trim = session_trim,
+	.writable = session_writable,
+	.ping = session_ping,
+	.goodbye = session_goodbye,
+	.is_started = session_is_started,
+	.is_done_with_work = session_is_done_with_work,
+	.closing = session_closing,
+	.free = session_free,
+};
+
+void
+session_refuse(struct conn *c, int code, const char *why)
+{
+	struct session *se = session_of(c);
+
+	se->refuse_code = code;
+	se->refuse_why = why;
+}
+
+/* ------------------------------------------------------ subscriptions */
+
+struct sub *
+session_find_sub(struct session *se, uint32_t id, size_t *index)
+{
+	for (size_t i = 0; i < se->nsubs; i++)
+		if (sub_id(se->subs[i]) == id) {
+			if (index)
+				*index = i;
+			return se->subs[i];
+		}
+	return NULL;
+}
+
+int
+session_add_sub(struct session *se, struct sub *s)
+{
+	if (se->nsubs == se->capsubs) {
+		size_t cap = se->capsubs ? se->capsubs * 2 : 4;
+		struct sub **subs = realloc(se->subs, cap * sizeof(*subs));
+
+		if (subs == NULL)
+			return -ENOMEM;
+		se->subs = subs;
+		se->capsubs = cap;
+	}
+	se->subs[se->nsubs++] = s;
+	return 0;
+}
+
+/* ----------------------------------------------------------- requests */
+
+void
+req_hello(struct conn *c, const Ringmq__Frame *f)
+{
+	struct session *se = session_of(c);
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__HelloOk ok = RINGMQ__HELLO_OK__INIT;
+	const struct config *cfg = se->env->cfg;
+
+	if (se->is_hello_done) {
+		req_send_error(c, f->request_id,
+			       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+			       "hello was already sent");
+		return;
+	}
+	if (f->hello->version != PROTOCOL_VERSION) {
+		req_fail(c, f->request_id,
+			 RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION,
+			 "unsupported protocol version");
+		return;
+	}
+	se->is_hello_done = 1;
+	ok.version = PROTOCOL_VERSION;
+	ok.max_frame_bytes = cfg->max_frame_bytes;
+	ok.max_message_bytes = cfg->max_message_bytes;
+	ok.max_batch_count = cfg->max_batch_count;
+	ok.has_max_header_count = 1;
+	ok.max_header_count = cfg->max_header_count;
+	ok.has_max_key_bytes = ok.has_max_dedup_id_bytes = 1;
+	ok.has_max_header_name_bytes = 1;
+	ok.max_key_bytes = ok.max_dedup_id_bytes = QUEUE_MAX_FIELD_BYTES;
+	ok.max_header_name_bytes = QUEUE_MAX_FIELD_BYTES;
+	/* Unique across restarts: the boot epoch, then a counter. 0 is
+	 * none: no id the broker gives is 0. */
+	ok.producer_id =
+		f->hello->has_producer_id && f->hello->producer_id != 0
+			? f->hello->producer_id
+			: (se->env->boot_epoch << 32) |
+				  (++se->env->producer_counter & 0xffffffffu);
+	ok.broker_version = (char *)RINGMQ_VERSION;
+	se->producer_id = ok.producer_id;
+	r.has_request_id = f->has_request_id;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_HELLO_OK;
+	r.hello_ok = &ok;
+	(void)req_send(c, &r);
+}
+
+void
+req_ping(struct conn *c, const Ringmq__Frame *f)
+{
+	Ringmq__Frame r = RINGMQ__FRAME__INIT;
+	Ringmq__Pong pong = RINGMQ__PONG__INIT;
+
+	pong.has_nonce = f->ping->has_nonce;
+	pong.nonce = f->ping->nonce;
+	r.has_request_id = f->has_request_id;
+	r.request_id = f->request_id;
+	r.body_case = RINGMQ__FRAME__BODY_PONG;
+	r.pong = &pong;
+	(void)req_send(c, &r);
+}
+
+void
+req_pong(struct conn *c, const Ringmq__Frame *f)
+{
+	/* Any input already cleared the ping; nothing to answer. */
+	(void)c;
+	(void)f;
+}
+
+void
+req_goodbye(struct conn *c, const Ringmq__Frame *f)
+{
+	(void)f;
+	conn_close(c, "the peer said goodbye");
+}
