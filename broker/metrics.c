@@ -2,6 +2,7 @@
  * metrics: see metrics.h.
  */
 #include "metrics.h"
+#include "ringmq.pb-c.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -646,40 +646,43 @@ policy_defaults(const struct config *cfg, struct store_policy *pol)
 	pol->dedup_window_ms = 600000;
 }
 
-/* Applies the fields given in a QueuePolicy onto pol. */
+/* Applies the fields given in g onto pol. */
 static int
-policy_apply(struct store_policy *pol, const Ringmq__QueuePolicy *g)
+policy_apply(struct store_policy *pol, const struct queue_policy_given *g)
 {
+	unsigned has = g != NULL ? g->fields : 0;
+
 	if (g == NULL)
 		return 0;
-	if ((g->has_lease_ms && g->lease_ms > POLICY_RULE_MAX_MS) ||
-	    (g->has_max_lease_ms && g->max_lease_ms > POLICY_RULE_MAX_MS) ||
-	    (g->has_dedup_window_ms && g->dedup_window_ms > POLICY_RULE_MAX_MS))
+	if (((has & QUEUE_POLICY_LEASE_MS) &&
+	     g->lease_ms > POLICY_RULE_MAX_MS) ||
+	    ((has & QUEUE_POLICY_MAX_LEASE_MS) &&
+	     g->max_lease_ms > POLICY_RULE_MAX_MS) ||
+	    ((has & QUEUE_POLICY_DEDUP_WINDOW_MS) &&
+	     g->dedup_window_ms > POLICY_RULE_MAX_MS))
 		return -RMQ_EINVALID_ARGUMENT;
-	if (g->has_lease_ms) {
+	if (has & QUEUE_POLICY_LEASE_MS) {
 		if (g->lease_ms == 0)
 			return -RMQ_EINVALID_ARGUMENT;
 		pol->lease_ms = g->lease_ms;
 	}
-	if (g->has_max_lease_ms) {
+	if (has & QUEUE_POLICY_MAX_LEASE_MS) {
 		if (g->max_lease_ms == 0)
 			return -RMQ_EINVALID_ARGUMENT;
 		pol->max_lease_ms = g->max_lease_ms;
 	}
-	if (g->has_max_deliveries)
+	if (has & QUEUE_POLICY_MAX_DELIVERIES)
 		pol->max_deliveries = g->max_deliveries;
-	if (g->has_max_depth)
+	if (has & QUEUE_POLICY_MAX_DEPTH)
 		pol->max_depth = g->max_depth;
-	if (g->has_max_bytes)
+	if (has & QUEUE_POLICY_MAX_BYTES)
 		pol->max_bytes = g->max_bytes;
-	if (g->has_dedup_window_ms)
+	if (has & QUEUE_POLICY_DEDUP_WINDOW_MS)
 		pol->dedup_window_ms = g->dedup_window_ms;
-	if (g->dead_letter_queue) {
-		if (g->dead_letter_queue[0] != '\0' &&
-		    !queue_ref_valid(g->dead_letter_queue))
+	if (g->dlq) {
+		if (g->dlq[0] != '\0' && !queue_ref_valid(g->dlq))
 			return -RMQ_EINVALID_ARGUMENT;
-		snprintf(pol->dlq, sizeof(pol->dlq), "%s",
-			 g->dead_letter_queue);
+		snprintf(pol->dlq, sizeof(pol->dlq), "%s", g->dlq);
 	}
 	return 0;
 }
@@ -711,7 +714,7 @@ policy_check_dlq(const struct store_policy *pol, const char *queue)
 /* 1 if every field given in g equals q's setting. */
 static int
 policy_matches(const struct queue *q, uint32_t partitions,
-	       const Ringmq__QueuePolicy *g)
+	       const struct queue_policy_given *g)
 {
 	struct store_policy want = q->policy;
 
@@ -754,7 +757,8 @@ create_done(void *arg, int status)
 
 int
 queue_create(struct queues *qs, const char *name, uint32_t partitions,
-	     const Ringmq__QueuePolicy *given, queue_done_fn done, void *ctx)
+	     const struct queue_policy_given *given, queue_done_fn done,
+	     void *ctx)
 {
 	struct store_queue sq;
 	struct store_batch *b = NULL;
@@ -835,8 +839,8 @@ queue_record(const struct queue *q, struct store_queue *sq)
 }
 
 int
-queue_set(struct queues *qs, const char *name, const Ringmq__QueuePolicy *pol,
-	  queue_done_fn done, void *ctx)
+queue_set(struct queues *qs, const char *name,
+	  const struct queue_policy_given *pol, queue_done_fn done, void *ctx)
 {
 	struct queue *q = queues_find(qs, name);
 	struct store_policy next;
@@ -909,31 +913,31 @@ publish_refuse(struct publish_result *r, int code, const char *why)
 
 /* Chooses the partition of message m, or refuses it in r. */
 static int
-publish_route(struct queue *q, const Ringmq__Publish *p,
-	      const Ringmq__Message *m, struct publish_result *r)
+publish_route(struct queue *q, const struct publish_batch *p,
+	      const struct publish_msg *m, struct publish_result *r)
 {
 	int has_named = m->has_partition || p->has_partition;
 	uint32_t named = m->has_partition ? m->partition : p->partition;
 	/* An empty key or dedup id is none: it is stored and read back as
 	 * none, so it cannot route as one. */
-	int has_key = m->has_key && m->key.len > 0;
+	int has_key = m->has_key && m->key_len > 0;
 	int has_dedup = m->dedup_id != NULL && m->dedup_id[0] != '\0';
 	int has_hash = has_key || has_dedup;
 	uint32_t hashed = 0;
 
 	if (has_key)
-		hashed = partition_rule_for_key(m->key.data, m->key.len,
+		hashed = partition_rule_for_key(m->key, m->key_len,
 						q->partitions);
 	else if (has_dedup)
 		hashed = partition_rule_for_key(
 			m->dedup_id, strlen(m->dedup_id), q->partitions);
 	if (has_named && named >= q->partitions) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       "partition out of range");
 		return -1;
 	}
 	if (has_named && has_hash && named != hashed) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       "partition disagrees with the key hash");
 		return -1;
 	}
@@ -949,45 +953,45 @@ publish_route(struct queue *q, const Ringmq__Publish *p,
 /* What m will count for once stored (store_msg_bytes): the frame
  * bounds every length, so the sum cannot wrap. */
 static uint64_t
-publish_msg_bytes(const Ringmq__Message *m)
+publish_msg_bytes(const struct publish_msg *m)
 {
-	uint64_t n = m->payload.len;
+	uint64_t n = m->payload_len;
 
 	if (m->has_key)
-		n += m->key.len;
+		n += m->key_len;
 	if (m->dedup_id != NULL)
 		n += strlen(m->dedup_id);
 	for (size_t i = 0; i < m->n_headers; i++)
-		n += 6u + strlen(m->headers[i]->name) +
-		     m->headers[i]->value.len;
+		n += 6u + m->headers[i].name_len + m->headers[i].value_len;
 	return n;
 }
 
 /* Checks header i of m; 0 if acceptable. */
 static int
-publish_check_header(const Ringmq__Message *m, size_t i,
+publish_check_header(const struct publish_msg *m, size_t i,
 		     struct publish_result *r)
 {
-	const char *name = m->headers[i]->name;
-	size_t len = strlen(name);
+	const char *name = m->headers[i].name;
+	size_t len = m->headers[i].name_len;
 
 	if (len == 0 || len > QUEUE_MAX_FIELD_BYTES) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       len == 0 ? "empty header name"
 					: "header name over 65535 bytes");
 		return -1;
 	}
 	/* Reserved in any case: a consumer that matches names without
 	 * regard to case must not take a client's header for the broker's. */
-	if (strncasecmp(name, "ringmq-", 7) == 0) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+	if (len >= 7 && strncasecmp(name, "ringmq-", 7) == 0) {
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       "header prefix ringmq- is reserved");
 		return -1;
 	}
 	/* Headers are a map (string -> bytes): a name once. */
 	for (size_t k = 0; k < i; k++)
-		if (strcmp(m->headers[k]->name, name) == 0) {
-			publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		if (m->headers[k].name_len == len &&
+		    memcmp(m->headers[k].name, name, len) == 0) {
+			publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 				       "header name given twice");
 			return -1;
 		}
@@ -997,32 +1001,32 @@ publish_check_header(const Ringmq__Message *m, size_t i,
 /* Checks message m against limits and reserved names; 0 if acceptable,
  * with r->msg_bytes set. */
 static int
-publish_check(const struct config *cfg, const Ringmq__Message *m,
+publish_check(const struct config *cfg, const struct publish_msg *m,
 	      struct publish_result *r)
 {
 	uint64_t bytes = publish_msg_bytes(m);
 
 	if (bytes > cfg->max_message_bytes) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__MESSAGE_TOO_LARGE,
+		publish_refuse(r, -RMQ_EMESSAGE_TOO_LARGE,
 			       "message over max-message-bytes (payload, "
 			       "key, headers and dedup id together)");
 		return -1;
 	}
 	r->msg_bytes = (uint32_t)bytes; /* within the limit, so it fits */
 	if (m->has_deliver_at_ms && m->has_delay_ms) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       "deliver_at_ms and delay_ms together");
 		return -1;
 	}
-	if (m->has_key && m->key.len > QUEUE_MAX_FIELD_BYTES) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+	if (m->has_key && m->key_len > QUEUE_MAX_FIELD_BYTES) {
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       "key over 65535 bytes");
 		return -1;
 	}
 	if (m->dedup_id != NULL &&
 	    (m->dedup_id[0] == '\0' ||
 	     strlen(m->dedup_id) > QUEUE_MAX_FIELD_BYTES)) {
-		publish_refuse(r, RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+		publish_refuse(r, -RMQ_EINVALID_ARGUMENT,
 			       m->dedup_id[0] == '\0'
 				       ? "empty dedup id"
 				       : "dedup id over 65535 bytes");
@@ -1037,25 +1041,12 @@ publish_check(const struct config *cfg, const Ringmq__Message *m,
 /* Adds message m, routed to r->partition and counted by publish_check
  * (r->msg_bytes), to b at a new offset. */
 static int
-publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
+publish_put(struct queue *q, const struct publish_msg *m, uint64_t now_ms,
 	    struct publish_result *r, struct store_batch *b)
 {
-	struct store_header hdrs[64];
-	struct store_header *h = hdrs;
 	struct store_msg sm;
 	int rc;
 
-	if (m->n_headers > 64) {
-		h = calloc(m->n_headers, sizeof(*h));
-		if (h == NULL)
-			return -ENOMEM;
-	}
-	for (size_t i = 0; i < m->n_headers; i++) {
-		h[i].name = m->headers[i]->name;
-		h[i].name_len = (uint32_t)strlen(m->headers[i]->name);
-		h[i].value = m->headers[i]->value.data;
-		h[i].value_len = (uint32_t)m->headers[i]->value.len;
-	}
 	memset(&sm, 0, sizeof(sm));
 	sm.publish_ms = now_ms;
 	if (m->has_deliver_at_ms && m->deliver_at_ms > now_ms)
@@ -1063,18 +1054,16 @@ publish_put(struct queue *q, const Ringmq__Message *m, uint64_t now_ms,
 	else if (m->has_delay_ms && m->delay_ms > 0)
 		sm.deliver_at_ms = sat_add(now_ms, m->delay_ms);
 	r->deliver_at_ms = sm.deliver_at_ms;
-	sm.key = m->has_key ? m->key.data : NULL;
-	sm.key_len = m->has_key ? (uint32_t)m->key.len : 0;
-	sm.headers = h;
+	sm.key = m->has_key ? m->key : NULL;
+	sm.key_len = m->has_key ? (uint32_t)m->key_len : 0;
+	sm.headers = m->headers;
 	sm.header_count = (uint32_t)m->n_headers;
 	sm.dedup_id = m->dedup_id;
 	sm.dedup_len = m->dedup_id ? (uint16_t)strlen(m->dedup_id) : 0;
-	sm.payload = m->payload.data;
-	sm.payload_len = (uint32_t)m->payload.len;
+	sm.payload = m->payload;
+	sm.payload_len = (uint32_t)m->payload_len;
 	r->offset = q->parts[r->partition].next_offset;
 	rc = store_batch_put_msg(b, q->qid, r->partition, r->offset, &sm);
-	if (h != hdrs)
-		free(h);
 	if (rc < 0)
 		return rc;
 	q->parts[r->partition].next_offset++;
@@ -1114,15 +1103,15 @@ static void reserve_durable(struct queue *q, uint32_t part, uint64_t reserved);
 /* Copies the dedup ids of stored messages, to forget them if the commit
  * fails. Nothing is allocated for publishes without dedup ids. */
 static int
-publish_keep_ids(struct publish_req *r, const Ringmq__Publish *p)
+publish_keep_ids(struct publish_req *r, const struct publish_batch *p)
 {
-	for (size_t i = 0; i < p->n_messages; i++) {
-		if (!r->res[i].is_stored || p->messages[i]->dedup_id == NULL)
+	for (size_t i = 0; i < p->n; i++) {
+		if (!r->res[i].is_stored || p->msgs[i].dedup_id == NULL)
 			continue;
 		if (r->dedup_ids == NULL &&
 		    (r->dedup_ids = calloc(r->n, sizeof(char *))) == NULL)
 			return -ENOMEM;
-		r->dedup_ids[i] = strdup(p->messages[i]->dedup_id);
+		r->dedup_ids[i] = strdup(p->msgs[i].dedup_id);
 		if (r->dedup_ids[i] == NULL)
 			return -ENOMEM;
 	}
@@ -1187,9 +1176,8 @@ pending_dups_settle(const struct queue *q, struct publish_req *r, int status)
 	if (err == 0)
 		return;
 	for (size_t i = 0; i < r->n; i++)
-		if (r->res[i].is_pending_dup &&
-		    r->res[i].code == RINGMQ__ERROR_CODE__OK) {
-			r->res[i].code = err_to_wire(err);
+		if (r->res[i].is_pending_dup && r->res[i].code == 0) {
+			r->res[i].code = err;
 			r->res[i].why = "the first publish of this message "
 					"failed; publish it again";
 		}
@@ -1235,7 +1223,7 @@ publish_done(void *arg, int status)
 		if (!res->is_stored)
 			continue;
 		if (status < 0) {
-			res->code = err_to_wire(status);
+			res->code = status;
 			res->why = err_str(status);
 		}
 		if (q == NULL)
@@ -1282,12 +1270,13 @@ publish_done(void *arg, int status)
  * first, and the reason the checks give it again if they do. */
 static void
 publish_refused_again(const struct queues *qs, struct queue *q,
-		      const Ringmq__Publish *p, const Ringmq__Message *m,
-		      struct publish_result *res, int code)
+		      const struct publish_batch *p,
+		      const struct publish_msg *m, struct publish_result *res,
+		      int code)
 {
-	struct publish_result again = { .code = RINGMQ__ERROR_CODE__OK };
+	struct publish_result again = { .code = 0 };
 
-	if (code == RINGMQ__ERROR_CODE__QUEUE_FULL) {
+	if (code == -RMQ_EQUEUE_FULL) {
 		publish_refuse(res, code, QUEUE_FULL_WHY);
 		return;
 	}
@@ -1306,13 +1295,13 @@ publish_refused_again(const struct queues *qs, struct queue *q,
  * refused ones refused again. */
 static void
 publish_resent(const struct queues *qs, struct queue *q, struct publish_req *r,
-	       const Ringmq__Publish *p, uint32_t part,
+	       const struct publish_batch *p, uint32_t part,
 	       const struct store_producer_batch *batch)
 {
 	uint64_t next = batch->first_offset;
 	uint32_t k = 0;
 
-	for (uint32_t i = 0; i < (uint32_t)p->n_messages; i++) {
+	for (uint32_t i = 0; i < (uint32_t)p->n; i++) {
 		const struct store_producer_skip *sk = NULL;
 		struct publish_result *res = &r->res[i];
 
@@ -1322,12 +1311,12 @@ publish_resent(const struct queues *qs, struct queue *q, struct publish_req *r,
 		if (k < batch->nskips && i >= batch->skips[k].index)
 			sk = &batch->skips[k];
 		res->partition = part;
-		if (sk != NULL && sk->code != RINGMQ__ERROR_CODE__OK) {
-			publish_refused_again(qs, q, p, p->messages[i], res,
-					      sk->code);
+		if (sk != NULL && sk->code != STORE_SKIP_OK) {
+			publish_refused_again(qs, q, p, &p->msgs[i], res,
+					      store_skip_rc(sk->code));
 			continue;
 		}
-		res->code = RINGMQ__ERROR_CODE__OK;
+		res->code = 0;
 		res->offset =
 			sk != NULL ? sk->offset + (i - sk->index) : next++;
 		res->is_duplicate = 1;
@@ -1353,13 +1342,13 @@ publish_batch_of(const struct publish_req *r, uint64_t seq,
 					     .count = (uint32_t)r->n };
 	for (uint32_t i = 0; i < (uint32_t)r->n; i++) {
 		const struct publish_result *res = &r->res[i];
-		uint16_t code = (uint16_t)res->code;
-		uint64_t off = code == RINGMQ__ERROR_CODE__OK ? res->offset : 0;
+		uint16_t code = store_skip_code(res->code);
+		uint64_t off = code == STORE_SKIP_OK ? res->offset : 0;
 		struct store_producer_skip *last = n ? &v[n - 1] : NULL;
 
 		/* Stored as answered: a failed commit turns them into
 		 * refusals with its code. */
-		if (res->is_stored && code == RINGMQ__ERROR_CODE__OK) {
+		if (res->is_stored && code == STORE_SKIP_OK) {
 			if (!has_first)
 				pb->first_offset = res->offset;
 			has_first = 1;
@@ -1369,7 +1358,7 @@ publish_batch_of(const struct publish_req *r, uint64_t seq,
 			return -ENOMEM;
 		if (last != NULL && last->index + last->len == i &&
 		    last->code == code &&
-		    (code != RINGMQ__ERROR_CODE__OK ||
+		    (code != STORE_SKIP_OK ||
 		     last->offset + last->len == off)) {
 			last->len++;
 			continue;
@@ -1428,13 +1417,13 @@ publish_record(struct queue *q, struct publish_req *r, uint32_t part,
 /* Checks a sequenced publish: one partition, a producer id. @return the
  * partition, or -1 with every result refused. */
 static int
-publish_seq_partition(struct queue *q, const Ringmq__Publish *p,
+publish_seq_partition(struct queue *q, const struct publish_batch *p,
 		      uint64_t producer_id, struct publish_req *r)
 {
 	uint32_t part = p->has_partition ? p->partition : UINT32_MAX;
 
-	for (size_t i = 0; i < p->n_messages; i++) {
-		const Ringmq__Message *m = p->messages[i];
+	for (size_t i = 0; i < p->n; i++) {
+		const struct publish_msg *m = &p->msgs[i];
 
 		/* A message naming none would be routed elsewhere. */
 		if ((m->has_partition && part != UINT32_MAX &&
@@ -1446,24 +1435,24 @@ publish_seq_partition(struct queue *q, const Ringmq__Publish *p,
 	}
 	if (producer_id != 0 && part < q->partitions)
 		return (int)part;
-	for (size_t i = 0; i < p->n_messages; i++)
-		publish_refuse(&r->res[i], RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+	for (size_t i = 0; i < p->n; i++)
+		publish_refuse(&r->res[i], -RMQ_EINVALID_ARGUMENT,
 			       "a sequenced publish names one partition");
 	return -1;
 }
 
 /* Stores message i of p unless refused; updates the limits' counters. */
 static int
-publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
+publish_one(struct queues *qs, struct queue *q, const struct publish_batch *p,
 	    size_t i, struct publish_req *r, struct store_batch *b,
 	    uint64_t now_ms, uint64_t *depth, uint64_t *bytes)
 {
-	const Ringmq__Message *m = p->messages[i];
+	const struct publish_msg *m = &p->msgs[i];
 	struct publish_result *res = &r->res[i];
 	uint16_t idlen = m->dedup_id ? (uint16_t)strlen(m->dedup_id) : 0;
 	uint64_t orig;
 
-	res->code = RINGMQ__ERROR_CODE__OK;
+	res->code = 0;
 	if (publish_check(qs->cfg, m, res) < 0 ||
 	    publish_route(q, p, m, res) < 0)
 		return 0;
@@ -1478,8 +1467,7 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 		return 0;
 	}
 	if (queue_is_over(q, *depth, *bytes, res->msg_bytes)) {
-		publish_refuse(res, RINGMQ__ERROR_CODE__QUEUE_FULL,
-			       QUEUE_FULL_WHY);
+		publish_refuse(res, -RMQ_EQUEUE_FULL, QUEUE_FULL_WHY);
 		return 0;
 	}
 	if (publish_put(q, m, now_ms, res, b) < 0)
@@ -1499,8 +1487,8 @@ publish_one(struct queues *qs, struct queue *q, const Ringmq__Publish *p,
 }
 
 int
-queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
-	      publish_done_fn done, void *ctx)
+queue_publish(struct queues *qs, const struct publish_batch *p,
+	      uint64_t producer_id, publish_done_fn done, void *ctx)
 {
 	struct queue *q = queues_find(qs, p->queue);
 	struct store_batch *b = NULL;
@@ -1514,7 +1502,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 
 	if (q == NULL || q->is_pending)
 		return -RMQ_EQUEUE_NOT_FOUND;
-	r = calloc(1, sizeof(*r) + p->n_messages * sizeof(r->res[0]));
+	r = calloc(1, sizeof(*r) + p->n * sizeof(r->res[0]));
 	b = store_batch_new(STORE_BATCH_GROWS);
 	if (r == NULL || b == NULL)
 		goto fail;
@@ -1522,7 +1510,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	r->qid = q->qid;
 	r->done = done;
 	r->ctx = ctx;
-	r->n = p->n_messages;
+	r->n = p->n;
 	r->failures_at = q->publish_failures;
 	if (p->has_producer_seq) {
 		seq_part = publish_seq_partition(q, p, producer_id, r);
@@ -1530,15 +1518,14 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 			goto answer;
 		switch (idem_producer_check(q->idem, (uint32_t)seq_part,
 					    producer_id, p->producer_seq,
-					    (uint32_t)p->n_messages, &sent)) {
+					    (uint32_t)p->n, &sent)) {
 		case IDEM_SEQ_RESENT:
 			publish_resent(qs, q, r, p, (uint32_t)seq_part, sent);
 			goto answer;
 		case IDEM_SEQ_STALE:
-			for (size_t i = 0; i < p->n_messages; i++)
+			for (size_t i = 0; i < p->n; i++)
 				publish_refuse(
-					&r->res[i],
-					RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+					&r->res[i], -RMQ_EINVALID_ARGUMENT,
 					"producer sequence already used");
 			goto answer;
 		case IDEM_SEQ_NEW: break;
@@ -1546,7 +1533,7 @@ queue_publish(struct queues *qs, const Ringmq__Publish *p, uint64_t producer_id,
 	}
 	memset(touched, 0, q->partitions);
 	queue_fill(q, &depth, &bytes);
-	for (size_t i = 0; i < p->n_messages; i++) {
+	for (size_t i = 0; i < p->n; i++) {
 		int rc = publish_one(qs, q, p, i, r, b, now_ms, &depth, &bytes);
 
 		if (rc < 0)

@@ -20,7 +20,6 @@
 #include <stdint.h>
 
 #include "lib/u64set.h"
-#include "ringmq.pb-c.h"
 #include "store/store.h"
 
 #define QUEUE_MAX_PARTITIONS 1024u
@@ -150,15 +149,38 @@ int queue_ref_valid(const char *name);
 /* Completion of an asynchronous queue operation: 0 or -RMQ_E* / -errno. */
 typedef void (*queue_done_fn)(void *ctx, int status);
 
+/* Which fields of a struct queue_policy_given are given. */
+enum {
+	QUEUE_POLICY_LEASE_MS = 1u << 0,
+	QUEUE_POLICY_MAX_LEASE_MS = 1u << 1,
+	QUEUE_POLICY_MAX_DELIVERIES = 1u << 2,
+	QUEUE_POLICY_MAX_DEPTH = 1u << 3,
+	QUEUE_POLICY_MAX_BYTES = 1u << 4,
+	QUEUE_POLICY_DEDUP_WINDOW_MS = 1u << 5,
+};
+
+/* The policy fields a request sets; the others keep their value (their
+ * default at create). */
+struct queue_policy_given {
+	unsigned fields; /* QUEUE_POLICY_* of the fields below that are set */
+	uint64_t lease_ms;
+	uint64_t max_lease_ms;
+	uint32_t max_deliveries;
+	uint64_t max_depth;
+	uint64_t max_bytes;
+	uint64_t dedup_window_ms;
+	const char *dlq; /* borrowed; NULL = not given, "" = the default */
+};
+
 /*
- * Creates a queue. given: the policy fields the request set (QueuePolicy),
- * or NULL. partitions 0 = default (1).
+ * Creates a queue. given: the policy fields the request set, or NULL.
+ * partitions 0 = default (1).
  * @return 1 if it exists with the same given settings (done not called);
  *         0 if creation was submitted (done called on commit);
  *         -RMQ_EQUEUE_EXISTS, -RMQ_EINVALID_ARGUMENT.
  */
 int queue_create(struct queues *qs, const char *name, uint32_t partitions,
-		 const Ringmq__QueuePolicy *given, queue_done_fn done,
+		 const struct queue_policy_given *given, queue_done_fn done,
 		 void *ctx);
 
 /*
@@ -168,11 +190,42 @@ int queue_create(struct queues *qs, const char *name, uint32_t partitions,
  *         -RMQ_EINVALID_ARGUMENT or -ENOMEM (done not called).
  */
 int queue_set(struct queues *qs, const char *name,
-	      const Ringmq__QueuePolicy *pol, queue_done_fn done, void *ctx);
+	      const struct queue_policy_given *pol, queue_done_fn done,
+	      void *ctx);
+
+/* A message to publish, as the request gave it. Every pointer is
+ * borrowed for the call. */
+struct publish_msg {
+	const void *payload;
+	size_t payload_len;
+	int has_key;
+	const void *key;
+	size_t key_len;
+	const char *dedup_id;		    /* NUL-terminated; NULL = none */
+	const struct store_header *headers; /* names as the request gave */
+	size_t n_headers;
+	int has_partition;
+	uint32_t partition;
+	int has_delay_ms;
+	uint64_t delay_ms;
+	int has_deliver_at_ms;
+	uint64_t deliver_at_ms;
+};
+
+/* A publish request. */
+struct publish_batch {
+	const char *queue;
+	int has_partition; /* for every message that names none */
+	uint32_t partition;
+	int has_producer_seq;
+	uint64_t producer_seq; /* of the first message */
+	const struct publish_msg *msgs;
+	size_t n;
+};
 
 /* Result of one published message. */
 struct publish_result {
-	int code; /* RINGMQ__ERROR_CODE__* */
+	int code; /* 0, or -RMQ_E* / -errno: the message was refused */
 	uint32_t partition;
 	uint64_t offset;
 	uint32_t msg_bytes;	/* store_msg_bytes */
@@ -193,7 +246,7 @@ typedef void (*publish_done_fn)(void *ctx, const struct publish_result *res,
  *         stored); -RMQ_EQUEUE_NOT_FOUND, -RMQ_EINVALID_ARGUMENT,
  *         -ENOMEM: done is not called.
  */
-int queue_publish(struct queues *qs, const Ringmq__Publish *p,
+int queue_publish(struct queues *qs, const struct publish_batch *p,
 		  uint64_t producer_id, publish_done_fn done, void *ctx);
 
 struct queues;

@@ -1,11 +1,9 @@
 /*
- * err: descriptions of broker return codes and their wire mapping.
+ * err: descriptions of broker return codes.
  */
 #include "lib/err.h"
 
 #include <string.h>
-
-#include "ringmq.pb-c.h"
 
 const char *
 err_str(int rc)
@@ -40,16 +38,4 @@ err_str(int rc)
 	if (code > 0 && code < RMQ_EBASE)
 		return strerror(code);
 	return "unknown error";
-}
-
-int
-err_to_wire(int rc)
-{
-	int code = rc < 0 ? -rc : rc;
-
-	if (code > RMQ_EBASE && code <= RMQ_EINTERNAL)
-		return code - RMQ_EBASE;
-	if (code == 0)
-		return RINGMQ__ERROR_CODE__OK;
-	return RINGMQ__ERROR_CODE__INTERNAL;
 }

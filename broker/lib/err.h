@@ -6,7 +6,8 @@
  * 1000 + the wire's ErrorCode (proto/ringmq.proto), so mapping to the wire
  * is arithmetic and never collides with errno. Codes from RMQ_EPRIVATE up
  * exist only inside the broker and map to INTERNAL on the wire unless the
- * caller handles them.
+ * caller handles them. The mapping is req/'s (err_to_wire, req/codec.h):
+ * nothing below it sees a wire code.
  */
 #ifndef RINGMQ_ERR_H
 #define RINGMQ_ERR_H
@@ -45,11 +46,5 @@ enum rmq_err {
  * @return a static string; never NULL.
  */
 const char *err_str(int rc);
-
-/*
- * Maps a negative broker return code to the wire's ErrorCode value
- * (RINGMQ__ERROR_CODE__*). Private and system codes become INTERNAL.
- */
-int err_to_wire(int rc);
 
 #endif

@@ -547,3 +547,28 @@ codec_encode(const Ringmq__Frame *f, uint8_t *out)
 	out[3] = (uint8_t)n;
 	return FRAME_HEADER_BYTES + n;
 }
+
+/* RMQ_E* is 1000 + the wire's code (lib/err.h): err_to_wire relies on it. */
+_Static_assert(RMQ_EBAD_FRAME - RMQ_EBASE == RINGMQ__ERROR_CODE__BAD_FRAME,
+	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_EQUEUE_FULL - RMQ_EBASE == RINGMQ__ERROR_CODE__QUEUE_FULL,
+	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_ENOT_LEASED - RMQ_EBASE == RINGMQ__ERROR_CODE__NOT_LEASED,
+	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_EINVALID_ARGUMENT - RMQ_EBASE ==
+		       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
+	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_EINTERNAL - RMQ_EBASE == RINGMQ__ERROR_CODE__INTERNAL,
+	       "ringmq codes follow the wire's");
+
+int
+err_to_wire(int rc)
+{
+	int code = rc < 0 ? -rc : rc;
+
+	if (code > RMQ_EBASE && code <= RMQ_EINTERNAL)
+		return code - RMQ_EBASE;
+	if (code == 0)
+		return RINGMQ__ERROR_CODE__OK;
+	return RINGMQ__ERROR_CODE__INTERNAL;
+}

@@ -78,4 +78,11 @@ size_t codec_encoded_size(const Ringmq__Frame *f);
  * @return bytes written. */
 size_t codec_encode(const Ringmq__Frame *f, uint8_t *out);
 
+/*
+ * Maps a broker return code (0, -RMQ_E*, -errno) to the wire's ErrorCode
+ * value (RINGMQ__ERROR_CODE__*): the one place that does. Private and
+ * system codes become INTERNAL.
+ */
+int err_to_wire(int rc);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/queue.h"
 #include "lib/clock.h"
@@ -38,6 +39,83 @@ out:
 	free(p);
 }
 
+/* Room on the stack for the messages and headers of small publishes (one
+ * at a time, the latency case): no allocation for them. */
+#define STACK_MSGS    16u
+#define STACK_HEADERS 32u
+
+/* The request's messages as the core takes them; every pointer points
+ * into the decoded frame. */
+static void
+publish_from_wire(const Ringmq__Publish *w, struct publish_msg *msgs,
+		  struct store_header *h, struct publish_batch *p)
+{
+	for (size_t i = 0; i < w->n_messages; i++) {
+		const Ringmq__Message *m = w->messages[i];
+		struct publish_msg *pm = &msgs[i];
+
+		pm->payload = m->payload.data;
+		pm->payload_len = m->payload.len;
+		pm->has_key = m->has_key;
+		pm->key = m->key.data;
+		pm->key_len = m->key.len;
+		pm->dedup_id = m->dedup_id;
+		pm->headers = h;
+		pm->n_headers = m->n_headers;
+		for (size_t k = 0; k < m->n_headers; k++, h++) {
+			h->name = m->headers[k]->name;
+			h->name_len = (uint32_t)strlen(m->headers[k]->name);
+			h->value = m->headers[k]->value.data;
+			h->value_len = (uint32_t)m->headers[k]->value.len;
+		}
+		pm->has_partition = m->has_partition;
+		pm->partition = m->partition;
+		pm->has_delay_ms = m->has_delay_ms;
+		pm->delay_ms = m->delay_ms;
+		pm->has_deliver_at_ms = m->has_deliver_at_ms;
+		pm->deliver_at_ms = m->deliver_at_ms;
+	}
+	memset(p, 0, sizeof(*p));
+	p->queue = w->queue;
+	p->has_partition = w->has_partition;
+	p->partition = w->partition;
+	p->has_producer_seq = w->has_producer_seq;
+	p->producer_seq = w->producer_seq;
+	p->msgs = msgs;
+	p->n = w->n_messages;
+}
+
+/* Stores the messages of w for the session's producer.
+ * @return as queue_publish. */
+static int
+publish(struct session *se, const Ringmq__Publish *w, struct req_ctx *r)
+{
+	struct publish_msg stack_msgs[STACK_MSGS];
+	struct store_header stack_headers[STACK_HEADERS];
+	struct publish_msg *msgs = stack_msgs;
+	struct store_header *h = stack_headers;
+	struct publish_batch p;
+	size_t nh = 0;
+	void *heap = NULL;
+	int rc;
+
+	for (size_t i = 0; i < w->n_messages; i++)
+		nh += w->messages[i]->n_headers;
+	if (w->n_messages > STACK_MSGS || nh > STACK_HEADERS) {
+		/* One block: the messages, then their headers (both of
+		 * 8-byte alignment). */
+		heap = malloc(w->n_messages * sizeof(*msgs) + nh * sizeof(*h));
+		if (heap == NULL)
+			return -ENOMEM;
+		msgs = heap;
+		h = (struct store_header *)(msgs + w->n_messages);
+	}
+	publish_from_wire(w, msgs, h, &p);
+	rc = queue_publish(se->env->qs, &p, se->producer_id, published, r);
+	free(heap);
+	return rc;
+}
+
 void
 req_publish(struct conn *c, const Ringmq__Frame *f)
 {
@@ -60,8 +138,7 @@ req_publish(struct conn *c, const Ringmq__Frame *f)
 	p = req_new(c, f, 0);
 	if (p == NULL)
 		return;
-	rc = queue_publish(se->env->qs, f->publish, se->producer_id, published,
-			   p);
+	rc = publish(se, f->publish, p);
 	if (rc < 0)
 		req_abort(p, rc);
 }

@@ -34,10 +34,35 @@ send_policy_rc(struct conn *c, uint64_t request_id, int rc)
 		       "queue)");
 }
 
+/* The fields a request's QueuePolicy sets, for the core. */
+static const struct queue_policy_given *
+policy_given(const Ringmq__QueuePolicy *g, struct queue_policy_given *out)
+{
+	if (g == NULL)
+		return NULL;
+	memset(out, 0, sizeof(*out));
+	out->fields =
+		(g->has_lease_ms ? QUEUE_POLICY_LEASE_MS : 0) |
+		(g->has_max_lease_ms ? QUEUE_POLICY_MAX_LEASE_MS : 0) |
+		(g->has_max_deliveries ? QUEUE_POLICY_MAX_DELIVERIES : 0) |
+		(g->has_max_depth ? QUEUE_POLICY_MAX_DEPTH : 0) |
+		(g->has_max_bytes ? QUEUE_POLICY_MAX_BYTES : 0) |
+		(g->has_dedup_window_ms ? QUEUE_POLICY_DEDUP_WINDOW_MS : 0);
+	out->lease_ms = g->lease_ms;
+	out->max_lease_ms = g->max_lease_ms;
+	out->max_deliveries = g->max_deliveries;
+	out->max_depth = g->max_depth;
+	out->max_bytes = g->max_bytes;
+	out->dedup_window_ms = g->dedup_window_ms;
+	out->dlq = g->dead_letter_queue;
+	return out;
+}
+
 void
 req_queue_create(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__QueueCreate *qc = f->queue_create;
+	struct queue_policy_given given;
 	struct req_ctx *p;
 	int rc;
 
@@ -58,8 +83,8 @@ req_queue_create(struct conn *c, const Ringmq__Frame *f)
 	if ((p = req_new(c, f, 0)) == NULL)
 		return;
 	rc = queue_create(req_env_of(c)->qs, qc->name,
-			  qc->has_partitions ? qc->partitions : 0, qc->policy,
-			  req_done, p);
+			  qc->has_partitions ? qc->partitions : 0,
+			  policy_given(qc->policy, &given), req_done, p);
 	if (rc == 0)
 		return;
 	req_drop(p);
@@ -72,13 +97,14 @@ req_queue_create(struct conn *c, const Ringmq__Frame *f)
 void
 req_queue_set(struct conn *c, const Ringmq__Frame *f)
 {
+	struct queue_policy_given given;
 	struct req_ctx *p = req_new(c, f, 0);
 	int rc;
 
 	if (p == NULL)
 		return;
 	rc = queue_set(req_env_of(c)->qs, f->queue_set->name,
-		       f->queue_set->policy, req_done, p);
+		       policy_given(f->queue_set->policy, &given), req_done, p);
 	if (rc < 0) {
 		req_drop(p);
 		send_policy_rc(c, f->request_id, rc);

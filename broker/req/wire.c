@@ -290,9 +290,9 @@ put_answer_head(uint8_t *out, uint64_t request_id, uint8_t key0, uint8_t key1,
 static size_t
 publish_result_len(const struct publish_result *r)
 {
-	size_t n = 1 + pb_varint_len(enum_bits(r->code));
+	size_t n = 1 + pb_varint_len(enum_bits(err_to_wire(r->code)));
 
-	if (r->code == RINGMQ__ERROR_CODE__OK) {
+	if (r->code == 0) {
 		n += 1 + pb_varint_len(r->partition) + 1 +
 		     pb_varint_len(r->offset);
 		if (r->is_duplicate)
@@ -336,8 +336,8 @@ wire_publish_ok_encode(uint64_t request_id, const struct publish_result *res,
 		*p++ = KEY_BYTES(FIELD_PUBLISH_OK_RESULTS);
 		p = put_varint(p, publish_result_len(r));
 		p = put_uint(p, KEY_VARINT(FIELD_PUBLISH_RESULT_CODE),
-			     enum_bits(r->code));
-		if (r->code == RINGMQ__ERROR_CODE__OK) {
+			     enum_bits(err_to_wire(r->code)));
+		if (r->code == 0) {
 			p = put_uint(p,
 				     KEY_VARINT(FIELD_PUBLISH_RESULT_PARTITION),
 				     r->partition);

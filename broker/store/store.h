@@ -99,6 +99,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/err.h"
 #include "lib/runset.h"
 
 #define STORE_FORMAT_VERSION 5u
@@ -277,9 +278,34 @@ struct store_failure {
 struct store_producer_skip {
 	uint32_t index;	 /* the run's first message in the batch */
 	uint32_t len;	 /* messages, >= 1 */
-	uint16_t code;	 /* refusal (RINGMQ__ERROR_CODE__*), 0: duplicates */
+	uint16_t code;	 /* refusal (store_skip_code), STORE_SKIP_OK: dups */
 	uint64_t offset; /* duplicates: the first one's original offset */
 };
+
+/* A skip's code as stored: STORE_SKIP_OK for duplicates, else its
+ * refusal's ringmq code less RMQ_EBASE, which is the number of the wire's
+ * ErrorCode (lib/err.h); a system or private code is stored as INTERNAL.
+ * The numbers are part of the format: they never change. */
+#define STORE_SKIP_OK 0u
+
+static inline uint16_t
+store_skip_code(int rc)
+{
+	int code = rc < 0 ? -rc : rc;
+
+	if (code == 0)
+		return STORE_SKIP_OK;
+	if (code > RMQ_EBASE && code <= RMQ_EINTERNAL)
+		return (uint16_t)(code - RMQ_EBASE);
+	return (uint16_t)(RMQ_EINTERNAL - RMQ_EBASE);
+}
+
+/* The ringmq code (0 or -RMQ_E*) of a stored skip code. */
+static inline int
+store_skip_rc(uint16_t code)
+{
+	return code == STORE_SKIP_OK ? 0 : -(RMQ_EBASE + (int)code);
+}
 
 /* A producer's state on one partition: its last batches, for answering
  * a resent batch as it was answered first. */

@@ -18,6 +18,7 @@
 
 #include "core/queue.h"
 #include "lib/config.h"
+#include "lib/err.h"
 #include "partition_rule.h"
 #include "store/store.h"
 #include "tmpdir.h"
@@ -108,7 +109,7 @@ teardown(void **state)
 
 static void
 create(struct fixture *f, const char *name, uint32_t partitions,
-       const Ringmq__QueuePolicy *pol)
+       const struct queue_policy_given *pol)
 {
 	f->done_status = 1;
 	assert_int_equal(queue_create(f->qs, name, partitions, pol, on_done, f),
@@ -132,36 +133,34 @@ publish(struct fixture *f, const char *queue, const struct spec *specs,
 	size_t n)
 {
 	static uint8_t value[1 << 18];
-	Ringmq__Publish p = RINGMQ__PUBLISH__INIT;
-	Ringmq__Message ms[MAX_RESULTS], *mp[MAX_RESULTS];
-	Ringmq__Header hs[MAX_RESULTS], *hp[MAX_RESULTS];
+	struct publish_batch p = { 0 };
+	struct publish_msg ms[MAX_RESULTS];
+	struct store_header hs[MAX_RESULTS];
 
 	assert_true(n <= MAX_RESULTS);
 	memset(value, 'v', sizeof(value));
+	memset(ms, 0, sizeof(ms));
 	for (size_t i = 0; i < n; i++) {
-		ringmq__message__init(&ms[i]);
-		ms[i].payload.data = (uint8_t *)specs[i].payload;
-		ms[i].payload.len = strlen(specs[i].payload);
+		ms[i].payload = specs[i].payload;
+		ms[i].payload_len = strlen(specs[i].payload);
 		if (specs[i].key != NULL) {
 			ms[i].has_key = 1;
-			ms[i].key.data = (uint8_t *)specs[i].key;
-			ms[i].key.len = strlen(specs[i].key);
+			ms[i].key = specs[i].key;
+			ms[i].key_len = strlen(specs[i].key);
 		}
 		if (specs[i].hname != NULL) {
 			assert_true(specs[i].hvalue_len <= sizeof(value));
-			ringmq__header__init(&hs[i]);
-			hs[i].name = (char *)specs[i].hname;
-			hs[i].value.data = value;
-			hs[i].value.len = specs[i].hvalue_len;
-			hp[i] = &hs[i];
+			hs[i].name = specs[i].hname;
+			hs[i].name_len = (uint32_t)strlen(specs[i].hname);
+			hs[i].value = value;
+			hs[i].value_len = (uint32_t)specs[i].hvalue_len;
 			ms[i].n_headers = 1;
-			ms[i].headers = &hp[i];
+			ms[i].headers = &hs[i];
 		}
-		mp[i] = &ms[i];
 	}
-	p.queue = (char *)queue;
-	p.n_messages = n;
-	p.messages = mp;
+	p.queue = queue;
+	p.n = n;
+	p.msgs = ms;
 	f->nres = SIZE_MAX;
 	assert_int_equal(queue_publish(f->qs, &p, 0, on_published, f), 0);
 	settle(f);
@@ -185,7 +184,7 @@ test_queue_routes_keys_by_hash_and_numbers_each_partition(void **state)
 		uint32_t want = partition_rule_for_key(specs[i].key,
 						       strlen(specs[i].key), 4);
 
-		assert_int_equal(f->res[i].code, RINGMQ__ERROR_CODE__OK);
+		assert_int_equal(f->res[i].code, 0);
 		assert_int_equal(f->res[i].partition, want);
 		assert_int_equal(f->res[i].offset, next[want]++);
 	}
@@ -215,12 +214,12 @@ test_queue_refuses_bad_messages_alone(void **state)
 	specs[1].hvalue_len = max - 1 - 3 - 6 + 1;
 	create(f, "refuse", 1, NULL);
 	publish(f, "refuse", specs, 6);
-	assert_int_equal(f->res[0].code, RINGMQ__ERROR_CODE__OK);
-	assert_int_equal(f->res[1].code, RINGMQ__ERROR_CODE__MESSAGE_TOO_LARGE);
-	assert_int_equal(f->res[2].code, RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
-	assert_int_equal(f->res[3].code, RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
-	assert_int_equal(f->res[4].code, RINGMQ__ERROR_CODE__INVALID_ARGUMENT);
-	assert_int_equal(f->res[5].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(f->res[0].code, 0);
+	assert_int_equal(f->res[1].code, -RMQ_EMESSAGE_TOO_LARGE);
+	assert_int_equal(f->res[2].code, -RMQ_EINVALID_ARGUMENT);
+	assert_int_equal(f->res[3].code, -RMQ_EINVALID_ARGUMENT);
+	assert_int_equal(f->res[4].code, -RMQ_EINVALID_ARGUMENT);
+	assert_int_equal(f->res[5].code, 0);
 	/* The two stored ones took consecutive offsets. */
 	assert_int_equal(f->res[5].offset, f->res[0].offset + 1);
 }
@@ -229,24 +228,24 @@ static void
 test_queue_max_bytes_counts_the_whole_message(void **state)
 {
 	struct fixture *f = *state;
-	Ringmq__QueuePolicy pol = RINGMQ__QUEUE_POLICY__INIT;
+	struct queue_policy_given pol = { 0 };
 	static const struct spec first[] = { { "x", "k", "h", 600 } };
 	static const struct spec second[] = { { "x", NULL, "h", 600 },
 					      { "y", NULL, NULL, 0 } };
 	uint64_t messages, bytes, delayed;
 
-	pol.has_max_bytes = 1;
+	pol.fields = QUEUE_POLICY_MAX_BYTES;
 	pol.max_bytes = 1000;
 	create(f, "bytes", 1, &pol);
 	publish(f, "bytes", first, 1);
-	assert_int_equal(f->res[0].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(f->res[0].code, 0);
 	queue_totals(queues_find(f->qs, "bytes"), &messages, &bytes, &delayed);
 	assert_int_equal(messages, 1);
 	/* payload 1, key 1, header name 1 + value 600 + 6. */
 	assert_int_equal(bytes, 1 + 1 + 1 + 600 + 6);
 	publish(f, "bytes", second, 2);
-	assert_int_equal(f->res[0].code, RINGMQ__ERROR_CODE__QUEUE_FULL);
-	assert_int_equal(f->res[1].code, RINGMQ__ERROR_CODE__OK);
+	assert_int_equal(f->res[0].code, -RMQ_EQUEUE_FULL);
+	assert_int_equal(f->res[1].code, 0);
 	queue_totals(queues_find(f->qs, "bytes"), &messages, &bytes, &delayed);
 	assert_int_equal(messages, 2);
 	assert_int_equal(bytes, 609 + 1);

@@ -2615,12 +2615,33 @@ test_store_group_state_run_over_2_pow_32_loads(void **state)
 	store_close(s);
 }
 
+/* A producer record's skip codes are part of the format: the numbers
+ * stored are those the wire's ErrorCode gave them when they were first
+ * written, whatever the broker's own codes become. */
+static void
+test_producer_skip_codes_keep_their_numbers(void **state)
+{
+	(void)state;
+	assert_int_equal(store_skip_code(0), STORE_SKIP_OK);
+	assert_int_equal(store_skip_code(-RMQ_EQUEUE_FULL), 6);
+	assert_int_equal(store_skip_code(-RMQ_EMESSAGE_TOO_LARGE), 12);
+	assert_int_equal(store_skip_code(-RMQ_EINVALID_ARGUMENT), 13);
+	assert_int_equal(store_skip_code(-RMQ_EINTERNAL), 16);
+	/* System and private codes: INTERNAL. */
+	assert_int_equal(store_skip_code(-ENOMEM), 16);
+	assert_int_equal(store_skip_code(-RMQ_ESTORAGE), 16);
+	assert_int_equal(store_skip_rc(0), 0);
+	assert_int_equal(store_skip_rc(6), -RMQ_EQUEUE_FULL);
+	assert_int_equal(store_skip_rc(13), -RMQ_EINVALID_ARGUMENT);
+}
+
 int
 main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_matches_known_vectors),
+		cmocka_unit_test(test_producer_skip_codes_keep_their_numbers),
 		cmocka_unit_test(test_crc32c_hardware_and_portable_agree),
 		cmocka_unit_test(test_crc32c_continues_across_calls),
 		T(test_store_msg_round_trips_key_headers_and_dedup),

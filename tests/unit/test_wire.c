@@ -201,8 +201,8 @@ publish_ok_with_protobuf(uint64_t request_id, const struct publish_result *res,
 	assert_non_null(ptrs);
 	for (size_t i = 0; i < n; i++) {
 		ringmq__publish_result__init(&rs[i]);
-		rs[i].code = (Ringmq__ErrorCode)res[i].code;
-		if (res[i].code == RINGMQ__ERROR_CODE__OK) {
+		rs[i].code = (Ringmq__ErrorCode)err_to_wire(res[i].code);
+		if (res[i].code == 0) {
 			rs[i].has_partition = rs[i].has_offset = 1;
 			rs[i].partition = res[i].partition;
 			rs[i].offset = res[i].offset;
@@ -295,7 +295,7 @@ test_answers_match_protobuf_c(void **state)
 
 		memset(res, 0, sizeof(res));
 		for (size_t i = 0; i < n; i++) {
-			res[i].code = rnd_code();
+			res[i].code = rnd_broker_code();
 			res[i].partition = (uint32_t)rnd_uint();
 			res[i].offset = rnd_uint();
 			res[i].is_duplicate = (int)rnd(2);
