@@ -189,6 +189,18 @@ on_done(void *ctx, int status)
 }
 
 struct queue *
+corefix_create_given(struct corefix *f, const char *name, uint32_t partitions,
+		     const struct queue_policy_given *given)
+{
+	f->done_status = 1;
+	assert_int_equal(
+		queue_create(f->qs, name, partitions, given, on_done, f), 0);
+	corefix_settle(f);
+	assert_int_equal(f->done_status, 0);
+	return queues_find(f->qs, name);
+}
+
+struct queue *
 corefix_create(struct corefix *f, const char *name, uint32_t partitions,
 	       const struct corefix_policy *pol)
 {
@@ -205,18 +217,13 @@ corefix_create(struct corefix *f, const char *name, uint32_t partitions,
 		given.max_lease_ms = pol->max_lease_ms;
 		given.max_deliveries = pol->max_deliveries;
 	}
-	f->done_status = 1;
-	assert_int_equal(queue_create(f->qs, name, partitions,
-				      pol ? &given : NULL, on_done, f),
-			 0);
-	corefix_settle(f);
-	assert_int_equal(f->done_status, 0);
-	return queues_find(f->qs, name);
+	return corefix_create_given(f, name, partitions,
+				    pol != NULL ? &given : NULL);
 }
 
 struct published {
-	size_t n; /* results; SIZE_MAX: not called yet */
-	uint64_t offsets[PUBLISH_MAX];
+	struct publish_result *res; /* room for the batch's */
+	size_t n;		    /* results; SIZE_MAX: not called yet */
 };
 
 static void
@@ -224,13 +231,20 @@ on_published(void *ctx, const struct publish_result *res, size_t n)
 {
 	struct published *out = ctx;
 
-	assert_true(n <= PUBLISH_MAX);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(res[i].code, 0);
-		assert_true(res[i].is_stored);
-		out->offsets[i] = res[i].offset;
-	}
+	memcpy(out->res, res, n * sizeof(*res));
 	out->n = n;
+}
+
+size_t
+corefix_publish_batch(struct corefix *f, const struct publish_batch *p,
+		      struct publish_result *res)
+{
+	struct published out = { res, SIZE_MAX };
+
+	assert_int_equal(queue_publish(f->qs, p, 0, on_published, &out), 0);
+	corefix_settle(f);
+	assert_int_equal(out.n, p->n);
+	return out.n;
 }
 
 void
@@ -240,7 +254,7 @@ corefix_publish(struct corefix *f, const char *queue, int part,
 	struct publish_batch p = { 0 };
 	struct publish_msg ms[PUBLISH_MAX];
 	struct store_header hs[PUBLISH_MAX];
-	struct published out = { SIZE_MAX, { 0 } };
+	struct publish_result res[PUBLISH_MAX];
 
 	assert_true(n <= PUBLISH_MAX);
 	memset(ms, 0, sizeof(ms));
@@ -266,11 +280,13 @@ corefix_publish(struct corefix *f, const char *queue, int part,
 	p.msgs = ms;
 	p.has_partition = part >= 0;
 	p.partition = part >= 0 ? (uint32_t)part : 0;
-	assert_int_equal(queue_publish(f->qs, &p, 0, on_published, &out), 0);
-	corefix_settle(f);
-	assert_int_equal(out.n, n);
-	if (offsets != NULL)
-		memcpy(offsets, out.offsets, n * sizeof(*offsets));
+	corefix_publish_batch(f, &p, res);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(res[i].code, 0);
+		assert_true(res[i].is_stored);
+		if (offsets != NULL)
+			offsets[i] = res[i].offset;
+	}
 }
 
 void

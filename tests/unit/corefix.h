@@ -4,10 +4,10 @@
  * temporary directory, without sockets, and consumers faked through the
  * struct sub_ops callbacks.
  *
- * The core's calls that take protobuf structs (queue_create,
- * queue_publish) are made here only, by corefix_create and
- * corefix_publish: the suites pass plain C, so a change of those
- * signatures is a change of this file alone.
+ * The suites create and publish through corefix_create and
+ * corefix_publish (or their _given and _batch forms), so a change of
+ * queue_create's or queue_publish's signature is a change of this file
+ * alone.
  *
  * Time is the real clock (the core reads clock_mono_ms itself): what waits
  * for a lease or a delay to run out polls with a deadline (corefix_wait).
@@ -100,6 +100,17 @@ size_t corefix_wait(struct corefix *f, struct corefix_owner *o, size_t n,
 struct queue *corefix_create(struct corefix *f, const char *name,
 			     uint32_t partitions,
 			     const struct corefix_policy *pol);
+
+/* Creates queue name with the policy fields given sets (NULL: none) and
+ * waits for its commit. */
+struct queue *corefix_create_given(struct corefix *f, const char *name,
+				   uint32_t partitions,
+				   const struct queue_policy_given *given);
+
+/* Publishes p, waits for its commit, and copies its results to res
+ * (room for p->n). @return the results' count. */
+size_t corefix_publish_batch(struct corefix *f, const struct publish_batch *p,
+			     struct publish_result *res);
 
 /* Publishes msgs[0 .. n) to queue in one batch, to partition part (routed
  * when part < 0), and waits for the commit; each must be stored. offsets

@@ -17,80 +17,33 @@
 #include <cmocka.h>
 
 #include "core/queue.h"
+#include "corefix.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "partition_rule.h"
 #include "store/store.h"
-#include "tmpdir.h"
 
-#define MAP_BYTES   (64u << 20)
 #define MAX_RESULTS 16
 
+/* The core's fixture, and the results of the last publish. */
 struct fixture {
-	char dir[64];
-	struct config cfg;
-	struct store *s;
-	struct queues *qs;
-	int done_status; /* of the last queue_done_fn; 1 = not called */
+	struct corefix *core;
 	struct publish_result res[MAX_RESULTS];
-	size_t nres; /* results of the last publish; SIZE_MAX = none yet */
 };
-
-static void
-on_visible(void *ctx, struct queue *q, uint32_t part)
-{
-	(void)ctx;
-	(void)q;
-	(void)part;
-}
-
-static void
-on_done(void *ctx, int status)
-{
-	((struct fixture *)ctx)->done_status = status;
-}
-
-static void
-on_published(void *ctx, const struct publish_result *res, size_t n)
-{
-	struct fixture *f = ctx;
-
-	assert_true(n <= MAX_RESULTS);
-	memcpy(f->res, res, n * sizeof(*res));
-	f->nres = n;
-}
-
-/* Runs the store until everything submitted has completed. */
-static void
-settle(struct fixture *f)
-{
-	store_drain(f->s);
-	(void)store_reap(f->s);
-}
 
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	void *core;
+
+	assert_non_null(f);
+	assert_int_equal(corefix_setup(&core), 0);
+	f->core = core;
 	/* A message limit above the 65,535 bytes of a header name (so that
 	 * an over-long name is refused as such) and within the test's own
 	 * buffer. */
-	char *argv[] = { (char *)"ringmqd", (char *)"--max-message-bytes",
-			 (char *)"131072", NULL };
-	struct store_opts o;
-	char err[256];
-
-	assert_non_null(f);
-	strcpy(f->dir, "/tmp/ringmq-queue-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(config_load(&f->cfg, 3, argv, err, sizeof(err)),
-			 CONFIG_OK);
-	memset(&o, 0, sizeof(o));
-	o.dir = f->dir;
-	o.max_storage_bytes = MAP_BYTES;
-	o.sync = STORE_SYNC_NEVER; /* durability is the store tests' */
-	assert_int_equal(store_open(&f->s, &o), 0);
-	assert_int_equal(queues_new(&f->qs, f->s, &f->cfg, on_visible, f), 0);
+	f->core->cfg.max_message_bytes = 131072;
 	*state = f;
 	return 0;
 }
@@ -99,23 +52,17 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
+	void *core = f->core;
 
-	queues_free(f->qs);
-	store_close(f->s);
-	tmpdir_remove(f->dir);
 	free(f);
-	return 0;
+	return corefix_teardown(&core);
 }
 
 static void
 create(struct fixture *f, const char *name, uint32_t partitions,
        const struct queue_policy_given *pol)
 {
-	f->done_status = 1;
-	assert_int_equal(queue_create(f->qs, name, partitions, pol, on_done, f),
-			 0);
-	settle(f);
-	assert_int_equal(f->done_status, 0);
+	assert_non_null(corefix_create_given(f->core, name, partitions, pol));
 }
 
 /* One message of a publish: payload, an optional key, and an optional
@@ -161,10 +108,7 @@ publish(struct fixture *f, const char *queue, const struct spec *specs,
 	p.queue = queue;
 	p.n = n;
 	p.msgs = ms;
-	f->nres = SIZE_MAX;
-	assert_int_equal(queue_publish(f->qs, &p, 0, on_published, f), 0);
-	settle(f);
-	assert_int_equal(f->nres, n);
+	corefix_publish_batch(f->core, &p, f->res);
 }
 
 static void
@@ -198,7 +142,7 @@ static void
 test_queue_refuses_bad_messages_alone(void **state)
 {
 	struct fixture *f = *state;
-	size_t max = f->cfg.max_message_bytes;
+	size_t max = f->core->cfg.max_message_bytes;
 	static char long_name[65537];
 	struct spec specs[] = {
 		{ "ok", NULL, NULL, 0 },
@@ -239,14 +183,16 @@ test_queue_max_bytes_counts_the_whole_message(void **state)
 	create(f, "bytes", 1, &pol);
 	publish(f, "bytes", first, 1);
 	assert_int_equal(f->res[0].code, 0);
-	queue_totals(queues_find(f->qs, "bytes"), &messages, &bytes, &delayed);
+	queue_totals(queues_find(f->core->qs, "bytes"), &messages, &bytes,
+		     &delayed);
 	assert_int_equal(messages, 1);
 	/* payload 1, key 1, header name 1 + value 600 + 6. */
 	assert_int_equal(bytes, 1 + 1 + 1 + 600 + 6);
 	publish(f, "bytes", second, 2);
 	assert_int_equal(f->res[0].code, -RMQ_EQUEUE_FULL);
 	assert_int_equal(f->res[1].code, 0);
-	queue_totals(queues_find(f->qs, "bytes"), &messages, &bytes, &delayed);
+	queue_totals(queues_find(f->core->qs, "bytes"), &messages, &bytes,
+		     &delayed);
 	assert_int_equal(messages, 2);
 	assert_int_equal(bytes, 609 + 1);
 }
