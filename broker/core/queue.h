@@ -4,9 +4,10 @@
  * Owns the registry of queues (by name and by id), each partition's offset
  * counters and an in-memory index of its retained messages (message bytes
  * per offset, holes for offsets never stored), and the publish path: check,
- * route, assign offsets, hand a batch to the store, confirm on commit.
- * Consumer groups live in group.c and read partitions through the
- * partition_* functions here.
+ * route, assign offsets, hand a batch to the store, confirm on commit
+ * (publish.c; queue_int.h is what the two files share). Consumer groups
+ * live in group.c and read partitions through the partition_* functions
+ * here.
  *
  * Invariant: offsets of a partition are assigned in submission order and
  * never reused; [base, committed_next) is indexed, each offset either a
