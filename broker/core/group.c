@@ -25,7 +25,7 @@
 
 /* ---------------------------------------------------------- failures */
 
-static struct failrec *
+struct failrec *
 fail_find(struct gpart *gp, uint64_t offset)
 {
 	size_t lo = 0, hi = gp->nfails;
@@ -111,7 +111,7 @@ lease_unlink(struct groups *gs, struct lease *l)
 /* --------------------------------------------------------- retry heap */
 
 /* Holds offset of gp back until delay_ms from now. */
-static int
+int
 gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
 	   uint64_t delay_ms)
 {
@@ -368,9 +368,6 @@ groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
 	}
 	return 0;
 }
-
-static int corrupt_add(struct groups *gs, uint32_t qid, uint32_t part,
-		       uint64_t offset);
 
 int
 groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
@@ -826,7 +823,7 @@ lease_count_failure(struct groups *gs, struct lease *l, struct gpart *gp,
 
 /* Acks offset for gp's group: its failure record goes, its ack goes into
  * the next flush. */
-static void
+void
 gpart_ack(struct groups *gs, struct gpart *gp, uint64_t offset)
 {
 	struct group *g = gp->g;
@@ -852,258 +849,14 @@ gpart_ack(struct groups *gs, struct gpart *gp, uint64_t offset)
 	gpart_advance(gs, gp);
 }
 
+/* A recent_code of lease_end: remember nothing (codes are 0 or below). */
+#define LEASE_NOT_REMEMBERED 1
+
 static void
 lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
 {
 	gpart_ack(gs, gp, l->offset);
 }
-
-static int
-stage_add(struct groups *gs, const struct queue_staged *st)
-{
-	if (gs->nstaged == gs->capstaged) {
-		size_t cap = gs->capstaged ? gs->capstaged * 2 : 8;
-		struct queue_staged *v = realloc(gs->staged, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		gs->staged = v;
-		gs->capstaged = cap;
-	}
-	gs->staged[gs->nstaged++] = *st;
-	return 0;
-}
-
-/* The dead-letter queue of q, created on demand into b; NULL if q would
- * dead-letter into itself or memory ran out. */
-static struct queue *
-dlq_of(struct groups *gs, struct queue *q, struct store_batch *b)
-{
-	char name[STORE_NAME_MAX + 16];
-
-	if (q->policy.dlq[0] != '\0')
-		snprintf(name, sizeof(name), "%s", q->policy.dlq);
-	else
-		snprintf(name, sizeof(name), "%s.dlq", q->name);
-	if (strcmp(name, q->name) == 0 || !queue_ref_valid(name))
-		return NULL;
-	return queue_ensure(gs->qs, name, b);
-}
-
-/*
- * Adds to the next flush a copy of message v of (q, part, offset) for q's
- * dead-letter queue, with the ringmq-* headers. The caller then submits
- * the flush, so the dead-letter queue's offsets commit in order.
- * @return 0, or -1 if it could not (the caller keeps the message).
- */
-static int
-dead_letter(struct groups *gs, struct queue *q, const char *group,
-	    uint32_t part, uint64_t offset, const struct store_msg_view *v,
-	    const char *reason, uint32_t count, uint64_t first_ms,
-	    uint64_t last_ms)
-{
-	struct store_batch *b = flush_batch(gs);
-	struct store_header *h = NULL;
-	struct store_header one;
-	struct queue_staged st;
-	struct store_msg sm;
-	struct queue *dlq = NULL;
-	char buf[5][24];
-	uint32_t pos = 0, nh = 0;
-	int rc = -1;
-
-	if (b != NULL)
-		dlq = dlq_of(gs, q, b);
-	if (dlq == NULL)
-		goto out;
-	while (store_headers_next(v->headers, v->headers_len, &pos, &one) == 1)
-		nh++;
-	h = calloc(nh + QUEUE_DLQ_HEADERS, sizeof(*h));
-	if (h == NULL)
-		goto out;
-	pos = 0;
-	for (uint32_t i = 0; i < nh; i++)
-		(void)store_headers_next(v->headers, v->headers_len, &pos,
-					 &h[i]);
-	nh += queue_dlq_headers(h + nh, buf, reason, q, group, part, offset,
-				count, first_ms, last_ms);
-	memset(&sm, 0, sizeof(sm));
-	sm.publish_ms = clock_wall_ms();
-	sm.key = v->key;
-	sm.key_len = v->key_len;
-	sm.headers = h;
-	sm.header_count = nh;
-	sm.payload = v->payload;
-	sm.payload_len = v->payload_len;
-	if (queue_stage(gs->qs, dlq, -1, &sm, b, &st) < 0 ||
-	    stage_add(gs, &st) < 0)
-		goto out;
-	q->counters.dead_lettered++;
-	log_info("queue %s partition %u offset %llu: dead-lettered to %s "
-		 "(%s%s%s)",
-		 q->name, part, (unsigned long long)offset, dlq->name, reason,
-		 group[0] ? ", group " : "", group);
-	rc = 0;
-out:
-	free(h);
-	if (rc < 0)
-		log_error("queue %s partition %u offset %llu: cannot "
-			  "dead-letter (%s)",
-			  q->name, part, (unsigned long long)offset, reason);
-	return rc;
-}
-
-static int
-corrupt_add(struct groups *gs, uint32_t qid, uint32_t part, uint64_t offset)
-{
-	if (gs->ncorrupt == gs->capcorrupt) {
-		size_t cap = gs->capcorrupt ? gs->capcorrupt * 2 : 8;
-		struct corrupt *v = realloc(gs->corrupt, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		gs->corrupt = v;
-		gs->capcorrupt = cap;
-	}
-	gs->corrupt[gs->ncorrupt++] = (struct corrupt){ qid, part, offset };
-	return 0;
-}
-
-static int
-corrupt_seen(const struct groups *gs, uint32_t qid, uint32_t part,
-	     uint64_t offset)
-{
-	for (size_t i = 0; i < gs->ncorrupt; i++)
-		if (gs->corrupt[i].qid == qid && gs->corrupt[i].part == part &&
-		    gs->corrupt[i].offset == offset)
-			return 1;
-	return 0;
-}
-
-/* Dead-letters record (q, part, offset), which failed its CRC, once for
- * the queue: the bytes as stored, reason "corrupt", no source group. */
-static void
-corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
-		    uint64_t offset)
-{
-	const struct store_failure marker = { .failures = 1 };
-	struct store_msg_view v;
-	struct store_batch *b;
-	const void *raw;
-	size_t len;
-
-	if (corrupt_seen(gs, q->qid, part, offset))
-		return;
-	if (store_msg_get_raw(gs->store, q->qid, part, offset, &raw, &len) <
-		    0 ||
-	    len > UINT32_MAX)
-		return;
-	memset(&v, 0, sizeof(v));
-	v.partition = part;
-	v.offset = offset;
-	v.payload = raw;
-	v.payload_len = (uint32_t)len;
-	if (dead_letter(gs, q, "", part, offset, &v, "corrupt", 0, 0, 0) < 0)
-		return;
-	b = flush_batch(gs);
-	if (b == NULL ||
-	    store_batch_put_failure(b, q->qid, CORRUPT_GID, part, offset,
-				    &marker) < 0 ||
-	    corrupt_add(gs, q->qid, part, offset) < 0)
-		log_error("queue %s partition %u offset %llu: cannot record "
-			  "the corrupt dead letter",
-			  q->name, part, (unsigned long long)offset);
-	groups_flush(gs);
-}
-
-/* Room a dead letter takes beyond its message's payload, headers and
- * key: the ringmq-* headers, the record's framing, a share of a page. */
-#define DEAD_LETTER_EXTRA_BYTES 1024
-
-/* How long a message that has failed max_deliveries times, and found no
- * room for its dead letter, waits before the next try. */
-#define DEAD_LETTER_RETRY_MS 1000
-
-/* Dead-letters message offset of gp's group, which failed count times
- * (first_ms, last_ms: its first and last delivery). @return 0 when staged
- * (the caller acks it, in the same flush), -ENOSPC without room for the
- * copy, -1 when it cannot otherwise (the caller keeps the message). */
-static int
-gpart_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset,
-		  uint32_t count, uint64_t first_ms, uint64_t last_ms)
-{
-	struct group *g = gp->g;
-	struct store_msg_view v;
-	uint64_t need;
-
-	if (store_msg_get(gs->store, g->q->qid, gp->index, offset, &v) < 0)
-		return -1; /* dispatch's unreadable-record path deals with it */
-	/* The copy grows the data like a publish. Without room for it the
-	 * commit would fail after the group acked the message in memory,
-	 * and a later flush would write that ack: the message would be lost.
-	 * It waits in the queue instead, held, until there is room. */
-	need = (uint64_t)v.payload_len + v.headers_len + v.key_len +
-	       DEAD_LETTER_EXTRA_BYTES;
-	if (store_grow_room(gs->store) <
-	    (int64_t)(gs->dead_letter_room + need)) {
-		if (!gs->is_dead_letter_held_logged)
-			log_warn("queue %s partition %u offset %llu: storage "
-				 "full: not dead-lettered yet, held in the "
-				 "queue until there is room (further ones are "
-				 "not logged until a dead letter goes through)",
-				 g->q->name, gp->index,
-				 (unsigned long long)offset);
-		gs->is_dead_letter_held_logged = true;
-		return -ENOSPC;
-	}
-	gs->is_dead_letter_held_logged = false;
-	if (dead_letter(gs, g->q, g->name, gp->index, offset, &v,
-			"max_deliveries", count, first_ms, last_ms) < 0)
-		return -1;
-	gs->dead_letter_room += need;
-	gs->staged_room += need;
-	return 0;
-}
-
-/* The failed lease l reached max deliveries: dead-letter its message for
- * its group, as gpart_dead_letter. */
-static int
-lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
-{
-	struct failrec *fr = fail_find(gp, l->offset);
-
-	return gpart_dead_letter(gs, gp, l->offset, l->delivery_count,
-				 fr ? fr->f.first_delivery_ms
-				    : l->delivered_wall_ms,
-				 l->delivered_wall_ms);
-}
-
-/* A held message that has failed max_deliveries times waits for room for
- * its dead letter, not for a delivery (it runs no more than that): tries
- * the dead letter again. @return 1 when done with it (dead-lettered, or
- * held again), 0 when it is to be ready again. */
-static int
-held_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset)
-{
-	uint32_t max = gp->g->q->policy.max_deliveries;
-	struct failrec *fr = fail_find(gp, offset);
-	int rc;
-
-	if (max == 0 || fr == NULL || fr->f.failures < max)
-		return 0;
-	rc = gpart_dead_letter(gs, gp, offset, fr->f.failures,
-			       fr->f.first_delivery_ms, fr->f.last_delivery_ms);
-	if (rc == 0) {
-		gpart_ack(gs, gp, offset);
-		groups_flush(gs);
-		return 1;
-	}
-	return rc == -ENOSPC &&
-	       gpart_hold(gs, gp, offset, DEAD_LETTER_RETRY_MS) == 0;
-}
-
-/* A recent_code of lease_end: remember nothing (codes are 0 or below). */
-#define LEASE_NOT_REMEMBERED 1
 
 /* Ends lease l as how says, and frees it. recent_code (0,
  * -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED) is remembered for later

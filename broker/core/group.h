@@ -220,4 +220,32 @@ const char *group_name(const struct group *g);
 /* Counters of g; floors (may be NULL) gets each partition's ack floor. */
 void group_info(const struct group *g, struct group_info *gi, uint64_t *floors);
 
+/* --- dead letters (deadletter.c) --- */
+
+/* The value of header name of stored message v as a string in buf (cut
+ * to fit), or NULL when v has none. */
+const char *dead_letter_header(const struct store_msg_view *v, const char *name,
+			       char *buf, size_t size);
+
+/* 1 if v is a dead letter of queue source (and of group, when not NULL). */
+int dead_letter_is_of(const struct store_msg_view *v, const char *source,
+		      const char *group);
+
+/* Completion of a redrive: status 0 or < 0, and the dead letters put back
+ * (0 when it failed). */
+typedef void (*redrive_done_fn)(void *ctx, int status, size_t redriven);
+
+/*
+ * Puts back up to max dead letters of src (only those of group, when not
+ * NULL) from dlq (NULL: nothing died yet) into src, each visible only to
+ * the group it died in, and removes them from dlq, in one commit. Dead
+ * letters whose group is gone stay. They count toward src's limits like a
+ * publish: redriving stops at the first that does not fit.
+ * @return 0: done will be called after the commit; -RMQ_EQUEUE_FULL when
+ *         not one fits, or -ENOMEM (done not called).
+ */
+int groups_redrive(struct groups *gs, struct queue *src, struct queue *dlq,
+		   const char *group, uint32_t max, redrive_done_fn done,
+		   void *ctx);
+
 #endif

@@ -1,5 +1,6 @@
 /*
- * group_int: the structures of group.c, shared with group_admin.c only.
+ * group_int: the structures of group.c, shared with group_admin.c and
+ * deadletter.c only.
  *
  * Nothing outside the group module includes this; everyone else goes
  * through group.h.
@@ -18,6 +19,9 @@
 #include "store/store.h"
 
 #define DISPATCH_BUDGET 4096 /* deliveries per group per loop pass */
+/* How long a message that has failed max_deliveries times, and found no
+ * room for its dead letter, waits before the next try. */
+#define DEAD_LETTER_RETRY_MS 1000
 
 struct failrec {
 	uint64_t offset;
@@ -170,5 +174,29 @@ struct store_batch *flush_batch(struct groups *gs);
 void groups_flush(struct groups *gs);
 uint64_t min_floor(const struct queue *q, uint32_t part);
 void lease_unlink(struct groups *gs, struct lease *l);
+struct failrec *fail_find(struct gpart *gp, uint64_t offset);
+/* Holds offset of gp back for delay_ms (a nack's delay, a retry).
+ * @return 0 or -ENOMEM. */
+int gpart_hold(struct groups *gs, struct gpart *gp, uint64_t offset,
+	       uint64_t delay_ms);
+/* gp's group acked offset. */
+void gpart_ack(struct groups *gs, struct gpart *gp, uint64_t offset);
+
+/* --- deadletter.c, for group.c --- */
+
+/* Remembers that a record of qid/part/offset failed its checksum.
+ * @return 0 or -ENOMEM. */
+int corrupt_add(struct groups *gs, uint32_t qid, uint32_t part,
+		uint64_t offset);
+/* Dead-letters a record that failed its checksum when dispatch read it. */
+void corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
+			 uint64_t offset);
+/* Dead-letters the message of lease l, which failed its last delivery.
+ * @return 0, or < 0 when it must wait (no room, no memory): held. */
+int lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp);
+/* Retries the dead letter of a held offset that failed max_deliveries
+ * times. @return 1 when done with it (dead-lettered, or held again), 0
+ * when it is to be ready again. */
+int held_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset);
 
 #endif

@@ -115,9 +115,6 @@ read_msg(struct conn *c, struct queue *q, uint32_t part, uint64_t off,
 	return rc;
 }
 
-static int is_dead_letter_of(const struct store_msg_view *v, const char *source,
-			     const char *group);
-
 /* Gathers the stored messages of partitions first..last of q from offset
  * from on, up to g's bounds; with source set, only dead letters of that
  * source queue. @return 0 or -ENOMEM. */
@@ -138,7 +135,7 @@ gather_partitions(struct conn *c, struct gather *g, struct queue *q,
 
 			if (read_msg(c, q, i, off, &v) < 0 ||
 			    (source != NULL &&
-			     !is_dead_letter_of(&v, source, NULL)))
+			     !dead_letter_is_of(&v, source, NULL)))
 				continue;
 			rc = gather_add(g, &v);
 			if (rc < 0)
@@ -250,25 +247,6 @@ req_message_cancel(struct conn *c, const Ringmq__Frame *f)
 
 /* ----------------------------------------------------------- dead letters */
 
-/* The value of header name of v as a string in buf (cut to fit), or NULL. */
-static const char *
-view_header(const struct store_msg_view *v, const char *name, char *buf,
-	    size_t len)
-{
-	struct store_header h;
-	uint32_t pos = 0;
-	size_t nlen = strlen(name);
-
-	while (store_headers_next(v->headers, v->headers_len, &pos, &h) == 1) {
-		if (h.name_len != nlen || memcmp(h.name, name, nlen) != 0)
-			continue;
-		snprintf(buf, len, "%.*s", (int)h.value_len,
-			 (const char *)h.value);
-		return buf;
-	}
-	return NULL;
-}
-
 /* The dead-letter queue of the source queue named in f, or NULL answered. */
 static struct queue *
 find_dlq(struct conn *c, const Ringmq__Frame *f, const char *source,
@@ -286,23 +264,6 @@ find_dlq(struct conn *c, const Ringmq__Frame *f, const char *source,
 		return NULL;
 	}
 	return dlq;
-}
-
-/* 1 if v is a dead letter of source (and of group, when given). */
-static int
-is_dead_letter_of(const struct store_msg_view *v, const char *source,
-		  const char *group)
-{
-	char buf[STORE_NAME_MAX + 8];
-
-	if (view_header(v, "ringmq-source-queue", buf, sizeof(buf)) == NULL ||
-	    strcmp(buf, source) != 0)
-		return 0;
-	if (group != NULL &&
-	    (view_header(v, "ringmq-source-group", buf, sizeof(buf)) == NULL ||
-	     strcmp(buf, group) != 0))
-		return 0;
-	return 1;
 }
 
 void
@@ -347,36 +308,18 @@ out:
 	gather_fini(&g);
 }
 
-struct redrive_req {
-	struct conn *c;
-	uint64_t request_id;
-	struct queues *qs;
-	uint32_t src_qid; /* counted in its pending publishes meanwhile */
-	uint64_t bytes;	  /* message bytes redriven */
-	size_t n;
-	struct queue_staged st[];
-};
-
 static void
-redrive_done(void *arg, int status)
+redriven(void *ctx, int status, size_t n)
 {
-	struct redrive_req *r = arg;
-	struct queue *src = queues_find_id(r->qs, r->src_qid);
+	struct req_ctx *r = ctx;
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__DeadLetterRedriveOk ok = RINGMQ__DEAD_LETTER_REDRIVE_OK__INIT;
 
-	if (src != NULL) {
-		src->pending_ops--;
-		src->pending_msgs -= r->n;
-		src->pending_bytes -= r->bytes;
-	}
-	for (size_t i = 0; i < r->n; i++)
-		queue_staged_done(r->qs, &r->st[i], status);
 	if (conn_unref_live(r->c)) {
 		if (status < 0) {
 			req_send_rc(r->c, r->request_id, status);
 		} else {
-			ok.redriven = r->n;
+			ok.redriven = n;
 			f.has_request_id = 1;
 			f.request_id = r->request_id;
 			f.body_case =
@@ -388,145 +331,20 @@ redrive_done(void *arg, int status)
 	free(r);
 }
 
-/* 1 when dead letter v has a group of src to go back to (its name into
- * group), 0 when not (that group is gone, or v was corrupt). */
-static int
-redrive_group(struct queue *src, const struct store_msg_view *v, char *group,
-	      size_t size)
-{
-	return view_header(v, "ringmq-source-group", group, size) != NULL &&
-	       group[0] != '\0' && groups_exists(src, group);
-}
-
-/* Stages dead letter v of dlq for its source queue src, visible only to
- * the group it died in, and removes it from dlq; all into b.
- * @return 1 redriven, 0 skipped (its group is gone, or corrupt), <0. */
-static int
-redrive_one(struct req_env *env, struct queue *src, struct queue *dlq,
-	    const struct store_msg_view *v, struct store_batch *b,
-	    struct queue_staged *st)
-{
-	char group[STORE_NAME_MAX + 8], num[24];
-	struct store_header *h = NULL, one;
-	struct store_msg sm;
-	uint32_t pos = 0, nh = 0;
-	int part = -1, rc;
-
-	if (!redrive_group(src, v, group, sizeof(group)))
-		return 0;
-	if (view_header(v, "ringmq-source-partition", num, sizeof(num)) &&
-	    (uint32_t)atoi(num) < src->partitions)
-		part = atoi(num);
-	h = calloc(v->headers_len / 6 + 1, sizeof(*h));
-	if (h == NULL)
-		return -ENOMEM;
-	/* The ringmq-* headers were the broker's: the message goes back as it
-	 * was published. */
-	while (store_headers_next(v->headers, v->headers_len, &pos, &one) == 1)
-		if (one.name_len < 7 || memcmp(one.name, "ringmq-", 7) != 0)
-			h[nh++] = one;
-	memset(&sm, 0, sizeof(sm));
-	sm.is_private = 1; /* only the group it died in sees it */
-	sm.publish_ms = clock_wall_ms();
-	sm.key = v->key;
-	sm.key_len = v->key_len;
-	sm.headers = h;
-	sm.header_count = nh;
-	sm.payload = v->payload;
-	sm.payload_len = v->payload_len;
-	rc = queue_stage(env->qs, src, part, &sm, b, st);
-	if (rc == 0)
-		rc = groups_hide_offset(env->gs, src, st->partition, st->offset,
-					group);
-	if (rc == 0)
-		rc = queue_drop_msg(dlq, v->partition, v->offset, b);
-	free(h);
-	return rc < 0 ? rc : 1;
-}
-
 void
 req_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__DeadLetterRedrive *dr = f->dead_letter_redrive;
-	struct req_env *env = req_env_of(c);
 	struct queue *src = NULL;
 	struct queue *dlq = find_dlq(c, f, dr->queue, &src);
-	uint32_t max = dr->has_count && dr->count ? dr->count : UINT32_MAX;
-	struct store_batch *b = NULL;
-	struct redrive_req *r = NULL;
-	uint64_t depth, bytes;
-	bool is_full = false;
-	size_t cap = 0;
+	struct req_ctx *r;
+	int rc;
 
-	if (src == NULL)
+	if (src == NULL || (r = req_new(c, f, 0)) == NULL)
 		return;
-	/* The copies count toward the source queue's limits like any
-	 * publish: redriving stops at the first that does not fit. */
-	queue_fill(src, &depth, &bytes);
-	if (dlq != NULL)
-		for (uint32_t i = 0; i < dlq->partitions; i++)
-			cap += dlq->parts[i].count;
-	if (cap > max)
-		cap = max;
-	b = store_batch_new(0);
-	r = calloc(1, sizeof(*r) + (cap + 1) * sizeof(r->st[0]));
-	if (b == NULL || r == NULL)
-		goto oom;
-	for (uint32_t i = 0;
-	     dlq && i < dlq->partitions && r->n < cap && !is_full; i++) {
-		const struct partition *p = &dlq->parts[i];
-
-		for (uint64_t off = partition_next(p, 0);
-		     off != UINT64_MAX && r->n < cap;
-		     off = partition_next(p, off + 1)) {
-			char group[STORE_NAME_MAX + 8];
-			struct store_msg_view v;
-			int rc;
-
-			if (read_msg(c, dlq, i, off, &v) < 0 ||
-			    !is_dead_letter_of(&v, dr->queue, dr->group) ||
-			    !redrive_group(src, &v, group, sizeof(group)))
-				continue;
-			/* The view's size counts the ringmq-* headers the
-			 * copy drops: checked a little high, counted exact. */
-			if (queue_is_over(src, depth, bytes,
-					  store_msg_view_bytes(&v))) {
-				is_full = true;
-				break;
-			}
-			rc = redrive_one(env, src, dlq, &v, b, &r->st[r->n]);
-			if (rc < 0)
-				goto oom;
-			if (rc == 1) {
-				depth++;
-				bytes += r->st[r->n].msg_bytes;
-				r->bytes += r->st[r->n].msg_bytes;
-			}
-			r->n += (size_t)rc;
-		}
-	}
-	if (r->n == 0 && is_full) {
-		store_batch_free(b);
-		free(r);
-		req_send_rc(c, f->request_id, -RMQ_EQUEUE_FULL);
-		return;
-	}
-	r->c = c;
-	r->request_id = f->request_id;
-	r->qs = env->qs;
-	r->src_qid = src->qid;
-	src->pending_ops++;
-	src->pending_msgs += r->n;
-	src->pending_bytes += r->bytes;
-	conn_ref(c);
-	if (r->n > 0)
-		log_info("queue %s: redriving %zu dead letters", src->name,
-			 r->n);
-	store_submit(env->store, b, redrive_done, r);
-	return;
-oom:
-	/* Anything staged is dropped: its offsets stay holes. */
-	store_batch_free(b);
-	free(r);
-	req_send_rc(c, f->request_id, -ENOMEM);
+	rc = groups_redrive(req_env_of(c)->gs, src, dlq, dr->group,
+			    dr->has_count && dr->count ? dr->count : UINT32_MAX,
+			    redriven, r);
+	if (rc < 0)
+		req_abort(r, rc);
 }

@@ -1,11 +1,11 @@
 /*
- * Unit tests of dead-lettering (broker/core/group.c), in-process against a
+ * Unit tests of dead-lettering (broker/core/deadletter.c), in-process against a
  * real store: a message whose lease ends in failure for the last allowed
  * time (nack, expiry, its consumer gone) goes to the dead-letter queue,
  * made on demand, with the ringmq-* headers DESIGN.md lists, for the group
- * it failed in only; a release never counts; and a redrive, as the request
- * layer makes it of the core's calls (queue_stage, groups_hide_offset,
- * queue_drop_msg), brings it back to that group alone, counted afresh.
+ * it failed in only; a release never counts; and a redrive
+ * (groups_redrive, core/deadletter.c) brings it back to that group alone,
+ * counted afresh.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -307,58 +307,32 @@ test_deadletter_not_when_its_owner_stops(void **state)
 }
 
 struct redrive {
-	struct corefix *f;
-	struct queue_staged st;
 	int status; /* 1: not committed yet */
+	size_t n;
 };
 
 static void
-on_redriven(void *ctx, int status)
+on_redriven(void *ctx, int status, size_t n)
 {
 	struct redrive *r = ctx;
 
 	r->status = status;
-	queue_staged_done(r->f->qs, &r->st, status);
+	r->n = n;
 }
 
-/* Redrives dead letter (0, offset) of dlq to partition part of src for
- * group, as the request layer does: a copy only group sees, without the
- * ringmq-* headers, and the dead letter deleted, in one commit. */
+/* Redrives the dead letters of src for group, and checks that one went. */
 static void
 redrive(struct corefix *f, struct queue *src, struct queue *dlq,
-	uint64_t offset, uint32_t part, const char *group)
+	const char *group)
 {
-	struct redrive r = { f, { 0 }, 1 };
-	struct store_batch *b = store_batch_new(0);
-	struct store_header user[1], one;
-	struct store_msg_view v;
-	uint32_t pos = 0, nuser = 0;
+	struct redrive r = { 1, 0 };
 
-	assert_non_null(b);
-	assert_int_equal(store_msg_get(f->s, dlq->qid, 0, offset, &v), 0);
-	while (store_headers_next(v.headers, v.headers_len, &pos, &one) == 1)
-		if (one.name_len < 7 || memcmp(one.name, "ringmq-", 7) != 0) {
-			assert_true(nuser < 1);
-			user[nuser++] = one;
-		}
-
-	struct store_msg m = { .is_private = 1,
-			       .publish_ms = clock_wall_ms(),
-			       .key = v.key,
-			       .key_len = v.key_len,
-			       .headers = user,
-			       .header_count = nuser,
-			       .payload = v.payload,
-			       .payload_len = v.payload_len };
-
-	assert_int_equal(queue_stage(f->qs, src, (int)part, &m, b, &r.st), 0);
-	assert_int_equal(groups_hide_offset(f->gs, src, r.st.partition,
-					    r.st.offset, group),
+	assert_int_equal(groups_redrive(f->gs, src, dlq, group, UINT32_MAX,
+					on_redriven, &r),
 			 0);
-	assert_int_equal(queue_drop_msg(dlq, 0, offset, b), 0);
-	store_submit(f->s, b, on_redriven, &r);
 	corefix_settle(f);
 	assert_int_equal(r.status, 0);
+	assert_int_equal(r.n, 1);
 }
 
 static void
@@ -375,7 +349,7 @@ test_deadletter_redrive_returns_it_to_its_group_only(void **state)
 
 	fail_twice(f, key);
 	q = queues_find(f->qs, "orders");
-	redrive(f, q, queues_find(f->qs, "orders.dlq"), 0, 1, "billing");
+	redrive(f, q, queues_find(f->qs, "orders.dlq"), "billing");
 	assert_int_equal(retained(f, "orders.dlq"), 0);
 	corefix_tick(f);
 	/* Billing gets it at a new offset, counted afresh. */
