@@ -32,7 +32,7 @@
  * Durability is the server's business (-b with -f 0 or -F), set by
  * scripts/bench-compare. Not part of the product build:
  *   cc -O2 -pthread -o beanstalkd-bench bench/beanstalkd_bench.c \
- *      bench/driver.c tools/bench/hist.c -Itools -lm
+ *      bench/driver.c bench/hist.c -lm
  */
 #include "driver.h"
 

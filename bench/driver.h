@@ -7,12 +7,12 @@
  *
  * A driver defines driver_name (its program name, the prefix of its
  * messages) and its own struct bench: the struct run and what its
- * protocol adds. It builds with bench/driver.c and tools/bench/hist.c.
+ * protocol adds. It builds with bench/driver.c and bench/hist.c.
  */
 #ifndef RINGMQ_BENCH_DRIVER_H
 #define RINGMQ_BENCH_DRIVER_H
 
-#include "bench/hist.h"
+#include "hist.h"
 
 #include <netdb.h>
 #include <pthread.h>

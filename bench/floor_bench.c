@@ -8,11 +8,11 @@
  * fdatasync, once on a file written ahead (preallocated) and once on a
  * growing one: what a commit with a single sync would cost.
  *
- *   cc -O2 -pthread -o floor-bench bench/floor_bench.c tools/bench/hist.c \
- *      -Itools -llmdb -lm
+ *   cc -O2 -pthread -o floor-bench bench/floor_bench.c bench/hist.c \
+ *      -llmdb -lm
  *   floor-bench DIR [COUNT]     DIR: an empty directory on the disk to test
  */
-#include "bench/hist.h"
+#include "hist.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

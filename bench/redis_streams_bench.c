@@ -15,7 +15,7 @@
  * Durability is the server's business (appendonly / appendfsync), set by
  * scripts/bench-compare. Not part of the product build:
  *   cc -O2 -pthread -o redis-bench bench/redis_streams_bench.c \
- *      bench/driver.c tools/bench/hist.c -Itools -lm
+ *      bench/driver.c bench/hist.c -lm
  */
 #include "driver.h"
 

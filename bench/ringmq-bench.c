@@ -22,7 +22,7 @@
  */
 #include <ringmq.h>
 
-#include "bench/hist.h"
+#include "hist.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,6 +1,6 @@
 /*
  * hist.h: a log-bucketed latency histogram for the benchmark programs
- * (ringmq-bench and the comparison drivers under bench/).
+ * of bench/: ringmq-bench and the comparison drivers.
  *
  * Values are nanoseconds. Below 64 ns each value has its own bucket; above,
  * every power of two is split into 32 buckets, so a reported percentile is
