@@ -4,19 +4,25 @@
  * cli_consume.c, cli_message.c, cli_admin.c, cli_top.c); help texts are in
  * cli_help.c.
  *
- * Options may come before or after the command; "--" ends them. Every flag
- * is known to the parser with whether it takes a value, so a value is never
- * mistaken for a positional; a flag that exists but does not apply to the
- * command is a usage error like an unknown one. Commands are rows of one
- * table: their words, positionals and entry point.
+ * Options may come before or after the command; "--" ends them. Flags are
+ * rows of one table: their name, whether they take a value, the commands
+ * they apply to, and a handler that checks and stores the value (with
+ * what it needs: a field, a range). getopt_long reads argv through opt.h,
+ * which keeps the syntax exact (no abbreviations, "--flag=value" and
+ * "--flag value" alike). A flag that exists but does not apply to the
+ * command is a usage error like an unknown one. Commands are rows of
+ * another table: their words, positionals and entry point.
  */
 #include "cli.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "opt.h"
 
 /* Bits of the commands a flag applies to. */
 #define ON(cmd)	   (1u << (cmd))
@@ -51,46 +57,19 @@ enum flag_id {
 	F_INTERVAL,
 };
 
-static const struct flag_def {
-	const char *name;
+/* A flag: its name, what it applies to, and how its value is read. */
+struct flag_def {
+	struct opt_def opt; /* name, has_value */
 	enum flag_id id;
-	int has_value;
 	unsigned cmds;
-} flag_defs[] = {
-	{ "help", F_HELP, 0, ON_ALL },
-	{ "server", F_SERVER, 1, ON_ALL },
-	{ "json", F_JSON, 0, ON_ALL },
-	{ "request-timeout-ms", F_REQUEST_TIMEOUT, 1, ON_ALL },
-	{ "connect-timeout-ms", F_CONNECT_TIMEOUT, 1, ON_ALL },
-	/* queue set refuses --partitions itself, with a clearer message */
-	{ "partitions", F_SETTING, 1, ON_POLICY },
-	{ "lease-ms", F_SETTING, 1, ON_POLICY },
-	{ "max-lease-ms", F_SETTING, 1, ON_POLICY },
-	{ "max-deliveries", F_SETTING, 1, ON_POLICY },
-	{ "dead-letter", F_SETTING, 1, ON_POLICY },
-	{ "dead-letter-queue", F_SETTING, 1, ON_POLICY }, /* first spelling */
-	{ "max-depth", F_SETTING, 1, ON_POLICY },
-	{ "max-bytes", F_SETTING, 1, ON_POLICY },
-	{ "dedup-window-ms", F_SETTING, 1, ON_POLICY },
-	{ "key", F_KEY, 1, ON_PUBLISH },
-	{ "header", F_HEADER, 1, ON_PUBLISH },
-	{ "file", F_FILE, 1, ON_PUBLISH },
-	{ "delay-ms", F_DELAY, 1, ON_PUBLISH },
-	{ "deliver-at", F_DELIVER_AT, 1, ON_PUBLISH },
-	{ "dedup-id", F_DEDUP_ID, 1, ON_PUBLISH },
-	{ "group", F_GROUP, 1, ON_CONSUME | ON(CMD_DLQ_REDRIVE) },
-	{ "count", F_COUNT, 1,
-	  ON_CONSUME | ON(CMD_PEEK) | ON(CMD_DLQ_LIST) | ON(CMD_DLQ_REDRIVE) |
-		  ON(CMD_TOP) },
-	{ "timeout-ms", F_TIMEOUT, 1, ON_CONSUME },
-	{ "follow", F_FOLLOW, 0, ON_CONSUME },
-	{ "ack", F_ACK, 0, ON_CONSUME },
-	{ "nack", F_NACK, 0, ON_CONSUME },
-	{ "nack-delay-ms", F_NACK_DELAY, 1, ON_CONSUME },
-	{ "partition", F_PARTITION, 1, ON(CMD_PEEK) },
-	{ "from", F_FROM, 1, ON(CMD_GROUP_CREATE) },
-	{ "to", F_TO, 1, ON(CMD_GROUP_RESET) },
-	{ "interval-ms", F_INTERVAL, 1, ON(CMD_TOP) },
+	/* Stores the value in cli; -1 after printing a usage error. NULL:
+	 * nothing to store (--help). */
+	int (*apply)(struct cli *cli, const struct flag_def *f,
+		     const char *value);
+	size_t field;	   /* set_string, set_true: offsetof(struct cli, ...) */
+	uint64_t min, max; /* numbers: the range accepted */
+	const char *want;  /* numbers: the range for errors; NULL: "a number
+			      from MIN to MAX" */
 };
 
 /* Positionals a command takes after its words. */
@@ -164,8 +143,6 @@ static const struct {
 #define MIN_INTERVAL_MS 10
 #define MAX_INTERVAL_MS 3600000
 
-#define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
-
 /* ---------------------------------------------------------------- parsing */
 
 static const struct cmd_def *
@@ -188,16 +165,6 @@ cmd_label(enum cli_cmd cmd)
 	snprintf(label, sizeof(label), "%s%s%s", d->word1, d->word2 ? " " : "",
 		 d->word2 ? d->word2 : "");
 	return label;
-}
-
-static const struct flag_def *
-flag_lookup(const char *name, size_t len)
-{
-	for (size_t i = 0; i < NFLAGS; i++)
-		if (strlen(flag_defs[i].name) == len &&
-		    strncmp(flag_defs[i].name, name, len) == 0)
-			return &flag_defs[i];
-	return NULL;
 }
 
 /* One flag occurrence, in command-line order. */
@@ -268,13 +235,182 @@ parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* Adds a --header NAME=VALUE; -1 after printing a usage error. */
+/* --server, --group, --file...: the value as given. */
 static int
-apply_header(struct cli *cli, const char *arg)
+set_string(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	*(const char **)(void *)((char *)cli + f->field) = value;
+	return 0;
+}
+
+/* --json, --follow, --ack, --nack. */
+static int
+set_true(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	(void)value;
+	*(int *)(void *)((char *)cli + f->field) = 1;
+	return 0;
+}
+
+/* The value as a number in f's range; -1 after a usage error. */
+static int
+flag_number(const struct flag_def *f, const char *value, uint64_t *out)
+{
+	char range[64];
+
+	if (parse_number(value, f->min, f->max, out) == 0)
+		return 0;
+	snprintf(range, sizeof(range), "a number from %llu to %llu",
+		 (unsigned long long)f->min, (unsigned long long)f->max);
+	cli_error(RINGMQ_USAGE, "--%s must be %s, not '%s'", f->opt.name,
+		  f->want != NULL ? f->want : range, value);
+	return -1;
+}
+
+static int
+set_delay(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	if (flag_number(f, value, &cli->delay_ms) < 0)
+		return -1;
+	cli->has_delay = 1;
+	return 0;
+}
+
+static int
+set_nack_delay(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	if (flag_number(f, value, &cli->nack_delay_ms) < 0)
+		return -1;
+	cli->has_nack_delay = 1;
+	return 0;
+}
+
+static int
+set_count(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	return flag_number(f, value, &cli->count);
+}
+
+static int
+set_partition(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	uint64_t v;
+
+	if (flag_number(f, value, &v) < 0)
+		return -1;
+	cli->has_partition = 1;
+	cli->partition = (uint32_t)v;
+	return 0;
+}
+
+static int
+set_interval(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	uint64_t v;
+
+	if (flag_number(f, value, &v) < 0)
+		return -1;
+	cli->interval_ms = (int)v;
+	return 0;
+}
+
+static int
+set_timeout(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	uint64_t v;
+
+	if (flag_number(f, value, &v) < 0)
+		return -1;
+	cli->timeout_ms = (int)v;
+	cli->has_timeout = 1;
+	return 0;
+}
+
+static int
+set_key(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	(void)f;
+	if (strlen(value) > CLI_MAX_KEY_BYTES) {
+		cli_error(RINGMQ_USAGE, "--key must be at most %d bytes",
+			  CLI_MAX_KEY_BYTES);
+		return -1;
+	}
+	cli->key = value;
+	return 0;
+}
+
+static int
+set_dedup_id(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	(void)f;
+	if (value[0] == '\0' || strlen(value) > CLI_MAX_DEDUP_ID_BYTES) {
+		cli_error(RINGMQ_USAGE, "--dedup-id must be 1 to %d bytes",
+			  CLI_MAX_DEDUP_ID_BYTES);
+		return -1;
+	}
+	cli->dedup_id = value;
+	return 0;
+}
+
+static int
+set_deliver_at(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	(void)f;
+	if (cli_parse_rfc3339(value, &cli->deliver_at_ms) < 0) {
+		cli_error(RINGMQ_USAGE,
+			  "--deliver-at must be an RFC 3339 time from 1970 on, "
+			  "such as 2026-12-01T10:00:00Z or "
+			  "2026-12-01T12:00:00.5+02:00, not '%s'",
+			  value);
+		return -1;
+	}
+	cli->has_deliver_at = 1;
+	return 0;
+}
+
+/* --from, --to: where a group starts. */
+static int
+set_start(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	if (strcmp(value, "earliest") == 0) {
+		cli->start = RINGMQ_START_EARLIEST;
+	} else if (strcmp(value, "latest") == 0) {
+		cli->start = RINGMQ_START_LATEST;
+	} else {
+		cli_error(RINGMQ_USAGE,
+			  "--%s must be earliest or latest, not '%s'",
+			  f->opt.name, value);
+		return -1;
+	}
+	cli->has_start = 1;
+	return 0;
+}
+
+/* A queue setting, checked by the library when the command runs. Later
+ * occurrences override: the library reads them in order, the last one
+ * stays. */
+static int
+set_setting(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	if (cli->nsettings == CLI_MAX_SETTINGS) {
+		cli_error(RINGMQ_USAGE, "too many settings");
+		return -1;
+	}
+	if (strcmp(f->opt.name, "partitions") == 0)
+		cli->has_partitions = 1;
+	cli->settings[cli->nsettings].name = f->opt.name;
+	cli->settings[cli->nsettings++].value = value;
+	return 0;
+}
+
+/* --header NAME=VALUE. */
+static int
+set_header(struct cli *cli, const struct flag_def *f, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 	char *name;
 
+	(void)f;
 	if (eq == NULL || eq == arg) {
 		cli_error(RINGMQ_USAGE,
 			  "--header must be NAME=VALUE with a NAME, not '%s'",
@@ -308,150 +444,64 @@ apply_header(struct cli *cli, const char *arg)
 	return 0;
 }
 
-/* Applies one flag to cli; -1 after printing a usage error. */
-static int
-apply_flag(struct cli *cli, const struct flag_use *u)
-{
-	uint64_t v;
-
-	switch (u->def->id) {
-	case F_HELP: return 0;
-	case F_SERVER: cli->server = u->value; return 0;
-	case F_JSON: cli->is_json = 1; return 0;
-	case F_REQUEST_TIMEOUT: cli->request_timeout_ms = u->value; return 0;
-	case F_CONNECT_TIMEOUT: cli->connect_timeout_ms = u->value; return 0;
-	case F_KEY:
-		if (strlen(u->value) > CLI_MAX_KEY_BYTES) {
-			cli_error(RINGMQ_USAGE,
-				  "--key must be at most %d bytes",
-				  CLI_MAX_KEY_BYTES);
-			return -1;
-		}
-		cli->key = u->value;
-		return 0;
-	case F_GROUP: cli->group = u->value; return 0;
-	case F_DEDUP_ID:
-		if (u->value[0] == '\0' ||
-		    strlen(u->value) > CLI_MAX_DEDUP_ID_BYTES) {
-			cli_error(RINGMQ_USAGE,
-				  "--dedup-id must be 1 to %d bytes",
-				  CLI_MAX_DEDUP_ID_BYTES);
-			return -1;
-		}
-		cli->dedup_id = u->value;
-		return 0;
-	case F_DELAY:
-		if (parse_number(u->value, 0, MAX_DELAY_MS, &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--delay-ms must be a number of "
-				  "milliseconds, not '%s'",
-				  u->value);
-			return -1;
-		}
-		cli->has_delay = 1;
-		cli->delay_ms = v;
-		return 0;
-	case F_DELIVER_AT:
-		if (cli_parse_rfc3339(u->value, &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--deliver-at must be an RFC 3339 time "
-				  "from 1970 on, such as "
-				  "2026-12-01T10:00:00Z or "
-				  "2026-12-01T12:00:00.5+02:00, not '%s'",
-				  u->value);
-			return -1;
-		}
-		cli->has_deliver_at = 1;
-		cli->deliver_at_ms = v;
-		return 0;
-	case F_NACK_DELAY:
-		if (parse_number(u->value, 0, MAX_DELAY_MS, &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--nack-delay-ms must be a number of "
-				  "milliseconds, not '%s'",
-				  u->value);
-			return -1;
-		}
-		cli->has_nack_delay = 1;
-		cli->nack_delay_ms = v;
-		return 0;
-	case F_ACK: cli->is_ack = 1; return 0;
-	case F_NACK: cli->is_nack = 1; return 0;
-	case F_FOLLOW: cli->is_follow = 1; return 0;
-	case F_FILE: cli->file = u->value; return 0;
-	case F_HEADER: return apply_header(cli, u->value);
-	case F_PARTITION:
-		if (parse_number(u->value, 0, CLI_MAX_PARTITIONS - 1, &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--partition must be a number from 0 to %d, "
-				  "not '%s'",
-				  CLI_MAX_PARTITIONS - 1, u->value);
-			return -1;
-		}
-		cli->has_partition = 1;
-		cli->partition = (uint32_t)v;
-		return 0;
-	case F_FROM:
-	case F_TO:
-		if (strcmp(u->value, "earliest") == 0) {
-			cli->start = RINGMQ_START_EARLIEST;
-		} else if (strcmp(u->value, "latest") == 0) {
-			cli->start = RINGMQ_START_LATEST;
-		} else {
-			cli_error(RINGMQ_USAGE,
-				  "--%s must be earliest or latest, not '%s'",
-				  u->def->name, u->value);
-			return -1;
-		}
-		cli->has_start = 1;
-		return 0;
-	case F_SETTING:
-		/* Later occurrences override: checked by the library in
-		 * order, the last one stays. */
-		if (cli->nsettings == CLI_MAX_SETTINGS) {
-			cli_error(RINGMQ_USAGE, "too many settings");
-			return -1;
-		}
-		if (strcmp(u->def->name, "partitions") == 0)
-			cli->has_partitions = 1;
-		cli->settings[cli->nsettings].name = u->def->name;
-		cli->settings[cli->nsettings++].value = u->value;
-		return 0;
-	case F_COUNT:
-		if (parse_number(u->value, 1, INT64_MAX, &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--count must be a number of at least 1, "
-				  "not '%s'",
-				  u->value);
-			return -1;
-		}
-		cli->count = v;
-		return 0;
-	case F_INTERVAL:
-		if (parse_number(u->value, MIN_INTERVAL_MS, MAX_INTERVAL_MS,
-				 &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--interval-ms must be a number from %d to "
-				  "%d, not '%s'",
-				  MIN_INTERVAL_MS, MAX_INTERVAL_MS, u->value);
-			return -1;
-		}
-		cli->interval_ms = (int)v;
-		return 0;
-	case F_TIMEOUT:
-		if (parse_number(u->value, 1, INT_MAX, &v) < 0) {
-			cli_error(RINGMQ_USAGE,
-				  "--timeout-ms must be a number from 1 to "
-				  "%d, not '%s'",
-				  INT_MAX, u->value);
-			return -1;
-		}
-		cli->timeout_ms = (int)v;
-		cli->has_timeout = 1;
-		return 0;
+/* A row's name, whether it takes a value, id, commands and handler. */
+#define FLAG(name, has_value, id_, cmds_, apply_) \
+	.opt = { name, has_value }, .id = id_, .cmds = cmds_, .apply = apply_
+#define FIELD(name) .field = offsetof(struct cli, name)
+#define SETTING(name)                                            \
+	{                                                        \
+		FLAG(name, 1, F_SETTING, ON_POLICY, set_setting) \
 	}
-	return 0;
-}
+#define DELAY_MS .max = MAX_DELAY_MS, .want = "a number of milliseconds"
+
+static const struct flag_def flag_defs[] = {
+	{ FLAG("help", 0, F_HELP, ON_ALL, NULL) },
+	{ FLAG("server", 1, F_SERVER, ON_ALL, set_string), FIELD(server) },
+	{ FLAG("json", 0, F_JSON, ON_ALL, set_true), FIELD(is_json) },
+	{ FLAG("request-timeout-ms", 1, F_REQUEST_TIMEOUT, ON_ALL, set_string),
+	  FIELD(request_timeout_ms) },
+	{ FLAG("connect-timeout-ms", 1, F_CONNECT_TIMEOUT, ON_ALL, set_string),
+	  FIELD(connect_timeout_ms) },
+	/* queue set refuses --partitions itself, with a clearer message */
+	SETTING("partitions"),
+	SETTING("lease-ms"),
+	SETTING("max-lease-ms"),
+	SETTING("max-deliveries"),
+	SETTING("dead-letter"),
+	SETTING("dead-letter-queue"), /* first spelling */
+	SETTING("max-depth"),
+	SETTING("max-bytes"),
+	SETTING("dedup-window-ms"),
+	{ FLAG("key", 1, F_KEY, ON_PUBLISH, set_key) },
+	{ FLAG("header", 1, F_HEADER, ON_PUBLISH, set_header) },
+	{ FLAG("file", 1, F_FILE, ON_PUBLISH, set_string), FIELD(file) },
+	{ FLAG("delay-ms", 1, F_DELAY, ON_PUBLISH, set_delay), DELAY_MS },
+	{ FLAG("deliver-at", 1, F_DELIVER_AT, ON_PUBLISH, set_deliver_at) },
+	{ FLAG("dedup-id", 1, F_DEDUP_ID, ON_PUBLISH, set_dedup_id) },
+	{ FLAG("group", 1, F_GROUP, ON_CONSUME | ON(CMD_DLQ_REDRIVE),
+	       set_string),
+	  FIELD(group) },
+	{ FLAG("count", 1, F_COUNT,
+	       ON_CONSUME | ON(CMD_PEEK) | ON(CMD_DLQ_LIST) |
+		       ON(CMD_DLQ_REDRIVE) | ON(CMD_TOP),
+	       set_count),
+	  .min = 1, .max = INT64_MAX, .want = "a number of at least 1" },
+	{ FLAG("timeout-ms", 1, F_TIMEOUT, ON_CONSUME, set_timeout), .min = 1,
+	  .max = INT_MAX },
+	{ FLAG("follow", 0, F_FOLLOW, ON_CONSUME, set_true), FIELD(is_follow) },
+	{ FLAG("ack", 0, F_ACK, ON_CONSUME, set_true), FIELD(is_ack) },
+	{ FLAG("nack", 0, F_NACK, ON_CONSUME, set_true), FIELD(is_nack) },
+	{ FLAG("nack-delay-ms", 1, F_NACK_DELAY, ON_CONSUME, set_nack_delay),
+	  DELAY_MS },
+	{ FLAG("partition", 1, F_PARTITION, ON(CMD_PEEK), set_partition),
+	  .max = CLI_MAX_PARTITIONS - 1 },
+	{ FLAG("from", 1, F_FROM, ON(CMD_GROUP_CREATE), set_start) },
+	{ FLAG("to", 1, F_TO, ON(CMD_GROUP_RESET), set_start) },
+	{ FLAG("interval-ms", 1, F_INTERVAL, ON(CMD_TOP), set_interval),
+	  .min = MIN_INTERVAL_MS, .max = MAX_INTERVAL_MS },
+};
+
+#define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
 
 /* Checks the per-command rules of publish, queue set and consume; -1
  * after an error. */
@@ -627,6 +677,58 @@ check_command(struct cli *cli)
 	return check_flags(cli);
 }
 
+/* Reports what opt_next found wrong with argv[p->at]. */
+static void
+report_syntax(const struct opt_parser *p, enum opt_kind kind)
+{
+	const char *word = p->argv[p->at];
+
+	if (kind == OPT_NEEDS_VALUE)
+		cli_error(RINGMQ_USAGE, "--%s needs a value",
+			  flag_defs[p->row].opt.name);
+	else if (kind == OPT_NO_VALUE)
+		cli_error(RINGMQ_USAGE, "--%s takes no value",
+			  flag_defs[p->row].opt.name);
+	else if (word[1] != '-')
+		cli_error(RINGMQ_USAGE,
+			  "unknown flag %s (use -- before data that starts "
+			  "with '-')",
+			  word);
+	else
+		cli_error(RINGMQ_USAGE, "unknown flag --%.*s",
+			  (int)strcspn(word + 2, "="), word + 2);
+}
+
+/*
+ * Splits argv into positionals and flag uses, in order. @return -1 to go
+ * on, else the exit code (a usage error printed).
+ */
+static int
+scan_args(int argc, char **argv, const char **pos, size_t *nposp,
+	  struct flag_use *uses, size_t *nusesp)
+{
+	struct opt_parser p;
+	enum opt_kind kind;
+
+	if (opt_init(&p, argc, argv, &flag_defs[0].opt, NFLAGS,
+		     sizeof(flag_defs[0]), 1) < 0) {
+		cli_error(RINGMQ_INTERNAL, "out of memory");
+		return EXIT_REFUSED;
+	}
+	while ((kind = opt_next(&p)) == OPT_ARG || kind == OPT_FLAG) {
+		if (kind == OPT_ARG) {
+			pos[(*nposp)++] = p.value;
+			continue;
+		}
+		uses[*nusesp].def = &flag_defs[p.row];
+		uses[(*nusesp)++].value = p.value;
+	}
+	if (kind != OPT_END)
+		report_syntax(&p, kind);
+	opt_fini(&p);
+	return kind == OPT_END ? -1 : EXIT_USAGE;
+}
+
 /*
  * Parses argv into cli. @return -1 to go on, else the exit code (help
  * printed, or a usage error).
@@ -637,68 +739,14 @@ parse_args(int argc, char **argv, struct cli *cli, const char **pos,
 {
 	size_t npos = 0;
 	size_t nuses = 0;
-	int is_help = 0;
-	int is_end = 0;
+	int rc = scan_args(argc, argv, pos, &npos, uses, &nuses);
 	int words;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *name;
-		const char *eq;
-		const struct flag_def *def;
-
-		if (is_end || a[0] != '-' || a[1] == '\0') {
-			pos[npos++] = a; /* "-" alone is data */
+	if (rc >= 0)
+		return rc;
+	for (size_t k = 0; k < nuses; k++) {
+		if (uses[k].def->id != F_HELP)
 			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			is_end = 1;
-			continue;
-		}
-		if (strcmp(a, "-h") == 0) {
-			is_help = 1;
-			continue;
-		}
-		if (a[1] != '-') {
-			cli_error(RINGMQ_USAGE,
-				  "unknown flag %s (use -- before data "
-				  "that starts with '-')",
-				  a);
-			return EXIT_USAGE;
-		}
-		name = a + 2;
-		eq = strchr(name, '=');
-		def = flag_lookup(name,
-				  eq ? (size_t)(eq - name) : strlen(name));
-		if (def == NULL) {
-			cli_error(RINGMQ_USAGE, "unknown flag --%.*s",
-				  eq ? (int)(eq - name) : (int)strlen(name),
-				  name);
-			return EXIT_USAGE;
-		}
-		uses[nuses].def = def;
-		uses[nuses].value = NULL;
-		if (def->has_value) {
-			if (eq != NULL) {
-				uses[nuses].value = eq + 1;
-			} else if (i + 1 < argc) {
-				uses[nuses].value = argv[++i];
-			} else {
-				cli_error(RINGMQ_USAGE, "--%s needs a value",
-					  def->name);
-				return EXIT_USAGE;
-			}
-		} else if (eq != NULL) {
-			cli_error(RINGMQ_USAGE, "--%s takes no value",
-				  def->name);
-			return EXIT_USAGE;
-		}
-		if (def->id == F_HELP)
-			is_help = 1;
-		nuses++;
-	}
-
-	if (is_help) {
 		(void)parse_command(pos, npos, &cli->cmd, 1);
 		cli_print_help(cli->cmd);
 		return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
@@ -709,15 +757,17 @@ parse_args(int argc, char **argv, struct cli *cli, const char **pos,
 	cli->args = pos + words;
 	cli->nargs = npos - (size_t)words;
 	for (size_t k = 0; k < nuses; k++) {
-		if (!(uses[k].def->cmds & (1u << cli->cmd))) {
+		const struct flag_def *f = uses[k].def;
+
+		if (!(f->cmds & (1u << cli->cmd))) {
 			cli_error(RINGMQ_USAGE,
 				  "unknown flag --%s for '%s' (see 'ringmq "
 				  "%s --help')",
-				  uses[k].def->name, cmd_label(cli->cmd),
+				  f->opt.name, cmd_label(cli->cmd),
 				  cmd_label(cli->cmd));
 			return EXIT_USAGE;
 		}
-		if (apply_flag(cli, &uses[k]) < 0)
+		if (f->apply != NULL && f->apply(cli, f, uses[k].value) < 0)
 			return EXIT_USAGE;
 	}
 	if (check_command(cli) < 0)
