@@ -23,37 +23,6 @@
 
 #define DEFAULT_SERVER "127.0.0.1:7420"
 
-enum cli_cmd {
-	CMD_NONE,
-	CMD_QUEUE, /* "queue" without a subcommand: help only */
-	CMD_QUEUE_CREATE,
-	CMD_QUEUE_SET,
-	CMD_QUEUE_DELETE,
-	CMD_QUEUE_LIST,
-	CMD_QUEUE_DESCRIBE,
-	CMD_QUEUE_PURGE,
-	CMD_GROUP, /* "group" without a subcommand: help only */
-	CMD_GROUP_CREATE,
-	CMD_GROUP_DELETE,
-	CMD_GROUP_LIST,
-	CMD_GROUP_DESCRIBE,
-	CMD_GROUP_RESET,
-	CMD_PUBLISH,
-	CMD_CONSUME,
-	CMD_PEEK,
-	CMD_MESSAGE, /* "message" without a subcommand: help only */
-	CMD_MESSAGE_SHOW,
-	CMD_MESSAGE_CANCEL,
-	CMD_DLQ, /* "dlq" without a subcommand: help only */
-	CMD_DLQ_LIST,
-	CMD_DLQ_REDRIVE,
-	CMD_STATS,
-	CMD_PING,
-	CMD_BACKUP,
-	CMD_TOP,
-	CMD_COUNT_ /* number of commands; keep last */
-};
-
 /* Most partitions of a queue (protocol limit): partition numbers are
  * below it. */
 #define CLI_MAX_PARTITIONS 1024
@@ -81,7 +50,6 @@ struct cli_header {
 
 /* The parsed command line. Strings are borrowed from argv. */
 struct cli {
-	enum cli_cmd cmd;
 	int is_json;
 	const char *server;
 	const char *request_timeout_ms;
@@ -94,6 +62,8 @@ struct cli {
 	struct cli_setting settings[CLI_MAX_SETTINGS]; /* queue create, set */
 	size_t nsettings;
 	int has_partitions; /* --partitions given (refused by queue set) */
+	ringmq_queue_opts *queue_opts; /* owned by main; the settings, built
+					  after parsing */
 
 	/* publish: applied to every message of the invocation */
 	struct cli_header *headers; /* owned by main; nheaders entries */
@@ -218,9 +188,6 @@ void cli_print_group_json(const ringmq_group_list *l, size_t i);
  * describe). */
 void cli_print_groups_table(const ringmq_group_list *l);
 
-/* Prints the help of cmd (the main help for CMD_NONE) on stdout. */
-void cli_print_help(enum cli_cmd cmd);
-
 /*
  * A message of a stream read from the broker, for the shared output of
  * consume, peek, message show and dlq list (one JSON line each).
@@ -247,27 +214,70 @@ struct cli_msg {
 /* Writes m as one JSON line (see README, "JSON output"). */
 void cli_print_msg_json(FILE *out, const struct cli_msg *m);
 
-int cmd_queue_create(const struct cli *cli);
-int cmd_queue_set(const struct cli *cli);
-int cmd_queue_delete(const struct cli *cli);
-int cmd_queue_list(const struct cli *cli);
-int cmd_queue_describe(const struct cli *cli);
-int cmd_queue_purge(const struct cli *cli);
-int cmd_group_create(const struct cli *cli);
-int cmd_group_delete(const struct cli *cli);
-int cmd_group_list(const struct cli *cli);
-int cmd_group_describe(const struct cli *cli);
-int cmd_group_reset(const struct cli *cli);
+/*
+ * The commands the runner (ringmq.c) connects for: each sends its
+ * requests over c and prints the result, or reports the failure
+ * ("ringmq: CODE: ..."). The runner then flushes the output, frees c and
+ * turns the status into the exit code.
+ * @return the status: RINGMQ_OK, or the failed call's.
+ */
+int cmd_queue_create(const struct cli *cli, ringmq_client *c);
+int cmd_queue_set(const struct cli *cli, ringmq_client *c);
+int cmd_queue_delete(const struct cli *cli, ringmq_client *c);
+int cmd_queue_list(const struct cli *cli, ringmq_client *c);
+int cmd_queue_describe(const struct cli *cli, ringmq_client *c);
+int cmd_queue_purge(const struct cli *cli, ringmq_client *c);
+int cmd_group_create(const struct cli *cli, ringmq_client *c);
+int cmd_group_delete(const struct cli *cli, ringmq_client *c);
+int cmd_group_list(const struct cli *cli, ringmq_client *c);
+int cmd_group_describe(const struct cli *cli, ringmq_client *c);
+int cmd_group_reset(const struct cli *cli, ringmq_client *c);
+int cmd_peek(const struct cli *cli, ringmq_client *c);
+int cmd_message_show(const struct cli *cli, ringmq_client *c);
+int cmd_message_cancel(const struct cli *cli, ringmq_client *c);
+int cmd_dlq_list(const struct cli *cli, ringmq_client *c);
+int cmd_dlq_redrive(const struct cli *cli, ringmq_client *c);
+int cmd_stats(const struct cli *cli, ringmq_client *c);
+int cmd_ping(const struct cli *cli, ringmq_client *c);
+int cmd_backup(const struct cli *cli, ringmq_client *c);
+
+/*
+ * The commands that keep the connection to themselves: publish answers
+ * every input message even when it cannot connect, consume and top run
+ * until done or signalled (exit 128 + the signal).
+ * @return the exit code.
+ */
 int cmd_publish(const struct cli *cli);
 int cmd_consume(const struct cli *cli);
-int cmd_peek(const struct cli *cli);
-int cmd_message_show(const struct cli *cli);
-int cmd_message_cancel(const struct cli *cli);
-int cmd_dlq_list(const struct cli *cli);
-int cmd_dlq_redrive(const struct cli *cli);
-int cmd_stats(const struct cli *cli);
-int cmd_ping(const struct cli *cli);
-int cmd_backup(const struct cli *cli);
 int cmd_top(const struct cli *cli);
+
+/* The help texts (cli_help.c), printed on standard output by --help. */
+extern const char cli_help_main[];
+extern const char cli_help_queue[];
+extern const char cli_help_queue_create[];
+extern const char cli_help_queue_set[];
+extern const char cli_help_queue_delete[];
+extern const char cli_help_queue_list[];
+extern const char cli_help_queue_describe[];
+extern const char cli_help_queue_purge[];
+extern const char cli_help_group[];
+extern const char cli_help_group_create[];
+extern const char cli_help_group_delete[];
+extern const char cli_help_group_list[];
+extern const char cli_help_group_describe[];
+extern const char cli_help_group_reset[];
+extern const char cli_help_publish[];
+extern const char cli_help_consume[];
+extern const char cli_help_peek[];
+extern const char cli_help_message[];
+extern const char cli_help_message_show[];
+extern const char cli_help_message_cancel[];
+extern const char cli_help_dlq[];
+extern const char cli_help_dlq_list[];
+extern const char cli_help_dlq_redrive[];
+extern const char cli_help_stats[];
+extern const char cli_help_ping[];
+extern const char cli_help_backup[];
+extern const char cli_help_top[];
 
 #endif

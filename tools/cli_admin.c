@@ -11,30 +11,25 @@
 #include <time.h>
 
 int
-cmd_dlq_redrive(const struct cli *cli)
+cmd_dlq_redrive(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
 	uint64_t redriven = 0;
 	uint32_t count =
 		cli->count > UINT32_MAX ? UINT32_MAX : (uint32_t)cli->count;
 	char what[256];
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_dlq_redrive(c, cli->args[0], cli->group, count,
+				    &redriven);
 
-	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
-	rc = ringmq_dlq_redrive(c, cli->args[0], cli->group, count, &redriven);
 	if (rc != RINGMQ_OK) {
 		snprintf(what, sizeof(what), "redrive dead letters of %s",
 			 cli->args[0]);
-		(void)cli_fail(c, rc, what);
-	} else if (cli->is_json) {
-		printf("{\"redriven\":%" PRIu64 "}\n", redriven);
-	} else {
-		printf("redriven %" PRIu64 "\n", redriven);
+		return cli_fail(c, rc, what);
 	}
-	rc = cli_finish_output(rc);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	if (cli->is_json)
+		printf("{\"redriven\":%" PRIu64 "}\n", redriven);
+	else
+		printf("redriven %" PRIu64 "\n", redriven);
+	return rc;
 }
 
 void
@@ -49,19 +44,15 @@ cli_print_value(double v, int is_json)
 }
 
 int
-cmd_stats(const struct cli *cli)
+cmd_stats(const struct cli *cli, ringmq_client *c)
 {
 	ringmq_stats *s = NULL;
-	ringmq_client *c = NULL;
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_stats_get(c, &s);
 	int width = 4; /* "NAME" */
 
 	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
-	rc = ringmq_stats_get(c, &s);
-	if (rc != RINGMQ_OK) {
-		(void)cli_fail(c, rc, "stats");
-	} else if (cli->is_json) {
+		return cli_fail(c, rc, "stats");
+	if (cli->is_json) {
 		fputs("{\"stats\":{", stdout);
 		for (size_t i = 0; i < ringmq_stats_count(s); i++) {
 			if (i)
@@ -85,10 +76,8 @@ cmd_stats(const struct cli *cli)
 			fputc('\n', stdout);
 		}
 	}
-	rc = cli_finish_output(rc);
 	ringmq_stats_free(s);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }
 
 static int64_t
@@ -101,20 +90,15 @@ mono_us(void)
 }
 
 int
-cmd_ping(const struct cli *cli)
+cmd_ping(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
-	int64_t t0, us;
-	int rc = cli_connect(cli, &c);
+	int64_t t0 = mono_us();
+	int rc = ringmq_client_ping(c);
+	int64_t us = mono_us() - t0;
 
 	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
-	t0 = mono_us();
-	rc = ringmq_client_ping(c);
-	us = mono_us() - t0;
-	if (rc != RINGMQ_OK) {
-		(void)cli_fail(c, rc, "ping");
-	} else if (cli->is_json) {
+		return cli_fail(c, rc, "ping");
+	if (cli->is_json) {
 		fputs("{\"server\":", stdout);
 		cli_json_str(stdout, ringmq_client_server(c));
 		printf(",\"rtt_us\":%" PRId64 "}\n", us);
@@ -122,27 +106,22 @@ cmd_ping(const struct cli *cli)
 		printf("pong from %s in %" PRId64 ".%03" PRId64 " ms\n",
 		       ringmq_client_server(c), us / 1000, us % 1000);
 	}
-	rc = cli_finish_output(rc);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }
 
 int
-cmd_backup(const struct cli *cli)
+cmd_backup(const struct cli *cli, ringmq_client *c)
 {
 	const char *dir = cli->args[0]; /* absolute: checked before */
-	ringmq_client *c = NULL;
 	uint64_t bytes = 0;
 	char what[PATH_MAX + 32];
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_backup(c, dir, &bytes);
 
-	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
-	rc = ringmq_backup(c, dir, &bytes);
 	if (rc != RINGMQ_OK) {
 		snprintf(what, sizeof(what), "backup to %s", dir);
-		(void)cli_fail(c, rc, what);
-	} else if (cli->is_json) {
+		return cli_fail(c, rc, what);
+	}
+	if (cli->is_json) {
 		fputs("{\"dir\":", stdout);
 		cli_json_str(stdout, dir);
 		printf(",\"bytes\":%" PRIu64 "}\n", bytes);
@@ -150,7 +129,5 @@ cmd_backup(const struct cli *cli)
 		printf("backup written to %s (%" PRIu64 " bytes)\n", dir,
 		       bytes);
 	}
-	rc = cli_finish_output(rc);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }

@@ -26,75 +26,50 @@ cli_print_group_json(const ringmq_group_list *l, size_t i)
 	fputs("]}", stdout);
 }
 
-/* "group QUEUE/GROUP" for error lines. */
-static const char *
-what_group(const struct cli *cli, char *buf, size_t len)
+/* "group QUEUE/GROUP: ..." for a failed call on the command's group.
+ * @return rc. */
+static int
+fail_group(const struct cli *cli, ringmq_client *c, int rc)
 {
-	snprintf(buf, len, "group %s/%s", cli->args[0], cli->args[1]);
-	return buf;
+	char what[512];
+
+	snprintf(what, sizeof(what), "group %s/%s", cli->args[0], cli->args[1]);
+	return cli_fail(c, rc, what);
+}
+
+/* Ends a command with no output of its own. @return rc. */
+static int
+group_done(const struct cli *cli, ringmq_client *c, int rc)
+{
+	if (rc != RINGMQ_OK)
+		return fail_group(cli, c, rc);
+	cli_print_ok(cli);
+	return rc;
 }
 
 int
-cmd_group_create(const struct cli *cli)
+cmd_group_create(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
-	char what[512];
-	int rc = cli_connect(cli, &c);
-
-	if (rc == RINGMQ_OK) {
-		rc = ringmq_group_create(
-			c, cli->args[0], cli->args[1],
-			cli->has_start ? cli->start : RINGMQ_START_EARLIEST);
-		if (rc != RINGMQ_OK)
-			(void)cli_fail(c, rc,
-				       what_group(cli, what, sizeof(what)));
-		else
-			cli_print_ok(cli);
-		rc = cli_finish_output(rc);
-	}
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return group_done(cli, c,
+			  ringmq_group_create(c, cli->args[0], cli->args[1],
+					      cli->has_start
+						      ? cli->start
+						      : RINGMQ_START_EARLIEST));
 }
 
 int
-cmd_group_delete(const struct cli *cli)
+cmd_group_delete(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
-	char what[512];
-	int rc = cli_connect(cli, &c);
-
-	if (rc == RINGMQ_OK) {
-		rc = ringmq_group_delete(c, cli->args[0], cli->args[1]);
-		if (rc != RINGMQ_OK)
-			(void)cli_fail(c, rc,
-				       what_group(cli, what, sizeof(what)));
-		else
-			cli_print_ok(cli);
-		rc = cli_finish_output(rc);
-	}
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return group_done(cli, c,
+			  ringmq_group_delete(c, cli->args[0], cli->args[1]));
 }
 
 int
-cmd_group_reset(const struct cli *cli)
+cmd_group_reset(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
-	char what[512];
-	int rc = cli_connect(cli, &c);
-
-	if (rc == RINGMQ_OK) {
-		rc = ringmq_group_reset(c, cli->args[0], cli->args[1],
-					cli->start);
-		if (rc != RINGMQ_OK)
-			(void)cli_fail(c, rc,
-				       what_group(cli, what, sizeof(what)));
-		else
-			cli_print_ok(cli);
-		rc = cli_finish_output(rc);
-	}
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return group_done(
+		cli, c,
+		ringmq_group_reset(c, cli->args[0], cli->args[1], cli->start));
 }
 
 void
@@ -122,35 +97,29 @@ cli_print_groups_table(const ringmq_group_list *l)
 }
 
 int
-cmd_group_list(const struct cli *cli)
+cmd_group_list(const struct cli *cli, ringmq_client *c)
 {
 	ringmq_group_list *l = NULL;
-	ringmq_client *c = NULL;
 	char what[256];
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_group_list_get(c, cli->args[0], &l);
 
-	if (rc == RINGMQ_OK) {
+	if (rc != RINGMQ_OK) {
 		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
-		rc = ringmq_group_list_get(c, cli->args[0], &l);
-		if (rc != RINGMQ_OK) {
-			(void)cli_fail(c, rc, what);
-		} else if (cli->is_json) {
-			fputs("{\"groups\":[", stdout);
-			for (size_t i = 0; i < ringmq_group_list_count(l);
-			     i++) {
-				if (i)
-					fputc(',', stdout);
-				cli_print_group_json(l, i);
-			}
-			fputs("]}\n", stdout);
-		} else {
-			cli_print_groups_table(l);
+		return cli_fail(c, rc, what);
+	}
+	if (cli->is_json) {
+		fputs("{\"groups\":[", stdout);
+		for (size_t i = 0; i < ringmq_group_list_count(l); i++) {
+			if (i)
+				fputc(',', stdout);
+			cli_print_group_json(l, i);
 		}
-		rc = cli_finish_output(rc);
+		fputs("]}\n", stdout);
+	} else {
+		cli_print_groups_table(l);
 	}
 	ringmq_group_list_free(l);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }
 
 static void
@@ -173,29 +142,20 @@ print_group_detail(const ringmq_group_list *l)
 }
 
 int
-cmd_group_describe(const struct cli *cli)
+cmd_group_describe(const struct cli *cli, ringmq_client *c)
 {
 	ringmq_group_list *l = NULL;
-	ringmq_client *c = NULL;
-	char what[512];
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_group_describe_get(c, cli->args[0], cli->args[1], &l);
 
-	if (rc == RINGMQ_OK) {
-		rc = ringmq_group_describe_get(c, cli->args[0], cli->args[1],
-					       &l);
-		if (rc != RINGMQ_OK) {
-			(void)cli_fail(c, rc,
-				       what_group(cli, what, sizeof(what)));
-		} else if (cli->is_json) {
-			fputs("{\"group\":", stdout);
-			cli_print_group_json(l, 0);
-			fputs("}\n", stdout);
-		} else {
-			print_group_detail(l);
-		}
-		rc = cli_finish_output(rc);
+	if (rc != RINGMQ_OK)
+		return fail_group(cli, c, rc);
+	if (cli->is_json) {
+		fputs("{\"group\":", stdout);
+		cli_print_group_json(l, 0);
+		fputs("}\n", stdout);
+	} else {
+		print_group_detail(l);
 	}
 	ringmq_group_list_free(l);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }

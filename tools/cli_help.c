@@ -1,10 +1,11 @@
 /*
  * cli_help.c: the help texts of the ringmq command-line tool, one per
- * command, printed on standard output by --help (exit 0).
+ * command and command group, named by the rows of ringmq.c's command
+ * table and printed on standard output by --help (exit 0).
  */
 #include "cli.h"
 
-static const char help_main[] =
+const char cli_help_main[] =
 	"Usage: ringmq [OPTIONS] COMMAND [ARGS...]\n"
 	"\n"
 	"Administer a ringmq broker and use it from scripts.\n"
@@ -76,7 +77,7 @@ static const char help_main[] =
 	"\n"
 	"Run 'ringmq COMMAND --help' for a command's options.\n";
 
-static const char help_queue[] =
+const char cli_help_queue[] =
 	"Usage: ringmq queue create NAME [SETTINGS]\n"
 	"       ringmq queue set NAME SETTINGS\n"
 	"       ringmq queue delete NAME\n"
@@ -110,7 +111,7 @@ static const char help_queue[] =
 	"or\n"                                                               \
 	"--max-bytes, publishes are refused with QUEUE_FULL.\n"
 
-static const char help_queue_create[] =
+const char cli_help_queue_create[] =
 	"Usage: ringmq queue create NAME [--partitions N] [--lease-ms MS] "
 	"[...]\n"
 	"\n"
@@ -128,7 +129,7 @@ static const char help_queue_create[] =
 	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
 	"--help'.\n";
 
-static const char help_queue_set[] =
+const char cli_help_queue_set[] =
 	"Usage: ringmq queue set NAME [--lease-ms MS] [--max-deliveries N] "
 	"[...]\n"
 	"\n"
@@ -146,7 +147,7 @@ static const char help_queue_set[] =
 	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
 	"--help'.\n";
 
-static const char help_queue_list[] =
+const char cli_help_queue_list[] =
 	"Usage: ringmq queue list [--json]\n"
 	"\n"
 	"Lists the queues. By default a table with the columns NAME, "
@@ -166,7 +167,7 @@ static const char help_queue_list[] =
 	"Global options (--server, --request-timeout-ms, ...): see 'ringmq "
 	"--help'.\n";
 
-static const char help_publish[] =
+const char cli_help_publish[] =
 	"Usage: ringmq publish NAME [--key K] [--header NAME=VALUE]...\n"
 	"                      [--delay-ms MS | --deliver-at TIME] "
 	"[--dedup-id ID]\n"
@@ -240,7 +241,7 @@ static const char help_publish[] =
 	"connection\n"
 	"lost; 2 bad usage.\n";
 
-static const char help_consume[] =
+const char cli_help_consume[] =
 	"Usage: ringmq consume NAME --group G [--count N] [--timeout-ms MS | "
 	"--follow]\n"
 	"                      [--ack | --nack [--nack-delay-ms MS]]\n"
@@ -310,14 +311,14 @@ static const char help_consume[] =
 	"no\n"
 	"connection or connection lost; 2 bad usage.\n";
 
-static const char help_message[] =
+const char cli_help_message[] =
 	"Usage: ringmq message show NAME PARTITION OFFSET\n"
 	"       ringmq message cancel NAME PARTITION OFFSET\n"
 	"\n"
 	"Run 'ringmq message show --help' or 'ringmq message cancel "
 	"--help'.\n";
 
-static const char help_message_cancel[] =
+const char cli_help_message_cancel[] =
 	"Usage: ringmq message cancel NAME PARTITION OFFSET\n"
 	"\n"
 	"Cancels the delayed message at PARTITION and OFFSET of queue NAME "
@@ -341,7 +342,7 @@ static const char help_message_cancel[] =
 	"see 'ringmq\n"                                                  \
 	"--help'.\n"
 
-static const char help_queue_delete[] =
+const char cli_help_queue_delete[] =
 	"Usage: ringmq queue delete NAME\n"
 	"\n"
 	"Deletes queue NAME with its consumer groups and messages. Prints "
@@ -351,7 +352,7 @@ static const char help_queue_delete[] =
 	"(QUEUE_NOT_FOUND when it does not exist); 3 no connection; 2 bad "
 	"usage.\n" HELP_GLOBAL;
 
-static const char help_queue_describe[] =
+const char cli_help_queue_describe[] =
 	"Usage: ringmq queue describe NAME\n"
 	"\n"
 	"Shows queue NAME: its counters (ready, delayed, in flight, stored "
@@ -372,7 +373,7 @@ static const char help_queue_describe[] =
 	"      \"in_flight\":...,\"lag\":...,\"ack_floor\":[...]}]}}\n"
 	"A missing queue is QUEUE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
 
-static const char help_queue_purge[] =
+const char cli_help_queue_purge[] =
 	"Usage: ringmq queue purge NAME\n"
 	"\n"
 	"Deletes the ready and delayed messages of queue NAME; messages "
@@ -381,7 +382,7 @@ static const char help_queue_purge[] =
 	"A missing\n"
 	"queue is QUEUE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
 
-static const char help_group[] =
+const char cli_help_group[] =
 	"Usage: ringmq group create QUEUE GROUP [--from earliest|latest]\n"
 	"       ringmq group delete QUEUE GROUP\n"
 	"       ringmq group list QUEUE\n"
@@ -390,7 +391,7 @@ static const char help_group[] =
 	"\n"
 	"Run 'ringmq group SUBCOMMAND --help' for each.\n";
 
-static const char help_group_create[] =
+const char cli_help_group_create[] =
 	"Usage: ringmq group create QUEUE GROUP [--from earliest|latest]\n"
 	"\n"
 	"Creates consumer group GROUP of QUEUE, reading from the earliest "
@@ -401,7 +402,7 @@ static const char help_group_create[] =
 	"({\"ok\":true}\n"
 	"with --json).\n" HELP_GLOBAL;
 
-static const char help_group_delete[] =
+const char cli_help_group_delete[] =
 	"Usage: ringmq group delete QUEUE GROUP\n"
 	"\n"
 	"Deletes consumer group GROUP of QUEUE; its leases end as released. "
@@ -409,7 +410,7 @@ static const char help_group_delete[] =
 	"nothing on success ({\"ok\":true} with --json). A missing group is\n"
 	"GROUP_NOT_FOUND, a missing queue QUEUE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
 
-static const char help_group_list[] =
+const char cli_help_group_list[] =
 	"Usage: ringmq group list QUEUE\n"
 	"\n"
 	"Lists the consumer groups of QUEUE: a table with the columns "
@@ -420,7 +421,7 @@ static const char help_group_list[] =
 	"    \"in_flight\":...,\"lag\":...,\"ack_floor\":[...]},...]}\n"
 	"(ack_floor: per partition, every offset below it is acked.)\n" HELP_GLOBAL;
 
-static const char help_group_describe[] =
+const char cli_help_group_describe[] =
 	"Usage: ringmq group describe QUEUE GROUP\n"
 	"\n"
 	"Shows consumer group GROUP of QUEUE: consumers, ready, in flight, "
@@ -431,7 +432,7 @@ static const char help_group_describe[] =
 	"    \"in_flight\":...,\"lag\":...,\"ack_floor\":[...]}}\n"
 	"A missing group is GROUP_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
 
-static const char help_group_reset[] =
+const char cli_help_group_reset[] =
 	"Usage: ringmq group reset QUEUE GROUP --to earliest|latest\n"
 	"\n"
 	"Moves the read position of GROUP to the earliest retained message "
@@ -442,7 +443,7 @@ static const char help_group_reset[] =
 	"success\n"
 	"({\"ok\":true} with --json).\n" HELP_GLOBAL;
 
-static const char help_peek[] =
+const char cli_help_peek[] =
 	"Usage: ringmq peek NAME [--partition P] [--count N]\n"
 	"\n"
 	"Shows stored messages of queue NAME without leasing them, in "
@@ -457,7 +458,7 @@ static const char help_peek[] =
 	"null and\n"
 	"\"delivery_count\" 0.\n" HELP_GLOBAL;
 
-static const char help_message_show[] =
+const char cli_help_message_show[] =
 	"Usage: ringmq message show NAME PARTITION OFFSET\n"
 	"\n"
 	"Shows the stored message at PARTITION and OFFSET of queue NAME: "
@@ -466,13 +467,13 @@ static const char help_message_show[] =
 	"peek's.\n"
 	"A missing message is MESSAGE_NOT_FOUND (exit 1).\n" HELP_GLOBAL;
 
-static const char help_dlq[] =
+const char cli_help_dlq[] =
 	"Usage: ringmq dlq list NAME [--count N]\n"
 	"       ringmq dlq redrive NAME [--group G] [--count N]\n"
 	"\n"
 	"Run 'ringmq dlq list --help' or 'ringmq dlq redrive --help'.\n";
 
-static const char help_dlq_list[] =
+const char cli_help_dlq_list[] =
 	"Usage: ringmq dlq list NAME [--count N]\n"
 	"\n"
 	"Lists the dead letters of queue NAME (the source queue): messages "
@@ -488,7 +489,7 @@ static const char help_dlq_list[] =
 	"are its),\n"
 	"and the ringmq-* headers tell where and why it died.\n" HELP_GLOBAL;
 
-static const char help_dlq_redrive[] =
+const char cli_help_dlq_redrive[] =
 	"Usage: ringmq dlq redrive NAME [--group G] [--count N]\n"
 	"\n"
 	"Publishes dead letters of queue NAME again on it: each gets a new "
@@ -501,7 +502,7 @@ static const char help_dlq_redrive[] =
 	"({\"redriven\":N}\n"
 	"with --json).\n" HELP_GLOBAL;
 
-static const char help_stats[] =
+const char cli_help_stats[] =
 	"Usage: ringmq stats\n"
 	"\n"
 	"Shows the broker's counters (connections, queues, rates, storage "
@@ -510,14 +511,14 @@ static const char help_stats[] =
 	"  {\"stats\":{\"NAME\":VALUE,...}}\n"
 	"Names are the broker's; new ones may appear.\n" HELP_GLOBAL;
 
-static const char help_ping[] =
+const char cli_help_ping[] =
 	"Usage: ringmq ping\n"
 	"\n"
 	"Connects and measures one round trip (Ping / Pong). Prints\n"
 	"\"pong from HOST:PORT in MS ms\"; with --json\n"
 	"  {\"server\":\"HOST:PORT\",\"rtt_us\":N}\n" HELP_GLOBAL;
 
-static const char help_backup[] =
+const char cli_help_backup[] =
 	"Usage: ringmq backup DIR\n"
 	"\n"
 	"Has the broker write a consistent, compacted copy of its data "
@@ -549,7 +550,7 @@ static const char help_backup[] =
 	"connection lost or\n"
 	"no answer in time; 2 bad usage.\n" HELP_GLOBAL;
 
-static const char help_top[] =
+const char cli_help_top[] =
 	"Usage: ringmq top [--interval-ms MS] [--count N]\n"
 	"\n"
 	"Shows the broker's figures and refreshes them every MS "
@@ -595,40 +596,3 @@ static const char help_top[] =
 	"refused or the output could not be written; 3 no connection or "
 	"connection\n"
 	"lost; 2 bad usage.\n" HELP_GLOBAL;
-
-void
-cli_print_help(enum cli_cmd cmd)
-{
-	static const char *const texts[CMD_COUNT_] = {
-		[CMD_NONE] = help_main,
-		[CMD_QUEUE] = help_queue,
-		[CMD_QUEUE_CREATE] = help_queue_create,
-		[CMD_QUEUE_SET] = help_queue_set,
-		[CMD_QUEUE_DELETE] = help_queue_delete,
-		[CMD_QUEUE_LIST] = help_queue_list,
-		[CMD_QUEUE_DESCRIBE] = help_queue_describe,
-		[CMD_QUEUE_PURGE] = help_queue_purge,
-		[CMD_GROUP] = help_group,
-		[CMD_GROUP_CREATE] = help_group_create,
-		[CMD_GROUP_DELETE] = help_group_delete,
-		[CMD_GROUP_LIST] = help_group_list,
-		[CMD_GROUP_DESCRIBE] = help_group_describe,
-		[CMD_GROUP_RESET] = help_group_reset,
-		[CMD_PUBLISH] = help_publish,
-		[CMD_CONSUME] = help_consume,
-		[CMD_PEEK] = help_peek,
-		[CMD_MESSAGE] = help_message,
-		[CMD_MESSAGE_SHOW] = help_message_show,
-		[CMD_MESSAGE_CANCEL] = help_message_cancel,
-		[CMD_DLQ] = help_dlq,
-		[CMD_DLQ_LIST] = help_dlq_list,
-		[CMD_DLQ_REDRIVE] = help_dlq_redrive,
-		[CMD_STATS] = help_stats,
-		[CMD_PING] = help_ping,
-		[CMD_BACKUP] = help_backup,
-		[CMD_TOP] = help_top,
-	};
-	const char *text = cmd < CMD_COUNT_ ? texts[cmd] : NULL;
-
-	fputs(text != NULL ? text : help_main, stdout);
-}

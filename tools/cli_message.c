@@ -216,15 +216,12 @@ queue_partitions(ringmq_client *c, const char *queue, const char **dlqp)
 }
 
 int
-cmd_peek(const struct cli *cli)
+cmd_peek(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
 	uint64_t remaining = cli->count ? cli->count : PEEK_DEFAULT_COUNT;
 	uint32_t nparts;
-	int rc = cli_connect(cli, &c);
+	int rc = RINGMQ_OK;
 
-	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
 	if (cli->has_partition) {
 		rc = peek_partition(cli, c, (int)cli->partition, &remaining);
 	} else {
@@ -238,9 +235,7 @@ cmd_peek(const struct cli *cli)
 	/* An empty table still has its header; a refusal prints nothing. */
 	if (rc == RINGMQ_OK && !cli->is_json && !is_peek_header_done)
 		print_peek_header();
-	rc = cli_finish_output(rc);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }
 
 static void
@@ -286,57 +281,46 @@ print_show(const char *queue, const ringmq_stored_messages *l)
 	fputc('\n', stdout);
 }
 
-int
-cmd_message_show(const struct cli *cli)
+/* "queue Q partition P offset O: ..." for a failed call on the
+ * command's message. @return rc. */
+static int
+fail_message(const struct cli *cli, ringmq_client *c, int rc)
 {
-	ringmq_stored_messages *l = NULL;
-	ringmq_client *c = NULL;
 	char what[256];
-	int rc = cli_connect(cli, &c);
 
-	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
-	rc = ringmq_message_show_get(c, &l, cli->args[0], cli->partition,
-				     cli->offset);
-	if (rc != RINGMQ_OK) {
-		snprintf(what, sizeof(what),
-			 "queue %s partition %" PRIu32 " offset %" PRIu64,
-			 cli->args[0], cli->partition, cli->offset);
-		(void)cli_fail(c, rc, what);
-	} else if (cli->is_json) {
-		print_stored_json(cli->args[0], l, 0);
-	} else {
-		print_show(cli->args[0], l);
-	}
-	rc = cli_finish_output(rc);
-	ringmq_stored_messages_free(l);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	snprintf(what, sizeof(what),
+		 "queue %s partition %" PRIu32 " offset %" PRIu64, cli->args[0],
+		 cli->partition, cli->offset);
+	return cli_fail(c, rc, what);
 }
 
 int
-cmd_message_cancel(const struct cli *cli)
+cmd_message_show(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
-	char what[256];
-	int rc;
+	ringmq_stored_messages *l = NULL;
+	int rc = ringmq_message_show_get(c, &l, cli->args[0], cli->partition,
+					 cli->offset);
 
-	rc = cli_connect(cli, &c);
 	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
-	rc = ringmq_message_cancel(c, cli->args[0], cli->partition,
-				   cli->offset);
-	if (rc != RINGMQ_OK) {
-		snprintf(what, sizeof(what),
-			 "queue %s partition %" PRIu32 " offset %" PRIu64,
-			 cli->args[0], cli->partition, cli->offset);
-		(void)cli_fail(c, rc, what);
-	} else {
-		cli_print_ok(cli);
-	}
-	rc = cli_finish_output(rc);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+		return fail_message(cli, c, rc);
+	if (cli->is_json)
+		print_stored_json(cli->args[0], l, 0);
+	else
+		print_show(cli->args[0], l);
+	ringmq_stored_messages_free(l);
+	return rc;
+}
+
+int
+cmd_message_cancel(const struct cli *cli, ringmq_client *c)
+{
+	int rc = ringmq_message_cancel(c, cli->args[0], cli->partition,
+				       cli->offset);
+
+	if (rc != RINGMQ_OK)
+		return fail_message(cli, c, rc);
+	cli_print_ok(cli);
+	return rc;
 }
 
 /* Prints the first n messages of l as table rows, after the table's
@@ -367,20 +351,17 @@ print_dlq_table(const ringmq_stored_messages *l, size_t n, int is_first)
 }
 
 int
-cmd_dlq_list(const struct cli *cli)
+cmd_dlq_list(const struct cli *cli, ringmq_client *c)
 {
 	ringmq_stored_messages *l = NULL;
-	ringmq_client *c = NULL;
 	const char *dlq = NULL;
 	char fallback[256];
 	char what[256];
 	uint64_t remaining, from_off = 0;
 	uint32_t from_part = 0;
 	int is_first = 1;
-	int rc = cli_connect(cli, &c);
+	int rc = RINGMQ_OK;
 
-	if (rc != RINGMQ_OK)
-		return cli_exit_code(rc);
 	/* Positions printed are the dead-letter queue's: name it. */
 	(void)queue_partitions(c, cli->args[0], &dlq);
 	if (dlq == NULL) {
@@ -423,7 +404,5 @@ cmd_dlq_list(const struct cli *cli)
 		if (n == 0 || ferror(stdout))
 			break;
 	}
-	rc = cli_finish_output(rc);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }

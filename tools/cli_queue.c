@@ -11,56 +11,31 @@
 typedef int (*queue_req_fn)(ringmq_client *c, const char *name,
 			    const ringmq_queue_opts *o);
 
-/*
- * Builds the settings (the library checks names and ranges, before
- * connecting: a bad one is a usage error), connects and sends the request.
- */
+/* Sends the request with the settings of the command line (built and
+ * checked by the library before connecting). */
 static int
-queue_settings_run(const struct cli *cli, queue_req_fn req)
+queue_settings_call(const struct cli *cli, ringmq_client *c, queue_req_fn req)
 {
-	ringmq_queue_opts *o = ringmq_queue_opts_new();
-	ringmq_client *c = NULL;
-	char err[256];
-	int rc = RINGMQ_OK;
+	int rc = req(c, cli->args[0], cli->queue_opts);
 
-	if (o == NULL) {
-		cli_error(RINGMQ_INTERNAL, "out of memory");
-		return EXIT_REFUSED;
-	}
-	for (size_t i = 0; i < cli->nsettings && rc == RINGMQ_OK; i++)
-		rc = ringmq_queue_opts_set(o, cli->settings[i].name,
-					   cli->settings[i].value, err,
-					   sizeof(err));
-	if (rc != RINGMQ_OK) {
-		cli_error(rc, "%s", err);
-		goto out;
-	}
-	rc = cli_connect(cli, &c);
-	if (rc != RINGMQ_OK)
-		goto out;
-	rc = req(c, cli->args[0], o);
 	if (rc != RINGMQ_OK)
 		cli_error(rc, "queue %s: %s", cli->args[0],
 			  ringmq_client_errmsg(c));
 	else
 		cli_print_ok(cli);
-	rc = cli_finish_output(rc);
-out:
-	ringmq_client_free(c);
-	ringmq_queue_opts_free(o);
-	return cli_exit_code(rc);
+	return rc;
 }
 
 int
-cmd_queue_create(const struct cli *cli)
+cmd_queue_create(const struct cli *cli, ringmq_client *c)
 {
-	return queue_settings_run(cli, ringmq_queue_create);
+	return queue_settings_call(cli, c, ringmq_queue_create);
 }
 
 int
-cmd_queue_set(const struct cli *cli)
+cmd_queue_set(const struct cli *cli, ringmq_client *c)
 {
-	return queue_settings_run(cli, ringmq_queue_set);
+	return queue_settings_call(cli, c, ringmq_queue_set);
 }
 
 /* The names the JSON output gives the numeric policies, by setting. */
@@ -154,72 +129,57 @@ print_table(const ringmq_queue_list *l)
 }
 
 int
-cmd_queue_list(const struct cli *cli)
+cmd_queue_list(const struct cli *cli, ringmq_client *c)
 {
 	ringmq_queue_list *l = NULL;
-	ringmq_client *c = NULL;
-	int rc;
+	int rc = ringmq_queue_list_get(c, &l);
 
-	rc = cli_connect(cli, &c);
-	if (rc != RINGMQ_OK)
-		goto out;
-	rc = ringmq_queue_list_get(c, &l);
 	if (rc != RINGMQ_OK) {
 		cli_error(rc, "queue list: %s", ringmq_client_errmsg(c));
-		goto out;
+		return rc;
 	}
 	if (cli->is_json)
 		print_json(l);
 	else
 		print_table(l);
-	rc = cli_finish_output(rc);
-out:
 	ringmq_queue_list_free(l);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }
 
-int
-cmd_queue_delete(const struct cli *cli)
+/* "queue NAME: ..." for a failed call on the command's queue. */
+static int
+fail_queue(const struct cli *cli, ringmq_client *c, int rc)
 {
-	ringmq_client *c = NULL;
 	char what[256];
-	int rc = cli_connect(cli, &c);
 
-	if (rc == RINGMQ_OK) {
-		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
-		rc = ringmq_queue_delete(c, cli->args[0]);
-		if (rc != RINGMQ_OK)
-			(void)cli_fail(c, rc, what);
-		else
-			cli_print_ok(cli);
-		rc = cli_finish_output(rc);
-	}
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	snprintf(what, sizeof(what), "queue %s", cli->args[0]);
+	return cli_fail(c, rc, what);
 }
 
 int
-cmd_queue_purge(const struct cli *cli)
+cmd_queue_delete(const struct cli *cli, ringmq_client *c)
 {
-	ringmq_client *c = NULL;
+	int rc = ringmq_queue_delete(c, cli->args[0]);
+
+	if (rc != RINGMQ_OK)
+		return fail_queue(cli, c, rc);
+	cli_print_ok(cli);
+	return rc;
+}
+
+int
+cmd_queue_purge(const struct cli *cli, ringmq_client *c)
+{
 	uint64_t purged = 0;
-	char what[256];
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_queue_purge(c, cli->args[0], &purged);
 
-	if (rc == RINGMQ_OK) {
-		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
-		rc = ringmq_queue_purge(c, cli->args[0], &purged);
-		if (rc != RINGMQ_OK)
-			(void)cli_fail(c, rc, what);
-		else if (cli->is_json)
-			printf("{\"purged\":%" PRIu64 "}\n", purged);
-		else
-			printf("purged %" PRIu64 "\n", purged);
-		rc = cli_finish_output(rc);
-	}
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	if (rc != RINGMQ_OK)
+		return fail_queue(cli, c, rc);
+	if (cli->is_json)
+		printf("{\"purged\":%" PRIu64 "}\n", purged);
+	else
+		printf("purged %" PRIu64 "\n", purged);
+	return rc;
 }
 
 /* ,"policy":{...} of a description, or nothing when none reported. */
@@ -342,25 +302,17 @@ print_describe_table(const ringmq_queue_describe *d)
 }
 
 int
-cmd_queue_describe(const struct cli *cli)
+cmd_queue_describe(const struct cli *cli, ringmq_client *c)
 {
 	ringmq_queue_describe *d = NULL;
-	ringmq_client *c = NULL;
-	char what[256];
-	int rc = cli_connect(cli, &c);
+	int rc = ringmq_queue_describe_get(c, cli->args[0], &d);
 
-	if (rc == RINGMQ_OK) {
-		snprintf(what, sizeof(what), "queue %s", cli->args[0]);
-		rc = ringmq_queue_describe_get(c, cli->args[0], &d);
-		if (rc != RINGMQ_OK)
-			(void)cli_fail(c, rc, what);
-		else if (cli->is_json)
-			print_describe_json(d);
-		else
-			print_describe_table(d);
-		rc = cli_finish_output(rc);
-	}
+	if (rc != RINGMQ_OK)
+		return fail_queue(cli, c, rc);
+	if (cli->is_json)
+		print_describe_json(d);
+	else
+		print_describe_table(d);
 	ringmq_queue_describe_free(d);
-	ringmq_client_free(c);
-	return cli_exit_code(rc);
+	return rc;
 }

@@ -1,17 +1,24 @@
 /*
- * ringmq.c: the ringmq command-line tool: command-line parsing and
- * dispatch to the commands (cli_queue.c, cli_group.c, cli_publish.c,
- * cli_consume.c, cli_message.c, cli_admin.c, cli_top.c); help texts are in
- * cli_help.c.
+ * ringmq.c: the ringmq command-line tool: its two tables and the one
+ * runner every command goes through.
  *
- * Options may come before or after the command; "--" ends them. Flags are
- * rows of one table: their name, whether they take a value, the commands
- * they apply to, and a handler that checks and stores the value (with
- * what it needs: a field, a range). getopt_long reads argv through opt.h,
- * which keeps the syntax exact (no abbreviations, "--flag=value" and
- * "--flag value" alike). A flag that exists but does not apply to the
- * command is a usage error like an unknown one. Commands are rows of
- * another table: their words, positionals and entry point.
+ * Flags are rows of one table: their name, whether they take a value, and
+ * a handler that checks and stores the value (with what it needs: a field
+ * of struct cli, a range). getopt_long reads argv through opt.h, which
+ * keeps the syntax exact (no abbreviations, "--flag=value" and "--flag
+ * value" alike, options before or after the command, "--" ends them).
+ *
+ * Commands are rows of another table: their words, positionals, the flags
+ * they take (a flag that exists but is not taken is a usage error like an
+ * unknown one), their own rules, their help text (cli_help.c) and their
+ * handler (cli_queue.c, cli_group.c, cli_publish.c, cli_consume.c,
+ * cli_message.c, cli_admin.c, cli_top.c).
+ *
+ * The runner parses, checks everything decidable without the broker
+ * (exit 2), builds the options the library checks, connects, calls the
+ * handler, flushes its output, frees, and turns the status into the exit
+ * code. publish, consume and top keep the connection to themselves: they
+ * print something for every input, or run until stopped.
  */
 #include "cli.h"
 
@@ -23,13 +30,6 @@
 #include <string.h>
 
 #include "opt.h"
-
-/* Bits of the commands a flag applies to. */
-#define ON(cmd)	   (1u << (cmd))
-#define ON_ALL	   (~0u)
-#define ON_POLICY  (ON(CMD_QUEUE_CREATE) | ON(CMD_QUEUE_SET))
-#define ON_PUBLISH ON(CMD_PUBLISH)
-#define ON_CONSUME ON(CMD_CONSUME)
 
 enum flag_id {
 	F_HELP,
@@ -57,11 +57,10 @@ enum flag_id {
 	F_INTERVAL,
 };
 
-/* A flag: its name, what it applies to, and how its value is read. */
+/* A flag: its name and how its value is read. */
 struct flag_def {
 	struct opt_def opt; /* name, has_value */
-	enum flag_id id;
-	unsigned cmds;
+	enum flag_id id;    /* how commands name it in their flags */
 	/* Stores the value in cli; -1 after printing a usage error. NULL:
 	 * nothing to store (--help). */
 	int (*apply)(struct cli *cli, const struct flag_def *f,
@@ -71,6 +70,12 @@ struct flag_def {
 	const char *want;  /* numbers: the range for errors; NULL: "a number
 			      from MIN to MAX" */
 };
+
+/* Bits of the flags a command takes. */
+#define TAKES(id) (1u << (id))
+#define COMMON                                             \
+	(TAKES(F_HELP) | TAKES(F_SERVER) | TAKES(F_JSON) | \
+	 TAKES(F_REQUEST_TIMEOUT) | TAKES(F_CONNECT_TIMEOUT))
 
 /* Positionals a command takes after its words. */
 enum arg_kind {
@@ -82,54 +87,28 @@ enum arg_kind {
 	A_DIR,	    /* DIR: an absolute path on the broker's host */
 };
 
-static const struct cmd_def {
+/* A command. */
+struct cmd_def {
 	const char *word1;
 	const char *word2; /* NULL: a one-word command */
-	enum cli_cmd cmd;
 	enum arg_kind args;
+	unsigned flags;	  /* TAKES() of each flag it accepts */
+	const char *help; /* cli_help.c */
+	/* Its own rules over the parsed flags (after the positionals are
+	 * checked); -1 after a usage error. NULL: none. */
+	int (*check)(const struct cli *cli);
+	/* Over the runner's connection: the request and its output. */
+	int (*call)(const struct cli *cli, ringmq_client *c);
+	/* Or the whole command, connection included. */
 	int (*run)(const struct cli *cli);
-} cmd_defs[] = {
-	{ "queue", "create", CMD_QUEUE_CREATE, A_QUEUE, cmd_queue_create },
-	{ "queue", "set", CMD_QUEUE_SET, A_QUEUE, cmd_queue_set },
-	{ "queue", "delete", CMD_QUEUE_DELETE, A_QUEUE, cmd_queue_delete },
-	{ "queue", "list", CMD_QUEUE_LIST, A_NONE, cmd_queue_list },
-	{ "queue", "describe", CMD_QUEUE_DESCRIBE, A_QUEUE,
-	  cmd_queue_describe },
-	{ "queue", "purge", CMD_QUEUE_PURGE, A_QUEUE, cmd_queue_purge },
-	{ "group", "create", CMD_GROUP_CREATE, A_GROUP, cmd_group_create },
-	{ "group", "delete", CMD_GROUP_DELETE, A_GROUP, cmd_group_delete },
-	{ "group", "list", CMD_GROUP_LIST, A_QUEUE, cmd_group_list },
-	{ "group", "describe", CMD_GROUP_DESCRIBE, A_GROUP,
-	  cmd_group_describe },
-	{ "group", "reset", CMD_GROUP_RESET, A_GROUP, cmd_group_reset },
-	{ "publish", NULL, CMD_PUBLISH, A_DATA, cmd_publish },
-	{ "consume", NULL, CMD_CONSUME, A_QUEUE, cmd_consume },
-	{ "peek", NULL, CMD_PEEK, A_QUEUE, cmd_peek },
-	{ "message", "show", CMD_MESSAGE_SHOW, A_POSITION, cmd_message_show },
-	{ "message", "cancel", CMD_MESSAGE_CANCEL, A_POSITION,
-	  cmd_message_cancel },
-	{ "dlq", "list", CMD_DLQ_LIST, A_QUEUE, cmd_dlq_list },
-	{ "dlq", "redrive", CMD_DLQ_REDRIVE, A_QUEUE, cmd_dlq_redrive },
-	{ "stats", NULL, CMD_STATS, A_NONE, cmd_stats },
-	{ "ping", NULL, CMD_PING, A_NONE, cmd_ping },
-	{ "backup", NULL, CMD_BACKUP, A_DIR, cmd_backup },
-	{ "top", NULL, CMD_TOP, A_NONE, cmd_top },
 };
 
-/* Command words that only group subcommands (help only on their own). */
-static const struct {
+/* A word that only groups subcommands (help only on its own). */
+struct cmd_group {
 	const char *word;
-	enum cli_cmd cmd;
-	const char *subs;
-} cmd_groups[] = {
-	{ "queue", CMD_QUEUE, "create, set, delete, list, describe, purge" },
-	{ "group", CMD_GROUP, "create, delete, list, describe, reset" },
-	{ "message", CMD_MESSAGE, "show, cancel" },
-	{ "dlq", CMD_DLQ, "list, redrive" },
+	const char *subs; /* for the error when the subcommand is missing */
+	const char *help;
 };
-
-#define NCMDS	(sizeof(cmd_defs) / sizeof(cmd_defs[0]))
-#define NGROUPS (sizeof(cmd_groups) / sizeof(cmd_groups[0]))
 
 /*
  * Longest delay accepted, ms: the broker adds a delay to its clock in 64
@@ -143,80 +122,7 @@ static const struct {
 #define MIN_INTERVAL_MS 10
 #define MAX_INTERVAL_MS 3600000
 
-/* ---------------------------------------------------------------- parsing */
-
-static const struct cmd_def *
-cmd_find(enum cli_cmd cmd)
-{
-	for (size_t i = 0; i < NCMDS; i++)
-		if (cmd_defs[i].cmd == cmd)
-			return &cmd_defs[i];
-	return NULL;
-}
-
-static const char *
-cmd_label(enum cli_cmd cmd)
-{
-	static char label[64];
-	const struct cmd_def *d = cmd_find(cmd);
-
-	if (d == NULL)
-		return "ringmq";
-	snprintf(label, sizeof(label), "%s%s%s", d->word1, d->word2 ? " " : "",
-		 d->word2 ? d->word2 : "");
-	return label;
-}
-
-/* One flag occurrence, in command-line order. */
-struct flag_use {
-	const struct flag_def *def;
-	const char *value; /* borrowed; NULL for flags without value */
-};
-
-/* Works out the command from the positionals; returns how many words it
- * took, or -1 with a usage error printed (unless quiet). */
-static int
-parse_command(const char **pos, size_t npos, enum cli_cmd *cmd, int quiet)
-{
-	*cmd = CMD_NONE;
-	if (npos == 0) {
-		if (!quiet)
-			cli_error(RINGMQ_USAGE, "missing command (try "
-						"'ringmq --help')");
-		return -1;
-	}
-	for (size_t i = 0; i < NCMDS; i++) {
-		const struct cmd_def *d = &cmd_defs[i];
-
-		if (strcmp(pos[0], d->word1) != 0)
-			continue;
-		if (d->word2 == NULL) {
-			*cmd = d->cmd;
-			return 1;
-		}
-		if (npos >= 2 && strcmp(pos[1], d->word2) == 0) {
-			*cmd = d->cmd;
-			return 2;
-		}
-	}
-	for (size_t i = 0; i < NGROUPS; i++) {
-		if (strcmp(pos[0], cmd_groups[i].word) != 0)
-			continue;
-		*cmd = cmd_groups[i].cmd;
-		if (quiet)
-			return -1;
-		if (npos < 2)
-			cli_error(RINGMQ_USAGE, "missing %s subcommand (%s)",
-				  pos[0], cmd_groups[i].subs);
-		else
-			cli_error(RINGMQ_USAGE, "unknown command '%s %s'",
-				  pos[0], pos[1]);
-		return -1;
-	}
-	if (!quiet)
-		cli_error(RINGMQ_USAGE, "unknown command '%s'", pos[0]);
-	return -1;
-}
+/* ------------------------------------------------------------------ flags */
 
 /* Strict decimal in [min, max]; 0 or -1. */
 static int
@@ -444,23 +350,23 @@ set_header(struct cli *cli, const struct flag_def *f, const char *arg)
 	return 0;
 }
 
-/* A row's name, whether it takes a value, id, commands and handler. */
-#define FLAG(name, has_value, id_, cmds_, apply_) \
-	.opt = { name, has_value }, .id = id_, .cmds = cmds_, .apply = apply_
+/* A row's name, whether it takes a value, id and handler. */
+#define FLAG(name, has_value, id_, apply_) \
+	.opt = { name, has_value }, .id = id_, .apply = apply_
 #define FIELD(name) .field = offsetof(struct cli, name)
-#define SETTING(name)                                            \
-	{                                                        \
-		FLAG(name, 1, F_SETTING, ON_POLICY, set_setting) \
+#define SETTING(name)                                 \
+	{                                             \
+		FLAG(name, 1, F_SETTING, set_setting) \
 	}
 #define DELAY_MS .max = MAX_DELAY_MS, .want = "a number of milliseconds"
 
 static const struct flag_def flag_defs[] = {
-	{ FLAG("help", 0, F_HELP, ON_ALL, NULL) },
-	{ FLAG("server", 1, F_SERVER, ON_ALL, set_string), FIELD(server) },
-	{ FLAG("json", 0, F_JSON, ON_ALL, set_true), FIELD(is_json) },
-	{ FLAG("request-timeout-ms", 1, F_REQUEST_TIMEOUT, ON_ALL, set_string),
+	{ FLAG("help", 0, F_HELP, NULL) },
+	{ FLAG("server", 1, F_SERVER, set_string), FIELD(server) },
+	{ FLAG("json", 0, F_JSON, set_true), FIELD(is_json) },
+	{ FLAG("request-timeout-ms", 1, F_REQUEST_TIMEOUT, set_string),
 	  FIELD(request_timeout_ms) },
-	{ FLAG("connect-timeout-ms", 1, F_CONNECT_TIMEOUT, ON_ALL, set_string),
+	{ FLAG("connect-timeout-ms", 1, F_CONNECT_TIMEOUT, set_string),
 	  FIELD(connect_timeout_ms) },
 	/* queue set refuses --partitions itself, with a clearer message */
 	SETTING("partitions"),
@@ -472,105 +378,122 @@ static const struct flag_def flag_defs[] = {
 	SETTING("max-depth"),
 	SETTING("max-bytes"),
 	SETTING("dedup-window-ms"),
-	{ FLAG("key", 1, F_KEY, ON_PUBLISH, set_key) },
-	{ FLAG("header", 1, F_HEADER, ON_PUBLISH, set_header) },
-	{ FLAG("file", 1, F_FILE, ON_PUBLISH, set_string), FIELD(file) },
-	{ FLAG("delay-ms", 1, F_DELAY, ON_PUBLISH, set_delay), DELAY_MS },
-	{ FLAG("deliver-at", 1, F_DELIVER_AT, ON_PUBLISH, set_deliver_at) },
-	{ FLAG("dedup-id", 1, F_DEDUP_ID, ON_PUBLISH, set_dedup_id) },
-	{ FLAG("group", 1, F_GROUP, ON_CONSUME | ON(CMD_DLQ_REDRIVE),
-	       set_string),
-	  FIELD(group) },
-	{ FLAG("count", 1, F_COUNT,
-	       ON_CONSUME | ON(CMD_PEEK) | ON(CMD_DLQ_LIST) |
-		       ON(CMD_DLQ_REDRIVE) | ON(CMD_TOP),
-	       set_count),
-	  .min = 1, .max = INT64_MAX, .want = "a number of at least 1" },
-	{ FLAG("timeout-ms", 1, F_TIMEOUT, ON_CONSUME, set_timeout), .min = 1,
+	{ FLAG("key", 1, F_KEY, set_key) },
+	{ FLAG("header", 1, F_HEADER, set_header) },
+	{ FLAG("file", 1, F_FILE, set_string), FIELD(file) },
+	{ FLAG("delay-ms", 1, F_DELAY, set_delay), DELAY_MS },
+	{ FLAG("deliver-at", 1, F_DELIVER_AT, set_deliver_at) },
+	{ FLAG("dedup-id", 1, F_DEDUP_ID, set_dedup_id) },
+	{ FLAG("group", 1, F_GROUP, set_string), FIELD(group) },
+	{ FLAG("count", 1, F_COUNT, set_count), .min = 1, .max = INT64_MAX,
+	  .want = "a number of at least 1" },
+	{ FLAG("timeout-ms", 1, F_TIMEOUT, set_timeout), .min = 1,
 	  .max = INT_MAX },
-	{ FLAG("follow", 0, F_FOLLOW, ON_CONSUME, set_true), FIELD(is_follow) },
-	{ FLAG("ack", 0, F_ACK, ON_CONSUME, set_true), FIELD(is_ack) },
-	{ FLAG("nack", 0, F_NACK, ON_CONSUME, set_true), FIELD(is_nack) },
-	{ FLAG("nack-delay-ms", 1, F_NACK_DELAY, ON_CONSUME, set_nack_delay),
-	  DELAY_MS },
-	{ FLAG("partition", 1, F_PARTITION, ON(CMD_PEEK), set_partition),
+	{ FLAG("follow", 0, F_FOLLOW, set_true), FIELD(is_follow) },
+	{ FLAG("ack", 0, F_ACK, set_true), FIELD(is_ack) },
+	{ FLAG("nack", 0, F_NACK, set_true), FIELD(is_nack) },
+	{ FLAG("nack-delay-ms", 1, F_NACK_DELAY, set_nack_delay), DELAY_MS },
+	{ FLAG("partition", 1, F_PARTITION, set_partition),
 	  .max = CLI_MAX_PARTITIONS - 1 },
-	{ FLAG("from", 1, F_FROM, ON(CMD_GROUP_CREATE), set_start) },
-	{ FLAG("to", 1, F_TO, ON(CMD_GROUP_RESET), set_start) },
-	{ FLAG("interval-ms", 1, F_INTERVAL, ON(CMD_TOP), set_interval),
+	{ FLAG("from", 1, F_FROM, set_start) },
+	{ FLAG("to", 1, F_TO, set_start) },
+	{ FLAG("interval-ms", 1, F_INTERVAL, set_interval),
 	  .min = MIN_INTERVAL_MS, .max = MAX_INTERVAL_MS },
 };
 
 #define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
 
-/* Checks the per-command rules of publish, queue set and consume; -1
- * after an error. */
+/* --------------------------------------------------------- command rules */
+
+/* "bad group name" unless group follows the name rule; -1 after it. */
 static int
-check_flags(const struct cli *cli)
+check_group_name(const char *group)
 {
-	if (cli->cmd == CMD_PUBLISH && cli->has_delay && cli->has_deliver_at) {
-		cli_error(RINGMQ_USAGE, "publish: --delay-ms and --deliver-at "
-					"exclude each other");
-		return -1;
-	}
-	if (cli->cmd == CMD_QUEUE_SET && cli->has_partitions) {
+	if (cli_name_is_valid(group))
+		return 0;
+	cli_error(RINGMQ_USAGE,
+		  "bad group name '%s' (want "
+		  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
+		  group);
+	return -1;
+}
+
+/* queue create, set: a queue cannot be its own dead-letter queue. */
+static int
+check_dead_letter(const struct cli *cli, const char *label)
+{
+	const char *dlq = NULL; /* the last one given counts */
+
+	for (size_t i = 0; i < cli->nsettings; i++)
+		if (strncmp(cli->settings[i].name, "dead-letter", 11) == 0)
+			dlq = cli->settings[i].value;
+	if (dlq == NULL || strcmp(dlq, cli->args[0]) != 0)
+		return 0;
+	cli_error(RINGMQ_USAGE,
+		  "%s: queue %s cannot be its own dead-letter queue", label,
+		  cli->args[0]);
+	return -1;
+}
+
+static int
+check_queue_create(const struct cli *cli)
+{
+	return check_dead_letter(cli, "queue create");
+}
+
+static int
+check_queue_set(const struct cli *cli)
+{
+	if (cli->has_partitions) {
 		cli_error(RINGMQ_USAGE, "queue set: --partitions cannot be "
 					"changed once the queue exists");
 		return -1;
 	}
-	if (cli->cmd == CMD_PUBLISH && cli->file != NULL && cli->nargs > 1) {
-		cli_error(RINGMQ_USAGE, "publish: --file and DATA arguments "
-					"exclude each other");
+	if (check_dead_letter(cli, "queue set") < 0)
 		return -1;
-	}
-	if ((cli->cmd == CMD_QUEUE_CREATE || cli->cmd == CMD_QUEUE_SET) &&
-	    cli->nargs >= 1) {
-		const char *dlq = NULL; /* the last one given counts */
-
-		for (size_t i = 0; i < cli->nsettings; i++)
-			if (strncmp(cli->settings[i].name, "dead-letter", 11) ==
-			    0)
-				dlq = cli->settings[i].value;
-		if (dlq != NULL && strcmp(dlq, cli->args[0]) == 0) {
-			cli_error(RINGMQ_USAGE,
-				  "%s: queue %s cannot be its own dead-letter "
-				  "queue",
-				  cmd_label(cli->cmd), cli->args[0]);
-			return -1;
-		}
-	}
-	if (cli->cmd == CMD_GROUP_RESET && !cli->has_start) {
-		cli_error(RINGMQ_USAGE, "group reset: missing --to earliest|"
-					"latest");
-		return -1;
-	}
-	if (cli->cmd == CMD_DLQ_REDRIVE && cli->group != NULL &&
-	    !cli_name_is_valid(cli->group)) {
-		cli_error(RINGMQ_USAGE,
-			  "bad group name '%s' (want "
-			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
-			  cli->group);
-		return -1;
-	}
-	if (cli->cmd == CMD_QUEUE_SET && cli->nsettings == 0) {
+	if (cli->nsettings == 0) {
 		cli_error(RINGMQ_USAGE, "queue set: nothing to change (give "
 					"at least one setting, see 'ringmq "
 					"queue set --help')");
 		return -1;
 	}
-	if (cli->cmd != CMD_CONSUME)
+	return 0;
+}
+
+static int
+check_group_reset(const struct cli *cli)
+{
+	if (cli->has_start)
 		return 0;
+	cli_error(RINGMQ_USAGE, "group reset: missing --to earliest|latest");
+	return -1;
+}
+
+static int
+check_publish(const struct cli *cli)
+{
+	if (cli->has_delay && cli->has_deliver_at) {
+		cli_error(RINGMQ_USAGE, "publish: --delay-ms and --deliver-at "
+					"exclude each other");
+		return -1;
+	}
+	if (cli->file != NULL && cli->nargs > 1) {
+		cli_error(RINGMQ_USAGE, "publish: --file and DATA arguments "
+					"exclude each other");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_consume(const struct cli *cli)
+{
 	if (cli->group == NULL) {
 		cli_error(RINGMQ_USAGE, "consume: missing --group");
 		return -1;
 	}
-	if (!cli_name_is_valid(cli->group)) {
-		cli_error(RINGMQ_USAGE,
-			  "bad group name '%s' (want "
-			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
-			  cli->group);
+	if (check_group_name(cli->group) < 0)
 		return -1;
-	}
 	if (cli->is_ack && cli->is_nack) {
 		cli_error(RINGMQ_USAGE, "consume: --ack and --nack exclude "
 					"each other");
@@ -589,9 +512,151 @@ check_flags(const struct cli *cli)
 	return 0;
 }
 
+static int
+check_dlq_redrive(const struct cli *cli)
+{
+	return cli->group != NULL ? check_group_name(cli->group) : 0;
+}
+
+/* --------------------------------------------------------------- commands */
+
+static const struct cmd_def cmd_defs[] = {
+	{ "queue", "create", A_QUEUE, COMMON | TAKES(F_SETTING),
+	  cli_help_queue_create, check_queue_create, .call = cmd_queue_create },
+	{ "queue", "set", A_QUEUE, COMMON | TAKES(F_SETTING),
+	  cli_help_queue_set, check_queue_set, .call = cmd_queue_set },
+	{ "queue", "delete", A_QUEUE, COMMON, cli_help_queue_delete, NULL,
+	  .call = cmd_queue_delete },
+	{ "queue", "list", A_NONE, COMMON, cli_help_queue_list, NULL,
+	  .call = cmd_queue_list },
+	{ "queue", "describe", A_QUEUE, COMMON, cli_help_queue_describe, NULL,
+	  .call = cmd_queue_describe },
+	{ "queue", "purge", A_QUEUE, COMMON, cli_help_queue_purge, NULL,
+	  .call = cmd_queue_purge },
+	{ "group", "create", A_GROUP, COMMON | TAKES(F_FROM),
+	  cli_help_group_create, NULL, .call = cmd_group_create },
+	{ "group", "delete", A_GROUP, COMMON, cli_help_group_delete, NULL,
+	  .call = cmd_group_delete },
+	{ "group", "list", A_QUEUE, COMMON, cli_help_group_list, NULL,
+	  .call = cmd_group_list },
+	{ "group", "describe", A_GROUP, COMMON, cli_help_group_describe, NULL,
+	  .call = cmd_group_describe },
+	{ "group", "reset", A_GROUP, COMMON | TAKES(F_TO), cli_help_group_reset,
+	  check_group_reset, .call = cmd_group_reset },
+	{ "publish", NULL, A_DATA,
+	  COMMON | TAKES(F_KEY) | TAKES(F_HEADER) | TAKES(F_FILE) |
+		  TAKES(F_DELAY) | TAKES(F_DELIVER_AT) | TAKES(F_DEDUP_ID),
+	  cli_help_publish, check_publish, .run = cmd_publish },
+	{ "consume", NULL, A_QUEUE,
+	  COMMON | TAKES(F_GROUP) | TAKES(F_COUNT) | TAKES(F_TIMEOUT) |
+		  TAKES(F_FOLLOW) | TAKES(F_ACK) | TAKES(F_NACK) |
+		  TAKES(F_NACK_DELAY),
+	  cli_help_consume, check_consume, .run = cmd_consume },
+	{ "peek", NULL, A_QUEUE, COMMON | TAKES(F_COUNT) | TAKES(F_PARTITION),
+	  cli_help_peek, NULL, .call = cmd_peek },
+	{ "message", "show", A_POSITION, COMMON, cli_help_message_show, NULL,
+	  .call = cmd_message_show },
+	{ "message", "cancel", A_POSITION, COMMON, cli_help_message_cancel,
+	  NULL, .call = cmd_message_cancel },
+	{ "dlq", "list", A_QUEUE, COMMON | TAKES(F_COUNT), cli_help_dlq_list,
+	  NULL, .call = cmd_dlq_list },
+	{ "dlq", "redrive", A_QUEUE, COMMON | TAKES(F_GROUP) | TAKES(F_COUNT),
+	  cli_help_dlq_redrive, check_dlq_redrive, .call = cmd_dlq_redrive },
+	{ "stats", NULL, A_NONE, COMMON, cli_help_stats, NULL,
+	  .call = cmd_stats },
+	{ "ping", NULL, A_NONE, COMMON, cli_help_ping, NULL, .call = cmd_ping },
+	{ "backup", NULL, A_DIR, COMMON, cli_help_backup, NULL,
+	  .call = cmd_backup },
+	{ "top", NULL, A_NONE, COMMON | TAKES(F_COUNT) | TAKES(F_INTERVAL),
+	  cli_help_top, NULL, .run = cmd_top },
+};
+
+static const struct cmd_group cmd_groups[] = {
+	{ "queue", "create, set, delete, list, describe, purge",
+	  cli_help_queue },
+	{ "group", "create, delete, list, describe, reset", cli_help_group },
+	{ "message", "show, cancel", cli_help_message },
+	{ "dlq", "list, redrive", cli_help_dlq },
+};
+
+#define NCMDS	(sizeof(cmd_defs) / sizeof(cmd_defs[0]))
+#define NGROUPS (sizeof(cmd_groups) / sizeof(cmd_groups[0]))
+
+/* "queue create": the command's words, for error lines. */
+static const char *
+cmd_label(const struct cmd_def *d)
+{
+	static char label[64];
+
+	snprintf(label, sizeof(label), "%s%s%s", d->word1, d->word2 ? " " : "",
+		 d->word2 ? d->word2 : "");
+	return label;
+}
+
+/*
+ * Finds the command the positionals name. @return its row, with *wordsp
+ * the words it took; or NULL after a usage error (printed unless quiet),
+ * with *groupp the command group named, if any (for its help).
+ */
+static const struct cmd_def *
+find_command(const char **pos, size_t npos, size_t *wordsp,
+	     const struct cmd_group **groupp, int quiet)
+{
+	*groupp = NULL;
+	if (npos == 0) {
+		if (!quiet)
+			cli_error(RINGMQ_USAGE, "missing command (try "
+						"'ringmq --help')");
+		return NULL;
+	}
+	for (size_t i = 0; i < NCMDS; i++) {
+		const struct cmd_def *d = &cmd_defs[i];
+
+		if (strcmp(pos[0], d->word1) != 0)
+			continue;
+		*wordsp = d->word2 == NULL ? 1 : 2;
+		if (d->word2 == NULL ||
+		    (npos >= 2 && strcmp(pos[1], d->word2) == 0))
+			return d;
+	}
+	for (size_t i = 0; i < NGROUPS; i++) {
+		if (strcmp(pos[0], cmd_groups[i].word) != 0)
+			continue;
+		*groupp = &cmd_groups[i];
+		if (quiet)
+			return NULL;
+		if (npos < 2)
+			cli_error(RINGMQ_USAGE, "missing %s subcommand (%s)",
+				  pos[0], cmd_groups[i].subs);
+		else
+			cli_error(RINGMQ_USAGE, "unknown command '%s %s'",
+				  pos[0], pos[1]);
+		return NULL;
+	}
+	if (!quiet)
+		cli_error(RINGMQ_USAGE, "unknown command '%s'", pos[0]);
+	return NULL;
+}
+
+/* --help: the help of the command the positionals name, of its group, or
+ * the main one. @return the exit code. */
+static int
+print_help(const char **pos, size_t npos)
+{
+	const struct cmd_group *g;
+	size_t words;
+	const struct cmd_def *d = find_command(pos, npos, &words, &g, 1);
+
+	fputs(d != NULL	  ? d->help
+	      : g != NULL ? g->help
+			  : cli_help_main,
+	      stdout);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
+}
+
 /* PARTITION and OFFSET of message show / cancel; -1 after an error. */
 static int
-check_position(struct cli *cli)
+check_position(const struct cmd_def *d, struct cli *cli)
 {
 	uint64_t v;
 
@@ -599,8 +664,7 @@ check_position(struct cli *cli)
 		cli_error(RINGMQ_USAGE,
 			  "%s: PARTITION must be a number from 0 to %d, not "
 			  "'%s'",
-			  cmd_label(cli->cmd), CLI_MAX_PARTITIONS - 1,
-			  cli->args[1]);
+			  cmd_label(d), CLI_MAX_PARTITIONS - 1, cli->args[1]);
 		return -1;
 	}
 	cli->partition = (uint32_t)v;
@@ -608,7 +672,7 @@ check_position(struct cli *cli)
 		cli_error(RINGMQ_USAGE,
 			  "%s: OFFSET must be a number from 0 to %llu, not "
 			  "'%s'",
-			  cmd_label(cli->cmd), (unsigned long long)UINT64_MAX,
+			  cmd_label(d), (unsigned long long)UINT64_MAX,
 			  cli->args[2]);
 		return -1;
 	}
@@ -616,9 +680,10 @@ check_position(struct cli *cli)
 	return 0;
 }
 
-/* Checks what is decidable without the broker; -1 after an error. */
+/* Checks the positionals, then the command's own rules; -1 after an
+ * error. */
 static int
-check_command(struct cli *cli)
+check_command(const struct cmd_def *d, struct cli *cli)
 {
 	static const char *const missing[][3] = {
 		[A_QUEUE] = { "missing queue name" },
@@ -634,17 +699,17 @@ check_command(struct cli *cli)
 		[A_NONE] = 0,  [A_QUEUE] = 1,	 [A_DATA] = 1,
 		[A_GROUP] = 2, [A_POSITION] = 3, [A_DIR] = 1
 	};
-	enum arg_kind kind = cmd_find(cli->cmd)->args;
+	enum arg_kind kind = d->args;
 	size_t want = nwant[kind];
 
 	if (cli->nargs < want) {
-		cli_error(RINGMQ_USAGE, "%s: %s", cmd_label(cli->cmd),
+		cli_error(RINGMQ_USAGE, "%s: %s", cmd_label(d),
 			  missing[kind][cli->nargs]);
 		return -1;
 	}
 	if (kind != A_DATA && cli->nargs > want) {
 		cli_error(RINGMQ_USAGE, "%s: unexpected argument '%s'",
-			  cmd_label(cli->cmd), cli->args[want]);
+			  cmd_label(d), cli->args[want]);
 		return -1;
 	}
 	if (kind == A_DIR && cli->args[0][0] != '/') {
@@ -653,7 +718,7 @@ check_command(struct cli *cli)
 		cli_error(RINGMQ_USAGE,
 			  "%s: DIR must be an absolute path on the broker's "
 			  "host, not '%s'",
-			  cmd_label(cli->cmd), cli->args[0]);
+			  cmd_label(d), cli->args[0]);
 		return -1;
 	}
 	if (want >= 1 && kind != A_DIR &&
@@ -665,17 +730,20 @@ check_command(struct cli *cli)
 			  cli->args[0]);
 		return -1;
 	}
-	if (kind == A_GROUP && !cli_name_is_valid(cli->args[1])) {
-		cli_error(RINGMQ_USAGE,
-			  "bad group name '%s' (want "
-			  "[A-Za-z0-9][A-Za-z0-9._-]{0,195})",
-			  cli->args[1]);
+	if (kind == A_GROUP && check_group_name(cli->args[1]) < 0)
 		return -1;
-	}
-	if (kind == A_POSITION && check_position(cli) < 0)
+	if (kind == A_POSITION && check_position(d, cli) < 0)
 		return -1;
-	return check_flags(cli);
+	return d->check != NULL ? d->check(cli) : 0;
 }
+
+/* ---------------------------------------------------------------- parsing */
+
+/* One flag occurrence, in command-line order. */
+struct flag_use {
+	const struct flag_def *def;
+	const char *value; /* borrowed; NULL for flags without value */
+};
 
 /* Reports what opt_next found wrong with argv[p->at]. */
 static void
@@ -730,50 +798,51 @@ scan_args(int argc, char **argv, const char **pos, size_t *nposp,
 }
 
 /*
- * Parses argv into cli. @return -1 to go on, else the exit code (help
- * printed, or a usage error).
+ * Parses argv into cli and checks everything decidable without the
+ * broker. @return -1 to go on with *dp the command, else the exit code
+ * (help printed, or a usage error).
  */
 static int
 parse_args(int argc, char **argv, struct cli *cli, const char **pos,
-	   struct flag_use *uses)
+	   struct flag_use *uses, const struct cmd_def **dp)
 {
+	const struct cmd_group *g;
+	const struct cmd_def *d;
 	size_t npos = 0;
 	size_t nuses = 0;
+	size_t words;
 	int rc = scan_args(argc, argv, pos, &npos, uses, &nuses);
-	int words;
 
 	if (rc >= 0)
 		return rc;
-	for (size_t k = 0; k < nuses; k++) {
-		if (uses[k].def->id != F_HELP)
-			continue;
-		(void)parse_command(pos, npos, &cli->cmd, 1);
-		cli_print_help(cli->cmd);
-		return fflush(stdout) == 0 ? EXIT_OK : EXIT_REFUSED;
-	}
-	words = parse_command(pos, npos, &cli->cmd, 0);
-	if (words < 0)
+	for (size_t k = 0; k < nuses; k++)
+		if (uses[k].def->id == F_HELP)
+			return print_help(pos, npos);
+	d = find_command(pos, npos, &words, &g, 0);
+	if (d == NULL)
 		return EXIT_USAGE;
 	cli->args = pos + words;
-	cli->nargs = npos - (size_t)words;
+	cli->nargs = npos - words;
 	for (size_t k = 0; k < nuses; k++) {
 		const struct flag_def *f = uses[k].def;
 
-		if (!(f->cmds & (1u << cli->cmd))) {
+		if (!(d->flags & TAKES(f->id))) {
 			cli_error(RINGMQ_USAGE,
 				  "unknown flag --%s for '%s' (see 'ringmq "
 				  "%s --help')",
-				  f->opt.name, cmd_label(cli->cmd),
-				  cmd_label(cli->cmd));
+				  f->opt.name, cmd_label(d), cmd_label(d));
 			return EXIT_USAGE;
 		}
 		if (f->apply != NULL && f->apply(cli, f, uses[k].value) < 0)
 			return EXIT_USAGE;
 	}
-	if (check_command(cli) < 0)
+	if (check_command(d, cli) < 0)
 		return EXIT_USAGE;
+	*dp = d;
 	return -1;
 }
+
+/* ----------------------------------------------------------------- runner */
 
 /* Connection options from the command line; -1 after a usage error. */
 static int
@@ -805,12 +874,61 @@ build_opts(struct cli *cli)
 	return 0;
 }
 
+/*
+ * The queue settings of queue create and set: the library checks names
+ * and ranges, before connecting, so a bad one is a usage error.
+ * @return the status (an error printed).
+ */
+static int
+build_queue_opts(struct cli *cli)
+{
+	char err[256];
+	int rc = RINGMQ_OK;
+
+	cli->queue_opts = ringmq_queue_opts_new();
+	if (cli->queue_opts == NULL) {
+		cli_error(RINGMQ_INTERNAL, "out of memory");
+		return RINGMQ_INTERNAL;
+	}
+	for (size_t i = 0; i < cli->nsettings && rc == RINGMQ_OK; i++)
+		rc = ringmq_queue_opts_set(
+			cli->queue_opts, cli->settings[i].name,
+			cli->settings[i].value, err, sizeof(err));
+	if (rc != RINGMQ_OK)
+		cli_error(rc, "%s", err);
+	return rc;
+}
+
+/* Runs a checked command. @return the exit code. */
+static int
+run_command(const struct cmd_def *d, struct cli *cli)
+{
+	ringmq_client *c = NULL;
+	int rc;
+
+	if (build_opts(cli) < 0)
+		return EXIT_USAGE;
+	if (d->flags & TAKES(F_SETTING)) {
+		rc = build_queue_opts(cli);
+		if (rc != RINGMQ_OK)
+			return cli_exit_code(rc);
+	}
+	if (d->run != NULL)
+		return d->run(cli);
+	rc = cli_connect(cli, &c);
+	if (rc == RINGMQ_OK)
+		rc = cli_finish_output(d->call(cli, c));
+	ringmq_client_free(c);
+	return cli_exit_code(rc);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	const char **pos = calloc((size_t)argc + 1, sizeof(*pos));
 	struct flag_use *uses = calloc((size_t)argc + 1, sizeof(*uses));
+	const struct cmd_def *d = NULL;
 	const char *env;
 	int rc;
 
@@ -833,12 +951,11 @@ main(int argc, char **argv)
 	cli.server = env != NULL && env[0] != '\0' ? env : DEFAULT_SERVER;
 	cli.timeout_ms = 5000;
 	cli.interval_ms = 1000;
-	rc = parse_args(argc, argv, &cli, pos, uses);
-	if (rc < 0 && build_opts(&cli) < 0)
-		rc = EXIT_USAGE;
+	rc = parse_args(argc, argv, &cli, pos, uses, &d);
 	if (rc < 0)
-		rc = cmd_find(cli.cmd)->run(&cli);
+		rc = run_command(d, &cli);
 out:
+	ringmq_queue_opts_free(cli.queue_opts);
 	ringmq_opts_free(cli.opts);
 	for (size_t i = 0; i < cli.nheaders; i++)
 		free((char *)cli.headers[i].name);
