@@ -65,6 +65,17 @@ opt_init(struct opt_parser *p, int argc, char **argv,
 }
 
 void
+opt_store(const struct opt_def *d, void *base, const char *value)
+{
+	void *member = (char *)base + d->field;
+
+	if (d->store == OPT_STORE_STRING)
+		*(const char **)member = value;
+	else if (d->store == OPT_STORE_TRUE)
+		*(int *)member = 1;
+}
+
+void
 opt_fini(struct opt_parser *p)
 {
 	free(p->longopts);
@@ -119,7 +130,7 @@ opt_next(struct opt_parser *p)
 		 * then the word after it. */
 		p->is_ended = 1;
 		p->next = optind;
-		return opt_next(p);
+		return OPT_DASHES;
 	}
 	if (c == -1)
 		return OPT_END;

@@ -14,8 +14,8 @@
  *    a word of its own ("-hh" is unknown, not two helps).
  *
  * A value is the next word whatever it looks like ("--server --json" gives
- * --server the value "--json"); "--" ends the flags and every word after
- * it is positional; "-" alone is positional.
+ * --server the value "--json"); "--" ends the flags (OPT_DASHES) and every
+ * word after it is positional; "-" alone is positional.
  *
  * getopt_long keeps its state in globals: one parse at a time per
  * process.
@@ -26,21 +26,32 @@
 #include <getopt.h>
 #include <stddef.h>
 
+/* What opt_store does with a flag's value. */
+enum opt_store {
+	OPT_STORE_NONE,	  /* nothing: the program reads the value itself */
+	OPT_STORE_STRING, /* the value, into a const char * member */
+	OPT_STORE_TRUE,	  /* 1, into an int member */
+};
+
 /*
  * The part of a flag the parser reads. A program's table rows each hold
  * one (the same member of every row); the rest of a row is the program's
- * (its handler, its limits).
+ * (its handler, its limits). A flag that only sets a member of the
+ * program's struct says which, and opt_store sets it.
  */
 struct opt_def {
 	const char *name; /* without "--"; static */
 	int has_value;
+	enum opt_store store;
+	size_t field; /* OPT_STORE_*: offsetof the member it sets */
 };
 
 enum opt_kind {
-	OPT_END,	 /* no more words */
-	OPT_FLAG,	 /* row p->row, value p->value (NULL without one) */
-	OPT_ARG,	 /* a positional: p->value */
-	OPT_UNKNOWN,	 /* argv[p->at] names no row */
+	OPT_END,     /* no more words */
+	OPT_FLAG,    /* row p->row, value p->value (NULL without one) */
+	OPT_ARG,     /* a positional: p->value */
+	OPT_DASHES,  /* "--" at argv[p->at]: every word after it is OPT_ARG */
+	OPT_UNKNOWN, /* argv[p->at] names no row */
 	OPT_NEEDS_VALUE, /* row p->row is the last word, without its value */
 	OPT_NO_VALUE,	 /* row p->row takes no value, but "=VALUE" came */
 };
@@ -81,6 +92,12 @@ int opt_init(struct opt_parser *p, int argc, char **argv,
  * is in p->row, p->value and p->at. After an error the parse cannot go on.
  */
 enum opt_kind opt_next(struct opt_parser *p);
+
+/*
+ * Sets the member d names in the program's struct at base: value (borrowed
+ * from argv) or 1, as d->store says; nothing for OPT_STORE_NONE.
+ */
+void opt_store(const struct opt_def *d, void *base, const char *value);
 
 /* Releases what opt_init allocated; p itself is the caller's. */
 void opt_fini(struct opt_parser *p);

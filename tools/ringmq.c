@@ -3,10 +3,11 @@
  * runner every command goes through.
  *
  * Flags are rows of one table: their name, whether they take a value, and
- * a handler that checks and stores the value (with what it needs: a field
- * of struct cli, a range). getopt_long reads argv through opt.h, which
- * keeps the syntax exact (no abbreviations, "--flag=value" and "--flag
- * value" alike, options before or after the command, "--" ends them).
+ * either the member of struct cli they set or a handler that checks and
+ * stores the value (with what it needs: a range, the words for an error).
+ * getopt_long reads argv through opt.h, which keeps the syntax exact (no
+ * abbreviations, "--flag=value" and "--flag value" alike, options before
+ * or after the command, "--" ends them).
  *
  * Commands are rows of another table: their words, positionals, the flags
  * they take (a flag that exists but is not taken is a usage error like an
@@ -59,13 +60,12 @@ enum flag_id {
 
 /* A flag: its name and how its value is read. */
 struct flag_def {
-	struct opt_def opt; /* name, has_value */
+	struct opt_def opt; /* name, has_value, the member it sets */
 	enum flag_id id;    /* how commands name it in their flags */
-	/* Stores the value in cli; -1 after printing a usage error. NULL:
-	 * nothing to store (--help). */
+	/* Checks and stores the value in cli; -1 after printing a usage
+	 * error. NULL: opt_store sets the member opt names, if any. */
 	int (*apply)(struct cli *cli, const struct flag_def *f,
 		     const char *value);
-	size_t field;	   /* set_string, set_true: offsetof(struct cli, ...) */
 	uint64_t min, max; /* numbers: the range accepted */
 	const char *want;  /* numbers: the range for errors; NULL: "a number
 			      from MIN to MAX" */
@@ -138,23 +138,6 @@ parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return -1;
 	*out = v;
-	return 0;
-}
-
-/* --server, --group, --file...: the value as given. */
-static int
-set_string(struct cli *cli, const struct flag_def *f, const char *value)
-{
-	*(const char **)(void *)((char *)cli + f->field) = value;
-	return 0;
-}
-
-/* --json, --follow, --ack, --nack. */
-static int
-set_true(struct cli *cli, const struct flag_def *f, const char *value)
-{
-	(void)value;
-	*(int *)(void *)((char *)cli + f->field) = 1;
 	return 0;
 }
 
@@ -351,9 +334,18 @@ set_header(struct cli *cli, const struct flag_def *f, const char *arg)
 }
 
 /* A row's name, whether it takes a value, id and handler. */
-#define FLAG(name, has_value, id_, apply_) \
-	.opt = { name, has_value }, .id = id_, .apply = apply_
-#define FIELD(name) .field = offsetof(struct cli, name)
+#define FLAG(name_, has_value_, id_, apply_)                          \
+	.opt = { .name = name_, .has_value = has_value_ }, .id = id_, \
+	.apply = apply_
+/* A row that sets a member of struct cli: to its value, or to 1. */
+#define MEMBER(name_, has_value_, store_, id_, member)   \
+	{                                                \
+		.opt = { name_, has_value_, store_,      \
+			 offsetof(struct cli, member) }, \
+		.id = id_                                \
+	}
+#define STRING(name, id, member) MEMBER(name, 1, OPT_STORE_STRING, id, member)
+#define SWITCH(name, id, member) MEMBER(name, 0, OPT_STORE_TRUE, id, member)
 #define SETTING(name)                                 \
 	{                                             \
 		FLAG(name, 1, F_SETTING, set_setting) \
@@ -362,12 +354,10 @@ set_header(struct cli *cli, const struct flag_def *f, const char *arg)
 
 static const struct flag_def flag_defs[] = {
 	{ FLAG("help", 0, F_HELP, NULL) },
-	{ FLAG("server", 1, F_SERVER, set_string), FIELD(server) },
-	{ FLAG("json", 0, F_JSON, set_true), FIELD(is_json) },
-	{ FLAG("request-timeout-ms", 1, F_REQUEST_TIMEOUT, set_string),
-	  FIELD(request_timeout_ms) },
-	{ FLAG("connect-timeout-ms", 1, F_CONNECT_TIMEOUT, set_string),
-	  FIELD(connect_timeout_ms) },
+	STRING("server", F_SERVER, server),
+	SWITCH("json", F_JSON, is_json),
+	STRING("request-timeout-ms", F_REQUEST_TIMEOUT, request_timeout_ms),
+	STRING("connect-timeout-ms", F_CONNECT_TIMEOUT, connect_timeout_ms),
 	/* queue set refuses --partitions itself, with a clearer message */
 	SETTING("partitions"),
 	SETTING("lease-ms"),
@@ -380,18 +370,18 @@ static const struct flag_def flag_defs[] = {
 	SETTING("dedup-window-ms"),
 	{ FLAG("key", 1, F_KEY, set_key) },
 	{ FLAG("header", 1, F_HEADER, set_header) },
-	{ FLAG("file", 1, F_FILE, set_string), FIELD(file) },
+	STRING("file", F_FILE, file),
 	{ FLAG("delay-ms", 1, F_DELAY, set_delay), DELAY_MS },
 	{ FLAG("deliver-at", 1, F_DELIVER_AT, set_deliver_at) },
 	{ FLAG("dedup-id", 1, F_DEDUP_ID, set_dedup_id) },
-	{ FLAG("group", 1, F_GROUP, set_string), FIELD(group) },
+	STRING("group", F_GROUP, group),
 	{ FLAG("count", 1, F_COUNT, set_count), .min = 1, .max = INT64_MAX,
 	  .want = "a number of at least 1" },
 	{ FLAG("timeout-ms", 1, F_TIMEOUT, set_timeout), .min = 1,
 	  .max = INT_MAX },
-	{ FLAG("follow", 0, F_FOLLOW, set_true), FIELD(is_follow) },
-	{ FLAG("ack", 0, F_ACK, set_true), FIELD(is_ack) },
-	{ FLAG("nack", 0, F_NACK, set_true), FIELD(is_nack) },
+	SWITCH("follow", F_FOLLOW, is_follow),
+	SWITCH("ack", F_ACK, is_ack),
+	SWITCH("nack", F_NACK, is_nack),
 	{ FLAG("nack-delay-ms", 1, F_NACK_DELAY, set_nack_delay), DELAY_MS },
 	{ FLAG("partition", 1, F_PARTITION, set_partition),
 	  .max = CLI_MAX_PARTITIONS - 1 },
@@ -783,13 +773,16 @@ scan_args(int argc, char **argv, const char **pos, size_t *nposp,
 		cli_error(RINGMQ_INTERNAL, "out of memory");
 		return EXIT_REFUSED;
 	}
-	while ((kind = opt_next(&p)) == OPT_ARG || kind == OPT_FLAG) {
+	for (;;) {
+		kind = opt_next(&p);
 		if (kind == OPT_ARG) {
 			pos[(*nposp)++] = p.value;
-			continue;
+		} else if (kind == OPT_FLAG) {
+			uses[*nusesp].def = &flag_defs[p.row];
+			uses[(*nusesp)++].value = p.value;
+		} else if (kind != OPT_DASHES) {
+			break;
 		}
-		uses[*nusesp].def = &flag_defs[p.row];
-		uses[(*nusesp)++].value = p.value;
 	}
 	if (kind != OPT_END)
 		report_syntax(&p, kind);
@@ -833,7 +826,9 @@ parse_args(int argc, char **argv, struct cli *cli, const char **pos,
 				  f->opt.name, cmd_label(d), cmd_label(d));
 			return EXIT_USAGE;
 		}
-		if (f->apply != NULL && f->apply(cli, f, uses[k].value) < 0)
+		if (f->apply == NULL)
+			opt_store(&f->opt, cli, uses[k].value);
+		else if (f->apply(cli, f, uses[k].value) < 0)
 			return EXIT_USAGE;
 	}
 	if (check_command(d, cli) < 0)
