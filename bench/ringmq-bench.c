@@ -23,6 +23,7 @@
 #include <ringmq.h>
 
 #include "hist.h"
+#include "opt.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +31,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -762,7 +764,7 @@ parse_uint(const char *flag, const char *s, uint64_t min, uint64_t max,
 	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < min ||
 	    v > max) {
 		fprintf(stderr,
-			"ringmq-bench: %s wants a number in %" PRIu64
+			"ringmq-bench: --%s wants a number in %" PRIu64
 			"..%" PRIu64 ", not \"%s\"\n",
 			flag, min, max, s);
 		return -1;
@@ -771,148 +773,233 @@ parse_uint(const char *flag, const char *s, uint64_t min, uint64_t max,
 	return 0;
 }
 
+/* The flags that take a number. */
+enum num_id {
+	N_PRODUCERS,
+	N_CONSUMERS,
+	N_MESSAGES,
+	N_SIZE,
+	N_WINDOW,
+	N_CREDIT,
+	N_ACK_BATCH,
+	N_CONNECTIONS,
+	N_PARTITIONS,
+	N_LINGER_MS,
+	N_MAX_SECS,
+	NNUMS
+};
+
+/* The command line as given, before the rules of its mode. */
+struct args {
+	struct opts *o; /* borrowed: what is not a number goes here */
+	uint64_t num[NNUMS];
+	int has[NNUMS]; /* given on the command line */
+	int has_ack_mode;
+};
+
+/* A flag: its name and how its value is read. */
+struct bench_flag {
+	struct opt_def opt; /* name, has_value, the member it sets */
+	/* Reads the value into a; -1 after printing an error. NULL:
+	 * opt_store sets the member of struct opts opt names (none for
+	 * --help). */
+	int (*apply)(struct args *a, const struct bench_flag *f,
+		     const char *value);
+	enum num_id num;   /* set_number: which number */
+	uint64_t min, max; /* set_number: the range */
+};
+
+static int
+set_number(struct args *a, const struct bench_flag *f, const char *value)
+{
+	a->has[f->num] = 1;
+	return parse_uint(f->opt.name, value, f->min, f->max, &a->num[f->num]);
+}
+
+static int
+set_mode(struct args *a, const struct bench_flag *f, const char *value)
+{
+	(void)f;
+	for (unsigned m = 0; m < 3; m++) {
+		if (strcmp(value, mode_names[m]) == 0) {
+			a->o->mode = (enum mode)m;
+			return 0;
+		}
+	}
+	fprintf(stderr,
+		"ringmq-bench: --mode is publish, e2e or latency, not "
+		"\"%s\"\n",
+		value);
+	return -1;
+}
+
+static int
+set_window_per(struct args *a, const struct bench_flag *f, const char *value)
+{
+	(void)f;
+	if (strcmp(value, "thread") != 0 && strcmp(value, "connection") != 0) {
+		fprintf(stderr,
+			"ringmq-bench: --window-per: thread or connection\n");
+		return -1;
+	}
+	a->o->is_window_per_conn = strcmp(value, "connection") == 0;
+	return 0;
+}
+
+static int
+set_ack_mode(struct args *a, const struct bench_flag *f, const char *value)
+{
+	(void)f;
+	if (strcmp(value, "wait") != 0 && strcmp(value, "async") != 0) {
+		fprintf(stderr, "ringmq-bench: --ack: wait or async\n");
+		return -1;
+	}
+	a->o->is_async_ack = strcmp(value, "async") == 0;
+	a->has_ack_mode = 1;
+	return 0;
+}
+
+#define FLAG(name_, has_value_, apply_) \
+	.opt = { .name = name_, .has_value = has_value_ }, .apply = apply_
+#define NUMBER(name, id, lo, hi)                                           \
+	{                                                                  \
+		FLAG(name, 1, set_number), .num = id, .min = lo, .max = hi \
+	}
+/* A row that sets a member of struct opts: to its value, or to 1. */
+#define MEMBER(name_, has_value_, store_, member)        \
+	{                                                \
+		.opt = { name_,                          \
+			 has_value_,                     \
+			 store_,                         \
+			 offsetof(struct opts, member) } \
+	}
+
+static const struct bench_flag bench_flags[] = {
+	{ FLAG("help", 0, NULL) },
+	{ FLAG("mode", 1, set_mode) },
+	NUMBER("producers", N_PRODUCERS, 1, MAX_THREADS),
+	NUMBER("consumers", N_CONSUMERS, 0, MAX_THREADS),
+	NUMBER("messages", N_MESSAGES, 1, 1ull << 36),
+	NUMBER("size", N_SIZE, PAYLOAD_HDR_BYTES, 1u << 30),
+	NUMBER("window", N_WINDOW, 1, 1u << 20),
+	NUMBER("credit", N_CREDIT, 1, 1u << 20),
+	{ FLAG("window-per", 1, set_window_per) },
+	{ FLAG("ack", 1, set_ack_mode) },
+	NUMBER("ack-batch", N_ACK_BATCH, 1, 1u << 20),
+	NUMBER("connections", N_CONNECTIONS, 1, MAX_CONNECTIONS),
+	NUMBER("partitions", N_PARTITIONS, 1, 1024),
+	NUMBER("linger-ms", N_LINGER_MS, 0, 60000),
+	MEMBER("queue", 1, OPT_STORE_STRING, queue),
+	MEMBER("server", 1, OPT_STORE_STRING, server),
+	NUMBER("max-secs", N_MAX_SECS, 1, 86400),
+	MEMBER("keep", 0, OPT_STORE_TRUE, is_keep),
+	MEMBER("quiet", 0, OPT_STORE_TRUE, is_quiet),
+};
+
+#define NFLAGS (sizeof(bench_flags) / sizeof(bench_flags[0]))
+
+/*
+ * Reads the flags into a, in order, up to the first error or --help.
+ * Only "--flag value" and "--flag" are flags (no "--flag=value"); "--"
+ * and positionals are errors. @return 0, 1 for --help, -1 on an error
+ * (printed).
+ */
+static int
+scan_flags(int argc, char **argv, struct args *a)
+{
+	struct opt_parser p;
+	enum opt_kind kind = OPT_END;
+	int rc = 0;
+
+	if (opt_init(&p, argc, argv, &bench_flags[0].opt, NFLAGS,
+		     sizeof(bench_flags[0]), 0) < 0) {
+		fprintf(stderr, "ringmq-bench: out of memory\n");
+		return -1;
+	}
+	while (rc == 0 && (kind = opt_next(&p)) == OPT_FLAG) {
+		const struct bench_flag *f = &bench_flags[p.row];
+
+		if (f->apply != NULL)
+			rc = f->apply(a, f, p.value) < 0 ? -1 : 0;
+		else if (f->opt.store != OPT_STORE_NONE)
+			opt_store(&f->opt, a->o, p.value);
+		else
+			rc = 1; /* --help */
+	}
+	if (rc == 0 && kind != OPT_END) {
+		const char *word = p.argv[p.at];
+
+		/* As ever: a word starting with "--" reads the next word as
+		 * its value before its name is looked up, so it is an unknown
+		 * flag unless it is the last word. */
+		if (strncmp(word, "--", 2) == 0 && p.at + 1 < argc)
+			fprintf(stderr,
+				"ringmq-bench: %s: unknown flag (see "
+				"--help)\n",
+				word);
+		else
+			fprintf(stderr,
+				"ringmq-bench: %s: unknown flag or missing "
+				"value (see --help)\n",
+				word);
+		rc = -1;
+	}
+	opt_fini(&p);
+	return rc;
+}
+
 /* Parses argv into o; 0, 1 for --help, -1 on a usage error. */
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
-	int has_p = 0, has_c = 0, has_n = 0, has_w = 0, has_ack_mode = 0;
-	uint64_t conn = 0, ack = 0, v;
+	struct args a = { .o = o };
+	const uint64_t *v = a.num;
+	uint64_t conn;
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->mode = MODE_E2E;
-	o->producers = 4;
-	o->consumers = 4;
-	o->messages = 200000;
-	o->size = 256;
-	o->window = 64;
-	o->credit = 256;
-	o->partitions = 1;
 	o->server = "127.0.0.1:7420";
-	o->max_secs = 60.0;
-	for (int i = 1; i < argc; i++) {
-		const char *f = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		int rc = 0;
-
-		if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0)
-			return 1;
-		if (strcmp(f, "--keep") == 0) {
-			o->is_keep = 1;
-			continue;
-		}
-		if (strcmp(f, "--quiet") == 0) {
-			o->is_quiet = 1;
-			continue;
-		}
-		if (strncmp(f, "--", 2) != 0 || val == NULL) {
-			fprintf(stderr,
-				"ringmq-bench: %s: unknown flag or missing "
-				"value (see --help)\n",
-				f);
-			return -1;
-		}
-		i++;
-		if (strcmp(f, "--mode") == 0) {
-			unsigned m;
-
-			for (m = 0; m < 3; m++) {
-				if (strcmp(val, mode_names[m]) == 0)
-					break;
-			}
-			if (m == 3) {
-				fprintf(stderr,
-					"ringmq-bench: --mode is publish, e2e "
-					"or latency, not \"%s\"\n",
-					val);
-				return -1;
-			}
-			o->mode = (enum mode)m;
-		} else if (strcmp(f, "--producers") == 0) {
-			rc = parse_uint(f, val, 1, MAX_THREADS, &v);
-			o->producers = (unsigned)v;
-			has_p = 1;
-		} else if (strcmp(f, "--consumers") == 0) {
-			rc = parse_uint(f, val, 0, MAX_THREADS, &v);
-			o->consumers = (unsigned)v;
-			has_c = 1;
-		} else if (strcmp(f, "--messages") == 0) {
-			rc = parse_uint(f, val, 1, 1ull << 36, &o->messages);
-			has_n = 1;
-		} else if (strcmp(f, "--size") == 0) {
-			rc = parse_uint(f, val, PAYLOAD_HDR_BYTES, 1u << 30,
-					&v);
-			o->size = (size_t)v;
-		} else if (strcmp(f, "--window") == 0) {
-			rc = parse_uint(f, val, 1, 1u << 20, &v);
-			o->window = (unsigned)v;
-			has_w = 1;
-		} else if (strcmp(f, "--credit") == 0) {
-			rc = parse_uint(f, val, 1, 1u << 20, &v);
-			o->credit = (unsigned)v;
-		} else if (strcmp(f, "--window-per") == 0) {
-			if (strcmp(val, "thread") != 0 &&
-			    strcmp(val, "connection") != 0) {
-				fprintf(stderr, "ringmq-bench: --window-per: "
-						"thread or connection\n");
-				return -1;
-			}
-			o->is_window_per_conn = strcmp(val, "connection") == 0;
-		} else if (strcmp(f, "--ack") == 0) {
-			if (strcmp(val, "wait") != 0 &&
-			    strcmp(val, "async") != 0) {
-				fprintf(stderr, "ringmq-bench: --ack: wait or "
-						"async\n");
-				return -1;
-			}
-			o->is_async_ack = strcmp(val, "async") == 0;
-			has_ack_mode = 1;
-		} else if (strcmp(f, "--ack-batch") == 0) {
-			rc = parse_uint(f, val, 1, 1u << 20, &ack);
-		} else if (strcmp(f, "--connections") == 0) {
-			rc = parse_uint(f, val, 1, MAX_CONNECTIONS, &conn);
-		} else if (strcmp(f, "--partitions") == 0) {
-			rc = parse_uint(f, val, 1, 1024, &v);
-			o->partitions = (unsigned)v;
-		} else if (strcmp(f, "--linger-ms") == 0) {
-			rc = parse_uint(f, val, 0, 60000, &v);
-			o->linger_ms = (unsigned)v;
-		} else if (strcmp(f, "--queue") == 0) {
-			o->queue = val;
-		} else if (strcmp(f, "--server") == 0) {
-			o->server = val;
-		} else if (strcmp(f, "--max-secs") == 0) {
-			rc = parse_uint(f, val, 1, 86400, &v);
-			o->max_secs = (double)v;
-		} else {
-			fprintf(stderr,
-				"ringmq-bench: %s: unknown flag (see "
-				"--help)\n",
-				f);
-			return -1;
-		}
-		if (rc < 0)
-			return -1;
-	}
+	a.num[N_PRODUCERS] = 4;
+	a.num[N_CONSUMERS] = 4;
+	a.num[N_MESSAGES] = 200000;
+	a.num[N_SIZE] = 256;
+	a.num[N_WINDOW] = 64;
+	a.num[N_CREDIT] = 256;
+	a.num[N_PARTITIONS] = 1;
+	a.num[N_MAX_SECS] = 60;
+	rc = scan_flags(argc, argv, &a);
+	if (rc != 0)
+		return rc;
+	o->producers = (unsigned)v[N_PRODUCERS];
+	o->consumers = (unsigned)v[N_CONSUMERS];
+	o->messages = v[N_MESSAGES];
+	o->size = (size_t)v[N_SIZE];
+	o->window = (unsigned)v[N_WINDOW];
+	o->credit = (unsigned)v[N_CREDIT];
+	o->partitions = (unsigned)v[N_PARTITIONS];
+	o->linger_ms = (unsigned)v[N_LINGER_MS];
+	o->max_secs = (double)v[N_MAX_SECS];
 	if (o->mode == MODE_LATENCY) {
 		/* A consumer waiting for its ack's commit would hold back the
 		 * next delivery behind it; the Redis driver pipelines XACK. */
-		if (!has_ack_mode)
+		if (!a.has_ack_mode)
 			o->is_async_ack = 1;
-		if (has_w && o->window != 1) {
+		if (a.has[N_WINDOW] && o->window != 1) {
 			fprintf(stderr, "ringmq-bench: latency mode "
 					"publishes with a window of 1\n");
 			return -1;
 		}
 		o->window = 1;
-		if (!has_p)
+		if (!a.has[N_PRODUCERS])
 			o->producers = 1;
-		if (!has_c)
+		if (!a.has[N_CONSUMERS])
 			o->consumers = 1;
-		if (!has_n)
+		if (!a.has[N_MESSAGES])
 			o->messages = 20000;
 	}
 	if (o->mode == MODE_PUBLISH) {
-		if (has_c && o->consumers != 0) {
+		if (a.has[N_CONSUMERS] && o->consumers != 0) {
 			fprintf(stderr, "ringmq-bench: publish mode runs no "
 					"consumers\n");
 			return -1;
@@ -929,8 +1016,9 @@ parse_args(int argc, char **argv, struct opts *o)
 			"ringmq-bench: fewer messages than producers\n");
 		return -1;
 	}
-	o->ack_batch =
-		ack ? (unsigned)ack : (o->credit / 2 ? o->credit / 2 : 1);
+	o->ack_batch = v[N_ACK_BATCH] ? (unsigned)v[N_ACK_BATCH]
+				      : (o->credit / 2 ? o->credit / 2 : 1);
+	conn = v[N_CONNECTIONS];
 	if (conn == 0)
 		conn = o->producers + o->consumers;
 	if (conn < o->producers + o->consumers) {
