@@ -176,6 +176,9 @@ int cli_fail(ringmq_client *c, int rc, const char *what);
  * have no other output. */
 void cli_print_ok(const struct cli *cli);
 
+/* Prints what a command counted: {"NAME":N} with --json, else "NAME N". */
+void cli_print_count(const struct cli *cli, const char *name, uint64_t n);
+
 /* Prints a broker counter on stdout: an integer when it is one (exactly
  * representable), else with as many digits as a double needs; not a
  * number: null with is_json, else "-". */
@@ -183,6 +186,10 @@ void cli_print_value(double v, int is_json);
 
 /* Writes group i of l as a JSON object (no newline). */
 void cli_print_group_json(const ringmq_group_list *l, size_t i);
+
+/* Writes the groups of l as JSON objects separated by commas (the inside
+ * of an array). */
+void cli_print_groups_json(const ringmq_group_list *l);
 
 /* The groups of l as a table with a header line (group list, queue
  * describe). */

@@ -25,10 +25,7 @@ cmd_dlq_redrive(const struct cli *cli, ringmq_client *c)
 			 cli->args[0]);
 		return cli_fail(c, rc, what);
 	}
-	if (cli->is_json)
-		printf("{\"redriven\":%" PRIu64 "}\n", redriven);
-	else
-		printf("redriven %" PRIu64 "\n", redriven);
+	cli_print_count(cli, "redriven", redriven);
 	return rc;
 }
 

@@ -26,6 +26,16 @@ cli_print_group_json(const ringmq_group_list *l, size_t i)
 	fputs("]}", stdout);
 }
 
+void
+cli_print_groups_json(const ringmq_group_list *l)
+{
+	for (size_t i = 0; i < ringmq_group_list_count(l); i++) {
+		if (i)
+			fputc(',', stdout);
+		cli_print_group_json(l, i);
+	}
+}
+
 /* "group QUEUE/GROUP: ..." for a failed call on the command's group.
  * @return rc. */
 static int
@@ -109,11 +119,7 @@ cmd_group_list(const struct cli *cli, ringmq_client *c)
 	}
 	if (cli->is_json) {
 		fputs("{\"groups\":[", stdout);
-		for (size_t i = 0; i < ringmq_group_list_count(l); i++) {
-			if (i)
-				fputc(',', stdout);
-			cli_print_group_json(l, i);
-		}
+		cli_print_groups_json(l);
 		fputs("]}\n", stdout);
 	} else {
 		cli_print_groups_table(l);

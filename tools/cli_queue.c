@@ -175,10 +175,7 @@ cmd_queue_purge(const struct cli *cli, ringmq_client *c)
 
 	if (rc != RINGMQ_OK)
 		return fail_queue(cli, c, rc);
-	if (cli->is_json)
-		printf("{\"purged\":%" PRIu64 "}\n", purged);
-	else
-		printf("purged %" PRIu64 "\n", purged);
+	cli_print_count(cli, "purged", purged);
 	return rc;
 }
 
@@ -242,11 +239,7 @@ print_describe_json(const ringmq_queue_describe *d)
 			fputs("null}", stdout);
 	}
 	fputs("],\"group_info\":[", stdout);
-	for (size_t i = 0; i < ringmq_group_list_count(gl); i++) {
-		if (i)
-			fputc(',', stdout);
-		cli_print_group_json(gl, i);
-	}
+	cli_print_groups_json(gl);
 	fputs("]}}\n", stdout);
 }
 

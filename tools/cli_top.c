@@ -172,7 +172,6 @@ static void
 print_json(const struct sample *sp, const char *server)
 {
 	size_t nq = ringmq_queue_list_count(sp->ql);
-	size_t ng = ringmq_group_list_count(sp->gl);
 
 	printf("{\"time_ms\":%" PRIu64 ",\"server\":", sp->wall_ms);
 	cli_json_str(stdout, server);
@@ -219,11 +218,7 @@ print_json(const struct sample *sp, const char *server)
 		fputs("}}", stdout);
 	}
 	fputs("],\"groups\":[", stdout);
-	for (size_t i = 0; i < ng; i++) {
-		if (i)
-			fputc(',', stdout);
-		cli_print_group_json(sp->gl, i);
-	}
+	cli_print_groups_json(sp->gl);
 	fputs("]}\n", stdout);
 }
 

@@ -41,6 +41,15 @@ cli_print_ok(const struct cli *cli)
 		fputs("{\"ok\":true}\n", stdout);
 }
 
+void
+cli_print_count(const struct cli *cli, const char *name, uint64_t n)
+{
+	if (cli->is_json)
+		printf("{\"%s\":%" PRIu64 "}\n", name, n);
+	else
+		printf("%s %" PRIu64 "\n", name, n);
+}
+
 uint64_t
 cli_now_ms(void)
 {
