@@ -141,14 +141,21 @@ parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* The value as a number in f's range; -1 after a usage error. */
+/*
+ * The value as a number in f's range, and *has set when has is not NULL;
+ * -1 after a usage error.
+ */
 static int
-flag_number(const struct flag_def *f, const char *value, uint64_t *out)
+flag_number(const struct flag_def *f, const char *value, uint64_t *out,
+	    int *has)
 {
 	char range[64];
 
-	if (parse_number(value, f->min, f->max, out) == 0)
+	if (parse_number(value, f->min, f->max, out) == 0) {
+		if (has != NULL)
+			*has = 1;
 		return 0;
+	}
 	snprintf(range, sizeof(range), "a number from %llu to %llu",
 		 (unsigned long long)f->min, (unsigned long long)f->max);
 	cli_error(RINGMQ_USAGE, "--%s must be %s, not '%s'", f->opt.name,
@@ -156,28 +163,46 @@ flag_number(const struct flag_def *f, const char *value, uint64_t *out)
 	return -1;
 }
 
+/* flag_number for an int member. */
+static int
+flag_int(const struct flag_def *f, const char *value, int *out, int *has)
+{
+	uint64_t v;
+	int rc = flag_number(f, value, &v, has);
+
+	if (rc == 0)
+		*out = (int)v; /* f's range fits */
+	return rc;
+}
+
 static int
 set_delay(struct cli *cli, const struct flag_def *f, const char *value)
 {
-	if (flag_number(f, value, &cli->delay_ms) < 0)
-		return -1;
-	cli->has_delay = 1;
-	return 0;
+	return flag_number(f, value, &cli->delay_ms, &cli->has_delay);
 }
 
 static int
 set_nack_delay(struct cli *cli, const struct flag_def *f, const char *value)
 {
-	if (flag_number(f, value, &cli->nack_delay_ms) < 0)
-		return -1;
-	cli->has_nack_delay = 1;
-	return 0;
+	return flag_number(f, value, &cli->nack_delay_ms, &cli->has_nack_delay);
 }
 
 static int
 set_count(struct cli *cli, const struct flag_def *f, const char *value)
 {
-	return flag_number(f, value, &cli->count);
+	return flag_number(f, value, &cli->count, NULL);
+}
+
+static int
+set_interval(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	return flag_int(f, value, &cli->interval_ms, NULL);
+}
+
+static int
+set_timeout(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	return flag_int(f, value, &cli->timeout_ms, &cli->has_timeout);
 }
 
 static int
@@ -185,33 +210,9 @@ set_partition(struct cli *cli, const struct flag_def *f, const char *value)
 {
 	uint64_t v;
 
-	if (flag_number(f, value, &v) < 0)
+	if (flag_number(f, value, &v, &cli->has_partition) < 0)
 		return -1;
-	cli->has_partition = 1;
 	cli->partition = (uint32_t)v;
-	return 0;
-}
-
-static int
-set_interval(struct cli *cli, const struct flag_def *f, const char *value)
-{
-	uint64_t v;
-
-	if (flag_number(f, value, &v) < 0)
-		return -1;
-	cli->interval_ms = (int)v;
-	return 0;
-}
-
-static int
-set_timeout(struct cli *cli, const struct flag_def *f, const char *value)
-{
-	uint64_t v;
-
-	if (flag_number(f, value, &v) < 0)
-		return -1;
-	cli->timeout_ms = (int)v;
-	cli->has_timeout = 1;
 	return 0;
 }
 
