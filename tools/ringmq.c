@@ -62,11 +62,12 @@ enum flag_id {
 struct flag_def {
 	struct opt_def opt; /* name, has_value, the member it sets */
 	enum flag_id id;    /* how commands name it in their flags */
-	/* Checks and stores the value in cli; -1 after printing a usage
-	 * error. NULL: opt_store sets the member opt names, if any. */
+	/* Checks the value and stores what opt_store does not; -1 after
+	 * printing a usage error. Then opt_store sets the member opt names,
+	 * if any. */
 	int (*apply)(struct cli *cli, const struct flag_def *f,
 		     const char *value);
-	uint64_t min, max; /* numbers: the range accepted */
+	uint64_t min, max; /* numbers, lengths: the range accepted */
 	const char *want;  /* numbers: the range for errors; NULL: "a number
 			      from MIN to MAX" */
 };
@@ -216,30 +217,23 @@ set_partition(struct cli *cli, const struct flag_def *f, const char *value)
 	return 0;
 }
 
+/* --key, --dedup-id: a length in bytes in f's range. */
 static int
-set_key(struct cli *cli, const struct flag_def *f, const char *value)
+check_bytes(struct cli *cli, const struct flag_def *f, const char *value)
 {
-	(void)f;
-	if (strlen(value) > CLI_MAX_KEY_BYTES) {
-		cli_error(RINGMQ_USAGE, "--key must be at most %d bytes",
-			  CLI_MAX_KEY_BYTES);
-		return -1;
-	}
-	cli->key = value;
-	return 0;
-}
+	size_t len = strlen(value);
 
-static int
-set_dedup_id(struct cli *cli, const struct flag_def *f, const char *value)
-{
-	(void)f;
-	if (value[0] == '\0' || strlen(value) > CLI_MAX_DEDUP_ID_BYTES) {
-		cli_error(RINGMQ_USAGE, "--dedup-id must be 1 to %d bytes",
-			  CLI_MAX_DEDUP_ID_BYTES);
-		return -1;
-	}
-	cli->dedup_id = value;
-	return 0;
+	(void)cli;
+	if (len >= f->min && len <= f->max)
+		return 0;
+	if (f->min == 0)
+		cli_error(RINGMQ_USAGE, "--%s must be at most %llu bytes",
+			  f->opt.name, (unsigned long long)f->max);
+	else
+		cli_error(RINGMQ_USAGE, "--%s must be %llu to %llu bytes",
+			  f->opt.name, (unsigned long long)f->min,
+			  (unsigned long long)f->max);
+	return -1;
 }
 
 static int
@@ -339,14 +333,22 @@ set_header(struct cli *cli, const struct flag_def *f, const char *arg)
 	.opt = { .name = name_, .has_value = has_value_ }, .id = id_, \
 	.apply = apply_
 /* A row that sets a member of struct cli: to its value, or to 1. */
-#define MEMBER(name_, has_value_, store_, id_, member)   \
-	{                                                \
-		.opt = { name_, has_value_, store_,      \
-			 offsetof(struct cli, member) }, \
-		.id = id_                                \
+#define MEMBER(name_, has_value_, store_, member) \
+	.opt = { name_, has_value_, store_, offsetof(struct cli, member) }
+#define STRING(name, id_, member)                                    \
+	{                                                            \
+		MEMBER(name, 1, OPT_STORE_STRING, member), .id = id_ \
 	}
-#define STRING(name, id, member) MEMBER(name, 1, OPT_STORE_STRING, id, member)
-#define SWITCH(name, id, member) MEMBER(name, 0, OPT_STORE_TRUE, id, member)
+#define SWITCH(name, id_, member)                                  \
+	{                                                          \
+		MEMBER(name, 0, OPT_STORE_TRUE, member), .id = id_ \
+	}
+/* A string of lo to hi bytes. */
+#define BYTES(name, id_, member, lo, hi)                                      \
+	{                                                                     \
+		MEMBER(name, 1, OPT_STORE_STRING, member),                    \
+			.id = id_, .apply = check_bytes, .min = lo, .max = hi \
+	}
 #define SETTING(name)                                 \
 	{                                             \
 		FLAG(name, 1, F_SETTING, set_setting) \
@@ -369,12 +371,12 @@ static const struct flag_def flag_defs[] = {
 	SETTING("max-depth"),
 	SETTING("max-bytes"),
 	SETTING("dedup-window-ms"),
-	{ FLAG("key", 1, F_KEY, set_key) },
+	BYTES("key", F_KEY, key, 0, CLI_MAX_KEY_BYTES),
 	{ FLAG("header", 1, F_HEADER, set_header) },
 	STRING("file", F_FILE, file),
 	{ FLAG("delay-ms", 1, F_DELAY, set_delay), DELAY_MS },
 	{ FLAG("deliver-at", 1, F_DELIVER_AT, set_deliver_at) },
-	{ FLAG("dedup-id", 1, F_DEDUP_ID, set_dedup_id) },
+	BYTES("dedup-id", F_DEDUP_ID, dedup_id, 1, CLI_MAX_DEDUP_ID_BYTES),
 	STRING("group", F_GROUP, group),
 	{ FLAG("count", 1, F_COUNT, set_count), .min = 1, .max = INT64_MAX,
 	  .want = "a number of at least 1" },
@@ -827,10 +829,9 @@ parse_args(int argc, char **argv, struct cli *cli, const char **pos,
 				  f->opt.name, cmd_label(d), cmd_label(d));
 			return EXIT_USAGE;
 		}
-		if (f->apply == NULL)
-			opt_store(&f->opt, cli, uses[k].value);
-		else if (f->apply(cli, f, uses[k].value) < 0)
+		if (f->apply != NULL && f->apply(cli, f, uses[k].value) < 0)
 			return EXIT_USAGE;
+		opt_store(&f->opt, cli, uses[k].value);
 	}
 	if (check_command(d, cli) < 0)
 		return EXIT_USAGE;
