@@ -255,7 +255,28 @@ struct ringmq_client {
 	char errmsg[512];
 };
 
-/* --- client.c */
+/*
+ * The lock, for every file: inline so that no file calls up into client.c
+ * for it. conn.c's poll drops and retakes every hold (lock_depth).
+ */
+
+/* Takes the client's lock (recursive). */
+static inline void
+client_lock(struct ringmq_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->lock_depth++;
+}
+
+/* Drops one hold of the lock. */
+static inline void
+client_unlock(struct ringmq_client *c)
+{
+	c->lock_depth--;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* --- err.c */
 
 /* Sets c->errmsg (printf-style); returns code for tail calls. */
 int client_fail(struct ringmq_client *c, int code, const char *fmt, ...)
@@ -268,6 +289,8 @@ int client_begin(struct ringmq_client *c);
 /* snprintf into a caller's error buffer (NULL allowed). */
 void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* --- client.c */
 
 /* Strict decimal parse of value into [min, max]; 0 or -1. */
 int parse_u64(const char *value, uint64_t min, uint64_t max, uint64_t *out);
@@ -363,13 +386,7 @@ status_is_conn_failure(int code)
 	       code == RINGMQ_CLOSED;
 }
 
-/* --- locking (client.c) */
-
-/* Takes the client's lock (recursive). */
-void client_lock(struct ringmq_client *c);
-
-/* Drops one hold of the lock. */
-void client_unlock(struct ringmq_client *c);
+/* --- client.c (more) */
 
 /*
  * Reconnects after a loss: walks the server list from the address after
