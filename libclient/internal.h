@@ -509,6 +509,8 @@ void subs_fini(struct ringmq_client *c);
 /* Runs delivery callbacks (takes the list); @return how many. */
 int subs_run_callbacks(struct ringmq_client *c, struct ringmq_delivery *l);
 
+/* --- touch.c */
+
 /* Auto-touch: remember d's lease; forget settled ones; send due touches. */
 void touch_track(struct ringmq_client *c, const struct ringmq_delivery *d);
 void touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n);

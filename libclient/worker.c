@@ -1,12 +1,6 @@
 /*
- * worker.c: automatic lease extension (auto-touch) and the blocking worker
- * helper.
- *
- * Auto-touch remembers each lease handed out (by ringmq_next() or a
- * delivery callback) until this client settles it, and extends it with a
- * Touch when half of its lease time has passed. A background thread sends
- * those touches, so that a job running in the caller's thread for longer
- * than the lease keeps it; the touch's answer is not waited for.
+ * worker.c: the blocking worker helper, a user of the public calls
+ * (subscribe, next, ack, nack, release) above every other module.
  *
  * The worker takes one job at a time from a subscription, runs the
  * caller's handler, acks on success, nacks with exponential backoff on
@@ -15,132 +9,9 @@
 #include "internal.h"
 
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-/* Longest sleep of the touch thread between checks, ms. */
-#define TOUCH_TICK_MS 100
 
 /* Poll slice of the worker, so that a stop is seen without a signal. */
 #define WORKER_SLICE_MS 1000
-
-/* ------------------------------------------------------------ auto-touch */
-
-void
-touch_track(struct ringmq_client *c, const struct ringmq_delivery *d)
-{
-	const Ringmq__Delivery *dv = d->f->delivery;
-	struct tracked_lease *t;
-
-	if (dv->lease_remaining_ms == 0)
-		return;
-	if (c->n_tracked == c->cap_tracked) {
-		size_t cap = c->cap_tracked ? c->cap_tracked * 2 : 16;
-
-		t = realloc(c->tracked, cap * sizeof(*t));
-		if (t == NULL)
-			return; /* not extended: the lease may expire */
-		c->tracked = t;
-		c->cap_tracked = cap;
-	}
-	t = &c->tracked[c->n_tracked++];
-	t->lease_id = dv->lease_id;
-	t->period_ms = (int64_t)dv->lease_remaining_ms;
-	t->touch_at_ms = conn_now_ms() + t->period_ms / 2;
-}
-
-void
-touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n)
-{
-	for (size_t k = 0; k < n; k++) {
-		for (size_t i = 0; i < c->n_tracked; i++) {
-			if (c->tracked[i].lease_id != ids[k])
-				continue;
-			c->tracked[i] = c->tracked[--c->n_tracked];
-			break;
-		}
-	}
-}
-
-void
-touch_send_due(struct ringmq_client *c, int64_t now_ms)
-{
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Touch touch = RINGMQ__TOUCH__INIT;
-	uint64_t ids[256];
-	size_t n = 0;
-
-	for (size_t i = 0; i < c->n_tracked && n < 256; i++) {
-		struct tracked_lease *t = &c->tracked[i];
-
-		if (t->touch_at_ms > now_ms)
-			continue;
-		ids[n++] = t->lease_id;
-		t->touch_at_ms = now_ms + t->period_ms / 2;
-	}
-	if (n == 0)
-		return;
-	touch.n_lease_ids = n;
-	touch.lease_ids = ids;
-	f.has_request_id = 1;
-	f.request_id = conn_next_request_id(c);
-	f.body_case = RINGMQ__FRAME__BODY_TOUCH;
-	f.touch = &touch;
-	/* Out of memory: the lease may expire and come again; no loss. */
-	(void)conn_queue_frame(c, &f);
-}
-
-int64_t
-touch_next_due_ms(const struct ringmq_client *c)
-{
-	int64_t due = -1;
-
-	for (size_t i = 0; i < c->n_tracked; i++)
-		if (due < 0 || c->tracked[i].touch_at_ms < due)
-			due = c->tracked[i].touch_at_ms;
-	return due;
-}
-
-static void *
-touch_main(void *arg)
-{
-	struct ringmq_client *c = arg;
-	struct timespec tick = { 0, TOUCH_TICK_MS * 1000000L };
-
-	while (!__atomic_load_n(&c->is_stopping_touch, __ATOMIC_ACQUIRE)) {
-		client_lock(c);
-		/* A zero wait: sends due touches and keepalives, reads what
-		 * arrived (answers the broker's pings). Nothing to wait for
-		 * when no lease is held. */
-		if (c->state == CONN_OPEN && c->is_ready && c->n_tracked > 0)
-			(void)conn_pump(c, conn_now_ms());
-		client_unlock(c);
-		(void)nanosleep(&tick, NULL);
-	}
-	return NULL;
-}
-
-int
-touch_thread_start(struct ringmq_client *c)
-{
-	c->is_stopping_touch = 0;
-	if (pthread_create(&c->touch_thread, NULL, touch_main, c) != 0)
-		return -1;
-	c->has_touch_thread = 1;
-	return 0;
-}
-
-void
-touch_thread_stop(struct ringmq_client *c)
-{
-	if (!c->has_touch_thread)
-		return;
-	__atomic_store_n(&c->is_stopping_touch, 1, __ATOMIC_RELEASE);
-	(void)pthread_join(c->touch_thread, NULL);
-	c->has_touch_thread = 0;
-}
-
-/* ----------------------------------------------------------------- worker */
 
 /* Nack delay after the n-th failed delivery: base * 2^(n-1), capped. */
 static uint64_t
