@@ -638,7 +638,14 @@ connect_walk(struct ringmq_client *c, size_t first, char *errbuf, size_t errlen)
 	return rc;
 }
 
-int
+/*
+ * The router's reconnect hook: walks the server list from the address
+ * after the last one used, presents the producer id in hello, then
+ * restores subscriptions and resends unanswered publish batches. Lock
+ * held.
+ * @return OK, or why not (the next attempt is scheduled with backoff).
+ */
+static int
 client_reconnect(struct ringmq_client *c)
 {
 	char why[512] = "";
@@ -703,10 +710,13 @@ ringmq_client_connect(ringmq_client **clientp, const ringmq_opts *opts,
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto nomem;
-	c->fd = -1;
-	c->state = CONN_LOST;
-	c->next_request_id = 1;
-	c->next_sub_id = 1;
+	/* The router's handlers, before the first byte is read, in the
+	 * order their hooks run: batches are sent before touches. */
+	conn_init(c, client_reconnect);
+	conn_add_hooks(c, &subs_hooks);
+	conn_add_hooks(c, &producer_hooks);
+	conn_add_hooks(c, &acks_hooks);
+	conn_add_hooks(c, &touch_hooks);
 	c->rr_seed = seed64();
 	c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (pthread_mutexattr_init(&ma) != 0)
@@ -766,6 +776,7 @@ ringmq_client_close(ringmq_client *c)
 	acks_on_lost(c, RINGMQ_CLOSED);
 	client_take_callbacks(c, &w);
 	conn_fini(c);
+	subs_drop_queued(c);
 	conn_wake(c);
 	client_unlock(c);
 	(void)client_run_callbacks(c, &w);

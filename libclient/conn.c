@@ -1,11 +1,14 @@
 /*
  * conn.c: the client's connection to the broker: framing over a
- * non-blocking socket, the pending-request table and dispatch of every
- * incoming frame.
+ * non-blocking socket, the pending-request table, the pump, and the frame
+ * router (internal.h) that hands every other frame and event to the
+ * module that registered for it.
  *
  * Owns the socket and both byte buffers of a ringmq_client. Knows frames
- * but no request semantics: the calls in client.c, queue.c, publish.c and
- * consume.c build requests and read answers through conn_call().
+ * but no request semantics, and calls no module above it: the calls in
+ * client.c, queue.c, publish.c and consume.c build requests and read
+ * answers through conn_call(); answers to requests nobody waits for,
+ * pushes, timers and a lost connection go through the router's hooks.
  *
  * Invariant: bytes in c->in before c->in_len are a prefix of the stream not
  * yet decoded; a length prefix over c->max_in_frame_bytes loses the
@@ -14,6 +17,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -84,21 +88,6 @@ buf_reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-/* Frees the deliveries queued for ringmq_next() and for callbacks. */
-static void
-drop_deliveries(struct ringmq_client *c)
-{
-	struct ringmq_delivery *d;
-
-	while ((d = conn_dq_pop(c)) != NULL)
-		ringmq_delivery_free(d);
-	while ((d = c->cbq_head) != NULL) {
-		c->cbq_head = d->next;
-		ringmq_delivery_free(d);
-	}
-	c->cbq_tail = NULL;
-}
-
 void
 conn_lose(struct ringmq_client *c, const char *why)
 {
@@ -117,16 +106,9 @@ conn_lose(struct ringmq_client *c, const char *why)
 	/* Keep the first reason: a pushed Error explains the close. */
 	if (c->errmsg[0] == '\0' && why != NULL)
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s", why);
-	/* Leases die with the connection: nothing left to touch, and the
-	 * deliveries not handed out yet go. The broker counts their leases
-	 * failed and delivers them again; handed out, each would be worked
-	 * on twice, its ack refused with NOT_LEASED. */
-	c->n_tracked = 0;
-	drop_deliveries(c);
-	subs_on_lost(c);
-	producer_on_lost(c, c->opts.is_reconnect ? 0 : RINGMQ_CONNECTION_LOST);
-	/* An ack cannot go again: its lease died with the connection. */
-	acks_on_lost(c, RINGMQ_CONNECTION_LOST);
+	for (size_t i = 0; i < c->router.n_hooks; i++)
+		if (c->router.hooks[i]->lost != NULL)
+			c->router.hooks[i]->lost(c);
 	/* The first attempt waits one backoff step: a broker that just
 	 * closed (goodbye) is likely restarting. */
 	if (!c->is_connecting) {
@@ -169,7 +151,6 @@ conn_fini(struct ringmq_client *c)
 	free(c->out);
 	c->out = NULL;
 	c->out_off = c->out_len = c->out_cap = 0;
-	drop_deliveries(c);
 }
 
 int
@@ -194,35 +175,10 @@ conn_queue_frame(struct ringmq_client *c, const Ringmq__Frame *f)
 	return RINGMQ_OK;
 }
 
-struct ringmq_delivery *
-conn_dq_pop(struct ringmq_client *c)
-{
-	struct ringmq_delivery *d = c->dq_head;
-
-	if (d == NULL)
-		return NULL;
-	c->dq_head = d->next;
-	if (c->dq_head == NULL)
-		c->dq_tail = NULL;
-	d->next = NULL;
-	return d;
-}
-
-void
-conn_dq_push(struct ringmq_client *c, struct ringmq_delivery *d)
-{
-	d->next = NULL;
-	if (c->dq_tail != NULL)
-		c->dq_tail->next = d;
-	else
-		c->dq_head = d;
-	c->dq_tail = d;
-}
-
 /* Answers a broker's Ping; a failure to queue it is left to the broker's
  * half-open detection (it closes and our calls see CONNECTION_LOST). */
 static void
-answer_ping(struct ringmq_client *c, const Ringmq__Frame *ping)
+on_ping(struct ringmq_client *c, Ringmq__Frame *ping)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Pong pong = RINGMQ__PONG__INIT;
@@ -234,13 +190,77 @@ answer_ping(struct ringmq_client *c, const Ringmq__Frame *ping)
 	pong.has_nonce = ping->ping->has_nonce;
 	pong.nonce = ping->ping->nonce;
 	(void)conn_queue_frame(c, &f);
+	frame_free(ping);
 }
 
-/* Routes one decoded frame; takes ownership of f. */
+/* The broker is shutting down: it closes soon. */
+static void
+on_goodbye(struct ringmq_client *c, Ringmq__Frame *f)
+{
+	c->is_closing = 1;
+	conn_wake(c);
+	snprintf(c->errmsg, sizeof(c->errmsg),
+		 "the broker is shutting down%s%s",
+		 f->goodbye->reason ? ": " : "",
+		 f->goodbye->reason ? f->goodbye->reason : "");
+	frame_free(f);
+}
+
+/* Pushed before the broker closes over a bad frame. */
+static void
+on_error(struct ringmq_client *c, Ringmq__Frame *f)
+{
+	snprintf(c->errmsg, sizeof(c->errmsg),
+		 "the broker closed the connection: %s: %s",
+		 ringmq_code_name((int)f->error->code),
+		 f->error->message ? f->error->message : "");
+	frame_free(f);
+}
+
+static const struct conn_push conn_pushes[] = {
+	{ RINGMQ__FRAME__BODY_PING, on_ping },
+	{ RINGMQ__FRAME__BODY_GOODBYE, on_goodbye },
+	{ RINGMQ__FRAME__BODY_ERROR, on_error },
+};
+
+static const struct conn_hooks conn_hooks = {
+	.push = conn_pushes,
+	.n_push = sizeof(conn_pushes) / sizeof(conn_pushes[0]),
+};
+
+void
+conn_init(struct ringmq_client *c, int (*reconnect)(struct ringmq_client *c))
+{
+	c->fd = -1;
+	c->state = CONN_LOST;
+	c->next_request_id = 1;
+	c->router.reconnect = reconnect;
+	conn_add_hooks(c, &conn_hooks);
+}
+
+void
+conn_add_hooks(struct ringmq_client *c, const struct conn_hooks *h)
+{
+	struct conn_router *r = &c->router;
+
+	/* Set by code at start-up, not by input: a full table is a bug. */
+	assert(r->n_hooks < CONN_MAX_HOOKS);
+	assert(r->n_push + h->n_push <= CONN_MAX_PUSH);
+	r->hooks[r->n_hooks++] = h;
+	for (size_t i = 0; i < h->n_push; i++)
+		r->push[r->n_push++] = h->push[i];
+}
+
+/*
+ * Routes one decoded frame; takes ownership of f. An answer goes to the
+ * call waiting for it, else to the first hook that claims it; a push (no
+ * request id, or a broker's Ping, which carries one) to the handler of
+ * its body case.
+ */
 static void
 dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 {
-	struct ringmq_delivery *d;
+	const struct conn_router *r = &c->router;
 	struct pending *p;
 
 	if (f->has_request_id && f->request_id != 0 &&
@@ -253,52 +273,22 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 				return;
 			}
 		}
-		if (producer_on_answer(c, f) || acks_on_answer(c, f))
-			return;
+		for (size_t i = 0; i < r->n_hooks; i++)
+			if (r->hooks[i]->answer != NULL &&
+			    r->hooks[i]->answer(c, f))
+				return;
 		/* The late answer of a call that timed out, or of a
 		 * keepalive ping or an automatic touch. */
 		frame_free(f);
 		return;
 	}
-	switch (f->body_case) {
-	case RINGMQ__FRAME__BODY_DELIVERY:
-		d = frame_alloc(f, sizeof(*d));
-		if (d == NULL) {
-			/* The lease expires at the broker and the message
-			 * comes again; nothing is lost. */
-			break;
+	for (size_t i = 0; i < r->n_push; i++) {
+		if (r->push[i].body == f->body_case) {
+			r->push[i].fn(c, f);
+			return;
 		}
-		d->f = f;
-		d->conn_gen = c->conn_gen;
-		d->next = NULL;
-		subs_on_delivery(c, d);
-		conn_wake(c);
-		return;
-	case RINGMQ__FRAME__BODY_PING: answer_ping(c, f); break;
-	case RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED:
-		subs_on_ended(c, f->subscription_ended->subscription,
-			      (int)f->subscription_ended->code);
-		conn_wake(c);
-		break;
-	case RINGMQ__FRAME__BODY_GOODBYE:
-		c->is_closing = 1;
-		conn_wake(c);
-		snprintf(c->errmsg, sizeof(c->errmsg),
-			 "the broker is shutting down%s%s",
-			 f->goodbye->reason ? ": " : "",
-			 f->goodbye->reason ? f->goodbye->reason : "");
-		break;
-	case RINGMQ__FRAME__BODY_ERROR:
-		/* Pushed before the broker closes over a bad frame. */
-		snprintf(c->errmsg, sizeof(c->errmsg),
-			 "the broker closed the connection: %s: %s",
-			 ringmq_code_name((int)f->error->code),
-			 f->error->message ? f->error->message : "");
-		break;
-	default:
-		/* A push this version does not know: ignore it. */
-		break;
 	}
+	/* A push this version does not know: ignore it. */
 	frame_free(f);
 }
 
@@ -441,7 +431,8 @@ send_keepalive(struct ringmq_client *c, int64_t now_ms)
 }
 
 /*
- * Timers of a ready connection: due batches, due touches, keepalive.
+ * Timers of a ready connection: the hooks' ticks (due batches, due
+ * touches), then the keepalive.
  * @return the earliest next due time (monotonic ms), or -1; -2 when the
  *         broker stayed silent through a whole ping interval after a ping
  *         (the connection is then lost).
@@ -453,8 +444,13 @@ run_timers(struct ringmq_client *c, int64_t now_ms)
 	int64_t t;
 	int64_t iv = c->opts.ping_interval_ms;
 
-	producer_send_due(c, now_ms);
-	touch_send_due(c, now_ms);
+	for (size_t i = 0; i < c->router.n_hooks; i++) {
+		if (c->router.hooks[i]->tick == NULL)
+			continue;
+		t = c->router.hooks[i]->tick(c, now_ms);
+		if (t >= 0 && (due < 0 || t < due))
+			due = t;
+	}
 	if (iv > 0) {
 		if (c->ping_sent_ms != 0 && now_ms - c->ping_sent_ms >= iv) {
 			conn_lose(c, "connection lost: no answer to a ping "
@@ -463,15 +459,10 @@ run_timers(struct ringmq_client *c, int64_t now_ms)
 		}
 		if (c->ping_sent_ms == 0 && now_ms - c->last_rx_ms >= iv)
 			send_keepalive(c, now_ms);
-		due = c->ping_sent_ms ? c->ping_sent_ms + iv
-				      : c->last_rx_ms + iv;
+		t = c->ping_sent_ms ? c->ping_sent_ms + iv : c->last_rx_ms + iv;
+		if (due < 0 || t < due)
+			due = t;
 	}
-	t = producer_next_due_ms(c);
-	if (t >= 0 && (due < 0 || t < due))
-		due = t;
-	t = touch_next_due_ms(c);
-	if (t >= 0 && (due < 0 || t < due))
-		due = t;
 	return due;
 }
 
@@ -542,7 +533,7 @@ pump_lost(struct ringmq_client *c, int64_t deadline_ms)
 	if (!c->opts.is_reconnect || c->is_connecting)
 		return RINGMQ_CONNECTION_LOST;
 	if (conn_now_ms() >= c->next_attempt_ms) {
-		if (client_reconnect(c) == RINGMQ_OK)
+		if (c->router.reconnect(c) == RINGMQ_OK)
 			return RINGMQ_OK;
 	}
 	wake_ms = c->next_attempt_ms;
@@ -621,7 +612,11 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 	}
 	/* Answers may have made room or queued more: send what is due. */
 	if (c->is_ready && c->state == CONN_OPEN) {
-		producer_send_due(c, conn_now_ms());
+		int64_t now_ms = conn_now_ms();
+
+		for (size_t i = 0; i < c->router.n_hooks; i++)
+			if (c->router.hooks[i]->after_io != NULL)
+				c->router.hooks[i]->after_io(c, now_ms);
 		if (c->out_off < c->out_len && flush_out(c) < 0)
 			return RINGMQ_CONNECTION_LOST;
 	}

@@ -3,8 +3,9 @@
  * (ringmq_next), delivery accessors, and settling leases (ack, nack,
  * release, touch).
  *
- * Deliveries are decoded and queued by conn.c whenever the client reads;
- * a ringmq_delivery is the decoded frame itself, so handing one out copies
+ * Deliveries are decoded by conn.c whenever the client reads and handed
+ * to the Delivery handler here (the frame router), which queues them; a
+ * ringmq_delivery is the decoded frame itself, so handing one out copies
  * nothing. Lease requests are cut to the broker's max batch count and frame
  * size, and their per-id codes are reported in request order.
  */
@@ -43,6 +44,51 @@ deliveries_free(struct ringmq_delivery *d)
 		d = next;
 	}
 }
+
+/* Takes the first delivery queued for ringmq_next(), or NULL. */
+static struct ringmq_delivery *
+dq_pop(struct ringmq_client *c)
+{
+	struct ringmq_delivery *d = c->dq_head;
+
+	if (d == NULL)
+		return NULL;
+	c->dq_head = d->next;
+	if (c->dq_head == NULL)
+		c->dq_tail = NULL;
+	d->next = NULL;
+	return d;
+}
+
+/* Appends d to the queue *head .. *tail (takes d). */
+static void
+deliveries_push(struct ringmq_delivery **head, struct ringmq_delivery **tail,
+		struct ringmq_delivery *d)
+{
+	d->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = d;
+	else
+		*head = d;
+	*tail = d;
+}
+
+void
+subs_drop_queued(struct ringmq_client *c)
+{
+	struct ringmq_delivery *d;
+
+	while ((d = dq_pop(c)) != NULL)
+		ringmq_delivery_free(d);
+	while ((d = c->cbq_head) != NULL) {
+		c->cbq_head = d->next;
+		ringmq_delivery_free(d);
+	}
+	c->cbq_tail = NULL;
+}
+
+static void subs_on_delivery(struct ringmq_client *c,
+			     struct ringmq_delivery *d);
 
 /* Routes again the deliveries held back while a Subscribe was waiting
  * (those still of no live subscription are held again, in order, while
@@ -146,7 +192,7 @@ subscribe_locked(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
 	s->ctx = ctx;
 	/* Listed (not live) before it is sent: its first deliveries may
 	 * arrive with the answer and must find it. */
-	s->id = c->next_sub_id++;
+	s->id = ++c->last_sub_id;
 	s->is_first = 1;
 	s->next = c->subs;
 	c->subs = s;
@@ -316,7 +362,8 @@ ringmq_unsubscribe(ringmq_client *c, uint32_t subscription)
 	return sub_change(c, subscription, 0, 0);
 }
 
-void
+/* Routes a pushed delivery (takes d): callback queue or ringmq_next(). */
+static void
 subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
 {
 	Ringmq__Delivery *dv = d->f->delivery;
@@ -326,29 +373,18 @@ subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
 			continue;
 		/* The caller knows the subscription by its stable id. */
 		dv->subscription = s->id;
-		if (s->cb != NULL) {
-			d->next = NULL;
-			if (c->cbq_tail != NULL)
-				c->cbq_tail->next = d;
-			else
-				c->cbq_head = d;
-			c->cbq_tail = d;
-			return;
-		}
-		conn_dq_push(c, d);
+		if (s->cb != NULL)
+			deliveries_push(&c->cbq_head, &c->cbq_tail, d);
+		else
+			deliveries_push(&c->dq_head, &c->dq_tail, d);
 		return;
 	}
 	if (c->subscribing > 0) {
 		/* Maybe the waiting Subscribe's: decided once it is live. */
-		d->next = NULL;
-		if (c->unclaimed_tail != NULL)
-			c->unclaimed_tail->next = d;
-		else
-			c->unclaimed_head = d;
-		c->unclaimed_tail = d;
+		deliveries_push(&c->unclaimed_head, &c->unclaimed_tail, d);
 		return;
 	}
-	conn_dq_push(c, d);
+	deliveries_push(&c->dq_head, &c->dq_tail, d);
 }
 
 /* Drops the deliveries of subscription id still queued: their leases
@@ -385,7 +421,29 @@ sub_end(struct ringmq_client *c, struct sub *s, int code)
 	deliveries_drop_of(&c->cbq_head, &c->cbq_tail, s->id);
 }
 
-void
+/* The router's Delivery handler (takes f): the delivery is the frame
+ * itself, its struct in the frame's arena. */
+static void
+subs_push_delivery(struct ringmq_client *c, Ringmq__Frame *f)
+{
+	struct ringmq_delivery *d = frame_alloc(f, sizeof(*d));
+
+	if (d == NULL) {
+		/* The lease expires at the broker and the message comes
+		 * again; nothing is lost. */
+		frame_free(f);
+		return;
+	}
+	d->f = f;
+	d->conn_gen = c->conn_gen;
+	d->next = NULL;
+	subs_on_delivery(c, d);
+	conn_wake(c);
+}
+
+/* The broker ended the subscription it knows as wire_id (its group or
+ * queue was deleted): it is not restored, and ringmq_next() reports it. */
+static void
 subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code)
 {
 	for (struct sub *s = c->subs; s != NULL; s = s->next)
@@ -398,6 +456,16 @@ subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code)
 		c->early_end_ids[c->n_early_ends] = wire_id;
 		c->early_end_codes[c->n_early_ends++] = code;
 	}
+}
+
+/* The router's SubscriptionEnded handler (takes f). */
+static void
+subs_push_ended(struct ringmq_client *c, Ringmq__Frame *f)
+{
+	subs_on_ended(c, f->subscription_ended->subscription,
+		      (int)f->subscription_ended->code);
+	conn_wake(c);
+	frame_free(f);
 }
 
 /* The first subscription of ringmq_next()'s that the broker ended and
@@ -444,12 +512,17 @@ ringmq_subscription_status(ringmq_client *c, uint32_t subscription)
 	return rc;
 }
 
-void
+/* The router's lost hook: subscriptions need restoring. */
+static void
 subs_on_lost(struct ringmq_client *c)
 {
 	struct sub **sp = &c->subs;
 
-	/* Their leases died with the connection. */
+	/* Leases die with the connection: the deliveries not handed out yet
+	 * go. The broker counts their leases failed and delivers them again;
+	 * handed out, each would be worked on twice, its ack refused with
+	 * NOT_LEASED. */
+	subs_drop_queued(c);
 	deliveries_free(c->unclaimed_head);
 	c->unclaimed_head = c->unclaimed_tail = NULL;
 	c->n_early_ends = 0;
@@ -494,9 +567,21 @@ subs_restore(struct ringmq_client *c)
 	}
 }
 
+static const struct conn_push subs_pushes[] = {
+	{ RINGMQ__FRAME__BODY_DELIVERY, subs_push_delivery },
+	{ RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED, subs_push_ended },
+};
+
+const struct conn_hooks subs_hooks = {
+	.push = subs_pushes,
+	.n_push = sizeof(subs_pushes) / sizeof(subs_pushes[0]),
+	.lost = subs_on_lost,
+};
+
 void
 subs_fini(struct ringmq_client *c)
 {
+	subs_drop_queued(c);
 	deliveries_free(c->unclaimed_head);
 	c->unclaimed_head = c->unclaimed_tail = NULL;
 	while (c->subs != NULL) {
@@ -557,7 +642,7 @@ next_locked(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 	c->errmsg[0] = '\0';
 	/* Queued ones first (a loss took those of its connection), then
 	 * the end of a subscription the broker ended. */
-	*deliveryp = conn_dq_pop(c);
+	*deliveryp = dq_pop(c);
 	if (*deliveryp != NULL)
 		return RINGMQ_OK;
 	rc = subs_take_ended(c);
@@ -575,7 +660,7 @@ next_locked(ringmq_client *c, ringmq_delivery **deliveryp, int timeout_ms)
 			return client_fail(c, RINGMQ_TIMEOUT, "woken up");
 		}
 		pumped = conn_pump(c, deadline_ms);
-		*deliveryp = conn_dq_pop(c);
+		*deliveryp = dq_pop(c);
 		if (*deliveryp != NULL)
 			return RINGMQ_OK;
 		rc = subs_take_ended(c);
@@ -1091,7 +1176,9 @@ ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 	return rc;
 }
 
-int
+/* The router's answer hook: takes an answer to an asynchronous ack; 1
+ * when f was one (f consumed). */
+static int
 acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 {
 	struct async_ack *a, *prev = NULL;
@@ -1131,6 +1218,19 @@ acks_on_lost(struct ringmq_client *c, int code)
 		a = next;
 	}
 }
+
+/* The router's lost hook: an ack cannot go again, its lease died with
+ * the connection. */
+static void
+acks_conn_lost(struct ringmq_client *c)
+{
+	acks_on_lost(c, RINGMQ_CONNECTION_LOST);
+}
+
+const struct conn_hooks acks_hooks = {
+	.answer = acks_on_answer,
+	.lost = acks_conn_lost,
+};
 
 int
 acks_run_done(struct ringmq_client *c, struct async_ack *list)

@@ -4,11 +4,12 @@
  *
  * The connection (conn.c) is a non-blocking socket with an input and an
  * output buffer. Requests are registered as pending entries keyed by
- * request_id; conn_pump() moves bytes, decodes whole frames and dispatches
- * each one: a response completes its pending entry, a pushed Delivery is
- * queued on the client, a Ping is answered, a Goodbye marks the connection
- * as closing. Synchronous calls are a request plus pumping until their entry
- * completes; asynchronous calls later will add a callback to the entry.
+ * request_id; conn_pump() moves bytes, decodes whole frames and routes
+ * each one (the frame router, below): an answer completes its pending
+ * entry or goes to the module whose request it answers, a push goes to the
+ * handler of its body case. Synchronous calls are a request plus pumping
+ * until their entry completes; asynchronous ones (publish batches, acks)
+ * keep their own tables and claim their answers through the router.
  *
  * Invariant: c->fd >= 0 exactly when c->state == CONN_OPEN.
  */
@@ -155,6 +156,70 @@ struct tracked_lease {
 	int64_t period_ms;   /* lease time seen at delivery */
 };
 
+/*
+ * The frame router. conn.c is the transport and calls no module above it:
+ * what it reads, and what happens to the connection, goes to handlers the
+ * modules register once, in ringmq_client_connect() before the first byte
+ * is read. Who takes what:
+ *
+ * - an answer (request_id != 0): the call waiting for it in the pending
+ *   table (conn_call); else each hook's answer() in turn until one claims
+ *   it: producer.c (publish batches), consume.c (asynchronous acks); else
+ *   it is dropped (a late answer, a keepalive's Pong, a touch's result);
+ * - a push (request_id 0, or a broker's Ping), by body case: consume.c
+ *   takes Delivery and SubscriptionEnded; conn.c itself Ping, Goodbye and
+ *   Error; another is ignored;
+ * - each pump round of a ready connection, each hook's tick(): producer.c
+ *   sends due batches, touch.c due touches; conn.c then its keepalive;
+ * - after the pump moved bytes, each hook's after_io(): producer.c
+ *   sends what the answers made room for;
+ * - a lost connection, each hook's lost(): consume.c (subscriptions and
+ *   their queued deliveries; asynchronous acks), producer.c, touch.c;
+ * - the next reconnect attempt: client.c's reconnect.
+ *
+ * Each module has one const struct conn_hooks; client.c adds them, in the
+ * order they run: subs_hooks, producer_hooks, acks_hooks, touch_hooks.
+ * Hooks run with the lock held. Fixed arrays of function pointers set at
+ * start-up: routing a frame is a few compares, with no allocation.
+ */
+
+/* A handler of pushed frames of one body case. fn takes f: frees it
+ * (frame_free) or keeps it. */
+struct conn_push {
+	Ringmq__Frame__BodyCase body;
+	void (*fn)(struct ringmq_client *c, Ringmq__Frame *f);
+};
+
+/* What one module takes from the transport; a NULL member: nothing of
+ * that kind. A const object of its module, added by conn_add_hooks(). */
+struct conn_hooks {
+	const struct conn_push *push; /* n_push handlers, by body case */
+	size_t n_push;
+	/* An answer no waiting call claimed. @return 1 when f answers one
+	 * of the module's requests (f taken), else 0 (f untouched). */
+	int (*answer)(struct ringmq_client *c, Ringmq__Frame *f);
+	/* Sends what is due at now_ms. @return when it is next due
+	 * (monotonic ms), or -1. */
+	int64_t (*tick)(struct ringmq_client *c, int64_t now_ms);
+	/* The pump moved bytes (the socket was ready): answers read may
+	 * have made room to send more. */
+	void (*after_io)(struct ringmq_client *c, int64_t now_ms);
+	/* The connection was lost: state LOST, buffers emptied. */
+	void (*lost)(struct ringmq_client *c);
+};
+
+#define CONN_MAX_HOOKS 8
+#define CONN_MAX_PUSH  8
+
+struct conn_router {
+	const struct conn_hooks *hooks[CONN_MAX_HOOKS]; /* borrowed: static */
+	size_t n_hooks;
+	struct conn_push push[CONN_MAX_PUSH]; /* every hook's, flat */
+	size_t n_push;
+	/* A lost connection's next attempt: OK when connected again. */
+	int (*reconnect)(struct ringmq_client *c);
+};
+
 struct ptopic; /* producer.c */
 struct pmsg;   /* producer.c */
 struct pbatch; /* producer.c */
@@ -196,7 +261,8 @@ struct ringmq_client {
 	uint32_t max_in_frame_bytes;
 
 	uint64_t next_request_id;
-	struct pending *pending; /* borrowed entries of waiting calls */
+	struct pending *pending;   /* borrowed entries of waiting calls */
+	struct conn_router router; /* who takes what conn.c reads */
 
 	struct ringmq_delivery *dq_head; /* owned queue of deliveries */
 	struct ringmq_delivery *dq_tail;
@@ -204,7 +270,7 @@ struct ringmq_client {
 	struct ringmq_delivery *cbq_tail;
 
 	struct sub *subs; /* owned list */
-	uint32_t next_sub_id;
+	uint32_t last_sub_id;
 	/* Deliveries of no live subscription that came while a Subscribe
 	 * waited for its answer: the broker may send the new
 	 * subscription's first deliveries right behind its SubscribeOk,
@@ -328,11 +394,24 @@ size_t publish_base_bytes(const char *queue);
 /* Monotonic clock, ms. */
 int64_t conn_now_ms(void);
 
+/*
+ * Makes c's transport (c zeroed): no socket yet, request ids from 1,
+ * conn.c's own push handlers (Ping, Goodbye, Error), and reconnect as the
+ * router's hook for a lost connection's next attempt. First of all.
+ */
+void conn_init(struct ringmq_client *c,
+	       int (*reconnect)(struct ringmq_client *c));
+
+/* Adds a module's hooks h (static storage), run after those added
+ * before; its push handlers join the router's table. At start-up only. */
+void conn_add_hooks(struct ringmq_client *c, const struct conn_hooks *h);
+
 /* Drops the socket after a failure: state LOST, fd closed, buffers
- * emptied, pending calls left to notice. why goes to errmsg. */
+ * emptied, the router's lost hooks run, pending calls left to notice.
+ * why goes to errmsg. */
 void conn_lose(struct ringmq_client *c, const char *why);
 
-/* Frees buffers, pending answers and queued deliveries; closes fd. */
+/* Frees the buffers; closes fd. */
 void conn_fini(struct ringmq_client *c);
 
 /*
@@ -375,9 +454,6 @@ int conn_call_timeout(struct ringmq_client *c, Ringmq__Frame *req,
 		      Ringmq__Frame__BodyCase want, int timeout_ms,
 		      Ringmq__Frame **respp);
 
-/* Takes the first queued delivery, or NULL. */
-struct ringmq_delivery *conn_dq_pop(struct ringmq_client *c);
-
 /* Status codes that mean the connection, not the request, failed. */
 static inline int
 status_is_conn_failure(int code)
@@ -387,14 +463,6 @@ status_is_conn_failure(int code)
 }
 
 /* --- client.c (more) */
-
-/*
- * Reconnects after a loss: walks the server list from the address after
- * the last one used, presents the producer id in hello, then restores
- * subscriptions and resends unanswered publish batches. Lock held.
- * @return OK, or why not (the next attempt is scheduled with backoff).
- */
-int client_reconnect(struct ringmq_client *c);
 
 /* Callbacks detached from the client, run after its lock is dropped. */
 struct cb_work {
@@ -422,9 +490,6 @@ uint64_t conn_next_request_id(struct ringmq_client *c);
 /* Wakes threads waiting in conn_pump() (they re-check their state). */
 void conn_wake(struct ringmq_client *c);
 
-/* Appends a delivery to the ringmq_next() queue (takes d). */
-void conn_dq_push(struct ringmq_client *c, struct ringmq_delivery *d);
-
 /* Sends what the socket takes now, without waiting. Lock held. */
 void conn_try_send(struct ringmq_client *c);
 
@@ -438,15 +503,13 @@ int conn_ensure(struct ringmq_client *c, int64_t deadline_ms);
 
 /* --- producer.c */
 
+/* The producer's hooks: answers to batches, the linger timer, sending
+ * after I/O, a lost connection. */
+extern const struct conn_hooks producer_hooks;
+
 /* Cuts and sends the batches that are due (linger passed, full, flush,
  * or a resend after reconnect). Lock held, connection ready. */
 void producer_send_due(struct ringmq_client *c, int64_t now_ms);
-
-/* When the next linger runs out (monotonic ms), or -1 for none. */
-int64_t producer_next_due_ms(const struct ringmq_client *c);
-
-/* Takes an answer to a publish batch; 1 when f was one (f consumed). */
-int producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f);
 
 /*
  * The connection is gone. code 0: keep everything for a resend after
@@ -478,8 +541,8 @@ int producer_run_done(struct ringmq_client *c, struct pmsg *list);
 
 /* --- consume.c */
 
-/* Takes an answer to an asynchronous ack; 1 when f was one (f consumed). */
-int acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f);
+/* The asynchronous acks' hooks: their answers, a lost connection. */
+extern const struct conn_hooks acks_hooks;
 
 /* The connection is gone or the client closes: every unanswered
  * asynchronous ack completes with code. Lock held. */
@@ -491,15 +554,13 @@ int acks_run_done(struct ringmq_client *c, struct async_ack *list);
 /* Frees every asynchronous ack without callbacks. */
 void acks_fini(struct ringmq_client *c);
 
-/* Routes a pushed delivery (takes d): callback queue or ringmq_next(). */
-void subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d);
+/* The subscriptions' hooks: Delivery and SubscriptionEnded pushes, a
+ * lost connection. */
+extern const struct conn_hooks subs_hooks;
 
-/* The broker ended the subscription it knows as wire_id (its group or
- * queue was deleted): it is not restored, and ringmq_next() reports it. */
-void subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code);
-
-/* The connection is gone: subscriptions need restoring. */
-void subs_on_lost(struct ringmq_client *c);
+/* Frees the deliveries not handed out yet: ringmq_next()'s queue and the
+ * callback queue. Lock held. */
+void subs_drop_queued(struct ringmq_client *c);
 
 /* Subscribes again on a new connection; OK or a connection failure. */
 int subs_restore(struct ringmq_client *c);
@@ -511,11 +572,12 @@ int subs_run_callbacks(struct ringmq_client *c, struct ringmq_delivery *l);
 
 /* --- touch.c */
 
-/* Auto-touch: remember d's lease; forget settled ones; send due touches. */
+/* Auto-touch's hooks: due touches, a lost connection. */
+extern const struct conn_hooks touch_hooks;
+
+/* Auto-touch: remember d's lease; forget settled ones. */
 void touch_track(struct ringmq_client *c, const struct ringmq_delivery *d);
 void touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n);
-void touch_send_due(struct ringmq_client *c, int64_t now_ms);
-int64_t touch_next_due_ms(const struct ringmq_client *c);
 int touch_thread_start(struct ringmq_client *c);
 void touch_thread_stop(struct ringmq_client *c);
 

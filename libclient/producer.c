@@ -569,7 +569,8 @@ producer_send_due(struct ringmq_client *c, int64_t now_ms)
 	conn_try_send(c);
 }
 
-int64_t
+/* When the next linger runs out (monotonic ms), or -1 for none. */
+static int64_t
 producer_next_due_ms(const struct ringmq_client *c)
 {
 	int64_t due = -1;
@@ -619,7 +620,9 @@ batch_answered(struct ringmq_client *c, struct pbatch *b,
 	batch_free(b);
 }
 
-int
+/* The router's answer hook: takes an answer to a publish batch; 1 when f
+ * was one (f consumed). */
+static int
 producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 {
 	struct pbatch **bp;
@@ -703,6 +706,30 @@ producer_on_lost(struct ringmq_client *c, int code)
 	c->n_unsent_msgs = 0;
 	conn_wake(c);
 }
+
+/* The router's tick: sends the due batches; @return when the next linger
+ * runs out, or -1. */
+static int64_t
+producer_tick(struct ringmq_client *c, int64_t now_ms)
+{
+	producer_send_due(c, now_ms);
+	return producer_next_due_ms(c);
+}
+
+/* The router's lost hook: with reconnect on, everything stays for a
+ * resend; otherwise every message fails. */
+static void
+producer_conn_lost(struct ringmq_client *c)
+{
+	producer_on_lost(c, c->opts.is_reconnect ? 0 : RINGMQ_CONNECTION_LOST);
+}
+
+const struct conn_hooks producer_hooks = {
+	.answer = producer_on_answer,
+	.tick = producer_tick,
+	.after_io = producer_send_due,
+	.lost = producer_conn_lost,
+};
 
 void
 producer_fini(struct ringmq_client *c)

@@ -51,24 +51,29 @@ touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n)
 	}
 }
 
-void
-touch_send_due(struct ringmq_client *c, int64_t now_ms)
+/* The router's tick: sends one Touch for the leases due at now_ms (its
+ * answer is dropped). @return when the next lease is due, or -1. */
+static int64_t
+touch_tick(struct ringmq_client *c, int64_t now_ms)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Touch touch = RINGMQ__TOUCH__INIT;
 	uint64_t ids[256];
 	size_t n = 0;
+	int64_t due = -1;
 
-	for (size_t i = 0; i < c->n_tracked && n < 256; i++) {
+	for (size_t i = 0; i < c->n_tracked; i++) {
 		struct tracked_lease *t = &c->tracked[i];
 
-		if (t->touch_at_ms > now_ms)
-			continue;
-		ids[n++] = t->lease_id;
-		t->touch_at_ms = now_ms + t->period_ms / 2;
+		if (t->touch_at_ms <= now_ms && n < 256) {
+			ids[n++] = t->lease_id;
+			t->touch_at_ms = now_ms + t->period_ms / 2;
+		}
+		if (due < 0 || t->touch_at_ms < due)
+			due = t->touch_at_ms;
 	}
 	if (n == 0)
-		return;
+		return due;
 	touch.n_lease_ids = n;
 	touch.lease_ids = ids;
 	f.has_request_id = 1;
@@ -77,18 +82,21 @@ touch_send_due(struct ringmq_client *c, int64_t now_ms)
 	f.touch = &touch;
 	/* Out of memory: the lease may expire and come again; no loss. */
 	(void)conn_queue_frame(c, &f);
-}
-
-int64_t
-touch_next_due_ms(const struct ringmq_client *c)
-{
-	int64_t due = -1;
-
-	for (size_t i = 0; i < c->n_tracked; i++)
-		if (due < 0 || c->tracked[i].touch_at_ms < due)
-			due = c->tracked[i].touch_at_ms;
 	return due;
 }
+
+/* The router's lost hook: leases die with the connection, nothing is left
+ * to touch. */
+static void
+touch_conn_lost(struct ringmq_client *c)
+{
+	c->n_tracked = 0;
+}
+
+const struct conn_hooks touch_hooks = {
+	.tick = touch_tick,
+	.lost = touch_conn_lost,
+};
 
 static void *
 touch_main(void *arg)
