@@ -372,22 +372,22 @@ struct publish_result {
 
 /* --- publish.c */
 
+/* A message to publish: made and changed by publish.c, read by the
+ * producer. */
+struct ringmq_message {
+	Ringmq__Message pb; /* every pointer in it owned by the message */
+};
+
 /* The protobuf form of m (owned by m). */
-const Ringmq__Message *message_pb(const ringmq_message *m);
-
-/* Bytes a message adds to a Publish: tag, length and body. */
-size_t message_cost(const Ringmq__Message *pb);
-
-/* Bytes the broker counts a message for against max_message_bytes:
- * payload, key, dedup id, each header's name and value and 6 more. */
-size_t message_bytes(const Ringmq__Message *pb);
+static inline const Ringmq__Message *
+message_pb(const ringmq_message *m)
+{
+	return &m->pb;
+}
 
 /* Longest key, dedup id or header name the broker takes (HelloOk
  * announces it too). */
 #define MESSAGE_FIELD_MAX_BYTES 65535u
-
-/* Bytes of a Publish frame for queue with no messages (worst case). */
-size_t publish_base_bytes(const char *queue);
 
 /* --- conn.c */
 

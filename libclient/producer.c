@@ -32,6 +32,7 @@
  */
 #include "internal.h"
 #include "partition_rule.h"
+#include "pb_varint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,50 @@ hashed_partition(const Ringmq__Message *pb, uint32_t partitions)
 		return partition_rule_for_key(pb->dedup_id,
 					      strlen(pb->dedup_id), partitions);
 	return -1;
+}
+
+/* ------------------------------------------------------------------ sizes */
+
+/* Bytes a message adds to a Publish: tag, length and body. */
+static size_t
+message_cost(const Ringmq__Message *pb)
+{
+	size_t n = ringmq__message__get_packed_size(pb);
+
+	return 1 + pb_varint_len(n) + n;
+}
+
+/* Bytes the broker counts a message for against max_message_bytes:
+ * payload, key, dedup id, each header's name and value and 6 more. */
+static size_t
+message_bytes(const Ringmq__Message *pb)
+{
+	size_t n = pb->payload.len + (pb->has_key ? pb->key.len : 0);
+
+	if (pb->dedup_id != NULL)
+		n += strlen(pb->dedup_id);
+	for (size_t i = 0; i < pb->n_headers; i++)
+		n += 6 + strlen(pb->headers[i]->name) +
+		     pb->headers[i]->value.len;
+	return n;
+}
+
+/*
+ * Bytes of a Publish frame for queue with no messages, with the largest
+ * request_id and room for the Publish length to grow to 5 bytes.
+ */
+static size_t
+publish_base_bytes(const char *queue)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
+
+	pub.queue = (char *)queue; /* only measured */
+	f.has_request_id = 1;
+	f.request_id = UINT64_MAX;
+	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
+	f.publish = &pub;
+	return ringmq__frame__get_packed_size(&f) + 4;
 }
 
 /* ------------------------------------------------------------------ topics */

@@ -10,7 +10,6 @@
  * those limits is refused there and never sent.
  */
 #include "internal.h"
-#include "pb_varint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +18,6 @@
 
 /* The prefix of header names reserved for the broker. */
 #define RESERVED_HEADER_PREFIX "ringmq-"
-
-struct ringmq_message {
-	Ringmq__Message pb; /* every pointer in it owned by the message */
-};
 
 struct ringmq_publish_results {
 	size_t count;
@@ -175,12 +170,6 @@ message_pb_fini(Ringmq__Message *pb)
 	ringmq__message__init(pb);
 }
 
-const Ringmq__Message *
-message_pb(const ringmq_message *m)
-{
-	return &m->pb;
-}
-
 void
 ringmq_message_free(ringmq_message *m)
 {
@@ -251,46 +240,6 @@ result_fail(struct publish_result *res, int code, const char *text)
 }
 
 /* ----------------------------------------------------------------- publish */
-
-/* Bytes a message adds to a Publish: tag, length and body. */
-size_t
-message_cost(const Ringmq__Message *pb)
-{
-	size_t n = ringmq__message__get_packed_size(pb);
-
-	return 1 + pb_varint_len(n) + n;
-}
-
-size_t
-message_bytes(const Ringmq__Message *pb)
-{
-	size_t n = pb->payload.len + (pb->has_key ? pb->key.len : 0);
-
-	if (pb->dedup_id != NULL)
-		n += strlen(pb->dedup_id);
-	for (size_t i = 0; i < pb->n_headers; i++)
-		n += 6 + strlen(pb->headers[i]->name) +
-		     pb->headers[i]->value.len;
-	return n;
-}
-
-/*
- * Bytes of a Publish frame for queue with no messages, with the largest
- * request_id and room for the Publish length to grow to 5 bytes.
- */
-size_t
-publish_base_bytes(const char *queue)
-{
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Publish pub = RINGMQ__PUBLISH__INIT;
-
-	pub.queue = (char *)queue; /* only measured */
-	f.has_request_id = 1;
-	f.request_id = UINT64_MAX;
-	f.body_case = RINGMQ__FRAME__BODY_PUBLISH;
-	f.publish = &pub;
-	return ringmq__frame__get_packed_size(&f) + 4;
-}
 
 /*
  * The status of a whole publish from its per-message results: a connection
