@@ -36,22 +36,22 @@ ringmq_version(void)
 int
 client_has_callbacks(const struct ringmq_client *c)
 {
-	return c->done_head != NULL || c->cbq_head != NULL ||
-	       c->acks_done != NULL;
+	return c->producer.done_head != NULL || c->subs.cbq_head != NULL ||
+	       c->acks.done != NULL;
 }
 
 void
 client_take_callbacks(struct ringmq_client *c, struct cb_work *w)
 {
-	w->pubs = c->done_head;
-	c->done_head = NULL;
-	c->done_tail = NULL;
-	w->dels = c->cbq_head;
-	c->cbq_head = NULL;
-	c->cbq_tail = NULL;
-	w->acks = c->acks_done;
-	c->acks_done = NULL;
-	c->acks_done_tail = NULL;
+	w->pubs = c->producer.done_head;
+	c->producer.done_head = NULL;
+	c->producer.done_tail = NULL;
+	w->dels = c->subs.cbq_head;
+	c->subs.cbq_head = NULL;
+	c->subs.cbq_tail = NULL;
+	w->acks = c->acks.done;
+	c->acks.done = NULL;
+	c->acks.done_tail = NULL;
 }
 
 int
@@ -460,31 +460,9 @@ hello(struct ringmq_client *c)
 	c->max_header_count =
 		ok->has_max_header_count ? ok->max_header_count : UINT32_MAX;
 	c->producer_id = ok->producer_id;
-	c->max_in_frame_bytes =
-		ok->max_frame_bytes > UINT32_MAX - IN_FRAME_SLACK_BYTES
-			? UINT32_MAX
-			: ok->max_frame_bytes + IN_FRAME_SLACK_BYTES;
 out:
 	frame_free(resp);
 	return rc;
-}
-
-/* Puts c back to "no connection" between attempts. */
-static void
-reset_attempt(struct ringmq_client *c)
-{
-	if (c->fd >= 0)
-		(void)close(c->fd); /* nothing to report */
-	c->fd = -1;
-	c->state = CONN_LOST;
-	c->is_closing = 0;
-	c->is_ready = 0;
-	c->in_len = 0;
-	c->out_off = 0;
-	c->out_len = 0;
-	/* The limits of the last hello stay: messages queued while there is
-	 * no connection are checked against them. */
-	c->max_in_frame_bytes = PRE_HELLO_MAX_FRAME_BYTES;
 }
 
 /* Appends "; text" to the running error list in errbuf. */
@@ -508,23 +486,21 @@ connect_one(struct ringmq_client *c, const char *entry, size_t len, char *why,
 {
 	char host[256];
 	char port[8];
+	int fd;
 	int rc;
 
-	reset_attempt(c);
+	conn_reset(c);
 	if (parse_hostport(entry, len, host, sizeof(host), port, sizeof(port),
 			   why, whylen) < 0)
 		return RINGMQ_USAGE;
-	c->fd = tcp_connect(host, port, c->opts.connect_timeout_ms, why,
-			    whylen);
-	if (c->fd < 0)
+	fd = tcp_connect(host, port, c->opts.connect_timeout_ms, why, whylen);
+	if (fd < 0)
 		return RINGMQ_UNREACHABLE;
-	c->state = CONN_OPEN;
-	c->last_rx_ms = conn_now_ms();
-	c->ping_sent_ms = 0;
+	conn_attach(c, fd);
 	c->errmsg[0] = '\0';
 	rc = hello(c);
 	if (rc == RINGMQ_OK) {
-		c->is_ready = 1;
+		conn_ready(c);
 		free(c->server);
 		c->server = strndup(entry, len);
 		if (c->server == NULL) {
@@ -630,7 +606,7 @@ connect_walk(struct ringmq_client *c, size_t first, char *errbuf, size_t errlen)
 		}
 	}
 	if (rc != RINGMQ_OK)
-		reset_attempt(c);
+		conn_reset(c);
 	else
 		c->conn_gen++;
 	c->hold_lock--;
@@ -793,7 +769,7 @@ ringmq_client_free(ringmq_client *c)
 	producer_fini(c);
 	acks_fini(c);
 	subs_fini(c);
-	free(c->tracked);
+	touch_fini(c);
 	if (c->wake_fd >= 0)
 		(void)close(c->wake_fd); /* nothing to report */
 	pthread_mutex_destroy(&c->lock);
@@ -832,6 +808,13 @@ ringmq_client_poll(ringmq_client *c, int timeout_ms)
 	return client_run_callbacks(c, &w);
 }
 
+/* 1 while a publish or an asynchronous ack waits for its answer. */
+static int
+has_unanswered(const struct ringmq_client *c)
+{
+	return c->producer.n_outstanding > 0 || c->acks.sent != NULL;
+}
+
 int
 ringmq_client_flush(ringmq_client *c, int timeout_ms)
 {
@@ -845,8 +828,8 @@ ringmq_client_flush(ringmq_client *c, int timeout_ms)
 	client_lock(c);
 	if (c->state == CONN_CLOSED)
 		rc = client_fail(c, RINGMQ_CLOSED, "the client is closed");
-	c->n_flushing++;
-	while (rc == RINGMQ_OK && (c->n_outstanding > 0 || c->acks != NULL)) {
+	c->producer.n_flushing++;
+	while (rc == RINGMQ_OK && has_unanswered(c)) {
 		/* Lost for good: nothing will answer what is left. */
 		if (c->state == CONN_LOST && !c->opts.is_reconnect) {
 			rc = client_fail(c, RINGMQ_CONNECTION_LOST,
@@ -857,16 +840,16 @@ ringmq_client_flush(ringmq_client *c, int timeout_ms)
 		if (rc == RINGMQ_CLOSED)
 			break;
 		rc = RINGMQ_OK;
-		if (c->n_outstanding == 0 && c->acks == NULL)
+		if (!has_unanswered(c))
 			break;
 		if (deadline_ms >= 0 && conn_now_ms() >= deadline_ms) {
 			rc = RINGMQ_TIMEOUT;
 			break;
 		}
 	}
-	if ((c->n_outstanding > 0 || c->acks != NULL) && rc == RINGMQ_OK)
+	if (has_unanswered(c) && rc == RINGMQ_OK)
 		rc = c->state == CONN_CLOSED ? RINGMQ_CLOSED : RINGMQ_TIMEOUT;
-	c->n_flushing--;
+	c->producer.n_flushing--;
 	client_take_callbacks(c, &w);
 	client_unlock(c);
 	(void)client_run_callbacks(c, &w);
@@ -894,7 +877,7 @@ ringmq_client_outstanding(ringmq_client *c)
 	if (c == NULL)
 		return 0;
 	client_lock(c);
-	n = c->n_outstanding;
+	n = c->producer.n_outstanding;
 	client_unlock(c);
 	return n;
 }

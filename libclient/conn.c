@@ -10,8 +10,8 @@
  * answers through conn_call(); answers to requests nobody waits for,
  * pushes, timers and a lost connection go through the router's hooks.
  *
- * Invariant: bytes in c->in before c->in_len are a prefix of the stream not
- * yet decoded; a length prefix over c->max_in_frame_bytes loses the
+ * Invariant: bytes in c->io.in before c->io.in_len are a prefix of the stream
+ * not yet decoded; a length prefix over c->io.max_in_frame_bytes loses the
  * connection before anything is allocated for that frame.
  */
 #define _GNU_SOURCE
@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Bytes asked of each recv(); also the free room kept in c->in. */
+/* Bytes asked of each recv(); also the free room kept in c->io.in. */
 #define READ_CHUNK_BYTES 65536
 
 /* recv() calls per pump round, so one busy peer cannot hold a call. */
@@ -37,6 +37,16 @@
 
 /* Rounds of reading before a request, at most (conn_catch_up). */
 #define CATCH_UP_ROUNDS 4
+
+/* Bound on frames read before HelloOk tells the real limit. */
+#define PRE_HELLO_MAX_FRAME_BYTES (1024u * 1024u)
+
+/*
+ * Allowance above the announced max_frame_bytes for frames the broker
+ * sends: a Delivery wraps a message that fit in a Publish frame with a few
+ * more fields.
+ */
+#define IN_FRAME_SLACK_BYTES 4096u
 
 int64_t
 conn_now_ms(void)
@@ -99,10 +109,10 @@ conn_lose(struct ringmq_client *c, const char *why)
 	c->fd = -1;
 	c->state = CONN_LOST;
 	c->is_ready = 0;
-	c->in_len = 0;
-	c->out_off = 0;
-	c->out_len = 0;
-	c->ping_sent_ms = 0;
+	c->io.in_len = 0;
+	c->io.out_off = 0;
+	c->io.out_len = 0;
+	c->io.ping_sent_ms = 0;
 	/* Keep the first reason: a pushed Error explains the close. */
 	if (c->errmsg[0] == '\0' && why != NULL)
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s", why);
@@ -119,6 +129,40 @@ conn_lose(struct ringmq_client *c, const char *why)
 }
 
 void
+conn_reset(struct ringmq_client *c)
+{
+	if (c->fd >= 0)
+		(void)close(c->fd); /* see conn_lose */
+	c->fd = -1;
+	c->state = CONN_LOST;
+	c->is_closing = 0;
+	c->is_ready = 0;
+	c->io.in_len = 0;
+	c->io.out_off = 0;
+	c->io.out_len = 0;
+	c->io.max_in_frame_bytes = PRE_HELLO_MAX_FRAME_BYTES;
+}
+
+void
+conn_attach(struct ringmq_client *c, int fd)
+{
+	c->fd = fd;
+	c->state = CONN_OPEN;
+	c->io.last_rx_ms = conn_now_ms();
+	c->io.ping_sent_ms = 0;
+}
+
+void
+conn_ready(struct ringmq_client *c)
+{
+	c->io.max_in_frame_bytes =
+		c->max_frame_bytes > UINT32_MAX - IN_FRAME_SLACK_BYTES
+			? UINT32_MAX
+			: c->max_frame_bytes + IN_FRAME_SLACK_BYTES;
+	c->is_ready = 1;
+}
+
+void
 conn_wake(struct ringmq_client *c)
 {
 	uint64_t one = 1;
@@ -132,10 +176,10 @@ conn_wake(struct ringmq_client *c)
 uint64_t
 conn_next_request_id(struct ringmq_client *c)
 {
-	uint64_t id = c->next_request_id++;
+	uint64_t id = c->io.next_request_id++;
 
-	if (c->next_request_id == 0)
-		c->next_request_id = 1; /* 0 marks pushed frames */
+	if (c->io.next_request_id == 0)
+		c->io.next_request_id = 1; /* 0 marks pushed frames */
 	return id;
 }
 
@@ -145,12 +189,12 @@ conn_fini(struct ringmq_client *c)
 	if (c->fd >= 0)
 		(void)close(c->fd); /* see conn_lose */
 	c->fd = -1;
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
-	free(c->out);
-	c->out = NULL;
-	c->out_off = c->out_len = c->out_cap = 0;
+	free(c->io.in);
+	c->io.in = NULL;
+	c->io.in_len = c->io.in_cap = 0;
+	free(c->io.out);
+	c->io.out = NULL;
+	c->io.out_off = c->io.out_len = c->io.out_cap = 0;
 }
 
 int
@@ -161,17 +205,18 @@ conn_queue_frame(struct ringmq_client *c, const Ringmq__Frame *f)
 	if ((c->max_frame_bytes != 0 && n > c->max_frame_bytes) ||
 	    n > UINT32_MAX)
 		return RINGMQ_MESSAGE_TOO_LARGE;
-	if (c->out_off == c->out_len) {
-		c->out_off = 0;
-		c->out_len = 0;
+	if (c->io.out_off == c->io.out_len) {
+		c->io.out_off = 0;
+		c->io.out_len = 0;
 	}
-	if (buf_reserve(&c->out, &c->out_cap,
-			c->out_len + FRAME_HDR_BYTES + n) < 0)
+	if (buf_reserve(&c->io.out, &c->io.out_cap,
+			c->io.out_len + FRAME_HDR_BYTES + n) < 0)
 		return RINGMQ_INTERNAL;
-	put_be32(c->out + c->out_len, (uint32_t)n);
+	put_be32(c->io.out + c->io.out_len, (uint32_t)n);
 	/* pack writes exactly get_packed_size bytes */
-	(void)ringmq__frame__pack(f, c->out + c->out_len + FRAME_HDR_BYTES);
-	c->out_len += FRAME_HDR_BYTES + n;
+	(void)ringmq__frame__pack(f,
+				  c->io.out + c->io.out_len + FRAME_HDR_BYTES);
+	c->io.out_len += FRAME_HDR_BYTES + n;
 	return RINGMQ_OK;
 }
 
@@ -233,7 +278,7 @@ conn_init(struct ringmq_client *c, int (*reconnect)(struct ringmq_client *c))
 {
 	c->fd = -1;
 	c->state = CONN_LOST;
-	c->next_request_id = 1;
+	c->io.next_request_id = 1;
 	c->router.reconnect = reconnect;
 	conn_add_hooks(c, &conn_hooks);
 }
@@ -265,7 +310,7 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 
 	if (f->has_request_id && f->request_id != 0 &&
 	    f->body_case != RINGMQ__FRAME__BODY_PING) {
-		for (p = c->pending; p != NULL; p = p->next) {
+		for (p = c->io.pending; p != NULL; p = p->next) {
 			if (p->request_id == f->request_id && !p->is_done) {
 				p->resp = f;
 				p->is_done = 1;
@@ -292,7 +337,7 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 	frame_free(f);
 }
 
-/* Decodes and dispatches every whole frame in c->in; -1 when the stream
+/* Decodes and dispatches every whole frame in c->io.in; -1 when the stream
  * broke the protocol (connection lost). */
 static int
 decode_frames(struct ringmq_client *c)
@@ -300,21 +345,21 @@ decode_frames(struct ringmq_client *c)
 	size_t off = 0;
 	char why[128];
 
-	while (c->in_len - off >= FRAME_HDR_BYTES) {
-		uint32_t len = get_be32(c->in + off);
+	while (c->io.in_len - off >= FRAME_HDR_BYTES) {
+		uint32_t len = get_be32(c->io.in + off);
 		Ringmq__Frame *f;
 
-		if (len > c->max_in_frame_bytes) {
+		if (len > c->io.max_in_frame_bytes) {
 			snprintf(why, sizeof(why),
 				 "protocol error: frame of %u bytes from the "
 				 "broker is over the limit of %u",
-				 len, c->max_in_frame_bytes);
+				 len, c->io.max_in_frame_bytes);
 			conn_lose(c, why);
 			return -1;
 		}
-		if (c->in_len - off - FRAME_HDR_BYTES < len)
+		if (c->io.in_len - off - FRAME_HDR_BYTES < len)
 			break;
-		f = frame_unpack(c->in + off + FRAME_HDR_BYTES, len);
+		f = frame_unpack(c->io.in + off + FRAME_HDR_BYTES, len);
 		off += FRAME_HDR_BYTES + len;
 		if (f == NULL) {
 			conn_lose(c, "protocol error: undecodable frame "
@@ -324,8 +369,8 @@ decode_frames(struct ringmq_client *c)
 		dispatch(c, f);
 	}
 	if (off > 0) {
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
+		memmove(c->io.in, c->io.in + off, c->io.in_len - off);
+		c->io.in_len -= off;
 	}
 	return 0;
 }
@@ -336,9 +381,9 @@ flush_out(struct ringmq_client *c)
 {
 	char why[160];
 
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off,
-				 c->out_len - c->out_off,
+	while (c->io.out_off < c->io.out_len) {
+		ssize_t n = send(c->fd, c->io.out + c->io.out_off,
+				 c->io.out_len - c->io.out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
@@ -351,10 +396,10 @@ flush_out(struct ringmq_client *c)
 			conn_lose(c, why);
 			return -1;
 		}
-		c->out_off += (size_t)n;
+		c->io.out_off += (size_t)n;
 	}
-	c->out_off = 0;
-	c->out_len = 0;
+	c->io.out_off = 0;
+	c->io.out_len = 0;
 	return 0;
 }
 
@@ -371,12 +416,12 @@ fill_in(struct ringmq_client *c)
 	for (int i = 0; i < READS_PER_PUMP; i++) {
 		ssize_t n;
 
-		if (buf_reserve(&c->in, &c->in_cap,
-				c->in_len + READ_CHUNK_BYTES) < 0) {
+		if (buf_reserve(&c->io.in, &c->io.in_cap,
+				c->io.in_len + READ_CHUNK_BYTES) < 0) {
 			/* Stop reading; what is buffered still decodes. */
 			break;
 		}
-		n = recv(c->fd, c->in + c->in_len, READ_CHUNK_BYTES,
+		n = recv(c->fd, c->io.in + c->io.in_len, READ_CHUNK_BYTES,
 			 MSG_DONTWAIT);
 		if (n == 0) {
 			is_eof = 1;
@@ -389,10 +434,10 @@ fill_in(struct ringmq_client *c)
 				err = errno;
 			break;
 		}
-		c->in_len += (size_t)n;
+		c->io.in_len += (size_t)n;
 		got += (long)n;
-		c->last_rx_ms = conn_now_ms();
-		c->ping_sent_ms = 0;
+		c->io.last_rx_ms = conn_now_ms();
+		c->io.ping_sent_ms = 0;
 		if ((size_t)n < READ_CHUNK_BYTES)
 			break;
 	}
@@ -427,7 +472,7 @@ send_keepalive(struct ringmq_client *c, int64_t now_ms)
 	f.ping = &ping;
 	/* Out of memory: the next round tries again. */
 	if (conn_queue_frame(c, &f) == RINGMQ_OK)
-		c->ping_sent_ms = now_ms;
+		c->io.ping_sent_ms = now_ms;
 }
 
 /*
@@ -452,14 +497,16 @@ run_timers(struct ringmq_client *c, int64_t now_ms)
 			due = t;
 	}
 	if (iv > 0) {
-		if (c->ping_sent_ms != 0 && now_ms - c->ping_sent_ms >= iv) {
+		if (c->io.ping_sent_ms != 0 &&
+		    now_ms - c->io.ping_sent_ms >= iv) {
 			conn_lose(c, "connection lost: no answer to a ping "
 				     "(broker unresponsive)");
 			return -2;
 		}
-		if (c->ping_sent_ms == 0 && now_ms - c->last_rx_ms >= iv)
+		if (c->io.ping_sent_ms == 0 && now_ms - c->io.last_rx_ms >= iv)
 			send_keepalive(c, now_ms);
-		t = c->ping_sent_ms ? c->ping_sent_ms + iv : c->last_rx_ms + iv;
+		t = c->io.ping_sent_ms ? c->io.ping_sent_ms + iv
+				       : c->io.last_rx_ms + iv;
 		if (due < 0 || t < due)
 			due = t;
 	}
@@ -573,7 +620,7 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 	}
 	p[0].fd = c->fd;
 	p[0].events = POLLIN;
-	if (c->out_off < c->out_len)
+	if (c->io.out_off < c->io.out_len)
 		p[0].events |= POLLOUT;
 	p[0].revents = 0;
 	p[1].fd = c->wake_fd;
@@ -617,7 +664,7 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 		for (size_t i = 0; i < c->router.n_hooks; i++)
 			if (c->router.hooks[i]->after_io != NULL)
 				c->router.hooks[i]->after_io(c, now_ms);
-		if (c->out_off < c->out_len && flush_out(c) < 0)
+		if (c->io.out_off < c->io.out_len && flush_out(c) < 0)
 			return RINGMQ_CONNECTION_LOST;
 	}
 	return RINGMQ_OK;
@@ -627,7 +674,7 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 void
 conn_try_send(struct ringmq_client *c)
 {
-	if (c->state == CONN_OPEN && c->out_off < c->out_len &&
+	if (c->state == CONN_OPEN && c->io.out_off < c->io.out_len &&
 	    flush_out(c) < 0)
 		return; /* lost: callers see the state */
 }
@@ -637,7 +684,7 @@ pending_unlink(struct ringmq_client *c, struct pending *p)
 {
 	struct pending **pp;
 
-	for (pp = &c->pending; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &c->io.pending; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
 			return;
@@ -727,8 +774,8 @@ call_locked(struct ringmq_client *c, Ringmq__Frame *req,
 	if (rc != RINGMQ_OK)
 		return client_fail(c, rc, "out of memory");
 
-	p.next = c->pending;
-	c->pending = &p;
+	p.next = c->io.pending;
+	c->io.pending = &p;
 	deadline_ms = conn_now_ms() + timeout_ms;
 	rc = RINGMQ_OK;
 	while (!p.is_done) {

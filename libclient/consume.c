@@ -20,7 +20,7 @@
 static struct sub *
 sub_find(struct ringmq_client *c, uint32_t id)
 {
-	for (struct sub *s = c->subs; s != NULL; s = s->next)
+	for (struct sub *s = c->subs.list; s != NULL; s = s->next)
 		if (s->id == id)
 			return s;
 	return NULL;
@@ -49,13 +49,13 @@ deliveries_free(struct ringmq_delivery *d)
 static struct ringmq_delivery *
 dq_pop(struct ringmq_client *c)
 {
-	struct ringmq_delivery *d = c->dq_head;
+	struct ringmq_delivery *d = c->subs.dq_head;
 
 	if (d == NULL)
 		return NULL;
-	c->dq_head = d->next;
-	if (c->dq_head == NULL)
-		c->dq_tail = NULL;
+	c->subs.dq_head = d->next;
+	if (c->subs.dq_head == NULL)
+		c->subs.dq_tail = NULL;
 	d->next = NULL;
 	return d;
 }
@@ -80,11 +80,11 @@ subs_drop_queued(struct ringmq_client *c)
 
 	while ((d = dq_pop(c)) != NULL)
 		ringmq_delivery_free(d);
-	while ((d = c->cbq_head) != NULL) {
-		c->cbq_head = d->next;
+	while ((d = c->subs.cbq_head) != NULL) {
+		c->subs.cbq_head = d->next;
 		ringmq_delivery_free(d);
 	}
-	c->cbq_tail = NULL;
+	c->subs.cbq_tail = NULL;
 }
 
 static void subs_on_delivery(struct ringmq_client *c,
@@ -96,9 +96,9 @@ static void subs_on_delivery(struct ringmq_client *c,
 static void
 subs_claim(struct ringmq_client *c)
 {
-	struct ringmq_delivery *d = c->unclaimed_head;
+	struct ringmq_delivery *d = c->subs.unclaimed_head;
 
-	c->unclaimed_head = c->unclaimed_tail = NULL;
+	c->subs.unclaimed_head = c->subs.unclaimed_tail = NULL;
 	while (d != NULL) {
 		struct ringmq_delivery *next = d->next;
 
@@ -114,14 +114,15 @@ static void sub_end(struct ringmq_client *c, struct sub *s, int code);
 static void
 subs_apply_early_end(struct ringmq_client *c, struct sub *s)
 {
-	for (int i = 0; i < c->n_early_ends; i++)
-		if (c->early_end_ids[i] == s->wire_id) {
-			int code = c->early_end_codes[i];
+	for (int i = 0; i < c->subs.n_early_ends; i++)
+		if (c->subs.early_end_ids[i] == s->wire_id) {
+			int code = c->subs.early_end_codes[i];
 
-			c->n_early_ends--;
-			c->early_end_ids[i] = c->early_end_ids[c->n_early_ends];
-			c->early_end_codes[i] =
-				c->early_end_codes[c->n_early_ends];
+			c->subs.n_early_ends--;
+			c->subs.early_end_ids[i] =
+				c->subs.early_end_ids[c->subs.n_early_ends];
+			c->subs.early_end_codes[i] =
+				c->subs.early_end_codes[c->subs.n_early_ends];
 			sub_end(c, s, code);
 			return;
 		}
@@ -145,21 +146,21 @@ sub_send(struct ringmq_client *c, struct sub *s)
 			  : RINGMQ__START_POSITION__EARLIEST;
 	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE;
 	f.subscribe = &m;
-	c->subscribing++;
+	c->subs.subscribing++;
 	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_SUBSCRIBE_OK, &resp);
-	c->subscribing--;
+	c->subs.subscribing--;
 	if (rc == RINGMQ_OK) {
 		s->wire_id = resp->subscribe_ok->subscription;
 		s->is_live = 1;
 		frame_free(resp);
 		subs_apply_early_end(c, s);
 	}
-	if (c->subscribing == 0)
-		c->n_early_ends = 0;
+	if (c->subs.subscribing == 0)
+		c->subs.n_early_ends = 0;
 	/* A subscription now live takes what came for it, before anything
 	 * later of it is read (a Subscribe may still wait: a restore inside
 	 * another's call); with none waiting, the rest goes on too. */
-	if (rc == RINGMQ_OK || c->subscribing == 0)
+	if (rc == RINGMQ_OK || c->subs.subscribing == 0)
 		subs_claim(c);
 	return rc;
 }
@@ -192,14 +193,14 @@ subscribe_locked(ringmq_client *c, uint32_t *subscriptionp, const char *queue,
 	s->ctx = ctx;
 	/* Listed (not live) before it is sent: its first deliveries may
 	 * arrive with the answer and must find it. */
-	s->id = ++c->last_sub_id;
+	s->id = ++c->subs.last_id;
 	s->is_first = 1;
-	s->next = c->subs;
-	c->subs = s;
+	s->next = c->subs.list;
+	c->subs.list = s;
 	rc = sub_send(c, s);
 	s->is_first = 0;
 	if (rc != RINGMQ_OK) {
-		struct sub **sp = &c->subs;
+		struct sub **sp = &c->subs.list;
 
 		while (*sp != s)
 			sp = &(*sp)->next;
@@ -266,7 +267,7 @@ sub_request(ringmq_client *c, struct sub *s, int is_credit, uint32_t credit)
 static void
 sub_forget(struct ringmq_client *c, struct sub *s)
 {
-	for (struct sub **sp = &c->subs; *sp != NULL; sp = &(*sp)->next)
+	for (struct sub **sp = &c->subs.list; *sp != NULL; sp = &(*sp)->next)
 		if (*sp == s) {
 			*sp = s->next;
 			sub_free(s);
@@ -368,23 +369,25 @@ subs_on_delivery(struct ringmq_client *c, struct ringmq_delivery *d)
 {
 	Ringmq__Delivery *dv = d->f->delivery;
 
-	for (struct sub *s = c->subs; s != NULL; s = s->next) {
+	for (struct sub *s = c->subs.list; s != NULL; s = s->next) {
 		if (!s->is_live || s->wire_id != dv->subscription)
 			continue;
 		/* The caller knows the subscription by its stable id. */
 		dv->subscription = s->id;
 		if (s->cb != NULL)
-			deliveries_push(&c->cbq_head, &c->cbq_tail, d);
+			deliveries_push(&c->subs.cbq_head, &c->subs.cbq_tail,
+					d);
 		else
-			deliveries_push(&c->dq_head, &c->dq_tail, d);
+			deliveries_push(&c->subs.dq_head, &c->subs.dq_tail, d);
 		return;
 	}
-	if (c->subscribing > 0) {
+	if (c->subs.subscribing > 0) {
 		/* Maybe the waiting Subscribe's: decided once it is live. */
-		deliveries_push(&c->unclaimed_head, &c->unclaimed_tail, d);
+		deliveries_push(&c->subs.unclaimed_head,
+				&c->subs.unclaimed_tail, d);
 		return;
 	}
-	deliveries_push(&c->dq_head, &c->dq_tail, d);
+	deliveries_push(&c->subs.dq_head, &c->subs.dq_tail, d);
 }
 
 /* Drops the deliveries of subscription id still queued: their leases
@@ -417,8 +420,8 @@ sub_end(struct ringmq_client *c, struct sub *s, int code)
 	s->is_live = 0;
 	s->is_ended = 1;
 	s->end_code = code != 0 ? code : RINGMQ_GROUP_NOT_FOUND;
-	deliveries_drop_of(&c->dq_head, &c->dq_tail, s->id);
-	deliveries_drop_of(&c->cbq_head, &c->cbq_tail, s->id);
+	deliveries_drop_of(&c->subs.dq_head, &c->subs.dq_tail, s->id);
+	deliveries_drop_of(&c->subs.cbq_head, &c->subs.cbq_tail, s->id);
 }
 
 /* The router's Delivery handler (takes f): the delivery is the frame
@@ -446,15 +449,15 @@ subs_push_delivery(struct ringmq_client *c, Ringmq__Frame *f)
 static void
 subs_on_ended(struct ringmq_client *c, uint32_t wire_id, int code)
 {
-	for (struct sub *s = c->subs; s != NULL; s = s->next)
+	for (struct sub *s = c->subs.list; s != NULL; s = s->next)
 		if (s->is_live && s->wire_id == wire_id) {
 			sub_end(c, s, code);
 			return;
 		}
 	/* Maybe that of a Subscribe still waiting for its answer. */
-	if (c->subscribing > 0 && c->n_early_ends < 8) {
-		c->early_end_ids[c->n_early_ends] = wire_id;
-		c->early_end_codes[c->n_early_ends++] = code;
+	if (c->subs.subscribing > 0 && c->subs.n_early_ends < 8) {
+		c->subs.early_end_ids[c->subs.n_early_ends] = wire_id;
+		c->subs.early_end_codes[c->subs.n_early_ends++] = code;
 	}
 }
 
@@ -474,7 +477,7 @@ subs_push_ended(struct ringmq_client *c, Ringmq__Frame *f)
 static int
 subs_take_ended(struct ringmq_client *c)
 {
-	for (struct sub *s = c->subs; s != NULL; s = s->next)
+	for (struct sub *s = c->subs.list; s != NULL; s = s->next)
 		if (s->end_code != 0 && !s->is_end_told && s->cb == NULL) {
 			s->is_end_told = 1;
 			return client_fail(c, s->end_code,
@@ -516,16 +519,16 @@ ringmq_subscription_status(ringmq_client *c, uint32_t subscription)
 static void
 subs_on_lost(struct ringmq_client *c)
 {
-	struct sub **sp = &c->subs;
+	struct sub **sp = &c->subs.list;
 
 	/* Leases die with the connection: the deliveries not handed out yet
 	 * go. The broker counts their leases failed and delivers them again;
 	 * handed out, each would be worked on twice, its ack refused with
 	 * NOT_LEASED. */
 	subs_drop_queued(c);
-	deliveries_free(c->unclaimed_head);
-	c->unclaimed_head = c->unclaimed_tail = NULL;
-	c->n_early_ends = 0;
+	deliveries_free(c->subs.unclaimed_head);
+	c->subs.unclaimed_head = c->subs.unclaimed_tail = NULL;
+	c->subs.n_early_ends = 0;
 
 	while (*sp != NULL) {
 		struct sub *s = *sp;
@@ -551,7 +554,7 @@ subs_restore(struct ringmq_client *c)
 		struct sub *last = NULL;
 		int rc;
 
-		for (struct sub *s = c->subs; s != NULL && s != done;
+		for (struct sub *s = c->subs.list; s != NULL && s != done;
 		     s = s->next)
 			last = s;
 		if (last == NULL)
@@ -582,12 +585,12 @@ void
 subs_fini(struct ringmq_client *c)
 {
 	subs_drop_queued(c);
-	deliveries_free(c->unclaimed_head);
-	c->unclaimed_head = c->unclaimed_tail = NULL;
-	while (c->subs != NULL) {
-		struct sub *s = c->subs;
+	deliveries_free(c->subs.unclaimed_head);
+	c->subs.unclaimed_head = c->subs.unclaimed_tail = NULL;
+	while (c->subs.list != NULL) {
+		struct sub *s = c->subs.list;
 
-		c->subs = s->next;
+		c->subs.list = s->next;
 		sub_free(s);
 	}
 }
@@ -1081,11 +1084,11 @@ acks_done_push(struct ringmq_client *c, struct async_ack *a)
 {
 	a->next = NULL;
 	a->request_id = 0;
-	if (c->acks_done_tail != NULL)
-		c->acks_done_tail->next = a;
+	if (c->acks.done_tail != NULL)
+		c->acks.done_tail->next = a;
 	else
-		c->acks_done = a;
-	c->acks_done_tail = a;
+		c->acks.done = a;
+	c->acks.done_tail = a;
 }
 
 /* New requests of ids[0..n), chunked as the broker allows; NULL when out
@@ -1165,11 +1168,11 @@ ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 			rc = client_fail(c, RINGMQ_INTERNAL, "out of memory");
 			break;
 		}
-		if (c->acks_tail != NULL)
-			c->acks_tail->next = a;
+		if (c->acks.sent_tail != NULL)
+			c->acks.sent_tail->next = a;
 		else
-			c->acks = a;
-		c->acks_tail = a;
+			c->acks.sent = a;
+		c->acks.sent_tail = a;
 	}
 	conn_try_send(c);
 	client_unlock(c);
@@ -1183,7 +1186,7 @@ acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 {
 	struct async_ack *a, *prev = NULL;
 
-	for (a = c->acks; a != NULL; prev = a, a = a->next)
+	for (a = c->acks.sent; a != NULL; prev = a, a = a->next)
 		if (a->request_id == f->request_id)
 			break;
 	if (a == NULL)
@@ -1191,9 +1194,9 @@ acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 	if (prev != NULL)
 		prev->next = a->next;
 	else
-		c->acks = a->next;
-	if (c->acks_tail == a)
-		c->acks_tail = prev;
+		c->acks.sent = a->next;
+	if (c->acks.sent_tail == a)
+		c->acks.sent_tail = prev;
 	for (size_t i = 0; i < a->n; i++)
 		a->codes[i] = lease_code(f, i);
 	acks_done_push(c, a);
@@ -1205,10 +1208,10 @@ acks_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 void
 acks_on_lost(struct ringmq_client *c, int code)
 {
-	struct async_ack *a = c->acks;
+	struct async_ack *a = c->acks.sent;
 
-	c->acks = NULL;
-	c->acks_tail = NULL;
+	c->acks.sent = NULL;
+	c->acks.sent_tail = NULL;
 	while (a != NULL) {
 		struct async_ack *next = a->next;
 
@@ -1252,10 +1255,10 @@ acks_run_done(struct ringmq_client *c, struct async_ack *list)
 void
 acks_fini(struct ringmq_client *c)
 {
-	acks_free_list(c->acks);
-	acks_free_list(c->acks_done);
-	c->acks = NULL;
-	c->acks_tail = NULL;
-	c->acks_done = NULL;
-	c->acks_done_tail = NULL;
+	acks_free_list(c->acks.sent);
+	acks_free_list(c->acks.done);
+	c->acks.sent = NULL;
+	c->acks.sent_tail = NULL;
+	c->acks.done = NULL;
+	c->acks.done_tail = NULL;
 }

@@ -30,16 +30,6 @@
 /* Frame length prefix, bytes. */
 #define FRAME_HDR_BYTES 4
 
-/* Bound on frames read before HelloOk tells the real limit. */
-#define PRE_HELLO_MAX_FRAME_BYTES (1024u * 1024u)
-
-/*
- * Allowance above the announced max_frame_bytes for frames the broker
- * sends: a Delivery wraps a message that fit in a Publish frame with a few
- * more fields.
- */
-#define IN_FRAME_SLACK_BYTES 4096u
-
 #define DEFAULT_SERVER		   "127.0.0.1:7420"
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_REQUEST_TIMEOUT_MS 5000
@@ -95,8 +85,8 @@ struct pending {
 
 /*
  * One request of ringmq_ack_async(): sent and waiting for its answer on
- * c->acks (request_id != 0), then with its codes on c->acks_done until
- * the callback runs.
+ * c->acks.sent (request_id != 0), then with its codes on c->acks.done
+ * until the callback runs.
  */
 struct async_ack {
 	uint64_t request_id;
@@ -220,14 +210,96 @@ struct conn_router {
 	int (*reconnect)(struct ringmq_client *c);
 };
 
+/* The transport's own state: conn.c alone reads and writes it. */
+struct conn_io {
+	uint8_t *in; /* owned; bytes read, not yet decoded */
+	size_t in_len;
+	size_t in_cap;
+	uint8_t *out; /* owned; bytes to send from out_off to out_len */
+	size_t out_off;
+	size_t out_len;
+	size_t out_cap;
+	uint32_t max_in_frame_bytes; /* longest frame read (hello's + slack) */
+	uint64_t next_request_id;
+	struct pending *pending; /* borrowed entries of waiting calls */
+	int64_t last_rx_ms;	 /* last bytes from the broker */
+	int64_t ping_sent_ms;	 /* 0: no keepalive ping outstanding */
+};
+
+/* Subscriptions and the deliveries not handed out yet (consume.c; client.c
+ * detaches the callback queue to run it). */
+struct subs_state {
+	struct sub *list; /* owned */
+	uint32_t last_id; /* the last subscription id given, 0 at first */
+	struct ringmq_delivery *dq_head; /* owned queue for ringmq_next() */
+	struct ringmq_delivery *dq_tail;
+	struct ringmq_delivery *cbq_head; /* owned; for callback subs */
+	struct ringmq_delivery *cbq_tail;
+	/* Deliveries of no live subscription that came while a Subscribe
+	 * waited for its answer: the broker may send the new
+	 * subscription's first deliveries right behind its SubscribeOk,
+	 * read before the subscription is live. Owned list. */
+	struct ringmq_delivery *unclaimed_head, *unclaimed_tail;
+	int subscribing; /* Subscribes waiting for their answers */
+	/* SubscriptionEnded frames that came while a Subscribe waited, for
+	 * a subscription not live yet (applied once it is; bounded: an end
+	 * past the bound is lost, as a frame of no subscription). */
+	uint32_t early_end_ids[8];
+	int early_end_codes[8];
+	int n_early_ends;
+};
+
+/* Asynchronous acks (consume.c; client.c detaches the done list and
+ * its flush waits for sent to empty). */
+struct acks_state {
+	struct async_ack *sent; /* owned: sent, unanswered, in send order */
+	struct async_ack *sent_tail;
+	struct async_ack *done; /* owned: answered, callback not run */
+	struct async_ack *done_tail;
+};
+
+/* Auto-touch (touch.c). */
+struct touch_state {
+	struct tracked_lease *tracked; /* owned array */
+	size_t n_tracked;
+	size_t cap_tracked;
+	pthread_t thread;
+	int has_thread;
+	int is_stopping;
+};
+
 struct ptopic; /* producer.c */
 struct pmsg;   /* producer.c */
 struct pbatch; /* producer.c */
 
+/* Asynchronous and synchronous publishes (producer.c; client.c detaches
+ * the done list, and its flush and ringmq_client_outstanding() read
+ * n_outstanding and bump n_flushing). */
+struct producer_state {
+	struct ptopic *topics;	 /* owned list */
+	struct pbatch *inflight; /* borrowed: batches sent, unanswered */
+	struct pmsg *done_head;	 /* owned: completed, callback not run */
+	struct pmsg *done_tail;
+	size_t n_unsent_msgs;	 /* queued, not yet in a batch */
+	size_t n_unsent_batches; /* cut, not sent on this connection */
+	size_t n_outstanding;	 /* accepted, not yet answered */
+	uint64_t outstanding_bytes;
+	int n_flushing; /* threads in flush: send at once */
+};
+
+/*
+ * The client handle. The fields at the top are shared: each names the
+ * files that write it; every module reads them. Each sub-struct below
+ * them belongs to one module, which alone touches it, with the
+ * exceptions its comment names.
+ */
 struct ringmq_client {
-	struct ringmq_opts opts; /* owned copy */
+	struct ringmq_opts opts; /* owned copy (client.c) */
 	char *server;		 /* owned; the address connected to */
 	size_t server_idx;	 /* index of that address in the list */
+
+	/* The connection: conn.c, and client.c's connect and close;
+	 * is_closing also producer.c, on a SHUTTING_DOWN answer. */
 	int fd;
 	enum conn_state state;
 	int is_closing; /* Goodbye seen: the broker will close soon */
@@ -244,81 +316,34 @@ struct ringmq_client {
 	pthread_mutex_t lock;
 	int lock_depth;
 	int hold_lock;
-	int wake_fd;		 /* eventfd: wakes threads waiting in poll() */
-	int sleepers;		 /* threads in poll() right now */
-	int64_t last_rx_ms;	 /* last bytes from the broker */
-	int64_t ping_sent_ms;	 /* 0: no keepalive ping outstanding */
+	int wake_fd;  /* eventfd: wakes threads waiting in poll() */
+	int sleepers; /* threads in poll() right now */
+
+	/* Reconnect schedule: a loss sets it (conn.c), a failed attempt
+	 * backs off (client.c). */
 	int64_t next_attempt_ms; /* earliest reconnect attempt */
 	int backoff_ms;		 /* current reconnect backoff */
 
-	uint8_t *in; /* owned; bytes read, not yet decoded */
-	size_t in_len;
-	size_t in_cap;
-	uint8_t *out; /* owned; bytes to send from out_off to out_len */
-	size_t out_off;
-	size_t out_len;
-	size_t out_cap;
-	uint32_t max_in_frame_bytes;
-
-	uint64_t next_request_id;
-	struct pending *pending;   /* borrowed entries of waiting calls */
-	struct conn_router router; /* who takes what conn.c reads */
-
-	struct ringmq_delivery *dq_head; /* owned queue of deliveries */
-	struct ringmq_delivery *dq_tail;
-	struct ringmq_delivery *cbq_head; /* owned; for callback subs */
-	struct ringmq_delivery *cbq_tail;
-
-	struct sub *subs; /* owned list */
-	uint32_t last_sub_id;
-	/* Deliveries of no live subscription that came while a Subscribe
-	 * waited for its answer: the broker may send the new
-	 * subscription's first deliveries right behind its SubscribeOk,
-	 * read before the subscription is live. Owned list. */
-	struct ringmq_delivery *unclaimed_head, *unclaimed_tail;
-	int subscribing; /* Subscribes waiting for their answers */
-	/* SubscriptionEnded frames that came while a Subscribe waited, for
-	 * a subscription not live yet (applied once it is; bounded: an end
-	 * past the bound is lost, as a frame of no subscription). */
-	uint32_t early_end_ids[8];
-	int early_end_codes[8];
-	int n_early_ends;
-
-	struct tracked_lease *tracked; /* owned array (auto-touch) */
-	size_t n_tracked;
-	size_t cap_tracked;
-	pthread_t touch_thread;
-	int has_touch_thread;
-	int is_stopping_touch;
-
-	/* Asynchronous acks (consume.c). */
-	struct async_ack *acks; /* owned: sent, unanswered, in send order */
-	struct async_ack *acks_tail;
-	struct async_ack *acks_done; /* owned: answered, callback not run */
-	struct async_ack *acks_done_tail;
-
-	/* Producer (producer.c). */
-	struct ptopic *topics;	 /* owned list */
-	struct pbatch *inflight; /* borrowed: batches sent, unanswered */
-	struct pmsg *done_head;	 /* owned: completed, callback not run */
-	struct pmsg *done_tail;
-	size_t n_unsent_msgs;	 /* queued, not yet in a batch */
-	size_t n_unsent_batches; /* cut, not sent on this connection */
-	size_t n_outstanding;	 /* accepted, not yet answered */
-	uint64_t outstanding_bytes;
-	int n_flushing; /* threads in flush: send at once */
-	uint64_t rr_seed;
-
-	volatile sig_atomic_t is_woken;		  /* ringmq_client_wakeup() */
-	volatile sig_atomic_t is_worker_stopping; /* ringmq_worker_stop() */
-
+	/* Limits from the last hello (client.c). */
 	uint32_t max_frame_bytes;
 	uint32_t max_message_bytes;
 	uint32_t max_batch_count;
 	uint32_t max_header_count; /* UINT32_MAX when the broker says none */
 	uint64_t producer_id;
 
-	char errmsg[512];
+	uint64_t rr_seed; /* client.c: jitter; the producer's round-robin */
+
+	volatile sig_atomic_t is_woken;		  /* ringmq_client_wakeup() */
+	volatile sig_atomic_t is_worker_stopping; /* ringmq_worker_stop() */
+
+	char errmsg[512]; /* the last call's error: ringmq_client_errmsg() */
+
+	struct conn_router router;	/* conn.c: set at connect */
+	struct conn_io io;		/* conn.c */
+	struct subs_state subs;		/* consume.c */
+	struct acks_state acks;		/* consume.c */
+	struct touch_state touch;	/* touch.c */
+	struct producer_state producer; /* producer.c */
 };
 
 /*
@@ -413,6 +438,20 @@ void conn_lose(struct ringmq_client *c, const char *why);
 
 /* Frees the buffers; closes fd. */
 void conn_fini(struct ringmq_client *c);
+
+/* Puts c back to "no connection" between connect attempts: socket
+ * closed, buffers emptied, frames read limited to the pre-hello bound.
+ * The limits of the last hello stay: messages queued while there is no
+ * connection are checked against them. */
+void conn_reset(struct ringmq_client *c);
+
+/* Takes fd, a freshly connected socket, as the connection (state OPEN,
+ * hello not done). */
+void conn_attach(struct ringmq_client *c, int fd);
+
+/* Hello is done and c's limits are the broker's: frames read may be up
+ * to its max frame bytes and the slack of a Delivery. */
+void conn_ready(struct ringmq_client *c);
 
 /*
  * Packs f (request_id already set) with its length prefix into the output
@@ -580,5 +619,8 @@ void touch_track(struct ringmq_client *c, const struct ringmq_delivery *d);
 void touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n);
 int touch_thread_start(struct ringmq_client *c);
 void touch_thread_stop(struct ringmq_client *c);
+
+/* Frees what auto-touch holds (the thread stopped). */
+void touch_fini(struct ringmq_client *c);
 
 #endif

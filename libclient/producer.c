@@ -27,8 +27,8 @@
  * report to the waiting caller instead of a callback.
  *
  * Invariant: a partition's batches list holds its cut batches in sequence
- * order; a batch is on c->inflight exactly while it has a request id on
- * the current connection.
+ * order; a batch is on c->producer.inflight exactly while it has a request id
+ * on the current connection.
  */
 #include "internal.h"
 #include "partition_rule.h"
@@ -90,7 +90,7 @@ struct pbatch {
 	size_t n;
 	struct pmsg **msgs;	      /* owned array; messages owned too */
 	struct pbatch *next;	      /* partition's batch list */
-	struct pbatch *inflight_next; /* c->inflight link */
+	struct pbatch *inflight_next; /* c->producer.inflight link */
 };
 
 struct ppart {
@@ -301,7 +301,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 	uint32_t n = 0;
 	int rc;
 
-	for (t = c->topics; t != NULL; t = t->next)
+	for (t = c->producer.topics; t != NULL; t = t->next)
 		if (strcmp(t->name, queue) == 0)
 			break;
 	if (t != NULL && !t->is_stale) {
@@ -314,7 +314,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 	if (t == NULL) {
 		/* Another thread may have made it while the lock was
 		 * dropped for the answer. */
-		for (t = c->topics; t != NULL; t = t->next)
+		for (t = c->producer.topics; t != NULL; t = t->next)
 			if (strcmp(t->name, queue) == 0)
 				break;
 	}
@@ -355,8 +355,8 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 	t->rr = (uint32_t)((c->rr_seed >> 17) % n);
 	t->sync_rr = (uint32_t)((c->rr_seed >> 29) % n);
 	t->base_bytes = publish_base_bytes(queue) + SEQ_FIELDS_BYTES;
-	t->next = c->topics;
-	c->topics = t;
+	t->next = c->producer.topics;
+	c->producer.topics = t;
 	*tp = t;
 	return RINGMQ_OK;
 }
@@ -388,18 +388,18 @@ sync_done(struct pmsg *m)
 static void
 done_push(struct ringmq_client *c, struct pmsg *m)
 {
-	c->n_outstanding--;
-	c->outstanding_bytes -= m->cost;
+	c->producer.n_outstanding--;
+	c->producer.outstanding_bytes -= m->cost;
 	if (m->sync != NULL) {
 		sync_done(m);
 		return;
 	}
 	m->next = NULL;
-	if (c->done_tail != NULL)
-		c->done_tail->next = m;
+	if (c->producer.done_tail != NULL)
+		c->producer.done_tail->next = m;
 	else
-		c->done_head = m;
-	c->done_tail = m;
+		c->producer.done_head = m;
+	c->producer.done_tail = m;
 }
 
 /* Completes m with a failure; text copied (none when the copy fails). */
@@ -447,7 +447,7 @@ batch_fail(struct ringmq_client *c, struct pbatch *b, int code,
 
 	batch_unlink_part(p, b);
 	if (b->request_id == 0)
-		c->n_unsent_batches--;
+		c->producer.n_unsent_batches--;
 	for (size_t i = 0; i < b->n; i++)
 		complete_fail(c, b->msgs[i], code, text);
 	batch_free(b);
@@ -492,9 +492,9 @@ batch_send(struct ringmq_client *c, struct pbatch *b)
 		return;
 	}
 	b->request_id = f.request_id;
-	c->n_unsent_batches--;
-	b->inflight_next = c->inflight;
-	c->inflight = b;
+	c->producer.n_unsent_batches--;
+	b->inflight_next = c->producer.inflight;
+	c->producer.inflight = b;
 }
 
 /* Most messages per batch: the option and the broker's limit. */
@@ -524,8 +524,8 @@ part_is_due(const struct ringmq_client *c, const struct ptopic *t,
 {
 	if (p->n == 0)
 		return 0;
-	return part_is_full(c, t, p) || c->n_flushing > 0 || p->n_sync > 0 ||
-	       now_ms - p->first_ms >= c->opts.linger_ms;
+	return part_is_full(c, t, p) || c->producer.n_flushing > 0 ||
+	       p->n_sync > 0 || now_ms - p->first_ms >= c->opts.linger_ms;
 }
 
 /* Cuts the next batch from p's queue; NULL when out of memory. */
@@ -565,7 +565,7 @@ batch_cut(struct ringmq_client *c, struct ptopic *t, uint32_t partition,
 	if (p->head == NULL)
 		p->tail = NULL;
 	p->first_ms = now_ms; /* the rest waits its own linger from now */
-	c->n_unsent_msgs -= n;
+	c->producer.n_unsent_msgs -= n;
 	b->t = t;
 	b->partition = partition;
 	b->n = n;
@@ -577,7 +577,7 @@ batch_cut(struct ringmq_client *c, struct ptopic *t, uint32_t partition,
 		p->bhead = b;
 	p->btail = b;
 	p->n_batches++;
-	c->n_unsent_batches++;
+	c->producer.n_unsent_batches++;
 	return b;
 }
 
@@ -587,9 +587,10 @@ producer_send_due(struct ringmq_client *c, int64_t now_ms)
 	/* After a goodbye the broker refuses publishes: keep them for the
 	 * next connection. */
 	if (!c->is_ready || c->state != CONN_OPEN || c->is_closing ||
-	    (c->n_unsent_msgs == 0 && c->n_unsent_batches == 0))
+	    (c->producer.n_unsent_msgs == 0 &&
+	     c->producer.n_unsent_batches == 0))
 		return;
-	for (struct ptopic *t = c->topics; t != NULL; t = t->next) {
+	for (struct ptopic *t = c->producer.topics; t != NULL; t = t->next) {
 		for (uint32_t i = 0; i < t->partitions; i++) {
 			struct ppart *p = &t->parts[i];
 
@@ -620,9 +621,10 @@ producer_next_due_ms(const struct ringmq_client *c)
 {
 	int64_t due = -1;
 
-	if (c->n_unsent_msgs == 0)
+	if (c->producer.n_unsent_msgs == 0)
 		return -1;
-	for (const struct ptopic *t = c->topics; t != NULL; t = t->next) {
+	for (const struct ptopic *t = c->producer.topics; t != NULL;
+	     t = t->next) {
 		for (uint32_t i = 0; i < t->partitions; i++) {
 			const struct ppart *p = &t->parts[i];
 			int64_t at;
@@ -673,7 +675,8 @@ producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 	struct pbatch **bp;
 	struct pbatch *b;
 
-	for (bp = &c->inflight; *bp != NULL; bp = &(*bp)->inflight_next)
+	for (bp = &c->producer.inflight; *bp != NULL;
+	     bp = &(*bp)->inflight_next)
 		if ((*bp)->request_id == f->request_id)
 			break;
 	if (*bp == NULL)
@@ -693,7 +696,7 @@ producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 			 * nothing more on this connection. */
 			c->is_closing = 1;
 			b->request_id = 0;
-			c->n_unsent_batches++;
+			c->producer.n_unsent_batches++;
 		} else {
 			if (code == RINGMQ_INVALID_ARGUMENT && text != NULL &&
 			    strstr(text, "partition") != NULL)
@@ -717,18 +720,18 @@ void
 producer_on_lost(struct ringmq_client *c, int code)
 {
 	/* Every batch sent on the old connection goes again. */
-	for (struct pbatch *b = c->inflight; b != NULL;) {
+	for (struct pbatch *b = c->producer.inflight; b != NULL;) {
 		struct pbatch *next = b->inflight_next;
 
 		b->request_id = 0;
 		b->inflight_next = NULL;
-		c->n_unsent_batches++;
+		c->producer.n_unsent_batches++;
 		b = next;
 	}
-	c->inflight = NULL;
+	c->producer.inflight = NULL;
 	if (code == RINGMQ_OK)
 		return;
-	for (struct ptopic *t = c->topics; t != NULL; t = t->next) {
+	for (struct ptopic *t = c->producer.topics; t != NULL; t = t->next) {
 		for (uint32_t i = 0; i < t->partitions; i++) {
 			struct ppart *p = &t->parts[i];
 
@@ -748,7 +751,7 @@ producer_on_lost(struct ringmq_client *c, int code)
 			p->n_sync = 0;
 		}
 	}
-	c->n_unsent_msgs = 0;
+	c->producer.n_unsent_msgs = 0;
 	conn_wake(c);
 }
 
@@ -781,10 +784,10 @@ producer_fini(struct ringmq_client *c)
 {
 	struct pmsg *m;
 
-	while (c->topics != NULL) {
-		struct ptopic *t = c->topics;
+	while (c->producer.topics != NULL) {
+		struct ptopic *t = c->producer.topics;
 
-		c->topics = t->next;
+		c->producer.topics = t->next;
 		for (uint32_t i = 0; i < t->partitions; i++) {
 			struct ppart *p = &t->parts[i];
 
@@ -805,12 +808,12 @@ producer_fini(struct ringmq_client *c)
 		free(t->name);
 		free(t);
 	}
-	c->inflight = NULL;
-	while ((m = c->done_head) != NULL) {
-		c->done_head = m->next;
+	c->producer.inflight = NULL;
+	while ((m = c->producer.done_head) != NULL) {
+		c->producer.done_head = m->next;
 		pmsg_free(m);
 	}
-	c->done_tail = NULL;
+	c->producer.done_tail = NULL;
 }
 
 int
@@ -839,9 +842,11 @@ wait_for_room(struct ringmq_client *c, size_t cost)
 	int64_t deadline_ms = conn_now_ms() + c->opts.request_timeout_ms;
 	int rc = RINGMQ_OK;
 
-	c->n_flushing++; /* send what is queued: its answers make room */
-	while (c->n_outstanding > 0 &&
-	       c->outstanding_bytes + cost > c->opts.max_outstanding_bytes) {
+	c->producer
+		.n_flushing++; /* send what is queued: its answers make room */
+	while (c->producer.n_outstanding > 0 &&
+	       c->producer.outstanding_bytes + cost >
+		       c->opts.max_outstanding_bytes) {
 		rc = conn_pump(c, deadline_ms);
 		if (rc == RINGMQ_CLOSED ||
 		    (rc == RINGMQ_CONNECTION_LOST && !c->opts.is_reconnect))
@@ -852,7 +857,7 @@ wait_for_room(struct ringmq_client *c, size_t cost)
 			break;
 		}
 	}
-	c->n_flushing--;
+	c->producer.n_flushing--;
 	if (rc == RINGMQ_TIMEOUT)
 		return client_fail(c, rc,
 				   "outgoing buffer still full after %d ms",
@@ -933,9 +938,9 @@ pmsg_enqueue(struct ringmq_client *c, struct ptopic *t, struct pmsg *m)
 	p->bytes += m->cost;
 	if (m->sync != NULL)
 		p->n_sync++;
-	c->n_unsent_msgs++;
-	c->n_outstanding++;
-	c->outstanding_bytes += m->cost;
+	c->producer.n_unsent_msgs++;
+	c->producer.n_outstanding++;
+	c->producer.outstanding_bytes += m->cost;
 	return p;
 }
 
@@ -961,14 +966,15 @@ publish_async_locked(struct ringmq_client *c, const char *queue,
 	cost = message_cost(src);
 	if (message_check(c, t->base_bytes, src, cost, text, sizeof(text)))
 		return client_fail(c, RINGMQ_MESSAGE_TOO_LARGE, "%s", text);
-	if (c->n_outstanding > 0 &&
-	    c->outstanding_bytes + cost > c->opts.max_outstanding_bytes) {
+	if (c->producer.n_outstanding > 0 &&
+	    c->producer.outstanding_bytes + cost >
+		    c->opts.max_outstanding_bytes) {
 		if (!c->opts.is_block_when_full)
-			return client_fail(
-				c, RINGMQ_WOULD_BLOCK,
-				"outgoing buffer full (%llu bytes "
-				"unconfirmed)",
-				(unsigned long long)c->outstanding_bytes);
+			return client_fail(c, RINGMQ_WOULD_BLOCK,
+					   "outgoing buffer full (%llu bytes "
+					   "unconfirmed)",
+					   (unsigned long long)c->producer
+						   .outstanding_bytes);
 		rc = wait_for_room(c, cost);
 		if (rc != RINGMQ_OK)
 			return rc;
@@ -1042,7 +1048,7 @@ part_unqueue(struct ringmq_client *c, struct ppart *p, struct pmsg *m)
 	p->bytes -= m->cost;
 	if (m->sync != NULL)
 		p->n_sync--;
-	c->n_unsent_msgs--;
+	c->producer.n_unsent_msgs--;
 }
 
 /*

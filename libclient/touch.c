@@ -23,16 +23,17 @@ touch_track(struct ringmq_client *c, const struct ringmq_delivery *d)
 
 	if (dv->lease_remaining_ms == 0)
 		return;
-	if (c->n_tracked == c->cap_tracked) {
-		size_t cap = c->cap_tracked ? c->cap_tracked * 2 : 16;
+	if (c->touch.n_tracked == c->touch.cap_tracked) {
+		size_t cap =
+			c->touch.cap_tracked ? c->touch.cap_tracked * 2 : 16;
 
-		t = realloc(c->tracked, cap * sizeof(*t));
+		t = realloc(c->touch.tracked, cap * sizeof(*t));
 		if (t == NULL)
 			return; /* not extended: the lease may expire */
-		c->tracked = t;
-		c->cap_tracked = cap;
+		c->touch.tracked = t;
+		c->touch.cap_tracked = cap;
 	}
-	t = &c->tracked[c->n_tracked++];
+	t = &c->touch.tracked[c->touch.n_tracked++];
 	t->lease_id = dv->lease_id;
 	t->period_ms = (int64_t)dv->lease_remaining_ms;
 	t->touch_at_ms = conn_now_ms() + t->period_ms / 2;
@@ -42,10 +43,11 @@ void
 touch_forget(struct ringmq_client *c, const uint64_t *ids, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
-		for (size_t i = 0; i < c->n_tracked; i++) {
-			if (c->tracked[i].lease_id != ids[k])
+		for (size_t i = 0; i < c->touch.n_tracked; i++) {
+			if (c->touch.tracked[i].lease_id != ids[k])
 				continue;
-			c->tracked[i] = c->tracked[--c->n_tracked];
+			c->touch.tracked[i] =
+				c->touch.tracked[--c->touch.n_tracked];
 			break;
 		}
 	}
@@ -62,8 +64,8 @@ touch_tick(struct ringmq_client *c, int64_t now_ms)
 	size_t n = 0;
 	int64_t due = -1;
 
-	for (size_t i = 0; i < c->n_tracked; i++) {
-		struct tracked_lease *t = &c->tracked[i];
+	for (size_t i = 0; i < c->touch.n_tracked; i++) {
+		struct tracked_lease *t = &c->touch.tracked[i];
 
 		if (t->touch_at_ms <= now_ms && n < 256) {
 			ids[n++] = t->lease_id;
@@ -90,7 +92,7 @@ touch_tick(struct ringmq_client *c, int64_t now_ms)
 static void
 touch_conn_lost(struct ringmq_client *c)
 {
-	c->n_tracked = 0;
+	c->touch.n_tracked = 0;
 }
 
 const struct conn_hooks touch_hooks = {
@@ -104,12 +106,13 @@ touch_main(void *arg)
 	struct ringmq_client *c = arg;
 	struct timespec tick = { 0, TOUCH_TICK_MS * 1000000L };
 
-	while (!__atomic_load_n(&c->is_stopping_touch, __ATOMIC_ACQUIRE)) {
+	while (!__atomic_load_n(&c->touch.is_stopping, __ATOMIC_ACQUIRE)) {
 		client_lock(c);
 		/* A zero wait: sends due touches and keepalives, reads what
 		 * arrived (answers the broker's pings). Nothing to wait for
 		 * when no lease is held. */
-		if (c->state == CONN_OPEN && c->is_ready && c->n_tracked > 0)
+		if (c->state == CONN_OPEN && c->is_ready &&
+		    c->touch.n_tracked > 0)
 			(void)conn_pump(c, conn_now_ms());
 		client_unlock(c);
 		(void)nanosleep(&tick, NULL);
@@ -120,19 +123,27 @@ touch_main(void *arg)
 int
 touch_thread_start(struct ringmq_client *c)
 {
-	c->is_stopping_touch = 0;
-	if (pthread_create(&c->touch_thread, NULL, touch_main, c) != 0)
+	c->touch.is_stopping = 0;
+	if (pthread_create(&c->touch.thread, NULL, touch_main, c) != 0)
 		return -1;
-	c->has_touch_thread = 1;
+	c->touch.has_thread = 1;
 	return 0;
+}
+
+void
+touch_fini(struct ringmq_client *c)
+{
+	free(c->touch.tracked);
+	c->touch.tracked = NULL;
+	c->touch.n_tracked = c->touch.cap_tracked = 0;
 }
 
 void
 touch_thread_stop(struct ringmq_client *c)
 {
-	if (!c->has_touch_thread)
+	if (!c->touch.has_thread)
 		return;
-	__atomic_store_n(&c->is_stopping_touch, 1, __ATOMIC_RELEASE);
-	(void)pthread_join(c->touch_thread, NULL);
-	c->has_touch_thread = 0;
+	__atomic_store_n(&c->touch.is_stopping, 1, __ATOMIC_RELEASE);
+	(void)pthread_join(c->touch.thread, NULL);
+	c->touch.has_thread = 0;
 }
