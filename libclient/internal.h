@@ -11,6 +11,21 @@
  * until their entry completes; asynchronous ones (publish batches, acks)
  * keep their own tables and claim their answers through the router.
  *
+ * The files, in layers: a file calls functions of the layers below its
+ * own only (scripts/check-client-layers checks it), and the transport
+ * reaches the modules above it through the router's hooks alone.
+ *
+ *   5  publish.c queue.c   the calls: build requests, read answers;
+ *      admin.c message.c   the worker helper
+ *      worker.c
+ *   4  client.c            options, connect and reconnect, the handle's
+ *                          lifecycle, poll and flush
+ *   3  consume.c           subscriptions, deliveries, leases, asynchronous
+ *      producer.c          acks; batched and resent publishes
+ *   2  touch.c             auto-touch
+ *   1  conn.c              the transport and the frame router
+ *   0  err.c frame.c       status codes and errmsg; frame decoding
+ *
  * Invariant: c->fd >= 0 exactly when c->state == CONN_OPEN.
  */
 #ifndef RINGMQ_INTERNAL_H
