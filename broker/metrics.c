@@ -14,6 +14,7 @@
 #include "core/queue.h"
 #include "lib/clock.h"
 #include "lib/stats.h"
+#include "lib/vec.h"
 #include "net/http.h"
 #include "store/store.h"
 
@@ -168,17 +169,12 @@ snap_group(void *arg, const struct group *g)
 	struct group_info gi;
 	struct gsnap *gs;
 
-	if (sn->ng == sn->capg) {
-		size_t cap = sn->capg ? sn->capg * 2 : 16;
-		struct gsnap *v = realloc(sn->gv, cap * sizeof(*v));
-
-		if (v == NULL) {
-			sn->is_oom = 1;
-			return;
-		}
-		sn->gv = v;
-		sn->capg = cap;
+	gs = vec_grow(sn->gv, &sn->capg, sn->ng + 1, sizeof(*gs), 16);
+	if (gs == NULL) {
+		sn->is_oom = 1;
+		return;
 	}
+	sn->gv = gs;
 	group_info(g, &gi, floors);
 	gs = &sn->gv[sn->ng++];
 	gs->q = q;
@@ -201,17 +197,12 @@ snap_queue(void *arg, struct queue *q)
 
 	if (q->is_pending || sn->is_oom)
 		return;
-	if (sn->nq == sn->capq) {
-		size_t cap = sn->capq ? sn->capq * 2 : 16;
-		struct qsnap *v = realloc(sn->qv, cap * sizeof(*v));
-
-		if (v == NULL) {
-			sn->is_oom = 1;
-			return;
-		}
-		sn->qv = v;
-		sn->capq = cap;
+	qs = vec_grow(sn->qv, &sn->capq, sn->nq + 1, sizeof(*qs), 16);
+	if (qs == NULL) {
+		sn->is_oom = 1;
+		return;
 	}
+	sn->qv = qs;
 	qs = &sn->qv[sn->nq++];
 	qs->q = q;
 	queue_totals(q, &qs->v[0], &qs->v[1], &qs->v[3]);

@@ -18,19 +18,17 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/vec.h"
 
 static int
 stage_add(struct groups *gs, const struct queue_staged *st)
 {
-	if (gs->nstaged == gs->capstaged) {
-		size_t cap = gs->capstaged ? gs->capstaged * 2 : 8;
-		struct queue_staged *v = realloc(gs->staged, cap * sizeof(*v));
+	struct queue_staged *v = vec_grow(gs->staged, &gs->capstaged,
+					  gs->nstaged + 1, sizeof(*v), 8);
 
-		if (v == NULL)
-			return -ENOMEM;
-		gs->staged = v;
-		gs->capstaged = cap;
-	}
+	if (v == NULL)
+		return -ENOMEM;
+	gs->staged = v;
 	gs->staged[gs->nstaged++] = *st;
 	return 0;
 }
@@ -117,15 +115,12 @@ out:
 int
 corrupt_add(struct groups *gs, uint32_t qid, uint32_t part, uint64_t offset)
 {
-	if (gs->ncorrupt == gs->capcorrupt) {
-		size_t cap = gs->capcorrupt ? gs->capcorrupt * 2 : 8;
-		struct corrupt *v = realloc(gs->corrupt, cap * sizeof(*v));
+	struct corrupt *v = vec_grow(gs->corrupt, &gs->capcorrupt,
+				     gs->ncorrupt + 1, sizeof(*v), 8);
 
-		if (v == NULL)
-			return -ENOMEM;
-		gs->corrupt = v;
-		gs->capcorrupt = cap;
-	}
+	if (v == NULL)
+		return -ENOMEM;
+	gs->corrupt = v;
 	gs->corrupt[gs->ncorrupt++] = (struct corrupt){ qid, part, offset };
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "lib/heap.h"
 #include "lib/log.h"
 #include "lib/u64set.h"
+#include "lib/vec.h"
 
 /* ---------------------------------------------------------- failures */
 
@@ -46,17 +47,13 @@ fail_find(struct gpart *gp, uint64_t offset)
 static struct failrec *
 fail_add(struct gpart *gp, uint64_t offset)
 {
+	struct failrec *v;
 	size_t i = 0;
 
-	if (gp->nfails == gp->capfails) {
-		size_t cap = gp->capfails ? gp->capfails * 2 : 8;
-		struct failrec *v = realloc(gp->fails, cap * sizeof(*v));
-
-		if (v == NULL)
-			return NULL;
-		gp->fails = v;
-		gp->capfails = cap;
-	}
+	v = vec_grow(gp->fails, &gp->capfails, gp->nfails + 1, sizeof(*v), 8);
+	if (v == NULL)
+		return NULL;
+	gp->fails = v;
 	while (i < gp->nfails && gp->fails[i].offset < offset)
 		i++;
 	memmove(&gp->fails[i + 1], &gp->fails[i],
@@ -942,17 +939,14 @@ lease_lookup(struct groups *gs, struct lease_owner *lo, uint64_t id, int is_ack,
 void
 add_waiter(struct groups *gs, lease_done_fn done, void *ctx)
 {
-	if (gs->nwaiters == gs->capwaiters) {
-		size_t cap = gs->capwaiters ? gs->capwaiters * 2 : 16;
-		struct waiter *w = realloc(gs->waiters, cap * sizeof(*w));
+	struct waiter *w = vec_grow(gs->waiters, &gs->capwaiters,
+				    gs->nwaiters + 1, sizeof(*w), 16);
 
-		if (w == NULL) {
-			done(ctx, -ENOMEM);
-			return;
-		}
-		gs->waiters = w;
-		gs->capwaiters = cap;
+	if (w == NULL) {
+		done(ctx, -ENOMEM);
+		return;
 	}
+	gs->waiters = w;
 	gs->waiters[gs->nwaiters].done = done;
 	gs->waiters[gs->nwaiters].ctx = ctx;
 	gs->nwaiters++;

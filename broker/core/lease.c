@@ -2,6 +2,7 @@
  * lease: see lease.h.
  */
 #include "core/lease.h"
+#include "lib/vec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -160,19 +161,15 @@ heap_place(struct lease_table *t, size_t i, struct lease_slot x)
 int
 lease_table_insert(struct lease_table *t, struct lease *l)
 {
+	struct lease_slot *heap;
 	size_t h;
 
 	if ((t->count + 1) * 2 > t->nbuckets && table_grow(t) < 0)
 		return -ENOMEM;
-	if (t->hn == t->hcap) {
-		size_t cap = t->hcap ? t->hcap * 2 : 1024;
-		struct lease_slot *heap = realloc(t->heap, cap * sizeof(*heap));
-
-		if (heap == NULL)
-			return -ENOMEM;
-		t->heap = heap;
-		t->hcap = cap;
-	}
+	heap = vec_grow(t->heap, &t->hcap, t->hn + 1, sizeof(*heap), 1024);
+	if (heap == NULL)
+		return -ENOMEM;
+	t->heap = heap;
 	h = bucket(t, l->id);
 	l->hash_next = t->buckets[h];
 	t->buckets[h] = l;

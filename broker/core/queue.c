@@ -16,6 +16,7 @@
 #include "lib/heap.h"
 #include "lib/log.h"
 #include "lib/u64set.h"
+#include "lib/vec.h"
 #include "name_rule.h"
 #include "partition_rule.h"
 #include "policy_rule.h"
@@ -65,16 +66,13 @@ delayed_add(struct queues *qs, struct queue *q, uint32_t part, uint64_t offset,
 {
 	struct partition *p = &q->parts[part];
 	size_t i = p->ndelayed;
+	struct delayed *v;
 
-	if (p->ndelayed == p->capdelayed) {
-		size_t cap = p->capdelayed ? p->capdelayed * 2 : 8;
-		struct delayed *v = realloc(p->delayed, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		p->delayed = v;
-		p->capdelayed = cap;
-	}
+	v = vec_grow(p->delayed, &p->capdelayed, p->ndelayed + 1, sizeof(*v),
+		     8);
+	if (v == NULL)
+		return -ENOMEM;
+	p->delayed = v;
 	if (due_push(qs, due_ms, q->qid, part, offset) < 0)
 		return -ENOMEM;
 	while (i > 0 && p->delayed[i - 1].offset > offset)
@@ -220,6 +218,7 @@ static struct queue *
 queue_add(struct queues *qs, const struct store_queue *sq)
 {
 	struct queue *q = calloc(1, sizeof(*q));
+	struct queue **by_id;
 	uint32_t h;
 
 	if (q == NULL)
@@ -228,15 +227,11 @@ queue_add(struct queues *qs, const struct store_queue *sq)
 	q->idem = idem_new();
 	if (q->parts == NULL || q->idem == NULL)
 		goto fail;
-	if (qs->count == qs->cap) {
-		size_t cap = qs->cap ? qs->cap * 2 : 16;
-		struct queue **by_id = realloc(qs->by_id, cap * sizeof(*by_id));
-
-		if (by_id == NULL)
-			goto fail;
-		qs->by_id = by_id;
-		qs->cap = cap;
-	}
+	by_id = vec_grow(qs->by_id, &qs->cap, qs->count + 1, sizeof(*by_id),
+			 16);
+	if (by_id == NULL)
+		goto fail;
+	qs->by_id = by_id;
 	q->qid = sq->qid;
 	q->partitions = sq->partitions;
 	q->created_ms = sq->created_ms;

@@ -2,6 +2,7 @@
  * heap: see heap.h.
  */
 #include "lib/heap.h"
+#include "lib/vec.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -55,16 +56,13 @@ sift_down(struct heap *h, size_t i)
 int
 heap_push(struct heap *h, const void *e)
 {
-	assert(h->size >= sizeof(uint64_t) && h->size <= HEAP_MAX_ELEM_BYTES);
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		uint8_t *v = realloc(h->v, cap * h->size);
+	uint8_t *v;
 
-		if (v == NULL)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
+	assert(h->size >= sizeof(uint64_t) && h->size <= HEAP_MAX_ELEM_BYTES);
+	v = vec_grow(h->v, &h->cap, h->n + 1, h->size, 64);
+	if (v == NULL)
+		return -ENOMEM;
+	h->v = v;
 	memcpy(h->v + h->n * h->size, e, h->size);
 	sift_up(h, h->n++);
 	return 0;

@@ -2,6 +2,7 @@
  * runset: see runset.h.
  */
 #include "lib/runset.h"
+#include "lib/vec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -35,13 +36,12 @@ reserve(struct runset *s)
 		s->start = 0;
 		return 0;
 	}
-	size_t cap = s->cap ? s->cap * 2 : 8;
-	struct offset_run *r = realloc(s->r, cap * sizeof(*r));
+	struct offset_run *r =
+		vec_grow(s->r, &s->cap, s->cap + 1, sizeof(*r), 8);
 
 	if (r == NULL)
 		return -ENOMEM;
 	s->r = r;
-	s->cap = cap;
 	return 0;
 }
 

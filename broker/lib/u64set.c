@@ -2,6 +2,7 @@
  * u64set: see u64set.h.
  */
 #include "lib/u64set.h"
+#include "lib/vec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,13 +44,12 @@ u64set_add(struct u64set *s, uint64_t x)
 			memmove(s->v, s->v + s->start, s->n * sizeof(*s->v));
 			s->start = 0;
 		} else {
-			size_t cap = s->cap ? s->cap * 2 : 16;
-			uint64_t *v = realloc(s->v, cap * sizeof(*v));
+			uint64_t *v = vec_grow(s->v, &s->cap, s->cap + 1,
+					       sizeof(*v), 16);
 
 			if (v == NULL)
 				return -ENOMEM;
 			s->v = v;
-			s->cap = cap;
 		}
 	}
 	memmove(&s->v[s->start + i + 1], &s->v[s->start + i],

@@ -12,6 +12,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/vec.h"
 #include "req/req.h"
 
 #define PROTOCOL_VERSION 1u
@@ -178,15 +179,12 @@ session_find_sub(struct session *se, uint32_t id, size_t *index)
 int
 session_add_sub(struct session *se, struct sub *s)
 {
-	if (se->nsubs == se->capsubs) {
-		size_t cap = se->capsubs ? se->capsubs * 2 : 4;
-		struct sub **subs = realloc(se->subs, cap * sizeof(*subs));
+	struct sub **subs = vec_grow(se->subs, &se->capsubs, se->nsubs + 1,
+				     sizeof(*subs), 4);
 
-		if (subs == NULL)
-			return -ENOMEM;
-		se->subs = subs;
-		se->capsubs = cap;
-	}
+	if (subs == NULL)
+		return -ENOMEM;
+	se->subs = subs;
 	se->subs[se->nsubs++] = s;
 	return 0;
 }

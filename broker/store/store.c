@@ -54,6 +54,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/vec.h"
 #include "store/store_codec.h"
 
 #define HEADROOM_MIN_BYTES (64ull << 10)
@@ -1517,18 +1518,15 @@ static int
 load_queue(struct load *l, const MDB_val *k, const MDB_val *v)
 {
 	struct store_queue q;
+	void *p;
 
 	if (store_decode_queue(k->mv_data, v->mv_data, v->mv_size, &q) < 0)
 		return load_corrupt(l, DB_QUEUES, "is malformed");
-	if (l->nqueues == l->queues_cap) {
-		size_t cap = l->queues_cap ? l->queues_cap * 2 : 16;
-		void *p = realloc(l->queues, cap * sizeof(l->queues[0]));
-
-		if (p == NULL)
-			return -ENOMEM;
-		l->queues = p;
-		l->queues_cap = cap;
-	}
+	p = vec_grow(l->queues, &l->queues_cap, l->nqueues + 1,
+		     sizeof(l->queues[0]), 16);
+	if (p == NULL)
+		return -ENOMEM;
+	l->queues = p;
 	l->queues[l->nqueues][0] = q.qid;
 	l->queues[l->nqueues++][1] = q.partitions;
 	return l->cb->queue ? l->cb->queue(l->ctx, &q) : 0;
