@@ -758,6 +758,7 @@ test_failure_counts_survive_restart(void **state)
 	ringmq_client *c;
 	ringmq_opts *o = ringmq_opts_new();
 	ringmq_delivery *d;
+	uint32_t sub;
 	char err[256];
 
 	(void)state;
@@ -770,10 +771,15 @@ test_failure_counts_survive_restart(void **state)
 			 RINGMQ_OK);
 	create_queue(c, "counted", NULL);
 	publish(c, "counted", "flaky");
-	subscribe(c, "counted", "g", 1);
+	sub = subscribe(c, "counted", "g", 1);
 	for (int i = 1; i <= 2; i++) {
 		d = next_delivery(c, WAIT_MS);
 		assert_int_equal(ringmq_delivery_delivery_count(d), i);
+		/* No third delivery before the kill: its lease would end as
+		 * a failure when the client goes, and that failure might or
+		 * might not be committed before the kill. */
+		if (i == 2)
+			assert_int_equal(ringmq_unsubscribe(c, sub), RINGMQ_OK);
 		assert_int_equal(settle(c, d, 'n'), RINGMQ_OK);
 		ringmq_delivery_free(d);
 	}
