@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/addr.h"
 #include "net/loop.h"
 #include "req/session.h"
 #include "store/store.h"
@@ -56,7 +57,9 @@ struct server {
 	int is_stopping;
 	int is_goodbye_sent;
 	uint64_t stop_deadline_ms;
-	uint64_t next_sweep_ms; /* monotonic: next idle connection sweep */
+	uint64_t next_sweep_ms;	   /* monotonic: next idle connection sweep */
+	uint64_t denied;	   /* clients refused since the last log */
+	uint64_t denied_logged_ms; /* monotonic */
 };
 
 static void
@@ -275,16 +278,41 @@ arm_accept(struct server *srv)
 		log_error("cannot submit accept");
 }
 
-/* Takes a connection over the limit only to answer its hello with the
- * refusal, so the client reads a reason rather than a reset. */
+/* Takes a connection it refuses only to answer its hello with the
+ * refusal (a wire code and why), so the client reads a reason rather than
+ * a reset. */
 static void
-server_refuse(struct server *srv, int fd)
+server_refuse(struct server *srv, int fd, int code, const char *why)
 {
 	struct conn *c;
 
 	if (conn_open(&srv->env, fd, &c) == 0)
-		session_refuse(c, RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
-			       "too many connections");
+		session_refuse(c, code, why);
+}
+
+#define PROTECTED_WHY                                                       \
+	"the broker accepts only clients on its own host: it runs without " \
+	"auth configured (ringmqd --auth off accepts every client)"
+
+/* 1 if the client on fd may not connect: not on the broker's host while
+ * no auth is configured. Logged, at most once a second. */
+static int
+server_is_protected_from(struct server *srv, int fd)
+{
+	uint64_t now_ms;
+
+	if (srv->cfg->auth == CONFIG_AUTH_OFF || addr_peer_is_loopback(fd))
+		return 0;
+	srv->denied++;
+	now_ms = clock_mono_ms();
+	if (now_ms - srv->denied_logged_ms >= 1000) {
+		log_warn("refused %llu connection(s) from other hosts: no auth "
+			 "is configured (--auth off accepts them)",
+			 (unsigned long long)srv->denied);
+		srv->denied = 0;
+		srv->denied_logged_ms = now_ms;
+	}
+	return 1;
 }
 
 static void
@@ -304,7 +332,13 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 				 srv->cfg->max_connections ||
 			 srv->env.count >=
 				 2 * (size_t)srv->cfg->max_connections)
-			server_refuse(srv, res);
+			server_refuse(srv, res,
+				      RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
+				      "too many connections");
+		else if (server_is_protected_from(srv, res))
+			server_refuse(srv, res,
+				      RINGMQ__ERROR_CODE__PERMISSION_DENIED,
+				      PROTECTED_WHY);
 		else if (conn_open(&srv->env, res, NULL) < 0)
 			log_warn("cannot set up a connection");
 	} else if (res != -ECANCELED) {
@@ -559,6 +593,14 @@ server_run(const struct config *cfg)
 		 cfg->sync == CONFIG_SYNC_ALWAYS     ? "always"
 		 : cfg->sync == CONFIG_SYNC_INTERVAL ? "interval"
 						     : "never");
+	if (cfg->auth == CONFIG_AUTH_OFF)
+		log_warn("auth off: every client that reaches %s may publish, "
+			 "consume and manage every queue",
+			 bound);
+	else
+		log_info("no auth configured: only clients on this host "
+			 "(loopback addresses) are accepted; --auth off "
+			 "accepts every client");
 	if (strcmp(cfg->http, "off") != 0) {
 		static const struct http_handlers none;
 		struct http_handlers hh = none;

@@ -18,7 +18,7 @@ struct code_text {
 	const char *text;
 };
 
-/* Indexed by code for 0..16 (wire) and by code - 100 for 100..106. */
+/* Indexed by code for 0..17 (wire) and by code - 100 for 100..106. */
 static const struct code_text wire_codes[] = {
 	{ "OK", "success" },
 	{ "BAD_FRAME", "frame does not decode or breaks a rule" },
@@ -37,6 +37,7 @@ static const struct code_text wire_codes[] = {
 	{ "TOO_MANY_CONNECTIONS", "too many connections" },
 	{ "SHUTTING_DOWN", "broker is shutting down" },
 	{ "INTERNAL", "internal error" },
+	{ "PERMISSION_DENIED", "permission denied" },
 };
 
 static const struct code_text local_codes[] = {

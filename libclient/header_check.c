@@ -20,11 +20,12 @@ main(void)
 		{ RINGMQ_QUEUE_NOT_FOUND, "QUEUE_NOT_FOUND" },
 		{ RINGMQ_MESSAGE_TOO_LARGE, "MESSAGE_TOO_LARGE" },
 		{ RINGMQ_INTERNAL, "INTERNAL" },
+		{ RINGMQ_PERMISSION_DENIED, "PERMISSION_DENIED" },
 		{ RINGMQ_WOULD_BLOCK, "WOULD_BLOCK" },
 		{ RINGMQ_UNREACHABLE, "UNREACHABLE" },
 		{ RINGMQ_CONNECTION_LOST, "CONNECTION_LOST" },
 		{ RINGMQ_IO, "IO" },
-		{ 17, "UNKNOWN" },
+		{ 18, "UNKNOWN" },
 		{ -1, "UNKNOWN" },
 	};
 	int failed = 0;
@@ -38,7 +39,8 @@ main(void)
 			failed = 1;
 		}
 	}
-	if (RINGMQ_INTERNAL != 16 || RINGMQ_IO != 106)
+	if (RINGMQ_INTERNAL != 16 || RINGMQ_PERMISSION_DENIED != 17 ||
+	    RINGMQ_IO != 106)
 		failed = 1;
 	return failed;
 }

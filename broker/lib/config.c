@@ -21,6 +21,7 @@ enum setting_type {
 	SET_BYTES, /* u64 with an optional K, M, G or T suffix (powers of 2) */
 	SET_BYTES32, /* the same, u32 */
 	SET_SYNC,
+	SET_AUTH,
 	SET_LOG_LEVEL,
 	SET_LOG_FORMAT,
 };
@@ -91,6 +92,10 @@ static const struct setting settings[] = {
 	  "as long again (one holding a lease: as long after its last lease "
 	  "ended); one that has not said hello or stopped mid-frame, or "
 	  "leaves its output unread this long, is closed" },
+	{ "auth", NUM(SET_AUTH, auth), "", "off", 0, 0,
+	  "who may connect: unset, only clients on this host (loopback "
+	  "addresses; others are refused with PERMISSION_DENIED); off, every "
+	  "client that reaches the listen address, unauthenticated" },
 	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
 	  "debug|info|warn|error", 0, 0, "least severe log line written" },
 	{ "log-format", NUM(SET_LOG_FORMAT, is_log_json), "text", "text|json",
@@ -182,6 +187,20 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 			*(int *)field = CONFIG_SYNC_NEVER;
 		else
 			goto bad;
+		return 0;
+	case SET_AUTH:
+		if (strcmp(v, "on") == 0) {
+			set_err(err, errlen,
+				"auth: on needs users, which this version does "
+				"not have; leave it unset to accept only clients "
+				"on this host, or give off to accept every "
+				"client");
+			return -1;
+		}
+		if (v[0] != '\0' && strcmp(v, "off") != 0)
+			goto bad;
+		*(int *)field =
+			v[0] == '\0' ? CONFIG_AUTH_LOOPBACK : CONFIG_AUTH_OFF;
 		return 0;
 	case SET_LOG_LEVEL:
 		lv = log_level_parse(v);

@@ -21,6 +21,14 @@ enum config_sync {
 	CONFIG_SYNC_NEVER,
 };
 
+/* Who may connect (--auth). */
+enum config_auth {
+	/* Not configured: only clients on the broker's own host (loopback
+	 * addresses), so that a broker is never open by accident. */
+	CONFIG_AUTH_LOOPBACK,
+	CONFIG_AUTH_OFF, /* every client that reaches --listen */
+};
+
 struct config {
 	char listen[256]; /* HOST:PORT; port 0 picks a free one */
 	char http[256];	  /* HOST:PORT of /metrics and /healthz, or "off" */
@@ -42,6 +50,7 @@ struct config {
 	uint32_t max_deliveries;     /* default for new queues; 0 = unlimited */
 	uint32_t shutdown_timeout_ms;
 	uint32_t idle_timeout_ms; /* silent peers: pinged, then closed */
+	int auth;		  /* enum config_auth */
 	int log_level;		  /* enum log_level */
 	int is_log_json;
 };

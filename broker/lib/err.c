@@ -27,6 +27,7 @@ err_str(int rc)
 	case RMQ_ETOO_MANY_CONNECTIONS: return "too many connections";
 	case RMQ_ESHUTTING_DOWN: return "shutting down";
 	case RMQ_EINTERNAL: return "internal error";
+	case RMQ_EPERMISSION_DENIED: return "permission denied";
 	case RMQ_ECORRUPT: return "record failed its checksum";
 	case RMQ_ENOTFOUND: return "record not found";
 	case RMQ_EFORMAT: return "data directory has another format version";

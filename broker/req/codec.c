@@ -560,13 +560,16 @@ _Static_assert(RMQ_EINVALID_ARGUMENT - RMQ_EBASE ==
 	       "ringmq codes follow the wire's");
 _Static_assert(RMQ_EINTERNAL - RMQ_EBASE == RINGMQ__ERROR_CODE__INTERNAL,
 	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_EWIRE_LAST - RMQ_EBASE ==
+		       RINGMQ__ERROR_CODE__PERMISSION_DENIED,
+	       "ringmq codes follow the wire's");
 
 int
 err_to_wire(int rc)
 {
 	int code = rc < 0 ? -rc : rc;
 
-	if (code > RMQ_EBASE && code <= RMQ_EINTERNAL)
+	if (code > RMQ_EBASE && code <= RMQ_EWIRE_LAST)
 		return code - RMQ_EBASE;
 	if (code == 0)
 		return RINGMQ__ERROR_CODE__OK;

@@ -295,7 +295,7 @@ store_skip_code(int rc)
 
 	if (code == 0)
 		return STORE_SKIP_OK;
-	if (code > RMQ_EBASE && code <= RMQ_EINTERNAL)
+	if (code > RMQ_EBASE && code <= RMQ_EWIRE_LAST)
 		return (uint16_t)(code - RMQ_EBASE);
 	return (uint16_t)(RMQ_EINTERNAL - RMQ_EBASE);
 }

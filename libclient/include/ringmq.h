@@ -105,6 +105,9 @@ enum ringmq_status {
 	RINGMQ_SHUTTING_DOWN = 15,
 	/** The broker failed, or the library ran out of memory. */
 	RINGMQ_INTERNAL = 16,
+	/** The broker refused: this client may not do that (today: a client
+	 * from another host while the broker has no auth configured). */
+	RINGMQ_PERMISSION_DENIED = 17,
 
 	/** The outgoing buffer is full (block-when-full=false). */
 	RINGMQ_WOULD_BLOCK = 100,

@@ -1286,6 +1286,13 @@ test_exit_codes_for_bad_flags_config_and_locked_dir(void **state)
 	assert_int_equal(harness_run_exit((const char *const[]){
 				 "--sync", "sometimes", NULL }),
 			 2);
+	/* Auth: unset or off; "on" (users) is not in this version. */
+	assert_int_equal(
+		harness_run_exit((const char *const[]){ "--auth", "on", NULL }),
+		2);
+	assert_int_equal(harness_run_exit((const char *const[]){
+				 "--auth", "maybe", NULL }),
+			 2);
 	fd = mkstemp(conf);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "sync = never\nnope = 1\n", 22), 22);

@@ -1,0 +1,17 @@
+/*
+ * addr: what the broker needs to know of a peer's address.
+ */
+#ifndef RINGMQ_ADDR_H
+#define RINGMQ_ADDR_H
+
+#include <sys/socket.h>
+
+/* 1 if sa is a loopback address: 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped
+ * into IPv6 (::ffff:127.x.x.x); 0 for anything else. */
+int addr_is_loopback(const struct sockaddr *sa, socklen_t len);
+
+/* 1 if the peer of connected socket fd has a loopback address; 0 if not,
+ * or if it cannot be told (the safe answer). */
+int addr_peer_is_loopback(int fd);
+
+#endif
