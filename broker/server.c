@@ -609,6 +609,8 @@ server_run(const struct config *cfg)
 		hh.metrics = http_metrics;
 		hh.health = http_health;
 		hh.ctx = &srv;
+		hh.token = cfg->http_token[0] != '\0' ? cfg->http_token : NULL;
+		hh.is_open = cfg->auth == CONFIG_AUTH_OFF;
 		if (http_open(&srv.http, srv.loop, cfg->http, &hh, hbound,
 			      sizeof(hbound)) < 0) {
 			log_error("cannot listen for http on %s", cfg->http);

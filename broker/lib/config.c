@@ -47,6 +47,10 @@ static const struct setting settings[] = {
 	{ "http", STR(http), "127.0.0.1:7421", "HOST:PORT|off", 0, 0,
 	  "address of GET /metrics and GET /healthz; port 0 picks a free "
 	  "port; off disables" },
+	{ "http-token-file", STR(http_token_file), "", "FILE", 0, 0,
+	  "a file holding a token that every HTTP request must bring "
+	  "(Authorization: Bearer TOKEN); without one, /metrics and /healthz "
+	  "answer only clients on this host unless auth is off" },
 	{ "data", STR(data_dir), "./ringmq-data", "DIR", 0, 0,
 	  "data directory (created if missing; locked while running)" },
 	{ "config", STR(config_file), "", "FILE", 0, 0,
@@ -370,6 +374,43 @@ flag_parse(int argc, char **argv, int *i, const char **val, char *err,
 	return s;
 }
 
+/* Reads the HTTP token from http-token-file: one line of printable
+ * characters (a trailing newline is dropped), 16 to 255 of them. */
+static int
+config_read_token(struct config *cfg, char *err, size_t errlen)
+{
+	FILE *f = fopen(cfg->http_token_file, "r");
+	char *t = cfg->http_token;
+	size_t n;
+
+	if (f == NULL) {
+		set_err(err, errlen, "http-token-file: %s: %s",
+			cfg->http_token_file, strerror(errno));
+		return -1;
+	}
+	n = fread(t, 1, sizeof(cfg->http_token), f);
+	fclose(f);
+	while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == '\r'))
+		n--;
+	if (n < 16 || n >= sizeof(cfg->http_token)) {
+		set_err(err, errlen,
+			"http-token-file: %s: the token must be one line of 16 "
+			"to 255 characters",
+			cfg->http_token_file);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (t[i] <= ' ' || t[i] > '~') {
+			set_err(err, errlen,
+				"http-token-file: %s: the token must be "
+				"printable, without spaces",
+				cfg->http_token_file);
+			return -1;
+		}
+	t[n] = '\0';
+	return 0;
+}
+
 int
 config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
@@ -428,6 +469,9 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 			cfg->listen);
 		return -1;
 	}
+	if (cfg->http_token_file[0] != '\0' &&
+	    config_read_token(cfg, err, errlen) < 0)
+		return -1;
 	return CONFIG_OK;
 }
 

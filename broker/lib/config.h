@@ -32,6 +32,8 @@ enum config_auth {
 struct config {
 	char listen[256]; /* HOST:PORT; port 0 picks a free one */
 	char http[256];	  /* HOST:PORT of /metrics and /healthz, or "off" */
+	char http_token_file[1024]; /* "" = none */
+	char http_token[256];	    /* read from it at load; "" = none */
 	char data_dir[1024];
 	char config_file[1024];
 	uint64_t max_storage_bytes; /* LMDB map size */

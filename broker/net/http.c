@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "net/addr.h"
 #include "net/loop.h"
 
 #define HTTP_HEAD_MAX		8192  /* longest request head read */
@@ -38,6 +40,7 @@ struct http_conn {
 	struct iovec iov;
 	int is_busy;	    /* an operation is in flight */
 	int is_refused;	    /* answered 400 or 431: drain before closing */
+	int is_local;	    /* the peer is on this host */
 	size_t drained;	    /* bytes read and dropped since the answer */
 	uint64_t opened_ms; /* monotonic */
 	struct http_conn *next, *prev;
@@ -142,6 +145,65 @@ request_line_ok(const char *head)
 	return end - sp2 - 1 >= 8 && memcmp(sp2 + 1, "HTTP/", 5) == 0;
 }
 
+/* The value of header name (lower case) in head, its length in *len; NULL
+ * when head has none. */
+static const char *
+header_value(const char *head, const char *name, size_t *len)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *p = strchr(head, '\n'); p != NULL;
+	     p = strchr(p, '\n')) {
+		p++;
+		if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+			const char *v = p + nlen + 1;
+
+			v += strspn(v, " \t");
+			*len = strcspn(v, "\r\n");
+			while (*len > 0 &&
+			       (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+				(*len)--;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* 1 when the request in c brings the token: a comparison that takes as
+ * long whichever byte differs. */
+static int
+has_token(const struct http_conn *c, const char *token)
+{
+	size_t len, tlen = strlen(token);
+	const char *v = header_value(c->head, "authorization", &len);
+	unsigned char diff = 0;
+
+	if (v == NULL || len != 7 + tlen || strncasecmp(v, "Bearer ", 7) != 0)
+		return 0;
+	for (size_t i = 0; i < tlen; i++)
+		diff |= (unsigned char)(v[7 + i] ^ token[i]);
+	return diff == 0;
+}
+
+/* The status that refuses the request in c, or NULL if it may be
+ * answered (http_handlers: token, is_open); *extra gets the header lines
+ * a refusal needs. */
+static const char *
+access_refusal(const struct http_conn *c, const char **extra)
+{
+	const struct http_handlers *hh = &c->h->handlers;
+
+	if (hh->token != NULL) {
+		if (has_token(c, hh->token))
+			return NULL;
+		*extra = "WWW-Authenticate: Bearer realm=\"ringmq\"\r\n";
+		return "401 Unauthorized";
+	}
+	if (hh->is_open || c->is_local)
+		return NULL;
+	return "403 Forbidden";
+}
+
 /* Builds the whole answer for the request head in c and sends it. bad: a
  * status the request earned before its head was whole (431), or NULL. */
 static void
@@ -156,14 +218,26 @@ hc_answer(struct http_conn *c, const char *bad)
 	size_t plen = strcspn(path, " ?");
 	int is_head = mlen == 4 && memcmp(c->head, "HEAD", 4) == 0;
 	int is_get = mlen == 3 && memcmp(c->head, "GET", 3) == 0;
+	const char *denied = NULL;
 
 	if (bad == NULL && !request_line_ok(c->head))
 		bad = "400 Bad Request";
+	if (bad == NULL)
+		denied = access_refusal(c, &allow);
 	if (bad != NULL) {
 		status = bad;
 		is_head = 0;
 		c->is_refused = 1;
 		http_body_printf(&body, "%s\n", bad + 4);
+	} else if (denied != NULL) {
+		status = denied;
+		http_body_printf(&body, "%s\n",
+				 strncmp(denied, "401", 3) == 0
+					 ? "this broker's HTTP port wants a "
+					   "token: Authorization: Bearer TOKEN"
+					 : "this broker's HTTP port answers "
+					   "only its own host (set "
+					   "http-token-file, or auth off)");
 	} else if (!is_get && !is_head) {
 		status = "405 Method Not Allowed";
 		allow = "Allow: GET, HEAD\r\n";
@@ -297,6 +371,7 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 			c->h = h;
 			c->fd = res;
 			c->opened_ms = clock_mono_ms();
+			c->is_local = addr_peer_is_loopback(res);
 			c->read_op =
 				(struct loop_op){ .cb = on_read, .data = c };
 			c->send_op =

@@ -30,6 +30,11 @@ struct http_handlers {
 	/* Writes a reason and returns 1 if healthy, 0 if not (503). */
 	int (*health)(void *ctx, struct http_body *b);
 	void *ctx;
+	/* Who is answered: with a token, every request that brings it
+	 * (Authorization: Bearer TOKEN; else 401); without one, peers on
+	 * this host, or every peer when is_open (else 403). */
+	const char *token; /* borrowed; NULL = none */
+	int is_open;
 };
 
 /*

@@ -4,7 +4,8 @@
  * every client as one of another host (192.0.2.1): refused with
  * PERMISSION_DENIED while no auth is configured, accepted with --auth off.
  * Without the shim, a client of the broker's own host is accepted (every
- * other suite relies on that too).
+ * other suite relies on that too). The HTTP port follows the same rule,
+ * and with a token (http-token-file) wants it from every request.
  *
  * A preloaded library cannot come ahead of the sanitizers' runtime, so the
  * shim is not built in sanitizer builds and those tests skip there.
@@ -13,8 +14,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -112,6 +116,97 @@ test_access_local_client_accepted_without_auth(void **state)
 	assert_int_equal(testlib_broker_stop(&b), 0);
 }
 
+#define TOKEN "s3cret-token-for-tests"
+
+/* The status line's code of GET path from b's HTTP port, with an
+ * Authorization header when auth is not NULL. */
+static int
+http_status(struct harness_broker *b, const char *path, const char *auth)
+{
+	char req[256];
+	char *r;
+	int code = 0;
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+		 path, auth ? "Authorization: " : "", auth ? auth : "",
+		 auth ? "\r\n" : "");
+	r = testlib_http(b->http_addr, req, strlen(req));
+	assert_int_equal(sscanf(r, "HTTP/1.1 %d", &code), 1);
+	free(r);
+	return code;
+}
+
+static void
+test_access_http_answers_only_this_host_without_auth(void **state)
+{
+	static const char *const flags[] = { "--http", "127.0.0.1:0", NULL };
+	static const char *const open_flags[] = { "--http", "127.0.0.1:0",
+						  "--auth", "off", NULL };
+	struct harness_broker b;
+
+	(void)state;
+	assert_int_equal(testlib_broker_start(&b, flags), 0);
+	assert_int_equal(http_status(&b, "/healthz", NULL), 200);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	if (start_seen_remote(&b, flags) < 0)
+		skip();
+	assert_int_equal(http_status(&b, "/metrics", NULL), 403);
+	assert_int_equal(http_status(&b, "/healthz", NULL), 403);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	assert_int_equal(start_seen_remote(&b, open_flags), 0);
+	assert_int_equal(http_status(&b, "/metrics", NULL), 200);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+}
+
+static void
+test_access_http_token_is_wanted_from_every_request(void **state)
+{
+	char file[64] = "/tmp/ringmq-token-XXXXXX";
+	const char *flags[] = { "--http", "127.0.0.1:0", "--http-token-file",
+				file, NULL };
+	struct harness_broker b;
+	char *r;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, TOKEN "\n", strlen(TOKEN) + 1),
+			 (ssize_t)strlen(TOKEN) + 1);
+	close(fd);
+	assert_int_equal(testlib_broker_start(&b, flags), 0);
+	/* From this host too: the token is the rule once given. */
+	r = testlib_http(b.http_addr, "GET /metrics HTTP/1.1\r\n\r\n", 25);
+	assert_non_null(strstr(r, "401 Unauthorized"));
+	assert_non_null(strstr(r, "WWW-Authenticate: Bearer"));
+	free(r);
+	assert_int_equal(http_status(&b, "/metrics", "Bearer wrong-token-xx"),
+			 401);
+	assert_int_equal(http_status(&b, "/metrics", "Bearer " TOKEN "x"), 401);
+	assert_int_equal(http_status(&b, "/metrics", "Basic " TOKEN), 401);
+	assert_int_equal(http_status(&b, "/metrics", "Bearer " TOKEN), 200);
+	assert_int_equal(http_status(&b, "/healthz", "bearer " TOKEN), 200);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	if (start_seen_remote(&b, flags) == 0) {
+		assert_int_equal(http_status(&b, "/metrics", NULL), 401);
+		assert_int_equal(http_status(&b, "/metrics", "Bearer " TOKEN),
+				 200);
+		assert_int_equal(testlib_broker_stop(&b), 0);
+	}
+	/* A token too short to be one: the broker does not start. */
+	fd = open(file, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "short\n", 6), 6);
+	close(fd);
+	assert_int_equal(harness_run_exit((const char *const[]){
+				 "--http-token-file", file, NULL }),
+			 2);
+	unlink(file);
+	assert_int_equal(harness_run_exit((const char *const[]){
+				 "--http-token-file", file, NULL }),
+			 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -122,6 +217,10 @@ main(int argc, char **argv)
 			test_access_remote_client_accepted_with_auth_off),
 		cmocka_unit_test(
 			test_access_local_client_accepted_without_auth),
+		cmocka_unit_test(
+			test_access_http_answers_only_this_host_without_auth),
+		cmocka_unit_test(
+			test_access_http_token_is_wanted_from_every_request),
 	};
 
 	shim_path = argc > 1 ? argv[1] : NULL;

@@ -53,37 +53,7 @@ teardown_broker(void **state)
 static char *
 http_request(const char *req, size_t len)
 {
-	struct sockaddr_in sa;
-	const char *colon = strrchr(broker.http_addr, ':');
-	long long deadline = harness_now_ms() + WAIT_MS;
-	size_t n = 0, cap = 1 << 16;
-	char *buf = malloc(cap);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_non_null(colon);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, req, len), (ssize_t)len);
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		assert_true(harness_now_ms() < deadline);
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if (n + 1 == cap)
-			buf = realloc(buf, cap *= 2);
-		r = read(fd, buf + n, cap - n - 1);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	close(fd);
-	return buf;
+	return testlib_http(broker.http_addr, req, len);
 }
 
 /* http_request of a C string. */

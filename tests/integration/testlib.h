@@ -49,6 +49,11 @@ Ringmq__Frame *testlib_raw_recv(int fd);
  * @return the producer id the broker gave. */
 uint64_t testlib_raw_hello(int fd, uint64_t producer);
 
+/* Sends the len bytes of req to the HTTP listener at addr ("127.0.0.1:
+ * PORT") and reads until it closes. @return the whole answer (head and
+ * body), malloc'ed; fails the test after TESTLIB_WAIT_MS. */
+char *testlib_http(const char *addr, const char *req, size_t len);
+
 /* The broker's Stats value called name, as c asks for it. */
 double testlib_stat(ringmq_client *c, const char *name);
 
