@@ -3,7 +3,9 @@
  */
 #include "net/addr.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 int
@@ -35,4 +37,31 @@ addr_peer_is_loopback(int fd)
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return 0;
 	return addr_is_loopback((const struct sockaddr *)&ss, len);
+}
+
+void
+addr_peer_name(int fd, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+
+	memset(&ss, 0, sizeof(ss));
+	snprintf(buf, size, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))
+			snprintf(buf, size, "%s:%u", host,
+				 (unsigned)ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)&ss;
+
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host)))
+			snprintf(buf, size, "[%s]:%u", host,
+				 (unsigned)ntohs(in6->sin6_port));
+	}
 }

@@ -4,6 +4,7 @@
 #ifndef RINGMQ_ADDR_H
 #define RINGMQ_ADDR_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 /* 1 if sa is a loopback address: 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped
@@ -13,5 +14,9 @@ int addr_is_loopback(const struct sockaddr *sa, socklen_t len);
 /* 1 if the peer of connected socket fd has a loopback address; 0 if not,
  * or if it cannot be told (the safe answer). */
 int addr_peer_is_loopback(int fd);
+
+/* The peer of connected socket fd as "HOST:PORT" ("[HOST]:PORT" for
+ * IPv6) into buf, or "?" when it cannot be told. */
+void addr_peer_name(int fd, char *buf, size_t size);
 
 #endif

@@ -23,6 +23,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/stats.h"
+#include "net/addr.h"
 #include "net/frame.h"
 #include "net/loop.h"
 
@@ -58,6 +59,7 @@ struct conn {
 	int is_unresponsive;   /* ping unanswered an idle timeout: no more
 				* deliveries until it speaks */
 	void *session;	       /* owned, through env->ops */
+	char peer[64];	       /* HOST:PORT, for the logs */
 	uint8_t *in;	       /* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
@@ -156,6 +158,12 @@ uint64_t
 conn_id(const struct conn *c)
 {
 	return c->id;
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer;
 }
 
 int
@@ -576,6 +584,7 @@ conn_open(struct conn_env *env, int fd, struct conn **out)
 	c->send_op.cb = on_send;
 	c->send_op.data = c;
 	c->last_input_ms = clock_mono_ms();
+	addr_peer_name(fd, c->peer, sizeof(c->peer));
 	c->session = env->ops->open(env->ops_ctx, c);
 	if (c->session == NULL) {
 		free(c);

@@ -92,6 +92,8 @@ void conn_goodbye_all(struct conn_env *env);
 
 void *conn_session(const struct conn *c);
 uint64_t conn_id(const struct conn *c);
+/* The peer's address, "HOST:PORT", as it was when the connection opened. */
+const char *conn_peer(const struct conn *c);
 /* 1 once the socket failed: output is dropped, nothing reaches the peer. */
 int conn_is_dead(const struct conn *c);
 /* 1 once it closes: read no more. */

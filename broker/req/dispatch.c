@@ -13,6 +13,7 @@
 #include "core/group.h"
 #include "core/queue.h"
 #include "lib/err.h"
+#include "lib/log.h"
 #include "net/conn.h"
 #include "req/codec.h"
 #include "req/req.h"
@@ -20,37 +21,49 @@
 
 typedef void (*handler_fn)(struct conn *c, const Ringmq__Frame *f);
 
-static const handler_fn handlers[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
-	[RINGMQ__FRAME__BODY_HELLO] = req_hello,
-	[RINGMQ__FRAME__BODY_PING] = req_ping,
-	[RINGMQ__FRAME__BODY_GOODBYE] = req_goodbye,
-	[RINGMQ__FRAME__BODY_PONG] = req_pong,
-	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = req_queue_create,
-	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = req_queue_delete,
-	[RINGMQ__FRAME__BODY_QUEUE_SET] = req_queue_set,
-	[RINGMQ__FRAME__BODY_QUEUE_LIST] = req_queue_list,
-	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = req_queue_describe,
-	[RINGMQ__FRAME__BODY_PURGE] = req_purge,
-	[RINGMQ__FRAME__BODY_PUBLISH] = req_publish,
-	[RINGMQ__FRAME__BODY_SUBSCRIBE] = req_subscribe,
-	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = req_unsubscribe,
-	[RINGMQ__FRAME__BODY_CREDIT] = req_credit,
-	[RINGMQ__FRAME__BODY_ACK] = req_ack,
-	[RINGMQ__FRAME__BODY_NACK] = req_nack,
-	[RINGMQ__FRAME__BODY_RELEASE] = req_release,
-	[RINGMQ__FRAME__BODY_TOUCH] = req_touch,
-	[RINGMQ__FRAME__BODY_GROUP_CREATE] = req_group_create,
-	[RINGMQ__FRAME__BODY_GROUP_DELETE] = req_group_delete,
-	[RINGMQ__FRAME__BODY_GROUP_LIST] = req_group_list,
-	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = req_group_describe,
-	[RINGMQ__FRAME__BODY_GROUP_RESET] = req_group_reset,
-	[RINGMQ__FRAME__BODY_PEEK] = req_peek,
-	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = req_message_show,
-	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = req_message_cancel,
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = req_dead_letter_list,
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = req_dead_letter_redrive,
-	[RINGMQ__FRAME__BODY_STATS] = req_stats,
-	[RINGMQ__FRAME__BODY_BACKUP] = req_backup,
+/* What the broker does with one kind of request. */
+struct request_kind {
+	handler_fn fn;
+	/* What the audit line calls it (a change an operator wants to know
+	 * who made), or NULL. */
+	const char *audit;
+};
+
+static const struct request_kind requests[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
+	[RINGMQ__FRAME__BODY_HELLO] = { req_hello, NULL },
+	[RINGMQ__FRAME__BODY_PING] = { req_ping, NULL },
+	[RINGMQ__FRAME__BODY_GOODBYE] = { req_goodbye, NULL },
+	[RINGMQ__FRAME__BODY_PONG] = { req_pong, NULL },
+	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = { req_queue_create, NULL },
+	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = { req_queue_delete,
+					       "queue delete" },
+	[RINGMQ__FRAME__BODY_QUEUE_SET] = { req_queue_set, "queue set" },
+	[RINGMQ__FRAME__BODY_QUEUE_LIST] = { req_queue_list, NULL },
+	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = { req_queue_describe, NULL },
+	[RINGMQ__FRAME__BODY_PURGE] = { req_purge, "purge" },
+	[RINGMQ__FRAME__BODY_PUBLISH] = { req_publish, NULL },
+	[RINGMQ__FRAME__BODY_SUBSCRIBE] = { req_subscribe, NULL },
+	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = { req_unsubscribe, NULL },
+	[RINGMQ__FRAME__BODY_CREDIT] = { req_credit, NULL },
+	[RINGMQ__FRAME__BODY_ACK] = { req_ack, NULL },
+	[RINGMQ__FRAME__BODY_NACK] = { req_nack, NULL },
+	[RINGMQ__FRAME__BODY_RELEASE] = { req_release, NULL },
+	[RINGMQ__FRAME__BODY_TOUCH] = { req_touch, NULL },
+	[RINGMQ__FRAME__BODY_GROUP_CREATE] = { req_group_create, NULL },
+	[RINGMQ__FRAME__BODY_GROUP_DELETE] = { req_group_delete,
+					       "group delete" },
+	[RINGMQ__FRAME__BODY_GROUP_LIST] = { req_group_list, NULL },
+	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = { req_group_describe, NULL },
+	[RINGMQ__FRAME__BODY_GROUP_RESET] = { req_group_reset, "group reset" },
+	[RINGMQ__FRAME__BODY_PEEK] = { req_peek, NULL },
+	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = { req_message_show, NULL },
+	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = { req_message_cancel,
+						 "message cancel" },
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = { req_dead_letter_list, NULL },
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = { req_dead_letter_redrive,
+						      "dead-letter redrive" },
+	[RINGMQ__FRAME__BODY_STATS] = { req_stats, NULL },
+	[RINGMQ__FRAME__BODY_BACKUP] = { req_backup, "backup" },
 };
 
 /* The queue, and the group (or NULL), that a request works on. */
@@ -133,13 +146,31 @@ must_wait(const struct session *se, const Ringmq__Frame *f)
 	return q->is_pending || (group != NULL && groups_is_pending(q, group));
 }
 
+/* Logs who asks for change what of f: the request, its target, the
+ * connection and its address. */
+static void
+audit(struct conn *c, const char *what, const Ringmq__Frame *f)
+{
+	const char *group;
+	const char *target = f->body_case == RINGMQ__FRAME__BODY_BACKUP
+				     ? f->backup->path
+				     : frame_target(f, &group);
+
+	if (f->body_case == RINGMQ__FRAME__BODY_BACKUP)
+		group = NULL;
+	log_info("audit: %s of %s%s%s asked by conn %llu from %s", what,
+		 target != NULL ? target : "?", group != NULL ? "/" : "",
+		 group != NULL ? group : "", (unsigned long long)conn_id(c),
+		 conn_peer(c));
+}
+
 int
 req_frame(struct session *se, const uint8_t *body, size_t len)
 {
 	struct conn *c = se->c;
 	struct codec_over over;
 	Ringmq__Frame *f = NULL;
-	handler_fn fn;
+	const struct request_kind *kind;
 	int rc;
 
 	rc = codec_decode(&se->arena, &se->lim, body, len, &f, &over);
@@ -176,12 +207,15 @@ req_frame(struct session *se, const uint8_t *body, size_t len)
 			       "request_id 0 is reserved for pushes: give "
 			       "every request a non-zero request_id");
 	} else {
-		fn = (size_t)f->body_case < sizeof(handlers) / sizeof(*handlers)
-			     ? handlers[f->body_case]
-			     : NULL;
-		if (fn != NULL)
-			fn(c, f);
-		else
+		kind = (size_t)f->body_case <
+				       sizeof(requests) / sizeof(*requests)
+			       ? &requests[f->body_case]
+			       : NULL;
+		if (kind != NULL && kind->fn != NULL) {
+			if (kind->audit != NULL)
+				audit(c, kind->audit, f);
+			kind->fn(c, f);
+		} else
 			req_send_error(c, f->request_id,
 				       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 				       "not a request");

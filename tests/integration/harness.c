@@ -194,6 +194,13 @@ harness_start(struct harness_broker *b, const char *const *extra)
 		    getppid() != parent)
 			_exit(127);
 		dup2(fds[1], STDOUT_FILENO);
+		if (b->log_path != NULL) {
+			int log = open(b->log_path,
+				       O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+			if (log < 0 || dup2(log, STDERR_FILENO) < 0)
+				_exit(127);
+		}
 		execv(prog, (char *const *)argv);
 		perror("harness: execv ringmqd");
 		_exit(127);

@@ -22,6 +22,7 @@ struct harness_broker {
 	int port;
 	const char
 		*extra[HARNESS_MAX_ARGS]; /* borrowed extra flags, NULL-ended */
+	const char *log_path; /* set: the broker's stderr is appended there */
 };
 
 /* * Starts ringmqd. With b->dir empty, creates a temporary data directory

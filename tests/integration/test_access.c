@@ -207,6 +207,58 @@ test_access_http_token_is_wanted_from_every_request(void **state)
 			 2);
 }
 
+/* The whole of file path, malloc'ed. */
+static char *
+read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 1 << 16);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+test_access_changes_are_logged_with_who_asked(void **state)
+{
+	char log[64] = "/tmp/ringmq-audit-XXXXXX";
+	struct harness_broker b;
+	ringmq_client *c;
+	char *text;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(log);
+	assert_true(fd >= 0);
+	close(fd);
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	b.log_path = log;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	c = testlib_connect(b.addr);
+	assert_int_equal(ringmq_queue_create(c, "kept", NULL), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "gone", NULL), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_purge(c, "kept", NULL), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_delete(c, "gone"), RINGMQ_OK);
+	ringmq_client_free(c);
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+	text = read_all(log);
+	assert_non_null(strstr(text, "audit: purge of kept asked by conn "));
+	assert_non_null(strstr(text, "audit: queue delete of gone asked by "
+				     "conn "));
+	assert_non_null(strstr(text, " from 127.0.0.1:"));
+	/* Creating is not a change an audit line is for. */
+	assert_null(strstr(text, "audit: queue create"));
+	free(text);
+	unlink(log);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -221,6 +273,7 @@ main(int argc, char **argv)
 			test_access_http_answers_only_this_host_without_auth),
 		cmocka_unit_test(
 			test_access_http_token_is_wanted_from_every_request),
+		cmocka_unit_test(test_access_changes_are_logged_with_who_asked),
 	};
 
 	shim_path = argc > 1 ? argv[1] : NULL;
