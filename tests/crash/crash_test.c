@@ -1406,6 +1406,11 @@ out:
 	return found;
 }
 
+/* Below this many deliveries a run may hold no two neighbouring first
+ * deliveries of one group partition (a starved machine: 4 in 6 s was
+ * seen), and the order fault is not planted rather than failed. */
+#define SELF_TEST_MIN_DELIVERIES 64
+
 /* Breaks each rule once in a copy of this run's records and checks that
  * the checker notices: a checker that never fails proves nothing.
  * @return 0 when every injected fault was caught. */
@@ -1491,7 +1496,16 @@ check_the_checker(const struct verdict *base)
 		if (run_rules(&v, d, n, W.acks, W.n_acks) < 0)
 			goto oom;
 	}
-	if (k < 0 || v.order_violations == base->order_violations) {
+	if (k < 0 && n < SELF_TEST_MIN_DELIVERIES) {
+		/* A starved machine delivered too little for two neighbouring
+		 * first deliveries of one group partition to exist: there is
+		 * nothing to swap, which says nothing of the checker. */
+		fprintf(stderr,
+			"crash: checker self-test: only %zu deliveries, "
+			"no two first ones to swap: order fault not "
+			"planted this run\n",
+			n);
+	} else if (k < 0 || v.order_violations == base->order_violations) {
 		fprintf(stderr, "crash: checker self-test: first deliveries "
 				"out of order went unnoticed\n");
 		missed++;
