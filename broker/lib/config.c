@@ -53,6 +53,9 @@ static const struct setting settings[] = {
 	  "answer only clients on this host unless auth is off" },
 	{ "data", STR(data_dir), "./ringmq-data", "DIR", 0, 0,
 	  "data directory (created if missing; locked while running)" },
+	{ "backup-dir", STR(backup_dir), "", "DIR", 0, 0,
+	  "backups go only under DIR (absolute); without it, only a client "
+	  "on this host may ask for one, anywhere the broker can write" },
 	{ "config", STR(config_file), "", "FILE", 0, 0,
 	  "read settings from FILE (key = value lines); flags win" },
 	{ "max-storage-bytes", NUM(SET_BYTES, max_storage_bytes), "8G", "bytes",
@@ -467,6 +470,13 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 	if (config_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
 		set_err(err, errlen, "listen: expected HOST:PORT, got '%s'",
 			cfg->listen);
+		return -1;
+	}
+	if (cfg->backup_dir[0] != '\0' && cfg->backup_dir[0] != '/') {
+		set_err(err, errlen,
+			"backup-dir: expected an absolute path, "
+			"got '%s'",
+			cfg->backup_dir);
 		return -1;
 	}
 	if (cfg->http_token_file[0] != '\0' &&

@@ -36,6 +36,7 @@ struct config {
 	char http_token[256];	    /* read from it at load; "" = none */
 	char data_dir[1024];
 	char config_file[1024];
+	char backup_dir[1024];	    /* "" = none */
 	uint64_t max_storage_bytes; /* LMDB map size */
 	int sync;		    /* enum config_sync */
 	uint32_t sync_interval_ms;

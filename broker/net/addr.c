@@ -39,7 +39,7 @@ addr_peer_is_loopback(int fd)
 	return addr_is_loopback((const struct sockaddr *)&ss, len);
 }
 
-void
+int
 addr_peer_name(int fd, char *buf, size_t size)
 {
 	struct sockaddr_storage ss;
@@ -49,7 +49,7 @@ addr_peer_name(int fd, char *buf, size_t size)
 	memset(&ss, 0, sizeof(ss));
 	snprintf(buf, size, "?");
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
+		return 0;
 	if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
 
@@ -64,4 +64,5 @@ addr_peer_name(int fd, char *buf, size_t size)
 			snprintf(buf, size, "[%s]:%u", host,
 				 (unsigned)ntohs(in6->sin6_port));
 	}
+	return addr_is_loopback((const struct sockaddr *)&ss, len);
 }

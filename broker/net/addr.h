@@ -16,7 +16,9 @@ int addr_is_loopback(const struct sockaddr *sa, socklen_t len);
 int addr_peer_is_loopback(int fd);
 
 /* The peer of connected socket fd as "HOST:PORT" ("[HOST]:PORT" for
- * IPv6) into buf, or "?" when it cannot be told. */
-void addr_peer_name(int fd, char *buf, size_t size);
+ * IPv6) into buf, or "?" when it cannot be told.
+ * @return 1 if that is a loopback address, else 0 (as
+ *         addr_peer_is_loopback). */
+int addr_peer_name(int fd, char *buf, size_t size);
 
 #endif

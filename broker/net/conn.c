@@ -60,6 +60,7 @@ struct conn {
 				* deliveries until it speaks */
 	void *session;	       /* owned, through env->ops */
 	char peer[64];	       /* HOST:PORT, for the logs */
+	int is_local;	       /* the peer is on this host (loopback) */
 	uint8_t *in;	       /* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
@@ -164,6 +165,12 @@ const char *
 conn_peer(const struct conn *c)
 {
 	return c->peer;
+}
+
+int
+conn_is_local(const struct conn *c)
+{
+	return c->is_local;
 }
 
 int
@@ -584,7 +591,7 @@ conn_open(struct conn_env *env, int fd, struct conn **out)
 	c->send_op.cb = on_send;
 	c->send_op.data = c;
 	c->last_input_ms = clock_mono_ms();
-	addr_peer_name(fd, c->peer, sizeof(c->peer));
+	c->is_local = addr_peer_name(fd, c->peer, sizeof(c->peer));
 	c->session = env->ops->open(env->ops_ctx, c);
 	if (c->session == NULL) {
 		free(c);

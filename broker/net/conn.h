@@ -94,6 +94,8 @@ void *conn_session(const struct conn *c);
 uint64_t conn_id(const struct conn *c);
 /* The peer's address, "HOST:PORT", as it was when the connection opened. */
 const char *conn_peer(const struct conn *c);
+/* 1 if the peer is on this host (a loopback address). */
+int conn_is_local(const struct conn *c);
 /* 1 once the socket failed: output is dropped, nothing reaches the peer. */
 int conn_is_dead(const struct conn *c);
 /* 1 once it closes: read no more. */

@@ -4,6 +4,7 @@
 #include "req/req.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,10 +160,74 @@ backed_up(void *ctx, int status)
 	free(b);
 }
 
+/* 1 if path has a "." or ".." component (or an empty one). */
+static int
+has_dot_component(const char *path)
+{
+	for (const char *p = path; *p != '\0';) {
+		size_t n;
+
+		p += strspn(p, "/");
+		n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* 1 if path (absolute, no dot components) is dir or lies under it, its
+ * existing part resolved through symbolic links: a link inside dir that
+ * points out of it does not lead a backup out. */
+static int
+is_under(const char *path, const char *dir)
+{
+	char real_dir[PATH_MAX], real[PATH_MAX], part[PATH_MAX];
+	size_t len;
+
+	if (realpath(dir, real_dir) == NULL ||
+	    snprintf(part, sizeof(part), "%s", path) >= (int)sizeof(part))
+		return 0;
+	/* The deepest part of path that exists decides: what follows it
+	 * is made by the backup, and holds no link. */
+	while (realpath(part, real) == NULL) {
+		char *slash = strrchr(part, '/');
+
+		if (errno != ENOENT || slash == NULL || slash == part)
+			return 0;
+		*slash = '\0';
+	}
+	len = strlen(real_dir);
+	return strncmp(real, real_dir, len) == 0 &&
+	       (real[len] == '\0' || real[len] == '/' ||
+		(len == 1 && real_dir[0] == '/'));
+}
+
+/* NULL if c may have a backup written at path, else why not: under
+ * backup-dir when one is configured; when none is, anywhere, but only
+ * for a client on the broker's own host. */
+static const char *
+backup_refusal(struct conn *c, const char *path)
+{
+	const char *dir = req_env_of(c)->cfg->backup_dir;
+
+	if (dir[0] == '\0')
+		return conn_is_local(c)
+			       ? NULL
+			       : "a backup asked from another host needs the "
+				 "broker's backup-dir";
+	if (has_dot_component(path) || !is_under(path, dir))
+		return "the backup path must lie under the broker's "
+		       "backup-dir";
+	return NULL;
+}
+
 void
 req_backup(struct conn *c, const Ringmq__Frame *f)
 {
 	const char *path = f->backup->path;
+	const char *why;
 	struct backup_req *b;
 	int rc;
 
@@ -171,6 +236,14 @@ req_backup(struct conn *c, const Ringmq__Frame *f)
 			       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			       "the backup path must be absolute (a directory "
 			       "on the broker's host)");
+		return;
+	}
+	why = backup_refusal(c, path);
+	if (why != NULL) {
+		log_warn("backup to %s refused for conn %llu from %s: %s", path,
+			 (unsigned long long)conn_id(c), conn_peer(c), why);
+		req_send_error(c, f->request_id,
+			       RINGMQ__ERROR_CODE__PERMISSION_DENIED, why);
 		return;
 	}
 	b = (struct backup_req *)req_new(c, f, sizeof(*b) - sizeof(b->r));

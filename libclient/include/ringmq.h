@@ -1424,6 +1424,9 @@ RINGMQ_API void ringmq_stats_free(ringmq_stats *s);
  *         RINGMQ_INVALID_ARGUMENT: dir is not absolute, a backup is
  *         already running, or dir already holds a data file (the message
  *         says which; nothing is overwritten);
+ *         RINGMQ_PERMISSION_DENIED: dir is not under the broker's
+ *         backup-dir, or the client is on another host and the broker
+ *         has none;
  *         RINGMQ_INTERNAL: the broker could not write the copy (e.g. no
  *         space or no permission: see the message and the broker's log);
  *         RINGMQ_USAGE: dir is NULL (nothing sent);

@@ -207,6 +207,85 @@ test_access_http_token_is_wanted_from_every_request(void **state)
 			 2);
 }
 
+/* ringmq_backup of c to dir; the client's error message into why. */
+static int
+backup(ringmq_client *c, const char *dir, char *why, size_t size)
+{
+	int rc = ringmq_backup(c, dir, NULL);
+
+	snprintf(why, size, "%s", ringmq_client_errmsg(c));
+	return rc;
+}
+
+static void
+test_access_backups_stay_under_backup_dir(void **state)
+{
+	char dir[64] = "/tmp/ringmq-backups-XXXXXX";
+	char out[64] = "/tmp/ringmq-outside-XXXXXX";
+	char path[512], link[128];
+	const char *flags[] = { "--backup-dir", dir, NULL };
+	struct harness_broker b;
+	ringmq_client *c;
+	char why[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(out));
+	snprintf(link, sizeof(link), "%s/away", dir);
+	assert_int_equal(symlink(out, link), 0);
+	assert_int_equal(testlib_broker_start(&b, flags), 0);
+	c = testlib_connect(b.addr);
+	snprintf(path, sizeof(path), "%s/one", out);
+	assert_int_equal(backup(c, path, why, sizeof(why)),
+			 RINGMQ_PERMISSION_DENIED);
+	assert_non_null(strstr(why, "under the broker's backup-dir"));
+	snprintf(path, sizeof(path), "%s/../%s/two", dir, out + 5);
+	assert_int_equal(backup(c, path, why, sizeof(why)),
+			 RINGMQ_PERMISSION_DENIED);
+	/* A link inside the directory that leads out of it. */
+	snprintf(path, sizeof(path), "%s/three", link);
+	assert_int_equal(backup(c, path, why, sizeof(why)),
+			 RINGMQ_PERMISSION_DENIED);
+	assert_int_equal(backup(c, "/", why, sizeof(why)),
+			 RINGMQ_PERMISSION_DENIED);
+	/* Nothing was written out of it. */
+	snprintf(path, sizeof(path), "%s/one", out);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/nightly", dir);
+	assert_int_equal(backup(c, path, why, sizeof(why)), RINGMQ_OK);
+	snprintf(path, sizeof(path), "%s/nightly/data.mdb", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/nightly", dir);
+	assert_int_equal(rmdir(path), 0);
+	ringmq_client_free(c);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	unlink(link);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(rmdir(out), 0);
+}
+
+static void
+test_access_remote_backup_needs_backup_dir(void **state)
+{
+	static const char *const flags[] = { "--auth", "off", NULL };
+	struct harness_broker b;
+	ringmq_client *c;
+	char why[512];
+
+	(void)state;
+	if (start_seen_remote(&b, flags) < 0)
+		skip();
+	c = testlib_connect(b.addr);
+	assert_int_equal(
+		backup(c, "/tmp/ringmq-never-written", why, sizeof(why)),
+		RINGMQ_PERMISSION_DENIED);
+	assert_non_null(strstr(why, "needs the broker's backup-dir"));
+	assert_int_equal(access("/tmp/ringmq-never-written", F_OK), -1);
+	ringmq_client_free(c);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+}
+
 /* The whole of file path, malloc'ed. */
 static char *
 read_all(const char *path)
@@ -274,6 +353,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(
 			test_access_http_token_is_wanted_from_every_request),
 		cmocka_unit_test(test_access_changes_are_logged_with_who_asked),
+		cmocka_unit_test(test_access_backups_stay_under_backup_dir),
+		cmocka_unit_test(test_access_remote_backup_needs_backup_dir),
 	};
 
 	shim_path = argc > 1 ? argv[1] : NULL;
