@@ -28,6 +28,7 @@
 #include "net/http.h"
 #include "net/addr.h"
 #include "net/loop.h"
+#include "req/req.h"
 #include "req/session.h"
 #include "store/store.h"
 

@@ -14,15 +14,8 @@
 #include "lib/stats.h"
 #include "net/conn.h"
 #include "req/codec.h"
-#include "req/session.h"
 
 /* ------------------------------------------------------------- answers */
-
-struct req_env *
-req_env_of(struct conn *c)
-{
-	return session_of(c)->env;
-}
 
 int
 req_send(struct conn *c, Ringmq__Frame *f)

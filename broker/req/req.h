@@ -19,9 +19,27 @@
 #include "ringmq.pb-c.h"
 
 struct conn;
+struct conn_env;
+struct config;
+struct groups;
 struct queue;
-struct req_env;
+struct queues;
 struct session;
+struct stats;
+struct store;
+
+/* What every session shares; owned by the server. */
+struct req_env {
+	struct queues *qs;	      /* borrowed */
+	struct groups *gs;	      /* borrowed */
+	struct store *store;	      /* borrowed */
+	const struct config *cfg;     /* borrowed */
+	struct stats *stats;	      /* borrowed: counted into */
+	const struct conn_env *conns; /* borrowed: for the connection count */
+	uint64_t boot_epoch;
+	uint64_t producer_counter;
+	int is_shutting_down;
+};
 
 /* --- shared by the handler families (req.c) --- */
 

@@ -19,6 +19,12 @@
 
 #define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
 
+struct req_env *
+req_env_of(struct conn *c)
+{
+	return session_of(c)->env;
+}
+
 /* ---------------------------------------------------------- conn_ops */
 
 static void *

@@ -16,24 +16,7 @@
 #include "net/conn.h"
 #include "req/codec.h"
 
-struct config;
-struct groups;
-struct queues;
-struct stats;
-struct store;
-
-/* What every session shares; owned by the server. */
-struct req_env {
-	struct queues *qs;	      /* borrowed */
-	struct groups *gs;	      /* borrowed */
-	struct store *store;	      /* borrowed */
-	const struct config *cfg;     /* borrowed */
-	struct stats *stats;	      /* borrowed: counted into */
-	const struct conn_env *conns; /* borrowed: for the connection count */
-	uint64_t boot_epoch;
-	uint64_t producer_counter;
-	int is_shutting_down;
-};
+struct req_env;
 
 struct session {
 	struct conn *c;	     /* borrowed: the connection owns this */
