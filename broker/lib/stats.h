@@ -13,8 +13,11 @@
 
 #include <stdint.h>
 
-#define HIST_BUCKETS	 14
-#define STATS_WIRE_CODES 17 /* ErrorCode values sent on the wire: 0..16 */
+#include "lib/err.h"
+
+#define HIST_BUCKETS 14
+/* ErrorCode values sent on the wire: 0 to the last one lib/err.h maps. */
+#define STATS_WIRE_CODES (RMQ_EWIRE_LAST - RMQ_EBASE + 1)
 
 struct histogram {
 	uint64_t counts[HIST_BUCKETS + 1]; /* last: above every bound */
