@@ -279,16 +279,28 @@ arm_accept(struct server *srv)
 		log_error("cannot submit accept");
 }
 
-/* Takes a connection it refuses only to answer its hello with the
- * refusal (a wire code and why), so the client reads a reason rather than
- * a reset. */
+/* A refused connection is held only to answer its hello with the refusal,
+ * so that the client reads a reason rather than a reset: a frame of a few
+ * KiB at most, for a few seconds, and only so many at once (more are
+ * closed at once), so that refused peers cannot take the room or the
+ * memory of the ones served. */
+#define REFUSED_FRAME_BYTES 4096u
+#define REFUSED_LIFETIME_MS 5000u
+#define REFUSED_MAX	    256u
+
 static void
 server_refuse(struct server *srv, int fd, int code, const char *why)
 {
 	struct conn *c;
 
-	if (conn_open(&srv->env, fd, &c) == 0)
+	if (srv->env.restricted >= REFUSED_MAX) {
+		close(fd);
+		return;
+	}
+	if (conn_open(&srv->env, fd, &c) == 0) {
+		conn_restrict(c, REFUSED_FRAME_BYTES, REFUSED_LIFETIME_MS);
 		session_refuse(c, code, why);
+	}
 }
 
 #define PROTECTED_WHY                                                       \
@@ -326,20 +338,25 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 	if (res >= 0) {
 		if (srv->is_stopping)
 			close(res);
-		/* Closed ones finishing (a FIN out, reading to the peer's
-		 * EOF for up to half a second) do not hold a client back;
-		 * at most as many again bound the descriptors. */
-		else if (srv->env.count - srv->env.closing >=
-				 srv->cfg->max_connections ||
-			 srv->env.count >=
-				 2 * (size_t)srv->cfg->max_connections)
-			server_refuse(srv, res,
-				      RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
-				      "too many connections");
+		/* Refused first, so that refused peers never count against
+		 * the ones served. */
 		else if (server_is_protected_from(srv, res))
 			server_refuse(srv, res,
 				      RINGMQ__ERROR_CODE__PERMISSION_DENIED,
 				      PROTECTED_WHY);
+		/* Closed ones finishing (a FIN out, reading to the peer's
+		 * EOF for up to half a second) and refused ones held for
+		 * their answer do not hold a client back; at most as many
+		 * again bound the descriptors. */
+		else if (srv->env.count - srv->env.closing -
+					 srv->env.restricted >=
+				 srv->cfg->max_connections ||
+			 srv->env.count >=
+				 2 * (size_t)srv->cfg->max_connections +
+					 REFUSED_MAX)
+			server_refuse(srv, res,
+				      RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
+				      "too many connections");
 		else if (conn_open(&srv->env, res, NULL) < 0)
 			log_warn("cannot set up a connection");
 	} else if (res != -ECANCELED) {

@@ -55,13 +55,15 @@ struct conn {
 	uint64_t last_input_ms; /* monotonic: bytes last arrived */
 	/* Monotonic: when bytes last left, or output began waiting. */
 	uint64_t last_output_ms;
-	uint64_t ping_sent_ms; /* monotonic; 0 = no ping outstanding */
-	int is_unresponsive;   /* ping unanswered an idle timeout: no more
-				* deliveries until it speaks */
-	void *session;	       /* owned, through env->ops */
-	char peer[64];	       /* HOST:PORT, for the logs */
-	int is_local;	       /* the peer is on this host (loopback) */
-	uint8_t *in;	       /* owned: bytes not yet parsed */
+	uint64_t ping_sent_ms;	  /* monotonic; 0 = no ping outstanding */
+	int is_unresponsive;	  /* ping unanswered an idle timeout: no more
+				   * deliveries until it speaks */
+	void *session;		  /* owned, through env->ops */
+	char peer[64];		  /* HOST:PORT, for the logs */
+	int is_local;		  /* the peer is on this host (loopback) */
+	uint32_t max_frame_bytes; /* the config's, or less (conn_restrict) */
+	uint64_t expires_ms;	  /* monotonic; 0 = never (conn_restrict) */
+	uint8_t *in;		  /* owned: bytes not yet parsed */
 	size_t in_len, in_cap;
 	struct obuf pending; /* output not yet submitted */
 	struct obuf sending; /* output owned by the in-flight send */
@@ -331,6 +333,8 @@ conn_close_as(struct conn *c, int is_failure, const char *why)
 	log_debug("conn %llu: closing: %s", (unsigned long long)c->id, why);
 	c->is_closing = 1;
 	c->env->closing++;
+	if (c->expires_ms != 0)
+		c->env->restricted--;
 	conn_stop_recv(c);
 	c->env->ops->closing(c->session, is_failure);
 }
@@ -411,7 +415,7 @@ conn_parse(struct conn *c, const uint8_t *buf, size_t len)
 	while (!c->is_closing && !c->is_paused) {
 		uint32_t n;
 		int rc = frame_length(buf + used, len - used,
-				      c->env->cfg->max_frame_bytes, &n);
+				      c->max_frame_bytes, &n);
 
 		if (rc == -RMQ_ENEED_MORE)
 			break;
@@ -591,6 +595,7 @@ conn_open(struct conn_env *env, int fd, struct conn **out)
 	c->send_op.cb = on_send;
 	c->send_op.data = c;
 	c->last_input_ms = clock_mono_ms();
+	c->max_frame_bytes = env->cfg->max_frame_bytes;
 	c->is_local = addr_peer_name(fd, c->peer, sizeof(c->peer));
 	c->session = env->ops->open(env->ops_ctx, c);
 	if (c->session == NULL) {
@@ -612,6 +617,17 @@ conn_open(struct conn_env *env, int fd, struct conn **out)
 	if (out != NULL)
 		*out = c;
 	return 0;
+}
+
+void
+conn_restrict(struct conn *c, uint32_t max_frame_bytes, uint64_t lifetime_ms)
+{
+	if (c->is_closing || c->expires_ms != 0)
+		return;
+	if (max_frame_bytes < c->max_frame_bytes)
+		c->max_frame_bytes = max_frame_bytes;
+	c->expires_ms = clock_mono_ms() + lifetime_ms;
+	c->env->restricted++;
 }
 
 void
@@ -672,6 +688,11 @@ conn_sweep(struct conn_env *env, uint64_t now_ms)
 	conn_sweep_lingering(env, now_ms);
 	for (struct conn *c = env->conns; c; c = next) {
 		next = c->next;
+		if (c->expires_ms != 0 && !c->is_closing &&
+		    now_ms >= c->expires_ms) {
+			conn_close(c, "held to answer a refusal: time is up");
+			continue;
+		}
 		/* Checked for closing connections too: one closed with
 		 * output still owed to a peer that reads nothing would
 		 * otherwise be kept for as long as the peer keeps it. */

@@ -73,6 +73,8 @@ struct conn_env {
 	struct conn *conns; /* list of live connections */
 	size_t count;	    /* live connections */
 	size_t closing;	    /* of those, closed by either side, not gone */
+	size_t restricted;  /* of the others, held only to answer a refusal
+			     * (conn_restrict) */
 	struct conn *flush; /* connections with output to send */
 };
 
@@ -80,6 +82,12 @@ struct conn_env {
  * @param[out] out  the connection (may be NULL).
  * @return 0, or -errno (fd is closed). */
 int conn_open(struct conn_env *env, int fd, struct conn **out);
+
+/* Holds c only to answer its first frame with a refusal: its frames may
+ * have at most max_frame_bytes, and it is closed lifetime_ms after it
+ * opened whatever it sends. Counted in env->restricted until it closes. */
+void conn_restrict(struct conn *c, uint32_t max_frame_bytes,
+		   uint64_t lifetime_ms);
 
 /* Submits the sends of every connection with pending output. */
 void conn_flush_all(struct conn_env *env);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -207,6 +208,52 @@ test_access_http_token_is_wanted_from_every_request(void **state)
 			 2);
 }
 
+/* Milliseconds until the broker closes fd (reading and dropping what it
+ * sends), or -1 if it is still open after limit_ms. */
+static long long
+ms_until_closed(int fd, long long limit_ms)
+{
+	long long start = harness_now_ms();
+	char buf[4096];
+
+	while (harness_now_ms() - start < limit_ms) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (read(fd, buf, sizeof(buf)) <= 0)
+			return harness_now_ms() - start;
+	}
+	return -1;
+}
+
+static void
+test_access_refused_peer_is_held_briefly_and_small(void **state)
+{
+	static const uint8_t big[4] = { 0, 0x10, 0, 0 }; /* 1 MiB frame */
+	struct harness_broker b;
+	long long ms;
+	int fd;
+
+	(void)state;
+	if (start_seen_remote(&b, NULL) < 0)
+		skip();
+	/* A frame larger than a hello: closed at once. */
+	fd = testlib_raw_open(b.port);
+	assert_int_equal(write(fd, big, sizeof(big)), 4);
+	ms = ms_until_closed(fd, 3000);
+	assert_true(ms >= 0 && ms < 3000);
+	close(fd);
+	/* Silent, or trickling bytes: closed within its few seconds, not
+	 * at the idle timeout (a minute). */
+	fd = testlib_raw_open(b.port);
+	assert_int_equal(write(fd, "\0", 1), 1);
+	ms = ms_until_closed(fd, 9000);
+	assert_true(ms >= 0);
+	close(fd);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+}
+
 /* ringmq_backup of c to dir; the client's error message into why. */
 static int
 backup(ringmq_client *c, const char *dir, char *why, size_t size)
@@ -354,6 +401,8 @@ main(int argc, char **argv)
 			test_access_http_token_is_wanted_from_every_request),
 		cmocka_unit_test(test_access_changes_are_logged_with_who_asked),
 		cmocka_unit_test(test_access_backups_stay_under_backup_dir),
+		cmocka_unit_test(
+			test_access_refused_peer_is_held_briefly_and_small),
 		cmocka_unit_test(test_access_remote_backup_needs_backup_dir),
 	};
 
