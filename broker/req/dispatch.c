@@ -146,8 +146,9 @@ must_wait(const struct session *se, const Ringmq__Frame *f)
 	return q->is_pending || (group != NULL && groups_is_pending(q, group));
 }
 
-/* Logs who asks for change what of f: the request, its target, the
- * connection and its address. */
+/* Logs who asks to change what: the connection and its address, the
+ * request, its target (before the request is checked: a refused one is
+ * logged too). */
 static void
 audit(struct conn *c, const char *what, const Ringmq__Frame *f)
 {
@@ -158,10 +159,12 @@ audit(struct conn *c, const char *what, const Ringmq__Frame *f)
 
 	if (f->body_case == RINGMQ__FRAME__BODY_BACKUP)
 		group = NULL;
-	log_info("audit: %s of %s%s%s asked by conn %llu from %s", what,
+	/* Who first, and the target bounded: a long path must not push the
+	 * asker out of the line. */
+	log_info("audit: conn %llu from %s asks %s of %.256s%s%.200s",
+		 (unsigned long long)conn_id(c), conn_peer(c), what,
 		 target != NULL ? target : "?", group != NULL ? "/" : "",
-		 group != NULL ? group : "", (unsigned long long)conn_id(c),
-		 conn_peer(c));
+		 group != NULL ? group : "");
 }
 
 int
