@@ -383,7 +383,9 @@ static int
 config_read_token(struct config *cfg, char *err, size_t errlen)
 {
 	FILE *f = fopen(cfg->http_token_file, "r");
-	char *t = cfg->http_token;
+	/* Room for the longest token, its line end, and one byte more that
+	 * tells a longer file. */
+	char t[sizeof(cfg->http_token) + 3];
 	size_t n;
 
 	if (f == NULL) {
@@ -391,7 +393,7 @@ config_read_token(struct config *cfg, char *err, size_t errlen)
 			cfg->http_token_file, strerror(errno));
 		return -1;
 	}
-	n = fread(t, 1, sizeof(cfg->http_token), f);
+	n = fread(t, 1, sizeof(t), f);
 	fclose(f);
 	while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == '\r'))
 		n--;
@@ -410,7 +412,8 @@ config_read_token(struct config *cfg, char *err, size_t errlen)
 				cfg->http_token_file);
 			return -1;
 		}
-	t[n] = '\0';
+	memcpy(cfg->http_token, t, n);
+	cfg->http_token[n] = '\0';
 	return 0;
 }
 

@@ -28,7 +28,7 @@ vec_grow(void *data, size_t *cap, size_t need, size_t size, size_t first)
 	if (need > PTRDIFF_MAX / size)
 		return NULL;
 	while (n < need)
-		n = n > PTRDIFF_MAX / 2 ? need : n * 2;
+		n = n == 0 || n > PTRDIFF_MAX / 2 ? need : n * 2;
 	if (n > PTRDIFF_MAX / size)
 		n = need; /* the doubling overshot what can be had */
 	v = realloc(data, n * size);

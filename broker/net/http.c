@@ -155,6 +155,8 @@ header_value(const char *head, const char *name, size_t *len)
 	for (const char *p = strchr(head, '\n'); p != NULL;
 	     p = strchr(p, '\n')) {
 		p++;
+		if (*p == '\r' || *p == '\n')
+			break; /* the end of the head */
 		if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
 			const char *v = p + nlen + 1;
 

@@ -194,9 +194,9 @@ is_under(const char *path, const char *dir)
 	while (realpath(part, real) == NULL) {
 		char *slash = strrchr(part, '/');
 
-		if (errno != ENOENT || slash == NULL || slash == part)
+		if (errno != ENOENT || slash == NULL || part[1] == '\0')
 			return 0;
-		*slash = '\0';
+		slash[slash == part] = '\0'; /* "/x" goes on with "/" */
 	}
 	len = strlen(real_dir);
 	return strncmp(real, real_dir, len) == 0 &&
