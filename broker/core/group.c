@@ -227,6 +227,7 @@ groups_free(struct groups *gs)
 	free(gs->corrupt);
 	heap_fini(&gs->retries);
 	free(gs->waiters);
+	free(gs->failed); /* the broker stops: nobody to answer */
 	free(gs);
 }
 
@@ -1263,6 +1264,46 @@ min_floor(const struct queue *q, uint32_t part)
 	return m == UINT64_MAX ? 0 : m;
 }
 
+/* The waiters of a flush that could not be built get -ENOMEM from the
+ * next groups_tick, not from here: a flush can run inside a connection's
+ * close (its leases ending), and an answer that dropped the connection's
+ * last reference would free it under the close. */
+static void
+fail_waiters(struct groups *gs)
+{
+	struct waiter *v = vec_grow(gs->failed, &gs->capfailed,
+				    gs->nfailed + gs->nwaiters, sizeof(*v), 16);
+
+	if (v == NULL) {
+		/* No memory even for that: answered now, as the last
+		 * resort. */
+		for (size_t i = 0; i < gs->nwaiters; i++)
+			gs->waiters[i].done(gs->waiters[i].ctx, -ENOMEM);
+		gs->nwaiters = 0;
+		return;
+	}
+	gs->failed = v;
+	memcpy(gs->failed + gs->nfailed, gs->waiters,
+	       gs->nwaiters * sizeof(*v));
+	gs->nfailed += gs->nwaiters;
+	gs->nwaiters = 0;
+}
+
+/* Answers the waiters fail_waiters kept. */
+static void
+answer_failed(struct groups *gs)
+{
+	struct waiter *w = gs->failed;
+	size_t n = gs->nfailed;
+
+	/* An answer may fail another flush: the array is taken first. */
+	gs->failed = NULL;
+	gs->nfailed = gs->capfailed = 0;
+	for (size_t i = 0; i < n; i++)
+		w[i].done(w[i].ctx, -ENOMEM);
+	free(w);
+}
+
 void
 groups_flush(struct groups *gs)
 {
@@ -1303,9 +1344,7 @@ groups_flush(struct groups *gs)
 		for (size_t i = 0; i < gs->nstaged; i++)
 			queue_staged_done(gs->qs, &gs->staged[i], -ENOMEM);
 		gs->nstaged = 0;
-		for (size_t i = 0; i < gs->nwaiters; i++)
-			gs->waiters[i].done(gs->waiters[i].ctx, -ENOMEM);
-		gs->nwaiters = 0;
+		fail_waiters(gs);
 		free(r);
 		store_batch_free(b);
 		return;
@@ -1343,6 +1382,9 @@ groups_tick(struct groups *gs)
 {
 	uint64_t now = clock_mono_ms();
 	int64_t next = -1;
+
+	if (gs->nfailed > 0)
+		answer_failed(gs);
 	while (lease_table_earliest(&gs->leases) != NULL &&
 	       lease_table_earliest(&gs->leases)->deadline_ms <= now) {
 		struct lease *l = lease_table_earliest(&gs->leases);

@@ -133,6 +133,10 @@ struct groups {
 	struct store_batch *flush; /* owned: ops for the next flush */
 	struct waiter *waiters;	   /* owned: confirm after the next flush */
 	size_t nwaiters, capwaiters;
+	/* Owned: waiters of a flush that could not be built (no memory),
+	 * answered -ENOMEM from the next groups_tick. */
+	struct waiter *failed;
+	size_t nfailed, capfailed;
 	size_t flushes_in_flight;    /* submitted to the store, not yet done */
 	struct queue_staged *staged; /* owned: dead letters in gs->flush */
 	size_t nstaged, capstaged;
