@@ -230,7 +230,9 @@ typedef struct ringmq_client ringmq_client;
  *         to or none completed hello (connection refused, timed out, closed
  *         during hello, unresolvable host); the broker's code when it
  *         refused hello (e.g. RINGMQ_UNSUPPORTED_VERSION,
- *         RINGMQ_TOO_MANY_CONNECTIONS, RINGMQ_SHUTTING_DOWN; if every
+ *         RINGMQ_TOO_MANY_CONNECTIONS, RINGMQ_SHUTTING_DOWN,
+ *         RINGMQ_PERMISSION_DENIED for a client of another host while the
+ *         broker has no auth configured; if every
  *         address failed, the last broker refusal wins over UNREACHABLE);
  *         RINGMQ_USAGE for a bad server list; RINGMQ_INTERNAL when out of
  *         memory.
