@@ -266,6 +266,19 @@ metrics_render(struct http_body *b, const struct stats *st, size_t connections,
 
 	family(b, "ringmq_connections", "gauge", "Client connections open.");
 	http_body_printf(b, "ringmq_connections %zu\n", connections);
+	family(b, "ringmq_connections_refused_total", "counter",
+	       "Connections refused at accept, by reason: other_host (no auth "
+	       "configured), too_many (over max-connections).");
+	http_body_printf(
+		b,
+		"ringmq_connections_refused_total{reason=\"other_host\"} "
+		"%llu\n",
+		(unsigned long long)st->refused_other_host);
+	http_body_printf(
+		b,
+		"ringmq_connections_refused_total{reason=\"too_many\"} "
+		"%llu\n",
+		(unsigned long long)st->refused_too_many);
 	family(b, "ringmq_queues", "gauge", "Queues.");
 	http_body_printf(b, "ringmq_queues %zu\n", queues_count(qs));
 	queues_each(qs, snap_queue, &sn);

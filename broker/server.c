@@ -316,6 +316,7 @@ server_is_protected_from(struct server *srv, int fd)
 
 	if (srv->cfg->auth == CONFIG_AUTH_OFF || addr_peer_is_loopback(fd))
 		return 0;
+	srv->stats.refused_other_host++;
 	srv->denied++;
 	now_ms = clock_mono_ms();
 	if (now_ms - srv->denied_logged_ms >= 1000) {
@@ -353,11 +354,12 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 				 srv->cfg->max_connections ||
 			 srv->env.count >=
 				 2 * (size_t)srv->cfg->max_connections +
-					 REFUSED_MAX)
+					 REFUSED_MAX) {
+			srv->stats.refused_too_many++;
 			server_refuse(srv, res,
 				      RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
 				      "too many connections");
-		else if (conn_open(&srv->env, res, NULL) < 0)
+		} else if (conn_open(&srv->env, res, NULL) < 0)
 			log_warn("cannot set up a connection");
 	} else if (res != -ECANCELED) {
 		log_warn("accept: %s", strerror(-res));

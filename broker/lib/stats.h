@@ -32,6 +32,9 @@ struct stats {
 	uint64_t start_ms;			 /* monotonic, for uptime */
 	uint64_t errors_total[STATS_WIRE_CODES]; /* answers by error code */
 	uint64_t bytes_in, bytes_out;
+	/* Connections refused at accept: from another host while no auth
+	 * is configured, and over max-connections. */
+	uint64_t refused_other_host, refused_too_many;
 	struct histogram confirm_latency;  /* publish received -> confirm */
 	struct histogram delivery_latency; /* publish_ms -> first delivery */
 };

@@ -254,6 +254,45 @@ test_access_refused_peer_is_held_briefly_and_small(void **state)
 	assert_int_equal(testlib_broker_stop(&b), 0);
 }
 
+static void
+test_access_refusals_are_counted_in_metrics(void **state)
+{
+	char file[64] = "/tmp/ringmq-token-XXXXXX";
+	const char *flags[] = { "--http", "127.0.0.1:0", "--http-token-file",
+				file, NULL };
+	const char *req =
+		"GET /metrics HTTP/1.1\r\nAuthorization: Bearer " TOKEN
+		"\r\n\r\n";
+	struct harness_broker b;
+	char why[512];
+	char *r;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, TOKEN, strlen(TOKEN)),
+			 (ssize_t)strlen(TOKEN));
+	close(fd);
+	if (start_seen_remote(&b, flags) < 0) {
+		unlink(file);
+		skip();
+	}
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(connect_once(&b, why, sizeof(why)),
+				 RINGMQ_PERMISSION_DENIED);
+	r = testlib_http(b.http_addr, req, strlen(req));
+	assert_non_null(strstr(
+		r,
+		"ringmq_connections_refused_total{reason=\"other_host\"} 2\n"));
+	assert_non_null(strstr(
+		r,
+		"ringmq_connections_refused_total{reason=\"too_many\"} 0\n"));
+	free(r);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	unlink(file);
+}
+
 /* ringmq_backup of c to dir; the client's error message into why. */
 static int
 backup(ringmq_client *c, const char *dir, char *why, size_t size)
@@ -400,6 +439,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(
 			test_access_http_token_is_wanted_from_every_request),
 		cmocka_unit_test(test_access_changes_are_logged_with_who_asked),
+		cmocka_unit_test(test_access_refusals_are_counted_in_metrics),
 		cmocka_unit_test(test_access_backups_stay_under_backup_dir),
 		cmocka_unit_test(
 			test_access_refused_peer_is_held_briefly_and_small),

@@ -699,7 +699,8 @@ test_protocol_abuse_gets_typed_errors(void **state)
 static int
 setup_small(void **state)
 {
-	static const char *const flags[] = { "--max-connections", "3", NULL };
+	static const char *const flags[] = { "--max-connections", "3", "--http",
+					     "127.0.0.1:0", NULL };
 
 	(void)state;
 	return start_with(flags);
@@ -754,6 +755,22 @@ test_connections_over_the_limit_are_refused(void **state)
 	ringmq_client_free(extra);
 	ringmq_client_free(c[2]);
 	ringmq_opts_free(o);
+	/* Each refusal counted by its reason: at least the two above. */
+	{
+		static const char req[] = "GET /metrics HTTP/1.1\r\n\r\n";
+		static const char name[] =
+			"ringmq_connections_refused_total{reason=\"too_many\"} ";
+		char *r = testlib_http(broker.http_addr, req, sizeof(req) - 1);
+		const char *line = strstr(r, name);
+
+		assert_non_null(line);
+		assert_true(atoll(line + sizeof(name) - 1) >= 2);
+		assert_non_null(strstr(
+			r,
+			"ringmq_connections_refused_total{reason=\"other_host\"} "
+			"0\n"));
+		free(r);
+	}
 }
 
 /* Resident memory of pid in KiB, from /proc. */
