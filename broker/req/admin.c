@@ -50,7 +50,6 @@ void
 req_stats(struct conn *c, const Ringmq__Frame *f)
 {
 	struct req_env *env = req_env_of(c);
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__StatsOk ok = RINGMQ__STATS_OK__INIT;
 	struct totals t = { 0 };
 	struct queue_counters counted;
@@ -102,11 +101,7 @@ req_stats(struct conn *c, const Ringmq__Frame *f)
 	}
 	ok.n_stats = NROWS;
 	ok.stats = sp;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_STATS_OK;
-	r.stats_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_STATS_OK, &ok);
 }
 
 /* --------------------------------------------------------------- backup */
@@ -140,7 +135,6 @@ static void
 backed_up(void *ctx, int status)
 {
 	struct backup_req *b = ctx;
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__BackupOk ok = RINGMQ__BACKUP_OK__INIT;
 
 	if (conn_unref_live(b->r.c)) {
@@ -150,11 +144,8 @@ backed_up(void *ctx, int status)
 				       err_str(status));
 		} else {
 			ok.bytes = b->bytes;
-			f.has_request_id = 1;
-			f.request_id = b->r.request_id;
-			f.body_case = RINGMQ__FRAME__BODY_BACKUP_OK;
-			f.backup_ok = &ok;
-			(void)req_send(b->r.c, &f);
+			req_answer(b->r.c, b->r.request_id,
+				   RINGMQ__FRAME__BODY_BACKUP_OK, &ok);
 		}
 	}
 	free(b);

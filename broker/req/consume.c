@@ -82,7 +82,6 @@ subscribed(void *ctx, int status, struct sub *s)
 	struct req_ctx *p = ctx;
 	struct conn *c = p->c;
 	struct session *se = session_of(c);
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__SubscribeOk ok = RINGMQ__SUBSCRIBE_OK__INIT;
 
 	if (conn_is_closing(c)) {
@@ -101,11 +100,7 @@ subscribed(void *ctx, int status, struct sub *s)
 		return;
 	}
 	ok.subscription = sub_id(s);
-	r.has_request_id = 1;
-	r.request_id = p->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_SUBSCRIBE_OK;
-	r.subscribe_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, p->request_id, RINGMQ__FRAME__BODY_SUBSCRIBE_OK, &ok);
 	req_drop(p);
 }
 

@@ -158,7 +158,6 @@ req_group_list(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupList *gl = f->group_list;
 	struct req_env *env = req_env_of(c);
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__GroupListOk ok = RINGMQ__GROUP_LIST_OK__INIT;
 	struct queue *q = NULL;
 	struct req_infos in;
@@ -180,11 +179,7 @@ req_group_list(struct conn *c, const Ringmq__Frame *f)
 		queues_each(env->qs, req_list_queue_groups, &in);
 	ok.n_groups = in.n;
 	ok.groups = in.gp;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_GROUP_LIST_OK;
-	r.group_list_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_GROUP_LIST_OK, &ok);
 out:
 	req_infos_fini(&in);
 }
@@ -193,7 +188,6 @@ void
 req_group_describe(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__GroupDescribe *gd = f->group_describe;
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__GroupDescribeOk ok = RINGMQ__GROUP_DESCRIBE_OK__INIT;
 	struct queue *q = req_find_queue(c, f, gd->queue);
 	struct req_infos in;
@@ -211,11 +205,8 @@ req_group_describe(struct conn *c, const Ringmq__Frame *f)
 		goto out;
 	}
 	ok.group = in.gp[0];
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK;
-	r.group_describe_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_GROUP_DESCRIBE_OK,
+		   &ok);
 out:
 	req_infos_fini(&in);
 }

@@ -151,7 +151,6 @@ void
 req_peek(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__Peek *pk = f->peek;
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__PeekOk ok = RINGMQ__PEEK_OK__INIT;
 	struct queue *q = req_find_queue(c, f, pk->queue);
 	struct gather g;
@@ -182,11 +181,7 @@ req_peek(struct conn *c, const Ringmq__Frame *f)
 	}
 	ok.n_messages = g.n;
 	ok.messages = g.sp;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_PEEK_OK;
-	r.peek_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_PEEK_OK, &ok);
 out:
 	gather_fini(&g);
 }
@@ -195,7 +190,6 @@ void
 req_message_show(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__MessageShow *ms = f->message_show;
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__MessageShowOk ok = RINGMQ__MESSAGE_SHOW_OK__INIT;
 	struct queue *q = req_find_queue(c, f, ms->queue);
 	struct store_msg_view v;
@@ -214,11 +208,7 @@ req_message_show(struct conn *c, const Ringmq__Frame *f)
 		goto out;
 	}
 	ok.message = g.sp[0];
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_MESSAGE_SHOW_OK;
-	r.message_show_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_MESSAGE_SHOW_OK, &ok);
 out:
 	gather_fini(&g);
 }
@@ -270,7 +260,6 @@ void
 req_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 {
 	const Ringmq__DeadLetterList *dl = f->dead_letter_list;
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__DeadLetterListOk ok = RINGMQ__DEAD_LETTER_LIST_OK__INIT;
 	struct queue *src = NULL;
 	struct queue *dlq = find_dlq(c, f, dl->queue, &src);
@@ -299,11 +288,8 @@ req_dead_letter_list(struct conn *c, const Ringmq__Frame *f)
 	}
 	ok.n_messages = g.n;
 	ok.messages = g.sp;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_DEAD_LETTER_LIST_OK;
-	r.dead_letter_list_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_DEAD_LETTER_LIST_OK,
+		   &ok);
 out:
 	gather_fini(&g);
 }
@@ -312,7 +298,6 @@ static void
 redriven(void *ctx, int status, size_t n)
 {
 	struct req_ctx *r = ctx;
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__DeadLetterRedriveOk ok = RINGMQ__DEAD_LETTER_REDRIVE_OK__INIT;
 
 	if (conn_unref_live(r->c)) {
@@ -320,12 +305,9 @@ redriven(void *ctx, int status, size_t n)
 			req_send_rc(r->c, r->request_id, status);
 		} else {
 			ok.redriven = n;
-			f.has_request_id = 1;
-			f.request_id = r->request_id;
-			f.body_case =
-				RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE_OK;
-			f.dead_letter_redrive_ok = &ok;
-			(void)req_send(r->c, &f);
+			req_answer(r->c, r->request_id,
+				   RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE_OK,
+				   &ok);
 		}
 	}
 	free(r);

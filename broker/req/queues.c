@@ -161,7 +161,6 @@ static void
 purged(void *ctx, int status)
 {
 	struct purge_req *p = ctx;
-	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__PurgeOk ok = RINGMQ__PURGE_OK__INIT;
 
 	if (conn_unref_live(p->r.c)) {
@@ -169,11 +168,8 @@ purged(void *ctx, int status)
 			req_send_rc(p->r.c, p->r.request_id, status);
 		} else {
 			ok.purged = p->purged;
-			f.has_request_id = 1;
-			f.request_id = p->r.request_id;
-			f.body_case = RINGMQ__FRAME__BODY_PURGE_OK;
-			f.purge_ok = &ok;
-			(void)req_send(p->r.c, &f);
+			req_answer(p->r.c, p->r.request_id,
+				   RINGMQ__FRAME__BODY_PURGE_OK, &ok);
 		}
 	}
 	free(p);
@@ -226,7 +222,6 @@ void
 req_queue_describe(struct conn *c, const Ringmq__Frame *f)
 {
 	struct req_env *env = req_env_of(c);
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__QueueDescribeOk ok = RINGMQ__QUEUE_DESCRIBE_OK__INIT;
 	Ringmq__QueueInfo qi;
 	Ringmq__QueuePolicy pol;
@@ -272,11 +267,8 @@ req_queue_describe(struct conn *c, const Ringmq__Frame *f)
 	ok.partitions = pp;
 	ok.n_groups = in.n;
 	ok.groups = in.gp;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_QUEUE_DESCRIBE_OK;
-	r.queue_describe_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_QUEUE_DESCRIBE_OK,
+		   &ok);
 out:
 	free(pi);
 	free(pp);
@@ -308,7 +300,6 @@ list_one(void *arg, struct queue *q)
 void
 req_queue_list(struct conn *c, const Ringmq__Frame *f)
 {
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__QueueListOk ok = RINGMQ__QUEUE_LIST_OK__INIT;
 	size_t n = queues_count(req_env_of(c)->qs);
 	struct list_ctx lc = { 0 };
@@ -325,11 +316,7 @@ req_queue_list(struct conn *c, const Ringmq__Frame *f)
 	queues_each(req_env_of(c)->qs, list_one, &lc);
 	ok.n_queues = lc.n;
 	ok.queues = lc.ptrs;
-	r.has_request_id = 1;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST_OK;
-	r.queue_list_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_QUEUE_LIST_OK, &ok);
 out:
 	free(lc.infos);
 	free(lc.ptrs);

@@ -54,16 +54,25 @@ req_send_rc(struct conn *c, uint64_t request_id, int rc)
 }
 
 void
-req_send_done(struct conn *c, uint64_t request_id)
+req_answer(struct conn *c, uint64_t request_id,
+	   Ringmq__Frame__BodyCase body_case, void *body)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__Done d = RINGMQ__DONE__INIT;
 
 	f.has_request_id = 1;
 	f.request_id = request_id;
-	f.body_case = RINGMQ__FRAME__BODY_DONE;
-	f.done = &d;
+	f.body_case = body_case;
+	/* The body is a union of message pointers: any member holds it. */
+	f.done = body;
 	(void)req_send(c, &f);
+}
+
+void
+req_send_done(struct conn *c, uint64_t request_id)
+{
+	Ringmq__Done d = RINGMQ__DONE__INIT;
+
+	req_answer(c, request_id, RINGMQ__FRAME__BODY_DONE, &d);
 }
 
 void

@@ -55,6 +55,10 @@ void req_send_error(struct conn *c, uint64_t request_id, int code,
 /* Answers request_id with an Error for a negative broker code. */
 void req_send_rc(struct conn *c, uint64_t request_id, int rc);
 void req_send_done(struct conn *c, uint64_t request_id);
+/* Answers request_id with body, the message of the Frame's body_case (a
+ * Ringmq__StatsOk for RINGMQ__FRAME__BODY_STATS_OK, ...). */
+void req_answer(struct conn *c, uint64_t request_id,
+		Ringmq__Frame__BodyCase body_case, void *body);
 /* Answers request_id with an Error of wire code code, and closes: the
  * peer broke the protocol. */
 void req_fail(struct conn *c, uint64_t request_id, int code, const char *why);

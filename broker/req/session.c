@@ -201,7 +201,6 @@ void
 req_hello(struct conn *c, const Ringmq__Frame *f)
 {
 	struct session *se = session_of(c);
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__HelloOk ok = RINGMQ__HELLO_OK__INIT;
 	const struct config *cfg = se->env->cfg;
 
@@ -237,26 +236,17 @@ req_hello(struct conn *c, const Ringmq__Frame *f)
 				  (++se->env->producer_counter & 0xffffffffu);
 	ok.broker_version = (char *)RINGMQ_VERSION;
 	se->producer_id = ok.producer_id;
-	r.has_request_id = f->has_request_id;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_HELLO_OK;
-	r.hello_ok = &ok;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_HELLO_OK, &ok);
 }
 
 void
 req_ping(struct conn *c, const Ringmq__Frame *f)
 {
-	Ringmq__Frame r = RINGMQ__FRAME__INIT;
 	Ringmq__Pong pong = RINGMQ__PONG__INIT;
 
 	pong.has_nonce = f->ping->has_nonce;
 	pong.nonce = f->ping->nonce;
-	r.has_request_id = f->has_request_id;
-	r.request_id = f->request_id;
-	r.body_case = RINGMQ__FRAME__BODY_PONG;
-	r.pong = &pong;
-	(void)req_send(c, &r);
+	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_PONG, &pong);
 }
 
 void
