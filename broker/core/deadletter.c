@@ -20,6 +20,22 @@
 #include "lib/log.h"
 #include "lib/vec.h"
 
+/* A new message of stored message v's key and payload, with headers h
+ * (nh of them), published now. */
+static void
+copy_of(struct store_msg *sm, const struct store_msg_view *v,
+	const struct store_header *h, uint32_t nh)
+{
+	memset(sm, 0, sizeof(*sm));
+	sm->publish_ms = clock_wall_ms();
+	sm->key = v->key;
+	sm->key_len = v->key_len;
+	sm->headers = h;
+	sm->header_count = nh;
+	sm->payload = v->payload;
+	sm->payload_len = v->payload_len;
+}
+
 static int
 stage_add(struct groups *gs, const struct queue_staged *st)
 {
@@ -86,14 +102,7 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 					 &h[i]);
 	nh += queue_dlq_headers(h + nh, buf, reason, q, group, part, offset,
 				count, first_ms, last_ms);
-	memset(&sm, 0, sizeof(sm));
-	sm.publish_ms = clock_wall_ms();
-	sm.key = v->key;
-	sm.key_len = v->key_len;
-	sm.headers = h;
-	sm.header_count = nh;
-	sm.payload = v->payload;
-	sm.payload_len = v->payload_len;
+	copy_of(&sm, v, h, nh);
 	if (queue_stage(gs->qs, dlq, -1, &sm, b, &st) < 0 ||
 	    stage_add(gs, &st) < 0)
 		goto out;
@@ -359,15 +368,8 @@ redrive_one(struct groups *gs, struct queue *src, struct queue *dlq,
 	while (store_headers_next(v->headers, v->headers_len, &pos, &one) == 1)
 		if (one.name_len < 7 || memcmp(one.name, "ringmq-", 7) != 0)
 			h[nh++] = one;
-	memset(&sm, 0, sizeof(sm));
+	copy_of(&sm, v, h, nh);
 	sm.is_private = 1; /* only the group it died in sees it */
-	sm.publish_ms = clock_wall_ms();
-	sm.key = v->key;
-	sm.key_len = v->key_len;
-	sm.headers = h;
-	sm.header_count = nh;
-	sm.payload = v->payload;
-	sm.payload_len = v->payload_len;
 	rc = queue_stage(gs->qs, src, part, &sm, b, st);
 	if (rc == 0)
 		rc = groups_hide_offset(gs, src, st->partition, st->offset,
