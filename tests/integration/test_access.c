@@ -119,6 +119,17 @@ test_access_local_client_accepted_without_auth(void **state)
 
 #define TOKEN "s3cret-token-for-tests"
 
+/* Makes the temporary file named by the template file, holding text. */
+static void
+write_temp(char *file, const char *text)
+{
+	int fd = mkstemp(file);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
 /* The status line's code of GET path from b's HTTP port, with an
  * Authorization header when auth is not NULL. */
 static int
@@ -170,11 +181,7 @@ test_access_http_token_is_wanted_from_every_request(void **state)
 	int fd;
 
 	(void)state;
-	fd = mkstemp(file);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, TOKEN "\n", strlen(TOKEN) + 1),
-			 (ssize_t)strlen(TOKEN) + 1);
-	close(fd);
+	write_temp(file, TOKEN "\n");
 	assert_int_equal(testlib_broker_start(&b, flags), 0);
 	/* From this host too: the token is the rule once given. */
 	r = testlib_http(b.http_addr, "GET /metrics HTTP/1.1\r\n\r\n", 25);
@@ -266,14 +273,9 @@ test_access_refusals_are_counted_in_metrics(void **state)
 	struct harness_broker b;
 	char why[512];
 	char *r;
-	int fd;
 
 	(void)state;
-	fd = mkstemp(file);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, TOKEN, strlen(TOKEN)),
-			 (ssize_t)strlen(TOKEN));
-	close(fd);
+	write_temp(file, TOKEN); /* the line end is optional */
 	if (start_seen_remote(&b, flags) < 0) {
 		unlink(file);
 		skip();
