@@ -18,7 +18,7 @@ struct code_text {
 	const char *text;
 };
 
-/* Indexed by code for 0..17 (wire) and by code - 100 for 100..106. */
+/* Indexed by code for 0..21 (wire) and by code - 100 for 100..106. */
 static const struct code_text wire_codes[] = {
 	{ "OK", "success" },
 	{ "BAD_FRAME", "frame does not decode or breaks a rule" },
@@ -38,6 +38,10 @@ static const struct code_text wire_codes[] = {
 	{ "SHUTTING_DOWN", "broker is shutting down" },
 	{ "INTERNAL", "internal error" },
 	{ "PERMISSION_DENIED", "permission denied" },
+	{ "UNAUTHENTICATED", "not authenticated" },
+	{ "QUOTA_EXCEEDED", "quota exceeded" },
+	{ "USER_NOT_FOUND", "user not found" },
+	{ "USER_EXISTS", "user exists" },
 };
 
 static const struct code_text local_codes[] = {

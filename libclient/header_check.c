@@ -25,7 +25,9 @@ main(void)
 		{ RINGMQ_UNREACHABLE, "UNREACHABLE" },
 		{ RINGMQ_CONNECTION_LOST, "CONNECTION_LOST" },
 		{ RINGMQ_IO, "IO" },
-		{ 18, "UNKNOWN" },
+		{ RINGMQ_UNAUTHENTICATED, "UNAUTHENTICATED" },
+		{ RINGMQ_USER_EXISTS, "USER_EXISTS" },
+		{ 22, "UNKNOWN" },
 		{ -1, "UNKNOWN" },
 	};
 	int failed = 0;
@@ -40,6 +42,7 @@ main(void)
 		}
 	}
 	if (RINGMQ_INTERNAL != 16 || RINGMQ_PERMISSION_DENIED != 17 ||
+	    RINGMQ_USER_EXISTS != 21 ||
 	    RINGMQ_IO != 106)
 		failed = 1;
 	return failed;

@@ -28,6 +28,10 @@ err_str(int rc)
 	case RMQ_ESHUTTING_DOWN: return "shutting down";
 	case RMQ_EINTERNAL: return "internal error";
 	case RMQ_EPERMISSION_DENIED: return "permission denied";
+	case RMQ_EUNAUTHENTICATED: return "not authenticated";
+	case RMQ_EQUOTA_EXCEEDED: return "quota exceeded";
+	case RMQ_EUSER_NOT_FOUND: return "user not found";
+	case RMQ_EUSER_EXISTS: return "user exists";
 	case RMQ_ECORRUPT: return "record failed its checksum";
 	case RMQ_ENOTFOUND: return "record not found";
 	case RMQ_EFORMAT: return "data directory has another format version";

@@ -560,8 +560,13 @@ _Static_assert(RMQ_EINVALID_ARGUMENT - RMQ_EBASE ==
 	       "ringmq codes follow the wire's");
 _Static_assert(RMQ_EINTERNAL - RMQ_EBASE == RINGMQ__ERROR_CODE__INTERNAL,
 	       "ringmq codes follow the wire's");
-_Static_assert(RMQ_EWIRE_LAST - RMQ_EBASE ==
+_Static_assert(RMQ_EPERMISSION_DENIED - RMQ_EBASE ==
 		       RINGMQ__ERROR_CODE__PERMISSION_DENIED,
+	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_EUNAUTHENTICATED - RMQ_EBASE ==
+		       RINGMQ__ERROR_CODE__UNAUTHENTICATED,
+	       "ringmq codes follow the wire's");
+_Static_assert(RMQ_EWIRE_LAST - RMQ_EBASE == RINGMQ__ERROR_CODE__USER_EXISTS,
 	       "ringmq codes follow the wire's");
 
 int

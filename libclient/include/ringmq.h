@@ -105,9 +105,16 @@ enum ringmq_status {
 	RINGMQ_SHUTTING_DOWN = 15,
 	/** The broker failed, or the library ran out of memory. */
 	RINGMQ_INTERNAL = 16,
-	/** The broker refused: this client may not do that (today: a client
-	 * from another host while the broker has no auth configured). */
+	/** The broker refused: this client's user may not do that, or the
+	 * client is of another host while the broker has no auth configured. */
 	RINGMQ_PERMISSION_DENIED = 17,
+	/** The broker requires authentication, or it failed (unknown user,
+	 * wrong password): the same answer for both. */
+	RINGMQ_UNAUTHENTICATED = 18,
+	/** Over one of the user's quotas. */
+	RINGMQ_QUOTA_EXCEEDED = 19,
+	RINGMQ_USER_NOT_FOUND = 20,
+	RINGMQ_USER_EXISTS = 21,
 
 	/** The outgoing buffer is full (block-when-full=false). */
 	RINGMQ_WOULD_BLOCK = 100,
