@@ -972,10 +972,10 @@ env_open(struct store *s, const struct store_opts *o)
 	return 0;
 }
 
-/* Checks the format record of a non-empty environment: 0 or
- * -RMQ_EFORMAT (logged). */
+/* Checks the format record of a non-empty environment: 0 (*is_upgrade
+ * set when it is an older version to upgrade) or -RMQ_EFORMAT (logged). */
 static int
-check_format(struct store *s, MDB_txn *txn)
+check_format(struct store *s, MDB_txn *txn, bool *is_upgrade)
 {
 	static const MDB_val key = { 6, "format" };
 	MDB_val k = key, v;
@@ -1001,13 +1001,17 @@ check_format(struct store *s, MDB_txn *txn)
 			  s->dir);
 		return -RMQ_EFORMAT;
 	}
-	if (version != STORE_FORMAT_VERSION) {
-		log_error("store: %s has storage format version %u; this "
-			  "broker reads only version %u",
-			  s->dir, (unsigned)version, STORE_FORMAT_VERSION);
-		return -RMQ_EFORMAT;
+	if (version == STORE_FORMAT_VERSION)
+		return 0;
+	if (version == 5) {
+		/* 6 adds "users" and nothing else: open_dbs creates it. */
+		*is_upgrade = true;
+		return 0;
 	}
-	return 0;
+	log_error("store: %s has storage format version %u; this broker reads "
+		  "only versions 5 (upgraded in place) and %u",
+		  s->dir, (unsigned)version, STORE_FORMAT_VERSION);
+	return -RMQ_EFORMAT;
 }
 
 /* Puts a meta record holding one big-endian integer of n bytes; returns
@@ -1031,6 +1035,7 @@ open_dbs(struct store *s, MDB_txn *txn)
 {
 	MDB_dbi main_dbi;
 	MDB_stat st;
+	bool is_upgrade = false;
 	int rc;
 
 	rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
@@ -1039,7 +1044,7 @@ open_dbs(struct store *s, MDB_txn *txn)
 	if (rc != 0)
 		return store_err(s, rc, "read main database");
 	if (st.ms_entries > 0) {
-		rc = check_format(s, txn);
+		rc = check_format(s, txn, &is_upgrade);
 		if (rc < 0)
 			return rc;
 	}
@@ -1049,12 +1054,13 @@ open_dbs(struct store *s, MDB_txn *txn)
 		if (rc != 0)
 			return store_err(s, rc, "open databases");
 	}
-	if (st.ms_entries > 0)
+	if (st.ms_entries > 0 && !is_upgrade)
 		return 0;
 	rc = put_meta(s, txn, "format", STORE_FORMAT_VERSION, 4);
 	if (rc != 0)
 		return store_err(s, rc, "write format version");
-	log_info("store: %s: new data directory, format version %u", s->dir,
+	log_info("store: %s: %s, format version %u", s->dir,
+		 is_upgrade ? "upgraded in place" : "new data directory",
 		 STORE_FORMAT_VERSION);
 	return 0;
 }
@@ -1668,12 +1674,38 @@ load_message(struct load *l, const MDB_val *k, const MDB_val *v)
 }
 
 static int
+load_user(struct load *l, const MDB_val *k, const MDB_val *v)
+{
+	struct store_user u;
+	struct store_perm *perms = NULL;
+	int rc;
+
+	if (store_decode_user(k->mv_data, k->mv_size, v->mv_data, v->mv_size,
+			      &u) < 0)
+		return load_corrupt(l, DB_USERS, "is malformed");
+	if (u.nperms > 0) {
+		perms = calloc(u.nperms, sizeof(*perms));
+		if (perms == NULL)
+			return -ENOMEM;
+		store_decode_user_perms(v->mv_data, v->mv_size, perms,
+					u.nperms);
+		u.perms = perms;
+	}
+	rc = l->cb->user(l->ctx, &u);
+	free(perms);
+	return rc;
+}
+
+static int
 load_all(struct load *l)
 {
 	const struct store_load_cb *cb = l->cb;
-	int rc;
+	int rc = 0;
 
-	rc = load_scan(l, DB_QUEUES, 4, load_queue);
+	if (cb->user != NULL)
+		rc = load_scan(l, DB_USERS, 0, load_user);
+	if (rc == 0)
+		rc = load_scan(l, DB_QUEUES, 4, load_queue);
 	if (rc == 0 && cb->partition != NULL)
 		rc = load_partitions(l);
 	if (rc == 0 && cb->group != NULL)

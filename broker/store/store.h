@@ -20,17 +20,25 @@
  * of the same commit.
  *
  * --------------------------------------------------------------------- *
- * On-disk layout, format version 5 (STORE_FORMAT_VERSION). All integers are
+ * On-disk layout, format version 6 (STORE_FORMAT_VERSION). All integers are
  * big-endian. Every value begins with a u32 CRC32C (Castagnoli) computed over
  * the key bytes followed by the value bytes that come after the CRC; a mismatch
  * on read is reported as -RMQ_ECORRUPT.
  *
- * Nine named databases (one LMDB environment, MDB_NOSUBDIR off, in DIR/):
- * meta, queues, parts, msgs, dedup, producers, groups, gstate, fails.
+ * Ten named databases (one LMDB environment, MDB_NOSUBDIR off, in DIR/):
+ * meta, users, queues, parts, msgs, dedup, producers, groups, gstate, fails.
  *
  *  "meta"    key: ASCII name
  *              "format" -> crc | u32 format version
  *              "epoch"  -> crc | u64 boot epoch (incremented at every open)
+ *  "users"   key: user name (1 to STORE_USER_MAX bytes)
+ *              -> crc | u8 record version (1) | u64 created_ms
+ *                 | u32 iterations | u8 salt_len | salt
+ *                 | 32 StoredKey | 32 ServerKey (SCRAM-SHA-256)
+ *                 | u32 max_connections | u64 publish_messages_per_s
+ *                 | u64 publish_bytes_per_s | u32 max_leases (0: no limit)
+ *                 | u16 n | n x { u8 STORE_PERM_* bits | u16 pattern_len
+ *                               | pattern }
  *  "queues"  key: u32 qid
  *              -> crc | u32 partitions | u64 created_ms
  *                 | u64 lease_ms | u64 max_lease_ms | u32 max_deliveries
@@ -89,8 +97,8 @@
  *                 | u64 last_delivery_ms | u64 retry_at_ms
  *
  * Changing the layout: bump STORE_FORMAT_VERSION; store_open refuses data
- * of any other version with -RMQ_EFORMAT (before the first release there is
- * no migration).
+ * of any other version with -RMQ_EFORMAT, but upgrades in place what it
+ * can: version 5 is 6 without "users" (store_open adds it).
  * ---------------------------------------------------------------------
  */
 #ifndef RINGMQ_STORE_H
@@ -102,8 +110,12 @@
 #include "lib/err.h"
 #include "lib/runset.h"
 
-#define STORE_FORMAT_VERSION 5u
+#define STORE_FORMAT_VERSION 6u
 #define STORE_NAME_MAX	     200u /* queue and group names, bytes */
+#define STORE_USER_MAX	     128u /* user names, bytes */
+#define STORE_SALT_MAX	     64u
+#define STORE_KEY_LEN	     32u   /* StoredKey, ServerKey */
+#define STORE_PERMS_MAX	     1024u /* permissions per user */
 
 /* The "dedup" key rule (see the layout above); part of the format. */
 #define STORE_DEDUP_KEY_MAX	  511u /* bytes of a hashed "dedup" key */
@@ -330,6 +342,40 @@ struct store_producer {
 /* Frees the skips of every batch of p, for the holders that own them. */
 void store_producer_release(struct store_producer *p);
 
+/* Bits of a permission. The numbers are part of the format. */
+#define STORE_PERM_PUBLISH 0x01u
+#define STORE_PERM_CONSUME 0x02u
+#define STORE_PERM_ADMIN   0x04u
+
+struct store_perm {
+	const char *pattern; /* borrowed; not NUL-terminated */
+	uint16_t pattern_len;
+	uint8_t bits; /* STORE_PERM_* */
+};
+
+/* Per user; 0: no limit. */
+struct store_quota {
+	uint32_t max_connections;
+	uint64_t publish_messages_per_s;
+	uint64_t publish_bytes_per_s;
+	uint32_t max_leases;
+};
+
+/* A user: its SCRAM keys (never its password), permissions and quotas. */
+struct store_user {
+	const char *name; /* borrowed; not NUL-terminated */
+	uint16_t name_len;
+	uint64_t created_ms;
+	uint32_t iterations;
+	uint8_t salt_len;
+	uint8_t salt[STORE_SALT_MAX];
+	uint8_t stored_key[STORE_KEY_LEN];
+	uint8_t server_key[STORE_KEY_LEN];
+	struct store_quota quota;
+	uint32_t nperms;
+	const struct store_perm *perms; /* borrowed [nperms] */
+};
+
 /* -------------------------------------------------------------- batches */
 
 /* A batch: the operations of one request or one flush, applied as a unit.
@@ -406,6 +452,11 @@ int store_batch_put_producer(struct store_batch *b, uint32_t qid, uint32_t part,
 /* Deletes the producer's state; an absent one is not an error. */
 int store_batch_del_producer(struct store_batch *b, uint32_t qid, uint32_t part,
 			     uint64_t producer_id);
+/* Writes the user's record, replacing the one of the same name. */
+int store_batch_put_user(struct store_batch *b, const struct store_user *u);
+/* Deletes the user's record; an absent one is not an error. */
+int store_batch_del_user(struct store_batch *b, const char *name,
+			 uint16_t name_len);
 
 /*
  * Completion of a submitted batch, called on the loop thread from
@@ -493,6 +544,7 @@ void store_backup_abandon(struct store *s);
  * valid only during the call. Returning a negative value stops the load
  * with that value. */
 struct store_load_cb {
+	int (*user)(void *ctx, const struct store_user *u);
 	int (*queue)(void *ctx, const struct store_queue *q);
 	/* next_offset from "parts" (0 if absent). */
 	int (*partition)(void *ctx, uint32_t qid, uint32_t part,
@@ -523,9 +575,9 @@ struct store_load_cb {
 };
 
 /*
- * Reads every queue, partition, group, group state, failure, dedup record,
- * producer and message header, in that order (queues first, messages
- * last), in one read transaction. Call before the loop starts. A record
+ * Reads every user, queue, partition, group, group state, failure, dedup
+ * record, producer and message header, in that order (messages last), in
+ * one read transaction. Call before the loop starts. A record
  * failing its CRC or layout checks in any database but "msgs" is logged
  * and fails the load with -RMQ_ECORRUPT; a message record is reported as
  * is (checked on read).

@@ -42,8 +42,8 @@ _Static_assert(8u + STORE_DEDUP_ID_INLINE_MAX < STORE_DEDUP_KEY_MAX,
 	       "inline dedup keys are shorter than hashed ones");
 
 const char *const store_db_names[DB_COUNT] = {
-	"meta",	     "queues", "parts",	 "msgs",  "dedup",
-	"producers", "groups", "gstate", "fails",
+	"meta",	 "users",     "queues", "parts",  "msgs",
+	"dedup", "producers", "groups", "gstate", "fails",
 };
 
 /* In-memory header of one batch operation, native byte order; the key
@@ -450,6 +450,67 @@ store_batch_put_queue(struct store_batch *b, const struct store_queue *q)
 			(size_t)dlen);
 	batch_seal(key, 4, vlen);
 	return 0;
+}
+
+/* Bytes of a "users" value before its permissions. */
+#define USER_FIXED_BYTES \
+	(4 + 1 + 8 + 4 + 1 + 2 * STORE_KEY_LEN + 4 + 8 + 8 + 4 + 2)
+#define USER_RECORD_VERSION 1u
+
+static bool
+user_is_valid(const struct store_user *u)
+{
+	if (u->name_len == 0 || u->name_len > STORE_USER_MAX ||
+	    u->salt_len == 0 || u->salt_len > STORE_SALT_MAX ||
+	    u->nperms > STORE_PERMS_MAX)
+		return false;
+	for (uint32_t i = 0; i < u->nperms; i++)
+		if (u->perms[i].pattern_len == 0 ||
+		    u->perms[i].pattern_len > STORE_NAME_MAX)
+			return false;
+	return true;
+}
+
+int
+store_batch_put_user(struct store_batch *b, const struct store_user *u)
+{
+	size_t vlen = USER_FIXED_BYTES + u->salt_len;
+	uint8_t *key, *p;
+
+	if (!user_is_valid(u))
+		return -EINVAL;
+	for (uint32_t i = 0; i < u->nperms; i++)
+		vlen += 3 + u->perms[i].pattern_len;
+	key = batch_op(b, OP_PUT, DB_USERS, u->name_len, vlen);
+	if (key == NULL)
+		return -ENOMEM;
+	p = put_bytes(key, u->name, u->name_len) + 4;
+	p = put_be(p, USER_RECORD_VERSION, 1);
+	p = put_be(p, u->created_ms, 8);
+	p = put_be(p, u->iterations, 4);
+	p = put_bytes(put_be(p, u->salt_len, 1), u->salt, u->salt_len);
+	p = put_bytes(p, u->stored_key, STORE_KEY_LEN);
+	p = put_bytes(p, u->server_key, STORE_KEY_LEN);
+	p = put_be(p, u->quota.max_connections, 4);
+	p = put_be(p, u->quota.publish_messages_per_s, 8);
+	p = put_be(p, u->quota.publish_bytes_per_s, 8);
+	p = put_be(p, u->quota.max_leases, 4);
+	p = put_be(p, u->nperms, 2);
+	for (uint32_t i = 0; i < u->nperms; i++) {
+		p = put_be(p, u->perms[i].bits, 1);
+		p = put_bytes(put_be(p, u->perms[i].pattern_len, 2),
+			      u->perms[i].pattern, u->perms[i].pattern_len);
+	}
+	batch_seal(key, u->name_len, vlen);
+	return 0;
+}
+
+int
+store_batch_del_user(struct store_batch *b, const char *name, uint16_t name_len)
+{
+	if (name_len == 0 || name_len > STORE_USER_MAX)
+		return -EINVAL;
+	return batch_del_key(b, DB_USERS, (const uint8_t *)name, name_len);
 }
 
 /* Deletes every key that starts with prefix in the databases from first
@@ -941,6 +1002,65 @@ store_decode_failure(const uint8_t *val, size_t val_len,
 	f->last_delivery_ms = get_be(val + 16, 8);
 	f->retry_at_ms = get_be(val + 24, 8);
 	return 0;
+}
+
+int
+store_decode_user(const uint8_t *key, size_t key_len, const uint8_t *val,
+		  size_t val_len, struct store_user *u)
+{
+	struct rd r = { val + 4, val_len - 4, false };
+	const uint8_t *p;
+
+	memset(u, 0, sizeof(*u));
+	if (val_len < 4 || key_len == 0 || key_len > STORE_USER_MAX ||
+	    rd_be(&r, 1) != USER_RECORD_VERSION)
+		return -RMQ_ECORRUPT;
+	u->name = (const char *)key;
+	u->name_len = (uint16_t)key_len;
+	u->created_ms = rd_be(&r, 8);
+	u->iterations = (uint32_t)rd_be(&r, 4);
+	u->salt_len = (uint8_t)rd_be(&r, 1);
+	if (u->salt_len == 0 || u->salt_len > STORE_SALT_MAX)
+		return -RMQ_ECORRUPT;
+	if ((p = rd_bytes(&r, u->salt_len)) != NULL)
+		memcpy(u->salt, p, u->salt_len);
+	if ((p = rd_bytes(&r, STORE_KEY_LEN)) != NULL)
+		memcpy(u->stored_key, p, STORE_KEY_LEN);
+	if ((p = rd_bytes(&r, STORE_KEY_LEN)) != NULL)
+		memcpy(u->server_key, p, STORE_KEY_LEN);
+	u->quota.max_connections = (uint32_t)rd_be(&r, 4);
+	u->quota.publish_messages_per_s = rd_be(&r, 8);
+	u->quota.publish_bytes_per_s = rd_be(&r, 8);
+	u->quota.max_leases = (uint32_t)rd_be(&r, 4);
+	u->nperms = (uint32_t)rd_be(&r, 2);
+	if (u->nperms > STORE_PERMS_MAX)
+		return -RMQ_ECORRUPT;
+	for (uint32_t i = 0; i < u->nperms; i++) {
+		size_t n;
+
+		(void)rd_be(&r, 1);
+		n = (size_t)rd_be(&r, 2);
+		if (n == 0 || n > STORE_NAME_MAX)
+			return -RMQ_ECORRUPT;
+		(void)rd_bytes(&r, n);
+	}
+	return r.is_bad || r.left != 0 ? -RMQ_ECORRUPT : 0;
+}
+
+void
+store_decode_user_perms(const uint8_t *val, size_t val_len,
+			struct store_perm *perms, uint32_t nperms)
+{
+	size_t salt_len = val_len > 4 + 1 + 8 + 4 ? val[4 + 1 + 8 + 4] : 0;
+	struct rd r = { val, val_len, false };
+
+	(void)rd_bytes(&r, USER_FIXED_BYTES + salt_len);
+	for (uint32_t i = 0; i < nperms; i++) {
+		perms[i].bits = (uint8_t)rd_be(&r, 1);
+		perms[i].pattern_len = (uint16_t)rd_be(&r, 2);
+		perms[i].pattern =
+			(const char *)rd_bytes(&r, perms[i].pattern_len);
+	}
 }
 
 /* Besides lengths, a hashed key must match the id its value holds: same

@@ -20,9 +20,11 @@
 
 /* The named databases. The order matters: del_queue deletes a queue's
  * prefix from DB_QUEUES on, del_group a group's from DB_GROUPS on, so the
- * databases keyed by queue | partition come before the group ones. */
+ * databases keyed by queue | partition come before the group ones, and
+ * those not keyed by queue (meta, users) before DB_QUEUES. */
 enum store_db {
 	DB_META,
+	DB_USERS,
 	DB_QUEUES,
 	DB_PARTS,
 	DB_MSGS,
@@ -142,6 +144,14 @@ void store_decode_gstate(const uint8_t *val, uint64_t *ack_floor,
 			 struct offset_run *runs, uint32_t nruns);
 int store_decode_failure(const uint8_t *val, size_t val_len,
 			 struct store_failure *f);
+/* Reads a "users" record; its permissions are counted (u->nperms) but not
+ * read: store_user_perm_at reads them. name points into key. */
+int store_decode_user(const uint8_t *key, size_t key_len, const uint8_t *val,
+		      size_t val_len, struct store_user *u);
+/* The permissions of a "users" record that store_decode_user accepted,
+ * into perms[u->nperms] (patterns point into val). */
+void store_decode_user_perms(const uint8_t *val, size_t val_len,
+			     struct store_perm *perms, uint32_t nperms);
 
 /* A "dedup" record as read. */
 struct store_dedup_rec {

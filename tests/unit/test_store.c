@@ -2488,12 +2488,13 @@ test_store_load_stops_on_dedup_callback_error(void **state)
 /* ------------------------------------------------------- format 5 */
 
 static void
-test_store_creates_every_database_of_format_5(void **state)
+test_store_creates_every_database_of_format_6(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const names[] = { "meta",   "queues", "parts",
-					     "msgs",   "dedup",	 "producers",
-					     "groups", "gstate", "fails" };
+	static const char *const names[] = { "meta",	  "users",  "queues",
+					     "parts",	  "msgs",   "dedup",
+					     "producers", "groups", "gstate",
+					     "fails" };
 	struct store *s = open_default(f);
 	MDB_env *env;
 	MDB_txn *txn;
@@ -2502,13 +2503,13 @@ test_store_creates_every_database_of_format_5(void **state)
 	const uint8_t *p;
 
 	store_close(s);
-	assert_int_equal(STORE_FORMAT_VERSION, 5);
+	assert_int_equal(STORE_FORMAT_VERSION, 6);
 	raw_open(f->dir, &env, &txn, "meta", &dbi);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
 	assert_int_equal(v.mv_size, 8);
 	p = v.mv_data;
 	assert_int_equal(p[4] | p[5] | p[6], 0);
-	assert_int_equal(p[7], 5);
+	assert_int_equal(p[7], 6);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
 	raw_close(env, txn);
@@ -2521,11 +2522,175 @@ test_store_refuses_older_format_versions(void **state)
 	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_ALWAYS, 0 };
 	struct store *s = open_default(f);
 	store_close(s);
-	for (uint32_t v = 1; v < STORE_FORMAT_VERSION; v++) {
+	for (uint32_t v = 1; v < 5; v++) {
 		write_format(f->dir, v, true);
 		assert_int_equal(store_open(&s, &o), -RMQ_EFORMAT);
 		assert_null(s);
 	}
+}
+
+/* A user record as the load reports it, copied. */
+struct user_seen {
+	int n;
+	char name[STORE_USER_MAX + 1];
+	struct store_user u;
+	char patterns[4][32];
+	uint8_t bits[4];
+};
+
+static int
+user_collect(void *ctx, const struct store_user *u)
+{
+	struct user_seen *seen = ctx;
+
+	seen->n++;
+	memcpy(seen->name, u->name, u->name_len);
+	seen->name[u->name_len] = '\0';
+	seen->u = *u;
+	seen->u.name = seen->name;
+	for (uint32_t i = 0; i < u->nperms && i < 4; i++) {
+		memcpy(seen->patterns[i], u->perms[i].pattern,
+		       u->perms[i].pattern_len);
+		seen->patterns[i][u->perms[i].pattern_len] = '\0';
+		seen->bits[i] = u->perms[i].bits;
+	}
+	seen->u.perms = NULL;
+	return 0;
+}
+
+static void
+commit_batch(struct store *s, struct store_batch *b)
+{
+	assert_int_equal(commit(s, b), 0);
+}
+
+static int
+queue_count(void *ctx, const struct store_queue *q)
+{
+	(void)q;
+	++*(int *)ctx;
+	return 0;
+}
+
+static void
+test_store_user_round_trips_keys_perms_and_quota(void **state)
+{
+	struct fixture *f = *state;
+	struct store_perm perms[2] = {
+		{ "jobs.*", 6, STORE_PERM_PUBLISH | STORE_PERM_CONSUME },
+		{ "*", 1, STORE_PERM_ADMIN },
+	};
+	struct store_user u = {
+		.name = "alice@web",
+		.name_len = 9,
+		.created_ms = 1234,
+		.iterations = 4096,
+		.salt_len = 3,
+		.salt = { 1, 2, 3 },
+		.quota = { 10, 500, 1 << 20, 64 },
+		.nperms = 2,
+		.perms = perms,
+	};
+	struct store_load_cb cb = { .user = user_collect };
+	struct user_seen seen = { 0 };
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+
+	memset(u.stored_key, 0xaa, STORE_KEY_LEN);
+	memset(u.server_key, 0x55, STORE_KEY_LEN);
+	assert_int_equal(store_batch_put_user(b, &u), 0);
+	commit_batch(s, b);
+	store_close(s);
+
+	s = open_default(f);
+	assert_int_equal(store_load(s, &cb, &seen), 0);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.name, "alice@web");
+	assert_int_equal(seen.u.created_ms, 1234);
+	assert_int_equal(seen.u.iterations, 4096);
+	assert_int_equal(seen.u.salt_len, 3);
+	assert_memory_equal(seen.u.salt, u.salt, 3);
+	assert_memory_equal(seen.u.stored_key, u.stored_key, STORE_KEY_LEN);
+	assert_memory_equal(seen.u.server_key, u.server_key, STORE_KEY_LEN);
+	assert_int_equal(seen.u.quota.max_connections, 10);
+	assert_int_equal(seen.u.quota.publish_messages_per_s, 500);
+	assert_int_equal(seen.u.quota.publish_bytes_per_s, 1 << 20);
+	assert_int_equal(seen.u.quota.max_leases, 64);
+	assert_int_equal(seen.u.nperms, 2);
+	assert_string_equal(seen.patterns[0], "jobs.*");
+	assert_int_equal(seen.bits[0], STORE_PERM_PUBLISH | STORE_PERM_CONSUME);
+	assert_string_equal(seen.patterns[1], "*");
+	assert_int_equal(seen.bits[1], STORE_PERM_ADMIN);
+
+	/* A queue delete whose qid bytes begin the name leaves it alone. */
+	b = store_batch_new(0);
+	assert_int_equal(store_batch_del_queue(b, 0x616c6963u /* "alic" */), 0);
+	commit_batch(s, b);
+	seen.n = 0;
+	assert_int_equal(store_load(s, &cb, &seen), 0);
+	assert_int_equal(seen.n, 1);
+
+	b = store_batch_new(0);
+	assert_int_equal(store_batch_del_user(b, "alice@web", 9), 0);
+	commit_batch(s, b);
+	seen.n = 0;
+	assert_int_equal(store_load(s, &cb, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	store_close(s);
+}
+
+static void
+test_store_refuses_a_malformed_user(void **state)
+{
+	struct store_user u = { .name = "x", .name_len = 1, .salt_len = 0 };
+	struct store_perm empty = { "", 0, STORE_PERM_ADMIN };
+	struct store_batch *b = store_batch_new(0);
+
+	(void)state;
+	assert_int_equal(store_batch_put_user(b, &u), -EINVAL);
+	u.salt_len = 1;
+	u.nperms = 1;
+	u.perms = &empty;
+	assert_int_equal(store_batch_put_user(b, &u), -EINVAL);
+	u.nperms = 0;
+	u.name_len = STORE_USER_MAX + 1;
+	assert_int_equal(store_batch_put_user(b, &u), -EINVAL);
+	assert_int_equal(store_batch_ops(b), 0);
+	store_batch_free(b);
+}
+
+/* A format 5 directory (no "users") opens as 6, in place, and keeps its
+ * queues. */
+static void
+test_store_upgrades_format_5_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct store_queue q = { .qid = 7, .partitions = 2, .name = "jobs" };
+	struct store_load_cb cb = { .queue = queue_count };
+	struct store *s = open_default(f);
+	struct store_batch *b = store_batch_new(0);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int queues = 0;
+
+	assert_int_equal(store_batch_put_queue(b, &q), 0);
+	commit_batch(s, b);
+	store_close(s);
+	raw_open(f->dir, &env, &txn, "users", &dbi);
+	assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+	raw_close(env, txn);
+	write_format(f->dir, 5, true);
+
+	s = open_default(f);
+	assert_int_equal(store_load(s, &cb, &queues), 0);
+	assert_int_equal(queues, 1);
+	store_close(s);
+	raw_open(f->dir, &env, &txn, "users", &dbi);
+	raw_close(env, txn);
+	s = open_default(f);
+	assert_int_equal(store_boot_epoch(s), 3);
+	store_close(s);
 }
 
 /* Acked offsets above the floor are stored as runs: a floor held back by
@@ -2701,7 +2866,10 @@ main(void)
 		T(test_store_del_queue_removes_dedup_and_producer_records),
 		T(test_store_del_group_keeps_dedup_and_producer_records),
 		T(test_store_load_stops_on_dedup_callback_error),
-		T(test_store_creates_every_database_of_format_5),
+		T(test_store_creates_every_database_of_format_6),
+		T(test_store_user_round_trips_keys_perms_and_quota),
+		T(test_store_refuses_a_malformed_user),
+		T(test_store_upgrades_format_5_in_place),
 		T(test_store_refuses_older_format_versions),
 		T(test_store_group_state_is_stored_as_runs),
 		T(test_store_group_state_run_over_2_pow_32_loads),
