@@ -10,6 +10,7 @@
  */
 #include "scram.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -908,4 +909,28 @@ scram_server_fini(struct scram_server *ss)
 {
 	if (ss != NULL)
 		OPENSSL_cleanse(ss, sizeof(*ss));
+}
+
+int
+scram_random(void *buf, size_t len)
+{
+	if (len > INT_MAX || RAND_bytes(buf, (int)len) != 1)
+		return -SCRAM_ECRYPTO;
+	return 0;
+}
+
+int
+scram_fake_salt(const uint8_t secret[SCRAM_KEY_LEN], const char *user,
+		uint8_t *salt, size_t salt_len)
+{
+	uint8_t mac[SCRAM_KEY_LEN];
+	int rc;
+
+	if (user == NULL || salt_len == 0 || salt_len > SCRAM_KEY_LEN)
+		return -SCRAM_EINVAL;
+	rc = hmac(secret, user, strlen(user), mac);
+	if (rc == 0)
+		memcpy(salt, mac, salt_len);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
 }

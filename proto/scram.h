@@ -250,6 +250,25 @@ SCRAM_MUST_CHECK int scram_server_final(struct scram_server *ss,
 					const char *client_final, char *out,
 					size_t size);
 
+/**
+ * Fills buf with len bytes from libcrypto's random source (salts, secrets).
+ * @return 0 or -SCRAM_ECRYPTO.
+ */
+SCRAM_MUST_CHECK int scram_random(void *buf, size_t len);
+
+/**
+ * Server: the salt to show for a user that does not exist, HMAC-SHA-256 of
+ * the name under a secret of the server's: the same name gets the same
+ * salt, so a client cannot tell an unknown user from a known one by it.
+ * @param[in] secret SCRAM_KEY_LEN random bytes, kept by the server.
+ * @param[in] user NUL-terminated.
+ * @param[out] salt salt_len bytes, 1 to SCRAM_KEY_LEN.
+ * @return 0, -SCRAM_EINVAL or -SCRAM_ECRYPTO.
+ */
+SCRAM_MUST_CHECK int scram_fake_salt(const uint8_t secret[SCRAM_KEY_LEN],
+				     const char *user, uint8_t *salt,
+				     size_t salt_len);
+
 /* Zeroes an exchange's state (the client's holds the expected server
  * signature). NULL is a no-op. */
 void scram_client_fini(struct scram_client *sc);
