@@ -18,6 +18,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "core/users.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/err.h"
@@ -28,8 +29,10 @@
 #include "net/http.h"
 #include "net/addr.h"
 #include "net/loop.h"
+#include "req/auth.h"
 #include "req/req.h"
 #include "req/session.h"
+#include "scram.h"
 #include "store/store.h"
 
 #define RING_ENTRIES	 4096u
@@ -42,6 +45,8 @@ struct server {
 	struct store *store;
 	struct queues *qs;
 	struct groups *gs;
+	struct users *users;
+	struct auth_env *auth;
 	struct loop *loop;
 	struct conn_env env;
 	struct req_env req;
@@ -77,6 +82,14 @@ raise_nofile(void)
 }
 
 /* --------------------------------------------------------------- load */
+
+static int
+load_user(void *ctx, const struct store_user *u)
+{
+	struct server *srv = ctx;
+
+	return users_load(srv->users, u);
+}
 
 static int
 load_queue(void *ctx, const struct store_queue *q)
@@ -181,6 +194,7 @@ static int
 server_recover(struct server *srv)
 {
 	static const struct store_load_cb cb = {
+		.user = load_user,
 		.queue = load_queue,
 		.partition = load_partition,
 		.message = load_message,
@@ -206,14 +220,127 @@ server_recover(struct server *srv)
 		uint64_t totals[3] = { 0, 0, 0 };
 
 		queues_each(srv->qs, add_recovered, totals);
-		log_info("recovered %zu queues, %llu messages (%llu bytes, "
-			 "%llu delayed) in %llu ms",
-			 queues_count(srv->qs), (unsigned long long)totals[0],
+		log_info("recovered %zu users, %zu queues, %llu messages (%llu "
+			 "bytes, %llu delayed) in %llu ms",
+			 users_count(srv->users), queues_count(srv->qs),
+			 (unsigned long long)totals[0],
 			 (unsigned long long)totals[1],
 			 (unsigned long long)totals[2],
 			 (unsigned long long)(clock_mono_ms() - start));
 	}
 	return 0;
+}
+
+/* ---------------------------------------------------------- bootstrap */
+
+static void
+bootstrap_done(void *ctx, int status)
+{
+	*(int *)ctx = status;
+}
+
+/* Commits ch before the broker serves anyone. @return 0 or a code. */
+static int
+bootstrap_change(struct server *srv, const struct user_change *ch)
+{
+	int status = 1;
+	int rc = users_change(srv->users, ch, bootstrap_done, &status);
+
+	if (rc < 0)
+		return rc;
+	store_drain(srv->store);
+	(void)store_reap(srv->store);
+	return status;
+}
+
+/*
+ * With auth on and no user yet: makes the user of --auth-bootstrap-file
+ * (one line NAME:PASSWORD) admin of every queue. A file, never a flag:
+ * flags show in ps. @return 0, or 2 (the set-up is wrong: exit 2).
+ */
+static int
+server_bootstrap(struct server *srv)
+{
+	const char *path = srv->cfg->auth_bootstrap_file;
+	struct user_change add = { .kind = USER_ADD, .has_keys = true };
+	struct user_change grant = { .kind = USER_ACL_SET, .bits = USER_ALL };
+	char line[SCRAM_USER_MAX + SCRAM_PASSWORD_MAX + 8], *colon;
+	size_t n;
+	FILE *f;
+	int rc;
+
+	if (srv->cfg->auth != CONFIG_AUTH_ON)
+		return 0;
+	if (users_count(srv->users) > 0) {
+		if (path[0] != '\0')
+			log_info("auth-bootstrap-file %s not read: users exist",
+				 path);
+		return 0;
+	}
+	if (path[0] == '\0') {
+		log_error(
+			"auth on and no user yet: give the first one with "
+			"--auth-bootstrap-file (a file holding NAME:PASSWORD)");
+		return 2;
+	}
+	f = fopen(path, "r");
+	if (f == NULL) {
+		log_error("auth-bootstrap-file %s: %s", path, strerror(errno));
+		return 2;
+	}
+	n = fread(line, 1, sizeof(line) - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	colon = strchr(line, ':');
+	if (colon == NULL || strchr(line, '\n') != NULL) {
+		log_error(
+			"auth-bootstrap-file %s: expected one line NAME:PASSWORD",
+			path);
+		rc = 2;
+		goto out;
+	}
+	*colon = '\0';
+	if (!user_name_ok(line) || snprintf(add.name, sizeof(add.name), "%s",
+					    line) >= (int)sizeof(add.name)) {
+		log_error("auth-bootstrap-file %s: user names are 1 to 128 "
+			  "characters of [A-Za-z0-9._@-]",
+			  path);
+		rc = 2;
+		goto out;
+	}
+	add.iterations = USER_DEFAULT_ITERATIONS;
+	add.salt_len = 16;
+	rc = scram_random(add.salt, add.salt_len);
+	if (rc == 0)
+		rc = scram_salted_keys(colon + 1, add.salt, add.salt_len,
+				       add.iterations, add.stored_key,
+				       add.server_key);
+	if (rc < 0) {
+		log_error("auth-bootstrap-file %s: %s (passwords are 1 to 1024 "
+			  "printable ASCII characters)",
+			  path, scram_strerror(rc));
+		rc = 2;
+		goto out;
+	}
+	memcpy(grant.name, add.name, sizeof(grant.name));
+	grant.pattern[0] = '*';
+	rc = bootstrap_change(srv, &add);
+	if (rc == 0)
+		rc = bootstrap_change(srv, &grant);
+	if (rc != 0) {
+		log_error("cannot store the bootstrap user: %s", err_str(rc));
+		rc = 1;
+		goto out;
+	}
+	log_warn("audit: made user %s, admin of every queue, from %s; the file "
+		 "is no longer read: remove it",
+		 add.name, path);
+out:
+	explicit_bzero(line, sizeof(line));
+	explicit_bzero(&add, sizeof(add));
+	return rc;
 }
 
 /* ------------------------------------------------------------- listen */
@@ -314,7 +441,7 @@ server_is_protected_from(struct server *srv, int fd)
 {
 	uint64_t now_ms;
 
-	if (srv->cfg->auth == CONFIG_AUTH_OFF || addr_peer_is_loopback(fd))
+	if (srv->cfg->auth != CONFIG_AUTH_LOOPBACK || addr_peer_is_loopback(fd))
 		return 0;
 	srv->stats.refused_other_host++;
 	srv->denied++;
@@ -472,6 +599,10 @@ server_tick(void *ctx)
 	int64_t due = queues_tick(srv->qs);
 	int64_t next = groups_tick(srv->gs);
 	uint64_t now = clock_mono_ms();
+	int64_t auth_due = auth_tick(&srv->req, now);
+
+	if (auth_due >= 0 && (due < 0 || auth_due < due))
+		due = auth_due;
 
 	if (now >= srv->next_sweep_ms) {
 		uint64_t period = srv->cfg->idle_timeout_ms / 4;
@@ -576,12 +707,23 @@ server_run(const struct config *cfg)
 	}
 	if (queues_new(&srv.qs, srv.store, cfg, on_visible, &srv) < 0 ||
 	    groups_new(&srv.gs, srv.store, srv.qs,
-		       store_boot_epoch(srv.store)) < 0) {
+		       store_boot_epoch(srv.store)) < 0 ||
+	    users_new(&srv.users, srv.store) < 0) {
 		log_error("out of memory");
+		goto out;
+	}
+	if (auth_env_new(&srv.auth) < 0) {
+		log_error("cannot set up authentication (no memory or no "
+			  "random source)");
 		goto out;
 	}
 	if (server_recover(&srv) < 0)
 		goto out;
+	rc = server_bootstrap(&srv);
+	if (rc != 0) {
+		code = rc;
+		goto out;
+	}
 	rc = loop_open(&srv.loop, RING_ENTRIES, RECV_BUFS, RECV_BUF_BYTES);
 	if (rc < 0) {
 		log_error("io_uring set-up failed: %s", strerror(-rc));
@@ -597,6 +739,9 @@ server_run(const struct config *cfg)
 	srv.req.stats = &srv.stats;
 	srv.req.conns = &srv.env;
 	srv.req.boot_epoch = store_boot_epoch(srv.store);
+	srv.req.users = srv.users;
+	srv.req.auth = srv.auth;
+	users_set_hook(srv.users, auth_user_changed, &srv.req);
 	srv.env.loop = srv.loop;
 	srv.env.cfg = cfg;
 	srv.env.stats = &srv.stats;
@@ -617,6 +762,10 @@ server_run(const struct config *cfg)
 		log_warn("auth off: every client that reaches %s may publish, "
 			 "consume and manage every queue",
 			 bound);
+	else if (cfg->auth == CONFIG_AUTH_ON)
+		log_info("auth on: %zu users; clients from any host "
+			 "authenticate (SCRAM-SHA-256)",
+			 users_count(srv.users));
 	else
 		log_info("no auth configured: only clients on this host "
 			 "(loopback addresses) are accepted; --auth off "
@@ -659,6 +808,8 @@ out:
 	groups_free(srv.gs);
 	queues_free(srv.qs);
 	store_close(srv.store);
+	users_free(srv.users);
+	auth_env_free(srv.auth);
 	if (srv.signal_fd >= 0)
 		close(srv.signal_fd);
 	return code;

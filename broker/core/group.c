@@ -1031,6 +1031,25 @@ groups_owner_gone(struct groups *gs, struct lease_owner *lo, int is_failure)
 			  LEASE_NOT_REMEMBERED, 0);
 }
 
+void
+groups_owner_leave(struct groups *gs, struct lease_owner *lo,
+		   int (*keep)(void *ctx, const struct queue *q), void *ctx)
+{
+	struct lease *l = lo->leases, *next;
+
+	for (; l != NULL; l = next) {
+		next = l->lo_next;
+		if (!keep(ctx, l->g->q))
+			lease_end(gs, l, END_RELEASE, LEASE_NOT_REMEMBERED, 0);
+	}
+}
+
+const struct queue *
+sub_queue(const struct sub *s)
+{
+	return s->g->q;
+}
+
 /* The lease a delivery starts with: the lease time, never past the max
  * lease (a queue may set a lease time above it). */
 static uint64_t

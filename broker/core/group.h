@@ -122,6 +122,8 @@ void sub_wake(struct groups *gs, struct sub *s);
 
 /* Ends a subscription. Its leases stay with the owner until settled. */
 void sub_free(struct groups *gs, struct sub *s);
+/* The queue s reads. */
+const struct queue *sub_queue(const struct sub *s);
 
 /* Lease operations on n ids, each code written to codes[i]: 0,
  * -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED (the request layer maps them to
@@ -159,6 +161,11 @@ int groups_is_pending(struct queue *q, const char *name);
 
 void groups_owner_gone(struct groups *gs, struct lease_owner *lo,
 		       int is_failure);
+/* Releases (not as failures) the leases lo holds on messages of the
+ * queues keep says 0 of: the owner may no longer consume from them. */
+void groups_owner_leave(struct groups *gs, struct lease_owner *lo,
+			int (*keep)(void *ctx, const struct queue *q),
+			void *ctx);
 
 /* Per loop pass: expires leases, dispatches, flushes group state.
  * @return ms until the next lease deadline, or -1. */

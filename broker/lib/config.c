@@ -99,10 +99,16 @@ static const struct setting settings[] = {
 	  "as long again (one holding a lease: as long after its last lease "
 	  "ended); one that has not said hello or stopped mid-frame, or "
 	  "leaves its output unread this long, is closed" },
-	{ "auth", NUM(SET_AUTH, auth), "", "off", 0, 0,
-	  "who may connect: unset, only clients on this host (loopback "
-	  "addresses; others are refused with PERMISSION_DENIED); off, every "
-	  "client that reaches the listen address, unauthenticated" },
+	{ "auth", NUM(SET_AUTH, auth), "", "on|off", 0, 0,
+	  "who may connect: on, users who authenticate (SCRAM-SHA-256), from "
+	  "any host, each with its permissions; unset, only clients on this "
+	  "host (loopback addresses; others are refused with "
+	  "PERMISSION_DENIED); off, every client that reaches the listen "
+	  "address, unauthenticated" },
+	{ "auth-bootstrap-file", STR(auth_bootstrap_file), "", "FILE", 0, 0,
+	  "with auth on and no user yet: a file holding one line "
+	  "NAME:PASSWORD, the first user, made admin of every queue; read "
+	  "only while there is no user" },
 	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
 	  "debug|info|warn|error", 0, 0, "least severe log line written" },
 	{ "log-format", NUM(SET_LOG_FORMAT, is_log_json), "text", "text|json",
@@ -196,18 +202,14 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 			goto bad;
 		return 0;
 	case SET_AUTH:
-		if (strcmp(v, "on") == 0) {
-			set_err(err, errlen,
-				"auth: on needs users, which this version does "
-				"not have; leave it unset to accept only clients "
-				"on this host, or give off to accept every "
-				"client");
-			return -1;
-		}
-		if (v[0] != '\0' && strcmp(v, "off") != 0)
+		if (v[0] == '\0')
+			*(int *)field = CONFIG_AUTH_LOOPBACK;
+		else if (strcmp(v, "on") == 0)
+			*(int *)field = CONFIG_AUTH_ON;
+		else if (strcmp(v, "off") == 0)
+			*(int *)field = CONFIG_AUTH_OFF;
+		else
 			goto bad;
-		*(int *)field =
-			v[0] == '\0' ? CONFIG_AUTH_LOOPBACK : CONFIG_AUTH_OFF;
 		return 0;
 	case SET_LOG_LEVEL:
 		lv = log_level_parse(v);

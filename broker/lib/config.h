@@ -27,6 +27,7 @@ enum config_auth {
 	 * addresses), so that a broker is never open by accident. */
 	CONFIG_AUTH_LOOPBACK,
 	CONFIG_AUTH_OFF, /* every client that reaches --listen */
+	CONFIG_AUTH_ON,	 /* users authenticate (SCRAM), from any host */
 };
 
 struct config {
@@ -52,9 +53,10 @@ struct config {
 	uint64_t max_lease_ms;	     /* default max lease of new queues */
 	uint32_t max_deliveries;     /* default for new queues; 0 = unlimited */
 	uint32_t shutdown_timeout_ms;
-	uint32_t idle_timeout_ms; /* silent peers: pinged, then closed */
-	int auth;		  /* enum config_auth */
-	int log_level;		  /* enum log_level */
+	uint32_t idle_timeout_ms;	/* silent peers: pinged, then closed */
+	int auth;			/* enum config_auth */
+	char auth_bootstrap_file[1024]; /* "" = none */
+	int log_level;			/* enum log_level */
 	int is_log_json;
 };
 

@@ -11,6 +11,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "core/users.h"
 #include "lib/err.h"
 #include "lib/stats.h"
 #include "net/conn.h"
@@ -68,6 +69,43 @@ session_sub_detached(void *owner, struct sub *s, int code)
 	f.body_case = RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED;
 	f.subscription_ended = &e;
 	(void)req_send(se->c, &f); /* logged inside */
+}
+
+/* A groups_owner_leave keep: may se's user consume from q? */
+static int
+may_consume(void *ctx, const struct queue *q)
+{
+	const struct session *se = ctx;
+
+	return (user_perms_on(se->user, q->name) & USER_CONSUME) != 0;
+}
+
+void
+session_revoke(struct session *se)
+{
+	struct groups *gs = se->env->gs;
+
+	for (size_t i = 0; i < se->nsubs;) {
+		struct sub *s = se->subs[i];
+		const struct queue *q = sub_queue(s);
+		Ringmq__Frame f = RINGMQ__FRAME__INIT;
+		Ringmq__SubscriptionEnded e = RINGMQ__SUBSCRIPTION_ENDED__INIT;
+
+		if (may_consume(se, q)) {
+			i++;
+			continue;
+		}
+		se->subs[i] = se->subs[--se->nsubs];
+		e.subscription = sub_id(s);
+		e.code = RINGMQ__ERROR_CODE__PERMISSION_DENIED;
+		e.reason = (char *)"permission to consume taken away";
+		f.body_case = RINGMQ__FRAME__BODY_SUBSCRIPTION_ENDED;
+		f.subscription_ended = &e;
+		(void)req_send(se->c, &f); /* logged inside */
+		sub_free(gs, s);
+	}
+	/* Its leases there too, also those of subscriptions it ended. */
+	groups_owner_leave(gs, &se->lo, may_consume, se);
 }
 
 static const struct sub_ops session_sub_ops = {

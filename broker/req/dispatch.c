@@ -12,9 +12,12 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "core/users.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "net/conn.h"
+#include "req/auth.h"
 #include "req/codec.h"
 #include "req/req.h"
 #include "req/session.h"
@@ -27,43 +30,86 @@ struct request_kind {
 	/* What the audit line calls it (a change an operator wants to know
 	 * who made), or NULL. */
 	const char *audit;
+	/* With auth on: what the user needs to ask it, one of bits (USER_*)
+	 * on the request's queue or on every queue ("*"), as need says. */
+	enum auth_need need;
+	unsigned bits;
 };
 
-static const struct request_kind requests[RINGMQ__FRAME__BODY_BACKUP_OK + 1] = {
-	[RINGMQ__FRAME__BODY_HELLO] = { req_hello, NULL },
-	[RINGMQ__FRAME__BODY_PING] = { req_ping, NULL },
-	[RINGMQ__FRAME__BODY_GOODBYE] = { req_goodbye, NULL },
-	[RINGMQ__FRAME__BODY_PONG] = { req_pong, NULL },
-	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = { req_queue_create, NULL },
-	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = { req_queue_delete,
-					       "queue delete" },
-	[RINGMQ__FRAME__BODY_QUEUE_SET] = { req_queue_set, "queue set" },
-	[RINGMQ__FRAME__BODY_QUEUE_LIST] = { req_queue_list, NULL },
-	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = { req_queue_describe, NULL },
-	[RINGMQ__FRAME__BODY_PURGE] = { req_purge, "purge" },
-	[RINGMQ__FRAME__BODY_PUBLISH] = { req_publish, NULL },
-	[RINGMQ__FRAME__BODY_SUBSCRIBE] = { req_subscribe, NULL },
-	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = { req_unsubscribe, NULL },
-	[RINGMQ__FRAME__BODY_CREDIT] = { req_credit, NULL },
-	[RINGMQ__FRAME__BODY_ACK] = { req_ack, NULL },
-	[RINGMQ__FRAME__BODY_NACK] = { req_nack, NULL },
-	[RINGMQ__FRAME__BODY_RELEASE] = { req_release, NULL },
-	[RINGMQ__FRAME__BODY_TOUCH] = { req_touch, NULL },
-	[RINGMQ__FRAME__BODY_GROUP_CREATE] = { req_group_create, NULL },
-	[RINGMQ__FRAME__BODY_GROUP_DELETE] = { req_group_delete,
-					       "group delete" },
-	[RINGMQ__FRAME__BODY_GROUP_LIST] = { req_group_list, NULL },
-	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = { req_group_describe, NULL },
-	[RINGMQ__FRAME__BODY_GROUP_RESET] = { req_group_reset, "group reset" },
-	[RINGMQ__FRAME__BODY_PEEK] = { req_peek, NULL },
-	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = { req_message_show, NULL },
+#define ANY_BITS    (USER_PUBLISH | USER_CONSUME | USER_ADMIN)
+#define READ_BITS   (USER_CONSUME | USER_ADMIN)
+#define ON_QUEUE(b) NEED_QUEUE, (b)
+#define ON_ALL(b)   NEED_ALL, (b)
+
+static const struct request_kind requests[RINGMQ__FRAME__BODY_ACL_DELETE +
+					  1] = {
+	[RINGMQ__FRAME__BODY_HELLO] = { req_hello, NULL, NEED_NOTHING, 0 },
+	[RINGMQ__FRAME__BODY_AUTH_RESPONSE] = { req_auth_response, NULL,
+						NEED_NOTHING, 0 },
+	[RINGMQ__FRAME__BODY_PING] = { req_ping, NULL, NEED_NOTHING, 0 },
+	[RINGMQ__FRAME__BODY_GOODBYE] = { req_goodbye, NULL, NEED_NOTHING, 0 },
+	[RINGMQ__FRAME__BODY_PONG] = { req_pong, NULL, NEED_NOTHING, 0 },
+	[RINGMQ__FRAME__BODY_QUEUE_CREATE] = { req_queue_create, NULL,
+					       ON_QUEUE(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_QUEUE_DELETE] = { req_queue_delete, "queue delete",
+					       ON_QUEUE(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_QUEUE_SET] = { req_queue_set, "queue set",
+					    ON_QUEUE(USER_ADMIN) },
+	/* Lists only the queues the user has a permission on. */
+	[RINGMQ__FRAME__BODY_QUEUE_LIST] = { req_queue_list, NULL, NEED_USER,
+					     0 },
+	[RINGMQ__FRAME__BODY_QUEUE_DESCRIBE] = { req_queue_describe, NULL,
+						 ON_QUEUE(ANY_BITS) },
+	[RINGMQ__FRAME__BODY_PURGE] = { req_purge, "purge",
+					ON_QUEUE(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_PUBLISH] = { req_publish, NULL,
+					  ON_QUEUE(USER_PUBLISH) },
+	[RINGMQ__FRAME__BODY_SUBSCRIBE] = { req_subscribe, NULL,
+					    ON_QUEUE(USER_CONSUME) },
+	/* These act on the session's own subscriptions and leases, which
+	 * end when the permission they came with is taken away. */
+	[RINGMQ__FRAME__BODY_UNSUBSCRIBE] = { req_unsubscribe, NULL, NEED_USER,
+					      0 },
+	[RINGMQ__FRAME__BODY_CREDIT] = { req_credit, NULL, NEED_USER, 0 },
+	[RINGMQ__FRAME__BODY_ACK] = { req_ack, NULL, NEED_USER, 0 },
+	[RINGMQ__FRAME__BODY_NACK] = { req_nack, NULL, NEED_USER, 0 },
+	[RINGMQ__FRAME__BODY_RELEASE] = { req_release, NULL, NEED_USER, 0 },
+	[RINGMQ__FRAME__BODY_TOUCH] = { req_touch, NULL, NEED_USER, 0 },
+	/* Group operations follow the queue's consume permission. */
+	[RINGMQ__FRAME__BODY_GROUP_CREATE] = { req_group_create, NULL,
+					       ON_QUEUE(READ_BITS) },
+	[RINGMQ__FRAME__BODY_GROUP_DELETE] = { req_group_delete, "group delete",
+					       ON_QUEUE(READ_BITS) },
+	[RINGMQ__FRAME__BODY_GROUP_LIST] = { req_group_list, NULL,
+					     ON_QUEUE(READ_BITS) },
+	[RINGMQ__FRAME__BODY_GROUP_DESCRIBE] = { req_group_describe, NULL,
+						 ON_QUEUE(READ_BITS) },
+	[RINGMQ__FRAME__BODY_GROUP_RESET] = { req_group_reset, "group reset",
+					      ON_QUEUE(READ_BITS) },
+	[RINGMQ__FRAME__BODY_PEEK] = { req_peek, NULL, ON_QUEUE(READ_BITS) },
+	[RINGMQ__FRAME__BODY_MESSAGE_SHOW] = { req_message_show, NULL,
+					       ON_QUEUE(READ_BITS) },
 	[RINGMQ__FRAME__BODY_MESSAGE_CANCEL] = { req_message_cancel,
-						 "message cancel" },
-	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = { req_dead_letter_list, NULL },
+						 "message cancel",
+						 ON_QUEUE(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_DEAD_LETTER_LIST] = { req_dead_letter_list, NULL,
+						   ON_QUEUE(READ_BITS) },
 	[RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE] = { req_dead_letter_redrive,
-						      "dead-letter redrive" },
-	[RINGMQ__FRAME__BODY_STATS] = { req_stats, NULL },
-	[RINGMQ__FRAME__BODY_BACKUP] = { req_backup, "backup" },
+						      "dead-letter redrive",
+						      ON_QUEUE(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_STATS] = { req_stats, NULL, NEED_USER, 0 },
+	[RINGMQ__FRAME__BODY_BACKUP] = { req_backup, "backup",
+					 ON_ALL(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_USER_PUT] = { req_user_put, "user put",
+					   NEED_SELF_OR_ALL, USER_ADMIN },
+	[RINGMQ__FRAME__BODY_USER_DELETE] = { req_user_delete, "user delete",
+					      ON_ALL(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_USER_LIST] = { req_user_list, NULL,
+					    ON_ALL(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_ACL_SET] = { req_acl_set, "acl set",
+					  ON_ALL(USER_ADMIN) },
+	[RINGMQ__FRAME__BODY_ACL_DELETE] = { req_acl_delete, "acl delete",
+					     ON_ALL(USER_ADMIN) },
 };
 
 /* The queue, and the group (or NULL), that a request works on. */
@@ -98,6 +144,23 @@ frame_target(const Ringmq__Frame *f, const char **group)
 	case RINGMQ__FRAME__BODY_DEAD_LETTER_REDRIVE:
 		return f->dead_letter_redrive->queue;
 	default: return NULL;
+	}
+}
+
+/* What a request names, for permissions and the audit line: its queue (a
+ * new one too), its backup path or its user. */
+static const char *
+request_target(const Ringmq__Frame *f, const char **group)
+{
+	*group = NULL;
+	switch (f->body_case) {
+	case RINGMQ__FRAME__BODY_QUEUE_CREATE: return f->queue_create->name;
+	case RINGMQ__FRAME__BODY_BACKUP: return f->backup->path;
+	case RINGMQ__FRAME__BODY_USER_PUT: return f->user_put->name;
+	case RINGMQ__FRAME__BODY_USER_DELETE: return f->user_delete->name;
+	case RINGMQ__FRAME__BODY_ACL_SET: return f->acl_set->user;
+	case RINGMQ__FRAME__BODY_ACL_DELETE: return f->acl_delete->user;
+	default: return frame_target(f, group);
 	}
 }
 
@@ -152,19 +215,49 @@ must_wait(const struct session *se, const Ringmq__Frame *f)
 static void
 audit(struct conn *c, const char *what, const Ringmq__Frame *f)
 {
+	const struct session *se = session_of(c);
 	const char *group;
-	const char *target = f->body_case == RINGMQ__FRAME__BODY_BACKUP
-				     ? f->backup->path
-				     : frame_target(f, &group);
+	const char *target = request_target(f, &group);
 
-	if (f->body_case == RINGMQ__FRAME__BODY_BACKUP)
-		group = NULL;
 	/* Who first, and the target bounded: a long path must not push the
 	 * asker out of the line. */
-	log_info("audit: conn %llu from %s asks %s of %.256s%s%.200s",
-		 (unsigned long long)conn_id(c), conn_peer(c), what,
+	log_info("audit: conn %llu from %s%s%s asks %s of %.256s%s%.200s",
+		 (unsigned long long)conn_id(c), conn_peer(c),
+		 se->user != NULL ? " as " : "",
+		 se->user != NULL ? se->user->name : "", what,
 		 target != NULL ? target : "?", group != NULL ? "/" : "",
 		 group != NULL ? group : "");
+}
+
+/* Refuses a request the user may not make: PERMISSION_DENIED, nothing
+ * done. Logged, at most a line a second (a client retrying in a loop
+ * must not flood the log), with the count of those not logged. */
+static void
+deny(struct session *se, const Ringmq__Frame *f, const char *target)
+{
+	struct req_env *env = se->env;
+	uint64_t now = clock_mono_ms();
+	const ProtobufCFieldDescriptor *fd;
+	char why[400];
+
+	snprintf(why, sizeof(why), "user %s may not do that on %.200s",
+		 se->user->name, target != NULL ? target : "this broker");
+	req_send_error(se->c, f->request_id,
+		       RINGMQ__ERROR_CODE__PERMISSION_DENIED, why);
+	if (now - env->denied_logged_ms < 1000 && env->denied_logged_ms != 0) {
+		env->denied_unlogged++;
+		return;
+	}
+	fd = protobuf_c_message_descriptor_get_field(&ringmq__frame__descriptor,
+						     (unsigned)f->body_case);
+	log_warn("audit: conn %llu from %s as %s denied %s of %.200s (%llu "
+		 "more denied since the last line)",
+		 (unsigned long long)conn_id(se->c), conn_peer(se->c),
+		 se->user->name, fd != NULL ? fd->name : "a request",
+		 target != NULL ? target : "-",
+		 (unsigned long long)env->denied_unlogged);
+	env->denied_logged_ms = now;
+	env->denied_unlogged = 0;
 }
 
 int
@@ -196,12 +289,20 @@ req_frame(struct session *se, const uint8_t *body, size_t len)
 		codec_arena_reset(&se->arena);
 		return 1;
 	}
-	if (se->refuse_code != 0) {
+	if (se->auth == AUTH_FAILED) {
+		/* Its refusal waits out the delay: read nothing meanwhile. */
+	} else if (se->refuse_code != 0) {
 		req_send_error(c, f->request_id, se->refuse_code,
 			       se->refuse_why);
 		conn_close(c, se->refuse_why);
+	} else if (!se->is_hello_done && se->auth != AUTH_NONE &&
+		   !(se->auth == AUTH_CHALLENGED &&
+		     f->body_case == RINGMQ__FRAME__BODY_AUTH_RESPONSE)) {
+		auth_fail(se, f->request_id,
+			  "a request before authentication completed");
 	} else if (!se->is_hello_done &&
-		   f->body_case != RINGMQ__FRAME__BODY_HELLO) {
+		   f->body_case != RINGMQ__FRAME__BODY_HELLO &&
+		   f->body_case != RINGMQ__FRAME__BODY_AUTH_RESPONSE) {
 		req_fail(c, f->request_id, RINGMQ__ERROR_CODE__NOT_HELLO,
 			 "the first frame must be hello");
 	} else if (f->request_id == 0 && frame_is_request(f)) {
@@ -215,9 +316,16 @@ req_frame(struct session *se, const uint8_t *body, size_t len)
 			       ? &requests[f->body_case]
 			       : NULL;
 		if (kind != NULL && kind->fn != NULL) {
-			if (kind->audit != NULL)
-				audit(c, kind->audit, f);
-			kind->fn(c, f);
+			const char *group;
+			const char *target = request_target(f, &group);
+
+			if (!auth_may(se, f, kind->need, kind->bits, target))
+				deny(se, f, target);
+			else {
+				if (kind->audit != NULL)
+					audit(c, kind->audit, f);
+				kind->fn(c, f);
+			}
 		} else
 			req_send_error(c, f->request_id,
 				       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,

@@ -12,6 +12,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "core/users.h"
 #include "lib/err.h"
 #include "net/conn.h"
 #include "req/session.h"
@@ -281,6 +282,7 @@ struct list_ctx {
 	Ringmq__QueuePolicy *pols;
 	char (*dlqs)[STORE_NAME_MAX + 16];
 	size_t n;
+	const struct user *user; /* NULL: every queue */
 };
 
 static void
@@ -290,7 +292,8 @@ list_one(void *arg, struct queue *q)
 	Ringmq__QueueInfo *qi = &lc->infos[lc->n];
 	Ringmq__QueuePolicy *pol = &lc->pols[lc->n];
 
-	if (q->is_pending)
+	if (q->is_pending ||
+	    (lc->user != NULL && user_perms_on(lc->user, q->name) == 0))
 		return;
 	queue_info_fill(q, qi, pol, lc->dlqs[lc->n], sizeof(lc->dlqs[0]));
 	lc->ptrs[lc->n] = qi;
@@ -313,6 +316,7 @@ req_queue_list(struct conn *c, const Ringmq__Frame *f)
 		req_send_rc(c, f->request_id, -ENOMEM);
 		goto out;
 	}
+	lc.user = session_of(c)->user;
 	queues_each(req_env_of(c)->qs, list_one, &lc);
 	ok.n_queues = lc.n;
 	ok.queues = lc.ptrs;

@@ -4,8 +4,9 @@
  * ack, nack, release, touch), queues.c (create, set, list, describe,
  * delete, purge), groups.c (create, delete, list, describe, reset),
  * messages.c (peek, message show and cancel, dead-letter list and
- * redrive) and admin.c (stats, backup). dispatch.c decodes each frame and
- * hands it to its handler through the table indexed by its body case.
+ * redrive), admin.c (stats, backup), users.c (users and ACLs) and auth.c
+ * (the SCRAM exchange of the hello, and permissions). dispatch.c decodes each
+ * frame and hands it to its handler through the table indexed by its body case.
  *
  * Handlers answer through the helpers below (req.c), and convert between
  * the wire's types and codes and the core's here, at the edge.
@@ -27,6 +28,8 @@ struct queues;
 struct session;
 struct stats;
 struct store;
+struct users;
+struct auth_env;
 
 /* What every session shares; owned by the server. */
 struct req_env {
@@ -39,6 +42,12 @@ struct req_env {
 	uint64_t boot_epoch;
 	uint64_t producer_counter;
 	int is_shutting_down;
+	struct users *users;	      /* borrowed */
+	struct auth_env *auth;	      /* borrowed */
+	struct session *sessions;     /* every session (session.c) */
+	struct session *auth_waiting; /* sessions waiting, by due time */
+	uint64_t denied_logged_ms;    /* monotonic: last denial logged */
+	uint64_t denied_unlogged;     /* denials since, not logged */
 };
 
 /* --- shared by the handler families (req.c) --- */
@@ -117,6 +126,7 @@ int req_frame(struct session *se, const uint8_t *body, size_t len);
 /* --- handlers --- */
 
 void req_hello(struct conn *c, const Ringmq__Frame *f);
+void req_auth_response(struct conn *c, const Ringmq__Frame *f);
 void req_ping(struct conn *c, const Ringmq__Frame *f);
 void req_pong(struct conn *c, const Ringmq__Frame *f);
 void req_goodbye(struct conn *c, const Ringmq__Frame *f);
@@ -152,5 +162,11 @@ void req_dead_letter_redrive(struct conn *c, const Ringmq__Frame *f);
 
 void req_stats(struct conn *c, const Ringmq__Frame *f);
 void req_backup(struct conn *c, const Ringmq__Frame *f);
+
+void req_user_put(struct conn *c, const Ringmq__Frame *f);
+void req_user_delete(struct conn *c, const Ringmq__Frame *f);
+void req_user_list(struct conn *c, const Ringmq__Frame *f);
+void req_acl_set(struct conn *c, const Ringmq__Frame *f);
+void req_acl_delete(struct conn *c, const Ringmq__Frame *f);
 
 #endif

@@ -1,21 +1,22 @@
 /*
  * session: see session.h. The conn_ops of a session, and the requests
- * about the session itself: hello, ping, pong, goodbye.
+ * about the session itself: ping, pong, goodbye, and the HelloOk that
+ * ends a hello (auth.c has the hello itself).
  */
 #include "req/session.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "core/users.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/vec.h"
 #include "req/req.h"
-
-#define PROTOCOL_VERSION 1u
 
 #define ARENA_CAP_FACTOR 8u /* decode arena: this many times a frame */
 
@@ -43,6 +44,10 @@ session_open(void *ctx, struct conn *c)
 	codec_arena_init(&se->arena,
 			 (size_t)env->cfg->max_frame_bytes * ARENA_CAP_FACTOR);
 	lease_owner_init(&se->lo);
+	se->next = env->sessions;
+	if (env->sessions != NULL)
+		env->sessions->prev = se;
+	env->sessions = se;
 	return se;
 }
 
@@ -139,10 +144,41 @@ session_free(void *session)
 {
 	struct session *se = session;
 
+	if (se->prev != NULL)
+		se->prev->next = se->next;
+	else
+		se->env->sessions = se->next;
+	if (se->next != NULL)
+		se->next->prev = se->prev;
+	session_auth_end(se, 1);
 	codec_arena_fini(&se->arena);
 	lease_owner_fini(&se->lo);
 	free(se->subs);
 	free(se);
+}
+
+void
+session_auth_end(struct session *se, int is_gone)
+{
+	if (se->auth == AUTH_WAITING || se->auth == AUTH_FAILED)
+		for (struct session **pp = &se->env->auth_waiting; *pp != NULL;
+		     pp = &(*pp)->fail_next)
+			if (*pp == se) {
+				*pp = se->fail_next;
+				se->fail_next = NULL;
+				break;
+			}
+	if (se->scram != NULL) {
+		scram_server_fini(&se->scram->ss);
+		explicit_bzero(se->scram, sizeof(*se->scram));
+		free(se->scram);
+		se->scram = NULL;
+	}
+	if (is_gone && se->user != NULL) {
+		se->user->connections--;
+		user_unref(se->user);
+		se->user = NULL;
+	}
 }
 
 const struct conn_ops session_conn_ops = {
@@ -198,26 +234,14 @@ session_add_sub(struct session *se, struct sub *s)
 /* ----------------------------------------------------------- requests */
 
 void
-req_hello(struct conn *c, const Ringmq__Frame *f)
+session_hello_ok(struct session *se, uint64_t request_id, uint64_t producer_id,
+		 const char *auth_final)
 {
-	struct session *se = session_of(c);
 	Ringmq__HelloOk ok = RINGMQ__HELLO_OK__INIT;
 	const struct config *cfg = se->env->cfg;
 
-	if (se->is_hello_done) {
-		req_send_error(c, f->request_id,
-			       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
-			       "hello was already sent");
-		return;
-	}
-	if (f->hello->version != PROTOCOL_VERSION) {
-		req_fail(c, f->request_id,
-			 RINGMQ__ERROR_CODE__UNSUPPORTED_VERSION,
-			 "unsupported protocol version");
-		return;
-	}
 	se->is_hello_done = 1;
-	ok.version = PROTOCOL_VERSION;
+	ok.version = SESSION_PROTOCOL_VERSION;
 	ok.max_frame_bytes = cfg->max_frame_bytes;
 	ok.max_message_bytes = cfg->max_message_bytes;
 	ok.max_batch_count = cfg->max_batch_count;
@@ -230,13 +254,20 @@ req_hello(struct conn *c, const Ringmq__Frame *f)
 	/* Unique across restarts: the boot epoch, then a counter. 0 is
 	 * none: no id the broker gives is 0. */
 	ok.producer_id =
-		f->hello->has_producer_id && f->hello->producer_id != 0
-			? f->hello->producer_id
+		producer_id != 0
+			? producer_id
 			: (se->env->boot_epoch << 32) |
 				  (++se->env->producer_counter & 0xffffffffu);
 	ok.broker_version = (char *)RINGMQ_VERSION;
+	if (auth_final != NULL) {
+		ok.has_auth_final = 1;
+		ok.auth_final.data = (uint8_t *)auth_final;
+		ok.auth_final.len = strlen(auth_final);
+	}
+	if (se->user != NULL)
+		ok.user = se->user->name;
 	se->producer_id = ok.producer_id;
-	req_answer(c, f->request_id, RINGMQ__FRAME__BODY_HELLO_OK, &ok);
+	req_answer(se->c, request_id, RINGMQ__FRAME__BODY_HELLO_OK, &ok);
 }
 
 void

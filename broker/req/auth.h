@@ -1,0 +1,62 @@
+/*
+ * auth: the hello, with its authentication (SCRAM-SHA-256) when auth is
+ * on, the permission check
+ * every request passes before its handler, and what a change to a user
+ * does to the sessions acting as it.
+ *
+ * Owns the broker's secret for made-up salts, the failures seen per client
+ * address (each failure delays the next refusal to that address more) and
+ * the refusals waiting out their delay. A failed exchange is answered with
+ * UNAUTHENTICATED, the same for every cause, and its connection closes.
+ */
+#ifndef RINGMQ_AUTH_H
+#define RINGMQ_AUTH_H
+
+#include <stdint.h>
+
+#include "ringmq.pb-c.h"
+
+struct conn;
+struct req_env;
+struct session;
+struct user;
+
+struct auth_env; /* opaque */
+
+/* @return 0, -ENOMEM, or -EIO when there is no random source. */
+int auth_env_new(struct auth_env **out);
+void auth_env_free(struct auth_env *a);
+
+/* Failed exchanges since start, for metrics. */
+uint64_t auth_failures(const struct auth_env *a);
+
+/* Refuses session se's exchange: logged, counted against its address,
+ * answered with UNAUTHENTICATED after the delay; nothing of it is read
+ * meanwhile. why is static. */
+void auth_fail(struct session *se, uint64_t request_id, const char *why);
+
+/* Sends the refusals whose delay is over. @return ms until the next one
+ * is due, or -1 when none waits. */
+int64_t auth_tick(struct req_env *env, uint64_t now_ms);
+
+/* What the request needs, from the request table (dispatch.c). */
+enum auth_need {
+	NEED_NOTHING = 0, /* any session, authenticated or not (hello, ping) */
+	NEED_USER,	  /* any authenticated user (stats) */
+	NEED_QUEUE,	  /* one of the bits on the request's queue */
+	NEED_ALL,	  /* one of the bits on "*" (backup, users) */
+	NEED_SELF_OR_ALL, /* on "*", or a user changing its own password */
+};
+
+/* 1 if se may run f, which needs bits (USER_*) as need says on queue
+ * (the request's target, or NULL). Sessions without a user (auth not on)
+ * may do everything. */
+int auth_may(const struct session *se, const Ringmq__Frame *f,
+	     enum auth_need need, unsigned bits, const char *queue);
+
+/* A users hook (ctx: the req_env): a deleted user's sessions close; the
+ * others end their subscriptions and leases on queues the user may no
+ * longer consume from. */
+void auth_user_changed(void *ctx, struct user *u);
+
+#endif
