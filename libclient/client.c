@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include "scram.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -193,6 +195,16 @@ ringmq_opts_new(void)
 	return opts;
 }
 
+/* Frees a secret, zeroed first. */
+static void
+wipe_free(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
 void
 ringmq_opts_free(ringmq_opts *opts)
 {
@@ -200,7 +212,45 @@ ringmq_opts_free(ringmq_opts *opts)
 		return;
 	free(opts->server);
 	free(opts->client_name);
+	free(opts->user);
+	wipe_free(opts->password);
 	free(opts);
+}
+
+/* Reads the password of a file: its first line, without the line end.
+ * @return a new string, or NULL with a reason in errbuf. */
+static char *
+read_password_file(const char *path, char *errbuf, size_t errlen)
+{
+	char buf[SCRAM_PASSWORD_MAX + 3];
+	FILE *f = fopen(path, "r");
+	size_t n;
+	char *nl, *out;
+
+	if (f == NULL) {
+		errbuf_set(errbuf, errlen, "password file %s: %s", path,
+			   strerror(errno));
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	nl = strpbrk(buf, "\r\n");
+	if (nl != NULL)
+		*nl = '\0';
+	if (buf[0] == '\0' || strlen(buf) > SCRAM_PASSWORD_MAX) {
+		errbuf_set(errbuf, errlen,
+			   "password file %s: the first line must hold a "
+			   "password of 1 to %d characters",
+			   path, SCRAM_PASSWORD_MAX);
+		explicit_bzero(buf, sizeof(buf));
+		return NULL;
+	}
+	out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	if (out == NULL)
+		errbuf_set(errbuf, errlen, "out of memory");
+	return out;
 }
 
 /* Replaces *slot with a copy of value. */
@@ -298,6 +348,28 @@ ringmq_opts_set(ringmq_opts *opts, const char *name, const char *value,
 	}
 	if (strcmp(name, "client-name") == 0)
 		return set_string(&opts->client_name, value, errbuf, errlen);
+	if (strcmp(name, "user") == 0) {
+		if (!scram_user_ok(value)) {
+			errbuf_set(errbuf, errlen,
+				   "user must be 1 to %d printable characters",
+				   SCRAM_USER_MAX);
+			return RINGMQ_USAGE;
+		}
+		return set_string(&opts->user, value, errbuf, errlen);
+	}
+	if (strcmp(name, "password") == 0 ||
+	    strcmp(name, "password-file") == 0) {
+		char *pw = strcmp(name, "password") == 0
+				   ? strdup(value)
+				   : read_password_file(value, errbuf, errlen);
+
+		if (pw == NULL)
+			return strcmp(name, "password") == 0 ? RINGMQ_INTERNAL
+							     : RINGMQ_USAGE;
+		wipe_free(opts->password);
+		opts->password = pw;
+		return RINGMQ_OK;
+	}
 	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
 		const struct num_opt *o = &num_opts[i];
 
@@ -327,9 +399,49 @@ opts_copy(struct ringmq_opts *dst, const struct ringmq_opts *src)
 	*dst = *src;
 	dst->server = strdup(src->server);
 	dst->client_name = src->client_name ? strdup(src->client_name) : NULL;
+	dst->user = src->user ? strdup(src->user) : NULL;
+	dst->password = src->password ? strdup(src->password) : NULL;
 	if (dst->server == NULL ||
-	    (src->client_name != NULL && dst->client_name == NULL))
+	    (src->client_name != NULL && dst->client_name == NULL) ||
+	    (src->user != NULL && dst->user == NULL) ||
+	    (src->password != NULL && dst->password == NULL))
 		return -1;
+	return 0;
+}
+
+/* A user and password not given as options come from the environment:
+ * RINGMQ_USER and RINGMQ_PASSWORD_FILE. @return 0, or -1 with a reason. */
+static int
+opts_from_env(struct ringmq_opts *o, char *errbuf, size_t errlen)
+{
+	const char *user = getenv("RINGMQ_USER");
+	const char *file = getenv("RINGMQ_PASSWORD_FILE");
+
+	if (o->user == NULL && user != NULL && user[0] != '\0') {
+		if (!scram_user_ok(user)) {
+			errbuf_set(errbuf, errlen,
+				   "RINGMQ_USER must be 1 to %d printable "
+				   "characters",
+				   SCRAM_USER_MAX);
+			return -1;
+		}
+		o->user = strdup(user);
+		if (o->user == NULL)
+			return -1;
+	}
+	if (o->user != NULL && o->password == NULL && file != NULL &&
+	    file[0] != '\0') {
+		o->password = read_password_file(file, errbuf, errlen);
+		if (o->password == NULL)
+			return -1;
+	}
+	if (o->user != NULL && o->password == NULL) {
+		errbuf_set(errbuf, errlen,
+			   "user %s has no password: give the password or "
+			   "password-file option, or RINGMQ_PASSWORD_FILE",
+			   o->user);
+		return -1;
+	}
 	return 0;
 }
 
@@ -419,7 +531,92 @@ next:
 	return fd;
 }
 
-/* Exchanges Hello / HelloOk on c's fresh socket. */
+/* Copies a bytes field holding text; -1 if it does not fit or holds a
+ * NUL. */
+static int
+text_of(const ProtobufCBinaryData *b, char *out, size_t size)
+{
+	if (b->len >= size || memchr(b->data, 0, b->len) != NULL)
+		return -1;
+	memcpy(out, b->data, b->len);
+	out[b->len] = '\0';
+	return 0;
+}
+
+/*
+ * The SCRAM-SHA-256 exchange of the hello (see Hello in ringmq.proto):
+ * h carries the client-first message; the challenge is answered, and
+ * the broker's final message checked: only then is the broker trusted.
+ * @param[out] resp  the HelloOk frame on success.
+ */
+static int
+hello_scram(struct ringmq_client *c, Ringmq__Frame *f, Ringmq__Hello *h,
+	    Ringmq__Frame **resp)
+{
+	struct scram_client sc;
+	char first[SCRAM_MSG_MAX + 1], msg[SCRAM_MSG_MAX + 1];
+	char final[SCRAM_MSG_MAX + 1];
+	Ringmq__AuthResponse ar = RINGMQ__AUTH_RESPONSE__INIT;
+	Ringmq__Frame af = RINGMQ__FRAME__INIT;
+	Ringmq__Frame *ch = NULL;
+	Ringmq__HelloOk *ok;
+	int n, rc;
+
+	*resp = NULL;
+	n = scram_client_first(&sc, c->opts.user, NULL, first, sizeof(first));
+	if (n < 0)
+		return client_fail(c, RINGMQ_USAGE, "user %s: %s", c->opts.user,
+				   scram_strerror(n));
+	h->has_credentials = 1;
+	h->credentials.data = (uint8_t *)first;
+	h->credentials.len = (size_t)n;
+	h->mechanism = (char *)"SCRAM-SHA-256";
+	rc = conn_call(c, f, RINGMQ__FRAME__BODY_AUTH_CHALLENGE, &ch);
+	if (rc != RINGMQ_OK)
+		goto out;
+	if (text_of(&ch->auth_challenge->data, msg, sizeof(msg)) < 0) {
+		rc = client_fail(c, RINGMQ_BAD_FRAME,
+				 "broker sent a malformed challenge");
+		goto out;
+	}
+	/* PBKDF2 runs here: the iterations the broker asked for. */
+	n = scram_client_final(&sc, c->opts.password, msg, final,
+			       sizeof(final));
+	if (n < 0) {
+		rc = client_fail(c, RINGMQ_UNAUTHENTICATED,
+				 "authentication as %s: %s", c->opts.user,
+				 scram_strerror(n));
+		goto out;
+	}
+	ar.data.data = (uint8_t *) final;
+	ar.data.len = (size_t)n;
+	af.body_case = RINGMQ__FRAME__BODY_AUTH_RESPONSE;
+	af.auth_response = &ar;
+	rc = conn_call(c, &af, RINGMQ__FRAME__BODY_HELLO_OK, resp);
+	if (rc != RINGMQ_OK)
+		goto out;
+	ok = (*resp)->hello_ok;
+	if (!ok->has_auth_final ||
+	    text_of(&ok->auth_final, msg, sizeof(msg)) < 0 ||
+	    scram_client_verify(&sc, msg) < 0) {
+		/* Only the holder of the user's keys can sign the exchange:
+		 * anyone else is not the broker. */
+		rc = client_fail(c, RINGMQ_UNAUTHENTICATED,
+				 "the broker did not prove it holds the keys "
+				 "of user %s",
+				 c->opts.user);
+		frame_free(*resp);
+		*resp = NULL;
+	}
+out:
+	frame_free(ch);
+	scram_client_fini(&sc);
+	explicit_bzero(final, sizeof(final));
+	return rc;
+}
+
+/* Exchanges Hello / HelloOk on c's fresh socket, with SCRAM when a user
+ * is set. */
 static int
 hello(struct ringmq_client *c)
 {
@@ -436,7 +633,10 @@ hello(struct ringmq_client *c)
 	h.producer_id = c->producer_id;
 	f.body_case = RINGMQ__FRAME__BODY_HELLO;
 	f.hello = &h;
-	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_HELLO_OK, &resp);
+	if (c->opts.user != NULL)
+		rc = hello_scram(c, &f, &h, &resp);
+	else
+		rc = conn_call(c, &f, RINGMQ__FRAME__BODY_HELLO_OK, &resp);
 	if (rc != RINGMQ_OK)
 		return rc;
 	ok = resp->hello_ok;
@@ -708,6 +908,10 @@ ringmq_client_connect(ringmq_client **clientp, const ringmq_opts *opts,
 	}
 	if (c->wake_fd < 0 || opts_copy(&c->opts, opts) < 0)
 		goto nomem;
+	if (opts_from_env(&c->opts, errbuf, errlen) < 0) {
+		rc = RINGMQ_USAGE;
+		goto fail;
+	}
 	c->backoff_ms = c->opts.reconnect_backoff_ms;
 
 	client_lock(c);
@@ -775,6 +979,8 @@ ringmq_client_free(ringmq_client *c)
 	pthread_mutex_destroy(&c->lock);
 	free(c->opts.server);
 	free(c->opts.client_name);
+	free(c->opts.user);
+	wipe_free(c->opts.password);
 	free(c->server);
 	free(c);
 }

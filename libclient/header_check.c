@@ -42,8 +42,7 @@ main(void)
 		}
 	}
 	if (RINGMQ_INTERNAL != 16 || RINGMQ_PERMISSION_DENIED != 17 ||
-	    RINGMQ_USER_EXISTS != 21 ||
-	    RINGMQ_IO != 106)
+	    RINGMQ_USER_EXISTS != 21 || RINGMQ_IO != 106)
 		failed = 1;
 	return failed;
 }

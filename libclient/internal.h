@@ -17,7 +17,7 @@
  *
  *   5  publish.c queue.c   the calls: build requests, read answers;
  *      admin.c message.c   the worker helper
- *      worker.c
+ *      users.c worker.c
  *   4  client.c            options, connect and reconnect, the handle's
  *                          lifecycle, poll and flush
  *   3  consume.c           subscriptions, deliveries, leases, asynchronous
@@ -69,6 +69,8 @@
 struct ringmq_opts {
 	char *server;	   /* owned; "HOST:PORT[,HOST:PORT...]" */
 	char *client_name; /* owned; NULL when unset */
+	char *user;	   /* owned; NULL: no authentication */
+	char *password;	   /* owned; wiped when freed */
 	int connect_timeout_ms;
 	int request_timeout_ms;
 	int is_reconnect;

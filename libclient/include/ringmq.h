@@ -174,6 +174,16 @@ RINGMQ_API ringmq_opts *ringmq_opts_new(void);
  *  - "connect-timeout-ms": per address, 1..3600000 (default 5000).
  *  - "request-timeout-ms": wait for each answer, 1..3600000 (default 5000).
  *  - "client-name": free text sent in hello, for the broker's logs.
+ *  - "user": the user to authenticate as (SCRAM-SHA-256, with a broker
+ *    run with auth on); default: the RINGMQ_USER environment variable.
+ *    With a user, connecting checks that the broker holds the user's keys
+ *    (RINGMQ_UNAUTHENTICATED otherwise), and every reconnect
+ *    authenticates again.
+ *  - "password": the user's password, 1 to 1024 printable ASCII
+ *    characters; "password-file": a file whose first line is the
+ *    password (read when set). Default: the file named by
+ *    RINGMQ_PASSWORD_FILE. Kept in memory for reconnects, wiped when
+ *    freed; never sent: only a proof of it crosses the wire.
  *  - "reconnect": true|false (default true): connect again after a loss.
  *  - "reconnect-backoff-ms": first wait between attempts (default 100);
  *    doubled after each failed attempt up to "reconnect-backoff-max-ms"
@@ -239,10 +249,13 @@ typedef struct ringmq_client ringmq_client;
  *         refused hello (e.g. RINGMQ_UNSUPPORTED_VERSION,
  *         RINGMQ_TOO_MANY_CONNECTIONS, RINGMQ_SHUTTING_DOWN,
  *         RINGMQ_PERMISSION_DENIED for a client of another host while the
- *         broker has no auth configured; if every
- *         address failed, the last broker refusal wins over UNREACHABLE);
- *         RINGMQ_USAGE for a bad server list; RINGMQ_INTERNAL when out of
- *         memory.
+ *         broker has no auth configured, RINGMQ_UNAUTHENTICATED for a
+ *         wrong user or password, no user for a broker with auth on, or
+ *         a broker that could not prove it holds the user's keys; if
+ *         every address failed, the last broker refusal wins over
+ *         UNREACHABLE); RINGMQ_USAGE for a bad server list, or a user
+ *         without a password (options and environment); RINGMQ_INTERNAL
+ *         when out of memory.
  */
 RINGMQ_API int ringmq_client_connect(ringmq_client **clientp,
 				     const ringmq_opts *opts, char *errbuf,
@@ -1445,6 +1458,103 @@ RINGMQ_API void ringmq_stats_free(ringmq_stats *s);
  */
 RINGMQ_API int ringmq_backup(ringmq_client *c, const char *dir,
 			     uint64_t *bytesp);
+
+/* ------------------------------------------------------------------- users */
+
+/*
+ * Users and their permissions, for a broker run with auth on (ringmqd
+ * --auth on). Each call needs admin on "*" (ringmq_user_passwd of the
+ * caller's own user excepted). A password never leaves this process: the
+ * library derives the SCRAM-SHA-256 keys the broker keeps (PBKDF2, 4096
+ * rounds, a fresh random salt). Names are 1 to 128 characters of
+ * [A-Za-z0-9._@-]; passwords 1 to 1024 printable ASCII characters.
+ */
+
+/** What a permission grants on the queues its pattern matches. */
+enum ringmq_perm {
+	RINGMQ_PERM_PUBLISH = 1, /**< publish */
+	/** subscribe, ack, peek, show, dead-letter list, group operations */
+	RINGMQ_PERM_CONSUME = 2,
+	/** create, set, delete, purge, cancel, redrive; on "*": backup, users
+	 */
+	RINGMQ_PERM_ADMIN = 4,
+	RINGMQ_PERM_ALL = 7,
+};
+
+/**
+ * Adds a user, with no permission yet.
+ * @return RINGMQ_OK; RINGMQ_USER_EXISTS; RINGMQ_INVALID_ARGUMENT (a name
+ *         outside the rule); RINGMQ_USAGE (NULL, or a password outside the
+ *         rule: nothing sent); RINGMQ_PERMISSION_DENIED; and the other
+ *         common codes.
+ */
+RINGMQ_API int ringmq_user_add(ringmq_client *c, const char *name,
+			       const char *password);
+
+/**
+ * Changes a user's password; its open connections keep going, the new
+ * password counts from its next hello.
+ * @return as ringmq_user_add(), with RINGMQ_USER_NOT_FOUND for
+ *         RINGMQ_USER_EXISTS.
+ */
+RINGMQ_API int ringmq_user_passwd(ringmq_client *c, const char *name,
+				  const char *password);
+
+/**
+ * Deletes a user: its connections are closed (UNAUTHENTICATED).
+ * @return RINGMQ_OK; RINGMQ_USER_NOT_FOUND; and the other common codes.
+ */
+RINGMQ_API int ringmq_user_delete(ringmq_client *c, const char *name);
+
+/**
+ * Grants user perms (RINGMQ_PERM_* bits, at least one) on the queues
+ * whose names match pattern ("*" matches any run of characters, "jobs.*"
+ * every queue under jobs.), replacing what it had on exactly that
+ * pattern. A dead-letter queue ("jobs.dlq") is a queue like any other.
+ * @return RINGMQ_OK; RINGMQ_USER_NOT_FOUND; RINGMQ_INVALID_ARGUMENT (a
+ *         pattern outside the rule: 1 to 200 queue name characters and
+ *         "*"); and the other common codes.
+ */
+RINGMQ_API int ringmq_acl_set(ringmq_client *c, const char *user,
+			      const char *pattern, unsigned perms);
+
+/**
+ * Takes away what user had on exactly pattern. Takes effect at once: the
+ * user's subscriptions and leases on queues it may no longer consume from
+ * end (RINGMQ_PERMISSION_DENIED in their end callback).
+ * @return RINGMQ_OK; RINGMQ_USER_NOT_FOUND; RINGMQ_INVALID_ARGUMENT
+ *         (nothing on that pattern); and the other common codes.
+ */
+RINGMQ_API int ringmq_acl_delete(ringmq_client *c, const char *user,
+				 const char *pattern);
+
+/** The users of a broker, with their permissions (opaque). */
+typedef struct ringmq_user_list ringmq_user_list;
+
+/**
+ * Lists the users.
+ * @param[out] listp the list (free it with ringmq_user_list_free()).
+ * @return RINGMQ_OK, RINGMQ_PERMISSION_DENIED, and the other common codes.
+ */
+RINGMQ_API int ringmq_user_list_get(ringmq_client *c, ringmq_user_list **listp);
+RINGMQ_API size_t ringmq_user_list_count(const ringmq_user_list *l);
+/** The i-th user's name, in name order (NULL past the end). */
+RINGMQ_API const char *ringmq_user_list_name(const ringmq_user_list *l,
+					     size_t i);
+/** When the user was made, ms since the epoch. */
+RINGMQ_API uint64_t ringmq_user_list_created_ms(const ringmq_user_list *l,
+						size_t i);
+/** Connections authenticated as the user now. */
+RINGMQ_API uint32_t ringmq_user_list_connections(const ringmq_user_list *l,
+						 size_t i);
+RINGMQ_API size_t ringmq_user_list_perm_count(const ringmq_user_list *l,
+					      size_t i);
+/** The j-th permission of the i-th user: its pattern and its bits. */
+RINGMQ_API const char *ringmq_user_list_perm_pattern(const ringmq_user_list *l,
+						     size_t i, size_t j);
+RINGMQ_API unsigned ringmq_user_list_perm_bits(const ringmq_user_list *l,
+					       size_t i, size_t j);
+RINGMQ_API void ringmq_user_list_free(ringmq_user_list *l);
 
 #ifdef __cplusplus
 }
