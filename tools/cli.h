@@ -98,6 +98,15 @@ struct cli {
 
 	/* top (--count above: refreshes) */
 	int interval_ms;
+
+	/* authentication: the library reads $RINGMQ_USER and
+	 * $RINGMQ_PASSWORD_FILE when these are not given */
+	const char *user;
+	const char *password_file;
+	/* user add, passwd: the new password's file; read into new_password
+	 * (owned by main, wiped) before connecting */
+	const char *new_password_file;
+	char *new_password;
 };
 
 /* Prints "ringmq: CODE: message" to standard error (with --json too: the
@@ -127,6 +136,21 @@ int cli_queue_name_is_valid(const char *name);
  * @return 0, or -1 for anything else, including times before 1970.
  */
 int cli_parse_rfc3339(const char *s, uint64_t *msp);
+
+/* User names: 1 to 128 of [A-Za-z0-9._@-]; 1 when valid. */
+int cli_user_name_is_valid(const char *name);
+/* Permission patterns: 1 to 200 queue name characters and '*'. */
+int cli_pattern_is_valid(const char *pattern);
+/* "publish,consume", "admin", "all", ...: RINGMQ_PERM_* bits into *perms.
+ * @return 0 or -1. */
+int cli_parse_perms(const char *s, unsigned *perms);
+/*
+ * The new password of user add / passwd, into cli->new_password: from
+ * --new-password-file, else $RINGMQ_NEW_PASSWORD, else asked twice on the
+ * terminal (not echoed). Never a flag: flags show in ps.
+ * @return 0, or -1 after a usage error.
+ */
+int cli_read_new_password(struct cli *cli);
 
 /*
  * Connects with cli->opts. On failure prints "ringmq: CODE: message" and
@@ -247,6 +271,13 @@ int cmd_dlq_redrive(const struct cli *cli, ringmq_client *c);
 int cmd_stats(const struct cli *cli, ringmq_client *c);
 int cmd_ping(const struct cli *cli, ringmq_client *c);
 int cmd_backup(const struct cli *cli, ringmq_client *c);
+int cmd_user_add(const struct cli *cli, ringmq_client *c);
+int cmd_user_passwd(const struct cli *cli, ringmq_client *c);
+int cmd_user_delete(const struct cli *cli, ringmq_client *c);
+int cmd_user_list(const struct cli *cli, ringmq_client *c);
+int cmd_acl_set(const struct cli *cli, ringmq_client *c);
+int cmd_acl_delete(const struct cli *cli, ringmq_client *c);
+int cmd_acl_list(const struct cli *cli, ringmq_client *c);
 
 /*
  * The commands that keep the connection to themselves: publish answers
@@ -286,5 +317,14 @@ extern const char cli_help_stats[];
 extern const char cli_help_ping[];
 extern const char cli_help_backup[];
 extern const char cli_help_top[];
+extern const char cli_help_user[];
+extern const char cli_help_user_add[];
+extern const char cli_help_user_passwd[];
+extern const char cli_help_user_delete[];
+extern const char cli_help_user_list[];
+extern const char cli_help_acl[];
+extern const char cli_help_acl_set[];
+extern const char cli_help_acl_delete[];
+extern const char cli_help_acl_list[];
 
 #endif

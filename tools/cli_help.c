@@ -43,6 +43,10 @@ const char cli_help_main[] =
 	"host\n"
 	"  top                  the broker's figures, refreshed every "
 	"second\n"
+	"  user add|passwd|delete NAME, user list\n"
+	"                       users of a broker with auth on\n"
+	"  acl set USER PATTERN PERMS, acl delete USER PATTERN, acl list\n"
+	"                       their permissions on queue name patterns\n"
 	"\n"
 	"Options (before or after the command):\n"
 	"  --server HOST:PORT[,HOST:PORT...]\n"
@@ -58,6 +62,10 @@ const char cli_help_main[] =
 	"  --connect-timeout-ms MS\n"
 	"                       wait at most MS for each connect (default "
 	"5000)\n"
+	"  --user NAME          authenticate as NAME (default: $RINGMQ_USER)\n"
+	"  --password-file FILE its password, the first line of FILE "
+	"(default:\n"
+	"                       the file $RINGMQ_PASSWORD_FILE names)\n"
 	"  --help, -h           show this help, or a command's\n"
 	"  --                   end of options: the rest is positional\n"
 	"\n"
@@ -596,3 +604,124 @@ const char cli_help_top[] =
 	"refused or the output could not be written; 3 no connection or "
 	"connection\n"
 	"lost; 2 bad usage.\n" HELP_GLOBAL;
+
+const char cli_help_user[] =
+	"Usage: ringmq user add NAME [--new-password-file FILE]\n"
+	"       ringmq user passwd NAME [--new-password-file FILE]\n"
+	"       ringmq user delete NAME\n"
+	"       ringmq user list\n"
+	"\n"
+	"Users of a broker run with --auth on. Run 'ringmq user add --help' "
+	"and\n"
+	"so on for each.\n";
+
+#define HELP_NEW_PASSWORD                                                \
+	"The new password comes from FILE (its first line), else from\n" \
+	"$RINGMQ_NEW_PASSWORD, else it is asked twice on the terminal; " \
+	"never from\n"                                                   \
+	"a flag (flags show in ps). It is 1 to 1024 printable ASCII "    \
+	"characters\n"                                                   \
+	"and never leaves this host: ringmq sends the broker only the "  \
+	"SCRAM-SHA-256\n"                                                \
+	"keys derived from it (PBKDF2, a fresh random salt).\n"
+
+const char cli_help_user_add[] =
+	"Usage: ringmq user add NAME [--new-password-file FILE]\n"
+	"\n"
+	"Adds user NAME (1 to 128 characters of [A-Za-z0-9._@-]), with no "
+	"permission\n"
+	"yet: grant some with 'ringmq acl set'. Needs admin on \"*\".\n"
+	"\n" HELP_NEW_PASSWORD "\n"
+	"Exit status: 0 added; 1 refused (USER_EXISTS, "
+	"PERMISSION_DENIED); 2 bad\n"
+	"usage; 3 no connection.\n" HELP_GLOBAL;
+
+const char cli_help_user_passwd[] =
+	"Usage: ringmq user passwd NAME [--new-password-file FILE]\n"
+	"\n"
+	"Changes the password of user NAME. Its open connections go on; the "
+	"new\n"
+	"password counts from their next connect. Needs admin on \"*\", "
+	"except for\n"
+	"one's own password.\n"
+	"\n" HELP_NEW_PASSWORD "\n"
+	"Exit status: 0 changed; 1 refused (USER_NOT_FOUND, "
+	"PERMISSION_DENIED); 2 bad\n"
+	"usage; 3 no connection.\n" HELP_GLOBAL;
+
+const char cli_help_user_delete[] =
+	"Usage: ringmq user delete NAME\n"
+	"\n"
+	"Deletes user NAME; its connections are closed. Needs admin on "
+	"\"*\".\n"
+	"\n"
+	"Exit status: 0 deleted; 1 refused (USER_NOT_FOUND, "
+	"PERMISSION_DENIED); 2 bad\n"
+	"usage; 3 no connection.\n" HELP_GLOBAL;
+
+const char cli_help_user_list[] =
+	"Usage: ringmq user list\n"
+	"\n"
+	"Lists the users: NAME, CREATED, CONNECTIONS (open now) and the "
+	"number of\n"
+	"PERMISSIONS ('ringmq acl list' shows them). With --json\n"
+	"{\"users\":[{\"name\":...,\"created\":...,\"connections\":N,\n"
+	"\"permissions\":[{\"pattern\":...,\"publish\":B,\"consume\":B,"
+	"\"admin\":B}]}]}.\n"
+	"Needs admin on \"*\".\n" HELP_GLOBAL;
+
+const char cli_help_acl[] =
+	"Usage: ringmq acl set USER PATTERN PERMS\n"
+	"       ringmq acl delete USER PATTERN\n"
+	"       ringmq acl list [USER]\n"
+	"\n"
+	"Permissions of users on queue name patterns. Run 'ringmq acl set "
+	"--help'\n"
+	"and so on for each.\n";
+
+const char cli_help_acl_set[] =
+	"Usage: ringmq acl set USER PATTERN PERMS\n"
+	"\n"
+	"Grants USER PERMS on the queues whose names match PATTERN, "
+	"replacing what\n"
+	"it had on exactly PATTERN. PATTERN is a queue name where \"*\" "
+	"matches any\n"
+	"run of characters: \"jobs.*\", \"*.dlq\", \"*\" (every queue). "
+	"PERMS joins with\n"
+	"commas:\n"
+	"  publish   publish\n"
+	"  consume   consume, ack, peek, show, dlq list, and the queue's "
+	"groups\n"
+	"  admin     queue create, set, delete, purge; message cancel; dlq "
+	"redrive;\n"
+	"            on \"*\": backup, users and permissions\n"
+	"  all       all three\n"
+	"A dead-letter queue is a queue like any other: \"jobs.dlq\" needs "
+	"its own\n"
+	"grant (or a pattern matching it). Needs admin on \"*\".\n"
+	"\n"
+	"Exit status: 0 granted; 1 refused (USER_NOT_FOUND, "
+	"PERMISSION_DENIED); 2 bad\n"
+	"usage; 3 no connection.\n" HELP_GLOBAL;
+
+const char cli_help_acl_delete[] =
+	"Usage: ringmq acl delete USER PATTERN\n"
+	"\n"
+	"Takes away what USER had on exactly PATTERN, at once: its "
+	"subscriptions and\n"
+	"leases on queues it may no longer consume from end. Needs admin "
+	"on \"*\".\n"
+	"\n"
+	"Exit status: 0 taken away; 1 refused (USER_NOT_FOUND, "
+	"INVALID_ARGUMENT:\n"
+	"nothing on PATTERN, PERMISSION_DENIED); 2 bad usage; 3 no "
+	"connection.\n" HELP_GLOBAL;
+
+const char cli_help_acl_list[] =
+	"Usage: ringmq acl list [USER]\n"
+	"\n"
+	"Lists the permissions of every user, or of USER: USER, PATTERN, "
+	"PERMS. With\n"
+	"--json {\"permissions\":[{\"user\":...,\"pattern\":...,"
+	"\"perms\":\"publish,...\"}]}.\n"
+	"Needs admin on \"*\".\n" HELP_GLOBAL;

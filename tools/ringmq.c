@@ -56,6 +56,9 @@ enum flag_id {
 	F_FROM,
 	F_TO,
 	F_INTERVAL,
+	F_USER,
+	F_PASSWORD_FILE,
+	F_NEW_PASSWORD_FILE,
 };
 
 /* A flag: its name and how its value is read. */
@@ -74,9 +77,10 @@ struct flag_def {
 
 /* Bits of the flags a command takes. */
 #define TAKES(id) (1u << (id))
-#define COMMON                                             \
-	(TAKES(F_HELP) | TAKES(F_SERVER) | TAKES(F_JSON) | \
-	 TAKES(F_REQUEST_TIMEOUT) | TAKES(F_CONNECT_TIMEOUT))
+#define COMMON                                                                 \
+	(TAKES(F_HELP) | TAKES(F_SERVER) | TAKES(F_JSON) |                     \
+	 TAKES(F_REQUEST_TIMEOUT) | TAKES(F_CONNECT_TIMEOUT) | TAKES(F_USER) | \
+	 TAKES(F_PASSWORD_FILE))
 
 /* Positionals a command takes after its words. */
 enum arg_kind {
@@ -86,6 +90,10 @@ enum arg_kind {
 	A_GROUP,    /* QUEUE GROUP */
 	A_POSITION, /* QUEUE PARTITION OFFSET */
 	A_DIR,	    /* DIR: an absolute path on the broker's host */
+	A_USER,	    /* USER */
+	A_USER_OPT, /* [USER] */
+	A_PATTERN,  /* USER PATTERN */
+	A_ACL,	    /* USER PATTERN PERMS */
 };
 
 /* A command. */
@@ -392,6 +400,9 @@ static const struct flag_def flag_defs[] = {
 	{ FLAG("to", 1, F_TO, set_start) },
 	{ FLAG("interval-ms", 1, F_INTERVAL, set_interval),
 	  .min = MIN_INTERVAL_MS, .max = MAX_INTERVAL_MS },
+	STRING("user", F_USER, user),
+	STRING("password-file", F_PASSWORD_FILE, password_file),
+	STRING("new-password-file", F_NEW_PASSWORD_FILE, new_password_file),
 };
 
 #define NFLAGS (sizeof(flag_defs) / sizeof(flag_defs[0]))
@@ -511,6 +522,20 @@ check_dlq_redrive(const struct cli *cli)
 	return cli->group != NULL ? check_group_name(cli->group) : 0;
 }
 
+static int
+check_acl_set(const struct cli *cli)
+{
+	unsigned perms;
+
+	if (cli_parse_perms(cli->args[2], &perms) == 0)
+		return 0;
+	cli_error(RINGMQ_USAGE,
+		  "acl set: PERMS must be publish, consume, admin (joined "
+		  "with commas) or all, not '%s'",
+		  cli->args[2]);
+	return -1;
+}
+
 /* --------------------------------------------------------------- commands */
 
 static const struct cmd_def cmd_defs[] = {
@@ -562,6 +587,20 @@ static const struct cmd_def cmd_defs[] = {
 	  .call = cmd_backup },
 	{ "top", NULL, A_NONE, COMMON | TAKES(F_COUNT) | TAKES(F_INTERVAL),
 	  cli_help_top, NULL, .run = cmd_top },
+	{ "user", "add", A_USER, COMMON | TAKES(F_NEW_PASSWORD_FILE),
+	  cli_help_user_add, NULL, .call = cmd_user_add },
+	{ "user", "passwd", A_USER, COMMON | TAKES(F_NEW_PASSWORD_FILE),
+	  cli_help_user_passwd, NULL, .call = cmd_user_passwd },
+	{ "user", "delete", A_USER, COMMON, cli_help_user_delete, NULL,
+	  .call = cmd_user_delete },
+	{ "user", "list", A_NONE, COMMON, cli_help_user_list, NULL,
+	  .call = cmd_user_list },
+	{ "acl", "set", A_ACL, COMMON, cli_help_acl_set, check_acl_set,
+	  .call = cmd_acl_set },
+	{ "acl", "delete", A_PATTERN, COMMON, cli_help_acl_delete, NULL,
+	  .call = cmd_acl_delete },
+	{ "acl", "list", A_USER_OPT, COMMON, cli_help_acl_list, NULL,
+	  .call = cmd_acl_list },
 };
 
 static const struct cmd_group cmd_groups[] = {
@@ -570,6 +609,8 @@ static const struct cmd_group cmd_groups[] = {
 	{ "group", "create, delete, list, describe, reset", cli_help_group },
 	{ "message", "show, cancel", cli_help_message },
 	{ "dlq", "list, redrive", cli_help_dlq },
+	{ "user", "add, passwd, delete, list", cli_help_user },
+	{ "acl", "set, delete, list", cli_help_acl },
 };
 
 #define NCMDS	(sizeof(cmd_defs) / sizeof(cmd_defs[0]))
@@ -687,14 +728,23 @@ check_command(const struct cmd_def *d, struct cli *cli)
 				 "missing OFFSET" },
 		[A_DIR] = { "missing DIR (an absolute path on the broker's "
 			    "host)" },
+		[A_USER] = { "missing user name" },
+		[A_PATTERN] = { "missing user name", "missing PATTERN" },
+		[A_ACL] = { "missing user name", "missing PATTERN",
+			    "missing PERMS (publish,consume,admin or all)" },
 	};
 	static const size_t nwant[] = {
-		[A_NONE] = 0,  [A_QUEUE] = 1,	 [A_DATA] = 1,
-		[A_GROUP] = 2, [A_POSITION] = 3, [A_DIR] = 1
+		[A_NONE] = 0,	  [A_QUEUE] = 1, [A_DATA] = 1, [A_GROUP] = 2,
+		[A_POSITION] = 3, [A_DIR] = 1,	 [A_USER] = 1, [A_USER_OPT] = 1,
+		[A_PATTERN] = 2,  [A_ACL] = 3,
 	};
 	enum arg_kind kind = d->args;
 	size_t want = nwant[kind];
+	int is_user = kind == A_USER || kind == A_USER_OPT ||
+		      kind == A_PATTERN || kind == A_ACL;
 
+	if (kind == A_USER_OPT && cli->nargs == 0)
+		return d->check != NULL ? d->check(cli) : 0;
 	if (cli->nargs < want) {
 		cli_error(RINGMQ_USAGE, "%s: %s", cmd_label(d),
 			  missing[kind][cli->nargs]);
@@ -714,7 +764,22 @@ check_command(const struct cmd_def *d, struct cli *cli)
 			  cmd_label(d), cli->args[0]);
 		return -1;
 	}
-	if (want >= 1 && kind != A_DIR &&
+	if (is_user && !cli_user_name_is_valid(cli->args[0])) {
+		cli_error(RINGMQ_USAGE,
+			  "bad user name '%s' (want 1 to 128 characters of "
+			  "[A-Za-z0-9._@-])",
+			  cli->args[0]);
+		return -1;
+	}
+	if ((kind == A_PATTERN || kind == A_ACL) &&
+	    !cli_pattern_is_valid(cli->args[1])) {
+		cli_error(RINGMQ_USAGE,
+			  "bad pattern '%s' (want 1 to 200 characters of "
+			  "queue names and '*')",
+			  cli->args[1]);
+		return -1;
+	}
+	if (want >= 1 && kind != A_DIR && !is_user &&
 	    !cli_queue_name_is_valid(cli->args[0])) {
 		cli_error(RINGMQ_USAGE,
 			  "bad queue name '%s' (want "
@@ -864,6 +929,12 @@ build_opts(struct cli *cli)
 	if (rc == RINGMQ_OK)
 		rc = ringmq_opts_set(cli->opts, "client-name", "ringmq-cli",
 				     err, sizeof(err));
+	if (rc == RINGMQ_OK && cli->user != NULL)
+		rc = ringmq_opts_set(cli->opts, "user", cli->user, err,
+				     sizeof(err));
+	if (rc == RINGMQ_OK && cli->password_file != NULL)
+		rc = ringmq_opts_set(cli->opts, "password-file",
+				     cli->password_file, err, sizeof(err));
 	if (rc != RINGMQ_OK) {
 		cli_error(rc, "%s", err);
 		return -1;
@@ -910,6 +981,10 @@ run_command(const struct cmd_def *d, struct cli *cli)
 		if (rc != RINGMQ_OK)
 			return cli_exit_code(rc);
 	}
+	/* Asked before connecting: a prompt must not hold a connection. */
+	if ((d->flags & TAKES(F_NEW_PASSWORD_FILE)) &&
+	    cli_read_new_password(cli) < 0)
+		return EXIT_USAGE;
 	if (d->run != NULL)
 		return d->run(cli);
 	rc = cli_connect(cli, &c);
@@ -954,6 +1029,10 @@ main(int argc, char **argv)
 out:
 	ringmq_queue_opts_free(cli.queue_opts);
 	ringmq_opts_free(cli.opts);
+	if (cli.new_password != NULL) {
+		explicit_bzero(cli.new_password, strlen(cli.new_password));
+		free(cli.new_password);
+	}
 	for (size_t i = 0; i < cli.nheaders; i++)
 		free((char *)cli.headers[i].name);
 	free(cli.headers);
