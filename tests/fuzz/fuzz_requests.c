@@ -11,7 +11,13 @@
  * SIGTERM (under the sanitizer build, any memory error in a handler fails
  * it too).
  *
- * Usage: fuzz_requests [SECONDS] (default 10); seed from
+ * With "auth" the broker runs with --auth on: half the connections
+ * authenticate as its admin first (so every request reaches its handler
+ * and its permission check), the others fuzz the authentication itself
+ * (random frames before and during the SCRAM exchange), each from a
+ * loopback address of its own, as the broker delays failures per address.
+ *
+ * Usage: fuzz_requests [SECONDS [auth]] (default 10); seed from
  * RINGMQ_FUZZ_SEED, printed so a failure can be replayed.
  */
 #define _GNU_SOURCE
@@ -33,6 +39,9 @@
 
 #include "harness.h"
 #include "ringmq.pb-c.h"
+#include "scram.h"
+
+#define ADMIN_PASSWORD "fuzz-admin-password"
 
 #define CONNS	    8
 #define CHECK_EVERY 300
@@ -299,30 +308,156 @@ check_answers(struct inbuf *in, const uint8_t *buf, size_t n)
 	return bad;
 }
 
-static int
-open_conn(int port)
-{
-	static const uint8_t hello[] = { 0,    0,    0,	   6,	 0x08,
-					 0x01, 0x52, 0x02, 0x08, 0x01 };
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+static int is_auth; /* the broker runs with --auth on */
 
+/* Writes frame f with its length prefix on blocking fd. 0 or -1. */
+static int
+send_frame(int fd, const Ringmq__Frame *f)
+{
+	uint8_t buf[4096];
+	size_t n = ringmq__frame__get_packed_size(f);
+
+	if (n + 4 > sizeof(buf))
+		return -1;
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	ringmq__frame__pack(f, buf + 4);
+	return write(fd, buf, n + 4) == (ssize_t)(n + 4) ? 0 : -1;
+}
+
+/* The next frame of blocking fd (at most 5 s), or NULL. */
+static Ringmq__Frame *
+recv_frame(int fd)
+{
+	uint8_t buf[4096];
+	size_t have = 0, need = 4;
+
+	while (have < need) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 5000) <= 0)
+			return NULL;
+		r = read(fd, buf + have, need - have);
+		if (r <= 0)
+			return NULL;
+		have += (size_t)r;
+		if (have == 4) {
+			need = 4 + (((size_t)buf[0] << 24) |
+				    ((size_t)buf[1] << 16) |
+				    ((size_t)buf[2] << 8) | buf[3]);
+			if (need > sizeof(buf))
+				return NULL;
+		}
+	}
+	return ringmq__frame__unpack(NULL, need - 4, buf + 4);
+}
+
+/* A hello carrying a SCRAM client-first for the admin (or none). */
+static int
+send_hello(int fd, struct scram_client *sc)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Hello h = RINGMQ__HELLO__INIT;
+	char first[SCRAM_MSG_MAX + 1];
+
+	h.version = 1;
+	if (sc != NULL) {
+		int n = scram_client_first(sc, "admin", NULL, first,
+					   sizeof(first));
+
+		if (n < 0)
+			return -1;
+		h.has_credentials = 1;
+		h.credentials.data = (uint8_t *)first;
+		h.credentials.len = (size_t)n;
+	}
+	f.has_request_id = 1;
+	f.request_id = 1;
+	f.body_case = RINGMQ__FRAME__BODY_HELLO;
+	f.hello = &h;
+	return send_frame(fd, &f);
+}
+
+/* The whole SCRAM exchange as the admin on blocking fd. 0 or -1. */
+static int
+authenticate(int fd)
+{
+	struct scram_client sc;
+	Ringmq__Frame f = RINGMQ__FRAME__INIT, *r;
+	Ringmq__AuthResponse ar = RINGMQ__AUTH_RESPONSE__INIT;
+	char msg[SCRAM_MSG_MAX + 1], final[SCRAM_MSG_MAX + 1];
+	int n, ok = 0;
+
+	if (send_hello(fd, &sc) < 0 || (r = recv_frame(fd)) == NULL)
+		return -1;
+	if (r->body_case == RINGMQ__FRAME__BODY_AUTH_CHALLENGE &&
+	    r->auth_challenge->data.len < sizeof(msg)) {
+		memcpy(msg, r->auth_challenge->data.data,
+		       r->auth_challenge->data.len);
+		msg[r->auth_challenge->data.len] = '\0';
+		ok = 1;
+	}
+	ringmq__frame__free_unpacked(r, NULL);
+	if (!ok)
+		return -1;
+	n = scram_client_final(&sc, ADMIN_PASSWORD, msg, final, sizeof(final));
+	if (n < 0)
+		return -1;
+	ar.data.data = (uint8_t *) final;
+	ar.data.len = (size_t)n;
+	f.has_request_id = 1;
+	f.request_id = 2;
+	f.body_case = RINGMQ__FRAME__BODY_AUTH_RESPONSE;
+	f.auth_response = &ar;
+	if (send_frame(fd, &f) < 0 || (r = recv_frame(fd)) == NULL)
+		return -1;
+	ok = r->body_case == RINGMQ__FRAME__BODY_HELLO_OK;
+	ringmq__frame__free_unpacked(r, NULL);
+	return ok ? 0 : -1;
+}
+
+/* Connection slot's socket to port, after its hello: plain, or (auth)
+ * authenticated for even slots, and for odd ones nothing or a bare
+ * client-first, left for the fuzzed frames to go on with. */
+static int
+open_conn(int port, int slot)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int rc;
+
+	if (fd < 0)
+		return -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
+	if (is_auth) {
+		/* Failures are counted per address: one per slot. */
+		sa.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)(2 + slot));
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-		       errno != EINPROGRESS)) {
-		if (fd >= 0)
-			close(fd);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
 		return -1;
 	}
-	{
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
+	if (!is_auth)
+		rc = send_hello(fd, NULL);
+	else if (slot % 2 == 0)
+		rc = authenticate(fd);
+	else if (rnd() % 2) {
+		struct scram_client sc;
 
-		(void)poll(&p, 1, 1000);
-	}
-	if (write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
+		rc = send_hello(fd, &sc);
+	} else
+		rc = 0;
+	if (rc < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -339,6 +474,11 @@ still_serves(const char *addr)
 	int rc;
 
 	(void)ringmq_opts_set(o, "server", addr, err, sizeof(err));
+	if (is_auth) {
+		(void)ringmq_opts_set(o, "user", "admin", err, sizeof(err));
+		(void)ringmq_opts_set(o, "password", ADMIN_PASSWORD, err,
+				      sizeof(err));
+	}
 	rc = ringmq_client_connect(&c, o, err, sizeof(err));
 	if (rc == RINGMQ_OK)
 		rc = ringmq_client_ping(c);
@@ -350,8 +490,10 @@ still_serves(const char *addr)
 int
 main(int argc, char **argv)
 {
-	static const char *const flags[] = { "--idle-timeout-ms", "2000",
-					     NULL };
+	static char boot[] = "/tmp/ringmq-fuzz-boot-XXXXXX";
+	const char *flags[] = {
+		"--idle-timeout-ms", "2000", NULL, NULL, NULL, NULL, NULL
+	};
 	struct harness_broker b;
 	long long seconds = argc > 1 ? atoll(argv[1]) : 10;
 	long long end;
@@ -366,12 +508,28 @@ main(int argc, char **argv)
 	rng_state = seed_env ? strtoull(seed_env, NULL, 0)
 			     : (uint64_t)time(NULL) * 2654435761u + 1;
 	memset(long_name, 'n', sizeof(long_name) - 1);
-	printf("fuzz_requests: seed %llu, %lld s\n",
-	       (unsigned long long)rng_state, seconds);
+	is_auth = argc > 2 && strcmp(argv[2], "auth") == 0;
+	printf("fuzz_requests: seed %llu, %lld s%s\n",
+	       (unsigned long long)rng_state, seconds,
+	       is_auth ? ", auth on" : "");
+	if (is_auth) {
+		int bfd = mkstemp(boot);
+		static const char line[] = "admin:" ADMIN_PASSWORD "\n";
+
+		if (bfd < 0 || write(bfd, line, sizeof(line) - 1) < 0)
+			return 1;
+		close(bfd);
+		flags[2] = "--auth";
+		flags[3] = "on";
+		flags[4] = "--auth-bootstrap-file";
+		flags[5] = boot;
+	}
 	memset(&b, 0, sizeof(b));
 	b.stdout_fd = -1;
 	if (harness_start(&b, flags) < 0)
 		return 1;
+	if (is_auth)
+		unlink(boot);
 	{
 		/* Something to act on: a queue, a group, messages. */
 		ringmq_opts *o = ringmq_opts_new();
@@ -380,6 +538,12 @@ main(int argc, char **argv)
 		uint32_t sub;
 
 		(void)ringmq_opts_set(o, "server", b.addr, err, sizeof(err));
+		if (is_auth) {
+			(void)ringmq_opts_set(o, "user", "admin", err,
+					      sizeof(err));
+			(void)ringmq_opts_set(o, "password", ADMIN_PASSWORD,
+					      err, sizeof(err));
+		}
 		if (ringmq_client_connect(&c, o, err, sizeof(err)) ==
 		    RINGMQ_OK) {
 			(void)ringmq_queue_create(c, "fq", NULL);
@@ -390,7 +554,7 @@ main(int argc, char **argv)
 		ringmq_opts_free(o);
 	}
 	for (int i = 0; i < CONNS; i++)
-		fds[i] = open_conn(b.port);
+		fds[i] = open_conn(b.port, i);
 	end = harness_now_ms() + seconds * 1000;
 	while (harness_now_ms() < end) {
 		int i = (int)(rnd() % CONNS);
@@ -399,7 +563,7 @@ main(int argc, char **argv)
 		if (fds[i] < 0 || write(fds[i], buf, n) < 0) {
 			if (fds[i] >= 0)
 				close(fds[i]);
-			fds[i] = open_conn(b.port);
+			fds[i] = open_conn(b.port, i);
 			ins[i].len = ins[i].skip = 0;
 		}
 		for (int j = 0; j < CONNS; j++) {
@@ -413,7 +577,7 @@ main(int argc, char **argv)
 							  (size_t)got);
 			if (got == 0) {
 				close(fds[j]); /* the broker closed it */
-				fds[j] = open_conn(b.port);
+				fds[j] = open_conn(b.port, j);
 				ins[j].len = ins[j].skip = 0;
 			}
 		}
