@@ -12,6 +12,7 @@
 
 #include "core/group.h"
 #include "core/queue.h"
+#include "core/users.h"
 #include "lib/clock.h"
 #include "lib/stats.h"
 #include "lib/vec.h"
@@ -380,4 +381,67 @@ metrics_render(struct http_body *b, const struct stats *st, size_t connections,
 	http_body_printf(b, "ringmq_bytes_sent_total %llu\n",
 			 (unsigned long long)st->bytes_out);
 	render_process(b);
+}
+
+/* One row of a per-user family. */
+struct user_family {
+	const char *name, *type, *help;
+	size_t off; /* of a uint64_t, or of connections (a uint32_t) */
+	int is_u32;
+};
+
+static const struct user_family user_families[] = {
+	{ "ringmq_user_connections", "gauge",
+	  "Connections authenticated as the user.",
+	  offsetof(struct user, connections), 1 },
+	{ "ringmq_user_leases", "gauge", "Leases the user's connections hold.",
+	  offsetof(struct user, leases.held), 1 },
+	{ "ringmq_user_published_messages_total", "counter",
+	  "Messages the user's publishes carried past its quotas.",
+	  offsetof(struct user, published_msgs), 0 },
+	{ "ringmq_user_published_bytes_total", "counter",
+	  "Message bytes the user's publishes carried past its quotas.",
+	  offsetof(struct user, published_bytes), 0 },
+	{ "ringmq_user_publish_refused_total", "counter",
+	  "Publishes refused over the user's rate quotas (QUOTA_EXCEEDED).",
+	  offsetof(struct user, refused_rate), 0 },
+	{ "ringmq_user_connections_refused_total", "counter",
+	  "Connections refused over the user's max connections.",
+	  offsetof(struct user, refused_connections), 0 },
+};
+
+struct user_rows {
+	struct http_body *b;
+	const struct user_family *fam;
+};
+
+static void
+user_row(void *ctx, struct user *u)
+{
+	struct user_rows *r = ctx;
+	const char *p = (const char *)u + r->fam->off;
+	uint64_t v = r->fam->is_u32 ? *(const uint32_t *)(const void *)p
+				    : *(const uint64_t *)(const void *)p;
+
+	/* User names are [A-Za-z0-9._@-]: nothing to escape. */
+	http_body_printf(r->b, "%s{user=\"%s\"} %llu\n", r->fam->name, u->name,
+			 (unsigned long long)v);
+}
+
+void
+metrics_render_users(struct http_body *b, struct users *us,
+		     uint64_t auth_failures)
+{
+	family(b, "ringmq_auth_failures_total", "counter",
+	       "Failed authentications (each answered UNAUTHENTICATED).");
+	http_body_printf(b, "ringmq_auth_failures_total %llu\n",
+			 (unsigned long long)auth_failures);
+	for (size_t i = 0; i < sizeof(user_families) / sizeof(*user_families);
+	     i++) {
+		struct user_rows r = { b, &user_families[i] };
+
+		family(b, user_families[i].name, user_families[i].type,
+		       user_families[i].help);
+		users_each(us, user_row, &r);
+	}
 }

@@ -9,6 +9,7 @@
 #define RINGMQ_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct http_body;
 struct queues;
@@ -19,5 +20,12 @@ struct store;
  * queues', the store's, and connections (the number open). */
 void metrics_render(struct http_body *b, const struct stats *st,
 		    size_t connections, struct queues *qs, struct store *s);
+
+struct users;
+
+/* Appends the per-user families (connections, publishes, quota
+ * refusals) and failed authentications. */
+void metrics_render_users(struct http_body *b, struct users *us,
+			  uint64_t auth_failures);
 
 #endif

@@ -639,6 +639,7 @@ http_metrics(void *ctx, struct http_body *b)
 	struct server *srv = ctx;
 
 	metrics_render(b, &srv->stats, srv->env.count, srv->qs, srv->store);
+	metrics_render_users(b, srv->users, auth_failures(srv->auth));
 }
 
 static int
@@ -742,6 +743,7 @@ server_run(const struct config *cfg)
 	srv.req.users = srv.users;
 	srv.req.auth = srv.auth;
 	users_set_hook(srv.users, auth_user_changed, &srv.req);
+	groups_set_quota_room(srv.gs, auth_quota_room, &srv.req);
 	srv.env.loop = srv.loop;
 	srv.env.cfg = cfg;
 	srv.env.stats = &srv.stats;

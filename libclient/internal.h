@@ -299,7 +299,10 @@ struct producer_state {
 	struct pmsg *done_tail;
 	size_t n_unsent_msgs;	 /* queued, not yet in a batch */
 	size_t n_unsent_batches; /* cut, not sent on this connection */
-	size_t n_outstanding;	 /* accepted, not yet answered */
+	/* Monotonic ms: nothing is sent before (the user's publish rate
+	 * quota is exhausted); 0: none. */
+	int64_t hold_until_ms;
+	size_t n_outstanding; /* accepted, not yet answered */
 	uint64_t outstanding_bytes;
 	int n_flushing; /* threads in flush: send at once */
 };

@@ -43,6 +43,11 @@
  * long on a queue with many partitions. */
 #define STICKY_PARTITION_BYTES (16u * 1024u)
 
+/* Waits after QUOTA_EXCEEDED: when the broker gives no retry_after_ms,
+ * and the most taken from it. */
+#define QUOTA_RETRY_MS	   100
+#define QUOTA_RETRY_MAX_MS 60000
+
 /* Extra bytes of a Publish that names a partition and a sequence. */
 #define SEQ_FIELDS_BYTES 20
 
@@ -588,7 +593,8 @@ producer_send_due(struct ringmq_client *c, int64_t now_ms)
 	 * next connection. */
 	if (!c->is_ready || c->state != CONN_OPEN || c->is_closing ||
 	    (c->producer.n_unsent_msgs == 0 &&
-	     c->producer.n_unsent_batches == 0))
+	     c->producer.n_unsent_batches == 0) ||
+	    now_ms < c->producer.hold_until_ms)
 		return;
 	for (struct ptopic *t = c->producer.topics; t != NULL; t = t->next) {
 		for (uint32_t i = 0; i < t->partitions; i++) {
@@ -621,6 +627,10 @@ producer_next_due_ms(const struct ringmq_client *c)
 {
 	int64_t due = -1;
 
+	if (c->producer.hold_until_ms > conn_now_ms() &&
+	    (c->producer.n_unsent_msgs != 0 ||
+	     c->producer.n_unsent_batches != 0))
+		return c->producer.hold_until_ms;
 	if (c->producer.n_unsent_msgs == 0)
 		return -1;
 	for (const struct ptopic *t = c->producer.topics; t != NULL;
@@ -697,6 +707,23 @@ producer_on_answer(struct ringmq_client *c, Ringmq__Frame *f)
 			c->is_closing = 1;
 			b->request_id = 0;
 			c->producer.n_unsent_batches++;
+		} else if (code == RINGMQ_QUOTA_EXCEEDED) {
+			/* Over the user's publish rate: not stored, sent again
+			 * when the broker says there is room. The broker
+			 * refuses the partition's later batches until this one
+			 * comes again, so they keep their order. */
+			uint64_t wait = f->error->has_retry_after_ms
+						? f->error->retry_after_ms
+						: QUOTA_RETRY_MS;
+			int64_t until = conn_now_ms() +
+					(int64_t)(wait < QUOTA_RETRY_MAX_MS
+							  ? wait
+							  : QUOTA_RETRY_MAX_MS);
+
+			b->request_id = 0;
+			c->producer.n_unsent_batches++;
+			if (until > c->producer.hold_until_ms)
+				c->producer.hold_until_ms = until;
 		} else {
 			if (code == RINGMQ_INVALID_ARGUMENT && text != NULL &&
 			    strstr(text, "partition") != NULL)

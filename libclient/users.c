@@ -86,6 +86,90 @@ ringmq_user_passwd(ringmq_client *c, const char *name, const char *password)
 	return put_keys(c, name, password, 0);
 }
 
+static const Ringmq__UserInfo *
+user_at(const ringmq_user_list *l, size_t i)
+{
+	return l != NULL && i < l->f->user_list_ok->n_users
+		       ? l->f->user_list_ok->users[i]
+		       : NULL;
+}
+
+/* The limits ringmq_user_set_limit() knows, and their UserQuota field. */
+static const struct limit_name {
+	const char *name;
+	int which; /* 0 connections, 1 messages/s, 2 bytes/s, 3 leases */
+	uint64_t max;
+} limit_names[] = {
+	{ "max-connections", 0, UINT32_MAX },
+	{ "publish-rate", 1, UINT64_MAX },
+	{ "publish-bytes-rate", 2, UINT64_MAX },
+	{ "max-leases", 3, UINT32_MAX },
+};
+
+int
+ringmq_user_set_limit(ringmq_client *c, const char *name, const char *limit,
+		      uint64_t value)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__UserPut up = RINGMQ__USER_PUT__INIT;
+	Ringmq__UserQuota q = RINGMQ__USER_QUOTA__INIT;
+	const struct limit_name *l = NULL;
+	int rc = client_begin(c);
+
+	if (rc != RINGMQ_OK)
+		return rc;
+	for (size_t i = 0;
+	     limit != NULL && i < sizeof(limit_names) / sizeof(*limit_names);
+	     i++)
+		if (strcmp(limit, limit_names[i].name) == 0)
+			l = &limit_names[i];
+	if (name == NULL || l == NULL || value > l->max)
+		return client_fail(c, RINGMQ_USAGE,
+				   "no such limit, or a value out of range");
+	switch (l->which) {
+	case 0:
+		q.has_max_connections = 1;
+		q.max_connections = (uint32_t)value;
+		break;
+	case 1:
+		q.has_publish_messages_per_s = 1;
+		q.publish_messages_per_s = value;
+		break;
+	case 2:
+		q.has_publish_bytes_per_s = 1;
+		q.publish_bytes_per_s = value;
+		break;
+	default:
+		q.has_max_leases = 1;
+		q.max_leases = (uint32_t)value;
+		break;
+	}
+	up.name = (char *)name;
+	up.quota = &q;
+	f.body_case = RINGMQ__FRAME__BODY_USER_PUT;
+	f.user_put = &up;
+	return call_done(c, &f);
+}
+
+uint64_t
+ringmq_user_list_limit(const ringmq_user_list *l, size_t i, const char *limit)
+{
+	const Ringmq__UserInfo *u = user_at(l, i);
+	const Ringmq__UserQuota *q = u != NULL ? u->quota : NULL;
+
+	if (q == NULL || limit == NULL)
+		return 0;
+	if (strcmp(limit, "max-connections") == 0)
+		return q->max_connections;
+	if (strcmp(limit, "publish-rate") == 0)
+		return q->publish_messages_per_s;
+	if (strcmp(limit, "publish-bytes-rate") == 0)
+		return q->publish_bytes_per_s;
+	if (strcmp(limit, "max-leases") == 0)
+		return q->max_leases;
+	return 0;
+}
+
 int
 ringmq_user_delete(ringmq_client *c, const char *name)
 {
@@ -177,14 +261,6 @@ ringmq_user_list_get(ringmq_client *c, ringmq_user_list **listp)
 	l->f = resp;
 	*listp = l;
 	return RINGMQ_OK;
-}
-
-static const Ringmq__UserInfo *
-user_at(const ringmq_user_list *l, size_t i)
-{
-	return l != NULL && i < l->f->user_list_ok->n_users
-		       ? l->f->user_list_ok->users[i]
-		       : NULL;
 }
 
 size_t

@@ -144,6 +144,9 @@ int cli_pattern_is_valid(const char *pattern);
 /* "publish,consume", "admin", "all", ...: RINGMQ_PERM_* bits into *perms.
  * @return 0 or -1. */
 int cli_parse_perms(const char *s, unsigned *perms);
+/* "publish-rate=100": the limit's name (into *namep, static; may be
+ * NULL) and value. @return 0 or -1. */
+int cli_parse_limit(const char *s, const char **namep, uint64_t *valuep);
 /*
  * The new password of user add / passwd, into cli->new_password: from
  * --new-password-file, else $RINGMQ_NEW_PASSWORD, else asked twice on the
@@ -275,6 +278,7 @@ int cmd_user_add(const struct cli *cli, ringmq_client *c);
 int cmd_user_passwd(const struct cli *cli, ringmq_client *c);
 int cmd_user_delete(const struct cli *cli, ringmq_client *c);
 int cmd_user_list(const struct cli *cli, ringmq_client *c);
+int cmd_user_set(const struct cli *cli, ringmq_client *c);
 int cmd_acl_set(const struct cli *cli, ringmq_client *c);
 int cmd_acl_delete(const struct cli *cli, ringmq_client *c);
 int cmd_acl_list(const struct cli *cli, ringmq_client *c);
@@ -322,6 +326,7 @@ extern const char cli_help_user_add[];
 extern const char cli_help_user_passwd[];
 extern const char cli_help_user_delete[];
 extern const char cli_help_user_list[];
+extern const char cli_help_user_set[];
 extern const char cli_help_acl[];
 extern const char cli_help_acl_set[];
 extern const char cli_help_acl_delete[];

@@ -43,7 +43,7 @@ const char cli_help_main[] =
 	"host\n"
 	"  top                  the broker's figures, refreshed every "
 	"second\n"
-	"  user add|passwd|delete NAME, user list\n"
+	"  user add|passwd|delete NAME, user list, user set NAME LIMIT=N\n"
 	"                       users of a broker with auth on\n"
 	"  acl set USER PATTERN PERMS, acl delete USER PATTERN, acl list\n"
 	"                       their permissions on queue name patterns\n"
@@ -610,6 +610,7 @@ const char cli_help_user[] =
 	"       ringmq user passwd NAME [--new-password-file FILE]\n"
 	"       ringmq user delete NAME\n"
 	"       ringmq user list\n"
+	"       ringmq user set NAME LIMIT=VALUE...\n"
 	"\n"
 	"Users of a broker run with --auth on. Run 'ringmq user add --help' "
 	"and\n"
@@ -669,6 +670,28 @@ const char cli_help_user_list[] =
 	"\"permissions\":[{\"pattern\":...,\"publish\":B,\"consume\":B,"
 	"\"admin\":B}]}]}.\n"
 	"Needs admin on \"*\".\n" HELP_GLOBAL;
+
+const char cli_help_user_set[] =
+	"Usage: ringmq user set NAME LIMIT=VALUE...\n"
+	"\n"
+	"Sets quotas of user NAME, at once (0: no limit):\n"
+	"  max-connections=N     connections at once; one more is refused "
+	"with\n"
+	"                        QUOTA_EXCEEDED\n"
+	"  publish-rate=N        messages published per second\n"
+	"  publish-bytes-rate=N  message bytes published per second\n"
+	"  max-leases=N          leases held at once by all its "
+	"connections\n"
+	"A publish over a rate is refused with QUOTA_EXCEEDED and a time to "
+	"wait,\n"
+	"which the library honours by itself (it sends the batch again "
+	"then).\n"
+	"Deliveries wait while max-leases is reached. Needs admin on "
+	"\"*\".\n"
+	"\n"
+	"Exit status: 0 set; 1 refused (USER_NOT_FOUND, PERMISSION_DENIED); "
+	"2 bad\n"
+	"usage; 3 no connection.\n" HELP_GLOBAL;
 
 const char cli_help_acl[] =
 	"Usage: ringmq acl set USER PATTERN PERMS\n"

@@ -75,6 +75,55 @@ cli_parse_perms(const char *s, unsigned *perms)
 	return *perms != 0 ? 0 : -1;
 }
 
+static const char *const limit_names[] = {
+	"max-connections",
+	"publish-rate",
+	"publish-bytes-rate",
+	"max-leases",
+};
+
+int
+cli_parse_limit(const char *s, const char **namep, uint64_t *valuep)
+{
+	const char *eq = strchr(s, '=');
+	char *end;
+
+	if (eq == NULL || eq[1] < '0' || eq[1] > '9')
+		return -1;
+	for (size_t i = 0; i < sizeof(limit_names) / sizeof(*limit_names);
+	     i++) {
+		if (strlen(limit_names[i]) != (size_t)(eq - s) ||
+		    strncmp(s, limit_names[i], (size_t)(eq - s)) != 0)
+			continue;
+		errno = 0;
+		*valuep = strtoull(eq + 1, &end, 10);
+		if (errno != 0 || *end != '\0' ||
+		    ((i == 0 || i == 3) && *valuep > UINT32_MAX))
+			return -1;
+		if (namep != NULL)
+			*namep = limit_names[i];
+		return 0;
+	}
+	return -1;
+}
+
+int
+cmd_user_set(const struct cli *cli, ringmq_client *c)
+{
+	for (size_t i = 1; i < cli->nargs; i++) {
+		const char *name = NULL;
+		uint64_t v = 0;
+		int rc;
+
+		(void)cli_parse_limit(cli->args[i], &name, &v); /* checked */
+		rc = ringmq_user_set_limit(c, cli->args[0], name, v);
+		if (rc != RINGMQ_OK)
+			return cli_fail(c, rc, "user set");
+	}
+	cli_print_ok(cli);
+	return RINGMQ_OK;
+}
+
 /* A password's rule, as the library checks it: 1 to PASSWORD_MAX
  * printable ASCII characters. */
 static int
@@ -283,12 +332,19 @@ cmd_user_list(const struct cli *cli, ringmq_client *c)
 		for (size_t i = 0; i < ringmq_user_list_count(l); i++) {
 			printf("%s{\"name\":", i ? "," : "");
 			cli_json_str(stdout, ringmq_user_list_name(l, i));
-			printf(",\"created\":\"%s\",\"connections\":%u,"
-			       "\"permissions\":",
+			printf(",\"created\":\"%s\",\"connections\":%u,",
 			       cli_format_time(
 				       when, sizeof(when),
 				       ringmq_user_list_created_ms(l, i)),
 			       ringmq_user_list_connections(l, i));
+			for (size_t k = 0;
+			     k < sizeof(limit_names) / sizeof(*limit_names);
+			     k++)
+				printf("\"%s\":%llu,", limit_names[k],
+				       (unsigned long long)
+					       ringmq_user_list_limit(
+						       l, i, limit_names[k]));
+			printf("\"permissions\":");
 			print_perms_json(l, i);
 			putchar('}');
 		}

@@ -94,6 +94,7 @@ enum arg_kind {
 	A_USER_OPT, /* [USER] */
 	A_PATTERN,  /* USER PATTERN */
 	A_ACL,	    /* USER PATTERN PERMS */
+	A_LIMITS,   /* USER LIMIT=VALUE... */
 };
 
 /* A command. */
@@ -523,6 +524,25 @@ check_dlq_redrive(const struct cli *cli)
 }
 
 static int
+check_user_set(const struct cli *cli)
+{
+	for (size_t i = 1; i < cli->nargs; i++) {
+		uint64_t v;
+
+		if (cli_parse_limit(cli->args[i], NULL, &v) < 0) {
+			cli_error(RINGMQ_USAGE,
+				  "user set: want LIMIT=VALUE with LIMIT one "
+				  "of max-connections, publish-rate, "
+				  "publish-bytes-rate, max-leases and VALUE a "
+				  "number (0: no limit), not '%s'",
+				  cli->args[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
 check_acl_set(const struct cli *cli)
 {
 	unsigned perms;
@@ -595,6 +615,8 @@ static const struct cmd_def cmd_defs[] = {
 	  .call = cmd_user_delete },
 	{ "user", "list", A_NONE, COMMON, cli_help_user_list, NULL,
 	  .call = cmd_user_list },
+	{ "user", "set", A_LIMITS, COMMON, cli_help_user_set, check_user_set,
+	  .call = cmd_user_set },
 	{ "acl", "set", A_ACL, COMMON, cli_help_acl_set, check_acl_set,
 	  .call = cmd_acl_set },
 	{ "acl", "delete", A_PATTERN, COMMON, cli_help_acl_delete, NULL,
@@ -609,7 +631,7 @@ static const struct cmd_group cmd_groups[] = {
 	{ "group", "create, delete, list, describe, reset", cli_help_group },
 	{ "message", "show, cancel", cli_help_message },
 	{ "dlq", "list, redrive", cli_help_dlq },
-	{ "user", "add, passwd, delete, list", cli_help_user },
+	{ "user", "add, passwd, delete, list, set", cli_help_user },
 	{ "acl", "set, delete, list", cli_help_acl },
 };
 
@@ -732,16 +754,20 @@ check_command(const struct cmd_def *d, struct cli *cli)
 		[A_PATTERN] = { "missing user name", "missing PATTERN" },
 		[A_ACL] = { "missing user name", "missing PATTERN",
 			    "missing PERMS (publish,consume,admin or all)" },
+		[A_LIMITS] = { "missing user name",
+			       "missing LIMIT=VALUE (max-connections, "
+			       "publish-rate, publish-bytes-rate, max-leases)" },
 	};
 	static const size_t nwant[] = {
-		[A_NONE] = 0,	  [A_QUEUE] = 1, [A_DATA] = 1, [A_GROUP] = 2,
-		[A_POSITION] = 3, [A_DIR] = 1,	 [A_USER] = 1, [A_USER_OPT] = 1,
-		[A_PATTERN] = 2,  [A_ACL] = 3,
+		[A_NONE] = 0,  [A_QUEUE] = 1,	 [A_DATA] = 1,
+		[A_GROUP] = 2, [A_POSITION] = 3, [A_DIR] = 1,
+		[A_USER] = 1,  [A_USER_OPT] = 1, [A_PATTERN] = 2,
+		[A_ACL] = 3,   [A_LIMITS] = 2,
 	};
 	enum arg_kind kind = d->args;
 	size_t want = nwant[kind];
 	int is_user = kind == A_USER || kind == A_USER_OPT ||
-		      kind == A_PATTERN || kind == A_ACL;
+		      kind == A_PATTERN || kind == A_ACL || kind == A_LIMITS;
 
 	if (kind == A_USER_OPT && cli->nargs == 0)
 		return d->check != NULL ? d->check(cli) : 0;
@@ -750,7 +776,7 @@ check_command(const struct cmd_def *d, struct cli *cli)
 			  missing[kind][cli->nargs]);
 		return -1;
 	}
-	if (kind != A_DATA && cli->nargs > want) {
+	if (kind != A_DATA && kind != A_LIMITS && cli->nargs > want) {
 		cli_error(RINGMQ_USAGE, "%s: unexpected argument '%s'",
 			  cmd_label(d), cli->args[want]);
 		return -1;

@@ -872,6 +872,12 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 		l->sub->leased--;
 		sub_ready_update(l->sub);
 	}
+	if (l->lo->quota != NULL) {
+		struct lease_quota *q = l->lo->quota;
+
+		if (q->held-- == q->max && q->max != 0 && gs->quota_room)
+			gs->quota_room(gs->quota_room_ctx, q);
+	}
 	gp->leased--;
 	switch (how) {
 	case END_ACK: lease_ack(gs, l, gp); break;
@@ -1032,6 +1038,14 @@ groups_owner_gone(struct groups *gs, struct lease_owner *lo, int is_failure)
 }
 
 void
+groups_set_quota_room(struct groups *gs,
+		      void (*fn)(void *ctx, struct lease_quota *q), void *ctx)
+{
+	gs->quota_room = fn;
+	gs->quota_room_ctx = ctx;
+}
+
+void
 groups_owner_leave(struct groups *gs, struct lease_owner *lo,
 		   int (*keep)(void *ctx, const struct queue *q), void *ctx)
 {
@@ -1102,6 +1116,13 @@ gpart_take(struct gpart *gp, int is_redelivery)
 		gp->read_pos++;
 }
 
+static int
+quota_is_full(const struct lease_owner *lo)
+{
+	return lo->quota != NULL && lo->quota->max != 0 &&
+	       lo->quota->held >= lo->quota->max;
+}
+
 static struct sub *
 next_sub(struct group *g)
 {
@@ -1111,7 +1132,7 @@ next_sub(struct group *g)
 	if (s == NULL)
 		return NULL;
 	do {
-		if (s->ops->is_writable(s->owner))
+		if (s->ops->is_writable(s->owner) && !quota_is_full(s->lo))
 			return s;
 		s = s->ready_next;
 	} while (s != start);
@@ -1186,6 +1207,8 @@ deliver_one(struct groups *gs, struct group *g, struct gpart *gp, struct sub *s,
 	}
 	gpart_take(gp, is_redelivery);
 	s->leased++;
+	if (s->lo->quota != NULL)
+		s->lo->quota->held++;
 	sub_ready_update(s);
 	g->q->counters.delivered++;
 	g->q->counters.redelivered += l->delivery_count > 1;

@@ -37,6 +37,14 @@ struct lease_recent {
 	int code; /* 0, -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED */
 };
 
+/* Leases held by every owner that shares it (a user's connections), and
+ * how many they may hold at once (0: no limit). Dispatch passes over a
+ * subscription whose owner's quota is full. */
+struct lease_quota {
+	uint32_t held;
+	uint32_t max;
+};
+
 /* What a connection embeds to hold leases; _init before use, _fini after
  * its leases are gone (groups_owner_gone). */
 struct lease_owner {
@@ -45,6 +53,9 @@ struct lease_owner {
 	/* Owned, [LEASE_RECENT], direct-mapped by id; allocated when the
 	 * first lease ends, so idle connections do not pay for it. */
 	struct lease_recent *recent;
+	/* Borrowed, or NULL: counted into while it holds leases; set it
+	 * only while it holds none. */
+	struct lease_quota *quota;
 };
 
 void lease_owner_init(struct lease_owner *lo);
@@ -99,6 +110,12 @@ int groups_load_state(struct groups *gs, struct queues *qs, uint32_t qid,
 int groups_load_failure(struct groups *gs, struct queues *qs, uint32_t qid,
 			uint32_t gid, uint32_t part, uint64_t offset,
 			const struct store_failure *f);
+
+/* Called when a lease quota that was full has room again, so the owners
+ * sharing it can be woken. */
+void groups_set_quota_room(struct groups *gs,
+			   void (*fn)(void *ctx, struct lease_quota *q),
+			   void *ctx);
 
 /* Marks the queue's groups for dispatch (new messages, credit, ...). */
 void groups_wake_queue(struct groups *gs, struct queue *q);

@@ -153,6 +153,8 @@ struct groups {
 	struct corrupt *corrupt; /* owned: records dead-lettered as corrupt */
 	size_t ncorrupt, capcorrupt;
 	int is_stopped;
+	void (*quota_room)(void *ctx, struct lease_quota *q);
+	void *quota_room_ctx;
 };
 
 /* --- group.c helpers used by group_admin.c --- */

@@ -108,6 +108,79 @@ user_perms_on(const struct user *u, const char *queue)
 	return bits;
 }
 
+/* ---------------------------------------------------------- quotas */
+
+/* Fills u's buckets for the time since the last look, up to one
+ * second's worth. */
+static void
+refill(struct user *u, uint64_t now_ms)
+{
+	double secs = now_ms > u->refill_ms
+			      ? (double)(now_ms - u->refill_ms) / 1000.0
+			      : 0.0;
+	double m = (double)u->quota.publish_messages_per_s;
+	double b = (double)u->quota.publish_bytes_per_s;
+
+	u->msg_tokens =
+		u->msg_tokens + m * secs < m ? u->msg_tokens + m * secs : m;
+	u->byte_tokens =
+		u->byte_tokens + b * secs < b ? u->byte_tokens + b * secs : b;
+	u->refill_ms = now_ms;
+}
+
+/* Ms until tokens (of a bucket filling at rate a second) are above 0. */
+static uint64_t
+wait_for(double tokens, uint64_t rate)
+{
+	double ms;
+
+	if (rate == 0 || tokens > 0)
+		return 0;
+	ms = (-tokens + 1.0) * 1000.0 / (double)rate;
+	return ms < 1.0 ? 1 : (uint64_t)ms + 1;
+}
+
+uint64_t
+user_publish_wait(struct user *u, uint64_t now_ms)
+{
+	uint64_t wm, wb;
+
+	refill(u, now_ms);
+	wm = wait_for(u->msg_tokens, u->quota.publish_messages_per_s);
+	wb = wait_for(u->byte_tokens, u->quota.publish_bytes_per_s);
+	return wm > wb ? wm : wb;
+}
+
+uint64_t
+user_publish_admit(struct user *u, uint64_t msgs, uint64_t bytes,
+		   uint64_t now_ms)
+{
+	uint64_t wait = user_publish_wait(u, now_ms);
+
+	if (wait > 0) {
+		u->refused_rate++;
+		return wait;
+	}
+	if (u->quota.publish_messages_per_s != 0)
+		u->msg_tokens -= (double)msgs;
+	if (u->quota.publish_bytes_per_s != 0)
+		u->byte_tokens -= (double)bytes;
+	u->published_msgs += msgs;
+	u->published_bytes += bytes;
+	return 0;
+}
+
+/* Full buckets: a user starts (or gets new limits) with a second's
+ * worth. */
+static void
+quota_reset(struct user *u)
+{
+	u->leases.max = u->quota.max_leases;
+	u->msg_tokens = (double)u->quota.publish_messages_per_s;
+	u->byte_tokens = (double)u->quota.publish_bytes_per_s;
+	u->refill_ms = clock_mono_ms();
+}
+
 /* ------------------------------------------------------------ users */
 
 static void
@@ -348,6 +421,7 @@ users_load(void *ctx, const struct store_user *su)
 		pattern[su->perms[i].pattern_len] = '\0';
 		rc = perm_set(u, pattern, su->perms[i].bits & USER_ALL);
 	}
+	quota_reset(u);
 	if (rc == 0)
 		rc = table_put(us, u);
 	if (rc < 0)
@@ -520,15 +594,30 @@ start_next(struct users *us)
 static void
 user_take(struct user *u, struct user *next)
 {
-	unsigned refs = u->refs;
-	uint32_t connections = u->connections;
+	struct user keep = *u;
 
 	for (size_t i = 0; i < u->nperms; i++)
 		free(u->perms[i].pattern);
 	free(u->perms);
 	*u = *next;
-	u->refs = refs;
-	u->connections = connections;
+	/* What the table and sessions count stays; the buckets too, unless
+	 * the limits changed. */
+	u->refs = keep.refs;
+	u->connections = keep.connections;
+	u->leases.held = keep.leases.held;
+	u->leases.max = u->quota.max_leases;
+	u->published_msgs = keep.published_msgs;
+	u->published_bytes = keep.published_bytes;
+	u->refused_rate = keep.refused_rate;
+	u->refused_connections = keep.refused_connections;
+	if (u->quota.publish_messages_per_s ==
+		    keep.quota.publish_messages_per_s &&
+	    u->quota.publish_bytes_per_s == keep.quota.publish_bytes_per_s) {
+		u->msg_tokens = keep.msg_tokens;
+		u->byte_tokens = keep.byte_tokens;
+		u->refill_ms = keep.refill_ms;
+	} else
+		quota_reset(u);
 	next->perms = NULL;
 	next->nperms = next->capperms = 0;
 }
@@ -551,7 +640,8 @@ change_committed(void *ctx, int status)
 			table_del(us, p->ch.name);
 		else if (u != NULL)
 			user_take(u, p->next_state);
-		else if (table_put(us, p->next_state) == 0) {
+		else if (quota_reset(p->next_state),
+			 table_put(us, p->next_state) == 0) {
 			u = p->next_state;
 			p->next_state = NULL;
 			user_ref(u);

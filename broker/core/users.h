@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/group.h"
 #include "store/store.h"
 
 /* What a permission grants (the store's bits). */
@@ -51,6 +52,16 @@ struct user {
 	unsigned refs;	 /* the table's, while not deleted, and sessions' */
 	bool is_deleted; /* gone from the table */
 	uint32_t connections; /* sessions authenticated as it */
+	/* Leases its sessions hold, against quota.max_leases. */
+	struct lease_quota leases;
+	/* Publish rate quotas: token buckets of one second's worth, which
+	 * may go below zero by one batch (a batch is never cut). */
+	double msg_tokens, byte_tokens;
+	uint64_t refill_ms; /* monotonic: tokens as of then */
+	/* Since start, for metrics. */
+	uint64_t published_msgs, published_bytes;
+	uint64_t refused_rate;	      /* publishes over the rate quotas */
+	uint64_t refused_connections; /* connections over max_connections */
 };
 
 struct users; /* opaque */
@@ -131,5 +142,13 @@ int user_pattern_match(const char *pattern, const char *name);
 /* What u may do on queue: the union of the bits of its matching
  * permissions. */
 unsigned user_perms_on(const struct user *u, const char *queue);
+
+/* Takes msgs messages of bytes bytes from u's publish rate quotas at
+ * now_ms (monotonic). @return 0 when they may go (counted), else the ms
+ * to wait before the quotas have room again (nothing taken). */
+uint64_t user_publish_admit(struct user *u, uint64_t msgs, uint64_t bytes,
+			    uint64_t now_ms);
+/* Ms until u's publish rate quotas have room again (0: now). */
+uint64_t user_publish_wait(struct user *u, uint64_t now_ms);
 
 #endif

@@ -410,8 +410,21 @@ req_auth_response(struct conn *c, const Ringmq__Frame *f)
 		return;
 	}
 	session_auth_end(se, 0);
+	if (u->quota.max_connections != 0 &&
+	    u->connections >= u->quota.max_connections) {
+		/* The right password: refused for the quota, not counted as
+		 * a failure. */
+		u->refused_connections++;
+		log_warn("conn %llu from %s: user %s is at its %u connections",
+			 (unsigned long long)conn_id(c), conn_peer(c), u->name,
+			 u->quota.max_connections);
+		req_fail(c, f->request_id, RINGMQ__ERROR_CODE__QUOTA_EXCEEDED,
+			 "the user is at its max connections");
+		return;
+	}
 	se->auth = AUTH_DONE;
 	se->user = u;
+	se->lo.quota = &u->leases; /* it holds no lease yet */
 	user_ref(u);
 	u->connections++;
 	log_debug("conn %llu from %s authenticated as %s",
@@ -467,5 +480,19 @@ auth_user_changed(void *ctx, struct user *u)
 			continue;
 		}
 		session_revoke(se);
+		/* Its limits may have grown: dispatch to it again. */
+		for (size_t i = 0; i < se->nsubs; i++)
+			sub_wake(env->gs, se->subs[i]);
 	}
+}
+
+void
+auth_quota_room(void *ctx, struct lease_quota *q)
+{
+	struct req_env *env = ctx;
+
+	for (struct session *se = env->sessions; se != NULL; se = se->next)
+		if (se->lo.quota == q)
+			for (size_t i = 0; i < se->nsubs; i++)
+				sub_wake(env->gs, se->subs[i]);
 }

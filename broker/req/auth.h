@@ -59,4 +59,10 @@ int auth_may(const struct session *se, const Ringmq__Frame *f,
  * longer consume from. */
 void auth_user_changed(void *ctx, struct user *u);
 
+struct lease_quota;
+
+/* A groups quota-room callback (ctx: the req_env): the sessions sharing
+ * q may take leases again. */
+void auth_quota_room(void *ctx, struct lease_quota *q);
+
 #endif

@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "core/queue.h"
+#include "core/users.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/stats.h"
+#include "lib/vec.h"
 #include "net/conn.h"
 #include "req/req.h"
 #include "req/session.h"
@@ -116,6 +118,83 @@ publish(struct session *se, const Ringmq__Publish *w, struct req_ctx *r)
 	return rc;
 }
 
+/* Message bytes of w as max_message_bytes counts them. */
+static uint64_t
+publish_bytes(const Ringmq__Publish *w)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < w->n_messages; i++) {
+		const Ringmq__Message *m = w->messages[i];
+
+		n += m->payload.len + m->key.len +
+		     (m->dedup_id ? strlen(m->dedup_id) : 0);
+		for (size_t k = 0; k < m->n_headers; k++)
+			n += 6 + strlen(m->headers[k]->name) +
+			     m->headers[k]->value.len;
+	}
+	return n;
+}
+
+/* The partition a sequenced publish names (checked later), or
+ * UINT32_MAX. */
+static uint32_t
+seq_partition(const Ringmq__Publish *w)
+{
+	if (!w->has_producer_seq)
+		return UINT32_MAX;
+	if (w->has_partition)
+		return w->partition;
+	return w->messages[0]->has_partition ? w->messages[0]->partition
+					     : UINT32_MAX;
+}
+
+/*
+ * The user's publish rate quotas. @return 0 when w may go, else the ms
+ * to wait. A sequenced batch refused holds its partition back on this
+ * session: its later batches (sent before the client heard) are refused
+ * too until it comes again, so that none overtakes it and leaves it
+ * behind its own producer sequence.
+ */
+static uint64_t
+quota_admit(struct session *se, const Ringmq__Publish *w, struct queue *q)
+{
+	struct user *u = se->user;
+	uint32_t part = seq_partition(w);
+	uint64_t now = clock_mono_ms(), wait;
+	struct quota_hold *hold = NULL;
+
+	if (u == NULL || (u->quota.publish_messages_per_s == 0 &&
+			  u->quota.publish_bytes_per_s == 0))
+		return 0;
+	for (size_t i = 0; i < se->nholds && part != UINT32_MAX; i++)
+		if (se->holds[i].qid == q->qid &&
+		    se->holds[i].partition == part)
+			hold = &se->holds[i];
+	if (hold != NULL && hold->seq != w->producer_seq) {
+		wait = user_publish_wait(u, now);
+		u->refused_rate++;
+		return wait > 0 ? wait : 1;
+	}
+	wait = user_publish_admit(u, w->n_messages, publish_bytes(w), now);
+	if (wait == 0 && hold != NULL)
+		*hold = se->holds[--se->nholds];
+	else if (wait > 0 && hold == NULL && part != UINT32_MAX) {
+		struct quota_hold *h = vec_grow(se->holds, &se->capholds,
+						se->nholds + 1, sizeof(*h), 4);
+
+		/* Without room the batch is refused all the same; only its
+		 * order is not kept. */
+		if (h != NULL) {
+			se->holds = h;
+			h[se->nholds++] =
+				(struct quota_hold){ q->qid, part,
+						     w->producer_seq };
+		}
+	}
+	return wait;
+}
+
 void
 req_publish(struct conn *c, const Ringmq__Frame *f)
 {
@@ -134,6 +213,21 @@ req_publish(struct conn *c, const Ringmq__Frame *f)
 			       RINGMQ__ERROR_CODE__INVALID_ARGUMENT,
 			       "publish without messages");
 		return;
+	}
+	if (se->user != NULL) {
+		struct queue *q = req_find_queue(c, f, f->publish->queue);
+		uint64_t wait;
+
+		if (q == NULL)
+			return;
+		wait = quota_admit(se, f->publish, q);
+		if (wait > 0) {
+			req_send_retry(c, f->request_id,
+				       RINGMQ__ERROR_CODE__QUOTA_EXCEEDED,
+				       "over the user's publish rate quota",
+				       wait);
+			return;
+		}
 	}
 	p = req_new(c, f, 0);
 	if (p == NULL)

@@ -34,12 +34,21 @@ req_send(struct conn *c, Ringmq__Frame *f)
 void
 req_send_error(struct conn *c, uint64_t request_id, int code, const char *why)
 {
+	req_send_retry(c, request_id, code, why, 0);
+}
+
+void
+req_send_retry(struct conn *c, uint64_t request_id, int code, const char *why,
+	       uint64_t retry_after_ms)
+{
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Error e = RINGMQ__ERROR__INIT;
 
 	stats_count_error(req_env_of(c)->stats, code);
 	e.code = (Ringmq__ErrorCode)code;
 	e.message = (char *)why;
+	e.has_retry_after_ms = retry_after_ms != 0;
+	e.retry_after_ms = retry_after_ms;
 	f.has_request_id = request_id != 0;
 	f.request_id = request_id;
 	f.body_case = RINGMQ__FRAME__BODY_ERROR;

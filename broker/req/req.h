@@ -61,6 +61,9 @@ int req_send(struct conn *c, Ringmq__Frame *f);
 /* Answers request_id with an Error of wire code code. */
 void req_send_error(struct conn *c, uint64_t request_id, int code,
 		    const char *why);
+/* The same, telling when to try again (QUOTA_EXCEEDED). */
+void req_send_retry(struct conn *c, uint64_t request_id, int code,
+		    const char *why, uint64_t retry_after_ms);
 /* Answers request_id with an Error for a negative broker code. */
 void req_send_rc(struct conn *c, uint64_t request_id, int rc);
 void req_send_done(struct conn *c, uint64_t request_id);

@@ -153,6 +153,7 @@ session_free(void *session)
 	session_auth_end(se, 1);
 	codec_arena_fini(&se->arena);
 	lease_owner_fini(&se->lo);
+	free(se->holds);
 	free(se->subs);
 	free(se);
 }

@@ -22,6 +22,12 @@
 struct req_env;
 struct user;
 
+/* A partition's sequenced publishes held back on a session. */
+struct quota_hold {
+	uint32_t qid, partition;
+	uint64_t seq; /* the refused batch's first sequence */
+};
+
 /* One SCRAM exchange, from hello to AuthResponse (auth.c). */
 struct auth_exchange {
 	struct scram_server ss;
@@ -53,7 +59,12 @@ struct session {
 	uint64_t auth_request_id;    /* ... which request */
 	const char *auth_why;	     /* ... and why (static, logged) */
 	struct session *fail_next;   /* env's list of sessions waiting */
-	uint64_t producer_id;	     /* announced in hello: sequences are its */
+	/* Sequenced publishes refused over the user's rate quota: until
+	 * the refused batch comes again, later ones of its partition are
+	 * refused too, so that the batches stay in sequence (publish.c). */
+	struct quota_hold *holds; /* owned [nholds] */
+	size_t nholds, capholds;
+	uint64_t producer_id;	/* announced in hello: sequences are its */
 	int refuse_code;	/* non-zero: answer the first frame, close */
 	const char *refuse_why; /* static */
 	struct codec_arena arena;

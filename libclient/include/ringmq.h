@@ -1528,6 +1528,26 @@ RINGMQ_API int ringmq_acl_set(ringmq_client *c, const char *user,
 RINGMQ_API int ringmq_acl_delete(ringmq_client *c, const char *user,
 				 const char *pattern);
 
+/**
+ * Sets one of user's quotas (0: no limit). limit is one of:
+ *  - "max-connections": connections at once; one more is refused
+ *    RINGMQ_QUOTA_EXCEEDED at connect.
+ *  - "publish-rate", "publish-bytes-rate": messages, and message bytes,
+ *    per second (token buckets holding one second's worth; a batch is
+ *    never cut, so one may take a bucket below zero). A publish over
+ *    them is refused with a time to wait, which this library honours by
+ *    itself: the batch and those behind it go again then, in order, and
+ *    the caller sees only the delay (or RINGMQ_TIMEOUT from a waiting
+ *    call).
+ *  - "max-leases": leases held at once by all the user's connections;
+ *    deliveries wait while it is reached.
+ * Takes effect at once. Needs admin on "*".
+ * @return RINGMQ_OK; RINGMQ_USER_NOT_FOUND; RINGMQ_USAGE (an unknown
+ *         limit, or a value over its range); and the other common codes.
+ */
+RINGMQ_API int ringmq_user_set_limit(ringmq_client *c, const char *name,
+				     const char *limit, uint64_t value);
+
 /** The users of a broker, with their permissions (opaque). */
 typedef struct ringmq_user_list ringmq_user_list;
 
@@ -1554,6 +1574,10 @@ RINGMQ_API const char *ringmq_user_list_perm_pattern(const ringmq_user_list *l,
 						     size_t i, size_t j);
 RINGMQ_API unsigned ringmq_user_list_perm_bits(const ringmq_user_list *l,
 					       size_t i, size_t j);
+/** The i-th user's quota called limit (as ringmq_user_set_limit() names
+ * them); 0: no limit. */
+RINGMQ_API uint64_t ringmq_user_list_limit(const ringmq_user_list *l, size_t i,
+					   const char *limit);
 RINGMQ_API void ringmq_user_list_free(ringmq_user_list *l);
 
 #ifdef __cplusplus

@@ -84,7 +84,8 @@ static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *flags[] = { "--auth", "on", "--auth-bootstrap-file", NULL,
+	const char *flags[] = { "--auth", "on",	    "--auth-bootstrap-file",
+				NULL,	  "--http", "127.0.0.1:0",
 				NULL };
 
 	write_temp(fx->boot, "admin:" ADMIN_PW "\n");
@@ -813,6 +814,177 @@ test_auth_users_survive_a_restart(void **state)
 	ringmq_client_free(web);
 }
 
+static void
+test_auth_quota_max_connections(void **state)
+{
+	struct fixture *fx = *state;
+	ringmq_opts *o = ringmq_opts_new();
+	ringmq_client *first, *c = NULL;
+	char why[512];
+
+	assert_int_equal(
+		ringmq_user_set_limit(fx->admin, "web", "max-connections", 1),
+		RINGMQ_OK);
+	first = connect_as(fx, "web", fx->web_pw);
+	assert_int_equal(ringmq_opts_set(o, "server", fx->b.addr, NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_opts_set(o, "reconnect", "false", NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_opts_set(o, "user", "web", NULL, 0), RINGMQ_OK);
+	assert_int_equal(ringmq_opts_set(o, "password", WEB_PW, NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_client_connect(&c, o, why, sizeof(why)),
+			 RINGMQ_QUOTA_EXCEEDED);
+	assert_non_null(strstr(why, "max connections"));
+	/* Another user is not counted against it. */
+	ringmq_client_free(connect_as(fx, "admin", fx->admin_pw));
+	ringmq_client_free(first);
+	/* The broker counts the first as gone once it has read the close. */
+	{
+		long long deadline = harness_now_ms() + 5000;
+		int rc;
+
+		while ((rc = ringmq_client_connect(&c, o, why, sizeof(why))) !=
+			       RINGMQ_OK &&
+		       harness_now_ms() < deadline)
+			usleep(20 * 1000);
+		assert_int_equal(rc, RINGMQ_OK);
+	}
+	ringmq_client_free(c);
+	ringmq_opts_free(o);
+}
+
+struct order {
+	int n, bad;
+	int next; /* the payload number expected next */
+};
+
+static void
+on_report(ringmq_client *c, const ringmq_publish_report *r, void *ctx)
+{
+	struct order *o = ctx;
+
+	(void)c;
+	o->n++;
+	o->bad += ringmq_publish_report_code(r) != RINGMQ_OK;
+}
+
+/* Over its publish rate, a user's batches are refused with a time to
+ * wait; the library waits and sends them again, in order: every message
+ * is stored once, in the order published, at the rate. */
+static void
+test_auth_quota_publish_rate(void **state)
+{
+	struct fixture *fx = *state;
+	ringmq_client *web;
+	struct order ord = { 0, 0, 0 };
+	long long t0;
+	uint32_t sub;
+	char *metrics;
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	assert_int_equal(
+		ringmq_user_set_limit(fx->admin, "web", "publish-rate", 100),
+		RINGMQ_OK);
+	{
+		char pw[160];
+
+		snprintf(pw, sizeof(pw), "password-file=%s", fx->web_pw);
+		web = testlib_connect_with(fx->b.addr, "user=web", pw,
+					   "linger-ms=0",
+					   "batch-max-messages=10", NULL);
+	}
+	t0 = harness_now_ms();
+	for (int i = 0; i < 300; i++) {
+		char text[16];
+		ringmq_message *m;
+
+		snprintf(text, sizeof(text), "%d", i);
+		m = ringmq_message_new(text, strlen(text));
+		assert_int_equal(ringmq_publish_async(web, "jobs.work", m,
+						      on_report, &ord),
+				 RINGMQ_OK);
+		ringmq_message_free(m);
+	}
+	assert_int_equal(ringmq_client_flush(web, 30000), RINGMQ_OK);
+	assert_int_equal(ord.n, 300);
+	assert_int_equal(ord.bad, 0);
+	/* 100 at once, then 100 a second. */
+	assert_true(harness_now_ms() - t0 >= 1500);
+	ringmq_client_free(web);
+
+	/* Once each, in order. */
+	assert_int_equal(ringmq_subscribe(fx->admin, &sub, "jobs.work", "o",
+					  500, RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	for (int i = 0; i < 300; i++) {
+		ringmq_delivery *d;
+		size_t len;
+		const char *p;
+		char want[16];
+
+		assert_int_equal(ringmq_next(fx->admin, &d, 5000), RINGMQ_OK);
+		p = ringmq_delivery_payload(d, &len);
+		snprintf(want, sizeof(want), "%d", i);
+		assert_int_equal(len, strlen(want));
+		assert_memory_equal(p, want, len);
+		ringmq_delivery_free(d);
+	}
+	metrics = testlib_http(fx->b.http_addr, req, sizeof(req) - 1);
+	assert_non_null(strstr(metrics,
+			       "ringmq_user_published_messages_total{user="
+			       "\"web\"} 300"));
+	assert_null(strstr(metrics,
+			   "ringmq_user_publish_refused_total{user=\"web\"} "
+			   "0\n"));
+	free(metrics);
+}
+
+/* With max-leases, deliveries to all the user's connections stop at the
+ * limit and go on as leases end. */
+static void
+test_auth_quota_max_leases(void **state)
+{
+	struct fixture *fx = *state;
+	ringmq_client *w1 = connect_as(fx, "web", fx->web_pw);
+	ringmq_client *w2 = connect_as(fx, "web", fx->web_pw);
+	ringmq_delivery *d[3];
+	uint32_t s1, s2;
+	uint64_t id;
+
+	assert_int_equal(
+		ringmq_user_set_limit(fx->admin, "web", "max-leases", 2),
+		RINGMQ_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(pub(fx->admin, "jobs.work", "w"), RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(w1, &s1, "jobs.work", "g", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_subscribe(w2, &s2, "jobs.work", "g", 10,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(w1, &d[0], 5000), RINGMQ_OK);
+	assert_int_equal(ringmq_next(w1, &d[1], 5000), RINGMQ_OK);
+	/* Two held between them: nothing more to either. */
+	assert_int_equal(ringmq_next(w1, &d[2], 300), RINGMQ_TIMEOUT);
+	assert_int_equal(ringmq_next(w2, &d[2], 300), RINGMQ_TIMEOUT);
+	id = ringmq_delivery_lease_id(d[0]);
+	assert_int_equal(ringmq_ack(w1, &id, 1, NULL), RINGMQ_OK);
+	assert_true(ringmq_next(w1, &d[2], 2000) == RINGMQ_OK ||
+		    ringmq_next(w2, &d[2], 2000) == RINGMQ_OK);
+	ringmq_delivery_free(d[0]);
+	ringmq_delivery_free(d[1]);
+	ringmq_delivery_free(d[2]);
+	/* Raising the limit lets the rest go at once. */
+	assert_int_equal(
+		ringmq_user_set_limit(fx->admin, "web", "max-leases", 0),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_next(w2, &d[0], 2000), RINGMQ_OK);
+	ringmq_delivery_free(d[0]);
+	ringmq_client_free(w1);
+	ringmq_client_free(w2);
+}
+
 /* Runs the CLI with args, env ("NAME=VALUE" or NULL) added. @return its
  * exit code; its standard output into out (size bytes) when not NULL. */
 static int
@@ -926,6 +1098,9 @@ main(void)
 		T(test_auth_failures_slow_down_their_address),
 		T(test_auth_users_survive_a_restart),
 		T(test_auth_cli_manages_users_and_acls),
+		T(test_auth_quota_max_connections),
+		T(test_auth_quota_publish_rate),
+		T(test_auth_quota_max_leases),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
