@@ -27,8 +27,13 @@
  * by page at random (a kill chooses one of the three). sync=never promises
  * nothing across a power cut and is refused there.
  *
+ * With --auth the broker runs with --auth on, its admin made from a
+ * bootstrap file at the first start, and every client authenticates:
+ * users survive the kills like the queues, and every reconnect
+ * authenticates again.
+ *
  * Usage: crash_test [--sync always|interval|never] [--sync-interval-ms N]
- *                   [--kills N] [--long] [--power-cut]
+ *                   [--kills N] [--long] [--power-cut] [--auth]
  * RINGMQ_CRASH_SEED replays a run's random choices (kill moments, batch
  * sizes, consumer drops); the seed is printed. RINGMQ_CRASH_TRACE logs
  * every send with its result.
@@ -154,8 +159,11 @@ struct config {
 	unsigned interval_ms;
 	int kills;
 	int is_power_cut;
+	int is_auth;
 	unsigned long long seed;
 };
+
+#define AUTH_PASSWORD "crash-admin-password"
 
 static struct world {
 	struct config cfg;
@@ -416,6 +424,12 @@ client_connect(ringmq_client **cp, const char *name, atomic_int *stop)
 					     err, sizeof(err));
 		if (rc == RINGMQ_OK)
 			rc = ringmq_opts_set(o, "client-name", name, err,
+					     sizeof(err));
+		if (rc == RINGMQ_OK && W.cfg.is_auth)
+			rc = ringmq_opts_set(o, "user", "admin", err,
+					     sizeof(err));
+		if (rc == RINGMQ_OK && W.cfg.is_auth)
+			rc = ringmq_opts_set(o, "password", AUTH_PASSWORD, err,
 					     sizeof(err));
 		if (rc == RINGMQ_OK)
 			rc = ringmq_client_connect(cp, o, err, sizeof(err));
@@ -1584,11 +1598,13 @@ parse_args(int argc, char **argv, struct config *cfg)
 			cfg->kills = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--power-cut") == 0) {
 			cfg->is_power_cut = 1;
+		} else if (strcmp(argv[i], "--auth") == 0) {
+			cfg->is_auth = 1;
 		} else {
 			fprintf(stderr,
 				"usage: crash_test [--sync always|interval|"
 				"never] [--sync-interval-ms N] [--kills N] "
-				"[--long] [--power-cut]\n");
+				"[--long] [--power-cut] [--auth]\n");
 			return -1;
 		}
 	}
@@ -1703,7 +1719,8 @@ main(int argc, char **argv)
 {
 	pthread_t prod_th[PRODUCERS], cons_th[CONSUMERS], killer_th;
 	pthread_condattr_t ca;
-	const char *extra[8];
+	const char *extra[12];
+	static char boot[] = "/tmp/ringmq-crash-boot-XXXXXX";
 	uint64_t seed_state, killer_rng;
 	long long start_ms = harness_now_ms();
 	int rc = 1, stop_rc;
@@ -1744,6 +1761,22 @@ main(int argc, char **argv)
 	extra[2] = "--sync-interval-ms";
 	extra[3] = W.cfg.interval_arg;
 	extra[4] = NULL;
+	if (W.cfg.is_auth) {
+		static const char line[] = "admin:" AUTH_PASSWORD "\n";
+		int fd = mkstemp(boot);
+
+		if (fd < 0 || write(fd, line, sizeof(line) - 1) !=
+				      (ssize_t)(sizeof(line) - 1)) {
+			fprintf(stderr, "crash: cannot write %s\n", boot);
+			return 1;
+		}
+		close(fd);
+		extra[4] = "--auth";
+		extra[5] = "on";
+		extra[6] = "--auth-bootstrap-file";
+		extra[7] = boot;
+		extra[8] = NULL;
+	}
 	W.broker.stdout_fd = -1;
 	if (harness_start(&W.broker, extra) < 0) {
 		harness_cleanup(&W.broker);
@@ -1810,5 +1843,7 @@ main(int argc, char **argv)
 	}
 	free(W.dels);
 	free(W.acks);
+	if (W.cfg.is_auth)
+		unlink(boot);
 	return rc;
 }

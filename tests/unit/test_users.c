@@ -288,12 +288,44 @@ test_sessions_hold_users(void **state)
 	user_unref(u);
 }
 
+/* The publish rate buckets: a second's worth at once, a batch may go
+ * below zero, and the wait is what refills it above zero. */
+static void
+test_publish_rate_buckets(void **state)
+{
+	struct user u = { .quota = { .publish_messages_per_s = 100,
+				     .publish_bytes_per_s = 0 } };
+	uint64_t t = 1000000;
+
+	(void)state;
+	u.msg_tokens = 100;
+	u.refill_ms = t;
+	assert_int_equal(user_publish_admit(&u, 60, 10, t), 0);
+	assert_int_equal(user_publish_admit(&u, 60, 10, t), 0); /* to -20 */
+	/* 21 tokens to come back above zero: 210 ms at 100 a second. */
+	assert_int_equal(user_publish_admit(&u, 1, 1, t), 211);
+	assert_int_equal(u.refused_rate, 1);
+	assert_int_equal(user_publish_wait(&u, t + 100), 111);
+	assert_int_equal(user_publish_admit(&u, 1, 1, t + 211), 0);
+	assert_int_equal(u.published_msgs, 121);
+	/* Never more than a second's worth, however long it waits. */
+	assert_int_equal(user_publish_wait(&u, t + 100000), 0);
+	assert_true(u.msg_tokens <= 100.0);
+	/* A byte rate alone. */
+	u.quota.publish_messages_per_s = 0;
+	u.quota.publish_bytes_per_s = 1000;
+	u.byte_tokens = 0;
+	u.refill_ms = t;
+	assert_true(user_publish_admit(&u, 1, 1, t) > 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names_and_patterns),
 		cmocka_unit_test(test_pattern_matching),
+		cmocka_unit_test(test_publish_rate_buckets),
 		cmocka_unit_test_setup_teardown(test_add_acl_and_restart, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
