@@ -41,18 +41,6 @@ struct ringmq_stats {
 	Ringmq__Frame *f; /* owned; body_case is STATS_OK */
 };
 
-/* Sends f, expects want and frees the answer: for calls answered Done. */
-static int
-call_done(ringmq_client *c, Ringmq__Frame *f)
-{
-	Ringmq__Frame *resp;
-	int rc = conn_call(c, f, RINGMQ__FRAME__BODY_DONE, &resp);
-
-	if (rc == RINGMQ_OK)
-		frame_free(resp);
-	return rc;
-}
-
 /* Starts a call whose out-parameter is outp: NULLs it, checks c. */
 static int
 begin_out(ringmq_client *c, void *outp)
@@ -329,7 +317,7 @@ ringmq_group_create(ringmq_client *c, const char *queue, const char *group,
 	gc.start = (Ringmq__StartPosition)start;
 	f.body_case = RINGMQ__FRAME__BODY_GROUP_CREATE;
 	f.group_create = &gc;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 int
@@ -347,7 +335,7 @@ ringmq_group_delete(ringmq_client *c, const char *queue, const char *group)
 	gd.group = (char *)group;
 	f.body_case = RINGMQ__FRAME__BODY_GROUP_DELETE;
 	f.group_delete = &gd;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 int
@@ -369,7 +357,7 @@ ringmq_group_reset(ringmq_client *c, const char *queue, const char *group,
 	gr.start = (Ringmq__StartPosition)start;
 	f.body_case = RINGMQ__FRAME__BODY_GROUP_RESET;
 	f.group_reset = &gr;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 /* Wraps an answer holding groups into a list; frees resp on failure. */

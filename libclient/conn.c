@@ -845,6 +845,17 @@ conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 }
 
 int
+conn_call_done(struct ringmq_client *c, Ringmq__Frame *req)
+{
+	Ringmq__Frame *resp;
+	int rc = conn_call(c, req, RINGMQ__FRAME__BODY_DONE, &resp);
+
+	if (rc == RINGMQ_OK)
+		frame_free(resp);
+	return rc;
+}
+
+int
 conn_call_timeout(struct ringmq_client *c, Ringmq__Frame *req,
 		  Ringmq__Frame__BodyCase want, int timeout_ms,
 		  Ringmq__Frame **respp)

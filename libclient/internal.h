@@ -506,6 +506,9 @@ int conn_pump(struct ringmq_client *c, int64_t deadline_ms);
 int conn_call(struct ringmq_client *c, Ringmq__Frame *req,
 	      Ringmq__Frame__BodyCase want, Ringmq__Frame **respp);
 
+/* conn_call for a request answered Done. */
+int conn_call_done(struct ringmq_client *c, Ringmq__Frame *req);
+
 /* conn_call with its own answer timeout, for a request that outlasts the
  * client's request timeout (backup); reaching a connection still takes at
  * most the request timeout. */

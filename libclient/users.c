@@ -19,17 +19,6 @@ struct ringmq_user_list {
 	Ringmq__Frame *f; /* owned; body_case is USER_LIST_OK */
 };
 
-static int
-call_done(ringmq_client *c, Ringmq__Frame *f)
-{
-	Ringmq__Frame *resp;
-	int rc = conn_call(c, f, RINGMQ__FRAME__BODY_DONE, &resp);
-
-	if (rc == RINGMQ_OK)
-		frame_free(resp);
-	return rc;
-}
-
 /* UserPut with keys derived from password (create: a new user). */
 static int
 put_keys(ringmq_client *c, const char *name, const char *password, int create)
@@ -68,7 +57,7 @@ put_keys(ringmq_client *c, const char *name, const char *password, int create)
 	up.server_key.len = sizeof(server);
 	f.body_case = RINGMQ__FRAME__BODY_USER_PUT;
 	f.user_put = &up;
-	rc = call_done(c, &f);
+	rc = conn_call_done(c, &f);
 	explicit_bzero(stored, sizeof(stored));
 	explicit_bzero(server, sizeof(server));
 	return rc;
@@ -148,7 +137,7 @@ ringmq_user_set_limit(ringmq_client *c, const char *name, const char *limit,
 	up.quota = &q;
 	f.body_case = RINGMQ__FRAME__BODY_USER_PUT;
 	f.user_put = &up;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 uint64_t
@@ -184,7 +173,7 @@ ringmq_user_delete(ringmq_client *c, const char *name)
 	ud.name = (char *)name;
 	f.body_case = RINGMQ__FRAME__BODY_USER_DELETE;
 	f.user_delete = &ud;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 int
@@ -211,7 +200,7 @@ ringmq_acl_set(ringmq_client *c, const char *user, const char *pattern,
 	as.permission = &p;
 	f.body_case = RINGMQ__FRAME__BODY_ACL_SET;
 	f.acl_set = &as;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 int
@@ -229,7 +218,7 @@ ringmq_acl_delete(ringmq_client *c, const char *user, const char *pattern)
 	ad.pattern = (char *)pattern;
 	f.body_case = RINGMQ__FRAME__BODY_ACL_DELETE;
 	f.acl_delete = &ad;
-	return call_done(c, &f);
+	return conn_call_done(c, &f);
 }
 
 int
