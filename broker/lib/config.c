@@ -22,6 +22,7 @@ enum setting_type {
 	SET_BYTES32, /* the same, u32 */
 	SET_SYNC,
 	SET_AUTH,
+	SET_TLS_CLIENT_AUTH,
 	SET_LOG_LEVEL,
 	SET_LOG_FORMAT,
 };
@@ -42,8 +43,26 @@ struct setting {
 #define NUM(t, f) t, offsetof(struct config, f), 0
 
 static const struct setting settings[] = {
-	{ "listen", STR(listen), "127.0.0.1:7420", "HOST:PORT", 0, 0,
-	  "address to accept clients on; port 0 picks a free port" },
+	{ "listen", STR(listen), "127.0.0.1:7420", "HOST:PORT|off", 0, 0,
+	  "address to accept plaintext clients on; port 0 picks a free port; "
+	  "off (with tls-listen) accepts TLS clients only" },
+	{ "tls-listen", STR(tls_listen), "", "HOST:PORT", 0, 0,
+	  "address to accept TLS clients on (needs tls-cert and tls-key); "
+	  "port 0 picks a free port; logged as 'tls listening on HOST:PORT', "
+	  "and printed as the 'listening on' line when listen is off" },
+	{ "tls-cert", STR(tls_cert), "", "FILE", 0, 0,
+	  "the broker's certificate, then its chain (PEM); read again on "
+	  "SIGHUP" },
+	{ "tls-key", STR(tls_key), "", "FILE", 0, 0,
+	  "the private key of tls-cert (PEM); read again on SIGHUP" },
+	{ "tls-ca", STR(tls_ca), "", "FILE", 0, 0,
+	  "CA certificates (PEM) that client certificates must chain to; "
+	  "read again on SIGHUP" },
+	{ "tls-client-auth", NUM(SET_TLS_CLIENT_AUTH, tls_client_auth), "none",
+	  "none|optional|require", 0, 0,
+	  "whether TLS clients show a certificate: not asked (none); asked, "
+	  "and verified against tls-ca if given (optional); or required and "
+	  "verified (require); optional and require need tls-ca" },
 	{ "http", STR(http), "127.0.0.1:7421", "HOST:PORT|off", 0, 0,
 	  "address of GET /metrics and GET /healthz; port 0 picks a free "
 	  "port; off disables" },
@@ -208,6 +227,16 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 			*(int *)field = CONFIG_AUTH_ON;
 		else if (strcmp(v, "off") == 0)
 			*(int *)field = CONFIG_AUTH_OFF;
+		else
+			goto bad;
+		return 0;
+	case SET_TLS_CLIENT_AUTH:
+		if (strcmp(v, "none") == 0)
+			*(int *)field = CONFIG_TLS_CLIENT_AUTH_NONE;
+		else if (strcmp(v, "optional") == 0)
+			*(int *)field = CONFIG_TLS_CLIENT_AUTH_OPTIONAL;
+		else if (strcmp(v, "require") == 0)
+			*(int *)field = CONFIG_TLS_CLIENT_AUTH_REQUIRE;
 		else
 			goto bad;
 		return 0;
@@ -419,6 +448,59 @@ config_read_token(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* The TLS settings make sense together. */
+static int
+config_check_tls(const struct config *cfg, char *err, size_t errlen)
+{
+	char host[256];
+	uint16_t port;
+
+	if (strcmp(cfg->listen, "off") == 0 && cfg->tls_listen[0] == '\0') {
+		set_err(err, errlen,
+			"listen: off needs tls-listen (the broker would accept "
+			"no client)");
+		return -1;
+	}
+	if (cfg->tls_listen[0] == '\0') {
+		if (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0' ||
+		    cfg->tls_ca[0] != '\0' ||
+		    cfg->tls_client_auth != CONFIG_TLS_CLIENT_AUTH_NONE) {
+			set_err(err, errlen,
+				"tls-cert, tls-key, tls-ca and tls-client-auth "
+				"need tls-listen");
+			return -1;
+		}
+		return 0;
+	}
+	if (config_split_hostport(cfg->tls_listen, host, sizeof(host), &port) <
+	    0) {
+		set_err(err, errlen, "tls-listen: expected HOST:PORT, got '%s'",
+			cfg->tls_listen);
+		return -1;
+	}
+	if (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0') {
+		set_err(err, errlen, "tls-listen needs tls-cert and tls-key");
+		return -1;
+	}
+	if (cfg->tls_client_auth != CONFIG_TLS_CLIENT_AUTH_NONE &&
+	    cfg->tls_ca[0] == '\0') {
+		set_err(err, errlen,
+			"tls-client-auth %s needs tls-ca (the CAs that client "
+			"certificates must chain to)",
+			cfg->tls_client_auth == CONFIG_TLS_CLIENT_AUTH_REQUIRE
+				? "require"
+				: "optional");
+		return -1;
+	}
+	if (strcmp(cfg->listen, "off") != 0 &&
+	    strcmp(cfg->listen, cfg->tls_listen) == 0 && port != 0) {
+		set_err(err, errlen,
+			"listen and tls-listen must be different addresses");
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
@@ -472,11 +554,15 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 			"http: expected HOST:PORT or off, got '%s'", cfg->http);
 		return -1;
 	}
-	if (config_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
-		set_err(err, errlen, "listen: expected HOST:PORT, got '%s'",
+	if (strcmp(cfg->listen, "off") != 0 &&
+	    config_split_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
+		set_err(err, errlen,
+			"listen: expected HOST:PORT or off, got '%s'",
 			cfg->listen);
 		return -1;
 	}
+	if (config_check_tls(cfg, err, errlen) < 0)
+		return -1;
 	if (cfg->backup_dir[0] != '\0' && cfg->backup_dir[0] != '/') {
 		set_err(err, errlen,
 			"backup-dir: expected an absolute path, "

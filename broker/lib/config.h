@@ -30,9 +30,22 @@ enum config_auth {
 	CONFIG_AUTH_ON,	 /* users authenticate (SCRAM), from any host */
 };
 
+/* Whether TLS clients must show a certificate (--tls-client-auth); the
+ * server maps it to net/tls's. */
+enum config_tls_client_auth {
+	CONFIG_TLS_CLIENT_AUTH_NONE,
+	CONFIG_TLS_CLIENT_AUTH_OPTIONAL,
+	CONFIG_TLS_CLIENT_AUTH_REQUIRE,
+};
+
 struct config {
-	char listen[256]; /* HOST:PORT; port 0 picks a free one */
-	char http[256];	  /* HOST:PORT of /metrics and /healthz, or "off" */
+	char listen[256];     /* HOST:PORT, port 0 picks a free one; or "off" */
+	char tls_listen[256]; /* HOST:PORT of the TLS listener; "" = none */
+	char tls_cert[1024];  /* PEM certificate chain; "" = none */
+	char tls_key[1024];   /* PEM private key */
+	char tls_ca[1024];    /* PEM CAs of client certificates; "" = none */
+	int tls_client_auth;  /* enum config_tls_client_auth */
+	char http[256];	      /* HOST:PORT of /metrics and /healthz, or "off" */
 	char http_token_file[1024]; /* "" = none */
 	char http_token[256];	    /* read from it at load; "" = none */
 	char data_dir[1024];
