@@ -29,6 +29,7 @@
 #include "net/http.h"
 #include "net/addr.h"
 #include "net/loop.h"
+#include "net/tls.h"
 #include "req/auth.h"
 #include "req/req.h"
 #include "req/session.h"
@@ -39,6 +40,16 @@
 #define RECV_BUFS	 512u	/* provided buffers, a power of two */
 #define RECV_BUF_BYTES	 32768u /* bytes each */
 #define SHUTDOWN_POLL_MS 20
+
+/* A listening socket: of plaintext clients, or of TLS ones. */
+struct listener {
+	struct server *srv;  /* borrowed: its owner */
+	int fd;		     /* -1: not listening */
+	struct tls_ctx *tls; /* borrowed from the server; NULL: plaintext */
+	struct loop_op accept_op;
+	int is_accepting; /* accept op in flight */
+	char bound[300];  /* HOST:PORT it is bound to */
+};
 
 struct server {
 	const struct config *cfg;
@@ -51,15 +62,15 @@ struct server {
 	struct conn_env env;
 	struct req_env req;
 	struct stats stats;
-	int listen_fd;
+	struct listener plain;	/* --listen */
+	struct listener secure; /* --tls-listen */
+	struct tls_ctx *tls;	/* owned; NULL without --tls-listen */
 	int signal_fd;
 	struct http *http; /* NULL when --http off */
-	struct loop_op accept_op;
 	struct loop_op store_op;
 	struct loop_op signal_op;
 	uint64_t store_ev;		 /* eventfd counter read */
 	struct signalfd_siginfo siginfo; /* signalfd read */
-	int is_accepting;		 /* accept op in flight */
 	int is_stopping;
 	int is_goodbye_sent;
 	uint64_t stop_deadline_ms;
@@ -345,8 +356,9 @@ out:
 
 /* ------------------------------------------------------------- listen */
 
+/* Binds l to addr ("HOST:PORT"). */
 static int
-server_listen(struct server *srv, char *bound, size_t boundlen)
+server_listen(struct listener *l, const char *addr)
 {
 	struct addrinfo hints, *ai = NULL;
 	struct sockaddr_storage ss;
@@ -355,8 +367,7 @@ server_listen(struct server *srv, char *bound, size_t boundlen)
 	uint16_t port;
 	int fd = -1, one = 1, rc;
 
-	if (config_split_hostport(srv->cfg->listen, host, sizeof(host), &port) <
-	    0)
+	if (config_split_hostport(addr, host, sizeof(host), &port) < 0)
 		return -EINVAL;
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	memset(&hints, 0, sizeof(hints));
@@ -365,7 +376,7 @@ server_listen(struct server *srv, char *bound, size_t boundlen)
 	hints.ai_flags = AI_PASSIVE;
 	rc = getaddrinfo(host, portstr, &hints, &ai);
 	if (rc != 0) {
-		log_error("listen %s: %s", srv->cfg->listen, gai_strerror(rc));
+		log_error("listen %s: %s", addr, gai_strerror(rc));
 		return -EINVAL;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -374,7 +385,7 @@ server_listen(struct server *srv, char *bound, size_t boundlen)
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
 		rc = -errno;
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
+		log_error("listen %s: %s", addr, strerror(errno));
 		goto fail;
 	}
 	rc = getnameinfo((struct sockaddr *)&ss, sslen, hbuf, sizeof(hbuf),
@@ -383,10 +394,10 @@ server_listen(struct server *srv, char *bound, size_t boundlen)
 		rc = -EINVAL;
 		goto fail;
 	}
-	snprintf(bound, boundlen,
+	snprintf(l->bound, sizeof(l->bound),
 		 ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
 	freeaddrinfo(ai);
-	srv->listen_fd = fd;
+	l->fd = fd;
 	return 0;
 fail:
 	if (fd >= 0)
@@ -395,15 +406,48 @@ fail:
 	return rc;
 }
 
+/* The plaintext listener unless listen is off, and the TLS one with its
+ * certificate when tls-listen is set. */
+static int
+server_open_listeners(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	char why[512];
+
+	if (strcmp(cfg->listen, "off") != 0 &&
+	    server_listen(&srv->plain, cfg->listen) < 0)
+		return -1;
+	if (cfg->tls_listen[0] == '\0')
+		return 0;
+	struct tls_files f = {
+		.cert = cfg->tls_cert,
+		.key = cfg->tls_key,
+		.ca = cfg->tls_ca,
+		.client_auth =
+			cfg->tls_client_auth == CONFIG_TLS_CLIENT_AUTH_REQUIRE
+				? TLS_CLIENT_AUTH_REQUIRE
+			: cfg->tls_client_auth ==
+					CONFIG_TLS_CLIENT_AUTH_OPTIONAL
+				? TLS_CLIENT_AUTH_OPTIONAL
+				: TLS_CLIENT_AUTH_NONE,
+	};
+	if (tls_ctx_open(&srv->tls, &f, why, sizeof(why)) < 0) {
+		log_error("cannot set up TLS: %s", why);
+		return -1;
+	}
+	srv->secure.tls = srv->tls;
+	return server_listen(&srv->secure, cfg->tls_listen);
+}
+
 /* ---------------------------------------------------------- operations */
 
 static void
-arm_accept(struct server *srv)
+arm_accept(struct listener *l)
 {
-	if (loop_accept(srv->loop, srv->listen_fd, &srv->accept_op) == 0)
-		srv->is_accepting = 1;
+	if (loop_accept(l->srv->loop, l->fd, &l->accept_op) == 0)
+		l->is_accepting = 1;
 	else
-		log_error("cannot submit accept");
+		log_error("cannot submit accept on %s", l->bound);
 }
 
 /* A refused connection is held only to answer its hello with the refusal,
@@ -416,15 +460,16 @@ arm_accept(struct server *srv)
 #define REFUSED_MAX	    256u
 
 static void
-server_refuse(struct server *srv, int fd, int code, const char *why)
+server_refuse(struct listener *l, int fd, int code, const char *why)
 {
+	struct server *srv = l->srv;
 	struct conn *c;
 
 	if (srv->env.restricted >= REFUSED_MAX) {
 		close(fd);
 		return;
 	}
-	if (conn_open(&srv->env, fd, &c) == 0) {
+	if (conn_open(&srv->env, fd, l->tls, &c) == 0) {
 		conn_restrict(c, REFUSED_FRAME_BYTES, REFUSED_LIFETIME_MS);
 		session_refuse(c, code, why);
 	}
@@ -459,17 +504,18 @@ server_is_protected_from(struct server *srv, int fd)
 static void
 on_accept(struct loop_op *op, int res, uint32_t flags)
 {
-	struct server *srv = op->data;
+	struct listener *l = op->data;
+	struct server *srv = l->srv;
 
 	if (!loop_op_more(flags))
-		srv->is_accepting = 0;
+		l->is_accepting = 0;
 	if (res >= 0) {
 		if (srv->is_stopping)
 			close(res);
 		/* Refused first, so that refused peers never count against
 		 * the ones served. */
 		else if (server_is_protected_from(srv, res))
-			server_refuse(srv, res,
+			server_refuse(l, res,
 				      RINGMQ__ERROR_CODE__PERMISSION_DENIED,
 				      PROTECTED_WHY);
 		/* Closed ones finishing (a FIN out, reading to the peer's
@@ -483,21 +529,21 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 				 2 * (size_t)srv->cfg->max_connections +
 					 REFUSED_MAX) {
 			srv->stats.refused_too_many++;
-			server_refuse(srv, res,
+			server_refuse(l, res,
 				      RINGMQ__ERROR_CODE__TOO_MANY_CONNECTIONS,
 				      "too many connections");
-		} else if (conn_open(&srv->env, res, NULL) < 0)
+		} else if (conn_open(&srv->env, res, l->tls, NULL) < 0)
 			log_warn("cannot set up a connection");
 	} else if (res != -ECANCELED) {
 		log_warn("accept: %s", strerror(-res));
 	}
-	if (!srv->is_accepting && !srv->is_stopping)
-		arm_accept(srv);
-	if (!srv->is_accepting && srv->is_stopping && srv->listen_fd >= 0) {
+	if (!l->is_accepting && !srv->is_stopping)
+		arm_accept(l);
+	if (!l->is_accepting && srv->is_stopping && l->fd >= 0) {
 		/* Stopped accepting: a new connect is refused at once
 		 * rather than left waiting in the backlog. */
-		close(srv->listen_fd);
-		srv->listen_fd = -1;
+		close(l->fd);
+		l->fd = -1;
 	}
 }
 
@@ -555,8 +601,10 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 			shutdown_margin_ms(srv->cfg->shutdown_timeout_ms);
 		groups_stop_dispatch(srv->gs);
 		/* HTTP stays: /healthz answers 503 until the loop ends. */
-		if (srv->is_accepting)
-			(void)loop_cancel(srv->loop, &srv->accept_op);
+		if (srv->plain.is_accepting)
+			(void)loop_cancel(srv->loop, &srv->plain.accept_op);
+		if (srv->secure.is_accepting)
+			(void)loop_cancel(srv->loop, &srv->secure.accept_op);
 	}
 	arm_signal(srv);
 }
@@ -577,7 +625,8 @@ server_stop_step(struct server *srv)
 		srv->is_goodbye_sent = 1;
 	}
 	conn_sweep_lingering(&srv->env, clock_mono_ms());
-	if (srv->env.count == 0 && !srv->is_accepting) {
+	if (srv->env.count == 0 && !srv->plain.is_accepting &&
+	    !srv->secure.is_accepting) {
 		http_stop(srv->http);
 		loop_stop(srv->loop);
 		return 0;
@@ -680,12 +729,13 @@ server_run(const struct config *cfg)
 {
 	struct server srv;
 	struct store_opts so;
-	char bound[300];
+	const char *bound; /* the address of the "listening on" line */
 	int rc, code = 1;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
-	srv.listen_fd = srv.signal_fd = -1;
+	srv.plain.fd = srv.secure.fd = srv.signal_fd = -1;
+	srv.plain.srv = srv.secure.srv = &srv;
 	raise_nofile();
 	if (server_signals(&srv) < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
@@ -730,8 +780,9 @@ server_run(const struct config *cfg)
 		log_error("io_uring set-up failed: %s", strerror(-rc));
 		goto out;
 	}
-	if (server_listen(&srv, bound, sizeof(bound)) < 0)
+	if (server_open_listeners(&srv) < 0)
 		goto out;
+	bound = srv.plain.fd >= 0 ? srv.plain.bound : srv.secure.bound;
 	srv.stats.start_ms = clock_mono_ms();
 	srv.req.qs = srv.qs;
 	srv.req.gs = srv.gs;
@@ -749,10 +800,16 @@ server_run(const struct config *cfg)
 	srv.env.stats = &srv.stats;
 	srv.env.ops = &session_conn_ops;
 	srv.env.ops_ctx = &srv.req;
-	srv.accept_op = (struct loop_op){ .cb = on_accept, .data = &srv };
+	srv.plain.accept_op =
+		(struct loop_op){ .cb = on_accept, .data = &srv.plain };
+	srv.secure.accept_op =
+		(struct loop_op){ .cb = on_accept, .data = &srv.secure };
 	srv.store_op = (struct loop_op){ .cb = on_store, .data = &srv };
 	srv.signal_op = (struct loop_op){ .cb = on_signal, .data = &srv };
-	arm_accept(&srv);
+	if (srv.plain.fd >= 0)
+		arm_accept(&srv.plain);
+	if (srv.secure.fd >= 0)
+		arm_accept(&srv.secure);
 	arm_store(&srv);
 	arm_signal(&srv);
 	log_info("ringmqd %s listening on %s, data %s, sync %s", RINGMQ_VERSION,
@@ -760,6 +817,11 @@ server_run(const struct config *cfg)
 		 cfg->sync == CONFIG_SYNC_ALWAYS     ? "always"
 		 : cfg->sync == CONFIG_SYNC_INTERVAL ? "interval"
 						     : "never");
+	/* The "listening on" line names the plaintext listener when there
+	 * is one: scripts and tests that know only that line go on working.
+	 * The TLS address is always in this line of the log. */
+	if (srv.secure.fd >= 0)
+		log_info("tls listening on %s", srv.secure.bound);
 	if (cfg->auth == CONFIG_AUTH_OFF)
 		log_warn("auth off: every client that reaches %s may publish, "
 			 "consume and manage every queue",
@@ -799,8 +861,10 @@ server_run(const struct config *cfg)
 	store_reap(srv.store);
 	log_info("stopped");
 out:
-	if (srv.listen_fd >= 0)
-		close(srv.listen_fd);
+	if (srv.plain.fd >= 0)
+		close(srv.plain.fd);
+	if (srv.secure.fd >= 0)
+		close(srv.secure.fd);
 	loop_close(srv.loop);
 	http_close(srv.http);
 	/* A backup still running answers no one: its connection goes. */
@@ -812,6 +876,8 @@ out:
 	store_close(srv.store);
 	users_free(srv.users);
 	auth_env_free(srv.auth);
+	/* After the connections: none holds it any more. */
+	tls_ctx_close(srv.tls);
 	if (srv.signal_fd >= 0)
 		close(srv.signal_fd);
 	return code;

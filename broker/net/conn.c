@@ -26,6 +26,7 @@
 #include "net/addr.h"
 #include "net/frame.h"
 #include "net/loop.h"
+#include "net/tls.h"
 
 /* How long a closed connection reads (and drops) what its peer still
  * sends, after its last output and a FIN, before the socket is closed. */
@@ -73,7 +74,14 @@ struct conn {
 	struct conn *next, *prev; /* env->conns */
 	struct conn *flush_next;  /* env->flush */
 	int is_flush_queued;
+	struct tls_conn *tls; /* owned; NULL: plaintext */
+	int has_input;	      /* a byte came (the first ones are checked) */
+	int is_tls_closed;    /* close_notify written, or not to be */
 };
+
+/* Plaintext out of TLS records, before it is parsed (one record's worth:
+ * 16 KiB, RFC 8446 5.1). The loop is the only thread. */
+static uint8_t tls_plain[16384];
 
 static void conn_maybe_free(struct conn *c);
 
@@ -175,6 +183,12 @@ conn_is_local(const struct conn *c)
 	return c->is_local;
 }
 
+const struct tls_conn *
+conn_tls(const struct conn *c)
+{
+	return c->tls;
+}
+
 int
 conn_is_dead(const struct conn *c)
 {
@@ -223,13 +237,61 @@ conn_submit_send(struct conn *c)
 	c->is_send_inflight = 1;
 }
 
+/* Encrypts the pending output and submits the records, with those the
+ * handshake or a close made. */
+static void
+conn_tls_start_send(struct conn *c)
+{
+	size_t n;
+
+	if (c->pending.len > 0 && tls_conn_is_ready(c->tls)) {
+		int rc =
+			tls_conn_write(c->tls, c->pending.data, c->pending.len);
+
+		c->pending.len = 0;
+		if (rc < 0) {
+			log_info("conn %llu: TLS: %s; closing",
+				 (unsigned long long)c->id,
+				 tls_conn_why(c->tls));
+			c->is_dead = 1;
+			conn_close(c, "TLS write failed");
+			return;
+		}
+	} else if (c->pending.len > 0 && c->is_closing) {
+		/* No handshake done, and none to come: nobody could read
+		 * it. */
+		c->pending.len = 0;
+	}
+	n = tls_conn_out_len(c->tls);
+	if (n == 0)
+		return;
+	if (c->sending.len == 0)
+		c->last_output_ms = clock_mono_ms();
+	if (obuf_reserve(&c->sending, n) < 0) {
+		log_error("conn %llu: out of memory for %zu bytes of output",
+			  (unsigned long long)c->id, n);
+		c->is_dead = 1;
+		conn_close(c, "out of memory");
+		return;
+	}
+	c->sending.len +=
+		tls_conn_out_take(c->tls, c->sending.data + c->sending.len, n);
+	conn_submit_send(c);
+}
+
 /* Moves pending output to the sending buffer and submits it. */
 static void
 conn_start_send(struct conn *c)
 {
 	struct obuf t;
 
-	if (c->is_send_inflight || c->pending.len == 0 || c->is_dead)
+	if (c->is_send_inflight || c->is_dead)
+		return;
+	if (c->tls != NULL) {
+		conn_tls_start_send(c);
+		return;
+	}
+	if (c->pending.len == 0)
 		return;
 	/* Output waits from now (see the unread-output check). */
 	if (c->sending.len == 0)
@@ -356,6 +418,18 @@ conn_maybe_free(struct conn *c)
 		return;
 	if (!c->is_dead && c->pending.len > 0)
 		return; /* still to send; conn_flush_all will */
+	if (!c->is_dead && c->tls != NULL && tls_conn_out_len(c->tls) > 0) {
+		conn_queue_flush(c); /* records still to send: an alert */
+		return;
+	}
+	if (!c->is_dead && c->tls != NULL && !c->is_tls_closed) {
+		/* Tells the peer the stream ends here, not cut short. */
+		c->is_tls_closed = 1;
+		tls_conn_close_notify(c->tls);
+		conn_start_send(c);
+		if (c->is_send_inflight)
+			return;
+	}
 	if (!c->is_dead && !c->is_peer_closed && !c->is_lingering) {
 		/* A close with unread input would reset the connection and
 		 * drop output the kernel has not sent yet (the goodbye, the
@@ -377,6 +451,7 @@ conn_maybe_free(struct conn *c)
 	if (c->is_closing)
 		env->closing--;
 	env->ops->free(c->session);
+	tls_conn_free(c->tls);
 	free(c->in);
 	free(c->pending.data);
 	free(c->sending.data);
@@ -514,6 +589,70 @@ conn_input(struct conn *c, const uint8_t *data, size_t len)
 	conn_trim(c);
 }
 
+/* Decrypts what came on a TLS connection and parses the plaintext. */
+static void
+conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	int rc = tls_conn_feed(c->tls, data, len);
+
+	if (rc == -RMQ_EBAD_FRAME) {
+		/* Answered in plaintext, which is what the peer reads. */
+		tls_conn_free(c->tls);
+		c->tls = NULL;
+		conn_fail(c, rc,
+			  "plaintext on the TLS port: connect with TLS, or to "
+			  "the plaintext port");
+		return;
+	}
+	if (rc < 0) {
+		conn_fail(c, rc, "out of memory");
+		return;
+	}
+	while (!c->is_closing) {
+		long n = tls_conn_read(c->tls, tls_plain, sizeof(tls_plain));
+
+		if (n > 0) {
+			conn_input(c, tls_plain, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (n == -ESHUTDOWN) {
+			conn_close(c, "the peer closed (TLS close_notify)");
+		} else {
+			/* The alert OpenSSL wrote tells the peer why. */
+			log_info("conn %llu from %s: TLS %s; closing",
+				 (unsigned long long)c->id, c->peer,
+				 tls_conn_why(c->tls));
+			c->is_tls_closed = 1;
+			conn_close(c, "TLS failed");
+		}
+		break;
+	}
+	if (tls_conn_out_len(c->tls) > 0)
+		conn_queue_flush(c); /* the handshake's answers */
+}
+
+/* Bytes as they came from the socket. */
+static void
+conn_receive(struct conn *c, const uint8_t *data, size_t len)
+{
+	int is_first = !c->has_input;
+
+	c->has_input = 1;
+	if (c->tls != NULL) {
+		conn_tls_input(c, data, len);
+		return;
+	}
+	if (is_first && tls_is_client_hello(data, len)) {
+		conn_fail(c, -RMQ_EBAD_FRAME,
+			  "a TLS handshake on the plaintext port: connect "
+			  "without TLS, or to the TLS port");
+		return;
+	}
+	conn_input(c, data, len);
+}
+
 static void
 conn_resume(struct conn *c)
 {
@@ -557,7 +696,8 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 		}
 		c->env->stats->bytes_in += (uint64_t)res;
 		if (!c->is_closing)
-			conn_input(c, loop_buf(c->env->loop, bid), (size_t)res);
+			conn_receive(c, loop_buf(c->env->loop, bid),
+				     (size_t)res);
 		loop_buf_return(c->env->loop, bid);
 	} else if (res == 0) {
 		c->is_peer_closed = 1;
@@ -577,12 +717,13 @@ on_recv(struct loop_op *op, int res, uint32_t flags)
 }
 
 int
-conn_open(struct conn_env *env, int fd, struct conn **out)
+conn_open(struct conn_env *env, int fd, struct tls_ctx *tls, struct conn **out)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	int one = 1;
 
-	if (c == NULL) {
+	if (c == NULL || (tls != NULL && tls_conn_new(&c->tls, tls) < 0)) {
+		free(c);
 		close(fd);
 		return -ENOMEM;
 	}
@@ -599,6 +740,7 @@ conn_open(struct conn_env *env, int fd, struct conn **out)
 	c->is_local = addr_peer_name(fd, c->peer, sizeof(c->peer));
 	c->session = env->ops->open(env->ops_ctx, c);
 	if (c->session == NULL) {
+		tls_conn_free(c->tls);
 		free(c);
 		close(fd);
 		return -ENOMEM;

@@ -26,6 +26,8 @@ struct loop;
 struct stats;
 struct config;
 struct conn;
+struct tls_ctx;
+struct tls_conn;
 
 /* What a connection asks of the session above it. Each takes the session
  * that open returned. */
@@ -79,9 +81,13 @@ struct conn_env {
 };
 
 /* Takes over socket fd and starts reading it.
+ * @param tls  borrowed: the context of a TLS listener (its current
+ *             certificate is the connection's for its life), or NULL for
+ *             plaintext.
  * @param[out] out  the connection (may be NULL).
  * @return 0, or -errno (fd is closed). */
-int conn_open(struct conn_env *env, int fd, struct conn **out);
+int conn_open(struct conn_env *env, int fd, struct tls_ctx *tls,
+	      struct conn **out);
 
 /* Holds c only to answer its first frame with a refusal: its frames may
  * have at most max_frame_bytes, and it is closed lifetime_ms after it
@@ -104,6 +110,9 @@ uint64_t conn_id(const struct conn *c);
 const char *conn_peer(const struct conn *c);
 /* 1 if the peer is on this host (a loopback address). */
 int conn_is_local(const struct conn *c);
+/* The TLS state of c (tls.h: tls_conn_peer_identity gives the verified
+ * client certificate's names); NULL on a plaintext connection. */
+const struct tls_conn *conn_tls(const struct conn *c);
 /* 1 once the socket failed: output is dropped, nothing reaches the peer. */
 int conn_is_dead(const struct conn *c);
 /* 1 once it closes: read no more. */
