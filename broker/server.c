@@ -583,13 +583,38 @@ shutdown_margin_ms(uint64_t timeout_ms)
 	return timeout_ms / 4 < 100 ? timeout_ms / 4 : 100;
 }
 
+/* SIGHUP: the TLS certificate, key and CA are read again. Connections
+ * open keep the ones they began with; new ones get the new ones. */
+static void
+server_reload_tls(struct server *srv)
+{
+	char why[512];
+
+	if (srv->tls == NULL) {
+		log_info("received SIGHUP: no TLS listener, nothing to reload");
+		return;
+	}
+	if (tls_ctx_reload(srv->tls, why, sizeof(why)) < 0) {
+		log_error("received SIGHUP: TLS certificate not reloaded, the "
+			  "current one stays: %s",
+			  why);
+		return;
+	}
+	log_info("received SIGHUP: TLS certificate reloaded from %s; new "
+		 "connections use it",
+		 srv->cfg->tls_cert);
+}
+
 static void
 on_signal(struct loop_op *op, int res, uint32_t flags)
 {
 	struct server *srv = op->data;
 
 	(void)flags;
-	if (res == (int)sizeof(srv->siginfo) && !srv->is_stopping) {
+	if (res == (int)sizeof(srv->siginfo) &&
+	    srv->siginfo.ssi_signo == SIGHUP) {
+		server_reload_tls(srv);
+	} else if (res == (int)sizeof(srv->siginfo) && !srv->is_stopping) {
 		log_info("received %s: shutting down",
 			 strsignal((int)srv->siginfo.ssi_signo));
 		srv->is_stopping = 1;
@@ -718,6 +743,7 @@ server_signals(struct server *srv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	srv->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
