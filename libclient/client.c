@@ -192,6 +192,7 @@ ringmq_opts_new(void)
 	opts->is_block_when_full = 1;
 	opts->nack_backoff_ms = DEFAULT_NACK_BACKOFF_MS;
 	opts->nack_backoff_max_ms = DEFAULT_NACK_BACKOFF_MAX_MS;
+	opts->is_tls_verify = 1;
 	return opts;
 }
 
@@ -205,15 +206,26 @@ wipe_free(char *s)
 	}
 }
 
+/* Frees the strings of o (not o). */
+static void
+opts_fini(struct ringmq_opts *o)
+{
+	free(o->server);
+	free(o->client_name);
+	free(o->user);
+	wipe_free(o->password);
+	free(o->tls_ca);
+	free(o->tls_cert);
+	free(o->tls_key);
+	free(o->tls_server_name);
+}
+
 void
 ringmq_opts_free(ringmq_opts *opts)
 {
 	if (opts == NULL)
 		return;
-	free(opts->server);
-	free(opts->client_name);
-	free(opts->user);
-	wipe_free(opts->password);
+	opts_fini(opts);
 	free(opts);
 }
 
@@ -306,6 +318,20 @@ static const struct num_opt {
 	{ "nack-backoff-max-ms",
 	  offsetof(struct ringmq_opts, nack_backoff_max_ms), 'i', 0,
 	  MAX_TIMEOUT_MS },
+	{ "tls", offsetof(struct ringmq_opts, is_tls), 'b', 0, 1 },
+	{ "tls-verify", offsetof(struct ringmq_opts, is_tls_verify), 'b', 0,
+	  1 },
+};
+
+/* String options that name a TLS file or name: where each goes. */
+static const struct str_opt {
+	const char *name;
+	size_t off; /* offsetof the char * in struct ringmq_opts */
+} str_opts[] = {
+	{ "tls-ca", offsetof(struct ringmq_opts, tls_ca) },
+	{ "tls-cert", offsetof(struct ringmq_opts, tls_cert) },
+	{ "tls-key", offsetof(struct ringmq_opts, tls_key) },
+	{ "tls-server-name", offsetof(struct ringmq_opts, tls_server_name) },
 };
 
 /* Sets a numeric or boolean option; -1 when the value is bad. */
@@ -370,6 +396,19 @@ ringmq_opts_set(ringmq_opts *opts, const char *name, const char *value,
 		opts->password = pw;
 		return RINGMQ_OK;
 	}
+	for (size_t i = 0; i < sizeof(str_opts) / sizeof(str_opts[0]); i++) {
+		char **slot;
+
+		if (strcmp(name, str_opts[i].name) != 0)
+			continue;
+		slot = (char **)(void *)((char *)opts + str_opts[i].off);
+		if (value[0] == '\0') { /* back to the default */
+			free(*slot);
+			*slot = NULL;
+			return RINGMQ_OK;
+		}
+		return set_string(slot, value, errbuf, errlen);
+	}
 	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
 		const struct num_opt *o = &num_opts[i];
 
@@ -393,19 +432,54 @@ ringmq_opts_set(ringmq_opts *opts, const char *name, const char *value,
 	return RINGMQ_USAGE;
 }
 
+/* A copy of s, or NULL for NULL; *is_nomem set when the copy failed. */
+static char *
+dup_or_null(const char *s, int *is_nomem)
+{
+	char *d = s != NULL ? strdup(s) : NULL;
+
+	if (s != NULL && d == NULL)
+		*is_nomem = 1;
+	return d;
+}
+
 static int
 opts_copy(struct ringmq_opts *dst, const struct ringmq_opts *src)
 {
+	int is_nomem = 0;
+
 	*dst = *src;
-	dst->server = strdup(src->server);
-	dst->client_name = src->client_name ? strdup(src->client_name) : NULL;
-	dst->user = src->user ? strdup(src->user) : NULL;
-	dst->password = src->password ? strdup(src->password) : NULL;
-	if (dst->server == NULL ||
-	    (src->client_name != NULL && dst->client_name == NULL) ||
-	    (src->user != NULL && dst->user == NULL) ||
-	    (src->password != NULL && dst->password == NULL))
+	dst->server = dup_or_null(src->server, &is_nomem);
+	dst->client_name = dup_or_null(src->client_name, &is_nomem);
+	dst->user = dup_or_null(src->user, &is_nomem);
+	dst->password = dup_or_null(src->password, &is_nomem);
+	dst->tls_ca = dup_or_null(src->tls_ca, &is_nomem);
+	dst->tls_cert = dup_or_null(src->tls_cert, &is_nomem);
+	dst->tls_key = dup_or_null(src->tls_key, &is_nomem);
+	dst->tls_server_name = dup_or_null(src->tls_server_name, &is_nomem);
+	return is_nomem ? -1 : 0;
+}
+
+/* The tls options make sense together; -1 with why. */
+static int
+check_tls_opts(const struct ringmq_opts *o, char *errbuf, size_t errlen)
+{
+	if (!o->is_tls) {
+		if (o->tls_ca != NULL || o->tls_cert != NULL ||
+		    o->tls_key != NULL || o->tls_server_name != NULL) {
+			errbuf_set(errbuf, errlen,
+				   "tls-ca, tls-cert, tls-key and "
+				   "tls-server-name need tls=true");
+			return -1;
+		}
+		return 0;
+	}
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+		errbuf_set(errbuf, errlen,
+			   "tls-cert and tls-key go together (a client "
+			   "certificate and its key)");
 		return -1;
+	}
 	return 0;
 }
 
@@ -686,6 +760,7 @@ connect_one(struct ringmq_client *c, const char *entry, size_t len, char *why,
 {
 	char host[256];
 	char port[8];
+	struct ssl_st *ssl = NULL;
 	int fd;
 	int rc;
 
@@ -696,7 +771,22 @@ connect_one(struct ringmq_client *c, const char *entry, size_t len, char *why,
 	fd = tcp_connect(host, port, c->opts.connect_timeout_ms, why, whylen);
 	if (fd < 0)
 		return RINGMQ_UNREACHABLE;
-	conn_attach(c, fd);
+	if (c->tls_ctx != NULL) {
+		const char *name = c->opts.tls_server_name != NULL
+					   ? c->opts.tls_server_name
+					   : host;
+		char tls_why[400];
+
+		if (tls_handshake(c->tls_ctx, fd, name, c->opts.is_tls_verify,
+				  c->opts.connect_timeout_ms, &ssl, tls_why,
+				  sizeof(tls_why)) < 0) {
+			(void)close(fd); /* nothing to report */
+			snprintf(why, whylen, "%.*s: %.280s",
+				 (int)(len > 100 ? 100 : len), entry, tls_why);
+			return RINGMQ_UNREACHABLE;
+		}
+	}
+	conn_attach(c, fd, ssl);
 	c->errmsg[0] = '\0';
 	rc = hello(c);
 	if (rc == RINGMQ_OK) {
@@ -908,7 +998,10 @@ ringmq_client_connect(ringmq_client **clientp, const ringmq_opts *opts,
 	}
 	if (c->wake_fd < 0 || opts_copy(&c->opts, opts) < 0)
 		goto nomem;
-	if (opts_from_env(&c->opts, errbuf, errlen) < 0) {
+	if (opts_from_env(&c->opts, errbuf, errlen) < 0 ||
+	    check_tls_opts(&c->opts, errbuf, errlen) < 0 ||
+	    (c->opts.is_tls &&
+	     tls_ctx_new(&c->tls_ctx, &c->opts, errbuf, errlen) < 0)) {
 		rc = RINGMQ_USAGE;
 		goto fail;
 	}
@@ -977,10 +1070,8 @@ ringmq_client_free(ringmq_client *c)
 	if (c->wake_fd >= 0)
 		(void)close(c->wake_fd); /* nothing to report */
 	pthread_mutex_destroy(&c->lock);
-	free(c->opts.server);
-	free(c->opts.client_name);
-	free(c->opts.user);
-	wipe_free(c->opts.password);
+	opts_fini(&c->opts);
+	tls_ctx_free(c->tls_ctx);
 	free(c->server);
 	free(c);
 }

@@ -103,6 +103,8 @@ conn_lose(struct ringmq_client *c, const char *why)
 {
 	if (c->state != CONN_OPEN)
 		return;
+	tls_free(c->ssl, 0);
+	c->ssl = NULL;
 	/* close() of a socket can only fail with EINTR/EIO after the fd is
 	 * released already; nothing to retry. */
 	(void)close(c->fd);
@@ -131,6 +133,8 @@ conn_lose(struct ringmq_client *c, const char *why)
 void
 conn_reset(struct ringmq_client *c)
 {
+	tls_free(c->ssl, 0);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		(void)close(c->fd); /* see conn_lose */
 	c->fd = -1;
@@ -144,9 +148,10 @@ conn_reset(struct ringmq_client *c)
 }
 
 void
-conn_attach(struct ringmq_client *c, int fd)
+conn_attach(struct ringmq_client *c, int fd, struct ssl_st *ssl)
 {
 	c->fd = fd;
+	c->ssl = ssl;
 	c->state = CONN_OPEN;
 	c->io.last_rx_ms = conn_now_ms();
 	c->io.ping_sent_ms = 0;
@@ -186,6 +191,9 @@ conn_next_request_id(struct ringmq_client *c)
 void
 conn_fini(struct ringmq_client *c)
 {
+	/* The owner closes: tell the broker the stream ends here. */
+	tls_free(c->ssl, 1);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		(void)close(c->fd); /* see conn_lose */
 	c->fd = -1;
@@ -337,6 +345,15 @@ dispatch(struct ringmq_client *c, Ringmq__Frame *f)
 	frame_free(f);
 }
 
+/* 1 when the 4 bytes at p start a TLS record (a handshake or an alert,
+ * version 3.x) rather than a frame: a length prefix that large is never
+ * a frame before hello. */
+static int
+is_tls_record(const uint8_t *p)
+{
+	return (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03;
+}
+
 /* Decodes and dispatches every whole frame in c->io.in; -1 when the stream
  * broke the protocol (connection lost). */
 static int
@@ -349,6 +366,13 @@ decode_frames(struct ringmq_client *c)
 		uint32_t len = get_be32(c->io.in + off);
 		Ringmq__Frame *f;
 
+		if (len > c->io.max_in_frame_bytes && !c->is_ready &&
+		    c->ssl == NULL && is_tls_record(c->io.in + off)) {
+			conn_lose(c, "the broker answered with TLS: connect "
+				     "with tls=true, or to its plaintext "
+				     "port");
+			return -1;
+		}
 		if (len > c->io.max_in_frame_bytes) {
 			snprintf(why, sizeof(why),
 				 "protocol error: frame of %u bytes from the "
@@ -382,10 +406,24 @@ flush_out(struct ringmq_client *c)
 	char why[160];
 
 	while (c->io.out_off < c->io.out_len) {
-		ssize_t n = send(c->fd, c->io.out + c->io.out_off,
-				 c->io.out_len - c->io.out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n;
 
+		if (c->ssl != NULL) {
+			n = tls_send(c->ssl, c->io.out + c->io.out_off,
+				     c->io.out_len - c->io.out_off, why,
+				     sizeof(why));
+			if (n == TLS_WOULD_BLOCK)
+				return 0;
+			if (n < 0) {
+				conn_lose(c, why);
+				return -1;
+			}
+			c->io.out_off += (size_t)n;
+			continue;
+		}
+		n = send(c->fd, c->io.out + c->io.out_off,
+			 c->io.out_len - c->io.out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -410,8 +448,10 @@ fill_in(struct ringmq_client *c)
 {
 	long got = 0;
 	int is_eof = 0;
+	int is_tls_failed = 0;
 	int err = 0;
 	char why[160];
+	char tls_why[400];
 
 	for (int i = 0; i < READS_PER_PUMP; i++) {
 		ssize_t n;
@@ -421,8 +461,20 @@ fill_in(struct ringmq_client *c)
 			/* Stop reading; what is buffered still decodes. */
 			break;
 		}
-		n = recv(c->fd, c->io.in + c->io.in_len, READ_CHUNK_BYTES,
-			 MSG_DONTWAIT);
+		if (c->ssl != NULL) {
+			n = tls_recv(c->ssl, c->io.in + c->io.in_len,
+				     READ_CHUNK_BYTES, tls_why,
+				     sizeof(tls_why));
+			if (n == TLS_WOULD_BLOCK)
+				break;
+			if (n == TLS_FAILED) {
+				is_tls_failed = 1;
+				break;
+			}
+		} else {
+			n = recv(c->fd, c->io.in + c->io.in_len,
+				 READ_CHUNK_BYTES, MSG_DONTWAIT);
+		}
 		if (n == 0) {
 			is_eof = 1;
 			break;
@@ -438,12 +490,18 @@ fill_in(struct ringmq_client *c)
 		got += (long)n;
 		c->io.last_rx_ms = conn_now_ms();
 		c->io.ping_sent_ms = 0;
-		if ((size_t)n < READ_CHUNK_BYTES)
+		/* A short read emptied the socket; TLS reads a record at a
+		 * time, and reads on until the socket has nothing. */
+		if ((size_t)n < READ_CHUNK_BYTES && c->ssl == NULL)
 			break;
 	}
 	/* Frames that arrived before a close are still answers. */
 	if (decode_frames(c) < 0)
 		return -1;
+	if (is_tls_failed) {
+		conn_lose(c, tls_why);
+		return -1;
+	}
 	if (is_eof) {
 		conn_lose(c, c->is_closing ? "connection closed by the broker "
 					     "(shutting down)"
@@ -627,6 +685,9 @@ conn_pump(struct ringmq_client *c, int64_t deadline_ms)
 	p[1].events = POLLIN;
 	p[1].revents = 0;
 	timeout_ms = poll_timeout(wake_ms);
+	/* Bytes TLS read ahead are no longer the socket's to signal. */
+	if (c->ssl != NULL && tls_has_pending(c->ssl))
+		timeout_ms = 0;
 	if (timeout_ms == 0) {
 		/* No wait: a receive that finds nothing costs what a poll
 		 * would, and one that finds something saves the poll (callers

@@ -24,7 +24,8 @@
  *      producer.c          acks; batched and resent publishes
  *   2  touch.c             auto-touch
  *   1  conn.c              the transport and the frame router
- *   0  err.c frame.c       status codes and errmsg; frame decoding
+ *   0  err.c frame.c       status codes and errmsg; frame decoding;
+ *      tls.c               TLS over the socket (OpenSSL)
  *
  * Invariant: c->fd >= 0 exactly when c->state == CONN_OPEN.
  */
@@ -84,6 +85,12 @@ struct ringmq_opts {
 	int is_auto_touch;
 	int nack_backoff_ms;
 	int nack_backoff_max_ms;
+	int is_tls;
+	int is_tls_verify;     /* check the broker's certificate and name */
+	char *tls_ca;	       /* owned; NULL: the system's CAs */
+	char *tls_cert;	       /* owned; NULL: no client certificate */
+	char *tls_key;	       /* owned; NULL with tls_cert */
+	char *tls_server_name; /* owned; NULL: each address's host */
 };
 
 enum conn_state {
@@ -321,6 +328,7 @@ struct ringmq_client {
 	/* The connection: conn.c, and client.c's connect and close;
 	 * is_closing also producer.c, on a SHUTTING_DOWN answer. */
 	int fd;
+	struct ssl_st *ssl; /* owned with fd: its TLS, NULL in plaintext */
 	enum conn_state state;
 	int is_closing; /* Goodbye seen: the broker will close soon */
 	int is_ready;	/* hello done on the current socket */
@@ -352,6 +360,9 @@ struct ringmq_client {
 	uint64_t producer_id;
 
 	uint64_t rr_seed; /* client.c: jitter; the producer's round-robin */
+
+	struct ssl_ctx_st *tls_ctx; /* client.c: owned, from the options;
+				     * NULL without tls */
 
 	volatile sig_atomic_t is_woken;		  /* ringmq_client_wakeup() */
 	volatile sig_atomic_t is_worker_stopping; /* ringmq_worker_stop() */
@@ -400,6 +411,54 @@ int client_begin(struct ringmq_client *c);
 /* snprintf into a caller's error buffer (NULL allowed). */
 void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* --- tls.c (OpenSSL's SSL and SSL_CTX, by their struct names) */
+
+struct ssl_st;
+struct ssl_ctx_st;
+
+/* What tls_send and tls_recv return besides a byte count. */
+#define TLS_FAILED	-1 /* why says why; the connection is lost */
+#define TLS_WOULD_BLOCK -2 /* the socket has nothing, or takes nothing */
+
+/*
+ * The TLS context of o's tls options: the CA file (or the system's CAs),
+ * the client certificate and key, TLS 1.2 at least.
+ * @param[out] out  the context (tls_ctx_free), NULL on failure.
+ * @return 0, or -1 with why (a file that does not load, no memory).
+ */
+int tls_ctx_new(struct ssl_ctx_st **out, const struct ringmq_opts *o, char *why,
+		size_t whylen);
+
+void tls_ctx_free(struct ssl_ctx_st *ctx);
+
+/*
+ * The TLS handshake on fd, a connected non-blocking socket, within
+ * timeout_ms. name is the broker's expected name: sent as SNI (unless an
+ * address) and, with is_verify, checked against its certificate.
+ * @param[out] out  the TLS connection (tls_free); NULL on failure.
+ * @return 0, or -1 with why in the caller's words (which certificate
+ *         check failed, a plaintext port, the time).
+ */
+int tls_handshake(struct ssl_ctx_st *ctx, int fd, const char *name,
+		  int is_verify, int timeout_ms, struct ssl_st **out, char *why,
+		  size_t whylen);
+
+/* Like send() and recv() on a non-blocking socket: bytes moved, 0 for
+ * the broker's end of stream (recv), TLS_WOULD_BLOCK, or TLS_FAILED with
+ * why. */
+long tls_send(struct ssl_st *ssl, const void *buf, size_t len, char *why,
+	      size_t whylen);
+long tls_recv(struct ssl_st *ssl, void *buf, size_t len, char *why,
+	      size_t whylen);
+
+/* 1 when decrypted or read-ahead bytes wait inside ssl (poll() on the
+ * socket does not see them). */
+int tls_has_pending(const struct ssl_st *ssl);
+
+/* Frees ssl (NULL: no-op), after a close_notify if is_clean; the socket
+ * stays open. */
+void tls_free(struct ssl_st *ssl, int is_clean);
 
 /* --- client.c */
 
@@ -465,9 +524,10 @@ void conn_fini(struct ringmq_client *c);
  * connection are checked against them. */
 void conn_reset(struct ringmq_client *c);
 
-/* Takes fd, a freshly connected socket, as the connection (state OPEN,
- * hello not done). */
-void conn_attach(struct ringmq_client *c, int fd);
+/* Takes fd, a freshly connected socket, and ssl, its TLS after the
+ * handshake (NULL in plaintext), as the connection (state OPEN, hello
+ * not done). */
+void conn_attach(struct ringmq_client *c, int fd, struct ssl_st *ssl);
 
 /* Hello is done and c's limits are the broker's: frames read may be up
  * to its max frame bytes and the slack of a Delivery. */

@@ -214,6 +214,25 @@ RINGMQ_API ringmq_opts *ringmq_opts_new(void);
  *  - "nack-backoff-ms", "nack-backoff-max-ms": 0..3600000 (defaults 1000
  *    and 300000): ringmq_worker_run() nacks a failed job with the delay
  *    nack-backoff-ms * 2^(delivery count - 1), at most the max.
+ *  - "tls": true|false (default false): speak TLS (1.2 at least, 1.3 when
+ *    the broker has it) to the broker's TLS listener (ringmqd
+ *    --tls-listen). Every connect and reconnect makes its own handshake,
+ *    within connect-timeout-ms. The broker's certificate is verified: it
+ *    must chain to a CA of "tls-ca" and carry the expected name.
+ *  - "tls-ca": a PEM file of the CAs that the broker's certificate must
+ *    chain to (default: the system's CA certificates).
+ *  - "tls-cert", "tls-key": PEM files of a client certificate (then its
+ *    chain) and of its private key, for a broker that asks for one
+ *    (ringmqd --tls-client-auth); both or neither.
+ *  - "tls-server-name": the name the broker's certificate must carry, also
+ *    sent as SNI (default: the host part of the server address being
+ *    connected to; an IP address is matched against the certificate's IP
+ *    addresses and sends no SNI).
+ *  - "tls-verify": true|false (default true). false accepts any
+ *    certificate for any name: FOR TESTS ONLY. Without the check anyone
+ *    on the path can pose as the broker, and read and change everything.
+ *  The tls-* options need "tls" true (checked at connect); an empty value
+ *  sets one back to its default. The files are read at connect.
  * @param[in,out] opts the options.
  * @param[in] name option name.
  * @param[in] value its value as text (copied).
@@ -253,9 +272,14 @@ typedef struct ringmq_client ringmq_client;
  *         wrong user or password, no user for a broker with auth on, or
  *         a broker that could not prove it holds the user's keys; if
  *         every address failed, the last broker refusal wins over
- *         UNREACHABLE); RINGMQ_USAGE for a bad server list, or a user
- *         without a password (options and environment); RINGMQ_INTERNAL
- *         when out of memory.
+ *         UNREACHABLE); RINGMQ_USAGE for a bad server list, a user
+ *         without a password (options and environment), or tls options
+ *         that do not go together or whose files do not load;
+ *         RINGMQ_INTERNAL when out of memory. A TLS handshake that fails
+ *         counts as UNREACHABLE, and errbuf says why: the broker's
+ *         certificate does not verify (an unknown CA, expired), is not
+ *         for the expected name, the broker requires or refused a client
+ *         certificate, or the port is not a TLS one.
  */
 RINGMQ_API int ringmq_client_connect(ringmq_client **clientp,
 				     const ringmq_opts *opts, char *errbuf,
@@ -358,7 +382,9 @@ RINGMQ_API int ringmq_client_flush(ringmq_client *c, int timeout_ms);
  * readable, or at least every linger-ms while publishes are queued (with
  * linger-ms 0: after publishing), call ringmq_client_poll(c, 0). The socket
  * changes after a reconnect: ask again after each poll. Do not read, write or
- * close it.
+ * close it. With tls, ringmq_client_poll() reads everything the socket
+ * has, so what TLS keeps back between two readable wake-ups is at most a
+ * part of a record waiting for the rest.
  * @return the socket, or -1 while not connected.
  */
 RINGMQ_API int ringmq_client_fd(ringmq_client *c);
