@@ -54,7 +54,12 @@ struct cli {
 	const char *server;
 	const char *request_timeout_ms;
 	const char *connect_timeout_ms;
-	ringmq_opts *opts; /* owned by main; built after parsing */
+	int is_tls;
+	const char *tls_ca;	     /* NULL: the system's CAs */
+	const char *tls_cert;	     /* NULL: no client certificate */
+	const char *tls_key;	     /* with tls_cert */
+	const char *tls_server_name; /* NULL: the server's host */
+	ringmq_opts *opts;	     /* owned by main; built after parsing */
 
 	const char **args; /* positionals after the command words */
 	size_t nargs;

@@ -38,6 +38,11 @@ enum flag_id {
 	F_JSON,
 	F_REQUEST_TIMEOUT,
 	F_CONNECT_TIMEOUT,
+	F_TLS,
+	F_TLS_CA,
+	F_TLS_CERT,
+	F_TLS_KEY,
+	F_TLS_SERVER_NAME,
 	F_SETTING, /* a queue setting, passed on by name */
 	F_KEY,
 	F_HEADER,
@@ -80,7 +85,8 @@ struct flag_def {
 #define COMMON                                                                 \
 	(TAKES(F_HELP) | TAKES(F_SERVER) | TAKES(F_JSON) |                     \
 	 TAKES(F_REQUEST_TIMEOUT) | TAKES(F_CONNECT_TIMEOUT) | TAKES(F_USER) | \
-	 TAKES(F_PASSWORD_FILE))
+	 TAKES(F_PASSWORD_FILE) | TAKES(F_TLS) | TAKES(F_TLS_CA) |             \
+	 TAKES(F_TLS_CERT) | TAKES(F_TLS_KEY) | TAKES(F_TLS_SERVER_NAME))
 
 /* Positionals a command takes after its words. */
 enum arg_kind {
@@ -370,6 +376,15 @@ static const struct flag_def flag_defs[] = {
 	SWITCH("json", F_JSON, is_json),
 	STRING("request-timeout-ms", F_REQUEST_TIMEOUT, request_timeout_ms),
 	STRING("connect-timeout-ms", F_CONNECT_TIMEOUT, connect_timeout_ms),
+	SWITCH("tls", F_TLS, is_tls),
+	/* --ca and --cert are the short spellings; the key's is --tls-key
+	 * because --key is the message key of publish. */
+	STRING("ca", F_TLS_CA, tls_ca),
+	STRING("tls-ca", F_TLS_CA, tls_ca),
+	STRING("cert", F_TLS_CERT, tls_cert),
+	STRING("tls-cert", F_TLS_CERT, tls_cert),
+	STRING("tls-key", F_TLS_KEY, tls_key),
+	STRING("tls-server-name", F_TLS_SERVER_NAME, tls_server_name),
 	/* queue set refuses --partitions itself, with a clearer message */
 	SETTING("partitions"),
 	SETTING("lease-ms"),
@@ -932,6 +947,36 @@ parse_args(int argc, char **argv, struct cli *cli, const char **pos,
 
 /* ----------------------------------------------------------------- runner */
 
+/* The TLS flags make sense together; -1 after a usage error. */
+static int
+check_tls_flags(const struct cli *cli)
+{
+	if (!cli->is_tls &&
+	    (cli->tls_ca != NULL || cli->tls_cert != NULL ||
+	     cli->tls_key != NULL || cli->tls_server_name != NULL)) {
+		cli_error(RINGMQ_USAGE, "--ca, --cert, --tls-key and "
+					"--tls-server-name need --tls");
+		return -1;
+	}
+	if ((cli->tls_cert == NULL) != (cli->tls_key == NULL)) {
+		cli_error(RINGMQ_USAGE,
+			  "--cert and --tls-key go together (a client "
+			  "certificate and its key)");
+		return -1;
+	}
+	return 0;
+}
+
+/* Sets option name to value unless value is NULL; rc passes through. */
+static int
+set_opt(struct cli *cli, int rc, const char *name, const char *value, char *err,
+	size_t errlen)
+{
+	if (rc != RINGMQ_OK || value == NULL)
+		return rc;
+	return ringmq_opts_set(cli->opts, name, value, err, errlen);
+}
+
 /* Connection options from the command line; -1 after a usage error. */
 static int
 build_opts(struct cli *cli)
@@ -939,6 +984,8 @@ build_opts(struct cli *cli)
 	char err[256];
 	int rc;
 
+	if (check_tls_flags(cli) < 0)
+		return -1;
 	cli->opts = ringmq_opts_new();
 	if (cli->opts == NULL) {
 		cli_error(RINGMQ_INTERNAL, "out of memory");
@@ -961,6 +1008,13 @@ build_opts(struct cli *cli)
 	if (rc == RINGMQ_OK && cli->password_file != NULL)
 		rc = ringmq_opts_set(cli->opts, "password-file",
 				     cli->password_file, err, sizeof(err));
+	rc = set_opt(cli, rc, "tls", cli->is_tls ? "true" : NULL, err,
+		     sizeof(err));
+	rc = set_opt(cli, rc, "tls-ca", cli->tls_ca, err, sizeof(err));
+	rc = set_opt(cli, rc, "tls-cert", cli->tls_cert, err, sizeof(err));
+	rc = set_opt(cli, rc, "tls-key", cli->tls_key, err, sizeof(err));
+	rc = set_opt(cli, rc, "tls-server-name", cli->tls_server_name, err,
+		     sizeof(err));
 	if (rc != RINGMQ_OK) {
 		cli_error(rc, "%s", err);
 		return -1;
