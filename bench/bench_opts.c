@@ -76,6 +76,19 @@ bench_opts_usage(FILE *f)
 		"                    deleted afterwards\n"
 		"  --keep            keep the fresh queue\n"
 		"  --server H:P      broker (default 127.0.0.1:7420)\n"
+		"  --tls             connect with TLS (the broker's "
+		"--tls-listen port)\n"
+		"  --ca FILE         CAs the broker's certificate must chain "
+		"to (PEM;\n"
+		"                    default: the system's); also --tls-ca\n"
+		"  --cert FILE, --key FILE\n"
+		"                    a client certificate and its key (PEM); "
+		"also\n"
+		"                    --tls-cert, --tls-key\n"
+		"  --tls-server-name NAME\n"
+		"                    the name the broker's certificate must "
+		"carry\n"
+		"                    (default: the host of --server)\n"
 		"  --max-secs T      stop after T seconds (default 60)\n"
 		"  --quiet           no progress lines\n",
 		PAYLOAD_HDR_BYTES);
@@ -220,6 +233,14 @@ static const struct bench_flag bench_flags[] = {
 	NUMBER("linger-ms", N_LINGER_MS, 0, 60000),
 	MEMBER("queue", 1, OPT_STORE_STRING, queue),
 	MEMBER("server", 1, OPT_STORE_STRING, server),
+	MEMBER("tls", 0, OPT_STORE_TRUE, is_tls),
+	MEMBER("ca", 1, OPT_STORE_STRING, tls_ca),
+	MEMBER("tls-ca", 1, OPT_STORE_STRING, tls_ca),
+	MEMBER("cert", 1, OPT_STORE_STRING, tls_cert),
+	MEMBER("tls-cert", 1, OPT_STORE_STRING, tls_cert),
+	MEMBER("key", 1, OPT_STORE_STRING, tls_key),
+	MEMBER("tls-key", 1, OPT_STORE_STRING, tls_key),
+	MEMBER("tls-server-name", 1, OPT_STORE_STRING, tls_server_name),
 	NUMBER("max-secs", N_MAX_SECS, 1, 86400),
 	MEMBER("keep", 0, OPT_STORE_TRUE, is_keep),
 	MEMBER("quiet", 0, OPT_STORE_TRUE, is_quiet),
@@ -358,5 +379,15 @@ bench_opts_parse(struct opts *o, int argc, char **argv)
 		return -1;
 	}
 	o->connections = (unsigned)conn;
+	if (!o->is_tls && (o->tls_ca != NULL || o->tls_cert != NULL ||
+			   o->tls_key != NULL || o->tls_server_name != NULL)) {
+		fprintf(stderr, "ringmq-bench: --ca, --cert, --key and "
+				"--tls-server-name need --tls\n");
+		return -1;
+	}
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+		fprintf(stderr, "ringmq-bench: --cert and --key go together\n");
+		return -1;
+	}
 	return 0;
 }

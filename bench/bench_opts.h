@@ -32,6 +32,11 @@ struct opts {
 	unsigned linger_ms;
 	const char *queue; /* borrowed from argv; NULL: a fresh name */
 	const char *server;
+	int is_tls;
+	const char *tls_ca;	     /* NULL: the system's CAs */
+	const char *tls_cert;	     /* NULL: no client certificate */
+	const char *tls_key;	     /* with tls_cert */
+	const char *tls_server_name; /* NULL: the server's host */
 	double max_secs;
 	int is_keep;
 	int is_quiet;

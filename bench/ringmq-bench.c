@@ -667,6 +667,16 @@ done:
 
 /* ---------------------------------------------------------------- setup */
 
+/* Sets option name to value unless value is NULL; rc passes through. */
+static int
+opt_set(ringmq_opts *co, int rc, const char *name, const char *value, char *err,
+	size_t errlen)
+{
+	if (rc != RINGMQ_OK || value == NULL)
+		return rc;
+	return ringmq_opts_set(co, name, value, err, errlen);
+}
+
 static int
 client_open(const struct opts *o, ringmq_client **cp, int is_admin)
 {
@@ -691,6 +701,13 @@ client_open(const struct opts *o, ringmq_client **cp, int is_admin)
 	if (rc == RINGMQ_OK)
 		rc = ringmq_opts_set(co, "client-name", "ringmq-bench", err,
 				     sizeof(err));
+	rc = opt_set(co, rc, "tls", o->is_tls ? "true" : NULL, err,
+		     sizeof(err));
+	rc = opt_set(co, rc, "tls-ca", o->tls_ca, err, sizeof(err));
+	rc = opt_set(co, rc, "tls-cert", o->tls_cert, err, sizeof(err));
+	rc = opt_set(co, rc, "tls-key", o->tls_key, err, sizeof(err));
+	rc = opt_set(co, rc, "tls-server-name", o->tls_server_name, err,
+		     sizeof(err));
 	if (rc == RINGMQ_OK)
 		rc = ringmq_client_connect(cp, co, err, sizeof(err));
 	if (rc != RINGMQ_OK)
