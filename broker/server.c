@@ -62,9 +62,10 @@ struct server {
 	struct conn_env env;
 	struct req_env req;
 	struct stats stats;
-	struct listener plain;	/* --listen */
-	struct listener secure; /* --tls-listen */
-	struct tls_ctx *tls;	/* owned; NULL without --tls-listen */
+	struct listener plain;	  /* --listen */
+	struct listener secure;	  /* --tls-listen */
+	struct tls_ctx *tls;	  /* owned; NULL without --tls-listen */
+	struct tls_ctx *http_tls; /* owned; NULL without --http-tls */
 	int signal_fd;
 	struct http *http; /* NULL when --http off */
 	struct loop_op store_op;
@@ -439,6 +440,28 @@ server_open_listeners(struct server *srv)
 	return server_listen(&srv->secure, cfg->tls_listen);
 }
 
+/* The HTTPS port's context: the same certificate, no client ones (the
+ * HTTP port has its token for who may ask). */
+static int
+server_open_http_tls(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct tls_files f = {
+		.cert = cfg->tls_cert,
+		.key = cfg->tls_key,
+		.client_auth = TLS_CLIENT_AUTH_NONE,
+	};
+	char why[512];
+
+	if (!cfg->is_http_tls)
+		return 0;
+	if (tls_ctx_open(&srv->http_tls, &f, why, sizeof(why)) < 0) {
+		log_error("cannot set up HTTPS: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------- operations */
 
 static void
@@ -588,21 +611,27 @@ shutdown_margin_ms(uint64_t timeout_ms)
 static void
 server_reload_tls(struct server *srv)
 {
+	struct tls_ctx *const ctxs[] = { srv->tls, srv->http_tls };
+	const char *const names[] = { "TLS", "HTTPS" };
 	char why[512];
 
-	if (srv->tls == NULL) {
+	if (srv->tls == NULL && srv->http_tls == NULL) {
 		log_info("received SIGHUP: no TLS listener, nothing to reload");
 		return;
 	}
-	if (tls_ctx_reload(srv->tls, why, sizeof(why)) < 0) {
-		log_error("received SIGHUP: TLS certificate not reloaded, the "
-			  "current one stays: %s",
-			  why);
-		return;
+	for (size_t i = 0; i < 2; i++) {
+		if (ctxs[i] == NULL)
+			continue;
+		if (tls_ctx_reload(ctxs[i], why, sizeof(why)) < 0) {
+			log_error("received SIGHUP: %s certificate not "
+				  "reloaded, the current one stays: %s",
+				  names[i], why);
+			continue;
+		}
+		log_info("received SIGHUP: %s certificate reloaded from %s; "
+			 "new connections use it",
+			 names[i], srv->cfg->tls_cert);
 	}
-	log_info("received SIGHUP: TLS certificate reloaded from %s; new "
-		 "connections use it",
-		 srv->cfg->tls_cert);
 }
 
 static void
@@ -806,7 +835,7 @@ server_run(const struct config *cfg)
 		log_error("io_uring set-up failed: %s", strerror(-rc));
 		goto out;
 	}
-	if (server_open_listeners(&srv) < 0)
+	if (server_open_listeners(&srv) < 0 || server_open_http_tls(&srv) < 0)
 		goto out;
 	bound = srv.plain.fd >= 0 ? srv.plain.bound : srv.secure.bound;
 	srv.stats.start_ms = clock_mono_ms();
@@ -870,6 +899,7 @@ server_run(const struct config *cfg)
 		hh.ctx = &srv;
 		hh.token = cfg->http_token[0] != '\0' ? cfg->http_token : NULL;
 		hh.is_open = cfg->auth == CONFIG_AUTH_OFF;
+		hh.tls = srv.http_tls;
 		if (http_open(&srv.http, srv.loop, cfg->http, &hh, hbound,
 			      sizeof(hbound)) < 0) {
 			log_error("cannot listen for http on %s", cfg->http);
@@ -904,6 +934,7 @@ out:
 	auth_env_free(srv.auth);
 	/* After the connections: none holds it any more. */
 	tls_ctx_close(srv.tls);
+	tls_ctx_close(srv.http_tls);
 	if (srv.signal_fd >= 0)
 		close(srv.signal_fd);
 	return code;

@@ -23,6 +23,7 @@ enum setting_type {
 	SET_SYNC,
 	SET_AUTH,
 	SET_TLS_CLIENT_AUTH,
+	SET_ON_OFF,
 	SET_LOG_LEVEL,
 	SET_LOG_FORMAT,
 };
@@ -66,6 +67,9 @@ static const struct setting settings[] = {
 	{ "http", STR(http), "127.0.0.1:7421", "HOST:PORT|off", 0, 0,
 	  "address of GET /metrics and GET /healthz; port 0 picks a free "
 	  "port; off disables" },
+	{ "http-tls", NUM(SET_ON_OFF, is_http_tls), "off", "on|off", 0, 0,
+	  "on: the HTTP port speaks HTTPS, with tls-cert and tls-key (read "
+	  "again on SIGHUP)" },
 	{ "http-token-file", STR(http_token_file), "", "FILE", 0, 0,
 	  "a file holding a token that every HTTP request must bring "
 	  "(Authorization: Bearer TOKEN); without one, /metrics and /healthz "
@@ -229,6 +233,11 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 			*(int *)field = CONFIG_AUTH_OFF;
 		else
 			goto bad;
+		return 0;
+	case SET_ON_OFF:
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			goto bad;
+		*(int *)field = strcmp(v, "on") == 0;
 		return 0;
 	case SET_TLS_CLIENT_AUTH:
 		if (strcmp(v, "none") == 0)
@@ -461,13 +470,27 @@ config_check_tls(const struct config *cfg, char *err, size_t errlen)
 			"no client)");
 		return -1;
 	}
+	if (cfg->is_http_tls && strcmp(cfg->http, "off") == 0) {
+		set_err(err, errlen, "http-tls: on needs http");
+		return -1;
+	}
+	if (cfg->is_http_tls &&
+	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+		set_err(err, errlen, "http-tls needs tls-cert and tls-key");
+		return -1;
+	}
 	if (cfg->tls_listen[0] == '\0') {
-		if (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0' ||
-		    cfg->tls_ca[0] != '\0' ||
+		if (cfg->tls_ca[0] != '\0' ||
 		    cfg->tls_client_auth != CONFIG_TLS_CLIENT_AUTH_NONE) {
 			set_err(err, errlen,
-				"tls-cert, tls-key, tls-ca and tls-client-auth "
-				"need tls-listen");
+				"tls-ca and tls-client-auth need tls-listen");
+			return -1;
+		}
+		if (!cfg->is_http_tls &&
+		    (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0')) {
+			set_err(err, errlen,
+				"tls-cert and tls-key need tls-listen or "
+				"http-tls");
 			return -1;
 		}
 		return 0;

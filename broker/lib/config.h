@@ -46,6 +46,7 @@ struct config {
 	char tls_ca[1024];    /* PEM CAs of client certificates; "" = none */
 	int tls_client_auth;  /* enum config_tls_client_auth */
 	char http[256];	      /* HOST:PORT of /metrics and /healthz, or "off" */
+	int is_http_tls;      /* the HTTP port speaks HTTPS (tls-cert) */
 	char http_token_file[1024]; /* "" = none */
 	char http_token[256];	    /* read from it at load; "" = none */
 	char data_dir[1024];

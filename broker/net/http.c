@@ -18,15 +18,19 @@
 
 #include "lib/clock.h"
 #include "lib/config.h"
+#include "lib/err.h"
 #include "lib/log.h"
 #include "net/addr.h"
 #include "net/loop.h"
+#include "net/tls.h"
 
 #define HTTP_HEAD_MAX		8192  /* longest request head read */
 #define HTTP_REQUEST_TIMEOUT_MS 10000 /* a whole exchange, at most */
 /* Bytes of a refused request still read and dropped after the answer, so
  * that closing with them unread (a TCP reset) does not destroy it. */
 #define HTTP_DRAIN_MAX (64u << 10)
+/* Bytes of TLS records read at once (one record: 16 KiB and its framing). */
+#define HTTP_RAW_BYTES 17408
 
 struct http_conn {
 	struct http *h; /* borrowed */
@@ -34,12 +38,17 @@ struct http_conn {
 	struct loop_op read_op, send_op;
 	char head[HTTP_HEAD_MAX];
 	size_t head_len;
-	char *out; /* owned: the whole answer */
-	size_t out_len, sent;
+	char *out; /* owned: the whole answer, once answered (plaintext) */
+	size_t out_len;
+	struct tls_conn *tls; /* owned; NULL: plain HTTP */
+	uint8_t *raw;	      /* owned, HTTP_RAW_BYTES: records read (TLS) */
+	uint8_t *wire;	      /* what is being sent: out, or owned records */
+	size_t wire_len, sent;
 	struct msghdr msg;
 	struct iovec iov;
 	int is_busy;	    /* an operation is in flight */
 	int is_refused;	    /* answered 400 or 431: drain before closing */
+	int is_failed;	    /* TLS failed: close once its alert is out */
 	int is_local;	    /* the peer is on this host */
 	size_t drained;	    /* bytes read and dropped since the answer */
 	uint64_t opened_ms; /* monotonic */
@@ -103,7 +112,11 @@ hc_free(struct http_conn *c)
 		h->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->wire != (uint8_t *)c->out)
+		free(c->wire);
 	free(c->out);
+	free(c->raw);
+	tls_conn_free(c->tls);
 	free(c);
 }
 
@@ -113,8 +126,8 @@ static void on_sent(struct loop_op *op, int res, uint32_t flags);
 static void
 hc_send_more(struct http_conn *c)
 {
-	c->iov.iov_base = c->out + c->sent;
-	c->iov.iov_len = c->out_len - c->sent;
+	c->iov.iov_base = c->wire + c->sent;
+	c->iov.iov_len = c->wire_len - c->sent;
 	memset(&c->msg, 0, sizeof(c->msg));
 	c->msg.msg_iov = &c->iov;
 	c->msg.msg_iovlen = 1;
@@ -206,6 +219,30 @@ access_refusal(const struct http_conn *c, const char **extra)
 	return "403 Forbidden";
 }
 
+/* Sends the TLS records waiting in c (the handshake's, or the answer's);
+ * 0 when there were none. */
+static int
+hc_send_records(struct http_conn *c)
+{
+	size_t n = tls_conn_out_len(c->tls);
+	uint8_t *wire;
+
+	if (n == 0)
+		return 0;
+	wire = malloc(n);
+	if (wire == NULL) {
+		hc_free(c);
+		return 1;
+	}
+	if (c->wire != (uint8_t *)c->out)
+		free(c->wire);
+	c->wire = wire;
+	c->wire_len = tls_conn_out_take(c->tls, wire, n);
+	c->sent = 0;
+	hc_send_more(c);
+	return 1;
+}
+
 /* Builds the whole answer for the request head in c and sends it. bad: a
  * status the request earned before its head was whole (431), or NULL. */
 static void
@@ -272,6 +309,19 @@ hc_answer(struct http_conn *c, const char *bad)
 	}
 	free(body.data);
 	c->out_len = strlen(c->out);
+	if (c->tls != NULL) {
+		/* Encrypted, and the end of the stream said. */
+		if (tls_conn_write(c->tls, (const uint8_t *)c->out,
+				   c->out_len) < 0) {
+			hc_free(c);
+			return;
+		}
+		tls_conn_close_notify(c->tls);
+		hc_send_records(c);
+		return;
+	}
+	c->wire = (uint8_t *)c->out;
+	c->wire_len = c->out_len;
 	c->sent = 0;
 	hc_send_more(c);
 }
@@ -279,18 +329,72 @@ hc_answer(struct http_conn *c, const char *bad)
 static void
 hc_read(struct http_conn *c)
 {
-	if (loop_read(c->h->loop, c->fd, c->head + c->head_len,
-		      HTTP_HEAD_MAX - 1 - c->head_len, &c->read_op) < 0) {
+	void *buf = c->head + c->head_len;
+	size_t len = HTTP_HEAD_MAX - 1 - c->head_len;
+
+	if (c->tls != NULL) {
+		buf = c->raw;
+		len = HTTP_RAW_BYTES;
+	}
+	if (loop_read(c->h->loop, c->fd, buf, len, &c->read_op) < 0) {
 		hc_free(c);
 		return;
 	}
 	c->is_busy = 1;
 }
 
+/* Decrypts the records read, into the head after head_len (which it
+ * leaves as it is). @return the plaintext bytes put there (>= 0); -1
+ * when the connection is done with (freed, or answered: plain HTTP on the
+ * HTTPS port). */
+static long
+hc_tls_input(struct http_conn *c, size_t len)
+{
+	size_t added = 0;
+	int rc = tls_conn_feed(c->tls, c->raw, len);
+
+	if (rc == -RMQ_EBAD_FRAME) {
+		/* Plain HTTP on the HTTPS port: answered in plain HTTP. */
+		tls_conn_free(c->tls);
+		c->tls = NULL;
+		log_info("http: plain HTTP on the HTTPS port; answered 400");
+		snprintf(c->head, sizeof(c->head), "%.*s",
+			 (int)(len < sizeof(c->head) - 1 ? len
+							 : sizeof(c->head) - 1),
+			 (const char *)c->raw);
+		c->head_len = strlen(c->head);
+		hc_answer(c, "400 Bad Request (this port speaks HTTPS)");
+		return -1;
+	}
+	while (rc == 0 && c->head_len + added < HTTP_HEAD_MAX - 1) {
+		long n = tls_conn_read(c->tls,
+				       (uint8_t *)c->head + c->head_len + added,
+				       HTTP_HEAD_MAX - 1 - c->head_len - added);
+
+		if (n <= 0) {
+			if (n < 0 && n != -ESHUTDOWN)
+				log_info("http: TLS %s", tls_conn_why(c->tls));
+			rc = n == 0 ? 1 : (int)n;
+			break;
+		}
+		added += (size_t)n;
+	}
+	if (rc < 0) {
+		/* The alert, if any, goes out first. */
+		if (hc_send_records(c) == 0)
+			hc_free(c);
+		else
+			c->is_failed = 1;
+		return -1;
+	}
+	return (long)added;
+}
+
 static void
 on_read(struct loop_op *op, int res, uint32_t flags)
 {
 	struct http_conn *c = op->data;
+	size_t added = (size_t)res;
 	bool is_nul;
 
 	(void)flags;
@@ -307,8 +411,15 @@ on_read(struct loop_op *op, int res, uint32_t flags)
 			hc_read(c);
 		return;
 	}
-	is_nul = memchr(c->head + c->head_len, '\0', (size_t)res) != NULL;
-	c->head_len += (size_t)res;
+	if (c->tls != NULL) {
+		long n = hc_tls_input(c, (size_t)res);
+
+		if (n < 0)
+			return;
+		added = (size_t)n;
+	}
+	is_nul = memchr(c->head + c->head_len, '\0', added) != NULL;
+	c->head_len += added;
 	c->head[c->head_len] = '\0';
 	if (is_nul) {
 		hc_answer(c, "400 Bad Request"); /* no NUL in a head */
@@ -323,6 +434,9 @@ on_read(struct loop_op *op, int res, uint32_t flags)
 		hc_answer(c, "431 Request Header Fields Too Large");
 		return;
 	}
+	/* The handshake's answers go out before more is read. */
+	if (c->tls != NULL && hc_send_records(c))
+		return;
 	hc_read(c);
 }
 
@@ -338,8 +452,12 @@ on_sent(struct loop_op *op, int res, uint32_t flags)
 		return;
 	}
 	c->sent += (size_t)res;
-	if (c->sent < c->out_len) {
+	if (c->sent < c->wire_len) {
 		hc_send_more(c);
+	} else if (c->is_failed) {
+		hc_free(c); /* the TLS alert is out */
+	} else if (c->out == NULL) {
+		hc_read(c); /* handshake records out: the request is next */
 	} else if (c->is_refused && shutdown(c->fd, SHUT_WR) == 0) {
 		/* The peer may still be sending its request: read it to
 		 * its end (bounded, and by the exchange's deadline). */
@@ -367,6 +485,13 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 		h->is_accepting = 0;
 	if (res >= 0) {
 		c = h->is_stopping ? NULL : calloc(1, sizeof(*c));
+		if (c != NULL && h->handlers.tls != NULL &&
+		    ((c->raw = malloc(HTTP_RAW_BYTES)) == NULL ||
+		     tls_conn_new(&c->tls, h->handlers.tls) < 0)) {
+			free(c->raw);
+			free(c);
+			c = NULL;
+		}
 		if (c == NULL) {
 			close(res);
 		} else {

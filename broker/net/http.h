@@ -3,8 +3,9 @@
  * loop: GET /metrics (Prometheus text exposition format) and GET /healthz.
  *
  * One request per connection (Connection: close): read the request head,
- * answer, close. Bodies come from callbacks, so this module knows nothing
- * of queues or storage.
+ * answer, close; over TLS when its handlers carry a TLS context (the
+ * handshake's records go out between reads, the answer encrypted). Bodies come
+ * from callbacks, so this module knows nothing of queues or storage.
  */
 #ifndef RINGMQ_HTTP_H
 #define RINGMQ_HTTP_H
@@ -13,6 +14,7 @@
 
 struct loop;
 struct http;
+struct tls_ctx;
 
 /* A growing text buffer the callbacks write into. */
 struct http_body {
@@ -35,6 +37,9 @@ struct http_handlers {
 	 * this host, or every peer when is_open (else 403). */
 	const char *token; /* borrowed; NULL = none */
 	int is_open;
+	/* HTTPS: the certificate's context (borrowed; its current
+	 * certificate at accept is the connection's); NULL: plain HTTP. */
+	struct tls_ctx *tls;
 };
 
 /*

@@ -853,6 +853,14 @@ test_tls_settings_that_cannot_work_are_refused(void **state)
 				 cert, "--tls-key", key, "--tls-client-auth",
 				 "sometimes", NULL }),
 			 2);
+	/* HTTPS without a certificate, or without the HTTP port. */
+	assert_int_equal(harness_run_exit((const char *const[]){ "--http-tls",
+								 "on", NULL }),
+			 2);
+	assert_int_equal(harness_run_exit((const char *const[]){
+				 "--http", "off", "--http-tls", "on",
+				 "--tls-cert", cert, "--tls-key", key, NULL }),
+			 2);
 	/* TLS files with no TLS listener. */
 	assert_int_equal(harness_run_exit((const char *const[]){ "--tls-cert",
 								 cert, NULL }),
@@ -885,6 +893,58 @@ test_tls_files_that_do_not_load_stop_the_start(void **state)
 			 1);
 }
 
+/* The answer of GET path over HTTPS from addr's port, checked against
+ * ca_name's CA by the openssl command. */
+static char *
+https_get(int port, const char *path, const char *ca_name)
+{
+	char out[128];
+
+	snprintf(out, sizeof(out), "%s/https-out", dir);
+	/* s_client -quiet reads the answer until the broker closes. */
+	(void)sh("printf 'GET %s HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n' "
+		 "| timeout 10 openssl s_client -quiet -connect 127.0.0.1:%d "
+		 "-CAfile %s.pem -verify_return_error > %s 2>&1",
+		 path, port, ca_name, out);
+	return read_all(out);
+}
+
+static void
+test_tls_http_port_speaks_https(void **state)
+{
+	struct harness_broker b;
+	char log[128];
+	char *r;
+	int port;
+
+	(void)state;
+	start_tls(&b, log, "broker", 1,
+		  (const char *const[]){ "--http", "127.0.0.1:0", "--http-tls",
+					 "on", NULL });
+	port = atoi(strrchr(b.http_addr, ':') + 1);
+	r = https_get(port, "/healthz", "ca");
+	assert_non_null(strstr(r, "HTTP/1.1 200 OK"));
+	free(r);
+	r = https_get(port, "/metrics", "ca");
+	assert_non_null(strstr(r, "ringmq_connections "));
+	free(r);
+	/* The broker's certificate is checked: another CA refuses it. */
+	r = https_get(port, "/healthz", "other-ca");
+	assert_null(strstr(r, "200 OK"));
+	free(r);
+	/* Plain HTTP gets a plain refusal that says why. */
+	r = testlib_http(b.http_addr, "GET /healthz HTTP/1.1\r\n\r\n", 26);
+	assert_non_null(strstr(r, "400 Bad Request (this port speaks HTTPS)"));
+	free(r);
+	/* SIGHUP reloads its certificate too. */
+	assert_int_equal(kill(b.pid, SIGHUP), 0);
+	free(wait_log(log, "HTTPS certificate reloaded"));
+	r = https_get(port, "/healthz", "ca");
+	assert_non_null(strstr(r, "HTTP/1.1 200 OK"));
+	free(r);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+}
+
 int
 main(void)
 {
@@ -903,6 +963,7 @@ main(void)
 			test_tls_sighup_reloads_the_certificate_under_load),
 		cmocka_unit_test(test_tls_stalled_handshake_holds_up_no_one),
 		cmocka_unit_test(test_tls_cli),
+		cmocka_unit_test(test_tls_http_port_speaks_https),
 		cmocka_unit_test(
 			test_tls_settings_that_cannot_work_are_refused),
 		cmocka_unit_test(
