@@ -120,7 +120,13 @@ tls_ctx_new(struct ssl_ctx_st **out, const struct ringmq_opts *o, char *why,
 	if (o->tls_key != NULL &&
 	    SSL_CTX_use_PrivateKey_file(ctx, o->tls_key, SSL_FILETYPE_PEM) !=
 		    1) {
-		snprintf(why, whylen, "tls-key %s", o->tls_key);
+		if (ERR_GET_REASON(ERR_peek_last_error()) ==
+		    X509_R_KEY_VALUES_MISMATCH)
+			snprintf(why, whylen,
+				 "tls-key %s does not match tls-cert %s",
+				 o->tls_key, o->tls_cert);
+		else
+			snprintf(why, whylen, "tls-key %s", o->tls_key);
 		goto fail;
 	}
 	if (o->tls_key != NULL && SSL_CTX_check_private_key(ctx) != 1) {

@@ -120,7 +120,13 @@ ctx_build(const struct tls_ctx *t, char *err, size_t errlen)
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
-		ctx_fail(err, errlen, "tls-key", t->key);
+		if (ERR_GET_REASON(ERR_peek_last_error()) ==
+		    X509_R_KEY_VALUES_MISMATCH)
+			snprintf(err, errlen,
+				 "tls-key %s does not match tls-cert %s",
+				 t->key, t->cert);
+		else
+			ctx_fail(err, errlen, "tls-key", t->key);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

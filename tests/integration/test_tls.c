@@ -514,7 +514,8 @@ static void
 test_tls_wrong_ca_is_refused(void **state)
 {
 	struct harness_broker b;
-	char log[128], o[160];
+	ringmq_client *c;
+	char log[128], o[160], why[512];
 
 	(void)state;
 	start_tls(&b, log, "broker", 0, NULL);
@@ -524,6 +525,19 @@ test_tls_wrong_ca_is_refused(void **state)
 		       opt_path(o, sizeof(o), "tls-ca", "other-ca.pem"), NULL);
 	/* Without tls-ca, the system's CAs do not know the test CA. */
 	expect_refused(b.addr, "certificate does not verify", NULL);
+	/* A CA file that is not there: a usage error, before connecting. */
+	assert_int_equal(
+		try_connect(&c, b.addr, why, sizeof(why), "tls=true",
+			    opt_path(o, sizeof(o), "tls-ca", "missing.pem"),
+			    NULL),
+		RINGMQ_USAGE);
+	assert_non_null(strstr(why, "missing.pem: No such file"));
+	/* tls options without tls. */
+	assert_int_equal(try_connect(&c, b.addr, why, sizeof(why),
+				     opt_path(o, sizeof(o), "tls-ca", "ca.pem"),
+				     NULL),
+			 RINGMQ_USAGE);
+	assert_non_null(strstr(why, "need tls=true"));
 	assert_int_equal(testlib_broker_stop(&b), 0);
 }
 
