@@ -907,6 +907,38 @@ test_tls_files_that_do_not_load_stop_the_start(void **state)
 			 1);
 }
 
+static void
+test_tls_carries_authentication(void **state)
+{
+	static char boot[128]; /* the harness keeps pointing at it */
+	struct harness_broker b;
+	ringmq_client *c;
+	char log[128], ca[160], why[512];
+
+	(void)state;
+	snprintf(boot, sizeof(boot), "%s/bootstrap", dir);
+	if (has_certs)
+		assert_int_equal(sh("printf 'admin:correct horse battery\\n' > "
+				    "bootstrap"),
+				 0);
+	start_tls(&b, log, "broker", 0,
+		  (const char *const[]){ "--auth", "on",
+					 "--auth-bootstrap-file", boot, NULL });
+	opt_path(ca, sizeof(ca), "tls-ca", "ca.pem");
+	/* SCRAM inside TLS: the password is right, then wrong. */
+	assert_int_equal(try_connect(&c, b.addr, why, sizeof(why), "tls=true",
+				     ca, "user=admin",
+				     "password=correct horse battery", NULL),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "secured", NULL), RINGMQ_OK);
+	ringmq_client_free(c);
+	assert_int_equal(try_connect(&c, b.addr, why, sizeof(why), "tls=true",
+				     ca, "user=admin", "password=wrong", NULL),
+			 RINGMQ_UNAUTHENTICATED);
+	ringmq_client_free(c);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+}
+
 /* The answer of GET path over HTTPS from addr's port, checked against
  * ca_name's CA by the openssl command. */
 static char *
@@ -978,6 +1010,7 @@ main(void)
 		cmocka_unit_test(test_tls_stalled_handshake_holds_up_no_one),
 		cmocka_unit_test(test_tls_cli),
 		cmocka_unit_test(test_tls_http_port_speaks_https),
+		cmocka_unit_test(test_tls_carries_authentication),
 		cmocka_unit_test(
 			test_tls_settings_that_cannot_work_are_refused),
 		cmocka_unit_test(
