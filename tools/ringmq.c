@@ -64,6 +64,7 @@ enum flag_id {
 	F_USER,
 	F_PASSWORD_FILE,
 	F_NEW_PASSWORD_FILE,
+	F_COUNT_OF_FLAGS, /* not a flag: how many there are */
 };
 
 /* A flag: its name and how its value is read. */
@@ -80,8 +81,11 @@ struct flag_def {
 			      from MIN to MAX" */
 };
 
-/* Bits of the flags a command takes. */
-#define TAKES(id) (1u << (id))
+/* Bits of the flags a command takes: 64 of them, more than the 31 in
+ * use, and checked at build time so that the next one cannot shift past
+ * the end. */
+#define TAKES(id) ((uint64_t)1 << (id))
+_Static_assert(F_COUNT_OF_FLAGS <= 64, "flag ids must fit in 64 bits");
 #define COMMON                                                                 \
 	(TAKES(F_HELP) | TAKES(F_SERVER) | TAKES(F_JSON) |                     \
 	 TAKES(F_REQUEST_TIMEOUT) | TAKES(F_CONNECT_TIMEOUT) | TAKES(F_USER) | \
@@ -108,7 +112,7 @@ struct cmd_def {
 	const char *word1;
 	const char *word2; /* NULL: a one-word command */
 	enum arg_kind args;
-	unsigned flags;	  /* TAKES() of each flag it accepts */
+	uint64_t flags;	  /* TAKES() of each flag it accepts */
 	const char *help; /* cli_help.c */
 	/* Its own rules over the parsed flags (after the positionals are
 	 * checked); -1 after a usage error. NULL: none. */
