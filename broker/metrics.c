@@ -280,6 +280,20 @@ metrics_render(struct http_body *b, const struct stats *st, size_t connections,
 		"ringmq_connections_refused_total{reason=\"too_many\"} "
 		"%llu\n",
 		(unsigned long long)st->refused_too_many);
+	family(b, "ringmq_tls_handshakes_total", "counter",
+	       "TLS handshakes on the TLS listener, by result: ok, failed (a "
+	       "certificate refused, a protocol error), plaintext (a client "
+	       "without TLS).");
+	http_body_printf(b, "ringmq_tls_handshakes_total{result=\"ok\"} %llu\n",
+			 (unsigned long long)st->tls_handshakes_ok);
+	http_body_printf(b,
+			 "ringmq_tls_handshakes_total{result=\"failed\"} "
+			 "%llu\n",
+			 (unsigned long long)st->tls_handshakes_failed);
+	http_body_printf(b,
+			 "ringmq_tls_handshakes_total{result=\"plaintext\"} "
+			 "%llu\n",
+			 (unsigned long long)st->tls_plaintext);
 	family(b, "ringmq_queues", "gauge", "Queues.");
 	http_body_printf(b, "ringmq_queues %zu\n", queues_count(qs));
 	queues_each(qs, snap_queue, &sn);

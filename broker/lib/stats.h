@@ -35,6 +35,9 @@ struct stats {
 	/* Connections refused at accept: from another host while no auth
 	 * is configured, and over max-connections. */
 	uint64_t refused_other_host, refused_too_many;
+	/* TLS handshakes on the TLS listener: done, failed (a certificate
+	 * refused, a protocol error), and plaintext clients. */
+	uint64_t tls_handshakes_ok, tls_handshakes_failed, tls_plaintext;
 	struct histogram confirm_latency;  /* publish received -> confirm */
 	struct histogram delivery_latency; /* publish_ms -> first delivery */
 };

@@ -77,6 +77,7 @@ struct conn {
 	struct tls_conn *tls; /* owned; NULL: plaintext */
 	int has_input;	      /* a byte came (the first ones are checked) */
 	int is_tls_closed;    /* close_notify written, or not to be */
+	int is_tls_ready;     /* its handshake is done (counted, logged) */
 };
 
 /* Plaintext out of TLS records, before it is parsed (one record's worth:
@@ -589,6 +590,19 @@ conn_input(struct conn *c, const uint8_t *data, size_t len)
 	conn_trim(c);
 }
 
+/* The handshake is done: counted, and logged with what it agreed. */
+static void
+conn_tls_ready(struct conn *c)
+{
+	char desc[96];
+
+	c->is_tls_ready = 1;
+	c->env->stats->tls_handshakes_ok++;
+	tls_conn_describe(c->tls, desc, sizeof(desc));
+	log_debug("conn %llu from %s: TLS handshake done, %s",
+		  (unsigned long long)c->id, c->peer, desc);
+}
+
 /* Decrypts what came on a TLS connection and parses the plaintext. */
 static void
 conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
@@ -597,6 +611,7 @@ conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 
 	if (rc == -RMQ_EBAD_FRAME) {
 		/* Answered in plaintext, which is what the peer reads. */
+		c->env->stats->tls_plaintext++;
 		tls_conn_free(c->tls);
 		c->tls = NULL;
 		conn_fail(c, rc,
@@ -611,6 +626,8 @@ conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 	while (!c->is_closing) {
 		long n = tls_conn_read(c->tls, tls_plain, sizeof(tls_plain));
 
+		if (!c->is_tls_ready && tls_conn_is_ready(c->tls))
+			conn_tls_ready(c);
 		if (n > 0) {
 			conn_input(c, tls_plain, (size_t)n);
 			continue;
@@ -621,6 +638,8 @@ conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 			conn_close(c, "the peer closed (TLS close_notify)");
 		} else {
 			/* The alert OpenSSL wrote tells the peer why. */
+			if (!c->is_tls_ready)
+				c->env->stats->tls_handshakes_failed++;
 			log_info("conn %llu from %s: TLS %s; closing",
 				 (unsigned long long)c->id, c->peer,
 				 tls_conn_why(c->tls));

@@ -959,9 +959,9 @@ static void
 test_tls_http_port_speaks_https(void **state)
 {
 	struct harness_broker b;
-	char log[128];
+	char log[128], addr[64], o[160];
 	char *r;
-	int port;
+	int port, fd;
 
 	(void)state;
 	start_tls(&b, log, "broker", 1,
@@ -971,8 +971,23 @@ test_tls_http_port_speaks_https(void **state)
 	r = https_get(port, "/healthz", "ca");
 	assert_non_null(strstr(r, "HTTP/1.1 200 OK"));
 	free(r);
+	/* One handshake of each result on the client port, counted. */
+	tls_addr_of(log, addr, sizeof(addr));
+	ringmq_client_free(connect_tls(addr, "ca"));
+	expect_refused(addr, "certificate does not verify",
+		       opt_path(o, sizeof(o), "tls-ca", "other-ca.pem"), NULL);
+	fd = testlib_raw_open(atoi(strrchr(addr, ':') + 1));
+	assert_int_equal(write(fd, "\0\0\0\1x", 5), 5);
+	assert_true(wait_closed(fd, TESTLIB_WAIT_MS));
+	close(fd);
 	r = https_get(port, "/metrics", "ca");
 	assert_non_null(strstr(r, "ringmq_connections "));
+	assert_non_null(
+		strstr(r, "ringmq_tls_handshakes_total{result=\"ok\"} 1\n"));
+	assert_non_null(strstr(
+		r, "ringmq_tls_handshakes_total{result=\"failed\"} 1\n"));
+	assert_non_null(strstr(
+		r, "ringmq_tls_handshakes_total{result=\"plaintext\"} 1\n"));
 	free(r);
 	/* The broker's certificate is checked: another CA refuses it. */
 	r = https_get(port, "/healthz", "other-ca");
