@@ -23,6 +23,7 @@ enum setting_type {
 	SET_SYNC,
 	SET_AUTH,
 	SET_TLS_CLIENT_AUTH,
+	SET_TLS_USER_FROM,
 	SET_ON_OFF,
 	SET_LOG_LEVEL,
 	SET_LOG_FORMAT,
@@ -64,6 +65,11 @@ static const struct setting settings[] = {
 	  "whether TLS clients show a certificate: not asked (none); asked, "
 	  "and verified against tls-ca if given (optional); or required and "
 	  "verified (require); optional and require need tls-ca" },
+	{ "tls-user-from", NUM(SET_TLS_USER_FROM, is_tls_user_san), "cn",
+	  "cn|san", 0, 0,
+	  "with auth on, a client that shows a verified certificate and no "
+	  "password is the user its certificate names: the subject's common "
+	  "name (cn) or its first DNS or email alternative name (san)" },
 	{ "http", STR(http), "127.0.0.1:7421", "HOST:PORT|off", 0, 0,
 	  "address of GET /metrics and GET /healthz; port 0 picks a free "
 	  "port; off disables" },
@@ -248,6 +254,11 @@ setting_apply(struct config *cfg, const struct setting *s, const char *v,
 			*(int *)field = CONFIG_TLS_CLIENT_AUTH_REQUIRE;
 		else
 			goto bad;
+		return 0;
+	case SET_TLS_USER_FROM:
+		if (strcmp(v, "cn") != 0 && strcmp(v, "san") != 0)
+			goto bad;
+		*(int *)field = strcmp(v, "san") == 0;
 		return 0;
 	case SET_LOG_LEVEL:
 		lv = log_level_parse(v);

@@ -45,6 +45,8 @@ struct config {
 	char tls_key[1024];   /* PEM private key */
 	char tls_ca[1024];    /* PEM CAs of client certificates; "" = none */
 	int tls_client_auth;  /* enum config_tls_client_auth */
+	int is_tls_user_san;  /* a client certificate's user: its first
+			       * SAN, not its subject CN */
 	char http[256];	      /* HOST:PORT of /metrics and /healthz, or "off" */
 	int is_http_tls;      /* the HTTP port speaks HTTPS (tls-cert) */
 	char http_token_file[1024]; /* "" = none */

@@ -16,6 +16,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "req/req.h"
 #include "req/session.h"
 #include "scram.h"
@@ -246,14 +247,76 @@ text_of(const ProtobufCBinaryData *b, char *out, size_t size)
 	return 0;
 }
 
+/* The user name c's verified client certificate gives (tls-user-from),
+ * into name. @return 1, or 0 without one. */
+static int
+cert_user(struct conn *c, char *name, size_t size)
+{
+	const struct tls_conn *tc = conn_tls(c);
+	char cn[STORE_USER_MAX + 2], san[STORE_USER_MAX + 2];
+
+	if (tc == NULL ||
+	    !tls_conn_peer_identity(tc, cn, sizeof(cn), san, sizeof(san)))
+		return 0;
+	snprintf(name, size, "%s",
+		 session_of(c)->env->cfg->is_tls_user_san ? san : cn);
+	return name[0] != '\0';
+}
+
+/* se proved it is u: HelloOk (with the server's final message of a SCRAM
+ * exchange), unless u is at its max connections. */
+static void
+authenticated(struct session *se, struct user *u, uint64_t request_id,
+	      uint64_t producer_id, const char *auth_final)
+{
+	struct conn *c = se->c;
+
+	session_auth_end(se, 0);
+	if (u->quota.max_connections != 0 &&
+	    u->connections >= u->quota.max_connections) {
+		/* Who it is was proven: refused for the quota, not counted
+		 * as a failure. */
+		u->refused_connections++;
+		log_warn("conn %llu from %s: user %s is at its %u connections",
+			 (unsigned long long)conn_id(c), conn_peer(c), u->name,
+			 u->quota.max_connections);
+		req_fail(c, request_id, RINGMQ__ERROR_CODE__QUOTA_EXCEEDED,
+			 "the user is at its max connections");
+		return;
+	}
+	se->auth = AUTH_DONE;
+	se->user = u;
+	se->lo.quota = &u->leases; /* it holds no lease yet */
+	user_ref(u);
+	u->connections++;
+	log_debug("conn %llu from %s authenticated as %s%s",
+		  (unsigned long long)conn_id(c), conn_peer(c), u->name,
+		  auth_final == NULL ? " by its certificate" : "");
+	session_hello_ok(se, request_id, producer_id, auth_final);
+}
+
 static void
 auth_hello(struct conn *c, const Ringmq__Frame *f)
 {
 	struct session *se = session_of(c);
 	const Ringmq__Hello *h = f->hello;
-	char host[64];
+	char host[64], name[STORE_USER_MAX + 2];
+	struct user *u;
 	uint64_t now, at;
 
+	if (!h->has_credentials && cert_user(c, name, sizeof(name))) {
+		/* Its certificate says who it is. */
+		u = user_name_ok(name) ? users_find(se->env->users, name)
+				       : NULL;
+		if (u == NULL) {
+			auth_fail(se, f->request_id,
+				  "no user of its certificate's name");
+			return;
+		}
+		authenticated(se, u, f->request_id,
+			      h->has_producer_id ? h->producer_id : 0, NULL);
+		return;
+	}
 	if (!h->has_credentials) {
 		/* A client without credentials guessed nothing: refused at
 		 * once, not counted. */
@@ -409,27 +472,7 @@ req_auth_response(struct conn *c, const Ringmq__Frame *f)
 		auth_fail(se, f->request_id, scram_strerror(n));
 		return;
 	}
-	session_auth_end(se, 0);
-	if (u->quota.max_connections != 0 &&
-	    u->connections >= u->quota.max_connections) {
-		/* The right password: refused for the quota, not counted as
-		 * a failure. */
-		u->refused_connections++;
-		log_warn("conn %llu from %s: user %s is at its %u connections",
-			 (unsigned long long)conn_id(c), conn_peer(c), u->name,
-			 u->quota.max_connections);
-		req_fail(c, f->request_id, RINGMQ__ERROR_CODE__QUOTA_EXCEEDED,
-			 "the user is at its max connections");
-		return;
-	}
-	se->auth = AUTH_DONE;
-	se->user = u;
-	se->lo.quota = &u->leases; /* it holds no lease yet */
-	user_ref(u);
-	u->connections++;
-	log_debug("conn %llu from %s authenticated as %s",
-		  (unsigned long long)conn_id(c), conn_peer(c), u->name);
-	session_hello_ok(se, f->request_id, se->hello_producer_id, out);
+	authenticated(se, u, f->request_id, se->hello_producer_id, out);
 }
 
 /* ---------------------------------------------------------- permissions */

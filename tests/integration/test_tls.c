@@ -939,6 +939,69 @@ test_tls_carries_authentication(void **state)
 	assert_int_equal(testlib_broker_stop(&b), 0);
 }
 
+/* With auth on, a verified client certificate and no password is the
+ * user its certificate names (CN by default, or the first SAN), with that
+ * user's permissions; a certificate naming no user is refused. */
+static void
+test_tls_client_certificate_names_the_user(void **state)
+{
+	static char boot[128], ca_flag[128];
+	struct harness_broker b;
+	ringmq_client *admin, *c;
+	char log[128], ca[160], cert[160], key[160], why[512];
+	ringmq_message *m = ringmq_message_new("x", 1);
+
+	(void)state;
+	snprintf(boot, sizeof(boot), "%s/bootstrap-cn", dir);
+	snprintf(ca_flag, sizeof(ca_flag), "%s", path_of("ca.pem"));
+	if (has_certs)
+		assert_int_equal(sh("printf 'admin:admin-password\n' > "
+				    "bootstrap-cn"),
+				 0);
+	start_tls(&b, log, "broker", 0,
+		  (const char *const[]){ "--auth", "on",
+					 "--auth-bootstrap-file", boot,
+					 "--tls-client-auth", "optional",
+					 "--tls-ca", ca_flag, NULL });
+	opt_path(ca, sizeof(ca), "tls-ca", "ca.pem");
+	opt_path(cert, sizeof(cert), "tls-cert", "client.pem");
+	opt_path(key, sizeof(key), "tls-key", "client.key");
+	/* Its CN, worker-1, is no user yet. */
+	assert_int_equal(try_connect(&c, b.addr, why, sizeof(why), "tls=true",
+				     ca, cert, key, NULL),
+			 RINGMQ_UNAUTHENTICATED);
+	ringmq_client_free(c);
+	assert_int_equal(try_connect(&admin, b.addr, why, sizeof(why),
+				     "tls=true", ca, "user=admin",
+				     "password=admin-password", NULL),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(admin, "jobs.a", NULL), RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(admin, "other", NULL), RINGMQ_OK);
+	assert_int_equal(ringmq_user_add(admin, "worker-1", "unused-pass"),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_acl_set(admin, "worker-1", "jobs.*",
+					RINGMQ_PERM_PUBLISH),
+			 RINGMQ_OK);
+	/* Slept out: its address failed once just now. */
+	usleep(300 * 1000);
+	assert_int_equal(try_connect(&c, b.addr, why, sizeof(why), "tls=true",
+				     ca, cert, key, NULL),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_publish(c, "jobs.a", m, NULL, NULL, NULL),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_delete(c, "other"),
+			 RINGMQ_PERMISSION_DENIED);
+	ringmq_client_free(c);
+	/* No certificate and no password: refused. */
+	assert_int_equal(
+		try_connect(&c, b.addr, why, sizeof(why), "tls=true", ca, NULL),
+		RINGMQ_UNAUTHENTICATED);
+	ringmq_client_free(c);
+	ringmq_client_free(admin);
+	ringmq_message_free(m);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+}
+
 /* The answer of GET path over HTTPS from addr's port, checked against
  * ca_name's CA by the openssl command. */
 static char *
@@ -1026,6 +1089,7 @@ main(void)
 		cmocka_unit_test(test_tls_cli),
 		cmocka_unit_test(test_tls_http_port_speaks_https),
 		cmocka_unit_test(test_tls_carries_authentication),
+		cmocka_unit_test(test_tls_client_certificate_names_the_user),
 		cmocka_unit_test(
 			test_tls_settings_that_cannot_work_are_refused),
 		cmocka_unit_test(
