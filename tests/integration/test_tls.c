@@ -357,12 +357,16 @@ test_tls_publish_and_consume(void **state)
 	consume_one(c, big, big_len);
 	ringmq_client_free(c);
 	/* localhost is a name of the certificate too: checked and sent as
-	 * SNI. */
+	 * SNI. Given as the server name, not resolved: a minimal system
+	 * may have no /etc/hosts. */
 	{
-		char addr[64];
+		char ca[160], why[512];
 
-		snprintf(addr, sizeof(addr), "localhost:%d", b.port);
-		c = connect_tls(addr, "ca");
+		snprintf(ca, sizeof(ca), "tls-ca=%s/ca.pem", dir);
+		assert_int_equal(try_connect(&c, b.addr, why, sizeof(why),
+					     "tls=true", ca,
+					     "tls-server-name=localhost", NULL),
+				 RINGMQ_OK);
 		assert_int_equal(ringmq_client_ping(c), RINGMQ_OK);
 		ringmq_client_free(c);
 	}
