@@ -818,9 +818,10 @@ server_run(const struct config *cfg)
 		log_error("out of memory");
 		goto out;
 	}
-	if (auth_env_new(&srv.auth) < 0) {
-		log_error("cannot set up authentication (no memory or no "
-			  "random source)");
+	_Static_assert(STORE_SECRET_LEN == SCRAM_KEY_LEN,
+		       "the store's secret keys the stand-in salts");
+	if (auth_env_new(&srv.auth, store_secret(srv.store)) < 0) {
+		log_error("out of memory");
 		goto out;
 	}
 	if (server_recover(&srv) < 0)

@@ -42,24 +42,21 @@ struct fail_addr {
 };
 
 struct auth_env {
-	uint8_t secret[SCRAM_KEY_LEN]; /* for made-up salts */
+	uint8_t secret[SCRAM_KEY_LEN]; /* for made-up salts; the store's */
 	struct fail_addr *addrs;       /* owned [naddrs] */
 	size_t naddrs, capaddrs;
 	uint64_t failures;
 };
 
 int
-auth_env_new(struct auth_env **out)
+auth_env_new(struct auth_env **out, const uint8_t *secret)
 {
 	struct auth_env *a = calloc(1, sizeof(*a));
 
 	*out = NULL;
 	if (a == NULL)
 		return -ENOMEM;
-	if (scram_random(a->secret, sizeof(a->secret)) < 0) {
-		free(a);
-		return -EIO;
-	}
+	memcpy(a->secret, secret, sizeof(a->secret));
 	*out = a;
 	return 0;
 }

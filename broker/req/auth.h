@@ -23,8 +23,10 @@ struct user;
 
 struct auth_env; /* opaque */
 
-/* @return 0, -ENOMEM, or -EIO when there is no random source. */
-int auth_env_new(struct auth_env **out);
+/* secret: SCRAM_KEY_LEN bytes (copied) that make the stand-in salts of
+ * unknown users, the same across restarts (the store's).
+ * @return 0 or -ENOMEM. */
+int auth_env_new(struct auth_env **out, const uint8_t *secret);
 void auth_env_free(struct auth_env *a);
 
 /* Failed exchanges since start, for metrics. */

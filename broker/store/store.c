@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -86,6 +87,7 @@ struct store {
 	enum store_sync sync;
 	uint64_t sync_interval_ns;
 	uint64_t boot_epoch;
+	uint8_t secret[STORE_SECRET_LEN];
 	uint64_t page_bytes;
 	uint64_t map_bytes;
 	/* What growing writes may fill (--max-storage-bytes): the map, or
@@ -1088,6 +1090,46 @@ get_epoch(struct store *s, MDB_txn *txn, uint64_t *epoch)
 	return rc;
 }
 
+/* Reads the broker's secret into s->secret, or makes one (random) on a
+ * data directory that has none. */
+static int
+get_secret(struct store *s, MDB_txn *txn)
+{
+	static const MDB_val key = { 6, "secret" };
+	uint8_t buf[4 + STORE_SECRET_LEN];
+	MDB_val k = key, v;
+	int rc;
+
+	rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+	if (rc == 0) {
+		if (v.mv_size != sizeof(buf) ||
+		    !store_record_crc_ok(k.mv_data, k.mv_size, v.mv_data,
+					 v.mv_size)) {
+			log_error("store: %s: the secret record failed its "
+				  "checksum",
+				  s->dir);
+			return -RMQ_ECORRUPT;
+		}
+		memcpy(s->secret, (const uint8_t *)v.mv_data + 4,
+		       STORE_SECRET_LEN);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return store_err(s, rc, "read secret");
+	if (getrandom(s->secret, STORE_SECRET_LEN, 0) !=
+	    (ssize_t)STORE_SECRET_LEN)
+		return -errno;
+	memcpy(buf + 4, s->secret, STORE_SECRET_LEN);
+	store_put_be(buf,
+		     store_record_crc(k.mv_data, k.mv_size, buf, sizeof(buf)),
+		     4);
+	v.mv_data = buf;
+	v.mv_size = sizeof(buf);
+	rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+	explicit_bzero(buf, sizeof(buf));
+	return store_err(s, rc, "write secret");
+}
+
 /* Opens the databases, checks or writes the format version and bumps the
  * boot epoch, in one synced write transaction. */
 static int
@@ -1106,6 +1148,8 @@ init_meta(struct store *s)
 	if (rc == 0)
 		rc = store_err(s, put_meta(s, txn, "epoch", epoch + 1, 8),
 			       "write boot epoch");
+	if (rc == 0)
+		rc = get_secret(s, txn);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -1329,6 +1373,12 @@ uint64_t
 store_boot_epoch(const struct store *s)
 {
 	return s->boot_epoch;
+}
+
+const uint8_t *
+store_secret(const struct store *s)
+{
+	return s->secret;
 }
 
 int

@@ -31,6 +31,9 @@
  *  "meta"    key: ASCII name
  *              "format" -> crc | u32 format version
  *              "epoch"  -> crc | u64 boot epoch (incremented at every open)
+ *              "secret" -> crc | 32 random bytes, made at the first open of
+ *                          a directory without one (authentication's
+ *                          stand-in salts: the same across restarts)
  *  "users"   key: user name (1 to STORE_USER_MAX bytes)
  *              -> crc | u8 record version (1) | u64 created_ms
  *                 | u32 iterations | u8 salt_len | salt
@@ -116,6 +119,7 @@
 #define STORE_SALT_MAX	     64u
 #define STORE_KEY_LEN	     32u   /* StoredKey, ServerKey */
 #define STORE_PERMS_MAX	     1024u /* permissions per user */
+#define STORE_SECRET_LEN     32u
 
 /* The "dedup" key rule (see the layout above); part of the format. */
 #define STORE_DEDUP_KEY_MAX	  511u /* bytes of a hashed "dedup" key */
@@ -159,6 +163,10 @@ void store_close(struct store *s);
 
 /* Boot epoch of this open (>= 1, strictly greater than every earlier one). */
 uint64_t store_boot_epoch(const struct store *s);
+
+/* The data directory's secret: STORE_SECRET_LEN random bytes, the same
+ * at every open (a backup carries it). */
+const uint8_t *store_secret(const struct store *s);
 
 /* An eventfd that becomes readable when completions are waiting; the loop
  * reads it (8 bytes) and then calls store_reap. Owned by the store. */

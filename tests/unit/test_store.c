@@ -2659,6 +2659,22 @@ test_store_refuses_a_malformed_user(void **state)
 	store_batch_free(b);
 }
 
+/* The secret is made once per data directory and kept. */
+static void
+test_store_secret_is_kept_across_opens(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_default(f);
+	uint8_t first[STORE_SECRET_LEN], zero[STORE_SECRET_LEN] = { 0 };
+
+	memcpy(first, store_secret(s), sizeof(first));
+	assert_memory_not_equal(first, zero, sizeof(first));
+	store_close(s);
+	s = open_default(f);
+	assert_memory_equal(store_secret(s), first, sizeof(first));
+	store_close(s);
+}
+
 /* A format 5 directory (no "users") opens as 6, in place, and keeps its
  * queues. */
 static void
@@ -2870,6 +2886,7 @@ main(void)
 		T(test_store_user_round_trips_keys_perms_and_quota),
 		T(test_store_refuses_a_malformed_user),
 		T(test_store_upgrades_format_5_in_place),
+		T(test_store_secret_is_kept_across_opens),
 		T(test_store_refuses_older_format_versions),
 		T(test_store_group_state_is_stored_as_runs),
 		T(test_store_group_state_run_over_2_pow_32_loads),
