@@ -4,9 +4,12 @@
  *
  * Before a handler runs: a frame over an announced count limit is refused
  * alone; a refused connection answers its first frame and closes; the
- * first frame must be hello; every request carries a request_id; and a
- * request naming a queue or group whose creation is still committing
- * waits for it.
+ * first frame must be hello, and with auth on nothing but the
+ * AuthResponse may come before authentication ends (a session whose
+ * exchange failed reads nothing until its refusal goes); every request
+ * carries a request_id; a request naming a queue or group whose creation
+ * is still committing waits for it; and the user must hold what the
+ * request's row needs (PERMISSION_DENIED, nothing done).
  */
 #include <stdio.h>
 

@@ -1,8 +1,9 @@
 /*
  * session: what the broker knows of one client connection above its bytes.
  *
- * Owns the hello (protocol version, producer id), the decode arena and
- * limits, the subscriptions and the leases the client holds. net/conn
+ * Owns the hello's outcome (producer id, the user it authenticated as,
+ * the SCRAM exchange while it runs), the decode arena and limits, the
+ * subscriptions and the leases the client holds. net/conn
  * reaches it only through session_conn_ops, set at start-up; handlers
  * reach it from their connection (session_of).
  */
