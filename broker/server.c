@@ -314,14 +314,14 @@ server_bootstrap(struct server *srv)
 		goto out;
 	}
 	*colon = '\0';
-	if (!user_name_ok(line) || snprintf(add.name, sizeof(add.name), "%s",
-					    line) >= (int)sizeof(add.name)) {
+	if (!user_name_ok(line)) {
 		log_error("auth-bootstrap-file %s: user names are 1 to 128 "
 			  "characters of [A-Za-z0-9._@-]",
 			  path);
 		rc = 2;
 		goto out;
 	}
+	memcpy(add.name, line, strlen(line) + 1); /* fits: checked */
 	add.iterations = USER_DEFAULT_ITERATIONS;
 	add.salt_len = 16;
 	rc = scram_random(add.salt, add.salt_len);

@@ -155,11 +155,11 @@ fail_count(struct auth_env *a, const char *host, uint64_t now_ms)
 			memset(fa, 0, sizeof(*fa));
 		}
 	}
+	if (fa == NULL && oldest == NULL)
+		return FAIL_DELAY_MAX_MS; /* no memory for the first one */
 	if (fa == NULL) {
 		/* Full (or no memory): the stalest address makes room. */
-		fa = oldest != NULL ? oldest : NULL;
-		if (fa == NULL)
-			return FAIL_DELAY_MAX_MS;
+		fa = oldest;
 		memset(fa, 0, sizeof(*fa));
 	}
 	snprintf(fa->host, sizeof(fa->host), "%s", host);

