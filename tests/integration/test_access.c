@@ -374,22 +374,6 @@ test_access_remote_backup_needs_backup_dir(void **state)
 	assert_int_equal(testlib_broker_stop(&b), 0);
 }
 
-/* The whole of file path, malloc'ed. */
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 1 << 16);
-	size_t n;
-
-	assert_non_null(f);
-	assert_non_null(buf);
-	n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void
 test_access_changes_are_logged_with_who_asked(void **state)
 {
@@ -415,7 +399,7 @@ test_access_changes_are_logged_with_who_asked(void **state)
 	ringmq_client_free(c);
 	assert_int_equal(harness_stop(&b), 0);
 	harness_cleanup(&b);
-	text = read_all(log);
+	text = testlib_read_file(log);
 	assert_non_null(strstr(text, "audit: conn "));
 	assert_non_null(strstr(text, " from 127.0.0.1:"));
 	assert_non_null(strstr(text, " asks purge of kept\n"));

@@ -171,22 +171,6 @@ start_tls(struct harness_broker *b, char *log, const char *cert_name,
 	assert_int_equal(harness_start(b, flags), 0);
 }
 
-/* The whole of file path, malloc'ed. */
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 1 << 20);
-	size_t n;
-
-	assert_non_null(f);
-	assert_non_null(buf);
-	n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 /* Waits (at most TESTLIB_WAIT_MS) until log has a line with text.
  * @return that line's text from the match on, malloc'ed. */
 static char *
@@ -195,7 +179,7 @@ wait_log(const char *log, const char *text)
 	long long deadline = harness_now_ms() + TESTLIB_WAIT_MS;
 
 	for (;;) {
-		char *all = read_all(log);
+		char *all = testlib_read_file(log);
 		char *at = strstr(all, text);
 
 		if (at != NULL) {
@@ -774,8 +758,8 @@ run_cli(struct cli_run *r, const char *input, const char *const *args)
 		usleep(5000);
 	}
 	r->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	r->out = read_all(out);
-	r->err = read_all(err);
+	r->out = testlib_read_file(out);
+	r->err = testlib_read_file(err);
 }
 
 static void
@@ -1019,7 +1003,7 @@ https_get(int port, const char *path, const char *ca_name)
 		 "| timeout 10 openssl s_client -quiet -connect 127.0.0.1:%d "
 		 "-CAfile %s.pem -verify_return_error > %s 2>&1",
 		 path, port, ca_name, out);
-	return read_all(out);
+	return testlib_read_file(out);
 }
 
 static void

@@ -5,6 +5,7 @@
 #include "testlib.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -123,42 +124,74 @@ testlib_raw_send(int fd, const Ringmq__Frame *f)
 	free(buf);
 }
 
-static void
-read_full(int fd, uint8_t *buf, size_t n)
+/* Reads n bytes within timeout_ms: 0, or -1 at EOF, an error or the
+ * deadline. */
+static int
+read_within(int fd, uint8_t *buf, size_t n, int timeout_ms)
 {
-	long long deadline = harness_now_ms() + TESTLIB_WAIT_MS;
+	long long deadline = harness_now_ms() + timeout_ms;
 	size_t got = 0;
 
 	while (got < n) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - harness_now_ms();
 		ssize_t r;
 
-		assert_true(harness_now_ms() < deadline);
-		if (poll(&p, 1, 100) <= 0)
+		if (left <= 0)
+			return -1;
+		if (poll(&p, 1, left < 100 ? (int)left : 100) <= 0)
 			continue;
 		r = read(fd, buf + got, n - got);
-		assert_true(r > 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
 		got += (size_t)r;
 	}
+	return 0;
+}
+
+Ringmq__Frame *
+testlib_raw_recv_within(int fd, int timeout_ms)
+{
+	uint8_t hdr[4], *body;
+	size_t n;
+	Ringmq__Frame *f = NULL;
+
+	if (read_within(fd, hdr, 4, timeout_ms) < 0)
+		return NULL;
+	n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
+	    ((size_t)hdr[2] << 8) | hdr[3];
+	body = malloc(n + 1);
+	assert_non_null(body);
+	if (read_within(fd, body, n, timeout_ms) == 0)
+		f = ringmq__frame__unpack(NULL, n, body);
+	free(body);
+	return f;
 }
 
 Ringmq__Frame *
 testlib_raw_recv(int fd)
 {
-	uint8_t hdr[4], *body;
-	size_t n;
-	Ringmq__Frame *f;
+	Ringmq__Frame *f = testlib_raw_recv_within(fd, TESTLIB_WAIT_MS);
 
-	read_full(fd, hdr, 4);
-	n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) |
-	    ((size_t)hdr[2] << 8) | hdr[3];
-	body = malloc(n + 1);
-	assert_non_null(body);
-	read_full(fd, body, n);
-	f = ringmq__frame__unpack(NULL, n, body);
-	free(body);
 	assert_non_null(f);
 	return f;
+}
+
+char *
+testlib_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, TESTLIB_FILE_MAX);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, TESTLIB_FILE_MAX - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
 }
 
 uint64_t

@@ -45,6 +45,15 @@ void testlib_raw_send(int fd, const Ringmq__Frame *f);
 /* Reads one whole frame (free with ringmq__frame__free_unpacked(r, NULL)). */
 Ringmq__Frame *testlib_raw_recv(int fd);
 
+/* The same within timeout_ms, or NULL at EOF, the deadline or a frame
+ * that does not decode (for tests that expect a close). */
+Ringmq__Frame *testlib_raw_recv_within(int fd, int timeout_ms);
+
+#define TESTLIB_FILE_MAX (1u << 20)
+
+/* The text of file path (at most TESTLIB_FILE_MAX - 1 bytes), malloc'ed. */
+char *testlib_read_file(const char *path);
+
 /* Hello (resuming producer when not 0) and its answer.
  * @return the producer id the broker gave. */
 uint64_t testlib_raw_hello(int fd, uint64_t producer);
