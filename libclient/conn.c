@@ -48,16 +48,6 @@
  */
 #define IN_FRAME_SLACK_BYTES 4096u
 
-int64_t
-conn_now_ms(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC cannot fail with a valid pointer. */
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 put_be32(uint8_t *p, uint32_t v)
 {

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ringmq.pb-c.h"
 #include "ringmq.h"
@@ -495,8 +496,17 @@ message_pb(const ringmq_message *m)
 
 /* --- conn.c */
 
-/* Monotonic clock, ms. */
-int64_t conn_now_ms(void);
+/* Monotonic clock, ms; here so that every layer (tls.c's handshake
+ * deadline too) reads the one clock. */
+static inline int64_t
+conn_now_ms(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail with a valid pointer. */
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /*
  * Makes c's transport (c zeroed): no socket yet, request ids from 1,

@@ -25,15 +25,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Appends the reasons of OpenSSL's queued errors to buf (the queue is
  * emptied). */
 static void
@@ -229,7 +220,7 @@ int
 tls_handshake(struct ssl_ctx_st *ctx, int fd, const char *name, int is_verify,
 	      int timeout_ms, struct ssl_st **out, char *why, size_t whylen)
 {
-	int64_t deadline_ms = mono_ms() + timeout_ms;
+	int64_t deadline_ms = conn_now_ms() + timeout_ms;
 	SSL *ssl;
 
 	*out = NULL;
@@ -275,7 +266,7 @@ tls_handshake(struct ssl_ctx_st *ctx, int fd, const char *name, int is_verify,
 			/* fall through */
 		default: handshake_why(ssl, name, why, whylen); goto fail;
 		}
-		left_ms = deadline_ms - mono_ms();
+		left_ms = deadline_ms - conn_now_ms();
 		if (left_ms <= 0) {
 			snprintf(
 				why, whylen,
