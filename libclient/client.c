@@ -12,6 +12,7 @@
 #include "scram.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1164,6 +1165,23 @@ ringmq_client_fd(ringmq_client *c)
 	fd = c->fd;
 	client_unlock(c);
 	return fd;
+}
+
+int
+ringmq_client_poll_timeout(ringmq_client *c)
+{
+	int64_t due;
+	int64_t left;
+
+	if (c == NULL)
+		return -1;
+	client_lock(c);
+	due = conn_next_due_ms(c);
+	client_unlock(c);
+	if (due < 0)
+		return -1;
+	left = due - conn_now_ms();
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
 size_t

@@ -561,6 +561,40 @@ run_timers(struct ringmq_client *c, int64_t now_ms)
 	return due;
 }
 
+int64_t
+conn_next_due_ms(const struct ringmq_client *c)
+{
+	int64_t due = -1;
+	int64_t iv = c->opts.ping_interval_ms;
+
+	if (c->state == CONN_LOST)
+		return c->opts.is_reconnect ? c->next_attempt_ms : -1;
+	if (c->state != CONN_OPEN || !c->is_ready)
+		return -1;
+	if (c->ssl != NULL && tls_has_pending(c->ssl))
+		return conn_now_ms();
+	for (size_t i = 0; i < c->router.n_hooks; i++) {
+		int64_t t;
+
+		if (c->router.hooks[i]->due == NULL)
+			continue;
+		t = c->router.hooks[i]->due(c);
+		if (t >= 0 && (due < 0 || t < due))
+			due = t;
+	}
+	if (iv > 0) {
+		int64_t t = c->io.ping_sent_ms ? c->io.ping_sent_ms + iv
+					       : c->io.last_rx_ms + iv;
+
+		if (due < 0 || t < due)
+			due = t;
+	}
+	/* Bytes queued and not yet written: the pump sends them. */
+	if (c->io.out_off < c->io.out_len)
+		return conn_now_ms();
+	return due;
+}
+
 /* poll() timeout for a wait until wake_ms (-1: no limit). */
 static int
 poll_timeout(int64_t wake_ms)

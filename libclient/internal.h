@@ -216,6 +216,8 @@ struct conn_hooks {
 	/* Sends what is due at now_ms. @return when it is next due
 	 * (monotonic ms), or -1. */
 	int64_t (*tick)(struct ringmq_client *c, int64_t now_ms);
+	/* When tick is next due (monotonic ms), or -1; changes nothing. */
+	int64_t (*due)(const struct ringmq_client *c);
 	/* The pump moved bytes (the socket was ready): answers read may
 	 * have made room to send more. */
 	void (*after_io)(struct ringmq_client *c, int64_t now_ms);
@@ -563,6 +565,11 @@ int conn_queue_frame(struct ringmq_client *c, const Ringmq__Frame *f);
  *         off), or CLOSED.
  */
 int conn_pump(struct ringmq_client *c, int64_t deadline_ms);
+
+/* When conn_pump() next has work though the socket stays silent (a due
+ * tick, a keepalive, a reconnect attempt), monotonic ms; -1 for never.
+ * Changes nothing; lock held. */
+int64_t conn_next_due_ms(const struct ringmq_client *c);
 
 /*
  * Sends req (its request_id is assigned here) and waits for the answer,

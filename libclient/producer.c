@@ -802,6 +802,7 @@ producer_conn_lost(struct ringmq_client *c)
 const struct conn_hooks producer_hooks = {
 	.answer = producer_on_answer,
 	.tick = producer_tick,
+	.due = producer_next_due_ms,
 	.after_io = producer_send_due,
 	.lost = producer_conn_lost,
 };

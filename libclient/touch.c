@@ -87,6 +87,21 @@ touch_tick(struct ringmq_client *c, int64_t now_ms)
 	return due;
 }
 
+/* When the next tracked lease is due for a touch, or -1. */
+static int64_t
+touch_next_due_ms(const struct ringmq_client *c)
+{
+	int64_t due = -1;
+
+	for (size_t i = 0; i < c->touch.n_tracked; i++) {
+		int64_t at = c->touch.tracked[i].touch_at_ms;
+
+		if (due < 0 || at < due)
+			due = at;
+	}
+	return due;
+}
+
 /* The router's lost hook: leases die with the connection, nothing is left
  * to touch. */
 static void
@@ -97,6 +112,7 @@ touch_conn_lost(struct ringmq_client *c)
 
 const struct conn_hooks touch_hooks = {
 	.tick = touch_tick,
+	.due = touch_next_due_ms,
 	.lost = touch_conn_lost,
 };
 

@@ -390,6 +390,20 @@ RINGMQ_API int ringmq_client_flush(ringmq_client *c, int timeout_ms);
 RINGMQ_API int ringmq_client_fd(ringmq_client *c);
 
 /**
+ * How long an application's own event loop may wait before it calls
+ * ringmq_client_poll(c, 0) again though the socket stays silent: the end
+ * of a batch's linger, a producer held back by a quota, a keepalive, a
+ * lease to touch, the next reconnect attempt. The answer holds for the
+ * client as it is now: ask again after every poll and after every call
+ * that queues work (an asynchronous publish or ack).
+ * @return milliseconds (0: poll now); -1 when nothing is due (wait for
+ *         the socket only; not connected and no reconnect planned, or
+ *         closed).
+ * @note Thread-safe; does no I/O.
+ */
+RINGMQ_API int ringmq_client_poll_timeout(ringmq_client *c);
+
+/**
  * Number of publishes accepted and not yet answered by the broker:
  * asynchronous ones (their callbacks may still be waiting for a poll), and
  * those of synchronous calls still waiting, or that stopped waiting after

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <poll.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -179,6 +180,47 @@ test_async_publish_would_block_when_buffer_full(void **state)
 	assert_int_equal(ringmq_client_flush(c, WAIT_MS), RINGMQ_OK);
 	assert_int_equal(done, n + 1);
 	ringmq_client_free(c);
+}
+
+/* An application's own event loop learns when to serve the client though
+ * the socket stays silent: the linger of a queued batch, else the
+ * keepalive; with neither, never. */
+static void
+test_poll_timeout_follows_linger_and_keepalive(void **state)
+{
+	ringmq_client *c = testlib_connect_with(broker.addr, "linger-ms=400",
+						"ping-interval-ms=0", NULL);
+	ringmq_client *k = testlib_connect_with(broker.addr,
+						"ping-interval-ms=20000", NULL);
+	long done = 0;
+	int t;
+
+	(void)state;
+	create_queue(c, "due", NULL, NULL);
+	assert_int_equal(ringmq_client_poll_timeout(c), -1);
+	assert_int_equal(publish_index(c, "due", 1, on_count, &done),
+			 RINGMQ_OK);
+	t = ringmq_client_poll_timeout(c);
+	assert_true(t > 0 && t <= 400);
+	/* Served at that time it goes; its answer then comes on the
+	 * socket, with nothing else due. */
+	for (int rounds = 0; done == 0; rounds++) {
+		struct pollfd p = { .fd = ringmq_client_fd(c),
+				    .events = POLLIN };
+
+		assert_true(rounds < 1000);
+		t = ringmq_client_poll_timeout(c);
+		assert_true(t >= -1 && t <= 400);
+		(void)poll(&p, 1, t < 0 ? WAIT_MS : t);
+		(void)ringmq_client_poll(c, 0);
+	}
+	assert_int_equal(ringmq_client_poll_timeout(c), -1);
+	t = ringmq_client_poll_timeout(k);
+	assert_true(t > 15000 && t <= 20000);
+	ringmq_client_close(c);
+	assert_int_equal(ringmq_client_poll_timeout(c), -1);
+	ringmq_client_free(c);
+	ringmq_client_free(k);
 }
 
 static void
@@ -1439,6 +1481,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_async_publish_100k_every_callback_once),
+		cmocka_unit_test(
+			test_poll_timeout_follows_linger_and_keepalive),
 		cmocka_unit_test(
 			test_publish_over_the_header_limit_is_refused_locally),
 		cmocka_unit_test(
