@@ -1176,7 +1176,8 @@ ringmq_client_poll_timeout(ringmq_client *c)
 	if (c == NULL)
 		return -1;
 	client_lock(c);
-	due = conn_next_due_ms(c);
+	/* Callbacks a call that runs none (ringmq_next()) left ready. */
+	due = client_has_callbacks(c) ? conn_now_ms() : conn_next_due_ms(c);
 	client_unlock(c);
 	if (due < 0)
 		return -1;

@@ -393,9 +393,10 @@ RINGMQ_API int ringmq_client_fd(ringmq_client *c);
  * How long an application's own event loop may wait before it calls
  * ringmq_client_poll(c, 0) again though the socket stays silent: the end
  * of a batch's linger, a producer held back by a quota, a keepalive, a
- * lease to touch, the next reconnect attempt. The answer holds for the
- * client as it is now: ask again after every poll and after every call
- * that queues work (an asynchronous publish or ack).
+ * lease to touch, the next reconnect attempt; at once when callbacks are
+ * ready (answers that ringmq_next() read, for example). The answer holds
+ * for the client as it is now: ask again after every poll and after every
+ * call that queues work (an asynchronous publish or ack).
  * @return milliseconds (0: poll now); -1 when nothing is due (wait for
  *         the socket only; not connected and no reconnect planned, or
  *         closed).

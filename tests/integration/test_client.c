@@ -1095,6 +1095,40 @@ test_poll_returns_when_an_async_ack_is_answered(void **state)
 	ringmq_client_free(c);
 }
 
+/* An event loop that also takes deliveries with ringmq_next(c, 0) may
+ * have it read an ack's answer, whose callback it does not run: the
+ * poll timeout then says to poll at once, not to wait for the socket. */
+static void
+test_poll_timeout_is_zero_while_callbacks_wait(void **state)
+{
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
+	struct acked a = { 0 };
+	ringmq_delivery *d;
+	uint32_t sub;
+	uint64_t id;
+
+	(void)state;
+	create_queue(c, "waiting-cb", NULL, NULL);
+	publish_sync(c, "waiting-cb", "job");
+	assert_int_equal(ringmq_subscribe(c, &sub, "waiting-cb", "g", 1,
+					  RINGMQ_START_EARLIEST),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &a), RINGMQ_OK);
+	for (int i = 0; i < 500 && ringmq_client_poll_timeout(c) != 0; i++) {
+		(void)poll(NULL, 0, 10);
+		(void)ringmq_next(c, &d, 0); /* reads the answer, no callback */
+	}
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(ringmq_client_poll_timeout(c), 0);
+	assert_int_equal(ringmq_client_poll(c, 0), 1);
+	assert_int_equal(a.ok, 1);
+	assert_int_not_equal(ringmq_client_poll_timeout(c), 0);
+	ringmq_client_free(c);
+}
+
 /* Starts a broker of its own in b, connects c with the given options,
  * and leases the one message of a fresh queue; @return the lease id. */
 static uint64_t
@@ -1483,6 +1517,8 @@ main(void)
 		cmocka_unit_test(test_async_publish_100k_every_callback_once),
 		cmocka_unit_test(
 			test_poll_timeout_follows_linger_and_keepalive),
+		cmocka_unit_test(
+			test_poll_timeout_is_zero_while_callbacks_wait),
 		cmocka_unit_test(
 			test_publish_over_the_header_limit_is_refused_locally),
 		cmocka_unit_test(
