@@ -837,18 +837,25 @@ ringmq_delivery_free(ringmq_delivery *d)
 struct lease_op {
 	Ringmq__Frame__BodyCase body;
 	uint64_t arg_ms; /* nack delay_ms or touch lease_ms; 0: absent */
+	char *reason;	 /* nack: why; NULL: none */
 };
+
+/* The most of a nack's reason sent: what the broker keeps. */
+#define NACK_REASON_MAX 1024
 
 /*
  * Most ids per request: the broker's max batch count, and what fits in its
  * frame limit (a repeated uint64 costs at most 1 tag byte + 10 bytes; 64
- * bytes cover the frame, request id and the optional ms field).
+ * bytes cover the frame, request id and the optional ms field; a reason
+ * its own length).
  */
 static size_t
-lease_chunk(const ringmq_client *c)
+lease_chunk(const ringmq_client *c, const struct lease_op *op)
 {
-	size_t by_bytes =
-		c->max_frame_bytes > 64 ? (c->max_frame_bytes - 64) / 11 : 1;
+	size_t fixed = 64 + (op->reason ? strlen(op->reason) + 4 : 0);
+	size_t by_bytes = c->max_frame_bytes > fixed
+				  ? (c->max_frame_bytes - fixed) / 11
+				  : 1;
 	size_t n =
 		c->max_batch_count < by_bytes ? c->max_batch_count : by_bytes;
 
@@ -886,6 +893,7 @@ lease_frame_init(struct lease_frame *r, const struct lease_op *op,
 		r->nack.lease_ids = mut_ids;
 		r->nack.has_delay_ms = op->arg_ms != 0;
 		r->nack.delay_ms = op->arg_ms;
+		r->nack.reason = op->reason;
 		r->f.nack = &r->nack;
 		break;
 	case RINGMQ__FRAME__BODY_RELEASE:
@@ -980,7 +988,7 @@ lease_run_locked(ringmq_client *c, const struct lease_op *op,
 		return client_fail(c, RINGMQ_USAGE, "NULL lease ids");
 	if (n == 0)
 		return RINGMQ_OK;
-	chunk = lease_chunk(c);
+	chunk = lease_chunk(c, op);
 	for (size_t off = 0; off < n; off += chunk) {
 		size_t k = n - off < chunk ? n - off : chunk;
 		int rc;
@@ -1025,7 +1033,7 @@ lease_run(ringmq_client *c, const struct lease_op *op, const uint64_t *ids,
 int
 ringmq_ack(ringmq_client *c, const uint64_t *lease_ids, size_t n, int *codes)
 {
-	struct lease_op op = { RINGMQ__FRAME__BODY_ACK, 0 };
+	struct lease_op op = { RINGMQ__FRAME__BODY_ACK, 0, NULL };
 
 	return lease_run(c, &op, lease_ids, n, codes, NULL);
 }
@@ -1034,8 +1042,30 @@ int
 ringmq_nack(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 	    uint64_t delay_ms, int *codes)
 {
-	struct lease_op op = { RINGMQ__FRAME__BODY_NACK, delay_ms };
+	return ringmq_nack_reason(c, lease_ids, n, delay_ms, NULL, codes);
+}
 
+int
+ringmq_nack_reason(ringmq_client *c, const uint64_t *lease_ids, size_t n,
+		   uint64_t delay_ms, const char *reason, int *codes)
+{
+	struct lease_op op = { RINGMQ__FRAME__BODY_NACK, delay_ms, NULL };
+	char cut[NACK_REASON_MAX + 1];
+	size_t len;
+
+	if (reason != NULL && reason[0] != '\0') {
+		/* Cut at the limit, never inside a UTF-8 sequence. */
+		len = strnlen(reason, NACK_REASON_MAX + 1);
+		if (len > NACK_REASON_MAX) {
+			len = NACK_REASON_MAX;
+			while (len > 0 &&
+			       ((unsigned char)reason[len] & 0xC0) == 0x80)
+				len--;
+		}
+		memcpy(cut, reason, len);
+		cut[len] = '\0';
+		op.reason = cut;
+	}
 	return lease_run(c, &op, lease_ids, n, codes, NULL);
 }
 
@@ -1043,7 +1073,7 @@ int
 ringmq_release(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 	       int *codes)
 {
-	struct lease_op op = { RINGMQ__FRAME__BODY_RELEASE, 0 };
+	struct lease_op op = { RINGMQ__FRAME__BODY_RELEASE, 0, NULL };
 
 	return lease_run(c, &op, lease_ids, n, codes, NULL);
 }
@@ -1052,7 +1082,7 @@ int
 ringmq_touch(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 	     uint64_t lease_ms, int *codes, uint64_t *remaining_ms)
 {
-	struct lease_op op = { RINGMQ__FRAME__BODY_TOUCH, lease_ms };
+	struct lease_op op = { RINGMQ__FRAME__BODY_TOUCH, lease_ms, NULL };
 
 	return lease_run(c, &op, lease_ids, n, codes, remaining_ms);
 }
@@ -1097,8 +1127,9 @@ static struct async_ack *
 acks_new(struct ringmq_client *c, const uint64_t *ids, size_t n,
 	 ringmq_ack_cb cb, void *ctx)
 {
+	static const struct lease_op ack = { RINGMQ__FRAME__BODY_ACK, 0, NULL };
 	struct async_ack *list = NULL, **tail = &list;
-	size_t chunk = lease_chunk(c);
+	size_t chunk = lease_chunk(c, &ack);
 
 	for (size_t off = 0; off < n; off += chunk) {
 		size_t k = n - off < chunk ? n - off : chunk;
@@ -1128,7 +1159,7 @@ int
 ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids, size_t n,
 		 ringmq_ack_cb cb, void *ctx)
 {
-	static const struct lease_op op = { RINGMQ__FRAME__BODY_ACK, 0 };
+	static const struct lease_op op = { RINGMQ__FRAME__BODY_ACK, 0, NULL };
 	struct async_ack *list;
 	int rc;
 

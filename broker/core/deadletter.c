@@ -20,6 +20,9 @@
 #include "lib/log.h"
 #include "lib/vec.h"
 
+/* The most of a nack's reason a dead letter keeps, in bytes. */
+#define DEAD_LETTER_ERROR_MAX 1024
+
 /* A new message of stored message v's key and payload, with headers h
  * (nh of them), published now. */
 static void
@@ -75,7 +78,7 @@ static int
 dead_letter(struct groups *gs, struct queue *q, const char *group,
 	    uint32_t part, uint64_t offset, const struct store_msg_view *v,
 	    const char *reason, uint32_t count, uint64_t first_ms,
-	    uint64_t last_ms)
+	    uint64_t last_ms, const char *last_error)
 {
 	struct store_batch *b = flush_batch(gs);
 	struct store_header *h = NULL;
@@ -93,7 +96,7 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 		goto out;
 	while (store_headers_next(v->headers, v->headers_len, &pos, &one) == 1)
 		nh++;
-	h = calloc(nh + QUEUE_DLQ_HEADERS, sizeof(*h));
+	h = calloc(nh + QUEUE_DLQ_HEADERS + 1, sizeof(*h));
 	if (h == NULL)
 		goto out;
 	pos = 0;
@@ -102,6 +105,14 @@ dead_letter(struct groups *gs, struct queue *q, const char *group,
 					 &h[i]);
 	nh += queue_dlq_headers(h + nh, buf, reason, q, group, part, offset,
 				count, first_ms, last_ms);
+	if (last_error != NULL) {
+		h[nh].name = "ringmq-last-error";
+		h[nh].name_len = (uint32_t)strlen(h[nh].name);
+		h[nh].value = last_error;
+		h[nh].value_len =
+			(uint32_t)strnlen(last_error, DEAD_LETTER_ERROR_MAX);
+		nh++;
+	}
 	copy_of(&sm, v, h, nh);
 	if (queue_stage(gs->qs, dlq, -1, &sm, b, &st) < 0 ||
 	    stage_add(gs, &st) < 0)
@@ -168,7 +179,8 @@ corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
 	v.offset = offset;
 	v.payload = raw;
 	v.payload_len = (uint32_t)len;
-	if (dead_letter(gs, q, "", part, offset, &v, "corrupt", 0, 0, 0) < 0)
+	if (dead_letter(gs, q, "", part, offset, &v, "corrupt", 0, 0, 0, NULL) <
+	    0)
 		return;
 	b = flush_batch(gs);
 	if (b == NULL ||
@@ -191,7 +203,8 @@ corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
  * copy, -1 when it cannot otherwise (the caller keeps the message). */
 static int
 gpart_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset,
-		  uint32_t count, uint64_t first_ms, uint64_t last_ms)
+		  uint32_t count, uint64_t first_ms, uint64_t last_ms,
+		  const char *last_error)
 {
 	struct group *g = gp->g;
 	struct store_msg_view v;
@@ -204,7 +217,8 @@ gpart_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset,
 	 * and a later flush would write that ack: the message would be lost.
 	 * It waits in the queue instead, held, until there is room. */
 	need = (uint64_t)v.payload_len + v.headers_len + v.key_len +
-	       DEAD_LETTER_EXTRA_BYTES;
+	       DEAD_LETTER_EXTRA_BYTES +
+	       (last_error ? strnlen(last_error, DEAD_LETTER_ERROR_MAX) : 0);
 	if (store_grow_room(gs->store) <
 	    (int64_t)(gs->dead_letter_room + need)) {
 		if (!gs->is_dead_letter_held_logged)
@@ -219,7 +233,8 @@ gpart_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset,
 	}
 	gs->is_dead_letter_held_logged = false;
 	if (dead_letter(gs, g->q, g->name, gp->index, offset, &v,
-			"max_deliveries", count, first_ms, last_ms) < 0)
+			"max_deliveries", count, first_ms, last_ms,
+			last_error) < 0)
 		return -1;
 	gs->dead_letter_room += need;
 	gs->staged_room += need;
@@ -229,14 +244,15 @@ gpart_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset,
 /* The failed lease l reached max deliveries: dead-letter its message for
  * its group, as gpart_dead_letter. */
 int
-lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp)
+lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp,
+		  const char *last_error)
 {
 	struct failrec *fr = fail_find(gp, l->offset);
 
 	return gpart_dead_letter(gs, gp, l->offset, l->delivery_count,
 				 fr ? fr->f.first_delivery_ms
 				    : l->delivered_wall_ms,
-				 l->delivered_wall_ms);
+				 l->delivered_wall_ms, last_error);
 }
 
 /* A held message that has failed max_deliveries times waits for room for
@@ -252,8 +268,10 @@ held_dead_letter(struct groups *gs, struct gpart *gp, uint64_t offset)
 
 	if (max == 0 || fr == NULL || fr->f.failures < max)
 		return 0;
+	/* The nack's reason was not kept: the dead letter goes without it. */
 	rc = gpart_dead_letter(gs, gp, offset, fr->f.failures,
-			       fr->f.first_delivery_ms, fr->f.last_delivery_ms);
+			       fr->f.first_delivery_ms, fr->f.last_delivery_ms,
+			       NULL);
 	if (rc == 0) {
 		gpart_ack(gs, gp, offset);
 		groups_flush(gs);

@@ -858,10 +858,11 @@ lease_ack(struct groups *gs, struct lease *l, struct gpart *gp)
 
 /* Ends lease l as how says, and frees it. recent_code (0,
  * -RMQ_ELEASE_EXPIRED or -RMQ_ENOT_LEASED) is remembered for later
- * requests naming the same id, unless LEASE_NOT_REMEMBERED. */
+ * requests naming the same id, unless LEASE_NOT_REMEMBERED. reason: what
+ * a failing nack said (NULL: nothing), for a dead letter. */
 static void
 lease_end(struct groups *gs, struct lease *l, enum lease_end how,
-	  int recent_code, uint64_t delay_ms)
+	  int recent_code, uint64_t delay_ms, const char *reason)
 {
 	struct gpart *gp = &l->g->parts[l->part];
 
@@ -884,7 +885,7 @@ lease_end(struct groups *gs, struct lease *l, enum lease_end how,
 	case END_FAIL:
 		if (l->g->q->policy.max_deliveries != 0 &&
 		    l->delivery_count >= l->g->q->policy.max_deliveries) {
-			int rc = lease_dead_letter(gs, l, gp);
+			int rc = lease_dead_letter(gs, l, gp, reason);
 
 			if (rc == 0) {
 				/* Gone from this group: acked, failure
@@ -962,7 +963,7 @@ add_waiter(struct groups *gs, lease_done_fn done, void *ctx)
 static void
 lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	 size_t n, int *codes, enum lease_end how, uint64_t delay_ms,
-	 lease_done_fn done, void *ctx)
+	 const char *reason, lease_done_fn done, void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct lease *l =
@@ -974,7 +975,7 @@ lease_op(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 		else if (how == END_FAIL)
 			l->g->q->counters.nacked++;
 		lease_end(gs, l, how, how == END_ACK ? 0 : -RMQ_ENOT_LEASED,
-			  delay_ms);
+			  delay_ms, reason);
 	}
 	/* Confirmed after the flush that makes the change durable. */
 	add_waiter(gs, done, ctx);
@@ -984,22 +985,24 @@ void
 groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	   size_t n, int *codes, lease_done_fn done, void *ctx)
 {
-	lease_op(gs, lo, ids, n, codes, END_ACK, 0, done, ctx);
+	lease_op(gs, lo, ids, n, codes, END_ACK, 0, NULL, done, ctx);
 }
 
 void
 groups_nack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
-	    size_t n, uint64_t delay_ms, int *codes, lease_done_fn done,
-	    void *ctx)
+	    size_t n, uint64_t delay_ms, const char *reason, int *codes,
+	    lease_done_fn done, void *ctx)
 {
-	lease_op(gs, lo, ids, n, codes, END_FAIL, delay_ms, done, ctx);
+	lease_op(gs, lo, ids, n, codes, END_FAIL, delay_ms,
+		 reason != NULL && reason[0] != '\0' ? reason : NULL, done,
+		 ctx);
 }
 
 void
 groups_release(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 	       size_t n, int *codes, lease_done_fn done, void *ctx)
 {
-	lease_op(gs, lo, ids, n, codes, END_RELEASE, 0, done, ctx);
+	lease_op(gs, lo, ids, n, codes, END_RELEASE, 0, NULL, done, ctx);
 }
 
 void
@@ -1034,7 +1037,7 @@ groups_owner_gone(struct groups *gs, struct lease_owner *lo, int is_failure)
 {
 	while (lo->leases)
 		lease_end(gs, lo->leases, is_failure ? END_FAIL : END_RELEASE,
-			  LEASE_NOT_REMEMBERED, 0);
+			  LEASE_NOT_REMEMBERED, 0, NULL);
 }
 
 void
@@ -1054,7 +1057,8 @@ groups_owner_leave(struct groups *gs, struct lease_owner *lo,
 	for (; l != NULL; l = next) {
 		next = l->lo_next;
 		if (!keep(ctx, l->g->q))
-			lease_end(gs, l, END_RELEASE, LEASE_NOT_REMEMBERED, 0);
+			lease_end(gs, l, END_RELEASE, LEASE_NOT_REMEMBERED, 0,
+				  NULL);
 	}
 }
 
@@ -1432,7 +1436,7 @@ groups_tick(struct groups *gs)
 		struct lease *l = lease_table_earliest(&gs->leases);
 
 		l->g->q->counters.expired++;
-		lease_end(gs, l, END_FAIL, -RMQ_ELEASE_EXPIRED, 0);
+		lease_end(gs, l, END_FAIL, -RMQ_ELEASE_EXPIRED, 0, NULL);
 	}
 	while (heap_top(&gs->retries) != NULL &&
 	       heap_top_key(&gs->retries) <= now) {

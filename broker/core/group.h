@@ -149,10 +149,12 @@ const struct queue *sub_queue(const struct sub *s);
  * once if nothing needs writing). */
 void groups_ack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
 		size_t n, int *codes, lease_done_fn done, void *ctx);
-/* delay_ms > 0: not ready again for the group before that time. */
+/* delay_ms > 0: not ready again for the group before that time. reason
+ * (NULL or "": none; borrowed for the call) goes into the dead letter of a
+ * message this nack dead-letters, as its ringmq-last-error header. */
 void groups_nack(struct groups *gs, struct lease_owner *lo, const uint64_t *ids,
-		 size_t n, uint64_t delay_ms, int *codes, lease_done_fn done,
-		 void *ctx);
+		 size_t n, uint64_t delay_ms, const char *reason, int *codes,
+		 lease_done_fn done, void *ctx);
 void groups_release(struct groups *gs, struct lease_owner *lo,
 		    const uint64_t *ids, size_t n, int *codes,
 		    lease_done_fn done, void *ctx);

@@ -197,9 +197,11 @@ int corrupt_add(struct groups *gs, uint32_t qid, uint32_t part,
 /* Dead-letters a record that failed its checksum when dispatch read it. */
 void corrupt_dead_letter(struct groups *gs, struct queue *q, uint32_t part,
 			 uint64_t offset);
-/* Dead-letters the message of lease l, which failed its last delivery.
+/* Dead-letters the message of lease l, which failed its last delivery;
+ * last_error (NULL: none) is what the failing nack said.
  * @return 0, or < 0 when it must wait (no room, no memory): held. */
-int lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp);
+int lease_dead_letter(struct groups *gs, struct lease *l, struct gpart *gp,
+		      const char *last_error);
 /* Retries the dead letter of a held offset that failed max_deliveries
  * times. @return 1 when done with it (dead-lettered, or held again), 0
  * when it is to be ready again. */

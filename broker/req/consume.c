@@ -294,7 +294,7 @@ req_nack(struct conn *c, const Ringmq__Frame *f)
 	if (lr != NULL)
 		groups_nack(se->env->gs, &se->lo, f->nack->lease_ids, n,
 			    f->nack->has_delay_ms ? f->nack->delay_ms : 0,
-			    lr->codes, lease_flushed, lr);
+			    f->nack->reason, lr->codes, lease_flushed, lr);
 }
 
 void

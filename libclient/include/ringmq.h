@@ -1065,6 +1065,18 @@ RINGMQ_API int ringmq_ack_async(ringmq_client *c, const uint64_t *lease_ids,
 RINGMQ_API int ringmq_nack(ringmq_client *c, const uint64_t *lease_ids,
 			   size_t n, uint64_t delay_ms, int *codes);
 
+/**
+ * ringmq_nack() saying why the jobs failed (a worker's error text). A
+ * nack that dead-letters a message (its max deliveries reached) puts the
+ * reason in the dead letter's "ringmq-last-error" header; otherwise the
+ * broker keeps nothing of it.
+ * @param[in] reason text; at most its first 1024 bytes are sent (cut
+ *            between UTF-8 characters); NULL or "": none.
+ */
+RINGMQ_API int ringmq_nack_reason(ringmq_client *c, const uint64_t *lease_ids,
+				  size_t n, uint64_t delay_ms,
+				  const char *reason, int *codes);
+
 /** Releases: not failed (delivery count unchanged), ready again at once. */
 RINGMQ_API int ringmq_release(ringmq_client *c, const uint64_t *lease_ids,
 			      size_t n, int *codes);

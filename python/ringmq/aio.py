@@ -57,10 +57,12 @@ class Job:
         """Acks; resolves when the broker confirmed it."""
         await self._client._ack([self._job.lease_id])
 
-    async def nack(self, delay: float = 0.0) -> None:
-        """Nacks: ready again after delay seconds."""
-        await self._client._blocking(functools.partial(self._job.nack,
-                                                       delay=delay))
+    async def nack(self, delay: float = 0.0,
+                   reason: Optional[str] = None) -> None:
+        """Nacks: ready again after delay seconds (reason: as
+        :meth:`ringmq.Job.nack`)."""
+        await self._client._blocking(functools.partial(
+            self._job.nack, delay=delay, reason=reason))
 
     async def release(self) -> None:
         """Releases: ready again at once, delivery count unchanged."""

@@ -417,9 +417,12 @@ class Client(Admin):
         waits; raises the first failure (LeaseExpired, NotLeased...)."""
         self._settle("ack", jobs, 0)
 
-    def nack(self, jobs: Iterable[Any], delay: float = 0.0) -> None:
-        """Nacks many jobs: ready again after delay seconds."""
-        self._settle("nack", jobs, round(delay * 1000))
+    def nack(self, jobs: Iterable[Any], delay: float = 0.0,
+             reason: Optional[str] = None) -> None:
+        """Nacks many jobs: ready again after delay seconds. reason goes
+        into the dead letter (``ringmq-last-error``) of a job this nack
+        dead-letters."""
+        self._settle("nack", jobs, round(delay * 1000), reason)
 
     def release(self, jobs: Iterable[Any]) -> None:
         """Releases many jobs: ready again at once, delivery counts
@@ -432,9 +435,10 @@ class Client(Admin):
         self._core.ack_async([j.lease_id for j in jobs])
         self._start_poller()
 
-    def _settle(self, op: str, jobs: Iterable[Any], arg: int) -> None:
+    def _settle(self, op: str, jobs: Iterable[Any], arg: int,
+                reason: Optional[str] = None) -> None:
         ids = [j.lease_id for j in jobs]
-        rc, codes, _ = self._core.settle(op, ids, arg)
+        rc, codes, _ = self._core.settle(op, ids, arg, reason)
         if rc != _ringmq.OK:
             raise from_code(rc)
 

@@ -223,6 +223,14 @@ class StoredMessage:
         v = self.headers.get("ringmq-dlq-reason")
         return None if v is None else v.decode(errors="replace")
 
+    @property
+    def last_error(self) -> Optional[str]:
+        """For a dead letter: what the nack that killed it said
+        (``ringmq-last-error``; a :class:`ringmq.Worker` sends the
+        exception's text), if anything."""
+        v = self.headers.get("ringmq-last-error")
+        return None if v is None else v.decode(errors="replace")
+
     @classmethod
     def _of(cls, d: Mapping[str, Any]) -> StoredMessage:
         return cls(partition=d["partition"], offset=d["offset"],

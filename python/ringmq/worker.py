@@ -53,7 +53,9 @@ class Worker:
       without waiting; a lost ack only means a redelivery).
     * The handler raises: the job is nacked with the delay of ``backoff``
       for its delivery count, and the exception is logged; after the
-      queue's max deliveries the broker dead-letters it.
+      queue's max deliveries the broker dead-letters it, with the
+      exception's text in the dead letter
+      (:attr:`~ringmq.types.StoredMessage.last_error`).
     * A job that runs longer than half its lease has its lease extended
       (touched), up to the queue's max lease.
     * :meth:`stop` (or SIGTERM / SIGINT while :meth:`run` runs in the main
@@ -209,7 +211,7 @@ class Worker:
                     job.offset, job.delivery_count,
                     f"{type(e).__name__}: {e}", delay)
         try:
-            job.nack(delay=delay)
+            job.nack(delay=delay, reason=f"{type(e).__name__}: {e}")
         except Error as err:
             log.warning("worker %s/%s: nack: %s", self.queue, self.group,
                         err)

@@ -869,7 +869,7 @@ fail:
 
 int
 pr_settle(ClientObject *self, int op, const uint64_t *ids, size_t n,
-	  uint64_t arg, int *codes, uint64_t *remaining)
+	  uint64_t arg, const char *reason, int *codes, uint64_t *remaining)
 {
 	ringmq_client *c = pr_enter(self);
 	int rc = RINGMQ_CLOSED;
@@ -879,7 +879,7 @@ pr_settle(ClientObject *self, int op, const uint64_t *ids, size_t n,
 	Py_BEGIN_ALLOW_THREADS switch (op)
 	{
 	case 'a': rc = ringmq_ack(c, ids, n, codes); break;
-	case 'n': rc = ringmq_nack(c, ids, n, arg, codes); break;
+	case 'n': rc = ringmq_nack_reason(c, ids, n, arg, reason, codes); break;
 	case 'r': rc = ringmq_release(c, ids, n, codes); break;
 	default: rc = ringmq_touch(c, ids, n, arg, codes, remaining); break;
 	}
@@ -918,14 +918,15 @@ ids_of(PyObject *o, size_t *np)
 }
 
 /*
- * settle(op, lease_ids, arg_ms): acks ("ack"), nacks ("nack", delay),
+ * settle(op, lease_ids, arg_ms=0, reason=None): acks ("ack"), nacks
+ * ("nack", delay, reason),
  * releases ("release") or touches ("touch", lease) many leases.
  * @return (status, [code per id], [remaining ms per id, touch only]).
  */
 static PyObject *
 client_settle(ClientObject *self, PyObject *args)
 {
-	const char *op;
+	const char *op, *reason = NULL;
 	PyObject *o, *codes_l, *rem_l;
 	unsigned long long arg = 0;
 	uint64_t *ids, *rem = NULL;
@@ -933,7 +934,7 @@ client_settle(ClientObject *self, PyObject *args)
 	size_t n = 0;
 	int rc;
 
-	if (!PyArg_ParseTuple(args, "sO|K:settle", &op, &o, &arg))
+	if (!PyArg_ParseTuple(args, "sO|Kz:settle", &op, &o, &arg, &reason))
 		return NULL;
 	if (strcmp(op, "ack") != 0 && strcmp(op, "nack") != 0 &&
 	    strcmp(op, "release") != 0 && strcmp(op, "touch") != 0) {
@@ -950,7 +951,7 @@ client_settle(ClientObject *self, PyObject *args)
 		free(rem);
 		return PyErr_NoMemory();
 	}
-	rc = pr_settle(self, op[0], ids, n, arg, codes, rem);
+	rc = pr_settle(self, op[0], ids, n, arg, reason, codes, rem);
 	codes_l = PyList_New((Py_ssize_t)n);
 	rem_l = PyList_New(op[0] == 't' ? (Py_ssize_t)n : 0);
 	for (size_t i = 0; codes_l != NULL && rem_l != NULL && i < n; i++) {
@@ -1055,7 +1056,8 @@ static PyMethodDef client_methods[] = {
 	{ "next", (PyCFunction)client_next, METH_VARARGS,
 	  "next(timeout_ms, max=1) -> [Job]: the next deliveries." },
 	{ "settle", (PyCFunction)client_settle, METH_VARARGS,
-	  "settle(op, lease_ids, arg_ms=0) -> (status, codes, remaining)." },
+	  "settle(op, lease_ids, arg_ms=0, reason=None) -> (status, codes, "
+	  "remaining)." },
 	{ "ack_async", (PyCFunction)client_ack_async, METH_VARARGS,
 	  "ack_async(lease_ids, callback=None): callback(ids, codes)." },
 	{ NULL, NULL, 0, NULL },

@@ -136,11 +136,13 @@ job_lease_time(JobObject *j, void *unused)
 /* Settles this job's lease. @return 0; -1 with the exception set for
  * any status but OK. */
 static int
-settle_one(JobObject *j, int op, uint64_t arg, uint64_t *remaining)
+settle_one(JobObject *j, int op, uint64_t arg, const char *reason,
+	   uint64_t *remaining)
 {
 	uint64_t id = ringmq_delivery_lease_id(j->d);
 	int code = RINGMQ_OK;
-	int rc = pr_settle(j->client, op, &id, 1, arg, &code, remaining);
+	int rc =
+		pr_settle(j->client, op, &id, 1, arg, reason, &code, remaining);
 
 	if (rc == RINGMQ_OK)
 		return 0;
@@ -155,7 +157,7 @@ static PyObject *
 job_ack(JobObject *j, PyObject *unused)
 {
 	(void)unused;
-	if (settle_one(j, 'a', 0, NULL) < 0)
+	if (settle_one(j, 'a', 0, NULL, NULL) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
@@ -164,7 +166,7 @@ static PyObject *
 job_release(JobObject *j, PyObject *unused)
 {
 	(void)unused;
-	if (settle_one(j, 'r', 0, NULL) < 0)
+	if (settle_one(j, 'r', 0, NULL, NULL) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
@@ -172,15 +174,17 @@ job_release(JobObject *j, PyObject *unused)
 static PyObject *
 job_nack(JobObject *j, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "delay", NULL };
+	static char *kwlist[] = { "delay", "reason", NULL };
 	PyObject *delay = NULL;
+	const char *reason = NULL;
 	int64_t ms;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:nack", kwlist, &delay))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|Oz:nack", kwlist, &delay,
+					 &reason))
 		return NULL;
 	if ((ms = pr_ms_of(delay, 0, "delay")) < 0)
 		return NULL;
-	if (settle_one(j, 'n', (uint64_t)ms, NULL) < 0)
+	if (settle_one(j, 'n', (uint64_t)ms, reason, NULL) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
@@ -197,7 +201,7 @@ job_touch(JobObject *j, PyObject *args, PyObject *kw)
 		return NULL;
 	if ((ms = pr_ms_of(lease, 0, "lease")) < 0)
 		return NULL;
-	if (settle_one(j, 't', (uint64_t)ms, &remaining) < 0)
+	if (settle_one(j, 't', (uint64_t)ms, NULL, &remaining) < 0)
 		return NULL;
 	return PyFloat_FromDouble((double)remaining / 1000.0);
 }
@@ -245,8 +249,10 @@ static PyMethodDef job_methods[] = {
 	  "broker." },
 	{ "nack", (PyCFunction)(void (*)(void))job_nack,
 	  METH_VARARGS | METH_KEYWORDS,
-	  "nack(delay=0): failed; ready again after delay seconds (counts "
-	  "toward the queue's max deliveries)." },
+	  "nack(delay=0, reason=None): failed; ready again after delay "
+	  "seconds (counts toward the queue's max deliveries). reason (str) "
+	  "goes into the dead letter (ringmq-last-error) if this nack "
+	  "dead-letters the job." },
 	{ "release", (PyCFunction)job_release, METH_NOARGS,
 	  "release(): handed back unworked; ready again at once, its delivery "
 	  "count unchanged." },

@@ -55,10 +55,12 @@ PyObject *pr_job_new(ClientObject *client, ringmq_delivery *d);
 int64_t pr_ms_of(PyObject *seconds, int64_t dflt, const char *what);
 
 /* Settles lease ids (op: 'a'ck, 'n'ack, 'r'elease, 't'ouch) with arg
- * (nack delay or touch lease, ms). Fills codes (and remaining for touch)
- * when not NULL. @return the call's status. Drops the GIL. */
+ * (nack delay or touch lease, ms) and reason (nack; NULL: none). Fills codes
+ * (and remaining for touch) when not NULL. @return the call's status. Drops the
+ * GIL. */
 int pr_settle(ClientObject *self, int op, const uint64_t *ids, size_t n,
-	      uint64_t arg, int *codes, uint64_t *remaining);
+	      uint64_t arg, const char *reason, int *codes,
+	      uint64_t *remaining);
 
 /* The admin and user calls: module functions taking the client first
  * (ringmq/_admin.py wraps them). Ends with a zeroed entry. */

@@ -649,10 +649,58 @@ test_max_deliveries_dead_letters_with_headers(void **state)
 		header(d, "ringmq-first-delivery-ms", buf, sizeof(buf)));
 	assert_true(strtoull(buf, NULL, 10) > 0);
 	assert_non_null(header(d, "ringmq-last-delivery-ms", buf, sizeof(buf)));
+	/* Its nacks said nothing: no last error. */
+	assert_null(header(d, "ringmq-last-error", buf, sizeof(buf)));
 	assert_int_equal(settle(a, d, 'a'), RINGMQ_OK);
 	ringmq_delivery_free(d);
 	ringmq_client_free(a);
 	ringmq_client_free(o);
+}
+
+/* The nack that dead-letters a message says why, and the dead letter
+ * keeps it (cut to 1024 bytes, between UTF-8 characters); a nack before
+ * that leaves nothing. */
+static void
+test_nack_reason_reaches_the_dead_letter(void **state)
+{
+	ringmq_client *a = testlib_connect(broker.addr);
+	char reason[2000], buf[2048];
+	ringmq_delivery *d;
+	uint64_t id;
+	int code;
+	size_t len;
+
+	(void)state;
+	/* "x" then 2-byte characters: byte 1024 is inside one. */
+	reason[0] = 'x';
+	for (size_t i = 1; i + 2 < sizeof(reason); i += 2)
+		memcpy(reason + i, "\xc3\xa9", 2);
+	reason[sizeof(reason) - 2] = '\0';
+	create_queue(a, "reasoned", "max-deliveries=2", NULL);
+	publish(a, "reasoned", "job");
+	subscribe(a, "reasoned", "workers", 1);
+	d = next_delivery(a, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_nack_reason(a, &id, 1, 0, "first try", &code),
+			 RINGMQ_OK);
+	d = next_delivery(a, WAIT_MS);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	assert_int_equal(ringmq_nack_reason(a, &id, 1, 0, reason, &code),
+			 RINGMQ_OK);
+	create_queue(a, "reasoned.dlq", "max-deliveries=0", NULL);
+	subscribe(a, "reasoned.dlq", "ops", 1);
+	d = next_delivery(a, WAIT_MS);
+	assert_non_null(header(d, "ringmq-last-error", buf, sizeof(buf)));
+	len = strlen(buf);
+	assert_int_equal(len, 1023); /* "x" and 511 whole characters */
+	assert_memory_equal(buf, reason, len);
+	assert_string_equal(header(d, "ringmq-dlq-reason", buf, sizeof(buf)),
+			    "max_deliveries");
+	assert_int_equal(settle(a, d, 'a'), RINGMQ_OK);
+	ringmq_delivery_free(d);
+	ringmq_client_free(a);
 }
 
 /* A nack that dead-letters answers after the dead letter's commit: a
@@ -2392,6 +2440,7 @@ main(void)
 		cmocka_unit_test(
 			test_reset_nack_delay_stays_ended_after_restart),
 		cmocka_unit_test(test_max_deliveries_dead_letters_with_headers),
+		cmocka_unit_test(test_nack_reason_reaches_the_dead_letter),
 		cmocka_unit_test(
 			test_nack_that_dead_letters_answers_after_the_dead_letter),
 		cmocka_unit_test(

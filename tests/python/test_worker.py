@@ -71,6 +71,7 @@ def test_a_job_failing_every_time_is_dead_lettered(broker, qname):
             dead = c.dead_letters(qname)
         assert [d.payload for d in dead] == [b"poison"]
         assert dead[0].reason == "max_deliveries"
+        assert dead[0].last_error == "ValueError: cannot parse the upload"
 
 
 def test_a_long_job_keeps_its_lease(broker, qname):

@@ -374,7 +374,8 @@ corefix_end_n(struct corefix *f, struct corefix_owner *o, enum corefix_op op,
 		groups_ack(f->gs, &o->lo, ids, n, codes, on_done, f);
 		break;
 	case COREFIX_NACK:
-		groups_nack(f->gs, &o->lo, ids, n, delay_ms, codes, on_done, f);
+		groups_nack(f->gs, &o->lo, ids, n, delay_ms, NULL, codes,
+			    on_done, f);
 		break;
 	case COREFIX_RELEASE:
 		groups_release(f->gs, &o->lo, ids, n, codes, on_done, f);
