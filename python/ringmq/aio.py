@@ -156,8 +156,12 @@ async def connect(servers: Union[str, Sequence[str]] = "127.0.0.1:7420",
                   **kwargs: Any) -> Client:
     """Connects (in the executor) and returns a :class:`Client` driven by
     the running loop. Takes the keyword arguments of
-    :class:`ringmq.Client`."""
+    :class:`ringmq.Client` (``linger`` defaults to 0 here)."""
     loop = asyncio.get_running_loop()
+    # An awaited publish goes at once, as a synchronous one does; those of
+    # one loop turn still share a batch (the client is served once per
+    # turn).
+    kwargs.setdefault("linger", 0.0)
     opts = connection_options(servers, **kwargs)
     # A full buffer must not block the loop: publish() waits for room.
     opts.append(("block-when-full", "false"))
