@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from typing import (Any, Deque, Iterable, Iterator, Mapping, Optional,
                     Sequence, Union)
@@ -327,20 +328,18 @@ class Client(Admin):
             return
         with self._poller_lock:
             if self._poller is None and not self._closed:
-                t = threading.Thread(target=self._serve, daemon=True,
-                                     name="ringmq-client")
+                # A weak reference: a client dropped without close() is
+                # still collected, and closing it ends the thread.
+                t = threading.Thread(target=_serve,
+                                     args=(weakref.ref(self), self._core),
+                                     daemon=True, name="ringmq-client")
                 t.start()
                 self._poller = t
 
-    def _serve(self) -> None:
-        """Serves the connection while the client is open: lingering
-        batches, answers, keepalives; completes futures."""
-        core = self._core
-        while not self._closed:
-            try:
-                core.poll(100)
-            except Closed:
-                return
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.close()
 
     # ----------------------------------------------------------- consume
 
@@ -441,6 +440,20 @@ class Client(Admin):
         rc, codes, _ = self._core.settle(op, ids, arg, reason)
         if rc != _ringmq.OK:
             raise from_code(rc)
+
+
+def _serve(client: "weakref.ref[Client]", core: _ringmq.Client) -> None:
+    """Serves a client's connection while it is open: lingering batches,
+    answers, keepalives; completes futures."""
+    while True:
+        c = client()
+        if c is None or c._closed:
+            return
+        del c
+        try:
+            core.poll(100)
+        except Closed:
+            return
 
 
 class Consumer:

@@ -385,3 +385,19 @@ def test_errors_module_maps_every_code():
                       (104, errors.ConnectionLost), (999, errors.Error)]:
         e = errors.from_code(code)
         assert type(e) is cls and e.code == code and e.message
+
+
+def test_a_dropped_client_is_collected_and_its_thread_ends(broker, qname):
+    before = threading.active_count()
+    for _ in range(10):
+        c = ringmq.Client(broker.addr)
+        c.create_queue(qname)
+        c.publish_async(qname, b"x").result(5)
+        del c
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
+    with ringmq.Client(broker.addr) as c:
+        assert c.queue(qname).messages == 10
