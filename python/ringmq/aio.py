@@ -372,12 +372,17 @@ class Client:
         return cons
 
     async def _ack(self, ids: list[int]) -> None:
+        if not ids:
+            return
         fut: asyncio.Future[None] = self._loop.create_future()
+        left = [len(ids)]  # the library may split them into requests
+        bad: list[int] = []
 
         def settle(codes: list[int]) -> None:
-            if fut.done():
+            bad.extend(c for c in codes if c != _ringmq.OK)
+            left[0] -= len(codes)
+            if left[0] > 0 or fut.done():
                 return
-            bad = [c for c in codes if c != _ringmq.OK]
             if bad:
                 fut.set_exception(from_code(bad[0]))
             else:

@@ -17,8 +17,22 @@
 
 /* --------------------------------------------------------- reports */
 
+/*
+ * The callback of one ringmq_ack_async() call, shared by the reports of
+ * the requests the library splits its ids into (how many is the
+ * library's business). Each collected report takes a reference (refs,
+ * without the GIL); the last one run, once every id was reported, frees
+ * it and drops fn.
+ */
+struct ack_ctx {
+	PyObject *fn;  /* strong */
+	size_t refs;   /* reports collected and not yet run (atomic) */
+	size_t unsent; /* ids not yet reported (atomic) */
+};
+
 struct report {
-	PyObject *fn; /* strong; NULL: no callback */
+	PyObject *fn;	     /* strong, unless ack; NULL: no callback */
+	struct ack_ctx *ack; /* an ack report's shared callback */
 	int code;
 	uint32_t partition;
 	uint64_t offset;
@@ -96,11 +110,18 @@ on_ack(ringmq_client *c, const uint64_t *ids, const int *codes, size_t n,
 	struct report local;
 	struct report *r = report_add();
 
+	struct ack_ctx *a = ctx;
+
 	(void)c;
 	if (r == NULL)
 		r = &local;
 	memset(r, 0, sizeof(*r));
-	r->fn = ctx;
+	/* Taken before the ids count down: a run that sees none left knows
+	 * every report holds its reference. */
+	__atomic_add_fetch(&a->refs, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&a->unsent, n, __ATOMIC_SEQ_CST);
+	r->ack = a;
+	r->fn = a->fn;
 	r->lease_ids = malloc(n * sizeof(*ids) + 1);
 	r->codes = malloc(n * sizeof(*codes) + 1);
 	if (r->lease_ids != NULL && r->codes != NULL) {
@@ -152,7 +173,13 @@ run_one(struct report *r)
 	if (r->fn != NULL && res == NULL)
 		PyErr_WriteUnraisable(r->fn);
 	Py_XDECREF(res);
-	Py_XDECREF(r->fn);
+	if (r->ack == NULL)
+		Py_XDECREF(r->fn);
+	else if (__atomic_sub_fetch(&r->ack->refs, 1, __ATOMIC_SEQ_CST) == 0 &&
+		 __atomic_load_n(&r->ack->unsent, __ATOMIC_SEQ_CST) == 0) {
+		Py_DECREF(r->ack->fn);
+		PyMem_RawFree(r->ack);
+	}
 	free(r->text);
 	free(r->lease_ids);
 	free(r->codes);
@@ -995,19 +1022,28 @@ client_ack_async(ClientObject *self, PyObject *args)
 		free(ids);
 		return NULL;
 	}
-	/* One reference per request the ids may be split into. */
-	if (cb == Py_None) {
+	if (cb == Py_None || n == 0) {
 		PR_NOGIL(rc = ringmq_ack_async(c, ids, n, NULL, NULL));
 	} else {
-		uint32_t per = ringmq_client_max_batch_count(c);
-		size_t requests = per ? (n + per - 1) / per : 1;
+		struct ack_ctx *a = PyMem_RawMalloc(sizeof(*a));
 
-		for (size_t i = 0; i < requests; i++)
-			Py_INCREF(cb);
-		PR_NOGIL(rc = ringmq_ack_async(c, ids, n, on_ack, cb));
-		if (rc != RINGMQ_OK)
-			for (size_t i = 0; i < requests; i++)
-				Py_DECREF(cb);
+		if (a == NULL) {
+			pr_leave(self);
+			free(ids);
+			return PyErr_NoMemory();
+		}
+		Py_INCREF(cb);
+		a->fn = cb;
+		a->refs = 0;
+		a->unsent = n;
+		PR_NOGIL(rc = ringmq_ack_async(c, ids, n, on_ack, a));
+		if (rc != RINGMQ_OK && rc != RINGMQ_INTERNAL) {
+			/* Nothing queued: no report comes. (Out of memory
+			 * half way, the queued part still reports, and the
+			 * context is never freed.) */
+			Py_DECREF(cb);
+			PyMem_RawFree(a);
+		}
 	}
 	pr_leave(self);
 	free(ids);

@@ -64,6 +64,25 @@ def test_publish_consume_and_settle(broker, qname):
     run(main())
 
 
+def test_acking_more_than_one_request_holds_waits_for_all(broker, qname):
+    """2,500 ids go as three requests (1,000 a request): the ack resolves
+    once all three are answered."""
+    async def main() -> None:
+        async with await ringmq.aio.connect(broker.addr) as c:
+            await c.create_queue(qname)
+            await c.publish_many(qname, [b"x"] * 2500)
+            cons = await c.consume(qname, "g", credit=2500)
+            jobs = []
+            while len(jobs) < 2500:
+                job = await cons.get(timeout=5)
+                assert job is not None
+                jobs.append(job)
+            await c.ack(jobs)
+            g = await c.admin(lambda a: a.group(qname, "g"))
+            assert g.lag == 0 and g.in_flight == 0
+    run(main())
+
+
 def test_the_loop_wakes_when_the_library_asks(broker, qname):
     """A lingering batch goes when its linger runs out, though the socket
     stays silent: the loop's timer, not a readable fd, serves it."""
