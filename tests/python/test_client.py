@@ -401,3 +401,36 @@ def test_a_dropped_client_is_collected_and_its_thread_ends(broker, qname):
     assert threading.active_count() == before
     with ringmq.Client(broker.addr) as c:
         assert c.queue(qname).messages == 10
+
+
+def test_credentials_permissions_and_quotas_map_to_exceptions(tmp_path,
+                                                              qname):
+    from conftest import Broker
+
+    boot = tmp_path / "boot"
+    boot.write_text("admin:admin-secret\n")
+    b = Broker("--sync", "never", "--auth", "on", "--auth-bootstrap-file",
+               str(boot))
+    try:
+        pw = tmp_path / "web.pw"
+        pw.write_text("web-secret\n")
+        with ringmq.Client(b.addr, user="admin",
+                           password="admin-secret") as adm:
+            adm.create_queue(qname)
+            adm.add_user("web", "web-secret")
+            adm.grant("web", qname, "publish")
+            assert [u.name for u in adm.users()] == ["admin", "web"]
+            assert adm.users()[1].permissions == {qname: ringmq.PUBLISH}
+        with pytest.raises(ringmq.Unauthenticated):
+            ringmq.Client(b.addr, user="web", password="wrong")
+        with pytest.raises(ringmq.Unauthenticated):
+            ringmq.Client(b.addr)  # no user, auth on
+        with ringmq.Client(b.addr, user="web",
+                           password_file=str(pw)) as web:
+            assert web.publish(qname, b"ok").offset == 0
+            with pytest.raises(ringmq.PermissionDenied):
+                web.consume(qname, "g")
+            with pytest.raises(ringmq.PermissionDenied):
+                web.delete_queue(qname)
+    finally:
+        b.close()
