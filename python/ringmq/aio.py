@@ -288,6 +288,7 @@ class Client:
         arguments and errors of :meth:`ringmq.Client.publish`). Messages
         published in the same loop turn share a batch."""
         fut: asyncio.Future[Published] = self._loop.create_future()
+        loop_thread = self._thread
 
         def settle(code: int, partition: int, offset: int, duplicate: bool,
                    text: str) -> None:
@@ -298,9 +299,25 @@ class Client:
             else:
                 fut.set_exception(from_code(code, None, text))
 
-        def done(*report: Any) -> None:
-            self._in_loop(lambda: settle(*report))
+        def done(code: int, partition: int, offset: int, duplicate: bool,
+                 text: str) -> None:
+            # Reports run where the client was served: the loop's thread,
+            # but an executor's for flush and close.
+            if threading.get_ident() == loop_thread:
+                settle(code, partition, offset, duplicate, text)
+            else:
+                self._loop.call_soon_threadsafe(settle, code, partition,
+                                                offset, duplicate, text)
 
+        if queue in self._known and self._room is None and not self._closed:
+            # The common case, with no coroutine of its own.
+            try:
+                self._core.publish_async(queue, payload, key, headers,
+                                         dedup_id, delay, deliver_at, done)
+                self._schedule()
+                return await fut
+            except WouldBlock:
+                pass
         call = functools.partial(self._core.publish_async, queue, payload,
                                  key, headers, dedup_id, delay, deliver_at,
                                  done)
