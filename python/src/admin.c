@@ -67,8 +67,67 @@ fail:
 	return NULL;
 }
 
+/* A status-only call of one of these shapes: parses the arguments after
+ * the client, runs fn with the GIL dropped, raises for a status but OK. */
+typedef int (*call_s_fn)(ringmq_client *c, const char *a);
+typedef int (*call_ss_fn)(ringmq_client *c, const char *a, const char *b);
+
 static PyObject *
-queue_create_or_set(PyObject *args, int is_create)
+call_s(PyObject *args, call_s_fn fn)
+{
+	PyObject *obj;
+	const char *a;
+	ClientObject *self;
+	ringmq_client *c;
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "Os", &obj, &a))
+		return NULL;
+	ENTER(obj, self, c);
+	PR_NOGIL(rc = fn(c, a));
+	return done(self, c, rc);
+}
+
+static PyObject *
+call_ss(PyObject *args, call_ss_fn fn)
+{
+	PyObject *obj;
+	const char *a, *b;
+	ClientObject *self;
+	ringmq_client *c;
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "Oss", &obj, &a, &b))
+		return NULL;
+	ENTER(obj, self, c);
+	PR_NOGIL(rc = fn(c, a, b));
+	return done(self, c, rc);
+}
+
+/* A module function over call_s or call_ss. */
+#define CALL_S(name, fn)                                   \
+	static PyObject *name(PyObject *m, PyObject *args) \
+	{                                                  \
+		(void)m;                                   \
+		return call_s(args, fn);                   \
+	}
+#define CALL_SS(name, fn)                                  \
+	static PyObject *name(PyObject *m, PyObject *args) \
+	{                                                  \
+		(void)m;                                   \
+		return call_ss(args, fn);                  \
+	}
+
+CALL_S(queue_delete, ringmq_queue_delete)
+CALL_SS(group_delete, ringmq_group_delete)
+CALL_SS(user_add, ringmq_user_add)
+CALL_SS(user_passwd, ringmq_user_passwd)
+CALL_S(user_delete, ringmq_user_delete)
+CALL_SS(acl_delete, ringmq_acl_delete)
+
+static PyObject *
+queue_settings_call(PyObject *args, int (*fn)(ringmq_client *, const char *,
+					      const ringmq_queue_opts *))
 {
 	PyObject *obj, *settings = Py_None;
 	const char *name;
@@ -86,8 +145,7 @@ queue_create_or_set(PyObject *args, int is_create)
 		ringmq_queue_opts_free(o);
 		return NULL;
 	}
-	PR_NOGIL(rc = is_create ? ringmq_queue_create(c, name, o)
-				: ringmq_queue_set(c, name, o));
+	PR_NOGIL(rc = fn(c, name, o));
 	ringmq_queue_opts_free(o);
 	return done(self, c, rc);
 }
@@ -96,31 +154,14 @@ static PyObject *
 queue_create(PyObject *m, PyObject *args)
 {
 	(void)m;
-	return queue_create_or_set(args, 1);
+	return queue_settings_call(args, ringmq_queue_create);
 }
 
 static PyObject *
 queue_set(PyObject *m, PyObject *args)
 {
 	(void)m;
-	return queue_create_or_set(args, 0);
-}
-
-static PyObject *
-queue_delete(PyObject *m, PyObject *args)
-{
-	PyObject *obj;
-	const char *name;
-	ClientObject *self;
-	ringmq_client *c;
-	int rc;
-
-	(void)m;
-	if (!PyArg_ParseTuple(args, "Os", &obj, &name))
-		return NULL;
-	ENTER(obj, self, c);
-	PR_NOGIL(rc = ringmq_queue_delete(c, name));
-	return done(self, c, rc);
+	return queue_settings_call(args, ringmq_queue_set);
 }
 
 static PyObject *
@@ -359,7 +400,8 @@ start_of(const char *s)
 }
 
 static PyObject *
-group_call(PyObject *args, int op)
+group_start_call(PyObject *args,
+		 int (*fn)(ringmq_client *, const char *, const char *, int))
 {
 	PyObject *obj;
 	const char *queue, *group, *start = "earliest";
@@ -372,9 +414,7 @@ group_call(PyObject *args, int op)
 	if ((st = start_of(start)) < 0)
 		return NULL;
 	ENTER(obj, self, c);
-	PR_NOGIL(rc = op == 'c'	  ? ringmq_group_create(c, queue, group, st)
-		      : op == 'r' ? ringmq_group_reset(c, queue, group, st)
-				  : ringmq_group_delete(c, queue, group));
+	PR_NOGIL(rc = fn(c, queue, group, st));
 	return done(self, c, rc);
 }
 
@@ -382,21 +422,14 @@ static PyObject *
 group_create(PyObject *m, PyObject *args)
 {
 	(void)m;
-	return group_call(args, 'c');
+	return group_start_call(args, ringmq_group_create);
 }
 
 static PyObject *
 group_reset(PyObject *m, PyObject *args)
 {
 	(void)m;
-	return group_call(args, 'r');
-}
-
-static PyObject *
-group_delete(PyObject *m, PyObject *args)
-{
-	(void)m;
-	return group_call(args, 'd');
+	return group_start_call(args, ringmq_group_reset);
 }
 
 static PyObject *
@@ -639,55 +672,6 @@ backup(PyObject *m, PyObject *args)
 	return PyLong_FromUnsignedLongLong(bytes);
 }
 
-/* user_add, user_passwd: (client, name, password). */
-static PyObject *
-user_password(PyObject *args, int is_add)
-{
-	PyObject *obj;
-	const char *name, *password;
-	ClientObject *self;
-	ringmq_client *c;
-	int rc;
-
-	if (!PyArg_ParseTuple(args, "Oss", &obj, &name, &password))
-		return NULL;
-	ENTER(obj, self, c);
-	PR_NOGIL(rc = is_add ? ringmq_user_add(c, name, password)
-			     : ringmq_user_passwd(c, name, password));
-	return done(self, c, rc);
-}
-
-static PyObject *
-user_add(PyObject *m, PyObject *args)
-{
-	(void)m;
-	return user_password(args, 1);
-}
-
-static PyObject *
-user_passwd(PyObject *m, PyObject *args)
-{
-	(void)m;
-	return user_password(args, 0);
-}
-
-static PyObject *
-user_delete(PyObject *m, PyObject *args)
-{
-	PyObject *obj;
-	const char *name;
-	ClientObject *self;
-	ringmq_client *c;
-	int rc;
-
-	(void)m;
-	if (!PyArg_ParseTuple(args, "Os", &obj, &name))
-		return NULL;
-	ENTER(obj, self, c);
-	PR_NOGIL(rc = ringmq_user_delete(c, name));
-	return done(self, c, rc);
-}
-
 static PyObject *
 user_set_limit(PyObject *m, PyObject *args)
 {
@@ -792,23 +776,6 @@ acl_set(PyObject *m, PyObject *args)
 		return NULL;
 	ENTER(obj, self, c);
 	PR_NOGIL(rc = ringmq_acl_set(c, user, pattern, bits));
-	return done(self, c, rc);
-}
-
-static PyObject *
-acl_delete(PyObject *m, PyObject *args)
-{
-	PyObject *obj;
-	const char *user, *pattern;
-	ClientObject *self;
-	ringmq_client *c;
-	int rc;
-
-	(void)m;
-	if (!PyArg_ParseTuple(args, "Oss", &obj, &user, &pattern))
-		return NULL;
-	ENTER(obj, self, c);
-	PR_NOGIL(rc = ringmq_acl_delete(c, user, pattern));
 	return done(self, c, rc);
 }
 
