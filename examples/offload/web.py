@@ -146,11 +146,14 @@ async def read_upload(request: Request) -> bytes:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that port 0 works and the
     chosen port can be printed for whoever started us."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets
+    # only when their proto says TCP, and without it a keep-alive client
+    # waits ~40 ms (Nagle and delayed ACK) for every response.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(1024)
-    sock.set_inheritable(True)
     return sock
 
 
