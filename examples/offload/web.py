@@ -23,6 +23,7 @@ import argparse
 import logging
 import socket
 import sys
+import time
 from typing import Callable, Optional, Sequence
 
 import uvicorn
@@ -72,15 +73,19 @@ def create_app(cfg: Config,
         if not valid_job_id(job_id):
             raise HTTPException(400, "Idempotency-Key: 1 to 64 of "
                                      "A-Z a-z 0-9 - _")
+        timing = ServerTiming()
         image = await read_upload(request)
+        timing.lap("read")
         # The file first: a worker may take the job the moment it is
         # published. A retry writes the same bytes again, harmlessly.
         await run_in_threadpool(write_atomically, cfg.uploads / job_id, image)
+        timing.lap("store")
         try:
             # The job id is the dedup id: a client that retries after a
             # lost answer gets the same job, not a second one.
             published = await app.state.broker.publish(
                 cfg.queue, job_message(job_id), dedup_id=job_id)
+            timing.lap("publish")
         except ringmq.Error as e:
             log.warning("publish %s: %s", job_id, e)
             # Not confirmed: the client retries with the same id.
@@ -90,7 +95,8 @@ def create_app(cfg: Config,
         return JSONResponse(
             {"id": job_id, "status": "pending",
              "duplicate": published.duplicate},
-            status_code=202, headers={"Location": f"/jobs/{job_id}"})
+            status_code=202, headers={"Location": f"/jobs/{job_id}",
+                                      "Server-Timing": timing.header()})
 
     @app.get("/jobs/{job_id}")
     async def status(job_id: str) -> dict[str, str]:
@@ -116,6 +122,23 @@ def create_app(cfg: Config,
         return {"status": "ok"}
 
     return app
+
+
+class ServerTiming:
+    """Where a request's time went, for the Server-Timing header (shown
+    by browsers' developer tools, and by curl -i)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((name, (now - self.last) * 1000))
+        self.last = now
+
+    def header(self) -> str:
+        return ", ".join(f"{name};dur={ms:.1f}" for name, ms in self.laps)
 
 
 async def read_upload(request: Request) -> bytes:
