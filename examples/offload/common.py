@@ -65,7 +65,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                              "(OFFLOAD_DATA)")
     parser.add_argument("--queue", default=env("OFFLOAD_QUEUE", "thumbnails"),
                         help="queue name (OFFLOAD_QUEUE)")
-    parser.add_argument("--group", default=env("OFFLOAD_GROUP", "thumbnailers"),
+    parser.add_argument("--group",
+                        default=env("OFFLOAD_GROUP", "thumbnailers"),
                         help="consumer group of the workers (OFFLOAD_GROUP)")
     parser.add_argument("--partitions", type=int,
                         default=int(env("OFFLOAD_PARTITIONS", "4")),

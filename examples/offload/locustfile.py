@@ -115,8 +115,8 @@ class RingmqLocustClient:
     every user of this Locust process for its duration. That is fine for
     short calls (a publish waits about a millisecond for a local broker;
     consume waits at most CONSUME_WAIT), but it means one Locust process
-    is one serial producer: run more processes (--processes, or workers)
-    for more concurrency, and keep users few.
+    is one serial producer: for more concurrency run Locust distributed
+    (--master and --worker processes), and keep users few per process.
     """
 
     CONSUME_WAIT = 0.005
