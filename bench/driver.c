@@ -42,7 +42,7 @@ usage(void)
 		"publish|e2e|latency]\n"
 		"       [--producers P] [--consumers C] [--messages N] "
 		"[--size S] [--window W]\n"
-		"       [--max-secs T]\n",
+		"       [--max-secs T] [--read-count N] [--ack each|multi]\n",
 		driver_name);
 	exit(1);
 }
@@ -61,6 +61,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->host = "127.0.0.1";
 	o->port = NULL;
 	o->max_secs = 60;
+	o->read_count = 64;
+	o->is_ack_multi = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -94,6 +96,14 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->port = v;
 		} else if (strcmp(f, "--max-secs") == 0) {
 			o->max_secs = atof(v);
+		} else if (strcmp(f, "--read-count") == 0) {
+			o->read_count = (unsigned)atoi(v);
+			if (o->read_count == 0)
+				usage();
+		} else if (strcmp(f, "--ack") == 0) {
+			if (strcmp(v, "each") != 0 && strcmp(v, "multi") != 0)
+				usage();
+			o->is_ack_multi = strcmp(v, "multi") == 0;
 		} else {
 			usage();
 		}

@@ -45,6 +45,10 @@ struct opts {
 	const char *host;
 	const char *port;
 	double max_secs;
+	/* Redis: entries per XREADGROUP (its prefetch, like ringmq's
+	 * credit), and one XACK per entry or one per read reply. */
+	unsigned read_count;
+	int is_ack_multi;
 };
 
 /* One run, shared by its threads: what each driver counts the same way. */

@@ -6,9 +6,12 @@
  *
  *   producers  each pipelines "XADD key * d <payload>" keeping --window
  *              replies outstanding on its own connection;
- *   consumers  each loops "XREADGROUP GROUP g cN COUNT 64 BLOCK 1000
- *              STREAMS key >" and pipelines one XACK per message (sent with
- *              the next XREADGROUP); e2e ends at the last XACK reply.
+ *   consumers  each loops "XREADGROUP GROUP g cN COUNT <--read-count,
+ *              default 64> BLOCK 1000 STREAMS key >" and pipelines, sent
+ *              with the next XREADGROUP, one XACK per message (--ack
+ *              each, the default) or one XACK naming every id of the reply
+ *              (--ack multi, as a tuned client acks); e2e ends at the last
+ *              XACK reply.
  *   publish    producers only; ends at the last XADD reply; XLEN checks.
  *   latency    window 1, one producer and one consumer by default.
  *
@@ -26,8 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define READ_COUNT 64
 
 const char driver_name[] = "redis-bench";
 
@@ -185,16 +186,22 @@ producer_main(void *arg)
 	return NULL;
 }
 
-/* Handles one XREADGROUP reply: queues an XACK per entry. */
+/* Handles one XREADGROUP reply: queues an XACK per entry, or one XACK
+ * of all its ids (is_ack_multi). @return the entries; *acks the XACKs
+ * queued. */
 static unsigned
-consume_reply(struct worker *w, size_t pos)
+consume_reply(struct worker *w, size_t pos, unsigned *acks)
 {
 	struct bench *b = w->b;
 	struct conn *c = &w->c;
 	char t;
 	long long nstreams = elem_head(c, &pos, &t);
 	unsigned got = 0;
+	int is_multi = b->r.o.is_ack_multi;
+	const char **argv = NULL;
+	size_t *lens = NULL;
 
+	*acks = 0;
 	if (t != '*' || nstreams <= 0)
 		return 0;	      /* nil: BLOCK timed out */
 	(void)elem_head(c, &pos, &t); /* [key, entries] */
@@ -205,11 +212,23 @@ consume_reply(struct worker *w, size_t pos)
 	}
 	long long n = elem_head(c, &pos, &t);
 
+	if (is_multi && n > 0) {
+		argv = malloc((size_t)(n + 3) * sizeof(*argv));
+		lens = malloc((size_t)(n + 3) * sizeof(*lens));
+		if (argv == NULL || lens == NULL)
+			die("malloc");
+		argv[0] = "XACK";
+		argv[1] = b->key;
+		argv[2] = "g";
+		lens[0] = 4;
+		lens[1] = strlen(b->key);
+		lens[2] = 1;
+	}
 	for (long long i = 0; i < n; i++) {
 		size_t idlen, flen, plen;
 		const char *eid, *pl;
-		const char *argv[4] = { "XACK", b->key, "g", NULL };
-		size_t lens[4] = { 4, strlen(b->key), 1, 0 };
+		const char *one[4] = { "XACK", b->key, "g", NULL };
+		size_t one_lens[4] = { 4, strlen(b->key), 1, 0 };
 
 		(void)elem_head(c, &pos, &t); /* [id, fields] */
 		eid = elem_bulk(c, &pos, &idlen);
@@ -219,11 +238,23 @@ consume_reply(struct worker *w, size_t pos)
 		atomic_fetch_add(&b->r.delivered, 1);
 		/* Not a payload of this run: acked anyway, not counted. */
 		(void)payload_check(&b->r, pl, plen, &w->h);
-		argv[3] = eid;
-		lens[3] = idlen;
-		cmd_add(c, 4, argv, lens);
+		if (is_multi) {
+			argv[3 + i] = eid;
+			lens[3 + i] = idlen;
+		} else {
+			one[3] = eid;
+			one_lens[3] = idlen;
+			cmd_add(c, 4, one, one_lens);
+			(*acks)++;
+		}
 		got++;
 	}
+	if (is_multi && n > 0) {
+		cmd_add(c, (int)(n + 3), argv, lens);
+		(*acks)++;
+	}
+	free(argv);
+	free(lens);
 	return got;
 }
 
@@ -238,22 +269,22 @@ consumer_main(void *arg)
 			       "STREAMS",    b->key,  ">" };
 
 	snprintf(cname, sizeof(cname), "c%u", w->id);
-	snprintf(count, sizeof(count), "%d", READ_COUNT);
+	snprintf(count, sizeof(count), "%u", b->r.o.read_count);
 	cmd_addv(&w->c, 11, rd);
 	conn_flush(&w->c);
 	/* Exactly one XREADGROUP is outstanding at the top of the loop. */
 	for (;;) {
-		unsigned got = consume_reply(w, reply_next(&w->c));
+		unsigned acks;
+		unsigned got = consume_reply(w, reply_next(&w->c), &acks);
 		int is_last = should_stop(&b->r);
 
 		/* The XACKs go first, then the next read, in one write. */
 		if (!is_last)
 			cmd_addv(&w->c, 11, rd);
 		conn_flush(&w->c);
-		for (unsigned i = 0; i < got; i++) {
+		for (unsigned i = 0; i < acks; i++)
 			(void)reply_next(&w->c);
-			atomic_fetch_add(&b->r.acked, 1);
-		}
+		atomic_fetch_add(&b->r.acked, got);
 		if (got > 0)
 			check_end(&b->r);
 		if (is_last)
