@@ -21,10 +21,12 @@ class Broker:
     """A ringmqd process this test started."""
 
     def __init__(self, *flags: str, data: Optional[str] = None,
-                 listen: str = "127.0.0.1:0") -> None:
+                 listen: str = "127.0.0.1:0",
+                 listen_flag: str = "--listen") -> None:
         if not RINGMQD:
             pytest.skip("RINGMQD is not set (run through meson test)")
         self.flags = list(flags)
+        self.listen_flag = listen_flag
         self.own_data = data is None
         self.data = data or tempfile.mkdtemp(prefix="ringmq-pytest-")
         self.proc: Optional[subprocess.Popen[str]] = None
@@ -38,7 +40,7 @@ class Broker:
                                      os.path.basename(self.data) + ".log"),
                         "a")
         self.proc = subprocess.Popen(
-            [RINGMQD, "--listen", listen, "--data", self.data,
+            [RINGMQD, self.listen_flag, listen, "--data", self.data,
              "--http", "off", *self.flags],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None

@@ -434,3 +434,46 @@ def test_credentials_permissions_and_quotas_map_to_exceptions(tmp_path,
                 web.delete_queue(qname)
     finally:
         b.close()
+
+
+def test_tls_options_reach_the_library(tmp_path, qname):
+    """A broker that speaks only TLS: the CA and the server name given to
+    the package verify it; without the CA the handshake is refused."""
+    import shutil
+    import subprocess
+
+    from conftest import Broker
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True,
+                       capture_output=True, timeout=60)
+
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=test-ca")
+    openssl("req", "-new", *key, "-keyout", "broker.key", "-out",
+            "broker.csr", "-subj", "/CN=localhost")
+    (tmp_path / "broker.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey",
+            "ca.key", "-CAcreateserial", "-days", "2", "-extfile",
+            "broker.ext", "-out", "broker.pem")
+    b = Broker("--sync", "never", "--listen", "off", "--tls-cert",
+               str(tmp_path / "broker.pem"), "--tls-key",
+               str(tmp_path / "broker.key"), listen_flag="--tls-listen")
+    try:
+        with ringmq.Client(b.addr, tls=True, tls_ca=str(tmp_path / "ca.pem"),
+                           tls_server_name="localhost") as c:
+            c.create_queue(qname)
+            assert c.publish(qname, b"over tls").offset == 0
+        with pytest.raises(ringmq.Unreachable) as e:
+            ringmq.Client(b.addr, tls=True, connect_timeout=2)
+        assert "certificate" in e.value.message
+        with pytest.raises(ValueError):
+            ringmq.Client(b.addr, tls_ca=str(tmp_path / "ca.pem"))
+    finally:
+        b.close()
