@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* --------------------------------------------------------- reports */
 
@@ -225,6 +226,12 @@ pr_enter(ClientObject *self)
 		pr_raise(RINGMQ_CLOSED, "the client is closed");
 		return NULL;
 	}
+	if (self->pid != getpid()) {
+		pr_raise(RINGMQ_USAGE,
+			 "this client was made before a fork: make one in "
+			 "each process");
+		return NULL;
+	}
 	self->n_busy++;
 	return self->c;
 }
@@ -289,6 +296,7 @@ client_init(ClientObject *self, PyObject *args, PyObject *kw)
 		return -1;
 	}
 	self->c = c;
+	self->pid = getpid();
 	return 0;
 fail:
 	Py_XDECREF(seq);
@@ -321,6 +329,8 @@ client_close(ClientObject *self, PyObject *unused)
 	if (c == NULL || self->is_closing)
 		Py_RETURN_NONE;
 	self->is_closing = 1;
+	if (self->pid != getpid())
+		Py_RETURN_NONE; /* the parent's: a goodbye would end it */
 	wait_idle(self);
 	PR_NOGIL_REPORTS(ringmq_client_close(c));
 	Py_RETURN_NONE;
@@ -329,7 +339,7 @@ client_close(ClientObject *self, PyObject *unused)
 static void
 client_dealloc(ClientObject *self)
 {
-	if (self->c != NULL) {
+	if (self->c != NULL && self->pid == getpid()) {
 		ringmq_client *c = self->c;
 
 		if (!self->is_closing) {

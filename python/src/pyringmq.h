@@ -14,6 +14,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <ringmq.h>
+#include <sys/types.h>
 
 typedef struct {
 	PyObject_HEAD ringmq_client *c;
@@ -21,6 +22,9 @@ typedef struct {
 	 * close waits for them, as the library asks. */
 	int n_busy;
 	int is_closing;
+	/* The process that made it: a forked child shares its socket and
+	 * lacks its threads, so it may neither use nor close it. */
+	pid_t pid;
 	/* A failure next() met after it had jobs to return: raised by the
 	 * next call, so that a once-only end is never lost. */
 	int pending_code;

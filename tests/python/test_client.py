@@ -477,3 +477,25 @@ def test_tls_options_reach_the_library(tmp_path, qname):
             ringmq.Client(b.addr, tls_ca=str(tmp_path / "ca.pem"))
     finally:
         b.close()
+
+
+def test_a_client_made_before_a_fork_is_refused_in_the_child(broker, qname):
+    import os
+
+    with ringmq.Client(broker.addr) as c:
+        c.create_queue(qname)
+        pid = os.fork()
+        if pid == 0:  # the child: refused, and closing leaves it alone
+            code = 1
+            try:
+                c.publish(qname, b"from the child")
+            except ringmq.UsageError as e:
+                code = 0 if "fork" in e.message else 2
+            c.close()
+            del c
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        # The parent's connection is untouched.
+        assert c.publish(qname, b"from the parent").offset == 0
+        c.ping()
