@@ -153,23 +153,29 @@ class Worker:
             except Closed:
                 return
             for i, job in enumerate(jobs):
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._free_slot(pool):
+                    # Not started: back, and so are those still coming.
                     self._release(jobs[i:], consumer)
-                    return
+                    break
                 if pool is None:
                     self._handle(job)
-                    continue
-                # Wait for a free handler, but never past a stop.
-                while not self._slots.acquire(timeout=0.1):
-                    if self._stop.is_set():
-                        self._release(jobs[i:], consumer)
-                        return
-                pool.submit(self._handle_slot, job)
+                else:
+                    pool.submit(self._handle_slot, job)
             self._send_acks()
         consumer.set_credit(0)
         # Jobs delivered but not started go back, unharmed.
         left = consumer.take(1 << 20, timeout=0.05)
         self._release(left, consumer)
+
+    def _free_slot(self, pool: Optional[ThreadPoolExecutor]) -> bool:
+        """Waits for a free handler thread (always free inline); False
+        when asked to stop first."""
+        if pool is None:
+            return True
+        while not self._slots.acquire(timeout=0.1):
+            if self._stop.is_set():
+                return False
+        return True
 
     def _release(self, jobs: list[Any], consumer: Consumer) -> None:
         if not jobs:

@@ -163,3 +163,25 @@ def test_sigterm_finishes_the_running_job_and_releases_the_rest(broker,
             rest = list(cons)
         assert sorted(j.text for j in rest) == [f"job{i}" for i in range(1, 6)]
         assert all(j.delivery_count == 1 for j in rest)
+
+
+def test_a_stop_releases_every_prefetched_job(broker, qname):
+    """Stopped at its first job with 199 prefetched (more than one take
+    holds), the worker hands back every one it did not start."""
+    with ringmq.Client(broker.addr) as c:
+        c.create_queue(qname)
+        c.publish_many(qname, [f"job{i}" for i in range(200)])
+        w: ringmq.Worker
+
+        def handler(job: Any) -> None:
+            w.stop()
+
+        w = ringmq.Worker(c, qname, "g", handler, prefetch=199)
+        run_until(w, lambda: w.succeeded == 1)
+        with ringmq.Client(broker.addr) as other:
+            got = []
+            with other.consume(qname, "g", credit=500, timeout=1) as cons:
+                for job in cons:
+                    assert job.delivery_count == 1
+                    got.append(job)
+            assert len(got) == 199
