@@ -196,15 +196,18 @@ run_reports(struct reports *rs)
 	rs->n = rs->cap = 0;
 }
 
-/* Runs stmt with the GIL dropped and this thread's reports collected,
- * then runs them with the GIL back. */
-#define PR_NOGIL_REPORTS(...)                             \
+/* Runs the statement with the GIL dropped and this thread's reports
+ * collected; then, with the GIL back, runs after and the reports. after
+ * leaves the handle first: a report may close the client, which waits
+ * for every thread still inside a call. */
+#define PR_NOGIL_REPORTS(after, ...)                      \
 	do {                                              \
 		struct reports rs_ = { 0 };               \
 		Py_BEGIN_ALLOW_THREADS tl_reports = &rs_; \
 		__VA_ARGS__;                              \
 		tl_reports = NULL;                        \
-		Py_END_ALLOW_THREADS run_reports(&rs_);   \
+		Py_END_ALLOW_THREADS after;               \
+		run_reports(&rs_);                        \
 	} while (0)
 
 /* ------------------------------------------------------- the handle */
@@ -332,7 +335,7 @@ client_close(ClientObject *self, PyObject *unused)
 	if (self->pid != getpid())
 		Py_RETURN_NONE; /* the parent's: a goodbye would end it */
 	wait_idle(self);
-	PR_NOGIL_REPORTS(ringmq_client_close(c));
+	PR_NOGIL_REPORTS((void)0, ringmq_client_close(c));
 	Py_RETURN_NONE;
 }
 
@@ -344,7 +347,7 @@ client_dealloc(ClientObject *self)
 
 		if (!self->is_closing) {
 			self->is_closing = 1;
-			PR_NOGIL_REPORTS(ringmq_client_close(c));
+			PR_NOGIL_REPORTS((void)0, ringmq_client_close(c));
 		}
 		self->c = NULL;
 		ringmq_client_free(c);
@@ -365,8 +368,8 @@ client_poll(ClientObject *self, PyObject *arg)
 		return NULL;
 	if ((c = pr_enter(self)) == NULL)
 		return NULL;
-	PR_NOGIL_REPORTS(n = ringmq_client_poll(c, (int)timeout_ms));
-	pr_leave(self);
+	PR_NOGIL_REPORTS(pr_leave(self),
+			 n = ringmq_client_poll(c, (int)timeout_ms));
 	if (PyErr_Occurred())
 		return NULL;
 	return PyLong_FromLong(n);
@@ -401,8 +404,8 @@ client_flush(ClientObject *self, PyObject *arg)
 		return NULL;
 	if ((c = pr_enter(self)) == NULL)
 		return NULL;
-	PR_NOGIL_REPORTS(rc = ringmq_client_flush(c, (int)timeout_ms));
-	pr_leave(self);
+	PR_NOGIL_REPORTS(pr_leave(self),
+			 rc = ringmq_client_flush(c, (int)timeout_ms));
 	if (rc != RINGMQ_OK)
 		return raise_from(c, rc);
 	Py_RETURN_NONE;

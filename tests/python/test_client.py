@@ -499,3 +499,20 @@ def test_a_client_made_before_a_fork_is_refused_in_the_child(broker, qname):
         # The parent's connection is untouched.
         assert c.publish(qname, b"from the parent").offset == 0
         c.ping()
+
+
+def test_a_callback_may_close_the_client(broker, qname):
+    """A future's done callback runs where the client was served; closing
+    the client from it must not wait for that very call."""
+    c = ringmq.Client(broker.addr)
+    c.create_queue(qname)
+    closed = threading.Event()
+
+    def close_it(f: "Future[ringmq.Published]") -> None:
+        c.close()
+        closed.set()
+
+    c.publish_async(qname, b"x").add_done_callback(close_it)
+    assert closed.wait(10), "close() from a callback hung"
+    with pytest.raises(ringmq.Closed):
+        c.publish(qname, b"y")
