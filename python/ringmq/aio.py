@@ -20,7 +20,7 @@ from typing import (Any, AsyncIterator, Callable, Deque, Iterable, Mapping,
                     Optional, Sequence, TypeVar, Union)
 
 from . import _ringmq
-from .client import Client as SyncClient, connection_options
+from .client import Client as SyncClient, _start_of, connection_options
 from .errors import (Closed, Error, GroupNotFound, QueueNotFound, WouldBlock,
                      from_code)
 from .types import Data, Message, Published
@@ -28,8 +28,6 @@ from .types import Data, Message, Published
 __all__ = ["Client", "Consumer", "Job", "connect"]
 
 T = TypeVar("T")
-
-_START = {"earliest": 0, "latest": 1}
 
 
 class Job:
@@ -379,10 +377,8 @@ class Client:
                       start: str = "earliest",
                       timeout: Optional[float] = None) -> Consumer:
         """Subscribes and returns a :class:`Consumer` (``async for``)."""
-        if start not in _START:
-            raise ValueError("start must be 'earliest' or 'latest'")
         sub: int = await self._blocking(functools.partial(
-            self._core.subscribe, queue, group, credit, _START[start]))
+            self._core.subscribe, queue, group, credit, _start_of(start)))
         cons = Consumer(self, sub, timeout)
         self._consumers[sub] = cons
         self._schedule()

@@ -23,6 +23,14 @@ Job = _ringmq.Job
 _START = {"earliest": 0, "latest": 1}
 
 
+def _start_of(start: str) -> int:
+    """The library's start position for a new group's start name."""
+    try:
+        return _START[start]
+    except KeyError:
+        raise ValueError("start must be 'earliest' or 'latest'") from None
+
+
 def _secs_ms(name: str, seconds: Optional[float]) -> Optional[str]:
     if seconds is None:
         return None
@@ -109,9 +117,6 @@ class _Router:
         with self.lock:
             self.parked.pop(sub, None)
             self.ended.pop(sub, None)
-
-    def count(self) -> int:
-        return len(self.parked)
 
 
 class Client(Admin):
@@ -356,9 +361,7 @@ class Client(Admin):
             timeout: stop iterating after this many seconds without a job
                 (None: wait for ever).
         """
-        if start not in _START:
-            raise ValueError("start must be 'earliest' or 'latest'")
-        sub = self._core.subscribe(queue, group, credit, _START[start])
+        sub = self._core.subscribe(queue, group, credit, _start_of(start))
         self._router.add(sub)
         return Consumer(self, sub, queue, group, timeout)
 

@@ -47,7 +47,6 @@ struct report {
 struct reports {
 	struct report *v;
 	size_t n, cap;
-	int is_lost; /* out of memory while collecting */
 };
 
 /* The reports of the library call this thread is in. */
@@ -64,10 +63,8 @@ report_add(void)
 		size_t cap = rs->cap ? rs->cap * 2 : 64;
 		struct report *v = realloc(rs->v, cap * sizeof(*v));
 
-		if (v == NULL) {
-			rs->is_lost = 1;
-			return NULL;
-		}
+		if (v == NULL)
+			return NULL; /* the caller runs it at once instead */
 		rs->v = v;
 		rs->cap = cap;
 	}
