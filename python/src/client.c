@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* --------------------------------------------------------- reports */
 
@@ -226,7 +225,7 @@ pr_enter(ClientObject *self)
 		pr_raise(RINGMQ_CLOSED, "the client is closed");
 		return NULL;
 	}
-	if (self->pid != getpid()) {
+	if (self->forks != pr_forks) {
 		pr_raise(RINGMQ_USAGE,
 			 "this client was made before a fork: make one in "
 			 "each process");
@@ -296,7 +295,7 @@ client_init(ClientObject *self, PyObject *args, PyObject *kw)
 		return -1;
 	}
 	self->c = c;
-	self->pid = getpid();
+	self->forks = pr_forks;
 	return 0;
 fail:
 	Py_XDECREF(seq);
@@ -329,7 +328,7 @@ client_close(ClientObject *self, PyObject *unused)
 	if (c == NULL || self->is_closing)
 		Py_RETURN_NONE;
 	self->is_closing = 1;
-	if (self->pid != getpid())
+	if (self->forks != pr_forks)
 		Py_RETURN_NONE; /* the parent's: a goodbye would end it */
 	wait_idle(self);
 	PR_NOGIL_REPORTS((void)0, ringmq_client_close(c));
@@ -339,7 +338,7 @@ client_close(ClientObject *self, PyObject *unused)
 static void
 client_dealloc(ClientObject *self)
 {
-	if (self->c != NULL && self->pid == getpid()) {
+	if (self->c != NULL && self->forks == pr_forks) {
 		ringmq_client *c = self->c;
 
 		if (!self->is_closing) {

@@ -5,6 +5,15 @@
 #include "pyringmq.h"
 
 #include <math.h>
+#include <pthread.h>
+
+unsigned pr_forks;
+
+static void
+count_fork(void)
+{
+	pr_forks++;
+}
 
 /* ringmq.errors.from_code, set once at import of the package. */
 static PyObject *error_factory;
@@ -144,6 +153,10 @@ module_exec(PyObject *m)
 #undef CODE
 	};
 
+	if (pthread_atfork(NULL, NULL, count_fork) != 0) {
+		PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+		return -1;
+	}
 	if (PyType_Ready(&pr_client_type) < 0 || PyType_Ready(&pr_job_type) < 0)
 		return -1;
 	if (PyModule_AddObjectRef(m, "Client", (PyObject *)&pr_client_type) <

@@ -14,7 +14,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <ringmq.h>
-#include <sys/types.h>
 
 typedef struct {
 	PyObject_HEAD ringmq_client *c;
@@ -22,9 +21,9 @@ typedef struct {
 	 * close waits for them, as the library asks. */
 	int n_busy;
 	int is_closing;
-	/* The process that made it: a forked child shares its socket and
+	/* pr_forks when it was made: a forked child shares its socket and
 	 * lacks its threads, so it may neither use nor close it. */
-	pid_t pid;
+	unsigned forks;
 	/* A failure next() met after it had jobs to return: raised by the
 	 * next call, so that a once-only end is never lost. */
 	int pending_code;
@@ -41,6 +40,10 @@ typedef struct {
 
 extern PyTypeObject pr_client_type;
 extern PyTypeObject pr_job_type;
+
+/* Forks this process has been the child of (an atfork handler counts
+ * them): cheaper than a getpid() system call in every call. */
+extern unsigned pr_forks;
 
 /* Sets the exception for status code (ringmq.errors picks its class);
  * @return NULL, for "return pr_raise(...)". */
