@@ -1060,6 +1060,26 @@ test_ack_async_acks_in_chunks_and_flush_waits(void **state)
 	ringmq_client_free(c);
 }
 
+/* Makes queue, publishes one job to it and leases it to c in group "g";
+ * @return the lease id. */
+static uint64_t
+lease_fresh(ringmq_client *c, const char *queue)
+{
+	ringmq_delivery *d;
+	uint32_t sub;
+	uint64_t id;
+
+	create_queue(c, queue, NULL, NULL);
+	publish_sync(c, queue, "job");
+	assert_int_equal(
+		ringmq_subscribe(c, &sub, queue, "g", 1, RINGMQ_START_EARLIEST),
+		RINGMQ_OK);
+	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
+	id = ringmq_delivery_lease_id(d);
+	ringmq_delivery_free(d);
+	return id;
+}
+
 /* A consumer that acks asynchronously and serves its client with poll:
  * the ack's answer alone ends the wait, which runs the callback at once
  * instead of waiting out the whole timeout. */
@@ -1068,21 +1088,12 @@ test_poll_returns_when_an_async_ack_is_answered(void **state)
 {
 	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	struct acked a = { 0 };
-	ringmq_delivery *d;
 	long long start_ms;
-	uint32_t sub;
 	uint64_t id;
 	int n;
 
 	(void)state;
-	create_queue(c, "polled", NULL, NULL);
-	publish_sync(c, "polled", "job");
-	assert_int_equal(ringmq_subscribe(c, &sub, "polled", "g", 1,
-					  RINGMQ_START_EARLIEST),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
-	id = ringmq_delivery_lease_id(d);
-	ringmq_delivery_free(d);
+	id = lease_fresh(c, "polled");
 	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &a), RINGMQ_OK);
 	start_ms = harness_now_ms();
 	n = ringmq_client_poll(c, WAIT_MS);
@@ -1104,18 +1115,10 @@ test_poll_timeout_is_zero_while_callbacks_wait(void **state)
 	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
 	struct acked a = { 0 };
 	ringmq_delivery *d;
-	uint32_t sub;
 	uint64_t id;
 
 	(void)state;
-	create_queue(c, "waiting-cb", NULL, NULL);
-	publish_sync(c, "waiting-cb", "job");
-	assert_int_equal(ringmq_subscribe(c, &sub, "waiting-cb", "g", 1,
-					  RINGMQ_START_EARLIEST),
-			 RINGMQ_OK);
-	assert_int_equal(ringmq_next(c, &d, WAIT_MS), RINGMQ_OK);
-	id = ringmq_delivery_lease_id(d);
-	ringmq_delivery_free(d);
+	id = lease_fresh(c, "waiting-cb");
 	assert_int_equal(ringmq_ack_async(c, &id, 1, on_acked, &a), RINGMQ_OK);
 	for (int i = 0; i < 500 && ringmq_client_poll_timeout(c) != 0; i++) {
 		(void)poll(NULL, 0, 10);
