@@ -108,13 +108,25 @@ class _Router:
         self.lock = threading.Lock()
         self.parked: dict[int, Deque[Any]] = {}
         self.ended: dict[int, Error] = {}
+        # Ids are not reused on a client: what comes for a closed
+        # consumer is left to expire.
+        self.closed: set[int] = set()
 
     def add(self, sub: int) -> None:
         with self.lock:
-            self.parked[sub] = collections.deque()
+            # Another consumer may have parked its first jobs already:
+            # they can arrive before subscribe() returns here.
+            self.parked.setdefault(sub, collections.deque())
+
+    def park(self, job: Any) -> None:
+        """Keeps a job for its consumer (lock held)."""
+        if job.subscription not in self.closed:
+            self.parked.setdefault(job.subscription,
+                                   collections.deque()).append(job)
 
     def remove(self, sub: int) -> None:
         with self.lock:
+            self.closed.add(sub)
             self.parked.pop(sub, None)
             self.ended.pop(sub, None)
 
@@ -399,10 +411,7 @@ class Client(Admin):
                 continue
             with r.lock:
                 for j in jobs:
-                    q = r.parked.get(j.subscription)
-                    if q is not None:
-                        q.append(j)
-                    # A job of a closed consumer is left to expire.
+                    r.park(j)
 
     def _note_ended(self) -> None:
         r = self._router
