@@ -803,6 +803,8 @@ server_run(const struct config *cfg)
 		  : cfg->sync == CONFIG_SYNC_NEVER  ? STORE_SYNC_NEVER
 						    : STORE_SYNC_ALWAYS;
 	so.sync_interval_ms = cfg->sync_interval_ms;
+	so.journal = cfg->is_journal;
+	so.journal_max_bytes = cfg->journal_max_bytes;
 	if (cfg->config_file[0] != '\0')
 		log_info("config file %s", cfg->config_file);
 	rc = store_open(&srv.store, &so);

@@ -57,6 +57,8 @@ struct config {
 	uint64_t max_storage_bytes; /* LMDB map size */
 	int sync;		    /* enum config_sync */
 	uint32_t sync_interval_ms;
+	int is_journal;		    /* --journal on */
+	uint64_t journal_max_bytes; /* --journal-max-bytes */
 	uint32_t max_frame_bytes;
 	uint32_t max_message_bytes;
 	uint32_t max_batch_count;

@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/crc32c.h"
 #include "lib/log.h"
 #include "lib/vec.h"
-#include "store/store.h"
 
 #define MAGIC	      "RMQJRNL1"
 #define VERSION	      1u
@@ -152,7 +152,7 @@ header_encode(uint8_t h[JOURNAL_HEADER_BYTES], uint64_t first_seq,
 	put_u32(h + 8, VERSION);
 	put_u64(h + 16, first_seq);
 	put_u64(h + 24, size);
-	put_u32(h + 12, store_crc32c(0, h + 16, JOURNAL_HEADER_BYTES - 16));
+	put_u32(h + 12, crc32c(0, h + 16, JOURNAL_HEADER_BYTES - 16));
 }
 
 /* @return 0 with the fields when h is a header of this version. */
@@ -161,8 +161,7 @@ header_decode(const uint8_t h[JOURNAL_HEADER_BYTES], uint64_t *first_seq,
 	      uint64_t *size)
 {
 	if (memcmp(h, MAGIC, 8) != 0 || get_u32(h + 8) != VERSION ||
-	    get_u32(h + 12) !=
-		    store_crc32c(0, h + 16, JOURNAL_HEADER_BYTES - 16))
+	    get_u32(h + 12) != crc32c(0, h + 16, JOURNAL_HEADER_BYTES - 16))
 		return -1;
 	*first_seq = get_u64(h + 16);
 	*size = get_u64(h + 24);
@@ -204,18 +203,18 @@ seg_stamp(struct journal *j, int fd, uint64_t first_seq, uint64_t size)
 }
 
 /* A new segment starting at first_seq, appended to j->segs: a spare
- * renamed, or a file of j->segment_bytes written ahead with zeros. */
+ * renamed, or a file of size bytes (j->segment_bytes, or more for a
+ * record larger than that) written ahead with zeros. */
 static int
-seg_new(struct journal *j, uint64_t first_seq)
+seg_new(struct journal *j, uint64_t first_seq, uint64_t size)
 {
 	static const uint8_t zeros[1 << 16];
 	char name[64], spare[64];
-	struct segment s = { first_seq, j->segment_bytes, JOURNAL_HEADER_BYTES,
-			     -1, 0 };
+	struct segment s = { first_seq, size, JOURNAL_HEADER_BYTES, -1, 0 };
 	int rc = 0;
 
 	seg_name(name, sizeof(name), first_seq);
-	if (j->nspares > 0) {
+	if (j->nspares > 0 && size == j->segment_bytes) {
 		snprintf(spare, sizeof(spare), "spare-%u.jrnl", j->nspares - 1);
 		if (renameat(j->dir_fd, spare, j->dir_fd, name) == 0) {
 			struct stat st;
@@ -225,7 +224,8 @@ seg_new(struct journal *j, uint64_t first_seq)
 			if (s.fd < 0)
 				return -errno;
 			if (fstat(s.fd, &st) == 0 &&
-			    (uint64_t)st.st_size >= MIN_SEG_BYTES)
+			    (uint64_t)st.st_size >= MIN_SEG_BYTES &&
+			    (uint64_t)st.st_size <= size)
 				s.size = (uint64_t)st.st_size;
 		}
 	}
@@ -269,6 +269,7 @@ seg_drop(struct journal *j, size_t i, int may_spare)
 	close(j->segs[i].fd);
 	snprintf(spare, sizeof(spare), "spare-%u.jrnl", j->nspares);
 	if (may_spare && j->nspares < MAX_SPARES &&
+	    j->segs[i].size <= j->segment_bytes &&
 	    renameat(j->dir_fd, name, j->dir_fd, spare) == 0)
 		j->nspares++;
 	else
@@ -297,8 +298,7 @@ record_check(const uint8_t *p, uint64_t avail, uint64_t expected_seq,
 	len = record_bytes(body_len);
 	if (len > avail || get_u64(p + 8) != expected_seq)
 		return 0;
-	if (get_u32(p + 4) !=
-	    store_crc32c(store_crc32c(0, p + 8, 16), p + 24, body_len))
+	if (get_u32(p + 4) != crc32c(crc32c(0, p + 8, 16), p + 24, body_len))
 		return 0;
 	r->seq = expected_seq;
 	r->epoch = get_u32(p + 16);
@@ -509,7 +509,8 @@ find_end(struct journal *j)
 /* ------------------------------------------------------------ the API */
 
 int
-journal_open(const char *dir, uint64_t segment_bytes, struct journal **jp)
+journal_open(const char *dir, uint64_t segment_bytes, uint64_t min_next_seq,
+	     struct journal **jp)
 {
 	struct journal *j;
 	int rc;
@@ -534,8 +535,20 @@ journal_open(const char *dir, uint64_t segment_bytes, struct journal **jp)
 	rc = list_segments(j);
 	if (rc == 0)
 		rc = find_end(j);
+	if (rc == 0 && j->next_seq < min_next_seq) {
+		/* Every record is older than the store's state: numbering
+		 * goes on after the state, not after these records. */
+		if (j->nsegs > 0)
+			log_info("journal %s: records up to %" PRIu64
+				 " are all applied; starting at %" PRIu64,
+				 j->dir, j->next_seq - 1, min_next_seq);
+		while (j->nsegs > 0)
+			seg_drop(j, j->nsegs - 1, 1);
+		j->next_seq = min_next_seq;
+		j->synced_seq = min_next_seq - 1;
+	}
 	if (rc == 0 && j->nsegs == 0)
-		rc = seg_new(j, j->next_seq);
+		rc = seg_new(j, j->next_seq, j->segment_bytes);
 	if (rc != 0) {
 		journal_close(j);
 		return rc;
@@ -573,6 +586,15 @@ journal_synced_seq(const struct journal *j)
 	return j->synced_seq;
 }
 
+uint64_t
+journal_first_seq(const struct journal *j)
+{
+	/* The first segment may be empty: it then starts at next_seq. */
+	return j->nsegs > 0 && j->segs[0].first_seq < j->next_seq
+		       ? j->segs[0].first_seq
+		       : j->next_seq;
+}
+
 size_t
 journal_segments(const struct journal *j)
 {
@@ -607,14 +629,19 @@ journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 
 	if (j->is_failed)
 		return -EIO;
-	if (len > j->segment_bytes - JOURNAL_HEADER_BYTES ||
-	    len > last->size - JOURNAL_HEADER_BYTES)
+	if (body_len > JOURNAL_BODY_MAX)
 		return -EMSGSIZE;
 	if (last->end + len > last->size) {
-		/* Full: what it has goes out now, synced with the rest. */
+		/* Full: what it has goes out now, synced with the rest. A
+		 * record larger than a segment gets one of its own size. */
+		uint64_t size = j->segment_bytes;
+
+		if (len > size - JOURNAL_HEADER_BYTES)
+			size = (JOURNAL_HEADER_BYTES + len + 4095) / 4096 *
+			       4096;
 		rc = write_buffered(j);
 		if (rc == 0)
-			rc = seg_new(j, j->next_seq);
+			rc = seg_new(j, j->next_seq, size);
 		if (rc != 0)
 			return rc;
 		last = &j->segs[j->nsegs - 1];
@@ -639,14 +666,22 @@ journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 	put_u16(p + 20, type);
 	if (body_len > 0)
 		memcpy(p + JOURNAL_RECORD_OVERHEAD, body, body_len);
-	put_u32(p + 4, store_crc32c(store_crc32c(0, p + 8, 16),
-				    p + JOURNAL_RECORD_OVERHEAD, body_len));
+	put_u32(p + 4, crc32c(crc32c(0, p + 8, 16), p + JOURNAL_RECORD_OVERHEAD,
+			      body_len));
 	j->buf_len += (size_t)len;
 	last->end += len;
 	if (seqp != NULL)
 		*seqp = j->next_seq;
 	j->next_seq++;
 	return 0;
+}
+
+int
+journal_write(struct journal *j)
+{
+	if (j->is_failed)
+		return -EIO;
+	return write_buffered(j);
 }
 
 int

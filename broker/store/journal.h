@@ -52,17 +52,26 @@ struct journal_record {
 
 #define JOURNAL_HEADER_BYTES	64u
 #define JOURNAL_RECORD_OVERHEAD 24u
+#define JOURNAL_BODY_MAX	(1u << 30) /* bytes of one record's body */
 
 /*
  * Opens the journal in dir (made if missing) with segments of
  * segment_bytes (a multiple of 4096, at least 64 KiB; existing segments
- * keep their own size). Finds the end: the last record whose CRC and
- * sequence number follow on from the ones before it; a tail after it is
- * logged and will be overwritten.
+ * keep their own size, and a record larger than a segment gets one of its
+ * own). Finds the end: the last record whose CRC and sequence number
+ * follow on from the ones before it; a tail after it is logged and will
+ * be overwritten. When the records end below min_next_seq (>= 1: the
+ * caller's state already holds them all, or there are none), they are
+ * dropped and the next record is numbered min_next_seq.
  * @return 0, or a negative errno (-EINVAL for a bad size, -EIO for a
  *         segment whose header does not verify before the last one).
  */
-int journal_open(const char *dir, uint64_t segment_bytes, struct journal **jp);
+int journal_open(const char *dir, uint64_t segment_bytes, uint64_t min_next_seq,
+		 struct journal **jp);
+
+/* The sequence number of the oldest record kept (journal_next_seq() when
+ * there is none). */
+uint64_t journal_first_seq(const struct journal *j);
 
 /* Closes j (records appended and not synced are lost). NULL: no-op. */
 void journal_close(struct journal *j);
@@ -76,11 +85,18 @@ uint64_t journal_synced_seq(const struct journal *j);
 /*
  * Appends a record, held in memory until journal_sync(); it is given the
  * next sequence number (*seqp, when not NULL).
- * @return 0; -EMSGSIZE when the body cannot fit in a segment; -ENOMEM;
+ * @return 0; -EMSGSIZE when the body is over JOURNAL_BODY_MAX; -ENOMEM;
  *         or a negative errno from making a new segment.
  */
 int journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 		   const void *body, uint32_t body_len, uint64_t *seqp);
+
+/*
+ * Writes every appended record to its file without syncing it: it then
+ * survives the process being killed, not the machine stopping.
+ * @return 0, or a negative errno (the records stay appended).
+ */
+int journal_write(struct journal *j);
 
 /*
  * Writes every appended record and syncs it: once it returns 0, each is

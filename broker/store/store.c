@@ -56,6 +56,8 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/vec.h"
+#include "store/journal.h"
+#include "store/overlay.h"
 #include "store/store_codec.h"
 
 #define HEADROOM_MIN_BYTES (64ull << 10)
@@ -145,6 +147,34 @@ struct store {
 	_Atomic uint64_t used_bytes;
 	_Atomic uint64_t high_water_bytes;
 	atomic_bool is_panicked;
+
+	/* The journal (opts.journal): NULL when off. The storage thread
+	 * owns it once started; the apply thread owns LMDB's writes. */
+	struct journal *journal;
+	uint64_t journal_max_bytes;
+	uint64_t journal_seg_bytes;
+	uint64_t journal_sync_ns; /* storage thread: last journal sync */
+	uint64_t checkpoint_ns;	  /* apply thread: last LMDB commit */
+	/* Under lock: journaled batches LMDB has not applied (the apply
+	 * queue, linked by apply_next), their bytes (being applied too),
+	 * the last sequence number queued, and who waits for a
+	 * checkpoint (a backup, a drain). */
+	struct store_batch *apply_head;
+	struct store_batch **apply_tail;
+	uint64_t apply_bytes;
+	uint64_t journaled_seq;
+	unsigned checkpoint_waiters;
+	bool is_apply_stopping;
+	pthread_cond_t apply_cond; /* apply thread: work, waiters, stop */
+	pthread_t apply_thread;
+	bool is_apply_started;
+	/* The journal's last record that LMDB holds durably. */
+	_Atomic uint64_t applied_seq;
+	/* Loop thread: confirmed batches LMDB has not applied, oldest
+	 * first (linked by next), and their messages, for reads. */
+	struct overlay *overlay;
+	struct store_batch *held;
+	struct store_batch **held_tail;
 };
 
 /* ------------------------------------------------------ error mapping */
@@ -713,6 +743,396 @@ store_thread(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------- the journal and its applier */
+
+static int put_meta(struct store *s, MDB_txn *txn, const char *name,
+		    uint64_t value, size_t n);
+
+/*
+ * With the journal, two threads share the work of store_thread. The
+ * storage thread appends each group of pending batches to the journal,
+ * syncs it as the sync mode says, and hands the batches back as
+ * committed; it also queues them for the apply thread, which applies
+ * them to LMDB with a normal durable commit, paced (CHECKPOINT_*), and
+ * records in that commit the last journal record it holds. A journal
+ * segment is released once such a commit covers it. The loop thread
+ * reads what LMDB has not applied yet from the overlay (store_reap).
+ */
+
+/* A journal record's type: a batch's operations (store_codec.h). */
+#define JOURNAL_BATCH 1u
+
+/* LMDB is applied at most this often, or sooner once this many bytes
+ * wait: the disk serves one flush at a time, and LMDB's two would delay
+ * the journal's (journal-floor measured a journal sync at 137 us under
+ * commits every 10 ms, 283 us under back-to-back ones). */
+#define CHECKPOINT_NS	 (50ull * 1000000u)
+#define CHECKPOINT_BYTES (8ull << 20)
+
+/* The journal's segment size: an eighth of its bound, at most a 32nd of
+ * the filesystem (segments are written ahead in full, and two spares are
+ * kept), within [64 KiB, 32 MiB]. */
+static uint64_t
+journal_seg_bytes(uint64_t max, const char *dir)
+{
+	uint64_t seg = max / 8;
+	struct statvfs sv;
+
+	if (statvfs(dir, &sv) == 0 &&
+	    seg > (uint64_t)sv.f_blocks * sv.f_frsize / 32)
+		seg = (uint64_t)sv.f_blocks * sv.f_frsize / 32;
+	if (seg > (32ull << 20))
+		seg = 32ull << 20;
+	if (seg < (64ull << 10))
+		seg = 64ull << 10;
+	return seg & ~4095ull;
+}
+
+/* Releases the segments the apply thread's durable commits cover.
+ * Runs on: storage thread. */
+static void
+journal_release_applied(struct store *s)
+{
+	int rc = journal_release(s->journal, atomic_load(&s->applied_seq) + 1);
+
+	if (rc < 0)
+		log_warn("store: %s: releasing journal segments: %s", s->dir,
+			 strerror(-rc));
+}
+
+/* Waits while the journal holds its bound of records LMDB has not
+ * applied (back-pressure), asking the apply thread to hurry.
+ * Runs on: storage thread. */
+static void
+journal_wait_room(struct store *s)
+{
+	while ((uint64_t)journal_segments(s->journal) * s->journal_seg_bytes >=
+		       s->journal_max_bytes &&
+	       !atomic_load(&s->is_panicked)) {
+		struct timespec ts;
+		uint64_t until = clock_mono_ns() + 10 * 1000000u, before;
+
+		before = atomic_load(&s->applied_seq);
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_signal(&s->apply_cond);
+		ts.tv_sec = (time_t)(until / 1000000000u);
+		ts.tv_nsec = (long)(until % 1000000000u);
+		if (atomic_load(&s->applied_seq) == before)
+			(void)pthread_cond_timedwait(&s->work_cond, &s->lock,
+						     &ts);
+		pthread_mutex_unlock(&s->lock);
+		journal_release_applied(s);
+		if (atomic_load(&s->applied_seq) >= s->journaled_seq)
+			break; /* nothing left to apply: segments are in use */
+	}
+}
+
+/* Syncs the journal; a failure leaves it unusable, and the store with
+ * it. Runs on: storage thread. */
+static int
+journal_sync_now(struct store *s)
+{
+	int rc = journal_sync(s->journal);
+
+	s->journal_sync_ns = clock_mono_ns();
+	if (rc != 0 && !atomic_exchange(&s->is_panicked, true))
+		log_error("store: %s: journal sync failed: %s: every later "
+			  "write fails until restart",
+			  s->dir, strerror(-rc));
+	return rc;
+}
+
+/* Appends the batches of list to the journal, makes them as durable as
+ * the sync mode says, and queues the ones that made it for the apply
+ * thread. Runs on: storage thread. */
+static void
+journal_group(struct store *s, struct store_batch *list)
+{
+	uint64_t start = clock_mono_ns(), bytes = 0, last = 0, ns;
+	int64_t room = INT64_MAX;
+	bool is_room_known = false;
+	int is_full = -1, rc;
+	size_t n = 0;
+
+	if (atomic_load(&s->is_panicked)) {
+		fail_all(list, -RMQ_ESTORAGE);
+		return;
+	}
+	journal_release_applied(s);
+	journal_wait_room(s);
+	for (struct store_batch *b = list; b != NULL; b = b->next) {
+		b->status = 0;
+		b->seq = 0;
+		n++;
+		if (b->flags & STORE_BATCH_GROWS) {
+			if (!is_room_known) {
+				uint64_t behind;
+
+				pthread_mutex_lock(&s->lock);
+				behind = s->apply_bytes;
+				pthread_mutex_unlock(&s->lock);
+				/* What LMDB has still to apply will take
+				 * room: about twice its bytes in pages. */
+				room = grow_room(s) - 2 * (int64_t)behind;
+				is_room_known = true;
+			}
+			/* Once confirmed, LMDB must take it: one larger
+			 * than the room left is refused too. */
+			if (room <= 0 || (int64_t)b->len > room) {
+				b->status = -RMQ_ESTORAGE_FULL;
+				is_full = 1;
+				continue;
+			}
+		}
+		rc = journal_append(s->journal, 0, JOURNAL_BATCH, b->buf,
+				    (uint32_t)b->len, &b->seq);
+		if (rc != 0) {
+			b->seq = 0;
+			b->status = rc == -ENOSPC || rc == -EDQUOT
+					    ? -RMQ_ESTORAGE_FULL
+				    : rc == -ENOMEM ? -ENOMEM
+						    : -RMQ_ESTORAGE;
+			if (b->status == -RMQ_ESTORAGE_FULL)
+				is_full = 1;
+			else
+				log_error("store: %s: journal append: %s",
+					  s->dir, strerror(-rc));
+			continue;
+		}
+		if (b->flags & STORE_BATCH_GROWS) {
+			is_full = is_full == 1 ? 1 : 0;
+			room -= 2 * (int64_t)b->len;
+		}
+		bytes += b->len;
+		last = b->seq;
+	}
+	if (is_full >= 0)
+		log_full(s, is_full == 1);
+	if (last == 0)
+		return;
+	if (s->sync == STORE_SYNC_ALWAYS ||
+	    (s->sync == STORE_SYNC_INTERVAL &&
+	     start - s->journal_sync_ns >= s->sync_interval_ns)) {
+		rc = journal_sync_now(s);
+	} else {
+		rc = journal_write(s->journal);
+		if (rc != 0 && !atomic_exchange(&s->is_panicked, true))
+			log_error("store: %s: journal write failed: %s: every "
+				  "later write fails until restart",
+				  s->dir, strerror(-rc));
+	}
+	if (rc != 0) {
+		for (struct store_batch *b = list; b != NULL; b = b->next) {
+			if (b->seq == 0)
+				continue;
+			b->seq = 0;
+			b->status = -RMQ_ESTORAGE;
+		}
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (struct store_batch *b = list; b != NULL; b = b->next) {
+		if (b->seq == 0)
+			continue;
+		b->apply_next = NULL;
+		*s->apply_tail = b;
+		s->apply_tail = &b->apply_next;
+	}
+	s->apply_bytes += bytes;
+	s->journaled_seq = last;
+	pthread_cond_signal(&s->apply_cond);
+	pthread_mutex_unlock(&s->lock);
+	ns = clock_mono_ns() - start;
+	record_commit(s, n, ns);
+	if (ns / 1000000 >= SLOW_COMMIT_MS)
+		log_warn("store: %s: slow journal sync: %llu ms", s->dir,
+			 (unsigned long long)(ns / 1000000));
+}
+
+/* Takes the next group of pending batches for the journal; NULL when
+ * there is none: the store is closing, or (sync=interval) the journal
+ * is due a sync. Runs on: storage thread. */
+static struct store_batch *
+journal_take(struct store *s, bool *is_stopping)
+{
+	struct store_batch *list;
+	bool is_unsynced = journal_synced_seq(s->journal) + 1 !=
+			   journal_next_seq(s->journal);
+
+	pthread_mutex_lock(&s->lock);
+	while (s->pending == NULL && !s->is_stopping) {
+		uint64_t due = s->journal_sync_ns + s->sync_interval_ns;
+		struct timespec ts;
+
+		if (!is_unsynced || s->sync != STORE_SYNC_INTERVAL) {
+			pthread_cond_wait(&s->work_cond, &s->lock);
+			continue;
+		}
+		if (clock_mono_ns() >= due)
+			break;
+		ts.tv_sec = (time_t)(due / 1000000000u);
+		ts.tv_nsec = (long)(due % 1000000000u);
+		(void)pthread_cond_timedwait(&s->work_cond, &s->lock, &ts);
+	}
+	list = detach_group(s);
+	*is_stopping = s->is_stopping;
+	pthread_mutex_unlock(&s->lock);
+	return list;
+}
+
+/* Runs on: storage thread (journal on). */
+static void *
+journal_thread(void *arg)
+{
+	struct store *s = arg;
+
+	for (;;) {
+		bool is_stopping;
+		struct store_batch *list = journal_take(s, &is_stopping);
+
+		if (list != NULL) {
+			journal_group(s, list);
+			finish_group(s, list);
+		}
+		if (s->sync == STORE_SYNC_INTERVAL &&
+		    clock_mono_ns() - s->journal_sync_ns >=
+			    s->sync_interval_ns &&
+		    !atomic_load(&s->is_panicked))
+			(void)journal_sync_now(s);
+		if (list == NULL && is_stopping)
+			break;
+	}
+	/* A clean stop leaves everything durable, whatever the mode. */
+	if (!atomic_load(&s->is_panicked))
+		(void)journal_sync_now(s);
+	return NULL;
+}
+
+/* Applies list to LMDB in one durable commit recording its last journal
+ * record. A confirmed batch LMDB refuses stops every write: the journal
+ * keeps it for the next start. Runs on: apply thread. */
+static int
+checkpoint(struct store *s, struct store_batch *list)
+{
+	uint64_t last = 0;
+	MDB_txn *txn;
+	int rc;
+
+	for (struct store_batch *b = list; b != NULL; b = b->apply_next)
+		last = b->seq;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc == 0) {
+		for (struct store_batch *b = list; rc == 0 && b != NULL;
+		     b = b->apply_next)
+			rc = apply_ops(s, txn, b);
+		if (rc == 0)
+			rc = put_meta(s, txn, "journal", last, 8);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	if (rc != 0) {
+		(void)store_err(s, rc, "apply the journal");
+		if (!atomic_exchange(&s->is_panicked, true))
+			log_error(
+				"store: %s: LMDB could not apply journal "
+				"records up to %llu; they stay in the journal "
+				"for the next start; every later write fails "
+				"until restart",
+				s->dir, (unsigned long long)last);
+		return -RMQ_ESTORAGE;
+	}
+	refresh_usage(s);
+	prealloc_ahead(s);
+	atomic_store(&s->applied_seq, last);
+	return 0;
+}
+
+/* Runs on: apply thread. */
+static void *
+apply_thread(void *arg)
+{
+	static const uint64_t one = 1;
+	struct store *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct store_batch *list, *last;
+		uint64_t bytes, due = s->checkpoint_ns + CHECKPOINT_NS;
+		struct timespec ts;
+
+		if (s->apply_head == NULL || atomic_load(&s->is_panicked)) {
+			if (s->is_apply_stopping)
+				break;
+			pthread_cond_wait(&s->apply_cond, &s->lock);
+			continue;
+		}
+		if (!s->is_apply_stopping && s->checkpoint_waiters == 0 &&
+		    s->apply_bytes < CHECKPOINT_BYTES &&
+		    s->apply_bytes < s->journal_max_bytes / 4 &&
+		    clock_mono_ns() < due) {
+			ts.tv_sec = (time_t)(due / 1000000000u);
+			ts.tv_nsec = (long)(due % 1000000000u);
+			(void)pthread_cond_timedwait(&s->apply_cond, &s->lock,
+						     &ts);
+			continue;
+		}
+		list = last = s->apply_head;
+		bytes = list->len;
+		while (last->apply_next != NULL &&
+		       bytes + last->apply_next->len <= GROUP_MAX_BYTES) {
+			last = last->apply_next;
+			bytes += last->len;
+		}
+		s->apply_head = last->apply_next;
+		if (s->apply_head == NULL)
+			s->apply_tail = &s->apply_head;
+		last->apply_next = NULL;
+		pthread_mutex_unlock(&s->lock);
+		s->checkpoint_ns = clock_mono_ns();
+		(void)checkpoint(s, list);
+		pthread_mutex_lock(&s->lock);
+		s->apply_bytes -= bytes;
+		/* The storage thread may wait for room, a backup or a
+		 * drain for this commit. */
+		pthread_cond_broadcast(&s->work_cond);
+		pthread_cond_broadcast(&s->done_cond);
+		pthread_mutex_unlock(&s->lock);
+		/* The loop frees what it held for reads. */
+		while (write(s->event_fd, &one, sizeof(one)) < 0 &&
+		       errno == EINTR)
+			;
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (s->stat_txn != NULL)
+		mdb_txn_abort(s->stat_txn);
+	s->stat_txn = NULL;
+	return NULL;
+}
+
+/* Blocks until LMDB holds every batch journaled so far (none when the
+ * journal is off or LMDB cannot apply). Any thread but the storage and
+ * apply threads. */
+static void
+checkpoint_wait(struct store *s)
+{
+	uint64_t target;
+
+	if (s->journal == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	target = s->journaled_seq;
+	s->checkpoint_waiters++;
+	pthread_cond_signal(&s->apply_cond);
+	while (atomic_load(&s->applied_seq) < target &&
+	       !atomic_load(&s->is_panicked))
+		pthread_cond_wait(&s->done_cond, &s->lock);
+	s->checkpoint_waiters--;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* ------------------------------------------------- submit, reap, drain */
 
 void
@@ -744,10 +1164,48 @@ store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Keeps batch b, confirmed but not yet in LMDB, for reads; false when
+ * it cannot (out of memory), after waiting until LMDB holds it.
+ * Runs on: loop thread. */
+static bool
+held_add(struct store *s, struct store_batch *b)
+{
+	if (overlay_add(s->overlay, b->seq, b) != 0) {
+		log_warn("store: %s: out of memory indexing a batch; waiting "
+			 "for LMDB to apply it",
+			 s->dir);
+		checkpoint_wait(s);
+		store_read_release(s);
+		return false;
+	}
+	b->next = NULL;
+	*s->held_tail = b;
+	s->held_tail = &b->next;
+	return true;
+}
+
+/* Frees the held batches LMDB holds up to applied, whose commit every
+ * read from now on sees. Runs on: loop thread. */
+static void
+held_drop(struct store *s, uint64_t applied)
+{
+	while (s->held != NULL && s->held->seq <= applied) {
+		struct store_batch *b = s->held;
+
+		s->held = b->next;
+		overlay_drop(s->overlay, b->seq, b);
+		store_batch_free(b);
+	}
+	if (s->held == NULL)
+		s->held_tail = &s->held;
+}
+
 int
 store_reap(struct store *s)
 {
 	struct store_batch *list, *next;
+	uint64_t applied;
+	bool is_held;
 	int n = 0;
 
 	/* A completion that reaps would run later batches before earlier
@@ -760,19 +1218,29 @@ store_reap(struct store *s)
 	s->done_list = NULL;
 	s->done_tail = &s->done_list;
 	pthread_mutex_unlock(&s->lock);
+	/* Read before the read transaction ends: every later read then
+	 * sees LMDB's commits up to it. */
+	applied = atomic_load(&s->applied_seq);
 	/* A read transaction begun earlier in this loop pass (a handler's
 	 * reads) does not see what these batches committed, yet their
 	 * completions make it visible, and dispatch may read it before the
 	 * pass ends: the next read begins a fresh one. */
-	if (list != NULL)
+	if (list != NULL || (s->held != NULL && s->held->seq <= applied))
 		store_read_release(s);
+	held_drop(s, applied);
 	for (; list != NULL; list = next) {
 		next = list->next;
 		if (list == s->backup_done)
 			s->backup_done = NULL; /* freed below */
+		/* Confirmed by the journal alone: reads find it in the
+		 * overlay until LMDB has it, from before its completion
+		 * runs (dispatch may read it there). */
+		is_held = list->seq > applied && list->status == 0 &&
+			  held_add(s, list);
 		if (list->done != NULL)
 			list->done(list->ctx, list->status);
-		store_batch_free(list);
+		if (!is_held)
+			store_batch_free(list);
 		n++;
 	}
 	s->is_reaping = false;
@@ -794,6 +1262,16 @@ store_drain(struct store *s)
 		s->drain_waiters--;
 	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+void
+store_checkpoint(struct store *s)
+{
+	if (s->journal == NULL)
+		return;
+	checkpoint_wait(s);
+	store_read_release(s);
+	held_drop(s, atomic_load(&s->applied_seq));
 }
 
 /* Delivers the last completions; batches their callbacks submit fail with
@@ -895,12 +1373,19 @@ static int
 env_open(struct store *s, const struct store_opts *o)
 {
 	unsigned flags = MDB_NOTLS;
+	uint64_t map_want = o->max_storage_bytes;
 	MDB_envinfo info;
 	MDB_stat st;
 	int rc, dead = 0;
 
 	if (o->sync == STORE_SYNC_NEVER)
 		flags |= MDB_NOSYNC;
+	/* With the journal, a batch is confirmed before LMDB applies it,
+	 * and LMDB must then take it: the map has room past the storage
+	 * limit (which still refuses new data) for what the journal may
+	 * hold, twice over for the pages' overhead. */
+	if (o->journal)
+		map_want += 2 * s->journal_max_bytes;
 	rc = mdb_env_create(&s->env);
 	if (rc != 0) {
 		s->env = NULL;
@@ -915,7 +1400,7 @@ env_open(struct store *s, const struct store_opts *o)
 			  STORE_DEDUP_KEY_MAX);
 		return -RMQ_ESTORAGE;
 	}
-	rc = mdb_env_set_mapsize(s->env, o->max_storage_bytes);
+	rc = mdb_env_set_mapsize(s->env, map_want);
 	if (rc == 0) /* one named database per enum store_db */
 		rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
 	if (rc == 0)
@@ -948,7 +1433,7 @@ env_open(struct store *s, const struct store_opts *o)
 		s->headroom_bytes = HEADROOM_MIN_BYTES;
 	if (s->headroom_bytes > HEADROOM_MAX_BYTES)
 		s->headroom_bytes = HEADROOM_MAX_BYTES;
-	if (s->map_bytes > o->max_storage_bytes) {
+	if (s->map_bytes > map_want) {
 		uint64_t data_bytes = s->map_bytes;
 
 		/* LMDB made the map as large as the data, leaving no page
@@ -1177,17 +1662,24 @@ sync_init(struct store *s)
 	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	if (rc == 0)
 		rc = pthread_cond_init(&s->work_cond, &attr);
+	if (rc == 0) {
+		rc = pthread_cond_init(&s->apply_cond, &attr);
+		if (rc != 0)
+			(void)pthread_cond_destroy(&s->work_cond);
+	}
 	(void)pthread_condattr_destroy(&attr); /* cannot fail on Linux */
 	if (rc != 0)
 		return -rc;
 	rc = pthread_cond_init(&s->done_cond, NULL);
 	if (rc != 0) {
+		(void)pthread_cond_destroy(&s->apply_cond);
 		(void)pthread_cond_destroy(&s->work_cond);
 		return -rc;
 	}
 	rc = pthread_mutex_init(&s->lock, NULL);
 	if (rc != 0) {
 		(void)pthread_cond_destroy(&s->done_cond);
+		(void)pthread_cond_destroy(&s->apply_cond);
 		(void)pthread_cond_destroy(&s->work_cond);
 		return -rc;
 	}
@@ -1211,12 +1703,162 @@ start_thread(struct store *s)
 	rc = pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (rc != 0)
 		return -rc;
-	rc = pthread_create(&s->thread, NULL, store_thread, s);
+	rc = pthread_create(&s->thread, NULL,
+			    s->journal != NULL ? journal_thread : store_thread,
+			    s);
+	if (rc == 0)
+		s->is_thread_started = true;
+	if (rc == 0 && s->journal != NULL) {
+		rc = pthread_create(&s->apply_thread, NULL, apply_thread, s);
+		if (rc == 0)
+			s->is_apply_started = true;
+	}
 	(void)pthread_sigmask(SIG_SETMASK, &old, NULL); /* a valid set */
+	return -rc;
+}
+
+/* Applies one journal record at start-up. Runs on: loop thread, before
+ * the storage threads start. */
+struct replay {
+	struct store *s;
+	MDB_txn *txn;
+	uint64_t last;	/* the last record applied */
+	uint64_t bytes; /* applied in txn */
+	uint64_t count;
+};
+
+static int
+replay_commit(struct replay *r)
+{
+	int rc = put_meta(r->s, r->txn, "journal", r->last, 8);
+
+	if (rc == 0)
+		rc = mdb_txn_commit(r->txn);
+	else
+		mdb_txn_abort(r->txn);
+	r->txn = NULL;
+	r->bytes = 0;
+	return store_err(r->s, rc, "commit the replayed journal");
+}
+
+static int
+replay_record(void *ctx, const struct journal_record *rec)
+{
+	struct replay *r = ctx;
+	struct store_batch b = { .buf = (uint8_t *)rec->body,
+				 .len = rec->body_len };
+	int rc;
+
+	if (rec->type != JOURNAL_BATCH ||
+	    !store_ops_valid(rec->body, rec->body_len)) {
+		log_error("store: %s: journal record %llu is not a batch this "
+			  "broker can apply (type %u)",
+			  r->s->dir, (unsigned long long)rec->seq,
+			  (unsigned)rec->type);
+		return -RMQ_ECORRUPT;
+	}
+	if (r->txn == NULL) {
+		rc = mdb_txn_begin(r->s->env, NULL, 0, &r->txn);
+		if (rc != 0) {
+			r->txn = NULL;
+			return store_err(r->s, rc, "begin journal replay");
+		}
+	}
+	rc = apply_ops(r->s, r->txn, &b);
+	if (rc != 0) {
+		mdb_txn_abort(r->txn);
+		r->txn = NULL;
+		return store_err(r->s, rc, "replay the journal");
+	}
+	r->last = rec->seq;
+	r->bytes += rec->body_len;
+	r->count++;
+	/* Stay well inside LMDB's dirty-page limit. */
+	return r->bytes >= GROUP_MAX_BYTES ? replay_commit(r) : 0;
+}
+
+/* Opens the journal in DIR/journal (when opts.journal, or when one is
+ * there) and applies to LMDB every record it holds after the one LMDB's
+ * last commit recorded. Keeps it open in s->journal when opts.journal. */
+static int
+journal_recover(struct store *s, const struct store_opts *o)
+{
+	static const MDB_val key = { 7, "journal" };
+	struct replay r = { .s = s };
+	char path[PATH_MAX];
+	MDB_val k = key, v;
+	struct journal *j;
+	uint64_t applied = 0, start_ns = clock_mono_ns();
+	MDB_txn *txn;
+	struct stat st;
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s/journal", o->dir) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (!o->journal && stat(path, &st) != 0)
+		return 0;
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return -rc;
-	s->is_thread_started = true;
-	return 0;
+		return store_err(s, rc, "begin journal read");
+	rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+	if (rc == 0 && store_decode_uint(k.mv_data, k.mv_size, v.mv_data,
+					 v.mv_size, 8, &applied) < 0)
+		rc = -RMQ_ECORRUPT;
+	mdb_txn_abort(txn);
+	if (rc == -RMQ_ECORRUPT) {
+		log_error("store: %s: the journal position record failed its "
+			  "checksum",
+			  s->dir);
+		return rc;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return store_err(s, rc, "read the journal position");
+	s->journal_seg_bytes = journal_seg_bytes(s->journal_max_bytes, o->dir);
+	rc = journal_open(path, s->journal_seg_bytes, applied + 1, &j);
+	if (rc != 0) {
+		log_error("store: %s: cannot open the journal: %s", s->dir,
+			  strerror(-rc));
+		return rc == -EIO ? -RMQ_ECORRUPT : rc;
+	}
+	if (journal_first_seq(j) > applied + 1) {
+		log_error("store: %s: the journal begins at record %llu but "
+			  "LMDB holds only up to %llu: records are missing",
+			  s->dir, (unsigned long long)journal_first_seq(j),
+			  (unsigned long long)applied);
+		journal_close(j);
+		return -RMQ_ECORRUPT;
+	}
+	r.last = applied;
+	rc = journal_replay(j, applied + 1, replay_record, &r);
+	if (rc == 0 && r.txn != NULL)
+		rc = replay_commit(&r);
+	else if (r.txn != NULL)
+		mdb_txn_abort(r.txn);
+	if (rc == 0 && r.count > 0 && s->sync == STORE_SYNC_NEVER)
+		rc = store_err(s, mdb_env_sync(s->env, 1), "sync the replay");
+	if (rc != 0) {
+		journal_close(j);
+		return rc;
+	}
+	if (r.count > 0)
+		log_info("store: %s: replayed %llu journal records (%llu to "
+			 "%llu) in %llu ms",
+			 s->dir, (unsigned long long)r.count,
+			 (unsigned long long)applied + 1,
+			 (unsigned long long)r.last,
+			 (unsigned long long)((clock_mono_ns() - start_ns) /
+					      1000000));
+	(void)journal_release(j, r.last + 1);
+	atomic_store(&s->applied_seq, r.last);
+	s->journaled_seq = r.last;
+	if (!o->journal) {
+		journal_close(j);
+		return 0;
+	}
+	s->journal = j;
+	s->overlay = overlay_new();
+	return s->overlay != NULL ? 0 : -ENOMEM;
 }
 
 /* Also releases a partly built store (the failure path of store_open),
@@ -1247,8 +1889,20 @@ store_close(struct store *s)
 		pthread_cond_signal(&s->work_cond);
 		pthread_mutex_unlock(&s->lock);
 		(void)pthread_join(s->thread, NULL); /* our own thread */
-		reap_at_close(s);
 	}
+	if (s->is_apply_started) {
+		/* It applies everything journaled before it exits. */
+		pthread_mutex_lock(&s->lock);
+		s->is_apply_stopping = true;
+		pthread_cond_signal(&s->apply_cond);
+		pthread_mutex_unlock(&s->lock);
+		(void)pthread_join(s->apply_thread, NULL);
+	}
+	if (s->is_thread_started)
+		reap_at_close(s);
+	held_drop(s, UINT64_MAX); /* in LMDB, or in the journal for replay */
+	overlay_free(s->overlay);
+	journal_close(s->journal);
 	if (is_backup_left) {
 		/* The backup thread still reads the environment and hands its
 		 * end to this store: both stay until the process exits. */
@@ -1261,6 +1915,7 @@ store_close(struct store *s)
 		(void)close(s->event_fd);
 	if (s->is_sync_init) {
 		(void)pthread_mutex_destroy(&s->lock);
+		(void)pthread_cond_destroy(&s->apply_cond);
 		(void)pthread_cond_destroy(&s->done_cond);
 		(void)pthread_cond_destroy(&s->work_cond);
 	}
@@ -1324,6 +1979,11 @@ store_open(struct store **out, const struct store_opts *o)
 	s->sync_interval_ns = (uint64_t)o->sync_interval_ms * 1000000u;
 	s->pending_tail = &s->pending;
 	s->done_tail = &s->done_list;
+	s->apply_tail = &s->apply_head;
+	s->held_tail = &s->held;
+	s->journal_max_bytes = o->journal_max_bytes ? o->journal_max_bytes
+						    : STORE_JOURNAL_MAX_BYTES;
+
 	s->dir = strdup(o->dir);
 	if (s->dir == NULL) {
 		rc = -ENOMEM;
@@ -1344,6 +2004,9 @@ store_open(struct store **out, const struct store_opts *o)
 	rc = init_meta(s);
 	if (rc < 0)
 		goto fail;
+	rc = journal_recover(s, o);
+	if (rc < 0)
+		goto fail;
 	s->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->event_fd < 0) {
 		rc = -errno;
@@ -1355,6 +2018,7 @@ store_open(struct store **out, const struct store_opts *o)
 		goto fail;
 	prealloc_ahead(s);
 	s->last_commit_ns = clock_mono_ns();
+	s->journal_sync_ns = s->checkpoint_ns = s->last_commit_ns;
 	rc = start_thread(s);
 	if (rc < 0)
 		goto fail;
@@ -1465,10 +2129,23 @@ msg_read(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 	MDB_val k = { sizeof(kb), kb }, val;
 	int rc;
 
+	store_msg_key(kb, qid, part, offset);
+	if (is_exact && s->overlay != NULL) {
+		const uint8_t *p;
+		size_t len;
+
+		rc = overlay_get(s->overlay, kb, &p, &len);
+		if (rc == 0)
+			return -RMQ_ENOTFOUND;
+		if (rc == 1) {
+			val.mv_data = (void *)p;
+			val.mv_size = len;
+			return msg_view(s, &k, &val, v);
+		}
+	}
 	rc = read_begin(s);
 	if (rc < 0)
 		return rc;
-	store_msg_key(kb, qid, part, offset);
 	rc = mdb_cursor_get(s->rcur, &k, &val,
 			    is_exact ? MDB_SET_KEY : MDB_SET_RANGE);
 	if (rc != 0)
@@ -1504,10 +2181,23 @@ store_msg_get_raw(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 
 	*value = NULL;
 	*len = 0;
+	store_msg_key(kb, qid, part, offset);
+	if (s->overlay != NULL) {
+		const uint8_t *p;
+		size_t n;
+
+		rc = overlay_get(s->overlay, kb, &p, &n);
+		if (rc == 0)
+			return -RMQ_ENOTFOUND;
+		if (rc == 1) {
+			*value = p;
+			*len = n;
+			return 0;
+		}
+	}
 	rc = read_begin(s);
 	if (rc < 0)
 		return rc;
-	store_msg_key(kb, qid, part, offset);
 	rc = mdb_get(s->rtxn, s->dbi[DB_MSGS], &k, &v);
 	if (rc != 0)
 		return store_err(s, rc, "read raw message");
@@ -1866,6 +2556,9 @@ backup_main(void *arg)
 		b->status = -errno;
 		goto out;
 	}
+	/* The copy holds every batch confirmed before the request: those
+	 * the journal holds alone are applied to LMDB first. */
+	checkpoint_wait(s);
 	b->status = backup_write(s, s->backup_path, &bytes);
 	if (b->status == 0) {
 		*s->backup_bytes = bytes;

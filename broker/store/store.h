@@ -141,7 +141,16 @@ struct store_opts {
 	uint64_t max_storage_bytes; /* LMDB map size, fixed at open */
 	enum store_sync sync;
 	uint32_t sync_interval_ms; /* STORE_SYNC_INTERVAL only */
+	/* Confirm batches once the journal (DIR/journal) holds them, LMDB
+	 * applying them behind; 0: confirm after the LMDB commit. A
+	 * journal left by an earlier run is replayed at open either way. */
+	int journal;
+	/* Journal bytes LMDB may fall behind by before confirms wait for
+	 * it (0: STORE_JOURNAL_MAX_BYTES). */
+	uint64_t journal_max_bytes;
 };
+
+#define STORE_JOURNAL_MAX_BYTES (256ull << 20)
 
 /*
  * Opens (creating if needed) the data directory: takes an exclusive lock
@@ -494,11 +503,18 @@ int store_reap(struct store *s);
  * still run only from store_reap). For shutdown and tests. */
 void store_drain(struct store *s);
 
+/* With the journal: blocks until LMDB holds every batch completed so
+ * far, and frees what reads kept of them (store_read_release first, as
+ * store_reap does). Without it, returns at once. For tests. */
+void store_checkpoint(struct store *s);
+
 /* ---------------------------------------------------------------- reads */
 
 /*
  * Finds the first message of (qid, part) with offset >= from. Opens or
- * renews the loop thread's read transaction as needed.
+ * renews the loop thread's read transaction as needed. It reads LMDB
+ * only: with the journal, a message confirmed but not applied yet is
+ * found by store_msg_get, not here until a checkpoint has applied it.
  * @param[out] v  the message, pointing into the map until
  *                store_read_release.
  * @return 0 found; -RMQ_ENOTFOUND none at or after from;
@@ -591,15 +607,5 @@ struct store_load_cb {
  * is (checked on read).
  */
 int store_load(struct store *s, const struct store_load_cb *cb, void *ctx);
-
-/* CRC32C (Castagnoli) of buf, continuing from crc (start with 0): with
- * the CPU's crc32 instruction where it has one, else portable code. */
-uint32_t store_crc32c(uint32_t crc, const void *buf, size_t len);
-
-/* The same from tables only, on any CPU (tests compare the two). */
-uint32_t store_crc32c_portable(uint32_t crc, const void *buf, size_t len);
-
-/* 1 when store_crc32c uses the CPU's instruction, else 0. */
-int store_crc32c_is_hw(void);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * store_codec: CRC32C, batch encoding and record codecs of the storage
+ * store_codec: batch encoding and record codecs of the storage
  * engine (see store.h for the byte-exact layout, store_codec.h for the
  * private interface with store.c).
  *
@@ -11,6 +11,8 @@
  * Invariant: a batch function that fails leaves the batch unchanged.
  */
 #include "store/store_codec.h"
+
+#include "lib/crc32c.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -46,127 +48,17 @@ const char *const store_db_names[DB_COUNT] = {
 	"dedup", "producers", "groups", "gstate", "fails",
 };
 
-/* In-memory header of one batch operation, native byte order; the key
- * and then the value or bound follow it. */
-struct op_hdr {
-	uint8_t op;
-	uint8_t db;
-	uint16_t key_len;
-	uint32_t val_len;
-};
-
-/* ------------------------------------------------------------- crc32c */
-
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-static bool crc_is_hw; /* the CPU computes CRC32C itself */
-
-static void
-crc_init(void)
-{
-#if defined(__x86_64__)
-	__builtin_cpu_init();
-	crc_is_hw = __builtin_cpu_supports("sse4.2");
-#endif
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (uint32_t i = 0; i < 256; i++)
-		for (int t = 1; t < 8; t++)
-			crc_table[t][i] =
-				(crc_table[t - 1][i] >> 8) ^
-				crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-#if defined(__x86_64__)
-/* SSE4.2's crc32 instruction is CRC32C (Castagnoli), 8 bytes at a time:
- * several times the table's speed, and the CRC was the broker's costliest
- * function of its own (every stored and every delivered record). */
-__attribute__((target("sse4.2"))) static uint32_t
-crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
-{
-	uint64_t c = ~crc;
-
-	while (len >= 8) {
-		uint64_t w;
-
-		memcpy(&w, p, 8);
-		c = __builtin_ia32_crc32di(c, w);
-		p += 8;
-		len -= 8;
-	}
-	while (len > 0) {
-		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-		len--;
-	}
-	return ~(uint32_t)c;
-}
-#endif
-
-uint32_t
-store_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	(void)pthread_once(&crc_once, crc_init); /* cannot fail once inited */
-#if defined(__x86_64__)
-	if (crc_is_hw)
-		return crc32c_hw(crc, buf, len);
-#endif
-	return store_crc32c_portable(crc, buf, len);
-}
-
-int
-store_crc32c_is_hw(void)
-{
-	(void)pthread_once(&crc_once, crc_init);
-	return crc_is_hw;
-}
-
-/* Slicing-by-8 over aligned 8-byte words, byte at a time at both ends. */
-uint32_t
-store_crc32c_portable(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	(void)pthread_once(&crc_once, crc_init); /* cannot fail once inited */
-	crc = ~crc;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	while (len > 0 && ((uintptr_t)p & 7) != 0) {
-		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-		len--;
-	}
-	while (len >= 8) {
-		uint64_t w;
-
-		memcpy(&w, p, 8);
-		w ^= crc;
-		crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
-		      crc_table[5][(w >> 16) & 0xff] ^
-		      crc_table[4][(w >> 24) & 0xff] ^
-		      crc_table[3][(w >> 32) & 0xff] ^
-		      crc_table[2][(w >> 40) & 0xff] ^
-		      crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
-		p += 8;
-		len -= 8;
-	}
-#endif
-	while (len > 0) {
-		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-		len--;
-	}
-	return ~crc;
-}
+/* Header of one batch operation (OP_HDR_BYTES, see store_codec.h); the
+ * key and then the value or bound follow it. */
+#define OP_HDR_BYTES 8u
 
 uint32_t
 store_record_crc(const void *key, size_t key_len, const void *val,
 		 size_t val_len)
 {
-	uint32_t crc = store_crc32c(0, key, key_len);
+	uint32_t crc = crc32c(0, key, key_len);
 
-	return store_crc32c(crc, (const uint8_t *)val + 4, val_len - 4);
+	return crc32c(crc, (const uint8_t *)val + 4, val_len - 4);
 }
 
 bool
@@ -311,20 +203,44 @@ store_batch_ops(const struct store_batch *b)
 bool
 store_op_next(const struct store_batch *b, size_t *pos, struct store_op *op)
 {
-	struct op_hdr h;
+	const uint8_t *h;
 
 	if (*pos >= b->len)
 		return false;
-	memcpy(&h, b->buf + *pos, sizeof(h));
-	*pos += sizeof(h);
-	op->op = h.op;
-	op->db = (enum store_db)h.db;
+	h = b->buf + *pos;
+	op->op = h[0];
+	op->db = (enum store_db)h[1];
+	op->key_len = (size_t)h[2] | (size_t)h[3] << 8;
+	op->val_len = (size_t)h[4] | (size_t)h[5] << 8 | (size_t)h[6] << 16 |
+		      (size_t)h[7] << 24;
+	*pos += OP_HDR_BYTES;
 	op->key = b->buf + *pos;
-	op->key_len = h.key_len;
-	*pos += h.key_len;
+	*pos += op->key_len;
 	op->val = b->buf + *pos;
-	op->val_len = h.val_len;
-	*pos += h.val_len;
+	*pos += op->val_len;
+	return true;
+}
+
+bool
+store_ops_valid(const uint8_t *buf, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const uint8_t *h = buf + pos;
+		size_t key_len, val_len;
+
+		if (len - pos < OP_HDR_BYTES)
+			return false;
+		key_len = (size_t)h[2] | (size_t)h[3] << 8;
+		val_len = (size_t)h[4] | (size_t)h[5] << 8 |
+			  (size_t)h[6] << 16 | (size_t)h[7] << 24;
+		if (h[0] < OP_PUT || h[0] > OP_DEL || h[1] >= DB_COUNT ||
+		    key_len == 0 || len - pos - OP_HDR_BYTES < key_len ||
+		    len - pos - OP_HDR_BYTES - key_len < val_len)
+			return false;
+		pos += OP_HDR_BYTES + key_len + val_len;
+	}
 	return true;
 }
 
@@ -335,9 +251,7 @@ static uint8_t *
 batch_op(struct store_batch *b, unsigned op, enum store_db db, size_t key_len,
 	 size_t val_len)
 {
-	struct op_hdr h = { (uint8_t)op, (uint8_t)db, (uint16_t)key_len,
-			    (uint32_t)val_len };
-	size_t need = sizeof(h) + key_len + val_len;
+	size_t need = OP_HDR_BYTES + key_len + val_len;
 	uint8_t *p;
 
 	if (need > b->cap - b->len) {
@@ -352,10 +266,15 @@ batch_op(struct store_batch *b, unsigned op, enum store_db db, size_t key_len,
 		b->cap = cap;
 	}
 	p = b->buf + b->len;
-	memcpy(p, &h, sizeof(h));
+	p[0] = (uint8_t)op;
+	p[1] = (uint8_t)db;
+	p[2] = (uint8_t)key_len;
+	p[3] = (uint8_t)(key_len >> 8);
+	for (int i = 0; i < 4; i++)
+		p[4 + i] = (uint8_t)(val_len >> (8 * i));
 	b->len += need;
 	b->ops++;
-	return p + sizeof(h);
+	return p + OP_HDR_BYTES;
 }
 
 /* Writes the CRC32C of a record whose key starts at key. */

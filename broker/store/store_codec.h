@@ -39,10 +39,15 @@ enum store_db {
 /* LMDB names of the databases, indexed by enum store_db. */
 extern const char *const store_db_names[DB_COUNT];
 
-/* Operations of a batch (in memory only): OP_PUT writes key -> value (the
- * whole record, CRC included); OP_DEL_RANGE deletes the keys in
- * [key, bound), an empty bound meaning no upper bound; OP_DEL deletes
- * exactly key, absent or not. */
+/* Operations of a batch: OP_PUT writes key -> value (the whole record,
+ * CRC included); OP_DEL_RANGE deletes the keys in [key, bound), an empty
+ * bound meaning no upper bound; OP_DEL deletes exactly key, absent or not.
+ * A batch's bytes are also the body of its journal record, so they are
+ * part of the format: one operation after another, each
+ *   u8 op | u8 db (enum store_db) | u16 key_len | u32 val_len
+ *   | key | value or bound
+ * with the lengths little-endian (like the journal's own fields), and
+ * the keys and values exactly as LMDB holds them (layout above). */
 enum { OP_PUT = 1, OP_DEL_RANGE = 2, OP_DEL = 3 };
 
 /* One decoded operation; key and val point into the batch buffer. */
@@ -57,9 +62,14 @@ struct store_op {
 
 struct store_batch {
 	struct store_batch *next; /* owned by whichever list holds the batch */
-	uint8_t *buf;		  /* owned: the encoded operations */
-	size_t len;		  /* bytes used in buf */
-	size_t cap;		  /* bytes allocated in buf */
+	/* With the journal: the batch's record (0: none), and the link of
+	 * the storage threads' apply queue, which holds a journaled batch
+	 * beside the done list until LMDB has applied it. */
+	uint64_t seq;
+	struct store_batch *apply_next;
+	uint8_t *buf; /* owned: the encoded operations */
+	size_t len;   /* bytes used in buf */
+	size_t cap;   /* bytes allocated in buf */
 	size_t ops;
 	unsigned flags;
 	int status; /* set by the storage thread */
@@ -67,9 +77,14 @@ struct store_batch {
 	void *ctx; /* borrowed: the submitter's, handed back to done */
 };
 
-/* Decodes the operation at *pos of b and advances *pos; false at the end. */
+/* Decodes the operation at *pos of b and advances *pos; false at the end.
+ * The bytes must be well formed (built here, or store_ops_valid). */
 bool store_op_next(const struct store_batch *b, size_t *pos,
 		   struct store_op *op);
+
+/* Whether buf holds whole operations only, each with a known op and db
+ * and a key (a journal record's body, before it is applied). */
+bool store_ops_valid(const uint8_t *buf, size_t len);
 
 /* ---------------------------------------------------------- byte order */
 

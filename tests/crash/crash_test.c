@@ -32,8 +32,12 @@
  * users survive the kills like the queues, and every reconnect
  * authenticates again.
  *
+ * With --journal the broker confirms from its journal (--journal on), LMDB
+ * applied behind it: kills land between a journal sync and the LMDB
+ * commit that applies it, and each restart replays the journal.
+ *
  * Usage: crash_test [--sync always|interval|never] [--sync-interval-ms N]
- *                   [--kills N] [--long] [--power-cut] [--auth]
+ *                   [--kills N] [--long] [--power-cut] [--auth] [--journal]
  * RINGMQ_CRASH_SEED replays a run's random choices (kill moments, batch
  * sizes, consumer drops); the seed is printed. RINGMQ_CRASH_TRACE logs
  * every send with its result.
@@ -160,6 +164,7 @@ struct config {
 	int kills;
 	int is_power_cut;
 	int is_auth;
+	int is_journal;
 	unsigned long long seed;
 };
 
@@ -1544,7 +1549,8 @@ check(long long elapsed_ms)
 
 	if (run_rules(&v, W.dels, W.n_dels, W.acks, W.n_acks) < 0)
 		return -1;
-	printf("crash: sync=%s", W.cfg.sync);
+	printf("crash: sync=%s%s", W.cfg.sync,
+	       W.cfg.is_journal ? " journal" : "");
 	if (is_interval)
 		printf(" interval_ms=%u", W.cfg.interval_ms);
 	printf(" seed=%llu kills=%d published=%" PRIu64 " confirmed=%" PRIu64
@@ -1600,11 +1606,14 @@ parse_args(int argc, char **argv, struct config *cfg)
 			cfg->is_power_cut = 1;
 		} else if (strcmp(argv[i], "--auth") == 0) {
 			cfg->is_auth = 1;
+		} else if (strcmp(argv[i], "--journal") == 0) {
+			cfg->is_journal = 1;
 		} else {
 			fprintf(stderr,
 				"usage: crash_test [--sync always|interval|"
 				"never] [--sync-interval-ms N] [--kills N] "
-				"[--long] [--power-cut] [--auth]\n");
+				"[--long] [--power-cut] [--auth] "
+				"[--journal]\n");
 			return -1;
 		}
 	}
@@ -1731,10 +1740,11 @@ main(int argc, char **argv)
 		return 1;
 	seed_state = W.cfg.seed;
 	fprintf(stderr,
-		"crash: sync=%s%s seed=%llu kills=%d "
+		"crash: sync=%s%s%s seed=%llu kills=%d "
 		"(replay with RINGMQ_CRASH_SEED=%llu)\n",
-		W.cfg.sync, W.cfg.is_power_cut ? " power-cut" : "", W.cfg.seed,
-		W.cfg.kills, W.cfg.seed);
+		W.cfg.sync, W.cfg.is_power_cut ? " power-cut" : "",
+		W.cfg.is_journal ? " journal" : "", W.cfg.seed, W.cfg.kills,
+		W.cfg.seed);
 	if (W.cfg.is_power_cut && power_cut_setup(splitmix64(&seed_state)) < 0)
 		return 1;
 
@@ -1776,6 +1786,15 @@ main(int argc, char **argv)
 		extra[6] = "--auth-bootstrap-file";
 		extra[7] = boot;
 		extra[8] = NULL;
+	}
+	if (W.cfg.is_journal) {
+		size_t n = 0;
+
+		while (extra[n] != NULL)
+			n++;
+		extra[n] = "--journal";
+		extra[n + 1] = "on";
+		extra[n + 2] = NULL;
 	}
 	W.broker.stdout_fd = -1;
 	if (harness_start(&W.broker, extra) < 0) {

@@ -146,6 +146,14 @@ wants_http(const struct harness_broker *b)
 }
 
 int
+harness_journal(void)
+{
+	const char *v = getenv("RINGMQ_TEST_JOURNAL");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+int
 harness_start(struct harness_broker *b, const char *const *extra)
 {
 	const char *prog = harness_program("RINGMQD");
@@ -176,6 +184,10 @@ harness_start(struct harness_broker *b, const char *const *extra)
 	argv[argc++] = "268435456";
 	argv[argc++] = "--http"; /* a later --http in extra wins */
 	argv[argc++] = "off";
+	if (harness_journal()) { /* so does a later --journal */
+		argv[argc++] = "--journal";
+		argv[argc++] = "on";
+	}
 	for (int i = 0; b->extra[i]; i++)
 		argv[argc++] = b->extra[i];
 	argv[argc] = NULL;

@@ -34,6 +34,10 @@ struct harness_broker {
  */
 int harness_start(struct harness_broker *b, const char *const *extra);
 
+/* 1 when RINGMQ_TEST_JOURNAL=1: harness_start then runs the broker with
+ * --journal on (meson runs some suites both ways). */
+int harness_journal(void);
+
 /* Sends sig to the broker and waits (at most 10 s, then SIGKILL) for it to
  * exit. @return its exit status as from waitpid, or -1. */
 int harness_kill(struct harness_broker *b, int sig);

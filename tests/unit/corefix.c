@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "lib/clock.h"
+#include "journal_mode.h"
 #include "tmpdir.h"
 
 #define MAP_BYTES     (64u << 20)
@@ -94,6 +95,7 @@ corefix_setup(void **state)
 	o.dir = f->dir;
 	o.max_storage_bytes = MAP_BYTES;
 	o.sync = STORE_SYNC_NEVER; /* durability is the store tests' */
+	o.journal = test_journal();
 	assert_int_equal(store_open(&f->s, &o), 0);
 	assert_int_equal(queues_new(&f->qs, f->s, &f->cfg, on_visible, f), 0);
 	assert_int_equal(

@@ -56,7 +56,7 @@ open_journal(const struct fixture *f)
 {
 	struct journal *j = NULL;
 
-	assert_int_equal(journal_open(f->dir, SEG_BYTES, &j), 0);
+	assert_int_equal(journal_open(f->dir, SEG_BYTES, 1, &j), 0);
 	assert_non_null(j);
 	return j;
 }
@@ -315,7 +315,7 @@ test_a_half_made_last_segment_is_dropped_one_before_is_damage(void **state)
 	assert_int_not_equal(access(path, F_OK), 0);
 	/* The first segment's header damaged: refused. */
 	flip_byte(f, 1, 20);
-	assert_int_equal(journal_open(f->dir, SEG_BYTES, &j), -EIO);
+	assert_int_equal(journal_open(f->dir, SEG_BYTES, 1, &j), -EIO);
 	assert_null(j);
 	/* Put it back, for the teardown's sake of a clean directory. */
 	flip_byte(f, 1, 20);
@@ -395,11 +395,12 @@ test_bad_arguments(void **state)
 	struct journal *j = NULL;
 	static char big[SEG_BYTES];
 
-	assert_int_equal(journal_open(f->dir, 1000, &j), -EINVAL);
-	assert_int_equal(journal_open(f->dir, 4096, &j), -EINVAL);
+	assert_int_equal(journal_open(f->dir, 1000, 1, &j), -EINVAL);
+	assert_int_equal(journal_open(f->dir, 4096, 1, &j), -EINVAL);
 	j = open_journal(f);
-	assert_int_equal(journal_append(j, 0, 0, big, sizeof(big), NULL),
-			 -EMSGSIZE);
+	assert_int_equal(
+		journal_append(j, 0, 0, big, JOURNAL_BODY_MAX + 1u, NULL),
+		-EMSGSIZE);
 	assert_int_equal(journal_append(j, 0, 0, big,
 					SEG_BYTES - JOURNAL_HEADER_BYTES -
 						JOURNAL_RECORD_OVERHEAD,
@@ -408,6 +409,107 @@ test_bad_arguments(void **state)
 	assert_int_equal(journal_sync(j), 0);
 	/* An empty sync is nothing to do. */
 	assert_int_equal(journal_sync(j), 0);
+	journal_close(j);
+}
+
+/* A record larger than a segment gets a segment of its own size, and
+ * the segments after it are of the usual size again. */
+static int
+on_big(void *ctx, const struct journal_record *r)
+{
+	uint64_t *n = ctx;
+
+	if (r->body_len == 3 * SEG_BYTES) {
+		const unsigned char *b = r->body;
+
+		assert_int_equal(b[0], 0x5a);
+		assert_int_equal(b[3 * SEG_BYTES - 1], 0x5a);
+	}
+	(*n)++;
+	return 0;
+}
+
+static void
+test_a_record_larger_than_a_segment_has_one_of_its_own(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = open_journal(f);
+	static unsigned char big[3 * SEG_BYTES];
+	char path[128];
+	struct stat st;
+	uint64_t n = 0, seq = 0;
+
+	memset(big, 0x5a, sizeof(big));
+	append_n(j, 3);
+	assert_int_equal(journal_append(j, 7, 0, big, sizeof(big), &seq), 0);
+	/* More than the big segment's slack (under 4 KiB). */
+	append_n(j, 20);
+	assert_int_equal(journal_sync(j), 0);
+	journal_close(j);
+	seg_path(f, seq, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true((uint64_t)st.st_size >= sizeof(big));
+	assert_true((uint64_t)st.st_size < sizeof(big) + 8192);
+	for (uint64_t next = seq + 1;; next++) {
+		assert_true(next <= seq + 20);
+		seg_path(f, next, path, sizeof(path));
+		if (stat(path, &st) == 0) {
+			assert_int_equal(st.st_size, SEG_BYTES);
+			break;
+		}
+	}
+	j = open_journal(f);
+	assert_int_equal(journal_next_seq(j), 25);
+	assert_int_equal(journal_replay(j, 1, on_big, &n), 0);
+	assert_int_equal(n, 24);
+	journal_close(j);
+}
+
+/* Records the caller's state already holds are dropped at open, and the
+ * numbering goes on after that state, never below it. */
+static void
+test_open_numbers_on_from_the_state_the_caller_holds(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = open_journal(f);
+
+	append_n(j, 30);
+	assert_int_equal(journal_sync(j), 0);
+	journal_close(j);
+	/* The state holds up to 29: record 30 is kept. */
+	assert_int_equal(journal_open(f->dir, SEG_BYTES, 30, &j), 0);
+	assert_int_equal(journal_first_seq(j), 1);
+	assert_int_equal(journal_next_seq(j), 31);
+	journal_close(j);
+	/* The state holds more than the journal (a restored backup). */
+	assert_int_equal(journal_open(f->dir, SEG_BYTES, 1000, &j), 0);
+	assert_int_equal(journal_next_seq(j), 1000);
+	assert_int_equal(journal_first_seq(j), 1000);
+	assert_int_equal(replay(j, 1).count, 0);
+	append_n(j, 2);
+	assert_int_equal(journal_sync(j), 0);
+	journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(journal_first_seq(j), 1000);
+	assert_int_equal(replay(j, 1).count, 2);
+	journal_close(j);
+}
+
+/* journal_write puts the records in the file: a later open (another
+ * process, after a kill) finds them, though nothing synced them. */
+static void
+test_written_records_are_found_without_a_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = open_journal(f);
+
+	append_n(j, 12);
+	assert_int_equal(journal_write(j), 0);
+	assert_int_equal(journal_synced_seq(j), 0);
+	journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(journal_next_seq(j), 13);
+	assert_int_equal(replay(j, 1).count, 12);
 	journal_close(j);
 }
 
@@ -435,6 +537,15 @@ main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_segments_after_a_cut_are_never_reused, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_record_larger_than_a_segment_has_one_of_its_own,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_open_numbers_on_from_the_state_the_caller_holds,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_written_records_are_found_without_a_sync, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup,
 						teardown),

@@ -39,7 +39,8 @@ hook(void *ctx, struct user *u)
 static void
 open_all(struct fixture *f)
 {
-	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_NEVER, 0 };
+	struct store_opts o = { f->dir, TEST_MAP_BYTES, STORE_SYNC_NEVER, 0, 0,
+				0 };
 	struct store_load_cb cb = { .user = users_load };
 
 	assert_int_equal(store_open(&f->st, &o), 0);
