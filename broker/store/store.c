@@ -850,7 +850,7 @@ journal_group(struct store *s, struct store_batch *list)
 {
 	uint64_t start = clock_mono_ns(), bytes = 0, last = 0, ns;
 	int64_t room = INT64_MAX;
-	bool is_room_known = false;
+	bool is_room_known = false, is_urgent = false;
 	int is_full = -1, rc;
 	size_t n = 0;
 
@@ -905,14 +905,19 @@ journal_group(struct store *s, struct store_batch *list)
 		}
 		bytes += b->len;
 		last = b->seq;
+		is_urgent |= (b->flags & STORE_BATCH_URGENT) != 0;
 	}
 	if (is_full >= 0)
 		log_full(s, is_full == 1);
 	if (last == 0)
 		return;
+	/* An urgent batch (one that extends a partition's offset
+	 * reservation) is synced at once in every syncing mode, so that no
+	 * offset is handed out twice after a power cut. */
 	if (s->sync == STORE_SYNC_ALWAYS ||
 	    (s->sync == STORE_SYNC_INTERVAL &&
-	     start - s->journal_sync_ns >= s->sync_interval_ns)) {
+	     (is_urgent ||
+	      start - s->journal_sync_ns >= s->sync_interval_ns))) {
 		rc = journal_sync_now(s);
 	} else {
 		rc = journal_write(s->journal);
