@@ -53,6 +53,7 @@
  * this needs a broker stalled for seconds.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -207,6 +208,7 @@ static struct world {
 	 * did (killer and main thread take turns, never at once). */
 	char cut_dir[256];
 	char data_file[300];
+	char journal_dir[300];
 	uint64_t cut_rng;
 	int cuts[3];	    /* by enum powercut_flavour */
 	int cuts_mid_write; /* cuts with written pages not yet synced */
@@ -275,6 +277,10 @@ power_cut(void)
 
 	if (powercut_image(W.cut_dir, W.data_file, f, &W.cut_rng, &st) < 0)
 		return -1;
+	/* The same cut for the journal's segments. */
+	if (W.cfg.is_journal && powercut_image_dir(W.cut_dir, W.journal_dir, f,
+						   &W.cut_rng, &st) < 0)
+		return -1;
 	W.cuts[f]++;
 	W.cuts_mid_write += st.pages_kept + st.pages_dropped > 0;
 	W.cut_total.pages_kept += st.pages_kept;
@@ -306,6 +312,8 @@ power_cut_setup(uint64_t seed)
 		return -1;
 	}
 	snprintf(W.data_file, sizeof(W.data_file), "%s/data.mdb", W.broker.dir);
+	snprintf(W.journal_dir, sizeof(W.journal_dir), "%s/journal",
+		 W.broker.dir);
 	W.cut_rng = seed;
 	/* sync=interval commits ten times a second: only a longer wait
 	 * makes kills land inside a commit often. */
@@ -315,6 +323,8 @@ power_cut_setup(uint64_t seed)
 	if (setenv("LD_PRELOAD", shim, 1) != 0 ||
 	    setenv("RINGMQ_POWERCUT_DIR", W.cut_dir, 1) != 0 ||
 	    setenv("RINGMQ_POWERCUT_FILE", W.data_file, 1) != 0 ||
+	    (W.cfg.is_journal &&
+	     setenv("RINGMQ_POWERCUT_WATCH_DIR", W.journal_dir, 1) != 0) ||
 	    setenv("RINGMQ_POWERCUT_DELAY_US", delay, 1) != 0) {
 		perror("crash: setenv");
 		return -1;
@@ -859,12 +869,28 @@ wait_unsynced_writes(void)
 	const off_t busy = 2 * (off_t)(sizeof(struct powercut_record) +
 				       POWERCUT_PAGE_BYTES);
 	long long deadline = harness_now_ms() + UNSYNCED_WAIT_MS;
-	char path[320];
-	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/log", W.cut_dir);
 	while (harness_now_ms() < deadline) {
-		if (stat(path, &st) == 0 && st.st_size >= busy)
+		/* The data file's log, or with the journal a segment's. */
+		DIR *d = opendir(W.cut_dir);
+		struct dirent *e;
+		int is_busy = 0;
+
+		while (d != NULL && !is_busy && (e = readdir(d)) != NULL) {
+			size_t n = strlen(e->d_name);
+			char path[600];
+			struct stat st;
+
+			if (strcmp(e->d_name, "log") != 0 &&
+			    (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", W.cut_dir,
+				 e->d_name);
+			is_busy = stat(path, &st) == 0 && st.st_size >= busy;
+		}
+		if (d != NULL)
+			closedir(d);
+		if (is_busy)
 			return;
 		sleep_ms(1);
 	}

@@ -3,6 +3,7 @@
  * shim kept (powercut.h).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -104,18 +105,17 @@ apply(int fd, const struct powercut_record *r, const uint8_t *data,
 	return 0;
 }
 
-int
-powercut_image(const char *dir, const char *path, enum powercut_flavour flavour,
-	       uint64_t *rng, struct powercut_stats *st)
+/* Writes to path the image of one watched file, from its durable image
+ * and its log; adds to *st. */
+static int
+image_file(const char *durable, const char *logp, const char *path,
+	   enum powercut_flavour flavour, uint64_t *rng,
+	   struct powercut_stats *st)
 {
-	char durable[4096], logp[4096];
 	uint8_t *img = NULL, *log = NULL;
 	size_t img_len = 0, log_len = 0, pos, last_sync = 0;
 	int is_synced = 0, fd = -1, rc = -1;
 
-	memset(st, 0, sizeof(*st));
-	snprintf(durable, sizeof(durable), "%s/durable", dir);
-	snprintf(logp, sizeof(logp), "%s/log", dir);
 	img = read_file(durable, &img_len);
 	log = read_file(logp, &log_len);
 	if (img == NULL || log == NULL)
@@ -144,7 +144,7 @@ powercut_image(const char *dir, const char *path, enum powercut_flavour flavour,
 			is_synced = 1;
 		}
 	}
-	st->is_torn = pos != log_len;
+	st->is_torn += pos != log_len;
 	log_len = pos;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -189,5 +189,61 @@ out:
 		close(fd);
 	free(img);
 	free(log);
+	return rc;
+}
+
+int
+powercut_image(const char *dir, const char *path, enum powercut_flavour flavour,
+	       uint64_t *rng, struct powercut_stats *st)
+{
+	char durable[4096], logp[4096];
+
+	memset(st, 0, sizeof(*st));
+	snprintf(durable, sizeof(durable), "%s/durable", dir);
+	snprintf(logp, sizeof(logp), "%s/log", dir);
+	return image_file(durable, logp, path, flavour, rng, st);
+}
+
+int
+powercut_image_dir(const char *dir, const char *watch_dir,
+		   enum powercut_flavour flavour, uint64_t *rng,
+		   struct powercut_stats *st)
+{
+	DIR *d = opendir(watch_dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (d == NULL) /* never made: nothing to cut */
+		return errno == ENOENT ? 0 : -1;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		char path[4096], durable[4096], logp[4096];
+		struct stat fst, dst;
+
+		snprintf(path, sizeof(path), "%s/%s", watch_dir, e->d_name);
+		if (stat(path, &fst) != 0 || !S_ISREG(fst.st_mode))
+			continue;
+		snprintf(durable, sizeof(durable), "%s/file-%llu.durable", dir,
+			 (unsigned long long)fst.st_ino);
+		snprintf(logp, sizeof(logp), "%s/file-%llu.log", dir,
+			 (unsigned long long)fst.st_ino);
+		if (stat(durable, &dst) != 0)
+			continue; /* not opened in the run that was cut */
+		rc = image_file(durable, logp, path, flavour, rng, st);
+	}
+	closedir(d);
+	/* The next run starts its states afresh: an inode number a later
+	 * file reuses must not inherit these. */
+	d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char path[4096];
+
+		if (strncmp(e->d_name, "file-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		(void)unlink(path);
+	}
+	closedir(d);
 	return rc;
 }

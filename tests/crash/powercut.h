@@ -21,6 +21,12 @@
  * moment could have left: durable, then the log up to its last SYNC record
  * in full, then what follows with durable writes always and every other
  * written page kept or dropped as the flavour says.
+ *
+ * With RINGMQ_POWERCUT_WATCH_DIR (the broker's journal directory), every
+ * regular file opened there is watched the same way, its state kept as
+ * file-INODE.durable and file-INODE.log, and powercut_image_dir() writes
+ * their images. Directory changes (files made, renamed, deleted) are
+ * taken as durable: the journal syncs its directory after each.
  */
 #ifndef RINGMQ_TEST_POWERCUT_H
 #define RINGMQ_TEST_POWERCUT_H
@@ -68,5 +74,16 @@ struct powercut_stats {
 int powercut_image(const char *dir, const char *path,
 		   enum powercut_flavour flavour, uint64_t *rng,
 		   struct powercut_stats *st);
+
+/*
+ * The same for every file of watch_dir (RINGMQ_POWERCUT_WATCH_DIR) the
+ * shim watched in the run that was cut, each as its own state in dir
+ * says; files it did not watch stay as they are. Then clears those
+ * states for the next run. Adds to *st.
+ * @return 0, or -1 with a message on stderr.
+ */
+int powercut_image_dir(const char *dir, const char *watch_dir,
+		       enum powercut_flavour flavour, uint64_t *rng,
+		       struct powercut_stats *st);
 
 #endif
