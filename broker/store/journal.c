@@ -45,7 +45,12 @@ struct journal {
 	uint64_t buf_off; /* where buf goes in the last segment */
 	unsigned nspares;
 	int is_failed; /* a sync failed: pages may be lost */
+	int prep_fd;   /* PREP_NAME being written ahead, or -1 */
+	uint64_t prep_off;
 };
+
+/* A spare being made: renamed to spare-N.jrnl once whole and synced. */
+#define PREP_NAME "spare-new.jrnl"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -395,6 +400,10 @@ list_segments(struct journal *j)
 		size_t got = 0;
 		char *endp;
 
+		if (strcmp(e->d_name, PREP_NAME) == 0) {
+			(void)unlinkat(j->dir_fd, e->d_name, 0); /* cut short */
+			continue;
+		}
 		if (sscanf(e->d_name, "spare-%u.jrnl", &spare) == 1) {
 			if (spare >= MAX_SPARES)
 				(void)unlinkat(j->dir_fd, e->d_name, 0);
@@ -525,6 +534,7 @@ journal_open(const char *dir, uint64_t segment_bytes, uint64_t min_next_seq,
 		return -ENOMEM;
 	j->segment_bytes = segment_bytes;
 	j->next_seq = 1;
+	j->prep_fd = -1;
 	j->dir = strdup(dir);
 	j->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dir == NULL || j->dir_fd < 0) {
@@ -566,6 +576,8 @@ journal_close(struct journal *j)
 		return;
 	for (size_t i = 0; i < j->nsegs; i++)
 		close(j->segs[i].fd);
+	if (j->prep_fd >= 0)
+		close(j->prep_fd); /* deleted at the next open */
 	if (j->dir_fd >= 0)
 		close(j->dir_fd);
 	free(j->segs);
@@ -747,6 +759,58 @@ journal_replay(struct journal *j, uint64_t from_seq,
 		free(buf);
 	}
 	return 0;
+}
+
+int
+journal_prepare(struct journal *j, uint64_t max_bytes)
+{
+	static const uint8_t zeros[1 << 16];
+	uint64_t end;
+	int rc = 0;
+
+	if (j->is_failed || (j->nspares > 0 && j->prep_fd < 0))
+		return 0;
+	if (j->prep_fd < 0) {
+		j->prep_fd =
+			openat(j->dir_fd, PREP_NAME,
+			       O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (j->prep_fd < 0)
+			return -errno;
+		j->prep_off = 0;
+	}
+	end = j->prep_off + max_bytes < j->segment_bytes
+		      ? j->prep_off + max_bytes
+		      : j->segment_bytes;
+	while (rc == 0 && j->prep_off < end) {
+		size_t n = end - j->prep_off < sizeof(zeros)
+				   ? (size_t)(end - j->prep_off)
+				   : sizeof(zeros);
+
+		rc = pwrite_all(j->prep_fd, zeros, n, j->prep_off);
+		if (rc == 0)
+			j->prep_off += n;
+	}
+	if (rc == 0 && j->prep_off < j->segment_bytes)
+		return 1;
+	if (rc == 0 && fdatasync(j->prep_fd) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "spare-%u.jrnl", j->nspares);
+		if (renameat(j->dir_fd, PREP_NAME, j->dir_fd, name) < 0 ||
+		    fsync(j->dir_fd) < 0)
+			rc = -errno;
+		else
+			j->nspares++;
+	}
+	/* A failure (a full disk) drops the attempt; a later call tries
+	 * again from the start. */
+	close(j->prep_fd);
+	j->prep_fd = -1;
+	if (rc != 0)
+		(void)unlinkat(j->dir_fd, PREP_NAME, 0);
+	return rc;
 }
 
 int

@@ -12,7 +12,9 @@
  *                          its first record, 16 hex digits; its size is
  *                          fixed when it is made (written ahead with
  *                          zeros, so a sync never records growth);
- *   spare-N.jrnl           a released segment kept for reuse.
+ *   spare-N.jrnl           a released segment kept for reuse, or one
+ *                          made ahead (journal_prepare);
+ *   spare-new.jrnl         a spare being made (deleted at open).
  * A segment begins with a 64-byte header:
  *   0   8  magic "RMQJRNL1"
  *   8   4  format version (1), little-endian like every field
@@ -115,6 +117,16 @@ int journal_sync(struct journal *j);
 int journal_replay(struct journal *j, uint64_t from_seq,
 		   int (*fn)(void *ctx, const struct journal_record *r),
 		   void *ctx);
+
+/*
+ * Makes a spare segment ahead of need, at most max_bytes of it per call,
+ * so that the append that fills a segment renames one instead of writing
+ * a whole new file while confirms wait: call it while idle, or a little
+ * after each group. Nothing to do while a spare is ready.
+ * @return 1 when more remains to write, 0 when a spare is ready, or a
+ *         negative errno (the attempt is dropped; a later call retries).
+ */
+int journal_prepare(struct journal *j, uint64_t max_bytes);
 
 /*
  * Releases the records below upto_seq (their LMDB commit is durable):

@@ -954,6 +954,25 @@ journal_group(struct store *s, struct store_batch *list)
 			 (unsigned long long)(ns / 1000000));
 }
 
+/* Zeros written ahead into a spare segment per step: while idle, and
+ * after each group while busy (a step is a few milliseconds' writing at
+ * most, and a group's confirms do not wait for it). */
+#define PREPARE_IDLE (1ull << 20)
+#define PREPARE_BUSY (256ull << 10)
+
+/* One step of making a spare segment; true while more remains.
+ * Runs on: storage thread. */
+static bool
+journal_prepare_step(struct store *s, uint64_t bytes)
+{
+	int rc = journal_prepare(s->journal, bytes);
+
+	if (rc < 0 && rc != -ENOSPC && rc != -EDQUOT)
+		log_warn("store: %s: making a spare journal segment: %s",
+			 s->dir, strerror(-rc));
+	return rc == 1;
+}
+
 /* Takes the next group of pending batches for the journal; NULL when
  * there is none: the store is closing, or (sync=interval) the journal
  * is due a sync. Runs on: storage thread. */
@@ -964,11 +983,21 @@ journal_take(struct store *s, bool *is_stopping)
 	bool is_unsynced = journal_synced_seq(s->journal) + 1 !=
 			   journal_next_seq(s->journal);
 
+	bool is_preparing = true;
+
 	pthread_mutex_lock(&s->lock);
 	while (s->pending == NULL && !s->is_stopping) {
 		uint64_t due = s->journal_sync_ns + s->sync_interval_ns;
 		struct timespec ts;
 
+		if (is_preparing) {
+			/* Idle: a spare segment made now is one the
+			 * append that fills a segment need not make. */
+			pthread_mutex_unlock(&s->lock);
+			is_preparing = journal_prepare_step(s, PREPARE_IDLE);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
 		if (!is_unsynced || s->sync != STORE_SYNC_INTERVAL) {
 			pthread_cond_wait(&s->work_cond, &s->lock);
 			continue;
@@ -998,6 +1027,7 @@ journal_thread(void *arg)
 		if (list != NULL) {
 			journal_group(s, list);
 			finish_group(s, list);
+			(void)journal_prepare_step(s, PREPARE_BUSY);
 		}
 		if (s->sync == STORE_SYNC_INTERVAL &&
 		    clock_mono_ns() - s->journal_sync_ns >=

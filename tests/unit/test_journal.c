@@ -388,6 +388,45 @@ test_segments_after_a_cut_are_never_reused(void **state)
 	journal_close(j);
 }
 
+/* A spare made ahead, a step at a time, becomes the next segment: the
+ * same file (inode), renamed, so that filling a segment writes no new
+ * file while confirms wait. One cut short is deleted at open. */
+static void
+test_a_spare_made_ahead_becomes_the_next_segment(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = open_journal(f);
+	char path[128], spare[128];
+	struct stat st, sp;
+	int steps = 0, rc;
+
+	snprintf(spare, sizeof(spare), "%s/spare-0.jrnl", f->dir);
+	while ((rc = journal_prepare(j, 16u * 1024u)) == 1)
+		steps++;
+	assert_int_equal(rc, 0);
+	assert_int_equal(steps, SEG_BYTES / (16u * 1024u) - 1);
+	assert_int_equal(stat(spare, &sp), 0);
+	assert_int_equal(sp.st_size, SEG_BYTES);
+	/* Ready: nothing more to do. */
+	assert_int_equal(journal_prepare(j, 16u * 1024u), 0);
+	while (journal_segments(j) < 2)
+		append_n(j, 1);
+	assert_int_equal(journal_sync(j), 0);
+	assert_int_not_equal(stat(spare, &st), 0);
+	seg_path(f, journal_next_seq(j) - 1, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_ino, sp.st_ino);
+	/* One cut short: gone at the next open, and made again. */
+	assert_int_equal(journal_prepare(j, 4096), 1);
+	journal_close(j);
+	snprintf(spare, sizeof(spare), "%s/spare-new.jrnl", f->dir);
+	assert_int_equal(stat(spare, &st), 0);
+	j = open_journal(f);
+	assert_int_not_equal(stat(spare, &st), 0);
+	assert_int_equal(replay(j, 1).count, journal_next_seq(j) - 1);
+	journal_close(j);
+}
+
 static void
 test_bad_arguments(void **state)
 {
@@ -546,6 +585,9 @@ main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_written_records_are_found_without_a_sync, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_spare_made_ahead_becomes_the_next_segment, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup,
 						teardown),
