@@ -96,9 +96,10 @@ static const struct setting settings[] = {
 	  "without fsync (never: survives kill -9, not power loss)" },
 	{ "sync-interval-ms", NUM(SET_U32, sync_interval_ms), "100", "ms", 1,
 	  60000, "fsync period for sync=interval" },
-	{ "journal", NUM(SET_ON_OFF, is_journal), "off", "on|off", 0, 0,
+	{ "journal", NUM(SET_ON_OFF, is_journal), "on", "on|off", 0, 0,
 	  "on: confirm writes once a journal (DATA/journal) holds them, "
-	  "synced as sync says, and apply them to LMDB behind it" },
+	  "synced as sync says, and apply them to LMDB behind it; off: "
+	  "confirm after LMDB's own synced commit" },
 	{ "journal-max-bytes", NUM(SET_BYTES, journal_max_bytes), "256M",
 	  "bytes", 8u << 20, UINT64_MAX,
 	  "journal records LMDB may fall behind by before writes wait for "

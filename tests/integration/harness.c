@@ -150,7 +150,11 @@ harness_journal(void)
 {
 	const char *v = getenv("RINGMQ_TEST_JOURNAL");
 
-	return v != NULL && strcmp(v, "1") == 0;
+	if (v != NULL && strcmp(v, "1") == 0)
+		return 1;
+	if (v != NULL && strcmp(v, "0") == 0)
+		return 0;
+	return -1;
 }
 
 int
@@ -184,9 +188,9 @@ harness_start(struct harness_broker *b, const char *const *extra)
 	argv[argc++] = "268435456";
 	argv[argc++] = "--http"; /* a later --http in extra wins */
 	argv[argc++] = "off";
-	if (harness_journal()) { /* so does a later --journal */
+	if (harness_journal() >= 0) { /* so does a later --journal */
 		argv[argc++] = "--journal";
-		argv[argc++] = "on";
+		argv[argc++] = harness_journal() ? "on" : "off";
 	}
 	for (int i = 0; b->extra[i]; i++)
 		argv[argc++] = b->extra[i];

@@ -34,8 +34,9 @@ struct harness_broker {
  */
 int harness_start(struct harness_broker *b, const char *const *extra);
 
-/* 1 when RINGMQ_TEST_JOURNAL=1: harness_start then runs the broker with
- * --journal on (meson runs some suites both ways). */
+/* RINGMQ_TEST_JOURNAL: 1 runs every broker harness_start starts with
+ * --journal on, 0 with --journal off (meson runs some suites both
+ * ways); -1 when unset (the broker's default). */
 int harness_journal(void);
 
 /* Sends sig to the broker and waits (at most 10 s, then SIGKILL) for it to
