@@ -263,6 +263,7 @@ metrics_render(struct http_body *b, const struct stats *st, size_t connections,
 {
 	struct snap sn = { .store = s };
 	struct store_commit_stats cs;
+	struct store_journal_stats js;
 	uint64_t used, map;
 
 	family(b, "ringmq_connections", "gauge", "Client connections open.");
@@ -377,6 +378,23 @@ metrics_render(struct http_body *b, const struct stats *st, size_t connections,
 		       "Duration of each storage commit, sync included.",
 		       store_stat_seconds_bounds, STORE_STAT_BUCKETS,
 		       cs.seconds, cs.commits, cs.seconds_sum);
+	store_journal_stats(s, &js);
+	if (js.is_on) {
+		family(b, "ringmq_journal_records_total", "counter",
+		       "Journal records confirmed (its sequence number).");
+		http_body_printf(b, "ringmq_journal_records_total %llu\n",
+				 (unsigned long long)js.journaled_seq);
+		family(b, "ringmq_journal_applied_records_total", "counter",
+		       "Journal records LMDB holds durably.");
+		http_body_printf(b,
+				 "ringmq_journal_applied_records_total %llu\n",
+				 (unsigned long long)js.applied_seq);
+		family(b, "ringmq_journal_unapplied_bytes", "gauge",
+		       "Journaled bytes LMDB has not applied yet (bounded by "
+		       "--journal-max-bytes).");
+		http_body_printf(b, "ringmq_journal_unapplied_bytes %llu\n",
+				 (unsigned long long)js.unapplied_bytes);
+	}
 	store_usage(s, &used, &map);
 	family(b, "ringmq_storage_used_bytes", "gauge",
 	       "LMDB map bytes in use.");

@@ -571,6 +571,20 @@ record_commit(struct store *s, size_t batches, uint64_t ns)
 }
 
 void
+store_journal_stats(struct store *s, struct store_journal_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (s->journal == NULL)
+		return;
+	out->is_on = 1;
+	pthread_mutex_lock(&s->lock);
+	out->journaled_seq = s->journaled_seq;
+	out->unapplied_bytes = s->apply_bytes;
+	pthread_mutex_unlock(&s->lock);
+	out->applied_seq = atomic_load(&s->applied_seq);
+}
+
+void
 store_commit_stats(struct store *s, struct store_commit_stats *out)
 {
 	pthread_mutex_lock(&s->lock);

@@ -200,6 +200,17 @@ extern const double store_stat_seconds_bounds[STORE_STAT_BUCKETS];
 /* A copy of the commit statistics. Any thread. */
 void store_commit_stats(struct store *s, struct store_commit_stats *out);
 
+/* The journal's progress (all 0 when it is off). */
+struct store_journal_stats {
+	int is_on;
+	uint64_t journaled_seq;	  /* last record confirmed from it */
+	uint64_t applied_seq;	  /* last record LMDB holds durably */
+	uint64_t unapplied_bytes; /* journaled, LMDB not done applying */
+};
+
+/* A copy of the journal's progress. Any thread. */
+void store_journal_stats(struct store *s, struct store_journal_stats *out);
+
 /* 1 when writes can commit: LMDB has not panicked. Any thread. */
 int store_is_writable(const struct store *s);
 

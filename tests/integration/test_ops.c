@@ -279,6 +279,19 @@ test_metrics_are_valid_and_move_with_load(void **state)
 		    sample(body, "ringmq_commit_batches_count"));
 	assert_true(sample(body, "ringmq_storage_limit_bytes") > 0);
 	assert_true(sample(body, "ringmq_process_resident_memory_bytes") > 0);
+	/* The journal (unless this run turned it off): the 200 publishes
+	 * and the acks went through it, and LMDB lags it by at most what
+	 * it has not applied. */
+	if (harness_journal() != 0) {
+		assert_true(sample(body, "ringmq_journal_records_total") >= 2);
+		assert_true(
+			sample(body, "ringmq_journal_applied_records_total") <=
+			sample(body, "ringmq_journal_records_total"));
+		assert_true(sample(body, "ringmq_journal_unapplied_bytes") >=
+			    0);
+	} else {
+		assert_true(sample(body, "ringmq_journal_records_total") < 0);
+	}
 	free(before);
 	free(after);
 	ringmq_client_free(c);
