@@ -100,7 +100,7 @@ static const struct setting settings[] = {
 	  "on: confirm writes once a journal (DATA/journal) holds them, "
 	  "synced as sync says, and apply them to LMDB behind it; off: "
 	  "confirm after LMDB's own synced commit" },
-	{ "journal-max-bytes", NUM(SET_BYTES, journal_max_bytes), "256M",
+	{ "journal-max-bytes", NUM(SET_BYTES, journal_max_bytes), "64M",
 	  "bytes", 8u << 20, UINT64_MAX,
 	  "journal records LMDB may fall behind by before writes wait for "
 	  "it" },

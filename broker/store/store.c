@@ -1774,6 +1774,7 @@ struct replay {
 	uint64_t last;	/* the last record applied */
 	uint64_t bytes; /* applied in txn */
 	uint64_t count;
+	uint64_t total_bytes;
 };
 
 static int
@@ -1821,6 +1822,7 @@ replay_record(void *ctx, const struct journal_record *rec)
 	}
 	r->last = rec->seq;
 	r->bytes += rec->body_len;
+	r->total_bytes += rec->body_len;
 	r->count++;
 	/* Stay well inside LMDB's dirty-page limit. */
 	return r->bytes >= GROUP_MAX_BYTES ? replay_commit(r) : 0;
@@ -1892,10 +1894,11 @@ journal_recover(struct store *s, const struct store_opts *o)
 	}
 	if (r.count > 0)
 		log_info("store: %s: replayed %llu journal records (%llu to "
-			 "%llu) in %llu ms",
+			 "%llu, %llu bytes) in %llu ms",
 			 s->dir, (unsigned long long)r.count,
 			 (unsigned long long)applied + 1,
 			 (unsigned long long)r.last,
+			 (unsigned long long)r.total_bytes,
 			 (unsigned long long)((clock_mono_ns() - start_ns) /
 					      1000000));
 	(void)journal_release(j, r.last + 1);

@@ -150,7 +150,7 @@ struct store_opts {
 	uint64_t journal_max_bytes;
 };
 
-#define STORE_JOURNAL_MAX_BYTES (256ull << 20)
+#define STORE_JOURNAL_MAX_BYTES (64ull << 20)
 
 /*
  * Opens (creating if needed) the data directory: takes an exclusive lock
