@@ -2172,6 +2172,23 @@ msg_view(struct store *s, const MDB_val *k, const MDB_val *val,
 	return rc;
 }
 
+/* The value of message key kb from a batch the journal confirmed and
+ * LMDB has not applied: 1 (in *v), 0 (deleted there), -1 (read LMDB). */
+static int
+held_value(const struct store *s, const uint8_t *kb, MDB_val *v)
+{
+	const uint8_t *p;
+	size_t len;
+	int rc =
+		s->overlay != NULL ? overlay_get(s->overlay, kb, &p, &len) : -1;
+
+	if (rc == 1) {
+		v->mv_data = (void *)p;
+		v->mv_size = len;
+	}
+	return rc;
+}
+
 /* Reads the message at offset (is_exact) or the first one after it. */
 static int
 msg_read(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
@@ -2182,19 +2199,11 @@ msg_read(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 	int rc;
 
 	store_msg_key(kb, qid, part, offset);
-	if (is_exact && s->overlay != NULL) {
-		const uint8_t *p;
-		size_t len;
-
-		rc = overlay_get(s->overlay, kb, &p, &len);
-		if (rc == 0)
-			return -RMQ_ENOTFOUND;
-		if (rc == 1) {
-			val.mv_data = (void *)p;
-			val.mv_size = len;
-			return msg_view(s, &k, &val, v);
-		}
-	}
+	rc = is_exact ? held_value(s, kb, &val) : -1;
+	if (rc == 0)
+		return -RMQ_ENOTFOUND;
+	if (rc == 1)
+		return msg_view(s, &k, &val, v);
 	rc = read_begin(s);
 	if (rc < 0)
 		return rc;
@@ -2234,18 +2243,13 @@ store_msg_get_raw(struct store *s, uint32_t qid, uint32_t part, uint64_t offset,
 	*value = NULL;
 	*len = 0;
 	store_msg_key(kb, qid, part, offset);
-	if (s->overlay != NULL) {
-		const uint8_t *p;
-		size_t n;
-
-		rc = overlay_get(s->overlay, kb, &p, &n);
-		if (rc == 0)
-			return -RMQ_ENOTFOUND;
-		if (rc == 1) {
-			*value = p;
-			*len = n;
-			return 0;
-		}
+	rc = held_value(s, kb, &v);
+	if (rc == 0)
+		return -RMQ_ENOTFOUND;
+	if (rc == 1) {
+		*value = v.mv_data;
+		*len = v.mv_size;
+		return 0;
 	}
 	rc = read_begin(s);
 	if (rc < 0)
