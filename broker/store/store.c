@@ -13,7 +13,9 @@
  * The storage thread takes the pending batches (all of them, up to
  * GROUP_MAX_BYTES), applies them in one write transaction and commits that
  * once (group commit), then hands the batches back through the done list
- * and the eventfd. When a batch fails to apply, the transaction is
+ * and the eventfd. With the journal it appends and syncs them there
+ * instead, and the apply thread commits them to LMDB later ("the journal
+ * and its applier" below). When a batch fails to apply, the transaction is
  * aborted and the group applied again with a nested transaction per batch,
  * so that it fails alone. One mutex guards both lists and the counters.
  *

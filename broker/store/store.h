@@ -1,17 +1,20 @@
 /*
- * store: ringmq's LMDB storage engine.
+ * store: ringmq's LMDB storage engine, with its journal in front.
  *
  * Owns the LMDB environment of a data directory: its lock, format version,
- * key layout, CRC32C on every record, the storage thread that runs every
- * write transaction (group commit), the loop thread's short read
- * transactions, and the start-up scan that rebuilds memory state.
- * It knows nothing of connections, frames or dispatch.
+ * key layout, CRC32C on every record, the storage thread that commits
+ * every batch (group commit: into LMDB, or with store_opts.journal into
+ * the journal, an apply thread then applying them to LMDB behind it), the
+ * loop thread's short read transactions, journal replay at open, and the
+ * start-up scan that rebuilds memory state. It knows nothing of
+ * connections, frames or dispatch.
  *
  * Threads: store_open/close/load, store_submit, store_reap, the reads
  * (store_msg_*) and store_read_release run on the loop thread (the thread
  * that opened the store). Batches are built on the loop thread too. The
- * storage thread is private to store.c; it alone begins, fills and
- * commits write transactions. store_codec.c holds the byte encodings.
+ * storage and apply threads are private to store.c; LMDB's write
+ * transactions are the storage thread's, or with the journal the apply
+ * thread's. store_codec.c holds the byte encodings.
  *
  * Invariant: batches are applied and committed in submission order, and
  * their completions are reported in that order. A batch is applied as a
