@@ -786,8 +786,8 @@ static int put_meta(struct store *s, MDB_txn *txn, const char *name,
 #define CHECKPOINT_BYTES (8ull << 20)
 
 /* The journal's segment size: an eighth of its bound, at most a 32nd of
- * the filesystem (segments are written ahead in full, and two spares are
- * kept), within [64 KiB, 32 MiB]. */
+ * the filesystem (segments are written ahead in full, and spares kept
+ * beside them), within [64 KiB, 32 MiB]. */
 static uint64_t
 journal_seg_bytes(uint64_t max, const char *dir)
 {
@@ -998,7 +998,6 @@ journal_take(struct store *s, bool *is_stopping)
 	struct store_batch *list;
 	bool is_unsynced = journal_synced_seq(s->journal) + 1 !=
 			   journal_next_seq(s->journal);
-
 	bool is_preparing = true;
 
 	pthread_mutex_lock(&s->lock);
