@@ -659,17 +659,11 @@ journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 		last = &j->segs[j->nsegs - 1];
 		j->buf_off = last->end;
 	}
-	if (j->buf_len + len > j->buf_cap) {
-		size_t cap = j->buf_cap ? j->buf_cap : 64 * 1024;
-
-		while (cap < j->buf_len + len)
-			cap *= 2;
-		p = realloc(j->buf, cap);
-		if (p == NULL)
-			return -ENOMEM;
-		j->buf = p;
-		j->buf_cap = cap;
-	}
+	p = vec_grow(j->buf, &j->buf_cap, j->buf_len + (size_t)len, 1,
+		     64 * 1024);
+	if (p == NULL)
+		return -ENOMEM;
+	j->buf = p;
 	p = j->buf + j->buf_len;
 	memset(p, 0, (size_t)len);
 	put_u32(p, body_len);

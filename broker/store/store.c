@@ -904,15 +904,9 @@ journal_group(struct store *s, struct store_batch *list)
 				    (uint32_t)b->len, &b->seq);
 		if (rc != 0) {
 			b->seq = 0;
-			b->status = rc == -ENOSPC || rc == -EDQUOT
-					    ? -RMQ_ESTORAGE_FULL
-				    : rc == -ENOMEM ? -ENOMEM
-						    : -RMQ_ESTORAGE;
+			b->status = store_err(s, -rc, "journal append");
 			if (b->status == -RMQ_ESTORAGE_FULL)
 				is_full = 1;
-			else
-				log_error("store: %s: journal append: %s",
-					  s->dir, strerror(-rc));
 			continue;
 		}
 		if (b->flags & STORE_BATCH_GROWS) {
