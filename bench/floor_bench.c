@@ -12,6 +12,8 @@
  *      -llmdb -lm
  *   floor-bench DIR [COUNT]     DIR: an empty directory on the disk to test
  */
+#define FLOOR_PROG "floor-bench"
+#include "floor.h"
 #include "hist.h"
 
 #include <arpa/inet.h>
@@ -28,25 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void
-check(int rc, const char *what)
-{
-	if (rc != 0) {
-		fprintf(stderr, "floor-bench: %s: %s\n", what,
-			rc > 0 ? mdb_strerror(rc) : strerror(errno));
-		exit(1);
-	}
-}
-
 static void
 lmdb_commits(const char *dir, unsigned count, struct hist *h)
 {
@@ -56,12 +39,7 @@ lmdb_commits(const char *dir, unsigned count, struct hist *h)
 	char value[256];
 
 	memset(value, 'v', sizeof(value));
-	check(mdb_env_create(&env), "mdb_env_create");
-	check(mdb_env_set_mapsize(env, 1ull << 30), "mdb_env_set_mapsize");
-	check(mdb_env_open(env, dir, 0, 0644), "mdb_env_open");
-	check(mdb_txn_begin(env, NULL, 0, &txn), "mdb_txn_begin");
-	check(mdb_dbi_open(txn, NULL, 0, &dbi), "mdb_dbi_open");
-	check(mdb_txn_commit(txn), "mdb_txn_commit");
+	lmdb_open(dir, 1ull << 30, &env, &dbi);
 	for (unsigned i = 0; i < count + 100; i++) {
 		uint64_t key = __builtin_bswap64(i); /* big-endian: appends */
 		MDB_val k = { sizeof(key), &key }, v = { sizeof(value), value };

@@ -21,6 +21,8 @@
  *      -llmdb -luring -lm
  *   journal-floor DIR [COUNT]    DIR: an empty directory on the disk
  */
+#define FLOOR_PROG "journal-floor"
+#include "floor.h"
 #include "hist.h"
 
 #include <errno.h>
@@ -40,25 +42,6 @@
 #define CHECKPOINT_EVERY_NS 10000000ull /* paced: one commit per 10 ms */
 #define WARMUP		    100
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void
-check(int rc, const char *what)
-{
-	if (rc != 0) {
-		fprintf(stderr, "journal-floor: %s: %s\n", what,
-			rc > 0 ? mdb_strerror(rc) : strerror(errno));
-		exit(1);
-	}
-}
-
 /* ------------------------------------------------------------- LMDB */
 
 struct store {
@@ -70,14 +53,7 @@ struct store {
 static void
 store_open(struct store *s, const char *dir)
 {
-	MDB_txn *txn;
-
-	check(mdb_env_create(&s->env), "mdb_env_create");
-	check(mdb_env_set_mapsize(s->env, 8ull << 30), "mdb_env_set_mapsize");
-	check(mdb_env_open(s->env, dir, 0, 0644), "mdb_env_open");
-	check(mdb_txn_begin(s->env, NULL, 0, &txn), "mdb_txn_begin");
-	check(mdb_dbi_open(txn, NULL, 0, &s->dbi), "mdb_dbi_open");
-	check(mdb_txn_commit(txn), "mdb_txn_commit");
+	lmdb_open(dir, 8ull << 30, &s->env, &s->dbi);
 	s->next_key = 0;
 }
 
