@@ -584,6 +584,8 @@ struct create_req {
 	struct groups *gs;
 	struct queues *qs;
 	uint32_t qid, gid;
+	lease_done_fn done; /* optional: the create's requester */
+	void *ctx;
 };
 
 static void
@@ -592,9 +594,16 @@ group_created(void *arg, int status)
 	struct create_req *r = arg;
 	struct queue *q = queues_find_id(r->qs, r->qid);
 	struct group *g = q ? group_find_id(q, r->gid) : NULL;
+	lease_done_fn done = r->done;
+	void *ctx = r->ctx;
 
 	r->gs->npending--;
 	free(r);
+	/* Answered in the completion that ends the pending state: a
+	 * request pipelined behind the create, waiting for that state to
+	 * end, is answered after it. */
+	if (done != NULL)
+		done(ctx, status);
 	if (g == NULL)
 		return;
 	g->is_pending = 0;
@@ -626,7 +635,7 @@ group_created(void *arg, int status)
 /* Creates group gname of q and submits its records. */
 struct group *
 group_create(struct groups *gs, struct queue *q, const char *gname,
-	     int is_latest)
+	     int is_latest, lease_done_fn done, void *ctx)
 {
 	struct store_group sg;
 	/* Not a growing batch: consumers must be able to start (and free
@@ -682,6 +691,8 @@ group_create(struct groups *gs, struct queue *q, const char *gname,
 	r->qs = gs->qs;
 	r->qid = q->qid;
 	r->gid = g->gid;
+	r->done = done;
+	r->ctx = ctx;
 	store_submit(gs->store, b, group_created, r);
 	return g;
 fail:
@@ -714,7 +725,7 @@ group_subscribe(struct groups *gs, struct queue *q, const char *gname,
 	ps->done = done;
 	ps->ctx = ctx;
 	if (g == NULL) {
-		g = group_create(gs, q, gname, is_latest);
+		g = group_create(gs, q, gname, is_latest, NULL, NULL);
 		if (g == NULL) {
 			free(ps);
 			return -ENOMEM;

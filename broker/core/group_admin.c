@@ -11,27 +11,15 @@
 #include "lib/err.h"
 #include "lib/log.h"
 
-/* Runs done after every batch submitted so far has committed. */
-static int
-after_commits(struct groups *gs, lease_done_fn done, void *ctx)
-{
-	struct store_batch *b = store_batch_new(0);
-
-	if (b == NULL)
-		return -ENOMEM;
-	store_submit(gs->store, b, done, ctx);
-	return 0;
-}
-
 int
 groups_create_named(struct groups *gs, struct queue *q, const char *name,
 		    int is_latest, lease_done_fn done, void *ctx)
 {
 	if (group_find(q, name) != NULL)
 		return 1;
-	if (group_create(gs, q, name, is_latest) == NULL)
+	if (group_create(gs, q, name, is_latest, done, ctx) == NULL)
 		return -ENOMEM;
-	return after_commits(gs, done, ctx);
+	return 0;
 }
 
 /* Ends every lease of g without counting a failure (the group is going,

@@ -173,8 +173,12 @@ void sub_ready_update(struct sub *s);
 struct group *group_find(struct queue *q, const char *name);
 void group_free(struct group *g);
 void group_unlink(struct group *g);
+/* Creates group gname of q, pending until its records commit; done (if
+ * not NULL) then gets the commit's status, in the completion that ends
+ * the pending state. */
 struct group *group_create(struct groups *gs, struct queue *q,
-			   const char *gname, int is_latest);
+			   const char *gname, int is_latest, lease_done_fn done,
+			   void *ctx);
 void add_waiter(struct groups *gs, lease_done_fn done, void *ctx);
 struct store_batch *flush_batch(struct groups *gs);
 void groups_flush(struct groups *gs);
