@@ -321,20 +321,26 @@ harness_stop(struct harness_broker *b)
 	return WEXITSTATUS(status);
 }
 
-void
-harness_cleanup(struct harness_broker *b)
+int
+harness_remove_dir(const char *dir)
 {
 	char cmd[300];
 
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "harness: could not remove %s\n", dir);
+		return -1;
+	}
+	return 0;
+}
+
+void
+harness_cleanup(struct harness_broker *b)
+{
 	if (b->pid > 0)
 		harness_kill(b, SIGKILL);
-	if (b->dir[0] != '\0' &&
-	    strncmp(b->dir, "/tmp/ringmq-test-", 17) == 0) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "harness: could not remove %s\n",
-				b->dir);
-	}
+	if (b->dir[0] != '\0' && strncmp(b->dir, "/tmp/ringmq-test-", 17) == 0)
+		(void)harness_remove_dir(b->dir);
 	b->dir[0] = '\0';
 }
 

@@ -56,6 +56,9 @@ int harness_stop(struct harness_broker *b);
 /* Stops the broker if running and removes the data directory. */
 void harness_cleanup(struct harness_broker *b);
 
+/* Removes dir and what it holds. @return 0, or -1. */
+int harness_remove_dir(const char *dir);
+
 /* Runs ringmqd with args (NULL-ended; stdout and stderr to /dev/null)
  * and waits at most 10 s for it to exit. @return its exit code, or -1
  * (killed at the deadline, or not exited normally). */
