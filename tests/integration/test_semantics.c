@@ -963,7 +963,10 @@ try_publish(ringmq_client *c, const char *queue, const void *data, size_t len)
 /* Publishes payload after payload of len bytes to queue, then one-byte
  * ones, until the storage refuses: no publish fits after it, however
  * small (with the journal, one larger than the room left is refused
- * while a smaller one may still fit). @return the last code. */
+ * while a smaller one may still fit). The journal counts what LMDB has
+ * yet to apply at twice its bytes, so room may come back once LMDB has
+ * applied it (a checkpoint every 50 ms): the one-byte publishes go on
+ * until one is refused after such a pause too. @return the last code. */
 static int
 fill_storage(ringmq_client *c, const char *queue, const void *payload,
 	     size_t len)
@@ -974,9 +977,16 @@ fill_storage(ringmq_client *c, const char *queue, const void *payload,
 		rc = try_publish(c, queue, payload, len);
 	if (rc != RINGMQ_STORAGE_FULL)
 		return rc;
-	rc = RINGMQ_OK;
-	for (int i = 0; i < 5000 && rc == RINGMQ_OK; i++)
-		rc = try_publish(c, queue, payload, 1);
+	for (int round = 0; round < 20; round++) {
+		int n = 0;
+
+		rc = RINGMQ_OK;
+		for (; n < 5000 && rc == RINGMQ_OK; n++)
+			rc = try_publish(c, queue, payload, 1);
+		if (rc != RINGMQ_STORAGE_FULL || n == 1)
+			break; /* refused at once: LMDB freed nothing more */
+		usleep(120 * 1000);
+	}
 	return rc;
 }
 
