@@ -702,10 +702,16 @@ static int64_t
 server_tick(void *ctx)
 {
 	struct server *srv = ctx;
-	int64_t due = queues_tick(srv->qs);
-	int64_t next = groups_tick(srv->gs);
-	uint64_t now = clock_mono_ms();
-	int64_t auth_due = auth_tick(&srv->req, now);
+	int64_t due, next, auth_due;
+	uint64_t now;
+
+	/* Confirms what this pass's requests stored, when the journal takes
+	 * it without a sync, before the dispatch below delivers it. */
+	store_flush(srv->store);
+	due = queues_tick(srv->qs);
+	next = groups_tick(srv->gs);
+	now = clock_mono_ms();
+	auth_due = auth_tick(&srv->req, now);
 
 	if (auth_due >= 0 && (due < 0 || auth_due < due))
 		due = auth_due;
@@ -727,6 +733,10 @@ server_tick(void *ctx)
 		if (next < 0 || s < next)
 			next = s;
 	}
+	/* What the ticks above stored (acks, redeliveries) waits for the
+	 * next pass's store_flush: no sleeping before it. */
+	if (store_has_deferred(srv->store))
+		next = 0;
 	return next;
 }
 

@@ -94,8 +94,8 @@ get_u64(const uint8_t *p)
 	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
-static uint64_t
-record_bytes(uint32_t body_len)
+uint64_t
+journal_record_bytes(uint32_t body_len)
 {
 	return ((uint64_t)JOURNAL_RECORD_OVERHEAD + body_len + 7) & ~7ull;
 }
@@ -300,7 +300,7 @@ record_check(const uint8_t *p, uint64_t avail, uint64_t expected_seq,
 	if (avail < JOURNAL_RECORD_OVERHEAD)
 		return 0;
 	body_len = get_u32(p);
-	len = record_bytes(body_len);
+	len = journal_record_bytes(body_len);
 	if (len > avail || get_u64(p + 8) != expected_seq)
 		return 0;
 	if (get_u32(p + 4) != crc32c(crc32c(0, p + 8, 16), p + 24, body_len))
@@ -634,7 +634,7 @@ int
 journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 	       const void *body, uint32_t body_len, uint64_t *seqp)
 {
-	uint64_t len = record_bytes(body_len);
+	uint64_t len = journal_record_bytes(body_len);
 	struct segment *last = &j->segs[j->nsegs - 1];
 	uint8_t *p;
 	int rc;
@@ -680,6 +680,14 @@ journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 		*seqp = j->next_seq;
 	j->next_seq++;
 	return 0;
+}
+
+uint64_t
+journal_segment_room(const struct journal *j)
+{
+	const struct segment *last = &j->segs[j->nsegs - 1];
+
+	return last->size - last->end;
 }
 
 int

@@ -93,6 +93,14 @@ uint64_t journal_synced_seq(const struct journal *j);
 int journal_append(struct journal *j, uint32_t epoch, uint16_t type,
 		   const void *body, uint32_t body_len, uint64_t *seqp);
 
+/* Bytes a record with a body of body_len takes in a segment. */
+uint64_t journal_record_bytes(uint32_t body_len);
+
+/* Bytes the segment being written has left: records whose
+ * journal_record_bytes add up to at most this are appended without
+ * making or renaming a segment file. */
+uint64_t journal_segment_room(const struct journal *j);
+
 /*
  * Writes every appended record to its file without syncing it: it then
  * survives the process being killed, not the machine stopping.

@@ -104,6 +104,9 @@ struct store {
 	MDB_cursor *rcur;  /* owned: cursor on "msgs" in rtxn */
 	bool is_rtxn_live; /* rtxn begun or renewed, not reset */
 	bool is_reaping;   /* inside store_reap: a nested call waits */
+	/* Batches submitted without waking the storage thread, which
+	 * store_flush writes to the journal itself or hands over. */
+	bool is_deferred;
 
 	/* Storage thread only (and store_open before the thread starts). */
 	MDB_txn *stat_txn; /* owned: read txn for freelist counts */
@@ -155,8 +158,17 @@ struct store {
 	struct journal *journal;
 	uint64_t journal_max_bytes;
 	uint64_t journal_seg_bytes;
-	uint64_t journal_sync_ns; /* storage thread: last journal sync */
-	uint64_t checkpoint_ns;	  /* apply thread: last LMDB commit */
+	uint64_t journal_sync_ns; /* journal's owner: last journal sync */
+	/* Under lock: who may touch the journal. The storage thread, or the
+	 * loop thread in store_flush, sets is_journal_busy while it does;
+	 * is_journal_wanted: the storage thread waits for the loop to end;
+	 * is_journal_dirty: records written and not synced;
+	 * is_sync_timed: the storage thread waits for the interval's sync. */
+	bool is_journal_busy;
+	bool is_journal_wanted;
+	bool is_journal_dirty;
+	bool is_sync_timed;
+	uint64_t checkpoint_ns; /* apply thread: last LMDB commit */
 	/* Under lock: journaled batches LMDB has not applied (the apply
 	 * queue, linked by apply_next), their bytes (being applied too),
 	 * the last sequence number queued, and who waits for a
@@ -718,12 +730,11 @@ take_pending(struct store *s)
 	return list;
 }
 
-/* Hands completed batches back to the loop thread.
- * Runs on: storage thread. */
+/* Puts completed batches on the done list for store_reap. Called with
+ * s->lock held. */
 static void
-finish_group(struct store *s, struct store_batch *list)
+done_add(struct store *s, struct store_batch *list)
 {
-	static const uint64_t one = 1;
 	uint64_t n = 0;
 	struct store_batch *last = list;
 
@@ -731,11 +742,21 @@ finish_group(struct store *s, struct store_batch *list)
 		last = b;
 		n++;
 	}
-	pthread_mutex_lock(&s->lock);
 	*s->done_tail = list;
 	s->done_tail = &last->next;
 	s->completed += n;
 	pthread_cond_broadcast(&s->done_cond);
+}
+
+/* Hands completed batches back to the loop thread.
+ * Runs on: storage thread. */
+static void
+finish_group(struct store *s, struct store_batch *list)
+{
+	static const uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	done_add(s, list);
 	pthread_mutex_unlock(&s->lock);
 	/* EAGAIN means the counter is saturated: the loop wakes anyway. */
 	while (write(s->event_fd, &one, sizeof(one)) < 0 && errno == EINTR)
@@ -784,6 +805,14 @@ static int put_meta(struct store *s, MDB_txn *txn, const char *name,
  * commits every 10 ms, 283 us under back-to-back ones). */
 #define CHECKPOINT_NS	 (50ull * 1000000u)
 #define CHECKPOINT_BYTES (8ull << 20)
+
+/* True when bytes waiting for LMDB call for a commit before the pace
+ * says, also to keep the journal well within its bound. */
+static bool
+is_apply_due(const struct store *s, uint64_t bytes)
+{
+	return bytes >= CHECKPOINT_BYTES || bytes >= s->journal_max_bytes / 4;
+}
 
 /* The journal's segment size: an eighth of its bound, at most a 32nd of
  * the filesystem (segments are written ahead in full, and spares kept
@@ -860,13 +889,15 @@ journal_sync_now(struct store *s)
 
 /* Appends the batches of list to the journal, makes them as durable as
  * the sync mode says, and queues the ones that made it for the apply
- * thread. Runs on: storage thread. */
+ * thread. is_inline: the loop thread writes a group that fits in the
+ * segment being written, and never syncs (store_flush checked that no
+ * sync is due). Runs on: the journal's owner. */
 static void
-journal_group(struct store *s, struct store_batch *list)
+journal_group(struct store *s, struct store_batch *list, bool is_inline)
 {
 	uint64_t start = clock_mono_ns(), bytes = 0, last = 0, ns;
 	int64_t room = INT64_MAX;
-	bool is_room_known = false, is_urgent = false;
+	bool is_room_known = false, is_urgent = false, is_wake;
 	int is_full = -1, rc;
 	size_t n = 0;
 
@@ -874,8 +905,10 @@ journal_group(struct store *s, struct store_batch *list)
 		fail_all(list, -RMQ_ESTORAGE);
 		return;
 	}
-	journal_release_applied(s);
-	journal_wait_room(s);
+	if (!is_inline) {
+		journal_release_applied(s);
+		journal_wait_room(s);
+	}
 	for (struct store_batch *b = list; b != NULL; b = b->next) {
 		b->status = 0;
 		b->seq = 0;
@@ -924,10 +957,10 @@ journal_group(struct store *s, struct store_batch *list)
 	/* An urgent batch (one that extends a partition's offset
 	 * reservation) is synced at once in every syncing mode, so that no
 	 * offset is handed out twice after a power cut. */
-	if (s->sync == STORE_SYNC_ALWAYS ||
-	    (s->sync == STORE_SYNC_INTERVAL &&
-	     (is_urgent ||
-	      start - s->journal_sync_ns >= s->sync_interval_ns))) {
+	if (!is_inline && (s->sync == STORE_SYNC_ALWAYS ||
+			   (s->sync == STORE_SYNC_INTERVAL &&
+			    (is_urgent || start - s->journal_sync_ns >=
+						  s->sync_interval_ns)))) {
 		rc = journal_sync_now(s);
 	} else {
 		rc = journal_write(s->journal);
@@ -946,6 +979,11 @@ journal_group(struct store *s, struct store_batch *list)
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
+	/* The apply thread sleeps untimed on an empty queue, and otherwise
+	 * until its pace says: it needs waking to start that clock, or when
+	 * the bytes call for a commit sooner. */
+	is_wake = s->apply_head == NULL ||
+		  is_apply_due(s, s->apply_bytes + bytes);
 	for (struct store_batch *b = list; b != NULL; b = b->next) {
 		if (b->seq == 0)
 			continue;
@@ -955,7 +993,8 @@ journal_group(struct store *s, struct store_batch *list)
 	}
 	s->apply_bytes += bytes;
 	s->journaled_seq = last;
-	pthread_cond_signal(&s->apply_cond);
+	if (is_wake)
+		pthread_cond_signal(&s->apply_cond);
 	pthread_mutex_unlock(&s->lock);
 	ns = clock_mono_ns() - start;
 	record_commit(s, n, ns);
@@ -983,31 +1022,41 @@ journal_prepare_step(struct store *s, uint64_t bytes)
 	return rc == 1;
 }
 
-/* Takes the next group of pending batches for the journal; NULL when
- * there is none: the store is closing, or (sync=interval) the journal
- * is due a sync. Runs on: storage thread. */
+/* Takes the journal for the storage thread (is_journal_busy), with the
+ * next group of pending batches, or with none: the store is closing, or
+ * (sync=interval) the journal is due a sync. While idle it makes a spare
+ * segment a step at a time, owning the journal for each step. Runs on:
+ * storage thread. */
 static struct store_batch *
 journal_take(struct store *s, bool *is_stopping)
 {
 	struct store_batch *list;
-	bool is_unsynced = journal_synced_seq(s->journal) + 1 !=
-			   journal_next_seq(s->journal);
 	bool is_preparing = true;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->pending == NULL && !s->is_stopping) {
+	for (;;) {
 		uint64_t due = s->journal_sync_ns + s->sync_interval_ns;
 		struct timespec ts;
 
+		if (s->is_journal_busy) { /* the loop is writing */
+			s->is_journal_wanted = true;
+			pthread_cond_wait(&s->work_cond, &s->lock);
+			continue;
+		}
+		s->is_journal_wanted = false;
+		if (s->pending != NULL || s->is_stopping)
+			break;
 		if (is_preparing) {
 			/* Idle: a spare segment made now is one the
 			 * append that fills a segment need not make. */
+			s->is_journal_busy = true;
 			pthread_mutex_unlock(&s->lock);
 			is_preparing = journal_prepare_step(s, PREPARE_IDLE);
 			pthread_mutex_lock(&s->lock);
+			s->is_journal_busy = false;
 			continue;
 		}
-		if (!is_unsynced || s->sync != STORE_SYNC_INTERVAL) {
+		if (!s->is_journal_dirty || s->sync != STORE_SYNC_INTERVAL) {
 			pthread_cond_wait(&s->work_cond, &s->lock);
 			continue;
 		}
@@ -1015,12 +1064,30 @@ journal_take(struct store *s, bool *is_stopping)
 			break;
 		ts.tv_sec = (time_t)(due / 1000000000u);
 		ts.tv_nsec = (long)(due % 1000000000u);
+		s->is_sync_timed = true;
 		(void)pthread_cond_timedwait(&s->work_cond, &s->lock, &ts);
+		s->is_sync_timed = false;
 	}
 	list = detach_group(s);
 	*is_stopping = s->is_stopping;
+	s->is_journal_busy = true;
 	pthread_mutex_unlock(&s->lock);
 	return list;
+}
+
+/* Gives the journal back (the owner, storage or loop thread, calls it
+ * with s->lock held), noting whether it holds records not yet synced;
+ * true when the storage thread should be woken: it waits for the
+ * journal, or for records to sync on the interval. */
+static bool
+journal_give_back(struct store *s)
+{
+	s->is_journal_busy = false;
+	s->is_journal_dirty = journal_synced_seq(s->journal) + 1 !=
+			      journal_next_seq(s->journal);
+	return s->is_journal_wanted ||
+	       (s->is_journal_dirty && s->sync == STORE_SYNC_INTERVAL &&
+		!s->is_sync_timed);
 }
 
 /* Runs on: storage thread (journal on). */
@@ -1034,7 +1101,7 @@ journal_thread(void *arg)
 		struct store_batch *list = journal_take(s, &is_stopping);
 
 		if (list != NULL) {
-			journal_group(s, list);
+			journal_group(s, list, false);
 			finish_group(s, list);
 			(void)journal_prepare_step(s, PREPARE_BUSY);
 		}
@@ -1045,6 +1112,9 @@ journal_thread(void *arg)
 			(void)journal_sync_now(s);
 		if (list == NULL && is_stopping)
 			break;
+		pthread_mutex_lock(&s->lock);
+		(void)journal_give_back(s);
+		pthread_mutex_unlock(&s->lock);
 	}
 	/* A clean stop leaves everything durable, whatever the mode. */
 	if (!atomic_load(&s->is_panicked))
@@ -1113,9 +1183,7 @@ apply_thread(void *arg)
 			continue;
 		}
 		if (!s->is_apply_stopping && s->checkpoint_waiters == 0 &&
-		    s->apply_bytes < CHECKPOINT_BYTES &&
-		    s->apply_bytes < s->journal_max_bytes / 4 &&
-		    clock_mono_ns() < due) {
+		    !is_apply_due(s, s->apply_bytes) && clock_mono_ns() < due) {
 			ts.tv_sec = (time_t)(due / 1000000000u);
 			ts.tv_nsec = (long)(due % 1000000000u);
 			(void)pthread_cond_timedwait(&s->apply_cond, &s->lock,
@@ -1183,12 +1251,17 @@ void
 store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 	     void *ctx)
 {
+	/* With the journal and no sync to wait for, the loop writes the
+	 * batch itself when its pass ends (store_flush): no wake-up. */
+	bool is_deferred = s->journal != NULL && s->sync != STORE_SYNC_ALWAYS &&
+			   !(b->flags & STORE_BATCH_URGENT);
 	bool is_wake;
 
 	b->done = done;
 	b->ctx = ctx;
 	b->next = NULL;
 	b->status = 0;
+	s->is_deferred |= is_deferred;
 	pthread_mutex_lock(&s->lock);
 	/* Wake the thread when it may be idle, or waiting out the interval
 	 * with a full group; a busy thread rechecks on its own. */
@@ -1203,9 +1276,76 @@ store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 	s->pending_tail = &b->next;
 	s->pending_bytes += b->len;
 	s->submitted++;
-	if (is_wake)
+	if (is_wake && !is_deferred)
 		pthread_cond_signal(&s->work_cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* True when the loop may write the pending batches to the journal
+ * itself: the journal is free, no batch needs a sync (none urgent, no
+ * interval sync due) and all fit in the segment being written, so that
+ * the loop makes no file and waits for no disk. Called with s->lock
+ * held. Runs on: loop thread. */
+static bool
+is_inline_ok(const struct store *s)
+{
+	uint64_t room, need = 0;
+
+	if (s->is_journal_busy || s->is_stopping || s->urgent_pending > 0 ||
+	    atomic_load(&s->is_panicked))
+		return false;
+	if (s->sync == STORE_SYNC_INTERVAL &&
+	    clock_mono_ns() - s->journal_sync_ns >= s->sync_interval_ns)
+		return false;
+	room = journal_segment_room(s->journal);
+	for (const struct store_batch *b = s->pending; b != NULL; b = b->next) {
+		need += journal_record_bytes((uint32_t)b->len);
+		if (need > room)
+			return false;
+	}
+	return true;
+}
+
+void
+store_flush(struct store *s)
+{
+	while (s->is_deferred) {
+		struct store_batch *list = NULL;
+		bool is_wake = false;
+
+		s->is_deferred = false;
+		pthread_mutex_lock(&s->lock);
+		if (s->pending != NULL && is_inline_ok(s)) {
+			list = s->pending;
+			s->pending = NULL;
+			s->pending_tail = &s->pending;
+			s->pending_bytes = 0;
+			s->is_journal_busy = true;
+		} else {
+			is_wake = s->pending != NULL;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (list == NULL) {
+			if (is_wake)
+				pthread_cond_signal(&s->work_cond);
+			return;
+		}
+		journal_group(s, list, true);
+		pthread_mutex_lock(&s->lock);
+		done_add(s, list);
+		is_wake = journal_give_back(s);
+		pthread_mutex_unlock(&s->lock);
+		if (is_wake)
+			pthread_cond_signal(&s->work_cond);
+		/* Completions may submit more: the next round takes them. */
+		(void)store_reap(s);
+	}
+}
+
+bool
+store_has_deferred(const struct store *s)
+{
+	return s->is_deferred;
 }
 
 /* Keeps batch b, confirmed but not yet in LMDB, for reads; false when
@@ -1296,6 +1436,7 @@ store_drain(struct store *s)
 {
 	uint64_t target;
 
+	s->is_deferred = false; /* the storage thread takes them */
 	pthread_mutex_lock(&s->lock);
 	target = s->submitted;
 	if (s->completed < target) {

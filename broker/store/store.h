@@ -110,6 +110,7 @@
 #ifndef RINGMQ_STORE_H
 #define RINGMQ_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -499,11 +500,27 @@ typedef void (*store_done_fn)(void *ctx, int status);
 
 /*
  * Hands a batch to the storage thread, which takes ownership of b. done is
- * called exactly once, later, from store_reap (never from inside this call).
+ * called exactly once, later, from store_reap (never from inside this call;
+ * see store_flush for batches that need no sync).
  * Everything submitted while a commit is syncing goes into the next commit.
  */
 void store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 		  void *ctx);
+
+/*
+ * Ends the loop's pass for the store: batches submitted in it that need
+ * no sync (sync=never or interval with the journal) are written to the
+ * journal by the calling thread when the journal is free and they fit in
+ * its current segment, and their completions run (store_reap); otherwise
+ * the storage thread is woken for them. The loop calls it once per pass,
+ * before it dispatches what the completions made visible; until then such
+ * batches wait. Loop thread.
+ */
+void store_flush(struct store *s);
+
+/* True when batches submitted since the last store_flush wait for it:
+ * the loop should pass again at once rather than sleep. */
+bool store_has_deferred(const struct store *s);
 
 /* Calls the completions of every batch committed since the last call, in
  * submission order. Returns how many it called. Does not block. Called

@@ -115,6 +115,7 @@ wait_done(struct store *s, int want)
 	uint64_t deadline = now_ms() + WAIT_DEADLINE_MS;
 	struct pollfd p = { store_event_fd(s), POLLIN, 0 };
 
+	store_flush(s); /* as the loop's pass ends */
 	while (done_seq < want) {
 		uint64_t now = now_ms(), n;
 
@@ -1439,6 +1440,66 @@ test_store_close_delivers_pending_completions(void **state)
 	store_close(s);
 }
 
+/* With the journal and no sync to wait for, store_flush writes the
+ * pass's batches to the journal itself and runs their completions, in
+ * order, readable at once; a batch that does not fit in the segment
+ * being written, or one that needs a sync, goes to the storage thread,
+ * and what follows it keeps its place. */
+static void
+test_store_flush_confirms_unsynced_batches_itself(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s;
+	struct store_msg_view v;
+	struct done d[6];
+
+	if (!test_journal())
+		skip();
+	s = open_with(f->dir, TEST_MAP_BYTES, STORE_SYNC_NEVER, 0);
+	for (int i = 0; i < 3; i++) {
+		struct store_batch *b = store_batch_new(STORE_BATCH_GROWS);
+		struct store_msg m = text_msg("m");
+
+		assert_int_equal(store_batch_put_msg(b, 1, 0, (uint64_t)i, &m),
+				 0);
+		submit(s, b, &d[i]);
+	}
+	assert_true(store_has_deferred(s));
+	assert_int_equal(done_seq, 0);
+	store_flush(s);
+	assert_false(store_has_deferred(s));
+	assert_int_equal(done_seq, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(d[i].status, 0);
+		assert_int_equal(d[i].order, i);
+		assert_int_equal(store_msg_get(s, 1, 0, (uint64_t)i, &v), 0);
+	}
+	/* Larger than a segment (an eighth of the default 64 MiB bound):
+	 * the storage thread makes it one; the small one after it waits. */
+	submit(s, big_batch(1, 3, 1, 9 * MiB), &d[3]);
+	submit(s, big_batch(1, 4, 1, 100), &d[4]);
+	store_flush(s);
+	wait_done(s, 5);
+	assert_int_equal(d[3].status, 0);
+	assert_int_equal(d[3].order, 3);
+	assert_int_equal(d[4].order, 4);
+	/* An urgent batch goes to the storage thread (it syncs, where the
+	 * mode does). */
+	{
+		struct store_batch *b = store_batch_new(STORE_BATCH_URGENT);
+
+		submit(s, b, &d[5]);
+		assert_false(store_has_deferred(s));
+		wait_done(s, 6);
+		assert_int_equal(d[5].status, 0);
+	}
+	store_close(s);
+	s = open_with(f->dir, TEST_MAP_BYTES, STORE_SYNC_NEVER, 0);
+	for (uint64_t i = 0; i < 5; i++)
+		assert_int_equal(store_msg_get(s, 1, 0, i, &v), 0);
+	store_close(s);
+}
+
 /* A completion that submits another batch, as the loop may. */
 struct resubmit {
 	struct store *s;
@@ -1584,6 +1645,7 @@ run_committer(const char *dir, enum store_sync sync, uint32_t interval_ms,
 			store_submit(s, b, on_committed, &k);
 			submitted++;
 		}
+		store_flush(s);
 		if (poll(&p, 1, 100) > 0 && read(p.fd, &n, sizeof(n)) < 0 &&
 		    errno != EAGAIN)
 			_exit(1);
@@ -2881,6 +2943,7 @@ main(void)
 		T(test_store_close_delivers_pending_completions),
 		T(test_store_close_fails_batches_submitted_by_last_completions),
 		T(test_store_reap_inside_completion_keeps_order),
+		T(test_store_flush_confirms_unsynced_batches_itself),
 		cmocka_unit_test(test_store_batch_rejects_unterminated_name),
 		T(test_store_sync_always_keeps_confirmed_batches_through_sigkill),
 		T(test_store_sync_interval_keeps_confirmed_batches_through_sigkill),
