@@ -714,7 +714,8 @@ find_command(const char **pos, size_t npos, size_t *wordsp,
 }
 
 /* --help: the help of the command the positionals name, of its group, or
- * the main one. @return the exit code. */
+ * the main one; words that name no command are a usage error, as they
+ * are without --help. @return the exit code. */
 static int
 print_help(const char **pos, size_t npos)
 {
@@ -722,6 +723,10 @@ print_help(const char **pos, size_t npos)
 	size_t words;
 	const struct cmd_def *d = find_command(pos, npos, &words, &g, 1);
 
+	if (d == NULL && npos > (g != NULL ? 1u : 0u)) {
+		(void)find_command(pos, npos, &words, &g, 0); /* says why */
+		return EXIT_USAGE;
+	}
 	fputs(d != NULL	  ? d->help
 	      : g != NULL ? g->help
 			  : cli_help_main,

@@ -687,6 +687,18 @@ test_help_exits_0_on_stdout(void **state)
 	run_free(&r);
 }
 
+/* --help names no unknown command into existence: the words are a usage
+ * error with it as without it. */
+static void
+test_help_of_an_unknown_command_exits_2(void **state)
+{
+	(void)state;
+	expect_usage(ARGS("nosuchcmd", "--help"));
+	expect_usage(ARGS("--help", "nosuchcmd"));
+	expect_usage(ARGS("queue", "nosuch", "--help"));
+	expect_usage(ARGS("-h", "dlq", "nosuch"));
+}
+
 /* The help of args mentions every string of want (NULL-ended). */
 static void
 expect_help_lists(const char *const *args, const char *const *want)
@@ -2935,6 +2947,7 @@ main(void)
 		cmocka_unit_test(
 			test_job_flags_usage_errors_exit_2_before_connecting),
 		cmocka_unit_test(test_help_exits_0_on_stdout),
+		cmocka_unit_test(test_help_of_an_unknown_command_exits_2),
 		cmocka_unit_test(test_help_lists_job_flags),
 		cmocka_unit_test(test_unreachable_broker_exits_3),
 		cmocka_unit_test(test_silent_broker_times_out_exits_3),
