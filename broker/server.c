@@ -383,7 +383,8 @@ server_listen(struct listener *l, const char *addr)
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
+	    addr_bind(fd, ai->ai_addr, ai->ai_addrlen, addr) < 0 ||
+	    listen(fd, 1024) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
 		rc = -errno;
 		log_error("listen %s: %s", addr, strerror(errno));

@@ -2,9 +2,12 @@
  * addr: see addr.h.
  */
 #include "net/addr.h"
+#include "lib/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -65,4 +68,23 @@ addr_peer_name(int fd, char *buf, size_t size)
 				 (unsigned)ntohs(in6->sin6_port));
 	}
 	return addr_is_loopback((const struct sockaddr *)&ss, len);
+}
+
+int
+addr_bind(int fd, const struct sockaddr *sa, socklen_t len, const char *what)
+{
+	const struct timespec step = { 0, 50 * 1000000L };
+	int tries = ADDR_BIND_RETRY_MS / 50;
+
+	while (bind(fd, sa, len) < 0) {
+		if (errno != EADDRINUSE || tries-- == 0)
+			return -1;
+		if (tries == ADDR_BIND_RETRY_MS / 50 - 1)
+			log_warn("%s: address in use; trying again for up to "
+				 "%d ms (a process that just stopped may "
+				 "still hold it)",
+				 what, ADDR_BIND_RETRY_MS);
+		(void)nanosleep(&step, NULL);
+	}
+	return 0;
 }

@@ -21,4 +21,17 @@ int addr_peer_is_loopback(int fd);
  *         addr_peer_is_loopback). */
 int addr_peer_name(int fd, char *buf, size_t size);
 
+/* How long addr_bind tries again while the address is in use. */
+#define ADDR_BIND_RETRY_MS 3000
+
+/*
+ * bind(2), tried again every 50 ms for up to ADDR_BIND_RETRY_MS while the
+ * address is in use (logged once, naming what): a broker restarted at once
+ * after a kill -9 finds its old listening socket alive until the kernel
+ * has torn down the dead process's io_uring, a few milliseconds later,
+ * SO_REUSEADDR notwithstanding. @return 0, or -1 with errno set.
+ */
+int addr_bind(int fd, const struct sockaddr *sa, socklen_t len,
+	      const char *what);
+
 #endif

@@ -545,7 +545,7 @@ http_open(struct http **out, struct loop *loop, const char *listen_addr,
 	if (h->fd < 0 ||
 	    setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) <
 		    0 ||
-	    bind(h->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    addr_bind(h->fd, ai->ai_addr, ai->ai_addrlen, listen_addr) < 0 ||
 	    listen(h->fd, 64) < 0 ||
 	    getsockname(h->fd, (struct sockaddr *)&ss, &sslen) < 0 ||
 	    getnameinfo((struct sockaddr *)&ss, sslen, hbuf, sizeof(hbuf), pbuf,

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1182,6 +1183,69 @@ test_sigterm_exits_within_the_timeout(void **state)
 	harness_cleanup(&b);
 }
 
+static void *
+close_later(void *arg)
+{
+	usleep(300 * 1000);
+	close(*(int *)arg);
+	return NULL;
+}
+
+/* A listening port still held when the broker starts (a broker killed
+ * -9 holds its own for a few ms after it is reaped) is tried again until
+ * it is free, saying so in the log; one held for good fails the start
+ * with exit 1 after the retries. */
+static void
+test_listen_waits_for_a_port_still_in_use(void **state)
+{
+	struct sockaddr_in sa = { 0 };
+	socklen_t len = sizeof(sa);
+	char addr[32], dir[] = "/tmp/ringmq-test-XXXXXX";
+	char log[] = "/tmp/ringmq-test-log-XXXXXX";
+	const char *flags[] = { "--listen", addr, NULL };
+	struct harness_broker b;
+	pthread_t closer;
+	int holder, fd, one = 1;
+
+	(void)state;
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(holder >= 0);
+	assert_int_equal(
+		setsockopt(holder, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)),
+		0);
+	assert_int_equal(bind(holder, (struct sockaddr *)&sa, len), 0);
+	assert_int_equal(listen(holder, 1), 0);
+	assert_int_equal(getsockname(holder, (struct sockaddr *)&sa, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+
+	/* Held for good: refused after the retries. */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(harness_run_exit((const char *const[]){
+				 "--listen", addr, "--http", "off", "--data",
+				 dir, NULL }),
+			 1);
+	assert_int_equal(harness_remove_dir(dir), 0);
+
+	/* Let go 300 ms into the start: the broker listens there. */
+	fd = mkostemp(log, O_CLOEXEC);
+	assert_true(fd >= 0);
+	close(fd);
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	b.log_path = log;
+	assert_int_equal(pthread_create(&closer, NULL, close_later, &holder),
+			 0);
+	assert_int_equal(harness_start(&b, flags), 0);
+	assert_int_equal(pthread_join(closer, NULL), 0);
+	assert_string_equal(b.addr, addr);
+	assert_true(file_has_line(log, "address in use; trying again"));
+	assert_int_equal(harness_stop(&b), 0);
+	harness_cleanup(&b);
+	unlink(log);
+}
+
 /* sync=interval confirms on receipt: also the publishes that extend a
  * partition's offset reservation, which must wait for a commit, wait for
  * one commit, not for the rest of a long interval. */
@@ -1442,6 +1506,7 @@ main(void)
 		cmocka_unit_test(test_sigterm_says_goodbye_and_exits_0),
 		cmocka_unit_test(test_sigterm_releases_leases_without_counting),
 		cmocka_unit_test(test_sigterm_exits_within_the_timeout),
+		cmocka_unit_test(test_listen_waits_for_a_port_still_in_use),
 		cmocka_unit_test(
 			test_interval_confirms_without_waiting_out_the_interval),
 		cmocka_unit_test(
