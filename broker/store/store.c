@@ -115,7 +115,6 @@ struct store {
 	 * read by store_grow_room on any thread. */
 	_Atomic uint64_t file_bytes;
 	uint64_t last_commit_ns;
-	bool is_full_logged;
 	bool is_statvfs_logged;
 
 	/* Shared, under lock. */
@@ -152,6 +151,9 @@ struct store {
 	_Atomic uint64_t used_bytes;
 	_Atomic uint64_t high_water_bytes;
 	atomic_bool is_panicked;
+	/* Growing batches are refused for room (written by whoever
+	 * journals or commits, read anywhere): they need more to resume. */
+	atomic_bool is_full;
 
 	/* The journal (opts.journal): NULL when off. The storage thread
 	 * owns it once started; the apply thread owns LMDB's writes. */
@@ -351,12 +353,19 @@ room_now(const struct store *s, int *errnop)
 	uint64_t high = atomic_load(&s->high_water_bytes);
 	uint64_t file_bytes = atomic_load(&s->file_bytes);
 	int64_t room, fs_room;
+	bool is_full = atomic_load(&s->is_full);
 	uint64_t fs_reserve, fs_total;
 	struct statvfs sv;
 
 	*errnop = 0;
 	room = (int64_t)s->limit_bytes - (int64_t)s->headroom_bytes -
 	       (int64_t)used;
+	/* Once full, publishing resumes only when half a headroom is free
+	 * again: each commit frees a few pages (and, with the journal, the
+	 * room counted for what LMDB had yet to apply comes back), which
+	 * would otherwise let one small publish in between refusals. */
+	if (is_full)
+		room -= (int64_t)(s->headroom_bytes / 2);
 	if (fstatvfs(s->lock_fd, &sv) != 0) {
 		*errnop = errno;
 		return room;
@@ -376,6 +385,8 @@ room_now(const struct store *s, int *errnop)
 		  (int64_t)(high - used) - (int64_t)fs_reserve;
 	if (file_bytes > high)
 		fs_room += (int64_t)(file_bytes - high);
+	if (is_full) /* as above: half a headroom, or a 32nd of a small one */
+		fs_room -= (int64_t)(fs_reserve / 4);
 	return fs_room < room ? fs_room : room;
 }
 
@@ -462,9 +473,9 @@ prealloc_ahead(struct store *s)
 static void
 log_full(struct store *s, bool is_full)
 {
-	if (is_full == s->is_full_logged)
+	if (is_full == atomic_load(&s->is_full))
 		return;
-	s->is_full_logged = is_full;
+	atomic_store(&s->is_full, is_full);
 	if (is_full)
 		log_warn("store: %s: storage full (%llu of %llu bytes in use): "
 			 "refusing new data until space is freed",

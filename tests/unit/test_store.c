@@ -1299,6 +1299,38 @@ test_store_small_map_refuses_grows_but_commits_deletes(void **state)
 	store_close(s);
 }
 
+/* Once full, a growing batch waits for half a headroom (a 1 MiB map:
+ * 32 KiB) to be free again, not for the few bytes a delete frees, so
+ * that publishing does not flap at the edge. */
+static void
+test_store_full_resumes_only_with_half_a_headroom_free(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_with(f->dir, 1 * MiB, STORE_SYNC_ALWAYS, 0);
+	struct store_batch *del;
+	uint64_t next = 0;
+	int rounds = 0;
+
+	while (commit(s, big_batch(1, next, 4, 3000)) == 0) {
+		next += 4;
+		assert_true(++rounds < 200);
+	}
+	/* A page or so freed: still full, also for a small one. */
+	del = store_batch_new(0);
+	assert_int_equal(store_batch_del_msgs(del, 1, 0, 0, 1), 0);
+	assert_int_equal(commit(s, del), 0);
+	drain(s);
+	assert_int_equal(commit(s, big_batch(1, next, 1, 100)),
+			 -RMQ_ESTORAGE_FULL);
+	/* 20 messages of 3,000 bytes, a page each, freed: room again. */
+	del = store_batch_new(0);
+	assert_int_equal(store_batch_del_msgs(del, 1, 0, 1, 21), 0);
+	assert_int_equal(commit(s, del), 0);
+	drain(s);
+	assert_int_equal(commit(s, big_batch(1, next, 1, 100)), 0);
+	store_close(s);
+}
+
 static void
 test_store_batch_over_map_fails_alone(void **state)
 {
@@ -2966,6 +2998,7 @@ main(void)
 		T(test_store_detects_corrupt_message_and_reads_others),
 		T(test_store_load_fails_on_corrupt_group_record),
 		T(test_store_small_map_refuses_grows_but_commits_deletes),
+		T(test_store_full_resumes_only_with_half_a_headroom_free),
 		T(test_store_batch_over_map_fails_alone),
 		T(test_store_usage_reports_map_and_growth),
 		T(test_store_group_commit_completes_in_submission_order),
