@@ -669,8 +669,9 @@ queue_publish(struct queues *qs, const struct publish_batch *p,
 
 		if (rc < 0 || (reserved && reserve_add(r, i, reserved) < 0))
 			goto fail;
-		/* Confirmed early only within what is already durable. */
-		if (touched[i] &&
+		/* sync=interval confirms early only within what is already
+		 * durable; the other modes reserve nothing. */
+		if (qs->cfg->sync == CONFIG_SYNC_INTERVAL && touched[i] &&
 		    q->parts[i].next_offset > q->parts[i].reserved_durable)
 			is_reserving = 1;
 	}
