@@ -616,6 +616,102 @@ test_stop_during_a_long_backup_exits_cleanly(void **state)
 	harness_cleanup(&b);
 }
 
+/* Reads the file at path whole, malloc'ed and NUL-ended. */
+static char *
+read_whole(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n > 0);
+	rewind(f);
+	text = malloc((size_t)n + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+/* Checks that every ringmq_* name in the file is a metric family of
+ * exposition (a histogram's _bucket, _sum and _count by its family);
+ * returns how many names it checked. */
+static int
+expect_names_exported(const char *file, const char *exposition)
+{
+	static const char *const parts[] = { "_bucket", "_sum", "_count" };
+	char *text = read_whole(file);
+	int checked = 0;
+
+	for (const char *p = text; (p = strstr(p, "ringmq_")) != NULL;) {
+		char name[128], type[160];
+		size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		int found;
+
+		/* Not a name: part of a longer word (the rule file's
+		 * RingmqDown, say, is not lower case). */
+		if (p > text &&
+		    (p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z'))) {
+			p += n;
+			continue;
+		}
+		assert_true(n < sizeof(name));
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		snprintf(type, sizeof(type), "# TYPE %s ", name);
+		found = strstr(exposition, type) != NULL;
+		/* A broker without the journal has no journal figures. */
+		if (harness_journal() == 0 &&
+		    strncmp(name, "ringmq_journal_", 15) == 0)
+			found = 1;
+		for (size_t i = 0; !found && i < 3; i++) {
+			size_t len = strlen(parts[i]);
+
+			if (n > len && strcmp(name + n - len, parts[i]) == 0) {
+				snprintf(type, sizeof(type),
+					 "# TYPE %.*s histogram",
+					 (int)(n - len), name);
+				found = strstr(exposition, type) != NULL;
+			}
+		}
+		if (!found)
+			fail_msg("%s names %s, which /metrics does not export",
+				 file, name);
+		checked++;
+	}
+	free(text);
+	return checked;
+}
+
+/* The Grafana dashboard and the alerting rules in dist/ name only metrics
+ * the broker exports, so that a rename cannot leave them blank. */
+static void
+test_dashboard_and_alerts_name_exported_metrics(void **state)
+{
+	const char *dist = getenv("RINGMQ_DIST_DIR");
+	char path[4096];
+	char *text = http_get("/metrics");
+
+	(void)state;
+	if (dist == NULL) {
+		free(text);
+		fail_msg("RINGMQ_DIST_DIR is not set");
+	}
+	snprintf(path, sizeof(path), "%s/grafana/ringmq.json", dist);
+	assert_true(expect_names_exported(path, text) >= 20);
+	snprintf(path, sizeof(path), "%s/prometheus/ringmq-rules.yml", dist);
+	assert_true(expect_names_exported(path, text) >= 5);
+	snprintf(path, sizeof(path), "%s/prometheus/ringmq-rules.test.yml",
+		 dist);
+	assert_true(expect_names_exported(path, text) >= 5);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -624,6 +720,8 @@ main(void)
 		cmocka_unit_test(test_http_methods_and_bad_requests),
 		cmocka_unit_test(test_healthz_says_shutting_down),
 		cmocka_unit_test(test_metrics_are_valid_and_move_with_load),
+		cmocka_unit_test(
+			test_dashboard_and_alerts_name_exported_metrics),
 		cmocka_unit_test(test_delivery_latency_counts_the_wait),
 		cmocka_unit_test(test_async_publish_burst_shares_one_batch),
 		cmocka_unit_test(
