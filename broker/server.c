@@ -29,6 +29,7 @@
 #include "net/http.h"
 #include "net/addr.h"
 #include "net/loop.h"
+#include "net/sdnotify.h"
 #include "net/tls.h"
 #include "req/auth.h"
 #include "req/req.h"
@@ -78,6 +79,14 @@ struct server {
 	uint64_t next_sweep_ms;	   /* monotonic: next idle connection sweep */
 	uint64_t denied;	   /* clients refused since the last log */
 	uint64_t denied_logged_ms; /* monotonic */
+	/* The service manager (systemd's notify protocol); NULL outside
+	 * it. The watchdog is pinged from the loop, so a stuck loop stops
+	 * the pings. */
+	struct sdnotify *notify;
+	uint64_t watchdog_ms;	   /* 0: no watchdog */
+	uint64_t next_watchdog_ms; /* monotonic */
+	size_t status_queues;	   /* in the last STATUS sent */
+	size_t status_conns;
 };
 
 static void
@@ -650,6 +659,10 @@ on_signal(struct loop_op *op, int res, uint32_t flags)
 	} else if (res == (int)sizeof(srv->siginfo) && !srv->is_stopping) {
 		log_info("received %s: shutting down",
 			 strsignal((int)srv->siginfo.ssi_signo));
+		sdnotify_send(srv->notify,
+			      "STOPPING=1\nSTATUS=stopping: confirming what "
+			      "was received, %zu connections",
+			      srv->env.count);
 		srv->is_stopping = 1;
 		srv->req.is_shutting_down = 1;
 		/* Exit within the timeout: the loop stops a margin before it
@@ -699,6 +712,23 @@ server_stop_step(struct server *srv)
 	return SHUTDOWN_POLL_MS;
 }
 
+/* Tells the service manager what the broker holds, when it changed
+ * (systemctl status shows it). */
+static void
+server_status(struct server *srv)
+{
+	size_t nq = queues_count(srv->qs);
+
+	if (srv->notify == NULL || srv->is_stopping ||
+	    (nq == srv->status_queues && srv->env.count == srv->status_conns))
+		return;
+	srv->status_queues = nq;
+	srv->status_conns = srv->env.count;
+	sdnotify_send(srv->notify,
+		      "STATUS=serving: %zu queues, %zu connections", nq,
+		      srv->env.count);
+}
+
 static int64_t
 server_tick(void *ctx)
 {
@@ -722,6 +752,15 @@ server_tick(void *ctx)
 		conn_sweep(&srv->env, now);
 		http_sweep(srv->http);
 		srv->next_sweep_ms = now + (period < 1000 ? period : 1000);
+		server_status(srv);
+	}
+	if (srv->watchdog_ms > 0) {
+		if (now >= srv->next_watchdog_ms) {
+			sdnotify_send(srv->notify, "WATCHDOG=1");
+			srv->next_watchdog_ms = now + srv->watchdog_ms;
+		}
+		if (next < 0 || (int64_t)(srv->next_watchdog_ms - now) < next)
+			next = (int64_t)(srv->next_watchdog_ms - now);
 	}
 	if (next < 0 || (int64_t)(srv->next_sweep_ms - now) < next)
 		next = (int64_t)(srv->next_sweep_ms - now);
@@ -928,6 +967,15 @@ server_run(const struct config *cfg)
 		printf("listening on %s\n", bound);
 	}
 	fflush(stdout);
+	/* Ready: recovered, listening, serving from the first loop pass. */
+	srv.notify = sdnotify_open();
+	srv.watchdog_ms = sdnotify_watchdog_ms(srv.notify);
+	srv.next_watchdog_ms = clock_mono_ms();
+	srv.status_queues = queues_count(srv.qs);
+	sdnotify_send(srv.notify,
+		      "READY=1\nMAINPID=%ld\nSTATUS=serving: %zu queues, 0 "
+		      "connections",
+		      (long)getpid(), srv.status_queues);
 	rc = loop_run(srv.loop, server_tick, &srv);
 	code = rc < 0 ? 1 : 0;
 	store_drain(srv.store);
@@ -954,5 +1002,6 @@ out:
 	tls_ctx_close(srv.http_tls);
 	if (srv.signal_fd >= 0)
 		close(srv.signal_fd);
+	sdnotify_close(srv.notify);
 	return code;
 }

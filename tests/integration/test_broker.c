@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1246,6 +1247,72 @@ test_listen_waits_for_a_port_still_in_use(void **state)
 	unlink(log);
 }
 
+/* Waits up to ms for a datagram on fd containing text; 1 if one came. */
+static int
+notify_wait(int fd, const char *text, int ms)
+{
+	long long deadline = harness_now_ms() + ms;
+	char msg[1024];
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = deadline - harness_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return 0;
+		n = recv(fd, msg, sizeof(msg) - 1, 0);
+		if (n <= 0)
+			continue;
+		msg[n] = '\0';
+		if (strstr(msg, text) != NULL)
+			return 1;
+	}
+}
+
+/* Under a service manager ($NOTIFY_SOCKET), the broker says READY=1 with
+ * its status once it listens, pings the watchdog $WATCHDOG_USEC asks
+ * for from its loop, and says STOPPING=1 at SIGTERM. */
+static void
+test_service_manager_is_told_ready_watchdog_and_stopping(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/ringmq-test-XXXXXX";
+	struct harness_broker b;
+	ringmq_client *c;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", dir);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	/* The broker inherits these; the harness's later brokers must not. */
+	assert_int_equal(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
+	assert_int_equal(setenv("WATCHDOG_USEC", "200000", 1), 0);
+	memset(&b, 0, sizeof(b));
+	b.stdout_fd = -1;
+	assert_int_equal(harness_start(&b, NULL), 0);
+	assert_int_equal(unsetenv("NOTIFY_SOCKET"), 0);
+	assert_int_equal(unsetenv("WATCHDOG_USEC"), 0);
+	assert_true(notify_wait(fd, "READY=1", WAIT_MS));
+	/* Pinged every 100 ms: several within a second. */
+	for (int i = 0; i < 3; i++)
+		assert_true(notify_wait(fd, "WATCHDOG=1", 1000));
+	c = testlib_connect(b.addr);
+	create_queue(c, "seen", 1);
+	assert_true(notify_wait(fd, "STATUS=serving: 1 queues, 1 connections",
+				3000));
+	ringmq_client_free(c);
+	assert_int_equal(kill(b.pid, SIGTERM), 0);
+	assert_true(notify_wait(fd, "STOPPING=1", WAIT_MS));
+	assert_int_equal(harness_wait_exit(&b, WAIT_MS) != -1, 1);
+	harness_cleanup(&b);
+	close(fd);
+	assert_int_equal(harness_remove_dir(dir), 0);
+}
+
 /* sync=interval confirms on receipt: also the publishes that extend a
  * partition's offset reservation, which must wait for a commit, wait for
  * one commit, not for the rest of a long interval. */
@@ -1507,6 +1574,8 @@ main(void)
 		cmocka_unit_test(test_sigterm_releases_leases_without_counting),
 		cmocka_unit_test(test_sigterm_exits_within_the_timeout),
 		cmocka_unit_test(test_listen_waits_for_a_port_still_in_use),
+		cmocka_unit_test(
+			test_service_manager_is_told_ready_watchdog_and_stopping),
 		cmocka_unit_test(
 			test_interval_confirms_without_waiting_out_the_interval),
 		cmocka_unit_test(
