@@ -898,6 +898,8 @@ journal_sync_now(struct store *s)
 	return rc;
 }
 
+static void checkpoint_wait(struct store *s);
+
 /* Appends the batches of list to the journal, makes them as durable as
  * the sync mode says, and queues the ones that made it for the apply
  * thread. is_inline: the loop thread writes a group that fits in the
@@ -906,9 +908,10 @@ journal_sync_now(struct store *s)
 static void
 journal_group(struct store *s, struct store_batch *list, bool is_inline)
 {
-	uint64_t start = clock_mono_ns(), bytes = 0, last = 0, ns;
+	uint64_t start = clock_mono_ns(), bytes = 0, last = 0, ns, grown = 0;
 	int64_t room = INT64_MAX;
 	bool is_room_known = false, is_urgent = false, is_wake;
+	bool is_caught_up = is_inline; /* the loop never waits */
 	int is_full = -1, rc;
 	size_t n = 0;
 
@@ -936,6 +939,19 @@ journal_group(struct store *s, struct store_batch *list, bool is_inline)
 				room = grow_room(s) - 2 * (int64_t)behind;
 				is_room_known = true;
 			}
+			/* Much of the room counted gone may be LMDB's
+			 * backlog, which a checkpoint turns into its real
+			 * size: wait for one (once a group) before
+			 * refusing, so that a refusal means full. */
+			if ((room <= 0 || (int64_t)b->len > room) &&
+			    !is_caught_up) {
+				checkpoint_wait(s);
+				pthread_mutex_lock(&s->lock);
+				room = grow_room(s) -
+				       2 * (int64_t)(s->apply_bytes + grown);
+				pthread_mutex_unlock(&s->lock);
+				is_caught_up = true;
+			}
 			/* Once confirmed, LMDB must take it: one larger
 			 * than the room left is refused too. */
 			if (room <= 0 || (int64_t)b->len > room) {
@@ -956,6 +972,7 @@ journal_group(struct store *s, struct store_batch *list, bool is_inline)
 		if (b->flags & STORE_BATCH_GROWS) {
 			is_full = is_full == 1 ? 1 : 0;
 			room -= 2 * (int64_t)b->len;
+			grown += b->len;
 		}
 		bytes += b->len;
 		last = b->seq;
@@ -1236,8 +1253,8 @@ apply_thread(void *arg)
 }
 
 /* Blocks until LMDB holds every batch journaled so far (none when the
- * journal is off or LMDB cannot apply). Any thread but the storage and
- * apply threads. */
+ * journal is off or LMDB cannot apply). Any thread but the apply thread
+ * (the storage thread between groups' writes). */
 static void
 checkpoint_wait(struct store *s)
 {
@@ -1300,7 +1317,7 @@ store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 static bool
 is_inline_ok(const struct store *s)
 {
-	uint64_t room, need = 0;
+	uint64_t room, need = 0, grows = 0;
 
 	if (s->is_journal_busy || s->is_stopping || s->urgent_pending > 0 ||
 	    atomic_load(&s->is_panicked))
@@ -1312,6 +1329,17 @@ is_inline_ok(const struct store *s)
 	for (const struct store_batch *b = s->pending; b != NULL; b = b->next) {
 		need += journal_record_bytes((uint32_t)b->len);
 		if (need > room)
+			return false;
+		if (b->flags & STORE_BATCH_GROWS)
+			grows += b->len;
+	}
+	/* Near full, the storage thread decides: it may wait for LMDB to
+	 * catch up before it refuses, which the loop may not. */
+	if (grows > 0) {
+		int err;
+
+		if (room_now(s, &err) - 2 * (int64_t)(s->apply_bytes + grows) <=
+		    0)
 			return false;
 	}
 	return true;
