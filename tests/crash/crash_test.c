@@ -1037,7 +1037,8 @@ check_phantoms(struct verdict *v, struct drec *dels, size_t n)
 				r->partition);
 	}
 	/* One (group, partition, offset): one message, whatever the run. */
-	qsort(dels, n, sizeof(*dels), cmp_drec_position);
+	if (n > 0)
+		qsort(dels, n, sizeof(*dels), cmp_drec_position);
 	while (i < n) {
 		size_t j = i + 1;
 
@@ -1104,7 +1105,8 @@ check_acks(struct verdict *v, const struct drec *dels, size_t n,
 {
 	size_t a = 0;
 
-	qsort(acks, n_acks, sizeof(*acks), cmp_arec_position);
+	if (n_acks > 0) /* none: acks may be NULL, which qsort may not get */
+		qsort(acks, n_acks, sizeof(*acks), cmp_arec_position);
 	for (size_t k = 0; k < n; k++) {
 		const struct drec *r = &dels[k];
 
@@ -1143,7 +1145,8 @@ count_copies(struct verdict *v, struct drec *dels, size_t n)
 {
 	size_t i = 0;
 
-	qsort(dels, n, sizeof(*dels), cmp_drec_message);
+	if (n > 0)
+		qsort(dels, n, sizeof(*dels), cmp_drec_message);
 	while (i < n) {
 		size_t j = i + 1, positions = 1;
 
@@ -1170,7 +1173,8 @@ check_order(struct verdict *v, struct drec *dels, size_t n,
 {
 	size_t i = 0;
 
-	qsort(dels, n, sizeof(*dels), cmp_group_key_lease);
+	if (n > 0)
+		qsort(dels, n, sizeof(*dels), cmp_group_key_lease);
 	while (i < n) {
 		size_t j = i;
 		uint64_t epoch = 0;
@@ -1339,7 +1343,8 @@ check_positions(struct verdict *v, const struct drec *dels, size_t n,
 					.seq = s,
 					.producer = (uint8_t)p
 				};
-	qsort(cp, m, sizeof(*cp), cmp_cpos);
+	if (m > 0)
+		qsort(cp, m, sizeof(*cp), cmp_cpos);
 	for (size_t i = 1; i < m; i++)
 		if (cmp_cpos(&cp[i - 1], &cp[i]) == 0 &&
 		    v->offset_reused++ < REPORT_MAX && !is_quiet)
@@ -1569,7 +1574,8 @@ check_the_checker(const struct verdict *base)
 	/* Order: two neighbouring first deliveries swap places. */
 	if ((d = copy_dels(&n)) == NULL)
 		goto oom;
-	qsort(d, n, sizeof(*d), cmp_group_key_lease);
+	if (n > 0)
+		qsort(d, n, sizeof(*d), cmp_group_key_lease);
 	k = find_ordered_pair(d, n);
 	if (k >= 0) {
 		uint64_t lease = d[k].lease;
