@@ -568,7 +568,7 @@ test_stop_during_a_long_backup_exits_cleanly(void **state)
 	struct harness_broker b;
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
 	Ringmq__Backup bk = RINGMQ__BACKUP__INIT;
-	char dir[128] = "/tmp/ringmq-test-XXXXXX", path[200], cmd[300];
+	char dir[128] = "/tmp/ringmq-test-XXXXXX", path[200];
 	struct stat st;
 	ringmq_client *c;
 	long long t0;
@@ -611,8 +611,7 @@ test_stop_during_a_long_backup_exits_cleanly(void **state)
 		snprintf(path, sizeof(path), "%s/data.mdb.partial", dir);
 		assert_int_equal(stat(path, &st), 0);
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(harness_remove_dir(dir), 0);
 	harness_cleanup(&b);
 }
 
