@@ -36,8 +36,14 @@ struct http_conn {
 	struct http *h; /* borrowed */
 	int fd;
 	struct loop_op read_op, send_op;
-	char head[HTTP_HEAD_MAX];
+	/* The request: its head (at most HTTP_HEAD_MAX) and a POST's body,
+	 * NUL-terminated. */
+	char head[HTTP_HEAD_MAX + HTTP_BODY_MAX + 1];
 	size_t head_len;
+	size_t head_end; /* where the body starts; 0: head not whole yet */
+	size_t body_len; /* Content-Length */
+	struct http_request req;
+	char peer[64];
 	char *out; /* owned: the whole answer, once answered (plaintext) */
 	size_t out_len;
 	struct tls_conn *tls; /* owned; NULL: plain HTTP */
@@ -46,10 +52,14 @@ struct http_conn {
 	size_t wire_len, sent;
 	struct msghdr msg;
 	struct iovec iov;
-	int is_busy;	    /* an operation is in flight */
-	int is_refused;	    /* answered 400 or 431: drain before closing */
-	int is_failed;	    /* TLS failed: close once its alert is out */
-	int is_local;	    /* the peer is on this host */
+	int is_busy;	/* an operation is in flight */
+	int is_refused; /* answered 400 or 431: drain before closing */
+	int is_failed;	/* TLS failed: close once its alert is out */
+	int is_local;	/* the peer is on this host */
+	int is_served;	/* handed to serve, not answered yet */
+	int is_head;	/* a HEAD request: the answer has no body */
+	void (*abandon)(void *arg); /* http_on_abandon */
+	void *abandon_arg;
 	size_t drained;	    /* bytes read and dropped since the answer */
 	uint64_t opened_ms; /* monotonic */
 	struct http_conn *next, *prev;
@@ -105,6 +115,8 @@ hc_free(struct http_conn *c)
 {
 	struct http *h = c->h;
 
+	if (c->is_served && c->abandon != NULL)
+		c->abandon(c->abandon_arg);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -243,72 +255,35 @@ hc_send_records(struct http_conn *c)
 	return 1;
 }
 
-/* Builds the whole answer for the request head in c and sends it. bad: a
- * status the request earned before its head was whole (431), or NULL. */
+/* Sends the answer: status line, headers, body (none for HEAD). */
 static void
-hc_answer(struct http_conn *c, const char *bad)
+hc_send_answer(struct http_conn *c, const char *status, const char *type,
+	       const char *headers, const void *body, size_t len)
 {
-	struct http_body body = { 0 };
-	const char *status = "200 OK";
-	const char *type = "text/plain; charset=utf-8";
-	const char *allow = "";
-	size_t mlen = strcspn(c->head, " ");
-	const char *path = c->head + mlen + (c->head[mlen] == ' ');
-	size_t plen = strcspn(path, " ?");
-	int is_head = mlen == 4 && memcmp(c->head, "HEAD", 4) == 0;
-	int is_get = mlen == 3 && memcmp(c->head, "GET", 3) == 0;
-	const char *denied = NULL;
+	int n;
 
-	if (bad == NULL && !request_line_ok(c->head))
-		bad = "400 Bad Request";
-	if (bad == NULL)
-		denied = access_refusal(c, &allow);
-	if (bad != NULL) {
-		status = bad;
-		is_head = 0;
-		c->is_refused = 1;
-		http_body_printf(&body, "%s\n", bad + 4);
-	} else if (denied != NULL) {
-		status = denied;
-		http_body_printf(&body, "%s\n",
-				 strncmp(denied, "401", 3) == 0
-					 ? "this broker's HTTP port wants a "
-					   "token: Authorization: Bearer TOKEN"
-					 : "this broker's HTTP port answers "
-					   "only its own host (set "
-					   "http-token-file, or auth off)");
-	} else if (!is_get && !is_head) {
-		status = "405 Method Not Allowed";
-		allow = "Allow: GET, HEAD\r\n";
-		http_body_printf(&body, "only GET and HEAD\n");
-	} else if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
-		type = "text/plain; version=0.0.4; charset=utf-8";
-		c->h->handlers.metrics(c->h->handlers.ctx, &body);
-	} else if (plen == 8 && memcmp(path, "/healthz", 8) == 0) {
-		if (!c->h->handlers.health(c->h->handlers.ctx, &body))
-			status = "503 Service Unavailable";
-	} else {
-		status = "404 Not Found";
-		http_body_printf(&body, "try /metrics or /healthz\n");
-	}
-	if (body.is_oom) {
-		free(body.data);
-		hc_free(c);
-		return;
-	}
-	/* HEAD: the head GET would get, no body. */
-	if (asprintf(&c->out,
+	n = asprintf(&c->out,
 		     "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
-		     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%.*s",
-		     status, type, body.len, allow, is_head ? 0 : (int)body.len,
-		     body.data ? body.data : "") < 0) {
+		     "Content-Length: %zu\r\n%sX-Content-Type-Options: "
+		     "nosniff\r\nConnection: close\r\n\r\n",
+		     status, type, len, headers ? headers : "");
+	if (n < 0) {
 		c->out = NULL;
-		free(body.data);
 		hc_free(c);
 		return;
 	}
-	free(body.data);
-	c->out_len = strlen(c->out);
+	c->out_len = (size_t)n;
+	if (!c->is_head && len > 0) {
+		char *all = realloc(c->out, c->out_len + len);
+
+		if (all == NULL) {
+			hc_free(c);
+			return;
+		}
+		memcpy(all + c->out_len, body, len);
+		c->out = all;
+		c->out_len += len;
+	}
 	if (c->tls != NULL) {
 		/* Encrypted, and the end of the stream said. */
 		if (tls_conn_write(c->tls, (const uint8_t *)c->out,
@@ -326,11 +301,128 @@ hc_answer(struct http_conn *c, const char *bad)
 	hc_send_more(c);
 }
 
+/* Fills c->req from the head (whose request line is sound). */
+static void
+hc_parse(struct http_conn *c)
+{
+	struct http_request *r = &c->req;
+	size_t mlen = strcspn(c->head, " ");
+	const char *target = c->head + mlen + 1;
+	size_t tlen = strcspn(target, " ");
+	const char *q = memchr(target, '?', tlen);
+
+	snprintf(r->method, sizeof(r->method), "%.*s",
+		 (int)(mlen < sizeof(r->method) ? mlen : 0), c->head);
+	r->path = target;
+	r->path_len = q ? (size_t)(q - target) : tlen;
+	r->query = q ? q + 1 : NULL;
+	r->query_len = q ? tlen - r->path_len - 1 : 0;
+	r->body = c->head_end > 0 && c->body_len > 0 ? c->head + c->head_end
+						     : NULL;
+	r->body_len = r->body ? c->body_len : 0;
+	r->peer = c->peer;
+	r->is_local = c->is_local;
+	r->is_tls = c->tls != NULL;
+	c->is_head = strcmp(r->method, "HEAD") == 0;
+}
+
+static int
+path_is(const struct http_request *r, const char *path)
+{
+	return r->path_len == strlen(path) &&
+	       memcmp(r->path, path, r->path_len) == 0;
+}
+
+/* Answers the request whose head (and body) c holds. bad: a status the
+ * request earned before it was whole (400, 413, 431), or NULL. */
+static void
+hc_answer(struct http_conn *c, const char *bad)
+{
+	struct http_body body = { 0 };
+	const char *status = "200 OK";
+	const char *type = "text/plain; charset=utf-8";
+	const char *allow = "";
+	const char *denied = NULL;
+	struct http_request *r = &c->req;
+
+	if (bad == NULL && !request_line_ok(c->head))
+		bad = "400 Bad Request";
+	if (bad == NULL) {
+		hc_parse(c);
+		denied = access_refusal(c, &allow);
+		r->machine_refusal = denied == NULL ? 0 : atoi(denied);
+	}
+	if (bad != NULL) {
+		status = bad;
+		c->is_head = 0;
+		c->is_refused = 1;
+		http_body_printf(&body, "%s\n", bad + 4);
+	} else if (!path_is(r, "/metrics") && !path_is(r, "/healthz") &&
+		   c->h->handlers.serve != NULL) {
+		c->is_served = 1;
+		c->h->handlers.serve(c->h->handlers.ctx, c, r);
+		return;
+	} else if (denied != NULL) {
+		status = denied;
+		http_body_printf(&body, "%s\n",
+				 strncmp(denied, "401", 3) == 0
+					 ? "this broker's HTTP port wants a "
+					   "token: Authorization: Bearer TOKEN"
+					 : "this broker's HTTP port answers "
+					   "only its own host (set "
+					   "http-token-file, or auth off)");
+	} else if (strcmp(r->method, "GET") != 0 && !c->is_head) {
+		status = "405 Method Not Allowed";
+		allow = "Allow: GET, HEAD\r\n";
+		http_body_printf(&body, "only GET and HEAD\n");
+	} else if (path_is(r, "/metrics")) {
+		type = "text/plain; version=0.0.4; charset=utf-8";
+		c->h->handlers.metrics(c->h->handlers.ctx, &body);
+	} else if (path_is(r, "/healthz")) {
+		if (!c->h->handlers.health(c->h->handlers.ctx, &body))
+			status = "503 Service Unavailable";
+	} else {
+		status = "404 Not Found";
+		http_body_printf(&body, "try /metrics or /healthz\n");
+	}
+	if (body.is_oom) {
+		free(body.data);
+		hc_free(c);
+		return;
+	}
+	hc_send_answer(c, status, type, allow, body.data, body.len);
+	free(body.data);
+}
+
+const char *
+http_header(const struct http_conn *c, const char *name, size_t *len)
+{
+	return header_value(c->head, name, len);
+}
+
+void
+http_reply(struct http_conn *c, const char *status, const char *type,
+	   const char *headers, const void *body, size_t len)
+{
+	if (!c->is_served)
+		return; /* answered already */
+	c->is_served = 0;
+	c->abandon = NULL;
+	hc_send_answer(c, status, type, headers, body, len);
+}
+
+void
+http_on_abandon(struct http_conn *c, void (*fn)(void *arg), void *arg)
+{
+	c->abandon = fn;
+	c->abandon_arg = arg;
+}
+
 static void
 hc_read(struct http_conn *c)
 {
 	void *buf = c->head + c->head_len;
-	size_t len = HTTP_HEAD_MAX - 1 - c->head_len;
+	size_t len = sizeof(c->head) - 1 - c->head_len;
 
 	if (c->tls != NULL) {
 		buf = c->raw;
@@ -366,10 +458,10 @@ hc_tls_input(struct http_conn *c, size_t len)
 		hc_answer(c, "400 Bad Request (this port speaks HTTPS)");
 		return -1;
 	}
-	while (rc == 0 && c->head_len + added < HTTP_HEAD_MAX - 1) {
-		long n = tls_conn_read(c->tls,
-				       (uint8_t *)c->head + c->head_len + added,
-				       HTTP_HEAD_MAX - 1 - c->head_len - added);
+	while (rc == 0 && c->head_len + added < sizeof(c->head) - 1) {
+		long n = tls_conn_read(
+			c->tls, (uint8_t *)c->head + c->head_len + added,
+			sizeof(c->head) - 1 - c->head_len - added);
 
 		if (n <= 0) {
 			if (n < 0 && n != -ESHUTDOWN)
@@ -388,6 +480,51 @@ hc_tls_input(struct http_conn *c, size_t len)
 		return -1;
 	}
 	return (long)added;
+}
+
+/* Looks for the end of the head in c; once found, sets head_end and
+ * body_len (a POST's Content-Length). @return a refusal status, or NULL
+ * (whole or not yet). */
+static const char *
+hc_head_done(struct http_conn *c)
+{
+	const char *crlf = strstr(c->head, "\r\n\r\n");
+	const char *lf = strstr(c->head, "\n\n");
+	const char *end = NULL;
+	size_t len;
+	const char *v;
+
+	if (crlf != NULL && (lf == NULL || crlf < lf))
+		end = crlf + 4;
+	else if (lf != NULL)
+		end = lf + 2;
+	if (end == NULL)
+		return c->head_len >= HTTP_HEAD_MAX - 1
+			       ? "431 Request Header Fields Too Large"
+			       : NULL;
+	if ((size_t)(end - c->head) > HTTP_HEAD_MAX - 1)
+		return "431 Request Header Fields Too Large";
+	c->head_end = (size_t)(end - c->head);
+	if (header_value(c->head, "transfer-encoding", &len) != NULL)
+		return "411 Length Required"; /* no chunked bodies */
+	v = header_value(c->head, "content-length", &len);
+	if (v != NULL) {
+		char num[24];
+		char *stop;
+		unsigned long long n;
+
+		if (len == 0 || len >= sizeof(num))
+			return "400 Bad Request";
+		memcpy(num, v, len);
+		num[len] = '\0';
+		if (num[strspn(num, "0123456789")] != '\0')
+			return "400 Bad Request";
+		n = strtoull(num, &stop, 10);
+		if (n > HTTP_BODY_MAX)
+			return "413 Content Too Large";
+		c->body_len = (size_t)n;
+	}
+	return NULL;
 }
 
 static void
@@ -422,16 +559,20 @@ on_read(struct loop_op *op, int res, uint32_t flags)
 	c->head_len += added;
 	c->head[c->head_len] = '\0';
 	if (is_nul) {
-		hc_answer(c, "400 Bad Request"); /* no NUL in a head */
+		hc_answer(c, "400 Bad Request"); /* no NUL in a request */
 		return;
 	}
-	if (strstr(c->head, "\r\n\r\n") != NULL ||
-	    strstr(c->head, "\n\n") != NULL) {
+	if (c->head_end == 0) {
+		const char *bad = hc_head_done(c);
+
+		if (bad != NULL) {
+			hc_answer(c, bad);
+			return;
+		}
+	}
+	if (c->head_end > 0 && c->head_len >= c->head_end + c->body_len) {
+		c->head[c->head_end + c->body_len] = '\0';
 		hc_answer(c, NULL);
-		return;
-	}
-	if (c->head_len >= HTTP_HEAD_MAX - 1) {
-		hc_answer(c, "431 Request Header Fields Too Large");
 		return;
 	}
 	/* The handshake's answers go out before more is read. */
@@ -499,6 +640,8 @@ on_accept(struct loop_op *op, int res, uint32_t flags)
 			c->fd = res;
 			c->opened_ms = clock_mono_ms();
 			c->is_local = addr_peer_is_loopback(res);
+			if (addr_peer_name(res, c->peer, sizeof(c->peer)) < 0)
+				snprintf(c->peer, sizeof(c->peer), "?");
 			c->read_op =
 				(struct loop_op){ .cb = on_read, .data = c };
 			c->send_op =

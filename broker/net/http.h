@@ -1,11 +1,13 @@
 /*
  * http: the broker's small HTTP listener for operators, on the same event
- * loop: GET /metrics (Prometheus text exposition format) and GET /healthz.
+ * loop: GET /metrics (Prometheus text exposition format) and GET /healthz
+ * here, every other path through one serve callback (the dashboard).
  *
- * One request per connection (Connection: close): read the request head,
- * answer, close; over TLS when its handlers carry a TLS context (the
- * handshake's records go out between reads, the answer encrypted). Bodies come
- * from callbacks, so this module knows nothing of queues or storage.
+ * One request per connection (Connection: close): read the request head
+ * (and a POST's body, up to HTTP_BODY_MAX), answer, close; over TLS when
+ * its handlers carry a TLS context (the handshake's records go out between
+ * reads, the answer encrypted). Bodies come from callbacks, so this module
+ * knows nothing of queues or storage.
  */
 #ifndef RINGMQ_HTTP_H
 #define RINGMQ_HTTP_H
@@ -14,7 +16,27 @@
 
 struct loop;
 struct http;
+struct http_conn;
 struct tls_ctx;
+
+#define HTTP_BODY_MAX 8192 /* longest request body read (else 413) */
+
+/* A request handed to the serve callback; valid until it is answered. */
+struct http_request {
+	char method[8];	  /* "GET", "HEAD", "POST", ...; longer ones: 405 */
+	const char *path; /* the target up to '?', not NUL-terminated */
+	size_t path_len;
+	const char *query; /* after '?' (not NUL-terminated), or NULL */
+	size_t query_len;
+	const char *body; /* a POST's body (Content-Length bytes), or NULL */
+	size_t body_len;
+	const char *peer; /* the client's address, numeric */
+	int is_local;	  /* the peer is on this host */
+	int is_tls;	  /* it came over HTTPS */
+	/* What /metrics would answer it: 0 when it may be answered (token,
+	 * or host rule), else 401 or 403. */
+	int machine_refusal;
+};
 
 /* A growing text buffer the callbacks write into. */
 struct http_body {
@@ -31,6 +53,11 @@ struct http_handlers {
 	void (*metrics)(void *ctx, struct http_body *b);
 	/* Writes a reason and returns 1 if healthy, 0 if not (503). */
 	int (*health)(void *ctx, struct http_body *b);
+	/* Every other path (NULL: 404). Answers with http_reply, at once
+	 * or later (from another completion); until then the connection
+	 * waits. */
+	void (*serve)(void *ctx, struct http_conn *c,
+		      const struct http_request *r);
 	void *ctx;
 	/* Who is answered: with a token, every request that brings it
 	 * (Authorization: Bearer TOKEN; else 401); without one, peers on
@@ -49,6 +76,23 @@ struct http_handlers {
  */
 int http_open(struct http **out, struct loop *loop, const char *listen,
 	      const struct http_handlers *h, char *bound, size_t boundlen);
+
+/* The value of request header name (case-insensitive) of c's request,
+ * its length in *len; NULL when it has none. */
+const char *http_header(const struct http_conn *c, const char *name,
+			size_t *len);
+
+/*
+ * Answers c's request (once): status ("200 OK"), content type, extra
+ * header lines (each ending "\r\n", or NULL) and the body (copied; HEAD
+ * sends none). The connection closes after it.
+ */
+void http_reply(struct http_conn *c, const char *status, const char *type,
+		const char *headers, const void *body, size_t len);
+
+/* For an answer given later: fn(arg) runs if c goes (the peer left, the
+ * broker stops) before http_reply, which must then not be called. */
+void http_on_abandon(struct http_conn *c, void (*fn)(void *arg), void *arg);
 
 /* Closes connections older than the request timeout (slow or silent
  * peers); called now and then from the loop. NULL is a no-op. */
