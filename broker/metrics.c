@@ -100,6 +100,8 @@ static const struct {
 	{ "ringmq_group_consumers", "Subscriptions attached." },
 	{ "ringmq_group_oldest_age_seconds",
 	  "Age of the oldest message the group has not acked." },
+	{ "ringmq_group_paused",
+	  "1 while an administrator has paused the group's deliveries." },
 };
 
 #define GROUP_AGE_FAMILY 4 /* index above: rendered from publish times */
@@ -186,6 +188,7 @@ snap_group(void *arg, const struct group *g)
 	gs->v[3] = (double)gi.consumers;
 	gs->v[GROUP_AGE_FAMILY] =
 		age_seconds(oldest_publish_ms(sn->store, q, floors));
+	gs->v[5] = gi.is_paused;
 }
 
 static void

@@ -1476,7 +1476,7 @@ groups_tick(struct groups *gs)
 
 			woken = g->wake_next;
 			g->is_woken = 0;
-			if (!g->is_pending)
+			if (!g->is_pending && !g->is_paused)
 				group_dispatch(gs, g);
 		}
 	}

@@ -227,6 +227,13 @@ int groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		       int is_latest, lease_done_fn done, void *ctx);
 
 /* Ends every group of q in memory (the queue is being deleted). */
+/* Pauses (is_paused 1) or resumes group name of q. A paused group
+ * delivers nothing; its leases run on (acks, nacks, expiry) and its
+ * consumers stay attached. The pause lives in memory: a restart resumes.
+ * @return 0, or -RMQ_EGROUP_NOT_FOUND. */
+int groups_pause_named(struct groups *gs, struct queue *q, const char *name,
+		       int is_paused);
+
 void groups_drop_queue(struct groups *gs, struct queue *q);
 
 /* Deletes q's ready and delayed messages; leased ones stay.
@@ -237,6 +244,7 @@ int groups_purge_queue(struct groups *gs, struct queue *q, lease_done_fn done,
 struct group_info {
 	uint64_t ready, in_flight, lag;
 	uint32_t consumers;
+	int is_paused;
 };
 
 /* Calls fn for each committed group of q. */

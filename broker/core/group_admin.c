@@ -176,6 +176,23 @@ hide_others_privates(struct queue *q, struct group *g, uint32_t part)
 }
 
 int
+groups_pause_named(struct groups *gs, struct queue *q, const char *name,
+		   int is_paused)
+{
+	struct group *g = group_find(q, name);
+
+	if (g == NULL || g->is_pending)
+		return -RMQ_EGROUP_NOT_FOUND;
+	if (g->is_paused != !!is_paused)
+		log_info("group %s of %s %s", g->name, q->name,
+			 is_paused ? "paused" : "resumed");
+	g->is_paused = !!is_paused;
+	if (!g->is_paused)
+		group_wake(gs, g);
+	return 0;
+}
+
+int
 groups_reset_named(struct groups *gs, struct queue *q, const char *name,
 		   int is_latest, lease_done_fn done, void *ctx)
 {
@@ -303,6 +320,7 @@ group_info(const struct group *g, struct group_info *gi, uint64_t *floors)
 	const struct queue *q = g->q;
 
 	memset(gi, 0, sizeof(*gi));
+	gi->is_paused = g->is_paused;
 	for (const struct sub *s = g->subs; s; s = s->next)
 		gi->consumers++;
 	for (uint32_t i = 0; i < q->partitions; i++) {

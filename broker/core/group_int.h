@@ -65,6 +65,7 @@ struct group {
 	struct sub *ready_last;	     /* the last one served, or NULL */
 	uint32_t rr_part;	     /* next partition to try */
 	int is_pending;		     /* creation not committed yet */
+	int is_paused;		     /* delivers nothing (in memory only) */
 	struct pending_sub *waiting; /* owned: subscribes awaiting creation */
 	int is_woken;
 	struct group *wake_next;
