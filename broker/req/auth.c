@@ -21,6 +21,8 @@
 #include "req/session.h"
 #include "scram.h"
 
+#include <openssl/crypto.h>
+
 /* The refusal of a failed exchange waits FAIL_DELAY_MS x 2^(failures
  * of its address in the window - 1), at most FAIL_DELAY_MAX_MS, and so
  * does the next exchange its address starts: exchanges from an address
@@ -169,6 +171,56 @@ fail_count(struct auth_env *a, const char *host, uint64_t now_ms)
 	if (fa->next_ms < now_ms + delay)
 		fa->next_ms = now_ms + delay;
 	return delay;
+}
+
+uint64_t
+auth_login_wait(struct auth_env *a, const char *peer, uint64_t now_ms)
+{
+	struct fail_addr *oldest, *fa;
+	char host[64];
+
+	peer_host(peer, host, sizeof(host));
+	fa = fail_find(a, host, now_ms, &oldest);
+
+	if (fa == NULL || fa->failures == 0 || fa->next_ms <= now_ms)
+		return 0;
+	return fa->next_ms - now_ms;
+}
+
+struct user *
+auth_login(struct auth_env *a, struct users *us, const char *peer,
+	   const char *name, const char *password, uint64_t now_ms)
+{
+	struct user *u = name != NULL ? users_find(us, name) : NULL;
+	uint8_t stored[SCRAM_KEY_LEN], server[SCRAM_KEY_LEN];
+	char host[64];
+	int ok = 0;
+
+	peer_host(peer, host, sizeof(host));
+	if (u == NULL) {
+		/* As long as a known user's check: nothing tells them
+		 * apart. */
+		if (scram_salted_keys(password ? password : "", a->secret,
+				      FAKE_SALT_BYTES, USER_DEFAULT_ITERATIONS,
+				      stored, server) != 0)
+			ok = 0;
+	} else if (password != NULL &&
+		   scram_salted_keys(password, u->salt, u->salt_len,
+				     u->iterations, stored, server) == 0) {
+		ok = CRYPTO_memcmp(stored, u->stored_key, sizeof(stored)) == 0;
+	}
+	explicit_bzero(stored, sizeof(stored));
+	explicit_bzero(server, sizeof(server));
+	if (!ok) {
+		a->failures++;
+		(void)fail_count(a, host, now_ms);
+		log_warn("http: login failed for %s from %s",
+			 name != NULL && user_name_ok(name) ? name : "?", host);
+		return NULL;
+	}
+	user_ref(u);
+	log_info("http: %s logged in from %s", u->name, host);
+	return u;
 }
 
 /* Puts se among the sessions waiting, at due_ms (sorted: delays differ

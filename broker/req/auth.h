@@ -20,6 +20,7 @@ struct conn;
 struct req_env;
 struct session;
 struct user;
+struct users;
 
 struct auth_env; /* opaque */
 
@@ -40,6 +41,20 @@ void auth_fail(struct session *se, uint64_t request_id, const char *why);
 /* Sends the refusals whose delay is over. @return ms until the next one
  * is due, or -1 when none waits. */
 int64_t auth_tick(struct req_env *env, uint64_t now_ms);
+
+/*
+ * Logins outside the protocol (the HTTP dashboard's form), held to the
+ * same rules and the same count of failures per address:
+ * auth_login_wait says how many ms the host of peer ("HOST:PORT") must
+ * wait before its next attempt (0: now); auth_login checks user name's
+ * password (an unknown user or a wrong password: a failure, counted
+ * against the host and logged, after the same work). @return the user (a
+ * reference the caller owns: user_unref), or NULL.
+ */
+uint64_t auth_login_wait(struct auth_env *a, const char *peer, uint64_t now_ms);
+struct user *auth_login(struct auth_env *a, struct users *us, const char *peer,
+			const char *name, const char *password,
+			uint64_t now_ms);
 
 /* What the request needs, from the request table (dispatch.c). */
 enum auth_need {
