@@ -24,6 +24,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/stats.h"
+#include "dashboard.h"
 #include "metrics.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -68,7 +69,8 @@ struct server {
 	struct tls_ctx *tls;	  /* owned; NULL without --tls-listen */
 	struct tls_ctx *http_tls; /* owned; NULL without --http-tls */
 	int signal_fd;
-	struct http *http; /* NULL when --http off */
+	struct http *http;	/* NULL when --http off */
+	struct dashboard *dash; /* with http */
 	struct loop_op store_op;
 	struct loop_op signal_op;
 	uint64_t store_ev;		 /* eventfd counter read */
@@ -754,6 +756,12 @@ server_tick(void *ctx)
 		srv->next_sweep_ms = now + (period < 1000 ? period : 1000);
 		server_status(srv);
 	}
+	if (srv->dash != NULL) {
+		int64_t d = (int64_t)dashboard_tick(srv->dash, now);
+
+		if (next < 0 || d < next)
+			next = d;
+	}
 	if (srv->watchdog_ms > 0) {
 		if (now >= srv->next_watchdog_ms) {
 			sdnotify_send(srv->notify, "WATCHDOG=1");
@@ -814,6 +822,14 @@ http_health(void *ctx, struct http_body *b)
 	}
 	http_body_printf(b, "ok\n");
 	return 1;
+}
+
+static void
+http_serve(void *ctx, struct http_conn *c, const struct http_request *r)
+{
+	struct server *srv = ctx;
+
+	dashboard_serve(srv->dash, c, r);
 }
 
 static int
@@ -950,8 +966,24 @@ server_run(const struct config *cfg)
 		struct http_handlers hh = none;
 		char hbound[300];
 
+		struct dashboard_env de = {
+			.cfg = cfg,
+			.qs = srv.qs,
+			.gs = srv.gs,
+			.users = srv.users,
+			.auth = srv.auth,
+			.store = srv.store,
+			.stats = &srv.stats,
+			.connections = &srv.env.count,
+		};
+
+		if (dashboard_new(&srv.dash, &de) < 0) {
+			log_error("out of memory");
+			goto out;
+		}
 		hh.metrics = http_metrics;
 		hh.health = http_health;
+		hh.serve = http_serve;
 		hh.ctx = &srv;
 		hh.token = cfg->http_token[0] != '\0' ? cfg->http_token : NULL;
 		hh.is_open = cfg->auth == CONFIG_AUTH_OFF;
@@ -988,6 +1020,7 @@ out:
 		close(srv.secure.fd);
 	loop_close(srv.loop);
 	http_close(srv.http);
+	dashboard_free(srv.dash);
 	/* A backup still running answers no one: its connection goes. */
 	if (srv.store != NULL)
 		store_backup_abandon(srv.store);

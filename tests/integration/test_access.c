@@ -215,6 +215,59 @@ test_access_http_token_is_wanted_from_every_request(void **state)
 			 2);
 }
 
+/* The dashboard follows the HTTP port's rule without auth (this host,
+ * or a token); with auth on it serves its page to every host and asks
+ * for a login before any figure, while /metrics keeps its rule. */
+static void
+test_access_dashboard_follows_the_http_rule(void **state)
+{
+	char boot[64] = "/tmp/ringmq-boot-XXXXXX";
+	char file[64] = "/tmp/ringmq-token-XXXXXX";
+	static const char *const flags[] = { "--http", "127.0.0.1:0", NULL };
+	const char *auth_flags[] = {
+		"--http", "127.0.0.1:0",	   "--auth",
+		"on",	  "--auth-bootstrap-file", boot,
+		NULL
+	};
+	const char *token_flags[] = { "--http", "127.0.0.1:0",
+				      "--http-token-file", file, NULL };
+	struct harness_broker b;
+
+	(void)state;
+	if (start_seen_remote(&b, flags) < 0)
+		skip();
+	assert_int_equal(http_status(&b, "/", NULL), 403);
+	assert_int_equal(http_status(&b, "/api/overview", NULL), 403);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	write_temp(file, TOKEN "\n");
+	assert_int_equal(start_seen_remote(&b, token_flags), 0);
+	assert_int_equal(http_status(&b, "/api/overview", NULL), 401);
+	assert_int_equal(http_status(&b, "/api/overview", "Bearer " TOKEN),
+			 200);
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	unlink(file);
+	write_temp(boot, "admin:admin-pass-1\n");
+	assert_int_equal(start_seen_remote(&b, auth_flags), 0);
+	assert_int_equal(http_status(&b, "/", NULL), 200);
+	assert_int_equal(http_status(&b, "/dashboard.js", NULL), 200);
+	assert_int_equal(http_status(&b, "/api/session", NULL), 200);
+	assert_int_equal(http_status(&b, "/api/overview", NULL), 401);
+	assert_int_equal(http_status(&b, "/metrics", NULL), 403);
+	{
+		/* No password over plain HTTP from another host. */
+		static const char login[] =
+			"POST /api/login HTTP/1.1\r\nContent-Length: 42\r\n\r\n"
+			"{\"user\":\"admin\",\"password\":\"admin-pass-1\"}";
+		char *r = testlib_http(b.http_addr, login, sizeof(login) - 1);
+
+		assert_non_null(strstr(r, "HTTP/1.1 403 "));
+		assert_non_null(strstr(r, "http-tls on"));
+		free(r);
+	}
+	assert_int_equal(testlib_broker_stop(&b), 0);
+	unlink(boot);
+}
+
 /* Milliseconds until the broker closes fd (reading and dropping what it
  * sends), or -1 if it is still open after limit_ms. */
 static long long
@@ -426,6 +479,7 @@ main(int argc, char **argv)
 			test_access_http_token_is_wanted_from_every_request),
 		cmocka_unit_test(test_access_changes_are_logged_with_who_asked),
 		cmocka_unit_test(test_access_refusals_are_counted_in_metrics),
+		cmocka_unit_test(test_access_dashboard_follows_the_http_rule),
 		cmocka_unit_test(test_access_backups_stay_under_backup_dir),
 		cmocka_unit_test(
 			test_access_refused_peer_is_held_briefly_and_small),
