@@ -462,27 +462,7 @@ struct overview {
 	struct http_body *b;
 	const struct user *u; /* NULL: every queue */
 	int n;
-	/* Broker-wide, as `ringmq stats` counts them. */
-	uint64_t queues, groups, messages, bytes, ready, delayed, in_flight;
 };
-
-static void
-count_queue(void *ctx, struct queue *q)
-{
-	struct overview *o = ctx;
-	uint64_t m, by, de, r, i, w;
-	uint32_t g;
-
-	queue_totals(q, &m, &by, &de);
-	groups_queue_counts(q, &r, &i, &w, &g);
-	o->queues++;
-	o->groups += g;
-	o->messages += m;
-	o->bytes += by;
-	o->delayed += de + w;
-	o->ready += r;
-	o->in_flight += i;
-}
 
 static int
 may_see(const struct overview *o, const struct queue *q)
@@ -577,9 +557,10 @@ write_overview(struct dashboard *d, struct http_body *b, const struct user *u)
 {
 	struct overview o = { .d = d, .b = b, .u = u };
 	struct queue_counters counted;
+	struct groups_totals t;
 	uint64_t used, map, now = clock_mono_ms();
 
-	queues_each(d->env.qs, count_queue, &o);
+	groups_totals(d->env.qs, &t);
 	queues_counter_totals(d->env.qs, &counted);
 	store_usage(d->env.store, &used, &map);
 	http_body_printf(
@@ -593,10 +574,10 @@ write_overview(struct dashboard *d, struct http_body *b, const struct user *u)
 		"\"acked_total\":%llu},",
 		RINGMQ_VERSION,
 		(unsigned long long)(now - d->env.stats->start_ms),
-		*d->env.connections, (unsigned long long)o.queues,
-		(unsigned long long)o.groups, (unsigned long long)o.messages,
-		(unsigned long long)o.bytes, (unsigned long long)o.ready,
-		(unsigned long long)o.delayed, (unsigned long long)o.in_flight,
+		*d->env.connections, (unsigned long long)t.queues,
+		(unsigned long long)t.groups, (unsigned long long)t.messages,
+		(unsigned long long)t.bytes, (unsigned long long)t.ready,
+		(unsigned long long)t.delayed, (unsigned long long)t.in_flight,
 		(unsigned long long)used, (unsigned long long)map,
 		(unsigned long long)counted.published,
 		(unsigned long long)counted.delivered,

@@ -193,6 +193,13 @@ int64_t groups_tick(struct groups *gs);
 /* Stops dispatch for good (shutdown); leases already out stay valid. */
 void groups_stop_dispatch(struct groups *gs);
 
+/* What the broker holds over every queue, as Stats and the dashboard
+ * count it (delayed includes nack delays). */
+struct groups_totals {
+	uint64_t queues, groups, messages, bytes, delayed, ready, in_flight;
+};
+void groups_totals(struct queues *qs, struct groups_totals *t);
+
 /* Counters of a queue over its groups: ready, leased, and waiting out a
  * nack delay (retrying: shown with the queue's delayed messages). */
 void groups_queue_counts(struct queue *q, uint64_t *ready, uint64_t *in_flight,

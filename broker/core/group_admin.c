@@ -314,6 +314,31 @@ group_name(const struct group *g)
 	return g->name;
 }
 
+static void
+add_totals(void *ctx, struct queue *q)
+{
+	struct groups_totals *t = ctx;
+	uint64_t m, b, d, r, i, w;
+	uint32_t g;
+
+	queue_totals(q, &m, &b, &d);
+	groups_queue_counts(q, &r, &i, &w, &g);
+	t->queues++;
+	t->groups += g;
+	t->messages += m;
+	t->bytes += b;
+	t->delayed += d + w;
+	t->ready += r;
+	t->in_flight += i;
+}
+
+void
+groups_totals(struct queues *qs, struct groups_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	queues_each(qs, add_totals, t);
+}
+
 void
 group_info(const struct group *g, struct group_info *gi, uint64_t *floors)
 {

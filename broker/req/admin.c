@@ -23,35 +23,12 @@
 
 /* ---------------------------------------------------------------- stats */
 
-struct totals {
-	uint64_t queues, groups, messages, bytes, delayed, ready, in_flight;
-};
-
-static void
-add_totals(void *ctx, struct queue *q)
-{
-	struct totals *t = ctx;
-	uint64_t m, b, d, r, i, w;
-	uint32_t g;
-
-	queue_totals(q, &m, &b, &d);
-	groups_queue_counts(q, &r, &i, &w, &g);
-	d += w;
-	t->queues++;
-	t->groups += g;
-	t->messages += m;
-	t->bytes += b;
-	t->delayed += d;
-	t->ready += r;
-	t->in_flight += i;
-}
-
 void
 req_stats(struct conn *c, const Ringmq__Frame *f)
 {
 	struct req_env *env = req_env_of(c);
 	Ringmq__StatsOk ok = RINGMQ__STATS_OK__INIT;
-	struct totals t = { 0 };
+	struct groups_totals t;
 	struct queue_counters counted;
 	uint64_t used, map;
 	struct {
@@ -77,7 +54,7 @@ req_stats(struct conn *c, const Ringmq__Frame *f)
 	Ringmq__Stat st[NROWS];
 	Ringmq__Stat *sp[NROWS];
 
-	queues_each(env->qs, add_totals, &t);
+	groups_totals(env->qs, &t);
 	store_usage(env->store, &used, &map);
 	rows[1].value = (double)t.queues;
 	rows[2].value = (double)t.groups;
