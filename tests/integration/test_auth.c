@@ -43,18 +43,6 @@ struct fixture {
 	ringmq_client *admin;
 };
 
-static void
-write_temp(char *file, const char *text)
-{
-	int fd;
-
-	snprintf(file, 64, "/tmp/ringmq-auth-XXXXXX");
-	fd = mkstemp(file);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
-
 /* Publishes text to queue. @return the library's code. */
 static int
 pub(ringmq_client *c, const char *queue, const char *text)
@@ -88,9 +76,9 @@ setup(void **state)
 				NULL,	  "--http", "127.0.0.1:0",
 				NULL };
 
-	write_temp(fx->boot, "admin:" ADMIN_PW "\n");
-	write_temp(fx->admin_pw, ADMIN_PW "\n");
-	write_temp(fx->web_pw, WEB_PW);
+	testlib_write_temp(fx->boot, "admin:" ADMIN_PW "\n");
+	testlib_write_temp(fx->admin_pw, ADMIN_PW "\n");
+	testlib_write_temp(fx->web_pw, WEB_PW);
 	flags[3] = fx->boot;
 	if (testlib_broker_start(&fx->b, flags) < 0)
 		return -1;
@@ -373,11 +361,11 @@ test_auth_on_needs_a_first_user_from_a_file(void **state)
 	args[8] = "--auth-bootstrap-file";
 	args[9] = "/nonexistent/boot";
 	assert_int_equal(harness_run_exit(args), 2);
-	write_temp(bad, "no colon here\n");
+	testlib_write_temp(bad, "no colon here\n");
 	args[9] = bad;
 	assert_int_equal(harness_run_exit(args), 2);
 	unlink(bad);
-	write_temp(bad, "bad name:pw\n");
+	testlib_write_temp(bad, "bad name:pw\n");
 	assert_int_equal(harness_run_exit(args), 2);
 	unlink(bad);
 	/* A password is never a flag. */
@@ -400,7 +388,7 @@ test_auth_library_connects_with_the_right_password_only(void **state)
 	ringmq_client *c = NULL;
 	char why[512], wrong[64];
 
-	write_temp(wrong, "not-the-password\n");
+	testlib_write_temp(wrong, "not-the-password\n");
 	assert_int_equal(ringmq_opts_set(o, "server", fx->b.addr, NULL, 0),
 			 RINGMQ_OK);
 	assert_int_equal(ringmq_opts_set(o, "reconnect", "false", NULL, 0),
@@ -511,7 +499,7 @@ test_auth_every_request_without_permission_is_denied(void **state)
 
 	assert_int_equal(ringmq_user_add(fx->admin, "nobody", "nobody-pw"),
 			 RINGMQ_OK);
-	write_temp(pwfile, "nobody-pw");
+	testlib_write_temp(pwfile, "nobody-pw");
 	fd = raw_from(fx->b.port, 0);
 	raw_auth(fd, "nobody", "nobody-pw", NULL);
 	for (unsigned i = 0; i < d->n_fields; i++) {
@@ -1030,7 +1018,7 @@ test_auth_cli_manages_users_and_acls(void **state)
 	{
 		char pw[64];
 
-		write_temp(pw, "ops-pass\n");
+		testlib_write_temp(pw, "ops-pass\n");
 		snprintf(pwfile_env, sizeof(pwfile_env),
 			 "RINGMQ_PASSWORD_FILE=%s", pw);
 		assert_int_equal(run_cli(pwfile_env, out, sizeof(out), as_ops),

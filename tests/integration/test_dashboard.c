@@ -330,18 +330,6 @@ test_actions_need_auth_on(void **state)
 
 static char boot_file[64], admin_pw_file[64];
 
-static void
-write_temp(char *file, const char *text)
-{
-	int fd;
-
-	snprintf(file, 64, "/tmp/ringmq-dash-XXXXXX");
-	fd = mkstemp(file);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
-
 static ringmq_client *
 admin_client(void)
 {
@@ -364,8 +352,8 @@ setup_auth(void **state)
 	ringmq_queue_opts *qo;
 
 	(void)state;
-	write_temp(boot_file, "admin:" ADMIN_PW "\n");
-	write_temp(admin_pw_file, ADMIN_PW "\n");
+	testlib_write_temp(boot_file, "admin:" ADMIN_PW "\n");
+	testlib_write_temp(admin_pw_file, ADMIN_PW "\n");
 	flags[3] = boot_file;
 	if (testlib_broker_start(&broker, flags) < 0)
 		return -1;

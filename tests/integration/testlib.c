@@ -305,3 +305,15 @@ testlib_http(const char *addr, const char *req, size_t len)
 	close(fd);
 	return buf;
 }
+
+void
+testlib_write_temp(char *file, const char *text)
+{
+	int fd;
+
+	snprintf(file, 64, "/tmp/ringmq-test-XXXXXX");
+	fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}

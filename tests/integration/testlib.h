@@ -54,6 +54,10 @@ Ringmq__Frame *testlib_raw_recv_within(int fd, int timeout_ms);
 /* The text of file path (at most TESTLIB_FILE_MAX - 1 bytes), malloc'ed. */
 char *testlib_read_file(const char *path);
 
+/* Writes text to a new file /tmp/ringmq-test-XXXXXX, its name into file
+ * (64 bytes); the caller unlinks it. */
+void testlib_write_temp(char *file, const char *text);
+
 /* Hello (resuming producer when not 0) and its answer.
  * @return the producer id the broker gave. */
 uint64_t testlib_raw_hello(int fd, uint64_t producer);
