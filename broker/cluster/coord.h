@@ -121,6 +121,32 @@ coord_lease_revoke(struct coord *c, int64_t id)
 	return c->ops->lease_revoke(c->be, id);
 }
 
+/* Ends the connection (its backend's state). */
+static inline void
+coord_close(struct coord *c)
+{
+	if (c->ops != NULL)
+		c->ops->free(c->be);
+	c->ops = NULL;
+	c->be = NULL;
+}
+
+/* ------------------------------------------------------------- etcd */
+
+/* etcd's v3 JSON gateway (etcd 3.4: /v3/kv/..., /v3/lease/...). */
+struct coord_etcd_cfg {
+	/* "http://HOST:PORT" or "https://...", comma-separated: a request
+	 * that cannot reach one tries the next. */
+	const char *endpoints;
+	const char *user, *password; /* NULL: etcd's auth off */
+	const char *ca_file;	     /* https: the CAs (NULL: the system's) */
+	long timeout_ms;	     /* per request; 0: 5000 */
+};
+
+/* @return 0 (*out set; nothing is sent yet) or -EINVAL, -ENOMEM. The
+ * program calls curl_global_init once before it starts threads. */
+int coord_etcd_open(struct coord *out, const struct coord_etcd_cfg *cfg);
+
 /* ---------------------------------------------------------- in memory */
 
 struct coord_mem; /* one store, shared by its coords */

@@ -1,0 +1,330 @@
+/*
+ * The coordination store on a real etcd (one member, on 127.0.0.1 with
+ * free ports and a temporary data directory, stopped by its PID),
+ * through its v3 JSON gateway: revisions, transactions and leases as the
+ * in-memory store has them; the controller's election, placement and
+ * fencing; a dead endpoint skipped for the next; an etcd that stopped
+ * answering. Skipped (77) where there is no etcd (Debian: etcd-server).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cluster/controller.h"
+#include "cluster/coord.h"
+#include "harness.h"
+
+static pid_t etcd_pid;
+static char etcd_dir[64];
+static char endpoint[64];
+
+/* A port nobody listens on now. */
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static const char *
+etcd_path(void)
+{
+	const char *env = getenv("RINGMQ_ETCD");
+
+	if (env != NULL)
+		return env;
+	return access("/usr/bin/etcd", X_OK) == 0 ? "/usr/bin/etcd" : NULL;
+}
+
+static struct coord
+connect_etcd(const char *endpoints)
+{
+	struct coord_etcd_cfg cfg = { .endpoints = endpoints,
+				      .timeout_ms = 2000 };
+	struct coord c;
+
+	assert_int_equal(coord_etcd_open(&c, &cfg), 0);
+	return c;
+}
+
+static int
+setup(void **state)
+{
+	const char *etcd = etcd_path();
+	char client[64], peer[64], cluster[96];
+	int cport, pport;
+	long long deadline;
+
+	(void)state;
+	if (etcd == NULL) {
+		fprintf(stderr, "test_etcd: no etcd (etcd-server); skipped\n");
+		exit(77);
+	}
+	snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/ringmq-etcd-XXXXXX");
+	assert_non_null(mkdtemp(etcd_dir));
+	cport = free_port();
+	pport = free_port();
+	snprintf(client, sizeof(client), "http://127.0.0.1:%d", cport);
+	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
+	snprintf(cluster, sizeof(cluster), "t=%s", peer);
+	snprintf(endpoint, sizeof(endpoint), "%s", client);
+	etcd_pid = fork();
+	assert_true(etcd_pid >= 0);
+	if (etcd_pid == 0) {
+		char data[96];
+		int null = open("/dev/null", O_WRONLY);
+
+		snprintf(data, sizeof(data), "%s/data", etcd_dir);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		execl(etcd, etcd, "--name", "t", "--data-dir", data,
+		      "--listen-client-urls", client, "--advertise-client-urls",
+		      client, "--listen-peer-urls", peer,
+		      "--initial-advertise-peer-urls", peer,
+		      "--initial-cluster", cluster, (char *)NULL);
+		_exit(127);
+	}
+	/* Up once it answers a range. */
+	deadline = harness_now_ms() + 20000;
+	for (;;) {
+		struct coord c = connect_etcd(endpoint);
+		struct coord_kvs kvs = { 0 };
+		int rc = coord_range(&c, "/", &kvs);
+
+		coord_kvs_free(&kvs);
+		coord_close(&c);
+		if (rc == 0)
+			break;
+		assert_true(harness_now_ms() < deadline);
+		usleep(100 * 1000);
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	int status;
+
+	(void)state;
+	if (etcd_pid > 0) {
+		kill(etcd_pid, SIGTERM);
+		waitpid(etcd_pid, &status, 0);
+	}
+	return harness_remove_dir(etcd_dir);
+}
+
+static void
+put(struct coord *c, const char *k, const char *v, int64_t lease)
+{
+	struct coord_op op = { COORD_PUT, k, v, lease };
+	int64_t rev;
+	int ok = 0;
+
+	assert_int_equal(coord_txn(c, NULL, 0, &op, 1, &ok, &rev), 0);
+	assert_true(ok);
+}
+
+static void
+test_store_on_etcd(void **state)
+{
+	struct coord c = connect_etcd(endpoint);
+	struct coord_kvs kvs = { 0 };
+	const struct coord_kv *kv;
+	struct coord_cmp absent = { "/t/a", COORD_CREATE_REV, 0, NULL };
+	struct coord_cmp is_one = { "/t/a", COORD_VALUE, 0, "one" };
+	struct coord_op op = { COORD_PUT, "/t/a", "two", 0 };
+	struct coord_op del = { COORD_DELETE, "/t/b", NULL, 0 };
+	int64_t lease, rev, first;
+	long long deadline;
+	int ok;
+
+	(void)state;
+	put(&c, "/t/a", "one", 0);
+	put(&c, "/t/b", "", 0);
+	put(&c, "/u", "outside the prefix", 0);
+	assert_int_equal(coord_txn(&c, &absent, 1, &op, 1, &ok, &rev), 0);
+	assert_false(ok);
+	assert_int_equal(coord_range(&c, "/t/", &kvs), 0);
+	assert_int_equal(kvs.n, 2);
+	kv = coord_kvs_find(&kvs, "/t/a");
+	assert_non_null(kv);
+	assert_string_equal(kv->value, "one");
+	first = kv->create_rev;
+	assert_int_equal(kv->mod_rev, first);
+	assert_string_equal(coord_kvs_find(&kvs, "/t/b")->value, "");
+	/* Compare a value, then two changes in one revision. */
+	{
+		struct coord_op two[] = { op, del };
+
+		assert_int_equal(coord_txn(&c, &is_one, 1, two, 2, &ok, &rev),
+				 0);
+		assert_true(ok);
+	}
+	assert_int_equal(coord_range(&c, "/t/", &kvs), 0);
+	assert_int_equal(kvs.n, 1);
+	assert_string_equal(kvs.v[0].value, "two");
+	assert_int_equal(kvs.v[0].create_rev, first);
+	assert_int_equal(kvs.v[0].mod_rev, rev);
+	/* A lease not kept alive takes its key. */
+	assert_int_equal(coord_lease_grant(&c, 2000, &lease), 0);
+	put(&c, "/t/leased", "x", lease);
+	assert_int_equal(coord_lease_keepalive(&c, lease), 0);
+	deadline = harness_now_ms() + 15000;
+	do {
+		assert_true(harness_now_ms() < deadline);
+		usleep(200 * 1000);
+		assert_int_equal(coord_range(&c, "/t/leased", &kvs), 0);
+	} while (kvs.n > 0);
+	assert_int_equal(coord_lease_keepalive(&c, lease), -ENOENT);
+	op = (struct coord_op){ COORD_PUT, "/t/late", "x", lease };
+	assert_int_equal(coord_txn(&c, NULL, 0, &op, 1, &ok, &rev), -ENOENT);
+	/* Revoking ends a lease at once. */
+	assert_int_equal(coord_lease_grant(&c, 60000, &lease), 0);
+	put(&c, "/t/revoked", "x", lease);
+	assert_int_equal(coord_lease_revoke(&c, lease), 0);
+	assert_int_equal(coord_range(&c, "/t/revoked", &kvs), 0);
+	assert_int_equal(kvs.n, 0);
+	coord_kvs_free(&kvs);
+	coord_close(&c);
+}
+
+static void
+owners(struct controller *c, size_t *held)
+{
+	memset(held, 0, 3 * sizeof(*held));
+	for (uint32_t i = 0; i < 12; i++) {
+		char who[CLUSTER_ID_MAX];
+		int64_t e;
+
+		assert_int_equal(controller_owner(c, "jobs", i, who, &e), 0);
+		assert_true(who[0] == 'b' && who[1] >= '1' && who[1] <= '3');
+		held[who[1] - '1']++;
+	}
+}
+
+/* Three brokers, one controller; it stalls past its lease and another
+ * takes over, while the stale one is refused. */
+static void
+test_controller_on_etcd(void **state)
+{
+	static const char *const ids[] = { "b1", "b2", "b3" };
+	struct coord c[3];
+	struct controller b[3];
+	size_t held[3];
+	long long deadline;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		c[i] = connect_etcd(endpoint);
+		assert_int_equal(
+			controller_init(&b[i], &c[i], "it", ids[i], 2000), 0);
+		assert_int_equal(controller_register(&b[i], "127.0.0.1:1"), 0);
+	}
+	assert_int_equal(controller_campaign(&b[0]), 1);
+	assert_int_equal(controller_campaign(&b[1]), 0);
+	assert_int_equal(controller_queue_create(&b[0], "jobs", 12), 0);
+	assert_int_equal(controller_reconcile(&b[0]), 12);
+	owners(&b[0], held);
+	assert_int_equal(held[0], 4);
+	assert_int_equal(held[1], 4);
+	assert_int_equal(held[2], 4);
+	/* b1 stops keeping its lease alive; the others go on. */
+	deadline = harness_now_ms() + 20000;
+	while (controller_campaign(&b[1]) != 1) {
+		assert_true(harness_now_ms() < deadline);
+		assert_int_equal(controller_keepalive(&b[1], "127.0.0.1:2"), 0);
+		assert_int_equal(controller_keepalive(&b[2], "127.0.0.1:3"), 0);
+		usleep(300 * 1000);
+	}
+	assert_true(b[1].epoch > b[0].epoch);
+	assert_int_equal(controller_reconcile(&b[0]), -ESTALE);
+	assert_int_equal(b[0].epoch, 0);
+	assert_int_equal(controller_reconcile(&b[1]), 4);
+	owners(&b[1], held);
+	assert_int_equal(held[0], 0);
+	assert_int_equal(held[1], 6);
+	assert_int_equal(held[2], 6);
+	for (int i = 0; i < 3; i++)
+		coord_close(&c[i]);
+}
+
+/* A dead endpoint first in the list: requests go to the next. */
+static void
+test_endpoints_fail_over(void **state)
+{
+	char list[160];
+	struct coord c;
+	struct coord_kvs kvs = { 0 };
+
+	(void)state;
+	snprintf(list, sizeof(list), "http://127.0.0.1:%d,%s", free_port(),
+		 endpoint);
+	c = connect_etcd(list);
+	put(&c, "/fo", "x", 0);
+	assert_int_equal(coord_range(&c, "/fo", &kvs), 0);
+	assert_int_equal(kvs.n, 1);
+	coord_kvs_free(&kvs);
+	coord_close(&c);
+	/* Nothing that is an endpoint: refused at once. */
+	{
+		struct coord_etcd_cfg bad = { .endpoints = "127.0.0.1:2379" };
+
+		assert_int_equal(coord_etcd_open(&c, &bad), -EINVAL);
+	}
+}
+
+/* An etcd that stops answering: calls fail with -EIO within the
+ * timeout, and work again once it is back. */
+static void
+test_unreachable_etcd_fails_in_time(void **state)
+{
+	struct coord c = connect_etcd(endpoint);
+	struct coord_kvs kvs = { 0 };
+	long long start;
+
+	(void)state;
+	kill(etcd_pid, SIGSTOP);
+	start = harness_now_ms();
+	assert_int_equal(coord_range(&c, "/", &kvs), -EIO);
+	assert_true(harness_now_ms() - start < 5000);
+	kill(etcd_pid, SIGCONT);
+	assert_int_equal(coord_range(&c, "/fo", &kvs), 0);
+	coord_kvs_free(&kvs);
+	coord_close(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_store_on_etcd),
+		cmocka_unit_test(test_controller_on_etcd),
+		cmocka_unit_test(test_endpoints_fail_over),
+		cmocka_unit_test(test_unreachable_etcd_fails_in_time),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
