@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "cluster/cluster.h"
 #include "core/group.h"
 #include "core/queue.h"
 #include "core/users.h"
@@ -604,6 +605,67 @@ write_overview(struct dashboard *d, struct http_body *b, const struct user *u)
 	http_body_printf(b, "]}\n");
 }
 
+/* The cluster as the last view has it: brokers (with the partitions
+ * each owns), the controller, and each queue's owners, of the queues u
+ * may see (NULL: all). */
+static void
+write_cluster(struct dashboard *d, struct http_body *b, const struct user *u)
+{
+	const struct cluster_view *v = *d->env.view;
+	int n = 0;
+
+	http_body_printf(b, "{\"cluster\":");
+	json_str(b, d->env.cluster);
+	http_body_printf(b, ",\"broker\":");
+	json_str(b, cluster_broker_id(*d->env.coordinator));
+	if (v == NULL) {
+		http_body_printf(b, ",\"brokers\":null}\n");
+		return;
+	}
+	http_body_printf(b, ",\"rev\":%lld,\"read_ms\":%llu,\"controller\":",
+			 (long long)v->rev, (unsigned long long)v->read_ms);
+	json_str(b, v->controller);
+	http_body_printf(b, ",\"epoch\":%lld,\"brokers\":[",
+			 (long long)v->epoch);
+	for (size_t i = 0; i < v->nbrokers; i++) {
+		size_t owned = 0;
+
+		for (size_t k = 0; k < v->nqueues; k++)
+			for (uint32_t p = 0; p < v->queues[k].partitions; p++)
+				owned += v->queues[k].owner[p] == (int)i;
+		http_body_printf(b, "%s{\"id\":", i ? "," : "");
+		json_str(b, v->brokers[i].id);
+		http_body_printf(b, ",\"address\":");
+		json_str(b, v->brokers[i].addr);
+		http_body_printf(b, ",\"partitions\":%zu}", owned);
+	}
+	http_body_printf(b, "],\"queues\":[");
+	for (size_t k = 0; k < v->nqueues; k++) {
+		const struct cluster_queue *q = &v->queues[k];
+
+		if (u != NULL && user_perms_on(u, q->name) == 0)
+			continue;
+		http_body_printf(b, "%s{\"name\":", n++ ? "," : "");
+		json_str(b, q->name);
+		http_body_printf(b, ",\"partitions\":%u,\"owners\":[",
+				 q->partitions);
+		for (uint32_t p = 0; p < q->partitions; p++) {
+			if (p)
+				http_body_printf(b, ",");
+			if (q->owner[p] < 0)
+				http_body_printf(b, "null");
+			else
+				json_str(b, v->brokers[q->owner[p]].id);
+		}
+		http_body_printf(b, "],\"epochs\":[");
+		for (uint32_t p = 0; p < q->partitions; p++)
+			http_body_printf(b, "%s%lld", p ? "," : "",
+					 (long long)q->epoch[p]);
+		http_body_printf(b, "]}");
+	}
+	http_body_printf(b, "]}\n");
+}
+
 /* -------------------------------------------------------------- routes */
 
 static int
@@ -1000,6 +1062,21 @@ dashboard_serve(void *ctx, struct http_conn *c, const struct http_request *r)
 			return;
 		}
 		write_overview(d, &b, s != NULL ? s->u : NULL);
+		reply_body(c, "200 OK", &b, DASH_API_HEADERS);
+	} else if (path_is(r, "/api/cluster") && is_get) {
+		struct http_body b = { 0 };
+
+		if (is_auth_on(d) && s == NULL) {
+			reply_error(c, "401 Unauthorized", "UNAUTHENTICATED",
+				    "log in first");
+			return;
+		}
+		if (d->env.cluster == NULL) {
+			reply_error(c, "404 Not Found", "NOT_FOUND",
+				    "this broker is not in cluster mode");
+			return;
+		}
+		write_cluster(d, &b, s != NULL ? s->u : NULL);
 		reply_body(c, "200 OK", &b, DASH_API_HEADERS);
 	} else if (r->path_len > 12 &&
 		   memcmp(r->path, "/api/queues/", 12) == 0 && is_post) {

@@ -3,7 +3,8 @@
  * (HTML, CSS and JavaScript from broker/web/, compiled in) that refreshes
  * itself from GET /api/overview: the figures of `ringmq stats`, queues and
  * groups with their counts and rates, and a history of the broker's
- * rates (a sample every DASH_SAMPLE_MS, kept DASH_HISTORY samples).
+ * rates (a sample every DASH_SAMPLE_MS, kept DASH_HISTORY samples). In
+ * cluster mode, GET /api/cluster: brokers, controller, placement.
  *
  * Who sees what: with auth on, a login (a user's password, checked as
  * the protocol's SCRAM keys are, failures counted per address with the
@@ -20,6 +21,8 @@
 #include <stdint.h>
 
 struct auth_env;
+struct cluster;
+struct cluster_view;
 struct config;
 struct groups;
 struct http_conn;
@@ -41,6 +44,11 @@ struct dashboard_env {
 	struct store *store;
 	const struct stats *stats;
 	const size_t *connections; /* open now */
+	/* Cluster mode (else NULL): its name, and where the server keeps
+	 * this broker's id and the latest view (NULL until one). */
+	const char *cluster;
+	struct cluster *const *coordinator;
+	struct cluster_view *const *view;
 };
 
 struct dashboard; /* opaque */

@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "cluster/cluster.h"
 #include "core/group.h"
 #include "core/queue.h"
 #include "core/users.h"
@@ -71,6 +74,13 @@ struct server {
 	int signal_fd;
 	struct http *http;	/* NULL when --http off */
 	struct dashboard *dash; /* with http */
+	/* Cluster mode: the coordination thread and the latest view it
+	 * read (NULL until the first). */
+	struct cluster *cluster;
+	struct cluster_view *view;
+	struct loop_op cluster_op;
+	uint64_t cluster_ev; /* eventfd counter read */
+	int cluster_fd;
 	struct loop_op store_op;
 	struct loop_op signal_op;
 	uint64_t store_ev;		 /* eventfd counter read */
@@ -603,6 +613,161 @@ on_store(struct loop_op *op, int res, uint32_t flags)
 }
 
 static void
+arm_cluster(struct server *srv)
+{
+	if (loop_read(srv->loop, srv->cluster_fd, &srv->cluster_ev,
+		      sizeof(srv->cluster_ev), &srv->cluster_op) < 0)
+		log_error("cannot submit the cluster event read");
+}
+
+/* Partitions of view v this broker owns, and in all. */
+static void
+owned_count(const struct cluster_view *v, const char *id, size_t *owned,
+	    size_t *all)
+{
+	*owned = *all = 0;
+	for (size_t i = 0; i < v->nqueues; i++) {
+		const struct cluster_queue *q = &v->queues[i];
+
+		for (uint32_t p = 0; p < q->partitions; p++) {
+			(*all)++;
+			*owned += q->owner[p] >= 0 &&
+				  strcmp(v->brokers[q->owner[p]].id, id) == 0;
+		}
+	}
+}
+
+/* A new view of the cluster from the coordination thread: kept for the
+ * dashboard, and said in the log when what this broker owns changed. */
+static void
+on_cluster(struct loop_op *op, int res, uint32_t flags)
+{
+	struct server *srv = op->data;
+	struct cluster_view *v;
+
+	(void)flags;
+	if (res < 0 && res != -EAGAIN && res != -EINTR)
+		log_error("cluster event: %s", strerror(-res));
+	v = cluster_take_view(srv->cluster);
+	if (v != NULL) {
+		const char *id = cluster_broker_id(srv->cluster);
+		size_t owned, all, was_owned = 0, was_all = 0;
+
+		owned_count(v, id, &owned, &all);
+		if (srv->view != NULL)
+			owned_count(srv->view, id, &was_owned, &was_all);
+		if (srv->view == NULL || owned != was_owned || all != was_all ||
+		    v->nbrokers != srv->view->nbrokers ||
+		    strcmp(v->controller, srv->view->controller) != 0)
+			log_info("cluster: %zu brokers, controller %s; this "
+				 "broker owns %zu of %zu partitions",
+				 v->nbrokers,
+				 v->controller[0] ? v->controller : "(none)",
+				 owned, all);
+		cluster_view_free(srv->view);
+		srv->view = v;
+	}
+	if (!srv->is_stopping)
+		arm_cluster(srv);
+}
+
+static void
+cluster_define_local(void *ctx, struct queue *q)
+{
+	struct server *srv = ctx;
+
+	if (!q->is_pending)
+		(void)cluster_define_queue(srv->cluster, q->name,
+					   q->partitions);
+}
+
+/* req_env's hook: a queue created here is defined cluster-wide. */
+static void
+on_queue_defined(void *ctx, const char *name, uint32_t partitions)
+{
+	struct server *srv = ctx;
+
+	if (srv->cluster != NULL)
+		(void)cluster_define_queue(srv->cluster, name, partitions);
+}
+
+/* The first line of file (a secret) into buf. @return 0 or -1 (said). */
+static int
+read_secret(const char *file, char *buf, size_t size)
+{
+	FILE *f = fopen(file, "r");
+	size_t n;
+
+	if (f == NULL || fgets(buf, (int)size, f) == NULL) {
+		log_error("cannot read %s: %s", file,
+			  f ? "it is empty" : strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Cluster mode: joins through etcd on the coordination thread.
+ * @return 0, or -1 (said). */
+static int
+server_open_cluster(struct server *srv, const char *bound)
+{
+	const struct config *cfg = srv->cfg;
+	char id[64], advertise[320], password[1024] = "", host[320];
+	struct cluster_cfg cc = { 0 };
+	uint16_t port;
+	int rc;
+
+	if (cfg->broker_id[0] != '\0') {
+		snprintf(id, sizeof(id), "%s", cfg->broker_id);
+	} else if (gethostname(id, sizeof(id)) < 0) {
+		log_error("broker-id: cannot read the host name: %s",
+			  strerror(errno));
+		return -1;
+	}
+	id[sizeof(id) - 1] = '\0';
+	snprintf(advertise, sizeof(advertise), "%s",
+		 cfg->advertise[0] ? cfg->advertise : bound);
+	if (config_split_hostport(advertise, host, sizeof(host), &port) < 0 ||
+	    strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
+		log_error("cluster: clients cannot reach %s: set advertise to "
+			  "this broker's address",
+			  advertise);
+		return -1;
+	}
+	if (cfg->etcd_password_file[0] != '\0' &&
+	    read_secret(cfg->etcd_password_file, password, sizeof(password)) <
+		    0)
+		return -1;
+	cc.name = cfg->cluster;
+	cc.broker_id = id;
+	cc.advertise = advertise;
+	cc.etcd = cfg->etcd;
+	cc.etcd_user = cfg->etcd_user[0] ? cfg->etcd_user : NULL;
+	cc.etcd_password = cfg->etcd_user[0] ? password : NULL;
+	cc.etcd_ca = cfg->etcd_ca[0] ? cfg->etcd_ca : NULL;
+	cc.lease_ms = cfg->cluster_lease_ms;
+	rc = cluster_start(&srv->cluster, &cc, &srv->cluster_fd);
+	explicit_bzero(password, sizeof(password));
+	if (rc < 0) {
+		log_error("cluster %s: %s (cluster and broker-id: "
+			  "[A-Za-z0-9._-]; etcd: http:// or https:// URLs)",
+			  cfg->cluster, strerror(-rc));
+		return -1;
+	}
+	log_info("cluster %s: broker %s at %s, etcd %s", cfg->cluster, id,
+		 advertise, cfg->etcd);
+	srv->cluster_op = (struct loop_op){ .cb = on_cluster, .data = srv };
+	arm_cluster(srv);
+	queues_each(srv->qs, cluster_define_local, srv);
+	return 0;
+}
+
+static void
 arm_signal(struct server *srv)
 {
 	if (loop_read(srv->loop, srv->signal_fd, &srv->siginfo,
@@ -861,6 +1026,14 @@ server_run(const struct config *cfg)
 	srv.plain.fd = srv.secure.fd = srv.signal_fd = -1;
 	srv.plain.srv = srv.secure.srv = &srv;
 	raise_nofile();
+	/* libcurl's set-up, before any thread (cluster mode reaches etcd
+	 * with it). */
+	if (cfg->cluster[0] != '\0' &&
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot set up libcurl");
+		return 1;
+	}
+	srv.cluster_fd = -1;
 	if (server_signals(&srv) < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return 1;
@@ -920,6 +1093,8 @@ server_run(const struct config *cfg)
 	srv.req.boot_epoch = store_boot_epoch(srv.store);
 	srv.req.users = srv.users;
 	srv.req.auth = srv.auth;
+	srv.req.queue_defined = on_queue_defined;
+	srv.req.queue_defined_ctx = &srv;
 	users_set_hook(srv.users, auth_user_changed, &srv.req);
 	groups_set_quota_room(srv.gs, auth_quota_room, &srv.req);
 	srv.env.loop = srv.loop;
@@ -949,6 +1124,8 @@ server_run(const struct config *cfg)
 	 * The TLS address is always in this line of the log. */
 	if (srv.secure.fd >= 0)
 		log_info("tls listening on %s", srv.secure.bound);
+	if (cfg->cluster[0] != '\0' && server_open_cluster(&srv, bound) < 0)
+		goto out;
 	if (cfg->auth == CONFIG_AUTH_OFF)
 		log_warn("auth off: every client that reaches %s may publish, "
 			 "consume and manage every queue",
@@ -975,6 +1152,9 @@ server_run(const struct config *cfg)
 			.store = srv.store,
 			.stats = &srv.stats,
 			.connections = &srv.env.count,
+			.cluster = srv.cluster ? cfg->cluster : NULL,
+			.coordinator = &srv.cluster,
+			.view = &srv.view,
 		};
 
 		if (dashboard_new(&srv.dash, &de) < 0) {
@@ -1021,6 +1201,11 @@ out:
 	loop_close(srv.loop);
 	http_close(srv.http);
 	dashboard_free(srv.dash);
+	/* Leaves the cluster: its lease ends now. */
+	cluster_stop(srv.cluster);
+	cluster_view_free(srv.view);
+	if (cfg->cluster[0] != '\0')
+		curl_global_cleanup();
 	/* A backup still running answers no one: its connection goes. */
 	if (srv.store != NULL)
 		store_backup_abandon(srv.store);

@@ -146,6 +146,31 @@ static const struct setting settings[] = {
 	  "with auth on and no user yet: a file holding one line "
 	  "NAME:PASSWORD, the first user, made admin of every queue; read "
 	  "only while there is no user" },
+	{ "cluster", STR(cluster), "", "NAME", 0, 0,
+	  "cluster mode: join the cluster NAME ([A-Za-z0-9._-]) through etcd; "
+	  "unset, a single broker on its own (needs no etcd)" },
+	{ "broker-id", STR(broker_id), "", "ID", 0, 0,
+	  "with cluster: this broker's id, unique in the cluster and the "
+	  "same across restarts ([A-Za-z0-9._-], up to 63); default: the "
+	  "host name" },
+	{ "advertise", STR(advertise), "", "HOST:PORT", 0, 0,
+	  "with cluster: the address clients reach this broker at; default: "
+	  "the listen address, which must then not be a wildcard" },
+	{ "etcd", STR(etcd), "", "URL[,URL...]", 0, 0,
+	  "with cluster: etcd's client URLs (http:// or https://), tried in "
+	  "turn" },
+	{ "etcd-user", STR(etcd_user), "", "NAME", 0, 0,
+	  "with cluster: the etcd user (with etcd-password-file), when etcd's "
+	  "auth is on" },
+	{ "etcd-password-file", STR(etcd_password_file), "", "FILE", 0, 0,
+	  "a file holding the etcd user's password on one line" },
+	{ "etcd-ca", STR(etcd_ca), "", "FILE", 0, 0,
+	  "CAs (PEM) etcd's certificate must chain to, for https:// URLs "
+	  "(default: the system's)" },
+	{ "cluster-lease-ms", NUM(SET_U32, cluster_lease_ms), "10000", "ms",
+	  2000, 600000,
+	  "with cluster: how long this broker stays a member (and the "
+	  "controller) after it stops answering; renewed every third of it" },
 	{ "log-level", NUM(SET_LOG_LEVEL, log_level), "info",
 	  "debug|info|warn|error", 0, 0, "least severe log line written" },
 	{ "log-format", NUM(SET_LOG_FORMAT, is_log_json), "text", "text|json",
@@ -615,6 +640,23 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 	if (cfg->http_token_file[0] != '\0' &&
 	    config_read_token(cfg, err, errlen) < 0)
 		return -1;
+	if (cfg->cluster[0] == '\0' &&
+	    (cfg->etcd[0] != '\0' || cfg->broker_id[0] != '\0' ||
+	     cfg->advertise[0] != '\0')) {
+		set_err(err, errlen,
+			"etcd, broker-id and advertise need cluster");
+		return -1;
+	}
+	if (cfg->cluster[0] != '\0' && cfg->etcd[0] == '\0') {
+		set_err(err, errlen, "cluster needs etcd (its client URLs)");
+		return -1;
+	}
+	if ((cfg->etcd_user[0] != '\0') !=
+	    (cfg->etcd_password_file[0] != '\0')) {
+		set_err(err, errlen,
+			"etcd-user and etcd-password-file go together");
+		return -1;
+	}
 	return CONFIG_OK;
 }
 

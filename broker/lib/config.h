@@ -74,7 +74,15 @@ struct config {
 	uint32_t idle_timeout_ms;	/* silent peers: pinged, then closed */
 	int auth;			/* enum config_auth */
 	char auth_bootstrap_file[1024]; /* "" = none */
-	int log_level;			/* enum log_level */
+	char cluster[128];		/* "" = single broker */
+	char broker_id[64];		/* "" = the host name */
+	char advertise[256];		/* "" = the listen address */
+	char etcd[1024];		/* client URLs, comma-separated */
+	char etcd_user[128];
+	char etcd_password_file[1024];
+	char etcd_ca[1024];
+	uint32_t cluster_lease_ms;
+	int log_level; /* enum log_level */
 	int is_log_json;
 };
 

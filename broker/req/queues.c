@@ -86,6 +86,14 @@ req_queue_create(struct conn *c, const Ringmq__Frame *f)
 	rc = queue_create(req_env_of(c)->qs, qc->name,
 			  qc->has_partitions ? qc->partitions : 0,
 			  policy_given(qc->policy, &given), req_done, p);
+	if (rc == 0 || rc == 1) {
+		struct req_env *env = req_env_of(c);
+		const struct queue *q = queues_find(env->qs, qc->name);
+
+		if (q != NULL && env->queue_defined != NULL)
+			env->queue_defined(env->queue_defined_ctx, q->name,
+					   q->partitions);
+	}
 	if (rc == 0)
 		return;
 	req_drop(p);

@@ -48,6 +48,10 @@ struct req_env {
 	struct session *auth_waiting; /* sessions waiting, by due time */
 	uint64_t denied_logged_ms;    /* monotonic: last denial logged */
 	uint64_t denied_unlogged;     /* denials since, not logged */
+	/* Told of every queue created here (cluster mode defines it
+	 * cluster-wide); NULL: nobody. */
+	void (*queue_defined)(void *ctx, const char *name, uint32_t partitions);
+	void *queue_defined_ctx;
 };
 
 /* --- shared by the handler families (req.c) --- */

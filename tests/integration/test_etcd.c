@@ -4,7 +4,9 @@
  * through its v3 JSON gateway: revisions, transactions and leases as the
  * in-memory store has them; the controller's election, placement and
  * fencing; a dead endpoint skipped for the next; an etcd that stopped
- * answering. Skipped (77) where there is no etcd (Debian: etcd-server).
+ * answering; and three real brokers in cluster mode placing a queue's
+ * partitions, one killed -9 and restarted, one stopped. Skipped (77)
+ * where there is no etcd (Debian: etcd-server).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +29,8 @@
 #include "cluster/controller.h"
 #include "cluster/coord.h"
 #include "harness.h"
+#include "ringmq.h"
+#include "testlib.h"
 
 static pid_t etcd_pid;
 static char etcd_dir[64];
@@ -311,9 +315,132 @@ test_unreachable_etcd_fails_in_time(void **state)
 	assert_int_equal(coord_range(&c, "/", &kvs), -EIO);
 	assert_true(harness_now_ms() - start < 5000);
 	kill(etcd_pid, SIGCONT);
-	assert_int_equal(coord_range(&c, "/fo", &kvs), 0);
+	/* Back within seconds (its raft term may move on first). */
+	start = harness_now_ms();
+	while (coord_range(&c, "/fo", &kvs) != 0) {
+		assert_true(harness_now_ms() - start < 15000);
+		usleep(100 * 1000);
+	}
 	coord_kvs_free(&kvs);
 	coord_close(&c);
+}
+
+/* The partitions broker id owns in a /api/cluster answer; -1 when the
+ * broker is not in it. */
+static int
+owned_by(const char *json, const char *id)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "{\"id\":\"%s\",", id);
+	p = strstr(json, pat);
+	if (p == NULL || (p = strstr(p, "\"partitions\":")) == NULL)
+		return -1;
+	return atoi(p + 13);
+}
+
+static char *
+cluster_json(struct harness_broker *b)
+{
+	static const char req[] = "GET /api/cluster HTTP/1.1\r\n\r\n";
+
+	return testlib_http(b->http_addr, req, sizeof(req) - 1);
+}
+
+/* Waits (bounded) until b's view has each of b1..b3 owning want[i]
+ * partitions (-1: not a member). */
+static void
+wait_placement(struct harness_broker *b, const int want[3], long long ms)
+{
+	long long deadline = harness_now_ms() + ms;
+
+	for (;;) {
+		char *j = cluster_json(b);
+		int got[3] = { owned_by(j, "b1"), owned_by(j, "b2"),
+			       owned_by(j, "b3") };
+
+		if (memcmp(got, want, sizeof(got)) == 0) {
+			free(j);
+			return;
+		}
+		if (harness_now_ms() >= deadline)
+			fail_msg("placement %d/%d/%d, not %d/%d/%d: %s", got[0],
+				 got[1], got[2], want[0], want[1], want[2], j);
+		free(j);
+		usleep(100 * 1000);
+	}
+}
+
+/* Three brokers in cluster mode: a 12-partition queue created on one is
+ * placed 4/4/4; the controller killed -9 is declared dead once its lease
+ * runs out and its partitions go to the others (6/6); restarted, it gets
+ * its share back; a broker stopped cleanly leaves at once (its lease is
+ * revoked, not left to expire). */
+static void
+test_brokers_place_partitions_through_etcd(void **state)
+{
+	static const char *const ids[] = { "b1", "b2", "b3" };
+	struct harness_broker b[3];
+	const char *flags[3][13] = { { 0 } };
+	ringmq_client *c;
+	ringmq_queue_opts *qo;
+	char *j, controller[8] = "";
+	const char *p;
+	int victim = -1;
+	long long left;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		const char *f[] = {
+			"--http", "127.0.0.1:0", "--cluster",
+			"three",  "--broker-id", ids[i],
+			"--etcd", endpoint,	 "--cluster-lease-ms",
+			"3000",	  NULL
+		};
+
+		memcpy(flags[i], f, sizeof(f));
+		assert_int_equal(testlib_broker_start(&b[i], flags[i]), 0);
+	}
+	c = testlib_connect(b[0].addr);
+	qo = ringmq_queue_opts_new();
+	assert_int_equal(ringmq_queue_opts_set(qo, "partitions", "12", NULL, 0),
+			 RINGMQ_OK);
+	assert_int_equal(ringmq_queue_create(c, "jobs", qo), RINGMQ_OK);
+	ringmq_queue_opts_free(qo);
+	ringmq_client_free(c);
+	wait_placement(&b[2], (const int[]){ 4, 4, 4 }, 15000);
+	j = cluster_json(&b[2]);
+	assert_non_null(strstr(j, "\"owners\":["));
+	p = strstr(j, "\"controller\":\"");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p + 14, "%7[^\"]", controller), 1);
+	free(j);
+	victim = controller[1] - '1';
+	assert_true(victim >= 0 && victim < 3);
+	assert_true(harness_kill(&b[victim], SIGKILL) >= 0);
+	{
+		int want[3] = { 6, 6, 6 };
+
+		want[victim] = -1;
+		wait_placement(&b[(victim + 1) % 3], want, 20000);
+	}
+	/* Back, with its data directory: its share again. */
+	assert_int_equal(harness_start(&b[victim], flags[victim]), 0);
+	wait_placement(&b[(victim + 1) % 3], (const int[]){ 4, 4, 4 }, 20000);
+	/* A clean stop revokes the lease: gone well before it expires. */
+	{
+		int stopped = (victim + 2) % 3, want[3] = { 6, 6, 6 };
+
+		want[stopped] = -1;
+		assert_int_equal(testlib_broker_stop(&b[stopped]), 0);
+		left = harness_now_ms();
+		wait_placement(&b[victim], want, 20000);
+		assert_true(harness_now_ms() - left < 2500);
+	}
+	for (int i = 0; i < 3; i++)
+		if (i != (victim + 2) % 3)
+			assert_int_equal(testlib_broker_stop(&b[i]), 0);
 }
 
 int
@@ -323,6 +450,7 @@ main(void)
 		cmocka_unit_test(test_store_on_etcd),
 		cmocka_unit_test(test_controller_on_etcd),
 		cmocka_unit_test(test_endpoints_fail_over),
+		cmocka_unit_test(test_brokers_place_partitions_through_etcd),
 		cmocka_unit_test(test_unreachable_etcd_fails_in_time),
 	};
 
