@@ -362,16 +362,13 @@ power_cut_report(void)
 	return 0;
 }
 
+/* The shim's state directory goes whole: one file-INODE.durable and
+ * .log per file it watched. */
 static void
 power_cut_cleanup(void)
 {
-	char path[320];
-
-	snprintf(path, sizeof(path), "%s/durable", W.cut_dir);
-	(void)unlink(path);
-	snprintf(path, sizeof(path), "%s/log", W.cut_dir);
-	(void)unlink(path);
-	(void)rmdir(W.cut_dir);
+	if (W.cut_dir[0] != '\0')
+		(void)harness_remove_dir(W.cut_dir);
 }
 
 /* Kills the broker with SIGKILL (and with --power-cut, rewrites its data
