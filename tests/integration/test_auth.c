@@ -372,12 +372,7 @@ test_auth_on_needs_a_first_user_from_a_file(void **state)
 	args[8] = "--auth-password";
 	args[9] = "x";
 	assert_int_equal(harness_run_exit(args), 2);
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		assert_int_equal(system(cmd), 0);
-	}
+	assert_int_equal(harness_remove_dir(dir), 0);
 }
 
 static void

@@ -547,11 +547,11 @@ test_backup_is_a_data_directory_with_everything(void **state)
 	}
 	assert_int_equal(harness_stop(&copy), 0);
 	{
-		char cmd[300];
+		char top[256];
 
-		snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'",
-			 (int)(strlen(dir) - 5), dir);
-		assert_int_equal(system(cmd), 0);
+		/* dir is TOP/data: the whole temporary directory goes. */
+		snprintf(top, sizeof(top), "%.*s", (int)(strlen(dir) - 5), dir);
+		assert_int_equal(harness_remove_dir(top), 0);
 	}
 }
 
@@ -615,27 +615,6 @@ test_stop_during_a_long_backup_exits_cleanly(void **state)
 	harness_cleanup(&b);
 }
 
-/* Reads the file at path whole, malloc'ed and NUL-ended. */
-static char *
-read_whole(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long n;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	text = malloc((size_t)n + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	text[n] = '\0';
-	fclose(f);
-	return text;
-}
-
 /* Checks that every ringmq_* name in the file is a metric family of
  * exposition (a histogram's _bucket, _sum and _count by its family);
  * returns how many names it checked. */
@@ -643,7 +622,7 @@ static int
 expect_names_exported(const char *file, const char *exposition)
 {
 	static const char *const parts[] = { "_bucket", "_sum", "_count" };
-	char *text = read_whole(file);
+	char *text = testlib_read_file(file);
 	int checked = 0;
 
 	for (const char *p = text; (p = strstr(p, "ringmq_")) != NULL;) {

@@ -118,15 +118,10 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
 	if (strncmp(dir, "/tmp/ringmq-tls-", 16) == 0 &&
-	    strchr(dir, 'X') == NULL) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "test_tls: could not remove %s\n", dir);
-	}
+	    strchr(dir, 'X') == NULL && harness_remove_dir(dir) != 0)
+		fprintf(stderr, "test_tls: could not remove %s\n", dir);
 	return 0;
 }
 
