@@ -750,7 +750,7 @@ serve_login(struct dashboard *d, struct http_conn *c,
 	    const struct http_request *r, uint64_t now)
 {
 	char name[DASH_FIELD_MAX + 1], password[DASH_FIELD_MAX + 1];
-	char headers[512];
+	char headers[1024];
 	uint64_t wait;
 	struct user *u;
 	struct dash_session *s;
@@ -774,10 +774,11 @@ serve_login(struct dashboard *d, struct http_conn *c,
 	}
 	wait = auth_login_wait(d->env.auth, r->peer, now);
 	if (wait > 0) {
+		struct http_body b = { 0 };
+
 		snprintf(headers, sizeof(headers), "Retry-After: %llu\r\n%s",
 			 (unsigned long long)(wait + 999) / 1000,
 			 DASH_API_HEADERS);
-		struct http_body b = { 0 };
 		http_body_printf(&b,
 				 "{\"error\":\"UNAUTHENTICATED\",\"message\":"
 				 "\"too many failed logins: try again in "
@@ -940,6 +941,7 @@ serve_action(struct dashboard *d, struct http_conn *c,
 	}
 	if (gname[0] != '\0') {
 		int is_pause = strcmp(verb, "pause") == 0;
+		struct http_body b = { 0 };
 
 		if (!is_pause && strcmp(verb, "resume") != 0) {
 			reply_error(c, "404 Not Found", "NOT_FOUND",
@@ -953,7 +955,6 @@ serve_action(struct dashboard *d, struct http_conn *c,
 		}
 		log_info("http: %s %s group %s of %s", s->u->name,
 			 is_pause ? "paused" : "resumed", gname, qname);
-		struct http_body b = { 0 };
 		http_body_printf(&b, "{\"paused\":%s}\n",
 				 is_pause ? "true" : "false");
 		reply_body(c, "200 OK", &b, DASH_API_HEADERS);
