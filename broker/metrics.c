@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "core/group.h"
 #include "core/queue.h"
 #include "core/users.h"
@@ -479,4 +480,50 @@ metrics_render_users(struct http_body *b, struct users *us,
 		       user_families[i].help);
 		users_each(us, user_row, &r);
 	}
+}
+
+void
+metrics_render_cluster(struct http_body *b, const struct cluster_view *v,
+		       const char *id)
+{
+	size_t owned = 0, all = 0;
+	double age = 0;
+
+	if (v != NULL) {
+		uint64_t now = clock_wall_ms();
+
+		for (size_t i = 0; i < v->nqueues; i++) {
+			const struct cluster_queue *q = &v->queues[i];
+
+			for (uint32_t p = 0; p < q->partitions; p++) {
+				all++;
+				owned += q->owner[p] >= 0 &&
+					 strcmp(v->brokers[q->owner[p]].id,
+						id) == 0;
+			}
+		}
+		age = now > v->read_ms ? (double)(now - v->read_ms) / 1e3 : 0;
+	}
+	family(b, "ringmq_cluster_brokers", "gauge",
+	       "Brokers registered in the cluster, as last read from etcd.");
+	http_body_printf(b, "ringmq_cluster_brokers %zu\n",
+			 v ? v->nbrokers : 0);
+	family(b, "ringmq_cluster_is_controller", "gauge",
+	       "1 while this broker is the cluster's controller.");
+	http_body_printf(b, "ringmq_cluster_is_controller %d\n",
+			 v ? v->is_controller : 0);
+	family(b, "ringmq_cluster_controller_epoch", "gauge",
+	       "The controller's epoch (its key's create revision in etcd).");
+	http_body_printf(b, "ringmq_cluster_controller_epoch %lld\n",
+			 v ? (long long)v->epoch : 0LL);
+	family(b, "ringmq_cluster_partitions", "gauge",
+	       "Partitions of the cluster's queues.");
+	http_body_printf(b, "ringmq_cluster_partitions %zu\n", all);
+	family(b, "ringmq_cluster_partitions_owned", "gauge",
+	       "Partitions this broker owns.");
+	http_body_printf(b, "ringmq_cluster_partitions_owned %zu\n", owned);
+	family(b, "ringmq_cluster_view_age_seconds", "gauge",
+	       "Age of the last view read from etcd (growing: etcd is not "
+	       "answering).");
+	http_body_printf(b, "ringmq_cluster_view_age_seconds %.3f\n", age);
 }

@@ -28,4 +28,11 @@ struct users;
 void metrics_render_users(struct http_body *b, struct users *us,
 			  uint64_t auth_failures);
 
+struct cluster_view;
+
+/* Appends the cluster-mode families from the latest view v (NULL: none
+ * read yet) of broker id. */
+void metrics_render_cluster(struct http_body *b, const struct cluster_view *v,
+			    const char *id);
+
 #endif

@@ -969,6 +969,9 @@ http_metrics(void *ctx, struct http_body *b)
 
 	metrics_render(b, &srv->stats, srv->env.count, srv->qs, srv->store);
 	metrics_render_users(b, srv->users, auth_failures(srv->auth));
+	if (srv->cluster != NULL)
+		metrics_render_cluster(b, srv->view,
+				       cluster_broker_id(srv->cluster));
 }
 
 static int

@@ -410,6 +410,16 @@ test_brokers_place_partitions_through_etcd(void **state)
 	ringmq_queue_opts_free(qo);
 	ringmq_client_free(c);
 	wait_placement(&b[2], (const int[]){ 4, 4, 4 }, 15000);
+	{
+		static const char req[] = "GET /metrics HTTP/1.1\r\n\r\n";
+		char *m = testlib_http(b[2].http_addr, req, sizeof(req) - 1);
+
+		assert_non_null(strstr(m, "\nringmq_cluster_brokers 3\n"));
+		assert_non_null(
+			strstr(m, "\nringmq_cluster_partitions_owned 4\n"));
+		assert_non_null(strstr(m, "\nringmq_cluster_partitions 12\n"));
+		free(m);
+	}
 	j = cluster_json(&b[2]);
 	assert_non_null(strstr(j, "\"owners\":["));
 	p = strstr(j, "\"controller\":\"");
