@@ -73,25 +73,17 @@ connect_etcd(const char *endpoints)
 	return c;
 }
 
+/* Starts etcd on two free ports. @return 1 once it answers, 0 when it
+ * exited first (a port taken meanwhile: try again). */
 static int
-setup(void **state)
+etcd_start(const char *etcd)
 {
-	const char *etcd = etcd_path();
-	char client[64], peer[64], cluster[96];
-	int cport, pport;
+	char client[64], peer[64], cluster[96], member[96];
 	long long deadline;
+	int status;
 
-	(void)state;
-	if (etcd == NULL) {
-		fprintf(stderr, "test_etcd: no etcd (etcd-server); skipped\n");
-		exit(77);
-	}
-	snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/ringmq-etcd-XXXXXX");
-	assert_non_null(mkdtemp(etcd_dir));
-	cport = free_port();
-	pport = free_port();
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", cport);
-	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pport);
+	snprintf(client, sizeof(client), "http://127.0.0.1:%d", free_port());
+	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", free_port());
 	snprintf(cluster, sizeof(cluster), "t=%s", peer);
 	snprintf(endpoint, sizeof(endpoint), "%s", client);
 	etcd_pid = fork();
@@ -110,7 +102,10 @@ setup(void **state)
 		      "--initial-cluster", cluster, (char *)NULL);
 		_exit(127);
 	}
-	/* Up once it answers a range. */
+	/* Up once it answers a range, is still running, and has made its
+	 * member directory: the answer was ours, not another etcd's on a
+	 * port taken between free_port and the bind. */
+	snprintf(member, sizeof(member), "%s/data/member", etcd_dir);
 	deadline = harness_now_ms() + 20000;
 	for (;;) {
 		struct coord c = connect_etcd(endpoint);
@@ -119,11 +114,32 @@ setup(void **state)
 
 		coord_kvs_free(&kvs);
 		coord_close(&c);
-		if (rc == 0)
-			break;
+		if (waitpid(etcd_pid, &status, WNOHANG) == etcd_pid) {
+			etcd_pid = 0;
+			return 0;
+		}
+		if (rc == 0 && access(member, F_OK) == 0)
+			return 1;
 		assert_true(harness_now_ms() < deadline);
 		usleep(100 * 1000);
 	}
+}
+
+static int
+setup(void **state)
+{
+	const char *etcd = etcd_path();
+	int tries = 0;
+
+	(void)state;
+	if (etcd == NULL) {
+		fprintf(stderr, "test_etcd: no etcd (etcd-server); skipped\n");
+		exit(77);
+	}
+	snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/ringmq-etcd-XXXXXX");
+	assert_non_null(mkdtemp(etcd_dir));
+	while (!etcd_start(etcd))
+		assert_true(++tries < 5);
 	return 0;
 }
 
