@@ -198,6 +198,27 @@ function renderChart(history) {
   $('chart-minutes').textContent = String(minutes);
 }
 
+// Cluster mode: the brokers, what each owns, and the controller; the
+// section stays hidden on a broker on its own (404).
+async function refreshCluster() {
+  const { status, data } = await api('/api/cluster');
+  $('cluster').hidden = status !== 200 || !data.brokers;
+  if ($('cluster').hidden) return;
+  $('cluster-name').textContent = data.cluster + ', seen from ' + data.broker +
+    ', controller epoch ' + data.epoch;
+  const tbody = $('brokers').tBodies[0];
+  tbody.replaceChildren();
+  for (const b of data.brokers) {
+    const tr = document.createElement('tr');
+    tr.dataset.broker = b.id;
+    cell(tr, b.id, 'id');
+    cell(tr, b.address, 'address');
+    cell(tr, fmtInt(b.partitions), 'partitions', b.partitions);
+    cell(tr, b.id === data.controller ? 'controller' : 'broker', 'role');
+    tbody.appendChild(tr);
+  }
+}
+
 function render(ov) {
   const s = ov.stats;
   $('broker').textContent = 'v' + ov.version + ', up ' +
@@ -233,6 +254,7 @@ async function refresh() {
       return;
     }
     render(data);
+    await refreshCluster();
     setStatus('Updated ' + new Date().toLocaleTimeString() + '.');
   } catch (e) {
     setStatus('Cannot reach the broker: ' + e.message);

@@ -388,6 +388,42 @@ wait_placement(struct harness_broker *b, const int want[3], long long ms)
 	}
 }
 
+/* The page of broker b as headless Chromium renders it (its DOM once
+ * the script ran), malloc'ed; NULL where there is no Chromium. */
+static char *
+rendered_page(struct harness_broker *b)
+{
+	char profile[] = "/tmp/ringmq-test-XXXXXX", cmd[512];
+	size_t n = 0, cap = 1 << 16;
+	char *dom;
+	FILE *f;
+
+	if (access("/usr/bin/chromium", X_OK) != 0)
+		return NULL;
+	assert_non_null(mkdtemp(profile));
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 60 /usr/bin/chromium --headless --no-sandbox "
+		 "--disable-gpu --no-first-run --user-data-dir=%s "
+		 "--virtual-time-budget=3000 --dump-dom http://%s/ "
+		 "2>/dev/null",
+		 profile, b->http_addr);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	dom = malloc(cap);
+	assert_non_null(dom);
+	for (size_t r; (r = fread(dom + n, 1, cap - n - 1, f)) > 0;) {
+		n += r;
+		if (n + 1 == cap) {
+			dom = realloc(dom, cap *= 2);
+			assert_non_null(dom);
+		}
+	}
+	dom[n] = '\0';
+	assert_int_equal(pclose(f), 0);
+	assert_int_equal(harness_remove_dir(profile), 0);
+	return dom;
+}
+
 /* Three brokers in cluster mode: a 12-partition queue created on one is
  * placed 4/4/4; the controller killed -9 is declared dead once its lease
  * runs out and its partitions go to the others (6/6); restarted, it gets
@@ -435,6 +471,25 @@ test_brokers_place_partitions_through_etcd(void **state)
 			strstr(m, "\nringmq_cluster_partitions_owned 4\n"));
 		assert_non_null(strstr(m, "\nringmq_cluster_partitions 12\n"));
 		free(m);
+	}
+	/* The dashboard shows the same, in a browser. */
+	{
+		char *dom = rendered_page(&b[2]);
+
+		if (dom != NULL) {
+			const char *row =
+				strstr(dom, "<tbody><tr data-broker=\"b1\"");
+
+			assert_non_null(row);
+			for (int i = 0; i < 3; i++) {
+				row = strstr(row, "data-field=\"partitions\" "
+						  "data-value=\"4\"");
+				assert_non_null(row);
+				row++;
+			}
+			assert_non_null(strstr(dom, ">controller</td>"));
+			free(dom);
+		}
 	}
 	j = cluster_json(&b[2]);
 	assert_non_null(strstr(j, "\"owners\":["));
