@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@
 #include "lib/log.h"
 #include "lib/vec.h"
 
+/* How long a stopping broker gives etcd to end its lease. */
+#define CLUSTER_REVOKE_MS 500
+
 struct pending_queue {
 	char name[256];
 	uint32_t partitions;
@@ -30,6 +34,8 @@ struct cluster {
 	char advertise[256];
 	int64_t period_ms;
 	int efd;
+	/* Set when stopping: when the request in flight must end. */
+	_Atomic uint64_t abort_at_ms;
 	pthread_t thread;
 	int is_started;
 	pthread_mutex_t mu;
@@ -284,6 +290,8 @@ run(void *arg)
 
 		pthread_mutex_unlock(&c->mu);
 		rc = step(c);
+		if (rc == -ECANCELED)
+			rc = c->last_rc; /* stopping: what was before */
 		/* Said when it changes, not every round. */
 		if (rc < 0 && c->last_rc >= 0)
 			log_warn("cluster: etcd: %s; trying again every "
@@ -307,8 +315,11 @@ run(void *arg)
 			;
 	}
 	pthread_mutex_unlock(&c->mu);
-	/* Leaving: the lease goes now, not a ttl later. */
-	if (c->ctl.lease != 0)
+	/* Leaving: the lease goes now, not a ttl later, if etcd answers
+	 * within CLUSTER_REVOKE_MS; else (or when it did not answer the
+	 * last round) it expires instead. */
+	atomic_store(&c->abort_at_ms, clock_mono_ms() + CLUSTER_REVOKE_MS);
+	if (c->ctl.lease != 0 && c->last_rc == 0)
 		(void)coord_lease_revoke(&c->coord, c->ctl.lease);
 	return NULL;
 }
@@ -352,6 +363,7 @@ cluster_start(struct cluster **out, const struct cluster_cfg *cfg, int *efd)
 	if (c == NULL)
 		return -ENOMEM;
 	c->efd = -1;
+	ec.abort_at_ms = &c->abort_at_ms;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	snprintf(c->advertise, sizeof(c->advertise), "%s", cfg->advertise);
@@ -387,6 +399,7 @@ cluster_stop(struct cluster *c)
 	if (c->is_started) {
 		pthread_mutex_lock(&c->mu);
 		c->is_stopping = 1;
+		atomic_store(&c->abort_at_ms, clock_mono_ms());
 		pthread_cond_signal(&c->cond);
 		pthread_mutex_unlock(&c->mu);
 		pthread_join(c->thread, NULL);

@@ -141,6 +141,11 @@ struct coord_etcd_cfg {
 	const char *user, *password; /* NULL: etcd's auth off */
 	const char *ca_file;	     /* https: the CAs (NULL: the system's) */
 	long timeout_ms;	     /* per request; 0: 5000 */
+	/* Once the monotonic clock (clock_mono_ms) reaches it, a request
+	 * in flight ends with -ECANCELED (within about a second: libcurl's
+	 * progress calls), so that a broker stopping does not wait out a
+	 * silent etcd; 0 or NULL: never. */
+	const _Atomic uint64_t *abort_at_ms;
 };
 
 /* @return 0 (*out set; nothing is sent yet) or -EINVAL, -ENOMEM. The

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/vec.h"
 
@@ -32,6 +33,7 @@ struct etcd {
 	char *user, *password, *ca_file; /* owned; NULL: none */
 	char *token;			 /* owned; NULL: none yet */
 	long timeout_ms;
+	const _Atomic uint64_t *abort_at_ms; /* borrowed; NULL: never */
 	/* The answer being read. */
 	char *answer;
 	size_t answer_len, answer_cap;
@@ -130,6 +132,21 @@ on_data(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* libcurl's progress callback: non-zero ends the transfer. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+	    curl_off_t ulnow)
+{
+	const struct etcd *e = arg;
+	uint64_t at = e->abort_at_ms != NULL ? *e->abort_at_ms : 0;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return at != 0 && clock_mono_ms() >= at;
+}
+
 static int post(struct etcd *e, const char *path, cJSON *body, cJSON **out);
 
 static int
@@ -185,6 +202,8 @@ post_once(struct etcd *e, const char *url, const char *json, long *status)
 	curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, json);
 	cc = curl_easy_perform(e->curl);
 	curl_slist_free_all(h);
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
+		return -ECANCELED;
 	if (cc != CURLE_OK) {
 		log_warn("cluster: etcd %s: %s", url, curl_easy_strerror(cc));
 		return -EIO;
@@ -222,8 +241,12 @@ again:
 
 		snprintf(url, sizeof(url), "%s%s", e->endpoints[e->current],
 			 path);
-		if (post_once(e, url, json, &status) < 0) {
+		rc = post_once(e, url, json, &status);
+		if (rc == -ECANCELED)
+			break;
+		if (rc < 0) {
 			e->current = (e->current + 1) % e->nendpoints;
+			rc = -EIO;
 			continue;
 		}
 		*out = cJSON_ParseWithLength(e->answer, e->answer_len);
@@ -566,6 +589,7 @@ coord_etcd_open(struct coord *out, const struct coord_etcd_cfg *cfg)
 	    (cfg->ca_file && (e->ca_file = strdup(cfg->ca_file)) == NULL))
 		goto fail;
 	e->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000;
+	e->abort_at_ms = cfg->abort_at_ms;
 	e->curl = curl_easy_init();
 	if (e->curl == NULL)
 		goto fail;
@@ -575,6 +599,9 @@ coord_etcd_open(struct coord *out, const struct coord_etcd_cfg *cfg)
 	curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 e->timeout_ms < 2000 ? e->timeout_ms : 2000);
 	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e->curl, CURLOPT_XFERINFODATA, e);
 	curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (e->ca_file != NULL)
 		curl_easy_setopt(e->curl, CURLOPT_CAINFO, e->ca_file);

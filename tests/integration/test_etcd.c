@@ -524,6 +524,57 @@ test_brokers_place_partitions_through_etcd(void **state)
 			assert_int_equal(testlib_broker_stop(&b[i]), 0);
 }
 
+/* A broker in cluster mode stops within its shutdown timeout even while
+ * etcd does not answer: the coordination thread's request in flight is
+ * cancelled, and the lease is left to expire. */
+static void
+test_broker_stops_in_time_with_etcd_frozen(void **state)
+{
+	const char *flags[] = { "--http",
+				"127.0.0.1:0",
+				"--cluster",
+				"frozen",
+				"--broker-id",
+				"f1",
+				"--etcd",
+				endpoint,
+				"--cluster-lease-ms",
+				"15000",
+				"--shutdown-timeout-ms",
+				"3000",
+				NULL };
+	struct harness_broker b;
+	long long start;
+	int status;
+
+	(void)state;
+	assert_int_equal(testlib_broker_start(&b, flags), 0);
+	{
+		long long deadline = harness_now_ms() + 10000;
+
+		/* Joined once its view names it. */
+		for (;;) {
+			char *j = cluster_json(&b);
+			int in = strstr(j, "{\"id\":\"f1\",") != NULL;
+
+			free(j);
+			if (in)
+				break;
+			assert_true(harness_now_ms() < deadline);
+			usleep(100 * 1000);
+		}
+	}
+	kill(etcd_pid, SIGSTOP);
+	usleep(200 * 1000);
+	start = harness_now_ms();
+	status = harness_kill(&b, SIGTERM);
+	kill(etcd_pid, SIGCONT);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(harness_now_ms() - start < 3000);
+	harness_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -532,6 +583,7 @@ main(void)
 		cmocka_unit_test(test_controller_on_etcd),
 		cmocka_unit_test(test_endpoints_fail_over),
 		cmocka_unit_test(test_brokers_place_partitions_through_etcd),
+		cmocka_unit_test(test_broker_stops_in_time_with_etcd_frozen),
 		cmocka_unit_test(test_unreachable_etcd_fails_in_time),
 	};
 
