@@ -691,33 +691,13 @@ on_queue_defined(void *ctx, const char *name, uint32_t partitions)
 		(void)cluster_define_queue(srv->cluster, name, partitions);
 }
 
-/* The first line of file (a secret) into buf. @return 0 or -1 (said). */
-static int
-read_secret(const char *file, char *buf, size_t size)
-{
-	FILE *f = fopen(file, "r");
-	size_t n;
-
-	if (f == NULL || fgets(buf, (int)size, f) == NULL) {
-		log_error("cannot read %s: %s", file,
-			  f ? "it is empty" : strerror(errno));
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	fclose(f);
-	n = strcspn(buf, "\r\n");
-	buf[n] = '\0';
-	return 0;
-}
-
 /* Cluster mode: joins through etcd on the coordination thread.
  * @return 0, or -1 (said). */
 static int
 server_open_cluster(struct server *srv, const char *bound)
 {
 	const struct config *cfg = srv->cfg;
-	char id[64], advertise[320], password[1024] = "", host[320];
+	char id[64], advertise[320], host[320];
 	struct cluster_cfg cc = { 0 };
 	uint16_t port;
 	int rc;
@@ -739,20 +719,15 @@ server_open_cluster(struct server *srv, const char *bound)
 			  advertise);
 		return -1;
 	}
-	if (cfg->etcd_password_file[0] != '\0' &&
-	    read_secret(cfg->etcd_password_file, password, sizeof(password)) <
-		    0)
-		return -1;
 	cc.name = cfg->cluster;
 	cc.broker_id = id;
 	cc.advertise = advertise;
 	cc.etcd = cfg->etcd;
 	cc.etcd_user = cfg->etcd_user[0] ? cfg->etcd_user : NULL;
-	cc.etcd_password = cfg->etcd_user[0] ? password : NULL;
+	cc.etcd_password = cfg->etcd_user[0] ? cfg->etcd_password : NULL;
 	cc.etcd_ca = cfg->etcd_ca[0] ? cfg->etcd_ca : NULL;
 	cc.lease_ms = cfg->cluster_lease_ms;
 	rc = cluster_start(&srv->cluster, &cc, &srv->cluster_fd);
-	explicit_bzero(password, sizeof(password));
 	if (rc < 0) {
 		log_error("cluster %s: %s (cluster and broker-id: "
 			  "[A-Za-z0-9._-]; etcd: http:// or https:// URLs)",

@@ -461,43 +461,43 @@ flag_parse(int argc, char **argv, int *i, const char **val, char *err,
 	return s;
 }
 
-/* Reads the HTTP token from http-token-file: one line of printable
- * characters (a trailing newline is dropped), 16 to 255 of them. */
+/* Reads the secret of setting key from file into out (size bytes): one
+ * line of printable characters (a trailing newline is dropped), at least
+ * min of them, spaces only when is_space_ok. */
 static int
-config_read_token(struct config *cfg, char *err, size_t errlen)
+config_read_secret(const char *key, const char *file, char *out, size_t size,
+		   size_t min, int is_space_ok, char *err, size_t errlen)
 {
-	FILE *f = fopen(cfg->http_token_file, "r");
-	/* Room for the longest token, its line end, and one byte more that
+	FILE *f = fopen(file, "r");
+	/* Room for the longest secret, its line end, and one byte more that
 	 * tells a longer file. */
-	char t[sizeof(cfg->http_token) + 3];
+	char t[1024 + 3];
 	size_t n;
 
 	if (f == NULL) {
-		set_err(err, errlen, "http-token-file: %s: %s",
-			cfg->http_token_file, strerror(errno));
+		set_err(err, errlen, "%s: %s: %s", key, file, strerror(errno));
 		return -1;
 	}
-	n = fread(t, 1, sizeof(t), f);
+	n = fread(t, 1, size + 2 < sizeof(t) ? size + 2 : sizeof(t), f);
 	fclose(f);
 	while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == '\r'))
 		n--;
-	if (n < 16 || n >= sizeof(cfg->http_token)) {
+	if (n < min || n >= size) {
 		set_err(err, errlen,
-			"http-token-file: %s: the token must be one line of 16 "
-			"to 255 characters",
-			cfg->http_token_file);
+			"%s: %s: expected one line of %zu to %zu characters",
+			key, file, min, size - 1);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (t[i] <= ' ' || t[i] > '~') {
+		if (t[i] < ' ' || t[i] > '~' || (t[i] == ' ' && !is_space_ok)) {
 			set_err(err, errlen,
-				"http-token-file: %s: the token must be "
-				"printable, without spaces",
-				cfg->http_token_file);
+				"%s: %s: expected printable characters%s", key,
+				file, is_space_ok ? "" : ", without spaces");
 			return -1;
 		}
-	memcpy(cfg->http_token, t, n);
-	cfg->http_token[n] = '\0';
+	memcpy(out, t, n);
+	out[n] = '\0';
+	explicit_bzero(t, sizeof(t));
 	return 0;
 }
 
@@ -638,7 +638,9 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 		return -1;
 	}
 	if (cfg->http_token_file[0] != '\0' &&
-	    config_read_token(cfg, err, errlen) < 0)
+	    config_read_secret("http-token-file", cfg->http_token_file,
+			       cfg->http_token, sizeof(cfg->http_token), 16, 0,
+			       err, errlen) < 0)
 		return -1;
 	if (cfg->cluster[0] == '\0' &&
 	    (cfg->etcd[0] != '\0' || cfg->broker_id[0] != '\0' ||
@@ -657,6 +659,11 @@ config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 			"etcd-user and etcd-password-file go together");
 		return -1;
 	}
+	if (cfg->etcd_password_file[0] != '\0' &&
+	    config_read_secret("etcd-password-file", cfg->etcd_password_file,
+			       cfg->etcd_password, sizeof(cfg->etcd_password),
+			       1, 1, err, errlen) < 0)
+		return -1;
 	return CONFIG_OK;
 }
 

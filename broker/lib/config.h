@@ -80,6 +80,7 @@ struct config {
 	char etcd[1024];		/* client URLs, comma-separated */
 	char etcd_user[128];
 	char etcd_password_file[1024];
+	char etcd_password[256]; /* read from it at load */
 	char etcd_ca[1024];
 	uint32_t cluster_lease_ms;
 	int log_level; /* enum log_level */
