@@ -628,16 +628,12 @@ write_cluster(struct dashboard *d, struct http_body *b, const struct user *u)
 	http_body_printf(b, ",\"epoch\":%lld,\"brokers\":[",
 			 (long long)v->epoch);
 	for (size_t i = 0; i < v->nbrokers; i++) {
-		size_t owned = 0;
-
-		for (size_t k = 0; k < v->nqueues; k++)
-			for (uint32_t p = 0; p < v->queues[k].partitions; p++)
-				owned += v->queues[k].owner[p] == (int)i;
 		http_body_printf(b, "%s{\"id\":", i ? "," : "");
 		json_str(b, v->brokers[i].id);
 		http_body_printf(b, ",\"address\":");
 		json_str(b, v->brokers[i].addr);
-		http_body_printf(b, ",\"partitions\":%zu}", owned);
+		http_body_printf(b, ",\"partitions\":%zu}",
+				 v->brokers[i].partitions);
 	}
 	http_body_printf(b, "],\"queues\":[");
 	for (size_t k = 0; k < v->nqueues; k++) {

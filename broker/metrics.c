@@ -483,25 +483,14 @@ metrics_render_users(struct http_body *b, struct users *us,
 }
 
 void
-metrics_render_cluster(struct http_body *b, const struct cluster_view *v,
-		       const char *id)
+metrics_render_cluster(struct http_body *b, const struct cluster_view *v)
 {
-	size_t owned = 0, all = 0;
+	size_t owned = v ? v->owned : 0, all = v ? v->partitions : 0;
 	double age = 0;
 
 	if (v != NULL) {
 		uint64_t now = clock_wall_ms();
 
-		for (size_t i = 0; i < v->nqueues; i++) {
-			const struct cluster_queue *q = &v->queues[i];
-
-			for (uint32_t p = 0; p < q->partitions; p++) {
-				all++;
-				owned += q->owner[p] >= 0 &&
-					 strcmp(v->brokers[q->owner[p]].id,
-						id) == 0;
-			}
-		}
 		age = now > v->read_ms ? (double)(now - v->read_ms) / 1e3 : 0;
 	}
 	family(b, "ringmq_cluster_brokers", "gauge",

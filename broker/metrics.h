@@ -31,8 +31,7 @@ void metrics_render_users(struct http_body *b, struct users *us,
 struct cluster_view;
 
 /* Appends the cluster-mode families from the latest view v (NULL: none
- * read yet) of broker id. */
-void metrics_render_cluster(struct http_body *b, const struct cluster_view *v,
-			    const char *id);
+ * read yet). */
+void metrics_render_cluster(struct http_body *b, const struct cluster_view *v);
 
 #endif

@@ -620,23 +620,6 @@ arm_cluster(struct server *srv)
 		log_error("cannot submit the cluster event read");
 }
 
-/* Partitions of view v this broker owns, and in all. */
-static void
-owned_count(const struct cluster_view *v, const char *id, size_t *owned,
-	    size_t *all)
-{
-	*owned = *all = 0;
-	for (size_t i = 0; i < v->nqueues; i++) {
-		const struct cluster_queue *q = &v->queues[i];
-
-		for (uint32_t p = 0; p < q->partitions; p++) {
-			(*all)++;
-			*owned += q->owner[p] >= 0 &&
-				  strcmp(v->brokers[q->owner[p]].id, id) == 0;
-		}
-	}
-}
-
 /* A new view of the cluster from the coordination thread: kept for the
  * dashboard, and said in the log when what this broker owns changed. */
 static void
@@ -650,20 +633,17 @@ on_cluster(struct loop_op *op, int res, uint32_t flags)
 		log_error("cluster event: %s", strerror(-res));
 	v = cluster_take_view(srv->cluster);
 	if (v != NULL) {
-		const char *id = cluster_broker_id(srv->cluster);
-		size_t owned, all, was_owned = 0, was_all = 0;
+		const struct cluster_view *was = srv->view;
 
-		owned_count(v, id, &owned, &all);
-		if (srv->view != NULL)
-			owned_count(srv->view, id, &was_owned, &was_all);
-		if (srv->view == NULL || owned != was_owned || all != was_all ||
-		    v->nbrokers != srv->view->nbrokers ||
-		    strcmp(v->controller, srv->view->controller) != 0)
+		if (was == NULL || v->owned != was->owned ||
+		    v->partitions != was->partitions ||
+		    v->nbrokers != was->nbrokers ||
+		    strcmp(v->controller, was->controller) != 0)
 			log_info("cluster: %zu brokers, controller %s; this "
 				 "broker owns %zu of %zu partitions",
 				 v->nbrokers,
 				 v->controller[0] ? v->controller : "(none)",
-				 owned, all);
+				 v->owned, v->partitions);
 		cluster_view_free(srv->view);
 		srv->view = v;
 	}
@@ -945,8 +925,7 @@ http_metrics(void *ctx, struct http_body *b)
 	metrics_render(b, &srv->stats, srv->env.count, srv->qs, srv->store);
 	metrics_render_users(b, srv->users, auth_failures(srv->auth));
 	if (srv->cluster != NULL)
-		metrics_render_cluster(b, srv->view,
-				       cluster_broker_id(srv->cluster));
+		metrics_render_cluster(b, srv->view);
 }
 
 static int

@@ -117,6 +117,7 @@ view_build(const struct cluster *c, const struct coord_kvs *kvs)
 				goto oom;
 			v->brokers = b;
 			b = &v->brokers[v->nbrokers++];
+			memset(b, 0, sizeof(*b));
 			snprintf(b->id, sizeof(b->id), "%s", k + 8);
 			snprintf(b->addr, sizeof(b->addr), "%s", kv->value);
 		} else if (strcmp(k, "controller") == 0) {
@@ -169,6 +170,20 @@ view_build(const struct cluster *c, const struct coord_kvs *kvs)
 			continue;
 		q->owner[part] = view_broker(v, who);
 		q->epoch[part] = epoch;
+	}
+	/* What each broker owns, counted once here for every reader. */
+	for (size_t i = 0; i < v->nqueues; i++) {
+		const struct cluster_queue *q = &v->queues[i];
+
+		v->partitions += q->partitions;
+		for (uint32_t p = 0; p < q->partitions; p++)
+			if (q->owner[p] >= 0)
+				v->brokers[q->owner[p]].partitions++;
+	}
+	{
+		int self = view_broker(v, c->ctl.id);
+
+		v->owned = self >= 0 ? v->brokers[self].partitions : 0;
 	}
 	v->is_controller = strcmp(v->controller, c->ctl.id) == 0;
 	return v;

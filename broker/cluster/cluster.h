@@ -34,6 +34,7 @@ struct cluster_cfg {
 struct cluster_broker {
 	char id[CLUSTER_ID_MAX];
 	char addr[256];
+	size_t partitions; /* it owns */
 };
 
 struct cluster_queue {
@@ -53,7 +54,9 @@ struct cluster_view {
 	size_t nbrokers;
 	struct cluster_queue *queues; /* owned [nqueues], by name */
 	size_t nqueues;
-	uint64_t read_ms; /* wall clock */
+	size_t partitions; /* of every queue */
+	size_t owned;	   /* of them, this broker's */
+	uint64_t read_ms;  /* wall clock */
 };
 
 struct cluster;
