@@ -680,21 +680,15 @@ auth_mode(const struct dashboard *d)
 	}
 }
 
-static int
-path_is(const struct http_request *r, const char *path)
-{
-	return r->path_len == strlen(path) &&
-	       memcmp(r->path, path, r->path_len) == 0;
-}
-
 static void
 serve_asset(struct http_conn *c, const struct http_request *r)
 {
 	for (size_t i = 0; i < web_nassets; i++) {
 		const struct web_asset *a = &web_assets[i];
 
-		if (path_is(r, a->path) ||
-		    (path_is(r, "/") && strcmp(a->path, "/index.html") == 0)) {
+		if (http_path_is(r, a->path) ||
+		    (http_path_is(r, "/") &&
+		     strcmp(a->path, "/index.html") == 0)) {
 			http_reply(
 				c, "200 OK", a->type,
 				"Cache-Control: no-cache\r\n" DASH_PAGE_HEADERS,
@@ -1035,11 +1029,11 @@ dashboard_serve(void *ctx, struct http_conn *c, const struct http_request *r)
 	}
 	if (is_auth_on(d))
 		s = session_of(d, c, now);
-	if (path_is(r, "/api/session") && is_get) {
+	if (http_path_is(r, "/api/session") && is_get) {
 		serve_session(d, c, s);
-	} else if (path_is(r, "/api/login") && is_post) {
+	} else if (http_path_is(r, "/api/login") && is_post) {
 		serve_login(d, c, r, now);
-	} else if (path_is(r, "/api/logout") && is_post) {
+	} else if (http_path_is(r, "/api/logout") && is_post) {
 		size_t tlen;
 		const char *token = http_header(c, "x-csrf-token", &tlen);
 
@@ -1050,7 +1044,7 @@ dashboard_serve(void *ctx, struct http_conn *c, const struct http_request *r)
 			   "Set-Cookie: " DASH_COOKIE "=; Path=/; Max-Age=0; "
 			   "HttpOnly; SameSite=Strict\r\n" DASH_API_HEADERS,
 			   "{}\n", 3);
-	} else if (path_is(r, "/api/overview") && is_get) {
+	} else if (http_path_is(r, "/api/overview") && is_get) {
 		struct http_body b = { 0 };
 
 		if (is_auth_on(d) && s == NULL) {
@@ -1060,7 +1054,7 @@ dashboard_serve(void *ctx, struct http_conn *c, const struct http_request *r)
 		}
 		write_overview(d, &b, s != NULL ? s->u : NULL);
 		reply_body(c, "200 OK", &b, DASH_API_HEADERS);
-	} else if (path_is(r, "/api/cluster") && is_get) {
+	} else if (http_path_is(r, "/api/cluster") && is_get) {
 		struct http_body b = { 0 };
 
 		if (is_auth_on(d) && s == NULL) {

@@ -326,8 +326,8 @@ hc_parse(struct http_conn *c)
 	c->is_head = strcmp(r->method, "HEAD") == 0;
 }
 
-static int
-path_is(const struct http_request *r, const char *path)
+int
+http_path_is(const struct http_request *r, const char *path)
 {
 	return r->path_len == strlen(path) &&
 	       memcmp(r->path, path, r->path_len) == 0;
@@ -357,7 +357,8 @@ hc_answer(struct http_conn *c, const char *bad)
 		c->is_head = 0;
 		c->is_refused = 1;
 		http_body_printf(&body, "%s\n", bad + 4);
-	} else if (!path_is(r, "/metrics") && !path_is(r, "/healthz") &&
+	} else if (!http_path_is(r, "/metrics") &&
+		   !http_path_is(r, "/healthz") &&
 		   c->h->handlers.serve != NULL) {
 		c->is_served = 1;
 		c->h->handlers.serve(c->h->handlers.ctx, c, r);
@@ -375,10 +376,10 @@ hc_answer(struct http_conn *c, const char *bad)
 		status = "405 Method Not Allowed";
 		allow = "Allow: GET, HEAD\r\n";
 		http_body_printf(&body, "only GET and HEAD\n");
-	} else if (path_is(r, "/metrics")) {
+	} else if (http_path_is(r, "/metrics")) {
 		type = "text/plain; version=0.0.4; charset=utf-8";
 		c->h->handlers.metrics(c->h->handlers.ctx, &body);
-	} else if (path_is(r, "/healthz")) {
+	} else if (http_path_is(r, "/healthz")) {
 		if (!c->h->handlers.health(c->h->handlers.ctx, &body))
 			status = "503 Service Unavailable";
 	} else {

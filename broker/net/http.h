@@ -77,6 +77,9 @@ struct http_handlers {
 int http_open(struct http **out, struct loop *loop, const char *listen,
 	      const struct http_handlers *h, char *bound, size_t boundlen);
 
+/* 1 when r's path (without its query) is path. */
+int http_path_is(const struct http_request *r, const char *path);
+
 /* The value of request header name (case-insensitive) of c's request,
  * its length in *len; NULL when it has none. */
 const char *http_header(const struct http_conn *c, const char *name,
