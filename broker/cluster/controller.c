@@ -14,6 +14,7 @@
 #include "cluster/placement.h"
 #include "lib/log.h"
 #include "lib/vec.h"
+#include "name_rule.h"
 
 #define KEY_MAX 512
 
@@ -149,7 +150,7 @@ controller_queue_create(struct controller *c, const char *name,
 
 	if (c->epoch <= 0)
 		return -EPERM;
-	if (!name_ok(name, 200) || partitions == 0 || partitions > 4096)
+	if (!name_rule_queue_ok(name) || partitions == 0 || partitions > 4096)
 		return -EINVAL;
 	key(qk, c, "queues/%s", name);
 	snprintf(value, sizeof(value), "partitions=%u", partitions);

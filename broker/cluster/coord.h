@@ -34,7 +34,8 @@ struct coord_kvs {
 };
 
 void coord_kvs_free(struct coord_kvs *kvs);
-/* The entry of kvs whose key is key, or NULL. */
+/* The entry of kvs whose key is key, or NULL (a binary search: ranges
+ * come in key order). */
 const struct coord_kv *coord_kvs_find(const struct coord_kvs *kvs,
 				      const char *key);
 

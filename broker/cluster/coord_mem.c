@@ -42,9 +42,20 @@ coord_kvs_free(struct coord_kvs *kvs)
 const struct coord_kv *
 coord_kvs_find(const struct coord_kvs *kvs, const char *key)
 {
-	for (size_t i = 0; i < kvs->n; i++)
-		if (strcmp(kvs->v[i].key, key) == 0)
-			return &kvs->v[i];
+	size_t lo = 0, hi = kvs->n;
+
+	/* A range is in key order (etcd's, and ours). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(kvs->v[mid].key, key);
+
+		if (c == 0)
+			return &kvs->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
