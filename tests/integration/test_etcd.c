@@ -149,8 +149,10 @@ teardown(void **state)
 	int status;
 
 	(void)state;
+	/* Killed outright: a failed test may have left it stopped, where
+	 * SIGTERM would wait for ever. */
 	if (etcd_pid > 0) {
-		kill(etcd_pid, SIGTERM);
+		kill(etcd_pid, SIGKILL);
 		waitpid(etcd_pid, &status, 0);
 	}
 	return harness_remove_dir(etcd_dir);
