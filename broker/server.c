@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "cluster/cluster.h"
+#include "ownership.h"
 #include "core/group.h"
 #include "core/queue.h"
 #include "core/users.h"
@@ -78,6 +79,7 @@ struct server {
 	 * read (NULL until the first). */
 	struct cluster *cluster;
 	struct cluster_view *view;
+	struct ownership *own; /* the view as the queues' owner tables */
 	struct loop_op cluster_op;
 	uint64_t cluster_ev; /* eventfd counter read */
 	int cluster_fd;
@@ -644,6 +646,11 @@ on_cluster(struct loop_op *op, int res, uint32_t flags)
 				 v->nbrokers,
 				 v->controller[0] ? v->controller : "(none)",
 				 v->owned, v->partitions);
+		if (ownership_apply(srv->own, v, srv->qs) == 0)
+			srv->req.cluster = ownership_cluster(srv->own);
+		else
+			log_error("cluster: no memory for the new view; "
+				  "partitions stay placed as before");
 		cluster_view_free(srv->view);
 		srv->view = v;
 	}
@@ -707,6 +714,10 @@ server_open_cluster(struct server *srv, const char *bound)
 	cc.etcd_password = cfg->etcd_user[0] ? cfg->etcd_password : NULL;
 	cc.etcd_ca = cfg->etcd_ca[0] ? cfg->etcd_ca : NULL;
 	cc.lease_ms = cfg->cluster_lease_ms;
+	if ((srv->own = ownership_new(cfg->cluster)) == NULL) {
+		log_error("cluster %s: no memory", cfg->cluster);
+		return -1;
+	}
 	rc = cluster_start(&srv->cluster, &cc, &srv->cluster_fd);
 	if (rc < 0) {
 		log_error("cluster %s: %s (cluster and broker-id: "
@@ -1161,6 +1172,8 @@ out:
 	/* Leaves the cluster: its lease ends now. */
 	cluster_stop(srv.cluster);
 	cluster_view_free(srv.view);
+	srv.req.cluster = NULL;
+	ownership_free(srv.own, srv.qs);
 	if (cfg->cluster[0] != '\0')
 		curl_global_cleanup();
 	/* A backup still running answers no one: its connection goes. */

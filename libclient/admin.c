@@ -41,6 +41,10 @@ struct ringmq_stats {
 	Ringmq__Frame *f; /* owned; body_case is STATS_OK */
 };
 
+struct ringmq_metadata {
+	Ringmq__Frame *f; /* owned; body_case is METADATA_OK */
+};
+
 /* Starts a call whose out-parameter is outp: NULLs it, checks c. */
 static int
 begin_out(ringmq_client *c, void *outp)
@@ -887,4 +891,130 @@ ringmq_backup(ringmq_client *c, const char *dir, uint64_t *bytesp)
 		*bytesp = resp->backup_ok->bytes;
 	frame_free(resp);
 	return RINGMQ_OK;
+}
+
+/* --------------------------------------------------------------- metadata */
+
+int
+ringmq_metadata_get(ringmq_client *c, ringmq_metadata **mp,
+		    const char *const *queues, size_t n)
+{
+	Ringmq__Frame f = RINGMQ__FRAME__INIT;
+	Ringmq__Metadata md = RINGMQ__METADATA__INIT;
+	Ringmq__Frame *resp;
+	ringmq_metadata *m;
+	int rc = begin_out(c, mp);
+
+	if (rc != RINGMQ_OK)
+		return rc;
+	if (n > 0 && queues == NULL)
+		return client_fail(c, RINGMQ_USAGE, "NULL queue names");
+	for (size_t i = 0; i < n; i++)
+		if (queues[i] == NULL)
+			return client_fail(c, RINGMQ_USAGE, "NULL queue name");
+	md.n_queues = n;
+	md.queues = (char **)queues;
+	f.body_case = RINGMQ__FRAME__BODY_METADATA;
+	f.metadata = &md;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_METADATA_OK, &resp);
+	if (rc != RINGMQ_OK)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		frame_free(resp);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	m->f = resp;
+	*mp = m;
+	return RINGMQ_OK;
+}
+
+const char *
+ringmq_metadata_cluster(const ringmq_metadata *m)
+{
+	return m ? m->f->metadata_ok->cluster : NULL;
+}
+
+const char *
+ringmq_metadata_controller(const ringmq_metadata *m)
+{
+	return m ? m->f->metadata_ok->controller : NULL;
+}
+
+size_t
+ringmq_metadata_broker_count(const ringmq_metadata *m)
+{
+	return m ? m->f->metadata_ok->n_brokers : 0;
+}
+
+const char *
+ringmq_metadata_broker_id(const ringmq_metadata *m, size_t i)
+{
+	return i < ringmq_metadata_broker_count(m)
+		       ? m->f->metadata_ok->brokers[i]->id
+		       : NULL;
+}
+
+const char *
+ringmq_metadata_broker_address(const ringmq_metadata *m, size_t i)
+{
+	return i < ringmq_metadata_broker_count(m)
+		       ? m->f->metadata_ok->brokers[i]->address
+		       : NULL;
+}
+
+size_t
+ringmq_metadata_queue_count(const ringmq_metadata *m)
+{
+	return m ? m->f->metadata_ok->n_queues : 0;
+}
+
+const char *
+ringmq_metadata_queue_name(const ringmq_metadata *m, size_t i)
+{
+	return i < ringmq_metadata_queue_count(m)
+		       ? m->f->metadata_ok->queues[i]->name
+		       : NULL;
+}
+
+size_t
+ringmq_metadata_partition_count(const ringmq_metadata *m, size_t i)
+{
+	return i < ringmq_metadata_queue_count(m)
+		       ? m->f->metadata_ok->queues[i]->n_partitions
+		       : 0;
+}
+
+/* Partition p of the i-th queue, or NULL. */
+static const Ringmq__PartitionOwner *
+metadata_partition(const ringmq_metadata *m, size_t i, size_t p)
+{
+	if (p >= ringmq_metadata_partition_count(m, i))
+		return NULL;
+	return m->f->metadata_ok->queues[i]->partitions[p];
+}
+
+const char *
+ringmq_metadata_partition_owner(const ringmq_metadata *m, size_t i, size_t p)
+{
+	const Ringmq__PartitionOwner *pi = metadata_partition(m, i, p);
+
+	return pi ? pi->owner : NULL;
+}
+
+uint64_t
+ringmq_metadata_partition_epoch(const ringmq_metadata *m, size_t i, size_t p)
+{
+	const Ringmq__PartitionOwner *pi = metadata_partition(m, i, p);
+
+	return pi ? pi->epoch : 0;
+}
+
+void
+ringmq_metadata_free(ringmq_metadata *m)
+{
+	if (m == NULL)
+		return;
+	frame_free(m->f);
+	free(m);
 }

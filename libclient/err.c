@@ -42,6 +42,7 @@ static const struct code_text wire_codes[] = {
 	{ "QUOTA_EXCEEDED", "quota exceeded" },
 	{ "USER_NOT_FOUND", "user not found" },
 	{ "USER_EXISTS", "user exists" },
+	{ "NOT_OWNER", "partition served by another broker" },
 };
 
 static const struct code_text local_codes[] = {

@@ -461,6 +461,17 @@ fast_publish_result(struct chunk *h, struct rd r)
 			if (pr->message == NULL)
 				return NULL;
 			break;
+		case KEY(FIELD_PUBLISH_RESULT_OWNER, WT_LEN):
+			if (pr->owner != NULL)
+				return NULL;
+			pr->owner = copy_string(h, &fl.sub);
+			if (pr->owner == NULL)
+				return NULL;
+			break;
+		case KEY(FIELD_PUBLISH_RESULT_EPOCH, WT_VARINT):
+			pr->has_epoch = 1;
+			pr->epoch = fl.v;
+			break;
 		default: return NULL;
 		}
 	}

@@ -27,7 +27,8 @@ main(void)
 		{ RINGMQ_IO, "IO" },
 		{ RINGMQ_UNAUTHENTICATED, "UNAUTHENTICATED" },
 		{ RINGMQ_USER_EXISTS, "USER_EXISTS" },
-		{ 22, "UNKNOWN" },
+		{ RINGMQ_NOT_OWNER, "NOT_OWNER" },
+		{ 23, "UNKNOWN" },
 		{ -1, "UNKNOWN" },
 	};
 	int failed = 0;

@@ -376,6 +376,8 @@ sync_done(struct pmsg *m)
 	struct publish_result *r = &s->res[m->sync_idx];
 
 	r->code = m->rep.code;
+	if (r->code == RINGMQ_NOT_OWNER)
+		r->partition = m->rep.partition;
 	if (r->code == RINGMQ_OK) {
 		r->partition = m->rep.partition;
 		r->offset = m->rep.offset;
@@ -663,6 +665,9 @@ batch_answered(struct ringmq_client *c, struct pbatch *b,
 		const Ringmq__PublishResult *pr = ok->results[i];
 
 		if (pr->code != RINGMQ__ERROR_CODE__OK) {
+			/* NOT_OWNER names the partition, for a caller that
+			 * routes the message to its owner. */
+			m->rep.partition = b->partition;
 			complete_fail(c, m, (int)pr->code, pr->message);
 			continue;
 		}

@@ -52,6 +52,8 @@
 #define FIELD_PUBLISH_RESULT_OFFSET    3
 #define FIELD_PUBLISH_RESULT_DUPLICATE 4
 #define FIELD_PUBLISH_RESULT_MESSAGE   5
+#define FIELD_PUBLISH_RESULT_OWNER     6
+#define FIELD_PUBLISH_RESULT_EPOCH     7
 
 /* LeaseResult */
 #define FIELD_LEASE_RESULT_CODES	1
@@ -68,7 +70,7 @@ _Static_assert(FIELD_FRAME_LEASE_RESULT == RINGMQ__FRAME__BODY_LEASE_RESULT,
  * is below 16. The Delivery decoder's bitmask of required fields relies
  * on 1..7 being exactly those. */
 _Static_assert(FIELD_DELIVERY_PUBLISH_MS < 16 && FIELD_MESSAGE_PARTITION < 16 &&
-		       FIELD_PUBLISH_RESULT_MESSAGE < 16,
+		       FIELD_PUBLISH_RESULT_EPOCH < 16,
 	       "one-byte keys");
 _Static_assert(FIELD_DELIVERY_SUBSCRIPTION == 1 && FIELD_DELIVERY_MESSAGE == 7,
 	       "Delivery's required fields are 1..7");

@@ -180,11 +180,8 @@ view_build(const struct cluster *c, const struct coord_kvs *kvs)
 			if (q->owner[p] >= 0)
 				v->brokers[q->owner[p]].partitions++;
 	}
-	{
-		int self = view_broker(v, c->ctl.id);
-
-		v->owned = self >= 0 ? v->brokers[self].partitions : 0;
-	}
+	v->self = view_broker(v, c->ctl.id);
+	v->owned = v->self >= 0 ? v->brokers[v->self].partitions : 0;
 	v->is_controller = strcmp(v->controller, c->ctl.id) == 0;
 	return v;
 oom:

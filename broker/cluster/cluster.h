@@ -52,6 +52,7 @@ struct cluster_view {
 	int64_t epoch;			 /* the controller's */
 	struct cluster_broker *brokers;	 /* owned [nbrokers], by id */
 	size_t nbrokers;
+	int self; /* this broker's index in brokers; -1 not registered */
 	struct cluster_queue *queues; /* owned [nqueues], by name */
 	size_t nqueues;
 	size_t partitions; /* of every queue */

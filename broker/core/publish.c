@@ -51,6 +51,27 @@ publish_refuse(struct publish_result *r, int code, const char *why)
 	r->why = why;
 }
 
+/* The next partition in turn for a message that names none and has no
+ * key: in cluster mode, among those served here (the first one in turn
+ * when none is, which the caller refuses with its owner). */
+static uint32_t
+publish_next_here(struct queue *q)
+{
+	uint32_t first = q->rr_part++ % q->partitions;
+
+	if (q->owners == NULL)
+		return first;
+	for (uint32_t i = 0; i < q->partitions; i++) {
+		uint32_t p = (first + i) % q->partitions;
+
+		if (q->owners[p].is_here || q->owners[p].addr == NULL) {
+			q->rr_part = p + 1;
+			return p;
+		}
+	}
+	return first;
+}
+
 /* Chooses the partition of message m, or refuses it in r. */
 static int
 publish_route(struct queue *q, const struct publish_batch *p,
@@ -86,7 +107,15 @@ publish_route(struct queue *q, const struct publish_batch *p,
 	else if (has_hash)
 		r->partition = hashed;
 	else
-		r->partition = q->rr_part++ % q->partitions;
+		r->partition = publish_next_here(q);
+	if (q->owners != NULL && !q->owners[r->partition].is_here &&
+	    q->owners[r->partition].addr != NULL) {
+		r->owner = q->owners[r->partition].addr;
+		r->owner_epoch = q->owners[r->partition].epoch;
+		publish_refuse(r, -RMQ_ENOT_OWNER,
+			       "partition served by another broker");
+		return -1;
+	}
 	return 0;
 }
 

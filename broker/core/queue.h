@@ -67,6 +67,17 @@ struct delayed {
 	uint32_t size;
 };
 
+/* Where a partition is served in cluster mode (the server sets it from
+ * the cluster's view). A partition served elsewhere takes no publishes
+ * here (NOT_OWNER); what this broker still holds of it is delivered, so
+ * nothing published here before a move is stranded. */
+struct part_owner {
+	const char *addr; /* HOST:PORT clients reach its owner at, kept for the
+			   * server's whole run; NULL while none is placed */
+	uint64_t epoch;	  /* rises with each change of owner */
+	int is_here;	  /* this broker owns it */
+};
+
 /* Monotonic event counters of a queue, for metrics. */
 struct queue_counters {
 	uint64_t published;   /* messages stored (duplicates not) */
@@ -86,6 +97,9 @@ struct queue {
 	char name[STORE_NAME_MAX + 8];
 	struct partition *parts; /* owned, [partitions] */
 	uint32_t rr_part;	 /* next partition for unrouted messages */
+	/* borrowed [partitions]: NULL when every partition is served here
+	 * (not in cluster mode, or not placed yet) */
+	const struct part_owner *owners;
 	uint32_t next_gid;
 	struct group *groups;	 /* owned by group.c: list of this queue's */
 	struct idem *idem;	 /* owned: dedup ids, producer sequences */
@@ -235,6 +249,10 @@ struct publish_result {
 	int is_duplicate;	/* confirmed earlier: dedup id or resend */
 	int is_pending_dup;	/* ... by a publish not committed yet */
 	const char *why;	/* static text when code != OK */
+	/* NOT_OWNER: who serves the partition (the server keeps owner
+	 * addresses for its whole run), and the partition's epoch */
+	const char *owner;
+	uint64_t owner_epoch;
 };
 
 /* Completion of a publish: results has one entry per message. */

@@ -32,6 +32,7 @@ err_str(int rc)
 	case RMQ_EQUOTA_EXCEEDED: return "quota exceeded";
 	case RMQ_EUSER_NOT_FOUND: return "user not found";
 	case RMQ_EUSER_EXISTS: return "user exists";
+	case RMQ_ENOT_OWNER: return "partition served by another broker";
 	case RMQ_ECORRUPT: return "record failed its checksum";
 	case RMQ_ENOTFOUND: return "record not found";
 	case RMQ_EFORMAT: return "data directory has another format version";

@@ -36,7 +36,8 @@ enum rmq_err {
 	RMQ_EQUOTA_EXCEEDED = RMQ_EBASE + 19,
 	RMQ_EUSER_NOT_FOUND = RMQ_EBASE + 20,
 	RMQ_EUSER_EXISTS = RMQ_EBASE + 21,
-	RMQ_EWIRE_LAST = RMQ_EUSER_EXISTS, /* the last with a wire code */
+	RMQ_ENOT_OWNER = RMQ_EBASE + 22,
+	RMQ_EWIRE_LAST = RMQ_ENOT_OWNER, /* the last with a wire code */
 
 	RMQ_EPRIVATE = RMQ_EBASE + 200,
 	RMQ_ECORRUPT,	/* a record failed its CRC32C check */

@@ -42,8 +42,12 @@ addr_peer_is_loopback(int fd)
 	return addr_is_loopback((const struct sockaddr *)&ss, len);
 }
 
-int
-addr_peer_name(int fd, char *buf, size_t size)
+/* Writes "HOST:PORT" (or "[HOST]:PORT") of the address getname gives
+ * for fd into buf, "?" when it fails. @return 1 if it is a loopback
+ * address, else 0. */
+static int
+addr_name(int fd, int (*getname)(int, struct sockaddr *, socklen_t *),
+	  char *buf, size_t size)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -51,7 +55,7 @@ addr_peer_name(int fd, char *buf, size_t size)
 
 	memset(&ss, 0, sizeof(ss));
 	snprintf(buf, size, "?");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+	if (getname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return 0;
 	if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -68,6 +72,18 @@ addr_peer_name(int fd, char *buf, size_t size)
 				 (unsigned)ntohs(in6->sin6_port));
 	}
 	return addr_is_loopback((const struct sockaddr *)&ss, len);
+}
+
+int
+addr_peer_name(int fd, char *buf, size_t size)
+{
+	return addr_name(fd, getpeername, buf, size);
+}
+
+void
+addr_local_name(int fd, char *buf, size_t size)
+{
+	(void)addr_name(fd, getsockname, buf, size);
 }
 
 int

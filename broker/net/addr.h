@@ -20,6 +20,8 @@ int addr_peer_is_loopback(int fd);
  * @return 1 if that is a loopback address, else 0 (as
  *         addr_peer_is_loopback). */
 int addr_peer_name(int fd, char *buf, size_t size);
+/* The same for the local end of fd: the address the peer reached. */
+void addr_local_name(int fd, char *buf, size_t size);
 
 /* How long addr_bind tries again while the address is in use. */
 #define ADDR_BIND_RETRY_MS 3000

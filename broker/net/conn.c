@@ -178,6 +178,12 @@ conn_peer(const struct conn *c)
 	return c->peer;
 }
 
+void
+conn_local_name(const struct conn *c, char *buf, size_t size)
+{
+	addr_local_name(c->fd, buf, size);
+}
+
 int
 conn_is_local(const struct conn *c)
 {

@@ -108,6 +108,8 @@ void *conn_session(const struct conn *c);
 uint64_t conn_id(const struct conn *c);
 /* The peer's address, "HOST:PORT", as it was when the connection opened. */
 const char *conn_peer(const struct conn *c);
+/* The address the peer reached this broker at, "HOST:PORT", into buf. */
+void conn_local_name(const struct conn *c, char *buf, size_t size);
 /* 1 if the peer is on this host (a loopback address). */
 int conn_is_local(const struct conn *c);
 /* The TLS state of c (tls.h: tls_conn_peer_identity gives the verified

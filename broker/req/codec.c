@@ -566,7 +566,7 @@ _Static_assert(RMQ_EPERMISSION_DENIED - RMQ_EBASE ==
 _Static_assert(RMQ_EUNAUTHENTICATED - RMQ_EBASE ==
 		       RINGMQ__ERROR_CODE__UNAUTHENTICATED,
 	       "ringmq codes follow the wire's");
-_Static_assert(RMQ_EWIRE_LAST - RMQ_EBASE == RINGMQ__ERROR_CODE__USER_EXISTS,
+_Static_assert(RMQ_EWIRE_LAST - RMQ_EBASE == RINGMQ__ERROR_CODE__NOT_OWNER,
 	       "ringmq codes follow the wire's");
 
 int

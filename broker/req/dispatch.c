@@ -44,8 +44,7 @@ struct request_kind {
 #define ON_QUEUE(b) NEED_QUEUE, (b)
 #define ON_ALL(b)   NEED_ALL, (b)
 
-static const struct request_kind requests[RINGMQ__FRAME__BODY_ACL_DELETE +
-					  1] = {
+static const struct request_kind requests[RINGMQ__FRAME__BODY_METADATA_OK] = {
 	[RINGMQ__FRAME__BODY_HELLO] = { req_hello, NULL, NEED_NOTHING, 0 },
 	[RINGMQ__FRAME__BODY_AUTH_RESPONSE] = { req_auth_response, NULL,
 						NEED_NOTHING, 0 },
@@ -113,6 +112,8 @@ static const struct request_kind requests[RINGMQ__FRAME__BODY_ACL_DELETE +
 					  ON_ALL(USER_ADMIN) },
 	[RINGMQ__FRAME__BODY_ACL_DELETE] = { req_acl_delete, "acl delete",
 					     ON_ALL(USER_ADMIN) },
+	/* Answers only for the queues the user has a permission on. */
+	[RINGMQ__FRAME__BODY_METADATA] = { req_metadata, NULL, NEED_USER, 0 },
 };
 
 /* The queue, and the group (or NULL), that a request works on. */

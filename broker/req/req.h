@@ -32,6 +32,19 @@ struct users;
 struct auth_env;
 
 /* What every session shares; owned by the server. */
+/* A live broker of the cluster. */
+struct req_broker {
+	const char *id;
+	const char *addr; /* HOST:PORT clients reach it at */
+};
+
+struct req_cluster {
+	const char *name;
+	const char *controller; /* its broker id, "" while there is none */
+	const struct req_broker *brokers; /* [nbrokers], by id */
+	size_t nbrokers;
+};
+
 struct req_env {
 	struct queues *qs;	      /* borrowed */
 	struct groups *gs;	      /* borrowed */
@@ -52,6 +65,10 @@ struct req_env {
 	 * cluster-wide); NULL: nobody. */
 	void (*queue_defined)(void *ctx, const char *name, uint32_t partitions);
 	void *queue_defined_ctx;
+	/* The cluster as this broker knows it, for Metadata (the queues'
+	 * owner tables say where each partition is); NULL: not in cluster
+	 * mode. */
+	const struct req_cluster *cluster;
 };
 
 /* --- shared by the handler families (req.c) --- */
@@ -175,5 +192,7 @@ void req_user_delete(struct conn *c, const Ringmq__Frame *f);
 void req_user_list(struct conn *c, const Ringmq__Frame *f);
 void req_acl_set(struct conn *c, const Ringmq__Frame *f);
 void req_acl_delete(struct conn *c, const Ringmq__Frame *f);
+
+void req_metadata(struct conn *c, const Ringmq__Frame *f);
 
 #endif

@@ -297,8 +297,13 @@ publish_result_len(const struct publish_result *r)
 		     pb_varint_len(r->offset);
 		if (r->is_duplicate)
 			n += 1 + pb_varint_len((uint32_t)r->is_duplicate);
-	} else if (r->why != NULL) {
-		n += field_len(strlen(r->why));
+	} else {
+		if (r->why != NULL)
+			n += field_len(strlen(r->why));
+		if (r->owner != NULL)
+			n += 1 + pb_varint_len(r->partition) +
+			     field_len(strlen(r->owner)) + 1 +
+			     pb_varint_len(r->owner_epoch);
 	}
 	return n;
 }
@@ -349,10 +354,21 @@ wire_publish_ok_encode(uint64_t request_id, const struct publish_result *res,
 					KEY_VARINT(
 						FIELD_PUBLISH_RESULT_DUPLICATE),
 					(uint32_t)r->is_duplicate);
-		} else if (r->why != NULL) {
+			continue;
+		}
+		if (r->owner != NULL)
+			p = put_uint(p,
+				     KEY_VARINT(FIELD_PUBLISH_RESULT_PARTITION),
+				     r->partition);
+		if (r->why != NULL)
 			p = put_bytes(p,
 				      KEY_BYTES(FIELD_PUBLISH_RESULT_MESSAGE),
 				      r->why, strlen(r->why));
+		if (r->owner != NULL) {
+			p = put_bytes(p, KEY_BYTES(FIELD_PUBLISH_RESULT_OWNER),
+				      r->owner, strlen(r->owner));
+			p = put_uint(p, KEY_VARINT(FIELD_PUBLISH_RESULT_EPOCH),
+				     r->owner_epoch);
 		}
 	}
 	return (size_t)(p - out);

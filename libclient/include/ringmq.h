@@ -115,6 +115,9 @@ enum ringmq_status {
 	RINGMQ_QUOTA_EXCEEDED = 19,
 	RINGMQ_USER_NOT_FOUND = 20,
 	RINGMQ_USER_EXISTS = 21,
+	/** Cluster mode: the partition is served by another broker
+	 *  (ringmq_metadata_get() says which). */
+	RINGMQ_NOT_OWNER = 22,
 
 	/** The outgoing buffer is full (block-when-full=false). */
 	RINGMQ_WOULD_BLOCK = 100,
@@ -736,7 +739,8 @@ RINGMQ_API size_t ringmq_publish_results_count(const ringmq_publish_results *r);
 RINGMQ_API int ringmq_publish_results_code(const ringmq_publish_results *r,
 					   size_t i);
 
-/** Partition of the i-th message when confirmed, else 0. */
+/** Partition of the i-th message when confirmed or refused NOT_OWNER (the
+ *  partition whose owner takes it), else 0. */
 RINGMQ_API uint32_t
 ringmq_publish_results_partition(const ringmq_publish_results *r, size_t i);
 
@@ -1482,6 +1486,53 @@ RINGMQ_API int ringmq_stats_find(const ringmq_stats *s, const char *name,
 				 double *valuep);
 /** Frees counters (NULL: no-op). */
 RINGMQ_API void ringmq_stats_free(ringmq_stats *s);
+
+/** Where queues' partitions are served (opaque). */
+typedef struct ringmq_metadata ringmq_metadata;
+
+/**
+ * Asks where each partition of the queues is served (Metadata). Any
+ * broker of a cluster answers for the whole cluster; a broker not in
+ * cluster mode names itself for every partition, at epoch 0.
+ * @param[out] mp receives the answer (owned by the caller,
+ *             ringmq_metadata_free()); NULL on failure.
+ * @param[in] queues queue names; NULL or none (n 0): every queue the
+ *            user has a permission on.
+ * @param[in] n how many names.
+ * @return RINGMQ_OK; RINGMQ_QUEUE_NOT_FOUND (a named queue); and the
+ *         common codes.
+ */
+RINGMQ_API int ringmq_metadata_get(ringmq_client *c, ringmq_metadata **mp,
+				   const char *const *queues, size_t n);
+/** The cluster's name, or NULL from a broker not in cluster mode. */
+RINGMQ_API const char *ringmq_metadata_cluster(const ringmq_metadata *m);
+/** The controller broker's id, or NULL while there is none. */
+RINGMQ_API const char *ringmq_metadata_controller(const ringmq_metadata *m);
+/** Number of live brokers. */
+RINGMQ_API size_t ringmq_metadata_broker_count(const ringmq_metadata *m);
+/** Id of the i-th broker ("" outside a cluster). */
+RINGMQ_API const char *ringmq_metadata_broker_id(const ringmq_metadata *m,
+						 size_t i);
+/** HOST:PORT clients reach the i-th broker at. */
+RINGMQ_API const char *ringmq_metadata_broker_address(const ringmq_metadata *m,
+						      size_t i);
+/** Number of queues described. */
+RINGMQ_API size_t ringmq_metadata_queue_count(const ringmq_metadata *m);
+/** Name of the i-th queue. */
+RINGMQ_API const char *ringmq_metadata_queue_name(const ringmq_metadata *m,
+						  size_t i);
+/** Number of partitions of the i-th queue. */
+RINGMQ_API size_t ringmq_metadata_partition_count(const ringmq_metadata *m,
+						  size_t i);
+/** HOST:PORT of the broker serving partition p of the i-th queue, or
+ *  NULL while none is placed. */
+RINGMQ_API const char *ringmq_metadata_partition_owner(const ringmq_metadata *m,
+						       size_t i, size_t p);
+/** Epoch of partition p of the i-th queue: rises with each new owner. */
+RINGMQ_API uint64_t ringmq_metadata_partition_epoch(const ringmq_metadata *m,
+						    size_t i, size_t p);
+/** Frees an answer (NULL: no-op). */
+RINGMQ_API void ringmq_metadata_free(ringmq_metadata *m);
 
 /**
  * Writes a consistent, compacted copy of the broker's data (Backup) into

@@ -37,7 +37,7 @@ from .client import Client, Consumer, Job, connection_options
 from .errors import (AlreadyExists, Closed, ConnectionLost, Error,
                      GroupNotFound, InvalidArgument, LeaseExpired,
                      MessageNotFound, MessageTooLarge, NotFound, NotLeased,
-                     PermissionDenied, QueueExists, QueueFull, QueueNotFound,
+                     NotOwner, PermissionDenied, QueueExists, QueueFull, QueueNotFound,
                      QuotaExceeded, StorageFull, Timeout, Unauthenticated,
                      Unreachable, UsageError)
 from .types import (GroupInfo, Message, Published, QueueDetail, QueueInfo,
@@ -52,7 +52,7 @@ __all__ = [
     "StoredMessage", "UserInfo", "connection_options", "library_version",
     "PUBLISH", "CONSUME", "ADMIN", "ALL", "errors", "types",
     "Error", "NotFound", "QueueNotFound", "GroupNotFound", "MessageNotFound",
-    "AlreadyExists", "QueueExists", "QueueFull", "StorageFull",
+    "AlreadyExists", "QueueExists", "QueueFull", "NotOwner", "StorageFull",
     "LeaseExpired", "NotLeased", "MessageTooLarge", "InvalidArgument",
     "PermissionDenied", "Unauthenticated", "QuotaExceeded", "Timeout",
     "Closed", "Unreachable", "ConnectionLost", "UsageError",

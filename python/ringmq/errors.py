@@ -24,6 +24,7 @@ __all__ = [
     "QueueExists",
     "UserExists",
     "QueueFull",
+    "NotOwner",
     "StorageFull",
     "LeaseExpired",
     "NotLeased",
@@ -100,6 +101,13 @@ class QueueExists(AlreadyExists):
 
 class UserExists(AlreadyExists):
     """The user exists."""
+
+
+class NotOwner(Error):
+    """Cluster mode: the partition is served by another broker; ask any
+    broker for the cluster's metadata and publish there."""
+
+    retryable = True
 
 
 class QueueFull(Error):
@@ -225,6 +233,7 @@ _BY_CODE: dict[int, type[Error]] = {
     _ringmq.QUOTA_EXCEEDED: QuotaExceeded,
     _ringmq.USER_NOT_FOUND: UserNotFound,
     _ringmq.USER_EXISTS: UserExists,
+    _ringmq.NOT_OWNER: NotOwner,
     _ringmq.WOULD_BLOCK: WouldBlock,
     _ringmq.TIMEOUT: Timeout,
     _ringmq.CLOSED: Closed,

@@ -482,8 +482,8 @@ test_auth_every_request_unauthenticated_is_refused(void **state)
 
 /* Every request type an authenticated user without any permission may
  * send: PERMISSION_DENIED with its request id, unless it needs none
- * (ping, stats, queue list, its own subscriptions and leases); nothing
- * changes. */
+ * (ping, stats, queue list, metadata, its own subscriptions and leases);
+ * nothing changes. */
 static void
 test_auth_every_request_without_permission_is_denied(void **state)
 {
@@ -508,7 +508,8 @@ test_auth_every_request_without_permission_is_denied(void **state)
 			fd_->id == RINGMQ__FRAME__BODY_ACK ||
 			fd_->id == RINGMQ__FRAME__BODY_NACK ||
 			fd_->id == RINGMQ__FRAME__BODY_RELEASE ||
-			fd_->id == RINGMQ__FRAME__BODY_TOUCH;
+			fd_->id == RINGMQ__FRAME__BODY_TOUCH ||
+			fd_->id == RINGMQ__FRAME__BODY_METADATA;
 		int is_request = fd_->type == PROTOBUF_C_TYPE_MESSAGE &&
 				 !is_session_start(fd_) &&
 				 fd_->id != RINGMQ__FRAME__BODY_PONG &&
@@ -522,6 +523,9 @@ test_auth_every_request_without_permission_is_denied(void **state)
 		r = testlib_raw_recv_within(fd, 5000);
 		assert_non_null(r);
 		assert_int_equal(r->request_id, 100 + i);
+		/* Metadata leaves out the queues the user may not see. */
+		if (r->body_case == RINGMQ__FRAME__BODY_METADATA_OK)
+			assert_int_equal(r->metadata_ok->n_queues, 0);
 		if (r->body_case == RINGMQ__FRAME__BODY_ERROR &&
 		    r->error->code == RINGMQ__ERROR_CODE__PERMISSION_DENIED)
 			assert_false(needs_nothing);

@@ -237,6 +237,44 @@ test_async_publish_unknown_queue_fails_at_once(void **state)
 	ringmq_client_free(c);
 }
 
+/* Outside a cluster, Metadata names this broker, at the address the
+ * client reached, as the owner of every partition at epoch 0; a named
+ * queue that does not exist is QUEUE_NOT_FOUND. */
+static void
+test_metadata_outside_a_cluster_names_this_broker(void **state)
+{
+	static const char *const named[] = { "meta", "nope" };
+	ringmq_client *c = testlib_connect_with(broker.addr, NULL);
+	ringmq_metadata *m = NULL;
+
+	(void)state;
+	create_queue(c, "meta", "3", NULL);
+	assert_int_equal(ringmq_metadata_get(c, &m, named, 1), RINGMQ_OK);
+	assert_null(ringmq_metadata_cluster(m));
+	assert_null(ringmq_metadata_controller(m));
+	assert_int_equal(ringmq_metadata_broker_count(m), 1);
+	assert_string_equal(ringmq_metadata_broker_id(m, 0), "");
+	assert_string_equal(ringmq_metadata_broker_address(m, 0), broker.addr);
+	assert_int_equal(ringmq_metadata_queue_count(m), 1);
+	assert_string_equal(ringmq_metadata_queue_name(m, 0), "meta");
+	assert_int_equal(ringmq_metadata_partition_count(m, 0), 3);
+	for (size_t p = 0; p < 3; p++) {
+		assert_string_equal(ringmq_metadata_partition_owner(m, 0, p),
+				    broker.addr);
+		assert_int_equal(ringmq_metadata_partition_epoch(m, 0, p), 0);
+	}
+	assert_null(ringmq_metadata_partition_owner(m, 0, 3));
+	ringmq_metadata_free(m);
+	assert_int_equal(ringmq_metadata_get(c, &m, named, 2),
+			 RINGMQ_QUEUE_NOT_FOUND);
+	assert_null(m);
+	/* None named: every queue. */
+	assert_int_equal(ringmq_metadata_get(c, &m, NULL, 0), RINGMQ_OK);
+	assert_true(ringmq_metadata_queue_count(m) >= 1);
+	ringmq_metadata_free(m);
+	ringmq_client_free(c);
+}
+
 /* The header limit comes with hello (64 by default), and a message over
  * it is refused here, synchronous or not, before the broker would close
  * the connection on it: the next publish goes through on the same one. */
@@ -1558,6 +1596,8 @@ main(void)
 		cmocka_unit_test(test_worker_releases_prefetched_jobs_on_stop),
 		cmocka_unit_test(test_callback_subscription_gets_its_backlog),
 		cmocka_unit_test(test_examples_producer_and_worker_run),
+		cmocka_unit_test(
+			test_metadata_outside_a_cluster_names_this_broker),
 		cmocka_unit_test(
 			test_bench_accounts_for_every_message_in_each_mode),
 	};

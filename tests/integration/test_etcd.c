@@ -390,6 +390,99 @@ wait_placement(struct harness_broker *b, const int want[3], long long ms)
 	}
 }
 
+/* Partition owners of queue "jobs" as broker b answers Metadata, into
+ * owner[12] (0..2: an index into bs); 0 once b names 3 brokers and an
+ * owner among bs for every partition, -1 before. */
+static int
+metadata_owners(struct harness_broker *b, struct harness_broker bs[3],
+		int owner[12])
+{
+	static const char *const jobs[] = { "jobs" };
+	ringmq_client *c = testlib_connect(b->addr);
+	ringmq_metadata *m = NULL;
+	int ok = ringmq_metadata_get(c, &m, jobs, 1) == RINGMQ_OK &&
+		 ringmq_metadata_broker_count(m) == 3 &&
+		 ringmq_metadata_queue_count(m) == 1 &&
+		 ringmq_metadata_partition_count(m, 0) == 12 &&
+		 strcmp(ringmq_metadata_cluster(m), "three") == 0;
+
+	for (size_t p = 0; ok && p < 12; p++) {
+		const char *o = ringmq_metadata_partition_owner(m, 0, p);
+
+		owner[p] = -1;
+		for (int k = 0; o != NULL && k < 3; k++)
+			if (strcmp(o, bs[k].addr) == 0)
+				owner[p] = k;
+		ok = owner[p] >= 0 &&
+		     ringmq_metadata_partition_epoch(m, 0, p) > 0;
+	}
+	ringmq_metadata_free(m);
+	ringmq_client_free(c);
+	return ok ? 0 : -1;
+}
+
+/* Every broker answers Metadata alike, the queue created on another
+ * one included; a keyed publish to a broker that does not own the key's
+ * partition is refused NOT_OWNER, and the owner Metadata names takes
+ * it. */
+static void
+check_routing(struct harness_broker b[3])
+{
+	int owner[3][12];
+	long long deadline = harness_now_ms() + 10000;
+	ringmq_message *msgs[12];
+	ringmq_publish_results *res = NULL;
+	ringmq_client *c;
+	int here = 0, elsewhere = 0;
+
+	for (int i = 0; i < 3; i++)
+		while (metadata_owners(&b[i], b, owner[i]) < 0 ||
+		       (i > 0 &&
+			memcmp(owner[i], owner[0], sizeof(owner[0])) != 0)) {
+			if (harness_now_ms() >= deadline)
+				fail_msg("broker %d's Metadata never agreed",
+					 i);
+			usleep(100 * 1000);
+		}
+	for (int i = 0; i < 12; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "key-%d", i);
+		msgs[i] = ringmq_message_new("x", 1);
+		assert_int_equal(
+			ringmq_message_set_key(msgs[i], key, strlen(key)),
+			RINGMQ_OK);
+	}
+	c = testlib_connect(b[0].addr);
+	(void)ringmq_publish_batch(
+		c, "jobs", (const ringmq_message *const *)msgs, 12, &res);
+	assert_non_null(res);
+	for (size_t i = 0; i < 12; i++) {
+		uint32_t p = ringmq_publish_results_partition(res, i);
+		int code = ringmq_publish_results_code(res, i);
+
+		assert_true(p < 12);
+		if (owner[0][p] == 0) {
+			assert_int_equal(code, RINGMQ_OK);
+			here++;
+		} else {
+			ringmq_client *o = testlib_connect(b[owner[0][p]].addr);
+
+			assert_int_equal(code, RINGMQ_NOT_OWNER);
+			assert_int_equal(ringmq_publish(o, "jobs", msgs[i], &p,
+							NULL, NULL),
+					 RINGMQ_OK);
+			ringmq_client_free(o);
+			elsewhere++;
+		}
+	}
+	assert_true(here > 0 && elsewhere > 0);
+	ringmq_publish_results_free(res);
+	ringmq_client_free(c);
+	for (int i = 0; i < 12; i++)
+		ringmq_message_free(msgs[i]);
+}
+
 /* The page of broker b as headless Chromium renders it (its DOM once
  * the script ran), malloc'ed; NULL where there is no Chromium. */
 static char *
@@ -464,6 +557,7 @@ test_brokers_place_partitions_through_etcd(void **state)
 	ringmq_queue_opts_free(qo);
 	ringmq_client_free(c);
 	wait_placement(&b[2], (const int[]){ 4, 4, 4 }, 15000);
+	check_routing(b);
 	{
 		static const char req[] = "GET /metrics HTTP/1.1\r\n\r\n";
 		char *m = testlib_http(b[2].http_addr, req, sizeof(req) - 1);

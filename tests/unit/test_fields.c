@@ -86,6 +86,10 @@ test_fields_match_the_proto(void **state)
 		     FIELD_PUBLISH_RESULT_DUPLICATE);
 	expect_field(&ringmq__publish_result__descriptor, "message",
 		     FIELD_PUBLISH_RESULT_MESSAGE);
+	expect_field(&ringmq__publish_result__descriptor, "owner",
+		     FIELD_PUBLISH_RESULT_OWNER);
+	expect_field(&ringmq__publish_result__descriptor, "epoch",
+		     FIELD_PUBLISH_RESULT_EPOCH);
 
 	expect_field(&ringmq__lease_result__descriptor, "codes",
 		     FIELD_LEASE_RESULT_CODES);
