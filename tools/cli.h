@@ -52,6 +52,8 @@ struct cli_header {
 struct cli {
 	int is_json;
 	const char *server;
+	char server_list[1024]; /* the --server flags, joined */
+	unsigned nservers;
 	const char *request_timeout_ms;
 	const char *connect_timeout_ms;
 	int is_tls;
@@ -277,6 +279,7 @@ int cmd_message_cancel(const struct cli *cli, ringmq_client *c);
 int cmd_dlq_list(const struct cli *cli, ringmq_client *c);
 int cmd_dlq_redrive(const struct cli *cli, ringmq_client *c);
 int cmd_stats(const struct cli *cli, ringmq_client *c);
+int cmd_cluster_status(const struct cli *cli, ringmq_client *c);
 int cmd_ping(const struct cli *cli, ringmq_client *c);
 int cmd_backup(const struct cli *cli, ringmq_client *c);
 int cmd_user_add(const struct cli *cli, ringmq_client *c);
@@ -323,6 +326,8 @@ extern const char cli_help_dlq[];
 extern const char cli_help_dlq_list[];
 extern const char cli_help_dlq_redrive[];
 extern const char cli_help_stats[];
+extern const char cli_help_cluster[];
+extern const char cli_help_cluster_status[];
 extern const char cli_help_ping[];
 extern const char cli_help_backup[];
 extern const char cli_help_top[];

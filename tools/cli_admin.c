@@ -77,6 +77,99 @@ cmd_stats(const struct cli *cli, ringmq_client *c)
 	return rc;
 }
 
+/* cluster status: text. */
+static void
+print_cluster(const ringmq_metadata *m)
+{
+	const char *name = ringmq_metadata_cluster(m);
+	const char *ctl = ringmq_metadata_controller(m);
+
+	if (name != NULL)
+		printf("cluster %s, controller %s\n", name, ctl ? ctl : "-");
+	else
+		printf("not in cluster mode\n");
+	printf("\n%-24s %s\n", "BROKER", "ADDRESS");
+	for (size_t i = 0; i < ringmq_metadata_broker_count(m); i++) {
+		const char *id = ringmq_metadata_broker_id(m, i);
+
+		printf("%-24s %s\n", id[0] ? id : "-",
+		       ringmq_metadata_broker_address(m, i));
+	}
+	printf("\n%-24s %9s  %-24s %s\n", "QUEUE", "PARTITION", "OWNER",
+	       "EPOCH");
+	for (size_t i = 0; i < ringmq_metadata_queue_count(m); i++)
+		for (size_t p = 0; p < ringmq_metadata_partition_count(m, i);
+		     p++) {
+			const char *o =
+				ringmq_metadata_partition_owner(m, i, p);
+
+			printf("%-24s %9zu  %-24s %" PRIu64 "\n",
+			       ringmq_metadata_queue_name(m, i), p, o ? o : "-",
+			       ringmq_metadata_partition_epoch(m, i, p));
+		}
+}
+
+/* JSON string s, or null. */
+static void
+json_str_or_null(const char *s)
+{
+	if (s != NULL)
+		cli_json_str(stdout, s);
+	else
+		fputs("null", stdout);
+}
+
+/* cluster status --json. */
+static void
+print_cluster_json(const ringmq_metadata *m)
+{
+	fputs("{\"cluster\":", stdout);
+	json_str_or_null(ringmq_metadata_cluster(m));
+	fputs(",\"controller\":", stdout);
+	json_str_or_null(ringmq_metadata_controller(m));
+	fputs(",\"brokers\":[", stdout);
+	for (size_t i = 0; i < ringmq_metadata_broker_count(m); i++) {
+		fputs(i ? ",{\"id\":" : "{\"id\":", stdout);
+		cli_json_str(stdout, ringmq_metadata_broker_id(m, i));
+		fputs(",\"address\":", stdout);
+		cli_json_str(stdout, ringmq_metadata_broker_address(m, i));
+		fputc('}', stdout);
+	}
+	fputs("],\"queues\":[", stdout);
+	for (size_t i = 0; i < ringmq_metadata_queue_count(m); i++) {
+		fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+		cli_json_str(stdout, ringmq_metadata_queue_name(m, i));
+		fputs(",\"partitions\":[", stdout);
+		for (size_t p = 0; p < ringmq_metadata_partition_count(m, i);
+		     p++) {
+			printf("%s{\"partition\":%zu,\"owner\":", p ? "," : "",
+			       p);
+			json_str_or_null(
+				ringmq_metadata_partition_owner(m, i, p));
+			printf(",\"epoch\":%" PRIu64 "}",
+			       ringmq_metadata_partition_epoch(m, i, p));
+		}
+		fputs("]}", stdout);
+	}
+	fputs("]}\n", stdout);
+}
+
+int
+cmd_cluster_status(const struct cli *cli, ringmq_client *c)
+{
+	ringmq_metadata *m = NULL;
+	int rc = ringmq_metadata_get(c, &m, NULL, 0);
+
+	if (rc != RINGMQ_OK)
+		return cli_fail(c, rc, "cluster status");
+	if (cli->is_json)
+		print_cluster_json(m);
+	else
+		print_cluster(m);
+	ringmq_metadata_free(m);
+	return rc;
+}
+
 static int64_t
 mono_us(void)
 {

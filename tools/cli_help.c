@@ -39,6 +39,7 @@ const char cli_help_main[] =
 	"  dlq redrive NAME     publish dead letters of NAME again\n"
 	"  stats                the broker's counters\n"
 	"  ping                 round trip to the broker\n"
+	"  cluster status       brokers, controller and partition owners\n"
 	"  backup DIR           copy the broker's data into DIR on its "
 	"host\n"
 	"  top                  the broker's figures, refreshed every "
@@ -531,6 +532,30 @@ const char cli_help_stats[] =
 	"limit, ...) as a NAME VALUE table. With --json one document:\n"
 	"  {\"stats\":{\"NAME\":VALUE,...}}\n"
 	"Names are the broker's; new ones may appear.\n" HELP_GLOBAL;
+
+const char cli_help_cluster[] = "Usage: ringmq cluster status\n"
+				"\n"
+				"Run 'ringmq cluster status --help'.\n";
+
+const char cli_help_cluster_status[] =
+	"Usage: ringmq cluster status\n"
+	"\n"
+	"Shows where each queue's partitions are served (Metadata): the "
+	"cluster's\n"
+	"name and controller, its live brokers (BROKER ADDRESS), then a "
+	"QUEUE\n"
+	"PARTITION OWNER EPOCH row per partition (OWNER - while none is "
+	"placed).\n"
+	"Any broker answers for the whole cluster; give several --server "
+	"flags\n"
+	"to reach whichever is up. A broker not in cluster mode names itself "
+	"as\n"
+	"the owner of every partition, at epoch 0. With --json one "
+	"document:\n"
+	"  {\"cluster\":NAME|null,\"controller\":ID|null,\n"
+	"   \"brokers\":[{\"id\":ID,\"address\":ADDR},...],\n"
+	"   \"queues\":[{\"name\":Q,\"partitions\":[{\"partition\":P,\n"
+	"     \"owner\":ADDR|null,\"epoch\":E},...]},...]}\n" HELP_GLOBAL;
 
 const char cli_help_ping[] =
 	"Usage: ringmq ping\n"

@@ -306,6 +306,27 @@ set_setting(struct cli *cli, const struct flag_def *f, const char *value)
 	return 0;
 }
 
+/* --server HOST:PORT[,...], which may come more than once: the
+ * addresses add up, in order, into one list (libringmq tries them in
+ * turn). */
+static int
+add_server(struct cli *cli, const struct flag_def *f, const char *value)
+{
+	size_t used = cli->nservers ? strlen(cli->server_list) : 0;
+	int n;
+
+	(void)f;
+	n = snprintf(cli->server_list + used, sizeof(cli->server_list) - used,
+		     "%s%s", used ? "," : "", value);
+	if (n < 0 || (size_t)n >= sizeof(cli->server_list) - used) {
+		cli_error(RINGMQ_USAGE, "--server: too many addresses");
+		return -1;
+	}
+	cli->nservers++;
+	cli->server = cli->server_list;
+	return 0;
+}
+
 /* --header NAME=VALUE. */
 static int
 set_header(struct cli *cli, const struct flag_def *f, const char *arg)
@@ -376,7 +397,7 @@ set_header(struct cli *cli, const struct flag_def *f, const char *arg)
 
 static const struct flag_def flag_defs[] = {
 	{ FLAG("help", 0, F_HELP, NULL) },
-	STRING("server", F_SERVER, server),
+	{ FLAG("server", 1, F_SERVER, add_server) },
 	SWITCH("json", F_JSON, is_json),
 	STRING("request-timeout-ms", F_REQUEST_TIMEOUT, request_timeout_ms),
 	STRING("connect-timeout-ms", F_CONNECT_TIMEOUT, connect_timeout_ms),
@@ -622,6 +643,8 @@ static const struct cmd_def cmd_defs[] = {
 	{ "stats", NULL, A_NONE, COMMON, cli_help_stats, NULL,
 	  .call = cmd_stats },
 	{ "ping", NULL, A_NONE, COMMON, cli_help_ping, NULL, .call = cmd_ping },
+	{ "cluster", "status", A_NONE, COMMON, cli_help_cluster_status, NULL,
+	  .call = cmd_cluster_status },
 	{ "backup", NULL, A_DIR, COMMON, cli_help_backup, NULL,
 	  .call = cmd_backup },
 	{ "top", NULL, A_NONE, COMMON | TAKES(F_COUNT) | TAKES(F_INTERVAL),
@@ -652,6 +675,7 @@ static const struct cmd_group cmd_groups[] = {
 	{ "dlq", "list, redrive", cli_help_dlq },
 	{ "user", "add, passwd, delete, list, set", cli_help_user },
 	{ "acl", "set, delete, list", cli_help_acl },
+	{ "cluster", "status", cli_help_cluster },
 };
 
 #define NCMDS	(sizeof(cmd_defs) / sizeof(cmd_defs[0]))
