@@ -2665,6 +2665,39 @@ test_stats_and_ping(void **state)
 	run_free(&r);
 }
 
+/* --server adds up (a later dead address does not replace the broker),
+ * and the broker answers cluster status for itself outside a cluster. */
+static void
+test_cluster_status_through_several_servers(void **state)
+{
+	struct harness_broker *b = *state;
+	char want[256];
+	struct run r;
+
+	create_queue("cs");
+	RUN(&r, "--server", "127.0.0.1:1", "cluster", "status", "--json");
+	assert_int_equal(r.code, 0);
+	snprintf(want, sizeof(want),
+		 "{\"cluster\":null,\"controller\":null,\"brokers\":[{\"id\":"
+		 "\"\",\"address\":\"%s\"}],\"queues\":[",
+		 b->addr);
+	assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+	snprintf(want, sizeof(want),
+		 "{\"name\":\"cs\",\"partitions\":[{\"partition\":0,"
+		 "\"owner\":\"%s\",\"epoch\":0}]}",
+		 b->addr);
+	assert_non_null(strstr(r.out, want));
+	run_free(&r);
+	RUN(&r, "cluster", "status");
+	assert_int_equal(r.code, 0);
+	assert_int_equal(strncmp(r.out, "not in cluster mode\n", 20), 0);
+	assert_non_null(strstr(r.out, "\nQUEUE "));
+	run_free(&r);
+	RUN(&r, "cluster");
+	assert_int_equal(r.code, 2);
+	run_free(&r);
+}
+
 static void
 test_consume_follow_outlives_idle(void **state)
 {
@@ -2947,6 +2980,9 @@ main(void)
 		cmocka_unit_test(
 			test_job_flags_usage_errors_exit_2_before_connecting),
 		cmocka_unit_test(test_help_exits_0_on_stdout),
+		cmocka_unit_test_setup_teardown(
+			test_cluster_status_through_several_servers,
+			broker_setup, broker_teardown),
 		cmocka_unit_test(test_help_of_an_unknown_command_exits_2),
 		cmocka_unit_test(test_help_lists_job_flags),
 		cmocka_unit_test(test_unreachable_broker_exits_3),
