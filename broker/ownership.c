@@ -4,6 +4,7 @@
 #include "ownership.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct ownership {
 	struct req_cluster cluster;
 	struct req_broker *brokers; /* owned [cluster.nbrokers] */
 	char controller[CLUSTER_ID_MAX];
+	char self[CLUSTER_ID_MAX];
 	/* Every owner address and broker id seen, kept for the run: few,
 	 * as brokers are. */
 	char **texts;
@@ -33,12 +35,15 @@ struct ownership {
 };
 
 struct ownership *
-ownership_new(const char *name)
+ownership_new(const char *name, const char *id)
 {
 	struct ownership *o = calloc(1, sizeof(*o));
 
-	if (o != NULL)
+	if (o != NULL) {
+		snprintf(o->self, sizeof(o->self), "%s", id);
 		o->cluster.name = name;
+		o->cluster.self = o->self;
+	}
 	return o;
 }
 

@@ -20,9 +20,9 @@ struct req_cluster;
 
 struct ownership;
 
-/* @return a new table for the cluster called name (borrowed for its
- * life), or NULL when out of memory. */
-struct ownership *ownership_new(const char *name);
+/* @return a new table for this broker (id, copied) in the cluster called
+ * name (borrowed for its life), or NULL when out of memory. */
+struct ownership *ownership_new(const char *name, const char *id);
 
 /* Takes every queue's owner table away first. NULL is a no-op. */
 void ownership_free(struct ownership *o, struct queues *qs);

@@ -714,7 +714,7 @@ server_open_cluster(struct server *srv, const char *bound)
 	cc.etcd_password = cfg->etcd_user[0] ? cfg->etcd_password : NULL;
 	cc.etcd_ca = cfg->etcd_ca[0] ? cfg->etcd_ca : NULL;
 	cc.lease_ms = cfg->cluster_lease_ms;
-	if ((srv->own = ownership_new(cfg->cluster)) == NULL) {
+	if ((srv->own = ownership_new(cfg->cluster, id)) == NULL) {
 		log_error("cluster %s: no memory", cfg->cluster);
 		return -1;
 	}

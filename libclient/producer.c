@@ -120,6 +120,10 @@ struct ptopic {
 	uint32_t sync_rr; /* next partition of keyless synchronous ones */
 	size_t base_bytes;
 	struct ppart *parts; /* owned array of partitions */
+	/* owned [partitions]: 1 where the connected broker serves the
+	 * partition (every one outside a cluster); keyless messages go
+	 * only there */
+	uint8_t *here;
 	struct ptopic *next;
 };
 
@@ -259,34 +263,79 @@ pmsg_free(struct pmsg *m)
 	free(m);
 }
 
-/* Asks the broker for the queue's partition count (QueueList). */
+/* The address the answering broker of m goes by in its owners, or NULL. */
+static const char *
+metadata_self(const Ringmq__MetadataOk *m)
+{
+	for (size_t i = 0; m->broker != NULL && i < m->n_brokers; i++)
+		if (strcmp(m->brokers[i]->id, m->broker) == 0)
+			return m->brokers[i]->address;
+	return NULL;
+}
+
+/* Asks the broker for the queue's partition count and which partitions
+ * it serves (Metadata). *herep: malloc'ed [*np], 1 where it serves. */
 static int
-fetch_partitions(struct ringmq_client *c, const char *queue, uint32_t *np)
+fetch_partitions(struct ringmq_client *c, const char *queue, uint32_t *np,
+		 uint8_t **herep)
 {
 	Ringmq__Frame f = RINGMQ__FRAME__INIT;
-	Ringmq__QueueList ql = RINGMQ__QUEUE_LIST__INIT;
+	Ringmq__Metadata md = RINGMQ__METADATA__INIT;
+	char *name = (char *)queue;
+	const Ringmq__QueueMetadata *q;
+	const char *self;
 	Ringmq__Frame *resp;
+	uint8_t *here;
 	int rc;
 
-	f.body_case = RINGMQ__FRAME__BODY_QUEUE_LIST;
-	f.queue_list = &ql;
-	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_QUEUE_LIST_OK, &resp);
+	md.n_queues = 1;
+	md.queues = &name;
+	f.body_case = RINGMQ__FRAME__BODY_METADATA;
+	f.metadata = &md;
+	rc = conn_call(c, &f, RINGMQ__FRAME__BODY_METADATA_OK, &resp);
+	/* Worded as the broker refuses a publish to it. */
+	if (rc == RINGMQ_QUEUE_NOT_FOUND)
+		return client_fail(c, RINGMQ_QUEUE_NOT_FOUND,
+				   "queue not found");
 	if (rc != RINGMQ_OK)
 		return rc;
-	/* Worded as the broker refuses a publish to it. */
-	rc = client_fail(c, RINGMQ_QUEUE_NOT_FOUND, "queue not found");
-	for (size_t i = 0; i < resp->queue_list_ok->n_queues; i++) {
-		const Ringmq__QueueInfo *q = resp->queue_list_ok->queues[i];
-
-		if (strcmp(q->name, queue) == 0 && q->partitions > 0) {
-			*np = q->partitions;
-			c->errmsg[0] = '\0';
-			rc = RINGMQ_OK;
-			break;
-		}
+	if (resp->metadata_ok->n_queues != 1 ||
+	    (q = resp->metadata_ok->queues[0])->n_partitions == 0) {
+		frame_free(resp);
+		return client_fail(c, RINGMQ_QUEUE_NOT_FOUND,
+				   "queue not found");
 	}
+	here = malloc(q->n_partitions);
+	if (here == NULL) {
+		frame_free(resp);
+		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
+	self = metadata_self(resp->metadata_ok);
+	for (size_t i = 0; i < q->n_partitions; i++) {
+		const char *owner = q->partitions[i]->owner;
+
+		/* No owner yet: the broker takes it where it arrives. */
+		here[i] = self == NULL || owner == NULL ||
+			  strcmp(owner, self) == 0;
+	}
+	*np = (uint32_t)q->n_partitions;
+	*herep = here;
 	frame_free(resp);
-	return rc;
+	return RINGMQ_OK;
+}
+
+/* The first partition from p on (in turn) that the connected broker
+ * serves; p itself when it serves none. */
+static uint32_t
+next_here(const struct ptopic *t, uint32_t p)
+{
+	for (uint32_t i = 0; i < t->partitions; i++) {
+		uint32_t q = (p + i) % t->partitions;
+
+		if (t->here[q])
+			return q;
+	}
+	return p;
 }
 
 static int
@@ -304,6 +353,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 {
 	struct ptopic *t;
 	uint32_t n = 0;
+	uint8_t *here = NULL;
 	int rc;
 
 	for (t = c->producer.topics; t != NULL; t = t->next)
@@ -313,7 +363,7 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 		*tp = t;
 		return RINGMQ_OK;
 	}
-	rc = fetch_partitions(c, queue, &n);
+	rc = fetch_partitions(c, queue, &n, &here);
 	if (rc != RINGMQ_OK)
 		return rc;
 	if (t == NULL) {
@@ -331,9 +381,11 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 		 * nothing of the old one is pending. */
 		if (n != t->partitions && topic_is_idle(t)) {
 			parts = calloc(n, sizeof(*parts));
-			if (parts == NULL)
+			if (parts == NULL) {
+				free(here);
 				return client_fail(c, RINGMQ_INTERNAL,
 						   "out of memory");
+			}
 			free(t->parts);
 			t->parts = parts;
 			t->partitions = n;
@@ -341,17 +393,29 @@ topic_get(struct ringmq_client *c, const char *queue, struct ptopic **tp)
 			t->rr_bytes = 0;
 			t->sync_rr = (uint32_t)((c->rr_seed >> 29) % n);
 		}
+		/* Which partitions are here may have changed (a move, a
+		 * reconnect to another broker), the count not. */
+		if (n == t->partitions) {
+			free(t->here);
+			t->here = here;
+		} else {
+			free(here);
+		}
 		*tp = t;
 		return RINGMQ_OK;
 	}
 	t = calloc(1, sizeof(*t));
-	if (t == NULL)
+	if (t == NULL) {
+		free(here);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
+	}
 	t->name = strdup(queue);
 	t->parts = calloc(n, sizeof(*t->parts));
+	t->here = here;
 	if (t->name == NULL || t->parts == NULL) {
 		free(t->name);
 		free(t->parts);
+		free(t->here);
 		free(t);
 		return client_fail(c, RINGMQ_INTERNAL, "out of memory");
 	}
@@ -666,8 +730,12 @@ batch_answered(struct ringmq_client *c, struct pbatch *b,
 
 		if (pr->code != RINGMQ__ERROR_CODE__OK) {
 			/* NOT_OWNER names the partition, for a caller that
-			 * routes the message to its owner. */
+			 * routes the message to its owner; the partitions
+			 * served here are asked again before the next
+			 * publish (one moved away). */
 			m->rep.partition = b->partition;
+			if (pr->code == RINGMQ__ERROR_CODE__NOT_OWNER)
+				b->t->is_stale = 1;
 			complete_fail(c, m, (int)pr->code, pr->message);
 			continue;
 		}
@@ -838,6 +906,7 @@ producer_fini(struct ringmq_client *c)
 			}
 		}
 		free(t->parts);
+		free(t->here);
 		free(t->name);
 		free(t);
 	}
@@ -945,13 +1014,13 @@ pmsg_enqueue(struct ringmq_client *c, struct ptopic *t, struct pmsg *m)
 	if (part < 0 && m->sync != NULL) {
 		/* A message at a time, as the broker spreads the keyless
 		 * messages of a publish that names no partition. */
-		part = t->sync_rr;
-		t->sync_rr = (t->sync_rr + 1) % t->partitions;
+		part = next_here(t, t->sync_rr);
+		t->sync_rr = ((uint32_t)part + 1) % t->partitions;
 	} else if (part < 0) {
-		part = t->rr;
+		part = t->rr = next_here(t, t->rr);
 		t->rr_bytes += m->cost;
 		if (t->rr_bytes >= STICKY_PARTITION_BYTES) {
-			t->rr = (t->rr + 1) % t->partitions;
+			t->rr = next_here(t, (t->rr + 1) % t->partitions);
 			t->rr_bytes = 0;
 		}
 	}

@@ -117,6 +117,7 @@ req_metadata(struct conn *c, const Ringmq__Frame *f)
 	ok.queues = m.qp;
 	if (cl != NULL) {
 		ok.cluster = (char *)cl->name;
+		ok.broker = (char *)cl->self;
 		ok.controller =
 			cl->controller[0] ? (char *)cl->controller : NULL;
 		for (size_t i = 0; i < cl->nbrokers; i++) {
@@ -130,6 +131,7 @@ req_metadata(struct conn *c, const Ringmq__Frame *f)
 	} else {
 		self.id = "";
 		self.address = here;
+		ok.broker = "";
 		ok.n_brokers = 1;
 		ok.brokers = &selfp;
 	}

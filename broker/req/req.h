@@ -40,6 +40,7 @@ struct req_broker {
 
 struct req_cluster {
 	const char *name;
+	const char *self;	/* this broker's id */
 	const char *controller; /* its broker id, "" while there is none */
 	const struct req_broker *brokers; /* [nbrokers], by id */
 	size_t nbrokers;

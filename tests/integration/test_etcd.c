@@ -424,7 +424,7 @@ metadata_owners(struct harness_broker *b, struct harness_broker bs[3],
 /* Every broker answers Metadata alike, the queue created on another
  * one included; a keyed publish to a broker that does not own the key's
  * partition is refused NOT_OWNER, and the owner Metadata names takes
- * it. */
+ * it; keyless ones are taken by whichever broker gets them. */
 static void
 check_routing(struct harness_broker b[3])
 {
@@ -481,6 +481,27 @@ check_routing(struct harness_broker b[3])
 	ringmq_client_free(c);
 	for (int i = 0; i < 12; i++)
 		ringmq_message_free(msgs[i]);
+	/* Keyless messages through any broker: the library gives them the
+	 * partitions that broker owns, so every one is taken. */
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < 12; k++)
+			msgs[k] = ringmq_message_new("y", 1);
+		c = testlib_connect(b[i].addr);
+		assert_int_equal(ringmq_publish_batch(
+					 c, "jobs",
+					 (const ringmq_message *const *)msgs,
+					 12, &res),
+				 RINGMQ_OK);
+		for (size_t k = 0; k < 12; k++)
+			assert_int_equal(
+				owner[0]
+				     [ringmq_publish_results_partition(res, k)],
+				i);
+		ringmq_publish_results_free(res);
+		ringmq_client_free(c);
+		for (int k = 0; k < 12; k++)
+			ringmq_message_free(msgs[k]);
+	}
 }
 
 /* The page of broker b as headless Chromium renders it (its DOM once
