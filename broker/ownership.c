@@ -122,7 +122,10 @@ create_missing(struct ownership *o, struct queues *qs,
 		if (strcmp(o->seen[i], cq->name) == 0)
 			return;
 	v = vec_grow(o->seen, &o->capseen, o->nseen + 1, sizeof(*v), 8);
-	if (v == NULL || (o->seen = v, (name = strdup(cq->name)) == NULL))
+	if (v == NULL)
+		return;
+	o->seen = v;
+	if ((name = strdup(cq->name)) == NULL)
 		return;
 	o->seen[o->nseen++] = name;
 	if (queues_find(qs, cq->name) != NULL ||

@@ -1173,13 +1173,14 @@ out:
 	cluster_stop(srv.cluster);
 	cluster_view_free(srv.view);
 	srv.req.cluster = NULL;
-	ownership_free(srv.own, srv.qs);
 	if (cfg->cluster[0] != '\0')
 		curl_global_cleanup();
 	/* A backup still running answers no one: its connection goes. */
 	if (srv.store != NULL)
 		store_backup_abandon(srv.store);
 	conn_free_all(&srv.env);
+	/* After the connections: an answer may name an owner it keeps. */
+	ownership_free(srv.own, srv.qs);
 	groups_free(srv.gs);
 	queues_free(srv.qs);
 	store_close(srv.store);
