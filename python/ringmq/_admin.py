@@ -5,7 +5,7 @@ while they do)."""
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from . import _ringmq
 from .types import (GroupInfo, QueueDetail, QueueInfo, StoredMessage,
@@ -214,6 +214,15 @@ class Admin:
     def stats(self) -> dict[str, float]:
         """The broker's counters by name (connections, rates, storage)."""
         return _ringmq.stats(self._core)
+
+    def metadata(self) -> dict[str, Any]:
+        """Where each queue's partitions are served, as ``ringmq cluster
+        status --json`` prints it: ``cluster`` and ``controller`` (None
+        outside a cluster), ``brokers`` (``id``, ``address``) and
+        ``queues`` (``name``, ``partitions``: ``partition``, ``owner``,
+        ``epoch``). Outside a cluster the broker names itself for every
+        partition, at epoch 0."""
+        return _ringmq.metadata(self._core)
 
     def backup(self, directory: str) -> int:
         """Writes a consistent copy of the broker's data into directory on

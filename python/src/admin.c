@@ -652,6 +652,103 @@ stats(PyObject *m, PyObject *obj)
 	return out;
 }
 
+/* A str of s, or None for NULL (a new reference, or NULL on error). */
+static PyObject *
+str_or_none(const char *s)
+{
+	if (s == NULL)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(s);
+}
+
+/* The partitions of the i-th queue of d as a list of dicts. */
+static PyObject *
+metadata_partitions(const ringmq_metadata *d, size_t i)
+{
+	size_t n = ringmq_metadata_partition_count(d, i);
+	PyObject *out = PyList_New((Py_ssize_t)n);
+
+	for (size_t p = 0; out != NULL && p < n; p++) {
+		PyObject *owner =
+			str_or_none(ringmq_metadata_partition_owner(d, i, p));
+		PyObject *e =
+			owner == NULL
+				? NULL
+				: Py_BuildValue(
+					  "{s:n,s:O,s:K}", "partition",
+					  (Py_ssize_t)p, "owner", owner,
+					  "epoch",
+					  (unsigned long long)
+						  ringmq_metadata_partition_epoch(
+							  d, i, p));
+
+		Py_XDECREF(owner);
+		if (e == NULL)
+			Py_CLEAR(out);
+		else
+			PyList_SET_ITEM(out, (Py_ssize_t)p, e);
+	}
+	return out;
+}
+
+static PyObject *
+metadata(PyObject *m, PyObject *obj)
+{
+	ClientObject *self;
+	ringmq_client *c;
+	ringmq_metadata *d = NULL;
+	PyObject *brokers = NULL, *queues = NULL, *cluster = NULL;
+	PyObject *controller = NULL, *out = NULL;
+	int rc;
+
+	(void)m;
+	ENTER(obj, self, c);
+	PR_NOGIL(rc = ringmq_metadata_get(c, &d, NULL, 0));
+	if (done(self, c, rc) == NULL)
+		return NULL;
+	brokers = PyList_New((Py_ssize_t)ringmq_metadata_broker_count(d));
+	queues = PyList_New((Py_ssize_t)ringmq_metadata_queue_count(d));
+	cluster = str_or_none(ringmq_metadata_cluster(d));
+	controller = str_or_none(ringmq_metadata_controller(d));
+	if (brokers == NULL || queues == NULL || cluster == NULL ||
+	    controller == NULL)
+		goto out;
+	for (size_t i = 0; i < ringmq_metadata_broker_count(d); i++) {
+		PyObject *b = Py_BuildValue(
+			"{s:s,s:s}", "id", ringmq_metadata_broker_id(d, i),
+			"address", ringmq_metadata_broker_address(d, i));
+
+		if (b == NULL)
+			goto out;
+		PyList_SET_ITEM(brokers, (Py_ssize_t)i, b);
+	}
+	for (size_t i = 0; i < ringmq_metadata_queue_count(d); i++) {
+		PyObject *parts = metadata_partitions(d, i);
+		PyObject *q =
+			parts == NULL
+				? NULL
+				: Py_BuildValue(
+					  "{s:s,s:O}", "name",
+					  ringmq_metadata_queue_name(d, i),
+					  "partitions", parts);
+
+		Py_XDECREF(parts);
+		if (q == NULL)
+			goto out;
+		PyList_SET_ITEM(queues, (Py_ssize_t)i, q);
+	}
+	out = Py_BuildValue("{s:O,s:O,s:O,s:O}", "cluster", cluster,
+			    "controller", controller, "brokers", brokers,
+			    "queues", queues);
+out:
+	Py_XDECREF(brokers);
+	Py_XDECREF(queues);
+	Py_XDECREF(cluster);
+	Py_XDECREF(controller);
+	ringmq_metadata_free(d);
+	return out;
+}
+
 static PyObject *
 backup(PyObject *m, PyObject *args)
 {
@@ -812,6 +909,7 @@ PyMethodDef pr_admin_functions[] = {
 	{ "redrive", redrive, METH_VARARGS,
 	  "redrive(client, queue, group=None, count=0) -> int" },
 	{ "stats", stats, METH_O, "stats(client) -> dict" },
+	{ "metadata", metadata, METH_O, "metadata(client) -> dict" },
 	{ "backup", backup, METH_VARARGS, "backup(client, dir) -> int" },
 	{ "user_add", user_add, METH_VARARGS,
 	  "user_add(client, name, password)" },

@@ -258,6 +258,13 @@ def test_admin_calls_return_dataclasses(broker, qname):
         assert c.purge(qname) >= 1
         stats = c.stats()
         assert stats["connections"] >= 1
+        md = c.metadata()
+        assert md["cluster"] is None and md["controller"] is None
+        assert md["brokers"] == [{"id": "", "address": broker.addr}]
+        mine = [q for q in md["queues"] if q["name"] == qname]
+        assert mine == [{"name": qname, "partitions": [
+            {"partition": p, "owner": broker.addr, "epoch": 0}
+            for p in (0, 1)]}]
         c.delete_group(qname, "g")
         with pytest.raises(ringmq.GroupNotFound):
             c.group(qname, "g")
@@ -379,6 +386,7 @@ def test_no_leak_over_100000_publishes_and_deliveries(broker, qname):
 
 def test_errors_module_maps_every_code():
     for code, cls in [(6, errors.QueueFull), (8, errors.LeaseExpired),
+                      (22, errors.NotOwner),
                       (18, errors.Unauthenticated),
                       (17, errors.PermissionDenied),
                       (19, errors.QuotaExceeded), (101, errors.Timeout),
