@@ -16,22 +16,26 @@
 #include "name_rule.h"
 #include "req/req.h"
 
+/* Strings kept for the run, each once: few (broker ids and addresses,
+ * queue names), so found by a linear search. */
+struct strs {
+	char **v;
+	size_t n, cap;
+};
+
 struct ownership {
 	struct req_cluster cluster;
 	struct req_broker *brokers; /* owned [cluster.nbrokers] */
 	char controller[CLUSTER_ID_MAX];
 	char self[CLUSTER_ID_MAX];
-	/* Every owner address and broker id seen, kept for the run: few,
-	 * as brokers are. */
-	char **texts;
-	size_t ntexts, captexts;
+	/* Every owner address and broker id seen. */
+	struct strs texts;
 	/* The owner tables set on queues by the last apply. */
 	struct part_owner **tables;
 	size_t ntables;
 	/* Names of the view's queues already created here when missing: a
 	 * queue deleted here is not brought back by the next view. */
-	char **seen;
-	size_t nseen, capseen;
+	struct strs seen;
 };
 
 struct ownership *
@@ -55,6 +59,38 @@ clear_owners(void *ctx, struct queue *q)
 }
 
 static void
+strs_free(struct strs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+/* s's copy in l, added when missing (*added then 1, if added is not
+ * NULL), or NULL when out of memory. */
+static const char *
+strs_keep(struct strs *l, const char *s, int *added)
+{
+	char **v, *copy;
+
+	if (added != NULL)
+		*added = 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
+			return l->v[i];
+	v = vec_grow(l->v, &l->cap, l->n + 1, sizeof(*v), 8);
+	if (v == NULL)
+		return NULL;
+	l->v = v;
+	if ((copy = strdup(s)) == NULL)
+		return NULL;
+	l->v[l->n++] = copy;
+	if (added != NULL)
+		*added = 1;
+	return copy;
+}
+
+static void
 free_tables(struct part_owner **tables, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -69,33 +105,10 @@ ownership_free(struct ownership *o, struct queues *qs)
 		return;
 	queues_each(qs, clear_owners, NULL);
 	free_tables(o->tables, o->ntables);
-	for (size_t i = 0; i < o->ntexts; i++)
-		free(o->texts[i]);
-	free(o->texts);
-	for (size_t i = 0; i < o->nseen; i++)
-		free(o->seen[i]);
-	free(o->seen);
+	strs_free(&o->texts);
+	strs_free(&o->seen);
 	free(o->brokers);
 	free(o);
-}
-
-/* s, kept for the run (one copy per distinct text), or NULL. */
-static const char *
-keep_text(struct ownership *o, const char *s)
-{
-	char **v, *copy;
-
-	for (size_t i = 0; i < o->ntexts; i++)
-		if (strcmp(o->texts[i], s) == 0)
-			return o->texts[i];
-	v = vec_grow(o->texts, &o->captexts, o->ntexts + 1, sizeof(*v), 8);
-	if (v == NULL)
-		return NULL;
-	o->texts = v;
-	if ((copy = strdup(s)) == NULL)
-		return NULL;
-	o->texts[o->ntexts++] = copy;
-	return copy;
 }
 
 static void
@@ -115,19 +128,11 @@ static void
 create_missing(struct ownership *o, struct queues *qs,
 	       const struct cluster_queue *cq)
 {
-	char **v, *name;
-	int rc;
+	char *name;
+	int added, rc;
 
-	for (size_t i = 0; i < o->nseen; i++)
-		if (strcmp(o->seen[i], cq->name) == 0)
-			return;
-	v = vec_grow(o->seen, &o->capseen, o->nseen + 1, sizeof(*v), 8);
-	if (v == NULL)
+	if (strs_keep(&o->seen, cq->name, &added) == NULL || !added)
 		return;
-	o->seen = v;
-	if ((name = strdup(cq->name)) == NULL)
-		return;
-	o->seen[o->nseen++] = name;
 	if (queues_find(qs, cq->name) != NULL ||
 	    !name_rule_queue_ok(cq->name) || cq->partitions == 0 ||
 	    cq->partitions > QUEUE_MAX_PARTITIONS ||
@@ -158,8 +163,9 @@ ownership_apply(struct ownership *o, const struct cluster_view *v,
 	if (tables == NULL || brokers == NULL || addrs == NULL)
 		goto oom;
 	for (size_t i = 0; i < v->nbrokers; i++) {
-		brokers[i].id = keep_text(o, v->brokers[i].id);
-		brokers[i].addr = addrs[i] = keep_text(o, v->brokers[i].addr);
+		brokers[i].id = strs_keep(&o->texts, v->brokers[i].id, NULL);
+		brokers[i].addr = addrs[i] =
+			strs_keep(&o->texts, v->brokers[i].addr, NULL);
 		if (brokers[i].id == NULL || addrs[i] == NULL)
 			goto oom;
 	}

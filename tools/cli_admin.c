@@ -109,24 +109,14 @@ print_cluster(const ringmq_metadata *m)
 		}
 }
 
-/* JSON string s, or null. */
-static void
-json_str_or_null(const char *s)
-{
-	if (s != NULL)
-		cli_json_str(stdout, s);
-	else
-		fputs("null", stdout);
-}
-
 /* cluster status --json. */
 static void
 print_cluster_json(const ringmq_metadata *m)
 {
 	fputs("{\"cluster\":", stdout);
-	json_str_or_null(ringmq_metadata_cluster(m));
+	cli_json_str(stdout, ringmq_metadata_cluster(m));
 	fputs(",\"controller\":", stdout);
-	json_str_or_null(ringmq_metadata_controller(m));
+	cli_json_str(stdout, ringmq_metadata_controller(m));
 	fputs(",\"brokers\":[", stdout);
 	for (size_t i = 0; i < ringmq_metadata_broker_count(m); i++) {
 		fputs(i ? ",{\"id\":" : "{\"id\":", stdout);
@@ -144,8 +134,8 @@ print_cluster_json(const ringmq_metadata *m)
 		     p++) {
 			printf("%s{\"partition\":%zu,\"owner\":", p ? "," : "",
 			       p);
-			json_str_or_null(
-				ringmq_metadata_partition_owner(m, i, p));
+			cli_json_str(stdout,
+				     ringmq_metadata_partition_owner(m, i, p));
 			printf(",\"epoch\":%" PRIu64 "}",
 			       ringmq_metadata_partition_epoch(m, i, p));
 		}
